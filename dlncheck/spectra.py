@@ -1,0 +1,236 @@
+"""Spectra of deep-linear-network weights: partial products, singular values, ranks.
+
+Every function is a pure function of torch tensors and is batched over any leading
+dimensions (runs, checkpoints, eps values): a matrix argument ``A`` has shape
+``(..., m, n)`` and a layer list ``weights`` holds ``L`` tensors ``(..., d_l, d_{l-1})``.
+Indices in formulas are 1-based as in the protocol (P_ij, i <= j); arrays are 0-based.
+
+Source: protocol sections 1.1-1.3 (``shared/seeds/000_442b223873da0ef7.txt``).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+
+Weights = Sequence[torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- checks
+def _check_finite(A: torch.Tensor, name: str) -> None:
+    if not torch.is_tensor(A):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(A).__name__}; "
+                         "convert with torch.as_tensor(...)")
+    if A.ndim < 2:
+        raise ValueError(f"{name} must have at least 2 dimensions (..., m, n), got shape "
+                         f"{tuple(A.shape)}; add a matrix axis")
+    if not torch.isfinite(A).all():
+        raise ValueError(f"{name} has non-finite entries (nan or inf); check the run "
+                         "for divergence before computing spectra")
+
+
+def _check_eps(eps) -> torch.Tensor | float:
+    e = torch.as_tensor(eps, dtype=torch.float64)
+    if not torch.all((e > 0) & (e < 1)):
+        raise ValueError(f"eps must lie in (0, 1), got {eps}; it is a relative threshold "
+                         "sigma_m > eps * sigma_1 (e.g. eps=1e-5)")
+    return eps
+
+
+def _check_chain(weights: Weights) -> None:
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one layer tensor (..., d_l, d_{l-1})")
+    for l, W in enumerate(weights, start=1):
+        _check_finite(W, f"weights[{l - 1}] (W_{l})")
+    for l in range(1, len(weights)):
+        below, above = weights[l - 1], weights[l]
+        if above.shape[-1] != below.shape[-2]:
+            raise ValueError(
+                f"weights do not compose: W_{l + 1} has shape {tuple(above.shape)} and maps "
+                f"from {above.shape[-1]} dims, but W_{l} outputs {below.shape[-2]}; layer l "
+                "must have shape (..., d_l, d_{l-1})")
+
+
+# ------------------------------------------------------------------- partial products
+def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
+    """All contiguous products P_ij = W_j ... W_i for 1 <= i <= j <= L (1-based keys).
+
+    Built by extending each prefix one layer at a time, P_{i,j} = W_j P_{i,j-1}, so the
+    L(L+1)/2 products cost L(L-1)/2 batched matmuls (protocol 1.1, step 2).
+    """
+    _check_chain(weights)
+    L = len(weights)
+    products: dict[tuple[int, int], torch.Tensor] = {}
+    for i in range(1, L + 1):
+        P = weights[i - 1]
+        products[(i, i)] = P
+        for j in range(i + 1, L + 1):
+            P = weights[j - 1] @ P
+            products[(i, j)] = P
+    return products
+
+
+def end_to_end(weights: Weights) -> torch.Tensor:
+    """The network map W = W_L ... W_1, batched."""
+    _check_chain(weights)
+    W = weights[0]
+    for layer in weights[1:]:
+        W = layer @ W
+    return W
+
+
+# ------------------------------------------------------------------ singular values
+def singular_values(A: torch.Tensor) -> torch.Tensor:
+    """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals."""
+    _check_finite(A, "A")
+    return torch.linalg.svdvals(A)
+
+
+def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
+    """Singular values of every partial product P_ij, keyed (i, j) 1-based.
+
+    Products with the same shape are stacked and decomposed in one batched svdvals call.
+    """
+    products = partial_products(weights)
+    by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    for key, P in products.items():
+        by_shape.setdefault(tuple(P.shape), []).append(key)
+    out: dict[tuple[int, int], torch.Tensor] = {}
+    for keys in by_shape.values():
+        svals = torch.linalg.svdvals(torch.stack([products[k] for k in keys]))
+        out.update(zip(keys, svals.unbind(0)))
+    return {k: out[k] for k in products}
+
+
+def numerical_rank_from_svals(svals: torch.Tensor, eps, atol: float | None = None) -> torch.Tensor:
+    """r_eps = #{m : sigma_m > max(eps * sigma_1, atol)} (protocol 1.2), int64, batched.
+
+    ``eps`` may be a float or a tensor broadcasting against ``svals[..., 0]`` (an eps grid
+    as a new leading axis). ``atol`` is the absolute floor: the relative rank is scale
+    invariant, so from a tiny initialisation it reports the spectral *shape* of the
+    initial weights; ``atol`` (e.g. eps_abs * s_1 of the teacher) makes "rank starts at 0"
+    testable. The zero matrix has rank 0.
+    """
+    _check_eps(eps)
+    if atol is not None and atol < 0:
+        raise ValueError(f"atol must be >= 0, got {atol}; it is an absolute singular-value floor")
+    eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
+    threshold = eps_t * svals[..., 0]
+    if atol is not None:
+        threshold = torch.clamp(threshold, min=atol)
+    return (svals > threshold.unsqueeze(-1)).sum(-1)
+
+
+def numerical_rank(A: torch.Tensor, eps, atol: float | None = None) -> torch.Tensor:
+    """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
+    return numerical_rank_from_svals(singular_values(A), eps, atol)
+
+
+def singular_gap(svals: torch.Tensor, r) -> torch.Tensor:
+    """Gap sigma_r / sigma_{r+1} at rank r (protocol 1.1, step 2.3), sigma 1-based.
+
+    Boundary convention: sigma_0 = +inf and sigma_{k+1} = 0 (k = min(m, n)), and x / 0 =
+    +inf. So r = 0 and r = k always give +inf (no competing value on one side), and an
+    exactly rank-r matrix gives +inf. ``r`` broadcasts against ``svals[..., 0]``.
+    """
+    k = svals.shape[-1]
+    r_t = torch.as_tensor(r, device=svals.device).to(torch.int64)
+    r_t, _ = torch.broadcast_tensors(r_t, svals[..., 0])
+    svals = svals.expand(r_t.shape + (k,))
+    if torch.any((r_t < 0) | (r_t > k)):
+        raise ValueError(f"r must lie in [0, {k}] (the number of singular values), got {r}")
+    padded = torch.cat([svals.new_full(svals.shape[:-1] + (1,), math.inf), svals,
+                        svals.new_zeros(svals.shape[:-1] + (1,))], dim=-1)
+    upper = padded.gather(-1, r_t.unsqueeze(-1)).squeeze(-1)
+    lower = padded.gather(-1, (r_t + 1).unsqueeze(-1)).squeeze(-1)
+    return torch.where(lower > 0, upper / torch.where(lower > 0, lower, 1.0),
+                       torch.full_like(upper, math.inf))
+
+
+def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
+    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007)."""
+    total = svals.sum(-1, keepdim=True)
+    p = svals / torch.where(total > 0, total, 1.0)
+    entropy = -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)).sum(-1)
+    return torch.where(total.squeeze(-1) > 0, torch.exp(entropy), torch.zeros_like(entropy))
+
+
+def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
+    """r_PR = (sum sigma_i^2)^2 / sum sigma_i^4 (protocol 1.2); 0 for the zero matrix."""
+    s2 = svals.square()
+    num, den = s2.sum(-1).square(), s2.square().sum(-1)
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(den))
+
+
+def effective_rank(A: torch.Tensor) -> torch.Tensor:
+    """Entropy effective rank of A, batched (see effective_rank_from_svals)."""
+    return effective_rank_from_svals(singular_values(A))
+
+
+def participation_ratio(A: torch.Tensor) -> torch.Tensor:
+    """Participation ratio of A's spectrum, batched (see participation_ratio_from_svals)."""
+    return participation_ratio_from_svals(singular_values(A))
+
+
+# ------------------------------------------------------------ rank / multiplicity patterns
+def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -> torch.Tensor:
+    """Stack per-product scalars {(i, j): (...)} into an (..., L, L) upper-triangular pattern."""
+    some = next(iter(values.values()))
+    out = some.new_zeros(some.shape + (L, L))
+    for (i, j), v in values.items():
+        out[..., i - 1, j - 1] = v
+    return out
+
+
+def rank_pattern(weights: Weights, eps, atol: float | None = None) -> torch.Tensor:
+    """r_ij = r_eps(P_ij) as an (..., L, L) int64 array, entry [i-1, j-1] for i <= j, 0 below.
+
+    ``eps`` may carry leading axes of its own (an eps grid), broadcast against the batch.
+    """
+    svals = product_singular_values(weights)
+    ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
+    return pattern_from_products(ranks, len(weights))
+
+
+def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False):
+    """m_ij = r_ij - r_{i,j+1} - r_{i-1,j} + r_{i-1,j+1} (protocol 1.1 step 3).
+
+    Zero boundary: r_{0,j} = r_{i,L+1} = 0. Negative values (rank noise) are clipped to 0;
+    with ``return_clipped=True`` also returns the total clipped mass per pattern
+    (sum of the negative parts), so callers can report how much was clipped.
+    """
+    if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
+        raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
+    L = r.shape[-1]
+    r = torch.triu(r)
+    padded = torch.nn.functional.pad(r, (0, 1, 1, 0))   # row 0 = (i=0), col L = (j=L+1)
+    core = padded[..., 1:, :L]                          # r_{i,j}
+    right = padded[..., 1:, 1:]                         # r_{i,j+1}
+    up = padded[..., :L, :L]                            # r_{i-1,j}
+    diag = padded[..., :L, 1:]                          # r_{i-1,j+1}
+    m = torch.triu(core - right - up + diag)
+    clipped = (-m).clamp(min=0).sum((-2, -1))
+    m = m.clamp(min=0)
+    return (m, clipped) if return_clipped else m
+
+
+def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30,
+                 normalized: bool = False) -> torch.Tensor:
+    """Top-K log singular values s_k = log max(sigma_k, delta) (protocol 1.3 step 2.3).
+
+    ``normalized=True`` gives the shape-normalized s~_k = log(max(sigma_k, delta) /
+    max(sigma_1, delta)). K larger than min(m, n) pads with log(delta) (sigma_k = 0).
+    """
+    if not isinstance(K, int) or K < 1:
+        raise ValueError(f"K must be a positive integer (number of top singular values), got {K!r}")
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0 (the floor that avoids log(0)), got {delta}")
+    svals = singular_values(A)
+    k = svals.shape[-1]
+    if K > k:
+        svals = torch.cat([svals, svals.new_zeros(svals.shape[:-1] + (K - k,))], dim=-1)
+    logs = torch.log(svals[..., :K].clamp(min=delta))
+    if normalized:
+        logs = logs - torch.log(svals[..., :1].clamp(min=delta))
+    return logs
