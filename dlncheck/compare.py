@@ -1,0 +1,348 @@
+"""GD-vs-SGD comparison metrics (protocol 1.1, 1.3, "Distance in parameter/function space").
+
+Every input carries runs on the leading axis, run 0 = full-batch GD and runs 1..S = SGD,
+then any checkpoint axes, then matrix axes: ``weights`` is a list of L tensors
+``(R, ..., d_l, d_{l-1})`` (a ``Trajectory.weights`` or ``AlignedCheckpoints.weights``).
+Patterns are ``(R, ..., L, L)`` (rank, multiplicity, gap) or ``(R, ..., L, L, K)``
+(log spectra) with entry ``[i-1, j-1]`` for ``P_ij``, i <= j, and zeros below the diagonal.
+All metrics are computed for all runs and checkpoints at once; bands come from the
+percentile bootstrap over SGD runs (resample runs with replacement, Efron & Tibshirani 1993).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dlncheck import spectra, stats
+
+Weights = Sequence[torch.Tensor]
+
+#: rank entries whose gap sigma_r / sigma_{r+1} is below this are flagged ambiguous:
+#: less than one decade separates the last counted singular value from the next one.
+GAP_THRESHOLD = 10.0
+
+
+# ------------------------------------------------------------------------ helpers
+def _check_runs(x: torch.Tensor, name: str) -> None:
+    if x.shape[0] < 2:
+        raise ValueError(f"{name} has {x.shape[0]} run(s) on axis 0; it needs run 0 = GD and at "
+                         "least one SGD run (train with S >= 1)")
+
+
+def _check_weights(weights: Weights) -> None:
+    if len(weights) == 0:
+        raise ValueError("weights must hold at least one layer tensor (R, ..., d_l, d_{l-1})")
+    for l in range(1, len(weights)):
+        if weights[l].shape[-1] != weights[l - 1].shape[-2]:
+            raise ValueError(f"weights do not compose: W_{l + 1} has shape "
+                             f"{tuple(weights[l].shape)} but W_{l} outputs "
+                             f"{weights[l - 1].shape[-2]} dims; pass layers in order W_1..W_L")
+    _check_runs(weights[0], "weights[0]")
+
+
+def _upper(L: int, device=None) -> torch.Tensor:
+    return torch.ones(L, L, dtype=torch.bool, device=device).triu()
+
+
+def _bootstrap_band(sgd: torch.Tensor, statistic: Callable[[torch.Tensor], torch.Tensor],
+                    n_boot: int, level: float, seed: int, chunk_elems: int = 2 ** 24
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Percentile interval of ``statistic(mean over resampled SGD runs)``.
+
+    Same resampling as ``stats.bootstrap_ci`` (multinomial counts, seeded), but for a
+    nonlinear statistic of the mean such as d_r; resamples are processed in chunks so
+    memory stays below ``chunk_elems`` doubles.
+    """
+    S = sgd.shape[0]
+    gen = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, S, (n_boot, S), generator=gen)
+    weights = torch.zeros(n_boot, S, dtype=torch.float64).scatter_add_(
+        1, idx, torch.ones(n_boot, S, dtype=torch.float64)).div_(S)
+    flat = sgd.detach().to("cpu", torch.float64).reshape(S, -1)
+    step = max(1, chunk_elems // max(flat.shape[1], 1))
+    values = torch.cat([statistic((w @ flat).reshape((-1,) + sgd.shape[1:]))
+                        for w in weights.split(step)])
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(values.numpy(), [alpha, 1 - alpha], axis=0)
+    return torch.as_tensor(lo), torch.as_tensor(hi)
+
+
+# ------------------------------------------------------------- rank / multiplicity (1.1)
+@dataclass(frozen=True)
+class RankPatterns:
+    """r_ij, m_ij, the gap sigma_r / sigma_{r+1} at r = r_ij, and gap < threshold flags."""
+    r: torch.Tensor           # (R, ..., L, L) int64
+    m: torch.Tensor           # (R, ..., L, L) int64, clipped multiplicities
+    gap: torch.Tensor         # (R, ..., L, L) float, +inf where no competing value
+    ambiguous: torch.Tensor   # (R, ..., L, L) bool, gap < gap_threshold on i <= j
+    gap_threshold: float
+
+
+def rank_patterns(weights: Weights, eps: float, atol: float | None = None,
+                  gap_threshold: float = GAP_THRESHOLD) -> RankPatterns:
+    """r_ij = #{m: sigma_m(P_ij) > eps sigma_1(P_ij)}, m_ij and gaps from one batched SVD pass.
+
+    Protocol 1.1 steps 2-3. An entry is ambiguous when sigma_r / sigma_{r+1} < gap_threshold.
+    """
+    if not gap_threshold > 1:
+        raise ValueError(f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got "
+                         f"{gap_threshold}; e.g. gap_threshold=10")
+    L = len(weights)
+    svals = spectra.product_singular_values(weights)
+    ranks = {k: spectra.numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
+    gaps = {k: spectra.singular_gap(s, ranks[k]) for k, s in svals.items()}
+    r = spectra.pattern_from_products(ranks, L)
+    gap = spectra.pattern_from_products(gaps, L)
+    gap = torch.where(_upper(L, gap.device), gap, torch.full_like(gap, float("inf")))
+    return RankPatterns(r=r, m=spectra.multiplicity_pattern(r), gap=gap,
+                        ambiguous=gap < gap_threshold, gap_threshold=gap_threshold)
+
+
+def sgd_summary(pattern: torch.Tensor, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
+    """GD pattern beside the SGD mean, std, s.e.m. and bootstrap CI (lo, hi) over runs 1..S."""
+    _check_runs(pattern, "pattern")
+    x = pattern.to(torch.float64)
+    return {"gd": x[0], **stats.summarize(x[1:], 0, **bootstrap_kwargs)}
+
+
+def _l1_to_gd(pattern: torch.Tensor, weight: torch.Tensor, n_boot: int, level: float,
+              seed: int) -> dict[str, torch.Tensor]:
+    """sum_{i<=j} w_ij sum_k |p^GD_ij,k - mean_SGD p_ij,k| with a bootstrap band over SGD runs.
+
+    ``pattern`` is (R, ..., L, L, K); ``weight`` is (L, L) and is zeroed below the diagonal.
+    """
+    _check_runs(pattern, "pattern")
+    x = pattern.to(torch.float64)
+    gd, sgd = x[0], x[1:]
+    w = (weight.to(torch.float64) * _upper(x.shape[-2])).unsqueeze(-1)
+
+    def distance(mean_sgd: torch.Tensor) -> torch.Tensor:
+        dev = mean_sgd.device
+        return (w.to(dev) * (gd.to(dev) - mean_sgd).abs()).sum((-3, -2, -1))
+
+    lo, hi = _bootstrap_band(sgd, distance, n_boot, level, seed)
+    return {"value": distance(sgd.mean(0)), "lo": lo.to(x.device), "hi": hi.to(x.device)}
+
+
+def d_r(r: torch.Tensor, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """d_r(t_k) = sum_{i<=j} |r^GD_ij - mean_SGD r_ij| (protocol 1.1 step 5), with band."""
+    return _l1_to_gd(r.unsqueeze(-1), torch.ones(r.shape[-1], r.shape[-1]), n_boot, level, seed)
+
+
+def d_m(m: torch.Tensor, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """d_m(t_k) = sum_{i<=j} |m^GD_ij - mean_SGD m_ij| (protocol 1.1 step 5), with band."""
+    return _l1_to_gd(m.unsqueeze(-1), torch.ones(m.shape[-1], m.shape[-1]), n_boot, level, seed)
+
+
+# ------------------------------------------------------------ singular-value patterns (1.3)
+@dataclass(frozen=True)
+class LogSpectra:
+    """s_ij,k = log max(sigma_k(P_ij), delta) and s~_ij,k = s_ij,k - s_ij,1, k = 1..K."""
+    s: torch.Tensor        # (R, ..., L, L, K)
+    s_tilde: torch.Tensor  # (R, ..., L, L, K)
+
+
+def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
+    """Top-K log singular values of every P_ij (protocol 1.3 step 2), one batched SVD pass.
+
+    Matches ``spectra.log_spectrum`` entrywise: K > min(m, n) pads with log(delta), and
+    the shape-normalized version is log(max(sigma_k, delta) / max(sigma_1, delta)).
+    """
+    if not isinstance(K, int) or K < 1:
+        raise ValueError(f"K must be a positive integer (number of top singular values), got {K!r}")
+    if not delta > 0:
+        raise ValueError(f"delta must be > 0 (the floor that avoids log(0)), got {delta}")
+    L = len(weights)
+    svals = spectra.product_singular_values(weights)
+    some = next(iter(svals.values()))
+    s = some.new_zeros(some.shape[:-1] + (L, L, K))
+    for (i, j), sv in svals.items():
+        top = torch.nn.functional.pad(sv[..., :K], (0, max(0, K - sv.shape[-1])))
+        s[..., i - 1, j - 1, :] = torch.log(top.clamp(min=delta))
+    s_tilde = (s - s[..., :1]) * _upper(L, s.device).unsqueeze(-1)
+    return LogSpectra(s=s, s_tilde=s_tilde)
+
+
+def interval_weights(L: int) -> torch.Tensor:
+    """w_ij = j - i + 1 on i <= j (protocol 1.3 step 4), 0 below the diagonal, (L, L)."""
+    i = torch.arange(1, L + 1, dtype=torch.float64)
+    return (i[None, :] - i[:, None] + 1).clamp(min=0) * _upper(L)
+
+
+def d_sigma(s: torch.Tensor, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """d_sigma(t_k) = sum_{i<=j} sum_k |s^GD_ij,k - mean_SGD s_ij,k| (protocol 1.3 step 4)."""
+    return _l1_to_gd(s, torch.ones(s.shape[-2], s.shape[-2]), n_boot, level, seed)
+
+
+def d_shape(s_tilde: torch.Tensor, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """d_shape(t_k): d_sigma applied to the shape-normalized spectra s~ (protocol 1.3 step 4)."""
+    return d_sigma(s_tilde, n_boot, level, seed)
+
+
+def d_sigma_w(s: torch.Tensor, n_boot: int = 1000, level: float = 0.95, seed: int = 0):
+    """d_sigma,w(t_k) = sum_{i<=j} (j - i + 1) sum_k |s^GD_ij,k - mean_SGD s_ij,k|."""
+    return _l1_to_gd(s, interval_weights(s.shape[-2]), n_boot, level, seed)
+
+
+# ------------------------------------------------------------------ parameter space
+def _flat(weights: Weights) -> torch.Tensor:
+    """theta = concatenation of the flattened layers, (R, ..., P)."""
+    return torch.cat([W.flatten(-2) for W in weights], dim=-1)
+
+
+def theta_norm(weights: Weights) -> torch.Tensor:
+    """||theta||_2 per run and checkpoint, (R, ...)."""
+    return torch.linalg.vector_norm(_flat(weights), dim=-1)
+
+
+def theta_distance(weights: Weights) -> torch.Tensor:
+    """||theta_GD - theta_SGD||_2 for each SGD run, (S, ...); E_B is the mean over axis 0."""
+    _check_weights(weights)
+    theta = _flat(weights)
+    return torch.linalg.vector_norm(theta[1:] - theta[:1], dim=-1)
+
+
+def theta_ratio(weights: Weights) -> torch.Tensor:
+    """||theta_GD - theta_SGD||_2 / ||theta_GD||_2 per SGD run, (S, ...); its mean is the
+    seed's ratio E_B||theta_GD - theta_SGD|| / ||theta_GD||."""
+    return theta_distance(weights) / theta_norm(weights)[:1]
+
+
+def cosine(weights: Weights) -> torch.Tensor:
+    """cos(theta_GD, theta_SGD) = theta_GD . theta_SGD / (||theta_GD|| ||theta_SGD||), (S, ...)."""
+    _check_weights(weights)
+    theta = _flat(weights)
+    return torch.nn.functional.cosine_similarity(theta[1:], theta[:1], dim=-1, eps=1e-300)
+
+
+def d_l(weights: Weights) -> torch.Tensor:
+    """||W_l,GD - W_l,SGD||_F / ||W_l,GD||_F per SGD run and layer, (S, ..., L).
+
+    The seed's d_l is the mean over SGD runs (axis 0); its aggregate d = mean_l d_l.
+    """
+    _check_weights(weights)
+    per_layer = [torch.linalg.matrix_norm(W[1:] - W[:1]) / torch.linalg.matrix_norm(W[:1])
+                 for W in weights]
+    return torch.stack(per_layer, dim=-1)
+
+
+def d(weights: Weights) -> torch.Tensor:
+    """Aggregate d = (1/L) sum_l d_l per SGD run, (S, ...); E_B is the mean over axis 0."""
+    return d_l(weights).mean(-1)
+
+
+# ------------------------------------------------- parameter space modulo the gauge
+def _polar(N: torch.Tensor) -> torch.Tensor:
+    """argmax_{Q orthogonal} tr(Q^T N) = U V^T for N = U Sigma V^T (orthogonal Procrustes)."""
+    U, _, Vh = torch.linalg.svd(N)
+    return U @ Vh
+
+
+def _gauge_objective(gd: Weights, sgd: Weights) -> torch.Tensor:
+    return sum(torch.linalg.matrix_norm(G - B).square() for G, B in zip(gd, sgd))
+
+
+def _apply_gauge(sgd: Weights, Q: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """W_l -> Q_l W_l Q_{l-1}^T with Q_0 = Q_L = I (end-to-end map unchanged)."""
+    L = len(sgd)
+    out = []
+    for l, W in enumerate(sgd, start=1):
+        W = Q[l - 1] @ W if l < L else W
+        out.append(W @ Q[l - 2].mT if l > 1 else W)
+    return out
+
+
+@dataclass(frozen=True)
+class GaugeAlignment:
+    """SGD weights moved to the gauge closest to GD, the hidden-layer rotations Q_1..Q_{L-1},
+    and the Procrustes objective sum_l ||W_l,GD - Q_l W_l,SGD Q_{l-1}^T||_F^2 before/after."""
+    weights: list[torch.Tensor]   # L tensors (R, ..., d_l, d_{l-1}); run 0 = GD unchanged
+    Q: list[torch.Tensor]         # L-1 tensors (S, ..., d_l, d_l)
+    objective_raw: torch.Tensor   # (S, ...)
+    objective: torch.Tensor       # (S, ...)
+    sweeps: int
+
+
+def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-10) -> GaugeAlignment:
+    """Align every SGD run to GD over the hidden-layer orthogonal gauge by alternating Procrustes.
+
+    The loss depends on W = W_L ... W_1 only, so W_l -> Q_l W_l Q_{l-1}^T (Q_0 = Q_L = I,
+    Q_l in O(d_l)) is a symmetry; the gauge-aligned distance is
+    min_Q sum_l ||W_l,GD - Q_l W_l,SGD Q_{l-1}^T||_F^2. Block-coordinate descent: Q_l given the
+    others is the Procrustes solution polar(G_l (B_l Q_{l-1}^T)^T + G_{l+1}^T Q_{l+1} B_{l+1})
+    (Schoenemann 1966), which never increases the objective. Start: a forward sweep fitting
+    each layer alone; sweeps run until the objective's relative decrease is below ``rtol``
+    for every run and checkpoint. Runs whose identity gauge is better keep Q = I, so the
+    aligned distance never exceeds the raw one. All runs and checkpoints in one batch.
+    """
+    if max_sweeps < 1:
+        raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}; e.g. max_sweeps=50")
+    _check_weights(weights)
+    L = len(weights)
+    gd = [W[:1].expand_as(W[1:]) for W in weights]
+    sgd = [W[1:] for W in weights]
+    batch = sgd[0].shape[:-2]
+    eye = [torch.eye(W.shape[-2], dtype=W.dtype, device=W.device).expand(
+        *batch, W.shape[-2], W.shape[-2]) for W in sgd[:-1]]
+    objective_raw = _gauge_objective(gd, sgd)
+    if L == 1:
+        return GaugeAlignment(list(weights), [], objective_raw, objective_raw, 0)
+
+    def left(l: int, Q: list[torch.Tensor]) -> torch.Tensor:    # B_l Q_{l-1}^T, 1-based l
+        return sgd[0] if l == 1 else sgd[l - 1] @ Q[l - 2].mT
+
+    def right(l: int, Q: list[torch.Tensor]) -> torch.Tensor:   # Q_{l+1} B_{l+1}
+        return sgd[l] if l + 1 == L else Q[l] @ sgd[l]
+
+    Q = list(eye)
+    for l in range(1, L):                                   # forward sweep: layer l alone
+        Q[l - 1] = _polar(gd[l - 1] @ left(l, Q).mT)
+    objective = _gauge_objective(gd, _apply_gauge(sgd, Q))
+    sweeps = 0
+    for sweeps in range(1, max_sweeps + 1):
+        for l in range(1, L):
+            Q[l - 1] = _polar(gd[l - 1] @ left(l, Q).mT + gd[l].mT @ right(l, Q))
+        new = _gauge_objective(gd, _apply_gauge(sgd, Q))
+        converged = bool(((objective - new) <= rtol * objective_raw.clamp(min=1e-300)).all())
+        objective = new
+        if converged:
+            break
+    keep = objective <= objective_raw
+    Q = [torch.where(keep[..., None, None], q, e) for q, e in zip(Q, eye)]
+    aligned = _apply_gauge(sgd, Q)
+    return GaugeAlignment(
+        weights=[torch.cat([W[:1], A]) for W, A in zip(weights, aligned)], Q=Q,
+        objective_raw=objective_raw, objective=torch.minimum(objective, objective_raw),
+        sweeps=sweeps)
+
+
+# ------------------------------------------------------------------- function space
+def function_distance(weights: Weights) -> torch.Tensor:
+    """||W_GD - W_SGD||_F / ||W_GD||_F of the end-to-end maps W = W_L ... W_1, (S, ...)."""
+    _check_weights(weights)
+    W = spectra.end_to_end(weights)
+    return torch.linalg.matrix_norm(W[1:] - W[:1]) / torch.linalg.matrix_norm(W[:1])
+
+
+# ------------------------------------------------------------------------ tables
+def over_runs(per_run: torch.Tensor, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
+    """E_B of a per-SGD-run metric (S, ...) with std, s.e.m. and bootstrap CI over runs."""
+    return stats.summarize(per_run.to(torch.float64), 0, **bootstrap_kwargs)
+
+
+def frame(index: dict[str, object], **metrics: dict[str, torch.Tensor]) -> pd.DataFrame:
+    """Tidy long table: one row per (index entry, metric) with the metric's summary columns.
+
+    ``index`` maps column names (e.g. step, time, kind) to 1-d arrays of length K; each
+    metric is a dict of (K,) tensors such as ``over_runs(...)`` or ``d_r(...)``.
+    """
+    rows = []
+    for name, summary in metrics.items():
+        cols = {k: np.asarray(torch.as_tensor(v).detach().cpu()) for k, v in summary.items()}
+        rows.append(pd.DataFrame({**{k: np.asarray(v) for k, v in index.items()},
+                                  "metric": name, **cols}))
+    return pd.concat(rows, ignore_index=True)
