@@ -1,0 +1,1 @@
+"""Report: figure helpers (plots), the claim record (claim), results.json and index.html (html)."""

@@ -1,0 +1,103 @@
+"""Figure building blocks shared by every claim: one style, bands, pattern heatmaps.
+
+All figures use the non-interactive Agg backend; ``claim.figure`` saves and closes them.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+STYLE = {
+    "figure.dpi": 110,
+    "savefig.dpi": 110,
+    "savefig.bbox": "tight",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8,
+    "legend.frameon": False,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": True,
+    "grid.alpha": 0.25,
+    "lines.linewidth": 1.6,
+}
+GD_COLOR = "black"
+SGD_COLOR = "tab:orange"
+
+
+def _numpy(x) -> np.ndarray:
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = None,
+           **subplot_kw):
+    """A styled (fig, axes) pair; ``axes`` is squeezed like plt.subplots."""
+    size = size or (4.2 * ncols, 3.3 * nrows)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=True,
+                                 constrained_layout=True, **subplot_kw)
+    return fig, axes
+
+
+def band(ax, x, center, lo=None, hi=None, *, label: str | None = None, color=None,
+         alpha: float = 0.25, **line_kw):
+    """A line with an optional shaded band [lo, hi] (e.g. a bootstrap CI over SGD runs)."""
+    x, center = _numpy(x), _numpy(center)
+    (line,) = ax.plot(x, center, label=label, color=color, **line_kw)
+    if lo is not None and hi is not None:
+        ax.fill_between(x, _numpy(lo), _numpy(hi), color=line.get_color(), alpha=alpha,
+                        linewidth=0)
+    return line
+
+
+def heatmap(ax, matrix, *, title: str = "", cbar_label: str = "", vmin=None, vmax=None,
+            fmt: str = "{:.0f}", cmap: str = "viridis", annotate: bool = True):
+    """An L x L upper-triangular pattern (entry [i-1, j-1] = value for P_ij), i rows, j cols.
+
+    Entries below the diagonal are masked; each cell is annotated with ``fmt``.
+    """
+    m = _numpy(matrix).astype(float)
+    L = m.shape[0]
+    masked = np.ma.masked_where(np.tril(np.ones_like(m, dtype=bool), -1), m)
+    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.set_xticks(range(L), [str(j + 1) for j in range(L)])
+    ax.set_yticks(range(L), [str(i + 1) for i in range(L)])
+    ax.set_xlabel("j (last layer of P_ij)")
+    ax.set_ylabel("i (first layer of P_ij)")
+    ax.grid(False)
+    ax.set_title(title)
+    if annotate:
+        lo, hi = masked.min(), masked.max()
+        mid = (lo + hi) / 2 if hi > lo else hi
+        for i in range(L):
+            for j in range(i, L):
+                if np.isfinite(m[i, j]):
+                    ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
+                            color="white" if m[i, j] < mid else "black")
+    cbar = ax.figure.colorbar(im, ax=ax, shrink=0.8)
+    cbar.set_label(cbar_label)
+    return im
+
+
+def shade_windows(ax, windows: Sequence[tuple[float, float]], *, label: str = "escape window",
+                  color: str = "tab:red", alpha: float = 0.12):
+    """Shade time windows such as [t_esc - Delta, t_esc + Delta]; one legend entry."""
+    for n, (t0, t1) in enumerate(windows):
+        ax.axvspan(t0, t1, color=color, alpha=alpha, linewidth=0, label=label if n == 0 else None)
+
+
+def mark_times(ax, times, *, label: str | None = None, color: str = "tab:gray",
+               linestyle: str = "--"):
+    """Vertical lines at given times (e.g. theory escape times); one legend entry."""
+    for n, t in enumerate(_numpy(times).ravel()):
+        if np.isfinite(t):
+            ax.axvline(t, color=color, linestyle=linestyle, linewidth=1,
+                       label=label if n == 0 else None)
