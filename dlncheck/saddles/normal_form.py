@@ -1,0 +1,214 @@
+"""Gauge-fixed normal form of a rank-r critical stratum and its constraint energy.
+
+Protocol section 2. With M = U diag(s) V^T, a learned set S (|S| = r) and U_Q spanning the
+complement of U_S, the layers (layer l maps d_{l-1} -> d_l) are
+
+    W_1 = [U_S^T M ; Z_1],   W_l = diag(I_r, Z_l) (1 < l < L),   W_L = [U_S, U_Q Z_L],
+
+so that W_L ... W_1 = P_S M + U_Q mu(Z) with mu(Z) = Z_L ... Z_1. With sigma = Sigma_XY U_Q
+(population, whitened data: Sigma_XY = M^T) the first-order conditions of
+L(W) = 0.5 ||W_L...W_1 - M||_F^2 restricted to the stratum read
+
+    mu(Z) = 0,   dmu_l(Z) = Z_{l-1}...Z_1 sigma Z_L...Z_{l+1} = 0   (l = 1..L),
+
+and E(Z) = 0.5 ||mu||^2 + 0.5 sum_l ||dmu_l||^2. When mu = 0 the DLN gradient is exactly
+dL/dW_l = -[0 0; 0 dmu_l^T] (block form), hence E(Z) = 0 <=> grad L(weights(Z)) = 0 on the
+stratum. (A critical point with mu != 0 exists too: the residual path then learns further
+singular directions, i.e. the point belongs to a larger stratum and E > 0 there.)
+
+Residual blocks carry any leading batch (chain) axes: Z_l has shape (..., d_l - r, d_{l-1} - r)
+(Z_1: (..., d_1 - r, d_0)).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+Blocks = Sequence[torch.Tensor]
+
+
+def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """mats[-1] @ ... @ mats[0] (the DLN order, first factor applied first); None if empty."""
+    out = None
+    for A in mats:
+        out = A if out is None else A @ out
+    return out
+
+
+class NormalForm:
+    """Normal form of the stratum (M, S) for a DLN of widths d_0..d_L (see module docstring).
+
+    Parameters
+    ----------
+    M : (d_L, d_0) tensor, the teacher (population regression matrix).
+    S : learned singular directions, 0-based indices into the descending singular values.
+    widths : d_0, d_1, ..., d_L with d_0, d_L matching M and every hidden width >= r.
+    """
+
+    def __init__(self, M, S, widths, *, dtype=torch.float64):
+        M = torch.as_tensor(M, dtype=dtype)
+        if M.ndim != 2:
+            raise ValueError(f"M must be a 2-D (d_L, d_0) matrix, got shape {tuple(M.shape)}; pass one teacher")
+        widths = [int(w) for w in widths]
+        if len(widths) < 3:
+            raise ValueError(f"widths must list d_0..d_L with depth L >= 2, got {widths}; add a hidden width")
+        if (widths[-1], widths[0]) != tuple(M.shape):
+            raise ValueError(f"widths d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
+                             "(M is d_L x d_0); fix widths[0] and widths[-1]")
+        S = [int(i) for i in S]
+        n_dir = min(M.shape)
+        if len(set(S)) != len(S):
+            raise ValueError(f"S has repeated indices {S}; list each learned direction once")
+        if any(i < 0 or i >= n_dir for i in S):
+            raise ValueError(f"S={S} has indices outside 0..{n_dir - 1} (M has {n_dir} singular directions); "
+                             "use 0-based indices of the descending singular values")
+        r = len(S)
+        if min(widths) < r:
+            raise ValueError(f"widths {widths} have a layer narrower than r={r}; every width must be >= |S|")
+        self.M, self.S, self.widths, self.r, self.L = M, S, widths, r, len(widths) - 1
+        U, s, Vh = torch.linalg.svd(M, full_matrices=True)
+        Q = [i for i in range(M.shape[0]) if i not in S]
+        self.U, self.s, self.V = U, s, Vh.mT
+        self.Q = Q
+        self.U_S, self.U_Q = U[:, S], U[:, Q]
+        self.P_S = self.U_S @ self.U_S.mT
+        self.signal = self.U_S.mT @ M                      # (r, d_0): the first layer's signal rows
+        self.sigma = M.mT @ self.U_Q                       # Sigma_XY U_Q with Sigma_XY = M^T
+        d = widths
+        self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
+
+    @classmethod
+    def from_data(cls, X, Y, S, widths):
+        """Empirical normal form from inputs X (d_0, n) and targets Y (d_L, n).
+
+        M = Sigma_YX Sigma_XX^{-1} and sigma = Sigma_XY U_Q with Sigma_XY = X Y^T / n. Caveat: the
+        cyclic constraints with this sigma are the exact critical-point equations only for whitened
+        inputs (Sigma_XX = I); otherwise the assembled weights are approximate critical points and
+        `refine` on the true loss should follow. `batch_sigma(idx)` gives minibatch estimates.
+        """
+        X, Y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(Y, dtype=torch.float64)
+        if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
+            raise ValueError(f"X (d_0, n) and Y (d_L, n) must share n columns, got {tuple(X.shape)}, {tuple(Y.shape)}")
+        n = X.shape[1]
+        Sxx, Sxy = X @ X.mT / n, X @ Y.mT / n
+        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths)
+        nf.X, nf.Y = X, Y
+        nf.sigma = Sxy @ nf.U_Q
+        return nf
+
+    def batch_sigma(self, idx: torch.Tensor) -> torch.Tensor:
+        """Minibatch estimate X_B Y_B^T / |B| U_Q of sigma (empirical normal forms only)."""
+        if not hasattr(self, "X"):
+            raise ValueError("batch_sigma needs data: build the normal form with NormalForm.from_data(X, Y, S, widths)")
+        XB, YB = self.X[:, idx], self.Y[:, idx]
+        return XB @ YB.mT / XB.shape[1] @ self.U_Q
+
+    # ---------------------------------------------------------------- stratum facts
+    @property
+    def r_max(self) -> int:
+        """Largest reachable rank: min(rank M, narrowest width)."""
+        rank_M = int((self.s > self.s[0] * self.s.numel() * torch.finfo(self.s.dtype).eps).sum()) if self.s.numel() else 0
+        return min(rank_M, min(self.widths))
+
+    @property
+    def stratum_loss(self) -> float:
+        """Loss on the stratum: 0.5 sum_{k not in S} s_k^2."""
+        return 0.5 * float((self.M ** 2).sum() - (self.s[self.S] ** 2).sum())
+
+    @property
+    def global_min_loss(self) -> float:
+        """Global minimum of the DLN loss: 0.5 sum_{k >= min width} s_k^2 (Eckart-Young)."""
+        return 0.5 * float((self.M ** 2).sum() - (self.s[: min(self.widths)] ** 2).sum())
+
+    @property
+    def is_top(self) -> bool:
+        """S is a top-r set: every learned s_j >= every unlearned s_k (ties allowed)."""
+        if not self.S:
+            return True
+        unlearned = [k for k in range(self.s.numel()) if k not in self.S]
+        return not unlearned or float(self.s[self.S].min()) >= float(self.s[unlearned].max())
+
+    @property
+    def is_global_minimum(self) -> bool:
+        scale = 0.5 * float((self.M ** 2).sum())
+        return self.stratum_loss - self.global_min_loss <= self.s.numel() * torch.finfo(self.M.dtype).eps * scale
+
+    # ---------------------------------------------------------------- residual blocks
+    def check(self, Z: Blocks) -> None:
+        """Raise ValueError naming the block whose trailing shape is wrong."""
+        if len(Z) != self.L:
+            raise ValueError(f"Z must hold L={self.L} residual blocks Z_1..Z_L, got {len(Z)}")
+        for l, (z, shp) in enumerate(zip(Z, self.shapes), start=1):
+            if tuple(z.shape[-2:]) != shp:
+                raise ValueError(f"residual block Z_{l} has shape {tuple(z.shape)}, expected (..., {shp[0]}, {shp[1]}) "
+                                 f"= (d_{l} - r, {'d_0' if l == 1 else f'd_{l - 1} - r'})")
+
+    def zeros(self, chains: int | None = None) -> list[torch.Tensor]:
+        lead = () if chains is None else (chains,)
+        return [torch.zeros(*lead, *shp, dtype=self.M.dtype) for shp in self.shapes]
+
+    def zero_block_sample(self, zero_blocks: Sequence[int], chains: int, seed: int = 0, scale: float = 1.0):
+        """The seed's cheap construction: Z_a = 0 for a in zero_blocks (1-based), the rest
+        N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly."""
+        self._check_blocks(zero_blocks)
+        g = torch.Generator().manual_seed(seed)
+        Z = []
+        for l, (m, n) in enumerate(self.shapes, start=1):
+            z = torch.randn(chains, m, n, generator=g, dtype=self.M.dtype) * (scale / max(n, 1) ** 0.5)
+            Z.append(torch.zeros_like(z) if l in zero_blocks else z)
+        return Z
+
+    def _check_blocks(self, blocks: Sequence[int]) -> None:
+        if any(int(a) < 1 or int(a) > self.L for a in blocks) or len(set(blocks)) != len(blocks):
+            raise ValueError(f"zero_blocks={list(blocks)} must be distinct 1-based block indices in 1..{self.L}")
+
+    def weights(self, Z: Blocks) -> list[torch.Tensor]:
+        """Assemble W_1..W_L (each (..., d_l, d_{l-1})) from residual blocks Z."""
+        self.check(Z)
+        lead = torch.broadcast_shapes(*(z.shape[:-2] for z in Z))
+        r, dt = self.r, self.M.dtype
+
+        def ex(A):
+            return A.expand(*lead, *A.shape[-2:])
+
+        W = [torch.cat([ex(self.signal), ex(Z[0])], dim=-2)]
+        for l in range(2, self.L):
+            z = ex(Z[l - 1])
+            top = torch.cat([ex(torch.eye(r, dtype=dt)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
+            bot = torch.cat([z.new_zeros(*lead, z.shape[-2], r), z], dim=-1)
+            W.append(torch.cat([top, bot], dim=-2))
+        W.append(torch.cat([ex(self.U_S), self.U_Q @ ex(Z[-1])], dim=-1))
+        return W
+
+    def mu(self, Z: Blocks) -> torch.Tensor:
+        """Fiber map mu(Z) = Z_L ... Z_1, shape (..., d_L - r, d_0)."""
+        self.check(Z)
+        return chain_product(Z)
+
+    def dmu(self, Z: Blocks, l: int, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """Cyclic map dmu_l = Z_{l-1}...Z_1 sigma Z_L...Z_{l+1} (l 1-based), shape (..., d_{l-1} - r, d_l - r)."""
+        self.check(Z)
+        return self._dmus(Z, self.sigma if sigma is None else sigma)[l - 1]
+
+    def _dmus(self, Z, sigma):
+        L = self.L
+        pre = [None]                                   # pre[l] = Z_l ... Z_1
+        for z in Z:
+            pre.append(z if pre[-1] is None else z @ pre[-1])
+        suf = [None] * (L + 2)                         # suf[l] = Z_L ... Z_l
+        for l in range(L, 0, -1):
+            suf[l] = Z[l - 1] if suf[l + 1] is None else suf[l + 1] @ Z[l - 1]
+        out = []
+        for l in range(1, L + 1):
+            A = sigma if pre[l - 1] is None else pre[l - 1] @ sigma
+            out.append(A if suf[l + 1] is None else A @ suf[l + 1])
+        return out
+
+    def energy(self, Z: Blocks, sigma: torch.Tensor | None = None) -> torch.Tensor:
+        """E(Z) = 0.5 ||mu||_F^2 + 0.5 sum_l ||dmu_l||_F^2, shape (...,) over leading axes."""
+        self.check(Z)
+        sq = (chain_product(Z) ** 2).sum((-2, -1))
+        for d in self._dmus(Z, self.sigma if sigma is None else sigma):
+            sq = sq + (d ** 2).sum((-2, -1))
+        return 0.5 * sq
