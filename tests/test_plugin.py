@@ -1,0 +1,79 @@
+"""The claims plugin end to end: a tiny pytest session with a passing and a failing claim."""
+import json
+
+import pytest
+
+CLAIMS = '''
+import pandas as pd
+import pytest
+from dlncheck.report import plots
+
+
+@pytest.mark.parametrize("x", [1, 2, pytest.param(3, marks=pytest.mark.nightly)],
+                         ids=["one", "<script>alert(1)</script>", "three"])
+def test_toy(claim, x):
+    fig, ax = plots.figure()
+    plots.band(ax, [0, 1], [x, x], [x - 1, x - 1], [x + 1, x + 1], label="SGD")
+    claim.figure(fig, "level", caption="a flat line")
+    claim.table(pd.DataFrame({"t": [0, 1], "x": [x, x]}), "level")
+    holds = claim.verdict(prediction="x == 1", observed=f"x = {x}", holds=x == 1, x=x)
+    assert holds, f"x = {x}, expected 1"
+
+
+def test_plain_test_is_not_a_claim():
+    assert True
+'''
+
+
+def run(pytester, *args):
+    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makepyfile(test_claims=CLAIMS)
+    return pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", *args)
+
+
+def load(pytester):
+    results = json.loads((pytester.path / "rep" / "results.json").read_text())
+    return {c["case"]: c for c in results["claims"]}, (pytester.path / "rep" / "index.html").read_text()
+
+
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_report_records_real_outcomes_and_artifacts(pytester, xdist):
+    result = run(pytester, *xdist)
+    result.assert_outcomes(passed=2, failed=1)
+    claims, html = load(pytester)
+    assert set(claims) == {"one", "<script>alert(1)</script>"}   # nightly case deselected
+    good, bad = claims["one"], claims["<script>alert(1)</script>"]
+    assert good["outcome"] == "passed" and good["holds"] is True and good["family"] == "claims"
+    assert bad["outcome"] == "failed" and bad["holds"] is False and "x = 2" in bad["message"]
+    assert bad["numbers"] == {"x": 2} and bad["params"] == {"x": 2}
+    for rec in (good, bad):  # a failing claim still shows its figure and table
+        kinds = sorted(a["kind"] for a in rec["artifacts"])
+        assert kinds == ["figure", "table"]
+        for a in rec["artifacts"]:
+            assert (pytester.path / "rep" / a["path"]).stat().st_size > 0
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>" not in html
+    assert not list((pytester.path / "rep").rglob("*.tmp"))
+
+
+def test_nightly_tier_runs_nightly_cases_and_k_leaves_no_stale_entries(pytester):
+    run(pytester, "--tier", "nightly").assert_outcomes(passed=2, failed=2)
+    assert len(load(pytester)[0]) == 3
+    run(pytester, "-k", "one").assert_outcomes(passed=1)
+    claims, html = load(pytester)
+    assert list(claims) == ["one"] and "alert" not in html
+
+
+def test_a_run_without_claims_keeps_the_last_report(pytester):
+    run(pytester, "-k", "one")
+    before = (pytester.path / "rep" / "index.html").read_text()
+    run(pytester, "-k", "plain").assert_outcomes(passed=1)
+    assert (pytester.path / "rep" / "index.html").read_text() == before
+
+
+def test_bad_option_value_is_a_usage_error(pytester):
+    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeini("[pytest]\ndlncheck_tier = weekly\n")
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*dlncheck_tier*weekly*--tier*"])
