@@ -231,7 +231,40 @@ def crossing_times(w: torch.Tensor, s: torch.Tensor, times: torch.Tensor, *, eps
     return out
 
 
+def initial_mode_strength(weights: Weights, U: torch.Tensor, V: torch.Tensor, n_modes: int) -> torch.Tensor:
+    """Effective initial strength u0(a) of teacher mode a from the initial layers, (..., n_modes).
+
+    u0(a) = ||W_L^T u_a|| * prod_{l=2}^{L-1} ||W_l||_F / sqrt(min(d_l, d_{l-1})) * ||W_1 v_a||:
+    the end layers' projections on the mode's input/output directions times the middle
+    layers' rms singular value, i.e. the mode strength a balanced, aligned network with the
+    same projections would start from (silent alignment during the plateau, Atanasov et
+    al. 2022). For L = 2 it is ||W_2^T u_a|| ||W_1 v_a||.
+    """
+    _check_depth(weights, "initial_mode_strength")
+    first = torch.linalg.vector_norm(weights[0] @ V[:, :n_modes].to(weights[0]), dim=-2)
+    last = torch.linalg.vector_norm(weights[-1].transpose(-1, -2) @ U[:, :n_modes].to(weights[0]), dim=-2)
+    middle = torch.ones_like(first[..., :1])
+    for W in weights[1:-1]:
+        middle = middle * (_fro(W) / min(W.shape[-2:]) ** 0.5).unsqueeze(-1)
+    return first * middle * last
+
+
 # ------------------------------------------------------------------------- rank growth
+def ranks_over_eps(svals: torch.Tensor, eps: torch.Tensor, floor_scale: float | None = None) -> torch.Tensor:
+    """r_eps for every eps of a grid at once: (E, ...) from svals (..., n) and eps (E,).
+
+    Relative notion (floor_scale None): #{sigma_m > eps sigma_1} (protocol 1.2).
+    Absolute floor: #{sigma_m > max(eps sigma_1, eps * floor_scale)}, i.e.
+    spectra.numerical_rank(A, eps, atol=eps * floor_scale) with floor_scale = s_1 of the
+    teacher, so that "rank starts at 0" is testable from a tiny initialisation.
+    """
+    eps = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device).reshape((-1,) + (1,) * (svals.ndim - 1))
+    top = svals[..., 0].unsqueeze(0)
+    if floor_scale is not None:
+        top = top.clamp(min=float(floor_scale))
+    return (svals.unsqueeze(0) > (eps * top).unsqueeze(-1)).sum(-1)
+
+
 def rank_moves(ranks: torch.Tensor) -> torch.Tensor:
     """Rank changes between consecutive checkpoints, diff along the last (time) axis."""
     return torch.diff(ranks, dim=-1)

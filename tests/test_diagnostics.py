@@ -224,3 +224,25 @@ def test_eps_plateau_is_longest_true_run(flags):
 def test_eps_plateau_rejects_unsorted_grid():
     with pytest.raises(ValueError, match="strictly increasing"):
         dg.eps_plateau(torch.tensor([True, True]), torch.tensor([1e-3, 1e-5]))
+
+
+def test_ranks_over_eps_matches_spectra_numerical_rank():
+    from dlncheck import spectra
+    A = torch.as_tensor(rng.standard_normal((3, 5, 4))) * torch.tensor([1.0, 1e-3, 1e-6, 1e-9])
+    sv = spectra.singular_values(A)
+    eps = torch.logspace(-8, -2, 4, dtype=torch.float64)
+    rel = dg.ranks_over_eps(sv, eps)
+    absr = dg.ranks_over_eps(sv, eps, floor_scale=50.0)
+    for e in range(4):
+        assert torch.equal(rel[e], spectra.numerical_rank(A, eps[e].item()))
+        assert torch.equal(absr[e], spectra.numerical_rank(A, eps[e].item(), atol=eps[e].item() * 50.0))
+
+
+def test_initial_mode_strength_l2_by_hand():
+    g = np.random.default_rng(3)
+    W1, W2 = g.standard_normal((4, 3)), g.standard_normal((5, 4))
+    U, V = np.linalg.qr(g.standard_normal((5, 5)))[0], np.linalg.qr(g.standard_normal((3, 3)))[0]
+    u0 = dg.initial_mode_strength([torch.as_tensor(W1), torch.as_tensor(W2)], torch.as_tensor(U),
+                                  torch.as_tensor(V), 2)
+    for a in range(2):
+        assert u0[a].item() == pytest.approx(np.linalg.norm(W2.T @ U[:, a]) * np.linalg.norm(W1 @ V[:, a]))
