@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from dlncheck import spectra
@@ -245,8 +246,50 @@ def initial_mode_strength(weights: Weights, U: torch.Tensor, V: torch.Tensor, n_
     last = torch.linalg.vector_norm(weights[-1].transpose(-1, -2) @ U[:, :n_modes].to(weights[0]), dim=-2)
     middle = torch.ones_like(first[..., :1])
     for W in weights[1:-1]:
-        middle = middle * (_fro(W) / min(W.shape[-2:]) ** 0.5).unsqueeze(-1)
+        middle = middle * rms_singular_value(W).unsqueeze(-1)
     return first * middle * last
+
+
+def rms_singular_value(W: torch.Tensor) -> torch.Tensor:
+    """Root-mean-square singular value ||W||_F / sqrt(min(m, n)), (...)."""
+    return _fro(W) / min(W.shape[-2:]) ** 0.5
+
+
+def rho_upper_bound(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Guaranteed rho_a <= delta / (s_a - delta), delta = ||W - M||_F (inf where s_a <= delta).
+
+    Row a of U^T M V is s_a e_a, so ||off part of row a|| <= delta and ||row a|| >= s_a - delta.
+    """
+    delta = _fro(W - M.to(W)).unsqueeze(-1)
+    s = s[s > 0].to(W)
+    return torch.where(s > delta, delta / (s - delta).clamp(min=1e-300), torch.full_like(s - delta, math.inf))
+
+
+def euler_shift_error(s: torch.Tensor, u: torch.Tensor, u0: torch.Tensor, lr: float, depth: int) -> torch.Tensor:
+    """First-order gap u_flow(t) - u_GD(t) between GD and gradient flow for one aligned mode.
+
+    GD is forward Euler on da/dt = f(a) = (s - a^L) a^{L-1}, u = a^L. Its modified equation
+    (Hairer, Lubich & Wanner, Geometric Numerical Integration, IX.1) is da/dt = f - (lr/2) f' f
+    + O(lr^2), so GD reaches a at the delayed time t(a) + dt(a), dt(a) = (lr/2) ln(f(a)/f(a0)),
+    and u_flow(t) - u_GD(t) = u'(t) dt + O(lr^2), u' = L a^{L-1} f(a). Broadcasts over modes.
+    """
+    L = depth
+    a, a0 = u.clamp(min=0) ** (1 / L), u0 ** (1 / L)
+    f = lambda x: (s - x ** L) * x ** (L - 1)
+    fa, f0 = f(a), f(a0)
+    ok = (fa > 0) & (f0 > 0)
+    shift = (lr / 2) * torch.log(torch.where(ok, fa, 1.0) / torch.where(ok, f0, 1.0))
+    return torch.where(ok, L * a ** (L - 1) * fa * shift, torch.zeros_like(fa))
+
+
+def time_grid(steps: int, n_linear: int = 300, n_log: int = 120) -> list[int]:
+    """Checkpoint steps for stagewise diagnostics: a linear grid (plateaus and escapes late in
+    training) united with a log grid (early escapes), sorted, with 0 and ``steps``."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    lin = np.linspace(0, steps, n_linear + 1)
+    log = np.geomspace(1, steps, n_log)
+    return sorted({int(round(x)) for x in np.concatenate([lin, log, [0, steps]])})
 
 
 # ------------------------------------------------------------------------- rank growth
