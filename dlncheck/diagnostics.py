@@ -265,23 +265,6 @@ def rho_upper_bound(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor) -> torch.
     return torch.where(s > delta, delta / (s - delta).clamp(min=1e-300), torch.full_like(s - delta, math.inf))
 
 
-def euler_shift_error(s: torch.Tensor, u: torch.Tensor, u0: torch.Tensor, lr: float, depth: int) -> torch.Tensor:
-    """First-order gap u_flow(t) - u_GD(t) between GD and gradient flow for one aligned mode.
-
-    GD is forward Euler on da/dt = f(a) = (s - a^L) a^{L-1}, u = a^L. Its modified equation
-    (Hairer, Lubich & Wanner, Geometric Numerical Integration, IX.1) is da/dt = f - (lr/2) f' f
-    + O(lr^2), so GD reaches a at the delayed time t(a) + dt(a), dt(a) = (lr/2) ln(f(a)/f(a0)),
-    and u_flow(t) - u_GD(t) = u'(t) dt + O(lr^2), u' = L a^{L-1} f(a). Broadcasts over modes.
-    """
-    L = depth
-    a, a0 = u.clamp(min=0) ** (1 / L), u0 ** (1 / L)
-    f = lambda x: (s - x ** L) * x ** (L - 1)
-    fa, f0 = f(a), f(a0)
-    ok = (fa > 0) & (f0 > 0)
-    shift = (lr / 2) * torch.log(torch.where(ok, fa, 1.0) / torch.where(ok, f0, 1.0))
-    return torch.where(ok, L * a ** (L - 1) * fa * shift, torch.zeros_like(fa))
-
-
 def time_grid(steps: int, n_linear: int = 300, n_log: int = 120) -> list[int]:
     """Checkpoint steps for stagewise diagnostics: a linear grid (plateaus and escapes late in
     training) united with a log grid (early escapes), sorted, with 0 and ``steps``."""

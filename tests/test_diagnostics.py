@@ -248,26 +248,6 @@ def test_initial_mode_strength_l2_by_hand():
         assert u0[a].item() == pytest.approx(np.linalg.norm(W2.T @ U[:, a]) * np.linalg.norm(W1 @ V[:, a]))
 
 
-def test_euler_shift_error_predicts_gd_vs_flow_gap():
-    """Against SciPy's ODE solution of du/dt = L u^{2-2/L}(s-u) and the exact scalar GD map."""
-    from scipy.integrate import solve_ivp
-    s, a0, lr, L = np.array([3.0, 1.5]), 0.1, 0.02, 2
-    steps = 400
-    a = np.full(2, a0)
-    A = [a.copy()]
-    for _ in range(steps):
-        a = a + lr * (s - a ** L) * a ** (L - 1)
-        A.append(a.copy())
-    u = np.array(A) ** L
-    t = lr * np.arange(steps + 1)
-    sol = solve_ivp(lambda _, y: L * np.abs(y) ** (2 - 2 / L) * (s - y), (0, t[-1]), np.full(2, a0 ** L),
-                    t_eval=t, rtol=1e-11, atol=1e-14)
-    gap = sol.y.T - u
-    pred = dg.euler_shift_error(torch.as_tensor(s), torch.as_tensor(u), torch.tensor(a0 ** L), lr, L).numpy()
-    assert np.abs(gap).max() > 1e-3                                    # the gap is real
-    assert np.abs(gap - pred).max() < 0.1 * np.abs(gap).max()          # and first-order predicted
-
-
 def test_rho_upper_bound_holds():
     g = np.random.default_rng(5)
     U, V = np.linalg.qr(g.standard_normal((4, 4)))[0], np.linalg.qr(g.standard_normal((4, 4)))[0]
