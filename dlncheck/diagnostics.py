@@ -315,15 +315,29 @@ def growth_statistics(ranks: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def follows_levels(ranks: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     """True where a rank sequence (..., K) is nondecreasing, starts at levels[0], ends at
-    levels[-1] and never sits strictly between two consecutive levels.
+    levels[-1], visits every level and never sits strictly between two consecutive levels.
 
     With levels 0, 1, ..., r this is unit-step growth; with the cumulative multiplicities of
     a degenerate teacher (0, m_1, m_1 + m_2, ...) it is growth by multiplicity steps.
     """
     lv = torch.as_tensor(list(levels), dtype=ranks.dtype, device=ranks.device)
     on_level = torch.isin(ranks, lv).all(-1)
+    visits = (ranks.unsqueeze(-1) == lv).any(-2).all(-1)
     monotone = (rank_moves(ranks) >= 0).all(-1)
-    return on_level & monotone & (ranks[..., 0] == lv[0]) & (ranks[..., -1] == lv[-1])
+    return on_level & visits & monotone & (ranks[..., 0] == lv[0]) & (ranks[..., -1] == lv[-1])
+
+
+def guaranteed_rank(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor, eps, floor_scale: float) -> torch.Tensor:
+    """Weyl lower bound on the floored rank of W near M: #{a : s_a - ||W - M||_F > eps max(sigma_1(W), floor)}.
+
+    sigma_a(W) >= s_a - ||W - M||_2 >= s_a - ||W - M||_F (Weyl), so ranks_over_eps(svals(W), eps,
+    floor) is at least this. Shape (E, ...) for an eps grid (E,).
+    """
+    delta = _fro(W - M.to(W))
+    top = spectra.singular_values(W)[..., 0].clamp(min=float(floor_scale))
+    eps = torch.as_tensor(eps, dtype=W.dtype, device=W.device).reshape((-1,) + (1,) * delta.ndim)
+    lower = s[s > 0].to(W) - delta.unsqueeze(-1)                    # (..., r)
+    return (lower.unsqueeze(0) > (eps * top).unsqueeze(-1)).sum(-1)
 
 
 def multiplicity_levels(s: torch.Tensor, rtol: float = 1e-9) -> list[int]:

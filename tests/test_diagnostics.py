@@ -187,7 +187,7 @@ def test_growth_statistics_by_hand():
 
 def test_follows_levels_unit_and_multiplicity():
     r = torch.tensor([[0, 1, 2, 3], [0, 0, 2, 3], [0, 1, 3, 3], [1, 2, 3, 3]])
-    assert dg.follows_levels(r, [0, 1, 2, 3]).tolist() == [True, True, True, False]
+    assert dg.follows_levels(r, [0, 1, 2, 3]).tolist() == [True, False, False, False]
     assert dg.follows_levels(r, [0, 2, 3]).tolist() == [False, True, False, False]
 
 
@@ -263,3 +263,16 @@ def test_rho_upper_bound_holds():
 def test_time_grid():
     g = dg.time_grid(1000, n_linear=10, n_log=5)
     assert g[0] == 0 and g[-1] == 1000 and g == sorted(set(g)) and 100 in g and 1 in g
+
+
+def test_guaranteed_rank_is_a_lower_bound():
+    from dlncheck import spectra
+    g = np.random.default_rng(7)
+    U, V = np.linalg.qr(g.standard_normal((5, 5)))[0], np.linalg.qr(g.standard_normal((4, 4)))[0]
+    s = np.array([3.0, 1.0, 0.1, 0.0])
+    M = U[:, :4] @ np.diag(s) @ V.T
+    W = torch.as_tensor(M + 0.02 * g.standard_normal((8, 5, 4)))
+    eps = torch.logspace(-6, -1, 6, dtype=torch.float64)
+    lower = dg.guaranteed_rank(W, torch.as_tensor(M), torch.as_tensor(s), eps, floor_scale=3.0)
+    actual = dg.ranks_over_eps(spectra.singular_values(W), eps, floor_scale=3.0)
+    assert torch.all(lower <= actual) and lower.max() == 3 and lower.min() == 2
