@@ -383,3 +383,19 @@ def eps_plateau(ok: torch.Tensor, eps: torch.Tensor) -> dict[str, float]:
     end = int(run.argmax())
     lo, hi = eps[end - best + 1].item(), eps[end].item()
     return {"lo": lo, "hi": hi, "decades": math.log10(hi / lo)}
+
+
+def stagewise_criteria(ranks: torch.Tensor, levels: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The calibration criteria of protocol 1.2 II/III for rank sequences (..., K), each (...):
+
+    ``starts_at_0`` (rank 0 at the first checkpoint), ``monotone`` (no decreasing move),
+    ``staircase`` (follows_levels: exactly the predicted levels, e.g. 0, 1, ..., r, in order),
+    ``reaches_r`` (final rank = levels[-1]), ``at_least_r`` (rank >= levels[-1] throughout:
+    no stagewise growth, the NTK prediction).
+    """
+    r = levels[-1]
+    return {"starts_at_0": ranks[..., 0] == 0,
+            "monotone": (rank_moves(ranks) >= 0).all(-1),
+            "staircase": follows_levels(ranks, levels),
+            "reaches_r": ranks[..., -1] == r,
+            "at_least_r": (ranks >= r).all(-1)}

@@ -276,3 +276,13 @@ def test_guaranteed_rank_is_a_lower_bound():
     lower = dg.guaranteed_rank(W, torch.as_tensor(M), torch.as_tensor(s), eps, floor_scale=3.0)
     actual = dg.ranks_over_eps(spectra.singular_values(W), eps, floor_scale=3.0)
     assert torch.all(lower <= actual) and lower.max() == 3 and lower.min() == 2
+
+
+def test_stagewise_criteria():
+    r = torch.tensor([[0, 1, 2, 2], [3, 3, 2, 3], [2, 3, 3, 3]])
+    c = dg.stagewise_criteria(r, [0, 1, 2])
+    assert c["starts_at_0"].tolist() == [True, False, False]
+    assert c["monotone"].tolist() == [True, False, True]
+    assert c["staircase"].tolist() == [True, False, False]
+    assert c["reaches_r"].tolist() == [True, False, False]
+    assert c["at_least_r"].tolist() == [False, True, True]
