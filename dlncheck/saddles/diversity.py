@@ -1,0 +1,75 @@
+"""Diversity of sampled critical points modulo the hidden-layer gauge.
+
+The residual blocks carry the gauge Z_l -> G_l Z_l G_{l-1}^{-1} (G_0 = I on inputs, G_L = I on outputs).
+- `rank_signature`: ranks of every residual partial product Z_j...Z_i (1 <= i <= j <= L), invariant
+  under any invertible gauge (the combinatorial stratum of the sample).
+- `aligned_distances`: pairwise distances sqrt(sum_l ||O_l Za_l O_{l-1}^T - Zb_l||^2) minimised over
+  orthogonal O_1..O_{L-1} by alternating orthogonal Procrustes (each O_l = U V^T from the SVD of its
+  two coupling terms; Schoenemann 1966), all pairs in one batched program, relative to the mean norm.
+- `count_distinct`: connected components of "distance <= tol" among samples with equal signatures.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from scipy.sparse.csgraph import connected_components
+
+from .normal_form import NormalForm
+
+
+def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
+    """Per chain: tuple of numerical ranks of Z_j...Z_i, i <= j (Z blocks with chain axis)."""
+    nf.check(Z)
+    ranks = []
+    for i in range(nf.L):
+        P = Z[i]
+        for j in range(i, nf.L):
+            if j > i:
+                P = Z[j] @ P
+            sv = torch.linalg.svdvals(P) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], 0)
+            top = sv.amax(-1, keepdim=True).clamp_min(1.0) if sv.shape[-1] else sv
+            ranks.append((sv > tol * top).sum(-1))
+    return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1)]
+
+
+def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> np.ndarray:
+    """(C, C) gauge-aligned relative distances between chains of Z (list of (C, m_l, n_l) blocks).
+
+    The alternating scheme is non-convex: it runs from `restarts` orthogonal starts (identity + random
+    Haar, seeded) for all pairs at once and keeps the best."""
+    C, L = Z[0].shape[0], len(Z)
+    ia, ib = torch.triu_indices(C, C, 1)
+    P = len(ia)
+    A, B = [z[ia].repeat(restarts, 1, 1) for z in Z], [z[ib].repeat(restarts, 1, 1) for z in Z]
+    g = torch.Generator().manual_seed(seed)
+    O = []
+    for z in Z[:-1]:
+        n = z.shape[-2]
+        haar = torch.linalg.qr(torch.randn(restarts * P, n, n, generator=g, dtype=z.dtype))[0]
+        haar[:P] = torch.eye(n, dtype=z.dtype)
+        O.append(haar)
+    for _ in range(sweeps):
+        for l in range(L - 1):
+            left = A[l] if l == 0 else A[l] @ O[l - 1].mT
+            right = A[l + 1] if l + 1 == L - 1 else O[l + 1] @ A[l + 1]
+            U, _, Vh = torch.linalg.svd(B[l] @ left.mT + B[l + 1].mT @ right)
+            O[l] = U @ Vh
+    sq = 0.0
+    for l in range(L):
+        a = A[l]
+        if l < L - 1:
+            a = O[l] @ a
+        if l > 0:
+            a = a @ O[l - 1].mT
+        sq = sq + ((a - B[l]) ** 2).sum((-2, -1))
+    scale = 0.5 * (sum((z ** 2).sum((-2, -1)) for z in A) + sum((z ** 2).sum((-2, -1)) for z in B))
+    best = torch.sqrt(sq / scale.clamp_min(1e-300)).reshape(restarts, P).amin(0)
+    D = np.zeros((C, C))
+    D[ia.numpy(), ib.numpy()] = best.numpy()
+    return D + D.T
+
+
+def count_distinct(signatures: list[tuple], D: np.ndarray, tol: float = 1e-3) -> int:
+    """Number of gauge classes: components of the graph 'same signature and aligned distance <= tol'."""
+    same = np.array([[a == b for b in signatures] for a in signatures])
+    return int(connected_components((D <= tol) & same, directed=False)[0])

@@ -1,0 +1,118 @@
+"""SGLD over residual blocks, C chains in one batched tensor program (protocol section 2).
+
+Target p_beta(Z) ~ exp(-beta E(Z)) pi(Z) with prior
+    -log pi(Z) = alpha/2 sum_l ||Z_l||_F^2 + kappa/2 sum_{l free} (||Z_l||_F - rho)^2
+(weight decay + norm targeting that keeps free blocks away from the trivial solution Z = 0).
+Update (Welling & Teh 2011):  Z <- Z - eps_t/2 grad U(Z) + N(0, eps_t I),  U = beta_t E - log pi,
+with beta_t annealed geometrically from `beta` to `beta_final` and eps_t = h / beta_t, so the
+energy drift is a fixed-rate step h/2 on E while the noise shrinks as beta grows. `polish` final
+steps drop noise and prior (gradient descent on E) to land on the variety E = 0.
+Fixed zero blocks stay exactly zero. Per chain and recorded step: energy, ||grad U||, ||Z_l||_F and
+a MALA acceptance estimate min(1, exp(log ratio)) of the proposal made at that step, as in devinterp
+(evaluated on recorded steps only, so the hot path costs one gradient per step).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .normal_form import NormalForm
+
+
+class SamplerDiverged(FloatingPointError):
+    """A chain's energy became non-finite or exploded."""
+
+
+@dataclass(frozen=True)
+class Samples:
+    Z: list                    # L tensors (C, d_l - r, d_{l-1} - r): final residual blocks
+    trace: pd.DataFrame        # step, chain, beta, energy, grad_norm, acceptance, znorm_1..znorm_L
+    final: pd.DataFrame        # one row per chain: energy, znorm_l, mean acceptance
+
+
+def _potential(nf, Z, beta, alpha, kappa, rho, free, sigma):
+    E = nf.energy(Z, sigma)
+    prior = sum(0.5 * alpha * (z ** 2).sum((-2, -1)) for z in Z)
+    if kappa:
+        prior = prior + sum(0.5 * kappa * (torch.linalg.matrix_norm(z) - rho) ** 2 for z, f in zip(Z, free) if f)
+    return beta * E + prior, E
+
+
+def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, beta: float = 1e3,
+           beta_final: float | None = None, alpha: float = 0.0, norm_target: float = 1.0,
+           norm_strength: float = 0.0, zero_blocks=(), polish: int = 0, batch_size: int | None = None,
+           init=None, init_scale: float = 1.0, seed: int = 0, record_every: int = 10,
+           max_energy: float = 1e12, progress: bool = False) -> Samples:
+    """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals."""
+    for name, val in (("chains", chains), ("steps", steps), ("record_every", record_every)):
+        if int(val) < 1:
+            raise ValueError(f"{name}={val} must be >= 1")
+    if step_size <= 0 or beta <= 0 or (beta_final is not None and beta_final <= 0):
+        raise ValueError(f"step_size={step_size}, beta={beta}, beta_final={beta_final} must be > 0")
+    if nf.is_global_minimum:
+        raise ValueError(f"stratum S={nf.S} is the global minimum (loss {nf.stratum_loss:.3g}); "
+                         "choose |S| < r_max or a set that is not top-r to sample saddles")
+    nf._check_blocks(zero_blocks)
+    if batch_size is not None and not hasattr(nf, "X"):
+        raise ValueError("batch_size needs an empirical normal form: NormalForm.from_data(X, Y, S, widths)")
+    free = [l not in zero_blocks for l in range(1, nf.L + 1)]
+    mask = [torch.tensor(float(f), dtype=nf.M.dtype) for f in free]
+    g = torch.Generator().manual_seed(seed)
+    Z = init if init is not None else nf.zero_block_sample(zero_blocks, chains, seed=seed, scale=init_scale)
+    Z = [(z.detach().clone() * m).requires_grad_(True) for z, m in zip(Z, mask)]
+    nf.check(Z)
+    beta_final = beta if beta_final is None else beta_final
+    rows = []
+    total = steps + polish
+
+    def evaluate(Z, beta_t, noisy, sigma):
+        a, k = (alpha, norm_strength) if noisy else (0.0, 0.0)
+        U, E = _potential(nf, Z, beta_t if noisy else 1.0, a, k, norm_target, free, sigma)
+        grads = torch.autograd.grad(U.sum(), Z)
+        return U.detach(), E.detach(), [gr * m for gr, m in zip(grads, mask)]
+
+    for t in tqdm(range(total), disable=not progress, desc="SGLD"):
+        noisy = t < steps
+        beta_t = beta * (beta_final / beta) ** (t / max(steps - 1, 1)) if noisy else math.inf
+        eps = step_size / beta_t if noisy else step_size
+        sigma = nf.batch_sigma(torch.randint(nf.X.shape[1], (batch_size,), generator=g)) if batch_size else None
+        U, E, grads = evaluate(Z, beta_t, noisy, sigma)
+        bad = ~torch.isfinite(E) | (E > max_energy)
+        if bad.any():
+            c = int(bad.nonzero()[0])
+            raise SamplerDiverged(f"SGLD chain {c} diverged at step {t} (energy {float(E[c]):.3g}) with step size "
+                                  f"eps_t={eps:.3g} (h={step_size}, beta_t={beta_t:.3g}); lower step_size")
+        with torch.no_grad():
+            noise = [torch.randn(z.shape, generator=g, dtype=z.dtype) * math.sqrt(eps) * m if noisy else 0.0
+                     for z, m in zip(Z, mask)]
+            Z_new = [(z - 0.5 * eps * gr + n).requires_grad_(True) for z, gr, n in zip(Z, grads, noise)]
+        if t % record_every == 0 or t == total - 1:
+            acc = torch.full((chains,), math.nan, dtype=nf.M.dtype)
+            if noisy:                                   # acceptance is sampled on recorded steps only
+                U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
+                with torch.no_grad():
+                    acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
+            gnorm = torch.sqrt(sum((gr ** 2).sum((-2, -1)) for gr in grads))
+            znorms = {f"znorm_{l}": torch.linalg.matrix_norm(z.detach()).tolist() for l, z in enumerate(Z, 1)}
+            rows.append(pd.DataFrame({"step": t, "chain": range(chains), "beta": beta_t, "energy": E.tolist(),
+                                      "grad_norm": gnorm.tolist(), "acceptance": acc.tolist(), **znorms}))
+        Z = Z_new
+    Z = [z.detach() for z in Z]
+    E = nf.energy(Z)
+    trace = pd.concat(rows, ignore_index=True)
+    final = pd.DataFrame({"chain": range(chains), "energy": E.tolist(),
+                          **{f"znorm_{l}": torch.linalg.matrix_norm(z).tolist() for l, z in enumerate(Z, 1)},
+                          "acceptance": trace.groupby("chain").acceptance.mean().values})
+    return Samples(Z, trace, final)
+
+
+def _mala_acceptance(Z, Z_new, U, U_new, g, g_new, eps):
+    """min(1, p(Z') q(Z|Z') / (p(Z) q(Z'|Z))) per chain, q the Langevin proposal N(Z - eps/2 grad U, eps I)."""
+    fwd = sum(((zn - z + 0.5 * eps * gr) ** 2).sum((-2, -1)) for z, zn, gr in zip(Z, Z_new, g))
+    bwd = sum(((z - zn.detach() + 0.5 * eps * gn) ** 2).sum((-2, -1)) for z, zn, gn in zip(Z, Z_new, g_new))
+    log_ratio = -(U_new - U) - (bwd - fwd) / (2 * eps)
+    return torch.exp(torch.clamp(log_ratio.detach(), max=0.0))
