@@ -1,0 +1,208 @@
+"""Frozen, validated descriptions of a DLN experiment: the teacher, the init, the run grid.
+
+Everything here is pure configuration: no tensors are kept on the objects except the
+teacher's SVD factors, which are derived deterministically from the teacher's seed.
+``Experiment.key()`` is a content hash used by :mod:`dlncheck.cache`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
+INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
+DTYPES = {"float64": torch.float64, "float32": torch.float32}
+
+
+def _fail(field: str, value, fix: str):
+    raise ValueError(f"{field}={value!r} is invalid: {fix}")
+
+
+def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Haar-distributed n x n orthogonal matrix (QR of a Gaussian with sign fix; Mezzadri 2007)."""
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(n, dtype=torch.float64))
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Teacher M = U diag(s) V^T (d_out x d_in) with seeded Haar-random orthogonal U, V.
+
+    ``singular_values`` lists the non-zero values (descending); ``s`` pads them with zeros to
+    min(d_out, d_in). kind: "degenerate" if a non-zero value repeats, else "fullrank" if
+    rank == min(d_out, d_in), else "lowrank".
+    """
+
+    d_out: int
+    d_in: int
+    singular_values: tuple[float, ...]
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("d_out", "d_in"):
+            if int(getattr(self, name)) < 1:
+                _fail(name, getattr(self, name), "use a positive dimension")
+        values = tuple(float(v) for v in self.singular_values)
+        object.__setattr__(self, "singular_values", values)
+        if any(v < 0 for v in values) or list(values) != sorted(values, reverse=True):
+            _fail("singular_values", values, "give non-negative values in descending order")
+        if len(values) > min(self.d_out, self.d_in):
+            _fail("singular_values", values,
+                  f"give at most min(d_out, d_in) = {min(self.d_out, self.d_in)} values")
+
+    @cached_property
+    def _factors(self):
+        g = torch.Generator().manual_seed(int(self.seed))
+        return random_orthogonal(self.d_out, g), random_orthogonal(self.d_in, g)
+
+    @property
+    def U(self) -> torch.Tensor:
+        return self._factors[0]
+
+    @property
+    def V(self) -> torch.Tensor:
+        return self._factors[1]
+
+    @property
+    def s(self) -> torch.Tensor:
+        s = torch.zeros(min(self.d_out, self.d_in), dtype=torch.float64)
+        s[: len(self.singular_values)] = torch.tensor(self.singular_values, dtype=torch.float64)
+        return s
+
+    @property
+    def M(self) -> torch.Tensor:
+        k = len(self.s)
+        return self.U[:, :k] @ torch.diag(self.s) @ self.V[:, :k].T
+
+    @property
+    def rank(self) -> int:
+        return sum(v > 0 for v in self.singular_values)
+
+    @property
+    def kind(self) -> str:
+        nonzero = [v for v in self.singular_values if v > 0]
+        if len(set(nonzero)) < len(nonzero):
+            return "degenerate"
+        return "fullrank" if self.rank == min(self.d_out, self.d_in) else "lowrank"
+
+
+@dataclass(frozen=True)
+class Init:
+    """Initial weights. kinds:
+
+    - ``aligned``: W_l = scale * Q_l E Q_{l-1}^T with Q_0 = V, Q_L = U (teacher bases), random
+      orthonormal hidden Q_l and E the rectangular identity on the first min(widths) modes:
+      balanced and decoupled, every mode starts at u0 = scale^L (Saxe et al. 2014).
+    - ``balanced``: the same with random Q_0, Q_L as well: exactly balanced
+      (W_{l+1}^T W_{l+1} = W_l W_l^T), every layer's non-zero singular values equal ``scale``.
+    - ``gaussian``: iid N(0, scale^2) entries.
+    - ``lecun``: iid N(0, scale^2 / fan_in) entries (variance ~ 1/fan_in, the NTK-style init).
+    """
+
+    kind: str
+    scale: float
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in INIT_KINDS:
+            _fail("Init.kind", self.kind, f"choose one of {INIT_KINDS}")
+        if not float(self.scale) >= 0:
+            _fail("Init.scale", self.scale, "use a scale >= 0")
+        object.__setattr__(self, "scale", float(self.scale))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One GD run (run 0) and ``sgd_runs`` SGD runs (runs 1..S) from the same initial weights.
+
+    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on ``n_samples`` whitened inputs;
+    step size ``lr``; SGD batches of ``batch_size`` drawn without replacement, reshuffled
+    every epoch. ``width``: int (all hidden layers) or tuple of the depth-1 hidden widths.
+    """
+
+    teacher: Teacher
+    depth: int
+    width: int | tuple[int, ...]
+    init: Init
+    lr: float
+    steps: int
+    batch_size: int
+    n_samples: int
+    sgd_runs: int
+    seed: int = 0
+    label_noise: float = 0.0
+    dtype: str = "float64"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not isinstance(self.teacher, Teacher):
+            _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
+        if not isinstance(self.init, Init):
+            _fail("init", self.init, "pass a dlncheck.Init")
+        if int(self.depth) < 1:
+            _fail("depth", self.depth, "use depth >= 1 (number of weight matrices)")
+        width = self.width
+        if isinstance(width, (list, tuple)):
+            width = tuple(int(w) for w in width)
+            if len(width) != self.depth - 1:
+                _fail("width", self.width, f"give an int or exactly depth-1 = {self.depth - 1} hidden widths")
+        else:
+            width = int(width)
+        object.__setattr__(self, "width", width)
+        if any(w < 1 for w in self.widths):
+            _fail("width", self.width, "use hidden widths >= 1")
+        if not float(self.lr) > 0:
+            _fail("lr", self.lr, "use a learning rate > 0")
+        if int(self.steps) < 1:
+            _fail("steps", self.steps, "train for at least 1 step")
+        if int(self.n_samples) < self.teacher.d_in:
+            _fail("n_samples", self.n_samples,
+                  f"use n_samples >= d_in = {self.teacher.d_in} so the inputs can be whitened")
+        if not 1 <= int(self.batch_size) <= int(self.n_samples):
+            _fail("batch_size", self.batch_size, f"use 1 <= batch_size <= n_samples = {self.n_samples}")
+        if int(self.sgd_runs) < 0:
+            _fail("sgd_runs", self.sgd_runs, "use sgd_runs >= 0")
+        if not float(self.label_noise) >= 0:
+            _fail("label_noise", self.label_noise, "use a noise standard deviation >= 0")
+        if self.dtype not in DTYPES:
+            _fail("dtype", self.dtype, f"choose one of {tuple(DTYPES)}")
+        try:
+            torch.device(self.device)
+        except RuntimeError:
+            _fail("device", self.device, "use a torch device string such as 'cpu' or 'cuda'")
+        for name in ("lr", "label_noise"):
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """(d_0, ..., d_L): d_0 = d_in, d_L = d_out."""
+        hidden = self.width if isinstance(self.width, tuple) else (self.width,) * (self.depth - 1)
+        return (self.teacher.d_in, *hidden, self.teacher.d_out)
+
+    @property
+    def runs(self) -> int:
+        return 1 + self.sgd_runs
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+
+    def key(self) -> str:
+        """Content hash of the full specification (stable across sessions)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Experiment":
+        spec = dict(spec)
+        teacher = spec.pop("teacher")
+        return cls(teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),
+                   init=Init(**spec.pop("init")), **spec | {"width": tuple(spec["width"])})
