@@ -267,57 +267,83 @@ class GaugeAlignment:
     sweeps: int
 
 
-def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-10) -> GaugeAlignment:
+def _procrustes_sweeps(gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[torch.Tensor],
+                       tol: torch.Tensor, max_sweeps: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+    """Alternating Procrustes on a flat batch (n, ...): Q_l <- polar(G_l (B_l Q_{l-1}^T)^T +
+    G_{l+1}^T Q_{l+1} B_{l+1}), l = 1..L-1. A problem leaves the active set once a sweep lowers
+    its objective by less than ``tol`` (n,), so the cost follows the slow problems only."""
+    L = len(gd)
+    Q = [q.clone() for q in Q]
+    objective = _gauge_objective(gd, _apply_gauge(sgd, Q))
+    active = torch.arange(objective.shape[0], device=objective.device)
+    sweeps = 0
+    while active.numel() and sweeps < max_sweeps:
+        sweeps += 1
+        G, B = [x[active] for x in gd], [x[active] for x in sgd]
+        q = [x[active] for x in Q]
+        for l in range(1, L):
+            left = B[0] if l == 1 else B[l - 1] @ q[l - 2].mT              # B_l Q_{l-1}^T
+            right = B[l] if l + 1 == L else q[l] @ B[l]                    # Q_{l+1} B_{l+1}
+            q[l - 1] = _polar(G[l - 1] @ left.mT + G[l].mT @ right)
+        new = _gauge_objective(G, _apply_gauge(B, q))
+        done = (objective[active] - new) <= tol[active]
+        for full, part in zip(Q, q):
+            full[active] = part
+        objective[active] = new
+        active = active[~done]
+    return Q, objective, sweeps
+
+
+def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> GaugeAlignment:
     """Align every SGD run to GD over the hidden-layer orthogonal gauge by alternating Procrustes.
 
     The loss depends on W = W_L ... W_1 only, so W_l -> Q_l W_l Q_{l-1}^T (Q_0 = Q_L = I,
     Q_l in O(d_l)) is a symmetry; the gauge-aligned distance is
     min_Q sum_l ||W_l,GD - Q_l W_l,SGD Q_{l-1}^T||_F^2. Block-coordinate descent: Q_l given the
-    others is the Procrustes solution polar(G_l (B_l Q_{l-1}^T)^T + G_{l+1}^T Q_{l+1} B_{l+1})
-    (Schoenemann 1966), which never increases the objective. Start: a forward sweep fitting
-    each layer alone; sweeps run until the objective's relative decrease is below ``rtol``
-    for every run and checkpoint. Runs whose identity gauge is better keep Q = I, so the
-    aligned distance never exceeds the raw one. All runs and checkpoints in one batch.
+    others is the orthogonal Procrustes solution (Schoenemann 1966), so no sweep increases the
+    objective. The problem is non-convex, so three starts run side by side: identity (hence
+    aligned <= raw always), a forward sweep fitting layer l alone from the input side and a
+    backward sweep fitting layer l+1 alone from the output side; the best start wins per run
+    and checkpoint. A pure gauge copy is recovered exactly when hidden widths do not grow
+    from the input (forward start) or from the output (backward start); otherwise the result
+    is a local optimum, i.e. an upper bound on the true gauge distance. A problem stops when
+    a sweep lowers its objective by less than ``rtol`` times its raw objective.
     """
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}; e.g. max_sweeps=50")
     _check_weights(weights)
     L = len(weights)
-    gd = [W[:1].expand_as(W[1:]) for W in weights]
-    sgd = [W[1:] for W in weights]
-    batch = sgd[0].shape[:-2]
-    eye = [torch.eye(W.shape[-2], dtype=W.dtype, device=W.device).expand(
-        *batch, W.shape[-2], W.shape[-2]) for W in sgd[:-1]]
+    batch = weights[0].shape[1:-2]
+    gd = [W[:1].expand_as(W[1:]).reshape(-1, *W.shape[-2:]) for W in weights]
+    sgd = [W[1:].reshape(-1, *W.shape[-2:]) for W in weights]
     objective_raw = _gauge_objective(gd, sgd)
     if L == 1:
-        return GaugeAlignment(list(weights), [], objective_raw, objective_raw, 0)
-
-    def left(l: int, Q: list[torch.Tensor]) -> torch.Tensor:    # B_l Q_{l-1}^T, 1-based l
-        return sgd[0] if l == 1 else sgd[l - 1] @ Q[l - 2].mT
-
-    def right(l: int, Q: list[torch.Tensor]) -> torch.Tensor:   # Q_{l+1} B_{l+1}
-        return sgd[l] if l + 1 == L else Q[l] @ sgd[l]
-
-    Q = list(eye)
-    for l in range(1, L):                                   # forward sweep: layer l alone
-        Q[l - 1] = _polar(gd[l - 1] @ left(l, Q).mT)
-    objective = _gauge_objective(gd, _apply_gauge(sgd, Q))
-    sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
-        for l in range(1, L):
-            Q[l - 1] = _polar(gd[l - 1] @ left(l, Q).mT + gd[l].mT @ right(l, Q))
-        new = _gauge_objective(gd, _apply_gauge(sgd, Q))
-        converged = bool(((objective - new) <= rtol * objective_raw.clamp(min=1e-300)).all())
-        objective = new
-        if converged:
-            break
-    keep = objective <= objective_raw
-    Q = [torch.where(keep[..., None, None], q, e) for q, e in zip(Q, eye)]
+        return GaugeAlignment(list(weights), [], objective_raw.reshape(-1, *batch),
+                              objective_raw.reshape(-1, *batch), 0)
+    n = objective_raw.shape[0]
+    eye = [torch.eye(B.shape[-2], dtype=B.dtype, device=B.device).expand(n, B.shape[-2], B.shape[-2])
+           for B in sgd[:-1]]
+    forward, backward = list(eye), list(eye)
+    for l in range(1, L):                                   # ||G_l - Q_l B_l Q_{l-1}^T|| alone
+        left = sgd[0] if l == 1 else sgd[l - 1] @ forward[l - 2].mT
+        forward[l - 1] = _polar(gd[l - 1] @ left.mT)
+    for l in range(L - 1, 0, -1):                           # ||G_{l+1} - Q_{l+1} B_{l+1} Q_l^T||
+        right = sgd[l] if l + 1 == L else backward[l] @ sgd[l]
+        backward[l - 1] = _polar(gd[l].mT @ right)
+    starts = 3
+    Q, objective, sweeps = _procrustes_sweeps(
+        [G.repeat(starts, 1, 1) for G in gd], [B.repeat(starts, 1, 1) for B in sgd],
+        [torch.cat(qs) for qs in zip(eye, forward, backward)],
+        rtol * objective_raw.repeat(starts), max_sweeps)
+    best = objective.reshape(starts, n).argmin(0)
+    pick = best * n + torch.arange(n, device=best.device)
+    Q = [q[pick] for q in Q]
     aligned = _apply_gauge(sgd, Q)
     return GaugeAlignment(
-        weights=[torch.cat([W[:1], A]) for W, A in zip(weights, aligned)], Q=Q,
-        objective_raw=objective_raw, objective=torch.minimum(objective, objective_raw),
-        sweeps=sweeps)
+        weights=[torch.cat([W[:1], A.reshape(W[1:].shape)]) for W, A in zip(weights, aligned)],
+        Q=[q.reshape(-1, *batch, *q.shape[-2:]) for q in Q],
+        objective_raw=objective_raw.reshape(-1, *batch),
+        objective=objective[pick].reshape(-1, *batch), sweeps=sweeps)
 
 
 # ------------------------------------------------------------------- function space
