@@ -215,9 +215,11 @@ def test_rank_recovery(case, tier, device, claim):
 
     ok = {check: _holds(check, table) for check in case.checks}
     holds = bool(all(v.all() for v in ok.values()))
-    lines = [f"{label}: measured plateau [{row.plateau_lo:.0e}, {row.plateau_hi:.0e}] vs predicted "
-             f"grid [{row.predicted_grid_lo:.0e}, {row.predicted_grid_hi:.0e}] "
-             f"(interval [{row.predicted_lo:.1e}, {row.predicted_hi:.2g}]), max P = {row.max_recovery:.2f}"
+    lines = [f"{label}: measured plateau [{row.plateau_lo:.1e}, {row.plateau_hi:.1e}] vs predicted "
+             + (f"grid [{row.predicted_grid_lo:.1e}, {row.predicted_grid_hi:.1e}] (interval "
+                f"[{row.predicted_lo:.1e}, {row.predicted_hi:.2g}])" if row.predicted_grid_points else
+                f"none (s_r / threshold = {S[-1] / row.detection_threshold:.2f})")
+             + f", max P = {row.max_recovery:.2f}"
              + ("" if np.isnan(row.max_recovery_far_below_roundoff) else
                 f", max P far below roundoff = {row.max_recovery_far_below_roundoff:.2f}")
              + "".join(f" [{c} FAILS]" for c, v in ok.items() if not v[i])
