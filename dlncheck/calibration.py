@@ -85,12 +85,14 @@ def _check_draws(n_draws) -> None:
 
 def _check_dtype(dtype) -> None:
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}; pass "
+                         "dtype=torch.float64 (default) or torch.float32 for the precision stress")
 
 
 def _check_nonneg(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}; pass a value "
+                         ">= 0 (0 means no noise)")
 
 
 # ------------------------------------------------------------------------- generators
@@ -220,7 +222,7 @@ def theory_table(s: Sequence[float], m: int, n: int, sigma, dtype: torch.dtype,
     s = _check_shape(m, n, s)
     for name, v in (("floor_margin", floor_margin), ("ceiling_margin", ceiling_margin)):
         if not v >= 1:
-            raise ValueError(f"{name} must be >= 1 (a safety factor), got {v}")
+            raise ValueError(f"{name} must be >= 1 (a safety factor), got {v}; e.g. {name}=2.0")
     sigma = np.atleast_1d(np.asarray(sigma, dtype=float))
     sigma_1, sigma_r = outlier_location(s[0], sigma, m, n), outlier_location(s[-1], sigma, m, n)
     noise = relative_noise_floor(sigma, m, n, sigma_1)
