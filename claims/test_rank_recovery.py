@@ -101,7 +101,9 @@ def _holds(check: str, table) -> np.ndarray:
 
 
 def _label(model: str, level: float, sigma: float) -> str:
-    return f"sigma={level:.0e}" if model == "gaussian" else f"n={level:.0f} (sigma_eff={sigma:.1e})"
+    if model == "proxy":
+        return f"n={level:.0f} (sigma_eff={sigma:.1e})"
+    return f"sigma={level:.0e}" if level > 0 else "sigma=0 (roundoff only)"
 
 
 # ----------------------------------------------------------------------------- figures
