@@ -88,11 +88,17 @@ def rank_patterns(weights: Weights, eps: float, atol: float | None = None,
 
     Protocol 1.1 steps 2-3. An entry is ambiguous when sigma_r / sigma_{r+1} < gap_threshold.
     """
+    return rank_patterns_from_svals(spectra.product_singular_values(weights), len(weights),
+                                    eps, atol, gap_threshold)
+
+
+def rank_patterns_from_svals(svals: dict[tuple[int, int], torch.Tensor], L: int, eps: float,
+                             atol: float | None = None, gap_threshold: float = GAP_THRESHOLD
+                             ) -> RankPatterns:
+    """rank_patterns from precomputed ``spectra.product_singular_values`` (share one SVD pass)."""
     if not gap_threshold > 1:
         raise ValueError(f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got "
                          f"{gap_threshold}; e.g. gap_threshold=10")
-    L = len(weights)
-    svals = spectra.product_singular_values(weights)
     ranks = {k: spectra.numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     gaps = {k: spectra.singular_gap(s, ranks[k]) for k, s in svals.items()}
     r = spectra.pattern_from_products(ranks, L)
@@ -152,12 +158,16 @@ def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
     Matches ``spectra.log_spectrum`` entrywise: K > min(m, n) pads with log(delta), and
     the shape-normalized version is log(max(sigma_k, delta) / max(sigma_1, delta)).
     """
+    return log_spectra_from_svals(spectra.product_singular_values(weights), len(weights), K, delta)
+
+
+def log_spectra_from_svals(svals: dict[tuple[int, int], torch.Tensor], L: int, K: int,
+                           delta: float = 1e-30) -> LogSpectra:
+    """log_spectra from precomputed ``spectra.product_singular_values`` (share one SVD pass)."""
     if not isinstance(K, int) or K < 1:
         raise ValueError(f"K must be a positive integer (number of top singular values), got {K!r}")
     if not delta > 0:
         raise ValueError(f"delta must be > 0 (the floor that avoids log(0)), got {delta}")
-    L = len(weights)
-    svals = spectra.product_singular_values(weights)
     some = next(iter(svals.values()))
     s = some.new_zeros(some.shape[:-1] + (L, L, K))
     for (i, j), sv in svals.items():
