@@ -1,12 +1,19 @@
 """Saddle points of deep linear networks: normal form, constraint energy, SGLD, certification.
 
-    from dlncheck.saddles import NormalForm, certify, oracle_kind
+    from dlncheck.saddles import NormalForm, certify, oracle_kind, sample, survey
     nf = NormalForm(M, S=[0], widths=[4, 5, 5, 4])
-    Z = nf.zero_block_sample((1, 3), chains=8)      # E(Z) = 0 exactly
+    Z = nf.zero_block_sample((1, 3), chains=8)        # E(Z) = 0 exactly (two zero blocks)
     cert = certify([w[0] for w in nf.weights(Z)], M)  # kind, lambda_min, grad_norm, loss, inertia, tau
+    out = sample(nf, chains=64, steps=2000, zero_blocks=(1, 3), norm_strength=1.0)
+    table = survey(nf, out.Z)                          # certified kind vs oracle, one row per chain
 """
 from .certify import Certificate, certify
+from .diversity import aligned_distances, count_distinct, rank_signature
 from .normal_form import NormalForm
-from .oracle import Prediction, oracle_kind, open_pairs
+from .oracle import Prediction, open_pairs, oracle_kind
+from .refine import rebalance, refine
+from .sampler import SamplerDiverged, Samples, sample
+from .survey import survey
 
-__all__ = ["NormalForm", "certify", "Certificate", "oracle_kind", "open_pairs", "Prediction"]
+__all__ = ["NormalForm", "certify", "Certificate", "oracle_kind", "open_pairs", "Prediction", "sample", "Samples",
+           "SamplerDiverged", "refine", "rebalance", "survey", "rank_signature", "aligned_distances", "count_distinct"]
