@@ -55,7 +55,11 @@ def _reports_root(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
-    if not hasattr(config, "workerinput"):  # the controller (or a run without xdist)
+    if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
+        import torch
+
+        torch.set_num_threads(1)
+    else:  # the controller, or a run without xdist, writes the report
         config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
 
 
