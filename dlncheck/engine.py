@@ -80,8 +80,8 @@ def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
     """``count`` log-spaced integer steps in [0, steps], always with 0 and ``steps`` (deduplicated)."""
     if count < 2:
         raise ValueError(f"checkpoints={count} is invalid: ask for at least 2 (step 0 and the last step)")
-    grid = np.unique(np.round(np.geomspace(1, steps, count - 1)).astype(np.int64))
-    return torch.from_numpy(np.concatenate([[0], grid]))
+    grid = np.round(np.geomspace(1, steps, count - 1)).astype(np.int64)
+    return torch.from_numpy(np.unique(np.concatenate([[0], grid, [steps]])))
 
 
 def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:

@@ -1,0 +1,121 @@
+"""Named experiments for the three regimes x three teachers x depths that every claim shares.
+
+Regimes (variance of the init as in Jacot et al. 2021, "Saddle-to-saddle dynamics in deep
+linear networks": sigma^2 = w^{-gamma}, gamma > 1 saddle-to-saddle, gamma < 1 lazy):
+
+- ``saddle``: aligned init (balanced and decoupled) of tiny scale, the gamma -> infinity end:
+  each mode leaves the saddle at u0 = scale^L alone and in the order of s (Saxe et al. 2014),
+  so the loss walks down the plateaus 0.5 * sum_{alpha > k} s_alpha^2. Scale and steps are
+  chosen with :func:`dlncheck.theory.escape_time` so that consecutive escapes are far apart
+  compared with their width and every mode converges before the end.
+- ``intermediate``: iid Gaussian init at the boundary gamma = 1 (sigma^2 = 1/w, w = 32):
+  the init is neither negligible nor dominant; theory gives no sharp plateau prediction.
+- ``ntk``: wide hidden layers (w = 128), LeCun variance 1/fan_in so the end-to-end map is O(1)
+  at init; the weights move by O(1/sqrt(w)) relative to their size (lazy / kernel regime).
+
+Teachers (small, well separated singular values, Saxe et al. 2014's setting): ``lowrank``
+6x6 with s = (4, 2, 1); ``fullrank`` 4x4 with s = (4, 2, 1, 0.5); ``degenerate`` 6x6 with
+s = (4, 2, 2, 1) (the repeated 2 escapes as one stage). lr keeps lr * (largest Hessian
+eigenvalue at the solution, L s_1^{2-2/L}) <= 0.2, so GD tracks gradient flow.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import torch
+
+from . import theory
+from .data import init_weights
+from .experiment import Experiment, Init, Teacher
+
+REGIMES = ("saddle", "intermediate", "ntk")
+TEACHERS = ("lowrank", "fullrank", "degenerate")
+DEPTHS = {"quick": (2, 3), "nightly": (2, 3, 4)}
+SGD_RUNS = {"quick": 8, "nightly": 32}
+
+TEACHER_SPECS = {
+    "lowrank": Teacher(6, 6, (4.0, 2.0, 1.0), seed=1),
+    "fullrank": Teacher(4, 4, (4.0, 2.0, 1.0, 0.5), seed=2),
+    "degenerate": Teacher(6, 6, (4.0, 2.0, 2.0, 1.0), seed=3),
+}
+# saddle: per-layer scale a0 (u0 = a0^L); L=2 escapes take ln(s/u0)/(2s), L>=3 about
+# 1/((L-2) s u0^{(L-2)/L}), so deeper nets need a larger a0 to finish in a few thousand steps.
+SADDLE_SCALE = {2: 1e-4, 3: 0.05, 4: 0.2}  # depth >= 5: 0.3
+WIDTH = {"saddle": 8, "intermediate": 32, "ntk": 128}
+N_SAMPLES, BATCH_SIZE = 60, 10
+
+
+def _kernel_bounds(experiment: Experiment) -> tuple[float, float]:
+    """Bounds on the tangent kernel of W(theta) at init: K = sum_l (A_l A_l^T) (x) (B_l^T B_l) with
+    A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1, so its eigenvalues lie in
+    [sum_l sigma_min(A_l)^2 sigma_min(B_l)^2, sum_l ||A_l||^2 ||B_l||^2] (Jacot et al. 2018)."""
+    weights = init_weights(experiment)
+    top = bottom = 0.0
+    for l in range(len(weights)):
+        A = functools.reduce(torch.matmul, weights[l + 1:][::-1], torch.eye(weights[-1].shape[0], dtype=torch.float64))
+        B = functools.reduce(lambda p, w: w @ p, weights[:l], torch.eye(weights[0].shape[1], dtype=torch.float64))
+        sa, sb = torch.linalg.svdvals(A), torch.linalg.svdvals(B)
+        top += float(sa[0] * sb[0]) ** 2
+        full = A.shape[1] >= A.shape[0] and B.shape[0] >= B.shape[1]
+        bottom += float(sa[-1] * sb[-1]) ** 2 if full else 0.0
+    return bottom, top
+
+
+def _lr(experiment: Experiment) -> float:
+    """lr = 0.2 / (top curvature), the larger of the kernel bound at init and L s_1^{2-2/L} (an aligned
+    run's top Hessian eigenvalue at the solution), so GD tracks gradient flow."""
+    L, s1 = experiment.depth, float(experiment.teacher.s[0])
+    return 0.2 / max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
+
+
+def _convergence_steps(teacher: Teacher, depth: int, lr: float) -> int:
+    """Steps for the slowest mode to converge by e^-12 at its linear rate L s_min^{2-2/L}."""
+    s_min = min(v for v in teacher.singular_values if v > 0)
+    return math.ceil(12 / (depth * s_min ** (2 - 2 / depth)) / lr)
+
+
+def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
+    """Steps to pass the last escape (theory.escape_time) and converge that mode to ~e^-10."""
+    s_min = min(v for v in teacher.singular_values if v > 0)
+    u0 = SADDLE_SCALE.get(depth, 0.3) ** depth
+    t_escape = float(theory.escape_time([s_min], u0, depth)[0])
+    rate = depth * s_min ** (2 - 2 / depth)
+    return math.ceil((t_escape + 10 / rate) / lr)
+
+
+def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **overrides) -> Experiment:
+    """The preset Experiment for (regime, teacher, depth); ``overrides`` replace any field."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r} is invalid: choose one of {REGIMES}")
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher={teacher!r} is invalid: choose one of {TEACHERS}")
+    if tier not in SGD_RUNS:
+        raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(SGD_RUNS)}")
+    if int(depth) < 2:
+        raise ValueError(f"depth={depth!r} is invalid: presets are deep networks, use depth >= 2")
+    t = TEACHER_SPECS[teacher]
+    width = WIDTH[regime]
+    init = {"saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
+            "intermediate": Init("gaussian", width ** -0.5),
+            "ntk": Init("lecun", 1.0)}[regime]
+    exp = Experiment(t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE,
+                     n_samples=N_SAMPLES, sgd_runs=SGD_RUNS[tier])
+    lr = _lr(exp)
+    if regime == "ntk":   # lazy: the loss decays at least at the kernel's smallest eigenvalue
+        steps = math.ceil(12 / (_kernel_bounds(exp)[0] * lr))
+    else:
+        steps = (_saddle_steps if regime == "saddle" else _convergence_steps)(t, depth, lr)
+    exp = dataclasses.replace(exp, lr=lr, steps=steps)
+    return dataclasses.replace(exp, **overrides) if overrides else exp
+
+
+def cases(tier: str = "quick") -> list[tuple[str, str, int]]:
+    """(regime, teacher, depth) of every preset in the tier."""
+    return [(r, t, L) for r in REGIMES for t in TEACHERS for L in DEPTHS[tier]]
+
+
+def case_id(regime: str, teacher: str, depth: int) -> str:
+    """Readable id, e.g. 'saddle-lowrank-L3'."""
+    return f"{regime}-{teacher}-L{depth}"
