@@ -123,8 +123,9 @@ def escape_time(s, u0, depth: int, fraction: float = ESCAPE_FRACTION) -> torch.T
             if depth == 2:
                 out[i] = math.log((target / u) * (sv - u) / (sv - target)) / (2 * sv)
             else:
-                out[i] = quad(lambda v: 1 / (depth * v ** (2 - 2 / depth) * (sv - v)), u, target,
-                              limit=200, epsabs=0, epsrel=1e-10)[0]
+                # in y = ln u the integrand is e^{-y(1-2/L)} / (L (s - e^y)): smooth, no endpoint singularity
+                out[i] = quad(lambda y: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
+                              math.log(u), math.log(target), limit=200, epsabs=0, epsrel=1e-10)[0]
     return torch.from_numpy(out)
 
 

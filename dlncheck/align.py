@@ -1,0 +1,124 @@
+"""Loss-aligned and escape-aligned checkpoints: compare runs at the same stage, not the same step.
+
+Events per run, from its full-data loss (first step at which loss <= level):
+- "plateau k": arrival on plateau k, level P_k + ARRIVAL_RTOL * P_0, with P_k the plateaus the
+  loss visits (:func:`dlncheck.theory.stage_plateaus`, equal singular values merged);
+- "escape k": the k-th significant drop, level (P_{k-1} + P_k) / 2 (midpoint crossing);
+- "window": points at escape k +- offsets in [-Delta, Delta] (escape-centred windows).
+
+Weights exactly at those per-run steps take two passes: a loss-only pass finds the steps, a
+second pass checkpoints each run at its own steps. The engine is deterministic, so the second
+pass reproduces the first pass's losses bit for bit (checked).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .data import make_problem
+from .engine import Trajectory, train
+from .experiment import Experiment
+from .theory import plateau_losses, stage_plateaus  # noqa: F401  (plateau_losses re-exported)
+
+ARRIVAL_RTOL = 1e-3
+
+
+@dataclass
+class AlignedCheckpoints:
+    """K aligned points per run. steps/times/loss: (R, K) (-1 / NaN where a run never got there);
+    weights: list of L tensors (R, K, d_l, d_{l-1}); escape_times: (R, n_escapes);
+    windows: GD's escape windows [(t - Delta, t + Delta), ...]."""
+
+    steps: torch.Tensor
+    times: torch.Tensor
+    labels: list[str]
+    kinds: list[str]
+    weights: list[torch.Tensor]
+    loss: torch.Tensor
+    escape_times: torch.Tensor
+    windows: list[tuple[float, float]]
+    window: float
+    trajectory: Trajectory
+
+
+def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels) -> torch.Tensor:
+    """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never)."""
+    levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
+    below = loss[:, :, None] <= levels                       # (R, T, n_levels)
+    first = below.int().argmax(dim=1)                         # first True (0 if none)
+    return torch.where(below.any(dim=1), steps.to(loss.device)[first], -1).cpu()
+
+
+def arrival_levels(s, offset: float = 0.0) -> torch.Tensor:
+    """Loss levels marking arrival on each visited plateau: P_k + ARRIVAL_RTOL * P_0 (+ offset)."""
+    P = stage_plateaus(s)
+    return P + ARRIVAL_RTOL * P[0] + offset
+
+
+def escape_levels(s, offset: float = 0.0) -> torch.Tensor:
+    """Midpoints (P_{k-1} + P_k) / 2 between consecutive visited plateaus (+ offset)."""
+    P = stage_plateaus(s)
+    return 0.5 * (P[:-1] + P[1:]) + offset
+
+
+def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s, offset: float = 0.0) -> torch.Tensor:
+    """(R, n_escapes): per run, the step of each escape (midpoint crossing; -1 if never)."""
+    return first_crossing(loss, steps, escape_levels(s, offset))
+
+
+def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_steps: int):
+    """Columns (per-run steps), labels and kinds of all events, sorted by GD's step."""
+    columns, labels, kinds = [], [], []
+    for k in range(arrive.shape[1]):
+        columns.append(arrive[:, k]), labels.append(f"plateau {k}"), kinds.append("plateau")
+        if k == escape.shape[1]:
+            break
+        esc = escape[:, k]
+        for off in offsets:
+            if off == 0:
+                columns.append(esc), labels.append(f"escape {k + 1}"), kinds.append("escape")
+            else:
+                shifted = torch.where(esc >= 0, (esc + off).clamp(0, n_steps), -1)
+                columns.append(shifted), labels.append(f"escape {k + 1} {off:+d} steps"), kinds.append("window")
+    table = torch.stack(columns, dim=1)
+    gd = torch.where(table[0] >= 0, table[0], n_steps + 1)
+    order = sorted(range(len(labels)), key=lambda j: int(gd[j]))      # GD's time order (stable)
+    return table[:, order], [labels[j] for j in order], [kinds[j] for j in order]
+
+
+def aligned_checkpoints(experiment: Experiment, window: float | None = None,
+                        points_per_window: int = 2, progress: bool = False) -> AlignedCheckpoints:
+    """Checkpoints of every run at its own plateau arrivals, escapes and escape windows.
+
+    window: Delta in time units (default: a quarter of the shortest gap between GD's
+    consecutive escapes, from t = 0); points_per_window: window points on each side."""
+    if points_per_window < 0:
+        raise ValueError(f"points_per_window={points_per_window} is invalid: use >= 0")
+    offset = make_problem(experiment).loss_offset
+    s = experiment.teacher.s
+    first = train(experiment, checkpoints=[0], progress=progress)
+    arrive = first_crossing(first.loss, first.steps, arrival_levels(s, offset))
+    escape = escape_steps(first.loss, first.steps, s, offset)
+    lr = experiment.lr
+    gd_escapes = [lr * int(e) for e in escape[0] if e >= 0]
+    if window is None:
+        gaps = torch.diff(torch.tensor([0.0, *gd_escapes], dtype=torch.float64))
+        window = 0.25 * float(gaps.min()) if len(gaps) else 0.0
+    if not window >= 0:
+        raise ValueError(f"window={window!r} is invalid: use a time span Delta >= 0")
+    n = points_per_window
+    offsets = sorted({round(window / lr * j / n) for j in range(-n, n + 1)} if n else {0})
+    table, labels, kinds = _events(arrive, escape, offsets, experiment.steps)
+
+    second = train(experiment, checkpoints=table, progress=progress)
+    if not torch.equal(second.loss, first.loss):
+        raise RuntimeError("the checkpointing pass did not reproduce the loss-only pass; "
+                           "aligned steps would be wrong (is the engine deterministic on this device?)")
+    reached = table >= 0
+    loss = torch.where(reached, second.loss.cpu().gather(1, table.clamp_min(0)), float("nan"))
+    times = torch.where(reached, lr * table.double(), float("nan"))
+    escape_times = torch.where(escape >= 0, lr * escape.double(), float("nan"))
+    windows = [(t - window, t + window) for t in gd_escapes]
+    return AlignedCheckpoints(table, times, labels, kinds, second.weights, loss, escape_times,
+                              windows, window, second)

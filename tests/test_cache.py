@@ -1,0 +1,64 @@
+"""Cache: round trip through disk, memoization, corruption detection, keys."""
+import warnings
+
+import pytest
+import torch
+
+from dlncheck import presets
+from dlncheck.cache import TrajectoryCache
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return presets.experiment("saddle", "lowrank", 2, sgd_runs=2)
+
+
+def test_round_trip_and_memo(tmp_path, exp):
+    first = TrajectoryCache(tmp_path)(exp, checkpoints=5)
+    assert TrajectoryCache(tmp_path)(exp, checkpoints=5) is not first
+    again = TrajectoryCache(tmp_path)(exp, checkpoints=5)
+    assert torch.equal(again.loss, first.loss) and torch.equal(again.checkpoint_steps, first.checkpoint_steps)
+    for a, b in zip(again.weights + again.initial_weights, first.weights + first.initial_weights):
+        assert torch.equal(a, b)
+    assert again.experiment == exp
+    cache = TrajectoryCache(None)
+    assert cache(exp) is cache(exp)
+    assert len(list(tmp_path.glob("trajectory-*.npz"))) == 1
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_aligned_round_trip(tmp_path, exp):
+    a = TrajectoryCache(tmp_path).aligned(exp, points_per_window=1)
+    b = TrajectoryCache(tmp_path).aligned(exp, points_per_window=1)
+    assert a.labels == b.labels and a.kinds == b.kinds and a.windows == b.windows
+    assert torch.equal(a.steps, b.steps) and torch.equal(a.weights[0], b.weights[0])
+    assert torch.equal(a.trajectory.loss, b.trajectory.loss)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "json"])
+def test_corrupt_entry_is_recomputed_with_warning(tmp_path, exp, damage):
+    good = TrajectoryCache(tmp_path)(exp)
+    npz = next(tmp_path.glob("trajectory-*.npz"))
+    if damage == "truncate":
+        npz.write_bytes(npz.read_bytes()[:100])
+    elif damage == "flip":
+        data = bytearray(npz.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        npz.write_bytes(bytes(data))
+    else:
+        npz.with_suffix(".json").write_text("{not json")
+    with pytest.warns(UserWarning, match="unreadable"):
+        again = TrajectoryCache(tmp_path)(exp)
+    assert torch.equal(again.loss, good.loss)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TrajectoryCache(tmp_path)(exp)   # the entry was rewritten
+
+
+def test_key_depends_on_experiment_and_kwargs(exp):
+    cache = TrajectoryCache(None)
+    k = cache.key("trajectory", exp, {"checkpoints": 5})
+    assert k == cache.key("trajectory", exp, {"checkpoints": 5, "progress": True})
+    assert k != cache.key("trajectory", exp, {"checkpoints": 6})
+    assert k != cache.key("trajectory", presets.experiment("saddle", "lowrank", 2, sgd_runs=3), {"checkpoints": 5})
+    assert k != cache.key("aligned", exp, {"checkpoints": 5})
