@@ -1,0 +1,162 @@
+"""Claim family: stagewise (unit-step) rank growth of W(t) (protocol 1.2 II, DLN calibration).
+
+Ranks are counted with the absolute floor tied to the teacher, r = #{sigma > eps max(sigma_1,
+s_1)} at EPS (spectra.numerical_rank with atol = eps s_1): the purely relative r_eps is scale
+invariant and, from a tiny init, reports the initial weights' spectral shape (often full rank),
+so "rank starts at 0" is only testable with the floor (test_eps_sensitivity shows both notions).
+The rank is read on a time grid (diagnostics.time_grid) for GD and every SGD run.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from dlncheck import diagnostics as dg
+from dlncheck import presets, spectra, theory
+from dlncheck.report import plots
+
+EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
+EPS_SHOWN = (1e-7, 1e-5, 1e-4, 1e-3)
+
+
+@dataclasses.dataclass(frozen=True)
+class Prediction:
+    growth: str            # "unit" | "multiplicity" | "none" | "weyl"
+    text: str
+    reason: str
+    exploratory: bool = False
+
+
+def prediction(regime: str, teacher: str) -> Prediction:
+    """The visible prediction table (regime x teacher)."""
+    if regime == "saddle" and teacher in ("lowrank", "fullrank"):
+        return Prediction("unit", "rank 0 -> 1 -> ... -> r in unit steps, monotone, for GD and every SGD run",
+                          "small init: distinct s_a escape one at a time, larger s first (Saxe 2014; Jacot 2021)")
+    if regime == "saddle":
+        return Prediction("multiplicity", "rank jumps by the multiplicity of each repeated s (levels 0, m1, m1+m2, ...)",
+                          "equal singular values escape together: no preferred order inside a degenerate block")
+    if regime == "ntk":
+        return Prediction("none", "no stagewise growth: rank >= r from the first checkpoint",
+                          "large init: W(0) is already full rank at the floor and moves lazily")
+    return Prediction("weyl", "only Weyl: final rank >= #{a : s_a - ||W-M||_F > eps max(sigma_1, s_1)}",
+                      "intermediate init: no theory of the growth pattern", exploratory=True)
+
+
+def _cases():
+    quick = set(presets.cases("quick"))
+    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c in quick else (pytest.mark.nightly,))
+            for c in presets.cases("nightly")]
+
+
+def rank_levels(pred: Prediction, s: torch.Tensor) -> list[int]:
+    return dg.multiplicity_levels(s) if pred.growth == "multiplicity" else list(range(int((s > 0).sum()) + 1))
+
+
+@pytest.mark.parametrize("regime, teacher, depth", _cases())
+def test_unit_step_rank_growth(regime, teacher, depth, tier, trajectory_cache, claim):
+    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    pred = prediction(regime, teacher)
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    t = traj.checkpoint_steps.double() * exp.lr
+    s, s1 = exp.teacher.s, float(exp.teacher.s[0])
+    W = spectra.end_to_end(traj.weights)
+    svals = spectra.singular_values(W)                                     # (R, K, n)
+    eps = torch.tensor([EPS], dtype=torch.float64)
+    ranks = dg.ranks_over_eps(svals, eps, floor_scale=s1)[0]               # (R, K)
+    levels = rank_levels(pred, s)
+    crit = dg.stagewise_criteria(ranks, levels)
+    growth = dg.growth_statistics(ranks)
+    gaps = dg.transition_gaps(svals, ranks)
+    if pred.growth in ("unit", "multiplicity"):
+        ok = crit["staircase"]
+    elif pred.growth == "none":
+        ok = crit["at_least_r"]
+    else:
+        ok = ranks[:, -1] >= dg.guaranteed_rank(W[:, -1], exp.teacher.M, s, eps, s1)[0]
+    holds = bool(ok.all())
+    unit = growth["unit"]
+    numbers = dict(eps=EPS, floor=EPS * s1, levels=levels, ok_per_run=ok.tolist(),
+                   unit_fraction_gd=unit[0].item(), unit_fraction_sgd=unit[1:].tolist(),
+                   nonmonotone_gd=growth["nonmonotone"][0].item(), nonmonotone_sgd=growth["nonmonotone"][1:].tolist(),
+                   start=growth["start"].tolist(), final=growth["final"].tolist(),
+                   max_jump=growth["max_jump"].tolist(),
+                   median_log10_gap_at_transitions=float(np.nanmedian(np.log10(gaps.numpy()))) if torch.isfinite(gaps).any() else None)
+    _figures(claim, exp, traj, t, svals, s1, depth, presets.case_id(regime, teacher, depth), gaps, ranks)
+    claim.verdict(prediction=pred.text, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
+                  observed=(f"eps={EPS:g} (floor {EPS * s1:.1e}): criterion holds for {int(ok.sum())}/{len(ok)} runs "
+                            f"(GD {'yes' if ok[0] else 'no'}); start ranks {growth['start'].tolist()}, final "
+                            f"{growth['final'].tolist()}; unit-step fraction GD {unit[0].item():.2f}, SGD mean "
+                            f"{unit[1:].nanmean().item() if len(unit) > 1 else float('nan'):.2f}; max jump "
+                            f"{growth['max_jump'].tolist()}"),
+                  **numbers)
+    assert holds, (f"{presets.case_id(regime, teacher, depth)}: predicted '{pred.text}' at eps={EPS:g} with floor "
+                   f"eps*s_1, fails for runs {torch.nonzero(~ok).flatten().tolist()} (0 = GD); rank sequences "
+                   f"start {growth['start'].tolist()} end {growth['final'].tolist()}, max jump "
+                   f"{growth['max_jump'].tolist()}; see rank_vs_time.png / eps_sensitivity for other eps")
+
+
+def _figures(claim, exp, traj, t, svals, s1, depth, case, gaps, ranks):
+    eps = torch.tensor(EPS_SHOWN, dtype=torch.float64)
+    all_ranks = dg.ranks_over_eps(svals, eps, floor_scale=s1).double()    # (E, R, K)
+    fig, ax = plots.figure(size=(6.4, 4.2))
+    rows = []
+    for e, value in enumerate(EPS_SHOWN):
+        r = all_ranks[e]
+        line = plots.band(ax, t, r[0], label=f"GD, eps={value:g}", drawstyle="steps-post")
+        if r.shape[0] > 1:
+            ax.fill_between(t.numpy(), r[1:].amin(0).numpy(), r[1:].amax(0).numpy(), step="post",
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        for run in range(r.shape[0]):
+            rows.append(pd.DataFrame({"eps": value, "run": run, "method": "GD" if run == 0 else "SGD",
+                                      "time": t.numpy(), "rank": r[run].numpy()}))
+    ax.plot([], [], color="gray", alpha=0.3, linewidth=6, label="SGD min-max band")
+    ax.set_xlabel("time t = lr * step")
+    ax.set_ylabel("rank of W(t), floor eps * s_1")
+    ax.set_title(f"{case}: rank growth")
+    ax.legend(ncol=2)
+    claim.figure(fig, "rank_vs_time", caption="numerical rank of W(t) with absolute floor for several eps; "
+                 "GD line, SGD min-max band")
+    claim.table(pd.concat(rows, ignore_index=True), "rank_vs_time")
+
+    n = int((exp.teacher.s > 0).sum())
+    s = exp.teacher.s[:n]
+    u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
+    t_esc = theory.escape_time(s, u0, depth)
+    fig, ax = plots.figure(size=(6.4, 4.2))
+    k = min(svals.shape[-1], 8)
+    for m in range(k):
+        line = plots.band(ax, t, svals[0, :, m], label=f"sigma_{m + 1}" if m < 6 else None)
+        if svals.shape[0] > 1:
+            ax.fill_between(t.numpy(), svals[1:, :, m].amin(0).numpy(), svals[1:, :, m].amax(0).numpy(),
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+    plots.mark_times(ax, t_esc, label="theory escape times (u0 from init projection)")
+    ax.axhline(EPS * s1, color="tab:red", linestyle=":", label=f"floor {EPS:g} * s_1")
+    ax.set_yscale("log")
+    ax.set_xlabel("time t = lr * step")
+    ax.set_ylabel("singular value of W(t)")
+    ax.set_title(f"{case}: spectrum of W(t) (GD line, SGD band)")
+    ax.legend(ncol=2)
+    claim.figure(fig, "singular_values_vs_time", caption="singular values of the end-to-end map with the "
+                 "theory's escape times marked")
+    R, K, _ = svals.shape
+    claim.table(pd.DataFrame({"run": np.repeat(np.arange(R), K * k), "time": np.tile(np.repeat(t.numpy(), k), R),
+                              "index": np.tile(np.arange(1, k + 1), R * K),
+                              "sigma": svals[..., :k].numpy().ravel()}), "singular_values_vs_time")
+
+    fig, ax = plots.figure(size=(5.2, 3.8))
+    where = torch.nonzero(torch.isfinite(gaps))
+    g = gaps[torch.isfinite(gaps)]
+    if len(g):
+        ax.scatter(t[where[:, 1]].numpy(), g.numpy(), c=np.where(where[:, 0].numpy() == 0, 0, 1), cmap="coolwarm", s=18)
+        ax.set_yscale("log")
+    ax.set_xlabel("time of rank change t = lr * step")
+    ax.set_ylabel("gap sigma_r / sigma_{r+1} at the new rank r")
+    ax.set_title(f"{case}: gaps at transitions (eps={EPS:g}; blue GD, red SGD)")
+    claim.figure(fig, "gap_at_transitions", caption="singular-value gap at each rank transition")
+    claim.table(pd.DataFrame({"run": where[:, 0].numpy(), "time": t[where[:, 1]].numpy(),
+                              "rank": ranks[where[:, 0], where[:, 1]].numpy(), "gap": g.numpy()}),
+                "gap_at_transitions")
