@@ -33,7 +33,7 @@ class Case:
     kind: str                # predicted kind; "oracle" = read per sample from the structure
     reason: str
     width: int = 5
-    chains: int = 8
+    chains: int = 6
 
     @property
     def id(self) -> str:
@@ -57,15 +57,15 @@ QUICK = [
     Case(2, 1, False, (1, 2), "strict", SWAP),
     Case(3, 1, True, (1, 2), "strict", TWO),
     Case(3, 1, True, (1, 3), "strict", TWO),
-    Case(3, 1, True, (2, 3), "strict", TWO),
     Case(3, 1, True, (1, 2, 3), "non-strict", THREE),
     Case(3, 1, False, (1, 2, 3), "strict", SWAP),
-    Case(3, 2, True, (1, 3), "strict", TWO),
-    Case(3, 2, True, (1, 2, 3), "non-strict", THREE),
     Case(2, 1, True, None, "oracle", FREE),
     Case(3, 1, True, None, "oracle", FREE),
 ]
 NIGHTLY = [
+    Case(3, 1, True, (2, 3), "strict", TWO),
+    Case(3, 2, True, (1, 3), "strict", TWO),
+    Case(3, 2, True, (1, 2, 3), "non-strict", THREE),
     Case(2, 2, True, (1, 2), "strict", DEPTH2),
     Case(3, 1, True, (1, 3), "strict", TWO, width=8, chains=16),
     Case(3, 1, True, (1, 2, 3), "non-strict", THREE, width=8, chains=16),
@@ -84,10 +84,10 @@ CASES = [pytest.param(c, id=c.id) for c in QUICK] + [pytest.param(c, id=c.id, ma
 
 def draw(case: Case, nf: NormalForm):
     if case.zeros is None:   # annealed SGLD, then noise-free polish onto E = 0
-        return sample(nf, case.chains, 1500, step_size=0.1, beta=10.0, beta_final=1e5, norm_strength=1.0,
-                      polish=3000, seed=case.L, record_every=25)
-    return sample(nf, case.chains, 300, step_size=0.05, beta=100.0, norm_strength=1.0, zero_blocks=case.zeros,
-                  seed=case.L, record_every=25)
+        return sample(nf, case.chains, 1000, step_size=0.1, beta=10.0, beta_final=1e5, norm_strength=1.0,
+                      polish=2000 * (case.L - 1), seed=case.L, record_every=50)
+    return sample(nf, case.chains, 200, step_size=0.05, beta=100.0, norm_strength=1.0, zero_blocks=case.zeros,
+                  seed=case.L, record_every=20)
 
 
 def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):

@@ -1,0 +1,56 @@
+"""Speed of the saddle tools, each figure a ratio measured in one pytest-benchmark run.
+
+1. lambda_min by Lanczos on HVPs vs the dense torch.func.hessian + eigvalsh, on a depth-3 network
+   with 5,124 parameters (widths 40, 42, 42, 40): same lambda_min (within tau_round), time ratio.
+2. SGLD: time per step with C = 1 and C = 64 chains stepping together (batched tensor program).
+"""
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from dlncheck.experiment import Teacher
+from dlncheck.saddles import NormalForm, certify, sample
+
+WIDTHS = [40, 42, 42, 40]
+
+
+@pytest.fixture(scope="module")
+def big_saddle():
+    teacher = Teacher(40, 40, tuple(np.linspace(3.0, 0.5, 10)), seed=0)
+    nf = NormalForm(teacher.M, [0, 1], WIDTHS)
+    W = [w[0] for w in nf.weights(nf.zero_block_sample((1, 3), chains=1, seed=0))]
+    return W, teacher.M
+
+
+def test_lanczos_vs_dense_eigensolver(benchmark, big_saddle):
+    W, M = big_saddle
+    n = sum(w.numel() for w in W)
+    assert n >= 5000
+    t0 = time.perf_counter()
+    dense = certify(W, M, method="dense")
+    t_dense = time.perf_counter() - t0
+    lanczos = benchmark.pedantic(certify, args=(W, M), kwargs=dict(method="lanczos", k=1), rounds=1, iterations=1)
+    t_lanczos = benchmark.stats.stats.mean
+    benchmark.extra_info.update(n_params=n, dense_s=t_dense, lanczos_s=t_lanczos, speedup=t_dense / t_lanczos,
+                                lambda_min=lanczos.lambda_min)
+    print(f"\n{n} params: dense {t_dense:.2f} s, Lanczos {t_lanczos:.2f} s, ratio {t_dense / t_lanczos:.1f}x, "
+          f"lambda_min {dense.lambda_min:.6g} vs {lanczos.lambda_min:.6g}")
+    assert dense.kind == lanczos.kind == "strict"
+    assert abs(dense.lambda_min - lanczos.lambda_min) <= dense.tau_round
+    assert t_lanczos < t_dense
+
+
+@pytest.mark.parametrize("chains", [1, 64])
+def test_sgld_step_time(benchmark, chains):
+    teacher = Teacher(8, 8, (3.0, 2.0, 1.5, 1.0), seed=0)
+    nf = NormalForm(teacher.M, [0], [8, 10, 10, 8])
+    steps = 100
+    out = benchmark.pedantic(sample, args=(nf, chains, steps), kwargs=dict(step_size=0.02, beta=100.0, norm_strength=1.0,
+                                                                             record_every=steps),
+                             rounds=3, iterations=1)
+    per_step = benchmark.stats.stats.min / steps
+    benchmark.extra_info.update(chains=chains, seconds_per_step=per_step, seconds_per_chain_step=per_step / chains)
+    print(f"\nC={chains}: {1e3 * per_step:.3f} ms/step, {1e6 * per_step / chains:.1f} us per chain-step")
+    assert out.Z[0].shape[0] == chains and np.isfinite(out.final.energy).all()
