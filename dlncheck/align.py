@@ -62,6 +62,18 @@ def escape_levels(s, offset: float = 0.0) -> torch.Tensor:
     return 0.5 * (P[:-1] + P[1:]) + offset
 
 
+def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels, rtol: float) -> torch.Tensor:
+    """(R, n_levels): time each run's loss spends within rtol * level of each level.
+
+    Each recorded point stands for half the interval on each side (midpoint rule)."""
+    levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
+    t = times.to(loss.device, loss.dtype)
+    dt = torch.diff(t)
+    weight = torch.cat([dt[:1], dt[:-1] + dt[1:], dt[-1:]]) / 2 if len(t) > 1 else torch.zeros_like(t)
+    near = (loss[:, :, None] - levels).abs() <= rtol * levels.abs()   # (R, T, n_levels)
+    return (near * weight[:, None]).sum(dim=1).cpu()
+
+
 def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s, offset: float = 0.0) -> torch.Tensor:
     """(R, n_escapes): per run, the step of each escape (midpoint crossing; -1 if never)."""
     return first_crossing(loss, steps, escape_levels(s, offset))

@@ -87,6 +87,12 @@ def mode_trajectory(s, u0, t, depth: int) -> torch.Tensor:
     return torch.from_numpy(sol.y ** depth)
 
 
+def aligned_loss(s, u0, t, depth: int) -> torch.Tensor:
+    """Gradient-flow loss 0.5 * sum_alpha (s_alpha - u_alpha(t))^2 from an aligned init, (len(t),)."""
+    s = _array(s)
+    return 0.5 * (torch.from_numpy(s)[:, None] - mode_trajectory(s, u0, t, depth)).pow(2).sum(0)
+
+
 def euler_error(s, u0, t, depth: int, lr: float) -> torch.Tensor:
     """Leading discretisation error of GD vs gradient flow, u_GD(t) - u_flow(t) = lr e(t) + O(lr^2).
 
