@@ -382,3 +382,21 @@ def frame(index: dict[str, object], **metrics: dict[str, torch.Tensor]) -> pd.Da
         rows.append(pd.DataFrame({**{k: np.asarray(v) for k, v in index.items()},
                                   "metric": name, **cols}))
     return pd.concat(rows, ignore_index=True)
+
+
+# ------------------------------------------------------------ checkpoint windows
+def escape_windows(t_esc: torch.Tensor, s: torch.Tensor, depth: int, width: float = 3.0
+                   ) -> torch.Tensor:
+    """[t_esc - Delta, t_esc + Delta] per mode, Delta = width / (L s^{2-2/L}), (n, 2).
+
+    L s^{2-2/L} is the mode's rate at the solution (du/dt = L u^{2-2/L}(s - u)); for L = 2 the
+    logistic rise from 5% to 95% of s spans ln(361)/(2s) ~ 2.9/s, so width = 3 covers it.
+    """
+    delta = width / (depth * s.to(torch.float64) ** (2 - 2 / depth))
+    return torch.stack([t_esc - delta, t_esc + delta], dim=-1)
+
+
+def in_windows(times: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
+    """True where a time lies inside any window (n, 2); times (K,) -> (K,) bool."""
+    t = times.to(torch.float64)[:, None]
+    return ((t >= windows[:, 0]) & (t <= windows[:, 1])).any(-1)
