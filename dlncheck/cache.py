@@ -40,7 +40,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _trajectory_arrays(traj: Trajectory, prefix: str = "") -> dict[str, np.ndarray]:
+def trajectory_arrays(traj: Trajectory, prefix: str = "") -> dict[str, np.ndarray]:
+    """A Trajectory as named NumPy arrays (weights_l, initial_l per layer) for np.savez."""
     arrays = {f"{prefix}{name}": getattr(traj, name) for name in TRAJECTORY_FIELDS}
     arrays |= {f"{prefix}weights_{l}": w for l, w in enumerate(traj.weights)}
     arrays |= {f"{prefix}initial_{l}": w for l, w in enumerate(traj.initial_weights)}
@@ -53,6 +54,14 @@ def _trajectory_from(arrays, experiment: Experiment, prefix: str = "") -> Trajec
     L = experiment.depth
     return Trajectory(experiment, *(t(name) for name in TRAJECTORY_FIELDS),
                       [t(f"weights_{l}") for l in range(L)], [t(f"initial_{l}") for l in range(L)])
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        return _sha256(tmp)
 
 
 class TrajectoryCache:
@@ -72,14 +81,14 @@ class TrajectoryCache:
     def __call__(self, experiment: Experiment, **train_kwargs) -> Trajectory:
         return self._get("trajectory", experiment, train_kwargs,
                          compute=lambda: train(experiment, **train_kwargs),
-                         encode=lambda traj: (_trajectory_arrays(traj), {}),
+                         encode=lambda traj: (trajectory_arrays(traj), {}),
                          decode=lambda arrays, meta: _trajectory_from(arrays, experiment))
 
     def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
         def encode(a: AlignedCheckpoints):
             arrays = {name: getattr(a, name).cpu().numpy() for name in ALIGNED_FIELDS}
             arrays |= {f"weights_{l}": w.cpu().numpy() for l, w in enumerate(a.weights)}
-            arrays |= _trajectory_arrays(a.trajectory, prefix="trajectory_")
+            arrays |= trajectory_arrays(a.trajectory, prefix="trajectory_")
             return arrays, {"labels": a.labels, "kinds": a.kinds, "windows": a.windows, "window": a.window}
 
         def decode(arrays, meta) -> AlignedCheckpoints:
@@ -112,10 +121,7 @@ class TrajectoryCache:
 
     def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:
         npz, spec = self._paths(kind, key)
-        with atomic_path(npz) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
-            digest = _sha256(tmp)
+        digest = save_npz(npz, arrays)
         write_json(spec, {"kind": kind, "key": key, "version": __version__, "sha256": digest,
                           "experiment": experiment.to_dict(),
                           "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
