@@ -1,6 +1,7 @@
 """Content-addressed trajectory cache: nothing is trained twice in a session or across sessions.
 
-An entry's key hashes the Experiment, the call's keyword arguments and the package version.
+An entry's key hashes the Experiment, the call's keyword arguments, the package version and
+engine.ENGINE_VERSION.
 On disk each entry is ``<kind>-<key>.npz`` (arrays, loaded with allow_pickle=False) plus
 ``<kind>-<key>.json`` (the spec, labels and the npz's SHA-256); both are written to a temp file
 and moved into place with os.replace, so concurrent pytest-xdist workers and interrupted runs
@@ -19,7 +20,7 @@ import torch
 
 from . import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
-from .engine import Trajectory, train
+from .engine import ENGINE_VERSION, Trajectory, train
 from .experiment import Experiment
 from .io import atomic_path, write_json
 
@@ -75,6 +76,7 @@ class TrajectoryCache:
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
+                "engine": ENGINE_VERSION,
                 "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"}}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 

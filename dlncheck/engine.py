@@ -1,9 +1,12 @@
 """train(): one GD run and S SGD runs of a deep linear network in one batched tensor program.
 
 Every run r holds weights W_l[r] (R = 1 + S on the leading axis). At step k, with its batch
-second moments Sxx_r = X_b X_b^T / B and Syx_r = Y_b X_b^T / B (run 0, GD: I and Y X^T / n),
+second moments Sxx_r = X_b X_b^T / B and Syx_r = Y_b X_b^T / B (run 0, GD: I and Syx = Y X^T / n),
+the batch gradient G = W Sxx_r - Syx_r is written as (W - Syx) Sxx_r - N_r, where
+N_r = (Y_b - Syx X_b) X_b^T / B is the label-noise moment (exactly 0 without label noise, since
+then Y = M X and Syx = M); W - Syx is also what the full-data loss needs. Then
 
-    W = W_L ... W_1,   G = W Sxx_r - Syx_r,   dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T,
+    W = W_L ... W_1,   dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T,
 
 and all layers step together, W_l <- W_l - lr dL/dW_l. Prefix products are built from the
 input side and the backward products from the output side, so every matmul is thin
@@ -20,13 +23,15 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .data import Problem, init_weights, make_problem, seed_for
 from .experiment import Experiment, Teacher
 
+ENGINE_VERSION = 1        # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
-CHUNK_ELEMENTS = 2 ** 21  # elements gathered per chunk of batch moments (16 MiB in float64)
+CHUNK_ELEMENTS = 2 ** 21  # batch-index + moment elements per chunk (16 MiB in float64)
 
 
 class TrainingDiverged(RuntimeError):
@@ -122,7 +127,7 @@ def _order_generator(experiment: Experiment, run: int) -> torch.Generator:
 
 def _shuffled_batches(g: torch.Generator, epochs: int, n: int, B: int) -> torch.Tensor:
     """(epochs * (n // B), B) sample indices: a fresh permutation per epoch, the remainder dropped."""
-    perms = torch.rand(epochs, n, generator=g, dtype=torch.float64).argsort(dim=1)
+    perms = torch.stack([torch.randperm(n, generator=g) for _ in range(epochs)])
     return perms[:, : (n // B) * B].reshape(-1, B)
 
 
@@ -134,38 +139,49 @@ def batch_indices(experiment: Experiment, run: int, steps: int) -> torch.Tensor:
 
 
 def _batch_moments(problem: Problem, experiment: Experiment):
-    """Yield (Sxx, Syx) of shape (C, R, d, d_in) for successive chunks of C steps (run 0 = GD)."""
+    """Yield (Sxx, N) for successive chunks of C steps: Sxx (C, R, d_in, d_in), and the noise
+    moments N (C, R, d_out, d_in), or None without label noise. Run 0 (GD) gets I and 0."""
     n, B, S = experiment.n_samples, experiment.batch_size, experiment.sgd_runs
     d_out, d_in = problem.Syx.shape
+    noisy = experiment.label_noise > 0
+    X = problem.X
+    # per-sample outer products [x x^T | e x^T] (e = y - Syx x): a batch's moments are the mean of
+    # its rows, one fused gather-and-mean (embedding_bag) for all runs and steps of a chunk
+    columns = [(X[:, None] * X[None]).reshape(d_in * d_in, n)]
+    if noisy:
+        E = problem.Y - problem.Syx @ X
+        columns.append((E[:, None] * X[None]).reshape(d_out * d_in, n))
+    outer = torch.cat(columns).T.contiguous()
     per_epoch = n // B
-    per_step = experiment.runs * (B + d_in) * (d_in + d_out)   # gathered samples + moments
-    cap = max(1, CHUNK_ELEMENTS // (per_epoch * per_step))
+    cap = max(1, CHUNK_ELEMENTS // (per_epoch * experiment.runs * (B + outer.shape[1])))
     remaining = experiment.steps
-    eye = torch.eye(d_in, dtype=problem.X.dtype, device=problem.X.device)
-    XT, YT = problem.X.T, problem.Y.T
+    eye = torch.eye(d_in, dtype=X.dtype, device=X.device)
     orders = [_order_generator(experiment, run) for run in range(1, S + 1)]
     while True:
         epochs = min(cap, -(-remaining // per_epoch))
         C, remaining = epochs * per_epoch, remaining - epochs * per_epoch
         Sxx = eye.expand(C, 1, d_in, d_in)
-        Syx = problem.Syx.expand(C, 1, d_out, d_in)
+        N = torch.zeros(C, 1, d_out, d_in, dtype=X.dtype, device=X.device) if noisy else None
         if S:
-            idx = torch.stack([_shuffled_batches(g, epochs, n, B) for g in orders])
-            idx = idx.transpose(0, 1).to(XT.device)                    # (C, S, B)
-            Xb, Yb = XT[idx], YT[idx]                                  # (C, S, B, d)
-            Sxx = torch.cat([Sxx, Xb.mT @ Xb / B], dim=1)
-            Syx = torch.cat([Syx, Yb.mT @ Xb / B], dim=1)
-        yield Sxx, Syx
+            idx = torch.stack([_shuffled_batches(g, epochs, n, B) for g in orders], dim=1)  # (C, S, B)
+            moments = F.embedding_bag(idx.reshape(C * S, B).to(X.device), outer, mode="mean").view(C, S, -1)
+            Sxx = torch.cat([Sxx, moments[..., : d_in * d_in].view(C, S, d_in, d_in)], dim=1)
+            if noisy:
+                N = torch.cat([N, moments[..., d_in * d_in:].reshape(C, S, d_out, d_in)], dim=1)
+        yield Sxx, N
 
 
-def _layer_grads(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor) -> list[torch.Tensor]:
-    """dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T for all l, with prefix[l] = W_{l+1}...W_1."""
-    grads, back = [None] * len(W), G
-    for l in reversed(range(len(W))):
-        grads[l] = torch.bmm(back, prefix[l - 1].mT) if l else back
-        if l:
-            back = torch.bmm(W[l].mT, back)
-    return grads
+def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor, lr: float) -> None:
+    """W_l <- W_l - lr (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T for all l (prefix[l] = W_{l+1}...W_1).
+
+    Goes from the output side down, carrying back = (W_L...W_{l+1})^T G; each layer's backward
+    product is taken before that layer is updated, so all layers step from the same weights."""
+    back = G
+    for l in reversed(range(1, len(W))):
+        below = torch.bmm(W[l].mT, back)
+        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)    # fused gradient product and update
+        back = below
+    W[0].sub_(back, alpha=lr)
 
 
 @contextmanager
@@ -214,28 +230,28 @@ def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool)
     loss0 = problem.loss(torch.linalg.multi_dot(W0[::-1]) if L > 1 else W0[0])
     bound = DIVERGENCE_FACTOR * max(float(loss0), 1.0)
 
-    def observe(step: int) -> list[torch.Tensor]:
-        """Prefix products at ``step``; records its loss and checkpoints."""
+    def observe(step: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """Prefix products and W - Syx at ``step``; records its loss and checkpoints."""
         prefix = [W[0]]
         for w in W[1:]:
             prefix.append(torch.bmm(w, prefix[-1]))
+        error = prefix[-1] - problem.Syx
         if step in record_at:
-            torch.linalg.vector_norm(prefix[-1] - problem.Syx, dim=(-2, -1), out=residual[record_at[step]])
+            torch.linalg.vector_norm(error, dim=(-2, -1), out=residual[record_at[step]])
         if step in schedule:
             runs, ks = schedule[step]
             for l in range(L):
                 stored[l][runs, ks] = W[l][runs]
-        return prefix
+        return prefix, error
 
     step = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
-        for Sxx, Syx in _batch_moments(problem, experiment):
+        for Sxx, N in _batch_moments(problem, experiment):
             first = step
-            for Sxx_k, Syx_k in zip(Sxx, Syx):
-                prefix = observe(step)
-                G = torch.baddbmm(-Syx_k, prefix[-1], Sxx_k)      # W Sxx_r - Syx_r, all runs
-                for w, g in zip(W, _layer_grads(W, prefix, G)):
-                    w.sub_(g, alpha=lr)
+            for k in range(Sxx.shape[0]):
+                prefix, error = observe(step)
+                G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
+                _descend(W, prefix, G, lr)
                 step += 1
                 if step == n_steps:
                     break

@@ -15,8 +15,9 @@ linear networks": sigma^2 = w^{-gamma}, gamma > 1 saddle-to-saddle, gamma < 1 la
 
 Teachers (small, well separated singular values, Saxe et al. 2014's setting): ``lowrank``
 6x6 with s = (4, 2, 1); ``fullrank`` 4x4 with s = (4, 2, 1, 0.5); ``degenerate`` 6x6 with
-s = (4, 2, 2, 1) (the repeated 2 escapes as one stage). lr keeps lr * (largest Hessian
-eigenvalue at the solution, L s_1^{2-2/L}) <= 0.2, so GD tracks gradient flow.
+s = (4, 2, 2, 1) (the repeated 2 escapes as one stage). lr = 0.2 / (top curvature: the
+tangent-kernel bound at init or L s_1^{2-2/L} at the solution), so GD tracks gradient flow.
+Quick tier: 8 SGD runs (batch 10 of 60 whitened samples), L in (2, 3); nightly: 32 runs, L up to 4.
 """
 from __future__ import annotations
 
