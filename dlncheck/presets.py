@@ -43,7 +43,7 @@ TEACHER_SPECS = {
 }
 # saddle: per-layer scale a0 (u0 = a0^L); L=2 escapes take ln(s/u0)/(2s), L>=3 about
 # 1/((L-2) s u0^{(L-2)/L}), so deeper nets need a larger a0 to finish in a few thousand steps.
-SADDLE_SCALE = {2: 1e-4, 3: 0.05, 4: 0.2}  # depth >= 5: 0.3
+SADDLE_SCALE = {2: 1e-4, 3: 0.05, 4: 0.1}  # depth >= 5: 0.3
 WIDTH = {"saddle": 8, "intermediate": 32, "ntk": 128}
 N_SAMPLES, BATCH_SIZE = 60, 10
 

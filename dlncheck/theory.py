@@ -93,6 +93,18 @@ def aligned_loss(s, u0, t, depth: int) -> torch.Tensor:
     return 0.5 * (torch.from_numpy(s)[:, None] - mode_trajectory(s, u0, t, depth)).pow(2).sum(0)
 
 
+def aligned_movement(s, a0: float, t, depth: int, modes: int) -> torch.Tensor:
+    """||theta_t - theta_0|| / ||theta_0|| under gradient flow from the aligned init, (len(t),).
+
+    Every layer is Q_l diag(a(t)) Q_{l-1}^T on ``modes`` = min(widths) modes (s padded with zeros),
+    so ||theta_t - theta_0||^2 = L sum_alpha (a_alpha(t) - a0)^2 and ||theta_0||^2 = L modes a0^2."""
+    padded = np.zeros(modes)
+    values = _array(s)[:modes]
+    padded[: len(values)] = values
+    a = mode_trajectory(padded, a0 ** depth, t, depth).clamp_min(0) ** (1 / depth)
+    return (a - a0).pow(2).sum(0).sqrt() / (a0 * math.sqrt(modes))
+
+
 def euler_error(s, u0, t, depth: int, lr: float) -> torch.Tensor:
     """Leading discretisation error of GD vs gradient flow, u_GD(t) - u_flow(t) = lr e(t) + O(lr^2).
 

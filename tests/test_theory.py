@@ -46,3 +46,15 @@ def test_escape_time_asymptotics(depth):
 def test_discrete_map_converges_to_s_and_zero_mode_decays():
     u = theory.discrete_gd_modes([2.0, 0.0], 0.1, 0.05, 2000, 2)
     assert abs(u[0, -1] - 2.0) < 1e-10 and 0 < u[1, -1] < u[1, 0]
+
+
+def test_aligned_movement_matches_engine_and_starts_at_zero():
+    from dlncheck import presets
+    from dlncheck.engine import train
+
+    exp = presets.experiment("saddle", "fullrank", 2, sgd_runs=0)
+    traj = train(exp, checkpoints=[0, exp.steps // 3, exp.steps])
+    t = traj.times[traj.checkpoint_steps]
+    flow = theory.aligned_movement(exp.teacher.s, exp.init.scale, t, 2, min(exp.widths))
+    assert flow[0] == 0 and flow[-1] > 100
+    torch.testing.assert_close(traj.relative_movement()[0], flow, rtol=0.02, atol=0)
