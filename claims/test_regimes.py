@@ -12,7 +12,6 @@ import dataclasses
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from dlncheck import align, presets, stats, theory
 from dlncheck.report import plots

@@ -81,18 +81,19 @@ def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s, offset: float = 0.0
 
 def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_steps: int):
     """Columns (per-run steps), labels and kinds of all events, sorted by GD's step."""
-    columns, labels, kinds = [], [], []
+    events = []                                               # (per-run steps, label, kind)
     for k in range(arrive.shape[1]):
-        columns.append(arrive[:, k]), labels.append(f"plateau {k}"), kinds.append("plateau")
+        events.append((arrive[:, k], f"plateau {k}", "plateau"))
         if k == escape.shape[1]:
             break
         esc = escape[:, k]
         for off in offsets:
             if off == 0:
-                columns.append(esc), labels.append(f"escape {k + 1}"), kinds.append("escape")
+                events.append((esc, f"escape {k + 1}", "escape"))
             else:
                 shifted = torch.where(esc >= 0, (esc + off).clamp(0, n_steps), -1)
-                columns.append(shifted), labels.append(f"escape {k + 1} {off:+d} steps"), kinds.append("window")
+                events.append((shifted, f"escape {k + 1} {off:+d} steps", "window"))
+    columns, labels, kinds = zip(*events)
     table = torch.stack(columns, dim=1)
     gd = torch.where(table[0] >= 0, table[0], n_steps + 1)
     order = sorted(range(len(labels)), key=lambda j: int(gd[j]))      # GD's time order (stable)

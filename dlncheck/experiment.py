@@ -26,7 +26,7 @@ def _fail(field: str, value, fix: str):
 def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
     """Haar-distributed n x n orthogonal matrix (QR of a Gaussian with sign fix; Mezzadri 2007)."""
     q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
-    return q * torch.sign(torch.diagonal(r)).where(torch.diagonal(r) != 0, torch.ones(n, dtype=torch.float64))
+    return q * torch.where(torch.diagonal(r) < 0, -1.0, 1.0)
 
 
 @dataclass(frozen=True)
