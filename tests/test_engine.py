@@ -3,6 +3,7 @@ a naive per-run autograd loop, and the discrete balance identity."""
 import functools
 
 import pytest
+from hypothesis import given, settings, strategies as st
 import torch
 
 from dlncheck import theory
@@ -169,3 +170,17 @@ def test_per_run_checkpoints_and_float32():
 def test_train_argument_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         train(experiment(), **bad)
+
+
+@given(depth=st.integers(1, 4), width=st.integers(2, 7), seed=st.integers(0, 10_000), run=st.integers(0, 2))
+@settings(max_examples=8, deadline=None)
+def test_engine_equals_naive_for_random_shapes(depth, width, seed, run):
+    steps = 20
+    exp = Experiment(Teacher(3, 5, (2.0, 1.0), seed=seed), depth, width, Init("gaussian", 0.4, seed=seed),
+                     lr=0.05, steps=steps, batch_size=4, n_samples=12, sgd_runs=2, seed=seed)
+    traj = train(exp, checkpoints=[steps])
+    with _cpu_threads("cpu"):
+        losses, weights = naive_run(exp, run, steps)
+    torch.testing.assert_close(traj.loss[run], losses, rtol=1e-10, atol=1e-10 * float(losses[0]))
+    for w_engine, w_ref in zip(traj.weights, weights[steps]):
+        torch.testing.assert_close(w_engine[run, 0], w_ref, rtol=1e-10, atol=1e-12)
