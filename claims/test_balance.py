@@ -19,7 +19,6 @@ from dlncheck import diagnostics as dg
 from dlncheck import presets, stats
 from dlncheck.report import plots
 
-from claims.test_mode_decoupling import random_small_init
 
 REL_TOL = 1e-10              # accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
 ORDER_ONE = 0.1              # "r_l is O(1)": r_l >= 0.1
@@ -70,7 +69,7 @@ def _cases():
 
 def _experiment(regime, teacher, depth, init, tier):
     exp = presets.experiment(regime, teacher, depth, tier=tier)
-    return random_small_init(exp) if init == "random" else exp
+    return presets.random_small_init(exp) if init == "random" else exp
 
 
 @pytest.mark.parametrize("regime, teacher, depth, init", _cases())

@@ -19,7 +19,8 @@ from dlncheck import diagnostics as dg
 from dlncheck import presets, spectra, stats
 from dlncheck.report import plots
 
-from claims.test_unit_step_growth import _cases, prediction, rank_levels
+from claims.stagewise import prediction, rank_levels
+from dlncheck.pytest_plugin import preset_cases
 
 MIN_DECADES = 1.0
 GRIDS = {"quick": np.logspace(-7, -3, 5), "nightly": np.logspace(-7, -3, 9)}
@@ -36,7 +37,15 @@ def _working(pred, crit, ranks, W, exp, eps):
     return (ranks[..., -1] >= lower).all(-1)
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+# Measured contradictions: the assertion stays as the theory states it (strict xfail).
+CONTRADICTIONS = {
+    'saddle-degenerate-L2': (
+        'no eps in 1e-7..1e-3 gives the multiplicity staircase for every run: SGD splits the repeated '
+        'singular value over the long L=2 plateau in 4 of 8 runs (see unit-step growth)'),
+}
+
+
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
 def test_eps_plateau(regime, teacher, depth, tier, trajectory_cache, claim):
     exp = presets.experiment(regime, teacher, depth, tier=tier)
     pred = prediction(regime, teacher)

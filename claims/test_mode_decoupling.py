@@ -18,7 +18,7 @@ import torch
 
 from dlncheck import diagnostics as dg
 from dlncheck import presets, spectra, stats
-from dlncheck.experiment import Init
+from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
 EPS_RHO = 0.1          # scale-free threshold on rho_a
@@ -47,26 +47,20 @@ PREDICTIONS = {
 }
 
 
-def random_small_init(exp):
-    """The saddle preset with its aligned init replaced by an iid Gaussian one of the same
-    per-layer rms singular value (scale / sqrt(width)), and twice the steps: random, not
-    aligned, small init (the silent-alignment setting)."""
-    if exp.init.kind != "aligned":
-        return exp
-    width = max(exp.widths[1:-1])
-    return dataclasses.replace(exp, init=Init("gaussian", exp.init.scale / width ** 0.5, seed=exp.init.seed),
-                               steps=2 * exp.steps)
 
 
-def _cases():
-    quick = set(presets.cases("quick"))
-    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c in quick else (pytest.mark.nightly,))
-            for c in presets.cases("nightly")]
+# Measured contradictions: the assertion stays as the theory states it (strict xfail).
+CONTRADICTIONS = {
+    'saddle-lowrank-L3': (
+        'at L=3 the later modes reach half strength about one checkpoint before rho_a <= 0.1 (GD t_cross 12.81 vs t_diag 12.66 for mode 2): 67% of (mode, run) pairs align first, not >= 90%'),
+    'saddle-fullrank-L3': (
+        'at L=3 modes 2 and 4 reach half strength before rho_a <= 0.1 in every run (GD t_cross 20.5 vs t_diag 19.3): 75% of pairs, not >= 90%'),
+}
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, tier, trajectory_cache, claim):
-    exp = random_small_init(presets.experiment(regime, teacher, depth, tier=tier))
+    exp = presets.random_small_init(presets.experiment(regime, teacher, depth, tier=tier))
     row = PREDICTIONS[regime]
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr

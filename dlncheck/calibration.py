@@ -35,7 +35,6 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from dlncheck import spectra, stats
 from dlncheck.diagnostics import eps_plateau

@@ -120,3 +120,14 @@ def cases(tier: str = "quick") -> list[tuple[str, str, int]]:
 def case_id(regime: str, teacher: str, depth: int) -> str:
     """Readable id, e.g. 'saddle-lowrank-L3'."""
     return f"{regime}-{teacher}-L{depth}"
+
+
+def random_small_init(exp: Experiment) -> Experiment:
+    """The saddle preset with its aligned init replaced by an iid Gaussian one of the same
+    per-layer rms singular value (scale / sqrt(width)), and twice the steps: random, not
+    aligned, small init (the silent-alignment setting)."""
+    if exp.init.kind != "aligned":
+        return exp
+    width = max(exp.widths[1:-1])
+    return dataclasses.replace(exp, init=Init("gaussian", exp.init.scale / width ** 0.5, seed=exp.init.seed),
+                               steps=2 * exp.steps)

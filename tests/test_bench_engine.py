@@ -17,7 +17,8 @@ from dlncheck.engine import _cpu_threads, batch_indices, train
 from dlncheck.experiment import Experiment, Init, Teacher
 from dlncheck.io import write_json
 
-TARGET = 100.0          # engine >= 100x faster per run-step
+TARGET = 100.0          # the target per run-step; NOT met: measured 60-85x (README)
+FLOOR = 50.0            # regression floor asserted below the measured range
 STEPS, NAIVE_STEPS = 400, 25
 OUT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "engine.json"
 
@@ -62,9 +63,6 @@ def _record(key: str, value) -> None:
 
 
 @pytest.mark.benchmark(group="engine-vs-naive")
-@pytest.mark.xfail(reason="measured 60-85x on the shared 2-core CPU (MKL bmm of 33 10x10 float64 "
-                          "matrices costs ~0.7 us per matrix, 7 per step); the 100x target is not met",
-                   strict=False)
 def test_engine_vs_naive_per_run_step(benchmark):
     exp = bench_experiment(32)
     naive = min(naive_seconds_per_run_step(exp) for _ in range(2))
@@ -75,9 +73,12 @@ def test_engine_vs_naive_per_run_step(benchmark):
                                 ratio=ratio)
     _record("engine_vs_naive", {"S": 32, "L": 3, "d": 10, "n": 200, "B": 20, "dtype": "float64",
                                 "naive_us_per_run_step": naive * 1e6, "engine_us_per_run_step": engine * 1e6,
-                                "ratio": ratio, "target": TARGET})
+                                "ratio": ratio, "target": TARGET, "floor": FLOOR})
     print(f"\nengine {engine * 1e6:.2f} us/run-step, naive {naive * 1e6:.1f} us/run-step: {ratio:.1f}x")
-    assert ratio >= TARGET, f"engine only {ratio:.1f}x faster than the naive loop per run-step (target {TARGET:g}x)"
+    # Each step is ~10 tiny batched ops whose dispatch overhead dominates (33 10x10 matrices), so
+    # the measured ratio is 60-85x, short of the 100x target; the floor catches regressions.
+    assert ratio >= FLOOR, (f"engine only {ratio:.1f}x faster than the naive loop per run-step "
+                            f"(measured 60-85x when written; target {TARGET:g}x)")
 
 
 def _seconds(fn, repeat: int = 3) -> float:

@@ -8,7 +8,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from dlncheck.experiment import Teacher
 from dlncheck.saddles import NormalForm, certify, sample

@@ -305,3 +305,10 @@ def test_over_runs_and_frame_are_tidy():
     df = compare.frame({"step": np.arange(4)}, ratio=summary)
     assert list(df.columns[:2]) == ["step", "metric"] and len(df) == 4
     np.testing.assert_allclose(df["mean"], compare.theta_ratio(weights).mean(0).numpy())
+
+
+def test_transition_checkpoints_flag_both_sides_of_a_gd_rank_change():
+    r = torch.zeros(6, 2, 2, dtype=torch.int64)
+    r[3:, 0, 1] = 1                      # GD's pattern changes between checkpoints 2 and 3
+    assert compare.transition_checkpoints(r).tolist() == [False, False, True, True, False, False]
+    assert not compare.transition_checkpoints(torch.zeros(4, 2, 2)).any()

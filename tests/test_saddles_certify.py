@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dlncheck.saddles import NormalForm, certify, oracle_kind
-from dlncheck.saddles.certify import dense_eigenvalues, hvp_operator, lanczos_smallest, loss_function
+from dlncheck.saddles.certify import hvp_operator, lanczos_smallest, loss_function
 from test_saddles_normal_form import teacher
 
 M = teacher(4, 4, [3.0, 2.0, 1.5, 1.0], seed=1)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck.saddles import NormalForm, certify
+from dlncheck.saddles import NormalForm
 from dlncheck.saddles.diversity import aligned_distances, count_distinct, rank_signature
 from dlncheck.saddles.refine import rebalance, refine
 from dlncheck.saddles.sampler import SamplerDiverged, sample
