@@ -31,29 +31,14 @@ PREDICTIONS = {
 }
 
 
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'saddle-lowrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'saddle-fullrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'saddle-degenerate-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'intermediate-lowrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'intermediate-fullrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'intermediate-degenerate-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'ntk-lowrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'ntk-fullrank-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-    'ntk-degenerate-L3': (
-        "SGD ends on a systematically different factorization: GD's internal log singular values sit 3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the balance claim"),
-}
+FACTORIZATION_OFFSET = (
+    "SGD ends on a systematically different factorization: GD's internal log singular values sit "
+    "3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) "
+    "while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the "
+    "balance claim")
+CONTRADICTIONS = {presets.case_id(r, t, 3): FACTORIZATION_OFFSET
+                  for r in presets.REGIMES for t in presets.TEACHERS}
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
