@@ -104,7 +104,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_ca
                        (inside & (dr["value"] > 0)).numpy()].sum()),
                    max_d_m=float(dm["value"].max()), ambiguous_fraction=float(rp.ambiguous.double().mean()),
                    escape_times=t_esc.tolist())
-    _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc)
+    _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t[transition])
     claim.verdict(prediction=pred.text, reason=pred.reason, exploratory=pred.exploratory, holds=holds,
                   observed=(f"eps={EPS:g}: d_r = 0 with GD in CI at {int((scope & agree).sum())}/"
                             f"{int(scope.sum())} asserted checkpoints ({pred.scope}); max d_r there "
@@ -120,17 +120,19 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_ca
                    f"max d_r {numbers['max_d_r_in_scope']:.3g}); see d_r.png and rank_heatmaps.png")
 
 
-def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc):
+def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t_transition):
     fig, ax = plots.figure(size=(6.4, 4.0))
     plots.band(ax, t, dr["value"], dr["lo"], dr["hi"], label="d_r (95% bootstrap band)")
     plots.band(ax, t, dm["value"], dm["lo"], dm["hi"], label="d_m (95% bootstrap band)")
     plots.shade_windows(ax, windows.tolist())
+    plots.mark_times(ax, t_transition, label="GD rank transition (not asserted)", color="tab:green",
+                     linestyle=":")
     ax.set_xlabel("time t = lr * step")
     ax.set_ylabel("L1 distance GD vs mean SGD (rank units)")
     ax.set_title(f"{case}: d_r(t), d_m(t)")
     ax.legend()
     claim.figure(fig, "d_r", caption="rank- and multiplicity-pattern distance with bootstrap bands "
-                 "over SGD runs; escape windows shaded")
+                 "over SGD runs; escape windows shaded, GD's own rank transitions dotted")
     claim.table(compare.frame({"time": t}, d_r=dr, d_m=dm), "d_r")
 
     picks = {"before first escape": int(torch.argmin((t - windows[0, 0]).abs())),
@@ -174,3 +176,59 @@ def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc):
     claim.figure(fig, "gap_diagnostics", caption="rank ambiguity: share of SGD runs whose gap at the "
                  "counted rank is below the threshold, per product")
     claim.table(pd.concat(rows, ignore_index=True), "gap_diagnostics")
+
+
+@pytest.mark.parametrize("regime, teacher, depth",
+                         preset_cases(quick_depths=(3,), regimes=("saddle",)))
+def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, tier, trajectory_cache,
+                                                  claim):
+    """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss
+    <= P_k), at its own escapes and in windows around them (align.aligned_checkpoints); the
+    golden path predicts the same rank pattern for GD and SGD at every plateau arrival."""
+    case = presets.case_id(regime, teacher, depth)
+    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    aligned = trajectory_cache.aligned(exp)
+    reached = (aligned.steps >= 0).all(0)                                 # points all runs reach
+    weights = [w[:, reached] for w in aligned.weights]
+    labels = [lab for lab, ok in zip(aligned.labels, reached.tolist()) if ok]
+    kinds = [kind for kind, ok in zip(aligned.kinds, reached.tolist()) if ok]
+    rp = compare.rank_patterns(weights, EPS, atol=EPS * float(exp.teacher.s[0]))
+    summary = compare.sgd_summary(rp.r)
+    dr = compare.d_r(rp.r)
+    upper = torch.ones(depth, depth, dtype=torch.bool).triu()
+    gd_in_ci = ((summary["gd"] >= summary["lo"] - 1e-12) & (summary["gd"] <= summary["hi"] + 1e-12)
+                | ~upper).all(-1).all(-1)
+    plateau = torch.tensor([k == "plateau" for k in kinds])
+    agree = (dr["value"] == 0) & gd_in_ci
+    holds = bool(plateau.any() and agree[plateau].all())
+    table = pd.DataFrame({"point": labels, "kind": kinds, "gd_step": aligned.steps[0, reached].numpy(),
+                          "d_r": dr["value"].numpy(), "d_r_lo": dr["lo"].numpy(), "d_r_hi": dr["hi"].numpy(),
+                          "gd_in_sgd_ci": gd_in_ci.numpy()})
+    claim.table(table, "d_r_loss_aligned")
+    fig, ax = plots.figure(size=(max(6.4, 0.45 * len(labels)), 4.0))
+    colors = {"plateau": "tab:blue", "escape": "tab:red", "window": "tab:orange"}
+    x = np.arange(len(labels))
+    for kind, color in colors.items():
+        sel = np.array([k == kind for k in kinds])
+        if sel.any():
+            ax.errorbar(x[sel], dr["value"].numpy()[sel],
+                        yerr=np.stack([(dr["value"] - dr["lo"]).numpy()[sel], (dr["hi"] - dr["value"]).numpy()[sel]]),
+                        fmt="o", color=color, capsize=2, label=kind)
+    ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
+    ax.set_ylim(-0.1, max(1.0, float(dr["hi"].max()) * 1.1))
+    ax.set_ylabel("d_r (rank units), 95% bootstrap band")
+    ax.set_title(f"{case}: d_r at loss- and escape-aligned checkpoints")
+    ax.legend()
+    claim.figure(fig, "d_r_loss_aligned", caption="each run compared at its own plateau arrivals, "
+                 "escapes and escape windows (align.aligned_checkpoints)")
+    escape_dr = dr["value"][~plateau]
+    observed = (f"d_r = 0 with GD in the SGD CI at {int(agree[plateau].sum())}/{int(plateau.sum())} "
+                f"plateau arrivals; at escape and window points max d_r "
+                f"{float(escape_dr.max()) if len(escape_dr) else 0:.3g} "
+                f"({int((escape_dr > 0).sum())}/{len(escape_dr)} points > 0); "
+                f"{int((~reached).sum())} points not reached by every run were dropped")
+    claim.verdict(prediction="at every run's own arrival on each plateau (loss <= P_k), d_r = 0 and "
+                  "every GD r_ij inside the SGD 95% bootstrap CI",
+                  observed=observed, holds=holds, eps=EPS, window=aligned.window,
+                  d_r=dict(zip(labels, dr["value"].tolist())))
+    assert holds, f"{case}: {observed}; see d_r_loss_aligned.png / .csv"
