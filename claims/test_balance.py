@@ -8,7 +8,6 @@ regime's own prediction (table below).
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -18,6 +17,7 @@ import torch
 from dlncheck import diagnostics as dg
 from dlncheck import presets, stats
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 
 
 REL_TOL = 1e-10              # accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
@@ -26,13 +26,6 @@ FACTOR = 2.0                 # saddle: final r_l within this factor of the conse
 NTK_FACTOR = 2.0             # ntk: r_l(T) / r_l(0) within [1/2, 2]
 DENSE_STEPS = 6000           # identity checked on every step of the first DENSE_STEPS steps
 ROUNDOFF = 1e-12             # r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    prediction: str
-    reason: str
-    exploratory: bool = False
 
 
 PREDICTIONS = {

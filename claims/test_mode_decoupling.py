@@ -9,7 +9,6 @@ block of s have no preferred basis and are excluded from the off-diagonal part.
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -20,18 +19,12 @@ from dlncheck import diagnostics as dg
 from dlncheck import presets, spectra, stats
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 
 EPS_RHO = 0.1          # scale-free threshold on rho_a
 EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only)
 C_DIAG = 0.5           # protocol's c
 MIN_FRACTION = 0.9     # saddle: t_cross <= t_diag for >= 90% of (mode, run) pairs
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    prediction: str
-    reason: str
-    exploratory: bool = False
 
 
 PREDICTIONS = {

@@ -7,7 +7,6 @@ fraction of the training time, for the plateaus strictly between the start and t
 """
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -15,6 +14,7 @@ import pytest
 
 from dlncheck import align, presets, stats, theory
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 
 DWELL_RTOL = 0.05            # "on plateau k": loss within 5% of P_k
 DWELL_FACTOR = (0.5, 1.5)    # saddle: every run's dwell within this factor of gradient flow's
@@ -24,13 +24,6 @@ MOVEMENT_RTOL = 0.1          # saddle: movement within 10% of the aligned gradie
 NTK_MAX_DWELL = 0.02         # ntk: < 2% of the run within 5% of any intermediate plateau
 NTK_MOVEMENT = 3.0           # ntk: movement <= NTK_MOVEMENT / sqrt(width) (lazy: O(w^{-1/2}))
 CHECKPOINTS = 30
-
-
-@dataclasses.dataclass(frozen=True)
-class Prediction:
-    prediction: str
-    reason: str
-    exploratory: bool = False
 
 
 PREDICTIONS = {

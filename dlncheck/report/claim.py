@@ -45,6 +45,16 @@ def jsonable(value):
     return str(value)
 
 
+@dataclass(frozen=True)
+class Prediction:
+    """One row of a claim module's prediction table: what theory predicts for the case, why,
+    and whether theory is silent there (exploratory: only what theory guarantees is asserted)."""
+
+    prediction: str
+    reason: str
+    exploratory: bool = False
+
+
 @dataclass
 class Claim:
     """What one claim test writes. Created fresh (its folder emptied) for every test run.
