@@ -20,12 +20,12 @@ from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 
 
-REL_TOL = 1e-10              # accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
+REL_TOL = 1e-10              # (float64; x exp.roundoff_scale) accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
 ORDER_ONE = 0.1              # "r_l is O(1)": r_l >= 0.1
 FACTOR = 2.0                 # saddle: final r_l within this factor of the conserved-D prediction (GD)
 NTK_FACTOR = 2.0             # ntk: r_l(T) / r_l(0) within [1/2, 2]
 DENSE_STEPS = 6000           # identity checked on every step of the first DENSE_STEPS steps
-ROUNDOFF = 1e-12             # r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
+ROUNDOFF = 1e-12             # (float64; x exp.roundoff_scale) r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
 
 
 PREDICTIONS = {
@@ -60,14 +60,14 @@ def _cases():
     return out
 
 
-def _experiment(regime, teacher, depth, init, tier):
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+def _experiment(preset, regime, teacher, depth, init):
+    exp = preset(regime, teacher, depth)
     return presets.random_small_init(exp) if init == "random" else exp
 
 
 @pytest.mark.parametrize("regime, teacher, depth, init", _cases())
-def test_balance(regime, teacher, depth, init, tier, trajectory_cache, claim):
-    exp = _experiment(regime, teacher, depth, init, tier)
+def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
+    exp = _experiment(preset, regime, teacher, depth, init)
     aligned = exp.init.kind == "aligned"
     row = PREDICTIONS["aligned" if aligned else regime]
     n = min(exp.steps, DENSE_STEPS)
@@ -79,8 +79,9 @@ def test_balance(regime, teacher, depth, init, tier, trajectory_cache, claim):
     r = dg.balance_residuals(traj.weights)                      # (R, K, L-1)
     err = drift["error"]                                        # (R, L-1)
     bound = drift["bound"]                                      # (R, K, L-1)
-    identity_ok = bool((err <= REL_TOL).all())
-    below_bound = bool((r <= bound + ROUNDOFF).all())
+    rel_tol, roundoff = REL_TOL * exp.roundoff_scale, ROUNDOFF * exp.roundoff_scale
+    identity_ok = bool((err <= rel_tol).all())
+    below_bound = bool((r <= bound + roundoff).all())
     r_full = dg.balance_residuals(full.weights)
     r0, rT = r_full[:, 0], r_full[:, -1]
     dD = drift["drift"][:, -1]                                  # accumulated ||drift|| (R, L-1)
@@ -91,7 +92,7 @@ def test_balance(regime, teacher, depth, init, tier, trajectory_cache, claim):
                    drift_gd=dD[0].tolist(), sgd_over_gd_drift=sgd_gd_drift, dense_steps=n, steps=exp.steps)
     checks = {"identity": identity_ok, "below_bound": below_bound}
     if aligned:
-        checks["gd_stays_balanced"] = bool((r_full[0] <= ROUNDOFF).all())
+        checks["gd_stays_balanced"] = bool((r_full[0] <= roundoff).all())
     elif regime == "saddle":
         predicted = dg.balanced_residual_prediction(drift["D0"][0], exp.teacher.s, depth)
         numbers["rT_gd_predicted"] = predicted.tolist()
@@ -110,7 +111,7 @@ def test_balance(regime, teacher, depth, init, tier, trajectory_cache, claim):
 
     _figure(claim, times, r, bound, exp, regime, init)
     claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds,
-                  observed=(f"identity error {err.max().item():.1e} (tol {REL_TOL:g}); r_l(0) GD "
+                  observed=(f"identity error {err.max().item():.1e} (tol {rel_tol:g}); r_l(0) GD "
                             f"{np.round(r0[0].tolist(), 4).tolist()}, r_l(T) GD {np.round(rT[0].tolist(), 5).tolist()}, "
                             f"SGD {np.round(rT[1:].mean(0).tolist(), 5).tolist()} (mean over {exp.runs - 1}); "
                             f"SGD/GD accumulated drift {np.round(sgd_gd_drift, 2).tolist()}; "

@@ -35,9 +35,9 @@ def _cases():
 
 
 @pytest.mark.parametrize("regime, teacher, depth, noise", _cases())
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, tier, trajectory_cache, claim):
+def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, tier, trajectory_cache, claim):
     case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
-    exp = presets.experiment(regime, teacher, depth, tier=tier, label_noise=noise)
+    exp = preset(regime, teacher, depth, label_noise=noise)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr
     dist = compare.over_runs(compare.function_distance(traj.weights))

@@ -52,8 +52,8 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
-def test_cross_modes_decay_before_diagonal(regime, teacher, depth, tier, trajectory_cache, claim):
-    exp = presets.random_small_init(presets.experiment(regime, teacher, depth, tier=tier))
+def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+    exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr

@@ -46,10 +46,10 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, tier, trajectory_cache, claim):
+def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     condition, text, reason, exploratory = PREDICTIONS[regime]
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     K = traj.checkpoint_steps.shape[-1]
     pick = torch.as_tensor(np.unique(np.geomspace(1, K - 1, N_CHECKPOINTS).round().astype(int)))

@@ -68,10 +68,10 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, tier, trajectory_cache, claim):
+def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     pred = PREDICTIONS[regime]
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr
     n, s1 = exp.teacher.rank, float(exp.teacher.s[0])
@@ -180,13 +180,13 @@ def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t_transition):
 
 @pytest.mark.parametrize("regime, teacher, depth",
                          preset_cases(quick_depths=(3,), regimes=("saddle",)))
-def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, tier, trajectory_cache,
+def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, tier, trajectory_cache,
                                                   claim):
     """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss
     <= P_k), at its own escapes and in windows around them (align.aligned_checkpoints); the
     golden path predicts the same rank pattern for GD and SGD at every plateau arrival."""
     case = presets.case_id(regime, teacher, depth)
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    exp = preset(regime, teacher, depth)
     aligned = trajectory_cache.aligned(exp)
     reached = (aligned.steps >= 0).all(0)                                 # points all runs reach
     weights = [w[:, reached] for w in aligned.weights]

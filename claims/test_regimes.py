@@ -49,15 +49,15 @@ CASES = [pytest.param(case, id=presets.case_id(*case)) for case in presets.cases
     for case in presets.cases("nightly") if case not in presets.cases("quick")]
 
 
-def _final_movement(cache, regime, teacher, depth, tier):
-    traj = cache(presets.experiment(regime, teacher, depth, tier), checkpoints=CHECKPOINTS)
+def _final_movement(cache, preset, regime, teacher, depth):
+    traj = cache(preset(regime, teacher, depth), checkpoints=CHECKPOINTS)
     return traj.relative_movement()[:, -1]
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_regime(case, tier, trajectory_cache, claim):
+def test_regime(case, preset, trajectory_cache, claim):
     regime, teacher, depth = case
-    exp = presets.experiment(regime, teacher, depth, tier)
+    exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=CHECKPOINTS)
     s, times = exp.teacher.s, traj.times
     plateaus = theory.stage_plateaus(s)
@@ -97,8 +97,8 @@ def test_regime(case, tier, trajectory_cache, claim):
         numbers |= dict(movement_bound=bound)
         observed = f"max dwell {dwell.max():.3f}, movement <= {final.max():.3g} (bound {bound:.3g})"
     else:
-        lazy = _final_movement(trajectory_cache, "ntk", teacher, depth, tier).max()
-        rich = _final_movement(trajectory_cache, "saddle", teacher, depth, tier).min()
+        lazy = _final_movement(trajectory_cache, preset, "ntk", teacher, depth).max()
+        rich = _final_movement(trajectory_cache, preset, "saddle", teacher, depth).min()
         holds = bool((final > lazy).all() and (final < rich).all())
         numbers |= dict(ntk_movement=lazy.item(), saddle_movement=rich.item())
         observed = (f"movement {final.min():.3g}-{final.max():.3g} vs ntk {lazy:.3g}, saddle {rich:.3g}; "

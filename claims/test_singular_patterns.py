@@ -42,10 +42,10 @@ CONTRADICTIONS = {presets.case_id(r, t, 3): FACTORIZATION_OFFSET
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, tier, trajectory_cache, claim):
+def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     text, reason, exploratory = PREDICTIONS[regime]
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+    exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr
     n = exp.teacher.rank

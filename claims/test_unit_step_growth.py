@@ -33,8 +33,8 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
-def test_unit_step_rank_growth(regime, teacher, depth, tier, trajectory_cache, claim):
-    exp = presets.experiment(regime, teacher, depth, tier=tier)
+def test_unit_step_rank_growth(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+    exp = preset(regime, teacher, depth)
     pred = prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
     t = traj.checkpoint_steps.double() * exp.lr

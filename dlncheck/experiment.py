@@ -192,6 +192,12 @@ class Experiment:
     def torch_dtype(self) -> torch.dtype:
         return DTYPES[self.dtype]
 
+    @property
+    def roundoff_scale(self) -> float:
+        """Unit roundoff of this dtype over float64's (1 for float64, ~5.4e8 for float32): a
+        tolerance that is a multiple of roundoff, stated for float64, scales by this factor."""
+        return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
 

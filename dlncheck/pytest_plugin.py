@@ -152,6 +152,19 @@ def dtype(pytestconfig):
 
 
 @pytest.fixture(scope="session")
+def preset(tier, device, dtype):
+    """``preset(regime, teacher, depth, **overrides)``: the preset Experiment of this session's
+    tier, dtype (``--dtype``) and device (``--device``); overrides replace any other field."""
+    from dlncheck import presets
+
+    def build(regime: str, teacher: str, depth: int, **overrides):
+        settings = {"dtype": str(dtype).removeprefix("torch."), "device": str(device)} | overrides
+        return presets.experiment(regime, teacher, depth, tier=tier, **settings)
+
+    return build
+
+
+@pytest.fixture(scope="session")
 def reports_dir(pytestconfig) -> Path:
     return _reports_root(pytestconfig)
 
