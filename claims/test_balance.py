@@ -24,7 +24,8 @@ REL_TOL = 1e-10              # (float64; x exp.roundoff_scale) accumulated drift
 ORDER_ONE = 0.1              # "r_l is O(1)": r_l >= 0.1
 FACTOR = 2.0                 # saddle: final r_l within this factor of the conserved-D prediction (GD)
 NTK_FACTOR = 2.0             # ntk: r_l(T) / r_l(0) within [1/2, 2]
-DENSE_STEPS = 6000           # identity checked on every step of the first DENSE_STEPS steps
+DENSE_STEPS = 6000           # identity checked on every step of the first DENSE_STEPS steps,
+DENSE_BYTES = 2 ** 28        # ... capped so every-step weights of all runs fit in 256 MiB
 ROUNDOFF = 1e-12             # (float64; x exp.roundoff_scale) r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
 
 
@@ -70,7 +71,8 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
     exp = _experiment(preset, regime, teacher, depth, init)
     aligned = exp.init.kind == "aligned"
     row = PREDICTIONS["aligned" if aligned else regime]
-    n = min(exp.steps, DENSE_STEPS)
+    step_bytes = exp.runs * sum(a * b for a, b in zip(exp.widths[1:], exp.widths[:-1])) * 8
+    n = min(exp.steps, DENSE_STEPS, DENSE_BYTES // step_bytes)
     traj = trajectory_cache(exp, checkpoints=list(range(n + 1)), loss_every=max(1, n // 500))
     times = traj.checkpoint_steps.double() * exp.lr
     full = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))   # shared time grid, to the end
