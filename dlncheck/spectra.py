@@ -157,8 +157,13 @@ def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
 
 
 def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
-    """r_PR = (sum sigma_i^2)^2 / sum sigma_i^4 (protocol 1.2); 0 for the zero matrix."""
-    s2 = svals.square()
+    """r_PR = (sum sigma_i^2)^2 / sum sigma_i^4 (protocol 1.2); 0 for the zero matrix.
+
+    Computed on sigma / sigma_1 (r_PR is scale invariant), so tiny or huge spectra neither
+    underflow nor overflow in the fourth powers.
+    """
+    top = svals[..., :1]
+    s2 = (svals / torch.where(top > 0, top, 1.0)).square()
     num, den = s2.sum(-1).square(), s2.square().sum(-1)
     return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(den))
 

@@ -182,3 +182,12 @@ def test_pattern_properties(widths, seed, rank_cut):
         for i in range(L):
             for j in range(i, L):
                 assert m[: i + 1, j:].sum() == r[i, j]
+
+
+@pytest.mark.parametrize("scale", [5e-324, 1e-200, 1e200], ids=["denormal", "tiny", "huge"])
+def test_continuous_ranks_survive_extreme_scales(scale):
+    """Found by hypothesis: sigma^4 underflowed for A = [[5e-324]], giving r_PR = 0 < rank 1."""
+    A = torch.diag(torch.tensor([1.0, 1.0, 0.0], dtype=torch.float64)) * scale
+    assert spectra.participation_ratio(A).item() == pytest.approx(2.0)
+    assert spectra.effective_rank(torch.tensor([[5e-324]], dtype=torch.float64)).item() == 1.0
+    assert spectra.participation_ratio(torch.tensor([[5e-324]], dtype=torch.float64)).item() == 1.0
