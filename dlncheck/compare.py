@@ -10,7 +10,7 @@ percentile bootstrap over SGD runs (resample runs with replacement, Efron & Tibs
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,29 +46,6 @@ def _check_weights(weights: Weights) -> None:
 
 def _upper(L: int, device=None) -> torch.Tensor:
     return torch.ones(L, L, dtype=torch.bool, device=device).triu()
-
-
-def _bootstrap_band(sgd: torch.Tensor, statistic: Callable[[torch.Tensor], torch.Tensor],
-                    n_boot: int, level: float, seed: int, chunk_elems: int = 2 ** 24
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Percentile interval of ``statistic(mean over resampled SGD runs)``.
-
-    Same resampling as ``stats.bootstrap_ci`` (multinomial counts, seeded), but for a
-    nonlinear statistic of the mean such as d_r; resamples are processed in chunks so
-    memory stays below ``chunk_elems`` doubles.
-    """
-    S = sgd.shape[0]
-    gen = torch.Generator().manual_seed(seed)
-    idx = torch.randint(0, S, (n_boot, S), generator=gen)
-    weights = torch.zeros(n_boot, S, dtype=torch.float64).scatter_add_(
-        1, idx, torch.ones(n_boot, S, dtype=torch.float64)).div_(S)
-    flat = sgd.detach().to("cpu", torch.float64).reshape(S, -1)
-    step = max(1, chunk_elems // max(flat.shape[1], 1))
-    values = torch.cat([statistic((w @ flat).reshape((-1,) + sgd.shape[1:]))
-                        for w in weights.split(step)])
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(values.numpy(), [alpha, 1 - alpha], axis=0)
-    return torch.as_tensor(lo), torch.as_tensor(hi)
 
 
 # ------------------------------------------------------------- rank / multiplicity (1.1)
@@ -130,7 +107,7 @@ def _l1_to_gd(pattern: torch.Tensor, weight: torch.Tensor, n_boot: int, level: f
         dev = mean_sgd.device
         return (w.to(dev) * (gd.to(dev) - mean_sgd).abs()).sum((-3, -2, -1))
 
-    lo, hi = _bootstrap_band(sgd, distance, n_boot, level, seed)
+    lo, hi = stats.bootstrap_ci(sgd, n_boot=n_boot, level=level, seed=seed, statistic=distance)
     return {"value": distance(sgd.mean(0)), "lo": lo.to(x.device), "hi": hi.to(x.device)}
 
 

@@ -7,6 +7,8 @@ Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
@@ -39,12 +41,15 @@ def sem(x, dim: int = 0) -> torch.Tensor:
     return std(x, 0) / x.shape[0] ** 0.5
 
 
-def bootstrap_ci(x, dim: int = 0, n_boot: int = 2000, level: float = 0.95,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Percentile bootstrap interval (lo, hi) of the mean over runs along ``dim``.
+def bootstrap_ci(x, dim: int = 0, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+                 statistic: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 chunk_elems: int = 2 ** 24) -> tuple[torch.Tensor, torch.Tensor]:
+    """Percentile bootstrap interval (lo, hi) of ``statistic(mean over runs)`` along ``dim``.
 
-    Resampled means = (C / S) @ x with C ~ Multinomial(S, 1/S) per resample; lo and hi are
-    the (1 - level)/2 and (1 + level)/2 quantiles of those means.
+    Resampled means = (C / S) @ x with C ~ Multinomial(S, 1/S) per resample, processed in
+    chunks of at most ``chunk_elems`` numbers; ``statistic`` maps a batch of resampled means
+    (n, *shape) to (n, *out) (default: the mean itself), e.g. d_r of the mean rank pattern.
+    lo and hi are the (1 - level)/2 and (1 + level)/2 quantiles over resamples.
     """
     if not 0 < level < 1:
         raise ValueError(f"level must lie in (0, 1), got {level}; e.g. level=0.95")
@@ -54,14 +59,16 @@ def bootstrap_ci(x, dim: int = 0, n_boot: int = 2000, level: float = 0.95,
     S, shape = x.shape[0], x.shape[1:]
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, S, (n_boot, S), generator=gen)
-    counts = torch.zeros(n_boot, S, dtype=torch.float64).scatter_add_(
-        1, idx, torch.ones(n_boot, S, dtype=torch.float64))
+    weights = torch.zeros(n_boot, S, dtype=torch.float64).scatter_add_(
+        1, idx, torch.ones(n_boot, S, dtype=torch.float64)).div_(S)
     flat = x.detach().to("cpu", torch.float64).reshape(S, -1)
-    boot = (counts / S) @ flat                                   # (n_boot, F)
+    statistic = statistic or (lambda means: means)
+    step = max(1, chunk_elems // max(flat.shape[1], 1))
+    boot = torch.cat([statistic((w @ flat).reshape((-1, *shape))) for w in weights.split(step)])
     alpha = (1 - level) / 2
     lo, hi = np.quantile(boot.numpy(), [alpha, 1 - alpha], axis=0)
     as_x = dict(dtype=x.dtype, device=x.device)
-    return (torch.as_tensor(lo, **as_x).reshape(shape), torch.as_tensor(hi, **as_x).reshape(shape))
+    return torch.as_tensor(lo, **as_x), torch.as_tensor(hi, **as_x)
 
 
 def summarize(x, dim: int = 0, **bootstrap_kwargs) -> dict[str, torch.Tensor]:

@@ -56,3 +56,12 @@ def test_bootstrap_bad_input(kwargs, match):
 def test_empty_run_axis_is_an_error():
     with pytest.raises(ValueError, match="no runs"):
         stats.mean(torch.ones(0, 3))
+
+
+def test_bootstrap_of_a_statistic_of_the_mean_is_chunked_and_consistent():
+    x = torch.randn(10, 6, dtype=torch.float64)
+    lo, hi = stats.bootstrap_ci(x, seed=2)
+    lo2, hi2 = stats.bootstrap_ci(x, seed=2, statistic=lambda m: 2 * m, chunk_elems=7)
+    torch.testing.assert_close((lo2, hi2), (2 * lo, 2 * hi))
+    lo_n, hi_n = stats.bootstrap_ci(x, seed=2, statistic=lambda m: m.norm(dim=-1))
+    assert lo_n.shape == () and lo_n <= x.mean(0).norm() <= hi_n
