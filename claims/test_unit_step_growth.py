@@ -61,6 +61,7 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, tier, trajectory_
                    start=growth["start"].tolist(), final=growth["final"].tolist(),
                    max_jump=growth["max_jump"].tolist(),
                    median_log10_gap_at_transitions=float(np.nanmedian(np.log10(gaps.numpy()))) if torch.isfinite(gaps).any() else None)
+    numbers |= _product_staircases(claim, traj, t, s1, presets.case_id(regime, teacher, depth))
     _figures(claim, exp, traj, t, svals, s1, depth, presets.case_id(regime, teacher, depth), gaps, ranks)
     claim.verdict(prediction=pred.text, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
                   observed=(f"eps={EPS:g} (floor {EPS * s1:.1e}): criterion holds for {int(ok.sum())}/{len(ok)} runs "
@@ -136,3 +137,32 @@ def _figures(claim, exp, traj, t, svals, s1, depth, case, gaps, ranks):
     claim.table(pd.DataFrame({"run": where[:, 0].numpy(), "time": t[where[:, 1]].numpy(),
                               "rank": ranks[where[:, 0], where[:, 1]].numpy(), "gap": g.numpy()}),
                 "gap_at_transitions")
+
+
+def _product_staircases(claim, traj, t, s1, case) -> dict:
+    """Rank of every partial product P_ij over time (same eps and floor as W): figure, CSV and
+    per-product unit-step / non-monotone fractions (descriptive; the assertion is on W)."""
+    pattern = spectra.rank_pattern(traj.weights, EPS, atol=EPS * s1)          # (R, K, L, L)
+    growth = dg.growth_statistics(pattern.movedim(1, -1))                      # each (R, L, L)
+    R, K, L, _ = pattern.shape
+    fig, ax = plots.figure(size=(7.0, 4.2))
+    rows, numbers = [], {"unit_fraction_gd_by_product": {}, "nonmonotone_max_sgd_by_product": {}}
+    for i, j in zip(*np.triu_indices(L)):
+        name = f"P_{i + 1}{j + 1}"
+        r = pattern[:, :, i, j].double()
+        line = plots.band(ax, t, r[0], label=name, drawstyle="steps-post")
+        if R > 1:
+            ax.fill_between(t.numpy(), r[1:].amin(0).numpy(), r[1:].amax(0).numpy(), step="post",
+                            color=line.get_color(), alpha=0.2, linewidth=0)
+        numbers["unit_fraction_gd_by_product"][name] = float(growth["unit"][0, i, j])
+        numbers["nonmonotone_max_sgd_by_product"][name] = float(growth["nonmonotone"][1:, i, j].max()) if R > 1 else 0.0
+        rows.append(pd.DataFrame({"run": np.repeat(np.arange(R), K), "time": np.tile(t.numpy(), R),
+                                  "i": i + 1, "j": j + 1, "rank": r.numpy().ravel()}))
+    ax.set_xscale("symlog", linthresh=float(t[1]) if K > 1 else 1.0)
+    ax.set_xlabel("time t = lr * step")
+    ax.set_ylabel(f"rank of P_ij(t), eps {EPS:g}, floor eps * s_1")
+    ax.set_title(f"{case}: rank staircases of every partial product (GD line, SGD band)")
+    ax.legend(ncol=3, fontsize=7)
+    claim.figure(fig, "product_rank_staircases", caption="numerical rank of each P_ij over time")
+    claim.table(pd.concat(rows, ignore_index=True), "product_rank_staircases")
+    return numbers
