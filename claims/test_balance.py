@@ -75,7 +75,7 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
     n = min(exp.steps, DENSE_STEPS, DENSE_BYTES // step_bytes)
     traj = trajectory_cache(exp, checkpoints=list(range(n + 1)), loss_every=max(1, n // 500))
     times = traj.checkpoint_steps.double() * exp.lr
-    full = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))   # shared time grid, to the end
+    full = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))   # shared time grid, to the end
 
     drift = dg.drift_identity(traj.weights)                     # per run, per pair
     r = dg.balance_residuals(traj.weights)                      # (R, K, L-1)

@@ -49,7 +49,7 @@ CONTRADICTIONS = {
 def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     pred = prediction(regime, teacher)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s1 = float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)

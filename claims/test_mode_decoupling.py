@@ -55,7 +55,7 @@ CONTRADICTIONS = {
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s, T = exp.teacher.s, exp.teacher
     n = int((s > 0).sum())

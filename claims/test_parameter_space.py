@@ -50,7 +50,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, tier, t
     case = presets.case_id(regime, teacher, depth)
     condition, text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     K = traj.checkpoint_steps.shape[-1]
     pick = torch.as_tensor(np.unique(np.geomspace(1, K - 1, N_CHECKPOINTS).round().astype(int)))
     weights = [w[:, pick] for w in traj.weights]

@@ -72,7 +72,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, tier, traje
     case = presets.case_id(regime, teacher, depth)
     pred = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     n, s1 = exp.teacher.rank, float(exp.teacher.s[0])
     u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)

@@ -46,7 +46,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, tier, tr
     case = presets.case_id(regime, teacher, depth)
     text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     n = exp.teacher.rank
     u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)

@@ -64,7 +64,7 @@ def _mode_strengths(traj):
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases())
 def test_aligned_init_follows_theory(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp, a0 = _aligned(preset(regime, teacher, depth))
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     steps = traj.checkpoint_steps
     t = steps.double() * exp.lr
     w = _mode_strengths(traj)                                   # (R, K, d_out, d_in)
@@ -119,7 +119,7 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, tier, traje
 def test_escape_times_match_theory(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps))
+    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s = exp.teacher.s
     n = int((s > 0).sum())

@@ -265,14 +265,33 @@ def rho_upper_bound(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor) -> torch.
     return torch.where(s > delta, delta / (s - delta).clamp(min=1e-300), torch.full_like(s - delta, math.inf))
 
 
-def time_grid(steps: int, n_linear: int = 300, n_log: int = 120) -> list[int]:
+def time_grid(steps: int, n_linear: int = 300, n_log: int = 120, max_points: int | None = None) -> list[int]:
     """Checkpoint steps for stagewise diagnostics: a linear grid (plateaus and escapes late in
-    training) united with a log grid (early escapes), sorted, with 0 and ``steps``."""
+    training) united with a log grid (early escapes), sorted, with 0 and ``steps``. When the
+    grid would exceed ``max_points``, both parts shrink in proportion."""
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
+    grid = _grid(steps, n_linear, n_log)
+    if max_points is not None and len(grid) > max_points:
+        shrink = max_points / (n_linear + n_log)
+        grid = _grid(steps, max(1, int(n_linear * shrink)), max(2, int(n_log * shrink)))
+    return grid
+
+
+def _grid(steps: int, n_linear: int, n_log: int) -> list[int]:
     lin = np.linspace(0, steps, n_linear + 1)
     log = np.geomspace(1, steps, n_log)
     return sorted({int(round(x)) for x in np.concatenate([lin, log, [0, steps]])})
+
+
+def time_grid_for(experiment, budget_bytes: int = 2 ** 28) -> list[int]:
+    """:func:`time_grid` for an experiment, capped so the stored weights of all runs at all
+    checkpoints fit in ``budget_bytes`` (wide NTK nets with 33 runs would otherwise store
+    gigabytes, and their partial products several times more)."""
+    widths = experiment.widths
+    per_checkpoint = experiment.runs * sum(a * b for a, b in zip(widths[1:], widths[:-1])) \
+        * torch.finfo(experiment.torch_dtype).bits // 8
+    return time_grid(experiment.steps, max_points=max(16, budget_bytes // per_checkpoint))
 
 
 # ------------------------------------------------------------------------- rank growth
