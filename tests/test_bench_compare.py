@@ -11,6 +11,8 @@ import time
 import numpy as np
 import torch
 
+from naive import products_one_by_one
+
 from dlncheck import compare, spectra
 
 R, K, L, D, EPS, TOP = 33, 200, 4, 8, 1e-5, 5
@@ -34,17 +36,13 @@ def numpy_loop(weights):
     dl, fdist = np.zeros((R - 1, K, L)), np.zeros((R - 1, K))
     for r in range(R):
         for k in range(K):
-            for i in range(L):
-                P = W[i][r, k]
-                for j in range(i, L):
-                    if j > i:
-                        P = W[j][r, k] @ P
-                    s = np.linalg.svd(P, compute_uv=False)
-                    rank = (s > EPS * s[0]).sum()
-                    ranks[r, k, i, j] = rank
-                    if 0 < rank < len(s) and s[rank] > 0:
-                        gaps[r, k, i, j] = s[rank - 1] / s[rank]
-                    logs[r, k, i, j] = np.log(np.maximum(s[:TOP], 1e-30))
+            for i, j, P in products_one_by_one(W, r, k):
+                s = np.linalg.svd(P, compute_uv=False)
+                rank = (s > EPS * s[0]).sum()
+                ranks[r, k, i, j] = rank
+                if 0 < rank < len(s) and s[rank] > 0:
+                    gaps[r, k, i, j] = s[rank - 1] / s[rank]
+                logs[r, k, i, j] = np.log(np.maximum(s[:TOP], 1e-30))
             if r == 0:
                 continue
             theta_gd = np.concatenate([w[0, k].ravel() for w in W])

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import torch
+from naive import products_one_by_one
 
 from dlncheck import spectra
 
@@ -19,13 +20,9 @@ def numpy_loop(weights):
     ranks = np.zeros((R, K, L, L), dtype=np.int64)
     for r in range(R):
         for k in range(K):
-            for i in range(L):
-                P = W[i][r, k]
-                for j in range(i, L):
-                    if j > i:
-                        P = W[j][r, k] @ P
-                    s = np.linalg.svd(P, compute_uv=False)
-                    ranks[r, k, i, j] = (s > EPS * s[0]).sum()
+            for i, j, P in products_one_by_one(W, r, k):
+                s = np.linalg.svd(P, compute_uv=False)
+                ranks[r, k, i, j] = (s > EPS * s[0]).sum()
     return ranks
 
 

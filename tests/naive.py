@@ -1,0 +1,13 @@
+"""Naive per-matrix NumPy baselines that the benchmarks time against the batched code."""
+import numpy as np
+
+
+def products_one_by_one(W, r, k):
+    """Yield (i, j, P_ij) for run r, checkpoint k: one NumPy matmul at a time (0-based i <= j)."""
+    L = len(W)
+    for i in range(L):
+        P = W[i][r, k]
+        for j in range(i, L):
+            if j > i:
+                P = W[j][r, k] @ P
+            yield i, j, P
