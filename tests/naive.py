@@ -1,5 +1,5 @@
 """Naive per-matrix NumPy baselines that the benchmarks time against the batched code."""
-import numpy as np
+
 
 
 def products_one_by_one(W, r, k):
