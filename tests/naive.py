@@ -1,7 +1,6 @@
 """Naive per-matrix NumPy baselines that the benchmarks time against the batched code."""
 
 
-
 def products_one_by_one(W, r, k):
     """Yield (i, j, P_ij) for run r, checkpoint k: one NumPy matmul at a time (0-based i <= j)."""
     L = len(W)
