@@ -67,7 +67,7 @@ def _experiment(preset, regime, teacher, depth, init):
 
 
 @pytest.mark.parametrize("regime, teacher, depth, init", _cases())
-def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
+def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     exp = _experiment(preset, regime, teacher, depth, init)
     aligned = exp.init.kind == "aligned"
     row = PREDICTIONS["aligned" if aligned else regime]

@@ -35,7 +35,7 @@ def _cases():
 
 
 @pytest.mark.parametrize("regime, teacher, depth, noise", _cases())
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, tier, trajectory_cache, claim):
+def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, trajectory_cache, claim):
     case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))

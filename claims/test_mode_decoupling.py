@@ -40,8 +40,6 @@ PREDICTIONS = {
 }
 
 
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
 CONTRADICTIONS = {
     'saddle-lowrank-L3': (
@@ -52,7 +50,7 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
-def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
     traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))

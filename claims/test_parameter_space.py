@@ -32,8 +32,6 @@ PREDICTIONS = {
 }
 
 
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
 CONTRADICTIONS = {
     'saddle-lowrank-L3': (
@@ -46,7 +44,7 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     condition, text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)

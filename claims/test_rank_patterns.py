@@ -54,8 +54,6 @@ PREDICTIONS = {
 }
 
 
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
 CONTRADICTIONS = {
     'ntk-lowrank-L3': (
@@ -68,7 +66,7 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     pred = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
@@ -180,7 +178,7 @@ def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t_transition):
 
 @pytest.mark.parametrize("regime, teacher, depth",
                          preset_cases(quick_depths=(3,), regimes=("saddle",)))
-def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, tier, trajectory_cache,
+def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, trajectory_cache,
                                                   claim):
     """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss
     <= P_k), at its own escapes and in windows around them (align.aligned_checkpoints); the

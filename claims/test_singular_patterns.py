@@ -42,7 +42,7 @@ CONTRADICTIONS = {presets.case_id(r, t, 3): FACTORIZATION_OFFSET
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)

@@ -62,7 +62,7 @@ def _mode_strengths(traj):
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases())
-def test_aligned_init_follows_theory(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp, a0 = _aligned(preset(regime, teacher, depth))
     traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
     steps = traj.checkpoint_steps
@@ -116,7 +116,7 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, tier, traje
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(regimes=("saddle",)))
-def test_escape_times_match_theory(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
     traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))

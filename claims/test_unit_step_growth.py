@@ -33,7 +33,7 @@ CONTRADICTIONS = {
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
-def test_unit_step_rank_growth(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     pred = prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))

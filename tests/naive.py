@@ -1,4 +1,5 @@
 """Naive per-matrix NumPy baselines that the benchmarks time against the batched code."""
+import time
 
 
 def products_one_by_one(W, r, k):
@@ -10,3 +11,10 @@ def products_one_by_one(W, r, k):
             if j > i:
                 P = W[j][r, k] @ P
             yield i, j, P
+
+
+def timed(fn, *args):
+    """(result, seconds) of one call: the baseline side of a benchmark ratio."""
+    start = time.perf_counter()
+    result = fn(*args)
+    return result, time.perf_counter() - start

@@ -6,12 +6,11 @@ of dlncheck.compare (rank patterns with gaps, top-K log spectra, parameter-space
 cosine, layerwise d_l, function-space distance); both paths must give the same numbers.
 The ratio is stored in the benchmark's extra_info and printed.
 """
-import time
 
 import numpy as np
 import torch
 
-from naive import products_one_by_one
+from naive import products_one_by_one, timed
 
 from dlncheck import compare, spectra
 
@@ -61,9 +60,7 @@ def numpy_loop(weights):
 def test_batched_analysis_beats_numpy_loop(benchmark):
     g = torch.Generator().manual_seed(0)
     weights = [torch.randn(R, K, D, D, generator=g, dtype=torch.float64) for _ in range(L)]
-    start = time.perf_counter()
-    reference = numpy_loop(weights)
-    naive = time.perf_counter() - start
+    reference, naive = timed(numpy_loop, weights)
     result = benchmark.pedantic(batched, args=(weights,), rounds=3, iterations=1)
     ranks, gaps = result[0].numpy(), result[1].numpy()
     assert np.array_equal(ranks, reference[0])

@@ -3,11 +3,10 @@
 Size from the foundation issue: R = 33 runs, K = 50 checkpoints, L = 4, d = 20, i.e.
 10 products x 1650 matrices. The ratio is stored in the benchmark's extra_info and printed.
 """
-import time
 
 import numpy as np
 import torch
-from naive import products_one_by_one
+from naive import products_one_by_one, timed
 
 from dlncheck import spectra
 
@@ -29,9 +28,7 @@ def numpy_loop(weights):
 def test_batched_rank_patterns_beat_numpy_loop(benchmark):
     g = torch.Generator().manual_seed(0)
     weights = [torch.randn(R, K, D, D, generator=g, dtype=torch.float64) for _ in range(L)]
-    start = time.perf_counter()
-    reference = numpy_loop(weights)
-    naive = time.perf_counter() - start
+    reference, naive = timed(numpy_loop, weights)
     batched = benchmark.pedantic(spectra.rank_pattern, args=(weights, EPS), rounds=3, iterations=1)
     assert np.array_equal(batched.numpy(), reference)
     ratio = naive / benchmark.stats.stats.median
