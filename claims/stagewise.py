@@ -6,7 +6,8 @@ import dataclasses
 
 import torch
 
-from dlncheck import diagnostics as dg
+from dlncheck import stagewise
+
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,4 +34,4 @@ def prediction(regime: str, teacher: str) -> Prediction:
 
 
 def rank_levels(pred: Prediction, s: torch.Tensor) -> list[int]:
-    return dg.multiplicity_levels(s) if pred.growth == "multiplicity" else list(range(int((s > 0).sum()) + 1))
+    return stagewise.multiplicity_levels(s) if pred.growth == "multiplicity" else list(range(int((s > 0).sum()) + 1))

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import diagnostics as dg
-from dlncheck import presets, stats
+from dlncheck import balance, events, presets, stats, theory
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 
@@ -75,16 +74,16 @@ def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     n = min(exp.steps, DENSE_STEPS, DENSE_BYTES // step_bytes)
     traj = trajectory_cache(exp, checkpoints=list(range(n + 1)), loss_every=max(1, n // 500))
     times = traj.checkpoint_steps.double() * exp.lr
-    full = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))   # shared time grid, to the end
+    full = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))   # shared time grid, to the end
 
-    drift = dg.drift_identity(traj.weights)                     # per run, per pair
-    r = dg.balance_residuals(traj.weights)                      # (R, K, L-1)
+    drift = balance.drift_identity(traj.weights)                     # per run, per pair
+    r = balance.balance_residuals(traj.weights)                      # (R, K, L-1)
     err = drift["error"]                                        # (R, L-1)
     bound = drift["bound"]                                      # (R, K, L-1)
     rel_tol, roundoff = REL_TOL * exp.roundoff_scale, ROUNDOFF * exp.roundoff_scale
     identity_ok = bool((err <= rel_tol).all())
     below_bound = bool((r <= bound + roundoff).all())
-    r_full = dg.balance_residuals(full.weights)
+    r_full = balance.balance_residuals(full.weights)
     r0, rT = r_full[:, 0], r_full[:, -1]
     dD = drift["drift"][:, -1]                                  # accumulated ||drift|| (R, L-1)
     sgd_gd_drift = (dD[1:].mean(0) / dD[0]).tolist() if exp.runs > 1 else []
@@ -96,7 +95,7 @@ def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     if aligned:
         checks["gd_stays_balanced"] = bool((r_full[0] <= roundoff).all())
     elif regime == "saddle":
-        predicted = dg.balanced_residual_prediction(drift["D0"][0], exp.teacher.s, depth)
+        predicted = theory.balanced_residual_prediction(drift["D0"][0], exp.teacher.s, depth)
         numbers["rT_gd_predicted"] = predicted.tolist()
         checks["starts_order_one"] = bool((r0 >= ORDER_ONE).all())
         checks["falls"] = bool((rT < r0).all())

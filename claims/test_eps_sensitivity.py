@@ -3,7 +3,7 @@
 For every eps of a log grid (quick: 1e-7..1e-3, one point per decade; nightly: two per decade)
 and both notions of rank — relative r_eps = #{sigma > eps sigma_1} and the absolute floor
 #{sigma > eps max(sigma_1, s_1)} — the calibration criteria of protocol 1.2 II are evaluated
-for GD and every SGD run (diagnostics.stagewise_criteria). An eps "works" when every run shows
+for GD and every SGD run (stagewise.stagewise_criteria). An eps "works" when every run shows
 the regime's predicted pattern (table in test_unit_step_growth.prediction); the eps plateau is
 the longest run of consecutive working grid values. Asserted: a plateau of at least
 MIN_DECADES decades with the absolute floor. The relative notion is reported beside it.
@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import diagnostics as dg
-from dlncheck import presets, spectra, stats
+from dlncheck import events, presets, spectra, stagewise, stats
 from dlncheck.report import plots
 
 from claims.stagewise import prediction, rank_levels
@@ -33,7 +32,8 @@ def _working(pred, crit, ranks, W, exp, eps):
         return crit["staircase"].all(-1)
     if pred.growth == "none":
         return crit["at_least_r"].all(-1)
-    lower = dg.guaranteed_rank(W[:, -1], exp.teacher.M, exp.teacher.s, eps, float(exp.teacher.s[0]))
+    lower = stagewise.guaranteed_rank(W[:, -1], exp.teacher.M, exp.teacher.s, eps,
+                                      atol=eps * float(exp.teacher.s[0]))
     return (ranks[..., -1] >= lower).all(-1)
 
 
@@ -49,7 +49,7 @@ CONTRADICTIONS = {
 def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     pred = prediction(regime, teacher)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s1 = float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
@@ -57,14 +57,14 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     eps = torch.as_tensor(GRIDS[tier], dtype=torch.float64)
     levels = rank_levels(pred, exp.teacher.s)
     rows, plateaus, maps = [], {}, {}
-    for notion, floor in (("absolute floor", s1), ("relative", None)):
-        ranks = dg.ranks_over_eps(svals, eps, floor_scale=floor)           # (E, R, K)
-        crit = dg.stagewise_criteria(ranks, levels)
-        growth = dg.growth_statistics(ranks)
+    for notion, atol in (("absolute floor", eps * s1), ("relative", None)):
+        ranks = stagewise.ranks_over_eps(svals, eps, atol=atol)                   # (E, R, K)
+        crit = stagewise.stagewise_criteria(ranks, levels)
+        growth = stagewise.growth_statistics(ranks)
         working = _working(pred, crit, ranks, W, exp, eps)
-        plateaus[notion] = dg.eps_plateau(working, eps)
+        plateaus[notion] = stagewise.eps_plateau(working, eps)
         maps[notion] = torch.stack([crit[c].double().mean(-1) for c in CRITERIA] + [working.double()])
-        var = dg.seed_variance(ranks[:, 1:], run_dim=-2) if ranks.shape[1] > 2 else torch.zeros(ranks.shape[0], 1)
+        var = stagewise.seed_variance(ranks[:, 1:], run_dim=-2) if ranks.shape[1] > 2 else torch.zeros(ranks.shape[0], 1)
         for e in range(len(eps)):
             rows.append({"notion": notion, "eps": eps[e].item(), "works": bool(working[e]),
                          **{c: crit[c][e].double().mean().item() for c in CRITERIA},

@@ -16,8 +16,7 @@ import math
 import pytest
 import torch
 
-from dlncheck import compare, presets, spectra
-from dlncheck import diagnostics as dg
+from dlncheck import compare, events, presets, spectra
 from dlncheck.report import plots
 
 TOL_REALIZABLE = 2 * math.exp(-10)
@@ -38,7 +37,7 @@ def _cases():
 def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, trajectory_cache, claim):
     case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     dist = compare.over_runs(compare.function_distance(traj.weights))
     norm_gd = float(torch.linalg.matrix_norm(spectra.end_to_end([w[:1, -1] for w in traj.weights])[0]))

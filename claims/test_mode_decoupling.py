@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import diagnostics as dg
-from dlncheck import presets, spectra, stats
+from dlncheck import events, modes, presets, spectra, stats
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
@@ -53,27 +52,27 @@ CONTRADICTIONS = {
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s, T = exp.teacher.s, exp.teacher
     n = int((s > 0).sum())
     W = spectra.end_to_end(traj.weights)
-    w = dg.mode_coefficients(W, T.U, T.V)                                   # (R, K, d_out, d_in)
-    times = dg.crossing_times(w, s, t, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]), c=C_DIAG)
+    w = modes.mode_coefficients(W, T.U, T.V)                                   # (R, K, d_out, d_in)
+    times = modes.crossing_times(w, s, t, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]), c=C_DIAG)
     learned = torch.isfinite(times["t_diag"])                               # (R, n)
     before = (times["t_cross"] <= times["t_diag"]) & learned
     fraction = before.sum().item() / max(learned.sum().item(), 1)
     abs_fraction = ((times["t_cross_abs"] <= times["t_diag"]) & learned).sum().item() / max(learned.sum().item(), 1)
-    off = dg.row_offdiag(w, s)
-    energy = dg.cross_energy(w)
-    blocks = [b for b in dg.degenerate_blocks(s) if len(b) > 1]
+    off = modes.row_offdiag(w, s)
+    energy = modes.cross_energy(w)
+    blocks = [b for b in modes.degenerate_blocks(s) if len(b) > 1]
 
     if regime == "saddle":
         holds = fraction >= MIN_FRACTION and bool(learned.all())
     elif regime == "ntk":
         holds = fraction < MIN_FRACTION
     else:
-        bound = dg.rho_upper_bound(W[:, -1], T.M, s)
+        bound = modes.rho_upper_bound(W[:, -1], T.M, s)
         holds = bool((off["rho"][:, -1] <= bound).all())
     per_run = before.double().sum(-1) / learned.double().sum(-1).clamp(min=1)
     numbers = dict(fraction=fraction, fraction_abs_eps=abs_fraction, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]),

@@ -1,7 +1,7 @@
 """Claim family: distance in parameter space, raw and modulo the hidden-layer orthogonal gauge.
 
 Raw: E_B||theta_GD - theta_SGD||_2 / ||theta_GD||_2, cosine, layerwise d_l and d (seed,
-"Distance in parameter space"). Gauge-aligned: the same after compare.gauge_align moves each
+"Distance in parameter space"). Gauge-aligned: the same after gauge.gauge_align moves each
 SGD run to the point of its orbit W_l -> Q_l W_l Q_{l-1}^T closest to GD (alternating
 Procrustes, an upper bound on the true gauge distance). FACTOR = time-average of the raw ratio
 over time-average of the aligned ratio, over N_CHECKPOINTS log-spaced checkpoints with t > 0.
@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import compare, presets
-from dlncheck import diagnostics as dg
+from dlncheck import compare, events, gauge, presets
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
@@ -48,12 +47,12 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, traject
     case = presets.case_id(regime, teacher, depth)
     condition, text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     K = traj.checkpoint_steps.shape[-1]
     pick = torch.as_tensor(np.unique(np.geomspace(1, K - 1, N_CHECKPOINTS).round().astype(int)))
     weights = [w[:, pick] for w in traj.weights]
     t = traj.checkpoint_steps[pick].double() * exp.lr
-    aligned = compare.gauge_align(weights, max_sweeps=MAX_SWEEPS).weights
+    aligned = gauge.gauge_align(weights, max_sweeps=MAX_SWEEPS).weights
     raw = {m: compare.over_runs(f(weights)) for m, f in (("ratio", compare.theta_ratio),
                                                           ("cosine", compare.cosine), ("d", compare.d))}
     gauge = {m: compare.over_runs(f(aligned)) for m, f in (("ratio", compare.theta_ratio),

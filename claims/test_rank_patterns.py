@@ -5,8 +5,8 @@ r_ij = #{sigma_m(P_ij) > max(eps sigma_1(P_ij), eps s_1)} at EPS with the absolu
 to the teacher (as in the stagewise claims: the purely relative rank of a tiny init reports
 its spectral shape). Escape windows [t_esc - Delta, t_esc + Delta] come from the theory's
 escape times (u0 from the init's projection on the teacher modes) and
-compare.escape_windows; plateau checkpoints are those outside every window (t > 0) and not
-next to a change of GD's own rank pattern (compare.transition_checkpoints: there a singular
+theory.escape_windows; plateau checkpoints are those outside every window (t > 0) and not
+next to a change of GD's own rank pattern (events.transition_checkpoints: there a singular
 value is crossing the threshold, e.g. a growing mode crossing the absolute floor mid-plateau,
 and SGD's timing jitter alone flips the count; the rule uses GD only, so an SGD run that
 visits a different pattern still fails the claim).
@@ -20,8 +20,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import compare, presets, theory
-from dlncheck import diagnostics as dg
+from dlncheck import compare, events, modes, presets, spectra, theory
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
@@ -70,21 +69,21 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_
     case = presets.case_id(regime, teacher, depth)
     pred = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     n, s1 = exp.teacher.rank, float(exp.teacher.s[0])
-    u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
+    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     t_esc = theory.escape_time(exp.teacher.s[:n], u0, depth)
-    windows = compare.escape_windows(t_esc, exp.teacher.s[:n], depth)
-    inside = compare.in_windows(t, windows)
+    windows = theory.escape_windows(t_esc, exp.teacher.s[:n], depth)
+    inside = events.in_windows(t, windows)
 
-    rp = compare.rank_patterns(traj.weights, EPS, atol=EPS * s1)
+    rp = spectra.rank_patterns(traj.weights, EPS, atol=EPS * s1)
     summary = compare.sgd_summary(rp.r)
     dr, dm = compare.d_r(rp.r), compare.d_m(rp.m)
     upper = torch.ones(depth, depth, dtype=torch.bool).triu()
     gd_in_ci = ((summary["gd"] >= summary["lo"] - 1e-12) & (summary["gd"] <= summary["hi"] + 1e-12)
                 | ~upper).all(-1).all(-1)                                       # (K,)
-    transition = compare.transition_checkpoints(rp.r[0])
+    transition = events.transition_checkpoints(rp.r[0])
     scope = {"plateaus": (~inside) & (t > 0) & ~transition, "off-transition": ~transition,
              "final": torch.arange(len(t)) == len(t) - 1}[pred.scope]
     agree = (dr["value"] == 0) & gd_in_ci
@@ -190,7 +189,7 @@ def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset
     weights = [w[:, reached] for w in aligned.weights]
     labels = [lab for lab, ok in zip(aligned.labels, reached.tolist()) if ok]
     kinds = [kind for kind, ok in zip(aligned.kinds, reached.tolist()) if ok]
-    rp = compare.rank_patterns(weights, EPS, atol=EPS * float(exp.teacher.s[0]))
+    rp = spectra.rank_patterns(weights, EPS, atol=EPS * float(exp.teacher.s[0]))
     summary = compare.sgd_summary(rp.r)
     dr = compare.d_r(rp.r)
     upper = torch.ones(depth, depth, dtype=torch.bool).triu()

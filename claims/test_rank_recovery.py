@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import calibration as cal
+from dlncheck import calibration as cal, theory
 from dlncheck.report import plots
 
 M, N, S = 48, 32, (4.0, 2.0, 1.0)
@@ -81,8 +81,8 @@ CASES = [
 def _prediction(case: Case) -> str:
     text = {
         "contains": ("a contiguous eps plateau with P(r_eps = r) >= 0.95 contains "
-                     f"[{cal.FLOOR_MARGIN:g} x max(edge / sigma_1(A), max(m,n) u), "
-                     f"(sigma_r(A) / sigma_1(A)) / {cal.CEILING_MARGIN:g}] on the grid"),
+                     f"[{theory.FLOOR_MARGIN:g} x max(edge / sigma_1(A), max(m,n) u), "
+                     f"(sigma_r(A) / sigma_1(A)) / {theory.CEILING_MARGIN:g}] on the grid"),
         "none": "s_r below the detection threshold and no eps reaches P(r_eps = r) >= 0.95",
         "roundoff": (f"P(r_eps = r) <= {NOT_RECOVERED} for every eps <= "
                      f"{cal.FAR_BELOW_ROUNDOFF:g} x max(m,n) u"),
@@ -232,6 +232,6 @@ def test_rank_recovery(case, tier, device, claim):
                      "max_recovery", "max_recovery_far_below_roundoff"]].to_dict("records")
     claim.verdict(prediction=_prediction(case), observed=observed, holds=holds,
                   checks=list(case.checks), levels=numbers, n_draws=int(result.summary["n_draws"].iloc[0]),
-                  eps_points=len(eps), floor_margin=cal.FLOOR_MARGIN, ceiling_margin=cal.CEILING_MARGIN)
+                  eps_points=len(eps), floor_margin=theory.FLOOR_MARGIN, ceiling_margin=theory.CEILING_MARGIN)
     assert holds, (f"{case.id}: prediction '{_prediction(case)}' fails. {observed}. Check the "
                    "noise levels in CASES against the theory edges, or report the contradiction.")

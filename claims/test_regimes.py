@@ -2,7 +2,7 @@
 
 Per case: loss against log time with the predicted plateau levels P_k = 0.5 sum_{a>k} s_a^2
 (theory.stage_plateaus), and the relative weight movement ||theta_t - theta_0|| / ||theta_0||.
-Dwell on plateau k = time with |loss - P_k| <= DWELL_RTOL * P_k (align.dwell_times), as a
+Dwell on plateau k = time with |loss - P_k| <= DWELL_RTOL * P_k (events.dwell_times), as a
 fraction of the training time, for the plateaus strictly between the start and the solution.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlncheck import align, presets, stats, theory
+from dlncheck import events, presets, stats, theory
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 
@@ -62,10 +62,10 @@ def test_regime(case, preset, trajectory_cache, claim):
     s, times = exp.teacher.s, traj.times
     plateaus = theory.stage_plateaus(s)
     inner = plateaus[1:-1]
-    dwell = align.dwell_times(traj.loss, times, inner, DWELL_RTOL) / times[-1]       # (R, n)
+    dwell = events.dwell_times(traj.loss, times, inner, DWELL_RTOL) / times[-1]       # (R, n)
     movement = traj.relative_movement()                                              # (R, K)
     flow = theory.aligned_loss(s, exp.init.scale ** depth, times, depth) if regime == "saddle" else None
-    flow_dwell = align.dwell_times(flow[None], times, inner, DWELL_RTOL)[0] / times[-1] if flow is not None else None
+    flow_dwell = events.dwell_times(flow[None], times, inner, DWELL_RTOL)[0] / times[-1] if flow is not None else None
 
     _figure(claim, exp, traj, plateaus, movement, flow, case)
     rows = [{"run": r, "method": "GD" if r == 0 else "SGD", "plateau": k + 1, "level": float(inner[k]),

@@ -14,8 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import compare, presets, theory
-from dlncheck import diagnostics as dg
+from dlncheck import compare, events, modes, presets, spectra, theory
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
@@ -46,14 +45,14 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajecto
     case = presets.case_id(regime, teacher, depth)
     text, reason, exploratory = PREDICTIONS[regime]
     exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     n = exp.teacher.rank
-    u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
+    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     t_esc = theory.escape_time(exp.teacher.s[:n], u0, depth)
-    windows = compare.escape_windows(t_esc, exp.teacher.s[:n], depth)
+    windows = theory.escape_windows(t_esc, exp.teacher.s[:n], depth)
 
-    logs = compare.log_spectra(traj.weights, K_TOP)
+    logs = spectra.log_spectra(traj.weights, K_TOP)
     d_sig, d_shp, d_w = compare.d_sigma(logs.s), compare.d_shape(logs.s_tilde), compare.d_sigma_w(logs.s)
     final = compare.sgd_summary(logs.s[:, -1:, ..., :n])                         # (1, L, L, n)
     S = exp.sgd_runs
@@ -69,8 +68,8 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajecto
                    worst_tolerance=float(tol[0, i, j, k]), d_sigma_end=float(d_sig["value"][-1]),
                    d_shape_end=float(d_shp["value"][-1]), d_sigma_w_end=float(d_w["value"][-1]),
                    d_sigma_max=float(d_sig["value"].max()),
-                   d_sigma_max_in_windows=float(d_sig["value"][compare.in_windows(t, windows)].max())
-                   if compare.in_windows(t, windows).any() else None)
+                   d_sigma_max_in_windows=float(d_sig["value"][events.in_windows(t, windows)].max())
+                   if events.in_windows(t, windows).any() else None)
     _figures(claim, case, t, windows, t_esc, logs, d_sig, d_shp, d_w)
     claim.verdict(prediction=f"{text} (|dev| <= {Z:g} std_SGD sqrt(1+1/S) + {ATOL:g})", reason=reason,
                   exploratory=exploratory, holds=holds,

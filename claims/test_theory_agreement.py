@@ -7,7 +7,7 @@ A. Aligned init (every regime, at the preset's per-layer scale): GD's mode stren
    lr e(t) the first-order global Euler error (theory.euler_error) plus O(lr^2).
 B. Random small init (saddle): modes escape in order of decreasing s, and each escape time
    t_diag(a) (first |w_aa| >= s_a / 2) is within ESCAPE_FACTOR of theory.escape_time with
-   u0 from the initial projection (diagnostics.initial_mode_strength), for GD and every SGD run.
+   u0 from the initial projection (modes.initial_mode_strength), for GD and every SGD run.
 """
 from __future__ import annotations
 
@@ -18,8 +18,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import diagnostics as dg
-from dlncheck import presets, spectra, theory
+from dlncheck import events, modes, presets, spectra, theory
 from dlncheck.data import init_weights
 from dlncheck.experiment import Init
 from dlncheck.pytest_plugin import preset_cases
@@ -52,19 +51,19 @@ def _aligned(exp):
     """The preset experiment with an aligned init at the preset layers' rms singular value."""
     if exp.init.kind == "aligned":
         return exp, exp.init.scale
-    a0 = float(torch.stack([dg.rms_singular_value(W) for W in init_weights(exp)]).mean())
+    a0 = float(torch.stack([modes.rms_singular_value(W) for W in init_weights(exp)]).mean())
     return dataclasses.replace(exp, init=Init("aligned", a0, seed=exp.init.seed)), a0
 
 
 def _mode_strengths(traj):
     W = spectra.end_to_end(traj.weights)                        # (R, K, d_out, d_in)
-    return dg.mode_coefficients(W, traj.teacher.U, traj.teacher.V)
+    return modes.mode_coefficients(W, traj.teacher.U, traj.teacher.V)
 
 
 @pytest.mark.parametrize("regime, teacher, depth", preset_cases())
 def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp, a0 = _aligned(preset(regime, teacher, depth))
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     steps = traj.checkpoint_steps
     t = steps.double() * exp.lr
     w = _mode_strengths(traj)                                   # (R, K, d_out, d_in)
@@ -119,16 +118,16 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
 def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = PREDICTIONS[regime]
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s = exp.teacher.s
     n = int((s > 0).sum())
     w = _mode_strengths(traj)
-    measured = dg.crossing_times(w, s, t, c=C_DIAG)["t_diag"]              # (R, n)
-    u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
+    measured = modes.crossing_times(w, s, t, c=C_DIAG)["t_diag"]              # (R, n)
+    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)      # (n,)
     ratio = measured / predicted
-    blocks = dg.degenerate_blocks(s)
+    blocks = modes.degenerate_blocks(s)
     first_of_block = torch.stack([measured[:, b].amin(-1) for b in blocks], -1)
     last_of_block = torch.stack([measured[:, b].amax(-1) for b in blocks], -1)
     in_order = bool((last_of_block[:, :-1] <= first_of_block[:, 1:]).all()) if len(blocks) > 1 else True

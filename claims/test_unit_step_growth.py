@@ -4,7 +4,7 @@ Ranks are counted with the absolute floor tied to the teacher, r = #{sigma > eps
 s_1)} at EPS (spectra.numerical_rank with atol = eps s_1): the purely relative r_eps is scale
 invariant and, from a tiny init, reports the initial weights' spectral shape (often full rank),
 so "rank starts at 0" is only testable with the floor (test_eps_sensitivity shows both notions).
-The rank is read on a time grid (diagnostics.time_grid) for GD and every SGD run.
+The rank is read on a time grid (events.time_grid) for GD and every SGD run.
 """
 from __future__ import annotations
 
@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from claims.stagewise import prediction, rank_levels
-from dlncheck import diagnostics as dg
-from dlncheck import presets, spectra, theory
+from dlncheck import events, modes, presets, spectra, stagewise, theory
 from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
 
@@ -36,23 +35,23 @@ CONTRADICTIONS = {
 def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     pred = prediction(regime, teacher)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid_for(exp))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s, s1 = exp.teacher.s, float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
     svals = spectra.singular_values(W)                                     # (R, K, n)
     eps = torch.tensor([EPS], dtype=torch.float64)
-    ranks = dg.ranks_over_eps(svals, eps, floor_scale=s1)[0]               # (R, K)
+    ranks = stagewise.ranks_over_eps(svals, eps, atol=eps * s1)[0]               # (R, K)
     levels = rank_levels(pred, s)
-    crit = dg.stagewise_criteria(ranks, levels)
-    growth = dg.growth_statistics(ranks)
-    gaps = dg.transition_gaps(svals, ranks)
+    crit = stagewise.stagewise_criteria(ranks, levels)
+    growth = stagewise.growth_statistics(ranks)
+    gaps = stagewise.transition_gaps(svals, ranks)
     if pred.growth in ("unit", "multiplicity"):
         ok = crit["staircase"]
     elif pred.growth == "none":
         ok = crit["at_least_r"]
     else:
-        ok = ranks[:, -1] >= dg.guaranteed_rank(W[:, -1], exp.teacher.M, s, eps, s1)[0]
+        ok = ranks[:, -1] >= stagewise.guaranteed_rank(W[:, -1], exp.teacher.M, s, eps, atol=eps * s1)[0]
     holds = bool(ok.all())
     unit = growth["unit"]
     numbers = dict(eps=EPS, floor=EPS * s1, levels=levels, ok_per_run=ok.tolist(),
@@ -78,7 +77,7 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
 
 def _figures(claim, exp, traj, t, svals, s1, depth, case, gaps, ranks):
     eps = torch.tensor(EPS_SHOWN, dtype=torch.float64)
-    all_ranks = dg.ranks_over_eps(svals, eps, floor_scale=s1).double()    # (E, R, K)
+    all_ranks = stagewise.ranks_over_eps(svals, eps, atol=eps * s1).double()    # (E, R, K)
     fig, ax = plots.figure(size=(6.4, 4.2))
     rows = []
     for e, value in enumerate(EPS_SHOWN):
@@ -101,7 +100,7 @@ def _figures(claim, exp, traj, t, svals, s1, depth, case, gaps, ranks):
 
     n = int((exp.teacher.s > 0).sum())
     s = exp.teacher.s[:n]
-    u0 = dg.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
+    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     t_esc = theory.escape_time(s, u0, depth)
     fig, ax = plots.figure(size=(6.4, 4.2))
     k = min(svals.shape[-1], 8)
@@ -143,7 +142,7 @@ def _product_staircases(claim, traj, t, s1, case) -> dict:
     """Rank of every partial product P_ij over time (same eps and floor as W): figure, CSV and
     per-product unit-step / non-monotone fractions (descriptive; the assertion is on W)."""
     pattern = spectra.rank_pattern(traj.weights, EPS, atol=EPS * s1)          # (R, K, L, L)
-    growth = dg.growth_statistics(pattern.movedim(1, -1))                      # each (R, L, L)
+    growth = stagewise.growth_statistics(pattern.movedim(1, -1))                      # each (R, L, L)
     R, K, L, _ = pattern.shape
     fig, ax = plots.figure(size=(7.0, 4.2))
     rows, numbers = [], {"unit_fraction_gd_by_product": {}, "nonmonotone_max_sgd_by_product": {}}

@@ -5,34 +5,39 @@ Public API (names fixed by DESIGN.md)::
     from dlncheck import Experiment, Teacher, Init, train, presets, spectra
     from dlncheck.saddles import NormalForm, certify
 
-Submodules are imported lazily so that ``import dlncheck`` stays cheap and a
-missing optional piece never breaks the rest.
+Every analysis subject has its own module (``spectra``, ``events``, ``balance``, ``modes``,
+``gauge``, ``stagewise``, ``compare``, ``calibration``, ``stats``, ``theory``); they are
+imported here explicitly. ``dlncheck.report`` (matplotlib, Jinja2) and ``dlncheck.cli`` are
+imported on their own: ``import dlncheck.report``.
 """
 from __future__ import annotations
 
-import importlib
+from ._version import __version__
+from . import (  # noqa: I001  (after __version__: dlncheck.cache reads it at import)
+    align,
+    atomic,
+    balance,
+    cache,
+    calibration,
+    compare,
+    data,
+    engine,
+    events,
+    experiment,
+    gauge,
+    modes,
+    presets,
+    saddles,
+    spectra,
+    stagewise,
+    stats,
+    theory,
+)
+from .engine import Trajectory, TrainingDiverged, train
+from .experiment import Experiment, Init, Teacher
 
-__version__ = "0.1.0"
-
-_ATTRS = {
-    "Experiment": "dlncheck.experiment",
-    "Teacher": "dlncheck.experiment",
-    "Init": "dlncheck.experiment",
-    "train": "dlncheck.engine",
-    "Trajectory": "dlncheck.engine",
-    "TrainingDiverged": "dlncheck.engine",
-}
-_SUBMODULES = {
-    "align", "calibration", "compare", "data", "diagnostics", "engine", "experiment",
-    "presets", "saddles", "spectra", "stats", "theory", "cache", "report",
-}
-
-__all__ = sorted(set(_ATTRS) | _SUBMODULES)
-
-
-def __getattr__(name: str):
-    if name in _ATTRS:
-        return getattr(importlib.import_module(_ATTRS[name]), name)
-    if name in _SUBMODULES:
-        return importlib.import_module(f"dlncheck.{name}")
-    raise AttributeError(f"module 'dlncheck' has no attribute {name!r}")
+__all__ = [
+    "Experiment", "Init", "Teacher", "Trajectory", "TrainingDiverged", "__version__", "align", "atomic",
+    "balance", "cache", "calibration", "compare", "data", "engine", "events", "experiment", "gauge", "modes",
+    "presets", "saddles", "spectra", "stagewise", "stats", "theory", "train",
+]

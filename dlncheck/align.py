@@ -4,7 +4,9 @@ Events per run, from its full-data loss (first step at which loss <= level):
 - "plateau k": arrival on plateau k, level P_k + ARRIVAL_RTOL * P_0, with P_k the plateaus the
   loss visits (:func:`dlncheck.theory.stage_plateaus`, equal singular values merged);
 - "escape k": the k-th significant drop, level (P_{k-1} + P_k) / 2 (midpoint crossing);
-- "window": points at escape k +- offsets in [-Delta, Delta] (escape-centred windows).
+- "window": points at escape k +- offsets in [-Delta, Delta] (escape-centred windows, Delta
+  from :func:`dlncheck.theory.escape_halfwidth`, the project's one window definition).
+The event levels and crossings are computed in :mod:`dlncheck.events` (protocol 1.1 step 1.2).
 
 Weights exactly at those per-run steps take two passes: a loss-only pass finds the steps, a
 second pass checkpoints each run at its own steps. The engine is deterministic, so the second
@@ -19,9 +21,8 @@ import torch
 from .data import make_problem
 from .engine import Trajectory, train
 from .experiment import Experiment
-from .theory import plateau_losses, stage_plateaus  # noqa: F401  (plateau_losses re-exported)
-
-ARRIVAL_RTOL = 1e-3
+from .events import arrival_levels, escape_steps, first_crossing
+from .theory import escape_halfwidth
 
 
 @dataclass
@@ -40,43 +41,6 @@ class AlignedCheckpoints:
     windows: list[tuple[float, float]]
     window: float
     trajectory: Trajectory
-
-
-def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels) -> torch.Tensor:
-    """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never)."""
-    levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
-    below = loss[:, :, None] <= levels                       # (R, T, n_levels)
-    first = below.int().argmax(dim=1)                         # first True (0 if none)
-    return torch.where(below.any(dim=1), steps.to(loss.device)[first], -1).cpu()
-
-
-def arrival_levels(s, offset: float = 0.0) -> torch.Tensor:
-    """Loss levels marking arrival on each visited plateau: P_k + ARRIVAL_RTOL * P_0 (+ offset)."""
-    P = stage_plateaus(s)
-    return P + ARRIVAL_RTOL * P[0] + offset
-
-
-def escape_levels(s, offset: float = 0.0) -> torch.Tensor:
-    """Midpoints (P_{k-1} + P_k) / 2 between consecutive visited plateaus (+ offset)."""
-    P = stage_plateaus(s)
-    return 0.5 * (P[:-1] + P[1:]) + offset
-
-
-def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels, rtol: float) -> torch.Tensor:
-    """(R, n_levels): time each run's loss spends within rtol * level of each level.
-
-    Each recorded point stands for half the interval on each side (midpoint rule)."""
-    levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
-    t = times.to(loss.device, loss.dtype)
-    dt = torch.diff(t)
-    weight = torch.cat([dt[:1], dt[:-1] + dt[1:], dt[-1:]]) / 2 if len(t) > 1 else torch.zeros_like(t)
-    near = (loss[:, :, None] - levels).abs() <= rtol * levels.abs()   # (R, T, n_levels)
-    return (near * weight[:, None]).sum(dim=1).cpu()
-
-
-def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s, offset: float = 0.0) -> torch.Tensor:
-    """(R, n_escapes): per run, the step of each escape (midpoint crossing; -1 if never)."""
-    return first_crossing(loss, steps, escape_levels(s, offset))
 
 
 def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_steps: int):
@@ -104,8 +68,9 @@ def aligned_checkpoints(experiment: Experiment, window: float | None = None,
                         points_per_window: int = 2, progress: bool = False) -> AlignedCheckpoints:
     """Checkpoints of every run at its own plateau arrivals, escapes and escape windows.
 
-    window: Delta in time units (default: a quarter of the shortest gap between GD's
-    consecutive escapes, from t = 0); points_per_window: window points on each side."""
+    window: Delta in time units (default: the theory's escape half-width 3 / (L s^{2-2/L}) of the
+    first stage to escape, the largest s, whose window is the narrowest, so every window point
+    lies inside its own escape's window); points_per_window: window points on each side."""
     if points_per_window < 0:
         raise ValueError(f"points_per_window={points_per_window} is invalid: use >= 0")
     offset = make_problem(experiment).loss_offset
@@ -116,8 +81,7 @@ def aligned_checkpoints(experiment: Experiment, window: float | None = None,
     lr = experiment.lr
     gd_escapes = [lr * int(e) for e in escape[0] if e >= 0]
     if window is None:
-        gaps = torch.diff(torch.tensor([0.0, *gd_escapes], dtype=torch.float64))
-        window = 0.25 * float(gaps.min()) if len(gaps) else 0.0
+        window = float(escape_halfwidth(float(s[0]), experiment.depth)[0])
     if not window >= 0:
         raise ValueError(f"window={window!r} is invalid: use a time span Delta >= 0")
     n = points_per_window

@@ -22,7 +22,7 @@ from . import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
 from .engine import ENGINE_VERSION, Trajectory, train
 from .experiment import Experiment
-from .io import atomic_path, write_json
+from .atomic import atomic_path, write_json
 
 TRAJECTORY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")

@@ -12,19 +12,8 @@ statistic of A and lets exact low-rank draws differ). Noise models:
   noise, M_hat - M = (tau / n) E X^T is again i.i.d. N(0, tau^2 / n) (the rows of X / sqrt(n)
   are orthonormal), so the Gaussian theory applies at sigma_eff = tau / sqrt(n).
 
-Theory used for predictions, for A = M + N, N_ij ~ N(0, sigma^2), m x n:
-
-* noise edge sigma (sqrt(m) + sqrt(n)): the largest noise singular value (Bai & Yin 1993;
-  Gordon's inequality makes it an upper bound of E sigma_1(N) at every size),
-* detection threshold s > sigma (m n)^(1/4): only such modes leave the bulk, at
-  sqrt((s^2 + sigma^2 m)(s^2 + sigma^2 n)) / s (Benaych-Georges & Nadakuditi 2012),
-* roundoff floor max(m, n) * finfo(dtype).eps (NumPy ``matrix_rank``'s default tolerance),
-* signal ceiling sigma_r(A) / sigma_1(A): above it r_eps < r.
-
-So r_eps = r is predicted for eps between FLOOR_MARGIN * max(edge / sigma_1(A), roundoff)
-and signal ceiling / CEILING_MARGIN. The margins (2 each) absorb the finite-size
-fluctuations of the top noise value (Tracy-Widom, a few % here) and of the outliers
-(O(sigma)), and are stated in every verdict.
+Predictions (noise edge, detection threshold, outlier location, floors, the predicted eps
+interval) live in :mod:`dlncheck.theory.rmt`.
 """
 from __future__ import annotations
 
@@ -37,14 +26,12 @@ import pandas as pd
 import torch
 
 from dlncheck import spectra, stats
-from dlncheck.diagnostics import eps_plateau
+from dlncheck.stagewise import eps_plateau
+from dlncheck.theory.rmt import CEILING_MARGIN, FLOOR_MARGIN, check_dtype, check_signal, theory_table
 
 NOISE_MODELS = ("gaussian", "proxy")
-FLOOR_MARGIN = 2.0          # predicted interval starts at FLOOR_MARGIN x floor
-CEILING_MARGIN = 2.0        # ... and ends at ceiling / CEILING_MARGIN
 RECOVERY_LEVEL = 0.95       # "r is recovered reliably": P(r_eps = r) >= RECOVERY_LEVEL
 FAR_BELOW_ROUNDOFF = 1e-3   # eps <= FAR_BELOW_ROUNDOFF x roundoff floor: "well below" it
-_DTYPES = (torch.float32, torch.float64)
 
 
 class LowRankSignal(NamedTuple):
@@ -62,30 +49,10 @@ class Sweep(NamedTuple):
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_shape(m, n, s) -> tuple[float, ...]:
-    for name, v in (("m", m), ("n", n)):
-        if not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive int (matrix dimension), got {v!r}")
-    s = tuple(float(x) for x in s)
-    if not s or len(s) > min(m, n):
-        raise ValueError(f"s must hold 1..min(m, n)={min(m, n)} signal singular values, got "
-                         f"{len(s)}; pass e.g. s=(4.0, 2.0, 1.0)")
-    if any(not x > 0 for x in s) or any(a < b for a, b in zip(s, s[1:])):
-        raise ValueError(f"s must be positive and non-increasing (s_1 >= ... >= s_r > 0), got "
-                         f"{s}; sort it in descending order")
-    return s
-
-
 def _check_draws(n_draws) -> None:
     if not isinstance(n_draws, int) or n_draws < 2:
         raise ValueError(f"n_draws must be an int >= 2 (rates need several draws), got "
                          f"{n_draws!r}; e.g. n_draws=100")
-
-
-def _check_dtype(dtype) -> None:
-    if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}; pass "
-                         "dtype=torch.float64 (default) or torch.float32 for the precision stress")
 
 
 def _check_nonneg(name: str, value) -> None:
@@ -105,7 +72,7 @@ def orthonormal_frames(n_draws: int, dim: int, r: int, generator: torch.Generato
 def low_rank_signal(m: int, n: int, s: Sequence[float], n_draws: int,
                     generator: torch.Generator) -> LowRankSignal:
     """n_draws seeded rank-r signals M = U diag(s) V^T (float64), one orientation per draw."""
-    s = _check_shape(m, n, s)
+    s = check_signal(m, n, s)
     _check_draws(n_draws)
     U = orthonormal_frames(n_draws, m, len(s), generator)
     V = orthonormal_frames(n_draws, n, len(s), generator)
@@ -135,7 +102,7 @@ def proxy_matrices(M: torch.Tensor, n_samples: int, label_noise: float,
     Without label noise M_hat = M (X X^T / n) = M: exact rank r up to roundoff.
     """
     _check_nonneg("label_noise", label_noise)
-    _check_dtype(dtype)
+    check_dtype(dtype)
     D, m, d = M.shape
     X = whitened_inputs(d, n_samples, D, generator)
     E = torch.randn(D, m, n_samples, generator=generator, dtype=torch.float64)
@@ -151,7 +118,7 @@ def noisy_matrices(model: str, M: torch.Tensor, levels: Sequence[float], generat
     gaussian: levels are sigma, A = M + sigma Z with the same Z at every level (common
     random numbers); proxy: levels are sample counts n, A = M_hat (see proxy_matrices).
     """
-    _check_dtype(dtype)
+    check_dtype(dtype)
     if model not in NOISE_MODELS:
         raise ValueError(f"model must be one of {NOISE_MODELS}, got {model!r}")
     if len(levels) == 0:
@@ -170,78 +137,6 @@ def effective_sigma(model: str, levels: Sequence[float], label_noise: float = 0.
     """Entry-wise noise std of A - M: sigma (gaussian) or label_noise / sqrt(n) (proxy)."""
     levels = np.asarray(levels, dtype=float)
     return levels if model == "gaussian" else label_noise / np.sqrt(levels)
-
-
-# ---------------------------------------------------------------------------- theory
-def noise_edge(sigma, m: int, n: int):
-    """Bai-Yin edge sigma (sqrt(m) + sqrt(n)) of the largest singular value of m x n noise."""
-    return np.asarray(sigma, dtype=float) * (math.sqrt(m) + math.sqrt(n))
-
-
-def detection_threshold(sigma, m: int, n: int):
-    """BBP / Benaych-Georges-Nadakuditi threshold sigma (m n)^(1/4): weaker modes sink into the bulk."""
-    return np.asarray(sigma, dtype=float) * (m * n) ** 0.25
-
-
-def outlier_location(s, sigma, m: int, n: int):
-    """Predicted sigma_i(A) of a signal value s: sqrt((s^2 + sigma^2 m)(s^2 + sigma^2 n)) / s
-    above the detection threshold, the noise edge below it (Benaych-Georges & Nadakuditi 2012)."""
-    s, sigma = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(sigma, dtype=float))
-    above = s > detection_threshold(sigma, m, n)
-    safe_s = np.where(above, s, 1.0)
-    spike = np.sqrt((s**2 + sigma**2 * m) * (s**2 + sigma**2 * n)) / safe_s
-    return np.where(above, spike, noise_edge(sigma, m, n))
-
-
-def relative_noise_floor(sigma, m: int, n: int, sigma_1):
-    """edge / sigma_1(A): the eps below which noise singular values are counted."""
-    return noise_edge(sigma, m, n) / np.asarray(sigma_1, dtype=float)
-
-
-def roundoff_floor(m: int, n: int, dtype: torch.dtype) -> float:
-    """max(m, n) * finfo(dtype).eps: relative resolution of a spectrum held in ``dtype``."""
-    _check_dtype(dtype)
-    return max(m, n) * torch.finfo(dtype).eps
-
-
-def signal_ceiling(sigma_r, sigma_1):
-    """sigma_r / sigma_1: for eps at or above it the r-th mode is no longer counted."""
-    return np.asarray(sigma_r, dtype=float) / np.asarray(sigma_1, dtype=float)
-
-
-def theory_table(s: Sequence[float], m: int, n: int, sigma, dtype: torch.dtype,
-                 floor_margin: float = FLOOR_MARGIN,
-                 ceiling_margin: float = CEILING_MARGIN) -> pd.DataFrame:
-    """Edges and the predicted recovery interval of eps, one row per noise std ``sigma``.
-
-    predicted_lo = floor_margin * max(edge / sigma_1(A), roundoff floor), predicted_hi =
-    (sigma_r(A) / sigma_1(A)) / ceiling_margin with sigma_i(A) = outlier_location(s_i); the
-    interval is empty (lo >= hi) when s_r is below the detection threshold.
-    """
-    s = _check_shape(m, n, s)
-    for name, v in (("floor_margin", floor_margin), ("ceiling_margin", ceiling_margin)):
-        if not v >= 1:
-            raise ValueError(f"{name} must be >= 1 (a safety factor), got {v}; e.g. {name}=2.0")
-    sigma = np.atleast_1d(np.asarray(sigma, dtype=float))
-    sigma_1, sigma_r = outlier_location(s[0], sigma, m, n), outlier_location(s[-1], sigma, m, n)
-    noise = relative_noise_floor(sigma, m, n, sigma_1)
-    roundoff = roundoff_floor(m, n, dtype)
-    ceiling = signal_ceiling(sigma_r, sigma_1)
-    edge = noise_edge(sigma, m, n)
-    return pd.DataFrame({
-        "sigma_eff": sigma,
-        "noise_edge": edge,
-        "detection_threshold": detection_threshold(sigma, m, n),
-        "detectable": s[-1] > detection_threshold(sigma, m, n),
-        "sigma_1_predicted": sigma_1,
-        "sigma_r_predicted": sigma_r,
-        "gap_predicted": np.divide(sigma_r, edge, out=np.full_like(edge, np.inf), where=edge > 0),
-        "relative_noise_floor": noise,
-        "roundoff_floor": roundoff,
-        "signal_ceiling": ceiling,
-        "predicted_lo": floor_margin * np.maximum(noise, roundoff),
-        "predicted_hi": ceiling / ceiling_margin,
-    })
 
 
 # --------------------------------------------------------------------------- sweep

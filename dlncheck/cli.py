@@ -12,7 +12,7 @@ from pathlib import Path
 from . import presets, theory
 from .cache import save_npz, trajectory_arrays
 from .engine import Trajectory, train
-from .io import atomic_write, write_json
+from .atomic import atomic_write, write_json
 
 
 def parse_preset(name: str) -> tuple[str, str, int]:

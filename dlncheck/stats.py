@@ -75,3 +75,8 @@ def summarize(x, dim: int = 0, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
     """Mean, std, s.e.m. and bootstrap (lo, hi) over runs, as a dict of tensors."""
     lo, hi = bootstrap_ci(x, dim, **bootstrap_kwargs)
     return {"mean": mean(x, dim), "std": std(x, dim), "sem": sem(x, dim), "lo": lo, "hi": hi}
+
+
+def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den with 0 / 0 = 0 (an all-zero matrix is balanced / has no cross energy)."""
+    return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))

@@ -4,14 +4,14 @@ import math
 import pytest
 import torch
 
-from dlncheck import align, presets, theory
+from dlncheck import align, events, presets, theory
 from dlncheck.engine import train
 
 
 def test_first_crossing_on_known_losses():
     loss = torch.tensor([[5.0, 4.0, 2.0, 2.0, 0.5], [5.0, 5.0, 5.0, 3.0, 3.0]], dtype=torch.float64)
     steps = torch.tensor([0, 10, 20, 30, 40])
-    got = align.first_crossing(loss, steps, [4.5, 2.0, 1.0])
+    got = events.first_crossing(loss, steps, [4.5, 2.0, 1.0])
     assert got.tolist() == [[10, 20, 40], [30, -1, -1]]
 
 
@@ -19,7 +19,7 @@ def test_plateau_and_escape_levels():
     s = torch.tensor([4.0, 2.0, 2.0, 1.0, 0.0])
     torch.testing.assert_close(theory.plateau_losses(s), torch.tensor([12.5, 4.5, 2.5, 0.5, 0.0], dtype=torch.float64))
     torch.testing.assert_close(theory.stage_plateaus(s), torch.tensor([12.5, 4.5, 0.5, 0.0], dtype=torch.float64))
-    torch.testing.assert_close(align.escape_levels(s), torch.tensor([8.5, 2.5, 0.25], dtype=torch.float64))
+    torch.testing.assert_close(events.escape_levels(s), torch.tensor([8.5, 2.5, 0.25], dtype=torch.float64))
 
 
 def test_escape_steps_match_the_exact_scalar_map():
@@ -30,8 +30,8 @@ def test_escape_steps_match_the_exact_scalar_map():
     s = exp.teacher.s
     u = theory.discrete_gd_modes(s, exp.init.scale, exp.lr, exp.steps, 3)
     map_loss = 0.5 * (s[:, None] - u).pow(2).sum(0)[None]
-    expected = align.escape_steps(map_loss, traj.steps, s)
-    found = align.escape_steps(traj.loss, traj.steps, s)
+    expected = events.escape_steps(map_loss, traj.steps, s)
+    found = events.escape_steps(traj.loss, traj.steps, s)
     assert (expected >= 0).all()
     assert found[0].tolist() == expected[0].tolist()
     assert (found[1:] > 0).all() and (found.diff(dim=1) > 0).all()
@@ -57,7 +57,7 @@ def test_aligned_checkpoints_two_pass_and_fields():
     lo, hi = a.windows[0]
     assert math.isclose(hi - lo, 2 * a.window) and lo < float(a.escape_times[0, 0]) < hi
     # at each escape the loss has just crossed the midpoint level
-    levels = align.escape_levels(exp.teacher.s)
+    levels = events.escape_levels(exp.teacher.s)
     for j, k in enumerate(k for k, kind in enumerate(a.kinds) if kind == "escape"):
         assert (a.loss[:, k] <= levels[j]).all()
 

@@ -19,8 +19,8 @@ R, K, L, D, EPS, TOP = 33, 200, 4, 8, 1e-5, 5
 
 def batched(weights):
     svals = spectra.product_singular_values(weights)            # one batched SVD pass
-    ranks = compare.rank_patterns_from_svals(svals, L, EPS)
-    logs = compare.log_spectra_from_svals(svals, L, TOP)
+    ranks = spectra.rank_patterns_from_svals(svals, L, EPS)
+    logs = spectra.log_spectra_from_svals(svals, L, TOP)
     return (ranks.r, ranks.gap, logs.s, compare.theta_distance(weights), compare.cosine(weights),
             compare.d_l(weights), compare.function_distance(weights))
 

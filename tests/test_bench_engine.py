@@ -15,7 +15,7 @@ import torch
 from dlncheck.data import init_weights, make_problem
 from dlncheck.engine import _cpu_threads, batch_indices, train
 from dlncheck.experiment import Experiment, Init, Teacher
-from dlncheck.io import write_json
+from dlncheck.atomic import write_json
 
 TARGET = 100.0          # the target per run-step; NOT met: measured 60-90x (README)
 FLOOR = 50.0            # regression floor asserted below the measured range

@@ -10,7 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import calibration as cal
+from dlncheck import calibration as cal, theory
 
 M_, N_, S_ = 12, 8, (3.0, 2.0, 0.5)
 
@@ -81,34 +81,34 @@ def test_gaussian_levels_share_draws_and_float32_rounds_the_signal():
 def test_bai_yin_edge_matches_largest_noise_singular_value():
     Z = torch.randn(10, 200, 200, generator=gen(), dtype=torch.float64)
     top = torch.linalg.svdvals(0.5 * Z)[:, 0]
-    edge = cal.noise_edge(0.5, 200, 200)
+    edge = theory.noise_edge(0.5, 200, 200)
     assert top.mean().item() == pytest.approx(edge, rel=0.03)
     assert (top < 1.03 * edge).all()
 
 
 def test_outlier_location_above_and_bulk_edge_below_detection_threshold():
     m, n, sigma = 300, 100, 1.0
-    thr = cal.detection_threshold(sigma, m, n)
+    thr = theory.detection_threshold(sigma, m, n)
     assert thr == pytest.approx((m * n) ** 0.25)
     sig = cal.low_rank_signal(m, n, (3 * thr,), 8, gen())
     Z = torch.randn(8, m, n, generator=gen(1), dtype=torch.float64)
     top = torch.linalg.svdvals(sig.M + sigma * Z)[:, 0].mean().item()
-    assert top == pytest.approx(cal.outlier_location(3 * thr, sigma, m, n), rel=0.02)
+    assert top == pytest.approx(theory.outlier_location(3 * thr, sigma, m, n), rel=0.02)
     weak = cal.low_rank_signal(m, n, (0.5 * thr,), 8, gen()).M
     top_weak = torch.linalg.svdvals(weak + sigma * Z)[:, 0].mean().item()
-    assert cal.outlier_location(0.5 * thr, sigma, m, n) == cal.noise_edge(sigma, m, n)
-    assert top_weak == pytest.approx(cal.noise_edge(sigma, m, n), rel=0.03)
+    assert theory.outlier_location(0.5 * thr, sigma, m, n) == theory.noise_edge(sigma, m, n)
+    assert top_weak == pytest.approx(theory.noise_edge(sigma, m, n), rel=0.03)
 
 
 @settings(max_examples=40, deadline=None)
 @given(m=st.integers(1, 500), n=st.integers(1, 500), sigma=st.floats(1e-3, 1e3))
 def test_outlier_location_is_continuous_at_threshold_and_exceeds_s(m, n, sigma):
-    thr = cal.detection_threshold(sigma, m, n)
-    at = cal.outlier_location(thr * (1 + 1e-9), sigma, m, n)
-    assert at == pytest.approx(cal.noise_edge(sigma, m, n), rel=1e-6)
+    thr = theory.detection_threshold(sigma, m, n)
+    at = theory.outlier_location(thr * (1 + 1e-9), sigma, m, n)
+    assert at == pytest.approx(theory.noise_edge(sigma, m, n), rel=1e-6)
     s = 5 * thr
-    assert cal.outlier_location(s, sigma, m, n) > s
-    assert cal.outlier_location(s, 0.0, m, n) == pytest.approx(s)
+    assert theory.outlier_location(s, sigma, m, n) > s
+    assert theory.outlier_location(s, 0.0, m, n) == pytest.approx(s)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
@@ -116,19 +116,19 @@ def test_roundoff_floor_bounds_the_residual_spectrum_of_exact_low_rank(dtype):
     sig = cal.low_rank_signal(48, 32, (4.0, 2.0, 1.0), 50, gen())
     svals = torch.linalg.svdvals(sig.M.to(dtype)).double()
     tail = svals[:, 3] / svals[:, 0]
-    floor = cal.roundoff_floor(48, 32, dtype)
+    floor = theory.roundoff_floor(48, 32, dtype)
     assert floor == 48 * torch.finfo(dtype).eps
     assert (tail < floor).all()                       # the floor is an upper bound ...
     assert (tail > cal.FAR_BELOW_ROUNDOFF * floor).all()  # ... and rounding is not exact zero
 
 
 def test_theory_table_predicted_interval_formula():
-    row = cal.theory_table((4.0, 1.0), 48, 32, [0.0, 1e-4, 1.0], torch.float64)
+    row = theory.theory_table((4.0, 1.0), 48, 32, [0.0, 1e-4, 1.0], torch.float64)
     zero, small, big = row.iloc[0], row.iloc[1], row.iloc[2]
     assert zero.predicted_lo == pytest.approx(2 * 48 * 2.0**-52)
     assert zero.predicted_hi == pytest.approx(0.25 / 2)
     edge = 1e-4 * (math.sqrt(48) + math.sqrt(32))
-    s1 = cal.outlier_location(4.0, 1e-4, 48, 32)
+    s1 = theory.outlier_location(4.0, 1e-4, 48, 32)
     assert small.predicted_lo == pytest.approx(2 * edge / s1)
     assert small.detectable and not big.detectable
     assert big.predicted_lo >= big.predicted_hi        # subthreshold: empty interval
@@ -224,10 +224,10 @@ def test_plateau_table_far_below_roundoff():
     (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [-0.1], gen()), "levels \\(sigma\\) must be"),
     (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [], gen()), "levels must hold"),
     (lambda: cal.proxy_matrices(torch.zeros(2, 3, 3), 8, -1.0, gen()), "label_noise must be"),
-    (lambda: cal.roundoff_floor(3, 3, torch.float16), "dtype must be torch.float32 or torch.float64"),
+    (lambda: theory.roundoff_floor(3, 3, torch.float16), "dtype must be torch.float32 or torch.float64"),
     (lambda: cal.eps_grid(1e-3, 1e-5), "need 0 < lo < hi < 1"),
     (lambda: cal.eps_grid(1e-5, 1e-1, per_decade=0), "per_decade must be a positive int"),
-    (lambda: cal.theory_table((1.0,), 3, 3, 0.1, torch.float64, floor_margin=0.5), "floor_margin must be >= 1"),
+    (lambda: theory.theory_table((1.0,), 3, 3, 0.1, torch.float64, floor_margin=0.5), "floor_margin must be >= 1"),
     (lambda: cal.recovery_plateau(EPS, [1] * 6, level=1.5), "level must lie in"),
     (lambda: cal.recovery_plateau(EPS[::-1], [1] * 6), "eps must be strictly increasing"),
     (lambda: cal.sweep("gaussian", m=3, n=3, s=(1.0,), levels=[0.1], n_draws=2,

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 from scipy.linalg import orthogonal_procrustes
 from scipy.stats import ortho_group
 
-from dlncheck import compare, spectra
+from dlncheck import compare, events, gauge, spectra
 
 
 def _net(rng, dims, runs, checkpoints=1, scale=1.0):
@@ -84,7 +84,7 @@ def test_rank_patterns_and_gaps_match_numpy_svd(eps):
     dims = [3, 4, 5]                                    # all products generically full rank
     weights = _net(rng, dims, runs=3, checkpoints=2)
     weights[0][0, 0, :, 2] *= 1e-4                      # one near-degenerate direction
-    out = compare.rank_patterns(weights, eps, gap_threshold=10.0)
+    out = spectra.rank_patterns(weights, eps, gap_threshold=10.0)
     for run in range(3):
         for k in range(2):
             Ws = [W[run, k].numpy() for W in weights]
@@ -104,7 +104,7 @@ def test_rank_patterns_and_gaps_match_numpy_svd(eps):
 
 def test_rank_patterns_reject_bad_gap_threshold():
     with pytest.raises(ValueError, match="gap_threshold"):
-        compare.rank_patterns(_net(np.random.default_rng(0), [2, 2], 2), 1e-5, gap_threshold=1.0)
+        spectra.rank_patterns(_net(np.random.default_rng(0), [2, 2], 2), 1e-5, gap_threshold=1.0)
 
 
 def test_single_run_is_rejected_with_fix():
@@ -118,7 +118,7 @@ def test_log_spectra_match_spectra_log_spectrum_and_numpy():
     dims = [4, 2, 5]                 # P_12 is 5x4 of rank 2: sigma_3, sigma_4 ~ 0 -> padded/floored
     weights = _net(rng, dims, runs=3, checkpoints=2)
     K, delta = 4, 1e-30
-    out = compare.log_spectra(weights, K, delta)
+    out = spectra.log_spectra(weights, K, delta)
     products = spectra.partial_products(weights)
     for (i, j), P in products.items():
         np.testing.assert_allclose(out.s[..., i - 1, j - 1, :].numpy(),
@@ -199,7 +199,7 @@ def test_pure_gauge_pair_aligns_to_zero_with_identical_function(dims):
     weights = _gauge_pair(np.random.default_rng(9), dims)
     assert compare.theta_ratio(weights).item() > 0.3               # raw: far apart
     assert compare.function_distance(weights).item() < 1e-12       # same function
-    aligned = compare.gauge_align(weights)
+    aligned = gauge.gauge_align(weights)
     assert compare.theta_ratio(aligned.weights).item() < 1e-10     # gauge-aligned: same point
     assert compare.function_distance(aligned.weights).item() < 1e-12
 
@@ -212,7 +212,7 @@ def _gauge_fit(gd, sgd, Q):
 
 def _reference_alternating_procrustes(gd, sgd, sweeps):
     """Per-network loop with scipy.linalg.orthogonal_procrustes, same three starts and
-    schedule as compare.gauge_align; returns (best fit, its Q) over the starts."""
+    schedule as gauge.gauge_align; returns (best fit, its Q) over the starts."""
     L = len(gd)
 
     def left(l, Q):
@@ -245,7 +245,7 @@ def test_batched_procrustes_matches_scipy_loop(dims):
     so its solution is unique and the batched torch path must reproduce SciPy exactly."""
     rng = np.random.default_rng(10)
     weights = _net(rng, dims, runs=4, checkpoints=3)
-    out = compare.gauge_align(weights, max_sweeps=3, rtol=-1.0)   # exactly 3 sweeps
+    out = gauge.gauge_align(weights, max_sweeps=3, rtol=-1.0)   # exactly 3 sweeps
     assert out.sweeps == 3
     for run in range(3):
         for k in range(3):
@@ -270,7 +270,7 @@ def test_gauge_alignment_properties(seed, dims, noise):
     pure = _gauge_pair(rng, dims)
     weights = [torch.cat([W[:1], W[1:] + noise * torch.as_tensor(rng.standard_normal(W[1:].shape))])
                for W in pure]
-    out = compare.gauge_align(weights)
+    out = gauge.gauge_align(weights)
     assert torch.all(out.objective <= out.objective_raw * (1 + 1e-12) + 1e-24)
     W_before, W_after = spectra.end_to_end(weights), spectra.end_to_end(out.weights)
     np.testing.assert_allclose(W_after.numpy(), W_before.numpy(), atol=1e-10)
@@ -310,5 +310,5 @@ def test_over_runs_and_frame_are_tidy():
 def test_transition_checkpoints_flag_both_sides_of_a_gd_rank_change():
     r = torch.zeros(6, 2, 2, dtype=torch.int64)
     r[3:, 0, 1] = 1                      # GD's pattern changes between checkpoints 2 and 3
-    assert compare.transition_checkpoints(r).tolist() == [False, False, True, True, False, False]
-    assert not compare.transition_checkpoints(torch.zeros(4, 2, 2)).any()
+    assert events.transition_checkpoints(r).tolist() == [False, False, True, True, False, False]
+    assert not events.transition_checkpoints(torch.zeros(4, 2, 2)).any()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlncheck import io
+from dlncheck import atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -84,7 +84,7 @@ class Claim:
 
         path = self.dir / f"{_UNSAFE.sub('_', name)}.png"
         try:
-            io.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+            atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
         finally:
             plt.close(fig)
         return self._add("figure", path, caption)
@@ -92,7 +92,7 @@ class Claim:
     def table(self, df, name: str, caption: str = "") -> Path:
         """Save a tidy DataFrame as ``<name>.csv`` in this claim's folder."""
         path = self.dir / f"{_UNSAFE.sub('_', name)}.csv"
-        io.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
+        atomic.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         return self._add("table", path, caption)
 
     def verdict(self, *, prediction: str, observed: str, holds: bool,
@@ -101,5 +101,5 @@ class Claim:
         self.verdict_record = {"prediction": str(prediction), "observed": str(observed),
                                "holds": bool(holds), "exploratory": bool(exploratory),
                                "numbers": jsonable(numbers)}
-        io.write_json(self.dir / "verdict.json", self.verdict_record)
+        atomic.write_json(self.dir / "verdict.json", self.verdict_record)
         return bool(holds)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dlncheck import io
+from dlncheck import atomic
 
 _ENV = Environment(loader=PackageLoader("dlncheck.report", "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
@@ -28,10 +28,10 @@ def write_report(records: list[dict], root: Path, meta: dict) -> tuple[Path, Pat
     """Write ``root/results.json`` and ``root/index.html`` atomically; return both paths."""
     records = sorted(records, key=lambda r: (r["family"], r["nodeid"]))
     meta = {**meta, "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
-    results = io.write_json(root / "results.json", {"meta": meta, "claims": records})
+    results = atomic.write_json(root / "results.json", {"meta": meta, "claims": records})
     families = summarize_families(records)
     grouped = {fam: [r for r in records if r["family"] == fam] for fam in families}
     html = _ENV.get_template("index.html").render(meta=meta, families=families,
                                                    grouped=grouped, total=Counter(
                                                        r["outcome"] for r in records))
-    return results, io.write_text(root / "index.html", html)
+    return results, atomic.write_text(root / "index.html", html)

@@ -14,22 +14,18 @@ import numpy as np
 import torch
 from scipy.sparse.csgraph import connected_components
 
+from ..gauge import procrustes_sweeps
+from ..spectra import numerical_rank, partial_products
 from .normal_form import NormalForm
 
 
 def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
     """Per chain: tuple of numerical ranks of Z_j...Z_i, i <= j (Z blocks with chain axis)."""
     nf.check(Z)
-    ranks = []
-    for i in range(nf.L):
-        P = Z[i]
-        for j in range(i, nf.L):
-            if j > i:
-                P = Z[j] @ P
-            sv = torch.linalg.svdvals(P) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], 0)
-            top = sv.amax(-1, keepdim=True).clamp_min(1.0) if sv.shape[-1] else sv
-            ranks.append((sv > tol * top).sum(-1))
-    return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1)]
+    ranks = [numerical_rank(P, tol, atol=tol) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], dtype=torch.int64)
+             for P in partial_products(Z).values()]
+    ranks = torch.stack(ranks, -1)
+    return [tuple(int(x) for x in row) for row in ranks]
 
 
 def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> np.ndarray:
@@ -48,20 +44,7 @@ def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> 
         haar = torch.linalg.qr(torch.randn(restarts * P, n, n, generator=g, dtype=z.dtype))[0]
         haar[:P] = torch.eye(n, dtype=z.dtype)
         O.append(haar)
-    for _ in range(sweeps):
-        for l in range(L - 1):
-            left = A[l] if l == 0 else A[l] @ O[l - 1].mT
-            right = A[l + 1] if l + 1 == L - 1 else O[l + 1] @ A[l + 1]
-            U, _, Vh = torch.linalg.svd(B[l] @ left.mT + B[l + 1].mT @ right)
-            O[l] = U @ Vh
-    sq = 0.0
-    for l in range(L):
-        a = A[l]
-        if l < L - 1:
-            a = O[l] @ a
-        if l > 0:
-            a = a @ O[l - 1].mT
-        sq = sq + ((a - B[l]) ** 2).sum((-2, -1))
+    O, sq, _ = procrustes_sweeps(B, A, O, torch.zeros(restarts * P, dtype=Z[0].dtype), sweeps)
     scale = 0.5 * (sum((z ** 2).sum((-2, -1)) for z in A) + sum((z ** 2).sum((-2, -1)) for z in B))
     best = torch.sqrt(sq / scale.clamp_min(1e-300)).reshape(restarts, P).amin(0)
     D = np.zeros((C, C))

@@ -25,15 +25,9 @@ from collections.abc import Sequence
 
 import torch
 
+from ..spectra import chain_product
+
 Blocks = Sequence[torch.Tensor]
-
-
-def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
-    """mats[-1] @ ... @ mats[0] (the DLN order, first factor applied first); None if empty."""
-    out = None
-    for A in mats:
-        out = A if out is None else A @ out
-    return out
 
 
 class NormalForm:

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .normal_form import NormalForm, chain_product
+from ..spectra import chain_product, numerical_rank
+from .normal_form import NormalForm
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,7 @@ def _rank(A: torch.Tensor | None, tol: float, dim: int = 0) -> int:
         return dim
     if A.numel() == 0:
         return 0
-    sv = torch.linalg.svdvals(A)
-    return int((sv > tol * max(float(sv[0]), 1.0)).sum())
+    return int(numerical_rank(A, tol, atol=tol))
 
 
 def open_pairs(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple[int, int]]:

@@ -1,162 +1,51 @@
-"""Analytic predictions for a DLN trained from a balanced, decoupled ("aligned") init.
+"""Every prediction of the protocol, one submodule per family; each docstring gives the source.
 
-Each teacher mode alpha evolves alone (Saxe, McClelland & Ganguli 2014, "Exact solutions to
-the nonlinear dynamics of learning in deep linear neural networks"): with layer scale a and
-mode strength u = a^L,
+- :mod:`.modes`: plateaus, mode trajectories (Saxe et al. 2014), GD-vs-flow error, escape
+  times and the one definition of an escape window;
+- :mod:`.balance`: the final balance residual implied by the conserved D_l;
+- :mod:`.tolerances`: tolerances of the GD-vs-SGD function-space claim;
+- :mod:`.rmt`: random-matrix edges and floors that predict where the numerical rank is right.
 
-    gradient flow   da/dt = (s - a^L) a^{L-1}   <=>   du/dt = L u^{2-2/L} (s - u),
-    discrete GD     a <- a + lr (s - a^L) a^{L-1}   (exact for the aligned init),
-
-with t = lr * step. For L = 2, u(t) = s e^{2st} / (e^{2st} - 1 + s/u0). The loss then sits on
-plateaus 0.5 * sum_{alpha > k} s_alpha^2 between escapes, larger s first; escape times scale as
-ln(s/u0) / (2s) for L = 2 and 1 / ((L-2) s u0^{(L-2)/L}) for L >= 3 (Saxe et al. 2014;
-Jacot et al. 2021, "Saddle-to-saddle dynamics in deep linear networks").
-All functions return float64 torch tensors; modes run along the first axis.
+Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
+keeps working.
 """
 from __future__ import annotations
 
-import math
+from .balance import balanced_residual_prediction
+from .modes import (
+    ESCAPE_FRACTION,
+    ArrayLike,
+    aligned_loss,
+    aligned_movement,
+    discrete_gd_modes,
+    escape_halfwidth,
+    escape_order,
+    escape_time,
+    escape_time_asymptotic,
+    escape_windows,
+    euler_error,
+    mode_trajectory,
+    plateau_losses,
+    stage_plateaus,
+)
+from .rmt import (
+    CEILING_MARGIN,
+    FLOOR_MARGIN,
+    detection_threshold,
+    noise_edge,
+    outlier_location,
+    relative_noise_floor,
+    roundoff_floor,
+    signal_ceiling,
+    theory_table,
+)
+from .tolerances import REALIZABLE_FUNCTION_TOL, sgd_function_tolerance
 
-import numpy as np
-import torch
-from scipy.integrate import quad, solve_ivp
-
-ESCAPE_FRACTION = 1 - 1 / math.sqrt(2)  # u = s (1 - 1/sqrt 2) halves the mode's loss 0.5 (s - u)^2
-
-
-def _array(x) -> np.ndarray:
-    return np.atleast_1d(np.asarray(x.cpu() if isinstance(x, torch.Tensor) else x, dtype=np.float64))
-
-
-def plateau_losses(s) -> torch.Tensor:
-    """Loss plateaus P_k = 0.5 * sum_{alpha > k} s_alpha^2 for k = 0..r (r = number of non-zero s)."""
-    s = np.sort(_array(s))[::-1]
-    s = s[s > 0]
-    tails = np.concatenate([np.cumsum((s ** 2)[::-1])[::-1], [0.0]])
-    return torch.from_numpy(0.5 * tails)
-
-
-def stage_plateaus(s, rtol: float = 1e-9) -> torch.Tensor:
-    """The plateaus the loss actually visits: equal singular values escape together, so
-    P_k is kept only where s_k > s_{k+1} (k = 0 and the end of each group of equal values)."""
-    s = np.sort(_array(s))[::-1]
-    s = s[s > 0]
-    keep = [0] + [k for k in range(1, len(s) + 1) if k == len(s) or s[k - 1] - s[k] > rtol * s[0]]
-    return plateau_losses(s)[keep]
-
-
-def discrete_gd_modes(s, a0, lr: float, steps: int, depth: int) -> torch.Tensor:
-    """Mode strengths u_k = a_k^L of GD from an aligned init: a <- a + lr (s - a^L) a^{L-1}.
-
-    Returns (n_modes, steps + 1); a0 is the per-layer init scale (scalar or per mode)."""
-    s = _array(s)
-    a = np.broadcast_to(_array(a0), s.shape).copy()
-    out = np.empty((len(s), steps + 1))
-    for k in range(steps + 1):
-        out[:, k] = a ** depth
-        a = a + lr * (s - a ** depth) * a ** (depth - 1)
-    return torch.from_numpy(out)
-
-
-def _flow(depth: int):
-    def f(a, s):
-        return (s - a ** depth) * a ** (depth - 1)
-
-    def df(a, s):
-        return (depth - 1) * (s - a ** depth) * a ** (depth - 2) - depth * a ** (2 * depth - 2)
-    return f, df
-
-
-def mode_trajectory(s, u0, t, depth: int) -> torch.Tensor:
-    """Gradient-flow mode strengths u(t), shape (n_modes, len(t)), from u(0) = u0.
-
-    L = 1: u = s + (u0 - s) e^{-t}; L = 2: Saxe's closed form; L >= 3: solve_ivp (DOP853,
-    rtol 1e-12) on da/dt = (s - a^L) a^{L-1} with a = u^{1/L}."""
-    s, t = _array(s), _array(t)
-    u0 = np.broadcast_to(_array(u0), s.shape)
-    if depth == 1:
-        return torch.from_numpy(s[:, None] + (u0 - s)[:, None] * np.exp(-t))
-    if depth == 2:
-        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-            saxe = s[:, None] / (1 + (s / u0 - 1)[:, None] * np.exp(-2 * s[:, None] * t))
-            decay = u0[:, None] / (1 + 2 * u0[:, None] * t)     # s = 0: du/dt = -2 u^2
-        return torch.from_numpy(np.where(s[:, None] > 0, saxe, decay))
-    f, _ = _flow(depth)
-    sol = solve_ivp(lambda _, a: f(a, s), (0.0, float(t.max())), u0 ** (1 / depth), t_eval=t,
-                    method="DOP853", rtol=1e-12, atol=1e-15)
-    return torch.from_numpy(sol.y ** depth)
-
-
-def aligned_loss(s, u0, t, depth: int) -> torch.Tensor:
-    """Gradient-flow loss 0.5 * sum_alpha (s_alpha - u_alpha(t))^2 from an aligned init, (len(t),)."""
-    s = _array(s)
-    return 0.5 * (torch.from_numpy(s)[:, None] - mode_trajectory(s, u0, t, depth)).pow(2).sum(0)
-
-
-def aligned_movement(s, a0: float, t, depth: int, modes: int) -> torch.Tensor:
-    """||theta_t - theta_0|| / ||theta_0|| under gradient flow from the aligned init, (len(t),).
-
-    Every layer is Q_l diag(a(t)) Q_{l-1}^T on ``modes`` = min(widths) modes (s padded with zeros),
-    so ||theta_t - theta_0||^2 = L sum_alpha (a_alpha(t) - a0)^2 and ||theta_0||^2 = L modes a0^2."""
-    padded = np.zeros(modes)
-    values = _array(s)[:modes]
-    padded[: len(values)] = values
-    a = mode_trajectory(padded, a0 ** depth, t, depth).clamp_min(0) ** (1 / depth)
-    return (a - a0).pow(2).sum(0).sqrt() / (a0 * math.sqrt(modes))
-
-
-def euler_error(s, u0, t, depth: int, lr: float) -> torch.Tensor:
-    """Leading discretisation error of GD vs gradient flow, u_GD(t) - u_flow(t) = lr e(t) + O(lr^2).
-
-    Backward error analysis of the Euler step a <- a + lr f(a): the global error E = lr e_a
-    solves e_a' = f'(a) e_a - f'(a) f(a) / 2, e_a(0) = 0 (Hairer, Norsett & Wanner, Solving
-    ODEs I, Thm II.8.1); in u = a^L, e = L a^{L-1} e_a. Returns lr * e, (n_modes, len(t))."""
-    s, t = _array(s), _array(t)
-    a0 = np.broadcast_to(_array(u0), s.shape) ** (1 / depth)
-    f, df = _flow(depth)
-    m = len(s)
-
-    def rhs(_, y):
-        a, e = y[:m], y[m:]
-        return np.concatenate([f(a, s), df(a, s) * e - 0.5 * df(a, s) * f(a, s)])
-
-    sol = solve_ivp(rhs, (0.0, float(t.max())), np.concatenate([a0, np.zeros(m)]), t_eval=t,
-                    method="DOP853", rtol=1e-12, atol=1e-15)
-    a, e = sol.y[:m], sol.y[m:]
-    return torch.from_numpy(lr * depth * a ** (depth - 1) * e)
-
-
-def escape_time(s, u0, depth: int, fraction: float = ESCAPE_FRACTION) -> torch.Tensor:
-    """Gradient-flow time at which mode s reaches u = fraction * s from u0 (inf if s <= u0/fraction).
-
-    t = int_{u0}^{fraction s} du / (L u^{2-2/L} (s - u)); the default fraction is where the
-    mode's loss 0.5 (s - u)^2 has halved, i.e. where the total loss crosses the midpoint
-    between consecutive plateaus (as :func:`dlncheck.align.escape_steps` detects it)."""
-    s = _array(s)
-    u0 = np.broadcast_to(_array(u0), s.shape)
-    out = np.full(len(s), np.inf)
-    for i, (sv, u) in enumerate(zip(s, u0)):
-        target = fraction * sv
-        if sv > 0 and target > u:
-            if depth == 2:
-                out[i] = math.log((target / u) * (sv - u) / (sv - target)) / (2 * sv)
-            else:
-                # in y = ln u the integrand is e^{-y(1-2/L)} / (L (s - e^y)): smooth, no endpoint singularity
-                out[i] = quad(lambda y: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
-                              math.log(u), math.log(target), limit=200, epsabs=0, epsrel=1e-10)[0]
-    return torch.from_numpy(out)
-
-
-def escape_time_asymptotic(s, u0, depth: int) -> torch.Tensor:
-    """Small-u0 scaling: ln(s/u0) / (2s) for L = 2, 1 / ((L-2) s u0^{(L-2)/L}) for L >= 3."""
-    s = _array(s)
-    u0 = np.broadcast_to(_array(u0), s.shape)
-    with np.errstate(divide="ignore"):
-        if depth == 2:
-            return torch.from_numpy(np.log(s / u0) / (2 * s))
-        return torch.from_numpy(1 / ((depth - 2) * s * u0 ** ((depth - 2) / depth)))
-
-
-def escape_order(s, u0, depth: int) -> torch.Tensor:
-    """Mode indices in the order they escape (larger s first for equal u0)."""
-    return torch.from_numpy(np.argsort(_array(escape_time(s, u0, depth)), kind="stable"))
+__all__ = [
+    "CEILING_MARGIN", "ESCAPE_FRACTION", "FLOOR_MARGIN", "REALIZABLE_FUNCTION_TOL", "ArrayLike",
+    "aligned_loss", "aligned_movement", "balanced_residual_prediction", "detection_threshold",
+    "discrete_gd_modes", "escape_halfwidth", "escape_order", "escape_time", "escape_time_asymptotic",
+    "escape_windows", "euler_error", "mode_trajectory", "noise_edge", "outlier_location", "plateau_losses",
+    "relative_noise_floor", "roundoff_floor", "sgd_function_tolerance", "signal_ceiling", "stage_plateaus",
+    "theory_table",
+]

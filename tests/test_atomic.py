@@ -3,11 +3,11 @@ import json
 
 import pytest
 
-from dlncheck import io
+from dlncheck import atomic
 
 
 def test_write_json_round_trips(tmp_path):
-    path = io.write_json(tmp_path / "sub" / "a.json", {"x": [1, 2]})
+    path = atomic.write_json(tmp_path / "sub" / "a.json", {"x": [1, 2]})
     assert json.loads(path.read_text()) == {"x": [1, 2]}
 
 
@@ -20,14 +20,14 @@ def test_interrupted_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        io.atomic_write(target, crash)
+        atomic.atomic_write(target, crash)
     assert target.read_text() == "old"
     assert list(tmp_path.iterdir()) == [target]
 
 
 def test_interrupted_first_write_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError):
-        with io.atomic_path(tmp_path / "new.csv") as tmp:
+        with atomic.atomic_path(tmp_path / "new.csv") as tmp:
             tmp.write_text("partial")
             raise RuntimeError("disk full")
     assert list(tmp_path.iterdir()) == []

@@ -1,11 +1,15 @@
-"""Spectra of deep-linear-network weights: partial products, singular values, ranks.
+"""Products and spectra of deep-linear-network weights: chains, singular values, numerical ranks.
 
 Every function is a pure function of torch tensors and is batched over any leading
 dimensions (runs, checkpoints, eps values): a matrix argument ``A`` has shape
 ``(..., m, n)`` and a layer list ``weights`` holds ``L`` tensors ``(..., d_l, d_{l-1})``.
 Indices in formulas are 1-based as in the protocol (P_ij, i <= j); arrays are 0-based.
 
-Source: protocol sections 1.1-1.3 (``shared/seeds/000_442b223873da0ef7.txt``).
+Numerical rank has one convention in the whole project: r_eps = #{sigma_m > max(eps sigma_1,
+atol)}, a relative threshold with an optional absolute floor ``atol`` (callers pass
+``atol=eps * s_1(teacher)`` for the floored notion).
+
+Source: protocol sections 1.1-1.2 (``shared/seeds/000_442b223873da0ef7.txt``).
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ def _check_finite(A: torch.Tensor, name: str) -> None:
                          "for divergence before computing spectra")
 
 
-def _check_eps(eps) -> torch.Tensor | float:
+def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
     e = torch.as_tensor(eps, dtype=torch.float64)
     if not torch.all((e > 0) & (e < 1)):
         raise ValueError(f"eps must lie in (0, 1), got {eps}; it is a relative threshold "
@@ -41,18 +45,30 @@ def _check_eps(eps) -> torch.Tensor | float:
 def _check_chain(weights: Weights) -> None:
     if len(weights) == 0:
         raise ValueError("weights must hold at least one layer tensor (..., d_l, d_{l-1})")
-    for l, W in enumerate(weights, start=1):
-        _check_finite(W, f"weights[{l - 1}] (W_{l})")
-    for l in range(1, len(weights)):
-        below, above = weights[l - 1], weights[l]
+    for layer, W in enumerate(weights, start=1):
+        _check_finite(W, f"weights[{layer - 1}] (W_{layer})")
+    for k in range(1, len(weights)):
+        below, above = weights[k - 1], weights[k]
         if above.shape[-1] != below.shape[-2]:
             raise ValueError(
-                f"weights do not compose: W_{l + 1} has shape {tuple(above.shape)} and maps "
-                f"from {above.shape[-1]} dims, but W_{l} outputs {below.shape[-2]}; layer l "
+                f"weights do not compose: W_{k + 1} has shape {tuple(above.shape)} and maps "
+                f"from {above.shape[-1]} dims, but W_{k} outputs {below.shape[-2]}; layer l "
                 "must have shape (..., d_l, d_{l-1})")
 
 
 # ------------------------------------------------------------------- partial products
+def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """mats[-1] @ ... @ mats[0] (the DLN order, first factor applied first); None if empty.
+
+    The empty chain stands for an identity whose size the caller knows (the saddle normal
+    form multiplies residual blocks of varying ranges); no shape checks, any batch axes.
+    """
+    out = None
+    for A in mats:
+        out = A if out is None else A @ out
+    return out
+
+
 def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
     """All contiguous products P_ij = W_j ... W_i for 1 <= i <= j <= L (1-based keys).
 
@@ -74,10 +90,7 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
 def end_to_end(weights: Weights) -> torch.Tensor:
     """The network map W = W_L ... W_1, batched."""
     _check_chain(weights)
-    W = weights[0]
-    for layer in weights[1:]:
-        W = layer @ W
-    return W
+    return chain_product(weights)
 
 
 # ------------------------------------------------------------------ singular values
@@ -103,31 +116,33 @@ def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Ten
     return {k: out[k] for k in products}
 
 
-def numerical_rank_from_svals(svals: torch.Tensor, eps, atol: float | None = None) -> torch.Tensor:
+def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
+                              atol: float | torch.Tensor | None = None) -> torch.Tensor:
     """r_eps = #{m : sigma_m > max(eps * sigma_1, atol)} (protocol 1.2), int64, batched.
 
     ``eps`` may be a float or a tensor broadcasting against ``svals[..., 0]`` (an eps grid
-    as a new leading axis). ``atol`` is the absolute floor: the relative rank is scale
-    invariant, so from a tiny initialisation it reports the spectral *shape* of the
-    initial weights; ``atol`` (e.g. eps_abs * s_1 of the teacher) makes "rank starts at 0"
-    testable. The zero matrix has rank 0.
+    as a new leading axis); ``atol`` likewise (e.g. ``eps_grid * s_1`` beside an eps grid).
+    ``atol`` is the absolute floor: the relative rank is scale invariant, so from a tiny
+    initialisation it reports the spectral *shape* of the initial weights; ``atol`` (e.g.
+    eps * s_1 of the teacher) makes "rank starts at 0" testable. The zero matrix has rank 0.
     """
     _check_eps(eps)
-    if atol is not None and atol < 0:
+    if atol is not None and bool(torch.any(torch.as_tensor(atol) < 0)):
         raise ValueError(f"atol must be >= 0, got {atol}; it is an absolute singular-value floor")
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
     if atol is not None:
-        threshold = torch.clamp(threshold, min=atol)
+        threshold = torch.maximum(threshold, torch.as_tensor(atol, dtype=svals.dtype, device=svals.device))
     return (svals > threshold.unsqueeze(-1)).sum(-1)
 
 
-def numerical_rank(A: torch.Tensor, eps, atol: float | None = None) -> torch.Tensor:
+def numerical_rank(A: torch.Tensor, eps: float | torch.Tensor,
+                   atol: float | torch.Tensor | None = None) -> torch.Tensor:
     """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
-def singular_gap(svals: torch.Tensor, r) -> torch.Tensor:
+def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
     """Gap sigma_r / sigma_{r+1} at rank r (protocol 1.1, step 2.3), sigma 1-based.
 
     Boundary convention: sigma_0 = +inf and sigma_{k+1} = 0 (k = min(m, n)), and x / 0 =
@@ -176,66 +191,3 @@ def effective_rank(A: torch.Tensor) -> torch.Tensor:
 def participation_ratio(A: torch.Tensor) -> torch.Tensor:
     """Participation ratio of A's spectrum, batched (see participation_ratio_from_svals)."""
     return participation_ratio_from_svals(singular_values(A))
-
-
-# ------------------------------------------------------------ rank / multiplicity patterns
-def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -> torch.Tensor:
-    """Stack per-product scalars {(i, j): (...)} into an (..., L, L) upper-triangular pattern."""
-    some = next(iter(values.values()))
-    out = some.new_zeros(some.shape + (L, L))
-    for (i, j), v in values.items():
-        out[..., i - 1, j - 1] = v
-    return out
-
-
-def rank_pattern(weights: Weights, eps, atol: float | None = None) -> torch.Tensor:
-    """r_ij = r_eps(P_ij) as an (..., L, L) int64 array, entry [i-1, j-1] for i <= j, 0 below.
-
-    ``eps`` may carry leading axes of its own (an eps grid), broadcast against the batch.
-    """
-    svals = product_singular_values(weights)
-    ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
-    return pattern_from_products(ranks, len(weights))
-
-
-def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False):
-    """m_ij = r_ij - r_{i,j+1} - r_{i-1,j} + r_{i-1,j+1} (protocol 1.1 step 3).
-
-    Zero boundary: r_{0,j} = r_{i,L+1} = 0. Negative values (rank noise) are clipped to 0;
-    with ``return_clipped=True`` also returns the total clipped mass per pattern
-    (sum of the negative parts), so callers can report how much was clipped.
-    """
-    if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
-        raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
-    L = r.shape[-1]
-    r = torch.triu(r)
-    padded = torch.nn.functional.pad(r, (0, 1, 1, 0))   # row 0 = (i=0), col L = (j=L+1)
-    core = padded[..., 1:, :L]                          # r_{i,j}
-    right = padded[..., 1:, 1:]                         # r_{i,j+1}
-    up = padded[..., :L, :L]                            # r_{i-1,j}
-    diag = padded[..., :L, 1:]                          # r_{i-1,j+1}
-    m = torch.triu(core - right - up + diag)
-    clipped = (-m).clamp(min=0).sum((-2, -1))
-    m = m.clamp(min=0)
-    return (m, clipped) if return_clipped else m
-
-
-def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30,
-                 normalized: bool = False) -> torch.Tensor:
-    """Top-K log singular values s_k = log max(sigma_k, delta) (protocol 1.3 step 2.3).
-
-    ``normalized=True`` gives the shape-normalized s~_k = log(max(sigma_k, delta) /
-    max(sigma_1, delta)). K larger than min(m, n) pads with log(delta) (sigma_k = 0).
-    """
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer (number of top singular values), got {K!r}")
-    if not delta > 0:
-        raise ValueError(f"delta must be > 0 (the floor that avoids log(0)), got {delta}")
-    svals = singular_values(A)
-    k = svals.shape[-1]
-    if K > k:
-        svals = torch.cat([svals, svals.new_zeros(svals.shape[:-1] + (K - k,))], dim=-1)
-    logs = torch.log(svals[..., :K].clamp(min=delta))
-    if normalized:
-        logs = logs - torch.log(svals[..., :1].clamp(min=delta))
-    return logs

@@ -1,0 +1,48 @@
+"""Spectra of deep-linear-network weights: the only place products, singular values, ranks,
+gaps, multiplicities and log spectra are computed.
+
+``core``: the product chain, partial products, singular values, numerical rank (one floor
+convention), gaps, effective rank and participation ratio. ``patterns``: the same quantities
+over all partial products P_ij as (..., L, L) arrays. Protocol sections 1.1-1.3.
+"""
+from __future__ import annotations
+
+from .core import (
+    Weights,
+    chain_product,
+    effective_rank,
+    effective_rank_from_svals,
+    end_to_end,
+    numerical_rank,
+    numerical_rank_from_svals,
+    partial_products,
+    participation_ratio,
+    participation_ratio_from_svals,
+    product_singular_values,
+    singular_gap,
+    singular_values,
+)
+from .patterns import (
+    GAP_THRESHOLD,
+    LogSpectra,
+    RankPatterns,
+    log_spectra,
+    log_spectra_from_svals,
+    log_spectrum,
+    log_spectrum_from_svals,
+    multiplicity_pattern,
+    pattern_from_products,
+    rank_pattern,
+    rank_patterns,
+    rank_patterns_from_svals,
+    upper_mask,
+)
+
+__all__ = [
+    "GAP_THRESHOLD", "LogSpectra", "RankPatterns", "Weights", "chain_product", "effective_rank",
+    "effective_rank_from_svals", "end_to_end", "log_spectra", "log_spectra_from_svals", "log_spectrum",
+    "log_spectrum_from_svals", "multiplicity_pattern", "numerical_rank", "numerical_rank_from_svals",
+    "partial_products", "participation_ratio", "participation_ratio_from_svals", "pattern_from_products",
+    "product_singular_values", "rank_pattern", "rank_patterns", "rank_patterns_from_svals", "singular_gap",
+    "singular_values", "upper_mask",
+]
