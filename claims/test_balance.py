@@ -16,7 +16,8 @@ import torch
 
 from dlncheck import balance, events, presets, stats, theory
 from dlncheck.report import plots
-from dlncheck.report.claim import Prediction
+
+from claims import expectations
 
 
 REL_TOL = 1e-10              # (float64; x exp.roundoff_scale) accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
@@ -28,48 +29,17 @@ DENSE_BYTES = 2 ** 28        # ... capped so every-step weights of all runs fit 
 ROUNDOFF = 1e-12             # (float64; x exp.roundoff_scale) r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
 
 
-PREDICTIONS = {
-    "saddle": Prediction(
-        "r_l(0) >= 0.1, falls as the weights grow; GD ends within x2 of ||D_l(0)||/(2 sqrt(sum s^{4/L})); "
-        "every SGD run ends below its drift bound and below r_l(0)",
-        "small random init (Gaussian, same rms scale as the aligned preset): D_l(0) is O(init^2) and conserved by the flow, while ||W_l W_l^T|| grows "
-        "to sqrt(sum_a s_a^{4/L}) (balanced solution); SGD adds lr^2 noise drift, bounded by the identity"),
-    "aligned": Prediction(
-        "r_l stays below the accumulated-drift bound (D_l(0) = 0); GD stays exactly balanced: r_l <= 1e-12",
-        "aligned balanced init: D_l(0) = 0 and the per-mode GD map keeps layers equal, so only "
-        "the lr^2 drift (zero for GD, noise for SGD) can unbalance them"),
-    "ntk": Prediction(
-        "r_l stays O(1): r_l(t) >= 0.1 and r_l(T)/r_l(0) in [1/2, 2] for every run",
-        "large init: weights move by O(1/sqrt(width)) relative to their size, so the initial "
-        "imbalance of independent Gaussian layers persists (balance is never reached)"),
-    "intermediate": Prediction(
-        "only the drift identity and its bound (theory silent on the level of r_l)",
-        "neither conserved-D domination (saddle) nor lazy training (ntk) applies", exploratory=True),
-}
-
-
-def _cases():
-    out = []
-    for regime, teacher, depth in presets.cases("nightly"):
-        cid = presets.case_id(regime, teacher, depth)
-        quick = (regime, teacher, depth) in presets.cases("quick")
-        marks = () if quick else (pytest.mark.nightly,)
-        out.append(pytest.param(regime, teacher, depth, "preset", id=cid, marks=marks))
-        if regime == "saddle":   # the saddle preset is aligned; add the random small init
-            out.append(pytest.param(regime, teacher, depth, "random", id=f"{cid}-random", marks=marks))
-    return out
-
-
 def _experiment(preset, regime, teacher, depth, init):
     exp = preset(regime, teacher, depth)
     return presets.random_small_init(exp) if init == "random" else exp
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init", _cases())
+@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases(
+    "balance", variants=lambda regime, teacher, depth: [("", ("preset",))] + ([("-random", ("random",))] if regime == "saddle" else [])))
 def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     exp = _experiment(preset, regime, teacher, depth, init)
     aligned = exp.init.kind == "aligned"
-    row = PREDICTIONS["aligned" if aligned else regime]
+    row = expectations.PREDICTIONS["balance"]["aligned" if aligned else regime]
     step_bytes = exp.runs * sum(a * b for a, b in zip(exp.widths[1:], exp.widths[:-1])) * 8
     n = min(exp.steps, DENSE_STEPS, DENSE_BYTES // step_bytes)
     traj = trajectory_cache(exp, checkpoints=list(range(n + 1)), loss_every=max(1, n // 500))

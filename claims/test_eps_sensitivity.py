@@ -18,8 +18,8 @@ import torch
 from dlncheck import events, presets, spectra, stagewise, stats
 from dlncheck.report import plots
 
-from claims.stagewise import prediction, rank_levels
-from dlncheck.pytest_plugin import preset_cases
+from claims import expectations
+from claims.expectations import rank_levels, stagewise_prediction
 
 MIN_DECADES = 1.0
 GRIDS = {"quick": np.logspace(-7, -3, 5), "nightly": np.logspace(-7, -3, 9)}
@@ -28,27 +28,19 @@ CRITERIA = ("starts_at_0", "monotone", "staircase", "reaches_r", "at_least_r")
 
 def _working(pred, crit, ranks, W, exp, eps):
     """(E,) bool: every run matches the prediction at that eps."""
-    if pred.growth in ("unit", "multiplicity"):
+    if pred.kind in ("unit", "multiplicity"):
         return crit["staircase"].all(-1)
-    if pred.growth == "none":
+    if pred.kind == "none":
         return crit["at_least_r"].all(-1)
     lower = stagewise.guaranteed_rank(W[:, -1], exp.teacher.M, exp.teacher.s, eps,
                                       atol=eps * float(exp.teacher.s[0]))
     return (ranks[..., -1] >= lower).all(-1)
 
 
-# Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'saddle-degenerate-L2': (
-        'no eps in 1e-7..1e-3 gives the multiplicity staircase for every run: SGD splits the repeated '
-        'singular value over the long L=2 plateau in 4 of 8 runs (see unit-step growth)'),
-}
-
-
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("eps_sensitivity"))
 def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
-    pred = prediction(regime, teacher)
+    pred = stagewise_prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s1 = float(exp.teacher.s[0])
@@ -77,7 +69,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     holds = absolute["decades"] >= MIN_DECADES
     _figures(claim, table, maps, eps, t, svals, presets.case_id(regime, teacher, depth))
     ambiguous = "" if holds else " -> discrete rank is ambiguous here; read the effective rank (effective_rank.png)"
-    claim.verdict(prediction=f"{pred.text}, over an eps plateau >= {MIN_DECADES:g} decade (absolute floor)",
+    claim.verdict(prediction=f"{pred.prediction}, over an eps plateau >= {MIN_DECADES:g} decade (absolute floor)",
                   exploratory=pred.exploratory, holds=holds, reason=pred.reason,
                   observed=(f"absolute floor: plateau [{absolute['lo']:.0e}, {absolute['hi']:.0e}] "
                             f"({absolute['decades']:.1f} decades); relative: "
@@ -86,7 +78,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
                   plateau_absolute=absolute, plateau_relative=plateaus["relative"], grid=eps.tolist(),
                   levels=levels)
     assert holds, (f"{presets.case_id(regime, teacher, depth)}: no eps plateau of >= {MIN_DECADES:g} decade where "
-                   f"every run shows '{pred.text}' (absolute floor: {absolute}); per-eps criteria in eps_map.csv")
+                   f"every run shows '{pred.prediction}' (absolute floor: {absolute}); per-eps criteria in eps_map.csv")
 
 
 def _figures(claim, table, maps, eps, t, svals, case):

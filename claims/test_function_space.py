@@ -1,39 +1,27 @@
 """Claim family: distance in function space, E_B ||W_GD - W_SGD||_F / ||W_GD||_F over time.
 
-Tolerances at the last checkpoint:
-- no label noise (realizable): both runs converge to M; presets run until the slowest mode is
-  within ~e^-10 of its value, so each is within ~e^-10 ||M|| of M and the relative distance is
-  below TOL_REALIZABLE = 2 e^-10 (triangle inequality on the two residuals).
-- label noise sigma: SGD fluctuates around GD's least-squares solution with stationary variance
-  E||dW||_F^2 ~ (eta_max / 2) sigma^2 d_in d_out / b (linearized SGD, eta_max = lr L s_1^{2-2/L}
-  the largest kernel step; Mandt et al. 2017), so the tolerance is
-  3 sqrt(eta_max sigma^2 d_in d_out / (2 b)) / ||W_GD||_F: scales with sqrt(lr) and sigma.
+Tolerances at the last checkpoint (derivations in :mod:`dlncheck.theory.tolerances`):
+- no label noise (realizable): theory.REALIZABLE_FUNCTION_TOL = 2 e^-10;
+- label noise sigma: theory.sgd_function_tolerance = 3 sqrt(eta_max sigma^2 d_in d_out / (2 b))
+  / ||W_GD||_F, eta_max = lr L s_1^{2-2/L}.
 """
 from __future__ import annotations
-
-import math
 
 import pytest
 import torch
 
-from dlncheck import compare, events, presets, spectra
+from dlncheck import compare, events, presets, spectra, theory
 from dlncheck.report import plots
 
-TOL_REALIZABLE = 2 * math.exp(-10)
+from claims import expectations
+
 LABEL_NOISE = 0.1
 
 
-def _cases():
-    out = []
-    for c in presets.cases("nightly"):
-        for noise in (0.0, LABEL_NOISE):
-            quick = c[2] == 3 and (noise == 0.0 or c[:2] == ("saddle", "lowrank"))
-            out.append(pytest.param(*c, noise, id=f"{presets.case_id(*c)}-noise{noise:g}",
-                                    marks=() if quick else (pytest.mark.nightly,)))
-    return out
-
-
-@pytest.mark.parametrize("regime, teacher, depth, noise", _cases())
+@pytest.mark.parametrize("regime, teacher, depth, noise", expectations.cases(
+    "function_space", variants=lambda *_: [(f"-noise{noise:g}", (noise,)) for noise in (0.0, LABEL_NOISE)],
+    quick=lambda regime, teacher, depth, noise: expectations.deepest_quick(regime, teacher, depth)
+    and (noise == 0.0 or (regime, teacher) == ("saddle", "lowrank"))))
 def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, trajectory_cache, claim):
     case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
@@ -43,12 +31,12 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset,
     norm_gd = float(torch.linalg.matrix_norm(spectra.end_to_end([w[:1, -1] for w in traj.weights])[0]))
     s1 = float(exp.teacher.s[0])
     if noise == 0:
-        tol = TOL_REALIZABLE
+        tol = theory.REALIZABLE_FUNCTION_TOL
         how = "2 e^-10 (both converge to M)"
     else:
         eta_max = exp.lr * depth * s1 ** (2 - 2 / depth)
-        tol = 3 * math.sqrt(eta_max * noise ** 2 * exp.teacher.d_in * exp.teacher.d_out
-                            / (2 * exp.batch_size)) / norm_gd
+        tol = theory.sgd_function_tolerance(exp.lr, depth, s1, noise, exp.teacher.d_in, exp.teacher.d_out,
+                                            exp.batch_size, norm_gd)
         how = f"3 sqrt(eta_max sigma^2 d_in d_out / 2b) / ||W_GD|| (eta_max={eta_max:.3g}, sigma={noise:g})"
     end = float(dist["mean"][-1])
     holds = end <= tol

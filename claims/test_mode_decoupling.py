@@ -16,42 +16,21 @@ import pytest
 import torch
 
 from dlncheck import events, modes, presets, spectra, stats
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
-from dlncheck.report.claim import Prediction
+
+from claims import expectations
+from claims.expectations import MIN_FRACTION
 
 EPS_RHO = 0.1          # scale-free threshold on rho_a
 EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only)
 C_DIAG = 0.5           # protocol's c
-MIN_FRACTION = 0.9     # saddle: t_cross <= t_diag for >= 90% of (mode, run) pairs
-
-
-PREDICTIONS = {
-    "saddle": Prediction(f"t_cross(a) <= t_diag(a) for >= {MIN_FRACTION:.0%} of (mode, run) pairs",
-                         "small random init: during each plateau the layers align with the teacher's "
-                         "singular vectors before the mode is learned (silent alignment, Atanasov, "
-                         "Bordelon & Pehlevan, ICLR 2022; Saxe et al. 2014)"),
-    "ntk": Prediction(f"t_cross(a) <= t_diag(a) for < {MIN_FRACTION:.0%} of pairs (no alignment phase)",
-                      "large init: W(0) is already O(1) in all directions and moves lazily; cross "
-                      "modes only shrink as W converges, i.e. after the diagonal is large"),
-    "intermediate": Prediction("only the guaranteed bound rho_a(T) <= ||W-M||/(s_a - ||W-M||)",
-                               "timing of alignment is not predicted between the two limits", True),
-}
 
 
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'saddle-lowrank-L3': (
-        'at L=3 the later modes reach half strength about one checkpoint before rho_a <= 0.1 (GD t_cross 12.81 vs t_diag 12.66 for mode 2): 67% of (mode, run) pairs align first, not >= 90%'),
-    'saddle-fullrank-L3': (
-        'at L=3 modes 2 and 4 reach half strength before rho_a <= 0.1 in every run (GD t_cross 20.5 vs t_diag 19.3): 75% of pairs, not >= 90%'),
-}
-
-
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("mode_decoupling"))
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
-    row = PREDICTIONS[regime]
+    row = expectations.PREDICTIONS["mode_decoupling"][regime]
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s, T = exp.teacher.s, exp.teacher

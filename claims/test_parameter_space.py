@@ -13,39 +13,23 @@ import pytest
 import torch
 
 from dlncheck import compare, events, gauge, presets
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+
+from claims import expectations
 
 N_CHECKPOINTS, MAX_SWEEPS = 12, 10
 
-# (asserted condition on FACTOR, text, reason, exploratory)
-PREDICTIONS = {
-    "saddle": (lambda f, fn, raw: f >= 2.0, "raw distance >= 2 x gauge-aligned distance",
-               "seed: GD and SGD select different symmetries at the saddles, so most of the raw "
-               "distance is gauge", False),
-    "ntk": (lambda f, fn, raw: f <= 1.1, "gauge-aligned distance within 10% of raw (factor <= 1.1)",
-            "lazy regime: weights stay near the shared init, no rotation of hidden units to undo", False),
-    "intermediate": (lambda f, fn, raw: fn < raw, "function-space distance at the end below the raw "
-                     "parameter-space ratio (seed: raw large because of symmetries, function small)",
-                     "theory silent on the gauge share here; exploratory", True),
-}
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'saddle-lowrank-L3': (
-        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
-    'saddle-fullrank-L3': (
-        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
-    'saddle-degenerate-L3': (
-        "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
-}
+def _holds(condition: str, factor: float, fn_end: float, raw_end: float) -> bool:
+    """The asserted condition of the row (its ``kind``) on FACTOR and the end distances."""
+    return {"factor >= 2": factor >= 2.0, "factor <= 1.1": factor <= 1.1,
+            "function < raw": fn_end < raw_end}[condition]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("parameter_space", quick=expectations.deepest_quick))
 def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
-    condition, text, reason, exploratory = PREDICTIONS[regime]
+    row = expectations.PREDICTIONS["parameter_space"][regime]
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     K = traj.checkpoint_steps.shape[-1]
@@ -60,7 +44,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, traject
     func = compare.over_runs(compare.function_distance(weights))
     factor = float(raw["ratio"]["mean"].mean() / gauge["ratio"]["mean"].mean())
     fn_end, raw_end = float(func["mean"][-1]), float(raw["ratio"]["mean"][-1])
-    holds = bool(condition(factor, fn_end, raw_end))
+    holds = _holds(row.kind, factor, fn_end, raw_end)
     numbers = dict(factor=factor, raw_ratio_end=raw_end, aligned_ratio_end=float(gauge["ratio"]["mean"][-1]),
                    raw_ratio_max=float(raw["ratio"]["mean"].max()),
                    aligned_ratio_max=float(gauge["ratio"]["mean"].max()),
@@ -96,11 +80,11 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, traject
     claim.table(compare.frame({"time": t}, **{f"{k}_raw": v for k, v in raw.items()},
                               **{f"{k}_aligned": v for k, v in gauge.items()}, function_distance=func),
                 "parameter_space")
-    claim.verdict(prediction=text, reason=reason, exploratory=exploratory, holds=holds,
+    claim.verdict(prediction=row.prediction, reason=row.reason, exploratory=row.exploratory, holds=holds,
                   observed=(f"factor raw/aligned {factor:.3g}; ratio at end raw {raw_end:.3g}, aligned "
                             f"{numbers['aligned_ratio_end']:.3g}, max raw {numbers['raw_ratio_max']:.3g}; "
                             f"function distance at end {fn_end:.3g}; min cosine {numbers['cosine_raw_min']:.4f}"),
                   **numbers)
-    assert holds, (f"{case}: predicted '{text}' but raw/aligned factor is {factor:.3g} (raw ratio at end "
+    assert holds, (f"{case}: predicted '{row.prediction}' but raw/aligned factor is {factor:.3g} (raw ratio at end "
                    f"{raw_end:.3g}, aligned {numbers['aligned_ratio_end']:.3g}, function {fn_end:.3g}); "
                    "see parameter_space.png")

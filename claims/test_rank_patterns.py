@@ -21,13 +21,13 @@ import pytest
 import torch
 
 from dlncheck import compare, events, modes, presets, spectra, theory
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+
+from claims import expectations
 
 EPS = 1e-4
 
 
-@dataclasses.dataclass(frozen=True)
 class Prediction:
     scope: str          # where d_r = 0 is asserted: "plateaus" | "off-transition" | "final"
     text: str
@@ -35,39 +35,11 @@ class Prediction:
     exploratory: bool = False
 
 
-PREDICTIONS = {
-    "saddle": Prediction("plateaus", "d_r = 0 and every GD r_ij inside the SGD 95% bootstrap CI at "
-                         "every plateau checkpoint (outside escape windows and GD's rank transitions)",
-                         "golden path: on a plateau every run sits near the same saddle, whose rank "
-                         "pattern is fixed by how many modes have escaped (Saxe 2014); SGD noise only "
-                         "shifts escape times, so disagreement is confined to escape windows"),
-    "ntk": Prediction("off-transition", "d_r = 0 with GD inside the SGD CI at every checkpoint "
-                      "except next to GD's own rank transitions",
-                      "lazy regime: all runs stay within O(1/sqrt(width)) of the shared init and follow "
-                      "the same linearised path (Jacot 2018), so SGD crosses the floor only where GD "
-                      "does (unlearned directions decaying to 0), up to timing jitter"),
-    "intermediate": Prediction("final", "d_r = 0 with GD inside the SGD CI at the last checkpoint; "
-                               "along the way exploratory",
-                               "theory is silent on the path; at convergence both fit the same M "
-                               "from the same init", exploratory=True),
-}
-
-
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'ntk-lowrank-L3': (
-        "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 18 of 176 checkpoints disagree (max d_r 1) as the unlearned directions decay"),
-    'ntk-fullrank-L3': (
-        "one SGD run's W dips transiently below the floor (rank 3) where GD does not: 1 of 128 checkpoints"),
-    'ntk-degenerate-L3': (
-        "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 23 of 174 checkpoints disagree (max d_r 0.75)"),
-}
-
-
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("rank_patterns", quick=expectations.deepest_quick))
 def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
-    pred = PREDICTIONS[regime]
+    pred = expectations.PREDICTIONS["rank_patterns"][regime]
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
@@ -85,7 +57,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_
                 | ~upper).all(-1).all(-1)                                       # (K,)
     transition = events.transition_checkpoints(rp.r[0])
     scope = {"plateaus": (~inside) & (t > 0) & ~transition, "off-transition": ~transition,
-             "final": torch.arange(len(t)) == len(t) - 1}[pred.scope]
+             "final": torch.arange(len(t)) == len(t) - 1}[pred.kind]
     agree = (dr["value"] == 0) & gd_in_ci
     holds = bool(agree[scope].all())
     bad = t[scope & ~agree]
@@ -102,9 +74,9 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_
                    max_d_m=float(dm["value"].max()), ambiguous_fraction=float(rp.ambiguous.double().mean()),
                    escape_times=t_esc.tolist())
     _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t[transition])
-    claim.verdict(prediction=pred.text, reason=pred.reason, exploratory=pred.exploratory, holds=holds,
+    claim.verdict(prediction=pred.prediction, reason=pred.reason, exploratory=pred.exploratory, holds=holds,
                   observed=(f"eps={EPS:g}: d_r = 0 with GD in CI at {int((scope & agree).sum())}/"
-                            f"{int(scope.sum())} asserted checkpoints ({pred.scope}); max d_r there "
+                            f"{int(scope.sum())} asserted checkpoints ({pred.kind}); max d_r there "
                             f"{numbers['max_d_r_in_scope']:.3g}, inside escape windows "
                             f"{numbers['max_d_r_in_windows']}, at GD's {int(transition.sum())} "
                             f"transition checkpoints {numbers['max_d_r_at_transitions']:.3g}; "
@@ -112,7 +84,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_
                             f"{100 * numbers['ambiguous_fraction']:.1f}% of entries ambiguous "
                             f"(gap < {rp.gap_threshold:g})"),
                   **numbers)
-    assert holds, (f"{case}: predicted '{pred.text}' but {numbers['checkpoints_disagreeing']} of "
+    assert holds, (f"{case}: predicted '{pred.prediction}' but {numbers['checkpoints_disagreeing']} of "
                    f"{int(scope.sum())} checkpoints disagree (first at t={numbers['first_disagreement_time']}, "
                    f"max d_r {numbers['max_d_r_in_scope']:.3g}); see d_r.png and rank_heatmaps.png")
 
@@ -176,7 +148,7 @@ def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t_transition):
 
 
 @pytest.mark.parametrize("regime, teacher, depth",
-                         preset_cases(quick_depths=(3,), regimes=("saddle",)))
+                         expectations.cases("rank_patterns_aligned", quick=expectations.deepest_quick, regimes=("saddle",)))
 def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, trajectory_cache,
                                                   claim):
     """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss

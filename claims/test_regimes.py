@@ -14,39 +14,19 @@ import pytest
 
 from dlncheck import events, presets, stats, theory
 from dlncheck.report import plots
-from dlncheck.report.claim import Prediction
 
-DWELL_RTOL = 0.05            # "on plateau k": loss within 5% of P_k
-DWELL_FACTOR = (0.5, 1.5)    # saddle: every run's dwell within this factor of gradient flow's
-MIN_THEORY_DWELL = 0.03      # saddle: the flow itself must sit >= 3% of the run on each plateau
-SADDLE_MOVEMENT = 3.0        # saddle: ||theta_T - theta_0|| / ||theta_0|| >= 3 (>> 1: tiny init grows to O(1))
-MOVEMENT_RTOL = 0.1          # saddle: movement within 10% of the aligned gradient-flow prediction
-NTK_MAX_DWELL = 0.02         # ntk: < 2% of the run within 5% of any intermediate plateau
-NTK_MOVEMENT = 3.0           # ntk: movement <= NTK_MOVEMENT / sqrt(width) (lazy: O(w^{-1/2}))
+from claims import expectations
+from claims.expectations import (
+    DWELL_FACTOR,
+    DWELL_RTOL,
+    MIN_THEORY_DWELL,
+    MOVEMENT_RTOL,
+    NTK_MAX_DWELL,
+    NTK_MOVEMENT,
+    SADDLE_MOVEMENT,
+)
+
 CHECKPOINTS = 30
-
-
-PREDICTIONS = {
-    "saddle": Prediction(
-        f"every run dwells on each intermediate plateau for {DWELL_FACTOR[0]}-{DWELL_FACTOR[1]}x the "
-        f"gradient-flow dwell (itself >= {MIN_THEORY_DWELL:.0%} of the run); final movement >= "
-        f"{SADDLE_MOVEMENT:g} and within {MOVEMENT_RTOL:.0%} of the flow's (theory.aligned_movement)",
-        "aligned tiny init: modes escape one by one at Saxe's times (Saxe et al. 2014), weights grow "
-        "from ~scale to ~s^{1/L}"),
-    "ntk": Prediction(
-        f"no plateau: dwell < {NTK_MAX_DWELL:.0%} of the run on every intermediate plateau; "
-        f"movement <= {NTK_MOVEMENT:g}/sqrt(width)",
-        "wide LeCun init: the tangent kernel barely changes, the loss decays at its rates "
-        "(Jacot et al. 2018); weights move O(w^{-1/2}) relative to their size"),
-    "intermediate": Prediction(
-        "movement strictly between the ntk and saddle presets of the same teacher and depth; "
-        "plateau dwell recorded only",
-        "gamma = 1 boundary of Jacot et al. 2021: theory gives no plateau prediction", exploratory=True),
-}
-
-CASES = [pytest.param(case, id=presets.case_id(*case)) for case in presets.cases("quick")] + [
-    pytest.param(case, id=presets.case_id(*case), marks=pytest.mark.nightly)
-    for case in presets.cases("nightly") if case not in presets.cases("quick")]
 
 
 def _final_movement(cache, preset, regime, teacher, depth):
@@ -54,9 +34,9 @@ def _final_movement(cache, preset, regime, teacher, depth):
     return traj.relative_movement()[:, -1]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_regime(case, preset, trajectory_cache, claim):
-    regime, teacher, depth = case
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("regimes"))
+def test_regime(regime, teacher, depth, preset, trajectory_cache, claim):
+    case = (regime, teacher, depth)
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=CHECKPOINTS)
     s, times = exp.teacher.s, traj.times
@@ -103,7 +83,7 @@ def test_regime(case, preset, trajectory_cache, claim):
         numbers |= dict(ntk_movement=lazy.item(), saddle_movement=rich.item())
         observed = (f"movement {final.min():.3g}-{final.max():.3g} vs ntk {lazy:.3g}, saddle {rich:.3g}; "
                     f"max dwell {dwell.max():.3f}")
-    p = PREDICTIONS[regime]
+    p = expectations.PREDICTIONS["regimes"][regime]
     claim.verdict(prediction=p.prediction, observed=observed, holds=holds, exploratory=p.exploratory, **numbers)
     assert holds, f"{presets.case_id(*case)} does not show its regime: {observed} (predicted: {p.prediction})"
 

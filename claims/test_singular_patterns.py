@@ -15,35 +15,16 @@ import pytest
 import torch
 
 from dlncheck import compare, events, modes, presets, spectra, theory
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+
+from claims import expectations
 
 K_TOP, Z, ATOL = 5, 3.0, 1e-8
 
-PREDICTIONS = {
-    "saddle": ("top-r log singular values of every P_ij at the end agree within the SGD noise level",
-               "golden path: SGD converges to the same balanced factorization of M as GD; "
-               "its spread across runs is the only scale of disagreement", False),
-    "ntk": ("same, within the SGD noise level", "lazy: weights move O(1/sqrt(width)) from the shared init",
-            False),
-    "intermediate": ("same, within the SGD noise level", "theory silent on the path; exploratory", True),
-}
-
-
-# Measured contradictions: the assertion stays as the theory states it (strict xfail).
-FACTORIZATION_OFFSET = (
-    "SGD ends on a systematically different factorization: GD's internal log singular values sit "
-    "3-20x the SGD spread away from the SGD mean (e.g. saddle-lowrank P_22: 0.011 vs tol 0.0006) "
-    "while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the "
-    "balance claim")
-CONTRADICTIONS = {presets.case_id(r, t, 3): FACTORIZATION_OFFSET
-                  for r in presets.REGIMES for t in presets.TEACHERS}
-
-
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(quick_depths=(3,), contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("singular_patterns", quick=expectations.deepest_quick))
 def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
-    text, reason, exploratory = PREDICTIONS[regime]
+    row = expectations.PREDICTIONS["singular_patterns"][regime]
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
@@ -71,8 +52,8 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajecto
                    d_sigma_max_in_windows=float(d_sig["value"][events.in_windows(t, windows)].max())
                    if events.in_windows(t, windows).any() else None)
     _figures(claim, case, t, windows, t_esc, logs, d_sig, d_shp, d_w)
-    claim.verdict(prediction=f"{text} (|dev| <= {Z:g} std_SGD sqrt(1+1/S) + {ATOL:g})", reason=reason,
-                  exploratory=exploratory, holds=holds,
+    claim.verdict(prediction=f"{row.prediction} (|dev| <= {Z:g} std_SGD sqrt(1+1/S) + {ATOL:g})",
+                  reason=row.reason, exploratory=row.exploratory, holds=holds,
                   observed=(f"{numbers['entries'] - numbers['entries_outside']}/{numbers['entries']} top-{n} "
                             f"entries inside; worst {numbers['worst_entry']}: |dev| {numbers['worst_deviation']:.3g}"
                             f" vs tol {numbers['worst_tolerance']:.3g}; d_sigma end {numbers['d_sigma_end']:.3g}"

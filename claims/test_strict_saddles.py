@@ -10,21 +10,22 @@ NeurIPS 2016; Achour, Malgouyres & Gerchinovitz, JMLR 25, 2024). Each case asser
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dlncheck.experiment import Teacher
 from dlncheck.report import plots
+
+from claims import expectations
+from claims.expectations import SaddleCase as Case
 from dlncheck.saddles import NormalForm, aligned_distances, count_distinct, rank_signature, sample, survey
 
 E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)
 SINGULAR_VALUES = (3.0, 2.0, 1.5, 1.0)
 
 
-@dataclasses.dataclass(frozen=True)
 class Case:
     L: int
     r: int
@@ -44,42 +45,6 @@ class Case:
     @property
     def S(self) -> list[int]:
         return list(range(self.r)) if self.top else list(range(self.r - 1)) + [self.r]
-
-
-TWO = "two zero blocks a<b: perturbing Z_a, Z_b opens sigma-coupled residual path at second order"
-THREE = "every residual escape needs >= 3 blocks moved together (third-order escape): PSD Hessian"
-SWAP = "S not top-r: rotating learned u_j into larger unlearned u_k descends at second order"
-DEPTH2 = "depth 2: every non-global critical point is a strict saddle (Baldi & Hornik 1989)"
-FREE = "free chains: certified kind equals the oracle's structural reading of each low-energy sample"
-
-QUICK = [
-    Case(2, 1, True, (1, 2), "strict", DEPTH2),
-    Case(2, 1, False, (1, 2), "strict", SWAP),
-    Case(3, 1, True, (1, 2), "strict", TWO),
-    Case(3, 1, True, (1, 3), "strict", TWO),
-    Case(3, 1, True, (1, 2, 3), "non-strict", THREE),
-    Case(3, 1, False, (1, 2, 3), "strict", SWAP),
-    Case(2, 1, True, None, "oracle", FREE),
-    Case(3, 1, True, None, "oracle", FREE),
-]
-NIGHTLY = [
-    Case(3, 1, True, (2, 3), "strict", TWO),
-    Case(3, 2, True, (1, 3), "strict", TWO),
-    Case(3, 2, True, (1, 2, 3), "non-strict", THREE),
-    Case(2, 2, True, (1, 2), "strict", DEPTH2),
-    Case(3, 1, True, (1, 3), "strict", TWO, width=8, chains=16),
-    Case(3, 1, True, (1, 2, 3), "non-strict", THREE, width=8, chains=16),
-    Case(4, 1, True, (1, 4), "strict", TWO),
-    Case(4, 1, True, (2, 3), "strict", TWO),
-    Case(4, 1, True, (1, 2, 4), "non-strict", THREE),
-    Case(4, 1, True, (1, 2, 3, 4), "non-strict", THREE),
-    Case(4, 2, True, (1, 3, 4), "non-strict", THREE),
-    Case(4, 1, False, (1, 2, 3), "strict", SWAP),
-    Case(4, 1, True, None, "oracle", FREE),
-    Case(3, 2, True, None, "oracle", FREE, width=8, chains=16),
-]
-CASES = [pytest.param(c, id=c.id) for c in QUICK] + [pytest.param(c, id=c.id, marks=pytest.mark.nightly)
-                                                      for c in NIGHTLY]
 
 
 def draw(case: Case, nf: NormalForm):
@@ -125,10 +90,13 @@ def nf_widths(case: Case) -> list[int]:
     return [4] + [case.width] * (case.L - 1) + [4]
 
 
-@pytest.mark.parametrize("case", CASES)
-def test_sampled_saddles_certify_as_predicted(case: Case, claim):
+@pytest.mark.parametrize("case", expectations.table_cases(expectations.STRICT_SADDLES_QUICK,
+                                                           expectations.STRICT_SADDLES_NIGHTLY))
+def test_sampled_saddles_certify_as_predicted(case: Case, dtype, device, claim):
+    """--dtype sets the SGLD precision; the Hessian certification is float64 by design. SGLD and
+    certification run on the CPU whatever --device says (the sampler draws its noise there)."""
     teacher = Teacher(4, 4, SINGULAR_VALUES, seed=0)
-    nf = NormalForm(teacher.M, case.S, nf_widths(case))
+    nf = NormalForm(teacher.M, case.S, nf_widths(case), dtype=getattr(torch, dtype))
     samples = draw(case, nf)
     table = survey(nf, samples.Z)
     low = table[table.energy <= E_TOL]
@@ -158,7 +126,8 @@ def test_sampled_saddles_certify_as_predicted(case: Case, claim):
         max_energy=float(table.energy.max()), max_grad_norm=float(low.grad_norm.max()) if n_low else None,
         lambda_min_median=float(low.lambda_min.median()) if n_low else None,
         max_lanczos_dense_gap=float((low.lambda_min_lanczos - low.lambda_min_dense).abs().max()) if n_low else None,
-        tau_max=float(low.tau.max()) if n_low else None, distinct=count_distinct(sigs, D), kinds=kinds)
+        tau_max=float(low.tau.max()) if n_low else None, distinct=count_distinct(sigs, D), kinds=kinds,
+        sgld_dtype=dtype, requested_device=device, compute_device="cpu")
     assert holds, (f"{case.id}: {n_low}/{drawn} low-energy samples (need {'all' if case.zeros else '>= 1'}); "
                    f"critical={critical}; certified kinds {low.kind.tolist()} vs expected "
                    f"{list(expected) if case.kind == 'oracle' else case.kind}; lambda_min {low.lambda_min.round(6).tolist()} "

@@ -21,8 +21,9 @@ import torch
 from dlncheck import events, modes, presets, spectra, theory
 from dlncheck.data import init_weights
 from dlncheck.experiment import Init
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+
+from claims import expectations
 
 
 MAP_TOL = 1e-10        # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
@@ -31,20 +32,10 @@ ESCAPE_FACTOR = 2.0    # measured / predicted escape time within [1/2, 2]
 C_DIAG = 0.5
 
 
-@dataclasses.dataclass(frozen=True)
 class Prediction:
     random_init: str
     reason: str
     exploratory: bool = False
-
-
-PREDICTIONS = {
-    "saddle": Prediction("escapes in order of decreasing s, each within x2 of escape_time(s, u0_eff)",
-                         "small init: modes sit on the saddle until their own growth escapes it; the "
-                         "plateau is set by s and the initial projection (Saxe 2014, Jacot 2021)"),
-}  # intermediate / ntk: no random-init escape-time theory (no separated plateaus); not run
-ALIGNED_REASON = ("aligned balanced init keeps the modes decoupled exactly, so GD is the scalar map "
-                  "per mode and gradient flow is Saxe's solution (L=2) / the mode ODE (L>=3), in every regime")
 
 
 def _aligned(exp):
@@ -60,7 +51,7 @@ def _mode_strengths(traj):
     return modes.mode_coefficients(W, traj.teacher.U, traj.teacher.V)
 
 
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases())
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("theory_agreement_aligned"))
 def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp, a0 = _aligned(preset(regime, teacher, depth))
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
@@ -107,17 +98,17 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
                   observed=(f"map error {map_err:.1e} s_1, cross modes {cross_err:.1e} s_1; flow gap per mode "
                             f"{np.round(flow_err.tolist(), 6).tolist()} vs allowed {np.round(allowed.tolist(), 6).tolist()} "
                             f"(residual after first-order term {np.round(first_order_resid.tolist(), 7).tolist()})"),
-                  holds=holds, reason=ALIGNED_REASON, map_error=map_err, cross_error=cross_err,
+                  holds=holds, reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON, map_error=map_err, cross_error=cross_err,
                   flow_error=flow_err.tolist(), allowed=allowed.tolist(), a0=a0, lr=exp.lr, checks=checks)
     assert holds, (f"aligned-init theory failed ({[k for k, v in checks.items() if not v]}): map error "
                    f"{map_err:.2e} s_1, cross {cross_err:.2e} s_1, flow gap {flow_err.tolist()} > allowed "
                    f"{allowed.tolist()}")
 
 
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(regimes=("saddle",)))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("theory_agreement", regimes=("saddle",)))
 def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = presets.random_small_init(preset(regime, teacher, depth))
-    row = PREDICTIONS[regime]
+    row = expectations.PREDICTIONS["theory_agreement"][regime]
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s = exp.teacher.s
@@ -165,7 +156,7 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_ca
                               "mode": np.tile(np.arange(1, n + 1), R), "s": np.tile(s[:n].numpy(), R),
                               "u0": np.tile(u0.numpy(), R), "predicted": np.tile(pred_np, R),
                               "measured": measured.numpy().ravel()}), "escape_times")
-    claim.verdict(prediction=row.random_init, exploratory=row.exploratory, holds=holds, reason=row.reason,
+    claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds, reason=row.reason,
                   observed=(f"GD t_diag {np.round(measured[0].tolist(), 2).tolist()} vs predicted "
                             f"{np.round(predicted.tolist(), 2).tolist()}; ratio range [{ratio.min().item():.2f}, "
                             f"{ratio.max().item():.2f}] over GD+SGD; SGD spread (std) "

@@ -13,28 +13,20 @@ import pandas as pd
 import pytest
 import torch
 
-from claims.stagewise import prediction, rank_levels
 from dlncheck import events, modes, presets, spectra, stagewise, theory
-from dlncheck.pytest_plugin import preset_cases
 from dlncheck.report import plots
+
+from claims import expectations
+from claims.expectations import rank_levels, stagewise_prediction
 
 EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
 EPS_SHOWN = (1e-7, 1e-5, 1e-4, 1e-3)
 
 
-# Measured contradictions: the assertion stays as the theory states it (strict xfail).
-CONTRADICTIONS = {
-    'saddle-degenerate-L2': (
-        'SGD noise over the long L=2 plateau (u0=1e-8) splits the repeated singular value: 4 of 8 SGD runs step 2->3->4 instead of jumping by 2; GD jumps by the multiplicity as predicted'),
-    'ntk-fullrank-L3': (
-        "one SGD run's W dips transiently to rank 3 (its smallest singular value passes below the floor 4e-4 on the way from the random init to M); GD and the other runs stay at rank 4"),
-}
-
-
-@pytest.mark.parametrize("regime, teacher, depth", preset_cases(contradictions=CONTRADICTIONS))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("unit_step_growth"))
 def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
-    pred = prediction(regime, teacher)
+    pred = stagewise_prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     t = traj.checkpoint_steps.double() * exp.lr
     s, s1 = exp.teacher.s, float(exp.teacher.s[0])
@@ -46,9 +38,9 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
     crit = stagewise.stagewise_criteria(ranks, levels)
     growth = stagewise.growth_statistics(ranks)
     gaps = stagewise.transition_gaps(svals, ranks)
-    if pred.growth in ("unit", "multiplicity"):
+    if pred.kind in ("unit", "multiplicity"):
         ok = crit["staircase"]
-    elif pred.growth == "none":
+    elif pred.kind == "none":
         ok = crit["at_least_r"]
     else:
         ok = ranks[:, -1] >= stagewise.guaranteed_rank(W[:, -1], exp.teacher.M, s, eps, atol=eps * s1)[0]
@@ -62,14 +54,14 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
                    median_log10_gap_at_transitions=float(np.nanmedian(np.log10(gaps.numpy()))) if torch.isfinite(gaps).any() else None)
     numbers |= _product_staircases(claim, traj, t, s1, presets.case_id(regime, teacher, depth))
     _figures(claim, exp, traj, t, svals, s1, depth, presets.case_id(regime, teacher, depth), gaps, ranks)
-    claim.verdict(prediction=pred.text, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
+    claim.verdict(prediction=pred.prediction, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
                   observed=(f"eps={EPS:g} (floor {EPS * s1:.1e}): criterion holds for {int(ok.sum())}/{len(ok)} runs "
                             f"(GD {'yes' if ok[0] else 'no'}); start ranks {growth['start'].tolist()}, final "
                             f"{growth['final'].tolist()}; unit-step fraction GD {unit[0].item():.2f}, SGD mean "
                             f"{unit[1:].nanmean().item() if len(unit) > 1 else float('nan'):.2f}; max jump "
                             f"{growth['max_jump'].tolist()}"),
                   **numbers)
-    assert holds, (f"{presets.case_id(regime, teacher, depth)}: predicted '{pred.text}' at eps={EPS:g} with floor "
+    assert holds, (f"{presets.case_id(regime, teacher, depth)}: predicted '{pred.prediction}' at eps={EPS:g} with floor "
                    f"eps*s_1, fails for runs {torch.nonzero(~ok).flatten().tolist()} (0 = GD); rank sequences "
                    f"start {growth['start'].tolist()} end {growth['final'].tolist()}, max jump "
                    f"{growth['max_jump'].tolist()}; see rank_vs_time.png / eps_sensitivity for other eps")

@@ -22,7 +22,6 @@ Quick tier: 8 SGD runs (batch 10 of 60 whitened samples), L in (2, 3); nightly: 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 
 import torch
@@ -30,6 +29,7 @@ import torch
 from . import theory
 from .data import init_weights
 from .experiment import Experiment, Init, Teacher
+from .spectra import chain_product
 
 REGIMES = ("saddle", "intermediate", "ntk")
 TEACHERS = ("lowrank", "fullrank", "degenerate")
@@ -55,8 +55,10 @@ def _kernel_bounds(experiment: Experiment) -> tuple[float, float]:
     weights = init_weights(experiment)
     top = bottom = 0.0
     for l in range(len(weights)):
-        A = functools.reduce(torch.matmul, weights[l + 1:][::-1], torch.eye(weights[-1].shape[0], dtype=torch.float64))
-        B = functools.reduce(lambda p, w: w @ p, weights[:l], torch.eye(weights[0].shape[1], dtype=torch.float64))
+        A = chain_product(weights[l + 1:])
+        A = torch.eye(weights[-1].shape[0], dtype=torch.float64) if A is None else A
+        B = chain_product(weights[:l])
+        B = torch.eye(weights[0].shape[1], dtype=torch.float64) if B is None else B
         sa, sb = torch.linalg.svdvals(A), torch.linalg.svdvals(B)
         top += float(sa[0] * sb[0]) ** 2
         full = A.shape[1] >= A.shape[0] and B.shape[0] >= B.shape[1]

@@ -1,5 +1,7 @@
 """The claims plugin: options, fixtures, tiers, and the report of every claim.
 
+Case lists and measured contradictions live in ``claims/expectations.py``.
+
 Registered by the root ``conftest.py`` (``pytest_plugins = ["dlncheck.pytest_plugin"]``).
 Modelled on pytest-mpl: a small class registered in ``pytest_configure`` collects one record
 per claim. The record travels on the test report's ``user_properties``, so under
@@ -10,11 +12,16 @@ exactly the claims that ran in this session.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from dlncheck.report.claim import Claim, jsonable
+
+if TYPE_CHECKING:
+    from dlncheck.experiment import Experiment
 
 RECORD_KEY = "dlncheck_claim"
 _CLAIM = pytest.StashKey[Claim]()
@@ -68,7 +75,8 @@ def _load_hypothesis_profile(tier: str) -> None:
     from hypothesis import HealthCheck, settings
 
     common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    settings.register_profile("quick", max_examples=40, **common)
+    # CI: the same examples every run (derandomized) and no example database written to disk
+    settings.register_profile("quick", max_examples=40, derandomize=True, database=None, **common)
     settings.register_profile("nightly", max_examples=400, **common)
     settings.load_profile(tier)
 
@@ -89,39 +97,6 @@ def pytest_collection_modifyitems(config, items):
         items[:] = keep
 
 
-# ----------------------------------------------------------------------- case helpers
-def contradicted(reason: str):
-    """Mark a case whose data contradict the theory's prediction, as measured.
-
-    The assertion stays as the theory states it; the strict xfail (AssertionError only) keeps
-    the suite green while the report shows the case as ``xfailed`` with ``reason``, and turns
-    into a failure the day the data start to agree (XPASS), so the table gets revisited.
-    """
-    return pytest.mark.xfail(strict=True, raises=AssertionError,
-                             reason=f"data contradict the prediction: {reason}")
-
-
-def preset_cases(quick_depths=(2, 3), regimes=None, contradictions: dict[str, str] | None = None):
-    """``pytest.param(regime, teacher, depth)`` for every preset, id ``saddle-lowrank-L3``.
-
-    Depths outside ``quick_depths`` run only in the nightly tier; ids listed in
-    ``contradictions`` carry :func:`contradicted` with the measured reason.
-    """
-    from dlncheck import presets
-
-    contradictions = contradictions or {}
-    params = []
-    for regime, teacher, depth in presets.cases("nightly"):
-        if regimes is not None and regime not in regimes:
-            continue
-        cid = presets.case_id(regime, teacher, depth)
-        marks = [] if depth in quick_depths else [pytest.mark.nightly]
-        if cid in contradictions:
-            marks.append(contradicted(contradictions[cid]))
-        params.append(pytest.param(regime, teacher, depth, id=cid, marks=marks))
-    return params
-
-
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def tier(pytestconfig) -> str:
@@ -130,8 +105,8 @@ def tier(pytestconfig) -> str:
 
 
 @pytest.fixture(scope="session")
-def device(pytestconfig):
-    """The torch device of the run (``--device``; auto = cuda when available)."""
+def device(pytestconfig: pytest.Config) -> str:
+    """The compute device name of the run (``--device``; auto = cuda when available)."""
     import torch
 
     name = option(pytestconfig, "device")
@@ -140,25 +115,23 @@ def device(pytestconfig):
     if name == "cuda" and not torch.cuda.is_available():
         raise pytest.UsageError("--device cuda was asked for but torch.cuda.is_available() is "
                                 "False; use --device cpu (or auto)")
-    return torch.device(name)
+    return name
 
 
 @pytest.fixture(scope="session")
-def dtype(pytestconfig):
-    """The torch floating dtype of the run (``--dtype``)."""
-    import torch
-
-    return getattr(torch, option(pytestconfig, "dtype"))
+def dtype(pytestconfig: pytest.Config) -> str:
+    """The floating dtype name of the run (``--dtype``): "float64" or "float32"."""
+    return option(pytestconfig, "dtype")
 
 
 @pytest.fixture(scope="session")
-def preset(tier, device, dtype):
+def preset(tier: str, device: str, dtype: str) -> Callable[..., Experiment]:
     """``preset(regime, teacher, depth, **overrides)``: the preset Experiment of this session's
     tier, dtype (``--dtype``) and device (``--device``); overrides replace any other field."""
     from dlncheck import presets
 
-    def build(regime: str, teacher: str, depth: int, **overrides):
-        settings = {"dtype": str(dtype).removeprefix("torch."), "device": str(device)} | overrides
+    def build(regime: str, teacher: str, depth: int, **overrides: object) -> Experiment:
+        settings = {"dtype": dtype, "device": device} | overrides
         return presets.experiment(regime, teacher, depth, tier=tier, **settings)
 
     return build

@@ -53,6 +53,7 @@ class Prediction:
     prediction: str
     reason: str
     exploratory: bool = False
+    kind: str = ""            # a family's selector of what is asserted (e.g. growth "unit", scope "plateaus")
 
 
 @dataclass
