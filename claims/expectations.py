@@ -124,7 +124,8 @@ PREDICTIONS: dict[str, dict[str, Prediction]] = {
         "saddle": Prediction(
             "r_l(0) >= 0.1, falls as the weights grow; GD ends within x2 of ||D_l(0)||/(2 sqrt(sum s^{4/L})); "
             "every SGD run ends below its drift bound and below r_l(0)",
-            "small random init (Gaussian, same rms scale as the aligned preset): D_l(0) is O(init^2) and conserved by the flow, while ||W_l W_l^T|| grows "
+            "small random init (Gaussian, same rms scale as the aligned preset): D_l(0) is O(init^2) and conserved "
+            "by the flow, while ||W_l W_l^T|| grows "
             "to sqrt(sum_a s_a^{4/L}) (balanced solution); SGD adds lr^2 noise drift, bounded by the identity"),
         "aligned": Prediction(
             "r_l stays below the accumulated-drift bound (D_l(0) = 0); GD stays exactly balanced: r_l <= 1e-12",
@@ -333,32 +334,44 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
     },
     "mode_decoupling": {
         'saddle-lowrank-L3': (
-            'at L=3 the later modes reach half strength about one checkpoint before rho_a <= 0.1 (GD t_cross 12.81 vs t_diag 12.66 for mode 2): 67% of (mode, run) pairs align first, not >= 90%'),
+            'at L=3 the later modes reach half strength about one checkpoint before rho_a <= 0.1 (GD t_cross 12.81 '
+            'vs t_diag 12.66 for mode 2): 67% of (mode, run) pairs align first, not >= 90%'),
         'saddle-fullrank-L3': (
-            'at L=3 modes 2 and 4 reach half strength before rho_a <= 0.1 in every run (GD t_cross 20.5 vs t_diag 19.3): 75% of pairs, not >= 90%'),
+            'at L=3 modes 2 and 4 reach half strength before rho_a <= 0.1 in every run (GD t_cross 20.5 vs t_diag '
+            '19.3): 75% of pairs, not >= 90%'),
     },
     "parameter_space": {
         'saddle-lowrank-L3': (
-            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end "
+            "0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen "
+            "here"),
         'saddle-fullrank-L3': (
-            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end "
+            "0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen "
+            "here"),
         'saddle-degenerate-L3': (
-            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end 0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen here"),
+            "from the aligned init SGD stays in GD's gauge: raw/gauge-aligned factor 1.00 (ratio at end "
+            "0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen "
+            "here"),
     },
     "rank_patterns": {
         'ntk-lowrank-L3': (
-            "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 18 of 176 checkpoints disagree (max d_r 1) as the unlearned directions decay"),
+            "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 18 of 176 "
+            "checkpoints disagree (max d_r 1) as the unlearned directions decay"),
         'ntk-fullrank-L3': (
             "one SGD run's W dips transiently below the floor (rank 3) where GD does not: 1 of 128 checkpoints"),
         'ntk-degenerate-L3': (
-            "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 23 of 174 checkpoints disagree (max d_r 0.75)"),
+            "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 23 of 174 "
+            "checkpoints disagree (max d_r 0.75)"),
     },
     "singular_patterns": {presets.case_id(r, t, 3): FACTORIZATION_OFFSET
                           for r in presets.REGIMES for t in presets.TEACHERS},
     "unit_step_growth": {
         'saddle-degenerate-L2': (
-            'SGD noise over the long L=2 plateau (u0=1e-8) splits the repeated singular value: 4 of 8 SGD runs step 1->2->3 instead of jumping from 1 to 3; GD jumps by the multiplicity as predicted'),
+            'SGD noise over the long L=2 plateau (u0=1e-8) splits the repeated singular value: 4 of 8 SGD runs '
+            'step 1->2->3 instead of jumping from 1 to 3; GD jumps by the multiplicity as predicted'),
         'ntk-fullrank-L3': (
-            "one SGD run's W dips transiently to rank 3 (its smallest singular value passes below the floor 4e-4 on the way from the random init to M); GD and the other runs stay at rank 4"),
+            "one SGD run's W dips transiently to rank 3 (its smallest singular value passes below the floor 4e-4 "
+            "on the way from the random init to M); GD and the other runs stay at rank 4"),
     },
 }

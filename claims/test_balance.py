@@ -8,25 +8,24 @@ regime's own prediction (table below).
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import balance, events, presets, stats, theory
 from dlncheck.report import plots
 
-from claims import expectations
-
-
-REL_TOL = 1e-10              # (float64; x exp.roundoff_scale) accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
+# (float64; x exp.roundoff_scale) accumulated drift identity, relative to max_t (||W_l W_l^T|| + ||W_{l+1}^T W_{l+1}||)
+REL_TOL = 1e-10
 ORDER_ONE = 0.1              # "r_l is O(1)": r_l >= 0.1
 FACTOR = 2.0                 # saddle: final r_l within this factor of the conserved-D prediction (GD)
 NTK_FACTOR = 2.0             # ntk: r_l(T) / r_l(0) within [1/2, 2]
 DENSE_STEPS = 6000           # identity checked on every step of the first DENSE_STEPS steps,
 DENSE_BYTES = 2 ** 28        # ... capped so every-step weights of all runs fit in 256 MiB
-ROUNDOFF = 1e-12             # (float64; x exp.roundoff_scale) r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
+# (float64; x exp.roundoff_scale) r_l <= bound up to the roundoff of forming D_l (~ d * 1e-16 relative)
+ROUNDOFF = 1e-12
 
 
 def _experiment(preset, regime, teacher, depth, init):
@@ -35,7 +34,8 @@ def _experiment(preset, regime, teacher, depth, init):
 
 
 @pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases(
-    "balance", variants=lambda regime, teacher, depth: [("", ("preset",))] + ([("-random", ("random",))] if regime == "saddle" else [])))
+    "balance", variants=lambda regime, teacher, depth: [("", ("preset",))]
+    + ([("-random", ("random",))] if regime == "saddle" else [])))  # the saddle preset is aligned: add a random init
 def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     exp = _experiment(preset, regime, teacher, depth, init)
     aligned = exp.init.kind == "aligned"
@@ -83,7 +83,8 @@ def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     _figure(claim, times, r, bound, exp, regime, init)
     claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds,
                   observed=(f"identity error {err.max().item():.1e} (tol {rel_tol:g}); r_l(0) GD "
-                            f"{np.round(r0[0].tolist(), 4).tolist()}, r_l(T) GD {np.round(rT[0].tolist(), 5).tolist()}, "
+                            f"{np.round(r0[0].tolist(), 4).tolist()}, "
+                            f"r_l(T) GD {np.round(rT[0].tolist(), 5).tolist()}, "
                             f"SGD {np.round(rT[1:].mean(0).tolist(), 5).tolist()} (mean over {exp.runs - 1}); "
                             f"SGD/GD accumulated drift {np.round(sgd_gd_drift, 2).tolist()}; "
                             f"failed checks: {[k for k, v in checks.items() if not v]}"),

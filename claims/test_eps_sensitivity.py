@@ -15,11 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import events, presets, spectra, stagewise, stats
-from dlncheck.report import plots
-
 from claims import expectations
 from claims.expectations import rank_levels, stagewise_prediction
+from dlncheck import events, presets, spectra, stagewise, stats
+from dlncheck.report import plots
 
 MIN_DECADES = 1.0
 GRIDS = {"quick": np.logspace(-7, -3, 5), "nightly": np.logspace(-7, -3, 9)}
@@ -56,12 +55,14 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
         working = _working(pred, crit, ranks, W, exp, eps)
         plateaus[notion] = stagewise.eps_plateau(working, eps)
         maps[notion] = torch.stack([crit[c].double().mean(-1) for c in CRITERIA] + [working.double()])
-        var = stagewise.seed_variance(ranks[:, 1:], run_dim=-2) if ranks.shape[1] > 2 else torch.zeros(ranks.shape[0], 1)
+        var = (stagewise.seed_variance(ranks[:, 1:], run_dim=-2) if ranks.shape[1] > 2
+               else torch.zeros(ranks.shape[0], 1))
         for e in range(len(eps)):
             rows.append({"notion": notion, "eps": eps[e].item(), "works": bool(working[e]),
                          **{c: crit[c][e].double().mean().item() for c in CRITERIA},
                          "unit_fraction_gd": growth["unit"][e, 0].item(),
-                         "unit_fraction_sgd_mean": growth["unit"][e, 1:].nanmean().item() if ranks.shape[1] > 1 else np.nan,
+                         "unit_fraction_sgd_mean": (growth["unit"][e, 1:].nanmean().item() if ranks.shape[1] > 1
+                                                    else np.nan),
                          "nonmonotone_mean": growth["nonmonotone"][e].double().mean().item(),
                          "seed_variance_max": var[e].max().item(), "seed_variance_mean": var[e].mean().item()})
     table = pd.DataFrame(rows)

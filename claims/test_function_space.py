@@ -10,10 +10,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import compare, events, presets, spectra, theory
 from dlncheck.report import plots
-
-from claims import expectations
 
 LABEL_NOISE = 0.1
 

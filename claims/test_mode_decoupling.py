@@ -9,17 +9,15 @@ block of s have no preferred basis and are excluded from the off-diagonal part.
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from dlncheck import events, modes, presets, spectra, stats
-from dlncheck.report import plots
-
 from claims import expectations
 from claims.expectations import MIN_FRACTION
+from dlncheck import events, modes, presets, spectra, stats
+from dlncheck.report import plots
 
 EPS_RHO = 0.1          # scale-free threshold on rho_a
 EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only)
@@ -83,7 +81,8 @@ def _figure(claim, t, w, off, energy, times, s, n, case):
     rows = []
     for a in range(shown):
         ax = axes[a]
-        for name, x, color in (("max_{b!=a}|w_ab|", off["max"][..., a], "tab:red"), ("|w_aa|", diag[..., a], "tab:blue")):
+        for name, x, color in (("max_{b!=a}|w_ab|", off["max"][..., a], "tab:red"),
+                               ("|w_aa|", diag[..., a], "tab:blue")):
             sm = stats.summarize(x, n_boot=200)
             plots.band(ax, t, sm["mean"], sm["mean"] - sm["sem"], sm["mean"] + sm["sem"], label=name, color=color)
             rows.append(pd.DataFrame({"mode": a + 1, "quantity": name, "time": t.numpy(),
@@ -97,7 +96,8 @@ def _figure(claim, t, w, off, energy, times, s, n, case):
         ax.legend()
     ax = axes[shown]
     sm = stats.summarize(energy["ratio"], n_boot=200)
-    plots.band(ax, t, sm["mean"], sm["mean"] - sm["sem"], sm["mean"] + sm["sem"], label="E_cross / E_tot", color="tab:purple")
+    plots.band(ax, t, sm["mean"], sm["mean"] - sm["sem"], sm["mean"] + sm["sem"], label="E_cross / E_tot",
+               color="tab:purple")
     rows.append(pd.DataFrame({"mode": 0, "quantity": "E_cross/E_tot", "time": t.numpy(),
                               "mean": sm["mean"].numpy(), "sem": sm["sem"].numpy()}))
     ax.set_xlabel("time t = lr * step")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import compare, events, gauge, presets
-from dlncheck.report import plots
-
 from claims import expectations
+from dlncheck import compare, events, presets
+from dlncheck.gauge import gauge_align
+from dlncheck.report import plots
 
 N_CHECKPOINTS, MAX_SWEEPS = 12, 10
 
@@ -26,7 +26,8 @@ def _holds(condition: str, factor: float, fn_end: float, raw_end: float) -> bool
             "function < raw": fn_end < raw_end}[condition]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("parameter_space", quick=expectations.deepest_quick))
+@pytest.mark.parametrize("regime, teacher, depth",
+                         expectations.cases("parameter_space", quick=expectations.deepest_quick))
 def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     row = expectations.PREDICTIONS["parameter_space"][regime]
@@ -36,7 +37,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, traject
     pick = torch.as_tensor(np.unique(np.geomspace(1, K - 1, N_CHECKPOINTS).round().astype(int)))
     weights = [w[:, pick] for w in traj.weights]
     t = traj.checkpoint_steps[pick].double() * exp.lr
-    aligned = gauge.gauge_align(weights, max_sweeps=MAX_SWEEPS).weights
+    aligned = gauge_align(weights, max_sweeps=MAX_SWEEPS).weights
     raw = {m: compare.over_runs(f(weights)) for m, f in (("ratio", compare.theta_ratio),
                                                           ("cosine", compare.cosine), ("d", compare.d))}
     gauge = {m: compare.over_runs(f(aligned)) for m, f in (("ratio", compare.theta_ratio),

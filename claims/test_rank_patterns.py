@@ -13,17 +13,14 @@ visits a different pattern still fails the claim).
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import compare, events, modes, presets, spectra, theory
 from dlncheck.report import plots
-
-from claims import expectations
 
 EPS = 1e-4
 
@@ -36,7 +33,8 @@ class Prediction:
 
 
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("rank_patterns", quick=expectations.deepest_quick))
+@pytest.mark.parametrize("regime, teacher, depth",
+                         expectations.cases("rank_patterns", quick=expectations.deepest_quick))
 def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     pred = expectations.PREDICTIONS["rank_patterns"][regime]
@@ -148,7 +146,8 @@ def _figures(claim, case, t, windows, rp, summary, dr, dm, t_esc, t_transition):
 
 
 @pytest.mark.parametrize("regime, teacher, depth",
-                         expectations.cases("rank_patterns_aligned", quick=expectations.deepest_quick, regimes=("saddle",)))
+                         expectations.cases("rank_patterns_aligned", quick=expectations.deepest_quick,
+                                            regimes=("saddle",)))
 def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, trajectory_cache,
                                                   claim):
     """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss

@@ -22,30 +22,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
-from dlncheck import calibration as cal, theory
-from dlncheck.report import plots
-
-from claims import expectations
 from claims.expectations import RANK_RECOVERY_CASES as CASES
 from claims.expectations import RecoveryCase as Case
+from dlncheck import calibration as cal
+from dlncheck import theory
+from dlncheck.report import plots
 
 M, N, S = 48, 32, (4.0, 2.0, 1.0)
 R = len(S)
 NOT_RECOVERED = 0.05     # "not recovered": P(r_eps = r) at most this
-
-
-class Case:
-    id: str
-    model: str
-    dtype: torch.dtype
-    levels: tuple            # quick tier: sigma (gaussian) or sample counts n (proxy)
-    nightly_levels: tuple
-    checks: tuple
-    reason: str
-    label_noise: float = 0.0
-    seed: int = 0
 
 
 def _prediction(case: Case) -> str:

@@ -7,13 +7,9 @@ fraction of the training time, for the plateaus strictly between the start and t
 """
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
-
-from dlncheck import events, presets, stats, theory
-from dlncheck.report import plots
 
 from claims import expectations
 from claims.expectations import (
@@ -25,6 +21,8 @@ from claims.expectations import (
     NTK_MOVEMENT,
     SADDLE_MOVEMENT,
 )
+from dlncheck import events, presets, stats, theory
+from dlncheck.report import plots
 
 CHECKPOINTS = 30
 
@@ -53,7 +51,8 @@ def test_regime(regime, teacher, depth, preset, trajectory_cache, claim):
              "flow_dwell_fraction": float(flow_dwell[k]) if flow_dwell is not None else np.nan,
              "final_movement": float(movement[r, -1])}
             for r in range(traj.runs) for k in range(len(inner))]
-    claim.table(pd.DataFrame(rows), "dwell_and_movement", caption="Plateau dwell (fraction of run) and movement per run")
+    claim.table(pd.DataFrame(rows), "dwell_and_movement", caption="Plateau dwell (fraction of run) and movement per "
+                                                                  "run")
 
     final = movement[:, -1]
     numbers = dict(min_dwell=dwell.min().item() if dwell.numel() else None,

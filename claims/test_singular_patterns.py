@@ -14,14 +14,14 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import compare, events, modes, presets, spectra, theory
 from dlncheck.report import plots
 
-from claims import expectations
-
 K_TOP, Z, ATOL = 5, 3.0, 1e-8
 
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("singular_patterns", quick=expectations.deepest_quick))
+@pytest.mark.parametrize("regime, teacher, depth",
+                         expectations.cases("singular_patterns", quick=expectations.deepest_quick))
 def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth)
     row = expectations.PREDICTIONS["singular_patterns"][regime]

@@ -15,36 +15,14 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck.experiment import Teacher
-from dlncheck.report import plots
-
 from claims import expectations
 from claims.expectations import SaddleCase as Case
+from dlncheck.experiment import Teacher
+from dlncheck.report import plots
 from dlncheck.saddles import NormalForm, aligned_distances, count_distinct, rank_signature, sample, survey
 
 E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)
 SINGULAR_VALUES = (3.0, 2.0, 1.5, 1.0)
-
-
-class Case:
-    L: int
-    r: int
-    top: bool                # learned set S = top-r, else S = {0..r-2, r} (swaps the r-th for the (r+1)-th)
-    zeros: tuple | None      # fixed zero residual blocks (1-based); None = free SGLD
-    kind: str                # predicted kind; "oracle" = read per sample from the structure
-    reason: str
-    width: int = 5
-    chains: int = 6
-
-    @property
-    def id(self) -> str:
-        pat = "free" if self.zeros is None else "zeros" + "".join(map(str, self.zeros))
-        w = "" if self.width == 5 else f"-w{self.width}"
-        return f"saddle-L{self.L}-r{self.r}-{'top' if self.top else 'nottop'}-{pat}{w}"
-
-    @property
-    def S(self) -> list[int]:
-        return list(range(self.r)) if self.top else list(range(self.r - 1)) + [self.r]
 
 
 def draw(case: Case, nf: NormalForm):
@@ -130,7 +108,8 @@ def test_sampled_saddles_certify_as_predicted(case: Case, dtype, device, claim):
         sgld_dtype=dtype, requested_device=device, compute_device="cpu")
     assert holds, (f"{case.id}: {n_low}/{drawn} low-energy samples (need {'all' if case.zeros else '>= 1'}); "
                    f"critical={critical}; certified kinds {low.kind.tolist()} vs expected "
-                   f"{list(expected) if case.kind == 'oracle' else case.kind}; lambda_min {low.lambda_min.round(6).tolist()} "
+                   f"{list(expected) if case.kind == 'oracle' else case.kind}; lambda_min "
+                   f"{low.lambda_min.round(6).tolist()} "
                    f"with tau {low.tau.max() if n_low else float('nan'):.2e}; Lanczos-dense gaps "
                    f"{(low.lambda_min_lanczos - low.lambda_min_dense).abs().max() if n_low else float('nan'):.2e} "
                    f"vs tau_round. See {claim.dir}")

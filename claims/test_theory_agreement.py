@@ -18,13 +18,11 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import events, modes, presets, spectra, theory
 from dlncheck.data import init_weights
 from dlncheck.experiment import Init
 from dlncheck.report import plots
-
-from claims import expectations
-
 
 MAP_TOL = 1e-10        # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
 EULER_SLACK = 1.5      # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)
@@ -96,9 +94,11 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
     claim.verdict(prediction=f"GD = exact scalar map to {map_tol:g} s_1; |u_GD - u_flow| <= "
                              f"{EULER_SLACK} sup|lr e(t)| (first-order Euler error)",
                   observed=(f"map error {map_err:.1e} s_1, cross modes {cross_err:.1e} s_1; flow gap per mode "
-                            f"{np.round(flow_err.tolist(), 6).tolist()} vs allowed {np.round(allowed.tolist(), 6).tolist()} "
+                            f"{np.round(flow_err.tolist(), 6).tolist()} "
+                            f"vs allowed {np.round(allowed.tolist(), 6).tolist()} "
                             f"(residual after first-order term {np.round(first_order_resid.tolist(), 7).tolist()})"),
-                  holds=holds, reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON, map_error=map_err, cross_error=cross_err,
+                  holds=holds, reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON, map_error=map_err,
+                  cross_error=cross_err,
                   flow_error=flow_err.tolist(), allowed=allowed.tolist(), a0=a0, lr=exp.lr, checks=checks)
     assert holds, (f"aligned-init theory failed ({[k for k, v in checks.items() if not v]}): map error "
                    f"{map_err:.2e} s_1, cross {cross_err:.2e} s_1, flow gap {flow_err.tolist()} > allowed "
@@ -152,7 +152,8 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_ca
     ax.legend()
     claim.figure(fig, "escape_times", caption="measured vs predicted escape time per mode, GD and SGD")
     R = measured.shape[0]
-    claim.table(pd.DataFrame({"run": np.repeat(np.arange(R), n), "method": np.where(np.repeat(np.arange(R), n) == 0, "GD", "SGD"),
+    claim.table(pd.DataFrame({"run": np.repeat(np.arange(R), n),
+                              "method": np.where(np.repeat(np.arange(R), n) == 0, "GD", "SGD"),
                               "mode": np.tile(np.arange(1, n + 1), R), "s": np.tile(s[:n].numpy(), R),
                               "u0": np.tile(u0.numpy(), R), "predicted": np.tile(pred_np, R),
                               "measured": measured.numpy().ravel()}), "escape_times")
@@ -164,4 +165,5 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_ca
                   **numbers)
     assert holds, (f"escape-time theory failed for {presets.case_id(regime, teacher, depth)} "
                    f"({[k for k, v in checks.items() if not v]}): measured/predicted in "
-                   f"[{ratio.min().item():.2f}, {ratio.max().item():.2f}], allowed [1/{ESCAPE_FACTOR:g}, {ESCAPE_FACTOR:g}]")
+                   f"[{ratio.min().item():.2f}, {ratio.max().item():.2f}], "
+                   f"allowed [1/{ESCAPE_FACTOR:g}, {ESCAPE_FACTOR:g}]")

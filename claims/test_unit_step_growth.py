@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import events, modes, presets, spectra, stagewise, theory
-from dlncheck.report import plots
-
 from claims import expectations
 from claims.expectations import rank_levels, stagewise_prediction
+from dlncheck import events, modes, presets, spectra, stagewise, theory
+from dlncheck.report import plots
 
 EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
 EPS_SHOWN = (1e-7, 1e-5, 1e-4, 1e-3)
@@ -51,7 +50,8 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
                    nonmonotone_gd=growth["nonmonotone"][0].item(), nonmonotone_sgd=growth["nonmonotone"][1:].tolist(),
                    start=growth["start"].tolist(), final=growth["final"].tolist(),
                    max_jump=growth["max_jump"].tolist(),
-                   median_log10_gap_at_transitions=float(np.nanmedian(np.log10(gaps.numpy()))) if torch.isfinite(gaps).any() else None)
+                   median_log10_gap_at_transitions=(float(np.nanmedian(np.log10(gaps.numpy())))
+                                                    if torch.isfinite(gaps).any() else None))
     numbers |= _product_staircases(claim, traj, t, s1, presets.case_id(regime, teacher, depth))
     _figures(claim, exp, traj, t, svals, s1, depth, presets.case_id(regime, teacher, depth), gaps, ranks)
     claim.verdict(prediction=pred.prediction, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
@@ -61,7 +61,8 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
                             f"{unit[1:].nanmean().item() if len(unit) > 1 else float('nan'):.2f}; max jump "
                             f"{growth['max_jump'].tolist()}"),
                   **numbers)
-    assert holds, (f"{presets.case_id(regime, teacher, depth)}: predicted '{pred.prediction}' at eps={EPS:g} with floor "
+    assert holds, (f"{presets.case_id(regime, teacher, depth)}: predicted '{pred.prediction}' at eps={EPS:g} with "
+                   f"floor "
                    f"eps*s_1, fails for runs {torch.nonzero(~ok).flatten().tolist()} (0 = GD); rank sequences "
                    f"start {growth['start'].tolist()} end {growth['final'].tolist()}, max jump "
                    f"{growth['max_jump'].tolist()}; see rank_vs_time.png / eps_sensitivity for other eps")

@@ -12,8 +12,7 @@ imported on their own: ``import dlncheck.report``.
 """
 from __future__ import annotations
 
-from ._version import __version__
-from . import (  # noqa: I001  (after __version__: dlncheck.cache reads it at import)
+from . import (
     align,
     atomic,
     balance,
@@ -33,7 +32,8 @@ from . import (  # noqa: I001  (after __version__: dlncheck.cache reads it at im
     stats,
     theory,
 )
-from .engine import Trajectory, TrainingDiverged, train
+from ._version import __version__
+from .engine import TrainingDiverged, Trajectory, train
 from .experiment import Experiment, Init, Teacher
 
 __all__ = [

@@ -20,8 +20,8 @@ import torch
 
 from .data import make_problem
 from .engine import Trajectory, train
-from .experiment import Experiment
 from .events import arrival_levels, escape_steps, first_crossing
+from .experiment import Experiment
 from .theory import escape_halfwidth
 
 

@@ -18,11 +18,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import __version__
+from ._version import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
+from .atomic import atomic_path, write_json
 from .engine import ENGINE_VERSION, Trajectory, train
 from .experiment import Experiment
-from .atomic import atomic_path, write_json
 
 TRAJECTORY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")

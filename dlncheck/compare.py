@@ -21,7 +21,6 @@ from dlncheck import spectra, stats
 from dlncheck.spectra import Weights
 
 
-
 # ------------------------------------------------------------------------ helpers
 def _check_runs(x: torch.Tensor, name: str) -> None:
     if x.shape[0] < 2:

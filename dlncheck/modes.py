@@ -108,7 +108,10 @@ def crossing_times(w: torch.Tensor, s: torch.Tensor, times: torch.Tensor, *, eps
     off = row_offdiag(w, s)
     diag = torch.diagonal(w, dim1=-2, dim2=-1)[..., :n].abs()
     times = torch.as_tensor(times, dtype=torch.float64, device=w.device).unsqueeze(-2)  # (..., 1, K)
-    first = lambda cond: first_time(cond.movedim(-2, -1), times)                       # over K
+
+    def first(cond: torch.Tensor) -> torch.Tensor:                                     # over K
+        return first_time(cond.movedim(-2, -1), times)
+
     out = {"t_diag": first(diag >= c * s[:n].to(w)), "t_cross": first(off["rho"] <= eps_rho)}
     if eps_abs is not None:
         out["t_cross_abs"] = first(off["max"] <= eps_abs)

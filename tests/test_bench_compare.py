@@ -9,7 +9,6 @@ The ratio is stored in the benchmark's extra_info and printed.
 
 import numpy as np
 import torch
-
 from naive import products_one_by_one, timed
 
 from dlncheck import compare, spectra

@@ -10,7 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import calibration as cal, theory
+from dlncheck import calibration as cal
+from dlncheck import theory
 
 M_, N_, S_ = 12, 8, (3.0, 2.0, 0.5)
 

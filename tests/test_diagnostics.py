@@ -4,10 +4,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlncheck import balance, events, modes, stagewise, theory
-from hypothesis import given, settings, strategies as st
-
 
 rng = np.random.default_rng(0)
 

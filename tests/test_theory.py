@@ -4,7 +4,8 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 
 from dlncheck import theory
@@ -23,7 +24,8 @@ def test_deep_mode_trajectory_solves_u_equation(depth):
     s, u0, t = 2.0, 1e-3, np.linspace(0, 20, 40)
     ref = solve_ivp(lambda _, u: depth * u ** (2 - 2 / depth) * (s - u), (0, 20), [u0], t_eval=t,
                     rtol=1e-12, atol=1e-15).y[0]
-    torch.testing.assert_close(theory.mode_trajectory([s], u0, t, depth)[0], torch.from_numpy(ref), rtol=1e-7, atol=1e-12)
+    torch.testing.assert_close(theory.mode_trajectory([s], u0, t, depth)[0], torch.from_numpy(ref),
+                               rtol=1e-7, atol=1e-12)
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])

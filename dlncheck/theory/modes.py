@@ -148,7 +148,7 @@ def escape_time(s: ArrayLike, u0: ArrayLike, depth: int, fraction: float = ESCAP
                 out[i] = math.log((target / u) * (sv - u) / (sv - target)) / (2 * sv)
             else:
                 # in y = ln u the integrand is e^{-y(1-2/L)} / (L (s - e^y)): smooth, no endpoint singularity
-                out[i] = quad(lambda y: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
+                out[i] = quad(lambda y, sv=sv: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
                               math.log(u), math.log(target), limit=200, epsabs=0, epsrel=1e-10)[0]
     return torch.from_numpy(out)
 
