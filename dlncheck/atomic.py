@@ -40,5 +40,5 @@ def write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def write_json(path: str | os.PathLike, obj) -> Path:
+def write_json(path: str | os.PathLike, obj: object) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

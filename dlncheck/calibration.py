@@ -152,7 +152,7 @@ def eps_grid(lo: float = 1e-13, hi: float = 1e-1, per_decade: int = 1) -> torch.
 
 def draw(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[float], n_draws: int,
          seed: int = 0, label_noise: float = 0.0, dtype: torch.dtype = torch.float64,
-         device="cpu") -> tuple[torch.Tensor, LowRankSignal]:
+         device: str | torch.device = "cpu") -> tuple[torch.Tensor, LowRankSignal]:
     """The seeded matrices of a sweep, A (n_levels, n_draws, m, n), and their signal."""
     generator = torch.Generator().manual_seed(seed)
     signal = low_rank_signal(m, n, s, n_draws, generator)
@@ -162,7 +162,7 @@ def draw(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[flo
 
 def sweep(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[float],
           eps: torch.Tensor, n_draws: int, seed: int = 0, label_noise: float = 0.0,
-          dtype: torch.dtype = torch.float64, device="cpu") -> Sweep:
+          dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> Sweep:
     """Recovery of r = len(s) by r_eps over noise levels x eps, all draws in one batch.
 
     ``summary`` (per noise level and eps): recovery_rate = P(r_eps = r), rank_mean,
@@ -232,7 +232,8 @@ def level_summary(draws: pd.DataFrame) -> pd.DataFrame:
 
 
 # -------------------------------------------------------------------------- plateaus
-def recovery_plateau(eps, rate, level: float = RECOVERY_LEVEL) -> dict[str, float]:
+def recovery_plateau(eps: Sequence[float] | np.ndarray, rate: Sequence[float] | np.ndarray,
+                     level: float = RECOVERY_LEVEL) -> dict[str, float]:
     """Longest contiguous run of grid eps with P(r_eps = r) >= level: lo, hi, decades (nan if none)."""
     if not 0 < level <= 1:
         raise ValueError(f"level must lie in (0, 1], got {level}; e.g. level=0.95")

@@ -41,7 +41,7 @@ def check_weights(weights: Weights) -> None:
 
 
 # ------------------------------------------------------- rank / multiplicity distances (1.1)
-def sgd_summary(pattern: torch.Tensor, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
+def sgd_summary(pattern: torch.Tensor, **bootstrap_kwargs: object) -> dict[str, torch.Tensor]:
     """GD pattern beside the SGD mean, std, s.e.m. and bootstrap CI (lo, hi) over runs 1..S."""
     _check_runs(pattern, "pattern")
     x = pattern.to(torch.float64)
@@ -155,7 +155,7 @@ def function_distance(weights: Weights) -> torch.Tensor:
 
 
 # ------------------------------------------------------------------------ tables
-def over_runs(per_run: torch.Tensor, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
+def over_runs(per_run: torch.Tensor, **bootstrap_kwargs: object) -> dict[str, torch.Tensor]:
     """E_B of a per-SGD-run metric (S, ...) with std, s.e.m. and bootstrap CI over runs."""
     return stats.summarize(per_run.to(torch.float64), 0, **bootstrap_kwargs)
 

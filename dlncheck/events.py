@@ -8,11 +8,15 @@ Time is t = lr * step. Escape windows have one definition, in the theory:
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from .theory import stage_plateaus
+from .theory import ArrayLike, stage_plateaus
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
 
 ARRIVAL_RTOL = 1e-3
 
@@ -48,7 +52,7 @@ def _grid(steps: int, n_linear: int, n_log: int) -> list[int]:
     return sorted({int(round(x)) for x in np.concatenate([lin, log, [0, steps]])})
 
 
-def time_grid_for(experiment, budget_bytes: int = 2 ** 28) -> list[int]:
+def time_grid_for(experiment: Experiment, budget_bytes: int = 2 ** 28) -> list[int]:
     """:func:`time_grid` for an experiment, capped so the stored weights of all runs at all
     checkpoints fit in ``budget_bytes`` (wide NTK nets with 33 runs would otherwise store
     gigabytes, and their partial products several times more)."""
@@ -58,7 +62,7 @@ def time_grid_for(experiment, budget_bytes: int = 2 ** 28) -> list[int]:
     return time_grid(experiment.steps, max_points=max(16, budget_bytes // per_checkpoint))
 
 
-def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels) -> torch.Tensor:
+def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels: ArrayLike) -> torch.Tensor:
     """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never)."""
     levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
     below = loss[:, :, None] <= levels                       # (R, T, n_levels)
@@ -66,19 +70,19 @@ def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels) -> torch.Ten
     return torch.where(below.any(dim=1), steps.to(loss.device)[first], -1).cpu()
 
 
-def arrival_levels(s, offset: float = 0.0) -> torch.Tensor:
+def arrival_levels(s: ArrayLike, offset: float = 0.0) -> torch.Tensor:
     """Loss levels marking arrival on each visited plateau: P_k + ARRIVAL_RTOL * P_0 (+ offset)."""
     P = stage_plateaus(s)
     return P + ARRIVAL_RTOL * P[0] + offset
 
 
-def escape_levels(s, offset: float = 0.0) -> torch.Tensor:
+def escape_levels(s: ArrayLike, offset: float = 0.0) -> torch.Tensor:
     """Midpoints (P_{k-1} + P_k) / 2 between consecutive visited plateaus (+ offset)."""
     P = stage_plateaus(s)
     return 0.5 * (P[:-1] + P[1:]) + offset
 
 
-def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels, rtol: float) -> torch.Tensor:
+def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels: ArrayLike, rtol: float) -> torch.Tensor:
     """(R, n_levels): time each run's loss spends within rtol * level of each level.
 
     Each recorded point stands for half the interval on each side (midpoint rule)."""
@@ -90,7 +94,7 @@ def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels, rtol: float) ->
     return (near * weight[:, None]).sum(dim=1).cpu()
 
 
-def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s, offset: float = 0.0) -> torch.Tensor:
+def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s: ArrayLike, offset: float = 0.0) -> torch.Tensor:
     """(R, n_escapes): per run, the step of each escape (midpoint crossing; -1 if never)."""
     return first_crossing(loss, steps, escape_levels(s, offset))
 

@@ -88,7 +88,7 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
     return math.ceil((t_escape + 10 / rate) / lr)
 
 
-def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **overrides) -> Experiment:
+def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **overrides: object) -> Experiment:
     """The preset Experiment for (regime, teacher, depth); ``overrides`` replace any field."""
     if regime not in REGIMES:
         raise ValueError(f"regime={regime!r} is invalid: choose one of {REGIMES}")

@@ -21,6 +21,7 @@ import pytest
 from dlncheck.report.claim import Claim, jsonable
 
 if TYPE_CHECKING:
+    from dlncheck.cache import TrajectoryCache
     from dlncheck.experiment import Experiment
 
 RECORD_KEY = "dlncheck_claim"
@@ -35,7 +36,7 @@ OPTIONS = {  # name: (default, choices, help)
 }
 
 
-def pytest_addoption(parser):
+def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dlncheck", "dlncheck claims")
     for name, (default, choices, help_) in OPTIONS.items():
         group.addoption(f"--{name.replace('_', '-')}", dest=f"dlncheck_{name}", default=None,
@@ -45,7 +46,7 @@ def pytest_addoption(parser):
                     help="train every experiment afresh instead of reading .dlncheck-cache")
 
 
-def option(config, name: str) -> str:
+def option(config: pytest.Config, name: str) -> str:
     """An option's value: command line, else ini key ``dlncheck_<name>``, else the default."""
     value = config.getoption(f"dlncheck_{name}") or config.getini(f"dlncheck_{name}")
     choices = OPTIONS[name][1]
@@ -55,11 +56,11 @@ def option(config, name: str) -> str:
     return value
 
 
-def _reports_root(config) -> Path:
+def _reports_root(config: pytest.Config) -> Path:
     return Path(config.rootpath, option(config, "reports_dir")).resolve()
 
 
-def pytest_configure(config):
+def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
     if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
@@ -81,12 +82,12 @@ def _load_hypothesis_profile(tier: str) -> None:
     settings.load_profile(tier)
 
 
-def pytest_report_header(config):
+def pytest_report_header(config: pytest.Config) -> str:
     return (f"dlncheck: tier={option(config, 'tier')} device={option(config, 'device')} "
             f"dtype={option(config, 'dtype')} reports={_reports_root(config)}")
 
 
-def pytest_collection_modifyitems(config, items):
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported)."""
     if option(config, "tier") == "nightly":
         return
@@ -99,7 +100,7 @@ def pytest_collection_modifyitems(config, items):
 
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
-def tier(pytestconfig) -> str:
+def tier(pytestconfig: pytest.Config) -> str:
     """'quick' or 'nightly': changes case lists and sizes, never assertions."""
     return option(pytestconfig, "tier")
 
@@ -138,12 +139,12 @@ def preset(tier: str, device: str, dtype: str) -> Callable[..., Experiment]:
 
 
 @pytest.fixture(scope="session")
-def reports_dir(pytestconfig) -> Path:
+def reports_dir(pytestconfig: pytest.Config) -> Path:
     return _reports_root(pytestconfig)
 
 
 @pytest.fixture(scope="session")
-def trajectory_cache(pytestconfig):
+def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
     """Content-addressed trajectories shared by all claims (``--no-cache`` keeps memory only)."""
     from dlncheck.cache import TrajectoryCache
 
@@ -153,7 +154,7 @@ def trajectory_cache(pytestconfig):
 
 
 @pytest.fixture
-def claim(request, reports_dir) -> Claim:
+def claim(request: pytest.FixtureRequest, reports_dir: Path) -> Claim:
     """This test's report folder and recorder: ``figure``, ``table``, ``verdict``."""
     record = Claim(request.node.nodeid, reports_dir)
     request.node.stash[_CLAIM] = record

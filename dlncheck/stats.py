@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 
-def _runs_first(x, dim: int) -> torch.Tensor:
+def _runs_first(x: torch.Tensor | np.ndarray, dim: int) -> torch.Tensor:
     x = torch.as_tensor(x)
     if not x.is_floating_point():
         x = x.to(torch.float64)
@@ -24,24 +24,24 @@ def _runs_first(x, dim: int) -> torch.Tensor:
     return x.movedim(dim, 0)
 
 
-def mean(x, dim: int = 0) -> torch.Tensor:
+def mean(x: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     """Mean over runs."""
     return _runs_first(x, dim).mean(0)
 
 
-def std(x, dim: int = 0) -> torch.Tensor:
+def std(x: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     """Sample standard deviation over runs (ddof = 1; 0 for a single run)."""
     x = _runs_first(x, dim)
     return x.std(0, correction=1) if x.shape[0] > 1 else torch.zeros_like(x[0])
 
 
-def sem(x, dim: int = 0) -> torch.Tensor:
+def sem(x: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     """Standard error of the mean, std / sqrt(S)."""
     x = _runs_first(x, dim)
     return std(x, 0) / x.shape[0] ** 0.5
 
 
-def bootstrap_ci(x, dim: int = 0, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
+def bootstrap_ci(x: torch.Tensor | np.ndarray, dim: int = 0, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
                  statistic: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  chunk_elems: int = 2 ** 24) -> tuple[torch.Tensor, torch.Tensor]:
     """Percentile bootstrap interval (lo, hi) of ``statistic(mean over runs)`` along ``dim``.
@@ -71,7 +71,7 @@ def bootstrap_ci(x, dim: int = 0, n_boot: int = 2000, level: float = 0.95, seed:
     return torch.as_tensor(lo, **as_x), torch.as_tensor(hi, **as_x)
 
 
-def summarize(x, dim: int = 0, **bootstrap_kwargs) -> dict[str, torch.Tensor]:
+def summarize(x: torch.Tensor | np.ndarray, dim: int = 0, **bootstrap_kwargs: object) -> dict[str, torch.Tensor]:
     """Mean, std, s.e.m. and bootstrap (lo, hi) over runs, as a dict of tensors."""
     lo, hi = bootstrap_ci(x, dim, **bootstrap_kwargs)
     return {"mean": mean(x, dim), "std": std(x, dim), "sem": sem(x, dim), "lo": lo, "hi": hi}

@@ -65,10 +65,10 @@ def discrete_gd_modes(s: ArrayLike, a0: ArrayLike, lr: float, steps: int, depth:
 
 
 def _flow(depth: int) -> tuple[Callable, Callable]:
-    def f(a, s):
+    def f(a: np.ndarray, s: np.ndarray) -> np.ndarray:
         return (s - a ** depth) * a ** (depth - 1)
 
-    def df(a, s):
+    def df(a: np.ndarray, s: np.ndarray) -> np.ndarray:
         return (depth - 1) * (s - a ** depth) * a ** (depth - 2) - depth * a ** (2 * depth - 2)
     return f, df
 
@@ -122,7 +122,7 @@ def euler_error(s: ArrayLike, u0: ArrayLike, t: ArrayLike, depth: int, lr: float
     f, df = _flow(depth)
     m = len(s)
 
-    def rhs(_, y):
+    def rhs(_: float, y: np.ndarray) -> np.ndarray:
         a, e = y[:m], y[m:]
         return np.concatenate([f(a, s), df(a, s) * e - 0.5 * df(a, s) * f(a, s)])
 

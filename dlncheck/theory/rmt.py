@@ -26,6 +26,8 @@ import torch
 FLOOR_MARGIN = 2.0          # predicted interval starts at FLOOR_MARGIN x floor
 CEILING_MARGIN = 2.0        # ... and ends at ceiling / CEILING_MARGIN
 _DTYPES = (torch.float32, torch.float64)
+#: a float or an array of floats (numpy broadcasting)
+FloatArray = float | Sequence[float] | np.ndarray
 
 
 def check_signal(m: int, n: int, s: Sequence[float]) -> tuple[float, ...]:
@@ -50,17 +52,17 @@ def check_dtype(dtype: torch.dtype) -> None:
                          "dtype=torch.float64 (default) or torch.float32 for the precision stress")
 
 
-def noise_edge(sigma, m: int, n: int):
+def noise_edge(sigma: FloatArray, m: int, n: int) -> np.ndarray:
     """Bai-Yin edge sigma (sqrt(m) + sqrt(n)) of the largest singular value of m x n noise."""
     return np.asarray(sigma, dtype=float) * (math.sqrt(m) + math.sqrt(n))
 
 
-def detection_threshold(sigma, m: int, n: int):
+def detection_threshold(sigma: FloatArray, m: int, n: int) -> np.ndarray:
     """BBP / Benaych-Georges-Nadakuditi threshold sigma (m n)^(1/4): weaker modes sink into the bulk."""
     return np.asarray(sigma, dtype=float) * (m * n) ** 0.25
 
 
-def outlier_location(s, sigma, m: int, n: int):
+def outlier_location(s: FloatArray, sigma: FloatArray, m: int, n: int) -> np.ndarray:
     """Predicted sigma_i(A) of a signal value s: sqrt((s^2 + sigma^2 m)(s^2 + sigma^2 n)) / s
     above the detection threshold, the noise edge below it (Benaych-Georges & Nadakuditi 2012)."""
     s, sigma = np.broadcast_arrays(np.asarray(s, dtype=float), np.asarray(sigma, dtype=float))
@@ -70,7 +72,7 @@ def outlier_location(s, sigma, m: int, n: int):
     return np.where(above, spike, noise_edge(sigma, m, n))
 
 
-def relative_noise_floor(sigma, m: int, n: int, sigma_1):
+def relative_noise_floor(sigma: FloatArray, m: int, n: int, sigma_1: FloatArray) -> np.ndarray:
     """edge / sigma_1(A): the eps below which noise singular values are counted."""
     return noise_edge(sigma, m, n) / np.asarray(sigma_1, dtype=float)
 
@@ -81,12 +83,12 @@ def roundoff_floor(m: int, n: int, dtype: torch.dtype) -> float:
     return max(m, n) * torch.finfo(dtype).eps
 
 
-def signal_ceiling(sigma_r, sigma_1):
+def signal_ceiling(sigma_r: FloatArray, sigma_1: FloatArray) -> np.ndarray:
     """sigma_r / sigma_1: for eps at or above it the r-th mode is no longer counted."""
     return np.asarray(sigma_r, dtype=float) / np.asarray(sigma_1, dtype=float)
 
 
-def theory_table(s: Sequence[float], m: int, n: int, sigma, dtype: torch.dtype,
+def theory_table(s: Sequence[float], m: int, n: int, sigma: FloatArray, dtype: torch.dtype,
                  floor_margin: float = FLOOR_MARGIN,
                  ceiling_margin: float = CEILING_MARGIN) -> pd.DataFrame:
     """Edges and the predicted recovery interval of eps, one row per noise std ``sigma``.

@@ -1,0 +1,108 @@
+"""dlncheck.balance (and theory.balanced_residual_prediction) against direct NumPy computations and exact properties."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dlncheck import balance, theory
+
+rng = np.random.default_rng(0)
+
+
+def _chain(dims, scale=1.0, batch=(), seed=0):
+    g = np.random.default_rng(seed)
+    return [torch.as_tensor(scale * g.standard_normal(batch + (dims[l + 1], dims[l])))
+            for l in range(len(dims) - 1)]
+
+
+def _balanced_chain(dims_hidden, r, seed=0):
+    """W_l = R_l diag(a) R_{l-1}^T with orthogonal R: exactly balanced (D_l = 0)."""
+    g = np.random.default_rng(seed)
+    Rs = [np.linalg.qr(g.standard_normal((d, d)))[0] for d in dims_hidden]
+    a = np.diag(g.uniform(0.5, 2.0, r))
+    return [torch.as_tensor(Rs[l + 1][:, :r] @ a @ Rs[l][:, :r].T) for l in range(len(dims_hidden) - 1)]
+
+
+def test_balance_residual_matches_numpy():
+    Ws = _chain([4, 5, 3, 2], batch=(2, 3))
+    r = balance.balance_residuals(Ws)
+    assert r.shape == (2, 3, 2)
+    A = [W.numpy() for W in Ws]
+    for i in range(2):
+        for k in range(3):
+            for l in range(2):
+                Wl, Wn = A[l][i, k], A[l + 1][i, k]
+                num = np.linalg.norm(Wl @ Wl.T - Wn.T @ Wn)
+                den = np.linalg.norm(Wl @ Wl.T) + np.linalg.norm(Wn.T @ Wn)
+                assert r[i, k, l].item() == pytest.approx(num / den, rel=1e-12)
+
+
+def test_balanced_chain_has_zero_residual():
+    Ws = _balanced_chain([6, 5, 5, 4], r=3)
+    assert balance.balance_residuals(Ws).abs().max().item() < 1e-13
+
+
+@settings(max_examples=25, deadline=None)
+@given(c=st.floats(1e-3, 1e3), seed=st.integers(0, 10_000))
+def test_balance_residual_scale_invariant_and_bounded(c, seed):
+    Ws = _chain([3, 4, 4, 2], seed=seed)
+    r = balance.balance_residuals(Ws)
+    r_scaled = balance.balance_residuals([c * W for W in Ws])
+    assert torch.allclose(r, r_scaled, rtol=1e-9, atol=1e-14)
+    assert torch.all((r >= 0) & (r <= 1))
+
+
+def test_balance_rejects_single_layer():
+    with pytest.raises(ValueError, match="at least 2 layers"):
+        balance.balance_residuals(_chain([3, 3]))
+
+
+def _gd_path(Ws, M, lr, steps):
+    """Plain NumPy GD on 0.5||W_L..W_1 - M||^2, every step kept: (steps+1, d, d) per layer."""
+    Ws = [W.copy() for W in Ws]
+    path = [[W.copy()] for W in Ws]
+    L = len(Ws)
+    for _ in range(steps):
+        prod = [np.eye(Ws[0].shape[1])]
+        for W in Ws:
+            prod.append(W @ prod[-1])
+        E = prod[-1] - M
+        grads, above = [None] * L, np.eye(M.shape[0])
+        for l in reversed(range(L)):
+            grads[l] = above.T @ E @ prod[l].T
+            above = above @ Ws[l]
+        Ws = [W - lr * G for W, G in zip(Ws, grads)]
+        for p, W in zip(path, Ws):
+            p.append(W.copy())
+    return [torch.as_tensor(np.stack(p)) for p in path]
+
+
+def test_drift_identity_holds_for_gd_and_bounds_residual():
+    g = np.random.default_rng(1)
+    M = g.standard_normal((3, 4))
+    Ws = [0.3 * g.standard_normal(s) for s in [(5, 4), (5, 5), (3, 5)]]
+    path = _gd_path(Ws, M, lr=0.05, steps=200)
+    out = balance.drift_identity(path)
+    assert out["error"].max().item() < 1e-12
+    r = balance.balance_residuals(path)
+    assert torch.all(r <= out["bound"] * (1 + 1e-12) + 1e-15)
+    # D_l actually moved (lr^2 terms are not zero here), so the check is not vacuous
+    D = balance.balance_matrices(path)
+    assert max((D_l[-1] - D_l[0]).norm().item() for D_l in D) > 1e-6
+
+
+def test_drift_identity_detects_non_gradient_update():
+    g = np.random.default_rng(2)
+    M = g.standard_normal((3, 3))
+    path = _gd_path([0.5 * g.standard_normal((3, 3)) for _ in range(2)], M, lr=0.05, steps=50)
+    path[0] = path[0] * (1 - 1e-3) ** torch.arange(51, dtype=torch.float64)[:, None, None]  # decay on W_1
+    assert balance.drift_identity(path)["error"].max().item() > 1e-6
+
+
+def test_balanced_prediction_formula():
+    s = torch.tensor([4.0, 1.0, 0.0])
+    got = theory.balanced_residual_prediction(torch.tensor(0.2), s, depth=2)
+    assert got.item() == pytest.approx(0.2 / (2 * math.sqrt(16 + 1)))
