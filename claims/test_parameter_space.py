@@ -20,6 +20,12 @@ from dlncheck.report import plots
 N_CHECKPOINTS, MAX_SWEEPS = 12, 10
 
 # Measured contradictions: the assertion stays as the theory states it (strict xfail).
+def _distances(weights: list[torch.Tensor]) -> dict[str, dict[str, torch.Tensor]]:
+    """E_B of the ratio ||theta_GD - theta_SGD|| / ||theta_GD||, the cosine and d, over SGD runs."""
+    return {m: compare.over_runs(f(weights)) for m, f in (("ratio", compare.theta_ratio),
+                                                          ("cosine", compare.cosine), ("d", compare.d))}
+
+
 def _holds(condition: str, factor: float, fn_end: float, raw_end: float) -> bool:
     """The asserted condition of the row (its ``kind``) on FACTOR and the end distances."""
     return {"factor >= 2": factor >= 2.0, "factor <= 1.1": factor <= 1.1,
@@ -38,10 +44,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, preset, traject
     weights = [w[:, pick] for w in traj.weights]
     t = traj.checkpoint_steps[pick].double() * exp.lr
     aligned = gauge_align(weights, max_sweeps=MAX_SWEEPS).weights
-    raw = {m: compare.over_runs(f(weights)) for m, f in (("ratio", compare.theta_ratio),
-                                                          ("cosine", compare.cosine), ("d", compare.d))}
-    gauge = {m: compare.over_runs(f(aligned)) for m, f in (("ratio", compare.theta_ratio),
-                                                            ("cosine", compare.cosine), ("d", compare.d))}
+    raw, gauge = _distances(weights), _distances(aligned)
     func = compare.over_runs(compare.function_distance(weights))
     factor = float(raw["ratio"]["mean"].mean() / gauge["ratio"]["mean"].mean())
     fn_end, raw_end = float(func["mean"][-1]), float(raw["ratio"]["mean"][-1])

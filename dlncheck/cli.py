@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 from . import presets, theory
+from .atomic import atomic_write, write_json
 from .cache import save_npz, trajectory_arrays
 from .engine import Trajectory, train
-from .atomic import atomic_write, write_json
 
 
 def parse_preset(name: str) -> tuple[str, str, int]:

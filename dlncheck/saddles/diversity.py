@@ -22,10 +22,9 @@ from .normal_form import NormalForm
 def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
     """Per chain: tuple of numerical ranks of Z_j...Z_i, i <= j (Z blocks with chain axis)."""
     nf.check(Z)
-    ranks = [numerical_rank(P, tol, atol=tol) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], dtype=torch.int64)
-             for P in partial_products(Z).values()]
-    ranks = torch.stack(ranks, -1)
-    return [tuple(int(x) for x in row) for row in ranks]
+    ranks = [numerical_rank(P, tol, atol=tol) if P.shape[-1] * P.shape[-2]
+             else P.new_zeros(P.shape[0], dtype=torch.int64) for P in partial_products(Z).values()]
+    return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1)]
 
 
 def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> np.ndarray:
@@ -33,7 +32,7 @@ def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> 
 
     The alternating scheme is non-convex: it runs from `restarts` orthogonal starts (identity + random
     Haar, seeded) for all pairs at once and keeps the best."""
-    C, L = Z[0].shape[0], len(Z)
+    C = Z[0].shape[0]
     ia, ib = torch.triu_indices(C, C, 1)
     P = len(ia)
     A, B = [z[ia].repeat(restarts, 1, 1) for z in Z], [z[ib].repeat(restarts, 1, 1) for z in Z]
