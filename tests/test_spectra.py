@@ -191,3 +191,17 @@ def test_continuous_ranks_survive_extreme_scales(scale):
     assert spectra.participation_ratio(A).item() == pytest.approx(2.0)
     assert spectra.effective_rank(torch.tensor([[5e-324]], dtype=torch.float64)).item() == 1.0
     assert spectra.participation_ratio(torch.tensor([[5e-324]], dtype=torch.float64)).item() == 1.0
+
+
+def test_chain_product_order_and_empty_chain():
+    A, B = torch.randn(2, 3, 4, dtype=torch.float64), torch.randn(2, 5, 3, dtype=torch.float64)
+    torch.testing.assert_close(spectra.chain_product([A, B]), B @ A)
+    assert spectra.chain_product([]) is None
+
+
+def test_absolute_floor_may_be_a_grid_beside_eps():
+    A = torch.as_tensor(np.diag([1.0, 1e-3, 1e-6]))
+    eps = torch.tensor([1e-7, 1e-4, 1e-2], dtype=torch.float64)
+    r = spectra.numerical_rank(A, eps, atol=eps * 100)     # thresholds max(eps, 100 eps) = 100 eps
+    assert r.tolist() == [2, 1, 0]                          # 1e-5, 1e-2, 1 (strict >)
+    assert r.tolist() == [spectra.numerical_rank(A, e.item(), atol=100 * e.item()).item() for e in eps]

@@ -60,3 +60,15 @@ def test_aligned_movement_matches_engine_and_starts_at_zero():
     flow = theory.aligned_movement(exp.teacher.s, exp.init.scale, t, 2, min(exp.widths))
     assert flow[0] == 0 and flow[-1] > 100
     torch.testing.assert_close(traj.relative_movement()[0], flow, rtol=0.02, atol=0)
+
+
+@pytest.mark.parametrize("s", [0.5, 1.0, 4.0])
+def test_escape_window_covers_the_logistic_rise_at_depth_2(s):
+    """theory.escape_windows: the 5%-95% rise of Saxe's L = 2 solution lies inside [t_mid - D, t_mid + D]."""
+    u0 = 1e-6
+    t = np.linspace(0, 20 / s, 200_001)
+    u = theory.mode_trajectory([s], u0, t, 2)[0].numpy()
+    t05, t50, t95 = (t[np.argmax(u >= f * s)] for f in (0.05, 0.5, 0.95))
+    (lo, hi), = theory.escape_windows(torch.tensor([t50]), torch.tensor([s]), 2).tolist()
+    assert lo <= t05 and t95 <= hi
+    assert hi - lo == pytest.approx(3 / s) and (t95 - t05) == pytest.approx(np.log(361) / (2 * s), rel=1e-3)
