@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from . import presets, theory
-from .cache import save_npz, trajectory_arrays
+from .cache import save_npz
 from .engine import Trajectory, train
 from .io import atomic_write, write_json
 
@@ -50,7 +50,7 @@ def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json",
              "figure": out / f"{preset}-loss.png"}
-    digest = save_npz(paths["trajectory"], trajectory_arrays(traj))
+    digest = save_npz(paths["trajectory"], traj.to_arrays())
     write_json(paths["spec"], {"preset": preset, "experiment": exp.to_dict(), "sha256": digest,
                                "final_loss": traj.loss[:, -1].tolist()})
     fig = loss_figure(traj, f"{preset}: loss (1 GD + {exp.sgd_runs} SGD runs)")
