@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import fused
-from .batches import BatchMoments, batch_indices  # noqa: F401  (batch_indices: public for references)
+from .batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
 from .data import init_weights, make_problem
 from .experiment import Ensemble, Experiment
 from .trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
@@ -118,11 +118,11 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
 def _advance_for(experiment: Experiment, backend: str):
     if backend == "torch":
         return _advance_torch
-    usable = fused.supports(experiment)
-    if backend == "fused" and not usable:
+    reason = fused.why_not(experiment)
+    if backend == "fused" and reason:
         raise ValueError(f"backend='fused' is unavailable for device={experiment.device!r}, "
-                         f"dtype={experiment.dtype!r} ({fused.why_not(experiment)}): use backend='torch'")
-    return fused.advance if usable else _advance_torch
+                         f"dtype={experiment.dtype!r} ({reason}): use backend='torch'")
+    return _advance_torch if reason else fused.advance
 
 
 def _prefix_products(W: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -149,9 +149,10 @@ def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor,
     W[0].sub_(back, alpha=lr)
 
 
-def _advance_torch(W, Syx, Sxx, N, lr, residual) -> None:
-    """The reference path: len(Sxx) steps, one batched step at a time; residual[k] = ||W - Syx||_F
-    before step k. Sxx (k, R, d_in, d_in) and N are per run; rows = configs x R."""
+def _advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
+    """The reference path: len(idx) steps, one batched step at a time; residual[k] = ||W - Syx||_F
+    before step k. idx (k, S, B): the SGD runs' batches; rows = configs x (1 + S)."""
+    Sxx, N = table.moments(idx)
     configs = W[0].shape[0] // Sxx.shape[1]
     if configs > 1:
         Sxx = Sxx.repeat(1, configs, 1, 1)
@@ -210,18 +211,18 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
             for l in range(L):
                 stored[c][l][runs, ks] = W[l][c * R + runs]
 
-    moments = BatchMoments(problem, base, n_steps)
+    table = MomentTable(problem, base.label_noise > 0)
+    orders = BatchOrders(base, n_steps, table.outer.shape[1])
     bounds = np.unique(np.concatenate([event_steps, ensemble.steps, [0, n_steps],
-                                       np.arange(0, n_steps, moments.chunk)]))
+                                       np.arange(0, n_steps, orders.chunk)]))
     ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
             if ev < len(event_steps) and event_steps[ev] == start:
                 store(ev)
                 ev += 1
-            Sxx, N = moments.take(stop - start)
             step_residual = torch.empty(stop - start, C * R, dtype=W[0].dtype, device=W[0].device)
-            advance(W, problem.Syx, Sxx, N, _lr_at(lrs, ends, start, W[0]), step_residual)
+            advance(W, problem.Syx, table, orders.take(stop - start), _lr_at(lrs, ends, start, W[0]), step_residual)
             lo, hi = np.searchsorted(record, [start, stop])
             residual[lo:hi] = step_residual[torch.from_numpy(record[lo:hi] - start)]
             _check_divergence(residual[lo:hi], record[lo:hi], W, problem.loss_offset, bound, lrs, R, stop)

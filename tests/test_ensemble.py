@@ -5,6 +5,7 @@ import torch
 
 from dlncheck import Ensemble, EnsembleTrajectory, Experiment, Init, Teacher, train
 from dlncheck.cache import TrajectoryCache
+from same import assert_same
 
 TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0))
 INITS = [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2), Init("gaussian", 0.2, seed=3)]
@@ -13,19 +14,6 @@ INITS = [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2), Init("gau
 def experiment(steps=200, S=3, **kw):
     return Experiment(TEACHER, 3, 6, Init("gaussian", 0.4), lr=0.05, steps=steps, batch_size=8,
                       n_samples=40, sgd_runs=S, **kw)
-
-
-def assert_same(a, b):
-    """Every field of Trajectory a equals b's to 1e-12 relative (NaN where b has NaN)."""
-    assert a.experiment == b.experiment and a.loss_offset == pytest.approx(b.loss_offset, rel=1e-12)
-    pairs = [(getattr(a, f), getattr(b, f)) for f in ("steps", "times", "loss", "checkpoint_steps")]
-    pairs += list(zip(a.weights + a.initial_weights, b.weights + b.initial_weights))
-    for x, y in pairs:
-        assert x.shape == y.shape and x.dtype == y.dtype
-        assert torch.equal(torch.isnan(x), torch.isnan(y))
-        x, y = x.nan_to_num(), y.nan_to_num()
-        scale = y.abs().max().clamp_min(torch.finfo(torch.float64).tiny)
-        assert (x - y).abs().max() <= 1e-12 * scale, f"differs by {float((x - y).abs().max() / scale):.2e}"
 
 
 @pytest.mark.parametrize("noise", [0.0, 0.3], ids=["clean", "label-noise"])
