@@ -26,35 +26,60 @@ static inline void store(real *p, vec v) { memcpy(p, &v, sizeof v); }
 static inline vec splat(real a) { vec v; for (int q = 0; q < V; q++) v[q] = a; return v; }
 static inline int64_t padded(int64_t d) { return (d + V - 1) / V * V; }
 
-/* C (m x nc) = A (m x k, leading dim lda) B (k x nc, leading dim nc); nc a multiple of V */
-static void mm(int64_t m, int64_t k, int64_t nc, const real *A, int64_t lda, const real *B, real *C) {
+/* acc[q] = sum_p a[p * sp] B[p, q V : (q + 1) V] for q < nb (B's leading dim ldb); always inlined
+ * with a constant nb, so the nb accumulators live in registers as independent chains */
+static inline __attribute__((always_inline)) void block(const int nb, int64_t k, const real *a, int64_t sp,
+                                                       const real *B, int64_t ldb, vec *acc) {
+    for (int q = 0; q < nb; q++) acc[q] = splat(0);
+    for (int64_t p = 0; p < k; p++) {
+        const vec x = splat(a[p * sp]);
+        for (int q = 0; q < nb; q++) acc[q] += x * load(B + p * ldb + q * V);
+    }
+}
+
+/* C (m x nc) = A B, or C -= lr A B when subtract; A(i, p) = A[i * si + p * sp] (m x k; a transpose
+ * is si = 1), B (k x nc), nc a multiple of V. Each entry sums over p in order. */
+static void gemm(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, int64_t sp, const real *B,
+                 real *C, int subtract, real lr) {
     for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < nc; j += V) {
-            vec acc = splat(0);
-            for (int64_t p = 0; p < k; p++) acc += splat(A[i * lda + p]) * load(B + p * nc + j);
-            store(C + i * nc + j, acc);
+        for (int64_t j = 0; j < nc; j += 4 * V) {
+            const int64_t nb = (nc - j) / V < 4 ? (nc - j) / V : 4;
+            vec acc[4];
+            const real *a = A + i * si;
+            switch (nb) {
+                case 1: block(1, k, a, sp, B + j, nc, acc); break;
+                case 2: block(2, k, a, sp, B + j, nc, acc); break;
+                case 3: block(3, k, a, sp, B + j, nc, acc); break;
+                default: block(4, k, a, sp, B + j, nc, acc);
+            }
+            real *c = C + i * nc + j;
+            for (int q = 0; q < nb; q++)
+                store(c + q * V, subtract ? load(c + q * V) - splat(lr) * acc[q] : acc[q]);
         }
 }
 
-/* C (k x nc) = A^T B, A (m x k, leading dim lda), B (m x nc) */
-static void mtm(int64_t m, int64_t k, int64_t nc, const real *A, int64_t lda, const real *B, real *C) {
-    for (int64_t i = 0; i < k; i++)
-        for (int64_t j = 0; j < nc; j += V) {
-            vec acc = splat(0);
-            for (int64_t p = 0; p < m; p++) acc += splat(A[p * lda + i]) * load(B + p * nc + j);
-            store(C + i * nc + j, acc);
-        }
+/* moment[c] = mean over b < B of outer[batch[b], c], for cols (a multiple of V) columns; the
+ * rows are summed in order b = 0, 1, ..., 4 column vectors at a time held in registers */
+static inline __attribute__((always_inline)) void sum_rows(const int nb, const int64_t *batch, int64_t B,
+                                                          const real *outer, int64_t cols, vec *acc) {
+    for (int q = 0; q < nb; q++) acc[q] = load(outer + batch[0] * cols + q * V);
+    for (int64_t b = 1; b < B; b++)
+        for (int q = 0; q < nb; q++) acc[q] += load(outer + batch[b] * cols + q * V);
 }
 
-/* W (m x kc) -= lr A BT, A (m x n, leading dim lda), BT (n x kc) */
-static void sub_mm(int64_t m, int64_t n, int64_t kc, real lr, const real *A, int64_t lda, const real *BT, real *W) {
-    const vec rate = splat(lr);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < kc; j += V) {
-            vec acc = splat(0);
-            for (int64_t p = 0; p < n; p++) acc += splat(A[i * lda + p]) * load(BT + p * kc + j);
-            store(W + i * kc + j, load(W + i * kc + j) - rate * acc);
+static void mean_rows(const int64_t *batch, int64_t B, const real *outer, int64_t cols, real *moment) {
+    const vec count = splat((real)B);
+    for (int64_t c = 0; c < cols; c += 4 * V) {
+        const int64_t nb = (cols - c) / V < 4 ? (cols - c) / V : 4;
+        vec acc[4];
+        switch (nb) {
+            case 1: sum_rows(1, batch, B, outer + c, cols, acc); break;
+            case 2: sum_rows(2, batch, B, outer + c, cols, acc); break;
+            case 3: sum_rows(3, batch, B, outer + c, cols, acc); break;
+            default: sum_rows(4, batch, B, outer + c, cols, acc);
         }
+        for (int q = 0; q < nb; q++) store(moment + c + q * V, acc[q] / count);
+    }
 }
 
 /* Returns 0, or -1 when the workspace cannot be allocated. */
@@ -86,7 +111,7 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
                        sizeof(real) * widths[l]);
         for (int64_t s = 0; s < steps; s++) {
             memcpy(P[0], w[0], sizeof(real) * widths[1] * D0);
-            for (int l = 1; l < L; l++) mm(widths[l + 1], widths[l], D0, w[l], padded(widths[l]), P[l - 1], P[l]);
+            for (int l = 1; l < L; l++) gemm(widths[l + 1], widths[l], D0, w[l], padded(widths[l]), 1, P[l - 1], P[l], 0, 0);
             vec sq = splat(0);
             for (int64_t i = 0; i < dL * D0; i += V) {
                 vec e = load(P[L - 1] + i) - load(syx + i);
@@ -99,23 +124,17 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
             if (r == 0) {
                 memcpy(back, E, sizeof(real) * dL * D0);
             } else {
-                const int64_t *batch = idx + (s * (runs - 1) + r - 1) * B;
-                memcpy(moment, outer + batch[0] * cols, sizeof(real) * cols);
-                for (int64_t b = 1; b < B; b++) {
-                    const real *row = outer + batch[b] * cols;
-                    for (int64_t c = 0; c < cols; c++) moment[c] += row[c];
-                }
-                for (int64_t c = 0; c < cols; c++) moment[c] /= (real)B;
-                mm(dL, d0, D0, E, D0, moment, back);
+                mean_rows(idx + (s * (runs - 1) + r - 1) * B, B, outer, cols, moment);
+                gemm(dL, d0, D0, E, D0, 1, moment, back, 0, 0);
                 if (noisy)
                     for (int64_t i = 0; i < dL * D0; i++) back[i] -= moment[d0 * D0 + i];
             }
             for (int l = L - 1; l >= 1; l--) {
                 const int64_t dl = widths[l], Dl = padded(dl);
-                mtm(widths[l + 1], dl, D0, w[l], Dl, back, below);
+                gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
                 for (int64_t p = 0; p < d0; p++)      /* P_{l-1}^T, rows padded to Dl */
                     for (int64_t j = 0; j < Dl; j++) transposed[p * Dl + j] = j < dl ? P[l - 1][j * D0 + p] : 0;
-                sub_mm(widths[l + 1], d0, Dl, lr[n], back, D0, transposed, w[l]);
+                gemm(widths[l + 1], d0, Dl, back, D0, 1, transposed, w[l], 1, lr[n]);
                 real *t = back; back = below; below = t;
             }
             for (int64_t i = 0; i < widths[1] * D0; i += V)
