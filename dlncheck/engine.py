@@ -225,7 +225,7 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
             advance(W, problem.Syx, table, orders.take(stop - start), _lr_at(lrs, ends, start, W[0]), step_residual)
             lo, hi = np.searchsorted(record, [start, stop])
             residual[lo:hi] = step_residual[torch.from_numpy(record[lo:hi] - start)]
-            _check_divergence(residual[lo:hi], record[lo:hi], W, problem.loss_offset, bound, lrs, R, stop)
+            _check_divergence(step_residual, np.arange(start, stop), W, problem.loss_offset, bound, lrs, R, stop)
             bar.update(stop - start)
     if ev < len(event_steps):
         store(ev)
@@ -252,8 +252,8 @@ def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
 
 
 def _check_divergence(residual, record, W, offset, bound, lrs, R, step) -> None:
-    """Raise TrainingDiverged for the first recorded loss that is non-finite or > bound, or
-    for non-finite weights after ``step``."""
+    """Raise TrainingDiverged for the first loss (every step of a segment, recorded or not) that
+    is non-finite or > bound, or for non-finite weights after ``step``."""
     loss = 0.5 * residual.square() + offset
     bad = ~torch.isfinite(loss) | (loss > bound)
     if bad.any():

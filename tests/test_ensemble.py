@@ -3,7 +3,7 @@ relative), per-config lr on a shared time axis, validation, and per-config cachi
 import pytest
 import torch
 
-from dlncheck import Ensemble, EnsembleTrajectory, Experiment, Init, Teacher, train
+from dlncheck import Ensemble, EnsembleTrajectory, Experiment, Init, Teacher, TrainingDiverged, train
 from dlncheck.cache import TrajectoryCache
 from same import assert_same
 
@@ -97,3 +97,15 @@ def test_cache_stores_each_config_and_trains_only_missing(tmp_path, monkeypatch)
     assert calls == [2, 1], "only the missing config trains"
     assert_same(et3[2], train(bigger.experiment(2), checkpoints=4))
     assert fresh.ensemble(bigger, checkpoints=4)[0] is et3[0]
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_divergence_is_caught_at_its_first_step_and_names_the_config(backend):
+    exp = experiment(steps=300, S=1)
+    ens = Ensemble(exp, INITS[:2], lrs=[0.05, 5.0], same_time=False)
+    with pytest.raises(TrainingDiverged, match=r"^config 1, run \d \((GD|SGD)\) diverged at step \d+ with lr=5") as every:
+        train(ens, backend=backend)
+    with pytest.raises(TrainingDiverged) as sparse:
+        train(ens, loss_every=1000, backend=backend)   # unrecorded steps are checked too
+    assert (every.value.config, every.value.step, every.value.run) == (1, sparse.value.step, sparse.value.run)
+    assert 0 < every.value.step < 300
