@@ -22,8 +22,8 @@ from . import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
 from .engine import ENGINE_VERSION, train
 from .experiment import Ensemble, Experiment
-from .trajectory import EnsembleTrajectory, Trajectory
 from .io import atomic_path, write_json
+from .trajectory import EnsembleTrajectory, Trajectory
 
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
 
@@ -95,7 +95,8 @@ class TrajectoryCache:
     def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
         if self.root is None:
             return None
-        return self._load("trajectory", key, experiment, lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+        return self._load("trajectory", key, experiment,
+                          lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
 
     def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
         def encode(a: AlignedCheckpoints):

@@ -254,7 +254,7 @@ class Ensemble:
                       f"over T = {self.time:g}: use a smaller lr or a longer experiment")
 
     @classmethod
-    def grid(cls, experiment: Experiment, inits, lrs, same_time: bool = True) -> "Ensemble":
+    def grid(cls, experiment: Experiment, inits, lrs, same_time: bool = True) -> Ensemble:
         """Every (init, lr) pair, init-major: config i * len(lrs) + j has inits[i] and lrs[j]."""
         inits, lrs = list(inits), list(lrs)
         return cls(experiment, [i for i in inits for _ in lrs], lrs * len(inits), same_time)
@@ -284,7 +284,7 @@ class Ensemble:
     def experiments(self) -> list[Experiment]:
         return [self.experiment(i) for i in range(len(self))]
 
-    def subset(self, indices) -> "Ensemble":
+    def subset(self, indices) -> Ensemble:
         """The ensemble of configs ``indices`` (same base, so the same steps per config)."""
         indices = list(indices)
         return Ensemble(self.base, [self.inits[i] for i in indices], [self.lrs[i] for i in indices],

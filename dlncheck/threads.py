@@ -17,13 +17,14 @@ def set_cpu_threads(requested: int | str | None = "auto") -> int:
     Returns n."""
     import torch
 
-    value = os.environ.get(ENV, "1") if requested in (None, "auto") else requested
+    from_env = requested in (None, "auto")
+    value = os.environ.get(ENV, "1") if from_env else requested
     try:
         n = int(value)
     except ValueError:
         n = 0
     if n < 1:
-        raise ValueError(f"threads={value!r} is invalid (from {'$' + ENV if requested in (None, 'auto') else 'the option'}): "
-                         "give a positive number of CPU threads, e.g. 1")
+        source = f"${ENV}" if from_env else "the option"
+        raise ValueError(f"threads={value!r} is invalid (from {source}): give a positive number of CPU threads, e.g. 1")
     torch.set_num_threads(n)
     return n

@@ -73,7 +73,7 @@ class Trajectory:
         return arrays | {prefix + "loss_offset": np.asarray(self.loss_offset, dtype=np.float64)}
 
     @classmethod
-    def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> "Trajectory":
+    def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
         """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
         def t(name):
             return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)

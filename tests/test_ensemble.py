@@ -2,10 +2,11 @@
 relative), per-config lr on a shared time axis, validation, and per-config caching."""
 import pytest
 import torch
+from same import assert_same
 
 from dlncheck import Ensemble, EnsembleTrajectory, Experiment, Init, Teacher, TrainingDiverged, train
 from dlncheck.cache import TrajectoryCache
-from same import assert_same
+from dlncheck.data import make_problem
 
 TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0))
 INITS = [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2), Init("gaussian", 0.2, seed=3)]
@@ -103,9 +104,24 @@ def test_cache_stores_each_config_and_trains_only_missing(tmp_path, monkeypatch)
 def test_divergence_is_caught_at_its_first_step_and_names_the_config(backend):
     exp = experiment(steps=300, S=1)
     ens = Ensemble(exp, INITS[:2], lrs=[0.05, 5.0], same_time=False)
-    with pytest.raises(TrainingDiverged, match=r"^config 1, run \d \((GD|SGD)\) diverged at step \d+ with lr=5") as every:
+    message = r"^config 1, run \d \((GD|SGD)\) diverged at step \d+ with lr=5"
+    with pytest.raises(TrainingDiverged, match=message) as every:
         train(ens, backend=backend)
     with pytest.raises(TrainingDiverged) as sparse:
         train(ens, loss_every=1000, backend=backend)   # unrecorded steps are checked too
     assert (every.value.config, every.value.step, every.value.run) == (1, sparse.value.step, sparse.value.run)
     assert 0 < every.value.step < 300
+
+
+def test_trajectory_arrays_round_trip_with_its_time_axis_and_loss_offset():
+    exp = experiment(steps=50, label_noise=0.3)
+    traj = train(exp, checkpoints=torch.tensor([[0, 50], [7, -1], [20, 3], [-1, 49]]), loss_every=5)
+    assert traj.loss_offset > 0
+    back = type(traj).from_arrays(traj.to_arrays(prefix="t_"), exp, prefix="t_")
+    assert_same(back, traj, rel=0.0)
+    expected = torch.tensor([[0, 2.5], [0.35, float("nan")], [1.0, 0.15], [float("nan"), 2.45]], dtype=torch.float64)
+    torch.testing.assert_close(traj.checkpoint_times, expected, equal_nan=True)
+    W1, W2, W3 = traj.initial_weights
+    p = make_problem(exp)
+    direct = 0.5 * (p.Y - W3 @ W2 @ W1 @ p.X).square().sum() / exp.n_samples   # 1/(2n) sum ||y - W x||^2
+    torch.testing.assert_close(traj.loss[:, 0], direct.expand(4), rtol=1e-12, atol=0)

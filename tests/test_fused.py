@@ -1,10 +1,11 @@
 """The fused C path equals the reference PyTorch path to 1e-12 (float64) on every field."""
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from same import assert_same
 
 from dlncheck import Ensemble, Experiment, Init, Teacher, fused, train
-from same import assert_same
 
 pytestmark = pytest.mark.skipif(not fused.supports(Experiment(Teacher(2, 2, (1.0,)), 1, 1, Init("gaussian", 1.0),
                                                               lr=0.1, steps=1, batch_size=1, n_samples=2,
@@ -12,7 +13,10 @@ pytestmark = pytest.mark.skipif(not fused.supports(Experiment(Teacher(2, 2, (1.0
                                 reason="no C compiler: the engine runs the PyTorch path")
 
 
-def experiment(teacher=Teacher(5, 7, (3.0, 2.0, 1.0)), depth=3, width=6, steps=400, S=3, **kw):
+TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
+
+
+def experiment(teacher=TEACHER, depth=3, width=6, steps=400, S=3, **kw):
     return Experiment(teacher, depth, width, kw.pop("init", Init("gaussian", 0.4)), lr=kw.pop("lr", 0.05),
                       steps=steps, batch_size=kw.pop("batch_size", 8), n_samples=40, sgd_runs=S, **kw)
 
