@@ -171,20 +171,17 @@ def _checkpoint_events(tables: list[torch.Tensor], runs: int):
     for c, table in enumerate(tables):
         per_run = (table if table.ndim == 2 else table.expand(runs, -1)).numpy()
         r, k = np.nonzero(per_run >= 0)
-        hits += [(int(s), c, rr, kk) for s, c, rr, kk in zip(per_run[r, k], [c] * len(r), r, k)]
-    steps = np.unique([h[0] for h in hits]).astype(np.int64)
-    events = [[] for _ in steps]
-    for s, c, r, k in hits:
-        events[np.searchsorted(steps, s)].append((c, r, k))
-    grouped = []
-    for event in events:
-        by_config = {}
-        for c, r, k in event:
-            by_config.setdefault(c, ([], []))
-            by_config[c][0].append(r)
-            by_config[c][1].append(k)
-        grouped.append([(c, torch.tensor(r), torch.tensor(k)) for c, (r, k) in by_config.items()])
-    return steps, grouped
+        hits.append(np.stack([per_run[r, k], np.full_like(r, c), r, k], axis=1))
+    hits = np.concatenate(hits)
+    hits = hits[np.lexsort((hits[:, 1], hits[:, 0]))]          # by step, then config
+    steps, first = np.unique(hits[:, 0], return_index=True)
+    events = []
+    for block in np.split(hits, first[1:]) if len(hits) else []:
+        configs, starts = np.unique(block[:, 1], return_index=True)
+        events.append([(int(c), torch.from_numpy(np.ascontiguousarray(rows[:, 2])),
+                        torch.from_numpy(np.ascontiguousarray(rows[:, 3])))
+                       for c, rows in zip(configs, np.split(block, starts[1:]))])
+    return steps, events
 
 
 def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance) -> list[Trajectory]:
