@@ -35,9 +35,10 @@ def _build_dir() -> Path:
 @cache
 def _library(real: str) -> ctypes.CDLL | str:
     """The compiled kernel for C type ``real``, or the reason it is unavailable."""
-    compiler = shutil.which(os.environ.get("CC", "gcc")) or shutil.which("cc")
+    names = [os.environ["CC"]] if os.environ.get("CC") else ["gcc", "cc"]
+    compiler = next(filter(None, map(shutil.which, names)), None)
     if compiler is None:
-        return "no C compiler found (set $CC)"
+        return f"no C compiler found (looked for {' or '.join(names)}; set $CC)"
     flags = (*FLAGS, f"-DREAL={real}")
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(source + " ".join(flags).encode()).hexdigest()[:16]

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from same import assert_same
 
-from dlncheck import Ensemble, Experiment, Init, Teacher, fused, train
+from dlncheck import Ensemble, Experiment, Init, Teacher, engine, fused, train
 
 pytestmark = pytest.mark.skipif(not fused.supports(Experiment(Teacher(2, 2, (1.0,)), 1, 1, Init("gaussian", 1.0),
                                                               lr=0.1, steps=1, batch_size=1, n_samples=2,
@@ -63,3 +63,19 @@ def test_fused_backend_names_why_it_cannot_run():
         train(experiment(device="cuda"), backend="fused")
     with pytest.raises(ValueError, match="backend='jax' is invalid"):
         train(experiment(), backend="jax")
+
+
+def test_without_a_compiler_the_engine_warns_and_runs_the_torch_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setenv("DLNCHECK_BUILD_DIR", str(tmp_path))
+    fused._library.cache_clear()
+    engine._warn_once.cache_clear()
+    try:
+        exp = experiment(steps=30)
+        with pytest.warns(RuntimeWarning, match="fused CPU kernel is unavailable .*no-such-compiler"):
+            fallback = train(exp)
+        assert_same(fallback, train(exp, backend="torch"), rel=0.0)
+        with pytest.raises(ValueError, match="backend='fused' is unavailable .*no C compiler"):
+            train(exp, backend="fused")
+    finally:
+        fused._library.cache_clear()
