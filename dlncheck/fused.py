@@ -5,7 +5,7 @@
 dispatch, no allocation and no Python. It is compiled on first use with the system C compiler
 ($CC, else gcc or cc; -O3 -march=native) into a per-user cache folder
 ($DLNCHECK_BUILD_DIR, else $XDG_CACHE_HOME/dlncheck, else ~/.cache/dlncheck), named by the hash of
-source and flags and moved into place atomically (safe under pytest-xdist), then loaded with ctypes.
+source, flags and CPU and moved into place atomically (safe under pytest-xdist), then loaded with ctypes.
 Without a compiler, or on a GPU, the engine uses the PyTorch path (same numbers to 1e-12).
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -32,6 +33,17 @@ def _build_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "dlncheck"
 
 
+def _cpu_tag() -> bytes:
+    """What -march=native depends on: the machine and its CPU flags (a shared home folder may be
+    used by different CPUs, and a kernel built for one may not run on another)."""
+    tag = platform.machine()
+    try:
+        tag += next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+    except OSError:
+        tag += platform.processor()
+    return tag.encode()
+
+
 @cache
 def _library(real: str) -> ctypes.CDLL | str:
     """The compiled kernel for C type ``real``, or the reason it is unavailable."""
@@ -41,7 +53,7 @@ def _library(real: str) -> ctypes.CDLL | str:
         return f"no C compiler found (looked for {' or '.join(names)}; set $CC)"
     flags = (*FLAGS, f"-DREAL={real}")
     source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join(flags).encode()).hexdigest()[:16]
+    digest = hashlib.sha256(source + " ".join(flags).encode() + _cpu_tag()).hexdigest()[:16]
     target = _build_dir() / f"fused_step-{real}-{digest}.so"
     if not target.exists():
         try:
