@@ -43,7 +43,7 @@ def test_balance(regime, teacher, depth, init, preset, trajectory_cache, claim):
     step_bytes = exp.runs * sum(a * b for a, b in zip(exp.widths[1:], exp.widths[:-1])) * 8
     n = min(exp.steps, DENSE_STEPS, DENSE_BYTES // step_bytes)
     traj = trajectory_cache(exp, checkpoints=list(range(n + 1)), loss_every=max(1, n // 500))
-    times = traj.checkpoint_steps.double() * exp.lr
+    times = traj.checkpoint_times
     full = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))   # shared time grid, to the end
 
     drift = balance.drift_identity(traj.weights)                     # per run, per pair

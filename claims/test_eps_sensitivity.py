@@ -41,7 +41,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     exp = preset(regime, teacher, depth)
     pred = stagewise_prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     s1 = float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
     svals = spectra.singular_values(W)

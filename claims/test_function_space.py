@@ -25,7 +25,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset,
     case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     dist = compare.over_runs(compare.function_distance(traj.weights))
     norm_gd = float(torch.linalg.matrix_norm(spectra.end_to_end([w[:1, -1] for w in traj.weights])[0]))
     s1 = float(exp.teacher.s[0])

@@ -30,7 +30,7 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, preset, traje
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = expectations.PREDICTIONS["mode_decoupling"][regime]
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     s, T = exp.teacher.s, exp.teacher
     n = int((s > 0).sum())
     W = spectra.end_to_end(traj.weights)

@@ -40,7 +40,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, preset, trajectory_
     pred = expectations.PREDICTIONS["rank_patterns"][regime]
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     n, s1 = exp.teacher.rank, float(exp.teacher.s[0])
     u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     t_esc = theory.escape_time(exp.teacher.s[:n], u0, depth)

@@ -27,7 +27,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajecto
     row = expectations.PREDICTIONS["singular_patterns"][regime]
     exp = preset(regime, teacher, depth)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     n = exp.teacher.rank
     u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
     t_esc = theory.escape_time(exp.teacher.s[:n], u0, depth)

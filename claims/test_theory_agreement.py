@@ -110,7 +110,7 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_ca
     exp = presets.random_small_init(preset(regime, teacher, depth))
     row = expectations.PREDICTIONS["theory_agreement"][regime]
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     s = exp.teacher.s
     n = int((s > 0).sum())
     w = _mode_strengths(traj)

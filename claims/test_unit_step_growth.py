@@ -27,7 +27,7 @@ def test_unit_step_rank_growth(regime, teacher, depth, preset, trajectory_cache,
     exp = preset(regime, teacher, depth)
     pred = stagewise_prediction(regime, teacher)
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_steps.double() * exp.lr
+    t = traj.checkpoint_times
     s, s1 = exp.teacher.s, float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
     svals = spectra.singular_values(W)                                     # (R, K, n)

@@ -34,10 +34,11 @@ from . import (
 )
 from ._version import __version__
 from .engine import TrainingDiverged, Trajectory, train
-from .experiment import Experiment, Init, Teacher
+from .experiment import Ensemble, Experiment, Init, Teacher
+from .trajectory import EnsembleTrajectory
 
 __all__ = [
-    "Experiment", "Init", "Teacher", "Trajectory", "TrainingDiverged", "__version__", "align", "atomic",
-    "balance", "cache", "calibration", "compare", "data", "engine", "events", "experiment", "gauge", "modes",
-    "presets", "saddles", "spectra", "stagewise", "stats", "theory", "train",
+    "Ensemble", "EnsembleTrajectory", "Experiment", "Init", "Teacher", "Trajectory", "TrainingDiverged",
+    "__version__", "align", "atomic", "balance", "cache", "calibration", "compare", "data", "engine", "events",
+    "experiment", "gauge", "modes", "presets", "saddles", "spectra", "stagewise", "stats", "theory", "train",
 ]

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from dlncheck.report.claim import Claim, jsonable
+from dlncheck.threads import set_cpu_threads
 
 if TYPE_CHECKING:
     from dlncheck.cache import TrajectoryCache
@@ -33,6 +34,7 @@ OPTIONS = {  # name: (default, choices, help)
     "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
     "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
     "cache_dir": (".dlncheck-cache", None, "folder of the content-addressed trajectory cache"),
+    "threads": ("auto", None, "torch CPU threads per process; auto = $DLNCHECK_THREADS or 1"),
 }
 
 
@@ -63,11 +65,11 @@ def _reports_root(config: pytest.Config) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
-    if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
-        import torch
-
-        torch.set_num_threads(1)
-    else:  # the controller, or a run without xdist, writes the report
+    try:  # one thread per process unless asked: see dlncheck.threads
+        set_cpu_threads(option(config, "threads"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist, writes the report
         config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
 
 
