@@ -1,0 +1,161 @@
+"""The GD trap: a balanced init whose determinant sign disagrees with the teacher's.
+
+Setting: square teacher M (d x d, full rank, simple smallest value s_d), hidden widths >= d,
+exactly balanced init W_{l+1}^T W_{l+1} = W_l W_l^T (``Init("balanced")``: W_0 = c O with O
+orthogonal, c = scale^L).
+
+1. **Balance is conserved** by gradient flow (Arora, Cohen & Hazan 2018, "On the optimization
+   of deep networks: implicit acceleration by overparameterization", Thm 1), and then the
+   end-to-end map obeys  dW/dt = -sum_{j=1}^L (W W^T)^{(j-1)/L} G (W^T W)^{(L-j)/L},  G = W - M.
+2. **det W keeps its sign** (any L >= 2). With W = U S V^T invertible,
+   d/dt ln|det W| = tr(W^{-1} dW/dt) = -L tr(S^{1-2/L} U^T G V), bounded while W is bounded,
+   so |det W(t)| >= |det W_0| e^{-C t} > 0 for every finite t (the same statement as the
+   singular-value flow dsigma_i/dt = -L sigma_i^{2-2/L} u_i^T G v_i of Arora, Cohen, Golowich &
+   Hu 2019, "A convergence analysis of gradient descent for deep linear neural networks", whose
+   deficiency margin is exactly a bound away from this sign barrier).
+3. **Trap** if sign(det W_0) sign(det M) < 0: every W the flow visits has det W det M < 0, and by
+   Eckart-Young-Mirsky  min{0.5 ||W - M||^2 : det W det M <= 0} = 0.5 s_d^2  (attained at M minus
+   its smallest mode). So the loss stays above P = 0.5 s_d^2 for all time (:func:`trap_plateau`).
+   The flow converges to a critical point (analytic loss, Lojasiewicz) in the closure of the
+   wrong-sign region; the critical values there are 0.5 sum_{alpha unlearned} s_alpha^2, and the
+   only local minimum of the loss on that closure is M - s_d u_d v_d^T (in any 2x2 block (a, d)
+   rotating mass from mode a into mode d lowers the loss), so a generic init ends on the plateau
+   P with the *smallest* mode unlearned. :func:`plateau_band` is [P, midpoint to the next
+   critical value 0.5 (s_{d-1}^2 + s_d^2)]: the loss there names the critical point reached.
+   Discrete GD breaks balance by O(lr^2) per step, so the flow statement holds up to that
+   drift; GD's own late escape (measured, t ~ 65 for saddle-fullrank-L2) is not predicted.
+4. **What it does not say**: a non-square teacher has no determinant and the full-rank
+   d_out x d_in matrices form a connected set, so no topological trap is predicted (nothing is
+   claimed). An unbalanced init (NTK/LeCun) is not trapped, but any *continuous* path from W_0 to
+   M with det W_0 det M < 0 must cross det W = 0 (intermediate values): every converging run
+   passes through a singular W (:func:`must_cross_singular`, :func:`crossing_dip_bound`).
+5. **SGD escape** (L = 2). At the plateau the unlearned mode is a strict saddle: in a hidden
+   direction with layer amplitudes (x1, x2), loss 0.5 (s_d - x1 x2)^2 has curvature -s_d along
+   x1 = x2. Balance keeps the run on x1 = -x2, which decays. Mini-batch noise breaks balance
+   through its second moment: SGD's mean drift away from GD is O(T) per unit time with the
+   temperature T = lr (n - B) / (B (n - 1)) (the batch-covariance factor of sampling without
+   replacement; Smith, Dherin, Barrett & De 2021, "On the origin of implicit regularization in
+   stochastic gradient descent"), so the unstable amplitude starts at ~ kappa T x0 (x0 = scale,
+   mode strength u_seed = c (kappa T)^2) and grows as e^{s_d t}: t_esc = escape_time(s_d, u_seed, 2)
+   and the shift between two settings is  Delta t_esc = -(1/s_d) ln(T_2 / T_1)  (heuristic,
+   exploratory; kappa = O(1) unknown). At L >= 3 the saddle is degenerate (no negative
+   curvature), escape from a small seed takes ~ 1/((L-2) s u^{(L-2)/L}): polynomially long,
+   so no SGD escape is predicted within a preset's run (exploratory).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from . import escape_time
+
+KAPPA_FLOOR = 1e-3  # smallest seed constant kappa the SGD run length is made to cover (exploratory prior)
+SETTLE = 10.0       # e-folds of the slowest mode's linear rate after its escape (as presets._saddle_steps)
+
+
+def _square(W: torch.Tensor, name: str) -> None:
+    if W.shape[-1] != W.shape[-2]:
+        raise ValueError(f"{name} has shape {tuple(W.shape[-2:])}: the determinant-sign argument needs a "
+                         "square end-to-end map; use a square teacher (d_out == d_in)")
+
+
+def end_to_end(weights) -> torch.Tensor:
+    """W = W_L ... W_1 for a list of layers (batched over leading axes)."""
+    W = weights[0]
+    for w in weights[1:]:
+        W = w @ W
+    return W
+
+
+def det_sign(W: torch.Tensor) -> torch.Tensor:
+    """sign(det W) (batched; 0 for a numerically singular W), via the LU-based slogdet."""
+    _square(W, "W")
+    return torch.linalg.slogdet(W.double())[0]
+
+
+def trap_sign(W0: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """sign(det W_0) sign(det M): -1 predicts the trap (item 3 of the module docstring)."""
+    _square(M, "M")
+    return det_sign(W0) * det_sign(M)
+
+
+def predicts_trap(W0: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """True where balanced gradient flow from W_0 can never reach M (det signs disagree)."""
+    return trap_sign(W0, M) < 0
+
+
+def must_cross_singular(W0: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """True where every continuous path W_0 -> M passes through a singular W (any init, any L):
+    det is continuous and changes sign. For the rank-pattern claim: a converging run's
+    end-to-end rank must dip to d - 1 somewhere (how deep the sampled dip is: :func:`crossing_dip_bound`)."""
+    return predicts_trap(W0, M)
+
+
+def crossing_dip_bound(t_grid, t_cross: float, speed: float) -> float:
+    """Upper bound on min_k sigma_min(W(t_k)) over a sampled grid when W(t*) is singular:
+    sigma_min is 1-Lipschitz in W (Weyl), so sigma_min(W(t_k)) <= |t_k - t*| max ||dW/dt||_2.
+    speed: max ||dW/dt||_2 near t*; returns min_k |t_k - t*| * speed."""
+    t = np.asarray(t_grid, dtype=np.float64)
+    return float(np.min(np.abs(t - t_cross)) * speed)
+
+
+def trap_plateau(s) -> float:
+    """P = 0.5 s_min^2: the infimum of 0.5 ||W - M||^2 over det W det M <= 0 (Eckart-Young-Mirsky)."""
+    s = np.asarray(s, dtype=np.float64)
+    return 0.5 * float(s[s > 0].min()) ** 2
+
+
+def plateau_band(s, atol: float = 0.0) -> tuple[float, float]:
+    """[P - atol, midpoint between P and the next critical value 0.5 (s_{d-1}^2 + s_d^2)].
+
+    Lower edge: exact for any wrong-sign W (Eckart-Young-Mirsky), atol covers the loss's own
+    floating error (:func:`loss_roundoff`). Upper edge: the critical values of the trapped flow
+    are 0.5 sum_{unlearned} s^2; below the midpoint the run sits at the predicted one."""
+    s = np.sort(np.asarray(s, dtype=np.float64)[np.asarray(s) > 0])[::-1]
+    low = 0.5 * s[-1] ** 2
+    nxt = 0.5 * (s[-2] ** 2 + s[-1] ** 2) if len(s) > 1 else 2 * low
+    return low - atol, 0.5 * (low + nxt)
+
+
+def loss_roundoff(M: torch.Tensor, dtype_eps: float) -> float:
+    """Floating error of 0.5 ||W - M||_F^2 + offset near M: d_out d_in eps ||M||_F^2 (sum of
+    d_out d_in terms of size <= ||M||_F^2, each rounded at relative eps; Higham 2002, Sec. 3.1)."""
+    return float(M.shape[-2] * M.shape[-1] * dtype_eps * M.pow(2).sum())
+
+
+def effective_mode_start(W0: torch.Tensor, U: torch.Tensor, V: torch.Tensor, c: float) -> torch.Tensor:
+    """Initial strength of each teacher mode from a balanced init W_0 = c O (O orthogonal):
+    u0_alpha = c (1 + O~_aa) / 2 with O~ = U^T O V. At L = 2 the small-W layer dynamics
+    a_alpha' = s_alpha b_alpha, b_alpha' = s_alpha a_alpha (a_alpha = W_1 v_alpha,
+    b_alpha = W_2^T u_alpha) grow (a + b)/2 as e^{s t}, so u_aa ~ |a + b|^2 / 4 e^{2 s t}
+    = c (1 + O~_aa)/2 e^{2 s t} (aligned init: O~ = I, u0 = c). For L >= 3 the same projection
+    is a heuristic (used only to size run lengths)."""
+    O = U.T.to(W0) @ W0 @ V.to(W0) / c
+    return (c * (1 + torch.diagonal(O, dim1=-2, dim2=-1)) / 2).clamp_min(c * 1e-12)
+
+
+def settle_time(s, u0, depth: int, modes: int) -> float:
+    """Gradient-flow time for the ``modes`` largest teacher modes to escape (theory.escape_time
+    from their effective starts) plus SETTLE e-folds of the slowest one's linear rate L s^{2-2/L}."""
+    s, u0 = np.asarray(s, dtype=np.float64)[:modes], np.asarray(u0, dtype=np.float64)[:modes]
+    rate = depth * s[-1] ** (2 - 2 / depth)
+    return float(escape_time(s, u0, depth).max()) + SETTLE / rate
+
+
+def sgd_temperature(lr: float, n: int, batch: int) -> float:
+    """T = lr (n - B) / (B (n - 1)): lr times the variance factor of a batch mean drawn without
+    replacement from n samples (Cochran 1977, Sampling Techniques, Thm 2.2)."""
+    return lr * (n - batch) / (batch * (n - 1))
+
+
+def sgd_escape_time(s_min: float, c: float, temperature: float, kappa: float = 1.0) -> float:
+    """Heuristic L = 2 SGD escape time from the plateau (docstring item 5, exploratory):
+    escape_time(s_min, c (kappa T)^2, 2), measured from t = 0."""
+    return float(escape_time([s_min], [c * (kappa * temperature) ** 2], 2)[0])
+
+
+def escape_shift(s_min: float, temperature_1: float, temperature_2: float) -> float:
+    """Predicted change of the L = 2 SGD escape time from T_1 to T_2: -(1/s_min) ln(T_2 / T_1)."""
+    return -math.log(temperature_2 / temperature_1) / s_min
