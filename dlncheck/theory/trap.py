@@ -49,7 +49,7 @@ import math
 import numpy as np
 import torch
 
-from . import escape_time
+from . import ESCAPE_FRACTION, escape_time
 
 KAPPA_FLOOR = 1e-3  # smallest seed constant kappa the SGD run length is made to cover (exploratory prior)
 SETTLE = 10.0       # e-folds of the slowest mode's linear rate after its escape (as presets._saddle_steps)
@@ -116,7 +116,7 @@ def plateau_band(s, atol: float = 0.0) -> tuple[float, float]:
     s = np.sort(np.asarray(s, dtype=np.float64)[np.asarray(s) > 0])[::-1]
     low = 0.5 * s[-1] ** 2
     nxt = 0.5 * (s[-2] ** 2 + s[-1] ** 2) if len(s) > 1 else 2 * low
-    return low - atol, 0.5 * (low + nxt)
+    return float(low - atol), float(0.5 * (low + nxt))
 
 
 def loss_roundoff(M: torch.Tensor, dtype_eps: float) -> float:
@@ -159,3 +159,21 @@ def sgd_escape_time(s_min: float, c: float, temperature: float, kappa: float = 1
 def escape_shift(s_min: float, temperature_1: float, temperature_2: float) -> float:
     """Predicted change of the L = 2 SGD escape time from T_1 to T_2: -(1/s_min) ln(T_2 / T_1)."""
     return -math.log(temperature_2 / temperature_1) / s_min
+
+
+def converged_loss(s, depth: int) -> float:
+    """Loss bound once every mode has settled (free init): after a mode reaches u = f s
+    (f = ESCAPE_FRACTION) its gap s - u shrinks at least at the linear rate L s^{2-2/L}, so after
+    SETTLE e-folds s - u <= s (1 - f) e^{-SETTLE}; summed: 0.5 sum_alpha s_alpha^2 (1 - f)^2 e^{-2 SETTLE}."""
+    s = np.asarray(s, dtype=np.float64)
+    return 0.5 * float((s ** 2).sum()) * (1 - ESCAPE_FRACTION) ** 2 * math.exp(-2 * SETTLE)
+
+
+def escape_times(loss: torch.Tensor, times: torch.Tensor, level: float) -> torch.Tensor:
+    """First time each run's loss (R, T) is below ``level`` (inf if never): for the trapped
+    plateau P, level P/2 is where the unlearned mode's loss 0.5 (s_d - u)^2 has halved
+    (u = f s_d, f = ESCAPE_FRACTION, the convention of :func:`dlncheck.theory.escape_time`)."""
+    below = loss < level
+    first = below.double().argmax(-1)
+    t = times.to(loss.device, torch.float64)[first]
+    return torch.where(below.any(-1), t, torch.full_like(t, math.inf))
