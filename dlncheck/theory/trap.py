@@ -107,16 +107,37 @@ def trap_plateau(s) -> float:
     return 0.5 * float(s[s > 0].min()) ** 2
 
 
-def plateau_band(s, atol: float = 0.0) -> tuple[float, float]:
-    """[P - atol, midpoint between P and the next critical value 0.5 (s_{d-1}^2 + s_d^2)].
+def plateau_band(s) -> tuple[float, float]:
+    """GD's band on the trap plateau: [P (1 - f)^2, midpoint to the next critical value].
 
-    Lower edge: exact for any wrong-sign W (Eckart-Young-Mirsky), atol covers the loss's own
-    floating error (:func:`loss_roundoff`). Upper edge: the critical values of the trapped flow
-    are 0.5 sum_{unlearned} s^2; below the midpoint the run sits at the predicted one."""
+    Upper edge: the trapped flow's critical values are 0.5 sum_{unlearned} s^2; below the midpoint
+    between P and 0.5 (s_{d-1}^2 + s_d^2) the run sits at the predicted one. Lower edge: exact
+    arithmetic keeps loss >= P (Eckart-Young-Mirsky), but in floating point the decaying trapped
+    mode reaches the roundoff floor (:func:`roundoff_floor`), where its sign is noise, and regrows
+    like a mode escaping from u0 = floor; up to :func:`float_trap_end` its strength stays below
+    f s_d (f = ESCAPE_FRACTION), i.e. loss >= 0.5 (s_d - f s_d)^2 = P (1 - f)^2 = P / 2: the
+    same threshold that defines an SGD escape (:func:`escape_times`)."""
     s = np.sort(np.asarray(s, dtype=np.float64)[np.asarray(s) > 0])[::-1]
     low = 0.5 * s[-1] ** 2
     nxt = 0.5 * (s[-2] ** 2 + s[-1] ** 2) if len(s) > 1 else 2 * low
-    return float(low - atol), float(0.5 * (low + nxt))
+    return float(low * (1 - ESCAPE_FRACTION) ** 2), float(0.5 * (low + nxt))
+
+
+def roundoff_floor(s, dtype_eps: float) -> float:
+    """Smallest singular value of W resolvable next to ||W||_2 ~ s_1: eps s_1 (backward-stable
+    products and SVD perturb W by O(eps ||W||_2); Golub & Van Loan 2013, Sec. 8.6)."""
+    return dtype_eps * float(np.max(np.asarray(s, dtype=np.float64)))
+
+
+def float_trap_end(s, t_settle: float, depth: int, dtype_eps: float) -> float:
+    """Latest time floating-point GD is predicted to stay on the plateau: t_settle plus the
+    regrowth of the trapped mode from the roundoff floor, escape_time(s_d, eps s_1, L) (roundoff
+    assumed to reach the trapped direction at the floor no earlier than the settle time, when
+    ||W|| ~ s_1; heuristic lower bound: the decay to the floor takes extra time). L = 2: ~ ln(f s_d /
+    (eps s_1)) / (2 s_d); L >= 3: polynomially long (degenerate saddle)."""
+    s = np.asarray(s, dtype=np.float64)
+    s_min = float(s[s > 0].min())
+    return t_settle + float(escape_time([s_min], [roundoff_floor(s, dtype_eps)], depth)[0])
 
 
 def loss_roundoff(M: torch.Tensor, dtype_eps: float) -> float:
