@@ -198,3 +198,12 @@ def escape_times(loss: torch.Tensor, times: torch.Tensor, level: float) -> torch
     first = below.double().argmax(-1)
     t = times.to(loss.device, torch.float64)[first]
     return torch.where(below.any(-1), t, torch.full_like(t, math.inf))
+
+
+def dip_below_floor_probability(floor: float, step_change: float) -> float:
+    """Chance that a run sampled every step shows sigma_min(W) < floor while crossing det W = 0:
+    along one step sigma_min(W_k + tau dW) ~ |tau - tau*| |u^T dW v| <= |tau - tau*| ||dW||_2 with the
+    crossing phase tau* uniform in [0, 1], so the nearest step is below the floor with probability
+    >= min(1, 2 floor / ||dW||_2) (``step_change`` = ||W_{k+1} - W_k||_2 at the crossing): whether a
+    run's rank dips below a floor is sampling luck unless floor ~ ||dW||_2."""
+    return min(1.0, 2 * floor / step_change)
