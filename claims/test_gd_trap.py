@@ -138,7 +138,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     low, high = trap.plateau_band(s)
     eps = torch.finfo(exp.torch_dtype).eps
     atol = trap.loss_roundoff(T.M, eps)
-    flips = (det_signs[0] != det_signs[0, 0]).nonzero()
+    flip = int(trap.first_sign_flip(det_signs)[0])
     numbers = dict(n_inits=1, init_seed=seed, det_sign_product=sign, plateau_P=P, band=[low, high],
                    roundoff_floor=trap.roundoff_floor(s, eps),
                    t_end=float(t[-1]), t_settle_predicted=t_settle, t_float_predicted=t_float,
@@ -146,7 +146,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
                    gd_final_loss=float(loss[0, -1]), gd_min_loss=float(loss[0].min()),
                    gd_min_loss_minus_P=float(loss[0].min() - P), loss_roundoff=atol,
                    gd_exact_floor_held=bool(loss[0].min() >= P - atol),
-                   gd_first_det_flip_t=float(t_ck[flips[0, 0]]) if len(flips) else None,
+                   gd_first_det_flip_t=float(t_ck[flip]) if flip >= 0 else None,
                    gd_sigma_min_W_end=float(smin[0, -1]), gd_sigma_min_W_min=float(smin[0].min()),
                    sgd_final_loss=loss[1:, -1].tolist(), effective_mode_start=u0.tolist())
     esc = None
@@ -223,8 +223,8 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     if kind == "trapped":
         ax.fill_between([t_settle, float(t[-1])], band[0], band[1], color="tab:blue", alpha=0.12,
                         label="asserted GD band")
-        if esc is not None:
-            ok = torch.isfinite(esc)
+        ok = torch.isfinite(esc)
+        if ok.any():
             ax.plot(esc[ok], torch.full((int(ok.sum()),), band[0]), "v", color="tab:red",
                     label=r"SGD escape (loss $< P/2$)")
     else:

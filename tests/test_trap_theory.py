@@ -172,3 +172,8 @@ def test_crossing_bounds():
     assert trap.crossing_dip_bound([0.0, 1.0, 2.0], 1.25, 0.4) == pytest.approx(0.1)
     assert trap.dip_below_floor_probability(4e-4, 0.245) == pytest.approx(8e-4 / 0.245)
     assert trap.dip_below_floor_probability(1.0, 0.5) == 1.0
+
+
+def test_first_sign_flip():
+    signs = torch.tensor([[1.0, 1.0, -1.0, 1.0], [-1.0, -1.0, -1.0, -1.0]])
+    assert trap.first_sign_flip(signs).tolist() == [2, -1]

@@ -207,3 +207,11 @@ def dip_below_floor_probability(floor: float, step_change: float) -> float:
     >= min(1, 2 floor / ||dW||_2) (``step_change`` = ||W_{k+1} - W_k||_2 at the crossing): whether a
     run's rank dips below a floor is sampling luck unless floor ~ ||dW||_2."""
     return min(1.0, 2 * floor / step_change)
+
+
+def first_sign_flip(signs: torch.Tensor) -> torch.Tensor:
+    """Index of the first checkpoint whose det sign differs from the first one, per run (R, K) ->
+    (R,), -1 where the sign never changes: a converging run with :func:`must_cross_singular`
+    must show one (on an every-step grid: between two consecutive steps)."""
+    changed = signs != signs[..., :1]
+    return torch.where(changed.any(-1), changed.double().argmax(-1), torch.full(changed.shape[:-1], -1))
