@@ -29,6 +29,7 @@ from dlncheck.report.claim import Prediction
 from dlncheck.theory import trap
 
 TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 3, 80
+FLOW_HORIZON = 20   # the balanced flow is integrated up to 20x the preset's time when sizing a case
 SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, batch size)
 
 # Prediction table (rows per kind; PREDICTIONS below expands it to every case id, chosen by det sign).
@@ -86,15 +87,21 @@ CONTRADICTIONS: dict[str, str] = {}   # measured contradictions (strict xfail), 
 CASES, PREDICTIONS = _cases()          # prediction table, keyed by case id
 
 
-def _run_length(exp, kind: str, u0: torch.Tensor) -> tuple[float, float, float]:
-    """(t_end, t_settle, t_float) of the case: t_settle = theory's settle time of the learned modes
-    from the init's effective mode starts; free: t_end = max(2x preset, t_settle); trapped:
-    t_end = min(max(2x preset, t_settle), t_float) with t_float = trap.float_trap_end, except at
-    L = 2 where t_end = t_float (the longest window in which GD is still predicted trapped) and
-    SGD's predicted escape at kappa = KAPPA_FLOOR must fit in it."""
+def _run_length(exp, kind: str, W0: torch.Tensor) -> tuple[float, float, float]:
+    """(t_end, t_settle, t_float): t_settle = trap.settle_time after the balanced flow from W_0 enters
+    the band (trapped: loss <= the band's upper edge; free: loss <= P/2, the last mode half learned);
+    free: t_end = max(2x preset, t_settle); trapped: t_end = min(max(2x preset, t_settle), t_float)
+    with t_float = trap.float_trap_end, except at L = 2 where t_end = t_float (the longest window in
+    which GD is still predicted trapped) and SGD's predicted escape at kappa = KAPPA_FLOOR must fit."""
     s, L, lr = exp.teacher.s.numpy(), exp.depth, exp.lr
-    modes = len(s) - (kind == "trapped")
-    t_settle = trap.settle_time(s, u0.numpy(), L, modes)
+    low, high = trap.plateau_band(s)
+    learned = len(s) - (kind == "trapped")
+    t_max = FLOW_HORIZON * exp.steps * lr
+    t_entry = trap.flow_entry_time(W0, exp.teacher.M, L, high if kind == "trapped" else low, t_max)
+    if not math.isfinite(t_entry):
+        raise AssertionError(f"balanced flow from this init does not reach the band before t = {t_max:g}: "
+                             f"{kind} case cannot be sized; raise FLOW_HORIZON")
+    t_settle = trap.settle_time(t_entry, s, L, learned, lr * L * float(s.max()) ** (2 - 2 / L))
     t_end = max(2 * exp.steps * lr, t_settle)
     if kind == "free":
         return t_end, t_settle, math.inf
@@ -122,8 +129,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     W0 = trap.end_to_end(init_weights(base))
     sign = int(trap.trap_sign(W0, T.M))
     assert (sign < 0) == (kind == "trapped"), f"{cid}: scan and case disagree on the det sign ({sign})"
-    u0 = trap.effective_mode_start(W0.double().cpu(), T.U, T.V, base.init.scale ** depth)
-    t_end, t_settle, t_float = _run_length(base, kind, u0)
+    t_end, t_settle, t_float = _run_length(base, kind, W0)
     exp = dataclasses.replace(base, steps=math.ceil(t_end / base.lr))
     if kind == "trapped" and depth == 2:
         runs = _escape_grid(exp, trajectory_cache)
@@ -148,7 +154,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
                    gd_exact_floor_held=bool(loss[0].min() >= P - atol),
                    gd_first_det_flip_t=float(t_ck[flip]) if flip >= 0 else None,
                    gd_sigma_min_W_end=float(smin[0, -1]), gd_sigma_min_W_min=float(smin[0].min()),
-                   sgd_final_loss=loss[1:, -1].tolist(), effective_mode_start=u0.tolist())
+                   sgd_final_loss=loss[1:, -1].tolist())
     esc = None
     if kind == "free":
         bound = trap.converged_loss(s.numpy(), depth)

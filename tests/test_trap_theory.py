@@ -11,7 +11,6 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
-from scipy.linalg import expm
 from scipy.stats import ortho_group
 
 from dlncheck.theory import ESCAPE_FRACTION, trap
@@ -117,27 +116,39 @@ def test_plateau_band_edges():
     assert high == pytest.approx(0.5 * (0.125 + 0.625))
 
 
-def test_effective_mode_start_matches_the_linearised_layer_flow():
-    """Small-W L = 2 flow A' = B^T S, B' = S A^T (A = W_1 V, B = U^T W_2): exact by expm; the mode
-    coefficient u_aa(t) e^{-2 s_a t} tends to c (1 + O_aa)/2."""
-    U, V, M = _teacher(3)
-    c, d = 1e-6, 3
-    W1, W2 = _balanced(d, 2, math.sqrt(c), seed=5, flip=False)
-    A, B = W1 @ V, U.T @ W2
-    gen = np.block([[np.zeros((d, d)), np.diag(S)], [np.diag(S), np.zeros((d, d))]])
-    t = 8.0
-    for a in range(d):   # column a of A and row a of B evolve as a pair with rate s_a
-        pair = np.stack([A[:, a], B[a, :]])
-        evolved = expm(t * gen[[a, a + d]][:, [a, a + d]]) @ pair
-        u = evolved[1] @ evolved[0]
-        u0 = trap.effective_mode_start(torch.from_numpy(W2 @ W1), torch.from_numpy(U), torch.from_numpy(V), c)
-        assert u * math.exp(-2 * S[a] * t) == pytest.approx(float(u0[a]), rel=1e-5)
+@pytest.mark.parametrize("L", [2, 3, 4])
+def test_end_to_end_flow_matches_the_layer_flow(L):
+    """dW/dt = sum_l A_l (dW_l/dt) B_l of the layer-wise gradient flow equals Arora et al.'s formula
+    on a balanced point (A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1)."""
+    _, _, M = _teacher(4)
+    Q = [ortho_group.rvs(3, random_state=20 + l) for l in range(L + 1)]
+    weights = [Q[l + 1] @ np.diag([1.3, 0.7, 0.2]) @ Q[l].T for l in range(L)]   # balanced, anisotropic
+
+    def prod(ws):
+        out = np.eye(3)
+        for w in ws:
+            out = w @ out
+        return out
+
+    W = prod(weights)
+    G = W - M
+    dW = np.zeros_like(W)
+    for l in range(L):
+        A, B = prod(weights[l + 1:]), prod(weights[:l])
+        dW += A @ (-(A.T @ G @ B.T)) @ B
+    assert np.allclose(trap.balanced_flow_rhs(W, M, L), dW, atol=1e-12)
 
 
-def test_aligned_init_starts_every_mode_at_c():
-    U, V, _ = _teacher(1)
-    u0 = trap.effective_mode_start(torch.from_numpy(1e-4 * U @ V.T), torch.from_numpy(U), torch.from_numpy(V), 1e-4)
-    assert np.allclose(u0.numpy(), 1e-4)
+def test_flow_entry_time_matches_saxe_closed_form():
+    """Aligned init W_0 = c U V^T: modes follow Saxe's solution; the loss crosses a level when
+    theory.aligned_loss does."""
+    from dlncheck import theory
+
+    U, V, M = _teacher(5)
+    c = 1e-6
+    level = 0.5 * (S[-1] ** 2) * 0.9
+    t = trap.flow_entry_time(torch.from_numpy(c * U @ V.T), torch.from_numpy(M), 2, level, 200.0)
+    assert float(theory.aligned_loss(S, c, [t], 2)[0]) == pytest.approx(level, rel=1e-5)
 
 
 @pytest.mark.parametrize("n, B", [(6, 2), (7, 3), (5, 5)])

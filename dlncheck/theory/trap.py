@@ -146,23 +146,50 @@ def loss_roundoff(M: torch.Tensor, dtype_eps: float) -> float:
     return float(M.shape[-2] * M.shape[-1] * dtype_eps * M.pow(2).sum())
 
 
-def effective_mode_start(W0: torch.Tensor, U: torch.Tensor, V: torch.Tensor, c: float) -> torch.Tensor:
-    """Initial strength of each teacher mode from a balanced init W_0 = c O (O orthogonal):
-    u0_alpha = c (1 + O~_aa) / 2 with O~ = U^T O V. At L = 2 the small-W layer dynamics
-    a_alpha' = s_alpha b_alpha, b_alpha' = s_alpha a_alpha (a_alpha = W_1 v_alpha,
-    b_alpha = W_2^T u_alpha) grow (a + b)/2 as e^{s t}, so u_aa ~ |a + b|^2 / 4 e^{2 s t}
-    = c (1 + O~_aa)/2 e^{2 s t} (aligned init: O~ = I, u0 = c). For L >= 3 the same projection
-    is a heuristic (used only to size run lengths)."""
-    O = U.T.to(W0) @ W0 @ V.to(W0) / c
-    return (c * (1 + torch.diagonal(O, dim1=-2, dim2=-1)) / 2).clamp_min(c * 1e-12)
+def balanced_flow_rhs(W: np.ndarray, M: np.ndarray, depth: int) -> np.ndarray:
+    """dW/dt = -sum_{j=1}^L (W W^T)^{(j-1)/L} G (W^T W)^{(L-j)/L}, G = W - M: the end-to-end gradient
+    flow of a balanced DLN (Arora, Cohen & Hazan 2018, Thm 1; (.)^0 = I). With W = U S V^T the
+    j-th term is U S^{2(j-1)/L} U^T G V S^{2(L-j)/L} V^T (zero singular values give 0^p = 0, p > 0)."""
+    U, S, Vh = np.linalg.svd(W, full_matrices=False)
+    G = W - M
+    GV = G @ Vh.T                          # G V
+    UG = U.T @ G                           # U^T G
+    UGV = U.T @ GV                         # U^T G V
+    total = G @ (Vh.T * S ** (2 * (depth - 1) / depth)) @ Vh          # j = 1
+    for j in range(2, depth):
+        a, b = 2 * (j - 1) / depth, 2 * (depth - j) / depth
+        total += U @ ((S ** a)[:, None] * UGV * (S ** b)[None, :]) @ Vh
+    total += (U * S ** (2 * (depth - 1) / depth)) @ UG                 # j = L
+    return -total
 
 
-def settle_time(s, u0, depth: int, modes: int) -> float:
-    """Gradient-flow time for the ``modes`` largest teacher modes to escape (theory.escape_time
-    from their effective starts) plus SETTLE e-folds of the slowest one's linear rate L s^{2-2/L}."""
-    s, u0 = np.asarray(s, dtype=np.float64)[:modes], np.asarray(u0, dtype=np.float64)[:modes]
-    rate = depth * s[-1] ** (2 - 2 / depth)
-    return float(escape_time(s, u0, depth).max()) + SETTLE / rate
+def flow_entry_time(W0: torch.Tensor, M: torch.Tensor, depth: int, level: float, t_max: float) -> float:
+    """First time the balanced end-to-end flow from W_0 (:func:`balanced_flow_rhs`, LSODA, rtol 1e-8)
+    has loss 0.5 ||W - M||^2 <= level; inf if not before t_max. This is theory's gradient-flow
+    prediction from the actual init (exact for a balanced init, any L >= 2)."""
+    from scipy.integrate import solve_ivp
+
+    M = M.double().cpu().numpy()
+
+    def rhs(_, y):
+        return balanced_flow_rhs(y.reshape(M.shape), M, depth).ravel()
+
+    def reached(_, y):
+        return 0.5 * float(((y.reshape(M.shape) - M) ** 2).sum()) - level
+
+    reached.terminal, reached.direction = True, -1
+    sol = solve_ivp(rhs, (0.0, t_max), W0.double().cpu().numpy().ravel(), method="LSODA",
+                    rtol=1e-8, atol=1e-14, events=reached)
+    return float(sol.t_events[0][0]) if len(sol.t_events[0]) else math.inf
+
+
+def settle_time(t_entry: float, s, depth: int, learned: int, lr_curvature: float) -> float:
+    """When GD is predicted to have settled: the flow's entry time, dilated by Euler's lag
+    (a step grows a linear mode by 1 + lr lambda instead of e^{lr lambda}: relative time lag
+    <= lr lambda_max / 2, ``lr_curvature`` = lr lambda_max), plus SETTLE e-folds of the slowest
+    learned mode's linear rate L s^{2-2/L}."""
+    s_learned = float(np.sort(np.asarray(s, dtype=np.float64))[::-1][learned - 1])
+    return t_entry * (1 + lr_curvature / 2) + SETTLE / (depth * s_learned ** (2 - 2 / depth))
 
 
 def sgd_temperature(lr: float, n: int, batch: int) -> float:
