@@ -28,7 +28,7 @@ from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import trap
 
-TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 3, 80
+TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 2, 80
 FLOW_HORIZON = 20   # the balanced flow is integrated up to 20x the preset's time when sizing a case
 SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, batch size)
 
@@ -239,7 +239,7 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     ax.set_xlabel(r"time $t = \eta\,k$")
     ax.set_ylabel(r"loss $\frac{1}{2}\|W - M\|_F^2$")
     ax.set_title(cid, fontsize=9)
-    ax.legend()
+    ax.legend(loc="upper right")
     ax = axes[1]
     for r in range(1, smin.shape[0]):
         ax.plot(t_ck, smin[r].clamp_min(1e-300), color="tab:orange", linewidth=0.7, alpha=0.7,
@@ -250,7 +250,7 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     ax.set_xlabel(r"time $t$")
     ax.set_ylabel(r"$\sigma_{\min}(W)$")
     ax.set_title(r"smallest singular value of $W = W_L\cdots W_1$")
-    ax.legend()
+    ax.legend(loc="lower left")
     ax = axes[2]
     signs = np.array(scan_signs(depth))
     ax.bar(np.arange(SCAN), signs, color=np.where(signs < 0, "tab:red", "tab:green"))
@@ -259,7 +259,7 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     ax.set_xlabel("init seed")
     ax.set_ylabel(r"sign$(\det W_0)\,$sign$(\det M)$")
     ax.set_title("prediction before training: -1 = trapped")
-    ax.legend()
+    ax.legend(loc="upper right")
     claim.figure(fig, "trap", caption="GD and every SGD run against the trap plateau P (band asserted from the "
                  "predicted settle time), sigma_min of the end-to-end map, and the det-sign prediction per seed")
     claim.table(pd.DataFrame({"time": np.tile(t.numpy(), loss.shape[0]),
@@ -275,7 +275,7 @@ def _escape_figure(claim, df, med):
                 label=rf"$\eta$={lr:.3g}, B={B}")
     ax.set_xlabel(r"SGD escape time $t_{esc}$ (loss < P/2)")
     ax.set_ylabel("runs")
-    ax.legend()
+    ax.legend(loc="upper right")
     ax = axes[1]
     ax.plot(med["shift"], med["measured_shift"], "o", color="tab:purple", label="median shift")
     lim = [min(med["shift"].min(), med["measured_shift"].min()) - 0.5,
@@ -284,6 +284,6 @@ def _escape_figure(claim, df, med):
     ax.set_xlabel(r"predicted shift of $t_{esc}$ (heuristic)")
     ax.set_ylabel(r"measured shift of median $t_{esc}$")
     ax.set_title("exploratory: escape time vs SGD temperature")
-    ax.legend()
+    ax.legend(loc="upper left")
     claim.figure(fig, "escape_times", caption="SGD escape-time histograms per (lr, batch) and the median shift "
                  "vs the temperature heuristic -ln(T2/T1)/s_min (exploratory, not asserted)")
