@@ -20,15 +20,20 @@ orthogonal, c = scale^L).
    wrong-sign region; the critical values there are 0.5 sum_{alpha unlearned} s_alpha^2, and the
    only local minimum of the loss on that closure is M - s_d u_d v_d^T (in any 2x2 block (a, d)
    rotating mass from mode a into mode d lowers the loss), so a generic init ends on the plateau
-   P with the *smallest* mode unlearned. :func:`plateau_band` is [P, midpoint to the next
-   critical value 0.5 (s_{d-1}^2 + s_d^2)]: the loss there names the critical point reached.
-   Discrete GD breaks balance by O(lr^2) per step, so the flow statement holds up to that
-   drift; GD's own late escape (measured, t ~ 65 for saddle-fullrank-L2) is not predicted.
+   P with the *smallest* mode unlearned. When the run gets there is read off the same flow,
+   integrated from the actual W_0 (:func:`flow_entry_time`, :func:`settle_time`).
+   Floating point: the trapped mode decays (L = 2: at rate 2 s_d) to the roundoff floor eps s_1,
+   where its sign is noise, and regrows like a mode escaping from u0 = eps s_1; hence GD's band
+   is [P/2, midpoint to the next critical value] up to :func:`float_trap_end` (:func:`plateau_band`;
+   at L >= 3 the regrowth is polynomially slow). Discrete GD also breaks balance by O(lr^2) per
+   step; measured GD escape of saddle-fullrank-L2 seed 0: t ~ 65 vs the bound 47.4.
 4. **What it does not say**: a non-square teacher has no determinant and the full-rank
    d_out x d_in matrices form a connected set, so no topological trap is predicted (nothing is
    claimed). An unbalanced init (NTK/LeCun) is not trapped, but any *continuous* path from W_0 to
    M with det W_0 det M < 0 must cross det W = 0 (intermediate values): every converging run
-   passes through a singular W (:func:`must_cross_singular`, :func:`crossing_dip_bound`).
+   passes through a singular W (:func:`must_cross_singular`, :func:`first_sign_flip`); how far
+   below a rank floor a sampled run dips is luck (:func:`crossing_dip_bound`,
+   :func:`dip_below_floor_probability`).
 5. **SGD escape** (L = 2). At the plateau the unlearned mode is a strict saddle: in a hidden
    direction with layer amplitudes (x1, x2), loss 0.5 (s_d - x1 x2)^2 has curvature -s_d along
    x1 = x2. Balance keeps the run on x1 = -x2, which decays. Mini-batch noise breaks balance
