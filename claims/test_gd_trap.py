@@ -234,7 +234,8 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
             ax.plot(esc[ok], torch.full((int(ok.sum()),), band[0]), "v", color="tab:red",
                     label=r"SGD escape (loss $< P/2$)")
     else:
-        ax.axhline(numbers["converged_loss_bound"], color="tab:green", linestyle=":", label="asserted bound at $T$")
+        ax.plot([float(t[-1])], [numbers["converged_loss_bound"]], "v", color="tab:green", markersize=9,
+                label=r"asserted bound on loss$(T)$")
     ax.set_yscale("log")
     ax.set_xlabel(r"time $t = \eta\,k$")
     ax.set_ylabel(r"loss $\frac{1}{2}\|W - M\|_F^2$")
