@@ -1,0 +1,117 @@
+"""Learning-rate x batch-size sweeps at equal training time, and log-log slope fits with a nested
+bootstrap interval.
+
+A sweep replaces the preset's lr eta by eta * f for f in LR_FRACTIONS = (1, 1/2, 1/4, 1/8) and
+its batch size by each of ``batch_sizes``, with steps / f steps, so every run covers the same
+time T = lr * steps (f = 2^-k keeps the step counts integer). Checkpoints are given as fractions
+of T and land on the same times at every lr.
+
+Slope fit: for discrepancy values y(config, run) and the noise variable x(config), the slope of
+log(mean_runs y) on log x by least squares; its interval is a percentile bootstrap that
+resamples the SGD runs within each config (runs are nested in their config's init; several
+inits resample inits first, then runs within each resampled init).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from .engine import Trajectory
+from .experiment import Experiment
+
+LR_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    experiment: Experiment
+    lr_fraction: float
+
+    @property
+    def lr(self) -> float:
+        return self.experiment.lr
+
+    @property
+    def batch_size(self) -> int:
+        return self.experiment.batch_size
+
+
+def sweep_points(experiment: Experiment, batch_sizes, lr_fractions=LR_FRACTIONS) -> list[SweepPoint]:
+    """One Experiment per (batch size, lr fraction), steps scaled so lr * steps is constant."""
+    points = []
+    for B in batch_sizes:
+        for f in lr_fractions:
+            steps = experiment.steps / f
+            if abs(steps - round(steps)) > 1e-9:
+                raise ValueError(f"lr_fractions={lr_fractions!r} is invalid: steps / f must be an "
+                                 f"integer (steps={experiment.steps}); use powers of 1/2")
+            points.append(SweepPoint(dataclasses.replace(experiment, lr=experiment.lr * f, steps=round(steps),
+                                                         batch_size=int(B)), f))
+    return points
+
+
+def checkpoint_steps(experiment: Experiment, time_fractions) -> list[int]:
+    """Steps at the given fractions of the training time (rounded; 0 and 1 exact)."""
+    return sorted({int(round(float(q) * experiment.steps)) for q in time_fractions})
+
+
+def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=None) -> list[Trajectory]:
+    """Train every sweep point with checkpoints at ``time_fractions`` of T.
+
+    ``train``: a callable (experiment, checkpoints=...) -> Trajectory, e.g. the claims' cache;
+    default :func:`dlncheck.engine.train`."""
+    if train is None:
+        from .engine import train
+    return [train(p.experiment, checkpoints=checkpoint_steps(p.experiment, time_fractions)) for p in points]
+
+
+@dataclass(frozen=True)
+class SlopeFit:
+    slope: float
+    intercept: float
+    lo: float
+    hi: float
+    x: np.ndarray          # noise variable per config
+    y: np.ndarray          # mean discrepancy per config
+
+
+def _slope(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
+    """Least-squares slopes of logy (..., C) on logx (C,)."""
+    xc = logx - logx.mean()
+    return ((logy - logy.mean(-1, keepdims=True)) * xc).sum(-1) / (xc ** 2).sum()
+
+
+def fit_loglog(x, values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> SlopeFit:
+    """Slope of log(mean over runs) vs log x with a percentile bootstrap interval.
+
+    values: (C, S) per-run discrepancies (one init) or (C, I, S) (inits x runs, nested: resample
+    inits, then runs within each drawn init). Means <= 0 make the log undefined: rejected."""
+    x = np.asarray(x, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim == 2:
+        v = v[:, None, :]
+    if v.ndim != 3 or v.shape[0] != len(x):
+        raise ValueError(f"values of shape {np.shape(values)} is invalid: give (configs={len(x)}, runs) "
+                         "or (configs, inits, runs)")
+    if not np.all(x > 0):
+        raise ValueError(f"x={x!r} is invalid: the noise variable must be > 0 for a log-log fit")
+    C, I, S = v.shape
+    mean = v.mean(axis=(1, 2))
+    if not np.all(mean > 0):
+        raise ValueError(f"mean discrepancies {mean!r} include values <= 0: no log-log slope exists")
+    logx = np.log(x)
+    slope = float(_slope(logx, np.log(mean)))
+    rng = np.random.default_rng(seed)
+    inits = rng.integers(0, I, size=(n_boot, C, I))
+    runs = rng.integers(0, S, size=(n_boot, C, I, S))
+    c_idx = np.arange(C)[None, :, None, None]
+    boot = v[c_idx, inits[..., None], runs].mean(axis=(2, 3))          # (n_boot, C)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slopes = _slope(logx, np.log(boot))
+    slopes = slopes[np.isfinite(slopes)]
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(slopes, [alpha, 1 - alpha]) if len(slopes) else (np.nan, np.nan)
+    intercept = float(np.log(mean).mean() - slope * logx.mean())
+    return SlopeFit(slope, intercept, float(lo), float(hi), x, mean)
