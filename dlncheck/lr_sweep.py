@@ -74,7 +74,7 @@ class SlopeFit:
     lo: float
     hi: float
     x: np.ndarray          # noise variable per config
-    y: np.ndarray          # mean discrepancy per config
+    y: np.ndarray          # discrepancy per config (statistic of the run means)
 
 
 def _slope(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
@@ -83,35 +83,41 @@ def _slope(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
     return ((logy - logy.mean(-1, keepdims=True)) * xc).sum(-1) / (xc ** 2).sum()
 
 
-def fit_loglog(x, values, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> SlopeFit:
-    """Slope of log(mean over runs) vs log x with a percentile bootstrap interval.
+def _mean_features(values: np.ndarray) -> np.ndarray:
+    return values.mean(axis=(1, 2))
 
-    values: (C, S) per-run discrepancies (one init) or (C, I, S) (inits x runs, nested: resample
-    inits, then runs within each drawn init). Means <= 0 make the log undefined: rejected."""
+
+def fit_loglog(x, values, statistic=None, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> SlopeFit:
+    """Slope of log(statistic(run means)) vs log x with a nested percentile bootstrap interval.
+
+    values: (C, S, F) per-run features (one init) or (C, I, S, F) (inits x runs: resample inits,
+    then runs within each drawn init); statistic maps means (..., C, F) -> (..., C) (default:
+    the single feature). Discrepancies <= 0 have no logarithm: rejected with the values."""
     x = np.asarray(x, dtype=np.float64)
     v = np.asarray(values, dtype=np.float64)
-    if v.ndim == 2:
-        v = v[:, None, :]
-    if v.ndim != 3 or v.shape[0] != len(x):
-        raise ValueError(f"values of shape {np.shape(values)} is invalid: give (configs={len(x)}, runs) "
-                         "or (configs, inits, runs)")
+    if v.ndim == 3:
+        v = v[:, None]
+    if v.ndim != 4 or v.shape[0] != len(x):
+        raise ValueError(f"values of shape {np.shape(values)} is invalid: give (configs={len(x)}, runs, "
+                         "features) or (configs, inits, runs, features)")
     if not np.all(x > 0):
         raise ValueError(f"x={x!r} is invalid: the noise variable must be > 0 for a log-log fit")
-    C, I, S = v.shape
-    mean = v.mean(axis=(1, 2))
-    if not np.all(mean > 0):
-        raise ValueError(f"mean discrepancies {mean!r} include values <= 0: no log-log slope exists")
+    statistic = statistic or (lambda m: m[..., 0])
+    C, I, S, _ = v.shape
+    y = statistic(_mean_features(v))
+    if not np.all(y > 0):
+        raise ValueError(f"discrepancies {y!r} include values <= 0: no log-log slope exists")
     logx = np.log(x)
-    slope = float(_slope(logx, np.log(mean)))
+    slope = float(_slope(logx, np.log(y)))
     rng = np.random.default_rng(seed)
     inits = rng.integers(0, I, size=(n_boot, C, I))
     runs = rng.integers(0, S, size=(n_boot, C, I, S))
     c_idx = np.arange(C)[None, :, None, None]
-    boot = v[c_idx, inits[..., None], runs].mean(axis=(2, 3))          # (n_boot, C)
+    means = v[c_idx, inits[..., None], runs].mean(axis=(2, 3))        # (n_boot, C, F)
     with np.errstate(divide="ignore", invalid="ignore"):
-        slopes = _slope(logx, np.log(boot))
+        slopes = _slope(logx, np.log(statistic(means)))
     slopes = slopes[np.isfinite(slopes)]
     alpha = (1 - level) / 2
     lo, hi = np.quantile(slopes, [alpha, 1 - alpha]) if len(slopes) else (np.nan, np.nan)
-    intercept = float(np.log(mean).mean() - slope * logx.mean())
-    return SlopeFit(slope, intercept, float(lo), float(hi), x, mean)
+    intercept = float(np.log(y).mean() - slope * logx.mean())
+    return SlopeFit(slope, intercept, float(lo), float(hi), x, y)

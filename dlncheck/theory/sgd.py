@@ -53,7 +53,7 @@ EXPONENTS = {
     "sigma_spread": (0.5, "lr^3*c_B", "spread of the end point's internal log singular values: D_l "
                      "fluctuates by the martingale lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B "
                      "* integral |G|^2 dt"),
-    "function_spread": (0.5, "lr*c_B", "OU spread of the end-to-end map around GD while the noise acts "
+    "function_distance_mid": (0.5, "lr*c_B", "OU spread of the end-to-end map around GD while the noise acts "
                         "(taken at half the training time): variance lr c_B Sigma / (2 kappa)"),
 }
 VANISHES = {
@@ -62,7 +62,7 @@ VANISHES = {
     "theta_distance": "yes, as lr c_B -> 0 (not as T grows)",
     "function_distance": "yes, at any lr as T grows (realizable teacher: noise vanishes at W = M)",
     "sigma_spread": "yes, as lr -> 0 (lr^{3/2})",
-    "function_spread": "yes, as lr c_B -> 0 and as T grows",
+    "function_distance_mid": "yes, as lr c_B -> 0 and as T grows",
 }
 
 
