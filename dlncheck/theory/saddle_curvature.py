@@ -16,7 +16,7 @@ Hessian splits into invariant blocks:
 - cross-mode blocks (alpha, beta): the entries (alpha <- beta), (beta <- alpha) of all layers; at
   L = 2 a learned alpha with an unlearned beta gives a_alpha^2 +- (s_beta - u_beta) > 0 when
   s_alpha > s_beta. :func:`decoupled_lambda_min` evaluates every pair block exactly
-  (:func:`pair_block_min`), so it is the exact lambda_min at any decoupled point (checked against
+  (:func:`pair_block_mins`), so it is the exact lambda_min at any decoupled point (checked against
   dense Hessians in tests/test_sgd_theory.py).
 
 Consequences. At the exact rank-k saddle (u_alpha = s_alpha for alpha <= k, 0 beyond), L = 2:
@@ -41,8 +41,43 @@ def mode_block(s: float, a) -> np.ndarray:
     return np.outer(p, p) - (s - u) * pij
 
 
-def pair_block_min(s_a: float, s_b: float, a, b, phantom: bool = False) -> float:
-    """lambda_min of the invariant Hessian block of modes (alpha, beta) at a decoupled point.
+def chain_hessian(W: np.ndarray, R_weight: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Hessian of 0.5 sum_ij w_ij ((W_L...W_1 - T)_ij)^2 over all entries of the chain, batched:
+    W (n, L, k, k), w (k, k) 0/1 entry mask, T (n, k, k) -> (n, L k^2, L k^2).
+
+    H = J^T diag(w) J + sum_ij w_ij R_ij d^2 P_ij, with dP/dW_l[p,q] = A_l[:, p] B_l[q, :],
+    d^2 P / dW_l[p,q] dW_m[p',q'] = A_m[:, p'] C_ml[q', p] B_l[q, :] (l < m), A_l = W_L..W_{l+1},
+    B_l = W_{l-1}..W_1, C_ml = W_{m-1}..W_{l+1}."""
+    n, L, k, _ = W.shape
+    eye = np.broadcast_to(np.eye(k), (n, k, k))
+
+    def prod(lo, hi):          # W_{hi-1} ... W_lo (0-based, empty = I)
+        out = eye
+        for l in range(lo, hi):
+            out = W[:, l] @ out
+        return out
+
+    A = [prod(l + 1, L) for l in range(L)]
+    B = [prod(0, l) for l in range(L)]
+    R = (prod(0, L) - target) * R_weight
+    J = np.stack([np.einsum("nip,nqj->nijpq", A[l], B[l]) for l in range(L)], axis=3)   # (n,k,k,L,k,k)
+    Jw = J * R_weight[None, :, :, None, None, None]
+    J = J.reshape(n, k * k, L * k * k)
+    H = np.einsum("nea,neb->nab", Jw.reshape(n, k * k, -1), J)
+    H = H.reshape(n, L, k, k, L, k, k)
+    for l in range(L):
+        for m in range(l + 1, L):
+            C = prod(l + 1, m)
+            block = np.einsum("nij,nip,nqr,nsj->npqrs", R, A[m], C, B[l])   # (p', q', p, q) order below
+            # block[n, p', q', ...]: A_m[i,p'] C[q',p] B_l[q,j] R[i,j] -> index (m,p',q'), (l,p,q)
+            H[:, m, :, :, l, :, :] += block
+            H[:, l, :, :, m, :, :] += block.transpose(0, 3, 4, 1, 2)
+    return H.reshape(n, L * k * k, L * k * k)
+
+
+def pair_block_mins(s_a, s_b, a, b, phantom: bool = False) -> np.ndarray:
+    """lambda_min of the invariant Hessian blocks of mode pairs (alpha, beta) at a decoupled point,
+    batched over pairs: s_a, s_b (P,), a, b (P, L).
 
     Restricted to the span of modes alpha, beta, every layer is a 2 x 2 matrix diag(a_l, b_l) and the
     loss is 0.5 ||prod_l W_l - diag(s_a, s_b)||^2; its Hessian over all 4L entries at the decoupled
@@ -50,42 +85,36 @@ def pair_block_min(s_a: float, s_b: float, a, b, phantom: bool = False) -> float
     entries, first-order terms only entries that reach the same end-to-end entry). ``phantom``: beta
     is a free hidden direction (no input/output component, b = 0): only the (alpha, alpha) loss
     entry exists and the first/last layers' beta columns/rows are absent."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    L = len(a)
-    base = torch.zeros(L, 2, 2, dtype=torch.float64)
-    base[:, 0, 0], base[:, 1, 1] = torch.from_numpy(a), torch.from_numpy(b)
-    keep = torch.ones(L, 2, 2, dtype=torch.bool)
+    a, b = np.atleast_2d(np.asarray(a, dtype=np.float64)), np.atleast_2d(np.asarray(b, dtype=np.float64))
+    n, L = a.shape
+    W = np.zeros((n, L, 2, 2))
+    W[..., 0, 0], W[..., 1, 1] = a, b
+    target = np.zeros((n, 2, 2))
+    target[:, 0, 0], target[:, 1, 1] = s_a, s_b
+    weight = np.array([[1.0, 0.0], [0.0, 0.0]]) if phantom else np.ones((2, 2))
+    H = chain_hessian(W, weight, target)
     if phantom:
+        keep = np.ones((L, 2, 2), dtype=bool)
         keep[0, :, 1] = False      # no phantom input
         keep[-1, 1, :] = False     # no phantom output
-    target = torch.diag(torch.tensor([s_a, s_b], dtype=torch.float64))
-    idx = torch.nonzero(keep.flatten()).flatten()
-
-    def loss(theta):
-        W = base.flatten().index_put((idx,), theta).view(L, 2, 2)
-        P = W[0]
-        for w in W[1:]:
-            P = w @ P
-        R = P - target
-        return 0.5 * (R[0, 0] ** 2 if phantom else (R ** 2).sum())
-
-    H = torch.func.hessian(loss)(base.flatten()[idx])
-    return float(torch.linalg.eigvalsh(H)[0])
+        idx = np.flatnonzero(keep)
+        H = H[:, idx][:, :, idx]
+    return np.linalg.eigvalsh(H)[:, 0]
 
 
 def decoupled_lambda_min(s, scales, free_hidden: bool) -> float:
     """Exact lambda_min of the Hessian at a decoupled point: the minimum over the invariant blocks of
-    all mode pairs (:func:`pair_block_min`), and of each mode with a free hidden direction when
+    all mode pairs (:func:`pair_block_mins`), and of each mode with a free hidden direction when
     ``free_hidden`` (a hidden layer wider than the number of modes). scales: (L, modes)."""
     scales = np.asarray(scales, dtype=np.float64)
     L, m = scales.shape
     s = np.concatenate([np.asarray(s, dtype=np.float64), np.zeros(max(0, m - len(s)))])[:m]
     values = [np.linalg.eigvalsh(mode_block(s[0], scales[:, 0]))[0]] if m == 1 else []
-    for i in range(m):
-        for j in range(i + 1, m):
-            values.append(pair_block_min(s[i], s[j], scales[:, i], scales[:, j]))
-        if free_hidden:
-            values.append(pair_block_min(s[i], 0.0, scales[:, i], np.zeros(L), phantom=True))
+    i, j = np.triu_indices(m, 1)
+    if len(i):
+        values.extend(pair_block_mins(s[i], s[j], scales[:, i].T, scales[:, j].T))
+    if free_hidden:
+        values.extend(pair_block_mins(s, np.zeros(m), scales.T, np.zeros((m, L)), phantom=True))
     return float(min(values))
 
 
