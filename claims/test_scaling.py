@@ -35,7 +35,26 @@ NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L 
 
 PREDICTIONS = {name: Prediction(f"log-log slope {slope:g} vs {var}", reason)
                for name, (slope, var, reason) in sgd.EXPONENTS.items()}
-CONTRADICTIONS: dict[str, str] = {}   # "<discrepancy>-<case id>" -> measured reason
+# Measured contradictions ("<discrepancy>-<case id>" -> reason with that case's numbers). The function-space
+# spreads were derived from an OU model with independent batches; the engine reshuffles every epoch, so the
+# batch noise of one epoch sums to zero (a without-replacement bridge) and the deviation from GD is
+# O(lr), not O(sqrt(lr)): the derivation's independence assumption is what the data contradict.
+RESHUFFLE = ("slope {:.2f} [{:.2f}, {:.2f}] vs predicted 0.5 (OU, independent batches): epoch-wise "
+             "reshuffling cancels each epoch's batch noise, the spread scales ~ lr, not sqrt(lr c_B)")
+CONTRADICTIONS: dict[str, str] = {
+    "function_distance-ntk-lowrank-L2": RESHUFFLE.format(0.82, 0.81, 0.82),
+    "function_distance-ntk-lowrank-L3": RESHUFFLE.format(0.85, 0.84, 0.86),
+    "function_distance-saddle-lowrank-L2": RESHUFFLE.format(1.20, 1.12, 1.26),
+    "function_distance-saddle-lowrank-L3": RESHUFFLE.format(1.16, 1.09, 1.22),
+    "function_distance_mid-ntk-lowrank-L2": RESHUFFLE.format(0.94, 0.93, 0.95),
+    "function_distance_mid-ntk-lowrank-L3": RESHUFFLE.format(0.93, 0.91, 0.94),
+    "function_distance_mid-saddle-lowrank-L2": RESHUFFLE.format(1.35, 1.21, 1.46),
+    "function_distance_mid-saddle-lowrank-L3": RESHUFFLE.format(1.65, 1.55, 1.74),
+    "theta_distance-ntk-lowrank-L2": "slope 1.31 [1.24, 1.37] vs predicted 1 +- 0.06: in the lazy regime the "
+                                     "raw distance is not dominated by the O(lr c_B) split bias",
+    "theta_distance-ntk-lowrank-L3": "slope 1.20 [1.16, 1.25] vs predicted 1 +- 0.06: in the lazy regime the "
+                                     "raw distance is not dominated by the O(lr c_B) split bias",
+}
 
 
 def _params(cases, nightly: bool, names=None):

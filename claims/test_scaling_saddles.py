@@ -89,7 +89,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
                       "expected": expected, "ok": bool(ok_kind and ok_lam)})
     df = pd.DataFrame(table)
     claim.table(df, "certificates", caption="certificate vs prediction at each plateau's most critical point")
-    sel = np.unique(np.linspace(0, len(steps) - 1, 40).astype(int))
+    sel = np.unique(np.linspace(0, len(steps) - 1, 24).astype(int))
     lam_path = [dense_eigenvalues(*reversed(loss_function([x[i] for x in W], M)))[0] for i in sel]
     pred_path = [predicted_point([x[i] for x in W], exp)[0] for i in sel]
     fig, ax = plots.figure(size=(6.0, 4.2))
