@@ -22,6 +22,10 @@ Y = M X, minibatches of B of n samples drawn without replacement and reshuffled 
    negatively correlated; but step t's drift is quadratic in step t's batch only, so the expected
    drift is a sum of single-step second moments and those correlations drop out at this order
    (they shape the weights' fluctuations, which enter E[C(W_SGD)] - C(W_GD) at O(lr) relative).
+   They do matter for the spreads: one epoch's batch deviations sum to exactly zero, so the
+   accumulated noise is a bridge pinned to 0 at every epoch end, and the weights' deviation from
+   GD is O(lr) rather than the O(sqrt(lr c_B)) of independent batches. The OU exponents below
+   assume independent batches; claims/test_scaling.py records where the data contradict them.
    tests/test_sgd_theory.py checks this against a Monte-Carlo over shuffles.
 2. Split. Per learned mode alpha with frames q_l (hidden directions of the mode), the layer
    scales a_l solve a_{l+1}^2 - a_l^2 = d_l = q^T D_l q and prod_l a_l = u (the end-to-end
@@ -29,7 +33,7 @@ Y = M X, minibatches of B of n samples drawn without replacement and reshuffled 
    predicted offset of log sigma_alpha(P_ij) is 0.5 sum_{l=i..j} (log a_l^2[SGD] - log a_l^2[GD]).
 3. Exponents (see EXPONENTS): a bias is linear in the noise, so it scales as (lr c_B)^1; a spread
    is the square root of a variance linear in the noise, (lr c_B)^{1/2} while the noise acts
-   (Ornstein-Uhlenbeck around the path, :func:`ou_variance`).
+   (Ornstein-Uhlenbeck around the path with independent batches, :func:`ou_variance`).
 """
 from __future__ import annotations
 
