@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .engine import Trajectory
-from .experiment import Experiment
+from .experiment import Ensemble, Experiment
 
 LR_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
 
@@ -58,13 +58,28 @@ def checkpoint_steps(experiment: Experiment, time_fractions) -> list[int]:
 
 
 def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=None) -> list[Trajectory]:
-    """Train every sweep point with checkpoints at ``time_fractions`` of T.
+    """Train every sweep point with checkpoints at ``time_fractions`` of T: the points of one batch
+    size form one :class:`dlncheck.Ensemble` (lrs with same_time) and train in one batched program.
 
-    ``train``: a callable (experiment, checkpoints=...) -> Trajectory, e.g. the claims' cache;
-    default :func:`dlncheck.engine.train`."""
+    ``train``: a callable (ensemble, checkpoints=...) -> EnsembleTrajectory, e.g. the claims'
+    ``trajectory_cache.ensemble``; default :func:`dlncheck.engine.train`."""
     if train is None:
         from .engine import train
-    return [train(p.experiment, checkpoints=checkpoint_steps(p.experiment, time_fractions)) for p in points]
+    out: list[Trajectory | None] = [None] * len(points)
+    for B in dict.fromkeys(p.batch_size for p in points):
+        members = [i for i, p in enumerate(points) if p.batch_size == B]
+        first = points[members[0]].experiment
+        base = dataclasses.replace(first, lr=first.lr / points[members[0]].lr_fraction,
+                                   steps=round(first.steps * points[members[0]].lr_fraction))
+        ensemble = Ensemble(base, [points[i].experiment.init for i in members],
+                            [points[i].lr for i in members], same_time=True)
+        checkpoints = {j: checkpoint_steps(points[i].experiment, time_fractions) for j, i in enumerate(members)}
+        trained = train(ensemble, checkpoints=checkpoints)
+        for j, i in enumerate(members):
+            if ensemble.experiment(j) != points[i].experiment:
+                raise RuntimeError(f"ensemble config {j} differs from sweep point {i}: {ensemble.experiment(j)}")
+            out[i] = trained[j]
+    return out
 
 
 @dataclass(frozen=True)

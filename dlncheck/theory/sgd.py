@@ -212,13 +212,16 @@ def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
 
 
 def truncation_tolerance(experiment) -> float:
-    """Relative size of the neglected terms of the first-order prediction: h = lr * lambda_max with
-    lambda_max = L s_1^{2-2/L} (top Hessian eigenvalue at the aligned solution). The prediction
-    takes the covariance on the GD path; on the SGD path it differs by O(lr) bias and by the
-    O(lr c_B) second moment of the fluctuations, both of relative order one step's dimensionless
-    size h (constant 1 assumed, stated here: the one non-derived number of this tolerance)."""
+    """Relative size of the neglected terms of the first-order prediction: one step's dimensionless
+    size h = lr * lambda_max, lambda_max bounded by the larger of the tangent-kernel bound at init
+    and L s_1^{2-2/L} (the top Hessian eigenvalue at the aligned solution), the same curvature the
+    presets divide 0.2 by. The prediction takes the covariance on the GD path; on the SGD path it
+    differs by O(lr) bias and by the O(lr c_B) second moment of the fluctuations, both of relative
+    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance)."""
+    from ..presets import _kernel_bounds
+
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
-    return experiment.lr * L * s1 ** (2 - 2 / L)
+    return experiment.lr * max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
 
 
 def ou_variance(lr: float, c_B: float, noise: float, curvature: float) -> float:
