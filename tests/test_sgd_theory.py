@@ -181,3 +181,19 @@ def test_sweep_points_keep_the_training_time():
     assert lr_sweep.checkpoint_steps(points[-1].experiment, (0, 0.5, 1)) == [0, 200, 400]
     with pytest.raises(ValueError, match="lr_fractions"):
         lr_sweep.sweep_points(dataclasses.replace(exp, steps=3), (2,), (1.0, 0.7))
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.005])
+def test_ou_variance_is_the_small_lr_limit_of_discrete_sgd(lr):
+    """x <- x - lr (kappa x + xi), Var xi = c sigma^2 independent: the exact stationary variance is
+    lr c sigma^2 / (kappa (2 - lr kappa)); ou_variance drops the lr kappa / 2 relative term."""
+    kappa, c, noise = 3.0, 0.1, 2.0
+    exact = lr * c * noise / (kappa * (2 - lr * kappa))
+    assert sgd.ou_variance(lr, c, noise, kappa) == pytest.approx(exact, rel=lr * kappa / 2 * 1.01)
+    rng = np.random.default_rng(0)
+    x = np.zeros(20000)
+    for _ in range(int(10 / (lr * kappa))):
+        x = x - lr * (kappa * x + rng.normal(0, np.sqrt(c * noise), x.shape))
+    assert x.var() == pytest.approx(exact, rel=4 * np.sqrt(2 / x.size))
+    with pytest.raises(ValueError, match="curvature"):
+        sgd.ou_variance(lr, c, noise, 0.0)
