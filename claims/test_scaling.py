@@ -150,7 +150,8 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
     sign = np.sign(df.predicted)
     ax.errorbar(df.predicted.abs(), df.measured * sign, yerr=df.tol, fmt="o", ms=3, label="measured ± tol")
     bad = ~df.ok
-    ax.plot(df.predicted.abs()[bad], (df.measured * sign)[bad], "rx", ms=8, label="outside tol")
+    if bad.any():
+        ax.plot(df.predicted.abs()[bad], (df.measured * sign)[bad], "rx", ms=8, label="outside tol")
     lim = [df.predicted.abs().min(), df.predicted.abs().max()]
     ax.plot(lim, lim, "k--", label="measured = predicted")
     ax.set(xscale="log", yscale="symlog", xlabel="|predicted offset| of log σ",
