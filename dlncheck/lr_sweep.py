@@ -54,7 +54,7 @@ def sweep_points(experiment: Experiment, batch_sizes, lr_fractions=LR_FRACTIONS)
 
 def checkpoint_steps(experiment: Experiment, time_fractions) -> list[int]:
     """Steps at the given fractions of the training time (rounded; 0 and 1 exact)."""
-    return sorted({int(round(float(q) * experiment.steps)) for q in time_fractions})
+    return sorted({round(float(q) * experiment.steps) for q in time_fractions})
 
 
 def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=None) -> list[Trajectory]:

@@ -19,8 +19,9 @@ from dlncheck.theory import sgd
 
 
 def tiny(**kw) -> Experiment:
-    spec = dict(teacher=Teacher(3, 3, (2.0, 1.0), seed=4), depth=2, width=4, init=Init("gaussian", 0.4, seed=2),
-                lr=0.02, steps=60, batch_size=2, n_samples=6, sgd_runs=0)
+    spec = {"teacher": Teacher(3, 3, (2.0, 1.0), seed=4), "depth": 2, "width": 4,
+            "init": Init("gaussian", 0.4, seed=2), "lr": 0.02, "steps": 60, "batch_size": 2,
+            "n_samples": 6, "sgd_runs": 0}
     return Experiment(**spec | kw)
 
 
@@ -123,7 +124,7 @@ def test_decoupled_lambda_min_equals_dense_hessian(L, k, seed):
     theta, f = loss_function(W, t.M)
     ev = dense_eigenvalues(f, theta)
     assert sc.decoupled_lambda_min(s, a, free_hidden=True) == pytest.approx(ev[0], abs=1e-12 * max(1, abs(ev).max()))
-    scales, projected = sc.decoupled_projection(W, t.U, t.V)
+    scales, _ = sc.decoupled_projection(W, t.U, t.V)
     np.testing.assert_allclose(np.abs(scales), np.abs(a), atol=1e-12)
 
 

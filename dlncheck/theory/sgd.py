@@ -37,6 +37,7 @@ Y = M X, minibatches of B of n samples drawn without replacement and reshuffled 
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -45,20 +46,23 @@ from scipy.optimize import brentq
 
 # discrepancy -> (predicted slope of log(discrepancy) vs log(noise variable), noise variable, reason)
 EXPONENTS = {
-    "d_sigma": (1.0, "lr*c_B", "bias: the end-of-training split of the internal products moves with the "
-                "expected extra balance drift, lr c_B * integral of C_l dt (linear in the noise)"),
+    "d_sigma": (1.0, "lr*c_B", (
+        "bias: the end-of-training split of the internal products moves with the expected extra "
+        "balance drift, lr c_B * integral of C_l dt (linear in the noise)")),
     "balance_gap": (1.0, "lr*c_B", "bias: |mean r^SGD - r^GD| is a norm of that same expected extra drift"),
-    "theta_distance": (1.0, "lr*c_B", "bias: at convergence the noise (prop. to W - M) vanishes, first-order "
-                       "kicks are orthogonal to the minimum set's fixed-D slice and contract; what stays is "
-                       "the O(lr c_B) split shift (plus O(lr^{3/2}) fluctuations)"),
-    "function_distance": (0.5, "lr*c_B", "spread: both runs converge to M; at finite T the mean distance "
-                          "is the OU fluctuation sqrt(lr c_B) |E_T| (it -> 0 as T grows at any lr), "
-                          "the O(lr c_B) timing bias is subleading"),
-    "sigma_spread": (0.5, "lr^3*c_B", "spread of the end point's internal log singular values: D_l "
-                     "fluctuates by the martingale lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B "
-                     "* integral |G|^2 dt"),
-    "function_distance_mid": (0.5, "lr*c_B", "OU spread of the end-to-end map around GD while the noise acts "
-                        "(taken at half the training time): variance lr c_B Sigma / (2 kappa)"),
+    "theta_distance": (1.0, "lr*c_B", (
+        "bias: at convergence the noise (prop. to W - M) vanishes, first-order kicks are orthogonal to "
+        "the minimum set's fixed-D slice and contract; what stays is the O(lr c_B) split shift "
+        "(plus O(lr^{3/2}) fluctuations)")),
+    "function_distance": (0.5, "lr*c_B", (
+        "spread: both runs converge to M; at finite T the mean distance is the OU fluctuation "
+        "sqrt(lr c_B) |E_T| (it -> 0 as T grows at any lr), the O(lr c_B) timing bias is subleading")),
+    "sigma_spread": (0.5, "lr^3*c_B", (
+        "spread of the end point's internal log singular values: D_l fluctuates by the martingale "
+        "lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B * integral |G|^2 dt")),
+    "function_distance_mid": (0.5, "lr*c_B", (
+        "OU spread of the end-to-end map around GD while the noise acts (taken at half the training "
+        "time): variance lr c_B Sigma / (2 kappa)")),
 }
 VANISHES = {
     "d_sigma": "yes, as lr c_B -> 0 (not as T grows: the split is conserved at the minimum)",
@@ -163,13 +167,17 @@ def layer_split(d: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Per-layer squared scales a_l^2 (L, n_modes) with a_{l+1}^2 - a_l^2 = d_l and prod a_l = u."""
     d, u = np.atleast_2d(d), np.atleast_1d(u)
     c = np.concatenate([np.zeros((1, d.shape[1])), np.cumsum(d, axis=0)])      # (L, m)
-    out = np.empty_like(c)
-    for m in range(c.shape[1]):
-        lo = -c[:, m].min()
-        f = lambda x: np.sum(np.log(np.maximum(x + c[:, m], 1e-300))) - 2 * math.log(u[m])  # noqa: E731
-        hi = max(lo, 0.0) + u[m] ** (2 / c.shape[0]) + np.abs(c[:, m]).sum() + 1.0
-        out[:, m] = brentq(f, lo + 1e-300 + 1e-15 * abs(lo), hi, xtol=1e-16, rtol=1e-15) + c[:, m]
-    return out
+    return np.stack([_split_one(c[:, m], float(u[m])) for m in range(c.shape[1])], axis=1)
+
+
+def _split_one(c: np.ndarray, u: float) -> np.ndarray:
+    """a^2 = x + c with sum log(x + c_l) = 2 log u: increasing in x, one root above -min(c)."""
+    def f(x):
+        return np.sum(np.log(np.maximum(x + c, 1e-300))) - 2 * math.log(u)
+
+    lo = -c.min()
+    hi = max(lo, 0.0) + u ** (2 / len(c)) + np.abs(c).sum() + 1.0
+    return brentq(f, lo + 1e-300 + 1e-15 * abs(lo), hi, xtol=1e-16, rtol=1e-15) + c
 
 
 def split_log_offsets(a2_sgd: np.ndarray, a2_gd: np.ndarray) -> np.ndarray:
@@ -199,7 +207,7 @@ def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
                          experiment.lr, experiment.steps)
     c_B = noise_factor(experiment.n_samples, experiment.batch_size)
     frames = mode_frames(W, experiment.teacher.V, n_modes)
-    D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in zip(W[:-1], W[1:])]
+    D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
     d_gd = modal_balance(D_gd, frames)
     d_extra = c_B * modal_balance(S, frames)
     P = W[0]
