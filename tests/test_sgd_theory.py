@@ -198,3 +198,15 @@ def test_ou_variance_is_the_small_lr_limit_of_discrete_sgd(lr):
     assert x.var() == pytest.approx(exact, rel=4 * np.sqrt(2 / x.size))
     with pytest.raises(ValueError, match="curvature"):
         sgd.ou_variance(lr, c, noise, 0.0)
+
+
+def test_fit_loglog_nests_runs_within_inits():
+    rng = np.random.default_rng(1)
+    x = np.geomspace(1e-4, 1e-2, 6)
+    per_init = np.exp(rng.normal(0, 0.3, (6, 5, 1, 1)))                  # init effect, shared by its runs
+    values = x[:, None, None, None] * per_init * np.exp(rng.normal(0, 0.02, (6, 5, 8, 1)))
+    nested = lr_sweep.fit_loglog(x, values)
+    pooled = lr_sweep.fit_loglog(x, values.reshape(6, 40, 1))
+    assert nested.slope == pytest.approx(pooled.slope)
+    assert nested.hi - nested.lo > pooled.hi - pooled.lo            # init variation widens the interval
+    assert nested.lo <= 1.0 <= nested.hi
