@@ -73,6 +73,26 @@ CONTRADICTIONS: dict[str, str] = {
                             "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
     "saddle-degenerate-L3": "derived offsets: worst |m - p| / tol = 10.2, median relative error 0.024 "
                             "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
+    # nightly L4 (32 SGD runs), measured 2026-11-29
+    "function_distance-ntk-lowrank-L4": RESHUFFLE.format(0.90, 0.89, 0.90),
+    "function_distance-ntk-fullrank-L4": RESHUFFLE.format(0.87, 0.86, 0.88),
+    "function_distance-ntk-degenerate-L4": RESHUFFLE.format(0.89, 0.88, 0.90),
+    "function_distance-saddle-lowrank-L4": RESHUFFLE.format(1.21, 1.21, 1.22),
+    "function_distance-saddle-fullrank-L4": RESHUFFLE.format(1.11, 1.11, 1.11),
+    "function_distance-saddle-degenerate-L4": RESHUFFLE.format(1.25, 1.25, 1.25),
+    "function_distance_mid-ntk-lowrank-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
+    "function_distance_mid-ntk-fullrank-L4": RESHUFFLE.format(0.96, 0.94, 0.98),
+    "function_distance_mid-ntk-degenerate-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
+    "function_distance_mid-saddle-lowrank-L4": RESHUFFLE.format(1.75, 1.69, 1.82),
+    "function_distance_mid-saddle-fullrank-L4": RESHUFFLE.format(1.24, 1.18, 1.30),
+    "function_distance_mid-saddle-degenerate-L4": RESHUFFLE.format(1.72, 1.67, 1.76),
+    "saddle-lowrank-L4": "derived offsets at L = 4: median relative error 0.022 but the weakest mode's entries "
+                         "are off by 30-80% at every lr (e.g. -0.00175 vs predicted -0.00097 at eta, B = 10; "
+                         "-0.00034 vs -0.00024 at eta/4): worst |m - p| / tol = 6.6",
+    "saddle-fullrank-L4": "derived offsets at L = 4: median relative error 0.021, worst |m - p| / tol = 4.5 "
+                          "(weakest modes' entries, systematic at every lr)",
+    "saddle-degenerate-L4": "derived offsets at L = 4: worst |m - p| / tol = 16.1, median relative error 0.078 "
+                            "(degenerate block s = (2, 2) and the weakest mode)",
 }
 
 
