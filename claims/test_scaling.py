@@ -1,0 +1,210 @@
+"""Claim family: does the golden path hold in the limit? lr x batch-size scaling of every GD-vs-SGD
+discrepancy, the derived SGD offset, and the GD plateaus certified as the saddles theory predicts.
+
+1. Slopes. Sweep lr in {eta, eta/2, eta/4, eta/8} x B in {10, 30} at equal time T (dlncheck.lr_sweep);
+   fit log(discrepancy) on log(noise variable) with a run-bootstrap 95% interval [lo, hi]; assert
+   the derived exponent (dlncheck.theory.sgd.EXPONENTS) lies in [lo - b, hi + b], b = h / (1 - h),
+   h = lr_max lambda_max: the largest relative size of the neglected higher-order terms
+   (theory.sgd.truncation_tolerance), which bend the local log-log slope by at most b.
+2. Offsets (saddle regime). Measured mean_SGD - GD internal log singular values at 3 lrs x 2 B vs
+   theory.sgd.predicted_offsets (no SGD run used): |m - p| <= z sem + h |p|, z Bonferroni over entries.
+3. Saddles. At the most critical checkpoint of each GD plateau the dense Hessian's lambda_min equals
+   the decoupled prediction (theory.saddle_curvature) within Weyl's bound ||H(theta) - H(theta_dec)||_2
+   + tau_round; the certifier's kind is the one the prediction implies; the end point is a minimum.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from dlncheck import lr_sweep, presets, scaling
+from dlncheck.pytest_plugin import contradicted
+from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
+from dlncheck.theory import sgd
+
+BATCH_SIZES = (10, 30)
+OFFSET_FRACTIONS = (1.0, 0.5, 0.25)
+QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
+NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4)
+           if (r, t, L) not in QUICK]
+
+PREDICTIONS = {name: Prediction(f"log-log slope {slope:g} vs {var}", reason)
+               for name, (slope, var, reason) in sgd.EXPONENTS.items()}
+# Measured contradictions ("<discrepancy>-<case id>" -> reason with that case's numbers). The function-space
+# spreads were derived from an OU model with independent batches; the engine reshuffles every epoch, so the
+# batch noise of one epoch sums to zero (a without-replacement bridge) and the deviation from GD is
+# O(lr), not O(sqrt(lr)): the derivation's independence assumption is what the data contradict.
+RESHUFFLE = ("slope {:.2f} [{:.2f}, {:.2f}] vs predicted 0.5 (OU, independent batches): epoch-wise "
+             "reshuffling cancels each epoch's batch noise, the spread scales ~ lr, not sqrt(lr c_B)")
+CONTRADICTIONS: dict[str, str] = {
+    "function_distance-ntk-lowrank-L2": RESHUFFLE.format(0.84, 0.83, 0.85),
+    "function_distance-ntk-lowrank-L3": RESHUFFLE.format(0.87, 0.85, 0.88),
+    "function_distance-saddle-lowrank-L2": RESHUFFLE.format(1.23, 1.18, 1.28),
+    "function_distance-saddle-lowrank-L3": RESHUFFLE.format(1.26, 1.18, 1.33),
+    "function_distance_mid-ntk-lowrank-L2": RESHUFFLE.format(0.95, 0.93, 0.96),
+    "function_distance_mid-ntk-lowrank-L3": RESHUFFLE.format(0.94, 0.93, 0.96),
+    "function_distance_mid-saddle-lowrank-L2": RESHUFFLE.format(1.32, 1.19, 1.43),
+    "function_distance_mid-saddle-lowrank-L3": RESHUFFLE.format(1.64, 1.52, 1.75),
+    # nightly tier (32 SGD runs), measured 2026-11-29
+    "function_distance-ntk-fullrank-L2": RESHUFFLE.format(0.80, 0.80, 0.81),
+    "function_distance-ntk-fullrank-L3": RESHUFFLE.format(0.85, 0.84, 0.86),
+    "function_distance-saddle-fullrank-L2": RESHUFFLE.format(0.95, 0.95, 0.96),
+    "function_distance-saddle-fullrank-L3": RESHUFFLE.format(0.97, 0.95, 0.98),
+    "function_distance_mid-ntk-fullrank-L2": RESHUFFLE.format(0.95, 0.94, 0.96),
+    "function_distance_mid-ntk-fullrank-L3": RESHUFFLE.format(0.92, 0.90, 0.94),
+    "function_distance_mid-saddle-fullrank-L2": RESHUFFLE.format(1.53, 1.48, 1.57),
+    "function_distance_mid-saddle-fullrank-L3": RESHUFFLE.format(1.33, 1.28, 1.38),
+    "function_distance-ntk-degenerate-L2": RESHUFFLE.format(0.83, 0.83, 0.84),
+    "function_distance-ntk-degenerate-L3": RESHUFFLE.format(0.87, 0.86, 0.88),
+    "function_distance-saddle-degenerate-L2": RESHUFFLE.format(1.14, 1.10, 1.17),
+    "function_distance-saddle-degenerate-L3": RESHUFFLE.format(1.13, 1.08, 1.17),
+    "function_distance_mid-ntk-degenerate-L2": RESHUFFLE.format(0.95, 0.94, 0.96),
+    "function_distance_mid-ntk-degenerate-L3": RESHUFFLE.format(0.92, 0.92, 0.93),
+    "function_distance_mid-saddle-degenerate-L2": RESHUFFLE.format(1.32, 1.28, 1.37),
+    "function_distance_mid-saddle-degenerate-L3": RESHUFFLE.format(1.55, 1.50, 1.59),
+    # derived offsets, nightly: the per-mode split needs each mode's own frame; with equal singular
+    # values (s = 2, 2) the frame inside the degenerate block is not unique and D is not diagonal in it
+    "saddle-degenerate-L2": "derived offsets: worst |m - p| / tol = 4.2, median relative error 0.064 "
+                            "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
+    "saddle-degenerate-L3": "derived offsets: worst |m - p| / tol = 10.2, median relative error 0.024 "
+                            "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
+    # nightly L4 (32 SGD runs), measured 2026-11-29
+    "function_distance-ntk-lowrank-L4": RESHUFFLE.format(0.90, 0.89, 0.90),
+    "function_distance-ntk-fullrank-L4": RESHUFFLE.format(0.87, 0.86, 0.88),
+    "function_distance-ntk-degenerate-L4": RESHUFFLE.format(0.89, 0.88, 0.90),
+    "function_distance-saddle-lowrank-L4": RESHUFFLE.format(1.21, 1.21, 1.22),
+    "function_distance-saddle-fullrank-L4": RESHUFFLE.format(1.11, 1.11, 1.11),
+    "function_distance-saddle-degenerate-L4": RESHUFFLE.format(1.25, 1.25, 1.25),
+    "function_distance_mid-ntk-lowrank-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
+    "function_distance_mid-ntk-fullrank-L4": RESHUFFLE.format(0.96, 0.94, 0.98),
+    "function_distance_mid-ntk-degenerate-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
+    "function_distance_mid-saddle-lowrank-L4": RESHUFFLE.format(1.75, 1.69, 1.82),
+    "function_distance_mid-saddle-fullrank-L4": RESHUFFLE.format(1.24, 1.18, 1.30),
+    "function_distance_mid-saddle-degenerate-L4": RESHUFFLE.format(1.72, 1.67, 1.76),
+    "saddle-lowrank-L4": "derived offsets at L = 4: median relative error 0.022 but the weakest mode's entries "
+                         "are off by 30-80% at every lr (e.g. -0.00175 vs predicted -0.00097 at eta, B = 10; "
+                         "-0.00034 vs -0.00024 at eta/4): worst |m - p| / tol = 6.6",
+    "saddle-fullrank-L4": "derived offsets at L = 4: median relative error 0.021, worst |m - p| / tol = 4.5 "
+                          "(weakest modes' entries, systematic at every lr)",
+    "saddle-degenerate-L4": "derived offsets at L = 4: worst |m - p| / tol = 16.1, median relative error 0.078 "
+                            "(degenerate block s = (2, 2) and the weakest mode)",
+}
+
+
+def _params(cases, nightly: bool, names=None):
+    out = []
+    for regime, teacher, L in cases:
+        for name in names or [None]:
+            cid = presets.case_id(regime, teacher, L)
+            pid = f"{name}-{cid}" if name else cid
+            marks = [pytest.mark.nightly] if nightly else []
+            if pid in CONTRADICTIONS:
+                marks.append(contradicted(CONTRADICTIONS[pid]))
+            out.append(pytest.param(regime, teacher, L, *([name] if name else []), id=pid, marks=marks))
+    return out
+
+
+def sweep(preset, trajectory_cache, regime, teacher, L, fractions=lr_sweep.LR_FRACTIONS):
+    points = lr_sweep.sweep_points(preset(regime, teacher, L), BATCH_SIZES, fractions)
+    return points, lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)
+
+
+def slope_band(points) -> float:
+    h = max(sgd.truncation_tolerance(p.experiment) for p in points)
+    return h / (1 - h)
+
+
+def plot_fit(name, cid, fit, predicted, band, points, holds):
+    fig, ax = plots.figure(size=(5.2, 4.0))
+    for B, marker in zip(BATCH_SIZES, "os"):
+        sel = np.array([p.batch_size == B for p in points])
+        ax.loglog(fit.x[sel], fit.y[sel], marker, ls="none", label=f"B = {B}")
+    xs = np.geomspace(fit.x.min(), fit.x.max(), 50)
+    ax.loglog(xs, np.exp(fit.intercept) * xs ** fit.slope, "k-",
+              label=f"fit: slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
+    center = np.exp(np.log(fit.y).mean() - predicted * np.log(fit.x).mean())
+    ax.loglog(xs, center * xs ** predicted, "r--", label=f"predicted slope {predicted:g} (band ±{band:.2f})")
+    ax.set(xlabel=f"noise variable {sgd.EXPONENTS[name][1].replace('c_B', '$c_B$')}",
+           ylabel=name.replace("_", " "), title=f"{cid}: {'holds' if holds else 'FAILS'}")
+    ax.legend()
+    return fig
+
+
+@pytest.mark.parametrize("regime, teacher, depth, name",
+                         _params(QUICK, False, sgd.EXPONENTS) + _params(NIGHTLY, True, sgd.EXPONENTS))
+def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, claim):
+    cid = presets.case_id(regime, teacher, depth)
+    points, trajs = sweep(preset, trajectory_cache, regime, teacher, depth)
+    predicted, var, reason = sgd.EXPONENTS[name]
+    x = [scaling.noise_variable(var, p.experiment) for p in points]
+    values = np.stack([scaling.features(t, name) for t in trajs])
+    fit = lr_sweep.fit_loglog(x, values, scaling.STATISTICS[name])
+    band = slope_band(points)
+    holds = fit.lo - band <= predicted <= fit.hi + band
+    claim.table(pd.DataFrame({"lr": [p.lr for p in points], "batch_size": [p.batch_size for p in points],
+                              "x": fit.x, name: fit.y}), "sweep", caption=f"{name} per (lr, B)")
+    claim.figure(plot_fit(name, cid, fit, predicted, band, points, holds), "loglog",
+                 caption=f"log {name} vs log {var}: fit and predicted slope")
+    assert claim.verdict(prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
+                         observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
+                         holds=holds, slope=fit.slope, slope_lo=fit.lo, slope_hi=fit.hi,
+                         slope_predicted=predicted, slope_band=band), \
+        (f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
+         f"excludes the predicted {predicted:g}")
+
+
+OFFSET_CASES = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3)]
+OFFSET_NIGHTLY = [("saddle", t, L) for t in presets.TEACHERS for L in (2, 3, 4) if ("saddle", t, L) not in OFFSET_CASES]
+
+
+@pytest.mark.parametrize("regime, teacher, depth", _params(OFFSET_CASES, False) + _params(OFFSET_NIGHTLY, True))
+def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, claim):
+    cid = presets.case_id(regime, teacher, depth)
+    points, trajs = sweep(preset, trajectory_cache, regime, teacher, depth, OFFSET_FRACTIONS)
+    n = points[0].experiment.teacher.rank
+    mask = scaling.internal_mask(depth).numpy()
+    rows, cache = [], {}
+    for p, traj in zip(points, trajs):
+        key = p.lr_fraction                       # the GD-path sum S_l depends on lr only; c_B scales it
+        if key not in cache:
+            cache[key] = sgd.predicted_offsets(dataclasses.replace(p.experiment, batch_size=points[0].batch_size))
+        pred = cache[key]
+        c_ratio = sgd.noise_factor(p.experiment.n_samples, p.batch_size) / pred["c_B"]
+        a2 = sgd.layer_split(pred["d_gd"] + c_ratio * pred["d_extra"], pred["u"])
+        predicted = sgd.split_log_offsets(a2, pred["a2_gd"])[mask].ravel()
+        off = scaling.internal_log_offsets([w[:, -1] for w in traj.weights], n)
+        m, sem = off.mean(0), off.std(0, ddof=1) / np.sqrt(off.shape[0])
+        h = sgd.truncation_tolerance(p.experiment)
+        for j in range(len(m)):
+            rows.append({"lr": p.lr, "batch_size": p.batch_size, "entry": j, "measured": m[j], "sem": sem[j],
+                         "predicted": predicted[j], "h": h})
+    df = pd.DataFrame(rows)
+    z = norm.ppf(1 - 0.025 / len(df))
+    df["tol"] = z * df["sem"] + df["h"] * df["predicted"].abs()
+    df["ok"] = (df["measured"] - df["predicted"]).abs() <= df["tol"]
+    holds = bool(df.ok.all())
+    claim.table(df, "offsets", caption="measured vs predicted mean offset per (lr, B, internal entry)")
+    fig, ax = plots.figure(size=(5.2, 4.2))
+    sign = np.sign(df.predicted)
+    ax.errorbar(df.predicted.abs(), df.measured * sign, yerr=df.tol, fmt="o", ms=3, label="measured ± tol")
+    bad = ~df.ok
+    if bad.any():
+        ax.plot(df.predicted.abs()[bad], (df.measured * sign)[bad], "rx", ms=8, label="outside tol")
+    lim = [df.predicted.abs().min(), df.predicted.abs().max()]
+    ax.plot(lim, lim, "k--", label="measured = predicted")
+    ax.set(xscale="log", yscale="symlog", xlabel="|predicted offset| of log σ",
+           ylabel="measured offset × sign(predicted)", title=f"{cid}: derived SGD offset")
+    ax.set_yscale("symlog", linthresh=float(lim[0]))
+    ax.legend()
+    claim.figure(fig, "offsets", caption="derived offset vs measured, 3 lrs x 2 B")
+    worst = float(((df.measured - df.predicted).abs() / df.tol).max())
+    rel = float(((df.measured - df.predicted).abs() / df.predicted.abs()).median())
+    assert claim.verdict(prediction="mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode",
+                         observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}",
+                         holds=holds, worst_ratio=worst, median_relative_error=rel, entries=len(df)), \
+        f"{cid}: {int(bad.sum())} of {len(df)} offsets outside tolerance (worst ratio {worst:.2f})"

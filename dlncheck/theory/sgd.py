@@ -1,0 +1,241 @@
+"""SGD around the GD path: the balance drift it adds, the layer split it shifts, and how every
+GD-vs-SGD discrepancy scales with the learning rate and the batch size.
+
+These are the suite's own derivations (a modewise small-noise expansion around the GD path), not
+results quoted from a paper. Assumptions: whitened inputs (X X^T / n = I), noise-free labels
+Y = M X, minibatches of B of n samples drawn without replacement and reshuffled every epoch
+(the engine's sampler), time t = lr * step.
+
+1. Drift. For any loss of the product, one step changes D_l = W_{l+1}^T W_{l+1} - W_l W_l^T by
+   exactly lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (first-order terms cancel). A minibatch gradient
+   is G_b = G + Delta_b with Delta_b the mean of B per-sample deviations g_i - G drawn without
+   replacement, so E[Delta_b Delta_b^T-type terms] = c_B * (1/n) sum_i (g_i - G)(...)
+   with the finite-population factor c_B = (n - B) / (B (n - 1)) (Cochran 1977, Thm 2.2).
+   Summed along the path, with the weights taken on the GD path (error O(lr) relative):
+
+       E[D_l^SGD(T)] - D_l^GD(T) = lr^2 c_B sum_{t<T/lr} C_l(W_t),
+       C_l = P_{l+1} Phi(E^T A_{l+1} A_{l+1}^T E) P_{l+1}^T - A_l^T E Phi(P_l^T P_l) E^T A_l,
+       Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F,
+
+   where E = W - M, P_l = W_{l-1}...W_1 (input side), A_l = W_L...W_{l+1} (layers 1-based).
+   Within-epoch correlations: batches of one epoch are disjoint, so Delta_b, Delta_b' are
+   negatively correlated; but step t's drift is quadratic in step t's batch only, so the expected
+   drift is a sum of single-step second moments and those correlations drop out at this order
+   (they shape the weights' fluctuations, which enter E[C(W_SGD)] - C(W_GD) at O(lr) relative).
+   They do matter for the spreads: one epoch's batch deviations sum to exactly zero, so the
+   accumulated noise is a bridge pinned to 0 at every epoch end, and the weights' deviation from
+   GD is O(lr) rather than the O(sqrt(lr c_B)) of independent batches. The OU exponents below
+   assume independent batches; claims/test_scaling.py records where the data contradict them.
+   tests/test_sgd_theory.py checks this against a Monte-Carlo over shuffles.
+2. Split. Per learned mode alpha with frames q_l (hidden directions of the mode), the layer
+   scales a_l solve a_{l+1}^2 - a_l^2 = d_l = q^T D_l q and prod_l a_l = u (the end-to-end
+   strength): a_1^2 = x with prod_l (x + sum_{m<l} d_m) = u^2, monotone in x (one root). The
+   predicted offset of log sigma_alpha(P_ij) is 0.5 sum_{l=i..j} (log a_l^2[SGD] - log a_l^2[GD]).
+3. Exponents (see EXPONENTS): a bias is linear in the noise, so it scales as (lr c_B)^1; a spread
+   is the square root of a variance linear in the noise, (lr c_B)^{1/2} while the noise acts
+   (Ornstein-Uhlenbeck around the path with independent batches, :func:`ou_variance`).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+# discrepancy -> (predicted slope of log(discrepancy) vs log(noise variable), noise variable, reason)
+EXPONENTS = {
+    "d_sigma": (1.0, "lr*c_B", (
+        "bias: the end-of-training split of the internal products moves with the expected extra "
+        "balance drift, lr c_B * integral of C_l dt (linear in the noise)")),
+    "balance_gap": (1.0, "lr*c_B", "bias: |mean r^SGD - r^GD| is a norm of that same expected extra drift"),
+    "theta_distance": (1.0, "lr*c_B", (
+        "bias: at convergence the noise (prop. to W - M) vanishes, first-order kicks are orthogonal to "
+        "the minimum set's fixed-D slice and contract; what stays is the O(lr c_B) split shift "
+        "(plus O(lr^{3/2}) fluctuations)")),
+    "function_distance": (0.5, "lr*c_B", (
+        "spread: both runs converge to M; at finite T the mean distance is the OU fluctuation "
+        "sqrt(lr c_B) |E_T| (it -> 0 as T grows at any lr), the O(lr c_B) timing bias is subleading")),
+    "sigma_spread": (0.5, "lr^3*c_B", (
+        "spread of the end point's internal log singular values: D_l fluctuates by the martingale "
+        "lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B * integral |G|^2 dt")),
+    "function_distance_mid": (0.5, "lr*c_B", (
+        "OU spread of the end-to-end map around GD while the noise acts (taken at half the training "
+        "time): variance lr c_B Sigma / (2 kappa)")),
+}
+VANISHES = {
+    "d_sigma": "yes, as lr c_B -> 0 (not as T grows: the split is conserved at the minimum)",
+    "balance_gap": "yes, as lr c_B -> 0 (not as T grows)",
+    "theta_distance": "yes, as lr c_B -> 0 (not as T grows)",
+    "function_distance": "yes, at any lr as T grows (realizable teacher: noise vanishes at W = M)",
+    "sigma_spread": "yes, as lr -> 0 (lr^{3/2})",
+    "function_distance_mid": "yes, as lr c_B -> 0 and as T grows",
+}
+
+
+def noise_factor(n: int, B: int) -> float:
+    """c_B = (n - B) / (B (n - 1)): variance of a without-replacement batch mean over the
+    population variance (Cochran 1977, Thm 2.2); 0 for full batch, 1 for B = 1."""
+    if not 1 <= B <= n or n < 2:
+        raise ValueError(f"batch_size={B} with n_samples={n} is invalid: use 1 <= B <= n, n >= 2")
+    return (n - B) / (B * (n - 1))
+
+
+def fourth_moment_map(X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
+    """Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F for X (d, n) whitened; F (..., d, d)."""
+    q = torch.einsum("in,...ij,jn->...n", X, F, X)
+    return torch.einsum("in,...n,jn->...ij", X, q, X) / X.shape[1] - F
+
+
+def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor) -> list[torch.Tensor]:
+    """C_l (l = 1..L-1), batched over leading axes of the weights: (1/n) sum_i [dG_{l+1,i}^T
+    dG_{l+1,i} - dG_{l,i} dG_{l,i}^T], dG_{l,i} = A_l^T E (x_i x_i^T - I) P_l^T, the per-sample
+    deviations of the layer gradients from the full-batch gradient."""
+    L = len(weights)
+    P = [torch.eye(X.shape[0], dtype=X.dtype)]
+    for w in weights:
+        P.append(w @ P[-1])
+    A = [torch.eye(M.shape[0], dtype=X.dtype)]
+    for w in reversed(weights[1:]):
+        A.append(A[-1] @ w)
+    A = A[::-1]                                      # A[l] = product of the layers above layer l (0-based)
+    E = P[-1] - M
+    out = []
+    for l in range(L - 1):
+        AE = A[l + 1].mT @ E
+        upper = P[l + 1] @ fourth_moment_map(X, AE.mT @ AE) @ P[l + 1].mT
+        lower = A[l].mT @ E @ fourth_moment_map(X, P[l].mT @ P[l]) @ E.mT @ A[l]
+        out.append(upper - lower)
+    return out
+
+
+def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor], lr: float, steps: int,
+                  chunk: int = 256):
+    """Run full-batch GD from weights0 and accumulate S_l = lr^2 sum_{t<steps} C_l(W_t).
+
+    The weights of ``chunk`` consecutive steps are buffered and their C_l computed in one batched
+    call. Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    W = [w.detach().to(torch.float64).clone() for w in weights0]
+    X, M = X.to(torch.float64), M.to(torch.float64)
+    acc = [torch.zeros(w.shape[0], w.shape[0], dtype=torch.float64) for w in W[:-1]]
+    buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
+    done = 0
+    while done < steps:
+        k = min(chunk, steps - done)
+        for j in range(k):
+            for b, w in zip(buffers, W):
+                b[j] = w
+            W = _gd_step(W, M, lr)
+        for a, c in zip(acc, drift_covariance([b[:k] for b in buffers], X, M)):
+            a.add_(c.sum(0), alpha=lr ** 2)
+        done += k
+    return W, acc
+
+
+def _gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
+    """W_l <- W_l - lr A_l^T (W - M) P_l^T for all layers at once (whitened full batch)."""
+    P = [None] * len(W)
+    acc = torch.eye(W[0].shape[1], dtype=W[0].dtype)
+    for l, w in enumerate(W):
+        P[l] = acc
+        acc = w @ acc
+    back = acc - M
+    new = [None] * len(W)
+    for l in reversed(range(len(W))):
+        new[l] = W[l] - lr * back @ P[l].T
+        back = W[l].T @ back
+    return new
+
+
+def mode_frames(weights: list[torch.Tensor], V: torch.Tensor, n_modes: int) -> list[torch.Tensor]:
+    """Hidden directions of the top n_modes modes: left singular vectors of P_l = W_l...W_1 for
+    l = 1..L-1 (each (d_l, n_modes)); the input frame is V's first columns."""
+    out, P = [], None
+    for w in weights[:-1]:
+        P = w if P is None else w @ P
+        out.append(torch.linalg.svd(P, full_matrices=False)[0][:, :n_modes])
+    return out
+
+
+def modal_balance(D: list[torch.Tensor], frames: list[torch.Tensor]) -> np.ndarray:
+    """d_{l,alpha} = q_{l,alpha}^T D_l q_{l,alpha}, shape (L-1, n_modes)."""
+    return np.stack([torch.einsum("im,ij,jm->m", q, d, q).numpy() for d, q in zip(D, frames)])
+
+
+def layer_split(d: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Per-layer squared scales a_l^2 (L, n_modes) with a_{l+1}^2 - a_l^2 = d_l and prod a_l = u."""
+    d, u = np.atleast_2d(d), np.atleast_1d(u)
+    c = np.concatenate([np.zeros((1, d.shape[1])), np.cumsum(d, axis=0)])      # (L, m)
+    return np.stack([_split_one(c[:, m], float(u[m])) for m in range(c.shape[1])], axis=1)
+
+
+def _split_one(c: np.ndarray, u: float) -> np.ndarray:
+    """a^2 = x + c with sum log(x + c_l) = 2 log u: increasing in x, one root above -min(c)."""
+    def f(x):
+        return np.sum(np.log(np.maximum(x + c, 1e-300))) - 2 * math.log(u)
+
+    lo = -c.min()
+    hi = max(lo, 0.0) + u ** (2 / len(c)) + np.abs(c).sum() + 1.0
+    return brentq(f, lo + 1e-300 + 1e-15 * abs(lo), hi, xtol=1e-16, rtol=1e-15) + c
+
+
+def split_log_offsets(a2_sgd: np.ndarray, a2_gd: np.ndarray) -> np.ndarray:
+    """Predicted mean_SGD - GD of log sigma_alpha(P_ij): (L, L, n_modes), entry [i-1, j-1] =
+    0.5 sum_{l=i..j} (log a_l^2[SGD] - log a_l^2[GD]) for i <= j, NaN below the diagonal."""
+    delta = 0.5 * (np.log(a2_sgd) - np.log(a2_gd))
+    L = delta.shape[0]
+    cum = np.concatenate([np.zeros((1, delta.shape[1])), np.cumsum(delta, axis=0)])
+    out = np.full((L, L, delta.shape[1]), np.nan)
+    for i in range(L):
+        for j in range(i, L):
+            out[i, j] = cum[j + 1] - cum[i]
+    return out
+
+
+def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
+    """The derived mean offset of SGD's internal log singular values from GD's at the end (item 2 of
+    the module docstring), for ``experiment`` (no SGD run is used): returns offsets (L, L, n_modes),
+    the GD and predicted SGD splits, the modal drifts and c_B."""
+    from ..data import init_weights, make_problem
+
+    if experiment.label_noise > 0:
+        raise ValueError("label_noise > 0 is outside this prediction (noise-free labels assumed); use 0")
+    problem = make_problem(experiment)
+    n_modes = n_modes or experiment.teacher.rank
+    W, S = gd_path_drift(problem.X.double(), problem.Syx.double(), init_weights(experiment),
+                         experiment.lr, experiment.steps)
+    c_B = noise_factor(experiment.n_samples, experiment.batch_size)
+    frames = mode_frames(W, experiment.teacher.V, n_modes)
+    D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
+    d_gd = modal_balance(D_gd, frames)
+    d_extra = c_B * modal_balance(S, frames)
+    P = W[0]
+    for w in W[1:]:
+        P = w @ P
+    u = torch.linalg.svdvals(P)[:n_modes].numpy()
+    a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
+    return {"offsets": split_log_offsets(a2_sgd, a2_gd), "a2_gd": a2_gd, "a2_sgd": a2_sgd,
+            "d_gd": d_gd, "d_extra": d_extra, "c_B": c_B, "u": u, "gd_weights": W}
+
+
+def truncation_tolerance(experiment) -> float:
+    """Relative size of the neglected terms of the first-order prediction: one step's dimensionless
+    size h = lr * lambda_max, lambda_max bounded by the larger of the tangent-kernel bound at init
+    and L s_1^{2-2/L} (the top Hessian eigenvalue at the aligned solution), the same curvature the
+    presets divide 0.2 by. The prediction takes the covariance on the GD path; on the SGD path it
+    differs by O(lr) bias and by the O(lr c_B) second moment of the fluctuations, both of relative
+    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance)."""
+    from ..presets import _kernel_bounds
+
+    L, s1 = experiment.depth, float(experiment.teacher.s[0])
+    return experiment.lr * max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
+
+
+def ou_variance(lr: float, c_B: float, noise: float, curvature: float) -> float:
+    """Stationary variance of one mode's deviation from GD near a minimum: in time t = lr k the SGD
+    step adds sqrt(lr) * sqrt(c_B noise) dW (noise = the per-sample gradient variance in that
+    direction), so dx = -kappa x dt + sqrt(lr c_B noise) dW, Var = lr c_B noise / (2 kappa)."""
+    if not curvature > 0:
+        raise ValueError(f"curvature={curvature!r} is invalid: the OU variance needs kappa > 0")
+    return lr * c_B * noise / (2 * curvature)
