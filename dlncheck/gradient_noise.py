@@ -1,0 +1,122 @@
+"""Moments of the engine's minibatch gradient noise at a minimum, and the quantities they drive.
+
+The engine's batch gradient of the end-to-end map is G_b = (W - Syx) Sxx_b - N_b with the
+label-noise moment N_b = (1/B) sum_{k in b} e_k x_k^T, e_k = y_k - Syx x_k (so sum_k e_k x_k^T = 0).
+A batch is a uniform B-subset of the n samples (epoch-wise reshuffling), so for any matrices
+P (d_out x d_out), Q (d_in x d_in), sampling without replacement gives exactly
+
+    E[N_b] = 0,   E[N_b^T P N_b] = f (1/n) sum_k (e_k^T P e_k) x_k x_k^T,
+                  E[N_b Q N_b^T] = f (1/n) sum_k (x_k^T Q x_k) e_k e_k^T,
+    f = (n - B) / (B (n - 1))                       (finite-population factor),
+
+because the off-diagonal pairs of a subset contribute (B-1)/(n-1) times
+sum_{k != j} = (sum_k e_k x_k^T)^T P (sum_j e_j x_j^T) - diagonal = - diagonal.
+At a minimum G_b = -N_b + O(W - Syx); every function here keeps only the N_b part.
+"""
+from __future__ import annotations
+
+import torch
+
+from .data import Problem, make_problem
+from .experiment import Experiment
+
+
+def minibatch_factor(n: int, batch_size: int) -> float:
+    """f = (n - B) / (B (n - 1)): variance of a without-replacement batch mean over the population's."""
+    if not 1 <= batch_size <= n:
+        raise ValueError(f"batch_size={batch_size} is invalid: use 1 <= batch_size <= n = {n}")
+    return (n - batch_size) / (batch_size * (n - 1)) if n > 1 else 0.0
+
+
+def residuals(problem: Problem) -> torch.Tensor:
+    """e_k = y_k - Syx x_k, (d_out, n): the part of the labels no linear map fits."""
+    return problem.Y - problem.Syx @ problem.X
+
+
+def input_moment(problem: Problem, P: torch.Tensor | None = None) -> torch.Tensor:
+    """(1/n) sum_k (e_k^T P e_k) x_k x_k^T, (..., d_in, d_in); P (..., d_out, d_out), default I."""
+    E, X = residuals(problem), problem.X
+    w = E.pow(2).sum(0) if P is None else torch.einsum("ik,...ij,jk->...k", E, P, E)
+    return torch.einsum("...k,ik,jk->...ij", w, X, X) / X.shape[1]
+
+
+def output_moment(problem: Problem, Q: torch.Tensor | None = None) -> torch.Tensor:
+    """(1/n) sum_k (x_k^T Q x_k) e_k e_k^T, (..., d_out, d_out); Q (..., d_in, d_in), default I."""
+    E, X = residuals(problem), problem.X
+    w = X.pow(2).sum(0) if Q is None else torch.einsum("ik,...ij,jk->...k", X, Q, X)
+    return torch.einsum("...k,ik,jk->...ij", w, E, E) / X.shape[1]
+
+
+def _above_below(weights, l: int):
+    """For the pair (l, l+1), 1-based: W_L ... W_{l+2} (above it) and W_{l-1} ... W_1 (below it)."""
+    d_out, d_in = weights[-1].shape[-2], weights[0].shape[-1]
+    batch = weights[0].shape[:-2]
+    eye = lambda d: torch.eye(d, dtype=weights[0].dtype, device=weights[0].device).expand(*batch, d, d)  # noqa: E731
+    above = eye(d_out)
+    for W in weights[l + 1:][::-1]:
+        above = above @ W
+    below = eye(d_in)
+    for W in weights[: l - 1]:
+        below = W @ below
+    return above, below
+
+
+def expected_balance_drift(weights, experiment: Experiment, problem: Problem | None = None) -> list[torch.Tensor]:
+    """E[D_l(k+1) - D_l(k)] / lr^2 at a minimum, per pair l = 1..L-1, each (..., d_l, d_l).
+
+    D_l = W_{l+1}^T W_{l+1} - W_l W_l^T moves by lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) per step
+    (dlncheck.diagnostics.discrete_drift), g_l = A_l^T G B_l^T with A_l = W_L..W_{l+1},
+    B_l = W_{l-1}..W_1. With G = -N_b and the moments above:
+        E = f [B_{l+1} Ahat(A_{l+1} A_{l+1}^T) B_{l+1}^T - A_l^T Bhat(B_l^T B_l) A_l],
+    Ahat = input_moment, Bhat = output_moment. This is the noise ("Ito") drift behind the law of
+    balance of Ziyin, Li & Ueda (arXiv:2308.06671): zero where it vanishes (noise balance).
+    """
+    problem = problem or make_problem(experiment)
+    f = minibatch_factor(experiment.n_samples, experiment.batch_size)
+    out = []
+    for l in range(1, len(weights)):
+        A_next, B_l = _above_below(weights, l)          # A_{l+1} = W_L..W_{l+2}, B_l = W_{l-1}..W_1
+        A_l, B_next = A_next @ weights[l], weights[l - 1] @ B_l
+        up = B_next @ input_moment(problem, A_next @ A_next.mT) @ B_next.mT
+        down = A_l.mT @ output_moment(problem, B_l.mT @ B_l) @ A_l
+        out.append(f * (up - down))
+    return out
+
+
+def logdet_rate(weights, experiment: Experiment, pair: int = 1, problem: Problem | None = None) -> torch.Tensor:
+    """Expected d/dt log det(Theta_l^T Theta_l) per unit time t = lr * step at a minimum, (...).
+
+    Theta_l = [W_l, W_{l+1}^T] (d_l x (d_{l-1} + d_{l+1})). One engine step is exactly
+    Theta <- Theta (I - lr J), J = [[0, Gt^T], [Gt, 0]], Gt = A^T G B^T (A = W_L..W_{l+2},
+    B = W_{l-1}..W_1), since both layers step from the same weights. J's eigenvalues are
+    +-sigma_i(Gt), so log det changes by exactly 2 sum_i log(1 - lr^2 sigma_i(Gt)^2) per step
+    (Varre, Sagitova & Flammarion, NeurIPS 2024: gradient flow conserves this determinant,
+    label-noise SGD shrinks it). To leading order in lr^2 ||Gt||^2 this is -2 lr^2 ||Gt||_F^2,
+    and E||A^T N_b B^T||^2 = f (1/n) sum_k (e_k^T A A^T e_k)(x_k^T B^T B x_k), so the rate per
+    unit time is -2 lr f (1/n) sum_k (e_k^T A A^T e_k)(x_k^T B^T B x_k).
+    """
+    problem = problem or make_problem(experiment)
+    f = minibatch_factor(experiment.n_samples, experiment.batch_size)
+    if not 1 <= pair < len(weights):
+        raise ValueError(f"pair={pair} is invalid: use 1 <= pair <= L-1 = {len(weights) - 1}")
+    A, B = _above_below(weights, pair)
+    Ahat = input_moment(problem, A @ A.mT)                         # (..., d_in, d_in)
+    value = (Ahat * (B.mT @ B)).sum((-2, -1))                       # tr(Ahat B^T B)
+    return -2 * experiment.lr * f * value
+
+
+def mode_noise(problem: Problem, U: torch.Tensor, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """Var of (U^T N_b V)_{ab} over batches, (k, k) for k columns of U and V:
+    f (1/n) sum_k (u_a^T e_k)^2 (v_b^T x_k)^2 (population mean of each entry is 0)."""
+    E, X = residuals(problem), problem.X
+    ue, vx = U.mT @ E, V.mT @ X
+    return minibatch_factor(n, batch_size) * torch.einsum("ak,bk->ab", ue.pow(2), vx.pow(2)) / X.shape[1]
+
+
+def input_fourth_moment(problem: Problem, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """q_a = Var of (V^T Sxx_b V)_{aa} over batches: f ((1/n) sum_k (v_a^T x_k)^4 - 1), (k,).
+
+    The multiplicative noise of a mode without label noise: G_b = (W - M) Sxx_b, so an aligned
+    mode's gradient entry is (u - s)(V^T Sxx_b V)_{aa}, of mean (u - s) and variance (u - s)^2 q_a."""
+    vx = V.mT @ problem.X
+    return minibatch_factor(n, batch_size) * (vx.pow(4).mean(-1) - vx.pow(2).mean(-1).pow(2))
