@@ -113,10 +113,19 @@ def mode_noise(problem: Problem, U: torch.Tensor, V: torch.Tensor, n: int, batch
     return minibatch_factor(n, batch_size) * torch.einsum("ak,bk->ab", ue.pow(2), vx.pow(2)) / X.shape[1]
 
 
-def input_fourth_moment(problem: Problem, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
-    """q_a = Var of (V^T Sxx_b V)_{aa} over batches: f ((1/n) sum_k (v_a^T x_k)^4 - 1), (k,).
+def input_noise(problem: Problem, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """q_ab = Var of (V^T Sxx_b V)_ab over batches, (k, k): f ((1/n) sum_k (v_a^T x_k)^2 (v_b^T x_k)^2 - delta_ab)
+    (whitened inputs: the population mean of (V^T x x^T V)_ab is delta_ab).
 
-    The multiplicative noise of a mode without label noise: G_b = (W - M) Sxx_b, so an aligned
-    mode's gradient entry is (u - s)(V^T Sxx_b V)_{aa}, of mean (u - s) and variance (u - s)^2 q_a."""
+    The multiplicative noise: without label noise G_b = (W - M) Sxx_b, so an aligned mode's gradient
+    entry is (u - s)(V^T Sxx_b V)_aa, of mean (u - s) and variance (u - s)^2 q_aa."""
     vx = V.mT @ problem.X
-    return minibatch_factor(n, batch_size) * (vx.pow(4).mean(-1) - vx.pow(2).mean(-1).pow(2))
+    fourth = torch.einsum("ak,bk->ab", vx.pow(2), vx.pow(2)) / vx.shape[1]
+    return minibatch_factor(n, batch_size) * (fourth - torch.eye(vx.shape[0], dtype=vx.dtype, device=vx.device))
+
+
+def noise_input_moment(problem: Problem, U: torch.Tensor, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
+    """E[(U^T N_b V)_ab (V^T Sxx_b V)_ba] over batches, (k, k): f (1/n) sum_k (u_a^T e_k)(v_b^T x_k)^2 (v_a^T x_k)
+    (a third moment: odd in the label noise, but not zero for one finite data set)."""
+    ue, vx = U.mT @ residuals(problem), V.mT @ problem.X
+    return minibatch_factor(n, batch_size) * torch.einsum("ak,bk,ak->ab", ue, vx.pow(2), vx) / vx.shape[1]

@@ -10,7 +10,7 @@
    Our derivation for this engine (loss 0.5||W - Syx||^2, whitened inputs): an aligned mode's
    gradient entry without label noise is (u - s)(V^T Sxx_b V)_aa, so sigma(u)^2 =
    q lambda(u)^2 (s - u)^2 with lambda(u) = L u^{2-2/L} and q = Var (V^T Sxx_b V)_aa
-   (dlncheck.gradient_noise.input_fourth_moment). Linearising about the flow u(t) gives the
+   (diagonal of dlncheck.gradient_noise.input_noise). Linearising about the flow u(t) gives the
    run-to-run variance V(t) of the moment ODE in :func:`variance_ode`. Near the minimum with
    label noise, each entry delta of U~^T (W - Syx) V~ (Syx = U~ S~ V~^T) follows
    delta <- (1 - lr lambda) delta + lr lambda xi, lambda = sum_l s_a^{2(L-l)/L} s_b^{2(l-1)/L}
@@ -20,7 +20,9 @@
    quadratic well at temperature lr v / 2 per unit curvature, v = Var xi); the engine reshuffles
    every epoch, so the m = n/B batch noises of an epoch sum to exactly 0
    (sum_k e_k x_k^T = 0) and the law is :func:`shuffled_ar1_variance` instead, smaller by about
-   lr lambda m / 2 when lr lambda m << 1 (random reshuffling).
+   lr lambda m / 2 when lr lambda m << 1 (random reshuffling), at epoch boundaries. There the
+   multiplicative noise Delta (V~^T Sxx_b V~ - I) enters at the same order (lr^3):
+   :func:`stationary_mode_law` adds it.
 2. Ziyin, Li & Ueda, "Law of Balance and Stationary Distribution of SGD" (arXiv:2308.06671;
    later "Noise Balance and ..."): with a rescaling symmetry, gradient flow conserves
    D_l = W_{l+1}^T W_{l+1} - W_l W_l^T while minibatch noise drives it toward the noise-balanced
@@ -85,17 +87,63 @@ def mode_curvatures(s_tilde, depth: int) -> torch.Tensor:
                for l in range(1, depth + 1))
 
 
-def stationary_mode_law(lam: torch.Tensor, v: torch.Tensor, lr: float, m: int, phase: int = 0) -> dict:
-    """Per entry: variances of delta <- (1 - lr lam) delta + lr lam xi, Var xi = v, for independent
-    batches ("iid", the modewise SDE's Boltzmann law) and epoch-reshuffled ones ("shuffled"), and
-    the lag (steps) after which the autocorrelation rho^lag falls below 0.05 (thinning)."""
-    rho = 1 - lr * lam
-    kappa2 = (lr * lam) ** 2
-    iid = torch.tensor([iid_ar1_variance(float(r), 1.0) for r in rho.flatten()]).view_as(rho) * kappa2 * v
-    shuf = torch.tensor([shuffled_ar1_variance(float(r), 1.0, m, phase) for r in rho.flatten()]
-                        ).view_as(rho) * kappa2 * v
+def epoch_pair_sum(m: int) -> float:
+    """S(m) = sum_{i<j, k<l} c_ik c_jl, c_ik = 1 if i = k else -1/(m-1): E[(sum_{i<j} xi_i C_j)^2] / (v q)
+    for two independent exchangeable zero-sum sequences xi, C of one epoch (m steps)."""
+    if m < 2:
+        return 0.0
+    c = np.eye(m) - (1 - np.eye(m)) / (m - 1)
+    prefix = np.zeros((m + 1, m + 1))
+    prefix[1:, 1:] = c.cumsum(0).cumsum(1)          # prefix[j, l] = sum_{i<j, k<l} c_ik
+    return float((c * prefix[:m, :m]).sum())
+
+
+def stationary_mode_law(lam: torch.Tensor, v: torch.Tensor, q: torch.Tensor, lr: float, m: int) -> dict:
+    """Predicted stationary variances of the diagonal deviations delta_a, at epoch boundaries.
+
+    lam (k, k): mode_curvatures; v (k, k): Var of (U~^T N_b V~)_ab; q (k, k): Var of
+    (V~^T Sxx_b V~)_ba (gradient_noise.mode_noise / input_noise); m = n / B steps per epoch.
+    Entry (a, b) of Delta = U~^T (W - Syx) V~ follows Delta_ab <- Delta_ab - lr lam_ab
+    (Delta + Delta C_j - N_j)_ab with C_j = V~^T Sxx_j V~ - I.
+
+    - "iid": independent batches, additive noise only (the modewise SDE's Boltzmann law):
+      (lr lam)^2 v / (1 - rho^2), rho = 1 - lr lam.
+    - "shuffled": the engine's epoch reshuffling: N_j and C_j each sum to 0 over an epoch, so the
+      additive part is shuffled_ar1_variance; to the next order Delta_ab,j = Delta_ab,0 + lr lam_ab
+      sum_{i<j} N_ab,i within the epoch and sum_j Delta_j C_j keeps
+      lr lam_ab sum_b sum_{i<j} N_ab,i C_ba,j, whose per-epoch variance is
+      sigma_e^2 = (lr lam_aa)^2 sum_b (lr lam_ab)^2 v_ab q_ba S(m) (epoch_pair_sum; N and C treated
+      as independent, their cross moments are odd in the label noise), adding sigma_e^2 / (1 - rho^{2m}).
+    ``thin``: the lag (steps) after which rho^lag < 0.05.
+    """
+    lam_aa, v_aa = torch.diagonal(lam), torch.diagonal(v)
+    rho = 1 - lr * lam_aa
+    kappa2 = (lr * lam_aa) ** 2
+    iid = torch.stack([torch.tensor(iid_ar1_variance(float(r), 1.0)) for r in rho]) * kappa2 * v_aa
+    additive = torch.stack([torch.tensor(shuffled_ar1_variance(float(r), 1.0, m)) for r in rho]) * kappa2 * v_aa
+    epoch = kappa2 * ((lr * lam) ** 2 * v * q.mT).sum(-1) * epoch_pair_sum(m)
+    shuffled = additive + epoch / (1 - rho ** (2 * m))
     lag = torch.ceil(math.log(20) / -torch.log(rho.abs()))
-    return {"rho": rho, "iid": iid, "shuffled": shuf, "thin": lag}
+    return {"rho": rho, "iid": iid, "shuffled": shuffled, "shuffled_additive": additive, "thin": lag}
+
+
+def stationary_mode_mean(lam: torch.Tensor, s_tilde: torch.Tensor, input_moment: torch.Tensor,
+                         output_moment: torch.Tensor, noise_input: torch.Tensor, lr: float, f: float) -> torch.Tensor:
+    """Second-order stationary mean of delta_a at a depth-2 minimum with epoch reshuffling, (k,).
+
+    Within an epoch the layers move by first-order noise, so step j sees W_2 W_2^T and W_1^T W_1
+    shifted by -lr sum_{i<j} (G_i W^T + W G_i^T) and (W^T G_i + G_i^T W); with the exact product term
+    +lr^2 G_j W^T G_j and E[N_i (x) N_j] = -E_same[N (x) N] / (m - 1) for i != j (zero-sum epoch, m(m-1)/2
+    pairs), the mean forcing per step is -(lr^2 / 2) (W Ahat + Bhat W) (the N W^T N terms cancel),
+    Ahat = f input_moment, Bhat = f output_moment. The multiplicative term -lr K(Delta_j C_j) with
+    Delta_j containing +lr sum_{i<j} K(N_i) adds +(lr^2 / 2) K(E_same[K(N) C]). Dividing the diagonal
+    by lr lam_aa:
+        mu_a = -lr f s_a (Ahat_aa + Bhat_aa) / (2 lam_aa) + (lr / 2) sum_b lam_ab E[N_ab C_ba],
+    with moments in the Syx bases (``noise_input`` = E_same[N_ab C_ba], gradient_noise.noise_input_moment).
+    Neglected: third order in the noise and the imbalance the law of balance builds up."""
+    lam_aa = torch.diagonal(lam)
+    first = -lr * f * s_tilde * (torch.diagonal(input_moment) + torch.diagonal(output_moment)) / (2 * lam_aa)
+    return first + 0.5 * lr * (lam * noise_input).sum(-1)
 
 
 def _lambda(u, depth):
