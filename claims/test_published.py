@@ -299,3 +299,103 @@ def _stationary_figure(claim, samples, kind):
             ax.legend()
     claim.figure(fig, f"stationary_{kind}", caption=f"late-time law of each mode's deviation from GD's fixed point, "
                  f"in units of the predicted ({kind}) standard deviation")
+
+
+# ------------------------------------------------------------------ 3. law of balance
+BALANCE_WINDOW = {"quick": 6000, "nightly": 24000}
+DENSE = 200                   # every-step checkpoints at the end: the exact drift identity
+ROUNDOFF = 1e-12              # (float64; x roundoff_scale) forming D_l ~ d * 1e-16 relative to ||W W^T||, as in test_balance
+
+
+def _curvature_term(exp: Experiment) -> float:
+    """(lr lambda_max)^2, lambda_max = L s_1^{2-2/L}: the relative size of the O(E||W - Syx||^2) terms
+    the noise-drift predictions drop (gradient_noise.gradient_moments keeps the first-order
+    reshuffling term; the stationary spread of W - Syx is below lr lambda_max times the noise)."""
+    s1 = float(exp.teacher.s[0])
+    return (exp.lr * exp.depth * s1 ** (2 - 2 / exp.depth)) ** 2
+
+
+@pytest.mark.parametrize("depth", [_case("balance-noise", "intermediate-lowrank-L2", 2),
+                                   _case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True)])
+def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
+    base = preset("intermediate", "lowrank", depth, label_noise=BALANCE_NOISE)
+    start = 2 * base.steps                                          # GD has converged (preset: e^-12)
+    exp = dataclasses.replace(base, steps=start + BALANCE_WINDOW[tier])
+    grid = np.unique(np.concatenate([np.linspace(start, exp.steps, 61).round(), np.arange(exp.steps - DENSE, exp.steps + 1)]))
+    traj = trajectory_cache(exp, checkpoints=grid.astype(int).tolist())
+    steps = traj.checkpoint_steps.double()
+    sparse = torch.isin(traj.checkpoint_steps, torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64)))
+    weights = [w[:, sparse] for w in traj.weights]
+    problem = make_problem(exp)
+    D = dg.balance_matrices(weights)                                 # per pair (R, K, d, d)
+    drift = gn.expected_balance_drift(weights, exp, problem)         # per step / lr^2
+    drift_iid = gn.expected_balance_drift(weights, exp, problem, reshuffled=False)
+    t_steps = steps[sparse]
+    tol_rel = _curvature_term(exp)
+    rows, checks, curves = [], {}, []
+    grad_sq = 2 * (traj.loss - problem.loss_offset).clamp_min(0)     # ||W - Syx||^2 = ||G_GD||^2 (full batch)
+    window = (traj.steps >= start) & (traj.steps < exp.steps)
+    for l, (D_l, dr, dr_iid) in enumerate(zip(D, drift, drift_iid), start=1):
+        predicted = exp.lr ** 2 * torch.trapezoid(dr, t_steps, dim=1)          # (R, d, d)
+        measured = D_l[:, -1] - D_l[:, 0]
+        ratio = (measured * predicted).sum((-2, -1)) / predicted.pow(2).sum((-2, -1))
+        predicted_iid = exp.lr ** 2 * torch.trapezoid(dr_iid, t_steps, dim=1)
+        ratio_iid = (measured * predicted_iid).sum((-2, -1)) / predicted_iid.pow(2).sum((-2, -1))
+        cos = (measured * predicted).sum((-2, -1)) / (measured.flatten(1).norm(dim=1) * predicted.flatten(1).norm(dim=1))
+        lo, hi = stats.bootstrap_ci(ratio[1:], **BOOT)
+        mean = float(ratio[1:].mean())
+        half = float(hi - lo) / 2
+        checks[f"pair {l}: SGD drift = predicted"] = abs(mean - 1) <= half + tol_rel
+        checks[f"pair {l}: SGD toward noise balance (cos > 0 every run)"] = bool((cos[1:] > 0).all())
+        norms = torch.linalg.matrix_norm(weights[l - 1][0], ord=2).amax() ** 2 + \
+            torch.linalg.matrix_norm(weights[l][0], ord=2).amax() ** 2
+        above = 1.0
+        for W in weights[l + 1:]:
+            above *= float(torch.linalg.matrix_norm(W[0], ord=2).amax()) ** 2
+        below = 1.0
+        for W in weights[: l - 1]:
+            below *= float(torch.linalg.matrix_norm(W[0], ord=2).amax()) ** 2
+        gd_bound = exp.lr ** 2 * float(norms) * above * below * float(grad_sq[0, window].sum())
+        gd_change = float(measured[0].norm())
+        scale = float(torch.linalg.matrix_norm(weights[l - 1][0] @ weights[l - 1][0].mT).amax()
+                      + torch.linalg.matrix_norm(weights[l][0].mT @ weights[l][0]).amax())
+        roundoff = ROUNDOFF * scale * exp.roundoff_scale
+        checks[f"pair {l}: GD conserves D (change <= bound)"] = gd_change <= gd_bound + roundoff
+        rows.append({"pair": l, "sgd_ratio_mean": mean, "ci_lo": float(lo), "ci_hi": float(hi), "tol_rel": tol_rel,
+                     "sgd_ratio_independent_batches": float(ratio_iid[1:].mean()),
+                     "sgd_cos_min": float(cos[1:].min()), "sgd_change": float(measured[1:].flatten(1).norm(dim=1).mean()),
+                     "predicted_change": float(predicted[1:].flatten(1).norm(dim=1).mean()),
+                     "D0_norm": float(D_l[1:, 0].flatten(1).norm(dim=1).mean()),
+                     "gd_change": gd_change, "gd_bound": gd_bound})
+        cum = exp.lr ** 2 * torch.cumulative_trapezoid(dr, t_steps, dim=1)
+        curves.append((D_l, D_l[:, :1] + torch.cat([torch.zeros_like(cum[:, :1]), cum], 1)))
+    dense = [w[:, -(DENSE + 1):] for w in traj.weights]
+    identity_error = float(dg.drift_identity(dense)["error"].max())
+    table = pd.DataFrame(rows)
+    holds = all(checks.values())
+    _balance_figure(claim, t_steps * exp.lr, curves)
+    claim.table(table, "balance_drift", caption="accumulated change of D_l: SGD vs the noise-drift prediction, GD vs its bound")
+    _verdict(claim, "balance-noise", holds,
+             observed="; ".join(f"pair {r.pair}: SGD/predicted {r.sgd_ratio_mean:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] "
+                                f"(tol +{r.tol_rel:.3f}; independent-batch moments: {r.sgd_ratio_independent_batches:.3f}), min cos {r.sgd_cos_min:.2f}, |dD| SGD {r.sgd_change:.3g} of "
+                                f"|D0| {r.D0_norm:.3g}; GD {r.gd_change:.2e} <= {r.gd_bound:.2e}" for r in table.itertuples())
+                      + f"; dense-window drift identity error {identity_error:.1e}; failed: {[k for k, v in checks.items() if not v]}",
+             table=table.to_dict("list"), checks=checks, identity_error=identity_error)
+    assert holds, f"law of balance: failed {[k for k, v in checks.items() if not v]}\n{table}"
+
+
+def _balance_figure(claim, times, curves):
+    fig, axes = plots.figure(1, len(curves), size=(4.8 * len(curves), 3.5))
+    for l, (ax, (D, pred)) in enumerate(zip(np.atleast_1d(axes), curves), start=1):
+        norm = torch.linalg.matrix_norm(D, "fro")
+        norm_pred = torch.linalg.matrix_norm(pred, "fro")
+        ax.plot(times, norm[0], color=plots.GD_COLOR, label="GD")
+        s = stats.summarize(norm[1:], n_boot=500)
+        plots.band(ax, times, s["mean"], s["lo"], s["hi"], color=plots.SGD_COLOR, label="SGD mean (95% CI)")
+        ax.plot(times, norm_pred[1:].mean(0), color="tab:blue", linestyle="--", label="SGD predicted (noise drift)")
+        ax.set_xlabel("time $t = \\eta k$")
+        ax.set_ylabel(rf"$\|D_{l}\|_F$")
+        ax.set_title(rf"$D_{l} = W_{l + 1}^\top W_{l + 1} - W_{l} W_{l}^\top$")
+        ax.legend()
+    claim.figure(fig, "balance_drift", caption="imbalance after convergence: GD conserves D_l, SGD with label noise "
+                 "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} - g_l g_l^T]")

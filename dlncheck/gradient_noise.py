@@ -47,43 +47,75 @@ def output_moment(problem: Problem, Q: torch.Tensor | None = None) -> torch.Tens
     return torch.einsum("...k,ik,jk->...ij", w, E, E) / X.shape[1]
 
 
+def _chain(layers, d: int, like: torch.Tensor) -> torch.Tensor:
+    """layers[-1] @ ... @ layers[0], or the d x d identity (batched like ``like``) for no layers."""
+    out = torch.eye(d, dtype=like.dtype, device=like.device).expand(*like.shape[:-2], d, d)
+    for W in layers:
+        out = W @ out
+    return out
+
+
 def _above_below(weights, l: int):
     """For the pair (l, l+1), 1-based: W_L ... W_{l+2} (above it) and W_{l-1} ... W_1 (below it)."""
-    d_out, d_in = weights[-1].shape[-2], weights[0].shape[-1]
-    batch = weights[0].shape[:-2]
-    eye = lambda d: torch.eye(d, dtype=weights[0].dtype, device=weights[0].device).expand(*batch, d, d)  # noqa: E731
-    above = eye(d_out)
-    for W in weights[l + 1:][::-1]:
-        above = above @ W
-    below = eye(d_in)
-    for W in weights[: l - 1]:
-        below = W @ below
-    return above, below
+    return (_chain(weights[l + 1:], weights[l].shape[-2], weights[0]),
+            _chain(weights[: l - 1], weights[0].shape[-1], weights[0]))
 
 
-def expected_balance_drift(weights, experiment: Experiment, problem: Problem | None = None) -> list[torch.Tensor]:
+def _kernel_factors(weights) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(A_l A_l^T, B_l^T B_l) for l = 1..L, A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1: the tangent kernel
+    K(G) = sum_l A_l A_l^T G B_l^T B_l of the end-to-end map."""
+    out = []
+    for l in range(len(weights)):
+        A = _chain(weights[l + 1:], weights[l].shape[-2], weights[0])
+        B = _chain(weights[:l], weights[0].shape[-1], weights[0])
+        out.append((A @ A.mT, B.mT @ B))
+    return out
+
+
+def gradient_moments(weights, problem: Problem, f: float, P: torch.Tensor, Q: torch.Tensor, lr: float = 0.0):
+    """(E[G^T P G], E[G Q G^T]) of the batch gradient at a minimum under epoch reshuffling.
+
+    G_j = Delta_j Sxx_j - N_j, and within an epoch Delta_j = Delta_0 + lr sum_{i<j} K(N_i) + ...
+    with E[N_j (x) N_i] = -E_same[N (x) N] / (m-1) for i != j; averaging j/(m-1) over the epoch (1/2):
+        E[G^T P G] = f Ahat(P) + (lr/2)(X + X^T),  X = f sum_l Ahat(P A_l A_l^T) B_l^T B_l,
+        E[G Q G^T] = f Bhat(Q) + (lr/2)(Y + Y^T),  Y = f sum_l A_l A_l^T Bhat(B_l^T B_l Q),
+    dropping O(E||Delta||^2) (relative (lr lambda)^2). lr = 0 gives the independent-batch moments."""
+    GPG, GQG = f * input_moment(problem, P), f * output_moment(problem, Q)
+    if lr:
+        for AA, BB in _kernel_factors(weights):
+            X = f * input_moment(problem, P @ AA) @ BB
+            Y = f * AA @ output_moment(problem, BB @ Q)
+            GPG = GPG + 0.5 * lr * (X + X.mT)
+            GQG = GQG + 0.5 * lr * (Y + Y.mT)
+    return GPG, GQG
+
+
+def expected_balance_drift(weights, experiment: Experiment, problem: Problem | None = None,
+                           reshuffled: bool = True) -> list[torch.Tensor]:
     """E[D_l(k+1) - D_l(k)] / lr^2 at a minimum, per pair l = 1..L-1, each (..., d_l, d_l).
 
     D_l = W_{l+1}^T W_{l+1} - W_l W_l^T moves by lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) per step
     (dlncheck.diagnostics.discrete_drift), g_l = A_l^T G B_l^T with A_l = W_L..W_{l+1},
-    B_l = W_{l-1}..W_1. With G = -N_b and the moments above:
-        E = f [B_{l+1} Ahat(A_{l+1} A_{l+1}^T) B_{l+1}^T - A_l^T Bhat(B_l^T B_l) A_l],
-    Ahat = input_moment, Bhat = output_moment. This is the noise ("Ito") drift behind the law of
-    balance of Ziyin, Li & Ueda (arXiv:2308.06671): zero where it vanishes (noise balance).
+    B_l = W_{l-1}..W_1, so
+        E = B_{l+1} E[G^T A_{l+1} A_{l+1}^T G] B_{l+1}^T - A_l^T E[G B_l^T B_l G^T] A_l
+    with the moments of :func:`gradient_moments` (``reshuffled``: the engine's epoch reshuffling,
+    first order in lr; else independent batches). This is the noise ("Ito") drift behind the law of
+    balance of Ziyin, Li & Ueda (arXiv:2308.06671): zero at the noise-balanced point.
     """
     problem = problem or make_problem(experiment)
     f = minibatch_factor(experiment.n_samples, experiment.batch_size)
+    lr = experiment.lr if reshuffled else 0.0
     out = []
     for l in range(1, len(weights)):
         A_next, B_l = _above_below(weights, l)          # A_{l+1} = W_L..W_{l+2}, B_l = W_{l-1}..W_1
         A_l, B_next = A_next @ weights[l], weights[l - 1] @ B_l
-        up = B_next @ input_moment(problem, A_next @ A_next.mT) @ B_next.mT
-        down = A_l.mT @ output_moment(problem, B_l.mT @ B_l) @ A_l
-        out.append(f * (up - down))
+        GPG, GQG = gradient_moments(weights, problem, f, A_next @ A_next.mT, B_l.mT @ B_l, lr)
+        out.append(B_next @ GPG @ B_next.mT - A_l.mT @ GQG @ A_l)
     return out
 
 
-def logdet_rate(weights, experiment: Experiment, pair: int = 1, problem: Problem | None = None) -> torch.Tensor:
+def logdet_rate(weights, experiment: Experiment, pair: int = 1, problem: Problem | None = None,
+                reshuffled: bool = True) -> torch.Tensor:
     """Expected d/dt log det(Theta_l^T Theta_l) per unit time t = lr * step at a minimum, (...).
 
     Theta_l = [W_l, W_{l+1}^T] (d_l x (d_{l-1} + d_{l+1})). One engine step is exactly
@@ -92,17 +124,18 @@ def logdet_rate(weights, experiment: Experiment, pair: int = 1, problem: Problem
     +-sigma_i(Gt), so log det changes by exactly 2 sum_i log(1 - lr^2 sigma_i(Gt)^2) per step
     (Varre, Sagitova & Flammarion, NeurIPS 2024: gradient flow conserves this determinant,
     label-noise SGD shrinks it). To leading order in lr^2 ||Gt||^2 this is -2 lr^2 ||Gt||_F^2,
-    and E||A^T N_b B^T||^2 = f (1/n) sum_k (e_k^T A A^T e_k)(x_k^T B^T B x_k), so the rate per
-    unit time is -2 lr f (1/n) sum_k (e_k^T A A^T e_k)(x_k^T B^T B x_k).
+    E||Gt||^2 = tr(E[G^T A A^T G] B^T B) (:func:`gradient_moments`), so the rate per unit time is
+    -2 lr tr(E[G^T A A^T G] B^T B); with independent batches at the minimum
+    -2 lr f (1/n) sum_k (e_k^T A A^T e_k)(x_k^T B^T B x_k).
     """
-    problem = problem or make_problem(experiment)
-    f = minibatch_factor(experiment.n_samples, experiment.batch_size)
     if not 1 <= pair < len(weights):
         raise ValueError(f"pair={pair} is invalid: use 1 <= pair <= L-1 = {len(weights) - 1}")
+    problem = problem or make_problem(experiment)
+    f = minibatch_factor(experiment.n_samples, experiment.batch_size)
     A, B = _above_below(weights, pair)
-    Ahat = input_moment(problem, A @ A.mT)                         # (..., d_in, d_in)
-    value = (Ahat * (B.mT @ B)).sum((-2, -1))                       # tr(Ahat B^T B)
-    return -2 * experiment.lr * f * value
+    BB = B.mT @ B
+    GPG, _ = gradient_moments(weights, problem, f, A @ A.mT, BB, experiment.lr if reshuffled else 0.0)
+    return -2 * experiment.lr * (GPG * BB).sum((-2, -1))
 
 
 def mode_noise(problem: Problem, U: torch.Tensor, V: torch.Tensor, n: int, batch_size: int) -> torch.Tensor:
