@@ -74,6 +74,10 @@ CONTRADICTIONS: dict[str, str] = {
         "variance and its lr^3 scaling agree (sd 0.95-1.00 of predicted; Var ratio 8.6/8.6/8.1/8.8 vs 8.6/8.6/8.4/8.3), "
         "but the means of modes 3-4 sit beyond the second-order prediction (-9.2e-4 vs -7.7e-4, -5.2e-4 vs -3.0e-4 at lr; "
         "~0.1-0.15 sd): KS p = 2.6e-9, 3.2e-19 (lr), 2.4e-5, 1.7e-12 (lr/2) below 0.01/8; modes 1-2 pass except mode 2 at lr (p 8e-4)",
+    "rank-deficiency-varre-2x5-L2":
+        "SGD shrinks det(Theta^T Theta) and GD keeps it (|change| 2.3e-2 <= bound 2.3e-2), but the slope is 1.011 "
+        "[1.008, 1.013] x the reshuffled first-order rate (1.035 x the independent-batch rate): 1.1% above, beyond the "
+        "CI + (lr lambda_max)^2 = 0.0025 + 0.0016 allowance",
 }
 
 # ------------------------------------------------------------------------------ setups
@@ -399,3 +403,91 @@ def _balance_figure(claim, times, curves):
         ax.legend()
     claim.figure(fig, "balance_drift", caption="imbalance after convergence: GD conserves D_l, SGD with label noise "
                  "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} - g_l g_l^T]")
+
+
+# ------------------------------------------------------------------ 4. rank deficiency
+RANK_EPS = 1e-3               # numerical-rank threshold of the rank-pattern observation (not asserted)
+LOGDET_ROUNDOFF = 1e-10       # (float64; x roundoff_scale) absolute error of log det from batched SVDs
+
+
+@pytest.mark.parametrize("depth", [_case("rank-deficiency", "varre-2x5-L2", 2),
+                                   _case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)])
+def test_rank_deficiency(depth, tier, trajectory_cache, claim):
+    exp = _varre(depth, tier)
+    traj = trajectory_cache(exp, checkpoints=np.linspace(0, exp.steps, 121).round().astype(int).tolist())
+    times = traj.checkpoint_steps.double() * exp.lr
+    W1, W2 = traj.weights[0], traj.weights[1]
+    theta = torch.cat([W1, W2.mT], dim=-1)                           # Theta_1 = [W_1, W_2^T], (R, K, d_1, d_0 + d_2)
+    sv_theta = spectra.singular_values(theta)
+    logdet = 2 * sv_theta.log().sum(-1)                               # (R, K)
+    late = times >= times[-1] / 3
+    t_late = times[late]
+    slope = ((t_late - t_late.mean()) * (logdet[:, late] - logdet[:, late].mean(1, keepdim=True))).sum(1) \
+        / (t_late - t_late.mean()).pow(2).sum()
+    problem = make_problem(exp)
+    rate = gn.logdet_rate([w[:, late] for w in traj.weights], exp, pair=1, problem=problem).mean(1)    # (R,)
+    rate_iid = gn.logdet_rate([w[:, late] for w in traj.weights], exp, 1, problem, reshuffled=False).mean(1)
+    ratio = slope[1:] / rate[1:]
+    lo, hi = stats.bootstrap_ci(ratio, **BOOT)
+    mean, tol_rel = float(ratio.mean()), _curvature_term(exp)
+    checks = {"SGD log-det slope = predicted": abs(mean - 1) <= float(hi - lo) / 2 + tol_rel}
+    grad_sq = 2 * (traj.loss[0] - problem.loss_offset).clamp_min(0)  # GD: ||G_k||^2, every step
+    above = 1.0
+    for W in traj.weights[2:]:
+        above *= float(torch.linalg.matrix_norm(W[0], ord=2).amax()) ** 2
+    gd_bound = float(pub.gd_logdet_bound(above * grad_sq[:-1], exp.lr)) + LOGDET_ROUNDOFF * exp.roundoff_scale
+    gd_change = float((logdet[0, -1] - logdet[0, 0]).abs())
+    checks["GD conserves det (|change| <= bound)"] = gd_change <= gd_bound
+    checks["sigma_min(Theta) ends lower under SGD (every run)"] = bool((sv_theta[1:, -1, -1] < sv_theta[0, -1, -1]).all())
+    sv_w1 = spectra.singular_values(W1)
+    rank_w1 = spectra.numerical_rank(W1[:, -1], RANK_EPS)
+    patterns = spectra.rank_pattern([w[:, -1] for w in traj.weights], RANK_EPS)
+    numbers = dict(slope_sgd=float(slope[1:].mean()), rate_pred=float(rate[1:].mean()), ratio=mean,
+                   ratio_independent_batches=float((slope[1:] / rate_iid[1:]).mean()),
+                   ratio_ci=[float(lo), float(hi)], tol_rel=tol_rel, slope_gd=float(slope[0]),
+                   gd_change=gd_change, gd_bound=gd_bound,
+                   sigma_min_theta_end={"GD": float(sv_theta[0, -1, -1]), "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
+                   sigma_w1_end={"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
+                   rank_w1_end={"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
+                   rank_pattern_end={"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()}, checks=checks)
+    holds = all(checks.values())
+    _rank_figure(claim, times, logdet, sv_w1, t_late, rate, exp)
+    claim.table(pd.DataFrame({"run": np.repeat(np.arange(exp.runs), len(times)), "time": np.tile(times.numpy(), exp.runs),
+                              "logdet": logdet.flatten().numpy(),
+                              **{f"sigma_{i + 1}_W1": sv_w1[..., i].flatten().numpy() for i in range(sv_w1.shape[-1])}}),
+                "logdet_and_w1_spectrum")
+    _verdict(claim, "rank-deficiency", holds,
+             observed=f"SGD d/dt log det = {numbers['slope_sgd']:.4f} vs predicted {numbers['rate_pred']:.4f} "
+                      f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; independent-batch rate: "
+                      f"{numbers['ratio_independent_batches']:.3f}); GD |change| "
+                      f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD {numbers['sigma_min_theta_end']['GD']:.3g}, "
+                      f"SGD {numbers['sigma_min_theta_end']['SGD_mean']:.3g}; sigma(W_1) end GD "
+                      f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD {np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
+                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; failed: "
+                      f"{[k for k, v in checks.items() if not v]}", **numbers)
+    assert holds, f"rank deficiency: failed {[k for k, v in checks.items() if not v]}; {numbers}"
+
+
+def _rank_figure(claim, times, logdet, sv_w1, t_late, rate, exp):
+    fig, axes = plots.figure(1, 2, size=(10.0, 3.6))
+    ax = axes[0]
+    ax.plot(times, logdet[0], color=plots.GD_COLOR, label="GD")
+    s = stats.summarize(logdet[1:], n_boot=500)
+    plots.band(ax, times, s["mean"], s["lo"], s["hi"], color=plots.SGD_COLOR, label="SGD mean (95% CI)")
+    start = float(s["mean"][times >= t_late[0]][0])
+    ax.plot(t_late, start + float(rate[1:].mean()) * (t_late - t_late[0]), color="tab:blue", linestyle="--",
+            label="predicted slope (asserted window)")
+    ax.set_xlabel("time $t = \\eta k$")
+    ax.set_ylabel(r"$\log\det(\Theta^\top\Theta)$, $\Theta = [W_1, W_2^\top]$")
+    ax.set_title("Varre et al.: the determinant GD conserves")
+    ax.legend()
+    ax = axes[1]
+    for i in range(sv_w1.shape[-1]):
+        ax.semilogy(times, sv_w1[0, :, i], color=plots.GD_COLOR, label="GD" if i == 0 else None)
+        ax.semilogy(times, sv_w1[1:, :, i].mean(0), color=plots.SGD_COLOR, label="SGD mean" if i == 0 else None)
+    ax.set_xlabel("time $t = \\eta k$")
+    ax.set_ylabel(r"$\sigma_i(W_1)$")
+    ax.set_title(f"hidden layer spectrum (teacher rank {exp.teacher.rank})")
+    ax.legend()
+    claim.figure(fig, "rank_deficiency", caption="label-noise SGD shrinks det(Theta^T Theta) at the predicted rate "
+                 "while GD keeps it; the hidden layer's smallest singular values follow")
