@@ -21,6 +21,8 @@ _ATTRS = {
     "train": "dlncheck.engine",
     "Trajectory": "dlncheck.engine",
     "TrainingDiverged": "dlncheck.engine",
+    "Ensemble": "dlncheck.experiment",
+    "EnsembleTrajectory": "dlncheck.trajectory",
 }
 _SUBMODULES = {
     "align", "calibration", "compare", "data", "diagnostics", "engine", "experiment",

@@ -20,11 +20,11 @@ import torch
 
 from . import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
-from .engine import ENGINE_VERSION, Trajectory, train
-from .experiment import Experiment
+from .engine import ENGINE_VERSION, train
+from .experiment import Ensemble, Experiment
+from .trajectory import EnsembleTrajectory, Trajectory
 from .io import atomic_path, write_json
 
-TRAJECTORY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
 
 
@@ -39,22 +39,6 @@ def _plain(value):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def trajectory_arrays(traj: Trajectory, prefix: str = "") -> dict[str, np.ndarray]:
-    """A Trajectory as named NumPy arrays (weights_l, initial_l per layer) for np.savez."""
-    arrays = {f"{prefix}{name}": getattr(traj, name) for name in TRAJECTORY_FIELDS}
-    arrays |= {f"{prefix}weights_{l}": w for l, w in enumerate(traj.weights)}
-    arrays |= {f"{prefix}initial_{l}": w for l, w in enumerate(traj.initial_weights)}
-    return {k: v.cpu().numpy() for k, v in arrays.items()}
-
-
-def _trajectory_from(arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
-    def t(name):
-        return torch.from_numpy(arrays[prefix + name]).to(experiment.device)
-    L = experiment.depth
-    return Trajectory(experiment, *(t(name) for name in TRAJECTORY_FIELDS),
-                      [t(f"weights_{l}") for l in range(L)], [t(f"initial_{l}") for l in range(L)])
 
 
 def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
@@ -83,19 +67,46 @@ class TrajectoryCache:
     def __call__(self, experiment: Experiment, **train_kwargs) -> Trajectory:
         return self._get("trajectory", experiment, train_kwargs,
                          compute=lambda: train(experiment, **train_kwargs),
-                         encode=lambda traj: (trajectory_arrays(traj), {}),
-                         decode=lambda arrays, meta: _trajectory_from(arrays, experiment))
+                         encode=lambda traj: (traj.to_arrays(), {}),
+                         decode=lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+
+    def ensemble(self, ensemble: Ensemble, **train_kwargs) -> EnsembleTrajectory:
+        """``train(ensemble, **train_kwargs)``, each config cached under its own Experiment (so
+        ``cache(ensemble.experiment(i), ...)`` hits); only the configs not cached are trained,
+        together in one program. A dict ``checkpoints`` ({config: spec}) is split per config."""
+        spec = train_kwargs.get("checkpoints")
+        per_config = spec if isinstance(spec, dict) else None
+        shared = {k: v for k, v in train_kwargs.items() if per_config is None or k != "checkpoints"}
+        kwargs = [shared | ({} if per_config is None or per_config.get(i) is None
+                            else {"checkpoints": per_config[i]}) for i in range(len(ensemble))]
+        keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
+        found = [self._memory.get(key) or self._lookup(key, ensemble.experiment(i)) for i, key in enumerate(keys)]
+        missing = [i for i, traj in enumerate(found) if traj is None]
+        if missing:
+            if per_config is not None:
+                train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
+            for i, traj in zip(missing, train(ensemble.subset(missing), **train_kwargs)):
+                found[i] = traj
+                if self.root is not None:
+                    self._store("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
+        self._memory.update(zip(keys, found))
+        return EnsembleTrajectory(ensemble, found)
+
+    def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
+        if self.root is None:
+            return None
+        return self._load("trajectory", key, experiment, lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
 
     def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
         def encode(a: AlignedCheckpoints):
             arrays = {name: getattr(a, name).cpu().numpy() for name in ALIGNED_FIELDS}
             arrays |= {f"weights_{l}": w.cpu().numpy() for l, w in enumerate(a.weights)}
-            arrays |= trajectory_arrays(a.trajectory, prefix="trajectory_")
+            arrays |= a.trajectory.to_arrays(prefix="trajectory_")
             return arrays, {"labels": a.labels, "kinds": a.kinds, "windows": a.windows, "window": a.window}
 
         def decode(arrays, meta) -> AlignedCheckpoints:
             fields = {name: torch.from_numpy(arrays[name]) for name in ALIGNED_FIELDS}
-            traj = _trajectory_from(arrays, experiment, prefix="trajectory_")
+            traj = Trajectory.from_arrays(arrays, experiment, prefix="trajectory_")
             return AlignedCheckpoints(
                 **fields, labels=meta["labels"], kinds=meta["kinds"],
                 weights=[torch.from_numpy(arrays[f"weights_{l}"]).to(experiment.device)

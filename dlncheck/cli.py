@@ -10,9 +10,10 @@ import sys
 from pathlib import Path
 
 from . import presets, theory
-from .cache import save_npz, trajectory_arrays
+from .cache import save_npz
 from .engine import Trajectory, train
 from .io import atomic_write, write_json
+from .threads import set_cpu_threads
 
 
 def parse_preset(name: str) -> tuple[str, str, int]:
@@ -50,7 +51,7 @@ def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, P
     out.mkdir(parents=True, exist_ok=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json",
              "figure": out / f"{preset}-loss.png"}
-    digest = save_npz(paths["trajectory"], trajectory_arrays(traj))
+    digest = save_npz(paths["trajectory"], traj.to_arrays())
     write_json(paths["spec"], {"preset": preset, "experiment": exp.to_dict(), "sha256": digest,
                                "final_loss": traj.loss[:, -1].tolist()})
     fig = loss_figure(traj, f"{preset}: loss (1 GD + {exp.sgd_runs} SGD runs)")
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sgd-runs", type=int, default=None, help="override the number of SGD runs")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)
+    p.add_argument("--threads", default="auto", help="torch CPU threads (default: $DLNCHECK_THREADS or 1)")
     args = parser.parse_args(argv)
     if args.command == "list":
         for tier in ("quick", "nightly"):
@@ -79,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {k: v for k, v in (("sgd_runs", args.sgd_runs), ("device", args.device),
                                    ("dtype", args.dtype)) if v is not None}
     try:
+        set_cpu_threads(args.threads)
         paths = run(args.preset, args.out, args.tier, **overrides)
     except ValueError as error:
         parser.error(str(error))

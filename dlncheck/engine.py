@@ -1,91 +1,50 @@
-"""train(): one GD run and S SGD runs of a deep linear network in one batched tensor program.
+"""train(): GD (run 0) and S SGD runs of a deep linear network, for one Experiment or every
+config of an Ensemble, in one batched tensor program.
 
-Every run r holds weights W_l[r] (R = 1 + S on the leading axis). At step k, with its batch
-second moments Sxx_r = X_b X_b^T / B and Syx_r = Y_b X_b^T / B (run 0, GD: I and Syx = Y X^T / n),
-the batch gradient G = W Sxx_r - Syx_r is written as (W - Syx) Sxx_r - N_r, where
-N_r = (Y_b - Syx X_b) X_b^T / B is the label-noise moment (exactly 0 without label noise, since
-then Y = M X and Syx = M); W - Syx is also what the full-data loss needs. Then
+Rows are (config, run) pairs, row = config * R + run (R = 1 + S). At step k, with its batch
+second moments Sxx_r = X_b X_b^T / B and noise moment N_r (see :mod:`dlncheck.batches`; run 0,
+GD: I and 0), the batch gradient of the end-to-end map is G = (W - Syx) Sxx_r - N_r, where
+W - Syx is also what the full-data loss 0.5 ||W - Syx||_F^2 + offset needs. Then
 
     W = W_L ... W_1,   dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T,
 
 and all layers step together, W_l <- W_l - lr dL/dW_l. Prefix products are built from the
-input side and the backward products from the output side, so every matmul is thin
-(O(d_l d_{l-1} d_0) per layer). The only Python loop is over steps; batch moments for a chunk
-of epochs are gathered at once from per-run data orders (a torch.Generator per run, seeded
-by (experiment.seed, run), reshuffled every epoch).
+input side and the backward products from the output side, so every matmul is thin.
+Config c trains steps_c steps with its own lr_c; after steps_c its rows stop updating (lr 0).
+
+The step loop runs over segments: stretches of steps between checkpoints, config ends and
+batch-moment chunks. A segment is advanced either by the reference PyTorch path below or by
+the fused C kernel of :mod:`dlncheck.fused` (CPU, one call per segment; equal to 1e-12).
 """
 from __future__ import annotations
 
-from collections import defaultdict
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .data import Problem, init_weights, make_problem, seed_for
-from .experiment import Experiment, Teacher
+from . import fused
+from .batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
+from .data import init_weights, make_problem
+from .experiment import Ensemble, Experiment
+from .trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
-ENGINE_VERSION = 1        # bump when the numbers train() returns change (part of cache keys)
+ENGINE_VERSION = 2        # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
-CHUNK_ELEMENTS = 2 ** 21  # batch-index + moment elements per chunk (16 MiB in float64)
+BACKENDS = ("auto", "torch", "fused")
 
 
 class TrainingDiverged(RuntimeError):
     """A run's loss became non-finite or grew past the divergence bound."""
 
-    def __init__(self, run: int, step: int, lr: float, loss: float = float("nan")):
-        self.run, self.step, self.lr, self.loss = run, step, lr, loss
+    def __init__(self, run: int, step: int, lr: float, loss: float = float("nan"), config: int | None = None):
+        self.run, self.step, self.lr, self.loss, self.config = run, step, lr, loss, config
         kind = "GD" if run == 0 else "SGD"
-        super().__init__(f"run {run} ({kind}) diverged at step {step} with lr={lr:g} "
+        where = "" if config is None else f"config {config}, "
+        super().__init__(f"{where}run {run} ({kind}) diverged at step {step} with lr={lr:g} "
                          f"(loss {loss:.3g}); lower lr (GD on this loss is stable for "
                          f"lr < 2 / (largest Hessian eigenvalue)) or use a smaller init scale")
-
-
-@dataclass
-class Trajectory:
-    """Losses of every run at ``steps`` and weights at ``checkpoint_steps``.
-
-    checkpoint_steps is (K,) (shared by all runs) or (R, K) (per run; -1 = not reached, the
-    weights there are NaN). weights: list of L tensors (R, K, d_l, d_{l-1}).
-    """
-
-    experiment: Experiment
-    steps: torch.Tensor
-    times: torch.Tensor
-    loss: torch.Tensor
-    checkpoint_steps: torch.Tensor
-    weights: list[torch.Tensor]
-    initial_weights: list[torch.Tensor]
-
-    @property
-    def teacher(self) -> Teacher:
-        return self.experiment.teacher
-
-    @property
-    def runs(self) -> int:
-        return self.loss.shape[0]
-
-    def relative_movement(self) -> torch.Tensor:
-        """(R, K): ||theta_k - theta_0|| / ||theta_0|| over all layers (lazy regime: << 1)."""
-        theta0 = torch.cat([w.flatten() for w in self.initial_weights])
-        moved = sum((w - w0).pow(2).sum((-2, -1)) for w, w0 in zip(self.weights, self.initial_weights))
-        return moved.sqrt() / theta0.norm()
-
-    def to_frame(self) -> pd.DataFrame:
-        """Tidy losses: one row per (run, step) with columns run, method, step, time, loss."""
-        R, T = self.loss.shape
-        run = np.repeat(np.arange(R), T)
-        return pd.DataFrame({
-            "run": run,
-            "method": np.where(run == 0, "GD", "SGD"),
-            "step": np.tile(self.steps.cpu().numpy(), R),
-            "time": np.tile(self.times.cpu().numpy(), R),
-            "loss": self.loss.cpu().double().numpy().ravel(),
-        })
 
 
 def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
@@ -112,78 +71,6 @@ def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:
     return table
 
 
-def _schedule(table: torch.Tensor, runs: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
-    """step -> (run indices, checkpoint indices) to store at that step."""
-    per_run = table if table.ndim == 2 else table.expand(runs, -1)
-    hits = defaultdict(list)
-    for r, k in zip(*torch.nonzero(per_run >= 0, as_tuple=True)):
-        hits[int(per_run[r, k])].append((int(r), int(k)))
-    return {s: tuple(torch.tensor(v) for v in zip(*pairs)) for s, pairs in hits.items()}
-
-
-def _order_generator(experiment: Experiment, run: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed_for(experiment.seed, run))
-
-
-def _shuffled_batches(g: torch.Generator, epochs: int, n: int, B: int) -> torch.Tensor:
-    """(epochs * (n // B), B) sample indices: a fresh permutation per epoch, the remainder dropped."""
-    perms = torch.stack([torch.randperm(n, generator=g) for _ in range(epochs)])
-    return perms[:, : (n // B) * B].reshape(-1, B)
-
-
-def batch_indices(experiment: Experiment, run: int, steps: int) -> torch.Tensor:
-    """(steps, B) sample indices SGD run ``run`` (>= 1) uses at steps 0..steps-1 (for references)."""
-    per_epoch = experiment.n_samples // experiment.batch_size
-    g = _order_generator(experiment, run)
-    return _shuffled_batches(g, -(-steps // per_epoch), experiment.n_samples, experiment.batch_size)[:steps]
-
-
-def _batch_moments(problem: Problem, experiment: Experiment):
-    """Yield (Sxx, N) for successive chunks of C steps: Sxx (C, R, d_in, d_in), and the noise
-    moments N (C, R, d_out, d_in), or None without label noise. Run 0 (GD) gets I and 0."""
-    n, B, S = experiment.n_samples, experiment.batch_size, experiment.sgd_runs
-    d_out, d_in = problem.Syx.shape
-    noisy = experiment.label_noise > 0
-    X = problem.X
-    # per-sample outer products [x x^T | e x^T] (e = y - Syx x): a batch's moments are the mean of
-    # its rows, one fused gather-and-mean (embedding_bag) for all runs and steps of a chunk
-    columns = [(X[:, None] * X[None]).reshape(d_in * d_in, n)]
-    if noisy:
-        E = problem.Y - problem.Syx @ X
-        columns.append((E[:, None] * X[None]).reshape(d_out * d_in, n))
-    outer = torch.cat(columns).T.contiguous()
-    per_epoch = n // B
-    cap = max(1, CHUNK_ELEMENTS // (per_epoch * experiment.runs * (B + outer.shape[1])))
-    remaining = experiment.steps
-    eye = torch.eye(d_in, dtype=X.dtype, device=X.device)
-    orders = [_order_generator(experiment, run) for run in range(1, S + 1)]
-    while True:
-        epochs = min(cap, -(-remaining // per_epoch))
-        C, remaining = epochs * per_epoch, remaining - epochs * per_epoch
-        Sxx = eye.expand(C, 1, d_in, d_in)
-        N = torch.zeros(C, 1, d_out, d_in, dtype=X.dtype, device=X.device) if noisy else None
-        if S:
-            idx = torch.stack([_shuffled_batches(g, epochs, n, B) for g in orders], dim=1)  # (C, S, B)
-            moments = F.embedding_bag(idx.reshape(C * S, B).to(X.device), outer, mode="mean").view(C, S, -1)
-            Sxx = torch.cat([Sxx, moments[..., : d_in * d_in].view(C, S, d_in, d_in)], dim=1)
-            if noisy:
-                N = torch.cat([N, moments[..., d_in * d_in:].reshape(C, S, d_out, d_in)], dim=1)
-        yield Sxx, N
-
-
-def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor, lr: float) -> None:
-    """W_l <- W_l - lr (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T for all l (prefix[l] = W_{l+1}...W_1).
-
-    Goes from the output side down, carrying back = (W_L...W_{l+1})^T G; each layer's backward
-    product is taken before that layer is updated, so all layers step from the same weights."""
-    back = G
-    for l in reversed(range(1, len(W))):
-        below = torch.bmm(W[l].mT, back)
-        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)    # fused gradient product and update
-        back = below
-    W[0].sub_(back, alpha=lr)
-
-
 @contextmanager
 def _cpu_threads(device: str, n: int = 1):
     """Run with n intra-op CPU threads: the engine's matmuls are tiny, and threading them only
@@ -199,81 +86,184 @@ def _cpu_threads(device: str, n: int = 1):
         torch.set_num_threads(before)
 
 
-def train(experiment: Experiment, checkpoints=None, loss_every: int = 1,
-          progress: bool = False) -> Trajectory:
-    """Train GD (run 0) and experiment.sgd_runs SGD runs together; see the module docstring.
+def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, progress: bool = False,
+          backend: str = "auto") -> Trajectory | EnsembleTrajectory:
+    """Train GD (run 0) and the SGD runs of an Experiment (-> Trajectory), or of every config of
+    an Ensemble in one program (-> EnsembleTrajectory, ``et[i]`` = train(ensemble.experiment(i))).
 
     checkpoints: None (steps 0 and last), a count (log-spaced grid with 0 and last), a list of
-    steps, or an (R, K) table of per-run steps (-1 = skip). loss_every: record the full-data
-    loss every k steps (and at the last step).
+    steps, or an (R, K) table of per-run steps (-1 = skip); for an Ensemble it applies to every
+    config (a count gives each config its own grid over its steps), or give a dict
+    {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
+    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), or "auto" (fused on
+    CPU when it builds, else torch).
     """
     if int(loss_every) < 1:
         raise ValueError(f"loss_every={loss_every!r} is invalid: record the loss at least every step (>= 1)")
-    with _cpu_threads(experiment.device):
-        return _train(experiment, checkpoints, int(loss_every), progress)
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is invalid: choose one of {BACKENDS}")
+    ensemble = spec if isinstance(spec, Ensemble) else Ensemble(spec, [spec.init], same_time=False)
+    if not isinstance(spec, (Ensemble, Experiment)):
+        raise ValueError(f"spec={spec!r} is invalid: pass a dlncheck.Experiment or dlncheck.Ensemble")
+    per_config = checkpoints if isinstance(checkpoints, dict) else {}
+    if per_config and not set(per_config) <= set(range(len(ensemble))):
+        raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
+    tables = [_checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
+              for c, e in enumerate(ensemble.experiments)]
+    with _cpu_threads(ensemble.base.device):
+        trajectories = _train(ensemble, tables, int(loss_every), progress, _advance_for(ensemble.base, backend))
+    return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
 
 
-def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool) -> Trajectory:
-    problem = make_problem(experiment)
-    W0 = init_weights(experiment)
-    R, L, lr, n_steps = experiment.runs, experiment.depth, experiment.lr, experiment.steps
-    W = [w.expand(R, *w.shape).clone() for w in W0]
+def _advance_for(experiment: Experiment, backend: str):
+    if backend == "torch":
+        return _advance_torch
+    reason = fused.why_not(experiment)
+    if backend == "fused" and reason:
+        raise ValueError(f"backend='fused' is unavailable for device={experiment.device!r}, "
+                         f"dtype={experiment.dtype!r} ({reason}): use backend='torch'")
+    return _advance_torch if reason else fused.advance
 
-    table = _checkpoint_table(checkpoints, experiment)
-    schedule = _schedule(table, R)
-    stored = [torch.full((R, table.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device)
-              for w in W0]
-    record = np.unique(np.append(np.arange(0, n_steps + 1, int(loss_every)), n_steps))
-    record_at = {int(s): i for i, s in enumerate(record)}
-    residual = torch.empty(len(record), R, dtype=W0[0].dtype, device=W0[0].device)  # ||W - Syx||_F
 
-    loss0 = problem.loss(torch.linalg.multi_dot(W0[::-1]) if L > 1 else W0[0])
-    bound = DIVERGENCE_FACTOR * max(float(loss0), 1.0)
+def _prefix_products(W: list[torch.Tensor]) -> list[torch.Tensor]:
+    """prefix[l] = W_{l+1} ... W_1 (0-based layers), batched over rows."""
+    prefix = [W[0]]
+    for w in W[1:]:
+        prefix.append(torch.bmm(w, prefix[-1]))
+    return prefix
 
-    def observe(step: int) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Prefix products and W - Syx at ``step``; records its loss and checkpoints."""
-        prefix = [W[0]]
-        for w in W[1:]:
-            prefix.append(torch.bmm(w, prefix[-1]))
-        error = prefix[-1] - problem.Syx
-        if step in record_at:
-            torch.linalg.vector_norm(error, dim=(-2, -1), out=residual[record_at[step]])
-        if step in schedule:
-            runs, ks = schedule[step]
+
+def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor, lr) -> None:
+    """W_l <- W_l - lr (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T for all l (prefix[l] = W_{l+1}...W_1).
+
+    lr: a float, or a (rows, 1, 1) tensor (then G is scaled first). Goes from the output side
+    down, carrying back = (W_L...W_{l+1})^T G; each layer's backward product is taken before
+    that layer is updated, so all layers step from the same weights."""
+    if isinstance(lr, torch.Tensor):
+        G, lr = G * lr, 1.0
+    back = G
+    for l in reversed(range(1, len(W))):
+        below = torch.bmm(W[l].mT, back)
+        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)    # fused gradient product and update
+        back = below
+    W[0].sub_(back, alpha=lr)
+
+
+def _advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
+    """The reference path: len(idx) steps, one batched step at a time; residual[k] = ||W - Syx||_F
+    before step k. idx (k, S, B): the SGD runs' batches; rows = configs x (1 + S)."""
+    Sxx, N = table.moments(idx)
+    configs = W[0].shape[0] // Sxx.shape[1]
+    if configs > 1:
+        Sxx = Sxx.repeat(1, configs, 1, 1)
+        N = None if N is None else N.repeat(1, configs, 1, 1)
+    for k in range(Sxx.shape[0]):
+        prefix = _prefix_products(W)
+        error = prefix[-1] - Syx
+        torch.linalg.vector_norm(error, dim=(-2, -1), out=residual[k])
+        G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
+        _descend(W, prefix, G, lr)
+
+
+def _checkpoint_events(tables: list[torch.Tensor], runs: int):
+    """Sorted unique checkpoint steps, and per step a list of (config, runs, checkpoint indices)."""
+    hits = []
+    for c, table in enumerate(tables):
+        per_run = (table if table.ndim == 2 else table.expand(runs, -1)).numpy()
+        r, k = np.nonzero(per_run >= 0)
+        hits += [(int(s), c, rr, kk) for s, c, rr, kk in zip(per_run[r, k], [c] * len(r), r, k)]
+    steps = np.unique([h[0] for h in hits]).astype(np.int64)
+    events = [[] for _ in steps]
+    for s, c, r, k in hits:
+        events[np.searchsorted(steps, s)].append((c, r, k))
+    grouped = []
+    for event in events:
+        by_config = {}
+        for c, r, k in event:
+            by_config.setdefault(c, ([], []))
+            by_config[c][0].append(r)
+            by_config[c][1].append(k)
+        grouped.append([(c, torch.tensor(r), torch.tensor(k)) for c, (r, k) in by_config.items()])
+    return steps, grouped
+
+
+def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance) -> list[Trajectory]:
+    base, exps = ensemble.base, ensemble.experiments
+    problem = make_problem(base)
+    C, R, L = len(exps), base.runs, base.depth
+    W0 = [init_weights(e) for e in exps]
+    W = [torch.stack([w0[l] for w0 in W0]).repeat_interleave(R, 0).contiguous() for l in range(L)]
+    ends = np.repeat(np.asarray(ensemble.steps, dtype=np.int64), R)
+    lrs = np.repeat(np.asarray(ensemble.lrs), R)
+    n_steps = int(ends.max())
+
+    own_records = [np.unique(np.append(np.arange(0, s + 1, loss_every), s)) for s in ensemble.steps]
+    record = np.unique(np.concatenate(own_records))
+    residual = torch.empty(len(record), C * R, dtype=W[0].dtype, device=W[0].device)  # ||W - Syx||_F
+    loss0 = torch.stack([problem.loss(torch.linalg.multi_dot(w0[::-1]) if L > 1 else w0[0]) for w0 in W0])
+    bound = DIVERGENCE_FACTOR * loss0.clamp_min(1.0).repeat_interleave(R)
+    stored = [[torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device)
+               for w in w0] for t, w0 in zip(tables, W0)]
+    event_steps, events = _checkpoint_events(tables, R)
+
+    def store(i: int) -> None:
+        for c, runs, ks in events[i]:
             for l in range(L):
-                stored[l][runs, ks] = W[l][runs]
-        return prefix, error
+                stored[c][l][runs, ks] = W[l][c * R + runs]
 
-    step = 0
+    table = MomentTable(problem, base.label_noise > 0)
+    orders = BatchOrders(base, n_steps, table.outer.shape[1])
+    bounds = np.unique(np.concatenate([event_steps, ensemble.steps, [0, n_steps],
+                                       np.arange(0, n_steps, orders.chunk)]))
+    ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
-        for Sxx, N in _batch_moments(problem, experiment):
-            first = step
-            for k in range(Sxx.shape[0]):
-                prefix, error = observe(step)
-                G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
-                _descend(W, prefix, G, lr)
-                step += 1
-                if step == n_steps:
-                    break
-            _check_divergence(residual, record, first, step, W, problem, lr, bound)
-            bar.update(step - first)
-            if step == n_steps:
-                break
-    observe(n_steps)
-    _check_divergence(residual, record, n_steps, n_steps + 1, W, problem, lr, bound)
-    loss = 0.5 * residual.T.square() + problem.loss_offset
-    steps_t = torch.from_numpy(record)
-    return Trajectory(experiment, steps_t, lr * steps_t.double(), loss, table, stored, W0)
+        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            if ev < len(event_steps) and event_steps[ev] == start:
+                store(ev)
+                ev += 1
+            step_residual = torch.empty(stop - start, C * R, dtype=W[0].dtype, device=W[0].device)
+            advance(W, problem.Syx, table, orders.take(stop - start), _lr_at(lrs, ends, start, W[0]), step_residual)
+            lo, hi = np.searchsorted(record, [start, stop])
+            residual[lo:hi] = step_residual[torch.from_numpy(record[lo:hi] - start)]
+            _check_divergence(residual[lo:hi], record[lo:hi], W, problem.loss_offset, bound, lrs, R, stop)
+            bar.update(stop - start)
+    if ev < len(event_steps):
+        store(ev)
+    residual[-1] = torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
+    _check_divergence(residual[-1:], record[-1:], W, problem.loss_offset, bound, lrs, R, n_steps)
+    return [_trajectory(exps[c], residual[np.searchsorted(record, own), c * R:(c + 1) * R], own,
+                        tables[c], stored[c], W0[c], problem.loss_offset)
+            for c, own in enumerate(own_records)]
 
 
-def _check_divergence(residual, record, lo, hi, W, problem, lr, bound) -> None:
-    """Raise TrainingDiverged for the first recorded loss in steps [lo, hi) that is non-finite or > bound."""
-    rows = slice(*np.searchsorted(record, [lo, hi]))
-    loss = 0.5 * residual[rows].square() + problem.loss_offset
+def _lr_at(lrs: np.ndarray, ends: np.ndarray, step: int, like: torch.Tensor):
+    """The step size of every row from ``step`` on: lr, or 0 for configs that have finished;
+    a float when all rows share it (the scalar path)."""
+    lr = np.where(ends > step, lrs, 0.0)
+    if (lr == lr[0]).all():
+        return float(lr[0])
+    return torch.as_tensor(lr, dtype=like.dtype, device=like.device).view(-1, 1, 1)
+
+
+def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
+    loss = (0.5 * residual.T.square() + offset).contiguous()
+    steps = torch.from_numpy(record)
+    return Trajectory(exp, steps, exp.lr * steps.double(), loss, table, stored, W0, offset)
+
+
+def _check_divergence(residual, record, W, offset, bound, lrs, R, step) -> None:
+    """Raise TrainingDiverged for the first recorded loss that is non-finite or > bound, or
+    for non-finite weights after ``step``."""
+    loss = 0.5 * residual.square() + offset
     bad = ~torch.isfinite(loss) | (loss > bound)
     if bad.any():
-        i, run = (int(v) for v in torch.nonzero(bad)[0])
-        raise TrainingDiverged(run, int(record[rows][i]), lr, float(loss[i, run]))
+        i, row = (int(v) for v in torch.nonzero(bad)[0])
+        _diverged(row, int(record[i]), lrs, R, float(loss[i, row]))
     finite = torch.stack([torch.isfinite(w).flatten(1).all(1) for w in W]).all(0)
     if not finite.all():
-        raise TrainingDiverged(int(torch.nonzero(~finite)[0]), hi, lr)
+        _diverged(int(torch.nonzero(~finite)[0]), step, lrs, R)
+
+
+def _diverged(row: int, step: int, lrs: np.ndarray, R: int, loss: float = float("nan")):
+    configs = len(lrs) // R
+    raise TrainingDiverged(row % R, step, float(lrs[row]), loss, row // R if configs > 1 else None)

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from dlncheck.report.claim import Claim, jsonable
+from dlncheck.threads import set_cpu_threads
 
 RECORD_KEY = "dlncheck_claim"
 _CLAIM = pytest.StashKey[Claim]()
@@ -25,6 +26,7 @@ OPTIONS = {  # name: (default, choices, help)
     "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
     "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
     "cache_dir": (".dlncheck-cache", None, "folder of the content-addressed trajectory cache"),
+    "threads": ("auto", None, "torch CPU threads per process; auto = $DLNCHECK_THREADS or 1"),
 }
 
 
@@ -55,11 +57,11 @@ def _reports_root(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
-    if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
-        import torch
-
-        torch.set_num_threads(1)
-    else:  # the controller, or a run without xdist, writes the report
+    try:  # one thread per process unless asked: see dlncheck.threads
+        set_cpu_threads(option(config, "threads"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist, writes the report
         config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
 
 
