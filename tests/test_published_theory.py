@@ -7,10 +7,12 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlncheck import Experiment, Init, Teacher, train
 from dlncheck import gradient_noise as gn
+from dlncheck import noise_metrics as nm
 from dlncheck.data import make_problem
 from dlncheck.theory import published as pub
 
@@ -140,3 +142,27 @@ def test_variance_ode_peaks_mid_escape_for_depth_two():
     out = pub.variance_ode(s, u0, 2, 0.01, 0.2, t)
     t_half = math.log((s / 2) / u0 * (s - u0) / (s - s / 2)) / (2 * s)   # Saxe: u(t) = s / 2
     assert t_half < out["t_peak"] < out["t_learned"]
+
+
+def test_noise_metrics_against_numpy():
+    g = torch.Generator().manual_seed(1)
+    t = torch.linspace(0, 3, 17, dtype=torch.float64)
+    y = torch.randn(4, 17, generator=g, dtype=torch.float64)
+    expected = np.array([np.polyfit(t.numpy(), row, 1)[0] for row in y.numpy()])
+    np.testing.assert_allclose(nm.slope(y, t).numpy(), expected, rtol=1e-12)
+    A = torch.randn(3, 7, 4, generator=g, dtype=torch.float64)
+    np.testing.assert_allclose(nm.logdet_gram(A).numpy(), np.linalg.slogdet((A.mT @ A).numpy())[1], rtol=1e-10)
+    P = torch.randn(2, 3, 3, generator=g, dtype=torch.float64)
+    ratio, cos = nm.projected_ratio(2.5 * P, P)
+    np.testing.assert_allclose(ratio.numpy(), 2.5, rtol=1e-12)
+    np.testing.assert_allclose(cos.numpy(), 1.0, rtol=1e-12)
+    with pytest.raises(ValueError, match="wide"):
+        nm.logdet_gram(A.mT)
+
+
+def test_peak_and_learning_times_on_known_curves():
+    times = torch.linspace(0, 10, 101, dtype=torch.float64)
+    runs = torch.stack([torch.tanh(times - 5 + 0.1 * k) for k in range(-3, 4)])[..., None]   # (7, K, 1)
+    t_peak, t_learned, _ = nm.peak_and_learning_times(runs, torch.tensor([1.0]), times, 0.9)
+    assert abs(float(t_peak[0]) - 5.0) <= 0.1                          # runs differ most where tanh is steepest
+    assert float(t_learned[0]) == pytest.approx(5 + math.atanh(0.9), abs=0.1)   # median run (shift 0)
