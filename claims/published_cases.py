@@ -56,7 +56,7 @@ CONTRADICTIONS: dict[str, str] = {
         "-7.7e-4/-3.0e-4 at lr, ~0.1-0.2 sd): KS p = 4e-3, 1e-4, 8e-9, 2e-19 (lr), 6e-4, 3e-3, 4e-7, 1e-12 (lr/2); "
         "6 of 8 below 0.01/8",
     "rank-deficiency-varre-2x5-L2":
-        "SGD shrinks det(Theta^T Theta) and GD keeps it (|change| 2.3e-2 <= bound 2.3e-2), but the slope is 1.011 "
+        "(quick tier; nightly 1.008 [1.008, 1.009]) SGD shrinks det(Theta^T Theta) and GD keeps it (|change| 2.3e-2 <= bound 2.3e-2), but the slope is 1.011 "
         "[1.008, 1.013] x the reshuffled first-order rate (1.035 x the independent-batch rate): 1.1% above, beyond the "
         "CI + (lr lambda_max)^2 = 0.0025 + 0.0016 allowance",
     "rank-deficiency-varre-2x5-L3":

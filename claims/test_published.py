@@ -253,6 +253,7 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     checks["sigma_min(Theta) ends lower under SGD (every run)"] = bool((sv_theta[1:, -1, -1] < sv_theta[0, -1, -1]).all())
     sv_w1 = spectra.singular_values(W1)
     rank_w1 = spectra.numerical_rank(W1[:, -1], RANK_EPS)
+    w1_slope = nm.slope(sv_w1[:, late, -1].log(), t_late)              # observed, not asserted
     patterns = spectra.rank_pattern([w[:, -1] for w in traj.weights], RANK_EPS)
     numbers = {"slope_sgd": float(slope[1:].mean()), "rate_pred": float(rate[1:].mean()), "ratio": mean,
                    "ratio_independent_batches": float((slope[1:] / rate_iid[1:]).mean()),
@@ -261,6 +262,7 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                    "sigma_min_theta_end": {"GD": float(sv_theta[0, -1, -1]), "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
                    "sigma_w1_end": {"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
                    "rank_w1_end": {"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
+                   "log_sigma_min_w1_slope": {"GD": float(w1_slope[0]), "SGD_mean": float(w1_slope[1:].mean())},
                    "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()}, "checks": checks}
     holds = all(checks.values())
     figures.rank(claim, times, logdet, sv_w1, t_late, rate, exp)
@@ -275,6 +277,7 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                       f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD {numbers['sigma_min_theta_end']['GD']:.3g}, "
                       f"SGD {numbers['sigma_min_theta_end']['SGD_mean']:.3g}; sigma(W_1) end GD "
                       f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD {np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
-                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; failed: "
+                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log sigma_min(W_1) "
+                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; failed: "
                       f"{[k for k, v in checks.items() if not v]}", **numbers)
     assert holds, f"rank deficiency: failed {[k for k, v in checks.items() if not v]}; {numbers}"
