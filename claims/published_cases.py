@@ -9,7 +9,7 @@ import torch
 from dlncheck import Ensemble, Experiment, Init, Teacher, presets, spectra
 from dlncheck import gradient_noise as gn
 from dlncheck.data import make_problem
-from dlncheck.pytest_plugin import contradicted
+from claims.expectations import contradicted
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import published as pub
 

@@ -23,7 +23,7 @@ import torch
 
 from dlncheck import Ensemble, Init, presets, spectra
 from dlncheck.data import init_weights
-from dlncheck.pytest_plugin import contradicted
+from claims.expectations import contradicted
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import trap

@@ -44,7 +44,7 @@ from claims.published_cases import (
     varre_experiment,
     verdict,
 )
-from dlncheck import diagnostics as dg
+from dlncheck import balance, events, modes
 from dlncheck import gradient_noise as gn
 from dlncheck import noise_metrics as nm
 from dlncheck import spectra, stats
@@ -61,12 +61,12 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
     s = teacher.s[: teacher.rank]
     rows, per_init = [], {}
     ensemble = init_ensemble(base)
-    runs = trajectory_cache.ensemble(ensemble, checkpoints=dg.time_grid(ensemble.base.steps, n_linear=400, n_log=60))
+    runs = trajectory_cache.ensemble(ensemble, checkpoints=events.time_grid(ensemble.base.steps, n_linear=400, n_log=60))
     for i, name in enumerate(INIT_NAMES):
         exp, traj = ensemble.experiment(i), runs[i]
         times = traj.checkpoint_steps.double() * exp.lr
         W = spectra.end_to_end(traj.weights)
-        u = torch.diagonal(dg.mode_coefficients(W, teacher.U, teacher.V), dim1=-2, dim2=-1)[..., : len(s)]
+        u = torch.diagonal(modes.mode_coefficients(W, teacher.U, teacher.V), dim1=-2, dim2=-1)[..., : len(s)]
         t_peak, t_learned, var = nm.peak_and_learning_times(u[1:], s, times, pub.LEARNED_FRACTION)
         per_init[name] = {"t_peak": t_peak, "t_learned": t_learned, "times": times, "var": var, "u": u}
         for a in range(len(s)):
@@ -147,7 +147,7 @@ def _collapse(preset, trajectory_cache, claim):
     lam_min = float(pub.mode_curvatures(torch.tensor([s_min]), 2)[0, 0])
     extra = int(np.ceil(np.log(1e12) / lam_min / base.lr))        # exp(-lambda_min t) < 1e-12 after the preset
     exp = dataclasses.replace(base, steps=base.steps + extra)
-    traj = trajectory_cache(exp, checkpoints=dg.time_grid(exp.steps, n_linear=200, n_log=40))
+    traj = trajectory_cache(exp, checkpoints=events.time_grid(exp.steps, n_linear=200, n_log=40))
     W = spectra.end_to_end(traj.weights)
     spread = (W[1:] - W[:1]).abs().amax((0, -2, -1))                # max over runs and entries, (K,)
     tol = 1e-9 * float(base.teacher.s[0]) * exp.roundoff_scale
@@ -174,7 +174,7 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
     sparse = torch.isin(traj.checkpoint_steps, torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64)))
     weights = [w[:, sparse] for w in traj.weights]
     problem = make_problem(exp)
-    D = dg.balance_matrices(weights)                                 # per pair (R, K, d, d)
+    D = balance.balance_matrices(weights)                                 # per pair (R, K, d, d)
     drift = gn.expected_balance_drift(weights, exp, problem)         # per step / lr^2
     drift_iid = gn.expected_balance_drift(weights, exp, problem, reshuffled=False)
     t_steps = steps[sparse]
@@ -210,7 +210,7 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
                      "gd_change": gd_change, "gd_bound": gd_bound})
         curves.append((D_l, D_l[:, :1] + nm.accumulated_drift(dr, t_steps, exp.lr ** 2, cumulative=True)))
     dense = [w[:, -(DENSE + 1):] for w in traj.weights]
-    identity_error = float(dg.drift_identity(dense)["error"].max())
+    identity_error = float(balance.drift_identity(dense)["error"].max())
     table = pd.DataFrame(rows)
     holds = all(checks.values())
     figures.balance(claim, t_steps * exp.lr, curves)

@@ -22,7 +22,7 @@ import pytest
 from scipy.stats import norm
 
 from dlncheck import lr_sweep, presets, scaling
-from dlncheck.pytest_plugin import contradicted
+from claims.expectations import contradicted
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import sgd

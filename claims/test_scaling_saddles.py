@@ -17,8 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from dlncheck import align, presets
-from dlncheck import diagnostics as dg
+from dlncheck import events, presets
 from dlncheck.report import plots
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc
@@ -49,14 +48,14 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
     exp = preset("saddle", teacher, depth, sgd_runs=0)
     if init == "random":
         exp = presets.random_small_init(exp)
-    grid = dg.time_grid(exp.steps, n_linear=200, n_log=60)
+    grid = events.time_grid(exp.steps, n_linear=200, n_log=60)
     traj = trajectory_cache(exp, checkpoints=grid)
     M, s = exp.teacher.M, exp.teacher.s
     W = [w[0] for w in traj.weights]                                    # GD: (K, d, d)
     gnorm = sc.gradient_norms(W, M).numpy()
     steps = traj.checkpoint_steps.numpy()
-    arrive = align.first_crossing(traj.loss[:1], traj.steps, align.arrival_levels(s))[0].numpy()
-    escape = align.escape_steps(traj.loss[:1], traj.steps, s)[0].numpy()
+    arrive = events.first_crossing(traj.loss[:1], traj.steps, events.arrival_levels(s))[0].numpy()
+    escape = events.escape_steps(traj.loss[:1], traj.steps, s)[0].numpy()
     rows = []
     for k in range(len(escape)):
         if arrive[k] < 0 or escape[k] < 0:

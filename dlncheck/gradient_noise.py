@@ -95,7 +95,7 @@ def expected_balance_drift(weights, experiment: Experiment, problem: Problem | N
     """E[D_l(k+1) - D_l(k)] / lr^2 at a minimum, per pair l = 1..L-1, each (..., d_l, d_l).
 
     D_l = W_{l+1}^T W_{l+1} - W_l W_l^T moves by lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) per step
-    (dlncheck.diagnostics.discrete_drift), g_l = A_l^T G B_l^T with A_l = W_L..W_{l+1},
+    (dlncheck.balance.discrete_drift), g_l = A_l^T G B_l^T with A_l = W_L..W_{l+1},
     B_l = W_{l-1}..W_1, so
         E = B_{l+1} E[G^T A_{l+1} A_{l+1}^T G] B_{l+1}^T - A_l^T E[G B_l^T B_l G^T] A_l
     with the moments of :func:`gradient_moments` (``reshuffled``: the engine's epoch reshuffling,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from . import spectra
-from .diagnostics import first_time
+from .events import first_time
 
 
 def peak_and_learning_times(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, fraction: float):

@@ -17,7 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import compare, diagnostics
+from . import balance, compare, spectra
 from .engine import Trajectory
 from .theory.sgd import noise_factor
 
@@ -31,7 +31,7 @@ def internal_mask(L: int) -> torch.Tensor:
 
 def internal_log_offsets(weights, n_modes: int) -> np.ndarray:
     """(S, n_internal * n_modes): s^SGD_ij,k - s^GD_ij,k for internal products, learned modes."""
-    s = compare.log_spectra(weights, n_modes).s                          # (R, L, L, n)
+    s = spectra.log_spectra(weights, n_modes).s                          # (R, L, L, n)
     off = (s[1:] - s[:1])[:, internal_mask(len(weights))]                # (S, n_int, n)
     return off.reshape(off.shape[0], -1).double().cpu().numpy()
 
@@ -64,7 +64,7 @@ def features(traj: Trajectory, name: str, end: int = -1, mid: int = 1) -> np.nda
         off = internal_log_offsets(W, n)
         return np.concatenate([off, off ** 2], axis=1)
     if name == "balance_gap":
-        r = diagnostics.balance_residuals(W)
+        r = balance.balance_residuals(W)
         return (r[1:] - r[:1]).double().cpu().numpy()
     if name == "theta_distance":
         return compare.theta_ratio(W)[:, None].double().cpu().numpy()

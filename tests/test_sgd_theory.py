@@ -11,7 +11,7 @@ import torch
 
 from dlncheck import Experiment, Init, Teacher, lr_sweep, train
 from dlncheck.data import init_weights, make_problem
-from dlncheck.diagnostics import balance_matrices
+from dlncheck.balance import balance_matrices
 from dlncheck.experiment import random_orthogonal
 from dlncheck.saddles.certify import dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc
