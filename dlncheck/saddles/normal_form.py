@@ -46,8 +46,8 @@ class NormalForm:
     widths : d_0, d_1, ..., d_L with d_0, d_L matching M and every hidden width >= r.
     """
 
-    def __init__(self, M, S, widths, *, dtype=torch.float64):
-        M = torch.as_tensor(M, dtype=dtype)
+    def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):
+        M = torch.as_tensor(M, dtype=dtype, device=device)
         if M.ndim != 2:
             raise ValueError(f"M must be a 2-D (d_L, d_0) matrix, got shape {tuple(M.shape)}; pass one teacher")
         widths = [int(w) for w in widths]
@@ -146,17 +146,18 @@ class NormalForm:
 
     def zeros(self, chains: int | None = None) -> list[torch.Tensor]:
         lead = () if chains is None else (chains,)
-        return [torch.zeros(*lead, *shp, dtype=self.M.dtype) for shp in self.shapes]
+        return [torch.zeros(*lead, *shp, dtype=self.M.dtype, device=self.M.device) for shp in self.shapes]
 
     def zero_block_sample(self, zero_blocks: Sequence[int], chains: int, seed: int = 0, scale: float = 1.0):
         """The seed's cheap construction: Z_a = 0 for a in zero_blocks (1-based), the rest
-        N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly."""
+        N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly. Drawn on the CPU
+        and moved to M's device, so a seed gives the same blocks on every device."""
         self._check_blocks(zero_blocks)
         g = torch.Generator().manual_seed(seed)
         Z = []
         for l, (m, n) in enumerate(self.shapes, start=1):
             z = torch.randn(chains, m, n, generator=g, dtype=self.M.dtype) * (scale / max(n, 1) ** 0.5)
-            Z.append(torch.zeros_like(z) if l in zero_blocks else z)
+            Z.append((torch.zeros_like(z) if l in zero_blocks else z).to(self.M.device))
         return Z
 
     def _check_blocks(self, blocks: Sequence[int]) -> None:
@@ -175,7 +176,7 @@ class NormalForm:
         W = [torch.cat([ex(self.signal), ex(Z[0])], dim=-2)]
         for l in range(2, self.L):
             z = ex(Z[l - 1])
-            top = torch.cat([ex(torch.eye(r, dtype=dt)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
+            top = torch.cat([ex(torch.eye(r, dtype=dt, device=self.M.device)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
             bot = torch.cat([z.new_zeros(*lead, z.shape[-2], r), z], dim=-1)
             W.append(torch.cat([top, bot], dim=-2))
         W.append(torch.cat([ex(self.U_S), self.U_Q @ ex(Z[-1])], dim=-1))
