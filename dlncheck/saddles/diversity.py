@@ -6,6 +6,9 @@ The residual blocks carry the gauge Z_l -> G_l Z_l G_{l-1}^{-1} (G_0 = I on inpu
 - `aligned_distances`: pairwise distances sqrt(sum_l ||O_l Za_l O_{l-1}^T - Zb_l||^2) minimised over
   orthogonal O_1..O_{L-1} by alternating orthogonal Procrustes (each O_l = U V^T from the SVD of its
   two coupling terms; Schoenemann 1966), all pairs in one batched program, relative to the mean norm.
+- `invariant_features`: sorted singular values of every residual partial product, per chain (invariant
+  under the orthogonal gauge); `spread`: mean pairwise distance of those features and its leave-one-out
+  values (for a jackknife standard error).
 - `count_distinct`: connected components of "distance <= tol" among samples with equal signatures.
 """
 from __future__ import annotations
@@ -73,3 +76,26 @@ def count_distinct(signatures: list[tuple], D: np.ndarray, tol: float = 1e-3) ->
     """Number of gauge classes: components of the graph 'same signature and aligned distance <= tol'."""
     same = np.array([[a == b for b in signatures] for a in signatures])
     return int(connected_components((D <= tol) & same, directed=False)[0])
+
+
+def invariant_features(nf: NormalForm, Z) -> torch.Tensor:
+    """(C, F): singular values (descending) of every residual partial product Z_j...Z_i, i <= j, concatenated."""
+    nf.check(Z)
+    feats = []
+    for i in range(nf.L):
+        P = Z[i]
+        for j in range(i, nf.L):
+            if j > i:
+                P = Z[j] @ P
+            if P.shape[-1] * P.shape[-2]:
+                feats.append(torch.linalg.svdvals(P))
+    return torch.cat(feats, -1)
+
+
+def spread(F) -> tuple[float, np.ndarray]:
+    """Mean pairwise Euclidean distance of the rows of F (C, F), and its C leave-one-out values."""
+    D = torch.cdist(F, F).double().cpu().numpy()
+    C = D.shape[0]
+    total = D.sum() / 2
+    loo = (total - D.sum(1)) / ((C - 1) * (C - 2) / 2)
+    return float(total / (C * (C - 1) / 2)), loo

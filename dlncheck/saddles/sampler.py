@@ -13,7 +13,8 @@ a MALA acceptance estimate min(1, exp(log ratio)) of the proposal made at that s
 `mala=True` turns the estimate into a Metropolis-Hastings correction (MALA; Roberts & Tweedie 1996):
 every proposal is accepted with that probability, so p_beta is stationary exactly at any step size
 (two gradients per step; full-batch energy only). `noise=False` drops the Langevin noise (annealed
-gradient descent on U): the collapsed null of the diversity claim. Noise is drawn on M's device.
+gradient descent on U): the collapsed null of the diversity claim; a (chains,) 0/1 tensor switches
+noise per chain, so sampled and collapsed chains share one batched program. Noise is drawn on M's device.
 """
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
            beta_final: float | None = None, alpha: float = 0.0, norm_target: float = 1.0,
            norm_strength: float = 0.0, zero_blocks=(), polish: int = 0, batch_size: int | None = None,
            init=None, init_scale: float = 1.0, seed: int = 0, record_every: int = 10,
-           max_energy: float = 1e12, mala: bool = False, noise: bool = True, norm_blocks=None,
+           max_energy: float = 1e12, mala: bool = False, noise=True, norm_blocks=None,
            progress: bool = False) -> Samples:
     """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals.
 
@@ -79,6 +80,7 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
     dev = nf.M.device
     mask = [torch.tensor(float(f), dtype=nf.M.dtype, device=dev) for f in free]
     g = torch.Generator(device=dev).manual_seed(seed)
+    noise = torch.as_tensor(noise, dtype=nf.M.dtype, device=dev).expand(chains)[:, None, None]
     Z = init if init is not None else nf.zero_block_sample(zero_blocks, chains, seed=seed, scale=init_scale)
     Z = [(z.detach().clone() * m).requires_grad_(True) for z, m in zip(Z, mask)]
     nf.check(Z)
@@ -104,8 +106,8 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
             raise SamplerDiverged(f"SGLD chain {c} diverged at step {t} (energy {float(E[c]):.3g}) with step size "
                                   f"eps_t={eps:.3g} (h={step_size}, beta_t={beta_t:.3g}); lower step_size")
         with torch.no_grad():
-            xi = [torch.randn(z.shape, generator=g, dtype=z.dtype, device=dev) * math.sqrt(eps) * m
-                  if noisy and noise else 0.0 for z, m in zip(Z, mask)]
+            xi = [torch.randn(z.shape, generator=g, dtype=z.dtype, device=dev) * math.sqrt(eps) * m * noise
+                  if noisy else 0.0 for z, m in zip(Z, mask)]
             Z_new = [(z - 0.5 * eps * gr + n).requires_grad_(True) for z, gr, n in zip(Z, grads, xi)]
         acc = None
         if mala and noisy:                              # Metropolis-Hastings correction of every proposal
@@ -117,7 +119,7 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
         if t % record_every == 0 or t == total - 1:
             if acc is None:
                 acc = torch.full((chains,), math.nan, dtype=nf.M.dtype, device=dev)
-            if noisy and not mala and noise:            # acceptance is sampled on recorded steps only
+            if noisy and not mala:                      # acceptance is sampled on recorded steps only
                 U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
                 with torch.no_grad():
                     acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
