@@ -79,7 +79,7 @@ class NormalForm:
         self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
 
     @classmethod
-    def from_data(cls, X, Y, S, widths):
+    def from_data(cls, X, Y, S, widths, *, dtype=torch.float64, device=None):
         """Empirical normal form from inputs X (d_0, n) and targets Y (d_L, n).
 
         M = Sigma_YX Sigma_XX^{-1} and sigma = Sigma_XY U_Q with Sigma_XY = X Y^T / n. Caveat: the
@@ -87,12 +87,12 @@ class NormalForm:
         inputs (Sigma_XX = I); otherwise the assembled weights are approximate critical points and
         `refine` on the true loss should follow. `batch_sigma(idx)` gives minibatch estimates.
         """
-        X, Y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(Y, dtype=torch.float64)
+        X, Y = (torch.as_tensor(A, dtype=dtype, device=device) for A in (X, Y))
         if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
             raise ValueError(f"X (d_0, n) and Y (d_L, n) must share n columns, got {tuple(X.shape)}, {tuple(Y.shape)}")
         n = X.shape[1]
         Sxx, Sxy = X @ X.mT / n, X @ Y.mT / n
-        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths)
+        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths, dtype=dtype, device=device)
         nf.X, nf.Y = X, Y
         nf.sigma = Sxy @ nf.U_Q
         return nf
