@@ -90,3 +90,30 @@ def test_mala_with_minibatch_is_refused_and_norm_blocks_checked():
     nf = NormalForm(M, [0], [4, 5, 4])
     with pytest.raises(ValueError, match="norm_blocks"):
         sample(nf, 2, 2, zero_blocks=(1,), norm_blocks=(1,))
+
+
+def test_lm_polish_reaches_the_variety_and_keeps_zero_blocks():
+    from dlncheck.saddles.polish import polish
+    nf = NormalForm(M, [0], [4, 5, 5, 4])
+    Z = nf.zero_block_sample((), chains=6, seed=2, scale=0.5)
+    P = polish(nf, Z, 30)
+    assert float(nf.energy(P).max()) < 1e-26 * float(nf.energy(Z).max())
+    Zb = nf.zero_block_sample((2,), chains=4, seed=3, scale=0.5)
+    Pb = polish(nf, Zb, 30, zero_blocks=(2,))
+    assert torch.all(Pb[1] == 0) and float(nf.energy(Pb).max()) < 1e-26
+
+
+def test_invariant_features_are_gauge_invariant_and_spread_matches_direct():
+    from dlncheck.saddles.diversity import invariant_features, spread
+    nf = NormalForm(M, [0], [4, 5, 5, 4])
+    Z = nf.zero_block_sample((), chains=5, seed=4)
+    O1 = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))[0]
+    O2 = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))[0]
+    Zg = [O1 @ Z[0], O2 @ Z[1] @ O1.T, Z[2] @ O2.T]
+    torch.testing.assert_close(invariant_features(nf, Zg), invariant_features(nf, Z))
+    F = invariant_features(nf, Z)
+    s, loo = spread(F)
+    d = [float((F[i] - F[j]).norm()) for i in range(5) for j in range(i + 1, 5)]
+    np.testing.assert_allclose(s, np.mean(d), rtol=1e-12)
+    d0 = [float((F[i] - F[j]).norm()) for i in range(1, 5) for j in range(i + 1, 5)]
+    np.testing.assert_allclose(loo[0], np.mean(d0), rtol=1e-12)
