@@ -192,7 +192,8 @@ class NormalForm:
         self.check(Z)
         return self._dmus(Z, self.sigma if sigma is None else sigma)[l - 1]
 
-    def _dmus(self, Z, sigma):
+    def _dmus(self, Z, sigma, with_mu: bool = False):
+        """[dmu_1, ..., dmu_L] (prefixed by mu = Z_L...Z_1, a by-product, when with_mu)."""
         L = self.L
         pre = [None]                                   # pre[l] = Z_l ... Z_1
         for z in Z:
@@ -204,12 +205,10 @@ class NormalForm:
         for l in range(1, L + 1):
             A = sigma if pre[l - 1] is None else pre[l - 1] @ sigma
             out.append(A if suf[l + 1] is None else A @ suf[l + 1])
-        return out
+        return [pre[L]] + out if with_mu else out
 
     def energy(self, Z: Blocks, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """E(Z) = 0.5 ||mu||_F^2 + 0.5 sum_l ||dmu_l||_F^2, shape (...,) over leading axes."""
         self.check(Z)
-        sq = (chain_product(Z) ** 2).sum((-2, -1))
-        for d in self._dmus(Z, self.sigma if sigma is None else sigma):
-            sq = sq + (d ** 2).sum((-2, -1))
-        return 0.5 * sq
+        terms = self._dmus(Z, self.sigma if sigma is None else sigma, with_mu=True)
+        return 0.5 * sum((d ** 2).sum((-2, -1)) for d in terms)

@@ -22,7 +22,7 @@ def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):
 
     def residual(x):
         blocks = [p.view(s) for p, s in zip(torch.split(x, sizes), shapes)]
-        parts = [nf.mu(blocks)] + nf._dmus(blocks, nf.sigma)
+        parts = nf._dmus(blocks, nf.sigma, with_mu=True)
         return torch.cat([p.reshape(-1) for p in parts])
 
     x = torch.cat([z.reshape(z.shape[0], -1) for z in Z], 1).detach()
