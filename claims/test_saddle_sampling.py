@@ -49,6 +49,12 @@ NONSTRICT_L4 = ("oracle at L = 4: Z_2 = 0, Z_1 sigma = 0 and Z_4 Z_3 = 0 close e
                 "Z_1, Z_3, Z_4 keep non-zero norms: non-strict points exist on the variety with blocks 1, 3, 4 "
                 "norm-targeted; the issue expects the chains to reach them")
 
+
+
+def empirical_id(noise: float) -> str:
+    return f"sampling-empirical-noise{noise:g}".replace(".", "p")
+
+
 # ------------------------------------------------------------------ prediction and contradiction tables
 PREDICTIONS = {
     "sampling-calib-prior-L3": Prediction(
@@ -71,7 +77,7 @@ PREDICTIONS = {
     "sampling-nonstrict-L3": Prediction("no chain non-strict; all certified strict == oracle", NONSTRICT_L3),
     "sampling-nonstrict-L4": Prediction(">= 1 chain certified non-strict (lambda_min inside the zero band)",
                                         NONSTRICT_L4),
-    **{f"sampling-empirical-noise{s:g}": Prediction(
+    **{empirical_id(s): Prediction(
         "n ||M^ - M||_F^2 / s^2 ~ chi2(d_0 d_L) per data set; refined points certified strict (L = 2); "
         "||W_L W_1 - P_S M||_F <= Wedin bound (theory.map_error_bound) + the refinement's own move",
         "whitened inputs make the cross-covariance error exactly Gaussian with variance s^2/n; Baldi & Hornik 1989")
@@ -232,7 +238,8 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
     margin = th.diversity_margin(se_s, se_0, LEVEL_CHAINS)
     strata = S.groupby(["stratum", "kind"]).size().rename("chains").reset_index()
     claim.table(T, "chains", caption="per chain: energies, certificate, oracle, stratum (null chains flagged)")
-    claim.table(strata, "strata", caption="stratum (ranks of residual partial products) and certified kind")
+    claim.table(strata, "strata", caption="stratum: ranks of the residual partial products Z_j...Z_i in the order "
+                "(i, j) = (1,1), (1,2), ..., (1,L), (2,2), ..., (L,L); certified kind; number of chains")
     claim.table(ex.trace, "energy_trace", caption="energy per recorded step, stage and chain")
     claim.figure(plot_free(case, ex, e_tol, div, margin, nf), "free_chains",
                  caption="energy traces with the asserted tolerance, strata, lambda_min with zero band, diversity vs null")
@@ -305,7 +312,7 @@ EMPIRICAL_N = (200, 3200)
 REPLICATES = 4
 
 
-@pytest.mark.parametrize("noise", [param(f"sampling-empirical-noise{s:g}", s) for s in (0.0, 0.3)])
+@pytest.mark.parametrize("noise", [param(empirical_id(s), s) for s in (0.0, 0.3)])
 def test_sampling_empirical(noise: float, claim, dtype, device):
     M = TEACHER.M
     rows = []
@@ -364,7 +371,7 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
     claim.figure(fig, "empirical", caption="distance vs n with the asserted law; certified fraction")
     holds = all(checks.values())
     assert claim.verdict(
-        prediction=PREDICTIONS[f"sampling-empirical-noise{noise:g}"].prediction,
+        prediction=PREDICTIONS[empirical_id(noise)].prediction,
         observed=(f"chi2 p = {p if p is None else round(p, 4)}; fraction strict {R.certified_strict.mean():.3f}; "
                   f"distance median by n {med.round(6).to_dict()} (slope {slope:.2f}); max grad after refine "
                   f"{R.grad_after_refine_max.max():.2e} (before {R.grad_before_refine_max.max():.2e}); distances within "

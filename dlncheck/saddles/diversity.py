@@ -32,7 +32,7 @@ def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
             sv = torch.linalg.svdvals(P) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], 0)
             top = sv.amax(-1, keepdim=True).clamp_min(1.0) if sv.shape[-1] else sv
             ranks.append((sv > tol * top).sum(-1))
-    return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1)]
+    return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1).cpu()]
 
 
 def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> np.ndarray:
@@ -48,8 +48,8 @@ def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> 
     O = []
     for z in Z[:-1]:
         n = z.shape[-2]
-        haar = torch.linalg.qr(torch.randn(restarts * P, n, n, generator=g, dtype=z.dtype))[0]
-        haar[:P] = torch.eye(n, dtype=z.dtype)
+        haar = torch.linalg.qr(torch.randn(restarts * P, n, n, generator=g, dtype=z.dtype))[0].to(z.device)
+        haar[:P] = torch.eye(n, dtype=z.dtype, device=z.device)
         O.append(haar)
     for _ in range(sweeps):
         for l in range(L - 1):
@@ -66,7 +66,7 @@ def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> 
             a = a @ O[l - 1].mT
         sq = sq + ((a - B[l]) ** 2).sum((-2, -1))
     scale = 0.5 * (sum((z ** 2).sum((-2, -1)) for z in A) + sum((z ** 2).sum((-2, -1)) for z in B))
-    best = torch.sqrt(sq / scale.clamp_min(1e-300)).reshape(restarts, P).amin(0)
+    best = torch.sqrt(sq / scale.clamp_min(1e-300)).reshape(restarts, P).amin(0).cpu()
     D = np.zeros((C, C))
     D[ia.numpy(), ib.numpy()] = best.numpy()
     return D + D.T

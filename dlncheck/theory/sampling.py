@@ -97,3 +97,12 @@ def cross_covariance_error_pvalue(n_dM_sq_over_noise: np.ndarray, d_in: int, d_o
     k = x.size * d_in * d_out
     cdf = stats.chi2.cdf(x.sum(), k)
     return float(2 * min(cdf, 1 - cdf))
+
+
+def rounding_gradient_bound(h_norm, theta_norm, unit_roundoff: float):
+    """Gradient norm that storing an exact critical point theta* in a floating-point dtype can leave.
+
+    Rounding each entry gives theta = theta* + d with ||d|| <= u ||theta*|| (u the dtype's unit roundoff), and
+    grad L(theta) = H d + O(||d||^2), so ||grad L(theta)|| <= ||H||_2 u ||theta|| to first order. In float64 this
+    is ~1e-15 ||H|| ||theta||; in float32 ~1e-7 ||H|| ||theta||, which is what a float32 normal-form sample shows."""
+    return np.asarray(h_norm, dtype=np.float64) * unit_roundoff * np.asarray(theta_norm, dtype=np.float64)
