@@ -20,8 +20,15 @@ import torch
 
 from dlncheck.experiment import Teacher
 from dlncheck.report import plots
+from dlncheck.saddles import (
+    NormalForm,
+    aligned_distances,
+    count_distinct,
+    rank_signature,
+    sample,
+    survey,
+)
 from dlncheck.theory import sampling as th
-from dlncheck.saddles import NormalForm, aligned_distances, count_distinct, rank_signature, sample, survey
 
 E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)
 SINGULAR_VALUES = (3.0, 2.0, 1.5, 1.0)

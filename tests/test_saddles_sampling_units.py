@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from test_saddles_normal_form import teacher
 
 from dlncheck.saddles import NormalForm, certify, sample
 from dlncheck.saddles.batch_certify import certify_batch
 from dlncheck.saddles.gaussian import gaussian_law, normality_tests, whiten
 from dlncheck.theory import sampling as th
-from test_saddles_normal_form import teacher
 
 M = teacher(4, 4, [3.0, 2.0, 1.5, 1.0], seed=1)
 

@@ -11,7 +11,13 @@
 """
 from .batch_certify import certify_batch
 from .certify import Certificate, certify
-from .diversity import aligned_distances, count_distinct, invariant_features, rank_signature, spread
+from .diversity import (
+           aligned_distances,
+           count_distinct,
+           invariant_features,
+           rank_signature,
+           spread,
+)
 from .explore import Exploration, explore
 from .mcmc import ess, split_rhat
 from .normal_form import NormalForm
@@ -21,6 +27,28 @@ from .refine import rebalance, refine
 from .sampler import SamplerDiverged, Samples, sample
 from .survey import survey
 
-__all__ = ["NormalForm", "certify", "Certificate", "oracle_kind", "open_pairs", "Prediction", "sample", "Samples",
-           "SamplerDiverged", "refine", "rebalance", "survey", "rank_signature", "aligned_distances", "count_distinct",
-           "certify_batch", "explore", "Exploration", "lm_polish", "ess", "split_rhat", "invariant_features", "spread"]
+__all__ = [
+           "Certificate",
+           "Exploration",
+           "NormalForm",
+           "Prediction",
+           "SamplerDiverged",
+           "Samples",
+           "aligned_distances",
+           "certify",
+           "certify_batch",
+           "count_distinct",
+           "ess",
+           "explore",
+           "invariant_features",
+           "lm_polish",
+           "open_pairs",
+           "oracle_kind",
+           "rank_signature",
+           "rebalance",
+           "refine",
+           "sample",
+           "split_rhat",
+           "spread",
+           "survey",
+]
