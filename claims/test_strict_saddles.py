@@ -20,14 +20,7 @@ import torch
 
 from dlncheck.experiment import Teacher
 from dlncheck.report import plots
-from dlncheck.saddles import (
-    NormalForm,
-    aligned_distances,
-    count_distinct,
-    rank_signature,
-    sample,
-    survey,
-)
+from dlncheck.saddles import NormalForm, aligned_distances, count_distinct, rank_signature, sample, survey
 from dlncheck.theory import sampling as th
 
 E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)

@@ -11,13 +11,7 @@
 """
 from .batch_certify import certify_batch
 from .certify import Certificate, certify
-from .diversity import (
-           aligned_distances,
-           count_distinct,
-           invariant_features,
-           rank_signature,
-           spread,
-)
+from .diversity import aligned_distances, count_distinct, invariant_features, rank_signature, spread
 from .explore import Exploration, explore
 from .mcmc import ess, split_rhat
 from .normal_form import NormalForm
@@ -27,28 +21,7 @@ from .refine import rebalance, refine
 from .sampler import SamplerDiverged, Samples, sample
 from .survey import survey
 
-__all__ = [
-           "Certificate",
-           "Exploration",
-           "NormalForm",
-           "Prediction",
-           "SamplerDiverged",
-           "Samples",
-           "aligned_distances",
-           "certify",
-           "certify_batch",
-           "count_distinct",
-           "ess",
-           "explore",
-           "invariant_features",
-           "lm_polish",
-           "open_pairs",
-           "oracle_kind",
-           "rank_signature",
-           "rebalance",
-           "refine",
-           "sample",
-           "split_rhat",
-           "spread",
-           "survey",
-]
+__all__ = ["Certificate", "Exploration", "NormalForm", "Prediction", "SamplerDiverged", "Samples", "aligned_distances",
+           "certify", "certify_batch", "count_distinct", "ess", "explore", "invariant_features", "lm_polish",
+           "open_pairs", "oracle_kind", "rank_signature", "rebalance", "refine", "sample", "spread", "split_rhat",
+           "survey"]
