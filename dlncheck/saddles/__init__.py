@@ -23,5 +23,5 @@ from .survey import survey
 
 __all__ = ["Certificate", "Exploration", "NormalForm", "Prediction", "SamplerDiverged", "Samples", "aligned_distances",
            "certify", "certify_batch", "count_distinct", "ess", "explore", "invariant_features", "lm_polish",
-           "open_pairs", "oracle_kind", "rank_signature", "rebalance", "refine", "sample", "spread", "split_rhat",
+           "open_pairs", "oracle_kind", "rank_signature", "rebalance", "refine", "sample", "split_rhat", "spread",
            "survey"]
