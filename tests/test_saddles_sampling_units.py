@@ -117,3 +117,15 @@ def test_invariant_features_are_gauge_invariant_and_spread_matches_direct():
     np.testing.assert_allclose(s, np.mean(d), rtol=1e-12)
     d0 = [float((F[i] - F[j]).norm()) for i in range(1, 5) for j in range(i + 1, 5)]
     np.testing.assert_allclose(loo[0], np.mean(d0), rtol=1e-12)
+
+
+def test_explore_batches_sampled_and_collapsed_chains():
+    from dlncheck.saddles import explore
+    nf = NormalForm(M, [0], [4, 5, 4])
+    ex = explore(nf, 4, anneal=20, hold=10, polish=15, step_size=0.1, beta0=10.0, beta_f=1e3, norm_strength=1.0)
+    T = ex.table
+    assert list(T.null) == [False] * 4 + [True] * 4
+    null = [z[4:] for z in ex.Z]
+    assert all(torch.allclose(z, z[:1].expand_as(z), atol=1e-12) for z in null)   # one start, no noise: collapsed
+    assert (T.energy < 1e-20).all() and set(T.kind) <= {"strict", "non-strict", "minimum"}
+    assert (T.kind == T.oracle).all() and set(ex.trace.stage) == {"anneal", "hold", "polish"}
