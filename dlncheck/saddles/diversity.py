@@ -35,11 +35,12 @@ def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
     return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1).cpu()]
 
 
-def aligned_distances(Z, sweeps: int = 50, restarts: int = 8, seed: int = 0) -> np.ndarray:
+def aligned_distances(Z, sweeps: int = 50, restarts: int = 32, seed: int = 0) -> np.ndarray:
     """(C, C) gauge-aligned relative distances between chains of Z (list of (C, m_l, n_l) blocks).
 
     The alternating scheme is non-convex: it runs from `restarts` orthogonal starts (identity + random
-    Haar, seeded) for all pairs at once and keeps the best."""
+    Haar, seeded) for all pairs at once and keeps the best. With 8 restarts it stopped at a local minimum
+    (relative distance 0.09) for 4 of 40 random gauge transforms of one sample; with 32, for none."""
     C, L = Z[0].shape[0], len(Z)
     ia, ib = torch.triu_indices(C, C, 1)
     P = len(ia)
