@@ -6,14 +6,22 @@
     cert = certify([w[0] for w in nf.weights(Z)], M)  # kind, lambda_min, grad_norm, loss, inertia, tau
     out = sample(nf, chains=64, steps=2000, zero_blocks=(1, 3), norm_strength=1.0)
     table = survey(nf, out.Z)                          # certified kind vs oracle, one row per chain
+    ex = explore(nf, 64, anneal=200, hold=100, polish=30, step_size=0.1, beta0=10.0, beta_f=1e4, norm_strength=1.0)
+    # ex.table: per chain (sampled + collapsed null) energies, batched certificate, oracle kind, stratum
 """
+from .batch_certify import certify_batch
 from .certify import Certificate, certify
-from .diversity import aligned_distances, count_distinct, rank_signature
+from .diversity import aligned_distances, count_distinct, invariant_features, rank_signature, spread
+from .explore import Exploration, explore
+from .mcmc import ess, split_rhat
 from .normal_form import NormalForm
 from .oracle import Prediction, open_pairs, oracle_kind
+from .polish import polish as lm_polish
 from .refine import rebalance, refine
 from .sampler import SamplerDiverged, Samples, sample
 from .survey import survey
 
-__all__ = ["NormalForm", "certify", "Certificate", "oracle_kind", "open_pairs", "Prediction", "sample", "Samples",
-           "SamplerDiverged", "refine", "rebalance", "survey", "rank_signature", "aligned_distances", "count_distinct"]
+__all__ = ["Certificate", "Exploration", "NormalForm", "Prediction", "SamplerDiverged", "Samples", "aligned_distances",
+           "certify", "certify_batch", "count_distinct", "ess", "explore", "invariant_features", "lm_polish",
+           "open_pairs", "oracle_kind", "rank_signature", "rebalance", "refine", "sample", "split_rhat", "spread",
+           "survey"]

@@ -57,8 +57,8 @@ class Certificate:
 
 def loss_function(weights, M):
     """Flat parameter vector theta0 and f(theta) = 0.5 ||W_L...W_1 - M||_F^2."""
-    W = [torch.as_tensor(w, dtype=torch.float64) for w in weights]
-    M = torch.as_tensor(M, dtype=torch.float64)
+    W = [torch.as_tensor(w).detach().to("cpu", torch.float64) for w in weights]   # float64 CPU: SciPy's Lanczos
+    M = torch.as_tensor(M).to("cpu", torch.float64)
     for l, w in enumerate(W, start=1):
         if w.ndim != 2:
             raise ValueError(f"certify takes one network: weights[{l - 1}] (W_{l}) must be 2-D, got {tuple(w.shape)}; "
@@ -101,7 +101,9 @@ def lanczos_smallest(op, k: int, seed: int = 0):
     norm = float(abs(eigsh(op, k=1, which="LM", v0=v0, return_eigenvectors=False)[0]))
     c = max(norm, np.finfo(float).tiny)
     shifted = LinearOperator(op.shape, matvec=lambda v: op.matvec(v) - c * v.reshape(-1), dtype=np.float64)
-    mu = eigsh(shifted, k=min(k, n - 1), which="LM", v0=v0, return_eigenvectors=False)
+    # a wider Krylov basis than ARPACK's default 2k+1 lets clustered near-zero eigenvalues (non-strict points,
+    # float32-rounded weights) converge
+    mu = eigsh(shifted, k=min(k, n - 1), which="LM", v0=v0, return_eigenvectors=False, ncv=min(n, max(2 * k + 1, 40)))
     return np.sort(mu + c), norm
 
 
@@ -125,7 +127,7 @@ def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | N
     method = ("dense" if n <= DENSE_MAX else "lanczos") if method == "auto" else method
     loss = float(f(theta))
     grad_norm = float(torch.linalg.vector_norm(torch.func.grad(f)(theta)))
-    Mt = torch.as_tensor(M, dtype=torch.float64)
+    Mt = torch.as_tensor(M).to("cpu", torch.float64)
     s = torch.linalg.svdvals(Mt)
     loss_min = 0.5 * float((s[min(min(w.shape) for w in weights):] ** 2).sum())
     if loss_tol is None:

@@ -40,8 +40,8 @@ class NormalForm:
     widths : d_0, d_1, ..., d_L with d_0, d_L matching M and every hidden width >= r.
     """
 
-    def __init__(self, M, S, widths, *, dtype=torch.float64):
-        M = torch.as_tensor(M, dtype=dtype)
+    def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):
+        M = torch.as_tensor(M, dtype=dtype, device=device)
         if M.ndim != 2:
             raise ValueError(f"M must be a 2-D (d_L, d_0) matrix, got shape {tuple(M.shape)}; pass one teacher")
         widths = [int(w) for w in widths]
@@ -73,7 +73,7 @@ class NormalForm:
         self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
 
     @classmethod
-    def from_data(cls, X, Y, S, widths):
+    def from_data(cls, X, Y, S, widths, *, dtype=torch.float64, device=None):
         """Empirical normal form from inputs X (d_0, n) and targets Y (d_L, n).
 
         M = Sigma_YX Sigma_XX^{-1} and sigma = Sigma_XY U_Q with Sigma_XY = X Y^T / n. Caveat: the
@@ -81,12 +81,12 @@ class NormalForm:
         inputs (Sigma_XX = I); otherwise the assembled weights are approximate critical points and
         `refine` on the true loss should follow. `batch_sigma(idx)` gives minibatch estimates.
         """
-        X, Y = torch.as_tensor(X, dtype=torch.float64), torch.as_tensor(Y, dtype=torch.float64)
+        X, Y = (torch.as_tensor(A, dtype=dtype, device=device) for A in (X, Y))
         if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
             raise ValueError(f"X (d_0, n) and Y (d_L, n) must share n columns, got {tuple(X.shape)}, {tuple(Y.shape)}")
         n = X.shape[1]
         Sxx, Sxy = X @ X.mT / n, X @ Y.mT / n
-        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths)
+        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths, dtype=dtype, device=device)
         nf.X, nf.Y = X, Y
         nf.sigma = Sxy @ nf.U_Q
         return nf
@@ -140,17 +140,18 @@ class NormalForm:
 
     def zeros(self, chains: int | None = None) -> list[torch.Tensor]:
         lead = () if chains is None else (chains,)
-        return [torch.zeros(*lead, *shp, dtype=self.M.dtype) for shp in self.shapes]
+        return [torch.zeros(*lead, *shp, dtype=self.M.dtype, device=self.M.device) for shp in self.shapes]
 
     def zero_block_sample(self, zero_blocks: Sequence[int], chains: int, seed: int = 0, scale: float = 1.0):
         """The seed's cheap construction: Z_a = 0 for a in zero_blocks (1-based), the rest
-        N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly."""
+        N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly. Drawn on the CPU
+        and moved to M's device, so a seed gives the same blocks on every device."""
         self._check_blocks(zero_blocks)
         g = torch.Generator().manual_seed(seed)
         Z = []
         for l, (m, n) in enumerate(self.shapes, start=1):
             z = torch.randn(chains, m, n, generator=g, dtype=self.M.dtype) * (scale / max(n, 1) ** 0.5)
-            Z.append(torch.zeros_like(z) if l in zero_blocks else z)
+            Z.append((torch.zeros_like(z) if l in zero_blocks else z).to(self.M.device))
         return Z
 
     def _check_blocks(self, blocks: Sequence[int]) -> None:
@@ -169,7 +170,7 @@ class NormalForm:
         W = [torch.cat([ex(self.signal), ex(Z[0])], dim=-2)]
         for l in range(2, self.L):
             z = ex(Z[l - 1])
-            top = torch.cat([ex(torch.eye(r, dtype=dt)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
+            top = torch.cat([ex(torch.eye(r, dtype=dt, device=self.M.device)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
             bot = torch.cat([z.new_zeros(*lead, z.shape[-2], r), z], dim=-1)
             W.append(torch.cat([top, bot], dim=-2))
         W.append(torch.cat([ex(self.U_S), self.U_Q @ ex(Z[-1])], dim=-1))
@@ -185,7 +186,8 @@ class NormalForm:
         self.check(Z)
         return self._dmus(Z, self.sigma if sigma is None else sigma)[l - 1]
 
-    def _dmus(self, Z, sigma):
+    def _dmus(self, Z, sigma, with_mu: bool = False):
+        """[dmu_1, ..., dmu_L] (prefixed by mu = Z_L...Z_1, a by-product, when with_mu)."""
         L = self.L
         pre = [None]                                   # pre[l] = Z_l ... Z_1
         for z in Z:
@@ -197,12 +199,10 @@ class NormalForm:
         for l in range(1, L + 1):
             A = sigma if pre[l - 1] is None else pre[l - 1] @ sigma
             out.append(A if suf[l + 1] is None else A @ suf[l + 1])
-        return out
+        return [pre[L]] + out if with_mu else out
 
     def energy(self, Z: Blocks, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """E(Z) = 0.5 ||mu||_F^2 + 0.5 sum_l ||dmu_l||_F^2, shape (...,) over leading axes."""
         self.check(Z)
-        sq = (chain_product(Z) ** 2).sum((-2, -1))
-        for d in self._dmus(Z, self.sigma if sigma is None else sigma):
-            sq = sq + (d ** 2).sum((-2, -1))
-        return 0.5 * sq
+        terms = self._dmus(Z, self.sigma if sigma is None else sigma, with_mu=True)
+        return 0.5 * sum((d ** 2).sum((-2, -1)) for d in terms)

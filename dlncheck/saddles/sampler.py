@@ -1,7 +1,7 @@
 """SGLD over residual blocks, C chains in one batched tensor program (protocol section 2).
 
 Target p_beta(Z) ~ exp(-beta E(Z)) pi(Z) with prior
-    -log pi(Z) = alpha/2 sum_l ||Z_l||_F^2 + kappa/2 sum_{l free} (||Z_l||_F - rho)^2
+    -log pi(Z) = alpha/2 sum_l ||Z_l||_F^2 + kappa/2 sum_{l targeted} (||Z_l||_F - rho)^2
 (weight decay + norm targeting that keeps free blocks away from the trivial solution Z = 0).
 Update (Welling & Teh 2011):  Z <- Z - eps_t/2 grad U(Z) + N(0, eps_t I),  U = beta_t E - log pi,
 with beta_t annealed geometrically from `beta` to `beta_final` and eps_t = h / beta_t, so the
@@ -10,6 +10,11 @@ steps drop noise and prior (gradient descent on E) to land on the variety E = 0.
 Fixed zero blocks stay exactly zero. Per chain and recorded step: energy, ||grad U||, ||Z_l||_F and
 a MALA acceptance estimate min(1, exp(log ratio)) of the proposal made at that step, as in devinterp
 (evaluated on recorded steps only, so the hot path costs one gradient per step).
+`mala=True` turns the estimate into a Metropolis-Hastings correction (MALA; Roberts & Tweedie 1996):
+every proposal is accepted with that probability, so p_beta is stationary exactly at any step size
+(two gradients per step; full-batch energy only). `noise=False` drops the Langevin noise (annealed
+gradient descent on U): the collapsed null of the diversity claim; a (chains,) 0/1 tensor switches
+noise per chain, so sampled and collapsed chains share one batched program. Noise is drawn on M's device.
 """
 from __future__ import annotations
 
@@ -34,11 +39,11 @@ class Samples:
     final: pd.DataFrame        # one row per chain: energy, znorm_l, mean acceptance
 
 
-def _potential(nf, Z, beta, alpha, kappa, rho, free, sigma):
+def _potential(nf, Z, beta, alpha, kappa, rho, targeted, sigma):
     E = nf.energy(Z, sigma)
     prior = sum(0.5 * alpha * (z ** 2).sum((-2, -1)) for z in Z)
     if kappa:
-        prior = prior + sum(0.5 * kappa * (torch.linalg.matrix_norm(z) - rho) ** 2 for z, f in zip(Z, free) if f)
+        prior = prior + sum(0.5 * kappa * (torch.linalg.matrix_norm(z) - rho) ** 2 for z, f in zip(Z, targeted) if f)
     return beta * E + prior, E
 
 
@@ -46,8 +51,11 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
            beta_final: float | None = None, alpha: float = 0.0, norm_target: float = 1.0,
            norm_strength: float = 0.0, zero_blocks=(), polish: int = 0, batch_size: int | None = None,
            init=None, init_scale: float = 1.0, seed: int = 0, record_every: int = 10,
-           max_energy: float = 1e12, progress: bool = False) -> Samples:
-    """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals."""
+           max_energy: float = 1e12, mala: bool = False, noise=True, norm_blocks=None,
+           progress: bool = False) -> Samples:
+    """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals.
+
+    norm_blocks: 1-based blocks whose norm is targeted (default: every free block)."""
     for name, val in (("chains", chains), ("steps", steps), ("record_every", record_every)):
         if int(val) < 1:
             raise ValueError(f"{name}={val} must be >= 1")
@@ -59,9 +67,20 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
     nf._check_blocks(zero_blocks)
     if batch_size is not None and not hasattr(nf, "X"):
         raise ValueError("batch_size needs an empirical normal form: NormalForm.from_data(X, Y, S, widths)")
+    if mala and batch_size is not None:
+        raise ValueError("mala=True needs the full-batch energy (the MH ratio of a minibatch energy is biased); "
+                         "drop batch_size or mala")
     free = [l not in zero_blocks for l in range(1, nf.L + 1)]
-    mask = [torch.tensor(float(f), dtype=nf.M.dtype) for f in free]
-    g = torch.Generator().manual_seed(seed)
+    if norm_blocks is not None:
+        nf._check_blocks(norm_blocks)
+        if set(norm_blocks) & set(zero_blocks):
+            raise ValueError(f"norm_blocks={list(norm_blocks)} overlap zero_blocks={list(zero_blocks)}; "
+                             "a fixed zero block cannot have its norm targeted")
+    targeted = free if norm_blocks is None else [l in norm_blocks for l in range(1, nf.L + 1)]
+    dev = nf.M.device
+    mask = [torch.tensor(float(f), dtype=nf.M.dtype, device=dev) for f in free]
+    g = torch.Generator(device=dev).manual_seed(seed)
+    noise = torch.as_tensor(noise, dtype=nf.M.dtype, device=dev).expand(chains)[:, None, None]
     Z = init if init is not None else nf.zero_block_sample(zero_blocks, chains, seed=seed, scale=init_scale)
     Z = [(z.detach().clone() * m).requires_grad_(True) for z, m in zip(Z, mask)]
     nf.check(Z)
@@ -71,7 +90,7 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
 
     def evaluate(Z, beta_t, noisy, sigma):
         a, k = (alpha, norm_strength) if noisy else (0.0, 0.0)
-        U, E = _potential(nf, Z, beta_t if noisy else 1.0, a, k, norm_target, free, sigma)
+        U, E = _potential(nf, Z, beta_t if noisy else 1.0, a, k, norm_target, targeted, sigma)
         grads = torch.autograd.grad(U.sum(), Z)
         return U.detach(), E.detach(), [gr * m for gr, m in zip(grads, mask)]
 
@@ -79,7 +98,7 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
         noisy = t < steps
         beta_t = beta * (beta_final / beta) ** (t / max(steps - 1, 1)) if noisy else math.inf
         eps = step_size / beta_t if noisy else step_size
-        sigma = nf.batch_sigma(torch.randint(nf.X.shape[1], (batch_size,), generator=g)) if batch_size else None
+        sigma = nf.batch_sigma(torch.randint(nf.X.shape[1], (batch_size,), generator=g, device=dev)) if batch_size else None
         U, E, grads = evaluate(Z, beta_t, noisy, sigma)
         bad = ~torch.isfinite(E) | (E > max_energy)
         if bad.any():
@@ -87,12 +106,20 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
             raise SamplerDiverged(f"SGLD chain {c} diverged at step {t} (energy {float(E[c]):.3g}) with step size "
                                   f"eps_t={eps:.3g} (h={step_size}, beta_t={beta_t:.3g}); lower step_size")
         with torch.no_grad():
-            noise = [torch.randn(z.shape, generator=g, dtype=z.dtype) * math.sqrt(eps) * m if noisy else 0.0
-                     for z, m in zip(Z, mask)]
-            Z_new = [(z - 0.5 * eps * gr + n).requires_grad_(True) for z, gr, n in zip(Z, grads, noise)]
+            xi = [torch.randn(z.shape, generator=g, dtype=z.dtype, device=dev) * math.sqrt(eps) * m * noise
+                  if noisy else 0.0 for z, m in zip(Z, mask)]
+            Z_new = [(z - 0.5 * eps * gr + n).requires_grad_(True) for z, gr, n in zip(Z, grads, xi)]
+        acc = None
+        if mala and noisy:                              # Metropolis-Hastings correction of every proposal
+            U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
+            with torch.no_grad():
+                acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
+                keep = (torch.rand(acc.shape, generator=g, dtype=acc.dtype, device=dev) >= acc)[..., None, None]
+                Z_new = [torch.where(keep, z.detach(), zn.detach()).requires_grad_(True) for z, zn in zip(Z, Z_new)]
         if t % record_every == 0 or t == total - 1:
-            acc = torch.full((chains,), math.nan, dtype=nf.M.dtype)
-            if noisy:                                   # acceptance is sampled on recorded steps only
+            if acc is None:
+                acc = torch.full((chains,), math.nan, dtype=nf.M.dtype, device=dev)
+            if noisy and not mala:                      # acceptance is sampled on recorded steps only
                 U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
                 with torch.no_grad():
                     acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
