@@ -24,7 +24,7 @@ import torch
 
 from dlncheck.data import whiten as whiten_inputs
 from dlncheck.experiment import Teacher
-from dlncheck.pytest_plugin import contradicted
+from claims.expectations import contradicted
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.saddles import NormalForm, refine, sample

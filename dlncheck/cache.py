@@ -57,6 +57,7 @@ class TrajectoryCache:
     def __init__(self, root: Path | str | None = None):
         self.root = None if root is None else Path(root)
         self._memory: dict[str, object] = {}
+        self.stats = {"memory": 0, "disk": 0, "computed": 0}  # where each request was served from
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
@@ -118,11 +119,18 @@ class TrajectoryCache:
                          compute=lambda: aligned_checkpoints(experiment, **align_kwargs),
                          encode=encode, decode=decode)
 
+    def contains(self, kind: str, experiment: Experiment, kwargs: dict) -> bool:
+        """Whether an entry for (kind, experiment, kwargs) is in memory or on disk (not verified)."""
+        key = self.key(kind, experiment, kwargs)
+        return key in self._memory or (self.root is not None and all(p.exists() for p in self._paths(kind, key)))
+
     def _get(self, kind, experiment, kwargs, compute, encode, decode):
         key = self.key(kind, experiment, kwargs)
         if key in self._memory:
+            self.stats["memory"] += 1
             return self._memory[key]
         value = self._load(kind, key, experiment, decode) if self.root is not None else None
+        self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
             value = compute()
             if self.root is not None:

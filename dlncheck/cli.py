@@ -2,6 +2,9 @@
 
     dlncheck list
     dlncheck run saddle-lowrank-L3 [--out DIR] [--tier quick|nightly] [--sgd-runs S] [--device cpu]
+    dlncheck sweep GRID.toml [--cache-dir DIR] [--scheduler ADDRESS | --workers N]
+    dlncheck report merge SHARD_DIR... --out DIR [--history FILE]
+    dlncheck report durations RESULTS_JSON [--out claims/durations.json]
 """
 from __future__ import annotations
 
@@ -73,7 +76,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)
     p.add_argument("--threads", default="auto", help="torch CPU threads (default: $DLNCHECK_THREADS or 1)")
+    p = sub.add_parser("sweep", help="train a TOML grid of experiments into the cache on a Dask cluster")
+    p.add_argument("grid", type=Path, help="grid file (format: see dlncheck.sweep)")
+    p.add_argument("--cache-dir", type=Path, default=Path(".dlncheck-cache"),
+                   help="trajectory cache (shared by all workers; default .dlncheck-cache)")
+    p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
+    p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
+    report = sub.add_parser("report", help="merge shard reports, or write durations for --shard")
+    rsub = report.add_subparsers(dest="report_command", required=True)
+    p = rsub.add_parser("merge", help="merge the reports folders of N shards into one report")
+    p.add_argument("shards", type=Path, nargs="+", help="reports folders of the shards")
+    p.add_argument("--out", type=Path, required=True, help="folder of the merged report")
+    p.add_argument("--history", type=Path, default=None, help="an earlier history.jsonl to carry on")
+    p = rsub.add_parser("durations", help="write claims/durations.json from a report's results.json")
+    p.add_argument("results", type=Path, help="a results.json written by pytest claims")
+    p.add_argument("--out", type=Path, default=Path("claims/durations.json"))
     args = parser.parse_args(argv)
+    if args.command == "sweep":
+        return _sweep(args, parser)
+    if args.command == "report":
+        return _report(args, parser)
     if args.command == "list":
         for tier in ("quick", "nightly"):
             print(f"{tier}: " + " ".join(presets.case_id(*c) for c in presets.cases(tier)))
@@ -87,6 +109,36 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(str(error))
     for kind, path in paths.items():
         print(f"{kind}: {path}")
+    return 0
+
+
+def _sweep(args, parser) -> int:
+    from . import sweep
+
+    try:
+        grid = sweep.load_grid(args.grid)
+    except (OSError, ValueError) as error:
+        parser.error(f"sweep {args.grid}: {error}")
+    counts = sweep.sweep(grid, args.cache_dir, scheduler=args.scheduler, workers=args.workers)
+    print(" ".join(f"{k}={v}" for k, v in counts.items()))
+    return 1 if counts["failed"] else 0
+
+
+def _report(args, parser) -> int:
+    import json
+
+    from .report.merge import merge
+    from .shard import durations_from_results
+
+    try:
+        if args.report_command == "merge":
+            print(f"merged report: {merge(args.shards, args.out, args.history)}")
+        else:
+            durations = durations_from_results(json.loads(args.results.read_text(encoding="utf-8")))
+            write_json(args.out, dict(sorted(durations.items())))
+            print(f"durations of {len(durations)} cases: {args.out}")
+    except (OSError, ValueError, KeyError) as error:
+        parser.error(f"report {args.report_command}: {error}")
     return 0
 
 

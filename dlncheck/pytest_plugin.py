@@ -27,6 +27,8 @@ if TYPE_CHECKING:
 
 RECORD_KEY = "dlncheck_claim"
 _CLAIM = pytest.StashKey[Claim]()
+_CACHE = pytest.StashKey[object]()
+CACHE_KEY = "dlncheck_cache_stats"
 OPTIONS = {  # name: (default, choices, help)
     "tier": ("quick", ("quick", "nightly"),
              "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
@@ -46,6 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"dlncheck_{name}", help_, default=default)
     group.addoption("--no-cache", dest="dlncheck_no_cache", action="store_true",
                     help="train every experiment afresh instead of reading .dlncheck-cache")
+    group.addoption("--shard", dest="dlncheck_shard", default=None, metavar="K/N",
+                    help="run only the K-th of N disjoint, duration-balanced parts of the selection "
+                         "(durations from claims/durations.json); merge shard reports with "
+                         "`dlncheck report merge`")
 
 
 def option(config: pytest.Config, name: str) -> str:
@@ -90,14 +96,27 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported)."""
-    if option(config, "tier") == "nightly":
-        return
-    keep = [item for item in items if item.get_closest_marker("nightly") is None]
-    dropped = [item for item in items if item.get_closest_marker("nightly") is not None]
+    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); with
+    ``--shard K/N`` only the K-th part of what remains is kept."""
+    if option(config, "tier") != "nightly":
+        _deselect(config, items, lambda item: item.get_closest_marker("nightly") is not None)
+    if config.getoption("dlncheck_shard"):
+        from dlncheck import shard
+
+        try:
+            k, n = shard.parse_shard(config.getoption("dlncheck_shard"))
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
+        owner = shard.assign([item.nodeid for item in items],
+                             shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE)), n)
+        _deselect(config, items, lambda item: owner[item.nodeid] != k)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], drop) -> None:
+    dropped = [item for item in items if drop(item)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+        items[:] = [item for item in items if not drop(item)]
 
 
 # ---------------------------------------------------------------------------- fixtures
@@ -150,9 +169,22 @@ def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
     """Content-addressed trajectories shared by all claims (``--no-cache`` keeps memory only)."""
     from dlncheck.cache import TrajectoryCache
 
-    if pytestconfig.getoption("dlncheck_no_cache"):
-        return TrajectoryCache(None)
-    return TrajectoryCache(Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir")))
+    root = None if pytestconfig.getoption("dlncheck_no_cache") else \
+        Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
+    cache = pytestconfig.stash[_CACHE] = TrajectoryCache(root)
+    return cache
+
+
+def cache_stats(config) -> dict[str, int]:
+    """Where this process's trajectory requests were served from (memory, disk, computed)."""
+    cache = config.stash.get(_CACHE, None)
+    return dict(cache.stats) if cache is not None else {}
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands its cache statistics to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput[CACHE_KEY] = json.dumps(cache_stats(session.config))
 
 
 @pytest.fixture
@@ -223,6 +255,15 @@ class ReportCollector:
     def __init__(self, config):
         self.config = config
         self.records: dict[str, dict] = {}
+        self.cache_stats: dict[str, int] = {}
+
+    def _add_cache_stats(self, stats: dict[str, int]) -> None:
+        for key, value in stats.items():
+            self.cache_stats[key] = self.cache_stats.get(key, 0) + value
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error):
+        self._add_cache_stats(json.loads(getattr(node, "workeroutput", {}).get(CACHE_KEY, "{}")))
 
     def pytest_runtest_logreport(self, report):
         for key, value in report.user_properties:
@@ -239,9 +280,13 @@ class ReportCollector:
             return
         from dlncheck.report.html import write_report
 
+        self._add_cache_stats(cache_stats(self.config))   # a run without xdist
+
         meta = {"tier": option(self.config, "tier"), "device": option(self.config, "device"),
                 "dtype": option(self.config, "dtype"),
-                "selection": self.config.getoption("keyword") or ""}
+                "selection": self.config.getoption("keyword") or "",
+                "shard": self.config.getoption("dlncheck_shard") or "",
+                "trajectories": self.cache_stats}
         _, index = write_report(list(self.records.values()), _reports_root(self.config), meta)
         self.index = index
 

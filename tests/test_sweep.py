@@ -1,0 +1,75 @@
+"""`dlncheck sweep`: grid validation, a 2-worker LocalCluster sweep into the cache, and claims that
+then train nothing the sweep covered."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dlncheck import cli, presets, sweep
+from dlncheck.cache import TrajectoryCache
+
+ROOT = Path(__file__).resolve().parents[1]
+CASE = "claims/test_function_space.py::test_sgd_matches_gd_in_function_space[saddle-lowrank-L3-noise0]"
+TINY = {"tier": "quick", "regimes": ["saddle"], "teachers": ["lowrank"], "depths": [3], "lr_factors": [1.0, 0.5]}
+
+
+@pytest.mark.parametrize("grid, field", [
+    ({"regimes": ["saddle"], "teachers": ["lowrank"]}, "depths"),
+    ({**TINY, "regimes": ["lazy"]}, "regimes"),
+    ({**TINY, "depths": []}, "depths"),
+    ({**TINY, "depths": [2.5]}, "depths"),
+    ({**TINY, "depths": [True]}, "depths"),
+    ({**TINY, "depths": [1]}, "depths"),
+    ({**TINY, "lr_factors": [0.0]}, "lr_factors"),
+    ({**TINY, "batch_sizes": [1000]}, "batch_sizes"),
+    ({**TINY, "init_seeds": [-1]}, "init_seeds"),
+    ({**TINY, "tier": "weekly"}, "tier"),
+    ({**TINY, "learning_rates": [1.0]}, "learning_rates"),
+])
+def test_bad_grids_name_the_key(grid, field):
+    with pytest.raises(ValueError, match=field):
+        sweep.validate_grid(grid)
+
+
+def test_grid_groups_share_everything_but_init_and_lr():
+    groups = sweep.grid_experiments(sweep.validate_grid({**TINY, "init_seeds": [0, 1], "batch_sizes": [10, 30]}))
+    assert len(groups) == 2 and all(len(g) == 4 for g in groups)
+    base = presets.experiment("saddle", "lowrank", 3, tier="quick")
+    assert groups[0][0] == base                              # the preset itself: the claims' key
+    for group in groups:
+        assert len({(e.batch_size, e.depth, e.teacher) for e in group}) == 1
+        assert {round(e.lr * e.steps, 6) for e in group} <= {round(base.lr * base.steps, 6),
+                                                           round(base.lr * base.steps + base.lr * 0.5, 6)}
+
+
+def test_cli_reports_a_bad_grid_in_one_line(tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text('regimes = ["saddle"]\nteachers = ["lowrank"]\ndepths = "two"\n')
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["sweep", str(grid)])
+    assert stop.value.code == 2
+    assert "'depths'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_local_cluster_sweep_fills_the_cache_and_claims_train_nothing(tmp_path):
+    cache_dir = tmp_path / "cache"
+    grid = sweep.validate_grid(TINY)
+    counts = sweep.sweep(grid, cache_dir, workers=2, progress=False)
+    assert counts == {"experiments": 2, "cached": 0, "trained": 2, "failed": 0}
+    assert sweep.sweep(grid, cache_dir, workers=2, progress=False)["trained"] == 0   # a rerun skips
+    probe = TrajectoryCache(cache_dir)
+    assert all(sweep.cached(probe, e) for g in sweep.grid_experiments(grid) for e in g)
+
+    reports = tmp_path / "reports"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", CASE, "-q", "-p", "no:cacheprovider", "--reports-dir", str(reports),
+         "--cache-dir", str(cache_dir)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    served = json.loads((reports / "results.json").read_text())["meta"]["trajectories"]
+    assert served["computed"] == 0 and served["disk"] >= 1, served
