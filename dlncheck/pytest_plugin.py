@@ -1,23 +1,20 @@
-"""The claims plugin: options, fixtures, tiers, and the report of every claim.
+"""The claims plugin: options, fixtures, tiers; registers the report collector.
 
 Registered by the root ``conftest.py`` (``pytest_plugins = ["dlncheck.pytest_plugin"]``).
-Modelled on pytest-mpl: a small class registered in ``pytest_configure`` collects one record
-per claim. The record travels on the test report's ``user_properties``, so under
-pytest-xdist each worker's records reach the controller, which alone writes
-``results.json`` and ``index.html`` at the end — nothing is clobbered, and the index holds
-exactly the claims that ran in this session.
+The report itself lives in :mod:`dlncheck.report.collector`: each claim's record travels on
+the test report's ``user_properties``, so under pytest-xdist each worker's records reach the
+controller, which alone writes ``results.json``, ``index.html`` and the case pages — nothing
+is clobbered, and the index holds exactly the claims that ran in this session.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from dlncheck.report.claim import Claim, jsonable
-
-RECORD_KEY = "dlncheck_claim"
-_CLAIM = pytest.StashKey[Claim]()
+from dlncheck.report.claim import Claim
+from dlncheck.report.collector import CLAIM_KEY, ReportCollector
+from dlncheck.report.collector import pytest_runtest_makereport  # noqa: F401 (hook: the records)
 OPTIONS = {  # name: (default, choices, help)
     "tier": ("quick", ("quick", "nightly"),
              "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
@@ -60,7 +57,10 @@ def pytest_configure(config):
 
         torch.set_num_threads(1)
     else:  # the controller, or a run without xdist, writes the report
-        config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
+        settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
+        settings["selection"] = config.getoption("keyword") or ""
+        config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings),
+                                      "dlncheck-report")
 
 
 def _load_hypothesis_profile(tier: str) -> None:
@@ -183,92 +183,5 @@ def trajectory_cache(pytestconfig):
 def claim(request, reports_dir) -> Claim:
     """This test's report folder and recorder: ``figure``, ``table``, ``verdict``."""
     record = Claim(request.node.nodeid, reports_dir)
-    request.node.stash[_CLAIM] = record
+    request.node.stash[CLAIM_KEY] = record
     return record
-
-
-# ----------------------------------------------------------------------------- records
-def _record(item, report, claim: Claim | None) -> dict:
-    params = {}
-    if hasattr(item, "callspec"):
-        params = {k: jsonable(v) if isinstance(v, (int, float, str, bool)) else str(v)
-                  for k, v in item.callspec.params.items()}
-    verdict = (claim.verdict_record if claim else None) or {}
-    module = Path(str(item.path)).stem
-    return {
-        "nodeid": item.nodeid,
-        "family": module.removeprefix("test_"),
-        "case": item.callspec.id if hasattr(item, "callspec") else item.name,
-        "params": params,
-        "prediction": verdict.get("prediction"),
-        "observed": verdict.get("observed"),
-        "holds": verdict.get("holds"),
-        "exploratory": verdict.get("exploratory", False),
-        "numbers": verdict.get("numbers", {}),
-        "artifacts": claim.artifacts if claim else [],
-        "outcome": _outcome(report),
-        "message": _message(report),
-        "duration": report.duration,
-    }
-
-
-def _message(report) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else (str(report.longrepr) if report.longrepr else "")
-    if hasattr(report, "wasxfail"):
-        return f"{report.wasxfail}\n{text}".strip()
-    return text if (report.failed or report.skipped) else ""
-
-
-def _outcome(report) -> str:
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.when != "call" and report.failed:
-        return "error"
-    return report.outcome
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Stamp the real outcome (and failure message) into the claim's record."""
-    outcome = yield
-    report = outcome.get_result()
-    if "claim" not in getattr(item, "fixturenames", ()):
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed) \
-            or (report.when == "teardown" and report.failed):
-        record = _record(item, report, item.stash.get(_CLAIM, None))
-        report.user_properties.append((RECORD_KEY, json.dumps(record)))
-
-
-class ReportCollector:
-    """Runs in the controller: gathers claim records and writes the session report."""
-
-    def __init__(self, config):
-        self.config = config
-        self.records: dict[str, dict] = {}
-
-    def pytest_runtest_logreport(self, report):
-        for key, value in report.user_properties:
-            if key == RECORD_KEY:
-                record = json.loads(value)
-                previous = self.records.get(record["nodeid"])
-                if previous is not None:  # a teardown error keeps the call's artifacts
-                    record["artifacts"] = record["artifacts"] or previous["artifacts"]
-                    record["duration"] += previous["duration"]
-                self.records[record["nodeid"]] = record
-
-    def pytest_sessionfinish(self, session):
-        if not self.records:  # e.g. `pytest tests`: leave the last claims report alone
-            return
-        from dlncheck.report.html import write_report
-
-        meta = {"tier": option(self.config, "tier"), "device": option(self.config, "device"),
-                "dtype": option(self.config, "dtype"),
-                "selection": self.config.getoption("keyword") or ""}
-        _, index = write_report(list(self.records.values()), _reports_root(self.config), meta)
-        self.index = index
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if getattr(self, "index", None):
-            terminalreporter.write_line(f"dlncheck report: {self.index}")
