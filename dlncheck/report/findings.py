@@ -44,6 +44,13 @@ GROUPS = ("golden path", "assumptions", "calibration", "saddles", "other")
 UNKNOWN = Family("other", NA, NA, "")
 LABEL = {A: "SGD follows GD", D: "SGD differs from GD", F: "theory's assumption fails", NA: "not about the golden path"}
 SYMBOL = {A: "=", D: "≠", F: "!", NA: "·"}
+
+
+def symbol(finding: str, holds: bool | None) -> str:
+    """The cell's mark: the finding's symbol; for n/a cells whether the prediction held."""
+    if finding != NA:
+        return SYMBOL[finding]
+    return {True: "✓", False: "✗", None: "·"}[holds]
 XFAIL_MEANS = ("xfailed = a measured contradiction: the assertion stays as the theory states it, the "
                "data contradict it, and the case is a strict xfail (it turns into a failure, XPASS, "
                "the day the data agree).")

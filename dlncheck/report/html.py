@@ -31,6 +31,7 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     r = dict(rec)
     r["finding"] = fd.golden_path(rec)
     r["finding_class"] = "na" if r["finding"] == "n/a" else r["finding"]
+    r["symbol"] = fd.symbol(r["finding"], rec.get("holds"))
     folder = rec.get("folder")
     r["anchor"] = f"case-{folder or folder_name(rec['nodeid'])}"
     r["page"] = (f"claims/{folder}/{CASE_PAGE}"
@@ -90,6 +91,7 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     grid["teachers"] = [(t[1], n) for t, n in grid["teachers"]]
     by_id = {v["nodeid"]: v for v in views}
     contradictions = [{**c, "finding_class": "na" if c["finding"] == "n/a" else c["finding"],
+                       "symbol": fd.symbol(c["finding"], False),
                        "records": [by_id[r["nodeid"]] for r in c["records"]]}
                       for c in fd.contradictions(views)]
     if changes is not None:
