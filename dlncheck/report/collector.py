@@ -155,6 +155,7 @@ class ReportCollector:
         changes = history.changes(records, history.latest(rows, meta["started"])) if rows else None
         _, self.index = write_report(records, self.root, meta, changes=changes, case_pages=False)
         history.append(self.root, meta, records)
+        store.clean_stale(self.root, finished=os.getpid())  # a test stopped by Ctrl-C
         self.lock.release()
 
     def pytest_unconfigure(self, config):

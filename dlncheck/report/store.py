@@ -56,15 +56,16 @@ def discard(claims: Path, building: str) -> None:
     shutil.rmtree(claims / building, ignore_errors=True)
 
 
-def clean_stale(root: Path) -> list[str]:
-    """Restore folders a killed swap left aside; remove dead processes' building folders and
-    temporary files. Returns the names it touched."""
+def clean_stale(root: Path, finished: int | None = None) -> list[str]:
+    """Restore folders a killed swap left aside; remove dead processes' building folders (and
+    those of process ``finished``: this run, at its end) and old temporary files. Returns the
+    names it touched."""
     touched = []
     claims = root / "claims"
     for entry in sorted(claims.iterdir()) if claims.is_dir() else []:
         for prefix in (OLD, BUILDING):
             pid, final = _owner(entry.name, prefix)
-            if pid is None or _alive(pid):
+            if pid is None or (pid != finished and _alive(pid)):
                 continue
             if prefix == OLD and not (claims / final).exists():
                 os.replace(entry, claims / final)
