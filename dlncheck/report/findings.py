@@ -135,9 +135,9 @@ def summary(records: list[dict]) -> str:
     parts = []
     for fam in family_order(by_family):
         c = by_family[fam]
-        said = [f"{c[k]} {LABEL[k].lower()}" for k in (A, D, F) if c[k]]
+        said = [f"{LABEL[k]} in {c[k]}" for k in (A, D, F) if c[k]]
         if said:
-            parts.append(f"{fam.replace('_', ' ')}: {', '.join(said)} (of {sum(c.values())})")
+            parts.append(f"{fam.replace('_', ' ')}: {', '.join(said)} of {sum(c.values())} cases")
     outcomes = Counter(r["outcome"] for r in records)
     xf = len(contradictions(records))
     text = (f"{len(records)} claim cases ran. " + ("; ".join(parts) + ". " if parts else

@@ -44,6 +44,17 @@ def _command(argv: list[str]) -> str:
     return shlex.join(argv)
 
 
+def _device(asked: str | None) -> str | None:
+    """``auto`` resolved the way the ``device`` fixture resolves it."""
+    if asked != "auto":
+        return asked
+    try:
+        import torch
+    except ImportError:
+        return asked
+    return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
+
+
 def collect(root: Path, settings: dict, argv: list[str] | None = None) -> dict:
     """Provenance at the start of a run: git commit and dirty flag of ``root``, versions of
     Python/torch/numpy/dlncheck, the run's ``settings`` (tier, device, dtype, ...), the preset
@@ -52,7 +63,7 @@ def collect(root: Path, settings: dict, argv: list[str] | None = None) -> dict:
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     started = datetime.now(timezone.utc)
     return {
-        **settings,
+        **settings, "device": _device(settings.get("device")),
         "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
         "python": platform.python_version(), "torch": _version("torch"),
         "numpy": _version("numpy"), "dlncheck": _version("dlncheck"),
