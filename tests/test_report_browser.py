@@ -125,7 +125,10 @@ def test_case_page_shows_prediction_numbers_and_files(report, browser):
     assert "x stays at 0.5" in text and "theory says so" in text and "SGD's s_2 escapes later" in text
     assert "verdict.json" in text and "level.csv" in text and "nan" not in text.lower().split()
     assert browser.find_element("css selector", "figure figcaption").text.startswith("level of")
-    assert browser.execute_script("return document.querySelector('figure img').getBoundingClientRect().width") > 600
+    shown, natural, room = browser.execute_script(
+        "const i = document.querySelector('figure img');"
+        "return [i.getBoundingClientRect().width, i.naturalWidth, i.parentElement.parentElement.clientWidth]")
+    assert shown >= min(natural, room) - 2 and natural > 500   # full size, or the full width
 
 
 def test_hostile_id_renders_as_text(report, browser):
