@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -84,9 +86,10 @@ class ReportCollector:
         self.records: dict[str, dict] = {}
         self.collected: list[str] = []
         self.reported: set[str] = set()
-        self.meta = provenance.collect(Path(config.rootpath), settings)
-        self.meta["pid"] = os.getpid()
-        self.lock = store.Lock(root, {"started": self.meta["started"], "command": self.meta["command"]})
+        self.settings, self.started = settings, datetime.now(timezone.utc)
+        self.meta: dict = {}  # provenance, gathered when the first claim reports (not for `pytest tests`)
+        self.lock = store.Lock(root, {"started": self.started.isoformat(timespec="seconds"),
+                                      "command": " ".join(sys.argv)})
         self.conflict: dict | None = None
         self.index: Path | None = None
 
@@ -103,6 +106,8 @@ class ReportCollector:
             self.conflict = self.lock.acquire()
             if self.conflict is None:
                 store.clean_stale(self.root)
+                self.meta = provenance.collect(Path(self.config.rootpath), self.settings,
+                                               started=self.started) | {"pid": os.getpid()}
         return self.lock.held
 
     def pytest_runtest_logreport(self, report):

@@ -55,13 +55,14 @@ def _device(asked: str | None) -> str | None:
     return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
 
 
-def collect(root: Path, settings: dict, argv: list[str] | None = None) -> dict:
+def collect(root: Path, settings: dict, argv: list[str] | None = None,
+            started: datetime | None = None) -> dict:
     """Provenance at the start of a run: git commit and dirty flag of ``root``, versions of
     Python/torch/numpy/dlncheck, the run's ``settings`` (tier, device, dtype, ...), the preset
-    sizes and seeds, the command line and the start time (UTC)."""
+    sizes and seeds, the command line and the start time (UTC, default now)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    started = datetime.now(timezone.utc)
+    started = started or datetime.now(timezone.utc)
     return {
         **settings, "device": _device(settings.get("device")),
         "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
