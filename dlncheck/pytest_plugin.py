@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 
 from dlncheck.report.claim import Claim
-from dlncheck.report.collector import CLAIM_KEY, ReportCollector
-from dlncheck.report.collector import pytest_runtest_makereport  # noqa: F401 (hook: the records)
+from dlncheck.report.collector import (
+    CLAIM_KEY,
+    ReportCollector,
+    pytest_runtest_makereport,  # noqa: F401 (hook: the records)
+)
+
 OPTIONS = {  # name: (default, choices, help)
     "tier": ("quick", ("quick", "nightly"),
              "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),

@@ -2,7 +2,6 @@
 writers, colliding ids. Each run is a subprocess (a killed run must not kill the test)."""
 import json
 import os
-import signal
 import socket
 
 import pytest

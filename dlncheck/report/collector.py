@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -86,7 +86,7 @@ class ReportCollector:
         self.records: dict[str, dict] = {}
         self.collected: list[str] = []
         self.reported: set[str] = set()
-        self.settings, self.started = settings, datetime.now(timezone.utc)
+        self.settings, self.started = settings, datetime.now(UTC)
         self.meta: dict = {}  # provenance, gathered when the first claim reports (not for `pytest tests`)
         self.lock = store.Lock(root, {"started": self.started.isoformat(timespec="seconds"),
                                       "command": " ".join(sys.argv)})

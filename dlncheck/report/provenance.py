@@ -5,7 +5,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
@@ -62,7 +62,7 @@ def collect(root: Path, settings: dict, argv: list[str] | None = None,
     sizes and seeds, the command line and the start time (UTC, default now)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    started = started or datetime.now(timezone.utc)
+    started = started or datetime.now(UTC)
     return {
         **settings, "device": _device(settings.get("device")),
         "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
@@ -77,6 +77,6 @@ def collect(root: Path, settings: dict, argv: list[str] | None = None,
 
 def finish(meta: dict, status: str) -> dict:
     """``meta`` with the end time, duration in seconds and the run's status."""
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return {**meta, "status": status, "finished": now.isoformat(timespec="seconds"),
             "duration_s": round(now.timestamp() - meta.get("started_ts", now.timestamp()), 1)}
