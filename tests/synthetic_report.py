@@ -32,7 +32,7 @@ def record(root: Path, family: str, case: str, outcome: str, holds: bool, explor
     ax.plot([0, 1], [value, value], label="SGD")
     claim.figure(fig, "level", caption=f"level of {case}")
     claim.table(pd.DataFrame({"t": [0, 1], "x": [value, value]}), "level")
-    claim.verdict(prediction="x stays at 0.5", observed=f"x = {value}", holds=holds,
+    claim.verdict(prediction="x stays at 0.5", observed=f"x = {value}, plateau [nan, nan]", holds=holds,
                   exploratory=exploratory, reason="theory says so", x=value, missing=float("nan"))
     store.swap_in(root / "claims", claim.dir.name, claim.folder)
     message = {"xfailed": f"data contradict the prediction: {reason}\nAssertionError: x",

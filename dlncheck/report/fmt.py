@@ -63,6 +63,15 @@ def number(value) -> Markup:
     return escape(str(value))
 
 
+_NAN_WORD = re.compile(r"(?<![\w.])[-+]?nan(?!\w|\.\d)", re.IGNORECASE)
+
+
+def prose(text) -> Markup:
+    """Escaped free text (prediction, observed, reason) with each stand-alone ``nan`` shown as
+    a dash whose tooltip says it is undefined."""
+    return Markup(_NAN_WORD.sub(lambda m: _missing(MISSING["nan"]), str(escape(text or ""))))
+
+
 def seconds(value) -> str:
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         return "–"

@@ -12,12 +12,13 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from dlncheck import io
 from dlncheck.report import findings as fd
 from dlncheck.report.claim import folder_name
-from dlncheck.report.fmt import clean, number, seconds
+from dlncheck.report.fmt import clean, number, prose, seconds
 
 _ENV = Environment(loader=PackageLoader("dlncheck.report", "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
 _ENV.filters["num"] = number
 _ENV.filters["secs"] = seconds
+_ENV.filters["prose"] = prose
 _HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status"}
 CASE_PAGE = "index.html"
 
