@@ -59,8 +59,10 @@ def test_verdict_keywords(tmp_path):
     claim = Claim("claims/test_a.py::test_a[x]", tmp_path)
     with pytest.raises(ValueError, match="golden_path='maybe'"):
         claim.verdict(prediction="p", holds=True, golden_path="maybe")
-    claim.verdict(prediction="p", holds=True, n=True, bad=float("nan"), d=0.25, e=3.0)
+    claim.verdict(prediction="p", holds=True, n=True, count=100, bad=float("nan"), d=0.25, e=3.0)
     assert (claim.verdict_record["key"], claim.verdict_record["key_value"]) == ("d", 0.25)
+    claim.verdict(prediction="p", holds=True, count=100, text="x")
+    assert (claim.verdict_record["key"], claim.verdict_record["key_value"]) == ("count", 100.0)
     claim.verdict(prediction="p", holds=True, reason="r", golden_path="agrees", key="e", d=0.25, e=3.0)
     rec = claim.verdict_record
     assert (rec["key"], rec["key_value"], rec["reason"], rec["golden_path"]) == ("e", 3.0, "r", "agrees")

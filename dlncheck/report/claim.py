@@ -58,13 +58,19 @@ def jsonable(value):
 
 
 def key_metric(numbers: dict, key: str | None = None) -> tuple[str | None, float | None]:
-    """The number tracked across runs: ``numbers[key]`` if named, else the first finite scalar."""
-    names = [key] if key else list(numbers)
-    for name in names:
-        value = numbers.get(name)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-            return name, float(value)
-    return (key, None) if key else (None, None)
+    """The number tracked across runs: ``numbers[key]`` if named, else the first finite float
+    (a measurement rather than a count), else the first finite integer."""
+    def finite(value, kinds):
+        return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+
+    if key:
+        value = numbers.get(key)
+        return key, float(value) if finite(value, (int, float)) else None
+    for kinds in (float, int):
+        for name, value in numbers.items():
+            if finite(value, kinds):
+                return name, float(value)
+    return None, None
 
 
 @dataclass(frozen=True)
