@@ -97,6 +97,7 @@ class ReportCollector:
     def pytest_collection_finish(self, session):
         self.collected = [item.nodeid for item in session.items]
 
+    @pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook: absent without xdist
     def pytest_xdist_node_collection_finished(self, node, ids):
         self.collected = self.collected or list(ids)
 
