@@ -37,6 +37,9 @@ def pytest_addoption(parser):
         parser.addini(f"dlncheck_{name}", help_, default=default)
     group.addoption("--no-cache", dest="dlncheck_no_cache", action="store_true",
                     help="train every experiment afresh instead of reading .dlncheck-cache")
+    group.addoption("--no-svg", dest="dlncheck_no_svg", action="store_true",
+                    help="write each figure as PNG + thumbnail only, no SVG (saves about a third "
+                         "of the figure-writing time)")
 
 
 def option(config, name: str) -> str:
@@ -56,6 +59,7 @@ def _reports_root(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
+    Claim.svg = not config.getoption("dlncheck_no_svg")
     if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
         import torch
 

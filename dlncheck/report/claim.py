@@ -11,6 +11,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,7 @@ class Claim:
     that decided it. Artifact paths name the final folder ``claims/<folder_name>``.
     """
 
+    svg: ClassVar[bool] = True  # also write each figure as SVG (``--no-svg`` turns it off)
     nodeid: str
     root: Path
     artifacts: list[dict] = field(default_factory=list)
@@ -117,11 +119,11 @@ class Claim:
         stem = _UNSAFE.sub("_", name)
         path = self.dir / f"{stem}.png"
         try:
-            save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH)
+            save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH, svg=self.svg)
         finally:
             plt.close(fig)
         return self._add("figure", path, caption, thumb=f"claims/{self.folder}/{stem}.thumb.png",
-                         vector=f"claims/{self.folder}/{stem}.svg")
+                         vector=f"claims/{self.folder}/{stem}.svg" if self.svg else None)
 
     def table(self, df, name: str, caption: str = "") -> Path:
         """Save a tidy DataFrame as ``<name>.csv`` in this claim's folder."""

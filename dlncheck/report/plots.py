@@ -55,9 +55,10 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = No
     return fig, axes
 
 
-def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360) -> None:
-    """Write ``path`` (PNG at ``dpi``), the same figure as SVG beside it (for papers) and a
-    thumbnail ``<stem>.thumb.png`` at most ``thumb_width`` px wide, each atomically."""
+def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool = True) -> None:
+    """Write ``path`` (PNG at ``dpi``), the same figure as SVG beside it (for papers; unless
+    ``svg`` is false) and a thumbnail ``<stem>.thumb.png`` at most ``thumb_width`` px wide,
+    each atomically."""
     from pathlib import Path
 
     from PIL import Image
@@ -67,7 +68,8 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360) -> None:
     path = Path(path)
     with plt.rc_context(STYLE):
         io.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi))
-        io.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
+        if svg:
+            io.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(tmp, format="svg"))
 
     def thumbnail(tmp):
         with Image.open(path) as im:
