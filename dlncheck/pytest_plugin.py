@@ -1,13 +1,12 @@
-"""The claims plugin: options, fixtures, tiers, and the report of every claim.
+"""The claims plugin: options, fixtures, tiers; registers the report collector.
 
 Case lists and measured contradictions live in ``claims/expectations.py``.
 
 Registered by the root ``conftest.py`` (``pytest_plugins = ["dlncheck.pytest_plugin"]``).
-Modelled on pytest-mpl: a small class registered in ``pytest_configure`` collects one record
-per claim. The record travels on the test report's ``user_properties``, so under
-pytest-xdist each worker's records reach the controller, which alone writes
-``results.json`` and ``index.html`` at the end — nothing is clobbered, and the index holds
-exactly the claims that ran in this session.
+The report itself lives in :mod:`dlncheck.report.collector`: each claim's record travels on
+the test report's ``user_properties``, so under pytest-xdist each worker's records reach the
+controller, which alone writes ``results.json``, ``index.html`` and the case pages — nothing
+is clobbered, and the index holds exactly the claims that ran in this session.
 """
 from __future__ import annotations
 
@@ -18,17 +17,21 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from dlncheck.report.claim import Claim, jsonable
+from dlncheck.report.claim import Claim
+from dlncheck.report.collector import (
+    CACHE_KEY,
+    CACHE_OUTPUT,
+    CLAIM_KEY,
+    ReportCollector,
+    cache_stats,
+    pytest_runtest_makereport,  # noqa: F401 (hook: the records)
+)
 from dlncheck.threads import set_cpu_threads
 
 if TYPE_CHECKING:
     from dlncheck.cache import TrajectoryCache
     from dlncheck.experiment import Experiment
 
-RECORD_KEY = "dlncheck_claim"
-_CLAIM = pytest.StashKey[Claim]()
-_CACHE = pytest.StashKey[object]()
-CACHE_KEY = "dlncheck_cache_stats"
 OPTIONS = {  # name: (default, choices, help)
     "tier": ("quick", ("quick", "nightly"),
              "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
@@ -52,6 +55,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only the K-th of N disjoint, duration-balanced parts of the selection "
                          "(durations from claims/durations.json); merge shard reports with "
                          "`dlncheck report merge`")
+    group.addoption("--no-svg", dest="dlncheck_no_svg", action="store_true",
+                    help="write each figure as PNG + thumbnail only, no SVG (saves about a third "
+                         "of the figure-writing time)")
 
 
 def option(config: pytest.Config, name: str) -> str:
@@ -75,8 +81,13 @@ def pytest_configure(config: pytest.Config) -> None:
         set_cpu_threads(option(config, "threads"))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
+    Claim.svg = not config.getoption("dlncheck_no_svg")
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist, writes the report
-        config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
+        settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
+        settings["selection"] = config.getoption("keyword") or ""
+        settings["shard"] = config.getoption("dlncheck_shard") or ""
+        config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings),
+                                      "dlncheck-report")
 
 
 def _load_hypothesis_profile(tier: str) -> None:
@@ -171,125 +182,19 @@ def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
 
     root = None if pytestconfig.getoption("dlncheck_no_cache") else \
         Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
-    cache = pytestconfig.stash[_CACHE] = TrajectoryCache(root)
+    cache = pytestconfig.stash[CACHE_KEY] = TrajectoryCache(root)
     return cache
 
 
-def cache_stats(config) -> dict[str, int]:
-    """Where this process's trajectory requests were served from (memory, disk, computed)."""
-    cache = config.stash.get(_CACHE, None)
-    return dict(cache.stats) if cache is not None else {}
-
-
-def pytest_sessionfinish(session):
+def pytest_sessionfinish(session: pytest.Session) -> None:
     """An xdist worker hands its cache statistics to the controller."""
     if hasattr(session.config, "workeroutput"):
-        session.config.workeroutput[CACHE_KEY] = json.dumps(cache_stats(session.config))
+        session.config.workeroutput[CACHE_OUTPUT] = json.dumps(cache_stats(session.config))
 
 
 @pytest.fixture
 def claim(request: pytest.FixtureRequest, reports_dir: Path) -> Claim:
     """This test's report folder and recorder: ``figure``, ``table``, ``verdict``."""
     record = Claim(request.node.nodeid, reports_dir)
-    request.node.stash[_CLAIM] = record
+    request.node.stash[CLAIM_KEY] = record
     return record
-
-
-# ----------------------------------------------------------------------------- records
-def _record(item, report, claim: Claim | None) -> dict:
-    params = {}
-    if hasattr(item, "callspec"):
-        params = {k: jsonable(v) if isinstance(v, (int, float, str, bool)) else str(v)
-                  for k, v in item.callspec.params.items()}
-    verdict = (claim.verdict_record if claim else None) or {}
-    module = Path(str(item.path)).stem
-    return {
-        "nodeid": item.nodeid,
-        "family": module.removeprefix("test_"),
-        "case": item.callspec.id if hasattr(item, "callspec") else item.name,
-        "params": params,
-        "prediction": verdict.get("prediction"),
-        "observed": verdict.get("observed"),
-        "holds": verdict.get("holds"),
-        "exploratory": verdict.get("exploratory", False),
-        "numbers": verdict.get("numbers", {}),
-        "artifacts": claim.artifacts if claim else [],
-        "outcome": _outcome(report),
-        "message": _message(report),
-        "duration": report.duration,
-    }
-
-
-def _message(report) -> str:
-    crash = getattr(report.longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else (str(report.longrepr) if report.longrepr else "")
-    if hasattr(report, "wasxfail"):
-        return f"{report.wasxfail}\n{text}".strip()
-    return text if (report.failed or report.skipped) else ""
-
-
-def _outcome(report) -> str:
-    if hasattr(report, "wasxfail"):
-        return "xfailed" if report.skipped else "xpassed"
-    if report.when != "call" and report.failed:
-        return "error"
-    return report.outcome
-
-
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item, call):
-    """Stamp the real outcome (and failure message) into the claim's record."""
-    outcome = yield
-    report = outcome.get_result()
-    if "claim" not in getattr(item, "fixturenames", ()):
-        return
-    if report.when == "call" or (report.when == "setup" and not report.passed) \
-            or (report.when == "teardown" and report.failed):
-        record = _record(item, report, item.stash.get(_CLAIM, None))
-        report.user_properties.append((RECORD_KEY, json.dumps(record)))
-
-
-class ReportCollector:
-    """Runs in the controller: gathers claim records and writes the session report."""
-
-    def __init__(self, config):
-        self.config = config
-        self.records: dict[str, dict] = {}
-        self.cache_stats: dict[str, int] = {}
-
-    def _add_cache_stats(self, stats: dict[str, int]) -> None:
-        for key, value in stats.items():
-            self.cache_stats[key] = self.cache_stats.get(key, 0) + value
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_testnodedown(self, node, error):
-        self._add_cache_stats(json.loads(getattr(node, "workeroutput", {}).get(CACHE_KEY, "{}")))
-
-    def pytest_runtest_logreport(self, report):
-        for key, value in report.user_properties:
-            if key == RECORD_KEY:
-                record = json.loads(value)
-                previous = self.records.get(record["nodeid"])
-                if previous is not None:  # a teardown error keeps the call's artifacts
-                    record["artifacts"] = record["artifacts"] or previous["artifacts"]
-                    record["duration"] += previous["duration"]
-                self.records[record["nodeid"]] = record
-
-    def pytest_sessionfinish(self, session):
-        if not self.records:  # e.g. `pytest tests`: leave the last claims report alone
-            return
-        from dlncheck.report.html import write_report
-
-        self._add_cache_stats(cache_stats(self.config))   # a run without xdist
-
-        meta = {"tier": option(self.config, "tier"), "device": option(self.config, "device"),
-                "dtype": option(self.config, "dtype"),
-                "selection": self.config.getoption("keyword") or "",
-                "shard": self.config.getoption("dlncheck_shard") or "",
-                "trajectories": self.cache_stats}
-        _, index = write_report(list(self.records.values()), _reports_root(self.config), meta)
-        self.index = index
-
-    def pytest_terminal_summary(self, terminalreporter):
-        if getattr(self, "index", None):
-            terminalreporter.write_line(f"dlncheck report: {self.index}")

@@ -1,10 +1,17 @@
-"""The record one claim leaves: its folder, figures, tables and verdict."""
+"""The record one claim leaves: its folder, figures, tables and verdict.
+
+A claim writes into a private building folder (``claims/.building-<pid>-<name>``); the
+collector swaps it in under ``claims/<name>`` when the test ends (:mod:`dlncheck.report.store`),
+so an interrupted test never leaves a half-written case folder behind a link.
+"""
 from __future__ import annotations
 
+import hashlib
 import math
+import os
 import re
-import shutil
 from dataclasses import dataclass, field
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -12,18 +19,24 @@ import numpy as np
 from dlncheck import atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+GOLDEN_PATH = ("agrees", "differs", "assumption-fails", "n/a")
+BUILDING = ".building-"
+THUMB_WIDTH = 360  # px: thumbnails written beside each full PNG for the index
+DPI = 150
 
 
 def folder_name(nodeid: str) -> str:
-    """A filesystem-safe, readable folder name for a pytest node id.
+    """A filesystem-safe, readable and collision-proof folder name for a pytest node id.
 
     ``claims/test_balance.py::test_balance[saddle-lowrank-L3]`` ->
-    ``test_balance.test_balance.saddle-lowrank-L3``.
+    ``test_balance.test_balance.saddle-lowrank-L3-<8 hex of sha1(nodeid)>``; ids that sanitize
+    alike (``a<b``, ``a>b``, ``a b``) differ in the hash.
     """
     path, _, rest = nodeid.partition("::")
     stem = Path(path).stem
     name = _UNSAFE.sub("_", f"{stem}.{rest}".replace("::", ".").replace("[", ".").rstrip("]"))
-    return name.strip("._")[:150]
+    digest = hashlib.sha1(nodeid.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{name.strip('._')[:120]}-{digest}"
 
 
 def jsonable(value):
@@ -45,6 +58,22 @@ def jsonable(value):
     return str(value)
 
 
+def key_metric(numbers: dict, key: str | None = None) -> tuple[str | None, float | None]:
+    """The number tracked across runs: ``numbers[key]`` if named, else the first finite float
+    (a measurement rather than a count), else the first finite integer."""
+    def finite(value, kinds):
+        return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+
+    if key:
+        value = numbers.get(key)
+        return key, float(value) if finite(value, (int, float)) else None
+    for kinds in (float, int):
+        for name, value in numbers.items():
+            if finite(value, kinds):
+                return name, float(value)
+    return None, None
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One row of a claim module's prediction table: what theory predicts for the case, why,
@@ -58,37 +87,44 @@ class Prediction:
 
 @dataclass
 class Claim:
-    """What one claim test writes. Created fresh (its folder emptied) for every test run.
+    """What one claim test writes. Created fresh (in an empty building folder) for every test.
 
     ``figure`` and ``table`` write atomically; ``verdict`` records the theory's prediction,
-    what was observed, whether it holds, and the numbers that decided it.
+    what was observed, whether it holds, what it says about the golden path, and the numbers
+    that decided it. Artifact paths name the final folder ``claims/<folder_name>``.
     """
 
+    svg: ClassVar[bool] = True  # also write each figure as SVG (``--no-svg`` turns it off)
     nodeid: str
     root: Path
     artifacts: list[dict] = field(default_factory=list)
     verdict_record: dict | None = None
 
     def __post_init__(self):
-        self.dir = self.root / "claims" / folder_name(self.nodeid)
-        shutil.rmtree(self.dir, ignore_errors=True)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.folder = folder_name(self.nodeid)
+        self.dir = self.root / "claims" / f"{BUILDING}{os.getpid()}-{self.folder}"
+        self.dir.mkdir(parents=True, exist_ok=False)
 
-    def _add(self, kind: str, path: Path, caption: str) -> Path:
-        self.artifacts.append({"kind": kind, "path": path.relative_to(self.root).as_posix(),
-                               "name": path.stem, "caption": caption})
+    def _add(self, kind: str, path: Path, caption: str, **extra) -> Path:
+        self.artifacts.append({"kind": kind, "path": f"claims/{self.folder}/{path.name}",
+                               "name": path.stem, "caption": caption, **extra})
         return path
 
     def figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save ``fig`` as ``<name>.png`` in this claim's folder and close it."""
+        """Save ``fig`` as ``<name>.png`` (150 dpi), ``<name>.svg`` and a thumbnail
+        ``<name>.thumb.png`` in this claim's folder, then close it."""
         import matplotlib.pyplot as plt
 
-        path = self.dir / f"{_UNSAFE.sub('_', name)}.png"
+        from dlncheck.report.plots import save_figure
+
+        stem = _UNSAFE.sub("_", name)
+        path = self.dir / f"{stem}.png"
         try:
-            atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+            save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH, svg=self.svg)
         finally:
             plt.close(fig)
-        return self._add("figure", path, caption)
+        return self._add("figure", path, caption, thumb=f"claims/{self.folder}/{stem}.thumb.png",
+                         vector=f"claims/{self.folder}/{stem}.svg" if self.svg else None)
 
     def table(self, df, name: str, caption: str = "") -> Path:
         """Save a tidy DataFrame as ``<name>.csv`` in this claim's folder."""
@@ -96,11 +132,27 @@ class Claim:
         atomic.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         return self._add("table", path, caption)
 
-    def verdict(self, *, prediction: str, observed: str, holds: bool,
-                exploratory: bool = False, **numbers) -> bool:
-        """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``."""
+    def verdict(self, *, prediction: str, observed: str = "", holds: bool,
+                exploratory: bool = False, reason: str = "", golden_path: str | None = None,
+                key: str | None = None, **numbers) -> bool:
+        """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``.
+
+        ``golden_path`` (one of ``GOLDEN_PATH``) overrides the family's default reading of
+        this verdict (:data:`dlncheck.report.findings.FAMILIES`); ``key`` names the number
+        tracked across runs for drift (default: the first finite scalar in ``numbers``).
+        """
+        if golden_path is not None and golden_path not in GOLDEN_PATH:
+            raise ValueError(f"golden_path={golden_path!r} is invalid: use one of {GOLDEN_PATH}")
+        numbers = jsonable(numbers)
+        if key is not None and key not in numbers:
+            raise ValueError(f"key={key!r} is not among the verdict's numbers {sorted(numbers)}; "
+                             "pass it as a keyword number too")
+        key_name, key_value = key_metric(numbers, key)
         self.verdict_record = {"prediction": str(prediction), "observed": str(observed),
                                "holds": bool(holds), "exploratory": bool(exploratory),
-                               "numbers": jsonable(numbers)}
+                               "reason": str(reason), "golden_path": golden_path,
+                               "key": key_name, "key_value": key_value, "numbers": numbers}
         atomic.write_json(self.dir / "verdict.json", self.verdict_record)
+        self.artifacts = [a for a in self.artifacts if a["kind"] != "verdict"]
+        self._add("verdict", self.dir / "verdict.json", "verdict and its numbers")
         return bool(holds)

@@ -1,37 +1,138 @@
-"""Session summary: ``results.json`` (one record per claim) and ``index.html`` (Jinja2).
-
-Autoescape is on, so parameter text such as ``<script>`` in a test id is shown as text.
+"""Session summary: ``results.json`` (meta + one record per claim), ``index.html`` (findings
+first, then changes, the filterable case table and provenance) and one page per case
+(``claims/<folder>/index.html``). Jinja2 with autoescape on; every text passes
+:func:`dlncheck.report.fmt.clean`, every number :func:`dlncheck.report.fmt.number`.
 """
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from datetime import datetime, timezone
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dlncheck import atomic
+from dlncheck.report import findings as fd
+from dlncheck.report.claim import folder_name
+from dlncheck.report.fmt import clean, number, prose, seconds
 
 _ENV = Environment(loader=PackageLoader("dlncheck.report", "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_ENV.filters["num"] = number
+_ENV.filters["secs"] = seconds
+_ENV.filters["prose"] = prose
+_HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status"}
+CASE_PAGE = "index.html"
 
 
-def summarize_families(records: list[dict]) -> dict[str, Counter]:
-    """Outcome counts per claim family, e.g. {"balance": Counter(passed=17, failed=1)}."""
-    counts: dict[str, Counter] = defaultdict(Counter)
-    for rec in records:
-        counts[rec["family"]][rec["outcome"]] += 1
-    return dict(sorted(counts.items()))
+def _common() -> dict:
+    return {"labels": fd.LABEL, "symbols": fd.SYMBOL, "xfail_means": fd.XFAIL_MEANS}
 
 
-def write_report(records: list[dict], root: Path, meta: dict) -> tuple[Path, Path]:
-    """Write ``root/results.json`` and ``root/index.html`` atomically; return both paths."""
-    records = sorted(records, key=lambda r: (r["family"], r["nodeid"]))
-    meta = {**meta, "written": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
+    """A record plus what the templates show: finding, anchor, case page, local file names."""
+    r = dict(rec)
+    r["finding"] = fd.golden_path(rec)
+    r["finding_class"] = "na" if r["finding"] == "n/a" else r["finding"]
+    r["symbol"] = fd.symbol(r["finding"], rec.get("holds"))
+    folder = rec.get("folder")
+    r["anchor"] = f"case-{folder or folder_name(rec['nodeid'])}"
+    r["page"] = (f"claims/{folder}/{CASE_PAGE}"
+                 if folder and (root / "claims" / folder).is_dir() else None)
+    r["test"] = rec["nodeid"].split("::")[-1].split("[")[0]
+    r["held"] = {True: "holds", False: "contradicted", None: "not reached"}[rec.get("holds")]
+    key = fd.case_key(rec)
+    r["regime"], r["teacher"], r["depth"] = key if key else ("other", "", "")
+    r["family_rank"] = f"{rank.get(rec['family'], 999):03d}"
+    r["question"] = fd.family(rec["family"]).question
+    prefix = f"claims/{folder}/"
+    arts = [{**a, "local": a["path"].removeprefix(prefix),
+             "vector_local": (a.get("vector") or "").removeprefix(prefix) or None}
+            for a in rec.get("artifacts", [])]
+    r["figures"] = [a for a in arts if a["kind"] == "figure"]
+    r["tables"] = [a for a in arts if a["kind"] == "table"]
+    r["verdict_local"] = next((a["local"] for a in arts if a["kind"] == "verdict"), None)
+    r["numbers"] = rec.get("numbers") or {}
+    r["params"] = rec.get("params") or {}
+    return r
+
+
+def _grid(views: list[dict]) -> dict:
+    g = fd.grid(views)
+    cols = g["columns"]
+
+    def spans(keyf):
+        out = []
+        for c in cols:
+            k = keyf(c)
+            if out and out[-1][0] == k:
+                out[-1][1] += 1
+            else:
+                out.append([k, 1])
+        return out
+
+    by_group = {}
+    for fam, info, cells in g["rows"]:
+        by_group.setdefault(info.group, []).append((fam, info, cells))
+    return {"columns": cols,
+            "regimes": spans(lambda c: c[0] if c != "other" else "other"),
+            "teachers": spans(lambda c: (c[0], c[1]) if c != "other" else ("other", "")),
+            "depths": [f"L{c[2]}" if c != "other" else "" for c in cols],
+            "groups": [(grp, by_group[grp]) for grp in fd.GROUPS if grp in by_group]}
+
+
+def render_index(records: list[dict], root: Path, meta: dict, changes: dict | None) -> str:
+    order = fd.family_order({r["family"] for r in records})
+    rank = {f: k for k, f in enumerate(order)}
+    views = sorted((view(r, root, rank) for r in records),
+                   key=lambda v: (rank[v["family"]], v["regime"], v["teacher"], v["depth"], v["nodeid"]))
+    seen = set()
+    for v in views:
+        v["first_of_family"] = v["family"] not in seen
+        seen.add(v["family"])
+    grid = _grid(views)
+    grid["teachers"] = [(t[1], n) for t, n in grid["teachers"]]
+    by_id = {v["nodeid"]: v for v in views}
+    contradictions = [{**c, "finding_class": "na" if c["finding"] == "n/a" else c["finding"],
+                       "symbol": fd.symbol(c["finding"], False),
+                       "records": [by_id[r["nodeid"]] for r in c["records"]]}
+                      for c in fd.contradictions(views)]
+    if changes is not None:
+        changes = {**changes, **{k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]]
+                                 for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")}}
+    filters = [(name, sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s)))
+               for name, key in (("outcome", "outcome"), ("family", "family"), ("regime", "regime"),
+                                 ("teacher", "teacher"), ("depth", "depth"))]
+    filters.append(("exploratory", ["no", "yes"]))
+    provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
+    return _ENV.get_template("index.html").render(
+        meta=meta, records=views, grid=grid, contradictions=contradictions, changes=changes,
+        summary=fd.summary(views), filters=filters, provenance=provenance,
+        attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")], **_common())
+
+
+def render_case(rec: dict, root: Path, meta: dict) -> str:
+    rank = {f: k for k, f in enumerate(fd.family_order({rec["family"]}))}
+    return _ENV.get_template("case.html").render(r=view(clean(rec), root, rank), meta=clean(meta),
+                                                 **_common())
+
+
+def write_report(records: list[dict], root: Path, meta: dict, *, changes: dict | None = None,
+                 case_pages: bool = True) -> tuple[Path, Path]:
+    """Render everything first, then write ``root/results.json``, each case page (when its
+    folder exists) and ``root/index.html`` atomically; return (results, index) paths.
+
+    ``records`` are the collector's claim records; ``meta`` the run's provenance (may be
+    partial, e.g. for a merged report); ``changes`` from :func:`dlncheck.report.history.changes`.
+    """
+    root = Path(root)
+    records, meta = clean(records), clean({"status": "complete", **meta})
+    html = render_index(records, root, meta, changes)
+    pages = {}
+    if case_pages:
+        for rec in records:
+            folder = root / "claims" / rec["folder"] if rec.get("folder") else None
+            if folder is not None and folder.is_dir():
+                pages[folder / CASE_PAGE] = render_case(rec, root, meta)
     results = atomic.write_json(root / "results.json", {"meta": meta, "claims": records})
-    families = summarize_families(records)
-    grouped = {fam: [r for r in records if r["family"] == fam] for fam in families}
-    html = _ENV.get_template("index.html").render(meta=meta, families=families,
-                                                   grouped=grouped, total=Counter(
-                                                       r["outcome"] for r in records))
+    for path, text in pages.items():
+        atomic.write_text(path, text)
     return results, atomic.write_text(root / "index.html", html)

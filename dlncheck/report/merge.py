@@ -14,7 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-HISTORY = "history.jsonl"
+from .history import FILE as HISTORY
+
 JUNIT = "junit.xml"
 
 
@@ -77,6 +78,7 @@ def _history_lines(paths: list[Path]) -> list[str]:
 def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
     """Merge the shard folders into ``out`` (with the lines of an earlier ``history`` file, e.g. the
     previous night's, first); returns the path of the merged index.html."""
+    from . import history as hist
     from .html import write_report
 
     shards = [Path(s) for s in shards]
@@ -93,13 +95,14 @@ def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
     build = Path(tempfile.mkdtemp(prefix=f".{out.name}-merge-", dir=out.parent))
     try:
         _copy_artifacts(records, shards_of, build)
+        earlier = _history_lines([Path(history)] if history else [])
         lines = _history_lines(([Path(history)] if history else []) + [s / HISTORY for s in shards])
-        if lines:
-            (build / HISTORY).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        (build / HISTORY).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        previous = hist.latest([json.loads(line) for line in earlier], None)
         for number, shard in enumerate(shards, 1):
             if (shard / JUNIT).is_file():
                 shutil.copyfile(shard / JUNIT, build / f"junit-shard{number}.xml")
-        _, index = write_report(records, build, meta)
+        _, index = write_report(records, build, meta, changes=hist.changes(records, previous) if previous else None)
         old = out.with_name(f".{out.name}-old")
         shutil.rmtree(old, ignore_errors=True)
         if out.exists():

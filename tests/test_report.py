@@ -1,0 +1,176 @@
+"""Report rendering, findings, history, folder safety (fast: no training, no subprocess)."""
+import json
+import os
+import re
+import stat
+from html.parser import HTMLParser
+
+import pytest
+from synthetic_report import HOSTILE, build
+
+from dlncheck import atomic
+from dlncheck.report import findings, history, store
+from dlncheck.report.claim import Claim, folder_name
+from dlncheck.report.fmt import clean_text, number
+
+
+def links(html: str) -> list[str]:
+    found = []
+
+    class P(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.extend(v for k, v in attrs if k in ("href", "src") and v)
+
+    P().feed(html)
+    return [u.split("#")[0] for u in found if not u.startswith(("#", "http", "mailto"))]
+
+
+def test_folder_names_are_readable_and_collision_proof():
+    names = {folder_name(f"claims/test_x.py::test_x[{i}]") for i in ("a<b", "a>b", "a b")}
+    assert len(names) == 3 and all(n.startswith("test_x.test_x.a_b-") for n in names)
+    assert re.fullmatch(r"[A-Za-z0-9._-]+", folder_name("c/test_y.py::t[\ud800\u202e]"))
+
+
+def test_text_cleaning_and_number_formatting():
+    assert clean_text("a\ud800b\u202ec\x07d\n") == "a\ufffdb\\u202ec\\u0007d\n"
+    assert "nan" not in number(float("nan")) and 'title="not a number' in number("nan")
+    assert number(1.23456e-5) == "1.235e-5" and number(0.000123456) == "0.0001235" and number(12) == "12" and number(True) == "yes"
+    assert str(number(list(range(20)))).endswith("… (20 values)]")
+    assert number({"identity": True}) == "identity = yes"
+
+
+def test_golden_path_reading_per_family_and_override():
+    def rec(family, holds, **kw):
+        return {"family": family, "holds": holds, "outcome": "passed" if holds else "xfailed", **kw}
+
+    assert findings.golden_path(rec("function_space", True)) == "agrees"
+    assert findings.golden_path(rec("singular_patterns", False)) == "differs"
+    assert findings.golden_path(rec("parameter_space", False)) == "agrees"  # stays in GD's gauge
+    assert findings.golden_path(rec("balance", False)) == "assumption-fails"
+    assert findings.golden_path(rec("rank_recovery", False)) == "n/a"
+    assert findings.golden_path(rec("brand_new", True)) == "n/a"
+    assert findings.golden_path(rec("balance", True, golden_path="differs")) == "differs"
+    assert findings.golden_path({**rec("function_space", None), "outcome": "error"}) == "n/a"
+    order = findings.family_order({"zeta", "strict_saddles", "balance", "function_space", "gd_trap"})
+    assert order == ["function_space", "gd_trap", "balance", "strict_saddles", "zeta"]
+
+
+def test_verdict_keywords(tmp_path):
+    claim = Claim("claims/test_a.py::test_a[x]", tmp_path)
+    with pytest.raises(ValueError, match="golden_path='maybe'"):
+        claim.verdict(prediction="p", holds=True, golden_path="maybe")
+    claim.verdict(prediction="p", holds=True, n=True, count=100, bad=float("nan"), d=0.25, e=3.0)
+    assert (claim.verdict_record["key"], claim.verdict_record["key_value"]) == ("d", 0.25)
+    claim.verdict(prediction="p", holds=True, count=100, text="x")
+    assert (claim.verdict_record["key"], claim.verdict_record["key_value"]) == ("count", 100.0)
+    claim.verdict(prediction="p", holds=True, reason="r", golden_path="agrees", key="e", d=0.25, e=3.0)
+    rec = claim.verdict_record
+    assert (rec["key"], rec["key_value"], rec["reason"], rec["golden_path"]) == ("e", 3.0, "r", "agrees")
+    assert "reason" not in rec["numbers"]
+
+
+def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
+    records = build(tmp_path)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert html.index('id="findings"') < html.index("<table")
+    assert 'name="viewport"' in html and "http" not in html.replace("http-equiv", "")
+    assert "xfailed = a measured contradiction" in html
+    contradictions = html[html.index('id="contradictions"'):html.index('id="changes"')]
+    assert contradictions.count("<li>") == 2 and "SGD stays in GD" in contradictions
+    for rec in records:
+        assert f'id="case-{rec["folder"]}"' in html
+        page = tmp_path / "claims" / rec["folder"] / "index.html"
+        text = page.read_text(encoding="utf-8")
+        assert "verdict.json" in text and "level.csv" in text
+        assert not re.search(r"\bnan\b", re.sub(r"<[^>]*>", "", text)), "nan shown as text"
+        for link in links(text):
+            assert (page.parent / link).resolve().exists(), (page, link)
+    for link in links(html):
+        assert (tmp_path / link).exists(), link
+    assert 'loading="lazy"' in html and ".thumb.png" in html
+
+
+def test_hostile_text_cannot_crash_inject_or_spoof(tmp_path):
+    build(tmp_path)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "<img src=x" not in html and "&lt;img src=x" in html
+    assert "\u202e" not in html and "\\u202e" in html
+    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"),
+                         parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert any("evil" in c["case"] for c in results["claims"])
+    assert HOSTILE not in json.dumps(results, ensure_ascii=False)
+
+
+def test_history_changes_flips_contradictions_xpass_and_drift(tmp_path):
+    base = {"family": "f", "case": "c", "holds": True, "golden_path": None, "key": "x"}
+    old = [{**base, "nodeid": n, "outcome": o, "key_value": v}
+           for n, o, v in (("a", "passed", 1.0), ("b", "passed", 1.0), ("c", "xfailed", 1.0),
+                           ("d", "passed", 1.0))]
+    history.append(tmp_path, {"started": "run1"}, old)
+    with open(tmp_path / history.FILE, "a") as f:
+        f.write('{"truncated by a ki')   # a run killed while appending
+    new = [{**base, "nodeid": "a", "outcome": "passed", "key_value": 1.04},   # inside the band
+           {**base, "nodeid": "b", "outcome": "xfailed", "holds": False, "key_value": 1.0},
+           {**base, "nodeid": "c", "outcome": "xpassed", "key_value": 1.0},
+           {**base, "nodeid": "d", "outcome": "passed", "key_value": 1.2},    # drift
+           {**base, "nodeid": "e", "outcome": "passed", "key_value": 1.0}]
+    rows = history.load(tmp_path)
+    assert len(rows) == 4
+    ch = history.changes(new, history.latest(rows, "run2"))
+    names = {k: [c["record"]["nodeid"] for c in ch[k]] for k in
+             ("flips", "new_contradictions", "xpass", "drift", "new_cases")}
+    assert names == {"flips": ["b", "c"], "new_contradictions": ["b"], "xpass": ["c"],
+                     "drift": ["d"], "new_cases": ["e"]} and ch["compared"] == 4
+
+
+def test_changes_section_renders(tmp_path):
+    build(tmp_path)
+    assert "No history yet" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    records = json.loads((tmp_path / "results.json").read_text())["claims"]
+    history.append(tmp_path, {"started": "r1"}, records)
+    flipped = [{**r, "outcome": "xpassed"} if r["family"] == "parameter_space" else r for r in records]
+    ch = history.changes(flipped, history.latest(history.load(tmp_path), "r2"))
+    from dlncheck.report.html import write_report
+
+    write_report(flipped, tmp_path, {"tier": "quick"}, changes=ch)
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    section = html[html.index('id="changes"'):html.index('id="cases"')]
+    assert "verdict flip" in section and "XPASS" in section and f"{len(records)} cases compared" in section
+
+
+def test_swap_in_and_stale_leftovers_of_a_killed_run(tmp_path):
+    claims = tmp_path / "claims"
+    (claims / "case").mkdir(parents=True)
+    (claims / "case" / "old.png").write_text("old")
+    (claims / ".building-1-case").mkdir()
+    (claims / ".building-1-case" / "new.png").write_text("new")
+    assert store.swap_in(claims, ".building-1-case", "case")
+    assert [p.name for p in (claims / "case").iterdir()] == ["new.png"]
+    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
+    (claims / f".old-{dead}-gone").mkdir()           # killed between the two renames
+    (claims / f".building-{dead}-x").mkdir()          # killed mid-test
+    (claims / f".building-{os.getpid()}-mine").mkdir()  # a live run's folder stays
+    touched = store.clean_stale(tmp_path)
+    assert sorted(p.name for p in claims.iterdir()) == [f".building-{os.getpid()}-mine", "case", "gone"]
+    assert len(touched) == 2
+
+
+def test_lock_detects_a_live_writer_and_takes_over_a_dead_one(tmp_path):
+    first, second = store.Lock(tmp_path, {"started": "a"}), store.Lock(tmp_path, {"started": "b"})
+    assert first.acquire() is None
+    assert second.acquire()["started"] == "a"
+    first.release()
+    assert second.acquire() is None
+    second.release()
+    atomic.write_json(tmp_path / store.LOCK, {"pid": 2 ** 22 + 12345, "host": first.info["host"]})
+    assert first.acquire() is None
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077])
+def test_written_files_honour_the_umask(tmp_path, mask):
+    old = os.umask(mask)
+    try:
+        path = atomic.write_text(tmp_path / "a.txt", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
