@@ -26,12 +26,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import validation as check
+from .budget import check_budget
 from .data import Problem, init_weights, make_problem, seed_for
 from .experiment import Experiment, Teacher
 
 ENGINE_VERSION = 1        # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
 CHUNK_ELEMENTS = 2 ** 21  # batch-index + moment elements per chunk (16 MiB in float64)
+DIVERGENCE_WINDOW = 256   # every step's loss is checked at least this often (steps)
 
 
 class TrainingDiverged(RuntimeError):
@@ -200,17 +203,21 @@ def _cpu_threads(device: str, n: int = 1):
 
 
 def train(experiment: Experiment, checkpoints=None, loss_every: int = 1,
-          progress: bool = False) -> Trajectory:
+          progress: bool = False, memory_budget=None) -> Trajectory:
     """Train GD (run 0) and experiment.sgd_runs SGD runs together; see the module docstring.
 
     checkpoints: None (steps 0 and last), a count (log-spaced grid with 0 and last), a list of
     steps, or an (R, K) table of per-run steps (-1 = skip). loss_every: record the full-data
-    loss every k steps (and at the last step).
+    loss every k steps (and at the last step). memory_budget: bytes (or '4G') the run may hold,
+    see :mod:`dlncheck.budget`; a larger request is refused before any work.
     """
-    if int(loss_every) < 1:
-        raise ValueError(f"loss_every={loss_every!r} is invalid: record the loss at least every step (>= 1)")
+    if not isinstance(experiment, Experiment):
+        check.fail("experiment", experiment, "pass a dlncheck.Experiment")
+    loss_every = check.integral("loss_every", loss_every, min=1, why=" (record the loss every k steps)")
+    check.flag("progress", progress)
+    check_budget(experiment, checkpoints, loss_every, memory_budget)
     with _cpu_threads(experiment.device):
-        return _train(experiment, checkpoints, int(loss_every), progress)
+        return _train(experiment, checkpoints, loss_every, progress)
 
 
 def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool) -> Trajectory:
@@ -244,17 +251,22 @@ def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool)
                 stored[l][runs, ks] = W[l][runs]
         return prefix, error
 
+    window = torch.empty(DIVERGENCE_WINDOW, R, dtype=W0[0].dtype, device=W0[0].device)
     step = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for Sxx, N in _batch_moments(problem, experiment):
             first = step
             for k in range(Sxx.shape[0]):
                 prefix, error = observe(step)
+                torch.linalg.vector_norm(error, dim=(-2, -1), out=window[step % DIVERGENCE_WINDOW])
                 G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
                 _descend(W, prefix, G, lr)
                 step += 1
+                if step % DIVERGENCE_WINDOW == 0:
+                    _check_window(window, step - DIVERGENCE_WINDOW, step, problem, lr, bound)
                 if step == n_steps:
                     break
+            _check_window(window, step - step % DIVERGENCE_WINDOW, step, problem, lr, bound)
             _check_divergence(residual, record, first, step, W, problem, lr, bound)
             bar.update(step - first)
             if step == n_steps:
@@ -264,6 +276,18 @@ def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool)
     loss = 0.5 * residual.T.square() + problem.loss_offset
     steps_t = torch.from_numpy(record)
     return Trajectory(experiment, steps_t, lr * steps_t.double(), loss, table, stored, W0)
+
+
+def _check_window(window, lo, hi, problem, lr, bound) -> None:
+    """Raise TrainingDiverged at the first step in [lo, hi) whose loss is non-finite or > bound;
+    window[s % len(window)] holds ||W - Syx||_F of every step s (hi - lo <= len(window))."""
+    if hi <= lo:
+        return
+    loss = 0.5 * window[torch.arange(lo, hi) % len(window)].square() + problem.loss_offset
+    bad = ~torch.isfinite(loss) | (loss > bound)
+    if bad.any():
+        i, run = (int(v) for v in torch.nonzero(bad)[0])
+        raise TrainingDiverged(run, lo + i, lr, float(loss[i, run]))
 
 
 def _check_divergence(residual, record, lo, hi, W, problem, lr, bound) -> None:
