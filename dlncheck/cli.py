@@ -10,8 +10,9 @@ import sys
 from pathlib import Path
 
 from . import presets, theory
+from . import validation as check
 from .cache import save_npz, trajectory_arrays
-from .engine import Trajectory, train
+from .engine import Trajectory, TrainingDiverged, train
 from .io import atomic_write, write_json
 
 
@@ -43,11 +44,11 @@ def loss_figure(traj: Trajectory, title: str):
     return fig
 
 
-def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, Path]:
+def run(preset: str, out: Path | str, tier: str = "quick", **overrides) -> dict[str, Path]:
     """Train ``preset`` with a progress bar; write <preset>.npz, <preset>.json, <preset>-loss.png."""
     exp = presets.experiment(*parse_preset(preset), tier=tier, **overrides)
+    out = check.writable_folder("--out", out)   # before any training
     traj = train(exp, checkpoints=50, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json",
              "figure": out / f"{preset}-loss.png"}
     digest = save_npz(paths["trajectory"], trajectory_arrays(traj))
@@ -60,17 +61,30 @@ def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, P
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     parser = argparse.ArgumentParser(prog="dlncheck", description="Deep-linear-network dynamics checks.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the preset names")
     p = sub.add_parser("run", help="train a preset; write its loss figure and trajectory")
     p.add_argument("preset", help="REGIME-TEACHER-L<depth>, e.g. saddle-lowrank-L3")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs/)")
+    p.add_argument("--out", default="runs", help="output folder (default: runs/)")
     p.add_argument("--tier", choices=("quick", "nightly"), default="quick")
     p.add_argument("--sgd-runs", type=int, default=None, help="override the number of SGD runs")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)
+    return parser, p
+
+
+def _user_error(parser: argparse.ArgumentParser, message: str, code: int) -> int:
+    """One line on stderr: '<prog>: error: <message> (usage: <the subcommand's usage>)'."""
+    usage = " ".join(parser.format_usage().split()).removeprefix("usage: ")
+    print(f"{parser.prog}: error: {' '.join(message.split())} (usage: {usage})", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 training diverged, 2 user error (bad preset, device, --out), 130 Ctrl-C."""
+    parser, run_parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "list":
         for tier in ("quick", "nightly"):
@@ -80,8 +94,13 @@ def main(argv: list[str] | None = None) -> int:
                                    ("dtype", args.dtype)) if v is not None}
     try:
         paths = run(args.preset, args.out, args.tier, **overrides)
-    except ValueError as error:
-        parser.error(str(error))
+    except (ValueError, OSError) as error:
+        return _user_error(run_parser, str(error), 2)
+    except TrainingDiverged as error:
+        return _user_error(run_parser, str(error), 1)
+    except KeyboardInterrupt:
+        print(f"{run_parser.prog}: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)
+        return 130
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0

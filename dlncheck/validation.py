@@ -121,7 +121,8 @@ def device(field: str, value) -> str:
 
 
 def depth(field: str, value, min: int = 1) -> int:
-    return integral(field, value, min=min, max=MAX_DEPTH)
+    return integral(field, value, min=min, max=MAX_DEPTH,
+                    why=f" (weight matrices; deeper than MAX_DEPTH={MAX_DEPTH} is refused before any work)")
 
 
 def steps(field: str, value) -> int:
@@ -144,8 +145,9 @@ def real_sequence(field: str, value) -> tuple[float, ...]:
 
 def int_sequence(field: str, value, min: int | None = None) -> tuple[int, ...]:
     """A list/tuple of integers (indices, widths)."""
-    if isinstance(value, (str, bytes, torch.Tensor)) or not isinstance(value, (list, tuple, np.ndarray, range)):
-        fail(field, value, "pass a list or tuple of integers")
+    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray, torch.Tensor, range)) \
+            or getattr(value, "ndim", 1) != 1:
+        fail(field, value, "pass a flat list or tuple of integers")
     return tuple(integral(f"{field}[{i}]", v, min=min) for i, v in enumerate(value))
 
 
@@ -162,6 +164,17 @@ def matrix(field: str, A, min_ndim: int = 2) -> torch.Tensor:
     if not torch.isfinite(A).all():
         fail(field, A, "it has non-finite entries (nan or inf); check the run for divergence")
     return A
+
+
+def as_matrix(field: str, value, dtype=torch.float64) -> torch.Tensor:
+    """A finite 2-D matrix from a tensor or nested list, in ``dtype``."""
+    try:
+        A = torch.as_tensor(value, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        fail(field, value, "pass a 2-D matrix (a tensor or a nested list of numbers)")
+    if A.ndim != 2:
+        fail(field, value, f"pass a 2-D matrix, got shape {tuple(A.shape)}")
+    return matrix(field, A)
 
 
 def layers(field: str, weights) -> list[torch.Tensor]:
