@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from . import validation as check
 from .align import AlignedCheckpoints, aligned_checkpoints
 from .engine import ENGINE_VERSION, Trajectory, train
 from .experiment import Experiment
@@ -50,6 +51,7 @@ def trajectory_arrays(traj: Trajectory, prefix: str = "") -> dict[str, np.ndarra
 
 
 def _trajectory_from(arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
+    check.decoded_trajectory(arrays, experiment, prefix)   # shapes and finiteness, else recompute
     def t(name):
         return torch.from_numpy(arrays[prefix + name]).to(experiment.device)
     L = experiment.depth
@@ -73,6 +75,8 @@ class TrajectoryCache:
     def __init__(self, root: Path | str | None = None):
         self.root = None if root is None else Path(root)
         self._memory: dict[str, object] = {}
+        if self.root is not None and self.root.is_dir():
+            check.stale_temporaries(self.root)   # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
@@ -114,7 +118,11 @@ class TrajectoryCache:
         if value is None:
             value = compute()
             if self.root is not None:
-                self._store(kind, key, experiment, kwargs, *encode(value))
+                try:
+                    self._store(kind, key, experiment, kwargs, *encode(value))
+                except OSError as error:
+                    warnings.warn(f"cache entry {kind}-{key} could not be stored under {self.root} "
+                                  f"({error}); keeping it in memory only", stacklevel=3)
         self._memory[key] = value
         return value
 

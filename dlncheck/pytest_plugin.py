@@ -55,12 +55,27 @@ def _reports_root(config) -> Path:
 def pytest_configure(config):
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
+    _check_writable(config)
     if hasattr(config, "workerinput"):  # xdist: one intra-op thread per worker, no oversubscription
         import torch
 
         torch.set_num_threads(1)
     else:  # the controller, or a run without xdist, writes the report
         config.pluginmanager.register(ReportCollector(config), "dlncheck-report")
+
+
+def _check_writable(config) -> None:
+    """The report and cache folders must take files, or the run stops before any test."""
+    from dlncheck import validation
+
+    folders = {"reports_dir": _reports_root(config)}
+    if not config.getoption("dlncheck_no_cache"):
+        folders["cache_dir"] = Path(config.rootpath, option(config, "cache_dir"))
+    for name, folder in folders.items():
+        try:
+            validation.writable_folder(f"--{name.replace('_', '-')}", folder)
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def _load_hypothesis_profile(tier: str) -> None:
@@ -238,6 +253,8 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" or (report.when == "setup" and not report.passed) \
             or (report.when == "teardown" and report.failed):
         record = _record(item, report, item.stash.get(_CLAIM, None))
+        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError):
+            record["outcome"] = "error"   # infrastructure (disk, folder), not a scientific failure
         report.user_properties.append((RECORD_KEY, json.dumps(record)))
 
 
