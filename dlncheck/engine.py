@@ -34,7 +34,8 @@ from .experiment import Experiment, Teacher
 ENGINE_VERSION = 1        # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
 CHUNK_ELEMENTS = 2 ** 21  # batch-index + moment elements per chunk (16 MiB in float64)
-DIVERGENCE_WINDOW = 256   # every step's loss is checked at least this often (steps)
+DIVERGENCE_WINDOW = 256   # every step's loss is checked at least this often (steps) ...
+CHECK_ELEMENTS = 2 ** 21  # ... and at least every this many weight entries stepped (big nets)
 
 
 class TrainingDiverged(RuntimeError):
@@ -251,22 +252,23 @@ def _train(experiment: Experiment, checkpoints, loss_every: int, progress: bool)
                 stored[l][runs, ks] = W[l][runs]
         return prefix, error
 
-    window = torch.empty(DIVERGENCE_WINDOW, R, dtype=W0[0].dtype, device=W0[0].device)
+    every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (R * sum(w.numel() for w in W0))))
+    window = torch.empty(every, R, dtype=W0[0].dtype, device=W0[0].device)  # ||W - Syx||_F per step
     step = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for Sxx, N in _batch_moments(problem, experiment):
             first = step
             for k in range(Sxx.shape[0]):
                 prefix, error = observe(step)
-                torch.linalg.vector_norm(error, dim=(-2, -1), out=window[step % DIVERGENCE_WINDOW])
+                torch.linalg.vector_norm(error, dim=(-2, -1), out=window[step % every])
                 G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
                 _descend(W, prefix, G, lr)
                 step += 1
-                if step % DIVERGENCE_WINDOW == 0:
-                    _check_window(window, step - DIVERGENCE_WINDOW, step, problem, lr, bound)
+                if step % every == 0:
+                    _check_window(window, step - every, step, problem, lr, bound)
                 if step == n_steps:
                     break
-            _check_window(window, step - step % DIVERGENCE_WINDOW, step, problem, lr, bound)
+            _check_window(window, step - step % every, step, problem, lr, bound)
             _check_divergence(residual, record, first, step, W, problem, lr, bound)
             bar.update(step - first)
             if step == n_steps:
