@@ -50,7 +50,7 @@ def memory_budget(override=None, device: str = "cpu") -> tuple[int, str]:
 
 def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[int, str]]:
     """{part: (bytes, the fields that size it)} for train(experiment, checkpoints, loss_every)."""
-    from .engine import CHUNK_ELEMENTS   # batch-index + moment elements per chunk
+    from .engine import CHUNK_ELEMENTS  # batch-index + moment elements per chunk
 
     item = torch.finfo(experiment.torch_dtype).bits // 8
     R, d, n, B = experiment.runs, experiment.widths, experiment.n_samples, experiment.batch_size

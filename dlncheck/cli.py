@@ -12,7 +12,7 @@ from pathlib import Path
 from . import presets, theory
 from . import validation as check
 from .cache import save_npz, trajectory_arrays
-from .engine import Trajectory, TrainingDiverged, train
+from .engine import TrainingDiverged, Trajectory, train
 from .io import atomic_write, write_json
 
 

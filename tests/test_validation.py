@@ -19,8 +19,8 @@ A = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_se
 
 
 def make(**kw):
-    args = dict(teacher=T, depth=3, width=8, init=Init("gaussian", 0.1), lr=0.01, steps=50,
-                batch_size=10, n_samples=60, sgd_runs=2)
+    args = {"teacher": T, "depth": 3, "width": 8, "init": Init("gaussian", 0.1), "lr": 0.01, "steps": 50,
+            "batch_size": 10, "n_samples": 60, "sgd_runs": 2}
     return Experiment(**args | kw)
 
 

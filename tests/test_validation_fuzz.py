@@ -5,13 +5,15 @@ A valid base spec has one field replaced by a value drawn from that field's inva
 (wrong type, bool, str, fraction, nan/inf, out of range, empty, stacked, unsorted). The tally of
 accepted/rejected specs per entry point is printed at the end of the module (run with -s)."""
 import contextlib
+import functools
 import io
 import math
 from collections import Counter
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from dlncheck import cli, presets, spectra
 from dlncheck.engine import train
@@ -25,8 +27,8 @@ FUZZ = settings(max_examples=500 if NIGHTLY else 50, deadline=None,
 TALLY: dict[str, Counter] = {}
 
 T = Teacher(6, 6, (4.0, 2.0, 1.0), seed=1)
-BASE = dict(teacher=T, depth=3, width=8, init=Init("gaussian", 0.1), lr=0.01, steps=50,
-            batch_size=10, n_samples=60, sgd_runs=1)
+BASE = {"teacher": T, "depth": 3, "width": 8, "init": Init("gaussian", 0.1), "lr": 0.01, "steps": 50,
+        "batch_size": 10, "n_samples": 60, "sgd_runs": 1}
 EXP = Experiment(**BASE)
 A = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
@@ -88,6 +90,10 @@ BAD_CHECKPOINTS = st.one_of(
     st.just(torch.zeros(3, 2, 2, dtype=torch.int64)), st.just(torch.zeros(5, 2, dtype=torch.int64)))
 
 # ------------------------------------------------------------------------ entry points
+def experiment_call(name, value):
+    return lambda: Experiment(**BASE | {name: value})
+
+
 ENTRIES = {  # entry: {field: (invalid values, build(value) -> call)}
     "Teacher": {
         "d_out": (bad_int(1), lambda v: lambda: Teacher(v, 6, (1.0,))),
@@ -101,7 +107,7 @@ ENTRIES = {  # entry: {field: (invalid values, build(value) -> call)}
         "seed": (BAD_SEED, lambda v: lambda: Init("gaussian", 0.1, seed=v)),
     },
     "Experiment": {
-        **{name: (strategy, (lambda n: lambda v: lambda: Experiment(**BASE | {n: v}))(name)) for name, strategy in {
+        **{name: (strategy, functools.partial(experiment_call, name)) for name, strategy in {
             "depth": bad_int(1, MAX_DEPTH), "lr": bad_float(positive=True), "steps": bad_int(1, MAX_STEPS),
             "batch_size": bad_int(1, 60), "n_samples": bad_int(6), "sgd_runs": bad_int(0), "seed": BAD_SEED,
             "label_noise": bad_float(0.0), "dtype": choice_outside(("float64", "float32")),
