@@ -17,6 +17,7 @@ from . import validation as check
 
 BUDGET_FRACTION = 0.5
 BUDGET_ENV = "DLNCHECK_MEMORY_BUDGET"
+RECORD_INDEX_BYTES = 100   # engine's step -> record-row dict, per recorded step (0 once it is an array)
 
 
 class MemoryBudgetExceeded(check.InvalidArgument):
@@ -63,7 +64,7 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))
     return {
         "weights at checkpoints": (R * K * params * item, "checkpoints, sgd_runs, width, depth"),
-        "loss record": (T * (2 * R * item + 3 * 8), "steps / loss_every, sgd_runs"),
+        "loss record": (T * (2 * R * item + 3 * 8 + RECORD_INDEX_BYTES), "steps / loss_every, sgd_runs"),
         "working weights and products": (R * (2 * params + products) * item, "sgd_runs, width, depth"),
         "batch moments (one chunk)": (moments * (8 + 2 * item), "n_samples / batch_size, sgd_runs"),
         "per-sample moments": (n * (columns + d[0] + d[-1]) * item, "n_samples"),
