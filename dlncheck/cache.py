@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import validation as check
 from ._version import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
 from .atomic import atomic_path, write_json
@@ -58,6 +59,8 @@ class TrajectoryCache:
         self.root = None if root is None else Path(root)
         self._memory: dict[str, object] = {}
         self.stats = {"memory": 0, "disk": 0, "computed": 0}  # where each request was served from
+        if self.root is not None and self.root.is_dir():
+            check.stale_temporaries(self.root)   # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
@@ -81,15 +84,21 @@ class TrajectoryCache:
         kwargs = [shared | ({} if per_config is None or per_config.get(i) is None
                             else {"checkpoints": per_config[i]}) for i in range(len(ensemble))]
         keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
-        found = [self._memory.get(key) or self._lookup(key, ensemble.experiment(i)) for i, key in enumerate(keys)]
+        found = []
+        for i, key in enumerate(keys):
+            traj = self._memory.get(key)
+            self.stats["memory"] += traj is not None
+            if traj is None:
+                traj = self._lookup(key, ensemble.experiment(i))
+                self.stats["disk" if traj is not None else "computed"] += 1
+            found.append(traj)
         missing = [i for i, traj in enumerate(found) if traj is None]
         if missing:
             if per_config is not None:
                 train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
             for i, traj in zip(missing, train(ensemble.subset(missing), **train_kwargs)):
                 found[i] = traj
-                if self.root is not None:
-                    self._store("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
+                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
         self._memory.update(zip(keys, found))
         return EnsembleTrajectory(ensemble, found)
 
@@ -133,10 +142,19 @@ class TrajectoryCache:
         self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
             value = compute()
-            if self.root is not None:
-                self._store(kind, key, experiment, kwargs, *encode(value))
+            self._keep(kind, key, experiment, kwargs, *encode(value))
         self._memory[key] = value
         return value
+
+    def _keep(self, kind, key, experiment, kwargs, arrays, meta) -> None:
+        """Store on disk when there is a root; a failed store warns and the value stays in memory."""
+        if self.root is None:
+            return
+        try:
+            self._store(kind, key, experiment, kwargs, arrays, meta)
+        except OSError as error:
+            warnings.warn(f"cache entry {kind}-{key} could not be stored under {self.root} "
+                          f"({error}); keeping it in memory only", stacklevel=4)
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
         return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"

@@ -13,9 +13,10 @@ import sys
 from pathlib import Path
 
 from . import presets, theory
+from . import validation as check
 from .atomic import atomic_write, write_json
 from .cache import save_npz
-from .engine import Trajectory, train
+from .engine import TrainingDiverged, Trajectory, train
 from .threads import set_cpu_threads
 
 
@@ -47,11 +48,11 @@ def loss_figure(traj: Trajectory, title: str):
     return fig
 
 
-def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, Path]:
+def run(preset: str, out: Path | str, tier: str = "quick", **overrides) -> dict[str, Path]:
     """Train ``preset`` with a progress bar; write <preset>.npz, <preset>.json, <preset>-loss.png."""
     exp = presets.experiment(*parse_preset(preset), tier=tier, **overrides)
+    out = check.writable_folder("--out", out)   # before any training
     traj = train(exp, checkpoints=50, progress=True)
-    out.mkdir(parents=True, exist_ok=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json",
              "figure": out / f"{preset}-loss.png"}
     digest = save_npz(paths["trajectory"], traj.to_arrays())
@@ -64,25 +65,26 @@ def run(preset: str, out: Path, tier: str = "quick", **overrides) -> dict[str, P
     return paths
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(prog="dlncheck", description="Deep-linear-network dynamics checks.")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the preset names")
     p = sub.add_parser("run", help="train a preset; write its loss figure and trajectory")
     p.add_argument("preset", help="REGIME-TEACHER-L<depth>, e.g. saddle-lowrank-L3")
-    p.add_argument("--out", type=Path, default=Path("runs"), help="output folder (default: runs/)")
+    p.add_argument("--out", default="runs", help="output folder (default: runs/)")
     p.add_argument("--tier", choices=("quick", "nightly"), default="quick")
     p.add_argument("--sgd-runs", type=int, default=None, help="override the number of SGD runs")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)
     p.add_argument("--threads", default="auto", help="torch CPU threads (default: $DLNCHECK_THREADS or 1)")
-    p = sub.add_parser("sweep", help="train a TOML grid of experiments into the cache on a Dask cluster")
+    run_parser = p
+    p = sweep_parser = sub.add_parser("sweep", help="train a TOML grid of experiments into the cache on a Dask cluster")
     p.add_argument("grid", type=Path, help="grid file (format: see dlncheck.sweep)")
     p.add_argument("--cache-dir", type=Path, default=Path(".dlncheck-cache"),
                    help="trajectory cache (shared by all workers; default .dlncheck-cache)")
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
-    report = sub.add_parser("report", help="merge shard reports, or write durations for --shard")
+    report = report_parser = sub.add_parser("report", help="merge shard reports, or write durations for --shard")
     rsub = report.add_subparsers(dest="report_command", required=True)
     p = rsub.add_parser("merge", help="merge the reports folders of N shards into one report")
     p.add_argument("shards", type=Path, nargs="+", help="reports folders of the shards")
@@ -91,11 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     p = rsub.add_parser("durations", help="write claims/durations.json from a report's results.json")
     p.add_argument("results", type=Path, help="a results.json written by pytest claims")
     p.add_argument("--out", type=Path, default=Path("claims/durations.json"))
+    return parser, {"run": run_parser, "sweep": sweep_parser, "report": report_parser}
+
+
+def _user_error(parser: argparse.ArgumentParser, message: str, code: int) -> int:
+    """One line on stderr: '<prog>: error: <message> (usage: <the subcommand's usage>)'."""
+    usage = " ".join(parser.format_usage().split()).removeprefix("usage: ")
+    print(f"{parser.prog}: error: {' '.join(message.split())} (usage: {usage})", file=sys.stderr)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 done, 1 training diverged (run) or a sweep task failed, 2 user error (bad
+    preset, device, --out, grid, shard folders), 130 Ctrl-C."""
+    parser, commands = _parser()
     args = parser.parse_args(argv)
     if args.command == "sweep":
-        return _sweep(args, parser)
+        return _sweep(args, commands["sweep"])
     if args.command == "report":
-        return _report(args, parser)
+        return _report(args, commands["report"])
     if args.command == "list":
         for tier in ("quick", "nightly"):
             print(f"{tier}: " + " ".join(presets.case_id(*c) for c in presets.cases(tier)))
@@ -105,8 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         set_cpu_threads(args.threads)
         paths = run(args.preset, args.out, args.tier, **overrides)
-    except ValueError as error:
-        parser.error(str(error))
+    except (ValueError, OSError) as error:
+        return _user_error(commands["run"], str(error), 2)
+    except TrainingDiverged as error:
+        return _user_error(commands["run"], str(error), 1)
+    except KeyboardInterrupt:
+        print(f"{commands['run'].prog}: interrupted (Ctrl-C); files already written are complete", file=sys.stderr)
+        return 130
     for kind, path in paths.items():
         print(f"{kind}: {path}")
     return 0
@@ -118,8 +139,12 @@ def _sweep(args, parser) -> int:
     try:
         grid = sweep.load_grid(args.grid)
     except (OSError, ValueError) as error:
-        parser.error(f"sweep {args.grid}: {error}")
-    counts = sweep.sweep(grid, args.cache_dir, scheduler=args.scheduler, workers=args.workers)
+        return _user_error(parser, f"{args.grid}: {error}", 2)
+    try:
+        counts = sweep.sweep(grid, args.cache_dir, scheduler=args.scheduler, workers=args.workers)
+    except KeyboardInterrupt:
+        print(f"{parser.prog}: interrupted (Ctrl-C); finished tasks are in the cache", file=sys.stderr)
+        return 130
     print(" ".join(f"{k}={v}" for k, v in counts.items()))
     return 1 if counts["failed"] else 0
 
@@ -138,7 +163,7 @@ def _report(args, parser) -> int:
             write_json(args.out, dict(sorted(durations.items())))
             print(f"durations of {len(durations)} cases: {args.out}")
     except (OSError, ValueError, KeyError) as error:
-        parser.error(f"report {args.report_command}: {error}")
+        return _user_error(parser, f"{args.report_command}: {error}", 2)
     return 0
 
 

@@ -18,6 +18,7 @@ the fused C kernel of :mod:`dlncheck.fused` (CPU, one call per segment; equal to
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from contextlib import contextmanager
 from functools import cache
@@ -27,7 +28,9 @@ import torch
 from tqdm.auto import tqdm
 
 from . import fused
+from . import validation as check
 from .batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
+from .budget import check_budget
 from .data import init_weights, make_problem
 from .experiment import Ensemble, Experiment
 from .trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
@@ -35,6 +38,8 @@ from .trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajector
 ENGINE_VERSION = 2        # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
 BACKENDS = ("auto", "torch", "fused")
+DIVERGENCE_WINDOW = 256   # every step's loss is checked at least this often (steps) ...
+CHECK_ELEMENTS = 2 ** 21  # ... and at least every this many weight entries stepped (big nets)
 
 
 class TrainingDiverged(RuntimeError):
@@ -58,6 +63,7 @@ def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
 
 
 def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:
+    check.checkpoints("checkpoints", checkpoints, experiment.steps, experiment.runs)
     if checkpoints is None:
         table = torch.tensor([0, experiment.steps])
     elif isinstance(checkpoints, (int, np.integer)):
@@ -89,7 +95,7 @@ def _cpu_threads(device: str, n: int = 1):
 
 
 def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, progress: bool = False,
-          backend: str = "auto") -> Trajectory | EnsembleTrajectory:
+          backend: str = "auto", memory_budget=None) -> Trajectory | EnsembleTrajectory:
     """Train GD (run 0) and the SGD runs of an Experiment (-> Trajectory), or of every config of
     an Ensemble in one program (-> EnsembleTrajectory, ``et[i]`` = train(ensemble.experiment(i))).
 
@@ -98,20 +104,25 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     config (a count gives each config its own grid over its steps), or give a dict
     {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
     backend: "torch" (the reference path), "fused" (the C kernel; CPU only), or "auto" (fused on
-    CPU when it builds, else torch).
+    CPU when it builds, else torch). memory_budget: bytes (or '4G') the run may hold, see
+    :mod:`dlncheck.budget`; a larger request is refused before any work.
     """
-    if int(loss_every) < 1:
-        raise ValueError(f"loss_every={loss_every!r} is invalid: record the loss at least every step (>= 1)")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is invalid: choose one of {BACKENDS}")
-    ensemble = spec if isinstance(spec, Ensemble) else Ensemble(spec, [spec.init], same_time=False)
     if not isinstance(spec, (Ensemble, Experiment)):
-        raise ValueError(f"spec={spec!r} is invalid: pass a dlncheck.Experiment or dlncheck.Ensemble")
+        check.fail("spec", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
+    loss_every = check.integral("loss_every", loss_every, min=1, why=" (record the loss every k steps)")
+    check.flag("progress", progress)
+    if backend not in BACKENDS:
+        check.fail("backend", backend, f"choose one of {BACKENDS}")
+    ensemble = spec if isinstance(spec, Ensemble) else Ensemble(spec, [spec.init], same_time=False)
     per_config = checkpoints if isinstance(checkpoints, dict) else {}
     if per_config and not set(per_config) <= set(range(len(ensemble))):
         raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
     tables = [_checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
               for c, e in enumerate(ensemble.experiments)]
+    # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
+    rows = dataclasses.replace(ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1,
+                               steps=max(ensemble.steps))
+    check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
     with _cpu_threads(ensemble.base.device):
         trajectories = _train(ensemble, tables, int(loss_every), progress, _advance_for(ensemble.base, backend))
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
@@ -220,8 +231,11 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
 
     table = MomentTable(problem, base.label_noise > 0)
     orders = BatchOrders(base, n_steps, table.outer.shape[1])
+    # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
+    # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second)
+    every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (C * R * sum(w.numel() for w in W0[0]))))
     bounds = np.unique(np.concatenate([event_steps, ensemble.steps, [0, n_steps],
-                                       np.arange(0, n_steps, orders.chunk)]))
+                                       np.arange(0, n_steps, min(orders.chunk, every))]))
     ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):

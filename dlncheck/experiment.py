@@ -14,13 +14,14 @@ from functools import cached_property
 
 import torch
 
+from . import validation as check
+
 TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
 INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
-DTYPES = {"float64": torch.float64, "float32": torch.float32}
+DTYPES = check.DTYPES
 
 
-def _fail(field: str, value, fix: str):
-    raise ValueError(f"{field}={value!r} is invalid: {fix}")
+_fail = check.fail
 
 
 def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
@@ -45,11 +46,11 @@ class Teacher:
 
     def __post_init__(self):
         for name in ("d_out", "d_in"):
-            if int(getattr(self, name)) < 1:
-                _fail(name, getattr(self, name), "use a positive dimension")
-        values = tuple(float(v) for v in self.singular_values)
+            object.__setattr__(self, name, check.integral(name, getattr(self, name), min=1))
+        values = check.real_sequence("singular_values", self.singular_values)
         object.__setattr__(self, "singular_values", values)
-        if any(v < 0 for v in values) or list(values) != sorted(values, reverse=True):
+        object.__setattr__(self, "seed", check.seed("Teacher.seed", self.seed))
+        if list(values) != sorted(values, reverse=True):
             _fail("singular_values", values, "give non-negative values in descending order")
         if len(values) > min(self.d_out, self.d_in):
             _fail("singular_values", values,
@@ -109,11 +110,9 @@ class Init:
     seed: int = 0
 
     def __post_init__(self):
-        if self.kind not in INIT_KINDS:
-            _fail("Init.kind", self.kind, f"choose one of {INIT_KINDS}")
-        if not float(self.scale) >= 0:
-            _fail("Init.scale", self.scale, "use a scale >= 0")
-        object.__setattr__(self, "scale", float(self.scale))
+        check.one_of("Init.kind", self.kind, INIT_KINDS)
+        object.__setattr__(self, "scale", check.nonneg("Init.scale", self.scale))
+        object.__setattr__(self, "seed", check.seed("Init.seed", self.seed))
 
 
 @dataclass(frozen=True)
@@ -144,39 +143,25 @@ class Experiment:
             _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
         if not isinstance(self.init, Init):
             _fail("init", self.init, "pass a dlncheck.Init")
-        if int(self.depth) < 1:
-            _fail("depth", self.depth, "use depth >= 1 (number of weight matrices)")
-        width = self.width
-        if isinstance(width, (list, tuple)):
-            width = tuple(int(w) for w in width)
-            if len(width) != self.depth - 1:
-                _fail("width", self.width, f"give an int or exactly depth-1 = {self.depth - 1} hidden widths")
+        fields = {"depth": check.depth("depth", self.depth),  # number of weight matrices
+                  "lr": check.finite_float("lr", self.lr, positive=True),
+                  "steps": check.steps("steps", self.steps),
+                  "n_samples": check.integral("n_samples", self.n_samples, min=self.teacher.d_in,
+                                              why=" (n_samples >= d_in, so the inputs can be whitened)"),
+                  "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
+                  "seed": check.seed("seed", self.seed),
+                  "label_noise": check.nonneg("label_noise", self.label_noise),
+                  "dtype": check.dtype("dtype", self.dtype), "device": check.device("device", self.device)}
+        fields["batch_size"] = check.integral("batch_size", self.batch_size, min=1, max=fields["n_samples"],
+                                             why=" (1 <= batch_size <= n_samples)")
+        if isinstance(self.width, (list, tuple)):
+            fields["width"] = check.int_sequence("width", self.width, min=1)
+            if len(fields["width"]) != fields["depth"] - 1:
+                _fail("width", self.width, f"give an int or exactly depth-1 = {fields['depth'] - 1} hidden widths")
         else:
-            width = int(width)
-        object.__setattr__(self, "width", width)
-        if any(w < 1 for w in self.widths):
-            _fail("width", self.width, "use hidden widths >= 1")
-        if not float(self.lr) > 0:
-            _fail("lr", self.lr, "use a learning rate > 0")
-        if int(self.steps) < 1:
-            _fail("steps", self.steps, "train for at least 1 step")
-        if int(self.n_samples) < self.teacher.d_in:
-            _fail("n_samples", self.n_samples,
-                  f"use n_samples >= d_in = {self.teacher.d_in} so the inputs can be whitened")
-        if not 1 <= int(self.batch_size) <= int(self.n_samples):
-            _fail("batch_size", self.batch_size, f"use 1 <= batch_size <= n_samples = {self.n_samples}")
-        if int(self.sgd_runs) < 0:
-            _fail("sgd_runs", self.sgd_runs, "use sgd_runs >= 0")
-        if not float(self.label_noise) >= 0:
-            _fail("label_noise", self.label_noise, "use a noise standard deviation >= 0")
-        if self.dtype not in DTYPES:
-            _fail("dtype", self.dtype, f"choose one of {tuple(DTYPES)}")
-        try:
-            torch.device(self.device)
-        except RuntimeError:
-            _fail("device", self.device, "use a torch device string such as 'cpu' or 'cuda'")
-        for name in ("lr", "label_noise"):
-            object.__setattr__(self, name, float(getattr(self, name)))
+            fields["width"] = check.integral("width", self.width, min=1)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
 
     @property
     def widths(self) -> tuple[int, ...]:

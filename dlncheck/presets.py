@@ -27,7 +27,9 @@ import math
 import torch
 
 from . import theory
+from . import validation as check
 from .data import init_weights
+from .engine import _cpu_threads
 from .experiment import Experiment, Init, Teacher
 from .spectra import chain_product
 
@@ -46,13 +48,27 @@ TEACHER_SPECS = {
 SADDLE_SCALE = {2: 1e-4, 3: 0.05, 4: 0.1}  # depth >= 5: 0.3
 WIDTH = {"saddle": 8, "intermediate": 32, "ntk": 128}
 N_SAMPLES, BATCH_SIZE = 60, 10
+SIGNIFICANT = 6   # digits kept of the kernel bounds and lr (machine-independent cache keys)
 
 
 def _kernel_bounds(experiment: Experiment) -> tuple[float, float]:
     """Bounds on the tangent kernel of W(theta) at init: K = sum_l (A_l A_l^T) (x) (B_l^T B_l) with
     A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1, so its eigenvalues lie in
-    [sum_l sigma_min(A_l)^2 sigma_min(B_l)^2, sum_l ||A_l||^2 ||B_l||^2] (Jacot et al. 2018)."""
-    weights = init_weights(experiment)
+    [sum_l sigma_min(A_l)^2 sigma_min(B_l)^2, sum_l ||A_l||^2 ||B_l||^2] (Jacot et al. 2018).
+
+    Machine independent: float64 under one CPU thread (a threaded matmul sums in another order),
+    rounded to SIGNIFICANT digits, so lr, steps and the cache keys do not depend on the core count."""
+    with _cpu_threads("cpu", 1):
+        bottom, top = _kernel_bounds_float64(experiment)
+    return _rounded(bottom), _rounded(top)
+
+
+def _rounded(x: float) -> float:
+    return float(f"{x:.{SIGNIFICANT}g}")
+
+
+def _kernel_bounds_float64(experiment: Experiment) -> tuple[float, float]:
+    weights = [w.double().cpu() for w in init_weights(experiment)]
     top = bottom = 0.0
     for l in range(len(weights)):
         A = chain_product(weights[l + 1:])
@@ -70,7 +86,7 @@ def _lr(experiment: Experiment) -> float:
     """lr = 0.2 / (top curvature), the larger of the kernel bound at init and L s_1^{2-2/L} (an aligned
     run's top Hessian eigenvalue at the solution), so GD tracks gradient flow."""
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
-    return 0.2 / max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
+    return _rounded(0.2 / max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L)))
 
 
 def _convergence_steps(teacher: Teacher, depth: int, lr: float) -> int:
@@ -90,14 +106,10 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
 
 def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **overrides: object) -> Experiment:
     """The preset Experiment for (regime, teacher, depth); ``overrides`` replace any field."""
-    if regime not in REGIMES:
-        raise ValueError(f"regime={regime!r} is invalid: choose one of {REGIMES}")
-    if teacher not in TEACHERS:
-        raise ValueError(f"teacher={teacher!r} is invalid: choose one of {TEACHERS}")
-    if tier not in SGD_RUNS:
-        raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(SGD_RUNS)}")
-    if int(depth) < 2:
-        raise ValueError(f"depth={depth!r} is invalid: presets are deep networks, use depth >= 2")
+    check.one_of("regime", regime, REGIMES)
+    check.one_of("teacher", teacher, TEACHERS)
+    check.one_of("tier", tier, SGD_RUNS)
+    depth = check.depth("depth", depth, min=2)   # presets are deep networks
     t = TEACHER_SPECS[teacher]
     width = WIDTH[regime]
     init = {"saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),

@@ -77,6 +77,7 @@ def _reports_root(config: pytest.Config) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     _load_hypothesis_profile(option(config, "tier"))
+    _check_writable(config)
     try:  # one thread per process unless asked: see dlncheck.threads
         set_cpu_threads(option(config, "threads"))
     except ValueError as error:
@@ -88,6 +89,20 @@ def pytest_configure(config: pytest.Config) -> None:
         settings["shard"] = config.getoption("dlncheck_shard") or ""
         config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings),
                                       "dlncheck-report")
+
+
+def _check_writable(config: pytest.Config) -> None:
+    """The report and cache folders must take files, or the run stops before any test."""
+    from dlncheck import validation
+
+    folders = {"reports_dir": _reports_root(config)}
+    if not config.getoption("dlncheck_no_cache"):
+        folders["cache_dir"] = Path(config.rootpath, option(config, "cache_dir"))
+    for name, folder in folders.items():
+        try:
+            validation.writable_folder(f"--{name.replace('_', '-')}", folder)
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def _load_hypothesis_profile(tier: str) -> None:

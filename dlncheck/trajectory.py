@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import validation as check
 from .experiment import Ensemble, Experiment, Teacher
 
 ARRAY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
@@ -75,6 +76,7 @@ class Trajectory:
     @classmethod
     def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
         """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
+        check.decoded_trajectory(arrays, experiment, prefix)   # shapes and finiteness, else recompute
         def t(name):
             return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)
         L = experiment.depth

@@ -1,5 +1,6 @@
 """The `dlncheck` command: runs a preset, writes figure + trajectory, rejects bad names."""
 import json
+import time
 
 import numpy as np
 import pytest
@@ -28,9 +29,33 @@ def test_list_names_every_preset(capsys):
     assert all(presets.case_id(*c) in out for c in presets.cases("nightly"))
 
 
-@pytest.mark.parametrize("name", ["saddle-lowrank", "lazy-lowrank-L2", "saddle-lowrank-Lx"])
-def test_bad_preset_names_say_how_to_fix(name, capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["run", name])
+@pytest.mark.parametrize("args", [
+    ["run", "saddle-lowrank"], ["run", "lazy-lowrank-L2"], ["run", "saddle-lowrank-Lx"],
+    ["run", "saddle-lowrank-L99999"], ["run", "saddle-lowrank-L2", "--device", "cuda:7"],
+    ["run", "saddle-lowrank-L2", "--out", ""], ["run", "saddle-lowrank-L2", "--sgd-runs", "-1"],
+], ids=["no-depth", "bad-regime", "depth-not-int", "depth-cap", "device", "empty-out", "sgd-runs"])
+def test_user_errors_are_one_line_with_run_usage(args, capsys):
+    """Refused at once (no training: well under a second), one stderr line, exit code 2."""
+    start = time.perf_counter()
+    assert cli.main(args) == 2
+    assert time.perf_counter() - start < 1.0
     err = capsys.readouterr().err
-    assert "is invalid" in err and ("REGIME-TEACHER-L" in err or "choose one of" in err)
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("dlncheck run: error: ") and "is invalid" in err and "usage: dlncheck run" in err
+
+
+def test_unwritable_out_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    monkeypatch.setattr(cli, "train", lambda *a, **k: pytest.fail("trained before checking --out"))
+    assert cli.main(["run", "saddle-lowrank-L2", "--out", str(blocker / "sub")]) == 2
+    assert "--out=" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(cli, "train", interrupted)
+    assert cli.main(["run", "saddle-lowrank-L2", "--out", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err

@@ -32,7 +32,7 @@ def test_teacher_factors_and_kinds():
     (dict(dtype="float16"), "dtype"), (dict(sgd_runs=-1), "sgd_runs"),
 ])
 def test_validation_names_field_and_fix(kwargs, field):
-    with pytest.raises(ValueError, match=rf"^{field}=.*: (use|give|choose|train)"):
+    with pytest.raises(ValueError, match=rf"^{field}=.*: (use|give|choose|train|pass)"):
         make(**kwargs)
 
 

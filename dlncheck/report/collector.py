@@ -75,6 +75,8 @@ def pytest_runtest_makereport(item, call):
     if report.when == "call" or (report.when == "setup" and not report.passed) \
             or (report.when == "teardown" and report.failed):
         record = _record(item, report, item.stash.get(CLAIM_KEY, None))
+        if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError):
+            record["outcome"] = "error"   # infrastructure (disk, folder), not a scientific failure
         report.user_properties.append((RECORD_KEY, json.dumps(record)))
 
 

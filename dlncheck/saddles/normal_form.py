@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import validation as check
 from ..spectra import chain_product
 
 Blocks = Sequence[torch.Tensor]
@@ -41,16 +42,14 @@ class NormalForm:
     """
 
     def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):
-        M = torch.as_tensor(M, dtype=dtype, device=device)
-        if M.ndim != 2:
-            raise ValueError(f"M must be a 2-D (d_L, d_0) matrix, got shape {tuple(M.shape)}; pass one teacher")
-        widths = [int(w) for w in widths]
+        M = check.as_matrix("M", M, dtype).to(device)
+        widths = list(check.int_sequence("widths", widths, min=1))
         if len(widths) < 3:
             raise ValueError(f"widths must list d_0..d_L with depth L >= 2, got {widths}; add a hidden width")
         if (widths[-1], widths[0]) != tuple(M.shape):
             raise ValueError(f"widths d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
                              "(M is d_L x d_0); fix widths[0] and widths[-1]")
-        S = [int(i) for i in S]
+        S = list(check.int_sequence("S", S))
         n_dir = min(M.shape)
         if len(set(S)) != len(S):
             raise ValueError(f"S has repeated indices {S}; list each learned direction once")

@@ -18,23 +18,19 @@ from collections.abc import Sequence
 
 import torch
 
+from .. import validation as check
+
 Weights = Sequence[torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- checks
 def _check_finite(A: torch.Tensor, name: str) -> None:
-    if not torch.is_tensor(A):
-        raise ValueError(f"{name} must be a torch.Tensor, got {type(A).__name__}; "
-                         "convert with torch.as_tensor(...)")
-    if A.ndim < 2:
-        raise ValueError(f"{name} must have at least 2 dimensions (..., m, n), got shape "
-                         f"{tuple(A.shape)}; add a matrix axis")
-    if not torch.isfinite(A).all():
-        raise ValueError(f"{name} has non-finite entries (nan or inf); check the run "
-                         "for divergence before computing spectra")
+    check.matrix(name, A)
 
 
 def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
+    if not torch.is_tensor(eps) and not isinstance(eps, (list, tuple)):
+        check.finite_float("eps", eps)
     e = torch.as_tensor(eps, dtype=torch.float64)
     if not torch.all((e > 0) & (e < 1)):
         raise ValueError(f"eps must lie in (0, 1), got {eps}; it is a relative threshold "
@@ -43,10 +39,7 @@ def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
 
 
 def _check_chain(weights: Weights) -> None:
-    if len(weights) == 0:
-        raise ValueError("weights must hold at least one layer tensor (..., d_l, d_{l-1})")
-    for layer, W in enumerate(weights, start=1):
-        _check_finite(W, f"weights[{layer - 1}] (W_{layer})")
+    check.layers("weights", weights)
     for k in range(1, len(weights)):
         below, above = weights[k - 1], weights[k]
         if above.shape[-1] != below.shape[-2]:
@@ -126,9 +119,10 @@ def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
     initialisation it reports the spectral *shape* of the initial weights; ``atol`` (e.g.
     eps * s_1 of the teacher) makes "rank starts at 0" testable. The zero matrix has rank 0.
     """
+    check.svals("svals", svals)
     _check_eps(eps)
-    if atol is not None and bool(torch.any(torch.as_tensor(atol) < 0)):
-        raise ValueError(f"atol must be >= 0, got {atol}; it is an absolute singular-value floor")
+    if atol is not None:
+        atol = check.nonneg("atol", atol)   # an absolute singular-value floor
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
     if atol is not None:
@@ -149,6 +143,11 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
     +inf. So r = 0 and r = k always give +inf (no competing value on one side), and an
     exactly rank-r matrix gives +inf. ``r`` broadcasts against ``svals[..., 0]``.
     """
+    check.svals("svals", svals)
+    if not torch.is_tensor(r):
+        r = check.int_sequence("r", r) if isinstance(r, (list, tuple)) else check.integral("r", r)
+    elif r.is_floating_point() and not (r == r.round()).all():
+        check.fail("r", r, "ranks are whole numbers")
     k = svals.shape[-1]
     r_t = torch.as_tensor(r, device=svals.device).to(torch.int64)
     r_t, _ = torch.broadcast_tensors(r_t, svals[..., 0])
@@ -165,6 +164,7 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
 
 def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
     """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007)."""
+    check.svals("svals", svals)
     total = svals.sum(-1, keepdim=True)
     p = svals / torch.where(total > 0, total, 1.0)
     entropy = -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)).sum(-1)
@@ -177,6 +177,7 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
     Computed on sigma / sigma_1 (r_PR is scale invariant), so tiny or huge spectra neither
     underflow nor overflow in the fourth powers.
     """
+    check.svals("svals", svals)
     top = svals[..., :1]
     s2 = (svals / torch.where(top > 0, top, 1.0)).square()
     num, den = s2.sum(-1).square(), s2.square().sum(-1)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .. import validation as check
 from .core import Weights, numerical_rank_from_svals, product_singular_values, singular_gap, singular_values
 
 #: rank entries whose gap sigma_r / sigma_{r+1} is below this are flagged ambiguous:
@@ -56,6 +57,8 @@ def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False
     with ``return_clipped=True`` also returns the total clipped mass per pattern
     (sum of the negative parts), so callers can report how much was clipped.
     """
+    if not torch.is_tensor(r):
+        check.fail("r", r, "pass an (..., L, L) rank pattern tensor (spectra.rank_pattern)")
     if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
         raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
     L = r.shape[-1]
@@ -109,10 +112,9 @@ def rank_patterns_from_svals(svals: dict[tuple[int, int], torch.Tensor], L: int,
 
 # ------------------------------------------------------------------ log spectra (1.3)
 def _check_log_args(K: int, delta: float) -> None:
-    if not isinstance(K, int) or K < 1:
-        raise ValueError(f"K must be a positive integer (number of top singular values), got {K!r}")
-    if not delta > 0:
-        raise ValueError(f"delta must be > 0 (the floor that avoids log(0)), got {delta}")
+    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
+        raise check.InvalidArgument(f"K must be a positive integer (number of top singular values), got {K!r}")
+    check.finite_float("delta", delta, positive=True)   # the floor that avoids log(0)
 
 
 def log_spectrum_from_svals(svals: torch.Tensor, K: int, delta: float = 1e-30,
