@@ -55,6 +55,24 @@ def test_golden_path_reading_per_family_and_override():
     assert order == ["function_space", "gd_trap", "balance", "strict_saddles", "zeta"]
 
 
+def test_reproductions_line_per_published_result():
+    def rec(case, holds, golden=None, test="test_rank_deficiency"):
+        return {"family": "published", "nodeid": f"claims/test_published.py::{test}[{case}]", "case": case,
+                "holds": holds, "outcome": "passed" if holds else "xfailed", "golden_path": golden}
+
+    lines = findings.reproductions([rec("rank-deficiency-varre-2x5-L2", False, "differs"),
+                                    rec("rank-deficiency-varre-2x5-L3", True, "differs"),
+                                    rec("stationary-collapse-saddle-fullrank-L2", True, "agrees", "test_stationary"),
+                                    rec("diffusion-peak-saddle-lowrank-L2", None, None, "test_diffusion_peak")])
+    text = {line["result"].split(" (")[0]: line["text"] for line in lines}
+    assert len(lines) == 3                                 # balance and boltzmann: no case, no line
+    assert "partly reproduces (1 of 2 cases; golden path: SGD differs from GD (2))" in text[
+        "label-noise SGD shrinks det(Theta^T Theta), GD keeps it"]
+    assert "reproduces (1 of 1 cases; golden path: SGD follows GD (1))" in text[
+        "no label noise: SGD collapses onto GD's fixed point"]
+    assert text["diffusion peaks before learning"].endswith("not run (0 of 0 cases)")
+
+
 def test_verdict_keywords(tmp_path):
     claim = Claim("claims/test_a.py::test_a[x]", tmp_path)
     with pytest.raises(ValueError, match="golden_path='maybe'"):
