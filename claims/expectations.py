@@ -511,15 +511,20 @@ PREDICTIONS["published"] = {
     "stationary-boltzmann-shuffled": Prediction(
         "label noise: per mode, delta_alpha = u~^T (W - Syx) v~ ~ N(0, shuffled AR(1) variance) (KS, level 0.01 "
         "family-wise) at lr and lr/2, and Var(lr)/Var(lr/2) as predicted",
-        "linearised modewise dynamics at the minimum with the engine's epoch-reshuffled batch noise (sums to 0 per epoch)"),
+        "linearised modewise dynamics at the minimum with the engine's epoch-reshuffled batch noise (sums to 0 "
+        "per epoch)"),
     "stationary-boltzmann-iid": Prediction(
-        "label noise: per mode, delta_alpha ~ N(0, lr lambda v / (2 - lr lambda)) (Boltzmann at temperature ~ lr v / 2, "
+        "label noise: per mode, delta_alpha ~ N(0, lr lambda v / (2 - lr lambda)) (Boltzmann at temperature ~ "
+        "lr v / 2, "
         "KS at level 0.01 family-wise) at lr and lr/2, and Var(lr)/Var(lr/2) = (2 - lr lambda/2)/(2 - lr lambda) ~ 2",
-        "arXiv:2604.06366's Boltzmann law: independent minibatches (the SDE's white noise), temperature ~ lr x noise / B"),
+        "arXiv:2604.06366's Boltzmann law: independent minibatches (the SDE's white noise), temperature ~ lr x "
+        "noise / B"),
     "balance-noise": Prediction(
         "SGD: D_l(T) - D_l(t_0) = sum_k lr^2 E-drift (expected_balance_drift along the path): mean ratio over runs "
-        "within its 95% CI + (lr lambda_max)^2 of 1; GD: ||D_l(T) - D_l(t_0)|| <= lr^2 sum_k (||W_l||^2 + ||W_{l+1}||^2) ||G_k||^2",
-        "arXiv:2308.06671 law of balance: minibatch noise moves D_l by lr^2 (E g_{l+1}^T g_{l+1} - E g_l g_l^T) per step "
+        "within its 95% CI + (lr lambda_max)^2 of 1; GD: ||D_l(T) - D_l(t_0)|| <= lr^2 sum_k (||W_l||^2 + "
+        "||W_{l+1}||^2) ||G_k||^2",
+        "arXiv:2308.06671 law of balance: minibatch noise moves D_l by lr^2 (E g_{l+1}^T g_{l+1} - E g_l g_l^T) "
+        "per step "
         "toward noise balance; GD's drift is the same identity with G -> 0"),
     "rank-deficiency": Prediction(
         "SGD: late-time slope of log det(Theta^T Theta) = logdet_rate (within CI + (lr lambda_max)^2); "
@@ -529,16 +534,20 @@ PREDICTIONS["published"] = {
 }
 CONTRADICTIONS["published"] = {
     "stationary-boltzmann-iid-saddle-fullrank-L2":
-        "the engine reshuffles every epoch, so the batch noise of an epoch sums to 0: measured sd is 0.40/0.20/0.10/0.06 "
-        "(lr) and 0.20/0.10/0.05/0.03 (lr/2) of the independent-batch Boltzmann sd for modes 1-4, and Var(lr)/Var(lr/2) "
+        "the engine reshuffles every epoch, so the batch noise of an epoch sums to 0: measured sd is "
+        "0.40/0.20/0.10/0.06 "
+        "(lr) and 0.20/0.10/0.05/0.03 (lr/2) of the independent-batch Boltzmann sd for modes 1-4, and "
+        "Var(lr)/Var(lr/2) "
         "= 8.5/7.8/7.2/8.0 instead of ~2 (temperature ~ lr^3, not lr); KS p = 0 for all 8",
     "stationary-boltzmann-shuffled-saddle-fullrank-L2":
-        "variance and its lr^3 scaling agree (sd 0.96-1.00 of predicted; Var ratio 8.6/8.7/8.2/8.6 vs 8.6/8.6/8.4/8.3), "
+        "variance and its lr^3 scaling agree (sd 0.96-1.00 of predicted; Var ratio 8.6/8.7/8.2/8.6 vs "
+        "8.6/8.6/8.4/8.3), "
         "but the means sit beyond the second-order prediction (-1.9e-3/-1.9e-3/-9.5e-4/-5.4e-4 vs -1.5e-3/-1.6e-3/"
         "-7.7e-4/-3.0e-4 at lr, ~0.1-0.2 sd): KS p = 4e-3, 1e-4, 8e-9, 2e-19 (lr), 6e-4, 3e-3, 4e-7, 1e-12 (lr/2); "
         "6 of 8 below 0.01/8",
     "rank-deficiency-varre-2x5-L2":
-        "(quick tier; nightly 1.008 [1.008, 1.009]) SGD shrinks det(Theta^T Theta) and GD keeps it (|change| 2.3e-2 <= bound 2.3e-2), but the slope is 1.011 "
+        "(quick tier; nightly 1.008 [1.008, 1.009]) SGD shrinks det(Theta^T Theta) and GD keeps it (|change| "
+        "2.3e-2 <= bound 2.3e-2), but the slope is 1.011 "
         "[1.008, 1.013] x the reshuffled first-order rate (1.035 x the independent-batch rate): 1.1% above, beyond the "
         "CI + (lr lambda_max)^2 = 0.0025 + 0.0016 allowance",
     "rank-deficiency-varre-2x5-L3":

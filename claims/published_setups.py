@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
+from claims import expectations
 from dlncheck import Ensemble, Experiment, Init, Teacher, presets, spectra
 from dlncheck import gradient_noise as gn
 from dlncheck.data import make_problem
-from claims import expectations
 from dlncheck.theory import published as pub
 
 LEVEL = 0.01          # family-wise level of each case's goodness-of-fit tests (Bonferroni over modes x lrs)
@@ -95,7 +95,8 @@ def mode_deviations(exp, traj):
 
 BALANCE_WINDOW = {"quick": 6000, "nightly": 24000}
 DENSE = 200                   # every-step checkpoints at the end: the exact drift identity
-ROUNDOFF = 1e-12              # (float64; x roundoff_scale) forming D_l ~ d * 1e-16 relative to ||W W^T||, as in test_balance
+# (float64; x roundoff_scale) forming D_l ~ d * 1e-16 relative to ||W W^T||, as in test_balance
+ROUNDOFF = 1e-12
 
 
 def curvature_term(exp: Experiment) -> float:

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import Ensemble, Init, presets, spectra
 from dlncheck.data import init_weights
-from claims import expectations
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import trap

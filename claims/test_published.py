@@ -30,8 +30,8 @@ from claims.published_setups import (
     BALANCE_NOISE,
     BALANCE_WINDOW,
     BOOT,
-    FAMILY,
     DENSE,
+    FAMILY,
     INIT_NAMES,
     LEVEL,
     LOGDET_ROUNDOFF,
@@ -46,13 +46,11 @@ from claims.published_setups import (
     varre_experiment,
     verdict,
 )
-from dlncheck import balance, events, modes
+from dlncheck import balance, events, modes, spectra, stats
 from dlncheck import gradient_noise as gn
 from dlncheck import noise_metrics as nm
-from dlncheck import spectra, stats
 from dlncheck.data import make_problem
 from dlncheck.theory import published as pub
-
 
 DIFFUSION = [case("diffusion-peak", "saddle-lowrank-L2", 2),
              case("diffusion-peak", "saddle-lowrank-L3", 3, nightly=True)]
@@ -74,7 +72,8 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
     s = teacher.s[: teacher.rank]
     rows, per_init = [], {}
     ensemble = init_ensemble(base)
-    runs = trajectory_cache.ensemble(ensemble, checkpoints=events.time_grid(ensemble.base.steps, n_linear=400, n_log=60))
+    grid = events.time_grid(ensemble.base.steps, n_linear=400, n_log=60)
+    runs = trajectory_cache.ensemble(ensemble, checkpoints=grid)
     for i, name in enumerate(INIT_NAMES):
         exp, traj = ensemble.experiment(i), runs[i]
         times = traj.checkpoint_steps.double() * exp.lr
@@ -102,7 +101,8 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
     verdict(claim, "diffusion-peak", ok,
              observed="lead t_learned - t_peak per (init, mode): "
                       + "; ".join(f"{r.init} {r.mode}: {r.lead:.2f}" for r in table.itertuples())
-                      + f"; aligned, modewise SDE lead: {np.round(table.loc[aligned, 'lead_sde'].to_numpy(), 2).tolist()}",
+                      + f"; aligned, modewise SDE lead: "
+                        f"{np.round(table.loc[aligned, 'lead_sde'].to_numpy(), 2).tolist()}",
              golden_path="n/a", key="min_lead",   # SGD's run-to-run spread over time, not a GD-SGD comparison
              min_lead=float(table["lead"].min()), table=table.to_dict("list"))
     assert ok, f"variance peaks after learning for some (init, mode):\n{table}"
@@ -181,10 +181,12 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
     base = preset("intermediate", "lowrank", depth, label_noise=BALANCE_NOISE)
     start = 2 * base.steps                                          # GD has converged (preset: e^-12)
     exp = dataclasses.replace(base, steps=start + BALANCE_WINDOW[tier])
-    grid = np.unique(np.concatenate([np.linspace(start, exp.steps, 61).round(), np.arange(exp.steps - DENSE, exp.steps + 1)]))
+    grid = np.unique(np.concatenate([np.linspace(start, exp.steps, 61).round(),
+                                     np.arange(exp.steps - DENSE, exp.steps + 1)]))
     traj = trajectory_cache(exp, checkpoints=grid.astype(int).tolist())
     steps = traj.checkpoint_steps.double()
-    sparse = torch.isin(traj.checkpoint_steps, torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64)))
+    sparse = torch.isin(traj.checkpoint_steps,
+                        torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64)))
     weights = [w[:, sparse] for w in traj.weights]
     problem = make_problem(exp)
     D = balance.balance_matrices(weights)                                 # per pair (R, K, d, d)
@@ -217,7 +219,8 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
         checks[f"pair {l}: GD conserves D (change <= bound)"] = gd_change <= gd_bound
         rows.append({"pair": l, "sgd_ratio_mean": mean, "ci_lo": float(lo), "ci_hi": float(hi), "tol_rel": tol_rel,
                      "sgd_ratio_independent_batches": float(ratio_iid[1:].mean()),
-                     "sgd_cos_min": float(cos[1:].min()), "sgd_change": float(measured[1:].flatten(1).norm(dim=1).mean()),
+                     "sgd_cos_min": float(cos[1:].min()),
+                     "sgd_change": float(measured[1:].flatten(1).norm(dim=1).mean()),
                      "predicted_change": float(predicted[1:].flatten(1).norm(dim=1).mean()),
                      "D0_norm": float(D_l[1:, 0].flatten(1).norm(dim=1).mean()),
                      "gd_change": gd_change, "gd_bound": gd_bound})
@@ -227,12 +230,17 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
     table = pd.DataFrame(rows)
     holds = all(checks.values())
     figures.balance(claim, t_steps * exp.lr, curves)
-    claim.table(table, "balance_drift", caption="accumulated change of D_l: SGD vs the noise-drift prediction, GD vs its bound")
+    claim.table(table, "balance_drift",
+                caption="accumulated change of D_l: SGD vs the noise-drift prediction, GD vs its bound")
     verdict(claim, "balance-noise", holds,
              observed="; ".join(f"pair {r.pair}: SGD/predicted {r.sgd_ratio_mean:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] "
-                                f"(tol +{r.tol_rel:.3f}; independent-batch moments: {r.sgd_ratio_independent_batches:.3f}), min cos {r.sgd_cos_min:.2f}, |dD| SGD {r.sgd_change:.3g} of "
-                                f"|D0| {r.D0_norm:.3g}; GD {r.gd_change:.2e} <= {r.gd_bound:.2e}" for r in table.itertuples())
-                      + f"; dense-window drift identity error {identity_error:.1e}; failed: {[k for k, v in checks.items() if not v]}",
+                                f"(tol +{r.tol_rel:.3f}; independent-batch moments: "
+                                f"{r.sgd_ratio_independent_batches:.3f}), min cos {r.sgd_cos_min:.2f}, |dD| SGD "
+                                f"{r.sgd_change:.3g} of "
+                                f"|D0| {r.D0_norm:.3g}; GD {r.gd_change:.2e} <= "
+                                f"{r.gd_bound:.2e}" for r in table.itertuples())
+                      + f"; dense-window drift identity error {identity_error:.1e}; failed: "
+                        f"{[k for k, v in checks.items() if not v]}",
              golden_path=_balance_finding(checks), key="sgd_drift_ratio_pair1",
              sgd_drift_ratio_pair1=float(table["sgd_ratio_mean"].iloc[0]),
              table=table.to_dict("list"), checks=checks, identity_error=identity_error)
@@ -264,7 +272,8 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     gd_bound = float(pub.gd_logdet_bound(above * grad_sq[:-1], exp.lr)) + LOGDET_ROUNDOFF * exp.roundoff_scale
     gd_change = float((logdet[0, -1] - logdet[0, 0]).abs())
     checks["GD conserves det (|change| <= bound)"] = gd_change <= gd_bound
-    checks["sigma_min(Theta) ends lower under SGD (every run)"] = bool((sv_theta[1:, -1, -1] < sv_theta[0, -1, -1]).all())
+    lower = bool((sv_theta[1:, -1, -1] < sv_theta[0, -1, -1]).all())
+    checks["sigma_min(Theta) ends lower under SGD (every run)"] = lower
     sv_w1 = spectra.singular_values(W1)
     rank_w1 = spectra.numerical_rank(W1[:, -1], RANK_EPS)
     w1_slope = nm.slope(sv_w1[:, late, -1].log(), t_late)              # observed, not asserted
@@ -273,25 +282,32 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                    "ratio_independent_batches": float((slope[1:] / rate_iid[1:]).mean()),
                    "ratio_ci": [float(lo), float(hi)], "tol_rel": tol_rel, "slope_gd": float(slope[0]),
                    "gd_change": gd_change, "gd_bound": gd_bound,
-                   "sigma_min_theta_end": {"GD": float(sv_theta[0, -1, -1]), "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
+                   "sigma_min_theta_end": {"GD": float(sv_theta[0, -1, -1]),
+                                           "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
                    "sigma_w1_end": {"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
                    "rank_w1_end": {"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
                    "log_sigma_min_w1_slope": {"GD": float(w1_slope[0]), "SGD_mean": float(w1_slope[1:].mean())},
                    "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()}, "checks": checks}
     holds = all(checks.values())
     figures.rank(claim, times, logdet, sv_w1, t_late, rate, exp)
-    claim.table(pd.DataFrame({"run": np.repeat(np.arange(exp.runs), len(times)), "time": np.tile(times.numpy(), exp.runs),
+    claim.table(pd.DataFrame({"run": np.repeat(np.arange(exp.runs), len(times)),
+                              "time": np.tile(times.numpy(), exp.runs),
                               "logdet": logdet.flatten().numpy(),
-                              **{f"sigma_{i + 1}_W1": sv_w1[..., i].flatten().numpy() for i in range(sv_w1.shape[-1])}}),
+                              **{f"sigma_{i + 1}_W1": sv_w1[..., i].flatten().numpy()
+                                 for i in range(sv_w1.shape[-1])}}),
                 "logdet_and_w1_spectrum")
     verdict(claim, "rank-deficiency", holds,
              observed=f"SGD d/dt log det = {numbers['slope_sgd']:.4f} vs predicted {numbers['rate_pred']:.4f} "
-                      f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; independent-batch rate: "
+                      f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; "
+                      f"independent-batch rate: "
                       f"{numbers['ratio_independent_batches']:.3f}); GD |change| "
-                      f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD {numbers['sigma_min_theta_end']['GD']:.3g}, "
+                      f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD "
+                      f"{numbers['sigma_min_theta_end']['GD']:.3g}, "
                       f"SGD {numbers['sigma_min_theta_end']['SGD_mean']:.3g}; sigma(W_1) end GD "
-                      f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD {np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
-                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log sigma_min(W_1) "
+                      f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD "
+                      f"{np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
+                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log "
+                      f"sigma_min(W_1) "
                       f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; failed: "
                       f"{[k for k, v in checks.items() if not v]}", golden_path=_rank_finding(checks), key="ratio",
              **numbers)

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck.data import whiten as whiten_inputs
 from dlncheck.experiment import Teacher
-from claims import expectations
 from dlncheck.report import plots
 from dlncheck.saddles import NormalForm, refine, sample
 from dlncheck.saddles.batch_certify import certify_batch
@@ -130,7 +130,8 @@ def test_sampling_calibration(case: Calib, claim, dtype, device):
         ax[2].plot(tr[tr.chain == c].step, tr[tr.chain == c][f"znorm_{l}"] ** 2, lw=0.7)
     ax[2].axhline(np.trace(np.linalg.inv(A)) * (nf.shapes[l - 1][0] if axis == "rows" else nf.shapes[l - 1][1]),
                   color="k", ls="--", label=r"$E\|Z_l\|_F^2$ exact")
-    ax[2].set(xlabel="step", ylabel=rf"$\|Z_{l}\|_F^2$", title=f"MALA traces: ESS {ess_val:.0f}, split R-hat {rhat:.3f}")
+    ax[2].set(xlabel="step", ylabel=rf"$\|Z_{l}\|_F^2$",
+              title=f"MALA traces: ESS {ess_val:.0f}, split R-hat {rhat:.3f}")
     ax[2].legend()
     fig.suptitle(f"{case.id}: beta={case.beta}, alpha={case.alpha}, eps={case.eps}, {case.chains} chains")
     claim.figure(fig, "calibration", caption="whitened final draws of independent chains vs N(0,1); p-values with the "
@@ -148,7 +149,8 @@ def test_sampling_calibration(case: Calib, claim, dtype, device):
                   f"{rhat:.4f}, MALA acceptance {acc:.3f}"),
         holds=holds, golden_path="n/a", key="min_p_mala", min_p_mala=p_min["MALA vs p_beta"],
         chains=case.chains, burn_in=burn, per_test_level=alpha_test, min_p=p_min, ess=ess_val,
-        split_rhat=rhat, acceptance=acc, sgld_mh_acceptance_estimate=sgld_acc), f"{case.id}: min p-values {p_min} below {alpha_test:.2g}; see {claim.dir}"
+        split_rhat=rhat, acceptance=acc, sgld_mh_acceptance_estimate=sgld_acc), \
+        f"{case.id}: min p-values {p_min} below {alpha_test:.2g}; see {claim.dir}"
 
 
 # ------------------------------------------------------------------------ 2-3. free chains, diversity
@@ -196,7 +198,8 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
                 "(i, j) = (1,1), (1,2), ..., (1,L), (2,2), ..., (L,L); certified kind; number of chains")
     claim.table(ex.trace, "energy_trace", caption="energy per recorded step, stage and chain")
     claim.figure(plot_free(case, ex, e_tol, div, margin, nf), "free_chains",
-                 caption="energy traces with the asserted tolerance, strata, lambda_min with zero band, diversity vs null")
+                 caption="energy traces with the asserted tolerance, strata, lambda_min with zero band, "
+                 "diversity vs null")
     checks = {"energy tolerance": n_above <= allowed, "low-energy samples certified": len(low) == CHAINS,
               "kind == oracle": bool(agree.all()), "diversity": div["sampled"] - div["null"] > margin}
     if case.expect_nonstrict is True:
@@ -211,7 +214,8 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
                   f"{len(low)} low-energy after polish (max E {S.energy.max():.2e}), kinds {kinds}, "
                   f"{int(agree.sum())}/{len(low)} == oracle; {S.stratum.nunique()} strata; {len(nonstrict)} "
                   f"non-strict; diversity {div['sampled']:.3g} vs null {div['null']:.2g} (margin {margin:.3g})"),
-        holds=holds, golden_path="n/a", key="diversity", chains=CHAINS, dof=dof, energy_tolerance=e_tol, above_tolerance=n_above,
+        holds=holds, golden_path="n/a", key="diversity", chains=CHAINS, dof=dof, energy_tolerance=e_tol,
+        above_tolerance=n_above,
         allowed_above=allowed, low_energy=len(low), as_oracle=int(agree.sum()), kinds=kinds,
         strata=int(S.stratum.nunique()), nonstrict=len(nonstrict), diversity=div["sampled"],
         diversity_null=div["null"], diversity_margin=margin, checks=checks,
@@ -228,7 +232,8 @@ def plot_free(case, ex, e_tol, div, margin, nf):
         a.semilogy(g.step, np.maximum(g.energy, 1e-35), lw=0.7, color="tab:gray" if null else "tab:blue",
                    label=("collapsed null" if null else "sampled") if c in (0, CHAINS) else None)
     hold_end = STEPS["anneal"] + STEPS["hold"]
-    a.plot([STEPS["anneal"], hold_end], [e_tol, e_tol], color="tab:red", ls="--", label=r"$E_{tol}$ (asserted at hold end)")
+    a.plot([STEPS["anneal"], hold_end], [e_tol, e_tol], color="tab:red", ls="--",
+           label=r"$E_{tol}$ (asserted at hold end)")
     bad = S[S.energy_hold > e_tol]
     a.plot(np.full(len(bad), hold_end), bad.energy_hold, "x", color="tab:red")
     a.set(xlabel="step (anneal | hold | LM polish)", ylabel=r"$E(Z)$", title="energy traces (every 8th chain)")
@@ -312,7 +317,8 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
     slope = float(np.polyfit(np.log(med.index), np.log(med.values), 1)[0]) if noise > 0 else float("nan")
     fig, ax = figure(1, 2, (11, 4.2))
     for n, g in R.groupby("n"):
-        ax[0].loglog(np.full(len(g), n), g.distance_median, "o", color="tab:blue", label="refined (median over chains)" if n == EMPIRICAL_N[0] else None)
+        ax[0].loglog(np.full(len(g), n), g.distance_median, "o", color="tab:blue",
+                     label="refined (median over chains)" if n == EMPIRICAL_N[0] else None)
         ax[0].loglog(np.full(len(g), n) * 1.05, np.maximum(g.wedin_bound, 1e-18), "_", ms=12, color="tab:red",
                      label="Wedin bound on exact stratum map" if n == EMPIRICAL_N[0] else None)
         ax[0].loglog(np.full(len(g), n) * 0.95, np.maximum(g.dM_fro, 1e-18), "s", ms=3, color="tab:gray",
@@ -320,19 +326,22 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
     if noise > 0:
         nn = np.array(EMPIRICAL_N, dtype=float)
         ax[0].loglog(nn, noise * 4 / np.sqrt(nn), "k--", label=r"$s\sqrt{d_0 d_L/n}$ (asserted law)")
-    ax[0].set(xlabel="n samples", ylabel=r"distance of $W_L W_1$ from $P_S M$", title=f"label noise s = {noise:g}; fitted slope {slope:.2f}")
+    ax[0].set(xlabel="n samples", ylabel=r"distance of $W_L W_1$ from $P_S M$",
+              title=f"label noise s = {noise:g}; fitted slope {slope:.2f}")
     ax[0].set_xticks(EMPIRICAL_N, [str(n) for n in EMPIRICAL_N])
     ax[0].minorticks_off()
     ax[0].legend(fontsize=7)
     ax[1].bar([str(n) for n in med.index], R.groupby("n").certified_strict.mean(), color="tab:blue")
-    ax[1].set(ylim=(0, 1.05), xlabel="n samples", ylabel="fraction certified strict", title="certification after refine")
+    ax[1].set(ylim=(0, 1.05), xlabel="n samples", ylabel="fraction certified strict",
+              title="certification after refine")
     claim.figure(fig, "empirical", caption="distance vs n with the asserted law; certified fraction")
     holds = all(checks.values())
     assert claim.verdict(
         prediction=expectations.PREDICTIONS[FAMILY][empirical_id(noise)].prediction,
         observed=(f"chi2 p = {p if p is None else round(p, 4)}; fraction strict {R.certified_strict.mean():.3f}; "
                   f"distance median by n {med.round(6).to_dict()} (slope {slope:.2f}); max grad after refine "
-                  f"{R.grad_after_refine_max.max():.2e} (before {R.grad_before_refine_max.max():.2e}); distances within "
+                  f"{R.grad_after_refine_max.max():.2e} (before {R.grad_before_refine_max.max():.2e}); "
+                  f"distances within "
                   f"Wedin bound + refine move {int((R.distance_max <= R.wedin_bound + R.refine_move).sum())}/{len(R)}"),
         holds=holds, golden_path="n/a", key="worst_distance", worst_distance=float(R.distance_max.max()),
         pvalue=p, slope=slope, checks=checks, replicates=REPLICATES, sizes=list(EMPIRICAL_N)), \

@@ -21,8 +21,8 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from dlncheck import lr_sweep, presets, scaling
 from claims import expectations
+from dlncheck import lr_sweep, presets, scaling
 from dlncheck.report import plots
 from dlncheck.theory import sgd
 
@@ -97,7 +97,8 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
     assert claim.verdict(prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
                          observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
                          reason=expectations.PREDICTIONS[FAMILY][name].reason,
-                         golden_path=vanishing(fit.lo, fit.hi), key="slope", holds=holds, slope=fit.slope, slope_lo=fit.lo, slope_hi=fit.hi,
+                         golden_path=vanishing(fit.lo, fit.hi), key="slope", holds=holds, slope=fit.slope,
+                         slope_lo=fit.lo, slope_hi=fit.hi,
                          slope_predicted=predicted, slope_band=band), \
         (f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
          f"excludes the predicted {predicted:g}")

@@ -25,9 +25,11 @@ class Family:
 A, D, F, NA = "agrees", "differs", "assumption-fails", "n/a"
 FAMILIES: dict[str, Family] = {
     "function_space": Family("golden path", A, D, "does SGD's end-to-end map stay within tolerance of GD's?"),
-    "rank_patterns": Family("golden path", A, D, "do SGD's partial products W_j..W_i pass the same rank patterns as GD's?"),
+    "rank_patterns": Family("golden path", A, D,
+                            "do SGD's partial products W_j..W_i pass the same rank patterns as GD's?"),
     "singular_patterns": Family("golden path", A, D, "do SGD's singular values of every partial product track GD's?"),
-    "parameter_space": Family("golden path", D, A, "is the raw GD-SGD parameter distance mostly gauge? (a contradiction: SGD stays in GD's gauge)"),
+    "parameter_space": Family("golden path", D, A, "is the raw GD-SGD parameter distance mostly gauge? "
+                              "(a contradiction: SGD stays in GD's gauge)"),
     "gd_trap": Family("golden path", D, A, "does SGD leave a saddle where GD stays trapped?", (
         (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2, SGD escapes it"),
         (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"))),
