@@ -85,7 +85,7 @@ CALIB_PARAMS = [param(c.id, c) for c in CALIB] + [param(c.id, c, nightly=True) f
 
 @pytest.mark.parametrize("case", CALIB_PARAMS)
 def test_sampling_calibration(case: Calib, claim, dtype, device):
-    nf = NormalForm(TEACHER.M, [0], widths(case.L), dtype=dtype, device=device)
+    nf = NormalForm(TEACHER.M, [0], widths(case.L), dtype=getattr(torch, dtype), device=device)
     l, A, axis = gaussian_law(nf, case.zeros, case.beta, case.alpha)
     lam = np.linalg.eigvalsh(A)
     fan_in = nf.shapes[l - 1][1]
@@ -177,7 +177,7 @@ FREE_PARAMS = [param(c.id, c) for c in FREE_QUICK] + [param(c.id, c, nightly=Tru
 
 @pytest.mark.parametrize("case", FREE_PARAMS)
 def test_sampling_free_chains(case: Free, claim, dtype, device):
-    nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=dtype, device=device)
+    nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=getattr(torch, dtype), device=device)
     prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks)
     ex = explore(nf, CHAINS, seed=case.L + 10 * case.r, **STEPS, **prior)
     T = ex.table
@@ -284,7 +284,7 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
             g = torch.Generator().manual_seed(1000 * rep + n)
             X = whiten_inputs(torch.randn(4, n, generator=g, dtype=torch.float64))
             Y = M @ X + noise * torch.randn(4, n, generator=g, dtype=torch.float64)
-            nf = NormalForm.from_data(X, Y, [0], widths(2), dtype=dtype, device=device)
+            nf = NormalForm.from_data(X, Y, [0], widths(2), dtype=getattr(torch, dtype), device=device)
             out = sample(nf, 4, 100, step_size=0.1, beta=10.0, beta_final=1e4, norm_strength=1.0, batch_size=n // 4,
                          seed=rep, record_every=100)             # minibatch estimates of grad E
             Z = lm_polish(nf, out.Z, 20)                           # onto E = 0 with the full-data sigma
