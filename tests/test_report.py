@@ -74,6 +74,21 @@ def test_reproductions_line_per_published_result():
     assert text["diffusion peaks before learning"].endswith("not run (0 of 0 cases)")
 
 
+def test_index_prints_the_reproduces_lines(tmp_path):
+    import os
+
+    from synthetic_report import record
+
+    from dlncheck.report.html import write_report
+
+    records = [record(tmp_path, "published", "rank-deficiency-varre-2x5-L2", "xfailed", False, False, "slope")]
+    write_report(records, tmp_path, {"tier": "quick", "pid": os.getpid()})
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    results = html[html.index('id="results"'):html.index('id="contradictions"')]
+    assert "does not reproduce (0 of 1 cases" in results and "Varre" in results
+    assert 'href="#case-' in results
+
+
 def test_verdict_keywords(tmp_path):
     claim = Claim("claims/test_a.py::test_a[x]", tmp_path)
     with pytest.raises(ValueError, match="golden_path='maybe'"):
