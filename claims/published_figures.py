@@ -62,7 +62,8 @@ def balance(claim, times, curves):
         ax.set_title(rf"$D_{l} = W_{l + 1}^\top W_{l + 1} - W_{l} W_{l}^\top$")
         ax.legend()
     claim.figure(fig, "balance_drift", caption="imbalance after convergence: GD conserves D_l, SGD with label noise "
-                 "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} - g_l g_l^T]")
+                 "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} "
+                 "- g_l g_l^T]")
 
 
 def rank(claim, times, logdet, sv_w1, t_late, rate, exp):

@@ -21,35 +21,17 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck import Ensemble, Init, presets, spectra
 from dlncheck.data import init_weights
-from claims.expectations import contradicted
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.theory import trap
 
+FAMILY = "gd_trap"   # rows and contradictions: claims/expectations.py
 TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 2, 80
 FLOW_HORIZON = 20   # the balanced flow is integrated up to 20x the preset's time when sizing a case
 SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, batch size)
-
-# Prediction table (rows per kind; PREDICTIONS below expands it to every case id, chosen by det sign).
-_GD_TRAPPED = ("GD: loss in [P/2, midpoint to the next critical value] (P = 0.5 s_min^2) from the predicted "
-               "settle time to T")
-_WHY_TRAPPED = ("balance is conserved (Arora, Cohen & Hazan 2018) so sign(det W) is conserved (theory.trap items 1-3); "
-                "loss >= P by Eckart-Young; in float64 the trapped mode regrows from the roundoff floor only "
-                "after trap.float_trap_end")
-KIND_PREDICTIONS = {
-    "trapped-L2": Prediction(f"{_GD_TRAPPED}; every SGD run escapes (loss < P/2) before T",
-                             f"{_WHY_TRAPPED}; SGD noise breaks balance and the L = 2 plateau is a strict saddle "
-                             "(curvature -s_min); T = trap.float_trap_end covers SGD's heuristic escape time "
-                             "down to kappa = KAPPA_FLOOR"),
-    "trapped-L3": Prediction(f"{_GD_TRAPPED}; SGD escape reported, not asserted",
-                             f"{_WHY_TRAPPED}; at L >= 3 the plateau is a degenerate saddle: SGD's escape is "
-                             "polynomially slow and its time is not predicted (exploratory part)"),
-    "free": Prediction("every run (GD and SGD) converges: loss(T) <= trap.converged_loss",
-                       "det W_0 det M > 0: no sign barrier; balanced flow converges to M (Arora, Cohen, "
-                       "Golowich & Hu 2019)"),
-}
 
 
 def scan_signs(depth: int) -> list[int]:
@@ -63,28 +45,25 @@ def _with_seed(exp, seed: int):
     return dataclasses.replace(exp, init=Init("balanced", exp.init.scale, seed=seed))
 
 
-def _cases():
-    params, table = [], {}
+def _cases() -> list:
+    params = []
     for depth in presets.DEPTHS["nightly"]:
         signs = scan_signs(depth)
         for kind, want in (("trapped", -1), ("free", 1)):
             seeds = [seed for seed, sign in enumerate(signs) if sign == want][:NIGHTLY_SEEDS]
             for n, seed in enumerate(seeds):
                 cid = f"{kind}-{presets.case_id(REGIME, TEACHER, depth)}-seed{seed}"
-                marks = [] if n == 0 and depth in presets.DEPTHS["quick"] else [pytest.mark.nightly]
-                if cid in CONTRADICTIONS:
-                    marks.append(contradicted(CONTRADICTIONS[cid]))
-                params.append(pytest.param(kind, depth, seed, id=cid, marks=marks))
-                table[cid] = _prediction(kind, depth)
-    return params, table
+                quick = n == 0 and depth in presets.DEPTHS["quick"]
+                params.append(expectations.param(FAMILY, cid, kind, depth, seed, nightly=not quick))
+    return expectations.check_ids(FAMILY, params)
 
 
 def _prediction(kind: str, depth: int) -> Prediction:
-    return KIND_PREDICTIONS[kind if kind == "free" else f"trapped-L{min(depth, 3)}"]
+    """The row of ``PREDICTIONS["gd_trap"]``: "free", or "trapped-L2" / "trapped-L3" (L >= 3)."""
+    return expectations.PREDICTIONS[FAMILY][kind if kind == "free" else f"trapped-L{min(depth, 3)}"]
 
 
-CONTRADICTIONS: dict[str, str] = {}   # measured contradictions (strict xfail), keyed by case id
-CASES, PREDICTIONS = _cases()          # prediction table, keyed by case id
+CASES = _cases()
 
 
 def _run_length(exp, kind: str, W0: torch.Tensor) -> tuple[float, float, float]:
@@ -123,7 +102,7 @@ def _sigma_min(traj) -> torch.Tensor:
 @pytest.mark.parametrize("kind, depth, seed", CASES)
 def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     cid = f"{kind}-{presets.case_id(REGIME, TEACHER, depth)}-seed{seed}"
-    row = PREDICTIONS[cid]
+    row = _prediction(kind, depth)
     base = _with_seed(preset(REGIME, TEACHER, depth), seed)
     T, s = base.teacher, base.teacher.s
     W0 = trap.end_to_end(init_weights(base))
@@ -160,6 +139,10 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
         bound = trap.converged_loss(s.numpy(), depth)
         holds = bool((loss[:, -1] <= bound).all())
         numbers |= dict(converged_loss_bound=bound)
+        # golden path: both converge (agrees); GD converges, some SGD run does not (differs); else the
+        # premise (no sign barrier: GD converges) fails
+        golden = "agrees" if holds else "differs" if loss[0, -1] <= bound else "assumption-fails"
+        key = "gd_final_loss"
         observed = (f"final loss GD {loss[0, -1]:.3g}, SGD max {loss[1:, -1].max():.3g} (bound {bound:.2g}); "
                     f"GD sigma_min(W) at T {smin[0, -1]:.3g}")
     else:
@@ -173,11 +156,15 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
                     f"{loss[0].min() - P:.2g}; sigma_min(W_GD(T)) {smin[0, -1]:.2g}; SGD escape times "
                     f"{np.round(esc.numpy(), 1).tolist()}")
         holds = gd_trapped and (depth > 2 or bool(torch.isfinite(esc).all()))
+        # golden path: GD stuck and SGD escapes (differs), both stuck (agrees); GD not trapped: premise fails
+        escaped = bool(torch.isfinite(esc).any())
+        golden = ("differs" if escaped else "agrees") if gd_trapped else "assumption-fails"
+        key = "sgd_escape_median"
         if runs is not None:
             numbers |= _escape_scaling(claim, exp, runs, low)
     _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, (low, high), t_settle, numbers)
     claim.verdict(prediction=row.prediction, observed=observed, holds=holds, exploratory=row.exploratory,
-                  reason=row.reason, **numbers)
+                  reason=row.reason, golden_path=golden, key=key, **numbers)
     assert holds, f"{cid}: prediction '{row.prediction}' failed: {observed}"
 
 

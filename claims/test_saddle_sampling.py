@@ -22,11 +22,10 @@ import pandas as pd
 import pytest
 import torch
 
+from claims import expectations
 from dlncheck.data import whiten as whiten_inputs
 from dlncheck.experiment import Teacher
-from claims.expectations import contradicted
 from dlncheck.report import plots
-from dlncheck.report.claim import Prediction
 from dlncheck.saddles import NormalForm, refine, sample
 from dlncheck.saddles.batch_certify import certify_batch
 from dlncheck.saddles.explore import diversity, explore
@@ -42,76 +41,25 @@ LEVEL_CHAINS = 1e-3     # level of the binomial bound on exceedances and of the 
 CHAINS = 64
 TEACHER_STRATUM = NormalForm(TEACHER.M, [0], [4, 5, 4]).P_S @ TEACHER.M     # population end-to-end map, S = {0}
 
-NONSTRICT_L3 = ("oracle, normal form at L = 3 with sigma of full column rank: pair (1,2) is open unless "
-                "sigma Z_3 = 0, i.e. Z_3 = 0, and then pair (1,3) is open unless Z_2 = 0, so a non-strict "
-                "point has Z_2 = Z_3 = 0: with norms targeted on two blocks every reachable point is strict")
-NONSTRICT_L4 = ("oracle at L = 4: Z_2 = 0, Z_1 sigma = 0 and Z_4 Z_3 = 0 close every second-order pair while "
-                "Z_1, Z_3, Z_4 keep non-zero norms: non-strict points exist on the variety with blocks 1, 3, 4 "
-                "norm-targeted; the issue expects the chains to reach them")
-
+FAMILY = "saddle_sampling"   # rows and contradictions: claims/expectations.py
 
 
 def empirical_id(noise: float) -> str:
     return f"sampling-empirical-noise{noise:g}".replace(".", "p")
 
 
-# ------------------------------------------------------------------ prediction and contradiction tables
-PREDICTIONS = {
-    "sampling-calib-prior-L3": Prediction(
-        "Z_2 ~ N(0, 1/alpha) (MALA); N(0, 1/(alpha (1 - eps alpha/4))) (SGLD)",
-        "E = 0 identically with Z_1 = Z_3 = 0; ULA law of a Gaussian AR(1) (theory.ula_stationary_covariance)"),
-    "sampling-calib-quadratic-L2-Z1": Prediction(
-        "rows of Z_1 ~ N(0, (beta sigma sigma^T + alpha I)^-1), ULA-inflated for SGLD",
-        "Z_2 = 0 makes E = ||Z_1 sigma||^2 / 2 quadratic"),
-    "sampling-calib-quadratic-L2-Z1-many": Prediction(
-        "rows of Z_1 ~ N(0, (beta sigma sigma^T + alpha I)^-1), ULA-inflated for SGLD (2048 chains: more power)",
-        "Z_2 = 0 makes E = ||Z_1 sigma||^2 / 2 quadratic"),
-    "sampling-calib-quadratic-L2-Z2": Prediction(
-        "columns of Z_2 ~ N(0, (beta sigma^T sigma + alpha I)^-1), ULA-inflated for SGLD",
-        "Z_1 = 0 makes E = ||sigma Z_2||^2 / 2 quadratic"),
-    **{f"sampling-free-L{L}-r{r}": Prediction(
-        "<= binomial-many chains above chi2_{0.95}(dof)/(2 beta_f) at the held beta_f; certified kind == oracle "
-        "kind on every polished sample; sampled diversity > collapsed null + margin",
-        "stationarity at beta_f (theory.boltzmann_energy_tolerance); Achour et al. 2024 second-order analysis")
-       for L, r in [(2, 1), (3, 1), (3, 2), (4, 1), (2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]},
-    "sampling-nonstrict-L3": Prediction("no chain non-strict; all certified strict == oracle", NONSTRICT_L3),
-    "sampling-nonstrict-L4": Prediction(">= 1 chain certified non-strict (lambda_min inside the zero band)",
-                                        NONSTRICT_L4),
-    **{empirical_id(s): Prediction(
-        "n ||M^ - M||_F^2 / s^2 ~ chi2(d_0 d_L) per data set; refined points certified strict (L = 2); "
-        "||W_L W_1 - P_S M||_F <= Wedin bound (theory.map_error_bound) + the refinement's own move",
-        "whitened inputs make the cross-covariance error exactly Gaussian with variance s^2/n; Baldi & Hornik 1989")
-       for s in (0.0, 0.3)},
-}
-CONTRADICTIONS: dict[str, str] = {
-    "sampling-nonstrict-L4": ("measured 0/64 chains non-strict (all 64 certified strict, == oracle, 8 strata): "
-                              "annealed SGLD with blocks 1, 3, 4 norm-targeted lands on the larger strict part of "
-                              "the variety (Z_1 sigma Z_4 Z_3 = 0 split by rank), never on Z_2 = 0, Z_1 sigma = 0, "
-                              "Z_4 Z_3 = 0 together"),
-}
-
-
 def param(case_id: str, *values, nightly: bool = False):
-    marks = [pytest.mark.nightly] if nightly else []
-    if case_id in CONTRADICTIONS:
-        marks.append(contradicted(CONTRADICTIONS[case_id]))
-    return pytest.param(*values, id=case_id, marks=marks)
+    return expectations.param(FAMILY, case_id, *values, nightly=nightly)
 
 
 def widths(L: int, width: int = 5) -> list[int]:
     return [4] + [width] * (L - 1) + [4]
 
 
-def figure(nrows, ncols, size):
-    """Styled figure with a fixed layout (no constrained_layout)."""
-    import matplotlib.pyplot as plt
-
-    with plt.rc_context(plots.STYLE):
-        fig, ax = plt.subplots(nrows, ncols, figsize=size)
-    one_row = nrows == 1
-    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.17 if one_row else 0.09, top=0.82 if one_row else 0.9,
-                        wspace=0.3, hspace=0.42)
-    return fig, ax
+def figure(nrows: int, ncols: int, size: tuple[float, float]):
+    """The shared fixed-layout figure, with room at the top for a suptitle."""
+    return plots.figure(nrows, ncols, size, gridspec_kw={"top": 0.82 if nrows == 1 else 0.9, "left": 0.08,
+                                                         "right": 0.97, "wspace": 0.3, "hspace": 0.42})
 
 
 # ------------------------------------------------------------------------------ 1. calibration
@@ -132,9 +80,12 @@ CALIB_NIGHTLY = [Calib("sampling-calib-quadratic-L2-Z2", 2, (1,), 1.0, 1.0, 0.1)
                  Calib("sampling-calib-quadratic-L2-Z1-many", 2, (2,), 1.0, 1.0, 0.1, chains=2048)]
 
 
-@pytest.mark.parametrize("case", [param(c.id, c) for c in CALIB] + [param(c.id, c, nightly=True) for c in CALIB_NIGHTLY])
+CALIB_PARAMS = [param(c.id, c) for c in CALIB] + [param(c.id, c, nightly=True) for c in CALIB_NIGHTLY]
+
+
+@pytest.mark.parametrize("case", CALIB_PARAMS)
 def test_sampling_calibration(case: Calib, claim, dtype, device):
-    nf = NormalForm(TEACHER.M, [0], widths(case.L), dtype=dtype, device=device)
+    nf = NormalForm(TEACHER.M, [0], widths(case.L), dtype=getattr(torch, dtype), device=device)
     l, A, axis = gaussian_law(nf, case.zeros, case.beta, case.alpha)
     lam = np.linalg.eigvalsh(A)
     fan_in = nf.shapes[l - 1][1]
@@ -179,7 +130,8 @@ def test_sampling_calibration(case: Calib, claim, dtype, device):
         ax[2].plot(tr[tr.chain == c].step, tr[tr.chain == c][f"znorm_{l}"] ** 2, lw=0.7)
     ax[2].axhline(np.trace(np.linalg.inv(A)) * (nf.shapes[l - 1][0] if axis == "rows" else nf.shapes[l - 1][1]),
                   color="k", ls="--", label=r"$E\|Z_l\|_F^2$ exact")
-    ax[2].set(xlabel="step", ylabel=rf"$\|Z_{l}\|_F^2$", title=f"MALA traces: ESS {ess_val:.0f}, split R-hat {rhat:.3f}")
+    ax[2].set(xlabel="step", ylabel=rf"$\|Z_{l}\|_F^2$",
+              title=f"MALA traces: ESS {ess_val:.0f}, split R-hat {rhat:.3f}")
     ax[2].legend()
     fig.suptitle(f"{case.id}: beta={case.beta}, alpha={case.alpha}, eps={case.eps}, {case.chains} chains")
     claim.figure(fig, "calibration", caption="whitened final draws of independent chains vs N(0,1); p-values with the "
@@ -190,13 +142,15 @@ def test_sampling_calibration(case: Calib, claim, dtype, device):
     p_min = {k: float(t.p_value.min()) for k, t in tests.items()}
     holds = p_min["MALA vs p_beta"] >= alpha_test and p_min["SGLD vs derived ULA law"] >= alpha_test
     assert claim.verdict(
-        prediction=PREDICTIONS[case.id].prediction,
+        prediction=expectations.PREDICTIONS[FAMILY][case.id].prediction,
         observed=(f"min p: MALA vs exact {p_min['MALA vs p_beta']:.3g}, SGLD vs ULA law "
                   f"{p_min['SGLD vs derived ULA law']:.3g} (per-test level {alpha_test:.2g}); SGLD vs exact "
                   f"{p_min['SGLD vs p_beta (power)']:.3g}; ESS {ess_val:.0f} of {draws.size} draws, split R-hat "
                   f"{rhat:.4f}, MALA acceptance {acc:.3f}"),
-        holds=holds, chains=case.chains, burn_in=burn, per_test_level=alpha_test, min_p=p_min, ess=ess_val,
-        split_rhat=rhat, acceptance=acc, sgld_mh_acceptance_estimate=sgld_acc), f"{case.id}: min p-values {p_min} below {alpha_test:.2g}; see {claim.dir}"
+        holds=holds, golden_path="n/a", key="min_p_mala", min_p_mala=p_min["MALA vs p_beta"],
+        chains=case.chains, burn_in=burn, per_test_level=alpha_test, min_p=p_min, ess=ess_val,
+        split_rhat=rhat, acceptance=acc, sgld_mh_acceptance_estimate=sgld_acc), \
+        f"{case.id}: min p-values {p_min} below {alpha_test:.2g}; see {claim.dir}"
 
 
 # ------------------------------------------------------------------------ 2-3. free chains, diversity
@@ -218,10 +172,12 @@ FREE_NIGHTLY = [Free(f"sampling-free-L{L}-r{r}", L, r) for L, r in [(2, 2), (2, 
 STEPS = dict(anneal=200, hold=100, polish=30, step_size=0.1, beta0=10.0, beta_f=1e4)
 
 
-@pytest.mark.parametrize("case", [param(c.id, c) for c in FREE_QUICK] +
-                         [param(c.id, c, nightly=True) for c in FREE_NIGHTLY])
+FREE_PARAMS = [param(c.id, c) for c in FREE_QUICK] + [param(c.id, c, nightly=True) for c in FREE_NIGHTLY]
+
+
+@pytest.mark.parametrize("case", FREE_PARAMS)
 def test_sampling_free_chains(case: Free, claim, dtype, device):
-    nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=dtype, device=device)
+    nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=getattr(torch, dtype), device=device)
     prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks)
     ex = explore(nf, CHAINS, seed=case.L + 10 * case.r, **STEPS, **prior)
     T = ex.table
@@ -242,7 +198,8 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
                 "(i, j) = (1,1), (1,2), ..., (1,L), (2,2), ..., (L,L); certified kind; number of chains")
     claim.table(ex.trace, "energy_trace", caption="energy per recorded step, stage and chain")
     claim.figure(plot_free(case, ex, e_tol, div, margin, nf), "free_chains",
-                 caption="energy traces with the asserted tolerance, strata, lambda_min with zero band, diversity vs null")
+                 caption="energy traces with the asserted tolerance, strata, lambda_min with zero band, "
+                 "diversity vs null")
     checks = {"energy tolerance": n_above <= allowed, "low-energy samples certified": len(low) == CHAINS,
               "kind == oracle": bool(agree.all()), "diversity": div["sampled"] - div["null"] > margin}
     if case.expect_nonstrict is True:
@@ -252,12 +209,13 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
     holds = all(checks.values())
     kinds = low.kind.value_counts().to_dict()
     assert claim.verdict(
-        prediction=PREDICTIONS[case.id].prediction,
+        prediction=expectations.PREDICTIONS[FAMILY][case.id].prediction,
         observed=(f"{n_above}/{CHAINS} chains above E_tol = {e_tol:.3g} at beta_f (allowed {allowed}); "
                   f"{len(low)} low-energy after polish (max E {S.energy.max():.2e}), kinds {kinds}, "
                   f"{int(agree.sum())}/{len(low)} == oracle; {S.stratum.nunique()} strata; {len(nonstrict)} "
                   f"non-strict; diversity {div['sampled']:.3g} vs null {div['null']:.2g} (margin {margin:.3g})"),
-        holds=holds, chains=CHAINS, dof=dof, energy_tolerance=e_tol, above_tolerance=n_above,
+        holds=holds, golden_path="n/a", key="diversity", chains=CHAINS, dof=dof, energy_tolerance=e_tol,
+        above_tolerance=n_above,
         allowed_above=allowed, low_energy=len(low), as_oracle=int(agree.sum()), kinds=kinds,
         strata=int(S.stratum.nunique()), nonstrict=len(nonstrict), diversity=div["sampled"],
         diversity_null=div["null"], diversity_margin=margin, checks=checks,
@@ -274,7 +232,8 @@ def plot_free(case, ex, e_tol, div, margin, nf):
         a.semilogy(g.step, np.maximum(g.energy, 1e-35), lw=0.7, color="tab:gray" if null else "tab:blue",
                    label=("collapsed null" if null else "sampled") if c in (0, CHAINS) else None)
     hold_end = STEPS["anneal"] + STEPS["hold"]
-    a.plot([STEPS["anneal"], hold_end], [e_tol, e_tol], color="tab:red", ls="--", label=r"$E_{tol}$ (asserted at hold end)")
+    a.plot([STEPS["anneal"], hold_end], [e_tol, e_tol], color="tab:red", ls="--",
+           label=r"$E_{tol}$ (asserted at hold end)")
     bad = S[S.energy_hold > e_tol]
     a.plot(np.full(len(bad), hold_end), bad.energy_hold, "x", color="tab:red")
     a.set(xlabel="step (anneal | hold | LM polish)", ylabel=r"$E(Z)$", title="energy traces (every 8th chain)")
@@ -312,7 +271,11 @@ EMPIRICAL_N = (200, 3200)
 REPLICATES = 4
 
 
-@pytest.mark.parametrize("noise", [param(empirical_id(s), s) for s in (0.0, 0.3)])
+EMPIRICAL_PARAMS = [param(empirical_id(s), s) for s in (0.0, 0.3)]
+expectations.check_ids(FAMILY, CALIB_PARAMS + FREE_PARAMS + EMPIRICAL_PARAMS)
+
+
+@pytest.mark.parametrize("noise", EMPIRICAL_PARAMS)
 def test_sampling_empirical(noise: float, claim, dtype, device):
     M = TEACHER.M
     rows = []
@@ -321,7 +284,7 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
             g = torch.Generator().manual_seed(1000 * rep + n)
             X = whiten_inputs(torch.randn(4, n, generator=g, dtype=torch.float64))
             Y = M @ X + noise * torch.randn(4, n, generator=g, dtype=torch.float64)
-            nf = NormalForm.from_data(X, Y, [0], widths(2), dtype=dtype, device=device)
+            nf = NormalForm.from_data(X, Y, [0], widths(2), dtype=getattr(torch, dtype), device=device)
             out = sample(nf, 4, 100, step_size=0.1, beta=10.0, beta_final=1e4, norm_strength=1.0, batch_size=n // 4,
                          seed=rep, record_every=100)             # minibatch estimates of grad E
             Z = lm_polish(nf, out.Z, 20)                           # onto E = 0 with the full-data sigma
@@ -349,12 +312,15 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
         checks["chi2 law of n||dM||^2"] = p >= LEVEL
     else:
         p = None
-        checks["dM = 0 (noise-free, whitened)"] = bool((R.dM_fro <= 1e3 * np.finfo(float).eps * 3.0).all())
+        # roundoff of forming M^ = Y X^T / n in the run's dtype (--dtype): 1e3 u s_1, s_1 = 3
+        u = torch.finfo(getattr(torch, dtype)).eps
+        checks["dM = 0 (noise-free, whitened)"] = bool((R.dM_fro <= 1e3 * u * 3.0).all())
     med = R.groupby("n").distance_median.mean()
     slope = float(np.polyfit(np.log(med.index), np.log(med.values), 1)[0]) if noise > 0 else float("nan")
     fig, ax = figure(1, 2, (11, 4.2))
     for n, g in R.groupby("n"):
-        ax[0].loglog(np.full(len(g), n), g.distance_median, "o", color="tab:blue", label="refined (median over chains)" if n == EMPIRICAL_N[0] else None)
+        ax[0].loglog(np.full(len(g), n), g.distance_median, "o", color="tab:blue",
+                     label="refined (median over chains)" if n == EMPIRICAL_N[0] else None)
         ax[0].loglog(np.full(len(g), n) * 1.05, np.maximum(g.wedin_bound, 1e-18), "_", ms=12, color="tab:red",
                      label="Wedin bound on exact stratum map" if n == EMPIRICAL_N[0] else None)
         ax[0].loglog(np.full(len(g), n) * 0.95, np.maximum(g.dM_fro, 1e-18), "s", ms=3, color="tab:gray",
@@ -362,20 +328,24 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
     if noise > 0:
         nn = np.array(EMPIRICAL_N, dtype=float)
         ax[0].loglog(nn, noise * 4 / np.sqrt(nn), "k--", label=r"$s\sqrt{d_0 d_L/n}$ (asserted law)")
-    ax[0].set(xlabel="n samples", ylabel=r"distance of $W_L W_1$ from $P_S M$", title=f"label noise s = {noise:g}; fitted slope {slope:.2f}")
+    ax[0].set(xlabel="n samples", ylabel=r"distance of $W_L W_1$ from $P_S M$",
+              title=f"label noise s = {noise:g}; fitted slope {slope:.2f}")
     ax[0].set_xticks(EMPIRICAL_N, [str(n) for n in EMPIRICAL_N])
     ax[0].minorticks_off()
     ax[0].legend(fontsize=7)
     ax[1].bar([str(n) for n in med.index], R.groupby("n").certified_strict.mean(), color="tab:blue")
-    ax[1].set(ylim=(0, 1.05), xlabel="n samples", ylabel="fraction certified strict", title="certification after refine")
+    ax[1].set(ylim=(0, 1.05), xlabel="n samples", ylabel="fraction certified strict",
+              title="certification after refine")
     claim.figure(fig, "empirical", caption="distance vs n with the asserted law; certified fraction")
     holds = all(checks.values())
     assert claim.verdict(
-        prediction=PREDICTIONS[empirical_id(noise)].prediction,
+        prediction=expectations.PREDICTIONS[FAMILY][empirical_id(noise)].prediction,
         observed=(f"chi2 p = {p if p is None else round(p, 4)}; fraction strict {R.certified_strict.mean():.3f}; "
                   f"distance median by n {med.round(6).to_dict()} (slope {slope:.2f}); max grad after refine "
-                  f"{R.grad_after_refine_max.max():.2e} (before {R.grad_before_refine_max.max():.2e}); distances within "
+                  f"{R.grad_after_refine_max.max():.2e} (before {R.grad_before_refine_max.max():.2e}); "
+                  f"distances within "
                   f"Wedin bound + refine move {int((R.distance_max <= R.wedin_bound + R.refine_move).sum())}/{len(R)}"),
-        holds=holds, pvalue=p, slope=slope, checks=checks, replicates=REPLICATES, sizes=list(EMPIRICAL_N)), \
+        holds=holds, golden_path="n/a", key="worst_distance", worst_distance=float(R.distance_max.max()),
+        pvalue=p, slope=slope, checks=checks, replicates=REPLICATES, sizes=list(EMPIRICAL_N)), \
         f"noise {noise}: failed checks {[k for k, v in checks.items() if not v]}; see {claim.dir}"
 

@@ -21,10 +21,9 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from claims import expectations
 from dlncheck import lr_sweep, presets, scaling
-from claims.expectations import contradicted
 from dlncheck.report import plots
-from dlncheck.report.claim import Prediction
 from dlncheck.theory import sgd
 
 BATCH_SIZES = (10, 30)
@@ -33,67 +32,7 @@ QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4)
            if (r, t, L) not in QUICK]
 
-PREDICTIONS = {name: Prediction(f"log-log slope {slope:g} vs {var}", reason)
-               for name, (slope, var, reason) in sgd.EXPONENTS.items()}
-# Measured contradictions ("<discrepancy>-<case id>" -> reason with that case's numbers). The function-space
-# spreads were derived from an OU model with independent batches; the engine reshuffles every epoch, so the
-# batch noise of one epoch sums to zero (a without-replacement bridge) and the deviation from GD is
-# O(lr), not O(sqrt(lr)): the derivation's independence assumption is what the data contradict.
-RESHUFFLE = ("slope {:.2f} [{:.2f}, {:.2f}] vs predicted 0.5 (OU, independent batches): epoch-wise "
-             "reshuffling cancels each epoch's batch noise, the spread scales ~ lr, not sqrt(lr c_B)")
-CONTRADICTIONS: dict[str, str] = {
-    "function_distance-ntk-lowrank-L2": RESHUFFLE.format(0.84, 0.83, 0.85),
-    "function_distance-ntk-lowrank-L3": RESHUFFLE.format(0.87, 0.85, 0.88),
-    "function_distance-saddle-lowrank-L2": RESHUFFLE.format(1.23, 1.18, 1.28),
-    "function_distance-saddle-lowrank-L3": RESHUFFLE.format(1.26, 1.18, 1.33),
-    "function_distance_mid-ntk-lowrank-L2": RESHUFFLE.format(0.95, 0.93, 0.96),
-    "function_distance_mid-ntk-lowrank-L3": RESHUFFLE.format(0.94, 0.93, 0.96),
-    "function_distance_mid-saddle-lowrank-L2": RESHUFFLE.format(1.32, 1.19, 1.43),
-    "function_distance_mid-saddle-lowrank-L3": RESHUFFLE.format(1.64, 1.52, 1.75),
-    # nightly tier (32 SGD runs), measured 2026-11-29
-    "function_distance-ntk-fullrank-L2": RESHUFFLE.format(0.80, 0.80, 0.81),
-    "function_distance-ntk-fullrank-L3": RESHUFFLE.format(0.85, 0.84, 0.86),
-    "function_distance-saddle-fullrank-L2": RESHUFFLE.format(0.95, 0.95, 0.96),
-    "function_distance-saddle-fullrank-L3": RESHUFFLE.format(0.97, 0.95, 0.98),
-    "function_distance_mid-ntk-fullrank-L2": RESHUFFLE.format(0.95, 0.94, 0.96),
-    "function_distance_mid-ntk-fullrank-L3": RESHUFFLE.format(0.92, 0.90, 0.94),
-    "function_distance_mid-saddle-fullrank-L2": RESHUFFLE.format(1.53, 1.48, 1.57),
-    "function_distance_mid-saddle-fullrank-L3": RESHUFFLE.format(1.33, 1.28, 1.38),
-    "function_distance-ntk-degenerate-L2": RESHUFFLE.format(0.83, 0.83, 0.84),
-    "function_distance-ntk-degenerate-L3": RESHUFFLE.format(0.87, 0.86, 0.88),
-    "function_distance-saddle-degenerate-L2": RESHUFFLE.format(1.14, 1.10, 1.17),
-    "function_distance-saddle-degenerate-L3": RESHUFFLE.format(1.13, 1.08, 1.17),
-    "function_distance_mid-ntk-degenerate-L2": RESHUFFLE.format(0.95, 0.94, 0.96),
-    "function_distance_mid-ntk-degenerate-L3": RESHUFFLE.format(0.92, 0.92, 0.93),
-    "function_distance_mid-saddle-degenerate-L2": RESHUFFLE.format(1.32, 1.28, 1.37),
-    "function_distance_mid-saddle-degenerate-L3": RESHUFFLE.format(1.55, 1.50, 1.59),
-    # derived offsets, nightly: the per-mode split needs each mode's own frame; with equal singular
-    # values (s = 2, 2) the frame inside the degenerate block is not unique and D is not diagonal in it
-    "saddle-degenerate-L2": "derived offsets: worst |m - p| / tol = 4.2, median relative error 0.064 "
-                            "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
-    "saddle-degenerate-L3": "derived offsets: worst |m - p| / tol = 10.2, median relative error 0.024 "
-                            "(decoupled per-mode split fails inside the degenerate block s = (2, 2))",
-    # nightly L4 (32 SGD runs), measured 2026-11-29
-    "function_distance-ntk-lowrank-L4": RESHUFFLE.format(0.90, 0.89, 0.90),
-    "function_distance-ntk-fullrank-L4": RESHUFFLE.format(0.87, 0.86, 0.88),
-    "function_distance-ntk-degenerate-L4": RESHUFFLE.format(0.89, 0.88, 0.90),
-    "function_distance-saddle-lowrank-L4": RESHUFFLE.format(1.21, 1.21, 1.22),
-    "function_distance-saddle-fullrank-L4": RESHUFFLE.format(1.11, 1.11, 1.11),
-    "function_distance-saddle-degenerate-L4": RESHUFFLE.format(1.25, 1.25, 1.25),
-    "function_distance_mid-ntk-lowrank-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
-    "function_distance_mid-ntk-fullrank-L4": RESHUFFLE.format(0.96, 0.94, 0.98),
-    "function_distance_mid-ntk-degenerate-L4": RESHUFFLE.format(0.99, 0.98, 1.00),
-    "function_distance_mid-saddle-lowrank-L4": RESHUFFLE.format(1.75, 1.69, 1.82),
-    "function_distance_mid-saddle-fullrank-L4": RESHUFFLE.format(1.24, 1.18, 1.30),
-    "function_distance_mid-saddle-degenerate-L4": RESHUFFLE.format(1.72, 1.67, 1.76),
-    "saddle-lowrank-L4": "derived offsets at L = 4: median relative error 0.022 but the weakest mode's entries "
-                         "are off by 30-80% at every lr (e.g. -0.00175 vs predicted -0.00097 at eta, B = 10; "
-                         "-0.00034 vs -0.00024 at eta/4): worst |m - p| / tol = 6.6",
-    "saddle-fullrank-L4": "derived offsets at L = 4: median relative error 0.021, worst |m - p| / tol = 4.5 "
-                          "(weakest modes' entries, systematic at every lr)",
-    "saddle-degenerate-L4": "derived offsets at L = 4: worst |m - p| / tol = 16.1, median relative error 0.078 "
-                            "(degenerate block s = (2, 2) and the weakest mode)",
-}
+FAMILY = "scaling"   # rows and contradictions: claims/expectations.py
 
 
 def _params(cases, nightly: bool, names=None):
@@ -101,11 +40,8 @@ def _params(cases, nightly: bool, names=None):
     for regime, teacher, L in cases:
         for name in names or [None]:
             cid = presets.case_id(regime, teacher, L)
-            pid = f"{name}-{cid}" if name else cid
-            marks = [pytest.mark.nightly] if nightly else []
-            if pid in CONTRADICTIONS:
-                marks.append(contradicted(CONTRADICTIONS[pid]))
-            out.append(pytest.param(regime, teacher, L, *([name] if name else []), id=pid, marks=marks))
+            out.append(expectations.param(FAMILY, f"{name}-{cid}" if name else cid, regime, teacher, L,
+                                          *([name] if name else []), nightly=nightly))
     return out
 
 
@@ -135,8 +71,16 @@ def plot_fit(name, cid, fit, predicted, band, points, holds):
     return fig
 
 
-@pytest.mark.parametrize("regime, teacher, depth, name",
-                         _params(QUICK, False, sgd.EXPONENTS) + _params(NIGHTLY, True, sgd.EXPONENTS))
+SLOPE_CASES = _params(QUICK, False, sgd.EXPONENTS) + _params(NIGHTLY, True, sgd.EXPONENTS)
+
+
+def vanishing(lo: float, hi: float) -> str:
+    """Golden path in the limit: a discrepancy whose fitted slope is positive (CI above 0) vanishes
+    as the noise variable -> 0 (SGD -> GD: "agrees"); CI at or below 0: it does not ("differs")."""
+    return "agrees" if lo > 0 else "differs" if hi <= 0 else "n/a"
+
+
+@pytest.mark.parametrize("regime, teacher, depth, name", SLOPE_CASES)
 def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, claim):
     cid = presets.case_id(regime, teacher, depth)
     points, trajs = sweep(preset, trajectory_cache, regime, teacher, depth)
@@ -152,7 +96,9 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
                  caption=f"log {name} vs log {var}: fit and predicted slope")
     assert claim.verdict(prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
                          observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
-                         holds=holds, slope=fit.slope, slope_lo=fit.lo, slope_hi=fit.hi,
+                         reason=expectations.PREDICTIONS[FAMILY][name].reason,
+                         golden_path=vanishing(fit.lo, fit.hi), key="slope", holds=holds, slope=fit.slope,
+                         slope_lo=fit.lo, slope_hi=fit.hi,
                          slope_predicted=predicted, slope_band=band), \
         (f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
          f"excludes the predicted {predicted:g}")
@@ -162,7 +108,11 @@ OFFSET_CASES = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3)]
 OFFSET_NIGHTLY = [("saddle", t, L) for t in presets.TEACHERS for L in (2, 3, 4) if ("saddle", t, L) not in OFFSET_CASES]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", _params(OFFSET_CASES, False) + _params(OFFSET_NIGHTLY, True))
+OFFSET_PARAMS = _params(OFFSET_CASES, False) + _params(OFFSET_NIGHTLY, True)
+expectations.check_ids(FAMILY, SLOPE_CASES + OFFSET_PARAMS)
+
+
+@pytest.mark.parametrize("regime, teacher, depth", OFFSET_PARAMS)
 def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, claim):
     cid = presets.case_id(regime, teacher, depth)
     points, trajs = sweep(preset, trajectory_cache, regime, teacher, depth, OFFSET_FRACTIONS)
@@ -204,7 +154,13 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
     claim.figure(fig, "offsets", caption="derived offset vs measured, 3 lrs x 2 B")
     worst = float(((df.measured - df.predicted).abs() / df.tol).max())
     rel = float(((df.measured - df.predicted).abs() / df.predicted.abs()).median())
-    assert claim.verdict(prediction="mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode",
-                         observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}",
-                         holds=holds, worst_ratio=worst, median_relative_error=rel, entries=len(df)), \
+    size = df.assign(size=df.measured.abs()).groupby("lr")["size"].mean()      # mean |offset| per lr
+    shrink = float(size.iloc[0] / size.iloc[-1])                              # smallest lr / largest lr
+    row = expectations.PREDICTIONS[FAMILY]["offsets"]
+    assert claim.verdict(prediction=row.prediction,
+                         observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}; "
+                                  f"mean |offset| at the smallest lr / at the largest {shrink:.3f}",
+                         reason=row.reason, golden_path="agrees" if shrink < 1 else "differs", key="worst_ratio",
+                         holds=holds, worst_ratio=worst, median_relative_error=rel, entries=len(df),
+                         offset_shrink=shrink), \
         f"{cid}: {int(bad.sum())} of {len(df)} offsets outside tolerance (worst ratio {worst:.2f})"

@@ -192,7 +192,7 @@ class Experiment:
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     @classmethod
-    def from_dict(cls, spec: dict) -> "Experiment":
+    def from_dict(cls, spec: dict) -> Experiment:
         spec = dict(spec)
         teacher = spec.pop("teacher")
         return cls(teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),

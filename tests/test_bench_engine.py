@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from dlncheck import Ensemble, fused
+from dlncheck.atomic import write_json
 from dlncheck.batches import batch_indices
 from dlncheck.data import init_weights, make_problem
 from dlncheck.engine import _cpu_threads, train
 from dlncheck.experiment import Experiment, Init, Teacher
-from dlncheck.atomic import write_json
 
 STEPS, NAIVE_STEPS = 400, 25
 OUT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "engine.json"

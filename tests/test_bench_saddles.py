@@ -47,8 +47,8 @@ def test_sgld_step_time(benchmark, chains):
     teacher = Teacher(8, 8, (3.0, 2.0, 1.5, 1.0), seed=0)
     nf = NormalForm(teacher.M, [0], [8, 10, 10, 8])
     steps = 100
-    out = benchmark.pedantic(sample, args=(nf, chains, steps), kwargs=dict(step_size=0.02, beta=100.0, norm_strength=1.0,
-                                                                             record_every=steps),
+    kw = dict(step_size=0.02, beta=100.0, norm_strength=1.0, record_every=steps)
+    out = benchmark.pedantic(sample, args=(nf, chains, steps), kwargs=kw,
                              rounds=3, iterations=1)
     per_step = benchmark.stats.stats.min / steps
     benchmark.extra_info.update(chains=chains, seconds_per_step=per_step, seconds_per_chain_step=per_step / chains)
@@ -72,8 +72,10 @@ def test_sgld_1024_chains_vs_one_chain_repeated(benchmark):
     benchmark.extra_info.update(chains=chains, steps=steps, batched_s=t_batch, one_chain_s=float(np.mean(singles)),
                                 one_chain_spread=float(np.std(singles) / np.mean(singles)), naive_s=t_naive,
                                 speedup=t_naive / t_batch, chain_steps_per_s=chains * steps / t_batch)
-    print(f"\n{chains} chains x {steps} steps: batched {t_batch:.2f} s ({chains * steps / t_batch:.3g} chain-steps/s); "
-          f"one chain {np.mean(singles):.3f} s (+-{np.std(singles):.3f}) -> naive {t_naive:.1f} s; ratio {t_naive / t_batch:.0f}x")
+    print(f"\n{chains} chains x {steps} steps: batched {t_batch:.2f} s "
+          f"({chains * steps / t_batch:.3g} chain-steps/s); "
+          f"one chain {np.mean(singles):.3f} s (+-{np.std(singles):.3f}) -> naive {t_naive:.1f} s; ratio "
+          f"{t_naive / t_batch:.0f}x")
     assert np.isfinite(out.final.energy).all()
     assert t_batch < 30.0
     assert t_naive / t_batch > 1.0

@@ -3,8 +3,9 @@ a naive per-run autograd loop, and the discrete balance identity."""
 import functools
 
 import pytest
-from hypothesis import given, settings, strategies as st
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlncheck import theory
 from dlncheck.data import init_weights, make_problem
@@ -14,7 +15,10 @@ from dlncheck.experiment import Experiment, Init, Teacher
 TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0))
 
 
-def experiment(depth=3, init=Init("balanced", 0.3), lr=0.01, steps=300, S=2, **kw):
+BALANCED = Init("balanced", 0.3)
+
+
+def experiment(depth=3, init=BALANCED, lr=0.01, steps=300, S=2, **kw):
     return Experiment(TEACHER, depth, kw.pop("width", 6), init, lr=lr, steps=steps,
                       batch_size=kw.pop("batch_size", 8), n_samples=kw.pop("n_samples", 40),
                       sgd_runs=S, **kw)

@@ -106,7 +106,8 @@ def test_logdet_rate_independent_batches_is_the_closed_form():
     weights = [w[None] for w in (torch.randn(6, 4, dtype=torch.float64), torch.randn(3, 6, dtype=torch.float64))]
     rate = gn.logdet_rate(weights, exp, 1, problem, reshuffled=False)
     E, X = gn.residuals(problem), problem.X
-    closed = -2 * exp.lr * gn.minibatch_factor(exp.n_samples, exp.batch_size) * (E.pow(2).sum(0) * X.pow(2).sum(0)).mean()
+    factor = gn.minibatch_factor(exp.n_samples, exp.batch_size)
+    closed = -2 * exp.lr * factor * (E.pow(2).sum(0) * X.pow(2).sum(0)).mean()
     torch.testing.assert_close(rate[0], closed, rtol=1e-12, atol=0)
 
 

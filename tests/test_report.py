@@ -34,7 +34,8 @@ def test_folder_names_are_readable_and_collision_proof():
 def test_text_cleaning_and_number_formatting():
     assert clean_text("a\ud800b\u202ec\x07d\n") == "a\ufffdb\\u202ec\\u0007d\n"
     assert "nan" not in number(float("nan")) and 'title="not a number' in number("nan")
-    assert number(1.23456e-5) == "1.235e-5" and number(0.000123456) == "0.0001235" and number(12) == "12" and number(True) == "yes"
+    assert number(1.23456e-5) == "1.235e-5" and number(0.000123456) == "0.0001235"
+    assert number(12) == "12" and number(True) == "yes"
     assert str(number(list(range(20)))).endswith("… (20 values)]")
     assert number({"identity": True}) == "identity = yes"
 
@@ -53,6 +54,39 @@ def test_golden_path_reading_per_family_and_override():
     assert findings.golden_path({**rec("function_space", None), "outcome": "error"}) == "n/a"
     order = findings.family_order({"zeta", "strict_saddles", "balance", "function_space", "gd_trap"})
     assert order == ["function_space", "gd_trap", "balance", "strict_saddles", "zeta"]
+
+
+def test_reproductions_line_per_published_result():
+    def rec(case, holds, golden=None, test="test_rank_deficiency"):
+        return {"family": "published", "nodeid": f"claims/test_published.py::{test}[{case}]", "case": case,
+                "holds": holds, "outcome": "passed" if holds else "xfailed", "golden_path": golden}
+
+    lines = findings.reproductions([rec("rank-deficiency-varre-2x5-L2", False, "differs"),
+                                    rec("rank-deficiency-varre-2x5-L3", True, "differs"),
+                                    rec("stationary-collapse-saddle-fullrank-L2", True, "agrees", "test_stationary"),
+                                    rec("diffusion-peak-saddle-lowrank-L2", None, None, "test_diffusion_peak")])
+    text = {line["result"].split(" (")[0]: line["text"] for line in lines}
+    assert len(lines) == 3                                 # balance and boltzmann: no case, no line
+    assert "partly reproduces (1 of 2 cases; golden path: SGD differs from GD (2))" in text[
+        "label-noise SGD shrinks det(Theta^T Theta), GD keeps it"]
+    assert "reproduces (1 of 1 cases; golden path: SGD follows GD (1))" in text[
+        "no label noise: SGD collapses onto GD's fixed point"]
+    assert text["diffusion peaks before learning"].endswith("not run (0 of 0 cases)")
+
+
+def test_index_prints_the_reproduces_lines(tmp_path):
+    import os
+
+    from synthetic_report import record
+
+    from dlncheck.report.html import write_report
+
+    records = [record(tmp_path, "published", "rank-deficiency-varre-2x5-L2", "xfailed", False, False, "slope")]
+    write_report(records, tmp_path, {"tier": "quick", "pid": os.getpid()})
+    html = (tmp_path / "index.html").read_text(encoding="utf-8")
+    results = html[html.index('id="results"'):html.index('id="contradictions"')]
+    assert "does not reproduce (0 of 1 cases" in results and "Varre" in results
+    assert 'href="#case-' in results
 
 
 def test_verdict_keywords(tmp_path):

@@ -4,10 +4,10 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from test_saddles_normal_form import teacher
 
 from dlncheck.saddles import NormalForm, certify, oracle_kind
 from dlncheck.saddles.certify import hvp_operator, lanczos_smallest, loss_function
-from test_saddles_normal_form import teacher
 
 M = teacher(4, 4, [3.0, 2.0, 1.5, 1.0], seed=1)
 

@@ -4,7 +4,8 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlncheck.saddles import NormalForm
 
@@ -21,7 +22,10 @@ def numpy_grad(weights, M):
     """Gradient of 0.5||W_L...W_1 - M||^2 w.r.t. each W_l, by the product rule in NumPy."""
     W = [np.asarray(w) for w in weights]
     L = len(W)
-    prod = lambda ms, n: np.linalg.multi_dot(ms[::-1]) if len(ms) > 1 else (ms[0] if ms else np.eye(n))
+
+    def prod(ms, n):
+        return np.linalg.multi_dot(ms[::-1]) if len(ms) > 1 else (ms[0] if ms else np.eye(n))
+
     R = prod(W, None) - np.asarray(M)
     return [prod(W[l + 1:], W[l].shape[0]).T @ R @ prod(W[:l], W[l].shape[1]).T for l in range(L)]
 
@@ -59,7 +63,8 @@ def test_gradient_norm_equals_cyclic_maps_when_mu_vanishes(L, seed, S, zero):
     assert float(torch.linalg.matrix_norm(nf.mu(Z))) == 0.0
     grads = numpy_grad([w.numpy() for w in nf.weights(Z)], M.numpy())
     for l, g in enumerate(grads, start=1):
-        np.testing.assert_allclose(np.linalg.norm(g), float(torch.linalg.matrix_norm(nf.dmu(Z, l))), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(np.linalg.norm(g), float(torch.linalg.matrix_norm(nf.dmu(Z, l))),
+                                   rtol=1e-10, atol=1e-12)
     total = sum(np.linalg.norm(g) ** 2 for g in grads)
     np.testing.assert_allclose(0.5 * total, float(nf.energy(Z)), rtol=1e-10, atol=1e-14)
 

@@ -3,12 +3,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_saddles_normal_form import teacher
 
 from dlncheck.saddles import NormalForm
 from dlncheck.saddles.diversity import aligned_distances, count_distinct, rank_signature
 from dlncheck.saddles.refine import rebalance, refine
 from dlncheck.saddles.sampler import SamplerDiverged, sample
-from test_saddles_normal_form import teacher
 
 M = teacher(4, 4, [3.0, 2.0, 1.5, 1.0], seed=1)
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from dlncheck import Experiment, Init, Teacher, lr_sweep, train
-from dlncheck.data import init_weights, make_problem
 from dlncheck.balance import balance_matrices
+from dlncheck.data import init_weights, make_problem
 from dlncheck.experiment import random_orthogonal
 from dlncheck.saddles.certify import dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc

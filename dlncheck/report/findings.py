@@ -19,26 +19,49 @@ class Family:
     if_holds: str       # finding when the prediction holds
     if_contradicted: str  # finding when the data contradict it
     question: str       # what the family asks, one line
+    results: tuple[tuple[str, str], ...] = ()  # (regex on "test[case]", result): a "reproduces" line each
 
 
 A, D, F, NA = "agrees", "differs", "assumption-fails", "n/a"
 FAMILIES: dict[str, Family] = {
     "function_space": Family("golden path", A, D, "does SGD's end-to-end map stay within tolerance of GD's?"),
-    "rank_patterns": Family("golden path", A, D, "do SGD's partial products W_j..W_i pass the same rank patterns as GD's?"),
+    "rank_patterns": Family("golden path", A, D,
+                            "do SGD's partial products W_j..W_i pass the same rank patterns as GD's?"),
     "singular_patterns": Family("golden path", A, D, "do SGD's singular values of every partial product track GD's?"),
-    "parameter_space": Family("golden path", D, A, "is the raw GD-SGD parameter distance mostly gauge? (a contradiction: SGD stays in GD's gauge)"),
-    "gd_trap": Family("golden path", D, A, "does SGD leave a saddle where GD stays trapped?"),
-    "scaling": Family("golden path", NA, NA, "how does the SGD-GD gap scale with lr and batch size?"),
+    "parameter_space": Family("golden path", D, A, "is the raw GD-SGD parameter distance mostly gauge? "
+                              "(a contradiction: SGD stays in GD's gauge)"),
+    "gd_trap": Family("golden path", D, A, "does SGD leave a saddle where GD stays trapped?", (
+        (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2, SGD escapes it"),
+        (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"))),
+    "scaling": Family("golden path", NA, NA, "how does the SGD-GD gap scale with lr and batch size?", tuple(
+        (rf"test_scaling_slope\[{name}-", f"{name.replace('_', ' ')} vanishes with the derived slope")
+        for name in ("d_sigma", "balance_gap", "theta_distance", "function_distance", "sigma_spread",
+                     "function_distance_mid")) + (
+        (r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),)),
+    "scaling_saddles": Family("saddles", NA, F, "are GD's plateaus the saddles theory predicts?", (
+        (r"\[", "GD's plateaus have the predicted lambda_min; the end point is a minimum"),)),
     "balance": Family("assumptions", NA, F, "do the layers stay balanced, as the theory assumes?"),
     "mode_decoupling": Family("assumptions", NA, F, "do the teacher's modes evolve independently?"),
     "regimes": Family("assumptions", NA, F, "does each preset sit in the regime it is named after?"),
     "theory_agreement": Family("assumptions", NA, F, "does GD follow the closed-form scalar dynamics?"),
-    "published": Family("assumptions", NA, F, "do published results reproduce?"),
+    "published": Family("assumptions", NA, F, "do published results reproduce?", (
+        (r"\[diffusion-peak-", "diffusion peaks before learning (arXiv:2604.06366)"),
+        (r"\[stationary-collapse-", "no label noise: SGD collapses onto GD's fixed point (arXiv:2604.06366)"),
+        (r"\[stationary-boltzmann-iid-", "label noise: Boltzmann law at temperature ~ lr x noise / B "
+                                          "(arXiv:2604.06366, independent batches)"),
+        (r"\[stationary-boltzmann-shuffled-", "label noise: the same law for epoch-reshuffled batches (derived here)"),
+        (r"\[balance-noise-", "law of balance: SGD drifts toward noise balance, GD conserves D_l (arXiv:2308.06671)"),
+        (r"\[rank-deficiency-", "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre, Sagitova & "
+                                 "Flammarion, NeurIPS 2024)"))),
     "rank_recovery": Family("calibration", NA, NA, "does the rank estimator recover planted ranks?"),
     "eps_sensitivity": Family("calibration", NA, NA, "are rank readings stable over a plateau of eps?"),
     "unit_step_growth": Family("calibration", NA, NA, "does the unit-step growth measure what it should?"),
     "strict_saddles": Family("saddles", NA, F, "are the saddles strict (a negative Hessian eigenvalue)?"),
-    "saddle_sampling": Family("saddles", NA, F, "does the sampler find every saddle class?"),
+    "saddle_sampling": Family("saddles", NA, F, "does the sampler find every saddle class?", (
+        (r"\[sampling-calib-", "calibrated sampler: MALA / SGLD match the closed-form p_beta"),
+        (r"\[sampling-free-", "free chains reach the variety; certified kind == oracle; diversity > null"),
+        (r"\[sampling-nonstrict-", "norm-targeted chains: none non-strict at L = 3, non-strict reached at L = 4"),
+        (r"\[sampling-empirical-", "empirical path: chi2 law of the data error; refined points certified"))),
 }
 GROUPS = ("golden path", "assumptions", "calibration", "saddles", "other")
 UNKNOWN = Family("other", NA, NA, "")
@@ -145,3 +168,25 @@ def summary(records: list[dict]) -> str:
             + f"{outcomes['xfailed']} measured contradictions ({xf} distinct reasons)")
     bad = [f"{outcomes[k]} {k}" for k in ("failed", "error", "xpassed") if outcomes[k]]
     return text + (f"; needs attention: {', '.join(bad)}." if bad else "; no unexpected failure.")
+
+
+def reproductions(records: list[dict]) -> list[dict]:
+    """One line per tested result (``Family.results``): whether it reproduces here, i.e. the
+    prediction held, in how many of its cases that reached a verdict, with the golden-path reading.
+    Entries: ``family``, ``result``, ``text``, ``records``."""
+    lines = []
+    for fam in family_order({r["family"] for r in records}):
+        recs = [r for r in records if r["family"] == fam]
+        for pattern, result in family(fam).results:
+            hit = [r for r in recs if re.search(pattern, r["nodeid"].split("::")[-1])]
+            decided = [r for r in hit if r.get("holds") is not None]
+            if not hit:
+                continue
+            held = sum(bool(r["holds"]) for r in decided)
+            said = "reproduces" if decided and held == len(decided) else (
+                "does not reproduce" if decided and held == 0 else "partly reproduces" if decided else "not run")
+            paths = Counter(golden_path(r) for r in decided if golden_path(r) != NA)
+            path = f"; golden path: {', '.join(f'{LABEL[k]} ({n})' for k, n in paths.items())}" if paths else ""
+            lines.append({"family": fam, "result": result, "records": hit,
+                          "text": f"{result}: {said} ({held} of {len(decided)} cases{path})"})
+    return lines

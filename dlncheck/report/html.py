@@ -105,7 +105,7 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
     return _ENV.get_template("index.html").render(
         meta=meta, records=views, grid=grid, contradictions=contradictions, changes=changes,
-        summary=fd.summary(views), filters=filters, provenance=provenance,
+        summary=fd.summary(views), reproductions=fd.reproductions(views), filters=filters, provenance=provenance,
         attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")], **_common())
 
 

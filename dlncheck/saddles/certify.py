@@ -112,7 +112,8 @@ def dense_eigenvalues(f, theta):
     return torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).numpy()
 
 
-def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None, seed: int = 0) -> Certificate:
+def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None,
+            seed: int = 0) -> Certificate:
     """Classify the critical point `weights` (list of L (d_l, d_{l-1}) tensors) of 0.5||W - M||^2.
 
     method: "dense" (full spectrum, exact inertia), "lanczos" (k smallest eigenvalues), or "auto"

@@ -101,7 +101,8 @@ class NormalForm:
     @property
     def r_max(self) -> int:
         """Largest reachable rank: min(rank M, narrowest width)."""
-        rank_M = int((self.s > self.s[0] * self.s.numel() * torch.finfo(self.s.dtype).eps).sum()) if self.s.numel() else 0
+        floor = self.s[0] * self.s.numel() * torch.finfo(self.s.dtype).eps if self.s.numel() else 0.0
+        rank_M = int((self.s > floor).sum()) if self.s.numel() else 0
         return min(rank_M, min(self.widths))
 
     @property
@@ -169,7 +170,8 @@ class NormalForm:
         W = [torch.cat([ex(self.signal), ex(Z[0])], dim=-2)]
         for l in range(2, self.L):
             z = ex(Z[l - 1])
-            top = torch.cat([ex(torch.eye(r, dtype=dt, device=self.M.device)), z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
+            eye = ex(torch.eye(r, dtype=dt, device=self.M.device))
+            top = torch.cat([eye, z.new_zeros(*lead, r, z.shape[-1])], dim=-1)
             bot = torch.cat([z.new_zeros(*lead, z.shape[-2], r), z], dim=-1)
             W.append(torch.cat([top, bot], dim=-2))
         W.append(torch.cat([ex(self.U_S), self.U_Q @ ex(Z[-1])], dim=-1))

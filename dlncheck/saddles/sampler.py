@@ -98,7 +98,8 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
         noisy = t < steps
         beta_t = beta * (beta_final / beta) ** (t / max(steps - 1, 1)) if noisy else math.inf
         eps = step_size / beta_t if noisy else step_size
-        sigma = nf.batch_sigma(torch.randint(nf.X.shape[1], (batch_size,), generator=g, device=dev)) if batch_size else None
+        batch = torch.randint(nf.X.shape[1], (batch_size,), generator=g, device=dev) if batch_size else None
+        sigma = nf.batch_sigma(batch) if batch_size else None
         U, E, grads = evaluate(Z, beta_t, noisy, sigma)
         bad = ~torch.isfinite(E) | (E > max_energy)
         if bad.any():
