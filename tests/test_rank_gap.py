@@ -29,8 +29,9 @@ def test_wilson_edges():
 
 def test_flip_z_union_bound():
     assert rank_gap.flip_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 8))
-    assert 8 * norm.sf(rank_gap.flip_z(8)) == pytest.approx(0.05)
-    with pytest.raises(ValueError, match="sgd_runs"):
+    assert 8 * 2196 * norm.sf(rank_gap.flip_z(8 * 2196)) == pytest.approx(0.05)
+    assert rank_gap.flip_z(8 * 366 * 6) == pytest.approx(4.53, abs=0.01)
+    with pytest.raises(ValueError, match="chances"):
         rank_gap.flip_z(0)
 
 

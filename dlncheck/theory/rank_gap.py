@@ -11,12 +11,13 @@ a side with no value is +inf). exp(g) is "the gap sigma_r / sigma_{r+1} at the t
 the ratio of the nearer deciding value to tau.
 
 **Bound.** A run's count differs from GD's by chance when one of the two values crosses tau,
-probability Phi(-g / delta) for the nearer one (delta = max(delta_r, delta_{r+1})). Requiring
-that none of the S SGD runs flips by chance with probability >= 1 - alpha (union bound over runs:
-S Phi(-g / delta) <= alpha) gives  g >= z_S delta,  z_S = Phi^{-1}(1 - alpha / S)  (alpha = 0.05:
-z_8 = 2.50, z_32 = 2.95). An entry with g < z_S delta is *ambiguous*: a rank difference there is
-what SGD's spread produces by chance, so it is evidence neither for nor against the golden
-path; it is excluded from d_r and reported (count and its own curve). The rule looks at the
+probability Phi(-g / delta) for the nearer one (delta = max(delta_r, delta_{r+1})). The claim
+asserts d_r = 0 at N (checkpoint, entry) pairs for S SGD runs each; for the whole assertion to
+fail by chance with probability <= alpha, the union bound over all N S (pair, run) chances gives
+N S Phi(-g / delta) <= alpha, i.e.  g >= z delta,  z = Phi^{-1}(1 - alpha / (N S))  (alpha = 0.05;
+e.g. S = 8, N = 366 x 6: z = 4.53). An entry with g < z delta is *ambiguous*: a rank difference
+there is what SGD's spread produces by chance, so it is evidence neither for nor against the
+golden path; it is excluded from d_r and reported (count and its own curve). The rule looks at the
 spread, not at whether the counts agree, so it cannot select agreeing entries.
 """
 from __future__ import annotations
@@ -28,14 +29,15 @@ ALPHA = 0.05
 TINY = 1e-300   # log floor for exactly-zero singular values
 
 
-def flip_z(sgd_runs: int, alpha: float = ALPHA) -> float:
-    """z_S = Phi^{-1}(1 - alpha / S): the margin, in SGD standard deviations, that keeps all S
-    runs on GD's side of the threshold with probability >= 1 - alpha (union bound)."""
-    if sgd_runs < 1:
-        raise ValueError(f"sgd_runs={sgd_runs!r} is invalid: the bound needs at least one SGD run")
+def flip_z(chances: int, alpha: float = ALPHA) -> float:
+    """z = Phi^{-1}(1 - alpha / chances): the margin, in SGD standard deviations, that keeps every
+    (asserted entry, SGD run) on GD's side of the threshold with probability >= 1 - alpha (union
+    bound; chances = asserted (checkpoint, entry) pairs x SGD runs)."""
+    if chances < 1:
+        raise ValueError(f"chances={chances!r} is invalid: the bound needs at least one (entry, run) pair")
     if not 0 < alpha < 1:
         raise ValueError(f"alpha={alpha!r} is invalid: use a probability in (0, 1), e.g. 0.05")
-    return float(norm.ppf(1 - alpha / sgd_runs))
+    return float(norm.ppf(1 - alpha / chances))
 
 
 def _at(logs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -59,6 +61,6 @@ def threshold_gaps(svals: torch.Tensor, r_gd: torch.Tensor, threshold: torch.Ten
     return g, spread
 
 
-def ambiguous(g: torch.Tensor, spread: torch.Tensor, sgd_runs: int, alpha: float = ALPHA) -> torch.Tensor:
-    """True where g < z_S * spread (see the module docstring)."""
-    return g < flip_z(sgd_runs, alpha) * spread
+def ambiguous(g: torch.Tensor, spread: torch.Tensor, chances: int, alpha: float = ALPHA) -> torch.Tensor:
+    """True where g < flip_z(chances) * spread (see the module docstring)."""
+    return g < flip_z(chances, alpha) * spread
