@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
 from dlncheck import compare, events, init_ensembles, presets, spectra
@@ -104,8 +105,8 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, tier
                 f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); {numbers['checkpoints_failing']} failing "
                 f"asserted checkpoints over all inits, max d_r there {numbers['max_d_r_in_scope']:.3g}; "
                 f"{numbers['ambiguous_entries_in_scope']} ambiguous entries excluded (log gap at threshold < "
-                f"z x SGD spread of log sigma, z <= {numbers['z_flip']:.2f}); {numbers['n_trapped']} det-sign trapped inits "
-                f"asserted before the smallest mode's window")
+                f"z x SGD spread of log sigma, z <= {numbers['z_flip']:.2f}); {numbers['n_trapped']} det-sign "
+                f"trapped inits asserted before the smallest mode's window")
     claim.verdict(prediction=pred.prediction, reason=pred.reason, exploratory=pred.exploratory, holds=holds,
                   observed=observed, golden_path="agrees" if holds else "differs", key="fraction", **numbers)
     assert holds, (f"{case}: predicted '{pred.prediction}' but {stats['n_inits'] - stats['n_pass']} of "
@@ -115,7 +116,8 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, tier
 
 def _figures(claim, case, w, label):
     t, dr, dm, dr_amb = w["t"], w["dr"], w["dm"], w["dr_amb"]
-    fig, (ax, bx) = plots.figure(nrows=2, size=(6.4, 5.6), sharex=True)
+    fig, (ax, bx) = plots.figure(nrows=2, size=(6.4, 5.2), sharex=True,
+                                 gridspec_kw={"height_ratios": [3, 1], "hspace": 0.12})
     plots.shade_windows(ax, w["windows"].tolist())
     plots.band(ax, t, dm["value"], dm["lo"], dm["hi"], label=r"$d_m$ (95% band)", color="tab:gray",
                linestyle="--", zorder=2)
@@ -130,10 +132,12 @@ def _figures(claim, case, w, label):
     ax.set_ylabel(r"$d_r$, $d_m$ (rank units)")
     ax.set_title(f"{case}, init {label}: GD vs mean SGD")
     ax.legend(fontsize=7)
-    bx.plot(t.numpy(), w["amb"].flatten(1).sum(-1).numpy(), color="tab:orange", drawstyle="steps-mid")
-    bx.set_ylabel("ambiguous entries")
+    count = w["amb"].flatten(1).sum(-1).numpy()
+    bx.plot(t.numpy(), count, color="tab:orange", drawstyle="steps-mid")
+    bx.set_ylim(-0.5, count.max() + 1.5)
+    bx.set_ylabel("ambiguous\nentries")
     bx.set_xlabel(r"time $t = \eta\,k$")
-    bx.yaxis.get_major_locator().set_params(integer=True)
+    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
     claim.figure(fig, "d_r", caption="d_r over the non-ambiguous entries (asserted on the marked checkpoints, "
                  "failing ones ringed), d_r over the ambiguous entries alone and d_m, for the init with the most "
                  "failing checkpoints; escape windows shaded; lower panel: ambiguous entries per checkpoint")

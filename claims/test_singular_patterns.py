@@ -110,7 +110,7 @@ def _figures(claim, case, t, windows, w, label):
     claim.table(compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w, d_sigma_sgd_vs_sgd=ref),
                 "d_sigma")
 
-    ratio, upper = w["ratio"], w["upper"]
+    ratio = w["ratio"]
     n = ratio.shape[-1]
     vmax = max(1.5, float(ratio.abs().max()))
     fig, axes = plots.figure(ncols=n, size=(3.4 * n, 3.2))
@@ -120,7 +120,8 @@ def _figures(claim, case, t, windows, w, label):
         plots.heatmap(axes[k], ratio[..., k], title=rf"$\sigma_{k + 1}$", fmt="{:.2f}", cmap="RdBu_r",
                       vmin=-vmax, vmax=vmax, cbar_label="deviation / band" if k == n - 1 else "")
         i, j = np.triu_indices(ratio.shape[0])
-        rows.append(pd.DataFrame({"k": k + 1, "i": i + 1, "j": j + 1, "deviation_over_band": ratio[..., k].numpy()[i, j],
+        rows.append(pd.DataFrame({"k": k + 1, "i": i + 1, "j": j + 1,
+                                  "deviation_over_band": ratio[..., k].numpy()[i, j],
                                   "inside": w["ok"][..., k].numpy()[i, j]}))
     fig.suptitle(f"{case}, init {label}: (GD - (mean SGD - predicted offset)) / band at the end; |x| <= 1 asserted")
     claim.figure(fig, "log_sv_deviation", caption="deviation of GD's log singular value from the SGD mean minus the "

@@ -8,7 +8,7 @@ def test_no_reason_is_shared_across_regimes():
     """A reason names one case's numbers; the same text on cases of different regimes means it
     was copied (issue #10 item 5), in any family of the table."""
     regimes = defaultdict(set)
-    for family, table in CONTRADICTIONS.items():
+    for table in CONTRADICTIONS.values():
         for case, reason in table.items():
             regimes[reason].add(case.split("-")[0])
     shared = {reason[:80]: sorted(r) for reason, r in regimes.items() if len(r) > 1}
