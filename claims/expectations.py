@@ -352,7 +352,25 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "0.011-0.019, cosine >= 0.9998); the seed's 'GD and SGD select different symmetries' does not happen "
             "here"),
     },
-    "rank_patterns": {},
+    "rank_patterns": {
+        'saddle-lowrank-L3': (
+            "6/8 inits hold (95% Wilson [0.41, 0.93]); gaussian#0 fails at t=16.55 (d_r 0.875 on P_13) just after "
+            "GD's own last escape at t=16.48, which theory's window puts at [17.8, 19.8] (the silent-alignment u0 "
+            "misplaces random-init escapes); gaussian#3 fails at t=25.46 (d_r 0.625) on P_23, a value at the floor "
+            "after every escape"),
+        'saddle-fullrank-L3': (
+            "3/8 inits hold (95% Wilson [0.14, 0.69]); 13 failing checkpoints, max d_r 1: GD's escapes land outside "
+            "theory's windows (balanced#3 t=37.4 vs [39.2, 44.3]; gaussian#2 25.3 vs [18.3, 20.3]; gaussian#3 29.3 "
+            "vs [22.1, 24.1]); the trapped balanced#1 fails 7 checkpoints at t=16.9-18.1 on P_23"),
+        'saddle-degenerate-L3': (
+            "3/8 inits hold (95% Wilson [0.14, 0.69]); 43 failing checkpoints, max d_r 1, mostly P_12 and P_13: "
+            "GD's last escape comes long after theory's window (balanced#0 t=37.8 vs [18.7, 20.7]; gaussian#3 31.8 "
+            "vs [20.7, 22.7]) and the SGD runs escape at other times across the stretch the rule calls plateau"),
+        'ntk-lowrank-L3': (
+            "3/4 inits hold (95% Wilson [0.30, 0.95]); lecun#3: one SGD run of 8 has P_13 one rank off GD at "
+            "t=0.24 (d_r 0.125), between GD's own end-to-end rank drops at t=0.20 and 0.27 (unlearned directions "
+            "decaying through the floor faster than the SGD spread flags)"),
+    },
     "singular_patterns": {
         'saddle-degenerate-L3': (
             "0/8 inits: 3 (balanced#0, balanced#2, gaussian#3) have not learned the s=1 mode at the end (GD "
