@@ -1,11 +1,18 @@
 """Claim family: GD and SGD top-K log singular values of every partial product (protocol 1.3).
 
-s_ij,k = log max(sigma_k(P_ij), 1e-30), shape-normalized s~_ij,k = s_ij,k - s_ij,1, SGD means
-in log space with bootstrap bands; d_sigma, d_shape, d_sigma,w (w_ij = j - i + 1) over time.
-Asserted at the last checkpoint for the top-r values (r = teacher rank, the learned modes):
-|s^GD_ij,k - mean_SGD s_ij,k| <= Z * std_SGD(s_ij,k) * sqrt(1 + 1/S), i.e. GD lies inside the
-Z-sigma prediction interval of one more SGD draw ("GD is a typical SGD run"), plus ATOL for
-float64 round-off of the logarithm.
+s_ij,k = log max(sigma_k(P_ij), 1e-30), shape-normalized s~_ij,k = s_ij,k - s_ij,1; d_sigma,
+d_shape, d_sigma,w over time (compare.*), read from the cached analysis (dlncheck.analysis).
+
+Prediction (issue #11 item 4): SGD's internal split of each learned mode is shifted from GD's by
+the balance drift it adds, o = theory.sgd.predicted_offsets (derived from the GD path and the
+data, no SGD run used), so at the end GD's value equals the SGD mean minus o, within the band of
+theory.offset_band (z std_SGD / sqrt(S) + h |o| + 1e-8, Bonferroni over the top-r entries).
+Asserted for every init of the ensemble (init_ensembles; runs nested within inits) at the last
+checkpoint. Escape windows are drawn and reported but not asserted: the offset theory gives the
+split at the end only; inside a window the GD-SGD difference is set by the escape-time jitter,
+for which no level is derived. Det-sign trapped inits (theory.trap) are set apart by that rule
+before looking: GD never learns the smallest mode there, so its top-r values include a mode at the
+round-off floor and the learned-split prediction does not apply; they are reported, not asserted.
 """
 from __future__ import annotations
 
@@ -15,85 +22,116 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import compare, events, modes, presets, spectra, theory
+from claims.test_rank_patterns import variants
+from dlncheck import compare, events, init_ensembles, presets, spectra
 from dlncheck.report import plots
+from dlncheck.theory import offset_band, sgd
 
-K_TOP, Z, ATOL = 5, 3.0, 1e-8
+K_TOP = 5
 
-@pytest.mark.parametrize("regime, teacher, depth",
-                         expectations.cases("singular_patterns", quick=expectations.deepest_quick))
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, preset, trajectory_cache, claim):
-    case = presets.case_id(regime, teacher, depth)
+
+def evaluate(exp, traj, analysis):
+    """One init: end-of-training deviation of GD from (SGD mean - predicted offset) / band."""
+    L, n, S = exp.depth, exp.teacher.rank, exp.sgd_runs
+    logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)
+    end = logs.s[:, -1, ..., :n]                                              # (R, L, L, n)
+    gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
+    upper = spectra.upper_mask(L)[..., None].expand_as(gd)
+    offset = torch.as_tensor(sgd.predicted_offsets(exp, n)["offsets"], dtype=gd.dtype)
+    tol = offset_band.offset_tolerance(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))
+    ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
+    ok = (ratio.abs() <= 1) | ~upper
+    worst = np.unravel_index(int(ratio.abs().argmax()), ratio.shape)
+    return dict(logs=logs, ratio=ratio, ok=ok, holds=bool(ok.all()), upper=upper, worst=worst,
+                measured=float((mean - gd)[worst]), predicted=float(offset[worst]), tol=float(tol[worst]),
+                spread=float(std[worst]), outside=int((~ok).sum()), entries=int(upper.sum()))
+
+
+@pytest.mark.parametrize("regime, teacher, depth, inits",
+                         expectations.cases("singular_patterns", quick=expectations.deepest_quick, variants=variants))
+def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, tier, trajectory_cache, claim):
+    case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
     row = expectations.PREDICTIONS["singular_patterns"][regime]
-    exp = preset(regime, teacher, depth)
-    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_times
-    n = exp.teacher.rank
-    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
-    t_esc = theory.escape_time(exp.teacher.s[:n], u0, depth)
-    windows = theory.escape_windows(t_esc, exp.teacher.s[:n], depth)
+    ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, tier, trajectory_cache)
+    labels = [init_ensembles.init_label(i) for i in ens.inits]
+    asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
+    results = {i: evaluate(ens.experiment(i), runs[i][0], runs[i][1]) for i in asserted}
+    outcomes = [results[i]["holds"] for i in asserted]
+    stats = init_ensembles.summary(outcomes)
+    w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))
+    w = results[w_i]
+    i, j, k = w["worst"]
+    per_init = pd.DataFrame([{"init": labels[a], "holds": r["holds"], "entries_outside": r["outside"],
+                              "max_abs_dev_over_tol": float(r["ratio"].abs().max()),
+                              "worst_entry": f"P_{r['worst'][0] + 1}{r['worst'][1] + 1} k={r['worst'][2] + 1}",
+                              "measured_offset": r["measured"], "predicted_offset": r["predicted"],
+                              "tolerance": r["tol"], "sgd_std": r["spread"]} for a, r in results.items()])
+    claim.table(per_init, "per_init")
+    numbers = dict(stats, per_init_holds=outcomes, inits=[labels[a] for a in asserted],
+                   trapped_not_asserted=[labels[a] for a in range(len(runs)) if a not in results],
+                   max_abs_dev_over_tol=float(w["ratio"].abs().max()), worst_init=labels[w_i],
+                   worst_entry=f"P_{i + 1}{j + 1} k={k + 1}", worst_measured_offset=w["measured"],
+                   worst_predicted_offset=w["predicted"], worst_tolerance=w["tol"], worst_sgd_std=w["spread"],
+                   z=offset_band.bonferroni_z(w["entries"]), K=K_TOP)
+    t = runs[w_i][0].checkpoint_times
+    _, windows = init_ensembles.escape_windows(runs[w_i][0])
+    d_sig = _figures(claim, case, t, windows, w, labels[w_i])
+    inside = events.in_windows(t, windows)
+    numbers |= dict(d_sigma_end=float(d_sig["value"][-1]),
+                    d_sigma_max_in_windows=float(d_sig["value"][inside].max()) if inside.any() else None)
+    holds = stats["n_pass"] == stats["n_inits"] and stats["n_inits"] > 0
+    observed = (f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
+                f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); worst {labels[w_i]} "
+                f"{numbers['worst_entry']}: measured offset mean_SGD - GD {w['measured']:.3g} vs predicted "
+                f"{w['predicted']:.3g}, |dev| / band {numbers['max_abs_dev_over_tol']:.3g} (band {w['tol']:.3g}, "
+                f"SGD std {w['spread']:.3g}); {len(numbers['trapped_not_asserted'])} trapped inits not asserted")
+    claim.verdict(prediction=row.prediction, reason=row.reason, exploratory=row.exploratory, holds=holds,
+                  observed=observed, golden_path="differs", key="max_abs_dev_over_tol", **numbers)
+    assert holds, f"{case}: {observed}; see per_init.csv, log_sv_deviation.png"
 
-    logs = spectra.log_spectra(traj.weights, K_TOP)
+
+def _figures(claim, case, t, windows, w, label):
+    logs = w["logs"]
     d_sig, d_shp, d_w = compare.d_sigma(logs.s), compare.d_shape(logs.s_tilde), compare.d_sigma_w(logs.s)
-    final = compare.sgd_summary(logs.s[:, -1:, ..., :n])                         # (1, L, L, n)
-    S = exp.sgd_runs
-    tol = Z * final["std"] * (1 + 1 / S) ** 0.5 + ATOL
-    dev = (final["gd"] - final["mean"]).abs()
-    upper = torch.ones(depth, depth, dtype=torch.bool).triu()[..., None].expand_as(dev[0])
-    ok = (dev <= tol)[0] | ~upper
-    holds = bool(ok.all())
-    worst = torch.argmax(torch.where(upper, dev[0] / tol[0], 0).flatten())
-    i, j, k = np.unravel_index(int(worst), dev[0].shape)
-    numbers = dict(K=K_TOP, z=Z, atol=ATOL, entries_outside=int((~ok).sum()), entries=int(upper.sum()),
-                   worst_entry=f"P_{i + 1}{j + 1} k={k + 1}", worst_deviation=float(dev[0, i, j, k]),
-                   worst_tolerance=float(tol[0, i, j, k]), d_sigma_end=float(d_sig["value"][-1]),
-                   d_shape_end=float(d_shp["value"][-1]), d_sigma_w_end=float(d_w["value"][-1]),
-                   d_sigma_max=float(d_sig["value"].max()),
-                   d_sigma_max_in_windows=float(d_sig["value"][events.in_windows(t, windows)].max())
-                   if events.in_windows(t, windows).any() else None)
-    _figures(claim, case, t, windows, t_esc, logs, d_sig, d_shp, d_w)
-    claim.verdict(prediction=f"{row.prediction} (|dev| <= {Z:g} std_SGD sqrt(1+1/S) + {ATOL:g})",
-                  reason=row.reason, exploratory=row.exploratory, holds=holds,
-                  observed=(f"{numbers['entries'] - numbers['entries_outside']}/{numbers['entries']} top-{n} "
-                            f"entries inside; worst {numbers['worst_entry']}: |dev| {numbers['worst_deviation']:.3g}"
-                            f" vs tol {numbers['worst_tolerance']:.3g}; d_sigma end {numbers['d_sigma_end']:.3g}"
-                            f" (max {numbers['d_sigma_max']:.3g}), d_shape end {numbers['d_shape_end']:.3g}"),
-                  **numbers)
-    assert holds, (f"{case}: GD log singular values leave the SGD noise band at the end: "
-                   f"{numbers['entries_outside']} of {numbers['entries']} entries, worst {numbers['worst_entry']} "
-                   f"|dev| {numbers['worst_deviation']:.3g} > tol {numbers['worst_tolerance']:.3g}; see "
-                   "log_sv_heatmaps.png and d_sigma.png")
-
-
-def _figures(claim, case, t, windows, t_esc, logs, d_sig, d_shp, d_w):
+    ref = compare.d_sigma(logs.s[1:])            # SGD run 1 in GD's place: the SGD-vs-SGD level
     fig, ax = plots.figure(size=(6.4, 4.0))
-    for name, d in (("d_sigma", d_sig), ("d_shape", d_shp), ("d_sigma,w", d_w)):
-        plots.band(ax, t, d["value"], d["lo"], d["hi"], label=f"{name} (95% band)")
-    plots.shade_windows(ax, windows.tolist())
-    ax.set_yscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("time t = lr * step")
+    plots.shade_windows(ax, windows.tolist(), label="escape window (not asserted)")
+    for name, d in ((r"$d_\sigma$", d_sig), (r"$d_{shape}$", d_shp), (r"$d_{\sigma,w}$", d_w)):
+        plots.band(ax, t, d["value"], d["lo"], d["hi"], label=f"{name} GD vs mean SGD (95% band)")
+    ax.plot(t.numpy(), ref["value"].numpy(), color="black", linestyle=":", label=r"$d_\sigma$ one SGD run vs the rest")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=1e-5)
+    ax.set_xlabel(r"time $t = \eta\,k$")
     ax.set_ylabel("L1 distance of log singular values (nats)")
-    ax.set_title(f"{case}: d_sigma, d_shape, d_sigma,w")
-    ax.legend()
-    claim.figure(fig, "d_sigma", caption="singular-value pattern distances with bootstrap bands over SGD "
-                 "runs; escape windows shaded")
-    claim.table(compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w), "d_sigma")
+    ax.set_title(f"{case}, init {label}")
+    ax.legend(fontsize=7)
+    claim.figure(fig, "d_sigma", caption="singular-value pattern distances of GD to the SGD mean with bootstrap "
+                 "bands, and the same distance for one SGD run against the others (reference); escape windows "
+                 "shaded (values below 1e-5, right after t = 0, are off the axis); the assertion is at the end "
+                 "(log_sv_deviation)")
+    claim.table(compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w, d_sigma_sgd_vs_sgd=ref),
+                "d_sigma")
 
-    picks = {"before": int(torch.argmin((t - windows[0, 0]).abs())),
-             "during": int(torch.argmin((t - t_esc[0]).abs())), "after": len(t) - 1}
-    slices = [("s_ij,1", logs.s, 0), ("s_ij,2", logs.s, 1), ("s~_ij,2", logs.s_tilde, 1)]
-    fig, axes = plots.figure(nrows=len(picks), ncols=2 * len(slices), size=(20, 3.2 * len(picks)))
+    ratio = w["ratio"]
+    n = ratio.shape[-1]
+    clip = 5.0                      # colour saturates at 5 bands; the numbers are exact
+    fig, axes = plots.figure(ncols=n, size=(3.4 * n, 3.2))
+    axes = np.atleast_1d(axes)
     rows = []
-    for row, (label, k) in enumerate(picks.items()):
-        for col, (name, x, idx) in enumerate(slices):
-            gd, mean = x[0, k, ..., idx], x[1:, k, ..., idx].mean(0)
-            plots.heatmap(axes[row, 2 * col], gd, title=f"GD {name}, {label} (t={t[k]:.3g})",
-                          cbar_label="log sigma", fmt="{:.2f}")
-            plots.heatmap(axes[row, 2 * col + 1], gd - mean, title=f"GD - mean SGD {name}",
-                          cbar_label="difference (nats)", fmt="{:.1e}", cmap="coolwarm")
-            i, j = np.triu_indices(gd.shape[-1])
-            rows.append(pd.DataFrame({"checkpoint": label, "time": float(t[k]), "slice": name, "i": i + 1,
-                                      "j": j + 1, "gd": gd.numpy()[i, j], "sgd_mean": mean.numpy()[i, j]}))
-    claim.figure(fig, "log_sv_heatmaps", caption="log singular values s_ij,1, s_ij,2 and shape-normalized "
-                 "s~_ij,2 for GD and GD - mean SGD before, during and after the first escape")
-    claim.table(pd.concat(rows, ignore_index=True), "log_sv_heatmaps")
+    for k in range(n):
+        plots.heatmap(axes[k], ratio[..., k].clamp(-clip, clip), title=rf"$\sigma_{k + 1}$", cmap="RdBu_r",
+                      vmin=-clip, vmax=clip, annotate=False,
+                      cbar_label=f"deviation / band (colour clipped at $\\pm${clip:g})" if k == n - 1 else "")
+        for a, b in zip(*np.triu_indices(ratio.shape[0])):
+            x = float(ratio[a, b, k])
+            axes[k].text(b, a, f"{x:.2f}", ha="center", va="center", fontsize=8,
+                         color="white" if abs(x) > 0.6 * clip else "black", weight="bold" if abs(x) > 1 else None)
+        i, j = np.triu_indices(ratio.shape[0])
+        rows.append(pd.DataFrame({"k": k + 1, "i": i + 1, "j": j + 1,
+                                  "deviation_over_band": ratio[..., k].numpy()[i, j],
+                                  "inside": w["ok"][..., k].numpy()[i, j]}))
+    fig.suptitle(f"{case}, init {label}: (GD - (mean SGD - predicted offset)) / band at the end; |x| <= 1 asserted")
+    claim.figure(fig, "log_sv_deviation", caption="deviation of GD's log singular value from the SGD mean minus the "
+                 "predicted offset, in units of the asserted band, per product P_ij and mode k (centred scale)")
+    claim.table(pd.concat(rows, ignore_index=True), "log_sv_deviation")
+    return d_sig

@@ -21,6 +21,7 @@ import torch
 from . import validation as check
 from ._version import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
+from .analysis import Analysis, analyze
 from .atomic import atomic_path, write_json
 from .engine import ENGINE_VERSION, train
 from .experiment import Ensemble, Experiment
@@ -101,6 +102,14 @@ class TrajectoryCache:
                 self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
         self._memory.update(zip(keys, found))
         return EnsembleTrajectory(ensemble, found)
+
+    def analysis(self, experiment: Experiment, **train_kwargs) -> Analysis:
+        """:func:`dlncheck.analysis.analyze` of ``self(experiment, **train_kwargs)``, stored beside
+        that trajectory (kind "analysis", same key inputs), so the SVDs run once per trajectory."""
+        return self._get("analysis", experiment, train_kwargs,
+                         compute=lambda: analyze(self(experiment, **train_kwargs)),
+                         encode=lambda a: (a.to_arrays(), {}),
+                         decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.device))
 
     def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
         if self.root is None:

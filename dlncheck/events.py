@@ -1,5 +1,5 @@
 """Time and events: checkpoint grids, first times and crossings, plateau arrival and escape
-levels, dwell times, escape steps, escape-window membership and GD's transition checkpoints
+levels, dwell times, escape steps and escape-window membership
 (protocol 1.1 step 1, 1.2 II, 1.3; "Loss plateaus").
 
 Time is t = lr * step. Escape windows have one definition, in the theory:
@@ -103,17 +103,3 @@ def in_windows(times: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:
     """True where a time lies inside any window (n, 2); times (K,) -> (K,) bool."""
     t = times.to(torch.float64)[:, None]
     return ((t >= windows[:, 0]) & (t <= windows[:, 1])).any(-1)
-
-
-def transition_checkpoints(r_gd: torch.Tensor) -> torch.Tensor:
-    """True at checkpoints next to a change of GD's own rank pattern, r_gd (K, L, L) -> (K,).
-
-    Checkpoint k is a transition when r(k) differs from r(k-1) or r(k+1): a singular value is
-    crossing the threshold there, and SGD's small timing jitter alone can flip the count. The
-    rule looks at GD only, so it cannot hide an SGD run that visits a different pattern.
-    """
-    changed = (r_gd[1:] != r_gd[:-1]).flatten(1).any(-1)                   # between k and k+1
-    out = torch.zeros(r_gd.shape[0], dtype=torch.bool, device=r_gd.device)
-    out[1:] |= changed
-    out[:-1] |= changed
-    return out

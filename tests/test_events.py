@@ -1,7 +1,6 @@
 """dlncheck.events (time grids) against direct NumPy computations and exact properties."""
 
 import numpy as np
-import torch
 
 from dlncheck import events
 
@@ -25,10 +24,3 @@ def test_time_grid_is_capped_by_memory_and_keeps_its_ends():
     assert grid[-1] == wide.steps and len(grid) * per_checkpoint <= 2 ** 28
     small = presets.experiment("saddle", "lowrank", 3)
     assert events.time_grid_for(small) == events.time_grid(small.steps)
-
-
-def test_transition_checkpoints_flag_both_sides_of_a_gd_rank_change():
-    r = torch.zeros(6, 2, 2, dtype=torch.int64)
-    r[3:, 0, 1] = 1                      # GD's pattern changes between checkpoints 2 and 3
-    assert events.transition_checkpoints(r).tolist() == [False, False, True, True, False, False]
-    assert not events.transition_checkpoints(torch.zeros(4, 2, 2)).any()

@@ -1,0 +1,104 @@
+"""Init ensembles for the GD-vs-SGD pattern claims: which inits a case runs, which of them the
+det-sign rule sets apart, and the Wilson interval of a fraction over inits.
+
+Saddle regime (issue #10 item 1): random small inits, half ``Init("balanced", a0, seed)``
+(W_l = a0 O_l, exactly balanced) and half iid Gaussian of the same per-layer rms singular value
+(``presets.random_small_init``), trained for that preset's (doubled) steps; the aligned preset
+stays a control case of its own. Other regimes: the preset's init kind with seeds 0..n-1.
+Verdicts are per init (GD and its S SGD runs share the init): the init is the unit, runs are
+nested within it, so fractions are over inits, never over pooled (init, run) pairs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from scipy.stats import norm
+
+from . import events, modes, presets, theory
+from .experiment import Ensemble, Experiment, Init
+from .spectra import end_to_end
+from .theory import trap
+
+INITS = {"quick": {"saddle": 8, "other": 4}, "nightly": {"saddle": 32, "other": 8}}
+
+
+def case_ensemble(exp: Experiment, tier: str) -> Ensemble:
+    """The init ensemble of a preset: saddle -> n/2 balanced + n/2 Gaussian small inits (seeds
+    0..n/2-1 each); other regimes -> the preset's init with seeds 0..n-1."""
+    if tier not in INITS:
+        raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(INITS)}")
+    if exp.init.kind == "aligned":
+        half = INITS[tier]["saddle"] // 2
+        base = presets.random_small_init(exp)
+        inits = ([Init("balanced", exp.init.scale, seed=i) for i in range(half)]
+                 + [Init("gaussian", base.init.scale, seed=i) for i in range(half)])
+        return Ensemble(base, inits)
+    return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(INITS[tier]["other"])])
+
+
+def checkpoint_grid(exp: Experiment) -> list[int]:
+    """The analysis grid (fixed before looking): the stagewise grid; NTK's 128-wide products
+    cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps)."""
+    if exp.init.kind == "lecun":
+        return events.time_grid(exp.steps, n_linear=40, n_log=16)
+    return events.time_grid_for(exp)
+
+
+def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, list]:
+    """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
+    own init alone (the control), else :func:`case_ensemble`; trained in one program through
+    ``cache.ensemble`` and analysed once through ``cache.analysis``."""
+    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, tier)
+    grid = checkpoint_grid(ens.base)
+    et = cache.ensemble(ens, checkpoints=grid)
+    return ens, [(et[i], cache.analysis(ens.experiment(i), checkpoints=grid),
+                  trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i])) for i in range(len(ens))]
+
+
+def escape_windows(traj) -> tuple:
+    """Theory's escape times and windows for this init (u0 from its own mode projections)."""
+    teacher, L = traj.teacher, traj.experiment.depth
+    n = teacher.rank
+    u0 = modes.initial_mode_strength(traj.initial_weights, teacher.U, teacher.V, n)
+    t_esc = theory.escape_time(teacher.s[:n], u0, L)
+    return t_esc, theory.escape_windows(t_esc, teacher.s[:n], L)
+
+
+def trapped(initial_weights, exp: Experiment, init: Init) -> bool:
+    """theory.trap's det-sign rule: a balanced init of a square full-rank teacher with
+    sign det W_0 != sign det M; GD can never learn the smallest mode (False otherwise: the
+    rule says nothing for non-square or rank-deficient teachers or unbalanced inits)."""
+    M = exp.teacher.M
+    if init.kind != "balanced" or M.shape[0] != M.shape[1] or exp.teacher.rank < M.shape[0]:
+        return False
+    return bool(trap.predicts_trap(end_to_end(initial_weights).to(M), M))
+
+
+def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of a binomial fraction (Wilson 1927): centre (k + z^2/2)/(n + z^2),
+    half-width z sqrt(k (n - k) / n + z^2 / 4) / (n + z^2); (nan, nan) for n = 0."""
+    if n == 0:
+        return math.nan, math.nan
+    if not 0 <= successes <= n:
+        raise ValueError(f"successes={successes!r} is invalid: use 0 <= successes <= n = {n}")
+    z = float(norm.ppf(0.5 + level / 2))
+    centre = (successes + z * z / 2) / (n + z * z)
+    half = z * math.sqrt(successes * (n - successes) / n + z * z / 4) / (n + z * z)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def init_label(init: Init) -> str:
+    """Short label such as 'balanced#3'."""
+    return f"{init.kind}#{init.seed}"
+
+
+def summary(outcomes: list[bool]) -> dict:
+    """n_inits, n_pass, fraction and its 95% Wilson interval over inits."""
+    n, k = len(outcomes), int(sum(outcomes))
+    lo, hi = wilson(k, n)
+    return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi)
+
+
+__all__ = ["INITS", "case_ensemble", "case_runs", "checkpoint_grid", "escape_windows", "init_label", "summary",
+           "trapped", "wilson"]

@@ -1,0 +1,36 @@
+"""The band around "GD = SGD mean minus the predicted offset" (singular-pattern claim).
+
+theory.sgd.predicted_offsets gives the expected end-of-training offset
+o = E[s^SGD] - s^GD of each internal log singular value s_ij,k. GD is deterministic, so under the
+prediction the measured mean over S SGD runs obeys  mean_SGD - o - s^GD ~ N(0, std^2 / S)  plus
+the prediction's own error: the first-order expansion neglects terms of relative order
+h = lr lambda_max (theory.sgd.truncation_tolerance), i.e. |error| <= h |o|. Asserting all n
+entries of one init at family-wise level alpha (Bonferroni, two-sided) gives
+
+    |s^GD - (mean_SGD - o)| <= z std_SGD / sqrt(S) + h |o| + atol,   z = Phi^{-1}(1 - alpha / (2 n)),
+
+with atol = 1e-8 for the float64 round-off of the logarithm. This replaces "GD is one more SGD
+draw" (z std sqrt(1 + 1/S)), which ignored the systematic O(lr c_B) offset.
+"""
+from __future__ import annotations
+
+import torch
+from scipy.stats import norm
+
+ALPHA = 0.05
+ATOL = 1e-8
+
+
+def bonferroni_z(n_entries: int, alpha: float = ALPHA) -> float:
+    """z = Phi^{-1}(1 - alpha / (2 n)): two-sided, family-wise alpha over n entries."""
+    if n_entries < 1:
+        raise ValueError(f"n_entries={n_entries!r} is invalid: need at least one asserted entry")
+    return float(norm.ppf(1 - alpha / (2 * n_entries)))
+
+
+def offset_tolerance(std: torch.Tensor, sgd_runs: int, offset: torch.Tensor, h: float,
+                     n_entries: int, alpha: float = ALPHA) -> torch.Tensor:
+    """z std / sqrt(S) + h |offset| + ATOL (module docstring), elementwise."""
+    if sgd_runs < 2:
+        raise ValueError(f"sgd_runs={sgd_runs!r} is invalid: the SGD spread needs at least 2 runs")
+    return bonferroni_z(n_entries, alpha) * std / sgd_runs ** 0.5 + h * offset.abs() + ATOL
