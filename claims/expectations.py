@@ -341,6 +341,20 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             'at L=3 modes 2 and 4 reach half strength before rho_a <= 0.1 in every run (GD t_cross 20.5 vs t_diag '
             '19.3): 75% of pairs, not >= 90%'),
     },
+    "parameter_space": {
+        'saddle-fullrank-L2': (
+            "SGD leaves GD's hidden-layer gauge at L = 2: in init balanced#3 the raw mean displacement at T is 0.0588 "
+            "against the derived split offset 0.0078 +- 0.029 (gauge share of the squared end distance 0.97), while "
+            "the gauge-aligned one, 0.0085, matches; 6 of the 7 untrapped inits hold (gauge shares 0.65-0.76); "
+            "balanced#0 is GD-trapped (theory.trap) and left to that family"),
+    },
+    "function_space": {
+        'saddle-degenerate-L3-noise0': (
+            "3 of 8 random small inits have not converged by T = 2x the aligned preset's time, GD included: "
+            "balanced#0 GD and SGD both still on the last plateau (GD loss 0.498 = s_4^2/2, distance 1.3e-3), "
+            "balanced#2 GD loss 0.039 (SGD up to 0.14, distance 0.050), gaussian#3 GD loss 0.33 (distance 0.016); "
+            "the 5 converged inits end within 5.7e-6 <= 2e^-10: the run length, not SGD vs GD"),
+    },
     "rank_patterns": {
         'ntk-lowrank-L3': (
             "SGD crosses the absolute floor at other times than GD away from GD's own transitions: 18 of 176 "

@@ -76,3 +76,16 @@ def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
     if n_tests < 1:
         raise ValueError(f"n_tests={n_tests} is invalid: use n_tests >= 1")
     return float(norm.ppf(1 - level / (2 * n_tests)))
+
+
+def gd_trapped(exp: Experiment) -> bool:
+    """True where theory.trap predicts that GD never reaches the teacher: a balanced init of a
+    square full-rank teacher whose det sign disagrees with det M (balanced flow keeps sign det W).
+    Decided from the init alone, before training; False for every other init or teacher."""
+    from .data import init_weights
+    from .theory import trap
+
+    M = exp.teacher.M
+    if exp.init.kind != "balanced" or M.shape[0] != M.shape[1] or exp.teacher.rank != M.shape[0]:
+        return False
+    return bool(trap.predicts_trap(trap.end_to_end(init_weights(exp)), M))
