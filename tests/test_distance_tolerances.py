@@ -30,8 +30,10 @@ def _whitened_problem(rng, d_in, d_out, n, noise):
 
 def test_reshuffled_variance_matches_epoch_reshuffled_linear_sgd():
     """Depth 1 (every lam_ab = 1): W <- W - lr (W Sxx_b - Syx_b) over epoch-reshuffled batches is
-    exactly the recursion the derivation linearises; E||W - Syx||^2 at stationarity (epoch
-    boundary) against 4000 chains. The independent-batch law lr v / (2 - lr) is far off."""
+    exactly the recursion the derivation linearises; the spread E||W - E W||^2 at stationarity (epoch
+    boundary) against 4000 chains, to 15 % (the neglected label-noise x input-noise third moments
+    enter at the same order). The independent-batch law lr v / (2 - lr) is far off, and the chains'
+    mean is biased away from Syx (the O(lr) within-epoch mean the function does not predict)."""
     rng = np.random.default_rng(0)
     d_in, d_out, n, B, lr, R = 3, 3, 12, 2, 0.05, 4000
     pr = _whitened_problem(rng, d_in, d_out, n, 0.3)
@@ -45,7 +47,7 @@ def test_reshuffled_variance_matches_epoch_reshuffled_linear_sgd():
             Xb, Yb = X[:, idx].transpose(1, 0, 2), Y[:, idx].transpose(1, 0, 2)     # (R, d, B)
             G = (W @ Xb - Yb) @ Xb.transpose(0, 2, 1) / B
             W -= lr * G
-    measured = float(((W - Syx) ** 2).sum((1, 2)).mean())
+    measured = float(((W - W.mean(0)) ** 2).sum((1, 2)).mean())
     predicted = tolerances.reshuffled_function_variance(pr, lr, 1, epochs * m, B, torch.ones(min(d_in, d_out), dtype=bool))
     assert measured == pytest.approx(predicted, rel=0.15)
     iid = lr * float(((Y - Syx @ X) ** 2).sum() * d_in / n) * (n - B) / (B * (n - 1)) / (2 - lr)
