@@ -119,12 +119,14 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
         numbers["predicted_square_median"] = float(np.median(table["predicted_square"]))
         numbers["bias_square_median"] = float(np.median(table["bias_square_end"]))
         prediction = ("every init: run-to-run spread of W_SGD at T, mean ||W_r - mean_r W||^2 / ||W_GD||^2, = the "
-                      "reshuffled AR(1) variance (theory.tolerances.reshuffled_function_variance) within z s.e.m. + 2 h p")
+                      "reshuffled AR(1) variance (theory.tolerances.reshuffled_function_variance) "
+                      "within z s.e.m. + 2 h p")
         detail = (f"worst {worst['init']}: spread {worst['spread_square_end']:.3g} vs predicted "
                   f"{worst['predicted_square']:.3g} +- {worst['tolerance']:.2g} (ratio "
                   f"{worst['spread_square_end'] / worst['predicted_square']:.2f}); squared bias of the SGD mean "
                   f"{worst['bias_square_end']:.2g} (O(lr), reported, not derived at L > 2)")
-    claim.verdict(prediction=prediction, holds=holds, golden_path="agrees" if holds and not trapped.any() else "differs",
+    golden = "agrees" if holds and not trapped.any() else "differs"
+    claim.verdict(prediction=prediction, holds=holds, golden_path=golden,
                   key="fraction_hold", observed=(f"{over['n_hold']}/{over['n_inits']} inits hold (Wilson 95% "
                                                  f"{over['fraction_lo']:.2f}-{over['fraction_hi']:.2f}); {detail}"),
                   **numbers)
@@ -159,5 +161,5 @@ def _figure(claim, case, curves, rows, noise, exploratory):
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
     claim.figure(fig, "function_distance", caption=(
         "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
-        "the end of training, where it is asserted" + ("; label noise: rms run-to-run spread (rings) vs the reshuffled prediction"
-                                                       if noise else "")))
+        "the end of training, where it is asserted"
+        + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")))

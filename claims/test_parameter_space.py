@@ -134,9 +134,11 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
                   golden_path="agrees" if holds and not trapped.any() else "differs", key="fraction_hold",
                   observed=(f"{over['n_hold']}/{over['n_inits']} inits hold (Wilson 95% {over['fraction_lo']:.2f}-"
                             f"{over['fraction_hi']:.2f}); worst {worst['init']}: mean displacement raw "
-                            f"{worst['mean_displacement_raw']:.3g}, aligned {worst['mean_displacement_aligned']:.3g} vs "
-                            f"predicted {worst['predicted']:.3g} (tol raw {worst['tolerance_raw']:.2g}); gauge share at "
-                            f"end median {share_end:.3g}"), **numbers)
+                            f"{worst['mean_displacement_raw']:.3g}, aligned "
+                            f"{worst['mean_displacement_aligned']:.3g} vs predicted {worst['predicted']:.3g} (tol raw "
+                            f"{worst['tolerance_raw']:.2g}); gauge share at end median {share_end:.3g}; "
+                            f"{int(trapped.sum())} init(s) predicted GD-trapped (theory.trap: no minimum, no split "
+                            "prediction) left to that family"), **numbers)
     assert holds, (f"{presets.case_id(regime, teacher, depth)}: the mean SGD displacement matches the derived split "
                    f"offset in {over['n_hold']}/{over['n_inits']} inits; worst {worst['init']}: raw "
                    f"{worst['mean_displacement_raw']:.3g}, aligned {worst['mean_displacement_aligned']:.3g}, predicted "

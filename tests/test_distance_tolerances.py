@@ -48,7 +48,8 @@ def test_reshuffled_variance_matches_epoch_reshuffled_linear_sgd():
             G = (W @ Xb - Yb) @ Xb.transpose(0, 2, 1) / B
             W -= lr * G
     measured = float(((W - W.mean(0)) ** 2).sum((1, 2)).mean())
-    predicted = tolerances.reshuffled_function_variance(pr, lr, 1, epochs * m, B, torch.ones(min(d_in, d_out), dtype=bool))
+    learned = torch.ones(d_in, dtype=torch.bool)
+    predicted = tolerances.reshuffled_function_variance(pr, lr, 1, epochs * m, B, learned)
     assert measured == pytest.approx(predicted, rel=0.15)
     iid = lr * float(((Y - Syx @ X) ** 2).sum() * d_in / n) * (n - B) / (B * (n - 1)) / (2 - lr)
     assert iid > 2 * measured
