@@ -46,6 +46,7 @@ __all__ = [
     "aligned_loss", "aligned_movement", "balanced_residual_prediction", "detection_threshold",
     "discrete_gd_modes", "escape_halfwidth", "escape_order", "escape_time", "escape_time_asymptotic",
     "escape_windows", "euler_error", "mode_trajectory", "noise_edge", "outlier_location", "plateau_losses",
-    "relative_noise_floor", "roundoff_floor", "reshuffled_function_variance", "signal_ceiling", "split_distance", "stage_plateaus",
+    "relative_noise_floor", "roundoff_floor", "reshuffled_function_variance", "signal_ceiling", "split_distance",
+    "stage_plateaus",
     "theory_table",
 ]
