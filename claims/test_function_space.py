@@ -137,7 +137,8 @@ def _figure(claim, case, curves, rows, noise, exploratory):
     """Distance over time per init; at the end (where asserted) the tolerance interval, failing inits ringed."""
     fig, ax = plots.figure(size=(7.2, 4.2))
     for i, (t, mean) in enumerate(curves):
-        ax.plot(t.numpy(), mean.clamp_min(1e-18).numpy(), color=f"C{i % 10}", lw=1,
+        later = t > 0                                    # log time axis: t = 0 (identical inits) left out
+        ax.plot(t[later].numpy(), mean[later].numpy(), color=f"C{i % 10}", lw=1,
                 label="mean over SGD runs, one line per init" if i == 0 else None)
     t_end = float(curves[0][0][-1])
     ends = np.array([r["end"] for r in rows])
@@ -148,10 +149,12 @@ def _figure(claim, case, curves, rows, noise, exploratory):
         else:
             p = np.array([r["predicted_square"] for r in rows])
             tol = np.array([r["tolerance"] for r in rows])
-            lo, hi = np.sqrt(np.clip(p - tol, 1e-30, None)), np.sqrt(p + tol)
+            lo, hi = np.sqrt(np.clip(p - tol, p / 100, None)), np.sqrt(p + tol)      # lower end clipped at p/100
             ax.errorbar(np.full(len(rows), t_end * 1.08), np.sqrt(p), yerr=[np.sqrt(p) - lo, hi - np.sqrt(p)],
                         fmt="_", color="tab:red", capsize=3, label="reshuffled spread prediction (rms) ± tol, at $T$")
             ends = np.sqrt([r["spread_square_end"] for r in rows])
+            ax.plot(np.full(len(rows), t_end * 0.92), ends, "o", mfc="none", color="k", ms=4,
+                    label="measured rms spread at $T$ (asserted)")
         plots.mark_failing(ax, np.full(len(rows), t_end), ends, [r["holds"] is False for r in rows])
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -153,10 +153,11 @@ def _figure(claim, curves, rows, applies, ens, regime):
     fig, axes = plots.figure(ncols=3 if applies else 2, size=(15 if applies else 10, 4.2))
     for i, (t, ratio, one_minus_cos, t_al, r_al) in enumerate(curves):
         color = f"C{i % 10}"
-        axes[0].plot(t.numpy(), ratio.numpy(), color=color, lw=1, label="raw" if i == 0 else None)
+        later = t > 0                                    # log time axis: t = 0 (identical inits) left out
+        axes[0].plot(t[later].numpy(), ratio[later].numpy(), color=color, lw=1, label="raw" if i == 0 else None)
         axes[0].plot(t_al.numpy(), r_al, "o", mfc="none", color=color,
                      label="gauge-aligned (asserted/drawn checkpoints)" if i == 0 else None)
-        axes[1].plot(t.numpy(), one_minus_cos.clamp_min(1e-18).numpy(), color=color, lw=1)
+        axes[1].plot(t[later].numpy(), one_minus_cos[later].numpy(), color=color, lw=1)
     axes[0].set_ylabel(r"$E_B\|\theta_{GD}-\theta_{SGD}\| / \|\theta_{GD}\|$")
     axes[1].set_ylabel(r"$1 - \cos(\theta_{GD}, \theta_{SGD})$ (mean over runs)")
     for ax in axes[:2]:
