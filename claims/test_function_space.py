@@ -1,58 +1,176 @@
-"""Claim family: distance in function space, E_B ||W_GD - W_SGD||_F / ||W_GD||_F over time.
+"""Claim family: distance in function space, E_B ||W_GD - W_SGD||_F / ||W_GD||_F, asserted at the end
+of training for every init of the case's ensemble (init_ensembles; saddle: small random balanced and
+Gaussian inits, the aligned preset as the ``-aligned`` control).
 
-Tolerances at the last checkpoint (derivations in :mod:`dlncheck.theory.tolerances`):
-- no label noise (realizable): theory.REALIZABLE_FUNCTION_TOL = 2 e^-10;
-- label noise sigma: theory.sgd_function_tolerance = 3 sqrt(eta_max sigma^2 d_in d_out / (2 b))
-  / ||W_GD||_F, eta_max = lr L s_1^{2-2/L}.
+Derivations in :mod:`dlncheck.theory.tolerances`:
+- no label noise (realizable): REALIZABLE_FUNCTION_TOL = 2 e^-10 (both converge to M);
+- label noise, saddle regime: the engine reshuffles every epoch, so SGD's stationary spread around
+  W* is the reshuffled AR(1) law (reshuffled_function_variance), not the independent-batch one; the
+  spread of the runs around their mean is asserted against that variance, within
+  z s.e.m. + 2 h (h = theory.sgd.truncation_tolerance, squared relative order), z Bonferroni over
+  inits. In the ntk / intermediate regimes the kernel at the minimum is not the balanced one the
+  derivation uses: exploratory. The asserted quantity is the run-to-run spread (variance around the
+  runs' mean); the squared bias of the SGD mean (O(lr^2): the within-epoch correlation, derived at
+  L = 2 only in theory.published.stationary_mode_mean) is reported beside it.
+The tolerance is drawn only at the end, where it is asserted.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from claims import expectations
-from dlncheck import compare, events, presets, spectra, theory
+from dlncheck import Ensemble, compare, events, init_ensembles, presets, spectra, theory
+from dlncheck.data import make_problem
 from dlncheck.report import plots
+from dlncheck.theory import published, sgd, tolerances
 
 LABEL_NOISE = 0.1
+COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints outside the saddle regime
 
 
-@pytest.mark.parametrize("regime, teacher, depth, noise", expectations.cases(
-    "function_space", variants=lambda *_: [(f"-noise{noise:g}", (noise,)) for noise in (0.0, LABEL_NOISE)],
-    quick=lambda regime, teacher, depth, noise: expectations.deepest_quick(regime, teacher, depth)
-    and (noise == 0.0 or (regime, teacher) == ("saddle", "lowrank"))))
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, noise, preset, trajectory_cache, claim):
-    case = f"{presets.case_id(regime, teacher, depth)}-noise{noise:g}"
+def _variants(regime, teacher, depth):
+    inits = [("", ("random",)), ("-aligned", ("aligned",))] if regime == "saddle" else [("", ("preset",))]
+    return [(f"{suffix}-noise{noise:g}", (kind, noise)) for suffix, (kind,) in inits for noise in (0.0, LABEL_NOISE)]
+
+
+def _quick(regime, teacher, depth, inits, noise):
+    """Quick tier at L = 3: every regime and teacher without label noise (random inits), the label-noise
+    case for saddle-lowrank, and the aligned control for saddle-lowrank."""
+    if depth != presets.DEPTHS["quick"][-1]:
+        return False
+    if inits == "aligned":
+        return teacher == "lowrank" and noise == 0
+    return noise == 0 or (regime, teacher) == ("saddle", "lowrank")
+
+
+def _label_noise_prediction(e, traj, problem) -> float:
+    """theory.tolerances.reshuffled_function_variance at GD's end point (learned modes from GD)."""
+    U, s, Vh = torch.linalg.svd(problem.Syx.double())
+    W_gd = spectra.end_to_end([w[:1, -1] for w in traj.weights])[0].double()
+    learned = torch.diagonal(U.mT @ W_gd @ Vh.mT) >= published.LEARNED_FRACTION * s
+    return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
+
+
+def _grid(regime, e):
+    """Checkpoints: the saddle regime's full grid (plateaus and escapes are located on it); elsewhere
+    only the curve drawn and the end asserted (COARSE_GRID points: the 128-wide NTK layers make each
+    checkpoint costly to store)."""
+    return events.time_grid_for(e) if regime == "saddle" else events.time_grid(e.steps, *COARSE_GRID)
+
+
+@pytest.mark.parametrize("regime, teacher, depth, inits, noise",
+                         expectations.cases("function_space", variants=_variants, quick=_quick))
+def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, tier,
+                                          claim):
+    case = f"{presets.case_id(regime, teacher, depth)}{'-aligned' if inits == 'aligned' else ''}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
-    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_times
-    dist = compare.over_runs(compare.function_distance(traj.weights))
-    norm_gd = float(torch.linalg.matrix_norm(spectra.end_to_end([w[:1, -1] for w in traj.weights])[0]))
-    s1 = float(exp.teacher.s[0])
+    ens = init_ensembles.case_ensemble(exp, tier) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
+    runs = trajectory_cache.ensemble(ens, checkpoints=_grid(regime, ens.experiment(0)))
+    problem = make_problem(exp) if noise else None
+    exploratory = bool(noise) and regime != "saddle"
+    z = init_ensembles.bonferroni_z(len(ens))
+    rows, curves = [], []
+    for i in range(len(ens)):
+        e, traj = ens.experiment(i), runs[i]
+        W = spectra.end_to_end([w[:, -1] for w in traj.weights])
+        sq = (W[1:] - W[:1]).square().sum((-2, -1)) / W[0].square().sum()       # relative squared, per run
+        dist = compare.over_runs(compare.function_distance(traj.weights))
+        curves.append((traj.checkpoint_times, dist["mean"]))
+        dev = W[1:] - W[1:].mean(0)
+        spread_sq = dev.square().sum((-2, -1)) * len(dev) / (len(dev) - 1) / W[0].square().sum()   # unbiased
+        row = dict(init=init_ensembles.init_label(e.init), end=float(dist["mean"][-1]),
+                   mean_square_end=float(sq.mean()), gd_loss_end=float(traj.loss[0, -1]),
+                   sgd_loss_end_max=float(traj.loss[1:, -1].max()),
+                   bias_square_end=float((W[1:].mean(0) - W[0]).square().sum() / W[0].square().sum()),
+                   spread_square_end=float(spread_sq.mean()),
+                   sem_spread_square=float(spread_sq.std() / math.sqrt(len(spread_sq))))
+        row["gd_trapped"] = init_ensembles.gd_trapped(e)
+        if row["gd_trapped"]:
+            row |= dict(holds=np.nan)       # theory.trap: GD never reaches M, the prediction is the trap family's
+        elif noise == 0:
+            row |= dict(tolerance=theory.REALIZABLE_FUNCTION_TOL, holds=row["end"] <= theory.REALIZABLE_FUNCTION_TOL)
+        elif not exploratory:
+            p = _label_noise_prediction(e, traj, problem) / float(W[0].square().sum())
+            h = sgd.truncation_tolerance(e)
+            tol = z * row["sem_spread_square"] + 2 * h * p
+            row |= dict(predicted_square=p, tolerance=tol, h=h, holds=abs(row["spread_square_end"] - p) <= tol)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    claim.table(table, "function_distance_per_init")
+    _figure(claim, case, curves, rows, noise, exploratory)
+    numbers = dict(n_inits=len(ens), end_median=float(np.median(table["end"])), label_noise=noise, z=z)
+    if exploratory:
+        claim.verdict(prediction="no derived prediction: the reshuffled law uses the balanced minimum's kernel",
+                      reason="lazy / intermediate init: the kernel at the minimum is not the balanced one",
+                      exploratory=True, holds=True, golden_path="n/a", key="end_median",
+                      observed=f"median end distance over {len(ens)} inits {numbers['end_median']:.3g}", **numbers)
+        return
+    trapped = table["gd_trapped"].to_numpy(bool)
+    table = table[~trapped]
+    over = init_ensembles.summary(table["holds"])
+    numbers |= over | dict(n_gd_trapped=int(trapped.sum()))
+    holds = over["n_pass"] == over["n_inits"]
+    measured = table["spread_square_end"] if noise else table["end"]
+    worst = table.assign(excess=(measured - table.get("predicted_square", 0.0)).abs()
+                         / table["tolerance"]).sort_values("excess").iloc[-1]
     if noise == 0:
-        tol = theory.REALIZABLE_FUNCTION_TOL
-        how = "2 e^-10 (both converge to M)"
+        prediction = f"every init: relative distance at the end <= {theory.REALIZABLE_FUNCTION_TOL:.3g} = 2 e^-10"
+        detail = (f"worst {worst['init']}: end {worst['end']:.3g} (GD loss at T {worst['gd_loss_end']:.2g}, "
+                  f"max SGD loss {worst['sgd_loss_end_max']:.2g}"
+                  + f"); {int(trapped.sum())} init(s) predicted GD-trapped (theory.trap) left to that family")
     else:
-        eta_max = exp.lr * depth * s1 ** (2 - 2 / depth)
-        tol = theory.sgd_function_tolerance(exp.lr, depth, s1, noise, exp.teacher.d_in, exp.teacher.d_out,
-                                            exp.batch_size, norm_gd)
-        how = f"3 sqrt(eta_max sigma^2 d_in d_out / 2b) / ||W_GD|| (eta_max={eta_max:.3g}, sigma={noise:g})"
-    end = float(dist["mean"][-1])
-    holds = end <= tol
-    fig, ax = plots.figure(size=(6.4, 4.0))
-    plots.band(ax, t, dist["mean"], dist["lo"], dist["hi"], label="E_B ||W_GD - W_SGD||_F / ||W_GD||_F")
-    ax.axhline(tol, color="tab:red", linestyle=":", label=f"tolerance {tol:.2g}")
+        numbers["predicted_square_median"] = float(np.median(table["predicted_square"]))
+        numbers["bias_square_median"] = float(np.median(table["bias_square_end"]))
+        prediction = ("every init: run-to-run spread of W_SGD at T, mean ||W_r - mean_r W||^2 / ||W_GD||^2, = the "
+                      "reshuffled AR(1) variance (theory.tolerances.reshuffled_function_variance) "
+                      "within z s.e.m. + 2 h p")
+        detail = (f"worst {worst['init']}: spread {worst['spread_square_end']:.3g} vs predicted "
+                  f"{worst['predicted_square']:.3g} +- {worst['tolerance']:.2g} (ratio "
+                  f"{worst['spread_square_end'] / worst['predicted_square']:.2f}); squared bias of the SGD mean "
+                  f"{worst['bias_square_end']:.2g} (O(lr), reported, not derived at L > 2)")
+    golden = "agrees" if holds and not trapped.any() else "differs"
+    claim.verdict(prediction=prediction, holds=holds, golden_path=golden,
+                  key="fraction", observed=(f"{over['n_pass']}/{over['n_inits']} inits hold (Wilson 95% "
+                                                 f"{over['fraction_lo']:.2f}-{over['fraction_hi']:.2f}); {detail}"),
+                  **numbers)
+    assert holds, f"{case}: {over['n_pass']}/{over['n_inits']} inits hold; {detail}; see function_distance.png"
+
+
+def _figure(claim, case, curves, rows, noise, exploratory):
+    """Distance over time per init; at the end (where asserted) the tolerance interval, failing inits ringed."""
+    fig, ax = plots.figure(size=(7.2, 4.2))
+    for i, (t, mean) in enumerate(curves):
+        later = t > 0                                    # log time axis: t = 0 (identical inits) left out
+        ax.plot(t[later].numpy(), mean[later].numpy(), color=f"C{i % 10}", lw=1,
+                label="mean over SGD runs, one line per init" if i == 0 else None)
+    t_end = float(curves[0][0][-1])
+    ends = np.array([r["end"] for r in rows])
+    if "tolerance" in rows[0]:
+        if noise == 0:
+            ax.plot([t_end], [rows[0]["tolerance"]], marker="v", color="tab:red", ls="none",
+                    label=r"tolerance $2e^{-10}$ (asserted at $T$)")
+        else:
+            p = np.array([r["predicted_square"] for r in rows])
+            tol = np.array([r["tolerance"] for r in rows])
+            lo, hi = np.sqrt(np.clip(p - tol, p / 100, None)), np.sqrt(p + tol)      # lower end clipped at p/100
+            ax.errorbar(np.full(len(rows), t_end * 1.08), np.sqrt(p), yerr=[np.sqrt(p) - lo, hi - np.sqrt(p)],
+                        fmt="_", color="tab:red", capsize=3, label="reshuffled spread prediction (rms) ± tol, at $T$")
+            ends = np.sqrt([r["spread_square_end"] for r in rows])
+            ax.plot(np.full(len(rows), t_end * 0.92), ends, "o", mfc="none", color="k", ms=4,
+                    label="measured rms spread at $T$ (asserted)")
+        plots.mark_failing(ax, np.full(len(rows), t_end), ends, [r["holds"] is False for r in rows])
+    ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel("time t = lr * step")
-    ax.set_ylabel("relative function-space distance")
-    ax.set_title(f"{case}: function-space distance")
-    ax.legend()
-    claim.figure(fig, "function_distance", caption="relative distance of end-to-end maps, mean over SGD "
-                 "runs with 95% bootstrap band")
-    claim.table(compare.frame({"time": t}, function_distance=dist), "function_distance")
-    claim.verdict(prediction=f"relative distance at the end <= {tol:.3g} = {how}", holds=holds,
-                  observed=f"end {end:.3g} (CI {float(dist['lo'][-1]):.3g}..{float(dist['hi'][-1]):.3g}); "
-                           f"max over time {float(dist['mean'].max()):.3g}",
-                  end=end, tolerance=tol, max_over_time=float(dist["mean"].max()), label_noise=noise)
-    assert holds, (f"{case}: SGD ends {end:.3g} away from GD in function space (relative), above the "
-                   f"tolerance {tol:.3g} = {how}; see function_distance.png")
+    ax.set_xlabel(r"time $t = \eta\,k$")
+    ax.set_ylabel(r"$E_B\|W_{GD} - W_{SGD}\|_F / \|W_{GD}\|_F$")
+    ax.set_title(f"{case}: function-space distance" + (" (exploratory)" if exploratory else ""), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    claim.figure(fig, "function_distance", caption=(
+        "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
+        "the end of training, where it is asserted"
+        + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")))

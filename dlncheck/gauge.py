@@ -76,7 +76,8 @@ def procrustes_sweeps(gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[t
     return Q, objective, sweeps
 
 
-def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> GaugeAlignment:
+def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8,
+                start: Sequence[torch.Tensor] | None = None) -> GaugeAlignment:
     """Align every SGD run to GD over the hidden-layer orthogonal gauge by alternating Procrustes.
 
     The loss depends on W = W_L ... W_1 only, so W_l -> Q_l W_l Q_{l-1}^T (Q_0 = Q_L = I,
@@ -90,6 +91,9 @@ def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> G
     from the input (forward start) or from the output (backward start); otherwise the result
     is a local optimum, i.e. an upper bound on the true gauge distance. A problem stops when
     a sweep lowers its objective by less than ``rtol`` times its raw objective.
+    ``start`` (the ``Q`` of a previous alignment, shaped like this one's) replaces the forward
+    and backward starts by a warm start beside the identity: along a trajectory the optimal
+    rotations move little between checkpoints (:func:`gauge_align_path`).
     """
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}; e.g. max_sweeps=50")
@@ -105,6 +109,11 @@ def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> G
     n = objective_raw.shape[0]
     eye = [torch.eye(B.shape[-2], dtype=B.dtype, device=B.device).expand(n, B.shape[-2], B.shape[-2])
            for B in sgd[:-1]]
+    if start is not None:
+        if len(start) != L - 1:
+            raise ValueError(f"start has {len(start)} rotations; pass the L-1 = {L - 1} Q of a previous alignment")
+        starts_q = [eye, [q.reshape(n, *q.shape[-2:]).to(eye[0].dtype) for q in start]]
+        return _finish(weights, gd, sgd, objective_raw, starts_q, rtol, max_sweeps, batch)
     forward, backward = list(eye), list(eye)
     for l in range(1, L):                                   # ||G_l - Q_l B_l Q_{l-1}^T|| alone
         left = sgd[0] if l == 1 else sgd[l - 1] @ forward[l - 2].mT
@@ -112,10 +121,15 @@ def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> G
     for l in range(L - 1, 0, -1):                           # ||G_{l+1} - Q_{l+1} B_{l+1} Q_l^T||
         right = sgd[l] if l + 1 == L else backward[l] @ sgd[l]
         backward[l - 1] = polar(gd[l].mT @ right)
-    starts = 3
+    return _finish(weights, gd, sgd, objective_raw, [eye, forward, backward], rtol, max_sweeps, batch)
+
+
+def _finish(weights, gd, sgd, objective_raw, starts_q, rtol, max_sweeps, batch) -> GaugeAlignment:
+    """Sweep every start side by side and keep the best per problem."""
+    starts, n = len(starts_q), objective_raw.shape[0]
     Q, objective, sweeps = procrustes_sweeps(
         [G.repeat(starts, 1, 1) for G in gd], [B.repeat(starts, 1, 1) for B in sgd],
-        [torch.cat(qs) for qs in zip(eye, forward, backward)],
+        [torch.cat(qs) for qs in zip(*starts_q)],
         rtol * objective_raw.repeat(starts), max_sweeps)
     best = objective.reshape(starts, n).argmin(0)
     pick = best * n + torch.arange(n, device=best.device)
@@ -126,3 +140,16 @@ def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> G
         Q=[q.reshape(-1, *batch, *q.shape[-2:]) for q in Q],
         objective_raw=objective_raw.reshape(-1, *batch),
         objective=objective[pick].reshape(-1, *batch), sweeps=sweeps)
+
+
+def gauge_align_path(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> list[GaugeAlignment]:
+    """:func:`gauge_align` at each checkpoint of ``weights`` (L tensors (R, K, d_l, d_{l-1})),
+    the first from the three cold starts, each later one warm-started from the previous
+    checkpoint's rotations (plus the identity). Pass only the checkpoints that are asserted or
+    drawn: the cost is one alignment per checkpoint, and a warm start needs few sweeps."""
+    check_weights(weights)
+    out, start = [], None
+    for k in range(weights[0].shape[1]):
+        out.append(gauge_align([W[:, k] for W in weights], max_sweeps, rtol, start=start))
+        start = out[-1].Q
+    return out

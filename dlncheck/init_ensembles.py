@@ -23,11 +23,14 @@ from .theory import trap
 INITS = {"quick": {"saddle": 8, "other": 4}, "nightly": {"saddle": 32, "other": 8}}
 
 
-def case_ensemble(exp: Experiment, tier: str) -> Ensemble:
+def case_ensemble(exp: Experiment, tier: str, sgd_runs: int | None = None) -> Ensemble:
     """The init ensemble of a preset: saddle -> n/2 balanced + n/2 Gaussian small inits (seeds
-    0..n/2-1 each); other regimes -> the preset's init with seeds 0..n-1."""
+    0..n/2-1 each); other regimes -> the preset's init with seeds 0..n-1; ``sgd_runs`` per init
+    (default the preset's)."""
     if tier not in INITS:
         raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(INITS)}")
+    if sgd_runs is not None:
+        exp = dataclasses.replace(exp, sgd_runs=sgd_runs)
     if exp.init.kind == "aligned":
         half = INITS[tier]["saddle"] // 2
         base = presets.random_small_init(exp)
@@ -93,12 +96,27 @@ def init_label(init: Init) -> str:
     return f"{init.kind}#{init.seed}"
 
 
-def summary(outcomes: list[bool]) -> dict:
-    """n_inits, n_pass, fraction and its 95% Wilson interval over inits."""
-    n, k = len(outcomes), int(sum(outcomes))
+def summary(outcomes) -> dict:
+    """n_inits, n_pass, fraction and its 95% Wilson interval over inits (one bool per init)."""
+    outcomes = [bool(v) for v in outcomes]
+    n, k = len(outcomes), sum(outcomes)
     lo, hi = wilson(k, n)
     return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi)
 
 
-__all__ = ["INITS", "case_ensemble", "case_runs", "checkpoint_grid", "escape_windows", "init_label", "summary",
-           "trapped", "wilson"]
+def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
+    """Two-sided normal quantile z with family-wise error ``level`` over ``n_tests`` tests."""
+    if n_tests < 1:
+        raise ValueError(f"n_tests={n_tests} is invalid: use n_tests >= 1")
+    return float(norm.ppf(1 - level / (2 * n_tests)))
+
+
+def gd_trapped(exp: Experiment) -> bool:
+    """:func:`trapped` decided from the experiment's own init, before training."""
+    from .data import init_weights
+
+    return trapped(init_weights(exp), exp, exp.init)
+
+
+__all__ = ["INITS", "bonferroni_z", "case_ensemble", "case_runs", "checkpoint_grid", "escape_windows", "gd_trapped",
+           "init_label", "summary", "trapped", "wilson"]

@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from nets import gauge_pair, random_net
-from scipy.linalg import orthogonal_procrustes
+from scipy.linalg import expm, orthogonal_procrustes
 
 from dlncheck import compare, gauge, spectra
 
@@ -102,3 +102,53 @@ def test_gauge_alignment_properties(seed, dims, noise):
     perturbation = sum(float((W[1:] - P[1:]).square().sum()) for W, P in zip(weights, pure))
     if all(dims[l] >= dims[l + 1] for l in range(len(dims) - 2)):   # forward-identifiable
         assert out.objective.item() <= perturbation * (1 + 1e-6) + 1e-20
+
+
+def test_warm_started_path_finds_a_gauge_path_exactly_and_never_worse_than_identity():
+    """A slowly rotating gauge copy along checkpoints (the hidden widths make it non-identifiable
+    from either side for the cold starts): every checkpoint after the first is warm-started from
+    the previous rotations and recovers the copy; aligned <= raw at every checkpoint."""
+    rng = np.random.default_rng(3)
+    dims, K = [3, 5, 5, 3], 4
+    gd = [rng.standard_normal((K, dims[l + 1], dims[l])) for l in range(3)]
+    Q0 = [np.linalg.qr(rng.standard_normal((d, d)))[0] for d in dims[1:-1]]
+    A = [0.02 * (lambda a: a - a.T)(rng.standard_normal((d, d))) for d in dims[1:-1]]
+    sgd = []
+    for l in range(3):
+        per_k = []
+        for k in range(K):
+            Q = [np.eye(dims[0])] + [q @ expm(k * a) for q, a in zip(Q0, A)] + [np.eye(dims[-1])]
+            per_k.append(Q[l + 1] @ gd[l][k] @ Q[l].T)
+        sgd.append(np.stack(per_k))
+    weights = [torch.as_tensor(np.stack([g, s])) for g, s in zip(gd, sgd)]
+    first = gauge.gauge_align([W[:, 0] for W in weights], max_sweeps=200, rtol=-1.0)
+    start = first.Q
+    for k in range(1, K):
+        out = gauge.gauge_align([W[:, k] for W in weights], max_sweeps=200, rtol=-1.0, start=start)
+        assert torch.all(out.objective <= out.objective_raw * (1 + 1e-12))
+        if first.objective.item() < 1e-20:                  # the cold start found the copy: so does the warm path
+            assert out.objective.item() < 1e-16
+        start = out.Q
+    path = gauge.gauge_align_path(weights)
+    assert len(path) == K and all(torch.all(p.objective <= p.objective_raw * (1 + 1e-12)) for p in path)
+
+
+def test_warm_start_needs_one_rotation_per_hidden_layer():
+    weights = random_net(np.random.default_rng(1), [3, 4, 3], runs=3)
+    with pytest.raises(ValueError, match="start has 2 rotations"):
+        gauge.gauge_align([W[:, 0] for W in weights], start=[torch.eye(4)] * 2)
+
+
+def test_every_batch_gradient_satisfies_the_gauge_pair_identity():
+    """W_l g_l^T = g_{l+1}^T W_{l+1} for the gradient of any loss of the product (here one
+    minibatch's squared loss): the identity behind 'no step moves along the gauge orbit at first
+    order' (theory.tolerances.split_distance). Autograd, float64."""
+    rng = np.random.default_rng(4)
+    Ws = [torch.tensor(rng.standard_normal((d_out, d_in)), requires_grad=True)
+          for d_in, d_out in ((3, 5), (5, 4), (4, 2))]
+    X, Y = torch.tensor(rng.standard_normal((3, 7))), torch.tensor(rng.standard_normal((2, 7)))
+    loss = 0.5 * (Ws[2] @ Ws[1] @ Ws[0] @ X - Y).square().sum() / 7
+    grads = torch.autograd.grad(loss, Ws)
+    for l in range(2):
+        np.testing.assert_allclose((Ws[l] @ grads[l].T).detach().numpy(),
+                                   (grads[l + 1].T @ Ws[l + 1]).detach().numpy(), atol=1e-12)

@@ -39,13 +39,14 @@ from .rmt import (
     signal_ceiling,
     theory_table,
 )
-from .tolerances import REALIZABLE_FUNCTION_TOL, sgd_function_tolerance
+from .tolerances import REALIZABLE_FUNCTION_TOL, reshuffled_function_variance, split_distance
 
 __all__ = [
     "CEILING_MARGIN", "ESCAPE_FRACTION", "FLOOR_MARGIN", "REALIZABLE_FUNCTION_TOL", "ArrayLike",
     "aligned_loss", "aligned_movement", "balanced_residual_prediction", "detection_threshold",
     "discrete_gd_modes", "escape_halfwidth", "escape_order", "escape_time", "escape_time_asymptotic",
     "escape_windows", "euler_error", "mode_trajectory", "noise_edge", "outlier_location", "plateau_losses",
-    "relative_noise_floor", "roundoff_floor", "sgd_function_tolerance", "signal_ceiling", "stage_plateaus",
+    "relative_noise_floor", "roundoff_floor", "reshuffled_function_variance", "signal_ceiling", "split_distance",
+    "stage_plateaus",
     "theory_table",
 ]

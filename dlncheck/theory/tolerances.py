@@ -1,5 +1,5 @@
-"""Tolerances of the GD-vs-SGD function-space claim, with their derivations
-(protocol "Distance in function space").
+"""Tolerances of the GD-vs-SGD function-space and parameter-space claims, with their derivations
+(protocol "Distance in function space", "Distance in parameter space").
 """
 from __future__ import annotations
 
@@ -11,14 +11,83 @@ import math
 REALIZABLE_FUNCTION_TOL = 2 * math.exp(-10)
 
 
-def sgd_function_tolerance(lr: float, depth: int, s1: float, label_noise: float, d_in: int, d_out: int,
-                           batch_size: int, norm_gd: float) -> float:
-    """3 sqrt(eta_max sigma^2 d_in d_out / (2 b)) / ||W_GD||_F, eta_max = lr L s_1^{2-2/L}.
+def split_distance(a2_gd, a2_sgd, theta_gd_norm: float) -> float:
+    """Predicted ||E[theta_SGD(T)] - theta_GD(T)|| / ||theta_GD(T)|| at the end of training.
 
-    With label noise sigma, SGD fluctuates around GD's least-squares solution with stationary
-    variance E||dW||_F^2 ~ (eta_max / 2) sigma^2 d_in d_out / b (linearized SGD with the
-    largest kernel step eta_max = lr L s_1^{2-2/L}; Mandt, Hoffman & Blei 2017). Three
-    standard deviations relative to ||W_GD||_F; scales with sqrt(lr) and sigma.
+    Every batch loss depends on the product only, so its gradient is orthogonal to the gauge
+    orbit W_l -> Q_l W_l Q_{l-1}^T at the current point (the pair identity
+    W_l g_l^T = g_{l+1}^T W_{l+1} holds batch by batch): to first order in lr no step, GD or SGD,
+    moves along the gauge. What SGD changes at first order in lr c_B is the balance
+    D_l = W_{l+1}^T W_{l+1} - W_l W_l^T (dlncheck.theory.sgd, item 1), and at a minimum that moves
+    only the split of each learned mode's strength over the layers: in GD's gauge mode alpha of
+    layer l is a_{l,alpha} q_{l,alpha} q_{l-1,alpha}^T, so the mean displacement has norm
+    sqrt(sum_{l,alpha} (a_{l,alpha}[SGD] - a_{l,alpha}[GD])^2), a from theory.sgd.predicted_offsets
+    (no SGD run used). Unlearned directions are not moved at first order (their noise vanishes
+    with the residual at the minimum). Assumes whitened data, noise-free labels, decoupled modes.
     """
-    eta_max = lr * depth * s1 ** (2 - 2 / depth)
-    return 3 * math.sqrt(eta_max * label_noise ** 2 * d_in * d_out / (2 * batch_size)) / norm_gd
+    import numpy as np
+
+    diff = np.sqrt(np.asarray(a2_sgd)) - np.sqrt(np.asarray(a2_gd))
+    return float(np.sqrt((diff ** 2).sum())) / theta_gd_norm
+
+
+def offset_match_tolerance(predicted: float, spread: float, n_runs: int, h: float, z: float) -> float:
+    """|m - p| <= z sqrt(tr Sigma / S) + h p for the measured mean displacement m = ||mean_r delta_r||.
+
+    Within one init the S SGD runs are iid (own batch orders), so the mean vector deviates from
+    E[delta] by a vector of expected squared norm tr Sigma / S (``spread`` = sqrt(tr Sigma), the
+    runs' rms distance from their mean, relative to ||theta_GD||), and by the triangle inequality
+    | ||mean delta|| - ||E delta|| | <= ||mean delta - E delta||: z standard errors (Gaussian
+    concentration of the norm, z Bonferroni over the inits of a case). ``h`` is the relative size
+    of the neglected higher orders of the first-order prediction (theory.sgd.truncation_tolerance).
+    """
+    return z * spread / math.sqrt(n_runs) + h * predicted
+
+
+def reshuffled_function_variance(problem, lr: float, depth: int, steps: int, batch_size: int, learned) -> float:
+    """Predicted spread E||W_SGD(T) - E W_SGD(T)||_F^2 with label noise under epoch-wise reshuffling.
+
+    Near the minimum each entry Delta_ab of U~^T (W - Syx) V~ (Syx = U~ S~ V~^T) follows
+    Delta_ab <- (1 - lr lam_ab) Delta_ab + lr lam_ab (N_ab - (Delta C)_ab) (theory.published, item 1:
+    lam_ab = mode_curvatures, N the label-noise moment, C = V~^T Sxx_b V~ - I). The engine
+    reshuffles every epoch (m = n / B batches), so one epoch's N sum to exactly 0 and the additive
+    part is published.shuffled_ar1_variance (observed ``steps mod m`` into an epoch), not the
+    independent-batch (lr lam v / 2) (which is about 2 / (lr lam m) times larger); the
+    multiplicative part keeps, within an epoch, lr lam_ab sum_c lr lam_ac sum_{i<j} N_ac,i C_cb,j,
+    of per-epoch variance (lr lam_ab)^2 sum_c (lr lam_ac)^2 v_ac q_cb S(m) (published.epoch_pair_sum),
+    accumulated over epochs as 1 / (1 - rho^{2m}). Summed over the entries with a or b a learned
+    direction (``learned``, (k,) bool: GD's end map reached published.LEARNED_FRACTION of s~_a);
+    the block of unlearned directions (the label noise's own small s~) still sits on its saddle,
+    where this linearisation about W* does not hold, and moves by O(its tiny kernel) only. The
+    kernel is taken at GD's end point: learned modes at the balanced minimum, unlearned ones at
+    ~0 (s~_b -> 0 in mode_curvatures), so a cross entry's lam_ab keeps only the learned side's term.
+    Not included: the O(lr) stationary mean of the runs (published.stationary_mode_mean, derived at
+    depth 2 only; its square is O(lr^2) and dominates E||W_SGD - W*||^2 as lr -> 0, so the claim
+    asserts the spread and reports the bias), the label-noise x input-noise third moments E[N C]
+    (same order as the epoch term; about 10 % in tests/test_distance_tolerances.py) and higher
+    orders (relative lr lam). Square teachers (k = d_in = d_out) only.
+    """
+    import torch
+
+    from .. import gradient_noise as gn
+    from . import published as pub
+
+    n = problem.X.shape[1]
+    U, s, Vh = torch.linalg.svd(problem.Syx.double(), full_matrices=False)
+    V = Vh.mT
+    lam = pub.mode_curvatures(torch.where(torch.as_tensor(learned), s, 0.0), depth)
+    v = gn.mode_noise(problem, U, V, n, batch_size).double()
+    q = gn.input_noise(problem, V, n, batch_size).double()
+    m, phase = n // batch_size, steps % max(n // batch_size, 1)
+    k = lr * lam
+    pair = pub.epoch_pair_sum(m)
+    total = 0.0
+    for a in range(lam.shape[0]):
+        for b in range(lam.shape[1]):
+            if not (bool(learned[a]) or bool(learned[b])) or not float(lam[a, b]) > 0:
+                continue
+            rho = 1 - float(k[a, b])
+            additive = float(k[a, b]) ** 2 * float(v[a, b]) * pub.shuffled_ar1_variance(rho, 1.0, m, phase)
+            epoch = float(k[a, b]) ** 2 * float((k[a] ** 2 * v[a] * q[:, b]).sum()) * pair / (1 - rho ** (2 * m))
+            total += additive + epoch
+    return total

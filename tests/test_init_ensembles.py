@@ -1,0 +1,48 @@
+"""dlncheck.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from scipy.stats import binomtest, norm
+
+from dlncheck import init_ensembles, presets
+
+
+@given(n=st.integers(1, 200), data=st.data())
+def test_wilson_interval_matches_scipy(n, data):
+    k = data.draw(st.integers(0, n))
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = init_ensembles.wilson(k, n)
+    assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_over_inits_counts_and_bonferroni():
+    out = init_ensembles.summary([True] * 7 + [False])
+    assert (out["n_inits"], out["n_pass"], out["fraction"]) == (8, 7, 0.875)
+    assert init_ensembles.bonferroni_z(1) == pytest.approx(norm.ppf(0.975))
+    assert init_ensembles.bonferroni_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 16))
+    with pytest.raises(ValueError, match="n_tests"):
+        init_ensembles.bonferroni_z(0)
+
+
+@pytest.mark.parametrize("tier, n", [("quick", 8), ("nightly", 32)])
+def test_saddle_ensemble_is_half_balanced_half_gaussian_small_random_inits(tier, n):
+    exp = presets.experiment("saddle", "lowrank", 3)
+    ens = init_ensembles.case_ensemble(exp, tier)
+    kinds = [i.kind for i in ens.inits]
+    assert len(ens) == n and kinds.count("balanced") == kinds.count("gaussian") == n // 2
+    assert len({(i.kind, i.seed) for i in ens.inits}) == n
+    assert ens.base.steps == 2 * exp.steps
+    gaussian = next(i for i in ens.inits if i.kind == "gaussian")
+    assert gaussian.scale == pytest.approx(exp.init.scale / math.sqrt(max(exp.widths[1:-1])))
+
+
+@pytest.mark.parametrize("tier, n", [("quick", 4), ("nightly", 8)])
+def test_other_regimes_use_seeds_of_the_preset_init(tier, n):
+    exp = presets.experiment("ntk", "lowrank", 3)
+    ens = init_ensembles.case_ensemble(exp, tier, sgd_runs=4)
+    assert [i.seed for i in ens.inits] == list(range(n)) and {i.kind for i in ens.inits} == {"lecun"}
+    assert ens.base.sgd_runs == 4
