@@ -22,7 +22,7 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import events, init_ensembles, modes, presets, spectra
+from dlncheck import init_ensembles, modes, presets, spectra
 from dlncheck.report import plots
 from dlncheck.theory import modes as theory_modes
 
@@ -35,23 +35,14 @@ def _variants(regime, teacher, depth):
     return [("", ("ensemble",))] + ([("-aligned", ("aligned",))] if regime == "saddle" else [])
 
 
-def _trajectories(exp, init, tier, cache):
-    """(labels, stacked end-to-end W (C, R, K, d_out, d_in), times (K,), initial weights per config)."""
-    if init == "aligned":
-        traj = cache(exp, checkpoints=events.time_grid_for(exp))
-        return ["aligned"], spectra.end_to_end(traj.weights)[None], traj.checkpoint_times, [traj.initial_weights]
-    ens = init_ensembles.init_ensemble(exp, tier)
-    et = cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base))
-    W = torch.stack([spectra.end_to_end(t.weights) for t in et])
-    return init_ensembles.init_labels(ens), W, et[0].checkpoint_times, [t.initial_weights for t in et]
-
-
 @pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases("mode_decoupling", variants=_variants))
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")
     row = expectations.PREDICTIONS["mode_decoupling"]["aligned" if init == "aligned" else regime]
-    labels, W, t, w0 = _trajectories(exp, init, tier, trajectory_cache)
+    labels, trajs = init_ensembles.case_trajectories(exp, init, tier, trajectory_cache)
+    W = torch.stack([spectra.end_to_end(tr.weights) for tr in trajs])         # (C, R, K, d_out, d_in)
+    t, w0 = trajs[0].checkpoint_times, [tr.initial_weights for tr in trajs]
     T = exp.teacher
     s = T.s
     n = int((s > 0).sum())

@@ -72,3 +72,15 @@ def init_summary(per_init: torch.Tensor | list[bool]) -> dict:
 def init_labels(ensemble: Ensemble) -> list[str]:
     """'balanced#0', 'gaussian#3', ...: one readable label per config."""
     return [f"{i.kind}#{i.seed}" for i in ensemble.inits]
+
+
+def case_trajectories(exp: Experiment, init: str, tier: str, cache) -> tuple[list[str], list]:
+    """(labels, trajectories) of a case on the shared checkpoint grid (events.time_grid_for):
+    ``init="aligned"``: the preset alone (the control case); otherwise :func:`init_ensemble`,
+    trained together through ``cache.ensemble`` (a TrajectoryCache)."""
+    from .events import time_grid_for
+
+    if init == "aligned":
+        return ["aligned"], [cache(exp, checkpoints=time_grid_for(exp))]
+    ens = init_ensemble(exp, tier)
+    return init_labels(ens), list(cache.ensemble(ens, checkpoints=time_grid_for(ens.base)))
