@@ -218,7 +218,8 @@ PREDICTIONS: dict[str, dict[str, Prediction]] = {
                                    exploratory=True),
     },
     "theory_agreement": {
-        "saddle": Prediction("escapes in order of decreasing s, each within x2 of escape_time(s, u0_eff)",
+        "saddle": Prediction("every random small init: every mode escapes, in order of decreasing s, in GD and "
+                             "every SGD run (measured / escape_time(s, u0_eff) reported)",
                              "small init: modes sit on the saddle until their own growth escapes it; the "
                              "plateau is set by s and the initial projection (Saxe 2014, Jacot 2021)"),
     },  # intermediate / ntk: no random-init escape-time theory (no separated plateaus); not run

@@ -53,7 +53,8 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
     R = trajs[0].runs
     per_init, rows, curves = [], [], []
     for lab, tr in zip(labels, trajs):
-        D0 = [torch.linalg.matrix_norm(d, "fro") for d in balance.balance_matrices(tr.initial_weights)]
+        D_init = balance.balance_matrices(tr.initial_weights)
+        D0 = [torch.linalg.matrix_norm(d, "fro") for d in D_init]
         DT = balance.balance_matrices(_end(tr.weights))                      # per pair (R, d, d)
         bound = theory_balance.gd_drift_bound(tr.experiment.lr, float(tr.loss[0, 0]), float(tr.loss[0, -1]), h)
         pred, quad = theory_balance.sgd_extra_drift([w[0] for w in tr.weights], tr.checkpoint_steps,
@@ -61,9 +62,8 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
         rT = balance.balance_residuals(_end(tr.weights))                     # (R, L-1)
         conserved = theory.balanced_residual_prediction(torch.stack(D0), e.teacher.s, depth)
         ok = True
-        for l, (d_T, d0) in enumerate(zip(DT, D0)):
-            gd_change = float(torch.linalg.matrix_norm(d_T[0] - balance.balance_matrices(
-                tr.initial_weights)[l], "fro"))
+        for l, d_T in enumerate(DT):
+            gd_change = float(torch.linalg.matrix_norm(d_T[0] - D_init[l], "fro"))
             extra = d_T[1:].mean(0) - d_T[0]
             spread = float(d_T[1:].var(0).sum().sqrt())
             err = float(torch.linalg.matrix_norm(extra - pred[l], "fro"))

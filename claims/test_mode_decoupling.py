@@ -114,7 +114,8 @@ def _table(claim, labels, times, before, rho_at_diag, n):
              "t_cross": float(times["t_cross"][c, r, a]), "t_diag": float(times["t_diag"][c, r, a]),
              "rho_at_t_diag": float(rho_at_diag[c, r, a]), "aligned_first": bool(before[c, r, a])}
             for c in range(C) for r in range(R) for a in range(n)]
-    claim.table(pd.DataFrame(rows), "per_init_crossings", caption="t_cross, t_diag and rho_a(t_diag) per init, run, mode")
+    claim.table(pd.DataFrame(rows), "per_init_crossings",
+                caption="t_cross, t_diag and rho_a(t_diag) per init, run, mode")
 
 
 def _figure(claim, t, w, rho, times, c, s, n, title):
@@ -143,7 +144,7 @@ def _figure(claim, t, w, rho, times, c, s, n, title):
             plots.mark_times(ax_, times["t_diag"][c, 0, a:a + 1], label=r"$t_{diag}$ (GD)", color="tab:blue")
         failing = not bool((times["t_cross"][c, :, a] <= times["t_diag"][c, :, a]).all())
         ax_rho.set(yscale="log", xlabel="t = lr step", ylim=(1e-4, 1.5),
-                   title=r"$\rho_%d$" % (a + 1) + (" (fails)" if failing else ""))
+                   title=rf"$\rho_{a + 1}$" + (" (fails)" if failing else ""))
     axes[0, 0].set_ylabel("|mode coefficient|")
     axes[1, 0].set_ylabel(r"$\rho_a$ = off-diag / row norm")
     axes[0, -1].legend(loc="lower right", fontsize=7)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from claims import expectations
 from claims.expectations import (
@@ -19,11 +20,9 @@ from claims.expectations import (
     MOVEMENT_RTOL,
     SADDLE_MOVEMENT,
 )
-import torch
-
 from dlncheck import events, init_ensembles, presets, spectra, stats, theory
-from dlncheck.theory import tolerances
 from dlncheck.report import plots
+from dlncheck.theory import tolerances
 
 CHECKPOINTS = 30
 
