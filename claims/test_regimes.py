@@ -14,14 +14,11 @@ import torch
 
 from claims import expectations
 from claims.expectations import (
-    DWELL_FACTOR,
     DWELL_RTOL,
-    MIN_THEORY_DWELL,
-    MOVEMENT_RTOL,
-    SADDLE_MOVEMENT,
 )
 from dlncheck import events, init_ensembles, presets, spectra, stats, theory
 from dlncheck.report import plots
+from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory import tolerances
 
 CHECKPOINTS = 30
@@ -67,10 +64,10 @@ def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
         ratio = dwell / flow_dwell
         flow_move = float(theory.aligned_movement(s, exp.init.scale, times[-1:], depth, min(exp.widths))[0])
         move_err = ((final - flow_move).abs() / flow_move).max().item()
-        holds = bool((flow_dwell >= MIN_THEORY_DWELL).all() and (ratio >= DWELL_FACTOR[0]).all()
-                     and (ratio <= DWELL_FACTOR[1]).all() and (final >= SADDLE_MOVEMENT).all()
-                     and move_err <= MOVEMENT_RTOL)
-        numbers |= dict(flow_dwell=flow_dwell.tolist(), dwell_ratio_min=ratio.min().item(),
+        rtol = tolerances.aligned_flow_rtol(sgd_theory.truncation_tolerance(exp))
+        grid = 2 * float(torch.diff(times).max()) / float(times[-1])          # one loss spacing per dwell
+        holds = bool(((dwell - flow_dwell).abs() <= rtol * flow_dwell + grid).all() and move_err <= rtol)
+        numbers |= dict(rtol=rtol, flow_dwell=flow_dwell.tolist(), dwell_ratio_min=ratio.min().item(),
                         dwell_ratio_max=ratio.max().item(), flow_movement=flow_move, movement_rel_err=move_err)
         observed = (f"dwell/flow in [{ratio.min():.2f}, {ratio.max():.2f}], flow dwell "
                     f"{[round(v, 3) for v in flow_dwell.tolist()]}, movement {final.min():.3g}-{final.max():.3g} "

@@ -54,3 +54,16 @@ def lazy_dwell_bound(rtol: float, k_min: float, time: float, spacing: float = 0.
     which is added (as a fraction of T).
     """
     return (math.log((1 + rtol) / (1 - rtol)) / (2 * k_min) + spacing) / time
+
+
+def aligned_flow_rtol(h: float) -> float:
+    """Relative tolerance of an aligned-init run's plateau dwell and movement against gradient flow: h.
+
+    From the aligned init GD is, per mode, the explicit Euler map of the mode ODE
+    a <- a + lr (s - a^L) a^{L-1} (theory.discrete_gd_modes); its global error in the time at which
+    a mode passes a level is first order, of relative size h/2 with h = lr lambda_max the step in
+    units of the fastest rate (theory.sgd.truncation_tolerance), and so is the error of the final
+    layer norms. SGD adds its noise drift, of relative order lr c_B <= h/2 (c_B <= 1). Total <= h;
+    dwell fractions measured on a loss grid add one grid spacing each (events.dwell_times).
+    """
+    return h
