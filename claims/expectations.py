@@ -336,12 +336,38 @@ FACTORIZATION_OFFSET = (
     "while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the "
     "balance claim")
 CONTRADICTIONS: dict[str, dict[str, str]] = {
+    "balance": {
+        'saddle-fullrank-L3': (
+            "2 of 8 inits (balanced#2, balanced#3) miss the first-order SGD drift prediction on pair 1-2, where the "
+            "extra drift is small (predicted 1.5e-3-2.7e-3, measured 1.1e-3-1.5e-3): error 1.8e-3 and 2.8e-3 vs "
+            "tolerance 1.6e-3 and 2.4e-3 (x1.07-1.17); pair 2-3 and the other 6 inits agree"),
+        'saddle-degenerate-L3': (
+            "1 of 8 inits (gaussian#3) misses on pair 1-2: measured extra drift 5.2e-3 vs predicted 3.0e-3 (error "
+            "2.9e-3, tolerance 2.6e-3, x1.11); this init leaves mode 4 unlearned by the end (see mode decoupling), "
+            "so its path is not the converged one the prediction integrates"),
+    },
     "eps_sensitivity": {
         'saddle-degenerate-L2': (
             'no eps in 1e-7..1e-3 gives the multiplicity staircase for every run: SGD splits the repeated '
             'singular value over the long L=2 plateau in 4 of 8 runs (see unit-step growth)'),
     },
     "mode_decoupling": {
+        'saddle-fullrank-L2': (
+            "1 of 8 inits fails: balanced#0 is the GD trap (det(W_0) det(M) < 0, claims/test_gd_trap.py): GD never "
+            "brings mode 4 (s=0.5) to half strength, while its 4 SGD runs escape and align first; the 7 other inits "
+            "align first in every run (7/8, Wilson 95% CI 0.53-0.98)"),
+        'saddle-lowrank-L3': (
+            "5 of 8 inits fail (3/8 align first, CI 0.14-0.69): at L=3 with a0=0.05 per layer the escape is algebraic "
+            "and alignment completes during the rise, not before it: rho_a at t_diag is 0.106-0.152 (threshold 0.1), "
+            "t_cross 0.15-0.44 after t_diag (e.g. gaussian#0 mode 2: 12.81 vs 12.66), identically in GD and SGD"),
+        'saddle-fullrank-L3': (
+            "4 of 8 inits fail (4/8, CI 0.22-0.78): in balanced#0 and balanced#1 mode 4 (s=0.5) is not at half "
+            "strength by the end in any of the 5 runs (GD included), and modes 2-3 of 4 inits reach half strength "
+            "with rho_a 0.11-0.35 (gaussian#0 mode 2: t_cross 20.5 vs t_diag 19.3), identically in GD and SGD"),
+        'saddle-degenerate-L3': (
+            "3 of 8 inits fail (5/8, CI 0.31-0.86): mode 4 (s=1) is not at half strength by the end in balanced#0 "
+            "and gaussian#3 (all 5 runs) and in 4 SGD runs of balanced#2; mode 1 of balanced#2 and gaussian#3 "
+            "reaches half strength at rho_1 0.15-0.16 (t_cross 6.92 vs t_diag 6.65)"),
     },
     "parameter_space": {
         'saddle-lowrank-L3': (
