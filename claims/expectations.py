@@ -346,6 +346,16 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "2.9e-3, tolerance 2.6e-3, x1.11); this init leaves mode 4 unlearned by the end (see mode decoupling), "
             "so its path is not the converged one the prediction integrates"),
     },
+    "theory_agreement": {
+        'saddle-fullrank-L2': (
+            "1 of 8 inits fails (7/8, CI 0.53-0.98): balanced#0 is the GD trap (det(W_0) det(M) < 0, "
+            "claims/test_gd_trap.py): GD's mode 4 never escapes, its SGD runs do; every other init escapes in order "
+            "with measured/predicted escape time 1.01-1.63"),
+        'saddle-fullrank-L3': (
+            "2 of 8 inits fail (6/8, CI 0.41-0.93): in balanced#0 and balanced#1 mode 4 (s=0.5) has not escaped "
+            "by the end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
+            "measured/predicted is 0.94-2.91 (median 1.47-1.53 for modes 3-4)"),
+    },
     "eps_sensitivity": {
         'saddle-degenerate-L2': (
             'no eps in 1e-7..1e-3 gives the multiplicity staircase for every run: SGD splits the repeated '

@@ -121,7 +121,8 @@ def _table(claim, labels, times, before, rho_at_diag, n):
 def _figure(claim, t, w, rho, times, c, s, n, title):
     """Top row: |w_aa| (solid) and max_{b!=a}|w_ab| (dashed), GD line and SGD min-max band; bottom
     row: rho_a with the threshold EPS_RHO; t_diag (GD) marked. One init (the first failing one)."""
-    fig, axes = plots.figure(2, n, size=(3.3 * n, 6.2), gridspec_kw={"top": 0.9, "hspace": 0.55, "wspace": 0.4})
+    fig, axes = plots.figure(2, n, size=(3.3 * n + 0.4, 7.0),
+                             gridspec_kw={"top": 0.9, "bottom": 0.2, "hspace": 0.55, "wspace": 0.4})
     axes = np.atleast_2d(axes).reshape(2, n)
     diag = torch.diagonal(w, dim1=-2, dim2=-1)[..., :n].abs()
     offmax = modes.row_offdiag(w, s)["max"]
@@ -132,7 +133,8 @@ def _figure(claim, t, w, rho, times, c, s, n, title):
             ax.plot(x, q[0].numpy(), color=plots.GD_COLOR, linestyle=style, label=f"GD {name}")
             if q.shape[0] > 1:
                 ax.fill_between(x, q[1:].amin(0).numpy(), q[1:].amax(0).numpy(), color=plots.SGD_COLOR,
-                                alpha=0.35, linewidth=0, label=f"SGD {name} (min-max)")
+                                alpha=0.35, linewidth=0, hatch=None if style == "-" else "///",
+                                label=f"SGD {name} (min-max)")
         ax.axhline(C_DIAG * float(s[a]), color="tab:blue", linewidth=0.8, linestyle=":", label=r"$c\,s_a$")
         ax.set(yscale="log", title=f"mode {a + 1}, $s_{a + 1}$={float(s[a]):.2g}", xlabel="t = lr step")
         ax_rho.plot(x, rho[0, :, a].numpy(), color=plots.GD_COLOR, label=r"GD $\rho_a$")
@@ -147,8 +149,10 @@ def _figure(claim, t, w, rho, times, c, s, n, title):
                    title=rf"$\rho_{a + 1}$" + (" (fails)" if failing else ""))
     axes[0, 0].set_ylabel("|mode coefficient|")
     axes[1, 0].set_ylabel(r"$\rho_a$ = off-diag / row norm")
-    axes[0, -1].legend(loc="lower right", fontsize=7)
-    axes[1, -1].legend(loc="upper right", fontsize=7)
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    extra = [(h, lab) for h, lab in zip(*axes[1, 0].get_legend_handles_labels()) if lab not in names]
+    fig.legend(handles + [h for h, _ in extra], names + [lab for _, lab in extra], loc="lower center",
+               ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle(title, fontsize=11)
     claim.figure(fig, "mode_coefficients", caption="per mode: GD (black) and SGD min-max band (orange) of "
                  "|w_aa| and the largest cross coefficient (top), and rho_a, which defines t_cross, with its "
