@@ -355,6 +355,10 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "2 of 8 inits fail (6/8, CI 0.41-0.93): in balanced#0 and balanced#1 mode 4 (s=0.5) has not escaped "
             "by the end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
             "measured/predicted is 0.94-2.91 (median 1.47-1.53 for modes 3-4)"),
+        'saddle-degenerate-L3': (
+            "3 of 8 inits fail (5/8, CI 0.31-0.86): mode 4 (s=1) has not escaped by the end in balanced#0 and "
+            "gaussian#3 (all 5 runs, GD included) and in 4 of the 4 SGD runs of balanced#2 (its GD escapes); "
+            "escaped modes keep the order, measured/predicted 0.98-2.28"),
     },
     "eps_sensitivity": {
         'saddle-degenerate-L2': (

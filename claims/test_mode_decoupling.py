@@ -99,7 +99,7 @@ def _value_at(x: torch.Tensor, at: torch.Tensor, t: torch.Tensor) -> torch.Tenso
 
 def _lazy_prediction(w0, T, s, n) -> torch.Tensor:
     """Per (init, mode): does the lazy model predict alignment first? See theory.modes.lazy_rho_at_diag."""
-    W0 = torch.stack([spectra.end_to_end(w)[0] for w in w0])                 # GD's W(0) per init
+    W0 = torch.stack([spectra.end_to_end(w) for w in w0])                    # W(0) per init (shared by its runs)
     w = modes.mode_coefficients(W0, T.U, T.V)
     off = modes.row_offdiag(w, s)
     offnorm = off["rho"] * torch.linalg.vector_norm(w, dim=-1)[..., :off["rho"].shape[-1]]
