@@ -144,9 +144,10 @@ def _figure(claim, t, w, rho, times, c, s, n, title):
         ax_rho.axhline(EPS_RHO, color="tab:red", linewidth=1, label=r"$\epsilon_\rho$ (aligned below)")
         for ax_ in (ax, ax_rho):
             plots.mark_times(ax_, times["t_diag"][c, 0, a:a + 1], label=r"$t_{diag}$ (GD)", color="tab:blue")
-        failing = not bool((times["t_cross"][c, :, a] <= times["t_diag"][c, :, a]).all())
+        td = times["t_diag"][c, :, a]
+        failing = not bool(((times["t_cross"][c, :, a] <= td) & torch.isfinite(td)).all())
         ax_rho.set(yscale="log", xlabel="t = lr step", ylim=(1e-4, 1.5),
-                   title=rf"$\rho_{a + 1}$" + (" (fails)" if failing else ""))
+                   title=rf"$\rho_{a + 1}$" + (" (fails: late or unlearned)" if failing else ""))
     axes[0, 0].set_ylabel("|mode coefficient|")
     axes[1, 0].set_ylabel(r"$\rho_a$ = off-diag / row norm")
     handles, names = axes[0, 0].get_legend_handles_labels()
