@@ -352,8 +352,8 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "claims/test_gd_trap.py): GD's mode 4 never escapes, its SGD runs do; every other init escapes in order "
             "with measured/predicted escape time 1.01-1.63"),
         'saddle-fullrank-L3': (
-            "2 of 8 inits fail (6/8, CI 0.41-0.93): in balanced#0 and balanced#1 mode 4 (s=0.5) has not escaped "
-            "by the end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
+            "2 of 8 inits fail (6/8, CI 0.41-0.93): in balanced#0 and balanced#1 (the balanced inits with "
+            "det(W_0) det(M) < 0; Gaussian ones with that sign escape) mode 4 (s=0.5) has not escaped by the end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
             "measured/predicted is 0.94-2.91 (median 1.47-1.53 for modes 3-4)"),
         'saddle-degenerate-L3': (
             "3 of 8 inits fail (5/8, CI 0.31-0.86): mode 4 (s=1) has not escaped by the end in balanced#0 and "
@@ -375,8 +375,9 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "and alignment completes during the rise, not before it: rho_a at t_diag is 0.106-0.152 (threshold 0.1), "
             "t_cross 0.15-0.44 after t_diag (e.g. gaussian#0 mode 2: 12.81 vs 12.66), identically in GD and SGD"),
         'saddle-fullrank-L3': (
-            "4 of 8 inits fail (4/8, CI 0.22-0.78): in balanced#0 and balanced#1 mode 4 (s=0.5) is not at half "
-            "strength by the end in any of the 5 runs (GD included), and modes 2-3 of 4 inits reach half strength "
+            "4 of 8 inits fail (4/8, CI 0.22-0.78): in balanced#0 and balanced#1, the two balanced inits with "
+            "det(W_0) det(M) < 0, mode 4 (s=0.5) is not at half strength by the end in any of the 5 runs (GD "
+            "included), and modes 2-3 of 4 inits reach half strength "
             "with rho_a 0.11-0.35 (gaussian#0 mode 2: t_cross 20.5 vs t_diag 19.3), identically in GD and SGD"),
         'saddle-degenerate-L3': (
             "3 of 8 inits fail (5/8, CI 0.31-0.86): mode 4 (s=1) is not at half strength by the end in balanced#0 "
