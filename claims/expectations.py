@@ -353,7 +353,8 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             "with measured/predicted escape time 1.01-1.63"),
         'saddle-fullrank-L3': (
             "2 of 8 inits fail (6/8, CI 0.41-0.93): in balanced#0 and balanced#1 (the balanced inits with "
-            "det(W_0) det(M) < 0; Gaussian ones with that sign escape) mode 4 (s=0.5) has not escaped by the end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
+            "det(W_0) det(M) < 0; Gaussian ones with that sign escape) mode 4 (s=0.5) has not escaped by the "
+            "end (2x the aligned preset's steps) in any run, GD included; where modes escape, "
             "measured/predicted is 0.94-2.91 (median 1.47-1.53 for modes 3-4)"),
         'saddle-degenerate-L3': (
             "3 of 8 inits fail (5/8, CI 0.31-0.86): mode 4 (s=1) has not escaped by the end in balanced#0 and "
