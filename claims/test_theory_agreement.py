@@ -5,9 +5,11 @@ A. Aligned init (every regime, at the preset's per-layer scale): GD's mode stren
    MAP_TOL * s_1 (cross modes stay 0 to the same tolerance), and follow gradient flow within
    the derived discretisation error: sup_t |u_GD - u_flow| <= EULER_SLACK * sup_t |lr e(t)|,
    lr e(t) the first-order global Euler error (theory.euler_error) plus O(lr^2).
-B. Random small init (saddle): modes escape in order of decreasing s, and each escape time
-   t_diag(a) (first |w_aa| >= s_a / 2) is within ESCAPE_FACTOR of theory.escape_time with
-   u0 from the initial projection (modes.initial_mode_strength), for GD and every SGD run.
+B. Random small inits (saddle, an ensemble of balanced and Gaussian inits): in every init and
+   run the modes escape in order of decreasing s (t_diag(a) = first |w_aa| >= s_a / 2), the
+   parameter-free prediction, asserted for every init. The ratio of t_diag to theory.escape_time
+   with u0 from the initial projection (modes.initial_mode_strength) is reported per init, not
+   asserted: no tolerance for the effective-u0 approximation is derived.
 """
 from __future__ import annotations
 
@@ -19,21 +21,14 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import events, modes, presets, spectra, theory
+from dlncheck import events, init_ensembles, modes, presets, spectra, theory
 from dlncheck.data import init_weights
 from dlncheck.experiment import Init
 from dlncheck.report import plots
 
 MAP_TOL = 1e-10        # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
 EULER_SLACK = 1.5      # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)
-ESCAPE_FACTOR = 2.0    # measured / predicted escape time within [1/2, 2]
 C_DIAG = 0.5
-
-
-class Prediction:
-    random_init: str
-    reason: str
-    exploratory: bool = False
 
 
 def _aligned(exp):
@@ -98,6 +93,7 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
                             f"vs allowed {np.round(allowed.tolist(), 6).tolist()} "
                             f"(residual after first-order term {np.round(first_order_resid.tolist(), 7).tolist()})"),
                   holds=holds, reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON, map_error=map_err,
+                  golden_path="n/a", key="map_error",
                   cross_error=cross_err,
                   flow_error=flow_err.tolist(), allowed=allowed.tolist(), a0=a0, lr=exp.lr, checks=checks)
     assert holds, (f"aligned-init theory failed ({[k for k, v in checks.items() if not v]}): map error "
@@ -106,64 +102,78 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
 
 
 @pytest.mark.parametrize("regime, teacher, depth", expectations.cases("theory_agreement", regimes=("saddle",)))
-def test_escape_times_match_theory(regime, teacher, depth, preset, trajectory_cache, claim):
-    exp = presets.random_small_init(preset(regime, teacher, depth))
+def test_escape_times_match_theory(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+    exp = preset(regime, teacher, depth)
+    cid = presets.case_id(regime, teacher, depth)
     row = expectations.PREDICTIONS["theory_agreement"][regime]
-    traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
-    t = traj.checkpoint_times
+    labels, trajs = init_ensembles.case_trajectories(exp, "ensemble", tier, trajectory_cache)
     s = exp.teacher.s
     n = int((s > 0).sum())
-    w = _mode_strengths(traj)
-    measured = modes.crossing_times(w, s, t, c=C_DIAG)["t_diag"]              # (R, n)
-    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
-    predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)      # (n,)
-    ratio = measured / predicted
     blocks = modes.degenerate_blocks(s)
-    first_of_block = torch.stack([measured[:, b].amin(-1) for b in blocks], -1)
-    last_of_block = torch.stack([measured[:, b].amax(-1) for b in blocks], -1)
-    in_order = bool((last_of_block[:, :-1] <= first_of_block[:, 1:]).all()) if len(blocks) > 1 else True
-    within = bool(((ratio >= 1 / ESCAPE_FACTOR) & (ratio <= ESCAPE_FACTOR)).all())
-    escaped = bool(torch.isfinite(measured).all())
-    checks = {"all_escaped": escaped, "order": in_order, "within_factor": within}
-    holds = all(checks.values())
-
-    sgd = measured[1:]
-    numbers = dict(predicted=predicted.tolist(), u0=u0.tolist(), gd=measured[0].tolist(),
-                   sgd_mean=sgd.mean(0).tolist() if len(sgd) else [],
-                   sgd_std=sgd.std(0).tolist() if len(sgd) > 1 else [],
-                   ratio_min=ratio.min().item(), ratio_max=ratio.max().item(), checks=checks)
-    fig, ax = plots.figure(size=(4.8, 4.2))
-    pred_np = predicted.numpy()
-    ax.scatter(pred_np, measured[0].numpy(), color=plots.GD_COLOR, label="GD", zorder=3)
-    if len(sgd):
-        ax.errorbar(pred_np, sgd.mean(0).numpy(), yerr=sgd.std(0).numpy() if len(sgd) > 1 else None,
-                    fmt="o", color=plots.SGD_COLOR, label=f"SGD mean +- std ({len(sgd)} seeds)", alpha=0.8)
-    finite = np.isfinite(pred_np)
-    if finite.any():
-        lim = np.array([pred_np[finite].min() / 3, pred_np[finite].max() * 3])
-        ax.plot(lim, lim, color="gray", label="measured = predicted")
-        ax.fill_between(lim, lim / ESCAPE_FACTOR, lim * ESCAPE_FACTOR, color="gray", alpha=0.15,
-                        label=f"within x{ESCAPE_FACTOR:g}")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    ax.set_xlabel("predicted escape time (theory, u0 from initial projection)")
-    ax.set_ylabel("measured t_diag (|w_aa| >= s_a/2)")
-    ax.set_title(presets.case_id(regime, teacher, depth))
-    ax.legend()
-    claim.figure(fig, "escape_times", caption="measured vs predicted escape time per mode, GD and SGD")
-    R = measured.shape[0]
-    claim.table(pd.DataFrame({"run": np.repeat(np.arange(R), n),
-                              "method": np.where(np.repeat(np.arange(R), n) == 0, "GD", "SGD"),
-                              "mode": np.tile(np.arange(1, n + 1), R), "s": np.tile(s[:n].numpy(), R),
-                              "u0": np.tile(u0.numpy(), R), "predicted": np.tile(pred_np, R),
-                              "measured": measured.numpy().ravel()}), "escape_times")
+    per_init, rows, points = [], [], []
+    for lab, tr in zip(labels, trajs):
+        t = tr.checkpoint_times
+        measured = modes.crossing_times(_mode_strengths(tr), s, t, c=C_DIAG)["t_diag"]       # (R, n)
+        u0 = modes.initial_mode_strength(tr.initial_weights, exp.teacher.U, exp.teacher.V, n)
+        predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)                # (n,)
+        first = torch.stack([measured[:, b].amin(-1) for b in blocks], -1)
+        last = torch.stack([measured[:, b].amax(-1) for b in blocks], -1)
+        in_order = bool((last[:, :-1] <= first[:, 1:]).all()) if len(blocks) > 1 else True
+        escaped = bool(torch.isfinite(measured).all())
+        per_init.append(in_order and escaped)
+        points.append((predicted, measured))
+        rows += [{"init": lab, "run": r, "method": "GD" if r == 0 else "SGD", "mode": a + 1, "s": float(s[a]),
+                  "u0": float(u0[a]), "predicted": float(predicted[a]), "measured": float(measured[r, a]),
+                  "ratio": float(measured[r, a] / predicted[a]), "init_in_order": in_order}
+                 for r in range(measured.shape[0]) for a in range(n)]
+    table = pd.DataFrame(rows)
+    summary = init_ensembles.summary(per_init)
+    holds = summary["n_pass"] == summary["n_inits"]
+    ratio = table.ratio[np.isfinite(table.ratio)]
+    numbers = dict(n_inits=summary["n_inits"], inits_holding=summary["n_pass"],
+                   fraction_inits=summary["fraction"], fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+                   per_init=dict(zip(labels, summary["per_init"])),
+                   ratio_min=float(ratio.min()), ratio_max=float(ratio.max()),
+                   ratio_median_per_mode=[float(table[table["mode"] == a + 1].ratio.median()) for a in range(n)],
+                   fraction_within_x2=float(((ratio >= 0.5) & (ratio <= 2)).mean()))
+    _escape_figure(claim, points, cid)
+    claim.table(table, "escape_times", caption="per init, run and mode: predicted and measured escape time")
+    lo, hi = summary["fraction_lo"], summary["fraction_hi"]
+    observed = (f"{summary['n_pass']}/{summary['n_inits']} inits escape every mode in order of s in every run "
+                f"(95% CI {lo:.2f}-{hi:.2f}); measured/predicted escape time in [{numbers['ratio_min']:.2f}, "
+                f"{numbers['ratio_max']:.2f}] (median per mode "
+                f"{np.round(numbers['ratio_median_per_mode'], 2).tolist()}; "
+                f"{numbers['fraction_within_x2']:.0%} of (init, run, mode) within x2, not asserted)")
     claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds, reason=row.reason,
-                  observed=(f"GD t_diag {np.round(measured[0].tolist(), 2).tolist()} vs predicted "
-                            f"{np.round(predicted.tolist(), 2).tolist()}; ratio range [{ratio.min().item():.2f}, "
-                            f"{ratio.max().item():.2f}] over GD+SGD; SGD spread (std) "
-                            f"{np.round(numbers['sgd_std'], 3).tolist()}; order {'ok' if in_order else 'VIOLATED'}"),
+                  observed=observed, golden_path="agrees" if holds else "assumption-fails", key="fraction_inits",
                   **numbers)
-    assert holds, (f"escape-time theory failed for {presets.case_id(regime, teacher, depth)} "
-                   f"({[k for k, v in checks.items() if not v]}): measured/predicted in "
-                   f"[{ratio.min().item():.2f}, {ratio.max().item():.2f}], "
-                   f"allowed [1/{ESCAPE_FACTOR:g}, {ESCAPE_FACTOR:g}]")
+    assert holds, f"escape-time theory failed for {cid}: {observed}"
+
+
+def _escape_figure(claim, points, cid):
+    """Measured vs predicted escape time, every init: SGD runs (small orange) under GD (black rings
+    drawn on top); log axes with decade ticks only (no overlapping labels)."""
+    from matplotlib.ticker import LogLocator, NullFormatter
+
+    fig, ax = plots.figure(size=(5.2, 4.6), gridspec_kw={"left": 0.16, "bottom": 0.13, "top": 0.9, "right": 0.96})
+    allp = torch.cat([p for p, _ in points]).numpy()
+    for k, (pred, meas) in enumerate(points):
+        x = pred.numpy()
+        if meas.shape[0] > 1:
+            ax.scatter(np.tile(x, meas.shape[0] - 1), meas[1:].numpy().ravel(), s=10, color=plots.SGD_COLOR,
+                       alpha=0.6, zorder=2, label="SGD runs" if k == 0 else None)
+        ax.scatter(x, meas[0].numpy(), s=40, facecolors="none", edgecolors=plots.GD_COLOR, linewidths=1.3,
+                   zorder=3, label="GD" if k == 0 else None)
+    finite = allp[np.isfinite(allp)]
+    lim = np.array([finite.min() / 3, finite.max() * 3])
+    ax.plot(lim, lim, color="gray", linewidth=1, label="measured = predicted", zorder=1)
+    ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim,
+           xlabel=r"predicted escape time (theory, $u_0$ per init)",
+           ylabel=r"measured $t_{diag}$ ($|w_{aa}| \geq s_a/2$)",
+           title=f"{cid}: {len(points)} inits")
+    for axis in (ax.xaxis, ax.yaxis):
+        axis.set_major_locator(LogLocator(base=10, numticks=6))
+        axis.set_minor_formatter(NullFormatter())
+    ax.legend(loc="upper left", fontsize=8)
+    claim.figure(fig, "escape_times", caption="measured vs predicted escape time per mode for every init of the "
+                 "ensemble: GD (rings) over SGD runs (dots); order of escape is asserted, the ratio reported")

@@ -21,6 +21,8 @@ from .spectra import end_to_end
 from .theory import trap
 
 INITS = {"quick": {"saddle": 8, "other": 4}, "nightly": {"saddle": 32, "other": 8}}
+#: SGD runs per init in the assumption checks' ensembles (the pattern claims keep the preset's S)
+SGD_RUNS_PER_INIT = {"quick": 4, "nightly": 8}
 
 
 def case_ensemble(exp: Experiment, tier: str, sgd_runs: int | None = None) -> Ensemble:
@@ -97,11 +99,28 @@ def init_label(init: Init) -> str:
 
 
 def summary(outcomes) -> dict:
-    """n_inits, n_pass, fraction and its 95% Wilson interval over inits (one bool per init)."""
-    outcomes = [bool(v) for v in outcomes]
+    """n_inits, n_pass, fraction and its 95% Wilson interval over inits, and the outcomes
+    themselves (``per_init``; one bool per init)."""
+    outcomes = [bool(v) for v in (outcomes.tolist() if hasattr(outcomes, "tolist") else outcomes)]
     n, k = len(outcomes), sum(outcomes)
     lo, hi = wilson(k, n)
-    return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi)
+    return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi,
+                per_init=outcomes)
+
+
+def init_labels(ensemble: Ensemble) -> list[str]:
+    """'balanced#0', 'gaussian#3', ...: one readable label per config."""
+    return [init_label(i) for i in ensemble.inits]
+
+
+def case_trajectories(exp: Experiment, init: str, tier: str, cache) -> tuple[list[str], list]:
+    """(labels, trajectories) of an assumption check on the shared grid (events.time_grid_for):
+    ``init="aligned"``: the preset alone (the control case); otherwise :func:`case_ensemble` with
+    SGD_RUNS_PER_INIT runs per init, trained together through ``cache.ensemble``."""
+    if init == "aligned":
+        return ["aligned"], [cache(exp, checkpoints=events.time_grid_for(exp))]
+    ens = case_ensemble(exp, tier, sgd_runs=SGD_RUNS_PER_INIT[tier])
+    return init_labels(ens), list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
 
 
 def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
@@ -118,5 +137,5 @@ def gd_trapped(exp: Experiment) -> bool:
     return trapped(init_weights(exp), exp, exp.init)
 
 
-__all__ = ["INITS", "bonferroni_z", "case_ensemble", "case_runs", "checkpoint_grid", "escape_windows", "gd_trapped",
-           "init_label", "summary", "trapped", "wilson"]
+__all__ = ["INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs", "case_trajectories", "checkpoint_grid", "escape_windows", "gd_trapped",
+           "init_label", "init_labels", "summary", "trapped", "wilson"]

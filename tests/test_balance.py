@@ -106,3 +106,70 @@ def test_balanced_prediction_formula():
     s = torch.tensor([4.0, 1.0, 0.0])
     got = theory.balanced_residual_prediction(torch.tensor(0.2), s, depth=2)
     assert got.item() == pytest.approx(0.2 / (2 * math.sqrt(16 + 1)))
+
+
+def _engine_run(init_kind, steps=60):
+    """A small engine run (GD + 3 SGD runs) with every step checkpointed."""
+    from dlncheck import Experiment, Init, Teacher, train
+
+    exp = Experiment(Teacher(4, 4, (2.0, 1.0), seed=1), 3, 5, Init(init_kind, 0.4, seed=2), lr=0.05, steps=steps,
+                     batch_size=5, n_samples=20, sgd_runs=3)
+    return train(exp, checkpoints=list(range(steps + 1)))
+
+
+@pytest.mark.parametrize("init_kind", ["gaussian", "aligned"])
+def test_engine_steps_obey_drift_identity(init_kind):
+    """Identity (moved here from the balance claim): the engine's GD and SGD steps change D_l by
+    exactly lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T), and r_l stays below the bound it implies."""
+    traj = _engine_run(init_kind)
+    out = balance.drift_identity(traj.weights)
+    assert out["error"].max().item() < 1e-12
+    assert torch.all(balance.balance_residuals(traj.weights) <= out["bound"] * (1 + 1e-12) + 1e-15)
+
+
+def test_aligned_gd_stays_balanced_sgd_does_not():
+    """Identity: from the aligned balanced init GD's per-mode map keeps D_l = 0 to roundoff; SGD's
+    noise drift moves it (so the identity test is not vacuous)."""
+    r = balance.balance_residuals(_engine_run("aligned").weights)      # (R, K, L-1)
+    assert r[0].max().item() < 1e-12
+    assert r[1:, -1].min().item() > 1e-8
+
+
+def test_gd_drift_bound_holds_on_gd_and_fails_past_stability():
+    """theory.balance.gd_drift_bound against a NumPy GD path: holds at h = lr lambda_max < 2."""
+    from dlncheck.theory import balance as tb
+
+    g = np.random.default_rng(4)
+    M = np.diag([2.0, 1.0, 0.5])
+    Ws = [0.5 * g.standard_normal((3, 3)) for _ in range(3)]
+    lr = 0.02
+    path = _gd_path(Ws, M, lr=lr, steps=400)
+    loss = [0.5 * np.linalg.norm(path[2][k].numpy() @ path[1][k].numpy() @ path[0][k].numpy() - M) ** 2
+            for k in (0, -1)]
+    D = balance.balance_matrices(path)
+    change = max((D_l[-1] - D_l[0]).norm().item() for D_l in D)
+    assert 0 < change <= tb.gd_drift_bound(lr, loss[0], loss[1], h=lr * 3 * 2.0 ** (4 / 3))
+    with pytest.raises(ValueError, match="h="):
+        tb.gd_drift_bound(lr, 1.0, 0.0, h=2.5)
+
+
+def test_sgd_extra_drift_trapezoid_and_richardson():
+    """The quadrature of theory.balance.sgd_extra_drift equals a direct per-step sum on a fine grid
+    and its Richardson estimate bounds the coarse grid's error."""
+    from dlncheck.theory import balance as tb
+    from dlncheck.theory import sgd as ts
+
+    g = np.random.default_rng(5)
+    X = torch.as_tensor(np.linalg.qr(g.standard_normal((12, 3)))[0].T * 12 ** 0.5)    # whitened (3, 12)
+    M = torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64))
+    path = _gd_path([0.3 * g.standard_normal((3, 3)) for _ in range(2)], M.numpy(), lr=0.05, steps=200)
+    C = ts.drift_covariance(path, X, M)
+    direct = [0.05 ** 2 * c[:-1].sum(0) for c in C]          # sum over steps k < T
+    steps = torch.arange(201)
+    fine, _ = tb.sgd_extra_drift(path, steps, X, M, lr=0.05, c_B=1.0)
+    scale = max(d.norm().item() for d in direct)
+    # on the every-step grid the trapezoid is the step sum plus the end correction (C_T - C_0) / 2
+    assert all(torch.allclose(f, d + 0.05 ** 2 * (c[-1] - c[0]) / 2, atol=1e-14) for f, d, c in zip(fine, direct, C))
+    coarse_idx = torch.arange(0, 201, 10)
+    coarse, err = tb.sgd_extra_drift([p[coarse_idx] for p in path], coarse_idx, X, M, lr=0.05, c_B=1.0)
+    assert all((c - f).norm().item() <= 3 * e.item() + 1e-3 * scale for c, f, e in zip(coarse, fine, err))

@@ -1,14 +1,17 @@
 """dlncheck.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
+import numpy as np
 from __future__ import annotations
 
 import math
 
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest, norm
 
 from dlncheck import init_ensembles, presets
+from dlncheck.theory import modes as tm
 
 
 @given(n=st.integers(1, 200), data=st.data())
@@ -46,3 +49,20 @@ def test_other_regimes_use_seeds_of_the_preset_init(tier, n):
     ens = init_ensembles.case_ensemble(exp, tier, sgd_runs=4)
     assert [i.seed for i in ens.inits] == list(range(n)) and {i.kind for i in ens.inits} == {"lecun"}
     assert ens.base.sgd_runs == 4
+
+
+def test_lazy_rho_at_diag_matches_uniform_decay_simulation():
+    """Simulate w(t) = S + (w0 - S) e^{-t} on a fine grid and read rho_a at t_diag directly."""
+    g = np.random.default_rng(0)
+    s = torch.tensor([3.0, 1.0, 0.4], dtype=torch.float64)
+    w0 = torch.as_tensor(0.5 * g.standard_normal((3, 3)))
+    t = torch.linspace(0, 10, 200001, dtype=torch.float64)
+    f = torch.exp(-t)[:, None, None]
+    w = torch.diag(s) + (w0 - torch.diag(s)) * f
+    diag = torch.diagonal(w, dim1=-2, dim2=-1).abs()
+    off = (w - torch.diag_embed(torch.diagonal(w, dim1=-2, dim2=-1))).norm(dim=-1)
+    k = (diag >= 0.5 * s).int().argmax(0)
+    rho_sim = torch.stack([off[k[a], a] / w[k[a], a].norm() for a in range(3)])
+    off0 = (w0 - torch.diag(torch.diagonal(w0))).norm(dim=-1)
+    rho = tm.lazy_rho_at_diag(torch.diagonal(w0), off0, s, 0.5)
+    assert torch.allclose(rho, rho_sim, rtol=1e-3)

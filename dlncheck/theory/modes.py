@@ -189,3 +189,23 @@ def escape_windows(t_esc: torch.Tensor, s: torch.Tensor, depth: int, width: floa
     delta = escape_halfwidth(s, depth, width).to(torch.as_tensor(t_esc).device)
     t_esc = torch.as_tensor(t_esc, dtype=torch.float64)
     return torch.stack([t_esc - delta, t_esc + delta], dim=-1)
+
+
+def lazy_rho_at_diag(w_aa0: torch.Tensor, off0: torch.Tensor, s: torch.Tensor, c: float = 0.5) -> torch.Tensor:
+    """rho_a at t_diag(a) predicted by the lazy (kernel) model with an isotropic tangent kernel.
+
+    Lazy training with whitened inputs and kernel K ~ kappa I (wide LeCun layers, Jacot et al.
+    2018) decays the residual uniformly: w(t) - S = (w(0) - S) f(t), f = e^{-kappa t}, in the
+    teacher's mode basis (S = diag(s)). The diagonal reaches c s_a at f* = (1 - c) s_a /
+    (s_a - w_aa(0)) (f* = 1, i.e. t_diag = 0, if |w_aa(0)| >= c s_a already), when row a's
+    off-diagonal norm is off0 f*; hence rho_a(t_diag) = off0 f* / sqrt((off0 f*)^2 + (c s_a)^2),
+    independent of kappa. The mode "aligns first" (t_cross <= t_diag) iff this is <= eps_rho.
+    Anisotropy of K (its eigenvalues spread over [k_min, k_max], presets._kernel_bounds) moves
+    these values; no margin is derived for it, so the prediction is exploratory.
+    """
+    s = s.to(w_aa0)
+    reached = w_aa0.abs() >= c * s
+    f = torch.where(reached, torch.ones_like(s * w_aa0), (1 - c) * s / (s - w_aa0))
+    diag = torch.where(reached, w_aa0.abs(), c * s)
+    off = off0 * f
+    return off / torch.sqrt(off ** 2 + diag ** 2)
