@@ -217,7 +217,8 @@ PREDICTIONS: dict[str, dict[str, Prediction]] = {
     },
     "singular_patterns": {
         "saddle": Prediction("for every init (det-sign trapped inits set apart): at the end, GD's top-r log singular "
-                             "values of every P_ij = SGD mean minus the predicted offset (theory.sgd.predicted_offsets) "
+                             "values of every P_ij = SGD mean minus the predicted offset "
+                             "(theory.sgd.predicted_offsets) "
                              "within the band of theory.offset_band",
                              "SGD adds an O(lr c_B) balance drift that shifts each learned mode's split between the "
                              "layers by a computable amount (the suite's modewise expansion, theory.sgd); its spread "

@@ -80,7 +80,8 @@ def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
         claim.table(band, "lazy_bounds_per_init", caption="per init and run: movement vs the kernel band, "
                     "dwell vs the lazy bound")
         numbers |= dict(n_inits=summary["n_inits"], inits_holding=summary["n_pass"],
-                        fraction_inits=summary["fraction"], fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+                        fraction_inits=summary["fraction"],
+                        fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
                         movement_over_upper_max=float((band.movement / band.upper).max()),
                         movement_over_lower_min=float((band.movement / band.lower).min()),
                         dwell_over_bound_max=float((band.max_dwell / band.dwell_bound).max()))

@@ -137,5 +137,6 @@ def gd_trapped(exp: Experiment) -> bool:
     return trapped(init_weights(exp), exp, exp.init)
 
 
-__all__ = ["INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs", "case_trajectories", "checkpoint_grid", "escape_windows", "gd_trapped",
-           "init_label", "init_labels", "summary", "trapped", "wilson"]
+__all__ = ["INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs", "case_trajectories",
+           "checkpoint_grid", "escape_windows", "gd_trapped", "init_label", "init_labels", "summary", "trapped",
+           "wilson"]

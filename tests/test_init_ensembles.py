@@ -1,9 +1,9 @@
 """dlncheck.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
-import numpy as np
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given

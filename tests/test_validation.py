@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from dlncheck import budget, presets, spectra, validation
+from dlncheck.atomic import write_text
 from dlncheck.engine import CHECK_ELEMENTS, DIVERGENCE_FACTOR, TrainingDiverged, train
 from dlncheck.experiment import Experiment, Init, Teacher
-from dlncheck.atomic import write_text
 from dlncheck.saddles import NormalForm
 
 T = Teacher(6, 6, (4.0, 2.0, 1.0), seed=1)
