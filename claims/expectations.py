@@ -346,11 +346,7 @@ FACTORIZATION_OFFSET = (
     "while W agrees to 1e-5; suspected (not yet tested) cause: SGD's lr^2 balance drift, see the "
     "balance claim")
 CONTRADICTIONS: dict[str, dict[str, str]] = {
-    "eps_sensitivity": {
-        'saddle-degenerate-L2': (
-            'no eps in 1e-7..1e-3 gives the multiplicity staircase for every run: SGD splits the repeated '
-            'singular value over the long L=2 plateau in 4 of 8 runs (see unit-step growth)'),
-    },
+    "eps_sensitivity": {},
     "mode_decoupling": {
         'saddle-lowrank-L3': (
             'at L=3 the later modes reach half strength about one checkpoint before rho_a <= 0.1 (GD t_cross 12.81 '

@@ -15,7 +15,6 @@ predicts the staircase for every generic init, so one failing init contradicts i
 """
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
