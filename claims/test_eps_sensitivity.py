@@ -128,10 +128,10 @@ def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol,
     ax.set_yticks(range(len(rows)), [label for _, label in rows], fontsize=8)
     inside = table["predicted"].to_numpy()
     if inside.any():
-        ax.add_patch(plt_rect(x[inside].min() - step / 2, x[inside].max() + step / 2, "white", "predicted interval"))
+        ax.add_patch(plt_rect(x[inside].min() - step / 2, x[inside].max() + step / 2, "tab:cyan", "predicted interval (asserted)"))
     if np.isfinite(plateau["lo"]):
         ax.add_patch(plt_rect(np.log10(plateau["lo"]) - step / 2, np.log10(plateau["hi"]) + step / 2, "tab:red",
-                              "measured plateau (every run matches)", ls="--"))
+                              "measured plateau (every run matches)", ls="--", inset=0.12))
     plots.mark_failing(ax, x, np.zeros_like(x), inside & ~table["works"].to_numpy(),
                        label="predicted but fails")
     ax.set_xlabel(r"$\log_{10}\varepsilon$ (absolute floor $\varepsilon \max(\sigma_1, s_1)$; "
@@ -164,7 +164,8 @@ def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol,
                               "effective_rank": r_eff.ravel()}), "effective_rank")
 
 
-def plt_rect(x0, x1, color, label, ls="-"):
+def plt_rect(x0, x1, color, label, ls="-", inset=0.0):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x0, -0.5), x1 - x0, 1.0, fill=False, edgecolor=color, lw=2, ls=ls, label=label)
+    return Rectangle((x0, -0.5 + inset), x1 - x0, 1.0 - 2 * inset, fill=False, edgecolor=color, lw=2.5, ls=ls,
+                     label=label)
