@@ -49,7 +49,7 @@ def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
     ax[1, 0].set(xlabel="sample (chain)", ylabel="eigenvalue count", title="Hessian inertia (dense)")
     ax[1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[1, 0].legend()
-    im = ax[1, 1].imshow(D, cmap="viridis")
+    im = ax[1, 1].imshow(D, cmap="viridis", vmin=0, vmax=max(float(np.max(D)), 1e-12))
     fig.colorbar(im, ax=ax[1, 1], label="gauge-aligned relative distance")
     ax[1, 1].set(xlabel="sample", ylabel="sample", title="diversity modulo orthogonal gauge")
     ax[1, 1].grid(False)
@@ -66,6 +66,11 @@ def _trace_panel(ax, trace: pd.DataFrame):
             ax.semilogy(tr.step[positive], tr.energy[positive], lw=0.8, alpha=0.7, label="chains" if c == 0 else None)
         ax.axhline(E_TOL, color="tab:red", ls="--", label=rf"$E_{{\rm tol}} = {E_TOL:g}$")
         ax.set(xlabel="SGLD step", ylabel=r"constraint energy $E(Z)$ (zeros not drawn)", title="energy traces")
+    elif not (trace[[c for c in trace.columns if c.startswith("znorm_")]] > 0).any().any():
+        ax.text(0.5, 0.5, "every residual block is fixed at zero:\neach chain sits on the critical point itself\n"
+                r"($E(Z) = 0$ and $\|Z_l\|_F = 0$ at every step)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
     else:
         cols = [c for c in trace.columns if c.startswith("znorm_")]
         for col in cols:
