@@ -87,17 +87,18 @@ def _lambda_panel(ax, table: pd.DataFrame, case: Case):
     """|lambda_min| on a log axis, the sign as colour: negative (a descent direction), inside the
     zero band +-tau, positive; the band edge tau drawn per sample."""
     x = table.chain.values
+    floor = 1e-3 * float(table.tau.min())            # |lambda| below this (e.g. exactly 0) is drawn at the floor
     for col, marker, name in (("lambda_min_dense", "o", "dense"), ("lambda_min_lanczos", "x", "Lanczos (HVP)")):
         lam, tau = table[col].to_numpy(), table.tau.to_numpy()
         for mask, color, sign in ((lam < -tau, "tab:red", "< 0"), (np.abs(lam) <= tau, "tab:gray", r"$\approx 0$"),
                                   (lam > tau, "tab:blue", "> 0")):
             if mask.any():
-                ax.scatter(x[mask], np.maximum(np.abs(lam[mask]), 1e-300), marker=marker, color=color, s=40,
+                ax.scatter(x[mask], np.maximum(np.abs(lam[mask]), floor), marker=marker, color=color, s=40,
                            label=f"{name}, {sign}", facecolors=color if marker == "x" else "none")
     ax.step(x, table.tau, where="mid", color="0.3", ls="--", lw=1, label=r"zero band $\tau$")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="sample (chain)", ylabel=r"$|\lambda_{\min}(H)|$ (loss units)",
+    ax.set(xlabel="sample (chain)", ylabel=r"$|\lambda_{\min}(H)|$ (loss units; $< 10^{-3}\tau$ drawn there)",
            title=f"smallest Hessian eigenvalue (colour = sign)\npredicted: {case.kind}")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
