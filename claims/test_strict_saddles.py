@@ -49,7 +49,7 @@ def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
     ax[1, 0].set(xlabel="sample (chain)", ylabel="eigenvalue count", title="Hessian inertia (dense)")
     ax[1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[1, 0].legend()
-    im = ax[1, 1].imshow(D, cmap="viridis", vmin=0, vmax=max(float(np.max(D)), 1e-12))
+    im = ax[1, 1].imshow(D, cmap="viridis", vmin=0, vmax=float(np.max(D)) if np.max(D) > 0 else 1.0)
     fig.colorbar(im, ax=ax[1, 1], label="gauge-aligned relative distance")
     ax[1, 1].set(xlabel="sample", ylabel="sample", title="diversity modulo orthogonal gauge")
     ax[1, 1].grid(False)
