@@ -388,5 +388,14 @@ CONTRADICTIONS: dict[str, dict[str, str]] = {
             '(a small Gaussian init is nearly balanced, so the det-sign barrier of theory/trap.py holds it although '
             'it is not exact); balanced seeds 3, 9, 15 (signs agree, not trapped) end at rank 3, 2, 2: the slowest '
             'escape is not over by T = 210.6 although the decoupled escape time from the init projection is <= 197.6'),
+        'saddle-lowrank-L4-random': (
+            '(nightly) 30/32 inits hold (Wilson [0.80, 0.98]); the run ends inside the last escape for two: balanced '
+            'seed 8 ends at rank 2 in all 33 runs (the s = 1 mode has not escaped by T = 103.8), Gaussian seed 3 '
+            'has GD at rank 3 but all 32 SGD runs still at rank 2 (their last escape comes later than GD\'s)'),
+        'saddle-degenerate-L4-random': (
+            '(nightly) 20/32 inits hold (Wilson [0.45, 0.77]): Gaussian seeds 0-4, 6, 8, 10, 11, 14 end at rank 3 '
+            'in all 33 runs (the s = 1 mode has not escaped by T = 103.8); balanced seed 13 and Gaussian seed 5 have '
+            'GD at rank 4 but all 32 SGD runs at rank 3 (SGD\'s last escape later than GD\'s); the repeated s = 2 '
+            'splits in every run, as predicted from random inits'),
     },
 }
