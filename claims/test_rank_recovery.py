@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from matplotlib.ticker import MaxNLocator
 
 from claims.expectations import RANK_RECOVERY_CASES as CASES
 from claims.expectations import RecoveryCase as Case
@@ -58,8 +59,8 @@ def _holds(check: str, table) -> np.ndarray:
 
 def _label(model: str, level: float, sigma: float) -> str:
     if model == "proxy":
-        return f"n={level:.0f} (sigma_eff={sigma:.1e})"
-    return f"sigma={level:.0e}" if level > 0 else "sigma=0 (roundoff only)"
+        return rf"n={level:.0f} ($\sigma_{{\rm eff}}$={sigma:.1e})"
+    return rf"$\sigma$={level:.0e}" if level > 0 else r"$\sigma$=0 (roundoff only)"
 
 
 # ----------------------------------------------------------------------------- figures
@@ -75,8 +76,8 @@ def _heatmap_figure(case, summary, table, labels):
                          cmap="viridis", vmin=0, vmax=1)
     rows = np.arange(len(labels))
     floor = np.maximum(table["relative_noise_floor"], table["roundoff_floor"])
-    ax.plot(floor, rows, "w<", mec="black", ms=7, label="floor max(edge/sigma_1, max(m,n) u)")
-    ax.plot(table["signal_ceiling"], rows, "w>", mec="black", ms=7, label="ceiling sigma_r/sigma_1")
+    ax.plot(floor, rows, "w<", mec="black", ms=7, label=r"floor $\max(\mathrm{edge}/\sigma_1,\ \max(m,n)\,u)$")
+    ax.plot(table["signal_ceiling"], rows, "w>", mec="black", ms=7, label=r"ceiling $\sigma_r/\sigma_1$")
     for y, row in zip(rows, table.itertuples()):
         ax.hlines(y + 0.18, row.predicted_lo, row.predicted_hi, colors="white", lw=2.5,
                   label="predicted interval (margins 2, 2)" if y == 0 else None)
@@ -86,11 +87,11 @@ def _heatmap_figure(case, summary, table, labels):
     ax.set_xscale("log")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_yticks(rows, labels)
-    ax.set_xlabel("relative threshold eps (dimensionless)")
+    ax.set_xlabel(r"relative threshold $\varepsilon$")
     ax.set_ylabel("noise level")
-    ax.set_title(f"{case.id}: P(r_eps = {R}) over {int(summary['n_draws'].iloc[0])} draws")
+    ax.set_title(rf"{case.id}: $P(r_\varepsilon = {R})$ over {int(summary['n_draws'].iloc[0])} draws", fontsize=10)
     ax.grid(False)
-    fig.colorbar(mesh, ax=ax, label="recovery rate P(r_eps = r)")
+    fig.colorbar(mesh, ax=ax, label=r"recovery rate $P(r_\varepsilon = r)$")
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.25), ncol=2, fontsize=7, frameon=True,
               facecolor="0.55")
     return fig
@@ -104,9 +105,10 @@ def _rank_band_figure(case, summary, labels, levels):
                    label=label, marker=".")
     ax.axhline(R, color="black", ls="--", lw=1, label=f"true rank r = {R}")
     ax.set_xscale("log")
-    ax.set_xlabel("relative threshold eps (dimensionless)")
-    ax.set_ylabel("numerical rank r_eps (count)")
-    ax.set_title(f"{case.id}: r_eps, mean and 5-95 % band over draws")
+    ax.set_xlabel(r"relative threshold $\varepsilon$")
+    ax.set_ylabel(r"numerical rank $r_\varepsilon$")
+    ax.set_title(rf"{case.id}: $r_\varepsilon$, mean and 5-95 % band over draws", fontsize=10)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend()
     return fig
 
@@ -121,9 +123,9 @@ def _gap_figure(case, draws, table, labels):
         ax.hist(gaps, bins=bins, alpha=0.6, color=f"C{i}", label=label)
         if np.isfinite(row.gap_predicted):
             ax.axvline(np.log10(row.gap_predicted), color=f"C{i}", ls="--", lw=1.2)
-    ax.set_xlabel("log10 gap sigma_r / sigma_{r+1} (dimensionless)")
+    ax.set_xlabel(r"$\log_{10}\,\sigma_r/\sigma_{r+1}$")
     ax.set_ylabel("draws (count)")
-    ax.set_title(f"{case.id}: gap at r = {R}\n(dashed: predicted sigma_r(A) / noise edge)")
+    ax.set_title(f"{case.id}: gap at r = {R}\n" + r"(dashed: predicted $\sigma_r(A)$ / noise edge)", fontsize=10)
     ax.legend()
     return fig
 
@@ -132,7 +134,7 @@ def _effective_rank_figure(case, per_level, labels):
     fig, ax = plots.figure(size=(6.0, 3.6))
     x = np.arange(len(labels))
     plots.band(ax, x, per_level["effective_rank_mean"], per_level["effective_rank_q05"],
-               per_level["effective_rank_q95"], label="effective rank exp(H(sigma/sum sigma))",
+               per_level["effective_rank_q95"], label=r"effective rank $e^{H(\sigma/\sum\sigma)}$",
                marker="o")
     plots.band(ax, x, per_level["participation_ratio_mean"], per_level["participation_ratio_q05"],
                per_level["participation_ratio_q95"], label="participation ratio", marker="s")
@@ -140,7 +142,7 @@ def _effective_rank_figure(case, per_level, labels):
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_xlabel("noise level")
     ax.set_ylabel("continuous rank (dimensionless)")
-    ax.set_title(f"{case.id}: continuous ranks vs noise\n(mean, 5-95 % band over draws)")
+    ax.set_title(f"{case.id}: continuous ranks vs noise\n(mean, 5-95 % band over draws)", fontsize=10)
     ax.legend()
     return fig
 
@@ -186,8 +188,10 @@ def test_rank_recovery(case, tier, device, claim):
     numbers = table[["noise_level", "sigma_eff", "predicted_lo", "predicted_hi",
                      "predicted_grid_lo", "predicted_grid_hi", "plateau_lo", "plateau_hi",
                      "max_recovery", "max_recovery_far_below_roundoff"]].to_dict("records")
-    claim.verdict(prediction=_prediction(case), observed=observed, holds=holds,
-                  checks=list(case.checks), levels=numbers, n_draws=int(result.summary["n_draws"].iloc[0]),
+    worst = float(table["max_recovery"].min())
+    claim.verdict(prediction=_prediction(case), observed=observed, holds=holds, golden_path="n/a",
+                  key="worst_max_recovery", worst_max_recovery=worst, checks=list(case.checks),
+                  levels=numbers, n_draws=int(result.summary["n_draws"].iloc[0]),
                   eps_points=len(eps), floor_margin=theory.FLOOR_MARGIN, ceiling_margin=theory.CEILING_MARGIN)
     assert holds, (f"{case.id}: prediction '{_prediction(case)}' fails. {observed}. Check the "
                    "noise levels in CASES against the theory edges, or report the contradiction.")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
 from claims.expectations import SaddleCase as Case
@@ -36,34 +37,70 @@ def draw(case: Case, nf: NormalForm):
 
 
 def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
-    fig, ax = plots.figure(2, 2, size=(10, 7.5))
-    for c, tr in samples.trace.groupby("chain"):
-        ax[0, 0].semilogy(tr.step, np.maximum(tr.energy, 1e-32), lw=0.8, alpha=0.7,
-                          label="chains" if c == 0 else None)
-    ax[0, 0].axhline(E_TOL, color="tab:red", ls="--", label=f"E_TOL = {E_TOL:g}")
-    ax[0, 0].set(xlabel="SGLD step", ylabel="constraint energy E(Z) (floored at 1e-32)", title="energy traces")
-    ax[0, 0].legend()
+    fig, ax = plots.figure(2, 2, size=(11, 8), gridspec_kw={"hspace": 0.55, "wspace": 0.4, "top": 0.9})
+    _trace_panel(ax[0, 0], samples.trace)
+    _lambda_panel(ax[0, 1], table, case)
     x = table.chain.values
-    ax[0, 1].fill_between(x, -table.tau, table.tau, color="tab:gray", alpha=0.3, step="mid", label="zero band ±tau")
-    ax[0, 1].plot(x, table.lambda_min_dense, "o", label="dense")
-    ax[0, 1].plot(x, table.lambda_min_lanczos, "x", ms=8, label="Lanczos (HVP)")
-    ax[0, 1].set_yscale("symlog", linthresh=1e-8)
-    ax[0, 1].set(xlabel="sample (chain)", ylabel="lambda_min(Hessian) (loss units)",
-                 title=f"smallest eigenvalue; predicted: {case.kind}")
-    ax[0, 1].legend()
     bottom = np.zeros(len(table))
     for col, color in (("n_neg", "tab:red"), ("n_zero", "tab:gray"), ("n_pos", "tab:blue")):
         vals = table[col].astype(float).values
         ax[1, 0].bar(x, vals, bottom=bottom, color=color, label=col.replace("n_", "# "))
         bottom += vals
     ax[1, 0].set(xlabel="sample (chain)", ylabel="eigenvalue count", title="Hessian inertia (dense)")
+    ax[1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[1, 0].legend()
-    im = ax[1, 1].imshow(D, cmap="viridis")
+    im = ax[1, 1].imshow(D, cmap="viridis", vmin=0, vmax=float(np.max(D)) if np.max(D) > 0 else 1.0)
     fig.colorbar(im, ax=ax[1, 1], label="gauge-aligned relative distance")
     ax[1, 1].set(xlabel="sample", ylabel="sample", title="diversity modulo orthogonal gauge")
     ax[1, 1].grid(False)
-    fig.suptitle(f"{case.id}: L={case.L}, S={case.S}, widths={nf_widths(case)}")
+    fig.suptitle(f"{case.id}: L={case.L}, S={case.S}, widths={nf_widths(case)}", fontsize=11)
     return fig
+
+
+def _trace_panel(ax, trace: pd.DataFrame):
+    """Constraint energy per chain where it is ever positive (free chains); with fixed zero blocks
+    E(Z) is identically 0, so show what the chains do instead: the residual blocks' norms."""
+    if (trace.energy > 0).any():
+        for c, tr in trace.groupby("chain"):
+            positive = tr.energy > 0
+            ax.semilogy(tr.step[positive], tr.energy[positive], lw=0.8, alpha=0.7, label="chains" if c == 0 else None)
+        ax.axhline(E_TOL, color="tab:red", ls="--", label=rf"$E_{{\rm tol}} = {E_TOL:g}$")
+        ax.set(xlabel="SGLD step", ylabel=r"constraint energy $E(Z)$ (zeros not drawn)", title="energy traces")
+    elif not (trace[[c for c in trace.columns if c.startswith("znorm_")]] > 0).any().any():
+        ax.text(0.5, 0.5, "every residual block is fixed at zero:\neach chain sits on the critical point itself\n"
+                r"($E(Z) = 0$ and $\|Z_l\|_F = 0$ at every step)", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return
+    else:
+        cols = [c for c in trace.columns if c.startswith("znorm_")]
+        for col in cols:
+            per_step = trace.groupby("step")[col]
+            mean, lo, hi = per_step.mean(), per_step.min(), per_step.max()
+            line = ax.plot(mean.index, mean.values, label=rf"$\|Z_{{{col.split('_')[1]}}}\|_F$")[0]
+            ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2, lw=0)
+        ax.set(xlabel="SGLD step", ylabel=r"residual block norm $\|Z_l\|_F$ (chain mean, min-max)",
+               title=r"$E(Z) \equiv 0$ here (zero blocks): residual norms")
+    ax.legend(fontsize=7)
+
+
+def _lambda_panel(ax, table: pd.DataFrame, case: Case):
+    """|lambda_min| on a log axis, the sign as colour: negative (a descent direction), inside the
+    zero band +-tau, positive; the band edge tau drawn per sample."""
+    x = table.chain.values
+    floor = 1e-3 * float(table.tau.min())            # |lambda| below this (e.g. exactly 0) is drawn at the floor
+    for col, marker, name in (("lambda_min_dense", "o", "dense"), ("lambda_min_lanczos", "x", "Lanczos (HVP)")):
+        lam, tau = table[col].to_numpy(), table.tau.to_numpy()
+        for mask, color, sign in ((lam < -tau, "tab:red", "< 0"), (np.abs(lam) <= tau, "tab:gray", r"$\approx 0$"),
+                                  (lam > tau, "tab:blue", "> 0")):
+            if mask.any():
+                ax.scatter(x[mask], np.maximum(np.abs(lam[mask]), floor), marker=marker, color=color, s=40,
+                           label=f"{name}, {sign}", facecolors=color if marker == "x" else "none")
+    ax.step(x, table.tau, where="mid", color="0.3", ls="--", lw=1, label=r"zero band $\tau$")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel="sample (chain)", ylabel=r"$|\lambda_{\min}(H)|$ (loss units; $< 10^{-3}\tau$ drawn there)",
+           title=f"smallest Hessian eigenvalue (colour = sign)\npredicted: {case.kind}")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
 def nf_widths(case: Case) -> list[int]:

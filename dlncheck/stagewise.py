@@ -68,6 +68,66 @@ def follows_levels(ranks: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
     return on_level & visits & monotone & (ranks[..., 0] == lv[0]) & (ranks[..., -1] == lv[-1])
 
 
+def visits_levels(ranks: torch.Tensor, levels: Sequence[int], final: Sequence[int] | None = None) -> torch.Tensor:
+    """The coarse staircase: True where a rank sequence (..., K) is nondecreasing, starts at
+    levels[0], visits every level in order and ends in ``final`` (default: levels[-1]).
+
+    Unlike :func:`follows_levels` it allows ranks strictly between two levels: with the
+    cumulative multiplicities of a degenerate teacher this is "the same long plateaus, any
+    order or timing of the sub-steps inside a repeated block" (a split or a jump).
+    """
+    lv = torch.as_tensor(list(levels), dtype=ranks.dtype, device=ranks.device)
+    end = torch.as_tensor(list(final) if final is not None else [levels[-1]], dtype=ranks.dtype,
+                          device=ranks.device)
+    visits = (ranks.unsqueeze(-1) == lv).any(-2).all(-1)
+    monotone = (rank_moves(ranks) >= 0).all(-1)
+    return visits & monotone & (ranks[..., 0] == lv[0]) & torch.isin(ranks[..., -1], end)
+
+
+def splits_block(ranks: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
+    """True where a sequence (..., K) visits a rank strictly between two consecutive levels
+    (a degenerate block learned in sub-steps rather than one jump)."""
+    lv = torch.as_tensor(list(levels), dtype=ranks.dtype, device=ranks.device)
+    inside = (ranks > lv[0]) & (ranks < lv[-1]) & ~torch.isin(ranks, lv)
+    return inside.any(-1)
+
+
+def trapped_levels(levels: Sequence[int]) -> list[int]:
+    """Levels of a staircase that stops one short of full rank (the GD trap, theory/trap.py):
+    the last level becomes r - 1."""
+    r = levels[-1]
+    return [lv for lv in levels[:-1] if lv < r - 1] + [r - 1]
+
+
+def staircase_outcomes(ranks: torch.Tensor, kind: str, levels: Sequence[int], *, trapped: bool = False,
+                       crossing: bool = False) -> torch.Tensor:
+    """Per run (run 0 = GD) of one init: does its rank sequence (R, K) match the prediction ``kind``?
+
+    "unit" / "coarse": every run is monotone from 0 through every level to r (:func:`visits_levels`;
+    with unit levels 0..r this is exactly unit steps); "multiplicity": GD additionally never
+    sits between two levels (:func:`follows_levels`: it jumps), SGD runs as "coarse";
+    ``trapped`` (balanced init, det(W_0) det(M) < 0): GD's staircase ends at r - 1, an SGD run's
+    at r - 1 or r (its escape is not timed by theory); "none": rank >= r throughout, or, with
+    ``crossing`` (det(W_0) det(M) < 0), rank >= r - 1 throughout and r at the end.
+    """
+    r = levels[-1]
+    if kind == "none":
+        if crossing:
+            return (ranks >= r - 1).all(-1) & (ranks[..., -1] == r)
+        return (ranks >= r).all(-1)
+    if kind not in ("unit", "coarse", "multiplicity"):
+        raise ValueError(f"kind={kind!r} is invalid: use 'unit', 'coarse', 'multiplicity' or 'none'")
+    if trapped:
+        short = trapped_levels(levels)
+        ok = visits_levels(ranks, short, final=[r - 1, r])
+        ok[0] = visits_levels(ranks[0], short)
+        return ok
+    ok = visits_levels(ranks, levels)
+    if kind == "multiplicity":
+        ok[0] = follows_levels(ranks[0], levels)
+    return ok
+
+
 def guaranteed_rank(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor, eps: torch.Tensor | float,
                     atol: torch.Tensor | float | None = None) -> torch.Tensor:
     """Weyl lower bound on the rank of W near M: #{a : s_a - ||W - M||_F > max(eps sigma_1(W), atol)}.

@@ -80,3 +80,20 @@ def summarize(x: torch.Tensor | np.ndarray, dim: int = 0, **bootstrap_kwargs: ob
 def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     """num / den with 0 / 0 = 0 (an all-zero matrix is balanced / has no cross energy)."""
     return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))
+
+
+def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval for a binomial fraction k / n (Wilson 1927; Brown, Cai & DasGupta
+    2001): (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the two-sided normal
+    quantile; (0, 1) for n = 0. Used for fractions over independent draws (e.g. inits)."""
+    from scipy.stats import norm
+
+    if n < 0 or not 0 <= successes <= max(n, 0):
+        raise ValueError(f"successes={successes} and n={n} are invalid: need 0 <= successes <= n")
+    if n == 0:
+        return 0.0, 1.0
+    z = float(norm.ppf(0.5 + level / 2))
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))

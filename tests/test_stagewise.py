@@ -94,3 +94,44 @@ def test_stagewise_criteria():
     assert c["staircase"].tolist() == [True, False, False]
     assert c["reaches_r"].tolist() == [True, False, False]
     assert c["at_least_r"].tolist() == [False, True, True]
+
+
+def test_visits_levels_allows_splits_inside_a_block_only():
+    levels = [0, 1, 3, 4]                                   # s = (4, 2, 2, 1): block of 2 at level 1 -> 3
+    seqs = torch.tensor([[0, 1, 3, 4]])
+    jump = torch.tensor([[0, 0, 1, 3, 3, 4]])
+    split = torch.tensor([[0, 1, 2, 2, 3, 4]])
+    skip_block = torch.tensor([[0, 1, 2, 2, 4, 4]])          # never at level 3
+    skip_first = torch.tensor([[0, 0, 3, 3, 4, 4]])
+    down = torch.tensor([[0, 1, 3, 2, 3, 4]])
+    assert stagewise.visits_levels(seqs, levels).tolist() == [True]
+    assert stagewise.visits_levels(jump, levels).item() and stagewise.follows_levels(jump, levels).item()
+    assert stagewise.visits_levels(split, levels).item() and not stagewise.follows_levels(split, levels).item()
+    assert not stagewise.visits_levels(skip_block, levels).item()
+    assert not stagewise.visits_levels(skip_first, levels).item()
+    assert not stagewise.visits_levels(down, levels).item()
+    assert stagewise.splits_block(torch.cat([jump, split, skip_block]), levels).tolist() == [False, True, True]
+    assert stagewise.visits_levels(torch.tensor([0, 1, 2, 3]), [0, 1, 2, 3], final=[3, 4]).item()
+    assert not stagewise.visits_levels(torch.tensor([0, 1, 2, 3]), [0, 1, 2, 3, 4]).item()
+
+
+def test_staircase_outcomes_rules():
+    unit = [0, 1, 2, 3, 4]
+    ranks = torch.tensor([[0, 1, 2, 3, 3], [0, 1, 2, 3, 4], [0, 1, 2, 4, 4]])
+    assert stagewise.staircase_outcomes(ranks, "unit", unit).tolist() == [False, True, False]
+    # trapped: GD must stop at r - 1, SGD may stop at r - 1 or go on to r
+    assert stagewise.staircase_outcomes(ranks, "unit", unit, trapped=True).tolist() == [True, True, False]
+    assert stagewise.trapped_levels([0, 1, 3, 4]) == [0, 1, 3]
+    # multiplicity: GD jumps (no rank 2), SGD may split
+    block = [0, 1, 3, 4]
+    ranks = torch.tensor([[0, 1, 3, 4], [0, 2, 3, 4]])
+    assert stagewise.staircase_outcomes(ranks, "multiplicity", block).tolist() == [True, False]
+    ranks = torch.tensor([[0, 1, 2, 3, 4], [0, 1, 1, 3, 4]])
+    assert stagewise.staircase_outcomes(ranks, "multiplicity", block).tolist() == [False, True]
+    assert stagewise.staircase_outcomes(ranks, "coarse", block).tolist() == [True, True]
+    # none: >= r throughout, or with a det-sign crossing >= r - 1 and r at the end
+    lazy = torch.tensor([[4, 4, 4], [4, 3, 4], [4, 3, 3]])
+    assert stagewise.staircase_outcomes(lazy, "none", unit).tolist() == [True, False, False]
+    assert stagewise.staircase_outcomes(lazy, "none", unit, crossing=True).tolist() == [True, True, False]
+    with pytest.raises(ValueError, match="kind="):
+        stagewise.staircase_outcomes(lazy, "weyl", unit)

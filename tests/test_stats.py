@@ -65,3 +65,18 @@ def test_bootstrap_of_a_statistic_of_the_mean_is_chunked_and_consistent():
     torch.testing.assert_close((lo2, hi2), (2 * lo, 2 * hi))
     lo_n, hi_n = stats.bootstrap_ci(x, seed=2, statistic=lambda m: m.norm(dim=-1))
     assert lo_n.shape == () and lo_n <= x.mean(0).norm() <= hi_n
+
+
+@pytest.mark.parametrize("k, n", [(0, 1), (1, 1), (0, 8), (8, 8), (3, 8), (17, 32), (1, 100)])
+def test_wilson_interval_matches_scipy(k, n):
+    from scipy.stats import binomtest
+
+    ref = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    lo, hi = stats.wilson_interval(k, n)
+    assert lo == pytest.approx(ref.low, abs=1e-12) and hi == pytest.approx(ref.high, abs=1e-12)
+
+
+def test_wilson_interval_bad_input():
+    with pytest.raises(ValueError, match="successes"):
+        stats.wilson_interval(3, 2)
+    assert stats.wilson_interval(0, 0) == (0.0, 1.0)
