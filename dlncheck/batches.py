@@ -60,7 +60,9 @@ class BatchOrders:
             self.remaining -= self.left
             orders = [shuffled_batches(g, epochs, self.n, self.B) for g in self.generators]
             self.idx = torch.stack(orders, dim=1) if orders else torch.empty(self.left, 0, self.B, dtype=torch.long)
-        k = min(k, self.left)
+        if k > self.left:
+            raise RuntimeError(f"a segment of {k} steps straddles a batch-order chunk ({self.left} steps left): "
+                               "cut segments at multiples of BatchOrders.chunk")
         start = self.idx.shape[0] - self.left
         self.left -= k
         return self.idx[start: start + k]

@@ -108,7 +108,7 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     :mod:`dlncheck.budget`; a larger request is refused before any work.
     """
     if not isinstance(spec, (Ensemble, Experiment)):
-        check.fail("spec", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
+        check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
     loss_every = check.integral("loss_every", loss_every, min=1, why=" (record the loss every k steps)")
     check.flag("progress", progress)
     if backend not in BACKENDS:
@@ -235,7 +235,7 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second)
     every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (C * R * sum(w.numel() for w in W0[0]))))
     bounds = np.unique(np.concatenate([event_steps, ensemble.steps, [0, n_steps],
-                                       np.arange(0, n_steps, min(orders.chunk, every))]))
+                                       np.arange(0, n_steps, orders.chunk), np.arange(0, n_steps, every)]))
     ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):

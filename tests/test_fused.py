@@ -58,9 +58,14 @@ def test_fused_float32_within_its_roundoff():
     assert_same(a, b, rel=1e-12 * exp.roundoff_scale * 200)   # float32 roundoff, accumulated over 200 steps
 
 
-def test_fused_backend_names_why_it_cannot_run():
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: on a CPU-only machine Experiment(device='cuda') "
+                    "is refused first (tests/test_validation.py)")
+def test_fused_backend_names_why_it_cannot_run_on_cuda():
     with pytest.raises(ValueError, match="backend='fused' is unavailable for device='cuda'.*CPU only"):
         train(experiment(device="cuda"), backend="fused")
+
+
+def test_unknown_backend_is_refused():
     with pytest.raises(ValueError, match="backend='jax' is invalid"):
         train(experiment(), backend="jax")
 

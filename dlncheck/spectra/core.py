@@ -121,7 +121,10 @@ def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
     """
     check.svals("svals", svals)
     _check_eps(eps)
-    if atol is not None:
+    if atol is not None and torch.is_tensor(atol):   # a grid of floors beside an eps grid
+        if not bool(torch.isfinite(atol).all() & (atol >= 0).all()):
+            check.fail("atol", atol, "pass finite floors >= 0 (absolute singular-value thresholds)")
+    elif atol is not None:
         atol = check.nonneg("atol", atol)   # an absolute singular-value floor
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
