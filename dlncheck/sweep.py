@@ -11,10 +11,12 @@ A grid (TOML) crosses regimes x teachers x depths x init seeds x lr factors x ba
     batch_sizes = [10, 30]           # optional: default the preset's batch size
 
 Every experiment is trained as the claims read it, ``cache(experiment,
-checkpoints=time_grid_for(experiment))``, so a later ``pytest claims`` finds it in the cache
-instead of training. One Dask task per group of experiments that share everything but the init
-seed and lr (the configs an ensemble trains together); a failed task is retried once and then
-reported with its experiments; experiments the cache already holds are skipped.
+checkpoints=time_grid_for(experiment))``, and each preset (lr factor 1, the preset's batch) also
+trains the init ensembles the claims run (:mod:`dlncheck.init_ensembles`: the pattern claims'
+ensemble with its analysis, and the assumption checks' ensemble), so a later ``pytest claims``
+finds them in the cache instead of training. One Dask task per group of experiments that share
+everything but the init seed and lr (the configs an ensemble trains together); a failed task is
+retried once and then reported with its experiments; what the cache already holds is skipped.
 """
 from __future__ import annotations
 
@@ -90,7 +92,8 @@ def validate_grid(grid: dict) -> dict:
 
 def grid_experiments(grid: dict) -> list[list[Experiment]]:
     """The grid's experiments, grouped: one group per (regime, teacher, depth, batch size), holding
-    every (init seed, lr factor) config of that group (what one ensemble trains together)."""
+    every (init seed, lr factor) config of that group (what one ensemble trains together), the
+    preset's own config (seed 0, factor 1) first when the grid holds it."""
     groups = []
     for regime, teacher, depth, batch in itertools.product(
             grid["regimes"], grid["teachers"], grid["depths"], grid["batch_sizes"]):
@@ -101,7 +104,7 @@ def grid_experiments(grid: dict) -> list[list[Experiment]]:
             lr, steps = base.lr * factor, max(1, round(base.steps / factor))
             group.append(base if (seed, factor) == (base.init.seed, 1.0) else
                          dataclasses.replace(base, init=init, lr=lr, steps=steps))
-        groups.append(group)
+        groups.append(sorted(group, key=lambda e: e != base))
     return groups
 
 
@@ -115,19 +118,31 @@ def cached(cache: TrajectoryCache, experiment: Experiment) -> bool:
     return cache.contains("trajectory", experiment, {"checkpoints": time_grid_for(experiment)})
 
 
-def run_group(cache_root: str, specs: list[dict]) -> int:
-    """Dask task: train every experiment of a group into the cache at ``cache_root``; returns how
-    many were trained (not already cached). Specs travel as plain dicts (no pickled objects of ours)."""
-    import torch
+def train_init_ensembles(cache: TrajectoryCache, preset: Experiment, tier: str) -> None:
+    """The init ensembles the claims run for ``preset`` (pattern claims with their analysis,
+    assumption checks), trained into ``cache``."""
+    from . import init_ensembles
 
-    torch.set_num_threads(1)
+    init_ensembles.case_runs(preset, "random", tier, cache)
+    init_ensembles.case_trajectories(preset, "random", tier, cache)
+
+
+def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
+    """Dask task: train every experiment of a group into the cache at ``cache_root`` (and, for the
+    group's preset, the claims' init ensembles); returns how many experiments were trained (not
+    already cached). Specs travel as plain dicts (no pickled objects of ours)."""
+    from .threads import set_cpu_threads
+
+    set_cpu_threads(1)
     cache = TrajectoryCache(Path(cache_root))
     trained = 0
-    for spec in specs:
+    for n, spec in enumerate(specs):
         experiment = Experiment.from_dict(spec)
         if not cached(cache, experiment):
             train_into_cache(cache, experiment)
             trained += 1
+        if n == 0:   # the group's preset: grid_experiments puts it first
+            train_init_ensembles(cache, experiment, tier)
     return trained
 
 
@@ -142,17 +157,16 @@ def sweep(grid: dict, cache_root: str | Path, scheduler: str | None = None, work
     cache_root = str(Path(cache_root).resolve())
     Path(cache_root).mkdir(parents=True, exist_ok=True)
     probe = TrajectoryCache(Path(cache_root))
-    groups = [[e for e in group if not cached(probe, e)] for group in grid_experiments(grid)]
-    total = sum(len(g) for g in grid_experiments(grid))
-    todo = [g for g in groups if g]
-    counts = {"experiments": total, "cached": total - sum(len(g) for g in todo), "trained": 0, "failed": 0}
-    if not todo:
-        return counts
+    groups = grid_experiments(grid)
+    total = sum(len(g) for g in groups)
+    todo = groups   # every group's task skips what the cache holds (its init ensembles included)
+    counts = {"experiments": total, "cached": sum(cached(probe, e) for g in groups for e in g),
+              "trained": 0, "failed": 0}
     cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
                                                   processes=True, dashboard_address=None)
     with Client(scheduler or cluster) as client:
-        futures = {client.submit(run_group, cache_root, [e.to_dict() for e in g], retries=1, pure=False): g
-                   for g in todo}
+        futures = {client.submit(run_group, cache_root, [e.to_dict() for e in g], grid["tier"],
+                                 retries=1, pure=False): g for g in todo}
         for future in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
             group = futures[future]
             try:

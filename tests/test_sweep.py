@@ -13,7 +13,8 @@ from dlncheck import cli, presets, sweep
 from dlncheck.cache import TrajectoryCache
 
 ROOT = Path(__file__).resolve().parents[1]
-CASE = "claims/test_function_space.py::test_sgd_matches_gd_in_function_space[saddle-lowrank-L3-noise0]"
+CASES = ["claims/test_balance.py::test_balance[saddle-lowrank-L3]",
+         "claims/test_balance.py::test_balance[saddle-lowrank-L3-aligned]"]
 TINY = {"tier": "quick", "regimes": ["saddle"], "teachers": ["lowrank"], "depths": [3], "lr_factors": [1.0, 0.5]}
 
 
@@ -59,13 +60,14 @@ def test_local_cluster_sweep_fills_the_cache_and_claims_train_nothing(tmp_path):
     grid = sweep.validate_grid(TINY)
     counts = sweep.sweep(grid, cache_dir, workers=2, progress=False)
     assert counts == {"experiments": 2, "cached": 0, "trained": 2, "failed": 0}
-    assert sweep.sweep(grid, cache_dir, workers=2, progress=False)["trained"] == 0   # a rerun skips
+    assert sweep.sweep(grid, cache_dir, workers=2, progress=False) == {"experiments": 2, "cached": 2,
+                                                                      "trained": 0, "failed": 0}   # a rerun skips
     probe = TrajectoryCache(cache_dir)
     assert all(sweep.cached(probe, e) for g in sweep.grid_experiments(grid) for e in g)
 
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", CASE, "-q", "-p", "no:cacheprovider", "--reports-dir", str(reports),
+        [sys.executable, "-m", "pytest", *CASES, "-q", "-p", "no:cacheprovider", "--reports-dir", str(reports),
          "--cache-dir", str(cache_dir)],
         cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
