@@ -24,13 +24,12 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, events, init_ensembles, presets, spectra, theory
+from dlncheck import Ensemble, compare, init_ensembles, presets, spectra, theory
 from dlncheck.data import make_problem
 from dlncheck.report import plots
 from dlncheck.theory import published, sgd, tolerances
 
 LABEL_NOISE = 0.1
-COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints outside the saddle regime
 
 
 def _variants(regime, teacher, depth):
@@ -56,13 +55,6 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-def _grid(regime, e):
-    """Checkpoints: the saddle regime's full grid (plateaus and escapes are located on it); elsewhere
-    only the curve drawn and the end asserted (COARSE_GRID points: the 128-wide NTK layers make each
-    checkpoint costly to store)."""
-    return events.time_grid_for(e) if regime == "saddle" else events.time_grid(e.steps, *COARSE_GRID)
-
-
 @pytest.mark.parametrize("regime, teacher, depth, inits, noise",
                          expectations.cases("function_space", variants=_variants, quick=_quick))
 def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, tier,
@@ -70,7 +62,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     case = f"{presets.case_id(regime, teacher, depth)}{'-aligned' if inits == 'aligned' else ''}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
     ens = init_ensembles.case_ensemble(exp, tier) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
-    runs = trajectory_cache.ensemble(ens, checkpoints=_grid(regime, ens.experiment(0)))
+    runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = init_ensembles.bonferroni_z(len(ens))

@@ -20,12 +20,11 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, events, init_ensembles, presets
+from dlncheck import Ensemble, compare, init_ensembles, presets
 from dlncheck.gauge import gauge_align_path
 from dlncheck.report import plots
 from dlncheck.theory import sgd, tolerances
 
-COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints outside the saddle regime
 PLATEAU_RTOL = expectations.DWELL_RTOL      # "on plateau k": GD loss within 5% of P_k
 
 
@@ -64,20 +63,13 @@ def _displacement(weights) -> tuple[float, float]:
     return float(mean.norm()) / norm, float((delta - mean).square().sum(1).mean().sqrt()) / norm
 
 
-def _grid(regime, e):
-    """Checkpoints: the saddle regime's full grid (plateaus and escapes are located on it); elsewhere
-    only the curve drawn and the end asserted (COARSE_GRID points: the 128-wide NTK layers make each
-    checkpoint costly to store)."""
-    return events.time_grid_for(e) if regime == "saddle" else events.time_grid(e.steps, *COARSE_GRID)
-
-
 @pytest.mark.parametrize("regime, teacher, depth, inits",
                          expectations.cases("parameter_space", variants=_variants, quick=_quick))
 def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, trajectory_cache, tier, claim):
     exp = preset(regime, teacher, depth)
     ens = (init_ensembles.case_ensemble(exp, tier) if inits != "aligned"
            else Ensemble(exp, inits=[exp.init]))
-    runs = trajectory_cache.ensemble(ens, checkpoints=_grid(regime, ens.experiment(0)))
+    runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     applies = regime == "saddle"
     z = init_ensembles.bonferroni_z(len(ens))
     rows, curves = [], []

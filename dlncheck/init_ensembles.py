@@ -50,6 +50,16 @@ def checkpoint_grid(exp: Experiment) -> list[int]:
     return events.time_grid_for(exp)
 
 
+COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints of the distance claims outside the saddle regime
+
+
+def distance_grid(regime: str, exp: Experiment) -> list[int]:
+    """The distance claims' checkpoints: the saddle regime's full grid (plateaus and escapes are
+    located on it); elsewhere only the curve drawn and the end asserted (COARSE_GRID points: the
+    128-wide NTK layers make each checkpoint costly to store)."""
+    return events.time_grid_for(exp) if regime == "saddle" else events.time_grid(exp.steps, *COARSE_GRID)
+
+
 def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, list]:
     """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
     own init alone (the control), else :func:`case_ensemble`; trained in one program through
@@ -137,6 +147,6 @@ def gd_trapped(exp: Experiment) -> bool:
     return trapped(init_weights(exp), exp, exp.init)
 
 
-__all__ = ["INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs", "case_trajectories",
-           "checkpoint_grid", "escape_windows", "gd_trapped", "init_label", "init_labels", "summary", "trapped",
-           "wilson"]
+__all__ = ["COARSE_GRID", "INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs",
+           "case_trajectories", "checkpoint_grid", "distance_grid", "escape_windows", "gd_trapped", "init_label",
+           "init_labels", "summary", "trapped", "wilson"]
