@@ -533,6 +533,9 @@ def _scaling_rows() -> dict[str, Prediction]:
 
     rows = {name: Prediction(f"log-log slope {slope:g} vs {var}; vanishes: {sgd.VANISHES[name]}", reason)
             for name, (slope, var, reason) in sgd.EXPONENTS.items()}
+    rows |= {name: Prediction(f"no exponent derived ({why}); asserted: value at lr/8 <= value at lr per B; "
+                              f"vanishes: {sgd.VANISHES[name]}", "theory.sgd module docstring item 4")
+             for name, (var, why) in sgd.EXPLORATORY.items()}
     rows["offsets"] = Prediction(
         "mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode (theory.sgd.predicted_offsets)",
         "the expected extra balance drift of SGD, split per mode along GD's path; |m - p| <= z sem + h |p|")

@@ -109,7 +109,71 @@ OFFSET_NIGHTLY = [("saddle", t, L) for t in presets.TEACHERS for L in (2, 3, 4) 
 
 
 OFFSET_PARAMS = _params(OFFSET_CASES, False) + _params(OFFSET_NIGHTLY, True)
-expectations.check_ids(FAMILY, SLOPE_CASES + OFFSET_PARAMS)
+
+# rank-count discrepancies (theory.sgd.EXPLORATORY): dense checkpoints to see plateaus and the split
+RANK_FRACTIONS = tuple(np.linspace(0.0, 1.0, 321))     # dwell resolution T / 320
+RANK_QUICK = [("saddle", "degenerate", 2)]
+RANK_PARAMS = (_params(RANK_QUICK, False, sgd.EXPLORATORY)
+               + _params([("saddle", "degenerate", 3), ("saddle", "lowrank", 2), ("saddle", "lowrank", 3)],
+                         True, ["d_r_plateau"])
+               + _params([("saddle", "degenerate", 3), ("ntk", "degenerate", 2), ("ntk", "degenerate", 3)],
+                         True, ["split_dwell"]))
+expectations.check_ids(FAMILY, SLOPE_CASES + OFFSET_PARAMS + RANK_PARAMS)
+
+
+@pytest.mark.parametrize("regime, teacher, depth, name", RANK_PARAMS)
+def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cache, claim):
+    """No exponent is derived (theory.sgd item 4): fit reported when every value is > 0, exploratory;
+    asserted: the limit, discrepancy at the smallest lr <= at the largest, for each batch size."""
+    cid = presets.case_id(regime, teacher, depth)
+    points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
+    trajs = lr_sweep.run_sweep(points, RANK_FRACTIONS, train=trajectory_cache.ensemble)
+    var, reason = sgd.EXPLORATORY[name]
+    x = np.array([scaling.noise_variable(var, p.experiment) for p in points])
+    y = np.array([float(scaling.STATISTICS[name](scaling.features(t, name).mean(0))) for t in trajs])
+    frac = np.array([p.lr_fraction for p in points])
+    B = np.array([p.batch_size for p in points])
+    limit = {int(b): (float(y[(B == b) & (frac == frac.min())][0]), float(y[(B == b) & (frac == frac.max())][0]))
+             for b in BATCH_SIZES}
+    holds = all(small <= large for small, large in limit.values())
+    zero = bool(np.all(y == 0))
+    claim.table(pd.DataFrame({"lr": [p.lr for p in points], "batch_size": B, "x": x, name: y}), "sweep",
+                caption=f"{name} per (lr, B); 0 = no discrepancy at this noise")
+    resolution = max(p.experiment.lr * p.experiment.steps for p in points) / (len(RANK_FRACTIONS) - 1)
+    numbers = {"all_zero": zero, "largest": float(y.max()), "time_resolution": resolution}
+    if zero:
+        observed = f"{name} = 0 at every (lr, B): vanishes at every swept noise (no slope: log 0)"
+        fit = None
+    elif np.all(y > 0):
+        fit = lr_sweep.fit_loglog(x, np.stack([scaling.features(t, name) for t in trajs]), scaling.STATISTICS[name])
+        observed = f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (no prediction)"
+        numbers |= {"slope": fit.slope, "slope_lo": fit.lo, "slope_hi": fit.hi}
+    else:
+        fit = None
+        observed = f"{name} = 0 at {int(np.sum(y == 0))} of {len(y)} (lr, B): no log-log slope"
+    observed += "; smallest-lr / largest-lr value per B: " + ", ".join(
+        f"B={b}: {s:.3g} / {lg:.3g}" for b, (s, lg) in limit.items()) + f" (checkpoint spacing {resolution:.3g})"
+    fig, ax = plots.figure(size=(5.2, 4.0))
+    for b, marker in zip(BATCH_SIZES, "os"):
+        sel = B == b
+        ax.plot(x[sel], y[sel], marker, ls="-", label=f"B = {b}")
+        small, large = limit[int(b)]
+        if small > large:
+            ax.plot(x[sel & (frac == frac.min())], [small], "rx", ms=10, label=f"B = {b}: smallest lr > largest")
+    if fit is not None:
+        xs = np.geomspace(x.min(), x.max(), 50)
+        ax.plot(xs, np.exp(fit.intercept) * xs ** fit.slope, "k--", label=f"fit slope {fit.slope:.2f} (reported only)")
+    ax.set(xscale="log", yscale="symlog" if not np.all(y > 0) else "log",
+           xlabel=f"noise variable {var.replace('c_B', '$c_B$')}", ylabel=name.replace("_", " "),
+           title=f"{cid}: {name.replace('_', ' ')} ({'holds' if holds else 'FAILS'})")
+    ax.legend()
+    claim.figure(fig, "loglog", caption=f"{name} vs {var}; asserted only: smallest lr <= largest lr per B")
+    key = "slope" if "slope" in numbers else "largest"
+    assert claim.verdict(prediction=expectations.PREDICTIONS[FAMILY][name].prediction,
+                         observed=observed, reason=expectations.PREDICTIONS[FAMILY][name].reason,
+                         exploratory=True, golden_path="agrees" if holds else "differs", key=key,
+                         holds=holds, **numbers), \
+        f"{name} {cid}: the discrepancy grows as lr -> 0: {limit}"
 
 
 @pytest.mark.parametrize("regime, teacher, depth", OFFSET_PARAMS)

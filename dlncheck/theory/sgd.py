@@ -34,6 +34,17 @@ Y = M X, minibatches of B of n samples drawn without replacement and reshuffled 
 3. Exponents (see EXPONENTS): a bias is linear in the noise, so it scales as (lr c_B)^1; a spread
    is the square root of a variance linear in the noise, (lr c_B)^{1/2} while the noise acts
    (Ornstein-Uhlenbeck around the path with independent batches, :func:`ou_variance`).
+4. Rank-count discrepancies have no derived exponent (EXPLORATORY). d_r at a GD plateau counts the
+   runs whose sigma_m(P_ij) lies on the other side of the floor than GD's; with a run's log sigma
+   spread ~ sqrt(noise) around GD and a gap g between GD's log sigma and the floor, the mean count
+   is ~ Phi(-g / sqrt(noise)): it vanishes faster than any power (no log-log slope), and is exactly 0
+   in a finite ensemble once the spread is small against g; where g ~ 0 (a value sitting at the floor)
+   it is O(1) at any noise. The dwell of the degenerate split: inside a repeated block GD's modes
+   grow from the init's unequal projections, so the block splits under GD as well; SGD adds to the
+   split log-ratio a random walk of variance ~ lr c_B t, so the mean extra dwell depends on the ratio
+   of that to the init's log-ratio (itself a random variable) and is neither a bias nor a spread of
+   fixed exponent. Both are reported with their fit (when every value is > 0) and marked exploratory;
+   the one assertion is the limit: the discrepancy at the smallest noise is <= that at the largest.
 """
 from __future__ import annotations
 
@@ -71,6 +82,17 @@ VANISHES = {
     "function_distance": "yes, at any lr as T grows (realizable teacher: noise vanishes at W = M)",
     "sigma_spread": "yes, as lr -> 0 (lr^{3/2})",
     "function_distance_mid": "yes, as lr c_B -> 0 and as T grows",
+}
+
+# discrepancy -> (noise variable, why no exponent is derived: module docstring item 4)
+EXPLORATORY = {
+    "d_r_plateau": ("lr*c_B", "count of floor crossings: ~ Phi(-g / sqrt(noise)), no power law"),
+    "split_dwell": ("lr*c_B", "symmetry breaking inside the repeated block mixes the init's log-ratio "
+                              "with an O(sqrt(lr c_B t)) walk: no fixed exponent"),
+}
+VANISHES |= {
+    "d_r_plateau": "yes, faster than any power of lr c_B where GD's sigma is away from the floor",
+    "split_dwell": "expected yes as lr c_B -> 0 (the walk vanishes), rate not derived",
 }
 
 
