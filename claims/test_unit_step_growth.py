@@ -7,7 +7,7 @@ so "rank starts at 0" is only testable with the floor (test_eps_sensitivity show
 
 Saddle cases run twice: ``-aligned`` (the preset's aligned init, the control where a repeated
 singular value is predicted to make GD jump by its multiplicity) and ``-random`` (an ensemble of
-small random inits, half balanced and half Gaussian, N_INITS per tier, trained together). Each
+small random inits, half balanced and half Gaussian, init_ensembles.INITS per tier, trained together). Each
 init is one draw: its outcome is "GD and every one of its SGD runs match the prediction"
 (stagewise.staircase_outcomes; runs of one init are never pooled as independent draws); the
 verdict reports the fraction of inits with a Wilson 95% interval and asserts every init (theory
@@ -21,12 +21,10 @@ import torch
 from claims import expectations
 from claims import stagewise_figures as figures
 from claims.expectations import rank_levels, stagewise_prediction
-from dlncheck import events, presets, spectra, stagewise, stats
-from dlncheck.experiment import Ensemble, Init
+from dlncheck import events, init_ensembles, presets, spectra, stagewise, stats
 from dlncheck.theory import trap
 
 EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
-N_INITS = {"quick": 8, "nightly": 32}
 
 
 def _variants(regime, teacher, depth):
@@ -35,22 +33,11 @@ def _variants(regime, teacher, depth):
     return [("", ("preset",))]
 
 
-def init_ensemble(base, tier: str) -> Ensemble:
-    """N_INITS[tier] small random inits: half balanced (layer singular values = the preset's
-    scale, random bases), half Gaussian of the same rms (presets.random_small_init), seeds 0.., on
-    random_small_init's doubled steps (random inits escape later than the aligned one)."""
-    random = presets.random_small_init(base)
-    half = N_INITS[tier] // 2
-    inits = ([Init("balanced", base.init.scale, seed=k) for k in range(half)]
-             + [Init("gaussian", random.init.scale, seed=k) for k in range(half)])
-    return Ensemble(random, inits)
-
-
 def trajectories(base, init: str, tier: str, cache) -> list:
     """[(experiment, trajectory)] of every init of the case."""
     if init != "random":
         return [(base, cache(base, checkpoints=events.time_grid_for(base)))]
-    ens = init_ensemble(base, tier)
+    ens = init_ensembles.case_ensemble(base, tier)
     runs = cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base))
     return [(ens.experiment(i), runs[i]) for i in range(len(ens))]
 

@@ -15,7 +15,7 @@ import math
 
 from scipy.stats import norm
 
-from . import events, modes, presets, theory
+from . import events, modes, presets, stats, theory
 from .experiment import Ensemble, Experiment, Init
 from .spectra import end_to_end
 from .theory import trap
@@ -90,19 +90,6 @@ def trapped(initial_weights, exp: Experiment, init: Init) -> bool:
     return bool(trap.predicts_trap(end_to_end(initial_weights).to(M), M))
 
 
-def wilson(successes: int, n: int, level: float = 0.95) -> tuple[float, float]:
-    """Wilson score interval of a binomial fraction (Wilson 1927): centre (k + z^2/2)/(n + z^2),
-    half-width z sqrt(k (n - k) / n + z^2 / 4) / (n + z^2); (nan, nan) for n = 0."""
-    if n == 0:
-        return math.nan, math.nan
-    if not 0 <= successes <= n:
-        raise ValueError(f"successes={successes!r} is invalid: use 0 <= successes <= n = {n}")
-    z = float(norm.ppf(0.5 + level / 2))
-    centre = (successes + z * z / 2) / (n + z * z)
-    half = z * math.sqrt(successes * (n - successes) / n + z * z / 4) / (n + z * z)
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def init_label(init: Init) -> str:
     """Short label such as 'balanced#3'."""
     return f"{init.kind}#{init.seed}"
@@ -113,7 +100,7 @@ def summary(outcomes) -> dict:
     themselves (``per_init``; one bool per init)."""
     outcomes = [bool(v) for v in (outcomes.tolist() if hasattr(outcomes, "tolist") else outcomes)]
     n, k = len(outcomes), sum(outcomes)
-    lo, hi = wilson(k, n)
+    lo, hi = stats.wilson_interval(k, n)
     return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi,
                 per_init=outcomes)
 
@@ -149,4 +136,4 @@ def gd_trapped(exp: Experiment) -> bool:
 
 __all__ = ["COARSE_GRID", "INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs",
            "case_trajectories", "checkpoint_grid", "distance_grid", "escape_windows", "gd_trapped", "init_label",
-           "init_labels", "summary", "trapped", "wilson"]
+           "init_labels", "summary", "trapped"]

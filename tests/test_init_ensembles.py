@@ -6,20 +6,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
-from scipy.stats import binomtest, norm
+from scipy.stats import norm
 
 from dlncheck import init_ensembles, presets
 from dlncheck.theory import modes as tm
-
-
-@given(n=st.integers(1, 200), data=st.data())
-def test_wilson_interval_matches_scipy(n, data):
-    k = data.draw(st.integers(0, n))
-    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    lo, hi = init_ensembles.wilson(k, n)
-    assert lo == pytest.approx(ci.low, abs=1e-12) and hi == pytest.approx(ci.high, abs=1e-12)
 
 
 def test_over_inits_counts_and_bonferroni():

@@ -4,26 +4,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from hypothesis import given
-from hypothesis import strategies as st
-from scipy.stats import binomtest, norm
+from scipy.stats import norm
 
 from dlncheck import Init, init_ensembles, presets
 from dlncheck.theory import offset_band, rank_gap
 
 
-@given(st.integers(0, 40), st.integers(1, 40))
-def test_wilson_matches_scipy(k, n):
-    k = min(k, n)
-    ref = binomtest(k, n).proportion_ci(0.95, method="wilson")
-    lo, hi = init_ensembles.wilson(k, n)
-    assert lo == pytest.approx(ref.low, abs=1e-12) and hi == pytest.approx(ref.high, abs=1e-12)
-
-
-def test_wilson_edges():
-    assert all(math.isnan(x) for x in init_ensembles.wilson(0, 0))
-    with pytest.raises(ValueError, match="successes"):
-        init_ensembles.wilson(5, 3)
+def test_summary_counts_inits_with_the_wilson_interval():
     assert init_ensembles.summary([True] * 8)["fraction_lo"] == pytest.approx(0.6756, abs=1e-4)
 
 
