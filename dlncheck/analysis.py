@@ -43,20 +43,22 @@ class Analysis:
         return max(j for _, j in self.svals)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """Named arrays for np.savez (``svals_i_j``, ``end_to_end``, ``mode_coefficients``)."""
+        """Named arrays for np.savez (``svals_i_j``, ``end_to_end``); the mode coefficients are
+        not stored: :meth:`from_arrays` recomputes them from the end-to-end map exactly as
+        :func:`analyze` does (the same product, so the same bits)."""
         arrays = {f"svals_{i}_{j}": s.cpu().numpy() for (i, j), s in self.svals.items()}
-        return arrays | {"end_to_end": self.end_to_end.cpu().numpy(),
-                         "mode_coefficients": self.mode_coefficients.cpu().numpy()}
+        return arrays | {"end_to_end": self.end_to_end.cpu().numpy()}
 
     @classmethod
-    def from_arrays(cls, arrays, device: str | torch.device = "cpu") -> Analysis:
-        """Inverse of :meth:`to_arrays`."""
+    def from_arrays(cls, arrays, teacher, device: str | torch.device = "cpu") -> Analysis:
+        """Inverse of :meth:`to_arrays`, with the mode coefficients of ``teacher``."""
         def t(name):
             return torch.from_numpy(np.asarray(arrays[name])).to(device)
         keys = sorted(tuple(int(x) for x in name.split("_")[1:]) for name in arrays if name.startswith("svals_"))
         if not keys:
             raise ValueError("arrays hold no 'svals_i_j' entries: not an Analysis written by to_arrays()")
-        return cls({k: t(f"svals_{k[0]}_{k[1]}") for k in keys}, t("end_to_end"), t("mode_coefficients"))
+        W = t("end_to_end")
+        return cls({k: t(f"svals_{k[0]}_{k[1]}") for k in keys}, W, _teacher_modes(W, teacher))
 
 
 def grouped_singular_values(products: dict[Key, torch.Tensor], transpose: bool = True
@@ -85,5 +87,10 @@ def analyze(trajectory, transpose: bool = True) -> Analysis:
                          "(divergence): analyze() needs a shared, finite checkpoint grid")
     products = partial_products(weights)
     W = products[(1, len(weights))]
-    U, V = trajectory.teacher.U.to(W), trajectory.teacher.V.to(W)
-    return Analysis(grouped_singular_values(products, transpose), W, U.mT @ W @ V)
+    return Analysis(grouped_singular_values(products, transpose), W, _teacher_modes(W, trajectory.teacher))
+
+
+def _teacher_modes(W: torch.Tensor, teacher) -> torch.Tensor:
+    """U^T W V in the teacher's singular bases (diagonal: mode strengths)."""
+    U, V = teacher.U.to(W), teacher.V.to(W)
+    return U.mT @ W @ V

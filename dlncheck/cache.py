@@ -1,16 +1,24 @@
 """Content-addressed trajectory cache: nothing is trained twice in a session or across sessions.
 
-An entry's key hashes the Experiment, the call's keyword arguments, the package version and
-engine.ENGINE_VERSION.
-On disk each entry is ``<kind>-<key>.npz`` (arrays, loaded with allow_pickle=False) plus
-``<kind>-<key>.json`` (the spec, labels and the npz's SHA-256); both are written to a temp file
-and moved into place with os.replace, so concurrent pytest-xdist workers and interrupted runs
-never expose a partial entry. An entry that fails to load or verify is recomputed with a warning.
+An entry's key hashes the Experiment, the call's keyword arguments, the package version,
+engine.ENGINE_VERSION and the on-disk format (cache_format.FORMAT).
+On disk each entry is ``<kind>-<key>.npz`` (arrays, byte-shuffled and deflated, loaded with
+allow_pickle=False; ``cache_format``) plus ``<kind>-<key>.json`` (the spec, labels, the arrays'
+layout and the npz's SHA-256); both are written to a temp file and moved into place with
+os.replace, so concurrent pytest-xdist workers and interrupted runs never expose a partial entry.
+An entry that fails to load or verify is recomputed with a warning.
+
+Only entries worth their disk space are written (:func:`worth_storing`): an entry must have
+cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
+and the next session recomputes it. The 128-wide NTK trajectories train at 4-8 ms per MB of
+checkpoints, faster than a read from disk; the long saddle runs take 100-150 ms per MB
+(README, "Cache").
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import time
 import warnings
 import zipfile
 from pathlib import Path
@@ -18,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import cache_format
 from . import validation as check
 from ._version import __version__
 from .align import AlignedCheckpoints, aligned_checkpoints
@@ -28,6 +37,19 @@ from .experiment import Ensemble, Experiment
 from .trajectory import EnsembleTrajectory, Trajectory
 
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
+#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
+#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
+#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
+MIN_SECONDS_PER_MB = 0.05
+#: entries up to this size are always stored (reading them costs milliseconds)
+ALWAYS_STORE_MB = 1.0
+
+
+def worth_storing(nbytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
+    """Whether an entry of ``nbytes`` raw bytes that took ``seconds`` to compute goes to disk:
+    small, or at least ``min_seconds_per_mb`` of compute per MB."""
+    megabytes = nbytes / 1e6
+    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
 
 
 def _plain(value):
@@ -56,16 +78,18 @@ class TrajectoryCache:
     ``cache.aligned(experiment, **align_kwargs) -> AlignedCheckpoints``, memoized in memory and,
     unless root is None, on disk under root."""
 
-    def __init__(self, root: Path | str | None = None):
+    def __init__(self, root: Path | str | None = None, min_seconds_per_mb: float = MIN_SECONDS_PER_MB):
         self.root = None if root is None else Path(root)
+        self.min_seconds_per_mb = min_seconds_per_mb
         self._memory: dict[str, object] = {}
-        self.stats = {"memory": 0, "disk": 0, "computed": 0}  # where each request was served from
+        # where each request was served from; "memory_only": computed entries not worth storing
+        self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
         if self.root is not None and self.root.is_dir():
             check.stale_temporaries(self.root)   # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
-                "engine": ENGINE_VERSION,
+                "engine": ENGINE_VERSION, "format": cache_format.FORMAT,
                 "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"}}
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -97,9 +121,13 @@ class TrajectoryCache:
         if missing:
             if per_config is not None:
                 train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
-            for i, traj in zip(missing, train(ensemble.subset(missing), **train_kwargs)):
+            start = time.perf_counter()
+            trained = train(ensemble.subset(missing), **train_kwargs)
+            seconds = (time.perf_counter() - start) / len(missing)   # each config's share
+            for i, traj in zip(missing, trained):
                 found[i] = traj
-                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
+                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {},
+                           seconds)
         self._memory.update(zip(keys, found))
         return EnsembleTrajectory(ensemble, found)
 
@@ -109,7 +137,8 @@ class TrajectoryCache:
         return self._get("analysis", experiment, train_kwargs,
                          compute=lambda: analyze(self(experiment, **train_kwargs)),
                          encode=lambda a: (a.to_arrays(), {}),
-                         decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.device))
+                         decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.teacher,
+                                                                          experiment.device))
 
     def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
         if self.root is None:
@@ -150,14 +179,19 @@ class TrajectoryCache:
         value = self._load(kind, key, experiment, decode) if self.root is not None else None
         self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
+            start = time.perf_counter()
             value = compute()
-            self._keep(kind, key, experiment, kwargs, *encode(value))
+            self._keep(kind, key, experiment, kwargs, *encode(value), time.perf_counter() - start)
         self._memory[key] = value
         return value
 
-    def _keep(self, kind, key, experiment, kwargs, arrays, meta) -> None:
-        """Store on disk when there is a root; a failed store warns and the value stays in memory."""
+    def _keep(self, kind, key, experiment, kwargs, arrays, meta, seconds) -> None:
+        """Store on disk when there is a root and the entry is :func:`worth_storing`; a failed
+        store warns and the value stays in memory."""
         if self.root is None:
+            return
+        if not worth_storing(sum(a.nbytes for a in arrays.values()), seconds, self.min_seconds_per_mb):
+            self.stats["memory_only"] += 1
             return
         try:
             self._store(kind, key, experiment, kwargs, arrays, meta)
@@ -170,8 +204,9 @@ class TrajectoryCache:
 
     def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:
         npz, spec = self._paths(kind, key)
-        digest = save_npz(npz, arrays)
-        write_json(spec, {"kind": kind, "key": key, "version": __version__, "sha256": digest,
+        digest, layout = cache_format.write(npz, arrays)
+        write_json(spec, {"kind": kind, "key": key, "version": __version__, "format": cache_format.FORMAT,
+                          "sha256": digest, "layout": layout,
                           "experiment": experiment.to_dict(),
                           "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
                           "meta": meta})
@@ -182,10 +217,9 @@ class TrajectoryCache:
             return None
         try:
             meta = json.loads(spec.read_text())
-            if meta["key"] != key or meta["sha256"] != _sha256(npz):
-                raise ValueError("checksum or key mismatch")
-            with np.load(npz, allow_pickle=False) as arrays:
-                return decode({name: arrays[name] for name in arrays.files}, meta["meta"])
+            if meta["key"] != key or meta["format"] != cache_format.FORMAT or meta["sha256"] != _sha256(npz):
+                raise ValueError("checksum, key or format mismatch")
+            return decode(cache_format.read(npz, meta["layout"]), meta["meta"])
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
             warnings.warn(f"cache entry {npz.name} is unreadable ({error}); recomputing it", stacklevel=3)
             return None

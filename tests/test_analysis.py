@@ -69,7 +69,7 @@ def test_cache_round_trip(tmp_path, traj):
 
 def test_from_arrays_names_missing_field():
     with pytest.raises(ValueError, match="svals_i_j"):
-        Analysis.from_arrays({"end_to_end": np.zeros((1, 1, 2, 2))})
+        Analysis.from_arrays({"end_to_end": np.zeros((1, 1, 2, 2))}, teacher=None)
 
 
 def test_nan_weights_are_refused(traj):
