@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import presets
-from dlncheck.cache import TrajectoryCache, _sha256
+from dlncheck import cache_format, presets
+from dlncheck.cache import TrajectoryCache
 
 
 @pytest.fixture(scope="module")
@@ -34,21 +34,23 @@ def test_presets_are_identical_under_one_and_two_threads():
     assert all(float(f"{e.lr:.6g}") == e.lr for e in specs[1])
 
 
+def _read(npz):
+    return cache_format.read(npz, json.loads(npz.with_suffix(".json").read_text())["layout"])
+
+
 def _rewrite(npz, arrays):
-    with open(npz, "wb") as f:
-        np.savez(f, **arrays)
+    """Store damaged arrays in the cache's own format, with a matching checksum and layout."""
+    digest, layout = cache_format.write(npz, arrays)
     spec = npz.with_suffix(".json")
     meta = json.loads(spec.read_text())
-    meta["sha256"] = _sha256(npz)
-    spec.write_text(json.dumps(meta))
+    spec.write_text(json.dumps(meta | {"sha256": digest, "layout": layout}))
 
 
 @pytest.mark.parametrize("damage", ["nan-weights", "nan-loss", "wrong-shape", "missing-layer"])
 def test_entry_with_matching_checksum_but_bad_arrays_is_recomputed(tmp_path, exp, damage):
     good = TrajectoryCache(tmp_path)(exp, checkpoints=3)
     npz = next(tmp_path.glob("trajectory-*.npz"))
-    with np.load(npz) as f:
-        arrays = dict(f)
+    arrays = _read(npz)
     if damage == "nan-weights":
         arrays["weights_1"][0, -1, 0, 0] = np.nan
     elif damage == "nan-loss":
