@@ -55,9 +55,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only the K-th of N disjoint, duration-balanced parts of the selection "
                          "(durations from claims/durations.json); merge shard reports with "
                          "`dlncheck report merge`")
+    group.addoption("--svg", dest="dlncheck_svg", action="store_true",
+                    help="also write each figure as SVG (for papers; about doubles the "
+                         "figure-writing time). Default: PNG + thumbnail only")
     group.addoption("--no-svg", dest="dlncheck_no_svg", action="store_true",
-                    help="write each figure as PNG + thumbnail only, no SVG (saves about a third "
-                         "of the figure-writing time)")
+                    help="PNG + thumbnail only (the default; kept for old command lines)")
 
 
 def option(config: pytest.Config, name: str) -> str:
@@ -82,7 +84,7 @@ def pytest_configure(config: pytest.Config) -> None:
         set_cpu_threads(option(config, "threads"))
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
-    Claim.svg = not config.getoption("dlncheck_no_svg")
+    Claim.svg = config.getoption("dlncheck_svg") and not config.getoption("dlncheck_no_svg")
     if not hasattr(config, "workerinput"):  # the controller, or a run without xdist, writes the report
         settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
         settings["selection"] = config.getoption("keyword") or ""

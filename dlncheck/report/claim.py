@@ -94,7 +94,7 @@ class Claim:
     that decided it. Artifact paths name the final folder ``claims/<folder_name>``.
     """
 
-    svg: ClassVar[bool] = True  # also write each figure as SVG (``--no-svg`` turns it off)
+    svg: ClassVar[bool] = False  # also write each figure as SVG (``pytest claims --svg``)
     nodeid: str
     root: Path
     artifacts: list[dict] = field(default_factory=list)
@@ -111,8 +111,8 @@ class Claim:
         return path
 
     def figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save ``fig`` as ``<name>.png`` (150 dpi), ``<name>.svg`` and a thumbnail
-        ``<name>.thumb.png`` in this claim's folder, then close it."""
+        """Save ``fig`` as ``<name>.png`` (150 dpi), a thumbnail ``<name>.thumb.png`` and, with
+        ``--svg``, ``<name>.svg`` in this claim's folder, then close it."""
         import matplotlib.pyplot as plt
 
         from dlncheck.report.plots import save_figure
