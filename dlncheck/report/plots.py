@@ -89,8 +89,9 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
         fig.set_dpi(dpi)
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
-        rgb = np.asarray(canvas.buffer_rgba())[..., :3]
-        box = _content_pixels(rgb, np.round(np.asarray(fig.get_facecolor()[:3]) * 255))
+        rgba = np.asarray(canvas.buffer_rgba())
+        rgb = rgba[..., :3]
+        box = _content_pixels(rgba, np.round(np.asarray(fig.get_facecolor()) * 255))
         if box is None or _floating_outside(fig, canvas.get_renderer()):   # let matplotlib find the extent
             tight = fig.get_tightbbox(canvas.get_renderer()).padded(PAD_INCHES)
             atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=tight))
@@ -114,10 +115,12 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
                         lambda tmp: thumb.quantize(256).save(tmp, format="PNG", compress_level=PNG_COMPRESS))
 
 
-def _content_pixels(rgb: np.ndarray, background: np.ndarray):
-    """((row0, row1), (col0, col1)) bounding the pixels that differ from ``background``, or
-    None when some touch the canvas edge (content there may extend past it) or there are none."""
-    ink = (rgb != background.astype(rgb.dtype)).any(-1)
+def _content_pixels(rgba: np.ndarray, background: np.ndarray):
+    """((row0, row1), (col0, col1)) bounding the pixels that differ from the RGBA ``background``,
+    or None when some touch the canvas edge (content there may extend past it) or there are none.
+    Pixels compare as one 32-bit word each."""
+    words = np.ascontiguousarray(rgba).view(np.uint32)[..., 0]
+    ink = words != background.astype(np.uint8).view(np.uint32)[0]
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if rows.size == 0:
         return None
