@@ -96,7 +96,7 @@ def _per_figure(save, folder, rounds, previous=False):
     """Min over ``rounds`` of the CPU seconds each figure's save takes; mean over the figures."""
     figures = list(_figures(previous))
     best = [np.inf] * len(figures)
-    for r in range(rounds):
+    for _ in range(rounds):
         for k, fig in enumerate(figures):
             start = time.process_time()
             save(fig, folder / f"fig{k}.png")
