@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from scipy.stats import norm
-
 from . import events, modes, presets, stats, theory
 from .experiment import Ensemble, Experiment, Init
 from .spectra import end_to_end
@@ -120,13 +118,6 @@ def case_trajectories(exp: Experiment, init: str, tier: str, cache) -> tuple[lis
     return init_labels(ens), list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
 
 
-def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
-    """Two-sided normal quantile z with family-wise error ``level`` over ``n_tests`` tests."""
-    if n_tests < 1:
-        raise ValueError(f"n_tests={n_tests} is invalid: use n_tests >= 1")
-    return float(norm.ppf(1 - level / (2 * n_tests)))
-
-
 def gd_trapped(exp: Experiment) -> bool:
     """:func:`trapped` decided from the experiment's own init, before training."""
     from .data import init_weights
@@ -134,6 +125,6 @@ def gd_trapped(exp: Experiment) -> bool:
     return trapped(init_weights(exp), exp, exp.init)
 
 
-__all__ = ["COARSE_GRID", "INITS", "SGD_RUNS_PER_INIT", "bonferroni_z", "case_ensemble", "case_runs",
+__all__ = ["COARSE_GRID", "INITS", "SGD_RUNS_PER_INIT", "case_ensemble", "case_runs",
            "case_trajectories", "checkpoint_grid", "distance_grid", "escape_windows", "gd_trapped", "init_label",
            "init_labels", "summary", "trapped"]
