@@ -640,6 +640,21 @@ PREDICTIONS["published"] = {
         "arXiv:2308.06671 law of balance: minibatch noise moves D_l by lr^2 (E g_{l+1}^T g_{l+1} - E g_l g_l^T) "
         "per step "
         "toward noise balance; GD's drift is the same identity with G -> 0"),
+    "drift-identity-learning": Prediction(
+        "per pair, over 3 inits x runs, projected on DI's matrix: law of balance (c_B C_l on each SGD path) = drift "
+        "identity (c_B lr^2 sum_t C_l(W_t^GD), label residuals included) within z se + 2 lr lambda_max; measured "
+        "E[D^SGD] - D^GD = each within z se + lr lambda_max (z: t, level 0.05 Bonferroni)",
+        "the exact step identity dD_l = lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) averaged over without-replacement "
+        "batches (Cochran's c_B); the LoB evaluates it on SGD's path, DI on GD's (theory.sgd item 1)"),
+    "drift-identity-noise": Prediction(
+        "as drift-identity-learning over the label-noise window after GD converged; LoB = "
+        "gradient_noise.expected_balance_drift (reshuffled, truncation (lr lambda_max)^2)",
+        "arXiv:2308.06671's noise drift vs theory.sgd's first-order expansion about GD's path"),
+    "rank-departure": Prediction(
+        "rank pattern (spectra rule, eps = 1e-4, floor eps max(sigma_1, s_1)): GD's preserved at every checkpoint; "
+        "every SGD run's pattern entrywise <= GD's with one entry lower at the end (B = 2, label noise 2, t = 400)",
+        "Varre, Sagitova & Flammarion (NeurIPS 2024): GD conserves det(Theta^T Theta), label-noise SGD shrinks it "
+        "(rate ~ f sigma^2, gradient_noise.logdet_rate), collapsing W_1's spurious directions"),
     "rank-deficiency": Prediction(
         "SGD: late-time slope of log det(Theta^T Theta) = logdet_rate (within CI + (lr lambda_max)^2); "
         "GD: |change| <= 2 sum_k -log(1 - lr^2 ||G_k||^2); sigma_min(Theta) ends lower under SGD",

@@ -46,6 +46,8 @@ from claims.published_setups import (
     varre_experiment,
     verdict,
 )
+from claims.test_published_drift import CASES as DRIFT_IDENTITY
+from claims.test_published_rank import CASES as RANK_DEPARTURE
 from dlncheck import balance, events, modes, spectra, stats
 from dlncheck import gradient_noise as gn
 from dlncheck import noise_metrics as nm
@@ -61,7 +63,7 @@ BALANCE = [case("balance-noise", "intermediate-lowrank-L2", 2),
            case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True)]
 RANK = [case("rank-deficiency", "varre-2x5-L2", 2),
         case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)]
-expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK)
+expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK + DRIFT_IDENTITY + RANK_DEPARTURE)
 
 
 # ------------------------------------------------------------------ 1. diffusion peaks first
