@@ -682,6 +682,17 @@ CONTRADICTIONS["published"] = {
     "rank-deficiency-varre-2x5-L3":
         "(nightly) slope 1.005 [1.004, 1.005] x the reshuffled first-order rate (1.026 x independent-batch), beyond "
         "CI + (lr lambda_max)^2 = 0.0005 + 0.0027; GD |change| 1.5e-2 <= 3.6e-2; sigma_min(Theta) GD 0.127, SGD 0.025",
+    "drift-identity-noise-intermediate-lowrank-L2":
+        "(label residual term included) over the 6000-step label-noise window, in units of the drift identity's "
+        "|c_B S_1| = 6.82: measured 0.405 +- 0.001, law of balance 0.395 +- 0.001 (they agree: gap 0.010 <= 0.041), "
+        "drift identity 1 (+- h 0.200): LoB - DI gap 0.605 > 0.241, measured - DI 0.595 > 0.201. The accumulated "
+        "drift is 1.8 x |D^GD| itself, so SGD moves along the minimum manifold toward noise balance and its drift "
+        "slows (figure: saturating), while GD stays at its unbalanced point: the first-order expansion about GD's "
+        "path (theory.sgd item 1) fails once the secular drift is O(|D|); in the learning phase they agree",
+    "drift-identity-noise-intermediate-lowrank-L3":
+        "(nightly, 24000-step window, 3 inits x 32 runs) in units of |c_B S_l| = 7.35 / 7.91: measured 0.402 / 0.413, "
+        "law of balance 0.383 / 0.410 (agree within 0.041), drift identity 1 +- 0.200: LoB - DI gaps 0.62 / 0.59; "
+        "the accumulated drift is ~1 x |D^GD|, the same secular failure of the expansion about GD's path as at L2",
     "balance-noise-intermediate-lowrank-L3":
         "(nightly) pair 2 agrees (0.999 [0.997, 1.001]) but pair 1's SGD drift is 1.050 [1.048, 1.053] x predicted "
         "(1.112 x independent-batch), beyond CI + 0.040; GD conserves both (2e-12, 4e-12 <= 1e-10)",
