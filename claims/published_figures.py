@@ -141,7 +141,8 @@ def rank_departure(claim, d, setting):
     for i in range(sv.shape[-1]):
         ax.semilogy(t, sv[0, :, i], color=plots.GD_COLOR, label="GD" if i == 0 else None)
         ax.semilogy(t, sv[1:, :, i].mean(0), color=plots.SGD_COLOR, label="SGD mean" if i == 0 else None)
-    ax.semilogy(t, d["floor"][1:].mean(0), color="tab:red", linestyle="--", label=r"rank floor $\epsilon\max(\sigma_1, s_1)$")
+    ax.semilogy(t, d["floor"][1:].mean(0), color="tab:red", linestyle="--",
+                label=r"rank floor $\epsilon\max(\sigma_1, s_1)$")
     ax.set_xlabel("time $t = \\eta k$")
     ax.set_ylabel(r"$\sigma_i(W_1)$")
     ax.set_title(f"hidden layer spectrum ({setting})")

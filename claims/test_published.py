@@ -315,7 +315,8 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                       f"{np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
                       f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log "
                       f"sigma_min(W_1) "
-                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; rank pattern (eps 1e-4) left "
+                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; rank pattern (eps 1e-4) "
+                      f"left "
                       f"GD's for good in {numbers['rank_departed']} SGD runs by t = {float(times[-1]):.0f} "
                       f"(first {numbers['t_departure_first']:.0f}; rank-departure case: stronger noise); failed: "
                       f"{[k for k, v in checks.items() if not v]}", golden_path=_rank_finding(checks), key="ratio",

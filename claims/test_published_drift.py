@@ -87,7 +87,7 @@ def phase_curves(exp, traj, phase, t_gd, start):
         extra = D_l[1:] - D_l[:1]
         extra = extra - extra[:, :1]
 
-        def x(M):
+        def x(M, P=P):
             return (M * P).sum((-2, -1)) / P.square().sum()
 
         out.append({"P": P, "measured": x(extra), "lob": x(lob[l][1:]), "di": x(di[l]),
@@ -136,7 +136,8 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
                      "x_measured_per_init": meas.mean(1).tolist(), "x_lob_per_init": lob.mean(1).tolist()})
         curves.append({"measured": torch.cat([p["measured"] for p in pairs]),
                        "lob": torch.cat([p["lob"] for p in pairs]), "di": torch.stack([p["di"] for p in pairs]),
-                       "limits": limits, "row": rows[-1], "failed": [k for k in limits if not checks[f"pair {l + 1}: {k}"]]})
+                       "limits": limits, "row": rows[-1],
+                       "failed": [k for k in limits if not checks[f"pair {l + 1}: {k}"]]})
     table = pd.DataFrame(rows)
     holds = all(checks.values())
     figures.drift_identity(claim, times, curves, phase)
@@ -151,4 +152,5 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
             + f"; failed: {[k for k, v in checks.items() if not v]}",
             golden_path="differs" if resolved else "agrees", key="x_lob_pair1",
             x_lob_pair1=float(table["x_lob"].iloc[0]), table=table.to_dict("list"), checks=checks)
-    assert holds, f"law of balance vs drift identity ({phase}): failed {[k for k, v in checks.items() if not v]}\n{table}"
+    failed = [k for k, v in checks.items() if not v]
+    assert holds, f"law of balance vs drift identity ({phase}): failed {failed}\n{table}"
