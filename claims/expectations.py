@@ -652,7 +652,7 @@ PREDICTIONS["published"] = {
         "arXiv:2308.06671's noise drift vs theory.sgd's first-order expansion about GD's path"),
     "rank-departure": Prediction(
         "rank pattern (spectra rule, eps = 1e-4, floor eps max(sigma_1, s_1)): GD's preserved at every checkpoint; "
-        "every SGD run's pattern entrywise <= GD's with one entry lower at the end (B = 2, label noise 2, t = 400)",
+        "every SGD run's pattern entrywise <= GD's with one entry lower at the end (B = 2, label noise 2, 40000 steps)",
         "Varre, Sagitova & Flammarion (NeurIPS 2024): GD conserves det(Theta^T Theta), label-noise SGD shrinks it "
         "(rate ~ f sigma^2, gradient_noise.logdet_rate), collapsing W_1's spurious directions"),
     "rank-deficiency": Prediction(

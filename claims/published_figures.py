@@ -133,33 +133,35 @@ def drift_identity(claim, times, curves, phase):
 
 
 def rank_departure(claim, d, setting):
-    """sigma_i(W_1) against the rank floor, and rank(W_1) per run, GD vs SGD, with the times each SGD
-    run's rank pattern departs from GD's for good."""
+    """sigma_m(P_ij) of the product whose rank departs, against the rank floor, and the total rank
+    sum_{i<=j} r_ij per run, GD vs SGD, with the times each SGD run's rank pattern departs from GD's
+    for good."""
     fig, axes = plots.figure(1, 2, size=(10.0, 3.6))
-    t, sv, r = d["times"].numpy(), d["sv_w1"], d["patterns"]
+    t, sv, r = d["times"].numpy(), d["sv"], d["patterns"].sum((-2, -1))
+    i, j = d["entry"]
     ax = axes[0]
-    for i in range(sv.shape[-1]):
-        ax.semilogy(t, sv[0, :, i], color=plots.GD_COLOR, label="GD" if i == 0 else None)
-        ax.semilogy(t, sv[1:, :, i].mean(0), color=plots.SGD_COLOR, label="SGD mean" if i == 0 else None)
+    for m in range(sv.shape[-1]):
+        ax.semilogy(t, sv[0, :, m], color=plots.GD_COLOR, label="GD" if m == 0 else None)
+        ax.semilogy(t, sv[1:, :, m].mean(0), color=plots.SGD_COLOR, label="SGD mean" if m == 0 else None)
     ax.semilogy(t, d["floor"][1:].mean(0), color="tab:red", linestyle="--",
                 label=r"rank floor $\epsilon\max(\sigma_1, s_1)$")
     ax.set_xlabel("time $t = \\eta k$")
-    ax.set_ylabel(r"$\sigma_i(W_1)$")
-    ax.set_title(f"hidden layer spectrum ({setting})")
+    ax.set_ylabel(rf"$\sigma_m(P_{{{i}{j}}})$")
+    ax.set_title(f"spectrum of $P_{{{i}{j}}}$ ({setting})")
     ax.legend(fontsize=8)
     ax = axes[1]
     jitter = np.linspace(-0.15, 0.15, r.shape[0] - 1)
     for run in range(1, r.shape[0]):
-        ax.plot(t, r[run, :, 0, 0] + jitter[run - 1], color=plots.SGD_COLOR, alpha=0.5, linewidth=1,
-                label="SGD runs" if run == 1 else None)
-    ax.plot(t, r[0, :, 0, 0], color=plots.GD_COLOR, linewidth=2, label="GD")
+        ax.plot(t, r[run] + jitter[run - 1], color=plots.SGD_COLOR, alpha=0.5, linewidth=1,
+                label="SGD runs (jittered)" if run == 1 else None)
+    ax.plot(t, r[0], color=plots.GD_COLOR, linewidth=2, label="GD")
     finite = d["t_dep"][torch.isfinite(d["t_dep"])]
     for k, td in enumerate(finite):
         ax.axvline(float(td), color="tab:red", alpha=0.3, linewidth=1, label="departs for good" if k == 0 else None)
     ax.set_xlabel("time $t = \\eta k$")
-    ax.set_ylabel(r"$r_{11} = \mathrm{rank}_\epsilon(W_1)$")
+    ax.set_ylabel(r"$\sum_{i \leq j} r_{ij}$ (rank pattern)")
     ax.set_title(f"departed by the end: {d['departed']}/{d['n_sgd']} SGD runs")
     ax.legend(fontsize=8)
-    claim.figure(fig, "rank_departure", caption="label-noise SGD collapses W_1's spurious singular values below the "
+    claim.figure(fig, "rank_departure", caption="label-noise SGD collapses spurious singular values below the "
                  "suite's rank floor and its rank pattern leaves GD's for good (red: each run's departure time); "
                  "GD keeps its pattern")

@@ -70,6 +70,7 @@ def phase_curves(exp, traj, phase, t_gd, start):
     k = steps[keep].double()
     if phase == "learning":
         _, S = sgd.gd_path_drift(problem.X, problem.Syx, init_weights(exp), lr, t_gd, labels=problem.Y)
+        _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, init_weights(exp), lr, t_gd)    # label term dropped
         C = sgd.drift_covariance(W, problem.X, problem.Syx, problem.Y)           # (R, K, d, d) every step
         cum = [c_B * lr ** 2 * torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1].cumsum(1)], 1) for c in C]
         lob = cum
@@ -77,6 +78,7 @@ def phase_curves(exp, traj, phase, t_gd, start):
     else:
         _, S = sgd.gd_path_drift(problem.X, problem.Syx, [w[0, 0] for w in W], lr, int(k[-1] - k[0]),
                                  labels=problem.Y)
+        _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, [w[0, 0] for w in W], lr, int(k[-1] - k[0]))
         lob = [nm.accumulated_drift(d, k, lr ** 2, cumulative=True) for d in gn.expected_balance_drift(W, exp, problem)]
         C = sgd.drift_covariance([w[:1] for w in W], problem.X, problem.Syx, problem.Y)
         di = [c_B * nm.accumulated_drift(c, k, lr ** 2, cumulative=True)[0] for c in C]
@@ -91,7 +93,8 @@ def phase_curves(exp, traj, phase, t_gd, start):
             return (M * P).sum((-2, -1)) / P.square().sum()
 
         out.append({"P": P, "measured": x(extra), "lob": x(lob[l][1:]), "di": x(di[l]),
-                    "cos": nm.projected_ratio(extra[:, -1], P)[1], "D_gd_norm": float(D_l[0, -1].norm())})
+                    "cos": nm.projected_ratio(extra[:, -1], P)[1], "D_gd_norm": float(D_l[0, -1].norm()),
+                    "di_noise_free": float(x(c_B * S_free[l]))})
     return k * lr, out
 
 
@@ -132,6 +135,7 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
                      "norm_measured": float(np.mean([m_meas * float(p["P"].norm()) for p in pairs])),
                      "cos_measured_di_min": float(min(float(p["cos"].min()) for p in pairs)),
                      "di_over_D_gd": float(np.mean([float(p["P"].norm()) / p["D_gd_norm"] for p in pairs])),
+                     "x_di_noise_free_labels": float(np.mean([p["di_noise_free"] for p in pairs])),
                      **{f"limit {k}": v for k, v in limits.items()}, **{f"gap {k}": v for k, v in gaps.items()},
                      "x_measured_per_init": meas.mean(1).tolist(), "x_lob_per_init": lob.mean(1).tolist()})
         curves.append({"measured": torch.cat([p["measured"] for p in pairs]),
@@ -148,7 +152,8 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
             observed="; ".join(
                 f"pair {r.pair}: measured {r.x_measured:.3f} +- {r.z * r.se_measured:.3f}, LoB {r.x_lob:.3f} "
                 f"+- {r.z * r.se_lob:.3f} (h {r.h_lob:.3f}), DI 1 (h {r.h_di:.3f}) in units of |DI| = {r.norm_di:.3g}; "
-                f"|DI| / |D_GD| = {r.di_over_D_gd:.2f}" for r in table.itertuples())
+                f"|DI| / |D_GD| = {r.di_over_D_gd:.2f}; DI without the label term {r.x_di_noise_free_labels:.3f}"
+                for r in table.itertuples())
             + f"; failed: {[k for k, v in checks.items() if not v]}",
             golden_path="differs" if resolved else "agrees", key="x_lob_pair1",
             x_lob_pair1=float(table["x_lob"].iloc[0]), table=table.to_dict("list"), checks=checks)

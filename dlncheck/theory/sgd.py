@@ -263,7 +263,12 @@ def truncation_tolerance(experiment) -> float:
     and L s_1^{2-2/L} (the top Hessian eigenvalue at the aligned solution), the same curvature the
     presets divide 0.2 by. The prediction takes the covariance on the GD path; on the SGD path it
     differs by O(lr) bias and by the O(lr c_B) second moment of the fluctuations, both of relative
-    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance)."""
+    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance).
+    Valid while the accumulated drift stays small against the layers' Gram matrices: without label
+    noise the noise vanishes at the minimum and the drift stops (O(lr c_B) in all); with label noise
+    it goes on at a constant rate, SGD moves along the minimum set toward noise balance and the rate
+    on GD's path no longer applies: a secular term of relative order |lr^2 c_B sum C_l| / |D_l| that
+    h does not cover (claims/test_published_drift.py records it as a measured contradiction)."""
     from ..presets import _kernel_bounds
 
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
