@@ -26,6 +26,10 @@ from scipy import stats as sps
 
 from claims import expectations
 from claims import published_figures as figures
+from claims.published_drift import CASES as DRIFT_IDENTITY
+from claims.published_drift import test_law_of_balance_vs_drift_identity  # noqa: F401 (collected here: family)
+from claims.published_rank import CASES as RANK_DEPARTURE
+from claims.published_rank import rank_departure, test_rank_departure  # noqa: F401 (collected here: family)
 from claims.published_setups import (
     BALANCE_NOISE,
     BALANCE_WINDOW,
@@ -46,9 +50,6 @@ from claims.published_setups import (
     varre_experiment,
     verdict,
 )
-from claims.test_published_drift import CASES as DRIFT_IDENTITY
-from claims.test_published_rank import CASES as RANK_DEPARTURE
-from claims.test_published_rank import rank_departure
 from dlncheck import balance, events, modes, spectra, stats
 from dlncheck import gradient_noise as gn
 from dlncheck import noise_metrics as nm

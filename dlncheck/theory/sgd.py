@@ -268,7 +268,7 @@ def truncation_tolerance(experiment) -> float:
     noise the noise vanishes at the minimum and the drift stops (O(lr c_B) in all); with label noise
     it goes on at a constant rate, SGD moves along the minimum set toward noise balance and the rate
     on GD's path no longer applies: a secular term of relative order |lr^2 c_B sum C_l| / |D_l| that
-    h does not cover (claims/test_published_drift.py records it as a measured contradiction)."""
+    h does not cover (claims/published_drift.py records it as a measured contradiction)."""
     from ..presets import _kernel_bounds
 
     L, s1 = experiment.depth, float(experiment.teacher.s[0])

@@ -1,6 +1,7 @@
-"""Claim (published family): the law of balance (Ziyin, Li & Ueda, arXiv:2308.06671) against the
-suite's own drift identity (dlncheck.theory.sgd, item 1), two predictions of the same quantity
-E[D_l^SGD(T)] - D_l^GD(T), D_l = W_{l+1}^T W_{l+1} - W_l W_l^T, over an init ensemble:
+"""Claim (published family; collected through claims/test_published.py, so its cases are
+``test_published.py::...`` and its family is "published"): the law of balance (Ziyin, Li & Ueda,
+arXiv:2308.06671) against the suite's own drift identity (dlncheck.theory.sgd, item 1), two
+predictions of the same quantity E[D_l^SGD(T)] - D_l^GD(T), D_l = W_{l+1}^T W_{l+1} - W_l W_l^T, over an init ensemble:
 
 - law of balance (LoB): the noise drift at each SGD run's own weights, accumulated along its own
   path: in the learning phase [0, T_GD] the full minibatch covariance c_B C_l(W_t^SGD) at every

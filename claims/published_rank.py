@@ -1,8 +1,9 @@
-"""Claim (published family): where label-noise SGD leaves GD's golden path for good (Varre,
-Sagitova & Flammarion, "SGD vs GD: Rank Deficiency in Linear Networks", NeurIPS 2024), in the
-suite's rank-pattern terms: the rank pattern r_ij = r_eps(P_ij) under the project's one rule
-(dlncheck.spectra, floor max(eps sigma_1(P_ij), eps s_1), eps = scaling.RANK_EPS as the
-rank-pattern claims use).
+"""Claim (published family; collected through claims/test_published.py, so its cases are
+``test_published.py::...`` and its family is "published"): where label-noise SGD leaves GD's
+golden path for good (Varre, Sagitova & Flammarion, "SGD vs GD: Rank Deficiency in Linear
+Networks", NeurIPS 2024), in the suite's rank-pattern terms: the rank pattern
+r_ij = r_eps(P_ij) under the project's one rule (dlncheck.spectra, floor max(eps sigma_1(P_ij),
+eps s_1), eps = scaling.RANK_EPS as the rank-pattern claims use).
 
 Prediction (the paper's theory): GD conserves det(Theta^T Theta), Theta = [W_1, W_2^T], so GD's
 rank pattern is preserved at every checkpoint; label-noise SGD shrinks the determinant, so the
