@@ -61,25 +61,23 @@ def drift_runs(preset, tier, trajectory_cache, depth):
 
 
 def phase_curves(exp, traj, phase, t_gd, start):
-    """Per pair: (P_l, measured (R, K), LoB (R, K), DI (K,)) projected on P_l, cumulative from the
-    phase start; times (K,). Measured: D_r(t) - D_GD(t) minus its value at the phase start."""
+    """Per pair: P_l = c_B S_l (gd_path_drift) and, projected on it and cumulative from the phase
+    start, measured (R-1, K): D_r(t) - D_GD(t) minus its value at the start, LoB (R-1, K) and DI on
+    GD's checkpoints (K,, drawn only; the asserted DI is P_l itself); times (K,)."""
     problem = make_problem(exp)
     c_B, lr = sgd.noise_factor(exp.n_samples, exp.batch_size), exp.lr
     steps = traj.checkpoint_steps
     keep = (steps <= t_gd) if phase == "learning" else (steps >= start)
     W = [w[:, keep] for w in traj.weights]
     k = steps[keep].double()
-    if phase == "learning":
-        _, S = sgd.gd_path_drift(problem.X, problem.Syx, init_weights(exp), lr, t_gd, labels=problem.Y)
-        _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, init_weights(exp), lr, t_gd)    # label term dropped
-        C = sgd.drift_covariance(W, problem.X, problem.Syx, problem.Y)           # (R, K, d, d) every step
-        cum = [c_B * lr ** 2 * torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1].cumsum(1)], 1) for c in C]
-        lob = cum
-        di = [c[0] for c in cum]                                                  # run 0 is GD
-    else:
-        _, S = sgd.gd_path_drift(problem.X, problem.Syx, [w[0, 0] for w in W], lr, int(k[-1] - k[0]),
-                                 labels=problem.Y)
-        _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, [w[0, 0] for w in W], lr, int(k[-1] - k[0]))
+    w0, n_steps = (init_weights(exp), t_gd) if phase == "learning" else ([w[0, 0] for w in W], int(k[-1] - k[0]))
+    _, S = sgd.gd_path_drift(problem.X, problem.Syx, w0, lr, n_steps, labels=problem.Y)
+    _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, w0, lr, n_steps)          # label term dropped
+    if phase == "learning":                                                        # every step: exact sums
+        C = sgd.drift_covariance(W, problem.X, problem.Syx, problem.Y)             # (R, K, d, d)
+        lob = [c_B * lr ** 2 * torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1].cumsum(1)], 1) for c in C]
+        di = [c[0] for c in lob]                                                    # run 0 is GD
+    else:                                                                          # trapezoid over the window
         lob = [nm.accumulated_drift(d, k, lr ** 2, cumulative=True) for d in gn.expected_balance_drift(W, exp, problem)]
         C = sgd.drift_covariance([w[:1] for w in W], problem.X, problem.Syx, problem.Y)
         di = [c_B * nm.accumulated_drift(c, k, lr ** 2, cumulative=True)[0] for c in C]
