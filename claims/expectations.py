@@ -683,6 +683,7 @@ CONTRADICTIONS["published"] = {
         "(nightly) slope 1.005 [1.004, 1.005] x the reshuffled first-order rate (1.026 x independent-batch), beyond "
         "CI + (lr lambda_max)^2 = 0.0005 + 0.0027; GD |change| 1.5e-2 <= 3.6e-2; sigma_min(Theta) GD 0.127, SGD 0.025",
     "drift-identity-noise-intermediate-lowrank-L2":
+        "(quick tier; nightly, 24000 steps: measured 0.118, LoB 0.118, |DI| = 27.3 = 7.3 |D^GD|) "
         "(label residual term included) over the 6000-step label-noise window, in units of the drift identity's "
         "|c_B S_1| = 6.82: measured 0.405 +- 0.001, law of balance 0.395 +- 0.001 (they agree: gap 0.010 <= 0.041), "
         "drift identity 1 (+- h 0.200): LoB - DI gap 0.605 > 0.241, measured - DI 0.595 > 0.201. The accumulated "
