@@ -6,13 +6,19 @@ On disk each entry is ``<kind>-<key>.npz`` (arrays, loaded with allow_pickle=Fal
 ``<kind>-<key>.json`` (the spec, labels and the npz's SHA-256); both are written to a temp file
 and moved into place with os.replace, so concurrent pytest-xdist workers and interrupted runs
 never expose a partial entry. An entry that fails to load or verify is recomputed with a warning.
+In memory, entries backed by disk are kept least-recently-used up to ``memory_limit`` bytes
+(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB): a nightly worker that memoized every
+32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running two workers.
+Without a root (``--no-cache``) memory is the only store and nothing is evicted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import warnings
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +34,23 @@ from .experiment import Ensemble, Experiment
 from .trajectory import EnsembleTrajectory, Trajectory
 
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
+MEMORY_LIMIT_GB = 2.0
+
+
+def nbytes(value, depth: int = 3) -> int:
+    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        return sum(nbytes(v, depth - 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v, depth - 1) for v in value)
+    fields = getattr(value, "__dict__", None)
+    return nbytes(fields, depth - 1) if fields else 0
 
 
 def _plain(value):
@@ -56,9 +79,13 @@ class TrajectoryCache:
     ``cache.aligned(experiment, **align_kwargs) -> AlignedCheckpoints``, memoized in memory and,
     unless root is None, on disk under root."""
 
-    def __init__(self, root: Path | str | None = None):
+    def __init__(self, root: Path | str | None = None, memory_limit: float | None = None):
         self.root = None if root is None else Path(root)
-        self._memory: dict[str, object] = {}
+        if memory_limit is None:
+            memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
+        self.memory_limit = check.finite_float("memory_limit", memory_limit, positive=True)
+        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self.stats = {"memory": 0, "disk": 0, "computed": 0}  # where each request was served from
         if self.root is not None and self.root.is_dir():
             check.stale_temporaries(self.root)   # left by a killed writer
@@ -87,7 +114,7 @@ class TrajectoryCache:
         keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
         found = []
         for i, key in enumerate(keys):
-            traj = self._memory.get(key)
+            traj = self._recall(key)
             self.stats["memory"] += traj is not None
             if traj is None:
                 traj = self._lookup(key, ensemble.experiment(i))
@@ -100,7 +127,8 @@ class TrajectoryCache:
             for i, traj in zip(missing, train(ensemble.subset(missing), **train_kwargs)):
                 found[i] = traj
                 self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {})
-        self._memory.update(zip(keys, found))
+        for key, traj in zip(keys, found):
+            self._remember(key, traj)
         return EnsembleTrajectory(ensemble, found)
 
     def analysis(self, experiment: Experiment, **train_kwargs) -> Analysis:
@@ -144,16 +172,36 @@ class TrajectoryCache:
 
     def _get(self, kind, experiment, kwargs, compute, encode, decode):
         key = self.key(kind, experiment, kwargs)
-        if key in self._memory:
+        value = self._recall(key)
+        if value is not None:
             self.stats["memory"] += 1
-            return self._memory[key]
+            return value
         value = self._load(kind, key, experiment, decode) if self.root is not None else None
         self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
             value = compute()
             self._keep(kind, key, experiment, kwargs, *encode(value))
-        self._memory[key] = value
+        self._remember(key, value)
         return value
+
+    def _recall(self, key: str):
+        """The in-memory value (marked most recently used), or None."""
+        if key not in self._memory:
+            return None
+        self._memory.move_to_end(key)
+        return self._memory[key]
+
+    def _remember(self, key: str, value) -> None:
+        """Keep a value in memory; with a disk root, evict least recently used ones beyond memory_limit."""
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        self._sizes[key] = nbytes(value)
+        if self.root is None:
+            return
+        total = sum(self._sizes.values())
+        while total > self.memory_limit and len(self._memory) > 1:
+            old, _ = self._memory.popitem(last=False)
+            total -= self._sizes.pop(old)
 
     def _keep(self, kind, key, experiment, kwargs, arrays, meta) -> None:
         """Store on disk when there is a root; a failed store warns and the value stays in memory."""
