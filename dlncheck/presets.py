@@ -142,7 +142,8 @@ def random_small_init(exp: Experiment) -> Experiment:
     aligned, small init (the silent-alignment setting). Twice the aligned length covers, for every
     init of the ensembles that the det-sign rule does not trap, its slowest mode's decoupled escape
     time from its own initial projection plus the convergence margin (largest: 204.7 of 210.6 at
-    saddle-fullrank-L4; tests/test_init_ensembles.py checks every preset)."""
+    saddle-fullrank-L4; tests/test_init_ensembles.py checks every preset); the init ensembles run
+    longer where GD's own escapes come later (init_ensembles.random_run_steps)."""
     if exp.init.kind != "aligned":
         return exp
     width = max(exp.widths[1:-1])

@@ -80,3 +80,22 @@ def test_random_ensembles_run_past_every_predicted_escape(teacher, depth):
         u0 = modes.initial_mode_strength(W, e.teacher.U, e.teacher.V, n).abs()
         t_last = float(theory.escape_time(s[:n], u0, depth).max())
         assert t_last + margin <= e.steps * e.lr, init_ensembles.init_label(ens.inits[i])
+
+
+@pytest.mark.parametrize("teacher, depth, longer", [("lowrank", 2, False), ("degenerate", 3, True)])
+def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
+    """The quick ensemble runs until GD of every untrapped init is past its last escape (its loss
+    below the midpoint of the last two plateaus), checked on an independent GD run per init;
+    lowrank-L2 keeps twice the aligned length, degenerate-L3 needs longer (GD's escapes come later
+    than the decoupled prediction from the init projection)."""
+    import dataclasses
+
+    from dlncheck import events, train
+
+    exp = presets.experiment("saddle", teacher, depth)
+    ens = init_ensembles.case_ensemble(exp, "quick")
+    assert (ens.base.steps > 2 * exp.steps) == longer and ens.base.steps <= init_ensembles.PILOT_CAP * exp.steps
+    level = float(events.escape_levels(exp.teacher.s[:exp.teacher.rank])[-1])
+    for i in range(len(ens)):
+        gd = train(dataclasses.replace(ens.experiment(i), sgd_runs=0), checkpoints=[0, ens.base.steps])
+        assert float(gd.loss[0, -1]) < level, init_ensembles.init_label(ens.inits[i])
