@@ -156,7 +156,111 @@ DWELL_RTOL = 0.05            # "on plateau k": loss within 5% of P_k
 
 # ------------------------------------------------------------------- prediction rows
 PREDICTIONS: dict[str, dict[str, Prediction]] = {
-    "balance": {},
+    "balance": {
+        "saddle": Prediction(
+            "every random small init: GD's ||D_l(T) - D_l(0)|| <= lr (L(0) - L(T)) / (1 - h/2), and SGD's mean "
+            "extra drift of D_l equals c_B lr^2 sum_t C_l(W_t^GD) within h ||prediction|| + the runs' "
+            "sampling error (Student t, Bonferroni over the (init, pair) tests)",
+            "gradient flow conserves D_l (Arora, Cohen & Hazan 2018); GD's lr^2 drift is bounded by the descent "
+            "lemma; minibatch noise adds the expected drift c_B lr^2 C_l (theory.sgd, item 1), which dominates "
+            "SGD's final residual from a small init"),
+        "aligned": Prediction(
+            "control (D_l(0) = 0): the same two checks; GD stays exactly balanced (identity, tests/test_balance.py)",
+            "aligned balanced init: GD's per-mode map keeps the layers equal, so all of SGD's imbalance is the "
+            "predicted noise drift"),
+        "ntk": Prediction(
+            "every init: GD's drift within the descent-lemma bound; SGD's extra drift equals the first-order "
+            "prediction within its tolerance",
+            "the drift identity and its first-order expectation hold in any regime with h = lr lambda_max < 2; "
+            "at a large init D_l(0) is O(1) and persists (lazy weights move little)"),
+        "intermediate": Prediction(
+            "every init: GD's drift within the descent-lemma bound; SGD's extra drift equals the first-order "
+            "prediction within its tolerance",
+            "as in the other regimes: the prediction is first order in lr c_B and needs no regime-specific "
+            "assumption"),
+    },
+    "mode_decoupling": {
+        "saddle": Prediction("every random small init aligns first: t_cross(a) <= t_diag(a) for every mode, "
+                             "in GD and every SGD run of the init",
+                             "small random init: during each plateau the layers align with the teacher's "
+                             "singular vectors before the mode is learned (silent alignment, Atanasov, "
+                             "Bordelon & Pehlevan, ICLR 2022; Saxe et al. 2014); the small-init limit "
+                             "admits no exceptional init, so the prediction is every init"),
+        "aligned": Prediction("control: cross modes stay below eps_rho, so t_cross(a) <= t_diag(a) in GD and "
+                              "every SGD run",
+                              "aligned balanced init: GD keeps the modes exactly decoupled (rho_a = 0); SGD's "
+                              "noise creates cross coefficients that must stay small against the diagonal"),
+        "ntk": Prediction("exploratory: every mode learned in every run of every init; the lazy isotropic-"
+                          "kernel model's per-mode outcome (theory.modes.lazy_rho_at_diag) is reported "
+                          "against GD's",
+                          "large init: W(0) is O(1) in all directions and the residual decays uniformly, so "
+                          "whether a row aligns before its diagonal is half-learned depends on W(0); no "
+                          "margin for kernel anisotropy is derived", True),
+        "intermediate": Prediction("exploratory: every mode learned in every run of every init; alignment "
+                                   "order recorded",
+                                   "timing of alignment is not predicted between the two limits", True),
+    },
+    "parameter_space": {   # asserted per init at the end of training (claims/test_parameter_space.py)
+        "saddle": Prediction(
+            "every init: ||mean_r (theta_r - theta_GD)|| / ||theta_GD|| at T, raw and gauge-aligned, equals the "
+            "derived split offset (theory.tolerances.split_distance) within z sqrt(tr Sigma / S) + h p",
+            "every batch loss is gauge-invariant, so no step moves along the gauge orbit at first order in lr; "
+            "SGD's first-order effect is the balance drift lr c_B sum C_l (theory.sgd), which at the minimum only "
+            "moves each learned mode's split over the layers (no SGD run used in the prediction)"),
+        "ntk": Prediction("no derived prediction (exploratory): gauge share of the end distance reported per init",
+                          "lazy regime: no decoupled modes, so no split prediction; no gauge-share threshold derived",
+                          exploratory=True),
+        "intermediate": Prediction("no derived prediction (exploratory): gauge share of the end distance reported",
+                                   "theory silent on the gauge share here", exploratory=True),
+    },
+    "rank_patterns": {
+        "saddle": Prediction("for every init: d_r = 0 (non-ambiguous entries) at every plateau checkpoint "
+                             "outside the escape windows; det-sign trapped inits before the smallest mode's window",
+                             "golden path: on a plateau every run sits near the same saddle, whose rank "
+                             "pattern is fixed by how many modes have escaped (Saxe 2014); SGD noise only "
+                             "shifts escape times, so disagreement is confined to escape windows",
+                             kind="plateaus"),
+        "ntk": Prediction("for every init: d_r = 0 (non-ambiguous entries) at every checkpoint",
+                          "lazy regime: all runs stay within O(1/sqrt(width)) of the shared init and follow "
+                          "the same linearised path (Jacot 2018); a rank entry can differ only where a value "
+                          "sits within SGD's spread of the floor (ambiguous, theory.rank_gap)", kind="all"),
+        "intermediate": Prediction("for every init: d_r = 0 (non-ambiguous entries) at the last checkpoint; "
+                                   "along the way exploratory",
+                                   "theory is silent on the path; at convergence both fit the same M "
+                                   "from the same init", exploratory=True, kind="final"),
+    },
+    "regimes": {
+        "saddle": Prediction(
+            "every run's dwell on each intermediate plateau and its final movement within relative h = lr "
+            "lambda_max of the gradient flow's (theory.tolerances.aligned_flow_rtol; dwell plus one loss-grid "
+            "spacing; movement: theory.aligned_movement)",
+            "aligned tiny init: modes escape one by one at Saxe's times (Saxe et al. 2014), weights grow "
+            "from ~scale to ~s^{1/L}"),
+        "ntk": Prediction(
+            "every init, every run: no plateau (dwell on each intermediate plateau below the lazy bound "
+            "ln((1+rtol)/(1-rtol)) / (2 k_min T)) and relative movement inside the kernel band "
+            "[|e_0 - e_T| / sqrt(k_max), |e_0 + e_T| / sqrt(k_min)] / ||theta_0|| (theory.tolerances)",
+            "wide LeCun init: the tangent kernel barely changes, the loss decays at its rates and the weights "
+            "move by the kernel-weighted residual (Jacot et al. 2018; Lee et al. 2019)"),
+        "intermediate": Prediction(
+            "movement strictly between the ntk and saddle presets of the same teacher and depth; "
+            "plateau dwell recorded only",
+            "gamma = 1 boundary of Jacot et al. 2021: theory gives no plateau prediction", exploratory=True),
+    },
+    "singular_patterns": {
+        "saddle": Prediction("for every init (det-sign trapped inits set apart): at the end, GD's top-r log singular "
+                             "values of every P_ij = SGD mean minus the predicted offset "
+                             "(theory.sgd.predicted_offsets) "
+                             "within the band of theory.offset_band",
+                             "SGD adds an O(lr c_B) balance drift that shifts each learned mode's split between the "
+                             "layers by a computable amount (the suite's modewise expansion, theory.sgd); its spread "
+                             "across runs is the only other scale"),
+        "ntk": Prediction("same: GD = SGD mean minus the predicted offset within the band, for every init",
+                          "lazy: weights move O(1/sqrt(width)) from the shared init; the drift identity holds for any "
+                          "init"),
+        "intermediate": Prediction("same: GD = SGD mean minus the predicted offset within the band, for every init",
+                                   "theory silent on the path; exploratory", exploratory=True),
+    },
     "theory_agreement": {
         "saddle": Prediction("every random small init: every mode escapes, in order of decreasing s, in GD and "
                              "every SGD run (measured / escape_time(s, u0_eff) reported)",
@@ -275,16 +379,7 @@ STRICT_SADDLES_NIGHTLY = [
 
 # -------------------------------------------------------------- measured contradictions
 CONTRADICTIONS: dict[str, dict[str, str | dict[str, str]]] = {
-    "balance": {
-        'saddle-fullrank-L3': (
-            "2 of 8 inits (balanced#2, balanced#3) miss the first-order SGD drift prediction on pair 1-2, where the "
-            "extra drift is small (predicted 1.5e-3-2.7e-3, measured 1.1e-3-1.5e-3): error 1.8e-3 and 2.8e-3 vs "
-            "tolerance 1.6e-3 and 2.4e-3 (x1.07-1.17); pair 2-3 and the other 6 inits agree"),
-        'saddle-degenerate-L3': (
-            "1 of 8 inits (gaussian#3) misses on pair 1-2: measured extra drift 5.2e-3 vs predicted 3.0e-3 (error "
-            "2.9e-3, tolerance 2.6e-3, x1.11); this init leaves mode 4 unlearned by the end (see mode decoupling), "
-            "so its path is not the converged one the prediction integrates"),
-    },
+    "balance": {},
     "theory_agreement": {
         'saddle-fullrank-L2': (
             "1 of 8 inits fails (7/8, CI 0.53-0.98): balanced#0 is the GD trap (det(W_0) det(M) < 0, "
