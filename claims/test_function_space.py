@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, init_ensembles, presets, spectra, theory
+from dlncheck import Ensemble, compare, init_ensembles, presets, spectra, stats, theory
 from dlncheck.data import make_problem
 from dlncheck.report import plots
 from dlncheck.theory import published, sgd, tolerances
@@ -65,7 +65,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
-    z = init_ensembles.bonferroni_z(len(ens))
+    z = stats.bonferroni_z(len(ens))
     rows, curves = [], []
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]

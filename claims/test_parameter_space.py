@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, init_ensembles, presets
+from dlncheck import Ensemble, compare, init_ensembles, presets, stats
 from dlncheck.gauge import gauge_align_path
 from dlncheck.report import plots
 from dlncheck.theory import sgd, tolerances
@@ -71,7 +71,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
            else Ensemble(exp, inits=[exp.init]))
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     applies = regime == "saddle"
-    z = init_ensembles.bonferroni_z(len(ens))
+    z = stats.bonferroni_z(len(ens))
     rows, curves = [], []
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]

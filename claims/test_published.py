@@ -26,6 +26,10 @@ from scipy import stats as sps
 
 from claims import expectations
 from claims import published_figures as figures
+from claims.published_drift import CASES as DRIFT_IDENTITY
+from claims.published_drift import test_law_of_balance_vs_drift_identity  # noqa: F401 (collected here: family)
+from claims.published_rank import CASES as RANK_DEPARTURE
+from claims.published_rank import rank_departure, test_rank_departure  # noqa: F401 (collected here: family)
 from claims.published_setups import (
     BALANCE_NOISE,
     BALANCE_WINDOW,
@@ -61,7 +65,7 @@ BALANCE = [case("balance-noise", "intermediate-lowrank-L2", 2),
            case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True)]
 RANK = [case("rank-deficiency", "varre-2x5-L2", 2),
         case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)]
-expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK)
+expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK + DRIFT_IDENTITY + RANK_DEPARTURE)
 
 
 # ------------------------------------------------------------------ 1. diffusion peaks first
@@ -278,6 +282,7 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     rank_w1 = spectra.numerical_rank(W1[:, -1], RANK_EPS)
     w1_slope = nm.slope(sv_w1[:, late, -1].log(), t_late)              # observed, not asserted
     patterns = spectra.rank_pattern([w[:, -1] for w in traj.weights], RANK_EPS)
+    departure = rank_departure(exp, traj)                            # suite's rank rule; observed here
     numbers = {"slope_sgd": float(slope[1:].mean()), "rate_pred": float(rate[1:].mean()), "ratio": mean,
                    "ratio_independent_batches": float((slope[1:] / rate_iid[1:]).mean()),
                    "ratio_ci": [float(lo), float(hi)], "tol_rel": tol_rel, "slope_gd": float(slope[0]),
@@ -287,9 +292,13 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                    "sigma_w1_end": {"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
                    "rank_w1_end": {"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
                    "log_sigma_min_w1_slope": {"GD": float(w1_slope[0]), "SGD_mean": float(w1_slope[1:].mean())},
-                   "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()}, "checks": checks}
+                   "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()},
+                   "rank_departed": f"{departure['departed']}/{departure['n_sgd']}",
+                   "t_departure_first": float(departure["t_dep"].min()) if departure["departed"] else None,
+                   "checks": checks}
     holds = all(checks.values())
     figures.rank(claim, times, logdet, sv_w1, t_late, rate, exp)
+    figures.rank_departure(claim, departure, f"B = {exp.batch_size}, label noise {exp.label_noise:g}")
     claim.table(pd.DataFrame({"run": np.repeat(np.arange(exp.runs), len(times)),
                               "time": np.tile(times.numpy(), exp.runs),
                               "logdet": logdet.flatten().numpy(),
@@ -308,7 +317,10 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
                       f"{np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
                       f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log "
                       f"sigma_min(W_1) "
-                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; failed: "
+                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; rank pattern (eps 1e-4) "
+                      f"left "
+                      f"GD's for good in {numbers['rank_departed']} SGD runs by t = {float(times[-1]):.0f} "
+                      f"(first: {numbers['t_departure_first']}; rank-departure case: stronger noise); failed: "
                       f"{[k for k, v in checks.items() if not v]}", golden_path=_rank_finding(checks), key="ratio",
              **numbers)
     assert holds, f"rank deficiency: failed {[k for k, v in checks.items() if not v]}; {numbers}"

@@ -25,6 +25,7 @@ from claims import expectations
 from claims.test_rank_patterns import variants
 from dlncheck import compare, events, init_ensembles, presets, spectra
 from dlncheck.report import plots
+from dlncheck.stats import bonferroni_z
 from dlncheck.theory import offset_band, sgd
 
 K_TOP = 5
@@ -72,7 +73,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, t
                    max_abs_dev_over_tol=float(w["ratio"].abs().max()), worst_init=labels[w_i],
                    worst_entry=f"P_{i + 1}{j + 1} k={k + 1}", worst_measured_offset=w["measured"],
                    worst_predicted_offset=w["predicted"], worst_tolerance=w["tol"], worst_sgd_std=w["spread"],
-                   z=offset_band.bonferroni_z(w["entries"]), K=K_TOP)
+                   z=bonferroni_z(w["entries"]), K=K_TOP)
     t = runs[w_i][0].checkpoint_times
     _, windows = init_ensembles.escape_windows(runs[w_i][0])
     d_sig = _figures(claim, case, t, windows, w, labels[w_i])

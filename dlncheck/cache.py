@@ -10,17 +10,24 @@ An entry that fails to load or verify is recomputed with a warning.
 
 Only entries worth their disk space are written (:func:`worth_storing`): an entry must have
 cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
-and the next session recomputes it. The 128-wide NTK trajectories train at 4-8 ms per MB of
-checkpoints, faster than a read from disk; the long saddle runs take 100-150 ms per MB
+and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
+checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
 (README, "Cache").
+In memory, entries are kept least-recently-used up to ``memory_limit`` bytes
+(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB) when there is a root: a nightly worker
+that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running
+two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed cheaply.
+Without a root (``--no-cache``) memory is the only store and nothing is evicted.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 import warnings
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -45,11 +52,30 @@ MIN_SECONDS_PER_MB = 0.05
 ALWAYS_STORE_MB = 1.0
 
 
-def worth_storing(nbytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
-    """Whether an entry of ``nbytes`` raw bytes that took ``seconds`` to compute goes to disk:
+def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
+    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
     small, or at least ``min_seconds_per_mb`` of compute per MB."""
-    megabytes = nbytes / 1e6
+    megabytes = size_bytes / 1e6
     return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
+
+
+MEMORY_LIMIT_GB = 2.0
+
+
+def nbytes(value, depth: int = 3) -> int:
+    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        return sum(nbytes(v, depth - 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v, depth - 1) for v in value)
+    fields = getattr(value, "__dict__", None)
+    return nbytes(fields, depth - 1) if fields else 0
 
 
 def _plain(value):
@@ -78,10 +104,15 @@ class TrajectoryCache:
     ``cache.aligned(experiment, **align_kwargs) -> AlignedCheckpoints``, memoized in memory and,
     unless root is None, on disk under root."""
 
-    def __init__(self, root: Path | str | None = None, min_seconds_per_mb: float = MIN_SECONDS_PER_MB):
+    def __init__(self, root: Path | str | None = None, memory_limit: float | None = None,
+                 min_seconds_per_mb: float = MIN_SECONDS_PER_MB):
         self.root = None if root is None else Path(root)
+        if memory_limit is None:
+            memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
+        self.memory_limit = check.finite_float("memory_limit", memory_limit, positive=True)
+        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._sizes: dict[str, int] = {}
         self.min_seconds_per_mb = min_seconds_per_mb
-        self._memory: dict[str, object] = {}
         # where each request was served from; "memory_only": computed entries not worth storing
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
         if self.root is not None and self.root.is_dir():
@@ -111,7 +142,7 @@ class TrajectoryCache:
         keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
         found = []
         for i, key in enumerate(keys):
-            traj = self._memory.get(key)
+            traj = self._recall(key)
             self.stats["memory"] += traj is not None
             if traj is None:
                 traj = self._lookup(key, ensemble.experiment(i))
@@ -128,7 +159,8 @@ class TrajectoryCache:
                 found[i] = traj
                 self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {},
                            seconds)
-        self._memory.update(zip(keys, found))
+        for key, traj in zip(keys, found):
+            self._remember(key, traj)
         return EnsembleTrajectory(ensemble, found)
 
     def analysis(self, experiment: Experiment, **train_kwargs) -> Analysis:
@@ -173,17 +205,37 @@ class TrajectoryCache:
 
     def _get(self, kind, experiment, kwargs, compute, encode, decode):
         key = self.key(kind, experiment, kwargs)
-        if key in self._memory:
+        value = self._recall(key)
+        if value is not None:
             self.stats["memory"] += 1
-            return self._memory[key]
+            return value
         value = self._load(kind, key, experiment, decode) if self.root is not None else None
         self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
             start = time.perf_counter()
             value = compute()
             self._keep(kind, key, experiment, kwargs, *encode(value), time.perf_counter() - start)
-        self._memory[key] = value
+        self._remember(key, value)
         return value
+
+    def _recall(self, key: str):
+        """The in-memory value (marked most recently used), or None."""
+        if key not in self._memory:
+            return None
+        self._memory.move_to_end(key)
+        return self._memory[key]
+
+    def _remember(self, key: str, value) -> None:
+        """Keep a value in memory; with a disk root, evict least recently used ones beyond memory_limit."""
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        self._sizes[key] = nbytes(value)
+        if self.root is None:
+            return
+        total = sum(self._sizes.values())
+        while total > self.memory_limit and len(self._memory) > 1:
+            old, _ = self._memory.popitem(last=False)
+            total -= self._sizes.pop(old)
 
     def _keep(self, kind, key, experiment, kwargs, arrays, meta, seconds) -> None:
         """Store on disk when there is a root and the entry is :func:`worth_storing`; a failed

@@ -58,3 +58,13 @@ def slope(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 def spectral_norm_sq(W: torch.Tensor) -> float:
     """max over all leading indices of ||W||_2^2 (a bound over the checkpoints of one run)."""
     return float(torch.linalg.matrix_norm(W, ord=2).amax()) ** 2
+
+
+def departure_times(patterns: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
+    """For rank patterns (R, K, L, L) with run 0 = GD: per SGD run (R-1,), the first checkpoint time
+    from which the run's pattern differs from GD's at every later checkpoint (departed for good);
+    inf where it equals GD's at the last checkpoint."""
+    differs = (patterns[1:] != patterns[:1]).flatten(2).any(-1)                    # (R-1, K)
+    for_good = differs.flip(1).int().cummin(1).values.flip(1).bool()               # differs from k on
+    first = for_good.int().argmax(1)
+    return torch.where(for_good[:, -1], times[first].double(), torch.tensor(float("inf"), dtype=torch.float64))

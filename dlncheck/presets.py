@@ -139,7 +139,11 @@ def case_id(regime: str, teacher: str, depth: int) -> str:
 def random_small_init(exp: Experiment) -> Experiment:
     """The saddle preset with its aligned init replaced by an iid Gaussian one of the same
     per-layer rms singular value (scale / sqrt(width)), and twice the steps: random, not
-    aligned, small init (the silent-alignment setting)."""
+    aligned, small init (the silent-alignment setting). Twice the aligned length covers, for every
+    init of the ensembles that the det-sign rule does not trap, its slowest mode's decoupled escape
+    time from its own initial projection plus the convergence margin (largest: 204.7 of 210.6 at
+    saddle-fullrank-L4; tests/test_init_ensembles.py checks every preset); the init ensembles run
+    longer where GD's own escapes come later (init_ensembles.random_run_steps)."""
     if exp.init.kind != "aligned":
         return exp
     width = max(exp.widths[1:-1])

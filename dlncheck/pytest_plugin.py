@@ -78,6 +78,8 @@ def _reports_root(config: pytest.Config) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
+    config.addinivalue_line("markers", "contradicted_in(tier, reason): a measured contradiction in that tier only "
+                            "(strict xfail there)")
     _load_hypothesis_profile(option(config, "tier"))
     _check_writable(config)
     try:  # one thread per process unless asked: see dlncheck.threads
@@ -124,10 +126,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); with
+    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); a
+    ``contradicted_in(tier, reason)`` mark of the active tier becomes a strict xfail; with
     ``--shard K/N`` only the K-th part of what remains is kept."""
-    if option(config, "tier") != "nightly":
+    tier = option(config, "tier")
+    if tier != "nightly":
         _deselect(config, items, lambda item: item.get_closest_marker("nightly") is not None)
+    for item in items:
+        for mark in item.iter_markers("contradicted_in"):
+            if mark.args[0] == tier:
+                item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=mark.args[1]))
     if config.getoption("dlncheck_shard"):
         from dlncheck import shard
 

@@ -97,3 +97,14 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
+    """z = Phi^{-1}(1 - level / (2 n)): the two-sided normal quantile that keeps the family-wise
+    error of n simultaneous tests at ``level`` (Bonferroni)."""
+    from scipy.stats import norm
+
+    if n_tests < 1:
+        raise ValueError(f"n_tests={n_tests!r} is invalid: need at least one asserted test")
+    return float(norm.ppf(1 - level / (2 * n_tests)))
+

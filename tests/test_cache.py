@@ -4,7 +4,7 @@ import warnings
 import pytest
 import torch
 
-from dlncheck import presets
+from dlncheck import Init, presets
 from dlncheck.cache import TrajectoryCache
 
 
@@ -62,3 +62,20 @@ def test_key_depends_on_experiment_and_kwargs(exp):
     assert k != cache.key("trajectory", exp, {"checkpoints": 6})
     assert k != cache.key("trajectory", presets.experiment("saddle", "lowrank", 2, sgd_runs=3), {"checkpoints": 5})
     assert k != cache.key("aligned", exp, {"checkpoints": 5})
+
+
+def test_memory_layer_evicts_least_recently_used_beyond_its_limit(tmp_path):
+    """With a disk root, memory keeps at most memory_limit bytes (LRU); evicted entries come back from disk."""
+    from dlncheck.cache import nbytes
+
+    exps = [presets.experiment("saddle", "lowrank", 2, steps=20, sgd_runs=1, init=Init("aligned", 1e-4, seed=s))
+            for s in range(3)]
+    one = nbytes(TrajectoryCache(None)(exps[0]))
+    cache = TrajectoryCache(tmp_path, memory_limit=2.5 * one)
+    cache(exps[0]), cache(exps[1]), cache(exps[0]), cache(exps[2])   # exps[1] is now the least recently used
+    assert set(cache._memory) == {cache.key("trajectory", e, {}) for e in (exps[0], exps[2])}
+    assert sum(cache._sizes.values()) <= cache.memory_limit
+    again = cache(exps[1])
+    assert cache.stats == {"memory": 1, "disk": 1, "computed": 3, "memory_only": 0}
+    torch.testing.assert_close(again.loss, TrajectoryCache(None)(exps[1]).loss, rtol=0, atol=0)
+    assert set(cache._memory) == {cache.key("trajectory", e, {}) for e in (exps[2], exps[1])}

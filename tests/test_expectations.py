@@ -1,21 +1,20 @@
 """claims/expectations.py: every measured contradiction carries its own case's reason."""
 from collections import defaultdict
 
-from claims.expectations import CONTRADICTIONS
+from claims.expectations import reasons
 
 
 def test_no_reason_is_shared_across_regimes():
     """A reason names one case's numbers; the same text on cases of different regimes means it
     was copied (issue #10 item 5), in any family of the table."""
     regimes = defaultdict(set)
-    for table in CONTRADICTIONS.values():
-        for case, reason in table.items():
-            regimes[reason].add(case.split("-")[0])
+    for _, case, reason in reasons():
+        regimes[reason].add(case.split("-")[0])
     shared = {reason[:80]: sorted(r) for reason, r in regimes.items() if len(r) > 1}
     assert not shared, f"contradiction reasons shared across regimes (write each case's own numbers): {shared}"
 
 
 def test_reasons_carry_numbers():
     """Each reason quotes at least one measured number (a digit), not only prose."""
-    vague = [(f, c) for f, t in CONTRADICTIONS.items() for c, r in t.items() if not any(ch.isdigit() for ch in r)]
+    vague = [(f, c) for f, c, r in reasons() if not any(ch.isdigit() for ch in r)]
     assert not vague, f"reasons without any measured number: {vague}"

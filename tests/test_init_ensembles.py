@@ -8,17 +8,17 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from dlncheck import init_ensembles, presets
+from dlncheck import init_ensembles, presets, stats
 from dlncheck.theory import modes as tm
 
 
 def test_over_inits_counts_and_bonferroni():
     out = init_ensembles.summary([True] * 7 + [False])
     assert (out["n_inits"], out["n_pass"], out["fraction"]) == (8, 7, 0.875)
-    assert init_ensembles.bonferroni_z(1) == pytest.approx(norm.ppf(0.975))
-    assert init_ensembles.bonferroni_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 16))
+    assert stats.bonferroni_z(1) == pytest.approx(norm.ppf(0.975))
+    assert stats.bonferroni_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 16))
     with pytest.raises(ValueError, match="n_tests"):
-        init_ensembles.bonferroni_z(0)
+        stats.bonferroni_z(0)
 
 
 @pytest.mark.parametrize("tier, n", [("quick", 8), ("nightly", 32)])
@@ -56,3 +56,46 @@ def test_lazy_rho_at_diag_matches_uniform_decay_simulation():
     off0 = (w0 - torch.diag(torch.diagonal(w0))).norm(dim=-1)
     rho = tm.lazy_rho_at_diag(torch.diagonal(w0), off0, s, 0.5)
     assert torch.allclose(rho, rho_sim, rtol=1e-3)
+
+
+@pytest.mark.parametrize("teacher", presets.TEACHERS)
+@pytest.mark.parametrize("depth", presets.DEPTHS["nightly"])
+def test_random_ensembles_run_past_every_predicted_escape(teacher, depth):
+    """The random-init ensembles' run length (presets.random_small_init: twice the aligned preset)
+    covers, for every init the det-sign rule does not trap, the decoupled escape time of its slowest
+    mode from its own initial projection u0 (theory.escape_time) plus the preset's convergence margin
+    10 / (L s_min^{2-2/L}): a run that ends before that escape would be a length defect, not a finding."""
+    from dlncheck import modes, theory
+    from dlncheck.data import init_weights
+
+    exp = presets.experiment("saddle", teacher, depth, tier="nightly")
+    ens = init_ensembles.case_ensemble(exp, "nightly")
+    s, n = exp.teacher.s, exp.teacher.rank
+    margin = 10 / (depth * float(s[n - 1]) ** (2 - 2 / depth))
+    for i in range(len(ens)):
+        e = ens.experiment(i)
+        W = init_weights(e)
+        if init_ensembles.trapped(W, e, ens.inits[i]):
+            continue
+        u0 = modes.initial_mode_strength(W, e.teacher.U, e.teacher.V, n).abs()
+        t_last = float(theory.escape_time(s[:n], u0, depth).max())
+        assert t_last + margin <= e.steps * e.lr, init_ensembles.init_label(ens.inits[i])
+
+
+@pytest.mark.parametrize("teacher, depth, longer", [("lowrank", 2, False), ("degenerate", 3, True)])
+def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
+    """The quick ensemble runs until GD of every untrapped init is past its last escape (its loss
+    below the midpoint of the last two plateaus), checked on an independent GD run per init;
+    lowrank-L2 keeps twice the aligned length, degenerate-L3 needs longer (GD's escapes come later
+    than the decoupled prediction from the init projection)."""
+    import dataclasses
+
+    from dlncheck import events, train
+
+    exp = presets.experiment("saddle", teacher, depth)
+    ens = init_ensembles.case_ensemble(exp, "quick")
+    assert (ens.base.steps > 2 * exp.steps) == longer and ens.base.steps <= init_ensembles.PILOT_CAP * exp.steps
+    level = float(events.escape_levels(exp.teacher.s[:exp.teacher.rank])[-1])
+    for i in range(len(ens)):
+        gd = train(dataclasses.replace(ens.experiment(i), sgd_runs=0), checkpoints=[0, ens.base.steps])
+        assert float(gd.loss[0, -1]) < level, init_ensembles.init_label(ens.inits[i])

@@ -167,3 +167,16 @@ def test_peak_and_learning_times_on_known_curves():
     t_peak, t_learned, _ = nm.peak_and_learning_times(runs, torch.tensor([1.0]), times, 0.9)
     assert abs(float(t_peak[0]) - 5.0) <= 0.1                          # runs differ most where tanh is steepest
     assert float(t_learned[0]) == pytest.approx(5 + math.atanh(0.9), abs=0.1)   # median run (shift 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2), min_size=6, max_size=6), min_size=2, max_size=5))
+def test_departure_times_match_a_python_scan(rows):
+    """noise_metrics.departure_times against a plain scan: the first k with pattern != GD's at every k' >= k."""
+    p = torch.tensor(rows).view(len(rows), 6, 1, 1)
+    times = torch.arange(6, dtype=torch.float64) * 0.5
+    got = nm.departure_times(p, times)
+    for run in range(1, len(rows)):
+        differs = [rows[run][k] != rows[0][k] for k in range(6)]
+        first = next((k for k in range(6) if all(differs[k:])), None)
+        assert float(got[run - 1]) == (float("inf") if first is None else 0.5 * first)

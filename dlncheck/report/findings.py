@@ -52,7 +52,9 @@ FAMILIES: dict[str, Family] = {
         (r"\[stationary-boltzmann-shuffled-", "label noise: the same law for epoch-reshuffled batches (derived here)"),
         (r"\[balance-noise-", "law of balance: SGD drifts toward noise balance, GD conserves D_l (arXiv:2308.06671)"),
         (r"\[rank-deficiency-", "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre, Sagitova & "
-                                 "Flammarion, NeurIPS 2024)"))),
+                                 "Flammarion, NeurIPS 2024)"),
+        (r"\[drift-identity-", "law of balance = the suite's drift identity (theory.sgd, label residuals kept)"),
+        (r"\[rank-departure-", "label-noise SGD's rank pattern leaves GD's for good, GD keeps it (Varre et al.)"))),
     "rank_recovery": Family("calibration", NA, NA, "does the rank estimator recover planted ranks?"),
     "eps_sensitivity": Family("calibration", NA, NA, "are rank readings stable over a plateau of eps?"),
     "unit_step_growth": Family("calibration", NA, NA, "does the unit-step growth measure what it should?"),

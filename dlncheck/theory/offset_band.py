@@ -15,17 +15,11 @@ draw" (z std sqrt(1 + 1/S)), which ignored the systematic O(lr c_B) offset.
 from __future__ import annotations
 
 import torch
-from scipy.stats import norm
+
+from ..stats import bonferroni_z
 
 ALPHA = 0.05
 ATOL = 1e-8
-
-
-def bonferroni_z(n_entries: int, alpha: float = ALPHA) -> float:
-    """z = Phi^{-1}(1 - alpha / (2 n)): two-sided, family-wise alpha over n entries."""
-    if n_entries < 1:
-        raise ValueError(f"n_entries={n_entries!r} is invalid: need at least one asserted entry")
-    return float(norm.ppf(1 - alpha / (2 * n_entries)))
 
 
 def offset_tolerance(std: torch.Tensor, sgd_runs: int, offset: torch.Tensor, h: float,

@@ -2,22 +2,32 @@
 GD-vs-SGD discrepancy scales with the learning rate and the batch size.
 
 These are the suite's own derivations (a modewise small-noise expansion around the GD path), not
-results quoted from a paper. Assumptions: whitened inputs (X X^T / n = I), noise-free labels
-Y = M X, minibatches of B of n samples drawn without replacement and reshuffled every epoch
-(the engine's sampler), time t = lr * step.
+results quoted from a paper. Assumptions: whitened inputs (X X^T / n = I), labels Y = M X + e
+fixed with the data set (e = 0: noise-free labels; items 3-4 assume e = 0), minibatches of B of n
+samples drawn without replacement and reshuffled every epoch (the engine's sampler), time t = lr * step.
 
 1. Drift. For any loss of the product, one step changes D_l = W_{l+1}^T W_{l+1} - W_l W_l^T by
-   exactly lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (first-order terms cancel). A minibatch gradient
-   is G_b = G + Delta_b with Delta_b the mean of B per-sample deviations g_i - G drawn without
-   replacement, so E[Delta_b Delta_b^T-type terms] = c_B * (1/n) sum_i (g_i - G)(...)
-   with the finite-population factor c_B = (n - B) / (B (n - 1)) (Cochran 1977, Thm 2.2).
-   Summed along the path, with the weights taken on the GD path (error O(lr) relative):
+   exactly lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (first-order terms cancel). The per-sample
+   gradient of 0.5 ||W x_i - y_i||^2 with respect to the product is r_i x_i^T with the residual
+   r_i = W x_i - y_i (label noise included), and the full-batch gradient is G = (1/n) sum r_i x_i^T.
+   A minibatch gradient is G_b = G + Delta_b, Delta_b the mean of B per-sample deviations
+   r_i x_i^T - G drawn without replacement, so every second moment of Delta_b is
+   c_B = (n - B) / (B (n - 1)) times the population one (Cochran 1977, Thm 2.2). For the layer
+   gradients g_l = A_l^T G P_l^T this gives, summed along the path with the weights taken on the GD
+   path (error O(lr) relative):
 
        E[D_l^SGD(T)] - D_l^GD(T) = lr^2 c_B sum_{t<T/lr} C_l(W_t),
-       C_l = P_{l+1} Phi(E^T A_{l+1} A_{l+1}^T E) P_{l+1}^T - A_l^T E Phi(P_l^T P_l) E^T A_l,
-       Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F,
+       C_l = P_{l+1} [Rin(A_{l+1} A_{l+1}^T) - G^T A_{l+1} A_{l+1}^T G] P_{l+1}^T
+             - A_l^T [Rout(P_l^T P_l) - G P_l^T P_l G^T] A_l,
+       Rin(K) = (1/n) sum_i (r_i^T K r_i) x_i x_i^T,   Rout(Q) = (1/n) sum_i (x_i^T Q x_i) r_i r_i^T,
 
-   where E = W - M, P_l = W_{l-1}...W_1 (input side), A_l = W_L...W_{l+1} (layers 1-based).
+   where P_l = W_{l-1}...W_1 (input side), A_l = W_L...W_{l+1} (layers 1-based). With
+   r_i = E x_i - e_i (E = W - Syx, Syx = Y X^T / n, sum_i e_i x_i^T = 0) the bracket of the upper
+   term is Phi(E^T K E) - Psi - Psi^T + (1/n) sum_i (e_i^T K e_i) x_i x_i^T with
+   Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F and Psi = (1/n) sum_i (x_i^T E^T K e_i) x_i x_i^T:
+   the noise-free case e = 0 keeps Phi alone (the multiplicative noise, zero at W = M); the label
+   term does not vanish at GD's minimum, where it is the label-noise moment of
+   dlncheck.gradient_noise (at E = 0 the two coincide: tests/test_sgd_theory.py).
    Within-epoch correlations: batches of one epoch are disjoint, so Delta_b, Delta_b' are
    negatively correlated; but step t's drift is quadratic in step t's batch only, so the expected
    drift is a sum of single-step second moments and those correlations drop out at this order
@@ -104,17 +114,19 @@ def noise_factor(n: int, B: int) -> float:
     return (n - B) / (B * (n - 1))
 
 
-def fourth_moment_map(X: torch.Tensor, F: torch.Tensor) -> torch.Tensor:
-    """Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F for X (d, n) whitened; F (..., d, d)."""
-    q = torch.einsum("in,...ij,jn->...n", X, F, X)
-    return torch.einsum("in,...n,jn->...ij", X, q, X) / X.shape[1] - F
-
-
-def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor) -> list[torch.Tensor]:
-    """C_l (l = 1..L-1), batched over leading axes of the weights: (1/n) sum_i [dG_{l+1,i}^T
-    dG_{l+1,i} - dG_{l,i} dG_{l,i}^T], dG_{l,i} = A_l^T E (x_i x_i^T - I) P_l^T, the per-sample
-    deviations of the layer gradients from the full-batch gradient."""
-    L = len(weights)
+def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor,
+                     labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+    """C_l (l = 1..L-1) of item 1, batched over leading axes of the weights: (1/n) sum_i
+    [dG_{l+1,i}^T dG_{l+1,i} - dG_{l,i} dG_{l,i}^T], dG_{l,i} = A_l^T (r_i x_i^T - G) P_l^T the
+    per-sample deviations of the layer gradients, r_i = W x_i - y_i. ``labels`` Y (d_out, n):
+    the data set's labels, M must then be its least-squares map Y X^T / n (problem.Syx); None:
+    noise-free labels Y = M X."""
+    if labels is None:
+        labels = M @ X
+    elif not torch.allclose(M, labels @ X.mT / X.shape[1], rtol=1e-10, atol=1e-12):
+        raise ValueError("M is not labels @ X.T / n: with labels given, pass M = problem.Syx (the "
+                         "least-squares map), or labels=None for noise-free labels Y = M X")
+    L, n = len(weights), X.shape[1]
     P = [torch.eye(X.shape[0], dtype=X.dtype)]
     for w in weights:
         P.append(w @ P[-1])
@@ -122,24 +134,30 @@ def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tens
     for w in reversed(weights[1:]):
         A.append(A[-1] @ w)
     A = A[::-1]                                      # A[l] = product of the layers above layer l (0-based)
-    E = P[-1] - M
+    R = P[-1] @ X - labels                           # residuals r_i, (..., d_out, n)
+    G = R @ X.mT / n
     out = []
     for l in range(L - 1):
-        AE = A[l + 1].mT @ E
-        upper = P[l + 1] @ fourth_moment_map(X, AE.mT @ AE) @ P[l + 1].mT
-        lower = A[l].mT @ E @ fourth_moment_map(X, P[l].mT @ P[l]) @ E.mT @ A[l]
-        out.append(upper - lower)
+        K = A[l + 1] @ A[l + 1].mT
+        Q = P[l].mT @ P[l]
+        rkr = ((K @ R) * R).sum(-2)                  # r_i^T K r_i, (..., n)
+        xqx = ((Q @ X) * X).sum(-2)                  # x_i^T Q x_i, (..., n)
+        r_in = (X * rkr.unsqueeze(-2)) @ X.mT / n - G.mT @ K @ G
+        r_out = (R * xqx.unsqueeze(-2)) @ R.mT / n - G @ Q @ G.mT
+        out.append(P[l + 1] @ r_in @ P[l + 1].mT - A[l].mT @ r_out @ A[l])
     return out
 
 
 def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor], lr: float, steps: int,
-                  chunk: int = 256):
-    """Run full-batch GD from weights0 and accumulate S_l = lr^2 sum_{t<steps} C_l(W_t).
+                  chunk: int = 256, labels: torch.Tensor | None = None):
+    """Run full-batch GD (toward M, the least-squares map) from weights0 and accumulate
+    S_l = lr^2 sum_{t<steps} C_l(W_t) (``labels``: as in :func:`drift_covariance`).
 
     The weights of ``chunk`` consecutive steps are buffered and their C_l computed in one batched
     call. Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
+    labels = None if labels is None else labels.to(torch.float64)
     acc = [torch.zeros(w.shape[0], w.shape[0], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
     done = 0
@@ -149,7 +167,7 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
             for b, w in zip(buffers, W):
                 b[j] = w
             W = _gd_step(W, M, lr)
-        for a, c in zip(acc, drift_covariance([b[:k] for b in buffers], X, M)):
+        for a, c in zip(acc, drift_covariance([b[:k] for b in buffers], X, M, labels)):
             a.add_(c.sum(0), alpha=lr ** 2)
         done += k
     return W, acc
@@ -221,12 +239,10 @@ def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
     the GD and predicted SGD splits, the modal drifts and c_B."""
     from ..data import init_weights, make_problem
 
-    if experiment.label_noise > 0:
-        raise ValueError("label_noise > 0 is outside this prediction (noise-free labels assumed); use 0")
     problem = make_problem(experiment)
     n_modes = n_modes or experiment.teacher.rank
     W, S = gd_path_drift(problem.X.double(), problem.Syx.double(), init_weights(experiment),
-                         experiment.lr, experiment.steps)
+                         experiment.lr, experiment.steps, labels=problem.Y.double())
     c_B = noise_factor(experiment.n_samples, experiment.batch_size)
     frames = mode_frames(W, experiment.teacher.V, n_modes)
     D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
@@ -247,7 +263,12 @@ def truncation_tolerance(experiment) -> float:
     and L s_1^{2-2/L} (the top Hessian eigenvalue at the aligned solution), the same curvature the
     presets divide 0.2 by. The prediction takes the covariance on the GD path; on the SGD path it
     differs by O(lr) bias and by the O(lr c_B) second moment of the fluctuations, both of relative
-    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance)."""
+    order h (constant 1 assumed, stated here: the one non-derived number of this tolerance).
+    Valid while the accumulated drift stays small against the layers' Gram matrices: without label
+    noise the noise vanishes at the minimum and the drift stops (O(lr c_B) in all); with label noise
+    it goes on at a constant rate, SGD moves along the minimum set toward noise balance and the rate
+    on GD's path no longer applies: a secular term of relative order |lr^2 c_B sum C_l| / |D_l| that
+    h does not cover (claims/published_drift.py records it as a measured contradiction)."""
     from ..presets import _kernel_bounds
 
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
