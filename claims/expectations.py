@@ -611,6 +611,18 @@ PREDICTIONS["scaling_saddles"] = {
 CONTRADICTIONS["scaling_saddles"] = {}
 
 
+
+# ---------------------------------------------------------------------------------- sgd_spread
+PREDICTIONS["sgd_spread"] = {
+    "level": Prediction(
+        "run-to-run Var of the mode-frame block of W and of each mode strength at T/2 and T = the linear-noise "
+        "approximation with epoch reshuffling (theory.spread.lna_covariance), within the chi-square interval of a "
+        "variance from S runs (Bonferroni over the case's ratios)",
+        "first order in the noise around GD's path: lr^2 sum over epochs of Hoeffding's permutation covariance of "
+        "the adjoint-projected per-sample gradients; the zero-sum epoch cancels the frozen-path part"),
+}
+CONTRADICTIONS["sgd_spread"] = {}
+
 # ---------------------------------------------------------------------------------- published
 # rows per published result (case ids "<result>-<case>", e.g. "balance-noise-intermediate-lowrank-L2")
 PREDICTIONS["published"] = {
