@@ -621,7 +621,37 @@ PREDICTIONS["sgd_spread"] = {
         "first order in the noise around GD's path: lr^2 sum over epochs of Hoeffding's permutation covariance of "
         "the adjoint-projected per-sample gradients; the zero-sum epoch cancels the frozen-path part"),
 }
-CONTRADICTIONS["sgd_spread"] = {}
+# Measured 2026-11-29: quick tier (S = 8) and nightly tier (S = 32) numbers per case.
+SPREAD_ALIGNED = ("aligned path: a decoupled mode's first-order noise is a time shift that every epoch undoes "
+                  "(theory.spread item 5), so the LNA level of the mode strengths is far below their measured "
+                  "(second-order) spread, while the block's level holds: {}")
+SPREAD_LAZY = ("the first-order LNA under-predicts, most at B = 30 (m = 2 batches per epoch: the strongest "
+               "first-order cancellation) and at lr/2; the multiplicative noise acting on the within-epoch "
+               "displacement is of the same order lr^3 under reshuffling and is not in the LNA: {}")
+CONTRADICTIONS["sgd_spread"] = {
+    "saddle-lowrank-L2": SPREAD_ALIGNED.format(
+        "quick 7 of 20 ratios outside, block 0.56-1.5 (all inside), sigma_3 at T/2 3.4e7 (lr, B=10) and 1.4e8 "
+        "(lr, B=30), sigma_2 at T/2 2e5 (lr, B=30); nightly 7 of 20, block 0.69-1.8, sigma_3 at T/2 6.9e7"),
+    "saddle-lowrank-L3": SPREAD_ALIGNED.format(
+        "quick 7 of 20 ratios outside, block 0.31-2.7 (all inside), sigma_3 at T/2 9.4e8 (lr, B=30), sigma_2 at "
+        "T/2 4.6e7 (lr, B=30), sigma_3 at T 8.1e5 (lr/2, B=30)"),
+    "ntk-lowrank-L2": SPREAD_LAZY.format(
+        "quick 6 of 32 ratios outside, block 0.47-3.5 (3.5 at T, lr/2, B=30 vs [0.32, 2.2]), sigma_2 10 and sigma_1 "
+        "7.2 (T, lr/2, B=30) vs [0.079, 3.6]; nightly 17 of 32, block 0.72-4.3 vs hi 1.5, sigma_1 16 (T, lr/2, B=30)"),
+    # nightly only
+    "saddle-fullrank-L2": SPREAD_ALIGNED.format(
+        "11 of 20 ratios outside, block 0.89-2.5 (2.5 at T, lr/2, B=30 vs hi 1.8), sigma_4 at T/2 1e9 (lr/2, B=30), "
+        "sigma_3 at T/2 1.6e7 (lr/2, B=30)"),
+    "saddle-degenerate-L2": SPREAD_ALIGNED.format(
+        "12 of 24 ratios outside, block 0.77-2.2 (2.2 at T, lr/2, B=30 vs hi 1.8), sigma_4 at T/2 4.3e7 (lr, B=30), "
+        "sigma_3 at T/2 8.4e5 (lr, B=30)"),
+    "ntk-fullrank-L2": SPREAD_LAZY.format(
+        "17 of 40 ratios outside, block 0.47-5.6 (5.6 at T, lr/2, B=30 vs hi 1.4), sigma_2 24 (T/2, lr, B=30) vs "
+        "[0.38, 2]"),
+    "ntk-degenerate-L2": SPREAD_LAZY.format(
+        "16 of 40 ratios outside, block 0.62-2.5 (2.5 at T, lr/2, B=30 vs hi 1.5), sigma_2 15 (T/2, lr/2, B=30) vs "
+        "[0.38, 2]"),
+}
 
 # ---------------------------------------------------------------------------------- published
 # rows per published result (case ids "<result>-<case>", e.g. "balance-noise-intermediate-lowrank-L2")

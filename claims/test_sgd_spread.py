@@ -2,7 +2,7 @@
 with the engine's epoch-reshuffled batches (dlncheck.theory.spread; issue #11 item 5).
 
 For each (lr, B) of the scaling sweep (test_scaling's ensembles, read from the cache: nothing is
-trained twice; quick tier lr in {eta, eta/2}, nightly all four, B in {10, 30}) and at t = T/2 (plateaus
+trained twice; lr in {eta, eta/2}, B in {10, 30}) and at t = T/2 (plateaus
 and escapes in the saddle regime, the approach in the NTK regime) and t = T (the end, near the minimum):
 
 - read-outs: the r x r block u_a^T W v_b of the end-to-end map in GD's singular frame at t (its summed
@@ -33,7 +33,7 @@ from dlncheck.theory import spread
 FAMILY = "sgd_spread"   # rows and contradictions: claims/expectations.py
 BATCH_SIZES = (10, 30)  # = claims/test_scaling.BATCH_SIZES (same cached ensembles)
 TIMES = (0.5, 1.0)      # fractions of T (the sweep's checkpoints)
-FRACTIONS = {"quick": (1.0, 0.5), "nightly": lr_sweep.LR_FRACTIONS}
+FRACTIONS = (1.0, 0.5)   # lr in {eta, eta/2}: the adjoint pass costs ~ steps / fraction
 LEVEL = 0.05            # family-wise, Bonferroni over the asserted ratios of a case
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
@@ -123,13 +123,13 @@ def plt_colors():
 
 
 @pytest.mark.parametrize("regime, teacher, depth", PARAMS)
-def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, claim, tier, dtype):
+def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, claim, dtype):
     if dtype != "float64":
         pytest.skip("spreads of 1e-10 s_1 need float64 (--dtype float64)")
     cid = presets.case_id(regime, teacher, depth)
     points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
     trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)       # test_scaling's ensembles
-    df = case_rows(points, trajs, FRACTIONS[tier], points[0].experiment.sgd_runs)
+    df = case_rows(points, trajs, FRACTIONS, points[0].experiment.sgd_runs)
     holds = bool(df.ok.all())
     claim.table(df, "ratios", caption="measured vs predicted run-to-run variance per (lr, B, t, read-out)")
     claim.figure(plot_case(cid, df), "spread", caption="SGD spread around GD vs the linear-noise approximation")

@@ -87,7 +87,7 @@ def test_lna_matches_simulated_linear_recursion():
     X = torch.randn(2, n, generator=g, dtype=torch.float64)
     X = torch.linalg.cholesky(X @ X.T / n).inverse() @ X               # whitened
     M = torch.tensor([[2.0, 0.3], [0.1, 1.0]], dtype=torch.float64)
-    W0 = [torch.randn(3, 2, generator=g, dtype=torch.float64) * 0.5, torch.randn(2, 3, generator=g, dtype=torch.float64) * 0.5]
+    W0 = [torch.randn(*shape, generator=g, dtype=torch.float64) * 0.5 for shape in ((3, 2), (2, 3))]
     pred = spread.lna_covariance(W0, X, M, lr, steps, [steps], 2, [B])
     path = spread.gd_path(W0, M, lr, steps)
     sizes = [w[0].numel() for w in path]

@@ -39,6 +39,18 @@ permutation of the n samples cut into m = n // B consecutive batches of B (remai
    independent epoch contributions): (S - 1) s^2 / Var ~ chi^2_{S-1}; for a sum of the variances of
    correlated entries with predicted covariance eigenvalues mu: Welch-Satterthwaite, chi^2_nu / nu
    with nu = (S - 1) (sum mu)^2 / sum mu^2 (:func:`variance_ratio_interval`).
+5. Where the first-order level is (nearly) zero. A decoupled mode on an aligned path obeys the
+   scalar u_{k+1} = u_k + lr f(u_k)(1 + c_k), c_k = (V^T Sxx_b V)_aa - 1 summing to 0 over an epoch;
+   its first-order deviation lr sum_k Phi(T, k+1) f(u_k) c_k has Phi(T, k+1) f(u_k) = f(u_T)(1 + O(lr))
+   (the flow's tangent is carried along the flow), so SGD's noise on a decoupled mode is a time
+   shift that every full epoch undoes: at epoch boundaries the LNA variance of a mode strength is
+   O(lr^2) smaller than that of the off-diagonal entries, and ~0 once the mode has converged (f -> 0).
+   What remains there is second order (products of the off-diagonal deviations feeding the diagonal,
+   and the multiplicative noise acting on the within-epoch displacement, which under reshuffling is
+   of the same order lr^3 in variance as the LNA itself); it is not derived here. The LNA also
+   assumes |delta| small against the state: at a saddle plateau (u ~ u_0) a second-order kick is
+   amplified by f(u_T) / f(u_s) through the escape, so the linearised escape spread is a lower
+   bound there, not a level. Escape growth for independent batches: theory.published.variance_ode.
 """
 from __future__ import annotations
 
