@@ -87,32 +87,37 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
 
 
 def plot_case(cid: str, df: pd.DataFrame):
+    """Block spread vs t per (lr, B): measured points, the LNA level with its interval where asserted
+    (error bars at the checkpoints only); right: every measured/predicted Var ratio and its interval."""
     fig, axes = plots.figure(1, 3, size=(14.5, 4.2))
     colors = dict(zip(sorted(df.lr_fraction.unique(), reverse=True), plt_colors()))
     for ax, B in zip(axes[:2], BATCH_SIZES):
-        for f, color in colors.items():
+        for k, (f, color) in enumerate(colors.items()):
             sel = df[(df.readout == "block") & (df.batch_size == B) & (df.lr_fraction == f)].sort_values("t")
-            lr = sel.lr.iloc[0]
-            plots.band(ax, sel.t, np.sqrt(sel.predicted), np.sqrt(sel.predicted * sel.lo),
-                       np.sqrt(sel.predicted * sel.hi), color=color, ls="--",
-                       label=rf"LNA, $\eta$ = {lr:.3g}")
-            ax.plot(sel.t, np.sqrt(sel.measured), "o", color=color, label=rf"measured, $\eta$ = {lr:.3g}")
-            plots.mark_failing(ax, sel.t, np.sqrt(sel.measured), ~sel.ok)
-        ax.set(yscale="log", xlabel="time $t = \\eta k$",
-               ylabel=r"$(\sum_{a,b\leq r} \mathrm{Var}\, u_a^\top W v_b)^{1/2}$", title=f"{cid}, B = {B}")
-        ax.legend(fontsize=6, ncol=2)
+            lr, pred = sel.lr.iloc[0], np.sqrt(sel.predicted.to_numpy())
+            shift = 1 + 0.01 * (k - 0.5) * (sel.t.max() - sel.t.min()) / sel.t.max()   # keep bars apart
+            bars = [pred - np.sqrt(sel.predicted * sel.lo), np.sqrt(sel.predicted * sel.hi) - pred]
+            ax.errorbar(sel.t * shift, pred, yerr=bars,
+                        fmt="_", ms=14, color=color, capsize=3, label=rf"LNA $\pm$ interval, $\eta$ = {lr:.3g}")
+            ax.plot(sel.t * shift, np.sqrt(sel.measured), "o", color=color, label=rf"measured, $\eta$ = {lr:.3g}")
+            plots.mark_failing(ax, sel.t * shift, np.sqrt(sel.measured), ~sel.ok)
+        ax.set(yscale="log", xlabel=r"time $t = \eta k$ (checkpoints $T/2$, $T$)",
+               ylabel=r"block spread $\left(\sum_{a,b\leq r}\mathrm{Var}\,[u_a^\top W v_b]\right)^{1/2}$",
+               title=f"{cid}, B = {B}")
+        ax.legend(fontsize=6)
     ax = axes[2]
     x = np.arange(len(df))
-    asserted = df.asserted.to_numpy()
-    ax.errorbar(x[asserted], np.ones(asserted.sum()),
-                yerr=[1 - df.lo[asserted], df.hi[asserted] - 1], fmt="none", ecolor="0.6", label="chi-square interval")
-    ax.plot(x[asserted], df.ratio[asserted], "o", ms=3, label="asserted ratio")
-    ax.plot(x[~asserted], df.ratio[~asserted].clip(lower=1e-300), "x", color="0.5", ms=4,
-            label="not asserted (level below float64 resolution)")
+    asserted, block = df.asserted.to_numpy(), (df.readout == "block").to_numpy()
+    ax.errorbar(x[asserted], np.ones(asserted.sum()), yerr=[1 - df.lo[asserted], df.hi[asserted] - 1],
+                fmt="none", ecolor="0.6", label="chi-square interval (Bonferroni)")
+    ax.plot(x[asserted & block], df.ratio[asserted & block], "s", ms=4, label="block")
+    ax.plot(x[asserted & ~block], df.ratio[asserted & ~block], "o", ms=3, label=r"mode strength $\sigma_a$")
+    ax.plot(x[~asserted], df.ratio[~asserted], "x", color="0.5", ms=4,
+            label="not asserted (LNA level below float64 resolution)")
     plots.mark_failing(ax, x, df.ratio, ~df.ok.to_numpy())
     ax.axhline(1, color="k", lw=0.8)
-    ax.set(yscale="log", xlabel="read-out (per lr, B, t: block, sigma_1..r)",
-           ylabel="measured / predicted variance", title="Var ratio (Bonferroni intervals)")
+    ax.set(yscale="log", xlabel=r"read-out (per $\eta$, B, t: block, $\sigma_1..\sigma_r$)",
+           ylabel="measured / predicted Var", title="Var ratio")
     ax.legend(fontsize=6)
     return fig
 
