@@ -137,3 +137,31 @@ def test_variance_ratio_interval_is_the_chi_square_law():
     draws = rng.normal(size=(100_000, runs, 3)) * np.sqrt(np.diag(cov))
     sums = draws.var(1, ddof=1).sum(1) / np.trace(cov)
     assert abs(np.mean((sums >= lo) & (sums <= hi)) - (1 - alpha)) < 0.02
+
+
+@settings(max_examples=10, deadline=None)
+@given(st.integers(2, 4), st.integers(0, 10_000))
+def test_pair_matrix_matches_autograd_per_sample_hessians(L, seed):
+    from dlncheck.theory import spread_pair
+
+    g = torch.Generator().manual_seed(seed)
+    dims = [3] + [4] * (L - 1) + [2]
+    n = 5
+    W = [torch.randn(dims[l + 1], dims[l], generator=g, dtype=torch.float64) * 0.7 for l in range(L)]
+    M = torch.randn(2, 3, generator=g, dtype=torch.float64)
+    X = torch.randn(3, n, generator=g, dtype=torch.float64)
+    lam = [torch.randn(2, *w.shape, generator=g, dtype=torch.float64) for w in W]
+    sizes = [w.numel() for w in W]
+
+    def unflat(theta):
+        return [t.reshape(w.shape) for t, w in zip(theta.split(sizes), W)]
+
+    def sample_loss(theta, i):
+        return 0.5 * (_prod(unflat(theta)) @ X[:, i] - M @ X[:, i]).pow(2).sum()
+
+    theta = torch.cat([w.reshape(-1) for w in W])
+    grads = torch.stack([torch.autograd.functional.jacobian(lambda t, i=i: sample_loss(t, i), theta) for i in range(n)])
+    lam_flat = torch.stack([torch.cat([lm[j].reshape(-1) for lm in lam]) for j in range(2)])
+    ref = torch.stack([lam_flat @ torch.autograd.functional.hessian(lambda t, i=i: sample_loss(t, i), theta) @ grads.T
+                       for i in range(n)], 1)                                  # (J, i, i')
+    assert torch.allclose(spread_pair.pair_matrix(W, M, X, lam), ref, atol=1e-9)

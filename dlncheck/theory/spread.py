@@ -130,10 +130,14 @@ def gd_path(weights0, M, lr: float, steps: int) -> list[torch.Tensor]:
     return out
 
 
-def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int, batch_sizes) -> dict:
+def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int, batch_sizes,
+                   pair_draws: int = 0, seed: int = 0) -> dict:
     """Predicted run-to-run covariance of the (n_modes x n_modes) block u_a^T W v_b of the end-to-end
     map, (U, V) GD's singular frame at each target step (items 2-3): {(target, B): (r^2, r^2)} and
-    the GD spectra {target: s}. One GD pass, one adjoint pass (all targets together)."""
+    the GD spectra {target: s}. One GD pass, one adjoint pass (all targets together).
+    ``pair_draws`` > 0 adds the same-order second-order term of theory.spread_pair ("pair": the
+    first-order part alone stays under "lna"), Monte-Carlo over that many shuffles per epoch."""
+    from .spread_pair import epoch_pair_covariance, pair_matrix
     X, M = X.double(), M.double()
     n = X.shape[1]
     path = gd_path(weights0, M, lr, steps)
@@ -144,6 +148,8 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     lam = [torch.zeros(len(targets) * r2, *p.shape[1:], dtype=torch.float64) for p in path]
     z = np.zeros((len(targets) * r2, targets[-1], n))
     spectra = {}
+    pair = {(t, int(B)): np.zeros((r2, r2)) for t in targets for B in batch_sizes}
+    rng = np.random.default_rng(seed)
     for k in range(targets[-1] - 1, -1, -1):
         for q, t in enumerate(targets):
             if k + 1 == t:
@@ -156,13 +162,23 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
         dW, hv = tangent_and_hvp(Wk, M, lam)
         E = torch.linalg.multi_dot(Wk[::-1]) - M if len(Wk) > 1 else Wk[0] - M
         z[:, k] = torch.einsum("in,ji,ajk,kn->an", X, E, dW, X).numpy()
+        starts = [int(B) for B in batch_sizes if k % (n // int(B)) == 0]
+        if pair_draws and starts:
+            Q = pair_matrix(Wk, M, X, lam).numpy()
+            for B in starts:
+                for q, t in enumerate(targets):
+                    if k < t:
+                        rows = slice(q * r2, (q + 1) * r2)
+                        used = min(n // B, t - k)
+                        pair[(t, B)] += epoch_pair_covariance(z[rows, k:k + used], Q[rows], n, B, lr, pair_draws, rng)
         lam = [lm - lr * h for lm, h in zip(lam, hv)]
     out = {}
     for q, t in enumerate(targets):
         block = z[q * r2:(q + 1) * r2, :t]
         for B in batch_sizes:
             out[(t, int(B))] = path_covariance(block, n, int(B), lr)
-    return {"cov": out, "gd_s": spectra}
+    total = {key: out[key] + pair[key] for key in out} if pair_draws else out
+    return {"cov": total, "lna": out, "gd_s": spectra}
 
 
 def variance_ratio_interval(cov: np.ndarray, runs: int, alpha: float) -> tuple[float, float]:

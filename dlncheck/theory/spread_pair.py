@@ -1,0 +1,79 @@
+"""The second-order term of SGD's spread under epoch reshuffling that the first-order LNA
+(dlncheck.theory.spread) leaves out, at the same order lr^3 in variance.
+
+Within an epoch SGD's deviation from GD carries the displacement w_k = -lr sum_{j<k} sum_i' a_ji' g_i'
+of the epoch's earlier batches; the batch-gradient noise evaluated there differs from that at GD's
+point by -lr sum_i a_ki H_i w_k (H_i the per-sample Hessian). Read through the adjoint lambda
+(theory.spread item 2), with the path frozen over the epoch (error O(lr m) relative):
+
+    Y1 = -lr sum_k a_k . z_k                  (the LNA: exact law, theory.spread.path_covariance)
+    Y2 = lr^2 sum_{j<k} a_k^T Q a_j,          Q_ii' = lambda^T H_i g_i'
+
+and the epoch adds Var(Y1 + Y2) = Var(Y1) + Var(Y2) + 2 Cov(Y1, Y2). A frozen path makes Y1 ~ 0
+at every epoch's end while Y2 does not vanish: it is the multiplicative noise acting on the zero-sum
+bridge, so its variance (lr^4 per epoch, lr^3 over t / (lr m) epochs) has the LNA's order. Neglected:
+the drift's curvature on w (lr^3 m^2 per epoch, O(lr m) smaller) and the change of z and Q within
+the epoch beyond Y1 (O(lr m) relative). Var(Y2) and Cov(Y1, Y2) need fourth and third moments of
+a uniform balanced partition; they are estimated by Monte-Carlo over ``draws`` shuffles per epoch
+(independent across epochs, so the relative error of the path sum is ~ sqrt(2 / (draws x epochs))).
+
+Q for l (layers, 0-based) with A_l, P_l the products above and below layer l, K-blocks
+AA_l = A_l A_l^T, PP_l = P_l^T P_l, r_i = (W - M) x_i, Omega = J_W lambda:
+    lambda^T H_i v = <Omega x_i, (J_W v) x_i> + <d^2 W[lambda, v], r_i x_i^T>,  v = g_i',
+    first part: sum_l (x_i^T Omega^T AA_l r_i') (x_i'^T PP_l x_i),
+    second part, pairs l < m: (r_i^T AA_m r_i') (x_i'^T P_m^T Mid(m, l) lambda_l P_l x_i),
+                 pairs l > m: (r_i^T A_l lambda_l Mid(l, m) A_m^T r_i') (x_i'^T PP_m x_i),
+Mid(a, b) = W_{a-1} ... W_{b+1} (identity when a = b + 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .spread import _prefixes
+
+
+def _mid(W, a: int, b: int) -> torch.Tensor:
+    out = torch.eye(W[b].shape[0], dtype=W[0].dtype)
+    for l in range(b + 1, a):
+        out = W[l] @ out
+    return out
+
+
+def pair_matrix(W, M: torch.Tensor, X: torch.Tensor, lam) -> torch.Tensor:
+    """Q (J, n, n), Q[j, i, i'] = lambda_j^T H_i g_i' for adjoints lam (list of (J, *W_l.shape))."""
+    L = len(W)
+    P, A = _prefixes(W)
+    R = (P[L] - M) @ X                                                    # (d_out, n)
+    omega = sum(A[l] @ lam[l] @ P[l] for l in range(L))                   # (J, d_out, d_in)
+    AA = [A[l] @ A[l].mT for l in range(L)]
+    PP = [X.mT @ P[l].mT @ P[l] @ X for l in range(L)]                    # (n, n), symmetric
+    Q = sum((X.mT @ omega.mT @ AA[l] @ R) * PP[l] for l in range(L))
+    for l in range(L):
+        for m in range(L):
+            if l < m:
+                phi = P[m].mT @ _mid(W, m, l) @ lam[l] @ P[l]                # (J, d_in, d_in)
+                Q = Q + (R.mT @ AA[m] @ R) * (X.mT @ phi @ X).mT
+            elif l > m:
+                psi = A[l] @ lam[l] @ _mid(W, l, m) @ A[m].mT              # (J, d_out, d_out)
+                Q = Q + (R.mT @ psi @ R) * PP[m]
+    return Q
+
+
+def epoch_pair_covariance(z: np.ndarray, Q: np.ndarray, n: int, B: int, lr: float, draws: int,
+                          rng: np.random.Generator) -> np.ndarray:
+    """Monte-Carlo Cov(Y2) + Cov(Y1, Y2) + Cov(Y2, Y1) of one epoch (module docstring), (J, J);
+    z (J, steps <= n // B, n) the first-order projections of the epoch's steps, Q (J, n, n)."""
+    J, used, _ = z.shape
+    m = n // B
+    perms = np.argsort(rng.random((draws, n)), axis=1)
+    batch_of = np.empty((draws, n), dtype=np.int64)
+    batch_of[np.arange(draws)[:, None], perms] = np.arange(n) // B        # m for dropped positions
+    a = (batch_of[:, None, :] == np.arange(min(used, m))[None, :, None]) / B - 1 / n    # (D, used, n)
+    c = np.cumsum(a, axis=1) - a                                            # sum_{j<k} a_j
+    y1 = -lr * np.einsum("dkn,jkn->dj", a, z)
+    aQ = np.einsum("dkn,jnq->jdkq", a, Q)
+    y2 = lr ** 2 * np.einsum("jdkq,dkq->dj", aQ, c)
+    y1c, y2c = y1 - y1.mean(0), y2 - y2.mean(0)
+    cross = y1c.T @ y2c / (draws - 1)
+    return y2c.T @ y2c / (draws - 1) + cross + cross.T
