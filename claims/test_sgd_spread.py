@@ -8,7 +8,9 @@ and escapes in the saddle regime, the approach in the NTK regime) and t = T (the
 - read-outs: the r x r block u_a^T W v_b of the end-to-end map in GD's singular frame at t (its summed
   variance) and each mode strength sigma_a(W) (r = teacher rank);
 - predicted: lr^2 sum over epochs of Hoeffding's permutation covariance of the adjoint-projected
-  per-sample gradients along GD's path (first order in the noise, theory.spread items 1-3);
+  per-sample gradients along GD's path (first order in the noise, theory.spread items 1-3) plus the
+  same-order pair term, the multiplicative noise acting on the within-epoch displacement
+  (theory.spread_pair, Monte-Carlo over shuffles, ~2% relative error, neglected against the interval);
 - asserted: measured/predicted variance inside the chi-square interval of a variance from S runs
   (Welch-Satterthwaite for the block), Bonferroni over every asserted ratio of the case.
   A mode strength whose predicted sd is below the float64 resolution eps s_1 sqrt(steps) of its
@@ -34,6 +36,7 @@ FAMILY = "sgd_spread"   # rows and contradictions: claims/expectations.py
 BATCH_SIZES = (10, 30)  # = claims/test_scaling.BATCH_SIZES (same cached ensembles)
 TIMES = (0.5, 1.0)      # fractions of T (the sweep's checkpoints)
 FRACTIONS = (1.0, 0.5)   # lr in {eta, eta/2}: the adjoint pass costs ~ steps / fraction
+PAIR_DRAWS = 4096      # shuffles per path for the pair term's Monte-Carlo: relative error ~ sqrt(2 / 4096) = 2%
 LEVEL = 0.05            # family-wise, Bonferroni over the asserted ratios of a case
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
@@ -61,7 +64,7 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
         p = next(q for q in points if q.lr_fraction == f)
         targets = lr_sweep.checkpoint_steps(p.experiment, TIMES)
         pred = spread.lna_covariance(init_weights(p.experiment), problem.X, problem.Syx, p.lr,
-                                     p.experiment.steps, targets, r, BATCH_SIZES)
+                                     p.experiment.steps, targets, r, BATCH_SIZES, pair_draws=PAIR_DRAWS)
         floor = np.finfo(np.float64).eps * float(exp.teacher.s[0]) * np.sqrt(p.experiment.steps)
         for q, traj in zip(points, trajs):
             if q.lr_fraction != f:

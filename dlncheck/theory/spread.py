@@ -63,6 +63,8 @@ import numpy as np
 import torch
 from scipy.stats import chi2
 
+CHUNK = 2 ** 22   # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
+
 
 def path_covariance(z: np.ndarray, n: int, B: int, lr: float) -> np.ndarray:
     """Cov of the read-outs' deviation lr^2 sum_e Cov_e, z (J, steps, n) from step 0 (item 3)."""
@@ -135,8 +137,9 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     """Predicted run-to-run covariance of the (n_modes x n_modes) block u_a^T W v_b of the end-to-end
     map, (U, V) GD's singular frame at each target step (items 2-3): {(target, B): (r^2, r^2)} and
     the GD spectra {target: s}. One GD pass, one adjoint pass (all targets together).
-    ``pair_draws`` > 0 adds the same-order second-order term of theory.spread_pair ("pair": the
-    first-order part alone stays under "lna"), Monte-Carlo over that many shuffles per epoch."""
+    ``pair_draws`` > 0 adds the same-order second-order term of theory.spread_pair (the first-order
+    part alone stays under "lna"), Monte-Carlo over ~pair_draws shuffles per path and batch size
+    (max(8, pair_draws / epochs) per epoch; the relative error of the sum ~ sqrt(2 / pair_draws))."""
     from .spread_pair import epoch_pair_covariance, pair_matrix
     X, M = X.double(), M.double()
     n = X.shape[1]
@@ -150,6 +153,20 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     spectra = {}
     pair = {(t, int(B)): np.zeros((r2, r2)) for t in targets for B in batch_sizes}
     rng = np.random.default_rng(seed)
+    draws = {int(B): max(8, -(-pair_draws // -(-targets[-1] // (n // int(B))))) for B in batch_sizes}
+    buffers = {int(B): [] for B in batch_sizes}
+    mmax = max(n // int(B) for B in batch_sizes)
+    if any(mmax % (n // int(B)) for B in batch_sizes):
+        raise ValueError(f"batch_sizes={batch_sizes} are invalid with pair_draws: n // B must divide the largest n // B")
+
+    def flush(B):
+        if buffers[B]:
+            cov = epoch_pair_covariance(np.stack([b[0] for b in buffers[B]]), np.stack([b[1] for b in buffers[B]]),
+                                        n, B, lr, draws[B], rng)
+            for q, t in enumerate(targets):
+                pair[(t, B)] += cov[q * r2:(q + 1) * r2, q * r2:(q + 1) * r2]
+            buffers[B].clear()
+
     for k in range(targets[-1] - 1, -1, -1):
         for q, t in enumerate(targets):
             if k + 1 == t:
@@ -162,16 +179,23 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
         dW, hv = tangent_and_hvp(Wk, M, lam)
         E = torch.linalg.multi_dot(Wk[::-1]) - M if len(Wk) > 1 else Wk[0] - M
         z[:, k] = torch.einsum("in,ji,ajk,kn->an", X, E, dW, X).numpy()
-        starts = [int(B) for B in batch_sizes if k % (n // int(B)) == 0]
-        if pair_draws and starts:
+        if pair_draws and k % mmax == 0:                                   # Q frozen over mmax steps
             Q = pair_matrix(Wk, M, X, lam).numpy()
-            for B in starts:
-                for q, t in enumerate(targets):
-                    if k < t:
-                        rows = slice(q * r2, (q + 1) * r2)
-                        used = min(n // B, t - k)
-                        pair[(t, B)] += epoch_pair_covariance(z[rows, k:k + used], Q[rows], n, B, lr, pair_draws, rng)
+            for B in buffers:
+                m = n // B
+                for e in range(k, min(k + mmax, targets[-1]), m):           # epochs starting in [k, k + mmax)
+                    if all(e + m <= t or e >= t for t in targets):          # a full epoch for every read-out
+                        buffers[B].append((z[:, e:e + m], Q))
+                        if len(buffers[B]) * r2 * len(targets) * draws[B] * n * m >= CHUNK:
+                            flush(B)
+                    for q, t in enumerate(targets):
+                        if e < t < e + m:                                   # the epoch straddles t
+                            rows = slice(q * r2, (q + 1) * r2)
+                            pair[(t, B)] += epoch_pair_covariance(z[None, rows, e:t], Q[None, rows], n, B, lr,
+                                                                  draws[B], rng)
         lam = [lm - lr * h for lm, h in zip(lam, hv)]
+    for B in buffers:
+        flush(B)
     out = {}
     for q, t in enumerate(targets):
         block = z[q * r2:(q + 1) * r2, :t]

@@ -60,20 +60,20 @@ def pair_matrix(W, M: torch.Tensor, X: torch.Tensor, lam) -> torch.Tensor:
     return Q
 
 
-def epoch_pair_covariance(z: np.ndarray, Q: np.ndarray, n: int, B: int, lr: float, draws: int,
-                          rng: np.random.Generator) -> np.ndarray:
-    """Monte-Carlo Cov(Y2) + Cov(Y1, Y2) + Cov(Y2, Y1) of one epoch (module docstring), (J, J);
-    z (J, steps <= n // B, n) the first-order projections of the epoch's steps, Q (J, n, n)."""
-    J, used, _ = z.shape
-    m = n // B
-    perms = np.argsort(rng.random((draws, n)), axis=1)
-    batch_of = np.empty((draws, n), dtype=np.int64)
-    batch_of[np.arange(draws)[:, None], perms] = np.arange(n) // B        # m for dropped positions
-    a = (batch_of[:, None, :] == np.arange(min(used, m))[None, :, None]) / B - 1 / n    # (D, used, n)
-    c = np.cumsum(a, axis=1) - a                                            # sum_{j<k} a_j
-    y1 = -lr * np.einsum("dkn,jkn->dj", a, z)
-    aQ = np.einsum("dkn,jnq->jdkq", a, Q)
-    y2 = lr ** 2 * np.einsum("jdkq,dkq->dj", aQ, c)
-    y1c, y2c = y1 - y1.mean(0), y2 - y2.mean(0)
-    cross = y1c.T @ y2c / (draws - 1)
-    return y2c.T @ y2c / (draws - 1) + cross + cross.T
+def epoch_pair_covariance(z, Q, n: int, B: int, lr: float, draws: int, rng: np.random.Generator) -> np.ndarray:
+    """Monte-Carlo Cov(Y2) + Cov(Y1, Y2) + Cov(Y2, Y1) (module docstring) summed over a batch of
+    epochs, (J, J): z (E, J, steps <= n // B, n) the first-order projections of each epoch's steps,
+    Q (E, J, n, n) its pair matrix; ``draws`` independent shuffles per epoch."""
+    z, Q = torch.as_tensor(z, dtype=torch.float64), torch.as_tensor(Q, dtype=torch.float64)
+    E, J, used, _ = z.shape
+    perms = np.argsort(rng.random((E, draws, n)), axis=-1)
+    batch_of = np.empty((E, draws, n), dtype=np.int64)
+    np.put_along_axis(batch_of, perms, np.arange(n) // B, axis=-1)      # n // B for dropped positions
+    a = torch.as_tensor((batch_of[:, :, None, :] == np.arange(used)[:, None]) / B - 1 / n)   # (E, D, used, n)
+    c = torch.cumsum(a, dim=2) - a                                           # sum_{j<k} a_j
+    y1 = -lr * torch.einsum("edkn,ejkn->edj", a, z)
+    aQ = a.reshape(E, 1, -1, n) @ Q                                          # (E, J, D * used, n)
+    y2 = lr ** 2 * (aQ * c.reshape(E, 1, -1, n)).reshape(E, J, draws, -1).sum(-1).mT     # (E, D, J)
+    y1c, y2c = y1 - y1.mean(1, keepdim=True), y2 - y2.mean(1, keepdim=True)
+    cross = (y1c.mT @ y2c).sum(0) / (draws - 1)
+    return ((y2c.mT @ y2c).sum(0) / (draws - 1) + cross + cross.T).numpy()
