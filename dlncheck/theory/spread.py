@@ -39,23 +39,21 @@ permutation of the n samples cut into m = n // B consecutive batches of B (remai
    independent epoch contributions): (S - 1) s^2 / Var ~ chi^2_{S-1}; for a sum of the variances of
    correlated entries with predicted covariance eigenvalues mu: Welch-Satterthwaite, chi^2_nu / nu
    with nu = (S - 1) (sum mu)^2 / sum mu^2 (:func:`variance_ratio_interval`).
-5. Where the first-order level is (nearly) zero. A decoupled mode on an aligned path obeys the
-   scalar u_{k+1} = u_k + lr f(u_k)(1 + c_k), c_k = (V^T Sxx_b V)_aa - 1 summing to 0 over an epoch;
-   its first-order deviation lr sum_k Phi(T, k+1) f(u_k) c_k has Phi(T, k+1) f(u_k) = f(u_T)(1 + O(lr))
-   (the flow's tangent is carried along the flow), so SGD's noise on a decoupled mode is a time
-   shift that every full epoch undoes: at epoch boundaries the LNA variance of a mode strength is
-   O(lr^2) smaller than that of the off-diagonal entries, and ~0 once the mode has converged (f -> 0).
-   What remains there is second order (products of the off-diagonal deviations feeding the diagonal,
-   and the multiplicative noise acting on the within-epoch displacement, which under reshuffling is
-   of the same order lr^3 in variance as the LNA itself); it is not derived here. Its size, checked
-   once outside the suite (exact SGD, d = 2, width 3, n = 12, 4000 runs, t = 3): measured / LNA
-   variance of the 2 x 2 block is 2.4 (B = 3, m = 4) and 3.6 (B = 6, m = 2) at lr = 0.02, 0.01 and
-   0.005 alike (per entry 1.2-33): the missing term has the LNA's lr order and grows as m falls.
-   The leading candidate is lr^2 sum_{j<k in an epoch} a_k^T Q a_j with Q_ii' = lambda^T H_i g_i'
-   (per-sample Hessian H_i acting on the within-epoch displacement). The LNA also
-   assumes |delta| small against the state: at a saddle plateau (u ~ u_0) a second-order kick is
-   amplified by f(u_T) / f(u_s) through the escape, so the linearised escape spread is a lower
-   bound there, not a level. Escape growth for independent batches: theory.published.variance_ode.
+5. The same-order second-order term. A decoupled mode on an aligned path obeys the scalar
+   u_{k+1} = u_k + lr f(u_k)(1 + c_k), c_k = (V^T Sxx_b V)_aa - 1 summing to 0 over an epoch; its
+   first-order deviation lr sum_k Phi(T, k+1) f(u_k) c_k has Phi(T, k+1) f(u_k) = f(u_T)(1 + O(lr))
+   (the flow's tangent is carried along the flow): SGD's first-order noise on a decoupled mode is a
+   time shift that every full epoch undoes. Under reshuffling the LNA is therefore lr^3 in variance
+   (path change within an epoch), and the multiplicative noise acting on the within-epoch
+   displacement is of the same order: theory.spread_pair adds it (``pair_draws``). Checked once
+   outside the suite (exact SGD, d = 2, width 3, n = 12, 4000 runs, t = 3): measured / LNA variance of
+   the 2 x 2 block 2.4 (B = 3) and 3.6 (B = 6) at lr = 0.02, 0.01, 0.005 alike; measured / (LNA + pair)
+   0.98-1.02 (per entry 0.94-1.04). Still neglected: the state-quadratic drift term 1/2 F''[delta, delta]
+   of the accumulated deviation. It is second order in the spread and negligible for the block, but
+   it is the leading term of a read-out whose lower orders vanish: the strength of a mode that has
+   converged (f -> 0), fed by products of its off-diagonal deviations, is not predicted here.
+   Escape growth: the LNA linearises the escape path (an unstable direction of H amplifies delta);
+   for independent batches the scalar version is theory.published.variance_ode.
 """
 from __future__ import annotations
 
@@ -157,7 +155,8 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     buffers = {int(B): [] for B in batch_sizes}
     mmax = max(n // int(B) for B in batch_sizes)
     if any(mmax % (n // int(B)) for B in batch_sizes):
-        raise ValueError(f"batch_sizes={batch_sizes} are invalid with pair_draws: n // B must divide the largest n // B")
+        raise ValueError(f"batch_sizes={batch_sizes} are invalid with pair_draws: each n // B must divide "
+                         "the largest n // B (Q is frozen over the longest epoch)")
 
     def flush(B):
         if buffers[B]:

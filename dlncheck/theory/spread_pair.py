@@ -12,10 +12,12 @@ point by -lr sum_i a_ki H_i w_k (H_i the per-sample Hessian). Read through the a
 and the epoch adds Var(Y1 + Y2) = Var(Y1) + Var(Y2) + 2 Cov(Y1, Y2). A frozen path makes Y1 ~ 0
 at every epoch's end while Y2 does not vanish: it is the multiplicative noise acting on the zero-sum
 bridge, so its variance (lr^4 per epoch, lr^3 over t / (lr m) epochs) has the LNA's order. Neglected:
-the drift's curvature on w (lr^3 m^2 per epoch, O(lr m) smaller) and the change of z and Q within
-the epoch beyond Y1 (O(lr m) relative). Var(Y2) and Cov(Y1, Y2) need fourth and third moments of
-a uniform balanced partition; they are estimated by Monte-Carlo over ``draws`` shuffles per epoch
-(independent across epochs, so the relative error of the path sum is ~ sqrt(2 / (draws x epochs))).
+the drift's curvature on w (lr^3 m^2 per epoch, O(lr m) smaller), the change of z and Q within the
+epoch beyond Y1 (O(lr m) relative; Q is frozen over the longest epoch of the batch sizes asked), and
+the drift's curvature on the accumulated deviation (theory.spread item 5). Var(Y2) and Cov(Y1, Y2)
+need fourth and third moments of a uniform balanced partition; they are estimated by Monte-Carlo
+over ``draws`` shuffles per epoch (independent across epochs: the relative error of the path sum
+is ~ sqrt(2 / (draws x epochs))).
 
 Q for l (layers, 0-based) with A_l, P_l the products above and below layer l, K-blocks
 AA_l = A_l A_l^T, PP_l = P_l^T P_l, r_i = (W - M) x_i, Omega = J_W lambda:
