@@ -616,41 +616,40 @@ CONTRADICTIONS["scaling_saddles"] = {}
 PREDICTIONS["sgd_spread"] = {
     "level": Prediction(
         "run-to-run Var of the mode-frame block of W and of each mode strength at T/2 and T = the linear-noise "
-        "approximation with epoch reshuffling (theory.spread.lna_covariance), within the chi-square interval of a "
-        "variance from S runs (Bonferroni over the case's ratios)",
-        "first order in the noise around GD's path: lr^2 sum over epochs of Hoeffding's permutation covariance of "
-        "the adjoint-projected per-sample gradients; the zero-sum epoch cancels the frozen-path part"),
+        "approximation with epoch reshuffling plus the same-order pair term (theory.spread.lna_covariance, "
+        "theory.spread_pair), within the chi-square interval of a variance from S runs (Bonferroni over the case's "
+        "ratios)",
+        "around GD's path: lr^2 sum over epochs of Hoeffding's permutation covariance of the adjoint-projected "
+        "per-sample gradients (first order; the zero-sum epoch cancels its frozen-path part) plus the multiplicative "
+        "noise acting on the within-epoch displacement (second order in the noise, the same lr^3)"),
 }
-# Measured 2026-11-29: quick tier (S = 8) and nightly tier (S = 32) numbers per case.
-SPREAD_ALIGNED = ("aligned path: a decoupled mode's first-order noise is a time shift that every epoch undoes "
-                  "(theory.spread item 5), so the LNA level of the mode strengths is far below their measured "
-                  "(second-order) spread, while the block's level holds: {}")
-SPREAD_LAZY = ("the first-order LNA under-predicts, most at B = 30 (m = 2 batches per epoch: the strongest "
-               "first-order cancellation) and at lr/2; the multiplicative noise acting on the within-epoch "
-               "displacement is of the same order lr^3 under reshuffling and is not in the LNA: {}")
+# Measured 2026-11-29 with the LNA + pair term: quick tier (S = 8) and nightly tier (S = 32) numbers per case.
+SPREAD_CONVERGED = ("aligned path: the strengths of modes that have converged spread far more than LNA + pair "
+                    "predicts; their lower orders vanish with f -> 0 and the neglected state-quadratic term "
+                    "1/2 F''[delta, delta] of the off-diagonal deviations dominates (theory.spread item 5); the "
+                    "block's level holds: {}")
+SPREAD_FROZEN = ("the pair term freezes the path over an epoch, accurate to O(h m): h = lr lambda_max = 0.2 at the "
+                 "preset lr and m = 6 batches per epoch at B = 10 (h m = 1.2), so it over-predicts there; B = 30 "
+                 "and lr/2 agree: {}")
 CONTRADICTIONS["sgd_spread"] = {
-    "saddle-lowrank-L2": SPREAD_ALIGNED.format(
-        "quick 7 of 20 ratios outside, block 0.56-1.5 (all inside), sigma_3 at T/2 3.4e7 (lr, B=10) and 1.4e8 "
-        "(lr, B=30), sigma_2 at T/2 2e5 (lr, B=30); nightly 7 of 20, block 0.69-1.8, sigma_3 at T/2 6.9e7"),
-    "saddle-lowrank-L3": SPREAD_ALIGNED.format(
-        "quick 7 of 20 ratios outside, block 0.31-2.7 (all inside), sigma_3 at T/2 9.4e8 (lr, B=30), sigma_2 at "
-        "T/2 4.6e7 (lr, B=30), sigma_3 at T 8.1e5 (lr/2, B=30)"),
-    "ntk-lowrank-L2": SPREAD_LAZY.format(
-        "quick 6 of 32 ratios outside, block 0.47-3.5 (3.5 at T, lr/2, B=30 vs [0.32, 2.2]), sigma_2 10 and sigma_1 "
-        "7.2 (T, lr/2, B=30) vs [0.079, 3.6]; nightly 17 of 32, block 0.72-4.3 vs hi 1.5, sigma_1 16 (T, lr/2, B=30)"),
-    # nightly only
-    "saddle-fullrank-L2": SPREAD_ALIGNED.format(
-        "11 of 20 ratios outside, block 0.89-2.5 (2.5 at T, lr/2, B=30 vs hi 1.8), sigma_4 at T/2 1e9 (lr/2, B=30), "
-        "sigma_3 at T/2 1.6e7 (lr/2, B=30)"),
-    "saddle-degenerate-L2": SPREAD_ALIGNED.format(
-        "12 of 24 ratios outside, block 0.77-2.2 (2.2 at T, lr/2, B=30 vs hi 1.8), sigma_4 at T/2 4.3e7 (lr, B=30), "
-        "sigma_3 at T/2 8.4e5 (lr, B=30)"),
-    "ntk-fullrank-L2": SPREAD_LAZY.format(
-        "17 of 40 ratios outside, block 0.47-5.6 (5.6 at T, lr/2, B=30 vs hi 1.4), sigma_2 24 (T/2, lr, B=30) vs "
-        "[0.38, 2]"),
-    "ntk-degenerate-L2": SPREAD_LAZY.format(
-        "16 of 40 ratios outside, block 0.62-2.5 (2.5 at T, lr/2, B=30 vs hi 1.5), sigma_2 15 (T/2, lr/2, B=30) vs "
-        "[0.38, 2]"),
+    "saddle-lowrank-L2": SPREAD_CONVERGED.format(
+        "quick 10 of 32 ratios outside, block 0.55-1.4, sigma_2 and sigma_1 at T 1.5e4 and 7.7e3 (lr, B = 10); "
+        "nightly 11 of 32, block 0.68-0.95, sigma_2 at T 8.8e3 (lr/2, B = 10)"),
+    "saddle-lowrank-L3": SPREAD_CONVERGED.format(
+        "quick 9 of 32 ratios outside, block 0.29-1.9, sigma_2 at T 1.8e5 (lr, B = 10) and 3.2e3 (lr, B = 30)"),
+    "ntk-lowrank-L2": SPREAD_FROZEN.format(
+        "quick block at T 0.16 (lr, B = 10) vs [0.34, 2.1]; nightly 5 of 32 outside, block at T 0.35 (lr, B = 10) "
+        "vs [0.63, 1.5], sigma_1 0.38, sigma_2 0.31 vs [0.38, 2]"),
+    # nightly only (S = 32)
+    "saddle-fullrank-L2": SPREAD_CONVERGED.format(
+        "14 of 40 ratios outside, block 0.82-1.4, sigma_1 and sigma_2 at T 1.2e3 and 5.3e2 (lr, B = 10)"),
+    "saddle-degenerate-L2": SPREAD_CONVERGED.format(
+        "18 of 40 ratios outside, block 0.75-1.2, sigma_3 and sigma_2 at T 1.2e4 and 8.4e3 (lr, B = 10)"),
+    "ntk-fullrank-L2": SPREAD_FROZEN.format(
+        "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
+    "ntk-degenerate-L2": SPREAD_FROZEN.format(
+        "5 of 40 ratios outside: block 0.37-0.85 (3 outside, lowest at T, lr, B = 10), sigma_2 0.33 and sigma_4 0.25 "
+        "at T (lr, B = 10)"),
 }
 
 # ---------------------------------------------------------------------------------- published
