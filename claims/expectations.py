@@ -628,9 +628,10 @@ SPREAD_CONVERGED = ("aligned path: the strengths of modes that have converged sp
                     "predicts; their lower orders vanish with f -> 0 and the neglected state-quadratic term "
                     "1/2 F''[delta, delta] of the off-diagonal deviations dominates (theory.spread item 5); the "
                     "block's level holds: {}")
-SPREAD_FROZEN = ("the pair term freezes the path over an epoch, accurate to O(h m): h = lr lambda_max = 0.2 at the "
-                 "preset lr and m = 6 batches per epoch at B = 10 (h m = 1.2), so it over-predicts there; B = 30 "
-                 "and lr/2 agree: {}")
+SPREAD_FROZEN = ("lazy path, B = 10 (m = 6 batches per epoch): LNA + pair over-predicts by ~2x (B = 30 and lr/2 "
+                 "mostly agree). The pair term freezes the path and the within-epoch propagation over an epoch "
+                 "(error O(h m), h = lr lambda_max <= 0.2, h m <= 1.2): the candidate cause, not confirmed (a tiny "
+                 "exact-SGD check at h m ~ 1.3 agrees within 10%): {}")
 CONTRADICTIONS["sgd_spread"] = {
     "saddle-lowrank-L2": SPREAD_CONVERGED.format(
         "quick 10 of 32 ratios outside, block 0.55-1.4, sigma_2 and sigma_1 at T 1.5e4 and 7.7e3 (lr, B = 10); "
