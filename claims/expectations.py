@@ -637,7 +637,8 @@ CONTRADICTIONS["sgd_spread"] = {
         "quick 10 of 32 ratios outside, block 0.55-1.4, sigma_2 and sigma_1 at T 1.5e4 and 7.7e3 (lr, B = 10); "
         "nightly 11 of 32, block 0.68-0.95, sigma_2 at T 8.8e3 (lr/2, B = 10)"),
     "saddle-lowrank-L3": SPREAD_CONVERGED.format(
-        "quick 9 of 32 ratios outside, block 0.29-1.9, sigma_2 at T 1.8e5 (lr, B = 10) and 3.2e3 (lr, B = 30)"),
+        "quick 9 of 32 ratios outside, block 0.29-1.9, sigma_2 at T 1.8e5 (lr, B = 10) and 3.2e3 (lr, B = 30); "
+        "nightly 10 of 32, block 0.84-1.2, sigma_2 at T 1.1e5 (lr, B = 10)"),
     "ntk-lowrank-L2": SPREAD_FROZEN.format(
         "quick block at T 0.16 (lr, B = 10) vs [0.34, 2.1]; nightly 5 of 32 outside, block at T 0.35 (lr, B = 10) "
         "vs [0.63, 1.5], sigma_1 0.38, sigma_2 0.31 vs [0.38, 2]"),
@@ -646,12 +647,21 @@ CONTRADICTIONS["sgd_spread"] = {
         "14 of 40 ratios outside, block 0.82-1.4, sigma_1 and sigma_2 at T 1.2e3 and 5.3e2 (lr, B = 10)"),
     "saddle-degenerate-L2": SPREAD_CONVERGED.format(
         "18 of 40 ratios outside, block 0.75-1.2, sigma_3 and sigma_2 at T 1.2e4 and 8.4e3 (lr, B = 10)"),
+    "saddle-fullrank-L3": SPREAD_CONVERGED.format(
+        "12 of 40 ratios outside, block 0.70-1.2, sigma_3 at T 9.7e2 (lr, B = 10) and 6e2 (lr/2, B = 10)"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
         "5 of 40 ratios outside: block 0.37-0.85 (3 outside, lowest at T, lr, B = 10), sigma_2 0.33 and sigma_4 0.25 "
         "at T (lr, B = 10)"),
 }
+# Contradicted in the nightly tier only (S = 32); the quick tier (S = 8) passes: applied by the claim at run time.
+SPREAD_NIGHTLY_ONLY = {
+    "ntk-lowrank-L3": SPREAD_FROZEN.format(
+        "4 of 32 ratios outside: block at T 0.33 (lr, B = 10) vs [0.63, 1.6], sigma_2 0.34 and sigma_3 0.25 at T "
+        "(lr, B = 10); quick (S = 8) inside: block 0.40-1.3"),
+}
+
 
 # ---------------------------------------------------------------------------------- published
 # rows per published result (case ids "<result>-<case>", e.g. "balance-noise-intermediate-lowrank-L2")
