@@ -649,6 +649,8 @@ CONTRADICTIONS["sgd_spread"] = {
         "18 of 40 ratios outside, block 0.75-1.2, sigma_3 and sigma_2 at T 1.2e4 and 8.4e3 (lr, B = 10)"),
     "saddle-fullrank-L3": SPREAD_CONVERGED.format(
         "12 of 40 ratios outside, block 0.70-1.2, sigma_3 at T 9.7e2 (lr, B = 10) and 6e2 (lr/2, B = 10)"),
+    "saddle-degenerate-L3": SPREAD_CONVERGED.format(
+        "18 of 40 ratios outside, block 0.64-1.2, sigma_2 and sigma_3 at T 2e4 and 1.3e4 (lr, B = 10)"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
