@@ -628,9 +628,10 @@ SPREAD_CONVERGED = ("aligned path: the strengths of modes that have converged sp
                     "predicts; their lower orders vanish with f -> 0 and the neglected state-quadratic term "
                     "1/2 F''[delta, delta] of the off-diagonal deviations dominates (theory.spread item 5); the "
                     "block's level holds: {}")
-SPREAD_FROZEN = ("lazy path, B = 10 (m = 6 batches per epoch): LNA + pair over-predicts by ~2x (B = 30 and lr/2 "
-                 "mostly agree). The pair term freezes the path and the within-epoch propagation over an epoch "
-                 "(error O(h m), h = lr lambda_max <= 0.2, h m <= 1.2): the candidate cause, not confirmed (a tiny "
+SPREAD_FROZEN = ("lazy path, B = 10 (m = 6 batches per epoch): LNA + pair over-predicts, worst at T and the preset lr "
+                 "(block 0.33-0.42 at S = 32), milder at lr/2 (0.53-0.66), B = 30 agrees. The pair term freezes the "
+                 "path and the within-epoch propagation over an epoch (error O(h m), h = lr lambda_max <= 0.2, "
+                 "h m <= 1.2), which shrinks with lr as the data do: the candidate cause, not confirmed (a tiny "
                  "exact-SGD check at h m ~ 1.3 agrees within 10%): {}")
 CONTRADICTIONS["sgd_spread"] = {
     "saddle-lowrank-L2": SPREAD_CONVERGED.format(
@@ -651,6 +652,10 @@ CONTRADICTIONS["sgd_spread"] = {
         "12 of 40 ratios outside, block 0.70-1.2, sigma_3 at T 9.7e2 (lr, B = 10) and 6e2 (lr/2, B = 10)"),
     "saddle-degenerate-L3": SPREAD_CONVERGED.format(
         "18 of 40 ratios outside, block 0.64-1.2, sigma_2 and sigma_3 at T 2e4 and 1.3e4 (lr, B = 10)"),
+    "ntk-fullrank-L3": SPREAD_FROZEN.format(
+        "5 of 40 ratios outside, all at T (lr, B = 10): block 0.34 vs [0.61, 1.5], sigma_1..4 0.20-0.37 vs [0.38, 2]"),
+    "ntk-degenerate-L3": SPREAD_FROZEN.format(
+        "2 of 40 ratios outside: block at T 0.42 (lr, B = 10), sigma_1 0.32 at T (lr, B = 10)"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
