@@ -14,8 +14,10 @@ and escapes in the saddle regime, the approach in the NTK regime) and t = T (the
 - asserted: measured/predicted variance inside the chi-square interval of a variance from S runs
   (Welch-Satterthwaite for the block), Bonferroni over every asserted ratio of the case.
   A mode strength whose predicted sd is below the float64 resolution eps s_1 sqrt(steps) of its
-  measurement has no measurable first-order level (a learned mode on an aligned path: its noise is
-  proportional to its residual, ~0 at the end); it is reported, not asserted.
+  measurement (rounding as a random walk over the steps) has no measurable predicted level; it is
+  reported, not asserted.
+Growth during an escape: at T/2 the saddle runs sit on the plateau before the last escape, after the
+earlier ones; the LNA linearises the escape path, so the T/2 ratios test it (theory.spread item 5).
 The lr and B scaling of the spreads is asserted in claims/test_scaling.py (function_distance_mid,
 function_distance, sigma_spread).
 """
