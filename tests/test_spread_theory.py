@@ -195,3 +195,21 @@ def test_lna_plus_pair_matches_exact_sgd(B):
     predicted = np.diag(res["cov"][(steps, B)])
     assert np.all(np.abs(measured / predicted - 1) < tol), measured / predicted
     assert measured.sum() / np.trace(res["lna"][(steps, B)]) > 1 + tol
+
+
+def test_targets_share_one_adjoint_pass():
+    """Two targets in one call give each target's covariance of a call with that target alone
+    (the LNA exactly; the pair term within its Monte-Carlo error), an epoch straddling the
+    earlier target included for the later one."""
+    g = torch.Generator().manual_seed(7)
+    n, lr = 12, 0.03
+    X = torch.randn(2, n, generator=g, dtype=torch.float64)
+    X = torch.linalg.cholesky(X @ X.T / n).inverse() @ X
+    M = torch.tensor([[2.0, 0.3], [0.1, 1.0]], dtype=torch.float64)
+    W0 = [torch.randn(*shape, generator=g, dtype=torch.float64) * 0.5 for shape in ((3, 2), (2, 3))]
+    both = spread.lna_covariance(W0, X, M, lr, 40, [21, 40], 2, [2, 6], pair_draws=20_000)
+    for t in (21, 40):
+        alone = spread.lna_covariance(W0, X, M, lr, 40, [t], 2, [2, 6], pair_draws=20_000, seed=1)
+        for B in (2, 6):
+            assert np.allclose(both["lna"][(t, B)], alone["lna"][(t, B)], rtol=1e-10, atol=0)
+            assert np.allclose(np.diag(both["cov"][(t, B)]), np.diag(alone["cov"][(t, B)]), rtol=0.1)

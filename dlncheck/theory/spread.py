@@ -187,11 +187,12 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
                         buffers[B].append((z[:, e:e + m], Q))
                         if len(buffers[B]) * r2 * len(targets) * draws[B] * n * m >= CHUNK:
                             flush(B)
-                    for q, t in enumerate(targets):
-                        if e < t < e + m:                                   # the epoch straddles t
+                        continue
+                    for q, t in enumerate(targets):                          # the epoch straddles a target
+                        if e < t:
                             rows = slice(q * r2, (q + 1) * r2)
-                            pair[(t, B)] += epoch_pair_covariance(z[None, rows, e:t], Q[None, rows], n, B, lr,
-                                                                  draws[B], rng)
+                            pair[(t, B)] += epoch_pair_covariance(z[None, rows, e:min(t, e + m)], Q[None, rows],
+                                                                  n, B, lr, draws[B], rng)
         lam = [lm - lr * h for lm, h in zip(lam, hv)]
     for B in buffers:
         flush(B)
