@@ -656,6 +656,9 @@ CONTRADICTIONS["sgd_spread"] = {
         "5 of 40 ratios outside, all at T (lr, B = 10): block 0.34 vs [0.61, 1.5], sigma_1..4 0.20-0.37 vs [0.38, 2]"),
     "ntk-degenerate-L3": SPREAD_FROZEN.format(
         "2 of 40 ratios outside: block at T 0.42 (lr, B = 10), sigma_1 0.32 at T (lr, B = 10)"),
+    "ntk-lowrank-L4": SPREAD_FROZEN.format("1 of 32 ratios outside: block at T 0.51 (lr, B = 10) vs [0.57, 1.6]"),
+    "ntk-fullrank-L4": SPREAD_FROZEN.format(
+        "2 of 40 ratios outside: block at T 0.591 (lr, B = 10) vs [0.593, 1.5], sigma_3 0.36 vs [0.38, 2]"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
