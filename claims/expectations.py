@@ -624,6 +624,7 @@ PREDICTIONS["sgd_spread"] = {
         "noise acting on the within-epoch displacement (second order in the noise, the same lr^3)"),
 }
 # Measured 2026-11-29 with the LNA + pair term: quick tier (S = 8) and nightly tier (S = 32) numbers per case.
+# Not yet measured: saddle-{lowrank,fullrank,degenerate}-L4 (nightly); expected SPREAD_CONVERGED like L2/L3.
 SPREAD_CONVERGED = ("aligned path: the strengths of modes that have converged spread far more than LNA + pair "
                     "predicts; their lower orders vanish with f -> 0 and the neglected state-quadratic term "
                     "1/2 F''[delta, delta] of the off-diagonal deviations dominates (theory.spread item 5); the "
@@ -659,6 +660,8 @@ CONTRADICTIONS["sgd_spread"] = {
     "ntk-lowrank-L4": SPREAD_FROZEN.format("1 of 32 ratios outside: block at T 0.51 (lr, B = 10) vs [0.57, 1.6]"),
     "ntk-fullrank-L4": SPREAD_FROZEN.format(
         "2 of 40 ratios outside: block at T 0.591 (lr, B = 10) vs [0.593, 1.5], sigma_3 0.36 vs [0.38, 2]"),
+    "ntk-degenerate-L4": SPREAD_FROZEN.format(
+        "2 of 40 ratios outside: block at T 0.50 (lr, B = 10) vs [0.61, 1.5], sigma_2 0.36 vs [0.38, 2]"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
