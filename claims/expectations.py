@@ -624,7 +624,6 @@ PREDICTIONS["sgd_spread"] = {
         "noise acting on the within-epoch displacement (second order in the noise, the same lr^3)"),
 }
 # Measured 2026-11-29 with the LNA + pair term: quick tier (S = 8) and nightly tier (S = 32) numbers per case.
-# Not yet measured: saddle-{fullrank,degenerate}-L4 (nightly).
 SPREAD_CONVERGED = ("aligned path: the strengths of modes that have converged spread far more than LNA + pair "
                     "predicts; their lower orders vanish with f -> 0 and the neglected state-quadratic term "
                     "1/2 F''[delta, delta] of the off-diagonal deviations dominates (theory.spread item 5); the "
@@ -666,6 +665,12 @@ CONTRADICTIONS["sgd_spread"] = {
         "17 of 32 ratios outside, sigma_2 at T 1.9e6 (lr, B = 10); at L = 4 the block at T exceeds it too: 17 (lr, "
         "B = 10), 4.7 (lr/2, B = 10), 1.95 (lr, B = 30) vs hi 1.9, shrinking with lr as a neglected higher order "
         "would; block at T/2 0.91-1.03"),
+    "saddle-fullrank-L4": SPREAD_CONVERGED.format(
+        "16 of 40 ratios outside, sigma_1 at T 1.5e3 (lr, B = 10); block at T 4.7 (lr, B = 10) vs hi 1.7, "
+        "1.5 (lr/2, B = 10) inside; block at T/2 0.59-1.16"),
+    "saddle-degenerate-L4": SPREAD_CONVERGED.format(
+        "22 of 40 ratios outside, sigma_2 at T 1.2e6 (lr, B = 10); block at T 36 (lr, B = 10), 5.3 (lr/2, B = 10), "
+        "2.1 (lr, B = 30) vs hi 2.0; block at T/2 0.82-1.23"),
     "ntk-fullrank-L2": SPREAD_FROZEN.format(
         "3 of 40 ratios outside: block at T 0.38 (lr, B = 10) vs [0.70, 1.4] and 0.59 (lr/2, B = 10), sigma_3 0.31"),
     "ntk-degenerate-L2": SPREAD_FROZEN.format(
