@@ -38,6 +38,7 @@ FAMILIES: dict[str, Family] = {
         for name in ("d_sigma", "balance_gap", "theta_distance", "function_distance", "sigma_spread",
                      "function_distance_mid")) + (
         (r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),)),
+    "sgd_spread": Family("golden path", NA, NA, "is SGD's run-to-run spread around GD the linearised prediction?"),
     "scaling_saddles": Family("saddles", NA, F, "are GD's plateaus the saddles theory predicts?", (
         (r"\[", "GD's plateaus have the predicted lambda_min; the end point is a minimum"),)),
     "balance": Family("assumptions", NA, F, "do the layers stay balanced, as the theory assumes?"),
