@@ -133,12 +133,10 @@ def plt_colors():
 
 
 @pytest.mark.parametrize("regime, teacher, depth", PARAMS)
-def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, claim, dtype, tier, request):
+def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, claim, dtype):
     if dtype != "float64":
         pytest.skip("spreads of 1e-10 s_1 need float64 (--dtype float64)")
     cid = presets.case_id(regime, teacher, depth)
-    if tier == "nightly" and cid in expectations.SPREAD_NIGHTLY_ONLY:      # S = 32 resolves what S = 8 cannot
-        request.applymarker(expectations.contradicted(expectations.SPREAD_NIGHTLY_ONLY[cid]))
     points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
     trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)       # test_scaling's ensembles
     df = case_rows(points, trajs, FRACTIONS, points[0].experiment.sgd_runs)
