@@ -35,11 +35,7 @@ def previous_save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, s
         if svg:
             atomic.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(
                 tmp, format="svg", bbox_inches=box, metadata={"Date": None}))
-    scale = min(1.0, thumb_width / image.width)
-    thumb = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                         Image.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image
-    atomic.atomic_write(path.with_name(f"{path.stem}.thumb.png"),
-                        lambda tmp: thumb.quantize(256).save(tmp, format="PNG", compress_level=plots.PNG_COMPRESS))
+    plots.write_thumbnail(image, path, thumb_width)
 
 
 #: the previous round's fixed margins (fractions of the figure): log-axis labels overflowed them

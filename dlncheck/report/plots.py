@@ -108,6 +108,16 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
             atomic.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(
                 tmp, format="svg", bbox_inches=tight, metadata={"Date": None}))
 
+    write_thumbnail(image, path, thumb_width)
+
+
+def write_thumbnail(image, path, thumb_width: int) -> None:
+    """``<stem>.thumb.png`` beside ``path`` (a pathlib.Path): the image scaled to at most
+    ``thumb_width`` pixels wide, 256 colours."""
+    from PIL import Image
+
+    from dlncheck import atomic
+
     scale = min(1.0, thumb_width / image.width)
     thumb = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                          Image.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image
