@@ -208,3 +208,17 @@ def test_written_files_honour_the_umask(tmp_path, mask):
     finally:
         os.umask(old)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("cmap, dark_low", [("viridis", True), ("Greys", False)])
+def test_heatmap_text_contrasts_with_its_cell(cmap, dark_low):
+    """Annotations are white on dark cells and black on light ones, whatever the colormap
+    (light-grey cells of a Greys map carried white text before)."""
+    import numpy as np
+
+    from dlncheck.report import plots
+
+    fig, ax = plots.figure()
+    plots.heatmap(ax, np.array([[0.0, 1.0], [0.0, 1.0]]), cmap=cmap, fmt="{:.2f}")
+    colours = {t.get_text(): t.get_color() for t in ax.texts}
+    assert colours == ({"0.00": "white", "1.00": "black"} if dark_low else {"0.00": "black", "1.00": "white"})

@@ -222,14 +222,13 @@ def heatmap(ax, matrix, *, title: str = "", cbar_label: str = "", vmin=None, vma
     ax.set_ylabel("i (first layer of P_ij)")
     ax.grid(False)
     ax.set_title(title)
-    if annotate:
-        lo, hi = masked.min(), masked.max()
-        mid = (lo + hi) / 2 if hi > lo else hi
+    if annotate:   # text colour from the cell's own luminance (Rec. 601 weights), for any colormap
         for i in range(L):
             for j in range(i, L):
                 if np.isfinite(m[i, j]):
+                    r, g, b, _ = im.cmap(im.norm(m[i, j]))
                     ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if m[i, j] < mid else "black")
+                            color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
     cbar = ax.figure.colorbar(im, ax=ax, shrink=0.8)
     cbar.set_label(cbar_label)
     return im
