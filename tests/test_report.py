@@ -222,3 +222,16 @@ def test_heatmap_text_contrasts_with_its_cell(cmap, dark_low):
     plots.heatmap(ax, np.array([[0.0, 1.0], [0.0, 1.0]]), cmap=cmap, fmt="{:.2f}")
     colours = {t.get_text(): t.get_color() for t in ax.texts}
     assert colours == ({"0.00": "white", "1.00": "black"} if dark_low else {"0.00": "black", "1.00": "white"})
+
+
+def test_shade_windows_skips_windows_theory_does_not_place():
+    """A window with a non-finite end (no predicted escape) is not drawn (matplotlib warned on NaN)."""
+    import warnings
+
+    from dlncheck.report import plots
+
+    fig, ax = plots.figure()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        plots.shade_windows(ax, [(1.0, 2.0), (float("nan"), float("nan")), (3.0, float("inf"))])
+    assert len(ax.patches) == 1

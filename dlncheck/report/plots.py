@@ -236,8 +236,10 @@ def heatmap(ax, matrix, *, title: str = "", cbar_label: str = "", vmin=None, vma
 
 def shade_windows(ax, windows: Sequence[tuple[float, float]], *, label: str = "escape window",
                   color: str = "tab:red", alpha: float = 0.12):
-    """Shade time windows such as [t_esc - Delta, t_esc + Delta]; one legend entry."""
-    for n, (t0, t1) in enumerate(windows):
+    """Shade time windows such as [t_esc - Delta, t_esc + Delta]; one legend entry. Windows with a
+    non-finite end (an escape theory does not predict) are not drawn."""
+    finite = [(t0, t1) for t0, t1 in windows if np.isfinite(t0) and np.isfinite(t1)]
+    for n, (t0, t1) in enumerate(finite):
         ax.axvspan(t0, t1, color=color, alpha=alpha, linewidth=0, label=label if n == 0 else None)
 
 
