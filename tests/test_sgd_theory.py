@@ -210,3 +210,24 @@ def test_fit_loglog_nests_runs_within_inits():
     assert nested.slope == pytest.approx(pooled.slope)
     assert nested.hi - nested.lo > pooled.hi - pooled.lo            # init variation widens the interval
     assert nested.lo <= 1.0 <= nested.hi
+
+
+def test_run_sweep_trains_config_by_config_when_the_ensemble_exceeds_memory():
+    """A batch size whose ensemble exceeds the memory budget falls back to one program per config,
+    with the same trajectories (configs are independent)."""
+    from dlncheck.budget import MemoryBudgetExceeded
+
+    points = lr_sweep.sweep_points(tiny(steps=20), (2,))
+    calls = []
+
+    def tight_train(ensemble, checkpoints):
+        calls.append(len(ensemble))
+        if len(ensemble) > 1:
+            raise MemoryBudgetExceeded("memory_budget=1 B is exceeded (test: only one config fits)")
+        return train(ensemble, checkpoints=checkpoints)
+
+    alone = lr_sweep.run_sweep(points, train=tight_train)
+    together = lr_sweep.run_sweep(points)
+    assert calls == [len(points)] + [1] * len(points)
+    for a, b in zip(alone, together):
+        torch.testing.assert_close(a.loss, b.loss, rtol=1e-12, atol=1e-15)
