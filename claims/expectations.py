@@ -921,3 +921,7 @@ CONTRADICTIONS["scaling"]["theta_distance-ntk-lowrank-L2"] = {"nightly": (
     "slope 1.286 [1.262, 1.310] vs predicted 1 +- 0.25 (bias, O(lr c_B)): with 32 runs the interval excludes the "
     "band; L3 1.19 and L4 1.17 (nightly) and the quick tier's 1.31 [1.24, 1.37] stay inside; candidate: the "
     "O(lr^{3/2}) fluctuation term adds to the raw distance at L = 2 (not isolated)")}
+CONTRADICTIONS["singular_patterns"]["saddle-lowrank-L3"] = {"nightly": (
+    "31/32 inits hold (Wilson [0.84, 0.99]); balanced#4: the end-to-end P_13 k=3 (the s = 1 mode) has mean_SGD - GD "
+    "of log sigma -1.13e-5 vs predicted 1e-16, 10x the band 1.13e-6 (SGD std 2.1e-6; 32 runs resolve what 8 x 4 "
+    "do not); candidate: that init's SGD runs finish the last escape later and converge less far (not isolated)")}
