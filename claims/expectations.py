@@ -925,3 +925,18 @@ CONTRADICTIONS["singular_patterns"]["saddle-lowrank-L3"] = {"nightly": (
     "31/32 inits hold (Wilson [0.84, 0.99]); balanced#4: the end-to-end P_13 k=3 (the s = 1 mode) has mean_SGD - GD "
     "of log sigma -1.13e-5 vs predicted 1e-16, 10x the band 1.13e-6 (SGD std 2.1e-6; 32 runs resolve what 8 x 4 "
     "do not); candidate: that init's SGD runs finish the last escape later and converge less far (not isolated)")}
+CONTRADICTIONS["singular_patterns"].update({
+    "saddle-lowrank-L2-aligned": {"nightly": (
+        "aligned control: end-to-end P_12 k=3 (s = 1) mean_SGD - GD of log sigma +7.2e-6 vs predicted 1e-16, 6.7x "
+        "the band 1.07e-6 (SGD std 2.2e-6, 32 runs): both maps converge to M, yet SGD's mean sits above GD's")},
+    "saddle-fullrank-L2-aligned": {"nightly": (
+        "aligned control: end-to-end P_12 k=4 (s = 0.5) mean_SGD - GD +9.1e-6 vs predicted 0, 30x the band "
+        "3.0e-7 (SGD std 5.8e-7, 32 runs)")},
+    "saddle-lowrank-L4": {"nightly": (
+        "30/32 inits hold (Wilson [0.80, 0.98]); balanced#8: end-to-end P_14 k=3 mean_SGD - GD -3.95 (319x the "
+        "band 0.0124): its SGD runs have not finished the s = 1 escape at T (loss up to 0.48, function space) "
+        "while GD has")},
+    "saddle-lowrank-L4-aligned": {"nightly": (
+        "aligned control: end-to-end P_14 k=3 mean_SGD - GD -1.04e-3 vs predicted 2e-16 (57.9x the band 1.8e-5): "
+        "the SGD runs are less converged at the preset's end (loss up to 1.0e-6 vs GD's 5.7e-8, function space)")},
+})
