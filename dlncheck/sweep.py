@@ -134,7 +134,7 @@ def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
     from .threads import set_cpu_threads
 
     set_cpu_threads(1)
-    cache = TrajectoryCache(Path(cache_root))
+    cache = TrajectoryCache(Path(cache_root), min_seconds_per_mb=0.0)   # a sweep fills the cache: store everything
     trained = 0
     for n, spec in enumerate(specs):
         experiment = Experiment.from_dict(spec)
