@@ -70,6 +70,11 @@ def cases(family: str, *, regimes: Sequence[str] | None = None, quick: Quick = _
     return check_ids(family, params)
 
 
+def ensemble_variants(regime: str, teacher: str, depth: int):
+    """The init ensemble of every preset, plus the aligned control case in the saddle regime."""
+    return [("", ("ensemble",))] + ([("-aligned", ("aligned",))] if regime == "saddle" else [])
+
+
 def param(family: str, case_id: str, *values, nightly: bool = False):
     """``pytest.param(*values, id=case_id)``, marked ``nightly`` if asked and :func:`contradicted`
     when ``CONTRADICTIONS[family]`` lists the case (for families that build their own case ids).

@@ -33,15 +33,12 @@ from dlncheck.theory import balance as theory_balance
 from dlncheck.theory import sgd as sgd_theory
 
 
-def _variants(regime, teacher, depth):
-    return [("", ("ensemble",))] + ([("-aligned", ("aligned",))] if regime == "saddle" else [])
-
-
 def _end(weights):
     return [w[:, -1] for w in weights]
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases("balance", variants=_variants))
+@pytest.mark.parametrize("regime, teacher, depth, init",
+                         expectations.cases("balance", variants=expectations.ensemble_variants))
 def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")

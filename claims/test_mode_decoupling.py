@@ -31,11 +31,8 @@ EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only
 C_DIAG = 0.5           # protocol's c
 
 
-def _variants(regime, teacher, depth):
-    return [("", ("ensemble",))] + ([("-aligned", ("aligned",))] if regime == "saddle" else [])
-
-
-@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases("mode_decoupling", variants=_variants))
+@pytest.mark.parametrize("regime, teacher, depth, init",
+                         expectations.cases("mode_decoupling", variants=expectations.ensemble_variants))
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")

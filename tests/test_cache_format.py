@@ -87,9 +87,12 @@ def test_key_holds_the_format(monkeypatch, big):
 
 def test_entry_of_another_format_is_recomputed(tmp_path, big):
     cache = TrajectoryCache(tmp_path, min_seconds_per_mb=0.0)
-    cache(big, checkpoints=3)
+    first = cache(big, checkpoints=3)
     spec = next(tmp_path.glob("trajectory-*.json"))
     meta = json.loads(spec.read_text())
     spec.write_text(json.dumps(meta | {"format": 1}))
+    fresh = TrajectoryCache(tmp_path)
     with pytest.warns(UserWarning, match="unreadable"):
-        TrajectoryCache(tmp_path)(big, checkpoints=3)
+        again = fresh(big, checkpoints=3)
+    assert fresh.stats["computed"] == 1 and fresh.stats["disk"] == 0     # retrained, not read
+    torch.testing.assert_close(again.loss, first.loss, rtol=0, atol=0)
