@@ -73,6 +73,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
     applies = regime == "saddle"
     z = stats.bonferroni_z(len(ens))
     rows, curves = [], []
+    offsets = sgd.ensemble_offsets(ens) if applies else None       # one batched GD-path program
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         K = traj.checkpoint_steps.shape[-1]
@@ -91,7 +92,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
                    spread_aligned=spread_al)
         row["gd_trapped"] = init_ensembles.gd_trapped(e)
         if applies and not row["gd_trapped"]:
-            pred = sgd.predicted_offsets(e)
+            pred = offsets[i]
             p = tolerances.split_distance(pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm(
                 [w[:1, -1] for w in traj.weights])[0]))
             h = sgd.truncation_tolerance(e)

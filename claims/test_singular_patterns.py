@@ -31,14 +31,15 @@ from dlncheck.theory import offset_band, sgd
 K_TOP = 5
 
 
-def evaluate(exp, traj, analysis):
-    """One init: end-of-training deviation of GD from (SGD mean - predicted offset) / band."""
+def evaluate(exp, analysis, predicted):
+    """One init: end-of-training deviation of GD from (SGD mean - predicted offset) / band
+    (``predicted``: theory.sgd.predicted_offsets of this init)."""
     L, n, S = exp.depth, exp.teacher.rank, exp.sgd_runs
     logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)
     end = logs.s[:, -1, ..., :n]                                              # (R, L, L, n)
     gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
     upper = spectra.upper_mask(L)[..., None].expand_as(gd)
-    offset = torch.as_tensor(sgd.predicted_offsets(exp, n)["offsets"], dtype=gd.dtype)
+    offset = torch.as_tensor(predicted["offsets"], dtype=gd.dtype)
     tol = offset_band.offset_tolerance(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))
     ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
     ok = (ratio.abs() <= 1) | ~upper
@@ -56,7 +57,8 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, t
     ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, tier, trajectory_cache)
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
-    results = {i: evaluate(ens.experiment(i), runs[i][0], runs[i][1]) for i in asserted}
+    offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
+    results = {i: evaluate(ens.experiment(i), runs[i][1], o) for i, o in zip(asserted, offsets)}
     outcomes = [results[i]["holds"] for i in asserted]
     stats = init_ensembles.summary(outcomes)
     w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))

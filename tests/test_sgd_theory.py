@@ -59,6 +59,31 @@ def test_gd_path_matches_engine_gd_run():
         torch.testing.assert_close(w, r[0, -1], rtol=1e-11, atol=1e-12)
 
 
+def test_ensemble_offsets_equal_one_config_at_a_time():
+    """The batched GD-path program (one step loop for all inits) equals predicted_offsets per init."""
+    from dlncheck import Ensemble
+
+    ens = Ensemble(tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)]
+                   + [Init("balanced", 0.3, seed=0)])
+    got = sgd.ensemble_offsets(ens)
+    assert len(got) == len(ens)
+    for i, g in enumerate(got):
+        ref = sgd.predicted_offsets(ens.experiment(i))
+        for key in ("a2_gd", "a2_sgd", "d_gd", "d_extra", "u"):
+            np.testing.assert_allclose(g[key], ref[key], rtol=1e-12, atol=1e-14, err_msg=key)
+        np.testing.assert_allclose(g["offsets"], ref["offsets"], rtol=1e-12, atol=1e-14)
+    exp = ens.base
+    p, w0 = make_problem(exp), [init_weights(e) for e in ens.experiments]
+    Wb, Sb = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps, chunk=9)
+    for i, w in enumerate(w0):                      # the batched path against one unbatched path per init
+        Wi, Si = sgd.gd_path_drift(p.X, p.Syx, w, exp.lr, exp.steps, chunk=7)
+        for a, b in zip(Wb + Sb, Wi + Si):
+            torch.testing.assert_close(a[i], b, rtol=1e-12, atol=1e-14)
+    assert sgd.ensemble_offsets([]) == []
+    with pytest.raises(ValueError, match="more than their init"):
+        sgd.ensemble_offsets([tiny(depth=3), tiny(depth=3, lr=0.01)])
+
+
 def test_expected_drift_matches_monte_carlo_over_shuffles():
     """E[D^SGD(T)] - D^GD(T) from 3000 engine SGD runs (epoch-wise shuffles) vs c_B lr^2 sum C_l.
     Tolerance: 4 Monte-Carlo standard errors + h max|prediction|, h = lr lambda_max: the neglected terms

@@ -58,6 +58,7 @@ samples drawn without replacement and reshuffled every epoch (the engine's sampl
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -121,29 +122,62 @@ def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tens
     per-sample deviations of the layer gradients, r_i = W x_i - y_i. ``labels`` Y (d_out, n):
     the data set's labels, M must then be its least-squares map Y X^T / n (problem.Syx); None:
     noise-free labels Y = M X."""
-    if labels is None:
-        labels = M @ X
-    elif not torch.allclose(M, labels @ X.mT / X.shape[1], rtol=1e-10, atol=1e-12):
-        raise ValueError("M is not labels @ X.T / n: with labels given, pass M = problem.Syx (the "
-                         "least-squares map), or labels=None for noise-free labels Y = M X")
-    L, n = len(weights), X.shape[1]
-    P = [torch.eye(X.shape[0], dtype=X.dtype)]
+    return _drift_from_moments(weights, DataMoments.of(X, M, labels))
+
+
+@dataclasses.dataclass(frozen=True)
+class DataMoments:
+    """The data's moments that C_l needs, so that no per-sample sum runs on the path: with
+    r_i = W x_i - y_i and q_i = x_i^T Q x_i,
+    (1/n) sum_i (r_i^T K r_i) x_i x_i^T = T(W^T K W) - 2 U(K W) + V(K),
+    (1/n) sum_i q_i r_i r_i^T = W T(Q) W^T - W U^*(Q) - U^*(Q)^T W^T + V^*(Q),
+    T, U, V the (1/n) sums of vec(x x^T), vec(y x^T), vec(y y^T) against vec(x x^T) (U^*, V^*
+    their transposes); Sxx = X X^T / n, Syx = Y X^T / n give G = W Sxx - Syx."""
+    T: torch.Tensor     # (d_in^2, d_in^2)
+    U: torch.Tensor     # (d_out d_in, d_in^2)
+    V: torch.Tensor     # (d_out^2, d_in^2)
+    Sxx: torch.Tensor
+    Syx: torch.Tensor
+
+    @classmethod
+    def of(cls, X: torch.Tensor, M: torch.Tensor, labels: torch.Tensor | None = None) -> DataMoments:
+        if labels is None:
+            labels = M @ X
+        elif not torch.allclose(M, labels @ X.mT / X.shape[1], rtol=1e-10, atol=1e-12):
+            raise ValueError("M is not labels @ X.T / n: with labels given, pass M = problem.Syx (the "
+                             "least-squares map), or labels=None for noise-free labels Y = M X")
+        n = X.shape[1]
+        xx, yx, yy = ((a[:, None] * b[None]).flatten(0, 1) for a, b in ((X, X), (labels, X), (labels, labels)))
+        return cls(xx @ xx.mT / n, yx @ xx.mT / n, yy @ xx.mT / n, X @ X.mT / n, labels @ X.mT / n)
+
+
+def _contract(F: torch.Tensor, moment: torch.Tensor, d: int) -> torch.Tensor:
+    """vec(F) @ moment, reshaped to (..., d, d): one gemm over every leading axis."""
+    return (F.flatten(-2) @ moment).unflatten(-1, (d, d))
+
+
+def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[torch.Tensor]:
+    """:func:`drift_covariance` from the data's moments (d^4 work per path point, none per sample)."""
+    d_in, dtype = m.Sxx.shape[0], m.Sxx.dtype
+    P = [torch.eye(d_in, dtype=dtype)]
     for w in weights:
         P.append(w @ P[-1])
-    A = [torch.eye(M.shape[0], dtype=X.dtype)]
+    A = [torch.eye(m.Syx.shape[0], dtype=dtype)]
     for w in reversed(weights[1:]):
         A.append(A[-1] @ w)
     A = A[::-1]                                      # A[l] = product of the layers above layer l (0-based)
-    R = P[-1] @ X - labels                           # residuals r_i, (..., d_out, n)
-    G = R @ X.mT / n
+    W = P[-1]
+    G = W @ m.Sxx - m.Syx
     out = []
-    for l in range(L - 1):
+    for l in range(len(weights) - 1):
         K = A[l + 1] @ A[l + 1].mT
         Q = P[l].mT @ P[l]
-        rkr = ((K @ R) * R).sum(-2)                  # r_i^T K r_i, (..., n)
-        xqx = ((Q @ X) * X).sum(-2)                  # x_i^T Q x_i, (..., n)
-        r_in = (X * rkr.unsqueeze(-2)) @ X.mT / n - G.mT @ K @ G
-        r_out = (R * xqx.unsqueeze(-2)) @ R.mT / n - G @ Q @ G.mT
+        KW = K @ W
+        r_in = (_contract(W.mT @ KW, m.T, d_in) - 2 * _contract(KW, m.U, d_in) + _contract(K, m.V, d_in)
+                - G.mT @ K @ G)
+        yx = (Q.flatten(-2) @ m.U.mT).unflatten(-1, m.Syx.shape)          # (1/n) sum_i q_i y_i x_i^T
+        yy = (Q.flatten(-2) @ m.V.mT).unflatten(-1, (m.Syx.shape[0],) * 2)  # (1/n) sum_i q_i y_i y_i^T
+        r_out = W @ _contract(Q, m.T, d_in) @ W.mT - W @ yx.mT - yx @ W.mT + yy - G @ Q @ G.mT
         out.append(P[l + 1] @ r_in @ P[l + 1].mT - A[l].mT @ r_out @ A[l])
     return out
 
@@ -153,12 +187,17 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
     """Run full-batch GD (toward M, the least-squares map) from weights0 and accumulate
     S_l = lr^2 sum_{t<steps} C_l(W_t) (``labels``: as in :func:`drift_covariance`).
 
-    The weights of ``chunk`` consecutive steps are buffered and their C_l computed in one batched
-    call. Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    weights0 may carry leading batch axes (several inits of one data set: one program, one Python
+    step loop for all). The weights of about ``chunk`` consecutive path points (steps x inits) are
+    buffered and their C_l computed in one batched call. Returns (final GD weights, [S_l]);
+    predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
     labels = None if labels is None else labels.to(torch.float64)
-    acc = [torch.zeros(w.shape[0], w.shape[0], dtype=torch.float64) for w in W[:-1]]
+    batch = W[0].shape[:-2]
+    chunk = max(1, chunk // max(1, batch.numel()))
+    moments = DataMoments.of(X, M, labels)
+    acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
     done = 0
     while done < steps:
@@ -167,7 +206,7 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
             for b, w in zip(buffers, W):
                 b[j] = w
             W = _gd_step(W, M, lr)
-        for a, c in zip(acc, drift_covariance([b[:k] for b in buffers], X, M, labels)):
+        for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
             a.add_(c.sum(0), alpha=lr ** 2)
         done += k
     return W, acc
@@ -176,15 +215,15 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
 def _gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
     """W_l <- W_l - lr A_l^T (W - M) P_l^T for all layers at once (whitened full batch)."""
     P = [None] * len(W)
-    acc = torch.eye(W[0].shape[1], dtype=W[0].dtype)
+    acc = torch.eye(W[0].shape[-1], dtype=W[0].dtype)
     for l, w in enumerate(W):
         P[l] = acc
         acc = w @ acc
     back = acc - M
     new = [None] * len(W)
     for l in reversed(range(len(W))):
-        new[l] = W[l] - lr * back @ P[l].T
-        back = W[l].T @ back
+        new[l] = W[l] - lr * back @ P[l].mT
+        back = W[l].mT @ back
     return new
 
 
@@ -237,24 +276,43 @@ def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
     """The derived mean offset of SGD's internal log singular values from GD's at the end (item 2 of
     the module docstring), for ``experiment`` (no SGD run is used): returns offsets (L, L, n_modes),
     the GD and predicted SGD splits, the modal drifts and c_B."""
-    from ..data import init_weights, make_problem
+    return ensemble_offsets([experiment], n_modes)[0]
 
-    problem = make_problem(experiment)
-    n_modes = n_modes or experiment.teacher.rank
-    W, S = gd_path_drift(problem.X.double(), problem.Syx.double(), init_weights(experiment),
-                         experiment.lr, experiment.steps, labels=problem.Y.double())
-    c_B = noise_factor(experiment.n_samples, experiment.batch_size)
-    frames = mode_frames(W, experiment.teacher.V, n_modes)
-    D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
-    d_gd = modal_balance(D_gd, frames)
-    d_extra = c_B * modal_balance(S, frames)
-    P = W[0]
-    for w in W[1:]:
-        P = w @ P
-    u = torch.linalg.svdvals(P)[:n_modes].numpy()
-    a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
-    return {"offsets": split_log_offsets(a2_sgd, a2_gd), "a2_gd": a2_gd, "a2_sgd": a2_sgd,
-            "d_gd": d_gd, "d_extra": d_extra, "c_B": c_B, "u": u, "gd_weights": W}
+
+def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
+    """:func:`predicted_offsets` of every config of an ensemble (an ``Ensemble`` or a list of
+    experiments sharing data, lr and steps: only the init differs), their GD paths and drift sums
+    run as one batched program (:func:`gd_path_drift`)."""
+    from ..data import init_weights, make_problem
+    from ..spectra import end_to_end
+
+    experiments = list(getattr(experiments, "experiments", experiments))
+    if not experiments:
+        return []
+    base = experiments[0]
+    for e in experiments[1:]:
+        if dataclasses.replace(e, init=base.init) != base:
+            raise ValueError("experiments differ in more than their init: ensemble_offsets batches the GD "
+                             "paths of one data set, lr and steps; call predicted_offsets per experiment")
+    problem = make_problem(base)
+    n_modes = n_modes or base.teacher.rank
+    inits = [init_weights(e) for e in experiments]
+    W0 = [torch.stack([w[l].double() for w in inits]) for l in range(base.depth)]
+    W_all, S_all = gd_path_drift(problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps,
+                                 labels=problem.Y.double())
+    c_B = noise_factor(base.n_samples, base.batch_size)
+    out = []
+    for i in range(len(experiments)):
+        W, S = [w[i] for w in W_all], [s[i] for s in S_all]
+        frames = mode_frames(W, base.teacher.V, n_modes)
+        D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
+        d_gd = modal_balance(D_gd, frames)
+        d_extra = c_B * modal_balance(S, frames)
+        u = torch.linalg.svdvals(end_to_end(W))[:n_modes].numpy()
+        a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
+        out.append({"offsets": split_log_offsets(a2_sgd, a2_gd), "a2_gd": a2_gd, "a2_sgd": a2_sgd,
+                    "d_gd": d_gd, "d_extra": d_extra, "c_B": c_B, "u": u, "gd_weights": W})
+    return out
 
 
 def truncation_tolerance(experiment) -> float:
