@@ -11,7 +11,7 @@ of the ensemble (init_ensembles: small random balanced and Gaussian inits; the a
 the ``-aligned`` control). The gauge share of the squared distance, 1 - (aligned / raw)^2, is
 reported at the end and at GD's plateaus (gauge.gauge_align_path at those checkpoints only); no
 threshold on it is derived, and in the ntk / intermediate regimes (no decoupled modes, no split
-prediction) the case is exploratory.
+prediction) the case is exploratory and aligns GD with its first EXPLORATORY_RUNS SGD runs only.
 """
 from __future__ import annotations
 
@@ -26,6 +26,11 @@ from dlncheck.report import plots
 from dlncheck.theory import sgd, tolerances
 
 PLATEAU_RTOL = expectations.DWELL_RTOL      # "on plateau k": GD loss within 5% of P_k
+#: exploratory regimes (nothing asserted): GD and its first 8 SGD runs, at most 10 Procrustes sweeps.
+#: The 128-wide NTK layers converge slowly (nightly ntk-lowrank-L3, one init: gauge share 0.574 after
+#: 10 sweeps, 0.592 after 50, still rising; ~1.2 s per sweep): every sweep lowers the objective, so
+#: the share reported is a lower bound either way, at a fifth of the sweeps and a quarter of the runs.
+EXPLORATORY_RUNS, EXPLORATORY_SWEEPS = 8, 10
 
 
 def _variants(regime, teacher, depth):
@@ -76,15 +81,16 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
     offsets = sgd.ensemble_offsets(ens) if applies else None       # one batched GD-path program
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
+        W = traj.weights if applies else [w[:1 + EXPLORATORY_RUNS] for w in traj.weights]
         K = traj.checkpoint_steps.shape[-1]
         loss_gd = traj.loss[0, torch.searchsorted(traj.steps, traj.checkpoint_steps).clamp_max(traj.steps.numel() - 1)]
         picks = (_plateau_checkpoints(loss_gd, e.teacher.s) if applies else []) + [K - 1]
-        aligned = gauge_align_path([w[:, picks] for w in traj.weights])
-        raw_end = float(compare.theta_ratio([w[:, -1] for w in traj.weights]).mean())
+        aligned = gauge_align_path([w[:, picks] for w in W], max_sweeps=50 if applies else EXPLORATORY_SWEEPS)
+        raw_end = float(compare.theta_ratio([w[:, -1] for w in W]).mean())
         al_end = float(compare.theta_ratio(aligned[-1].weights).mean())
         share = [float((1 - (compare.theta_distance(a.weights) / compare.theta_distance(
-            [w[:, k] for w in traj.weights])).square()).mean()) for a, k in zip(aligned, picks)]
-        m_raw, spread_raw = _displacement([w[:, -1] for w in traj.weights])
+            [w[:, k] for w in W])).square()).mean()) for a, k in zip(aligned, picks)]
+        m_raw, spread_raw = _displacement([w[:, -1] for w in W])
         m_al, spread_al = _displacement(aligned[-1].weights)
         row = dict(init=init_ensembles.init_label(e.init), raw_ratio_end=raw_end, aligned_ratio_end=al_end,
                    gauge_share_end=share[-1], gauge_share_plateau_max=max(share[:-1], default=float("nan")),
@@ -94,7 +100,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
         if applies and not row["gd_trapped"]:
             pred = offsets[i]
             p = tolerances.split_distance(pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm(
-                [w[:1, -1] for w in traj.weights])[0]))
+                [w[:1, -1] for w in W])[0]))
             h = sgd.truncation_tolerance(e)
             tol_raw = tolerances.offset_match_tolerance(p, spread_raw, e.sgd_runs, h, z)
             tol_al = tolerances.offset_match_tolerance(p, spread_al, e.sgd_runs, h, z)
@@ -102,7 +108,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
                         holds=abs(m_raw - p) <= tol_raw and abs(m_al - p) <= tol_al)
         rows.append(row)
         t = traj.checkpoint_times
-        curves.append((t, compare.theta_ratio(traj.weights).mean(0), 1 - compare.cosine(traj.weights).mean(0),
+        curves.append((t, compare.theta_ratio(W).mean(0), 1 - compare.cosine(W).mean(0),
                        t[picks], [float(compare.theta_ratio(a.weights).mean()) for a in aligned]))
     _figure(claim, curves, rows, applies, ens, regime)
     import pandas as pd
@@ -117,7 +123,9 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
         claim.verdict(prediction="no derived prediction: the split offset needs decoupled modes (saddle regime)",
                       reason="lazy / intermediate init: modes are not decoupled; no gauge-share threshold derived",
                       exploratory=True, holds=True, golden_path=golden, key="gauge_share_end_median",
-                      observed=f"median over {len(ens)} inits: raw ratio at end {numbers['raw_ratio_end_median']:.3g}, "
+                      observed=f"median over {len(ens)} inits (GD + first {EXPLORATORY_RUNS} SGD runs each, "
+                               f"{EXPLORATORY_SWEEPS} Procrustes sweeps: the share is a lower bound): raw ratio at "
+                               f"end {numbers['raw_ratio_end_median']:.3g}, "
                                f"gauge-aligned {numbers['aligned_ratio_end_median']:.3g}, gauge share {share_end:.3g}",
                       **numbers)
         return
