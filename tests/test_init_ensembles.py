@@ -99,3 +99,24 @@ def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
     for i in range(len(ens)):
         gd = train(dataclasses.replace(ens.experiment(i), sgd_runs=0), checkpoints=[0, ens.base.steps])
         assert float(gd.loss[0, -1]) < level, init_ensembles.init_label(ens.inits[i])
+
+
+@pytest.mark.parametrize("teacher", ["lowrank", "fullrank"])
+def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
+    """An aligned init is decoupled: theory's u0 is a0^L exactly (not the middle-layer rms proxy,
+    diluted by the unused directions of a width-8 layer), and GD's measured escapes (loss below
+    the midpoint of consecutive plateaus, on an independent GD-only run) fall inside the windows."""
+    import dataclasses
+
+    from dlncheck import events, train
+
+    exp = presets.experiment("saddle", teacher, 3)
+    gd = train(dataclasses.replace(exp, sgd_runs=0), loss_every=1)
+    n, L = exp.teacher.rank, exp.depth
+    t_esc, windows = init_ensembles.escape_windows(gd)
+    s = exp.teacher.s[:n]
+    expected = tm.escape_time(s, torch.full((n,), exp.init.scale ** L, dtype=torch.float64), L)
+    np.testing.assert_allclose(t_esc.numpy(), expected.numpy(), rtol=1e-9)
+    measured = events.escape_steps(gd.loss, torch.arange(gd.loss.shape[-1]), s)[0].double() * exp.lr
+    assert (measured > 0).all()
+    assert bool(events.in_windows(measured, windows).all()), (measured, windows)
