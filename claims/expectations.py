@@ -910,6 +910,72 @@ CONTRADICTIONS["rank_patterns"].update({
         f"GD's count differs from 28 of 32 SGD runs (d_r 0.875); 130 ambiguous entries excluded (z <= 4.52): "
         f"{_NTK_FLOOR}")},
 })
+_LAG = ("SGD's escapes lag GD's (the earliest SGD run's escape comes {lag} after GD's, median over the "
+        "failing inits' escapes), so a singular value rising toward an escape passes the rank threshold later in "
+        "the SGD runs than in GD, at checkpoints away from the loss escapes ({far} of {n} failing checkpoints more "
+        "than 0.5 time units from every run's escape): a bias, which the gap rule (the SGD spread of log sigma at "
+        "a fixed time) does not flag")
+_L2_SINGLE = ("at L = 2 the failures are single checkpoints where some runs' singular value sits across the rank "
+              "threshold from GD's, entries the gap rule (z x the SGD spread of log sigma, Gaussian) did not flag as "
+              "ambiguous; with 32 inits x 32 runs the rule's per-case error rate is exceeded")
+_RP = CONTRADICTIONS["rank_patterns"]
+_RP.update({
+    "saddle-lowrank-L2": {"nightly": (
+        "19/32 inits hold (Wilson [0.42, 0.74]); 16 failing checkpoints in 13 inits, 1-2 each, d_r 1/32-1 "
+        "(balanced#9 at t = 0.45, d_r 0.94, before the first escape at 2.58); 12 of the 16 lie more than 0.5 time "
+        "units from every run's escape, and GD's and the earliest SGD run's escapes coincide to the loss grid (at "
+        "most 1.2% apart): " + _L2_SINGLE)},
+    "saddle-lowrank-L3": {"quick": _RP["saddle-lowrank-L3"], "nightly": (
+        "21/32 inits hold (Wilson [0.48, 0.80]); 12 failing checkpoints in 11 inits, 1-2 each (balanced#13 at "
+        "t = 9.42, d_r 0.97; balanced#4 at t = 26.35, d_r 1): "
+        + _LAG.format(lag="0.20% (at most 0.58%)", far=11, n=12))},
+    "saddle-lowrank-L4": {"nightly": (
+        "3/32 inits hold (Wilson [0.03, 0.24]); 353 failing checkpoints, d_r up to 2, gaussian#11 alone 166 "
+        "(d_r 1 over whole stretches of a plateau, from t = 33.2); gaussian#13's third escape: GD 95.4, SGD "
+        "102.9-103.5: "
+        + _LAG.format(lag="0.86% (at most 7.9%)", far=345, n=353))},
+    "saddle-lowrank-L4-aligned": {"nightly": (
+        "aligned control, 1 failing of 389 checkpoints: t = 25.08, d_r 1, just after the second window [24.51, 25.04] "
+        "(exact u0 = a0^L; GD escapes at 24.80): every SGD run escapes at 24.94-24.96, 0.6% after GD "
+        "(first and third escapes 12.45 vs 12.44, 49.78-49.79 vs 49.39)")},
+    "saddle-fullrank-L2": {"nightly": (
+        "18/32 inits hold (Wilson [0.39, 0.72]); 97 failing checkpoints in 14 inits. All 7 det-sign trapped inits "
+        "fail (balanced#0, 8, 10, 11, 12, 13, 14): GD's rank count departs from the SGD runs' from t = 11.6 on "
+        "(d_r up to 2 at 12.9-13.8), before the smallest mode's window [13.85, 19.85] where the trapped scope ends; "
+        "the SGD runs escape the trapped mode at t = 25.7-28.0, GD never. The other 7 fail at 1-2 checkpoints "
+        "(gaussian#1 at t = 1.65, d_r 1.56), escapes of GD and SGD within -1.7% to +1.2%: " + _L2_SINGLE)},
+    "saddle-fullrank-L2-aligned": {"nightly": (
+        "aligned control, 2 failing of 218 checkpoints: t = 2.88 (d_r 4/32, 0.38 after GD's first escape at 2.50, "
+        "SGD 2.50-2.53) and t = 10.75 (d_r 1/32), both outside the windows")},
+    "saddle-fullrank-L3": {"quick": _RP["saddle-fullrank-L3"], "nightly": (
+        "21/32 inits hold (Wilson [0.48, 0.80]); 28 failing checkpoints in 11 inits, 4 of them det-sign trapped "
+        "(balanced#1, 8, 11, 14, failing before the smallest mode's window); worst balanced#7, 13 "
+        "checkpoints from t = 28.05: " + _LAG.format(lag="0.15% (-0.13% to +1.8%)", far=26, n=28))},
+    "saddle-fullrank-L4": {"nightly": (
+        "2/32 inits hold (Wilson [0.02, 0.20]); 352 failing checkpoints, d_r up to 2 (balanced#9: 77, from "
+        "t = 81.1); the slow s = 0.5 mode: gaussian#14's fourth escape GD 213.98, SGD 218.79-218.98, failing at "
+        "t = 171, long before it; 8 of the 10 det-sign trapped inits fail too: "
+        + _LAG.format(lag="0.97% (at most 14%)", far=352, n=352))},
+    "saddle-fullrank-L4-aligned": {"nightly": (
+        "aligned control, 1 failing of 392 checkpoints: t = 50.19, d_r 1, after the third window [48.62, 50.12] "
+        "(exact u0; GD escapes at 49.39): every SGD run escapes at 49.78-49.81, 0.8% after GD (fourth: 98.79-98.83 "
+        "vs 98.24)")},
+    "saddle-degenerate-L2": {"nightly": (
+        "14/32 inits hold (Wilson [0.28, 0.61]); 26 failing checkpoints in 18 inits, d_r 1/32-1 (gaussian#8 at "
+        "t = 1.20, d_r 1; balanced#13 at t = 1.48, d_r 1): " + _LAG.format(lag="0.60% (at most 2.0%)", far=20, n=26))},
+    "saddle-degenerate-L2-aligned": {"nightly": (
+        "aligned control, 1 failing of 211 checkpoints: t = 5.43, d_r 5/32, 0.76 after GD's second escape at 4.67 "
+        "(SGD 4.70-4.75), between the windows")},
+    "saddle-degenerate-L4": {"nightly": (
+        "0/32 inits hold (Wilson [0.00, 0.11]); 802 failing checkpoints, d_r up to 2 (gaussian#2: 163 from "
+        "t = 20.3; gaussian#0: 81 from t = 35.4): " + _LAG.format(lag="0.97% (at most 17%)", far=802, n=802))},
+    "saddle-degenerate-L4-aligned": {"nightly": (
+        "aligned control, 1 failing of 382 checkpoints: t = 25.08, d_r 1, after the window [24.51, 25.04] of the "
+        "repeated s = 2 pair (exact u0; GD escapes at 24.80): every SGD run escapes at 24.99-25.01, 0.8% after GD")},
+    "saddle-degenerate-L3": {"quick": _RP["saddle-degenerate-L3"], "nightly": (
+        "14/32 inits hold (Wilson [0.28, 0.61]); 55 failing checkpoints in 18 inits, d_r up to 1 (gaussian#3 and "
+        "balanced#15: 10 each, from t = 31.8 and 23.4): " + _LAG.format(lag="0.19% (at most 1.5%)", far=55, n=55))},
+})
 _LATE_PARAM = "the inits whose SGD runs finish the last escape after GD's end far from GD (as in function space)"
 CONTRADICTIONS["parameter_space"].update({
     "saddle-lowrank-L4": {"nightly": (
