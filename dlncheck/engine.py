@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from . import fused
 from . import validation as check
 from .batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
-from .budget import check_budget
+from .budget import MemoryBudgetExceeded, check_budget
 from .data import init_weights, make_problem
 from .experiment import Ensemble, Experiment
 from .trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
@@ -105,7 +105,8 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
     backend: "torch" (the reference path), "fused" (the C kernel; CPU only), or "auto" (fused on
     CPU when it builds, else torch). memory_budget: bytes (or '4G') the run may hold, see
-    :mod:`dlncheck.budget`; a larger request is refused before any work.
+    :mod:`dlncheck.budget`; a larger request is refused before any work, except that an
+    Ensemble over the budget trains as programs of half its configs (same trajectories).
     """
     if not isinstance(spec, (Ensemble, Experiment)):
         check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
@@ -122,10 +123,27 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
     rows = dataclasses.replace(ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1,
                                steps=max(ensemble.steps))
-    check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
+    try:
+        check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
+    except MemoryBudgetExceeded:
+        if len(ensemble) == 1:
+            raise
+        return _train_in_halves(ensemble, per_config, checkpoints, loss_every, progress, backend, memory_budget)
     with _cpu_threads(ensemble.base.device):
         trajectories = _train(ensemble, tables, int(loss_every), progress, _advance_for(ensemble.base, backend))
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
+
+
+def _train_in_halves(ensemble: Ensemble, per_config: dict, checkpoints, loss_every, progress, backend,
+                     memory_budget) -> EnsembleTrajectory:
+    """An ensemble over the memory budget, as two programs of half the configs each (recursively):
+    configs are independent, so every trajectory is the one the whole program would give."""
+    half = len(ensemble) // 2
+    out = []
+    for part in (range(half), range(half, len(ensemble))):
+        spec = {j: per_config.get(i) for j, i in enumerate(part)} if per_config else checkpoints
+        out += list(train(ensemble.subset(part), spec, loss_every, progress, backend, memory_budget))
+    return EnsembleTrajectory(ensemble, out)
 
 
 def _advance_for(experiment: Experiment, backend: str):

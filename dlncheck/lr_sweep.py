@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .budget import MemoryBudgetExceeded
 from .engine import Trajectory
 from .experiment import Ensemble, Experiment
 
@@ -63,9 +62,9 @@ def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=No
     size form one :class:`dlncheck.Ensemble` (lrs with same_time) and train in one batched program.
 
     ``train``: a callable (ensemble, checkpoints=...) -> EnsembleTrajectory, e.g. the claims'
-    ``trajectory_cache.ensemble``; default :func:`dlncheck.engine.train`. A batch size whose
-    ensemble exceeds the memory budget (budget.MemoryBudgetExceeded, raised before any work: e.g.
-    321 checkpoints of four 128-wide L = 3 configs x 33 runs, 6.2 GB) trains one config at a time."""
+    ``trajectory_cache.ensemble``; default :func:`dlncheck.engine.train` (an ensemble over the
+    memory budget, e.g. 321 checkpoints of four 128-wide L = 3 configs x 33 runs, 6.2 GB, trains
+    there as programs of half its configs)."""
     if train is None:
         from .engine import train
     out: list[Trajectory | None] = [None] * len(points)
@@ -77,10 +76,7 @@ def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=No
         ensemble = Ensemble(base, [points[i].experiment.init for i in members],
                             [points[i].lr for i in members], same_time=True)
         checkpoints = {j: checkpoint_steps(points[i].experiment, time_fractions) for j, i in enumerate(members)}
-        try:
-            trained = train(ensemble, checkpoints=checkpoints)
-        except MemoryBudgetExceeded:   # configs are independent: one program each gives the same trajectories
-            trained = [train(ensemble.subset([j]), checkpoints={0: checkpoints[j]})[0] for j in range(len(members))]
+        trained = train(ensemble, checkpoints=checkpoints)
         for j, i in enumerate(members):
             if ensemble.experiment(j) != points[i].experiment:
                 raise RuntimeError(f"ensemble config {j} differs from sweep point {i}: {ensemble.experiment(j)}")

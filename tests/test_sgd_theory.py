@@ -237,22 +237,18 @@ def test_fit_loglog_nests_runs_within_inits():
     assert nested.lo <= 1.0 <= nested.hi
 
 
-def test_run_sweep_trains_config_by_config_when_the_ensemble_exceeds_memory():
-    """A batch size whose ensemble exceeds the memory budget falls back to one program per config,
-    with the same trajectories (configs are independent)."""
-    from dlncheck.budget import MemoryBudgetExceeded
+def test_an_ensemble_over_the_memory_budget_trains_in_halves_with_the_same_trajectories():
+    """train(ensemble) over the budget splits its configs in halves (recursively) instead of refusing;
+    the trajectories equal the one-program run; a single config over the budget is still refused."""
+    from dlncheck import Ensemble, budget
 
-    points = lr_sweep.sweep_points(tiny(steps=20), (2,))
-    calls = []
-
-    def tight_train(ensemble, checkpoints):
-        calls.append(len(ensemble))
-        if len(ensemble) > 1:
-            raise MemoryBudgetExceeded("memory_budget=1 B is exceeded (test: only one config fits)")
-        return train(ensemble, checkpoints=checkpoints)
-
-    alone = lr_sweep.run_sweep(points, train=tight_train)
-    together = lr_sweep.run_sweep(points)
-    assert calls == [len(points)] + [1] * len(points)
-    for a, b in zip(alone, together):
-        torch.testing.assert_close(a.loss, b.loss, rtol=1e-12, atol=1e-15)
+    ens = Ensemble(tiny(steps=20, sgd_runs=3), [Init("gaussian", 0.4, seed=s) for s in range(5)])
+    ck = {i: [0, 7, 20] for i in range(len(ens))}
+    together = train(ens, checkpoints=ck)
+    one = budget.check_budget(dataclasses.replace(ens.base, sgd_runs=ens.base.runs - 1), torch.zeros(4, 3), 1)
+    halves = train(ens, checkpoints=ck, memory_budget=one + 1)     # only one config fits at a time
+    for a, b in zip(together, halves):
+        for x, y in zip(a.weights + [a.loss], b.weights + [b.loss]):
+            torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-15)
+    with pytest.raises(budget.MemoryBudgetExceeded, match="memory_budget"):
+        train(ens, checkpoints=ck, memory_budget=one // 2)
