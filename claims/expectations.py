@@ -769,6 +769,12 @@ CONTRADICTIONS["published"] = {
         "(nightly, 24000-step window, 3 inits x 32 runs) in units of |c_B S_l| = 7.35 / 7.91: measured 0.402 / 0.413, "
         "law of balance 0.383 / 0.410 (agree within 0.041), drift identity 1 +- 0.200: LoB - DI gaps 0.62 / 0.59; "
         "the accumulated drift is ~1 x |D^GD|, the same secular failure of the expansion about GD's path as at L2",
+    "balance-noise-intermediate-lowrank-L2": {"nightly": (
+        "over the nightly 24000-step label-noise window the SGD drift of D_1 is 0.933 [0.926, 0.940] x the law of "
+        "balance summed along each SGD path (0.920 with independent-batch moments), beyond CI + (lr lambda_max)^2 = "
+        "0.007 + 0.040; every run moves toward noise balance (min cos 0.94) and GD conserves D (2.8e-14 <= 1.0e-11). "
+        "The accumulated change, 3.19, equals |D_1(t_0)| = 3.11 (the quick tier's 6000 steps agree): the per-step "
+        "expectation misses ~7% once the drift is O(|D|), as pair 1 at L = 3 overshoots by 5%")},
     "balance-noise-intermediate-lowrank-L3":
         "(nightly) pair 2 agrees (0.999 [0.997, 1.001]) but pair 1's SGD drift is 1.050 [1.048, 1.053] x predicted "
         "(1.112 x independent-batch), beyond CI + 0.040; GD conserves both (2e-12, 4e-12 <= 1e-10)",
