@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from dlncheck import modes, spectra, stagewise, theory
+from dlncheck import init_ensembles, spectra, stagewise
 from dlncheck.report import plots
 
 TIME = r"time $t = \eta\,k$"
@@ -63,9 +63,7 @@ def rank_vs_time(claim, inits, case, eps, levels):
 def spectrum(claim, a, base, case, eps):
     exp, traj, svals = a["exp"], a["traj"], a["svals"]
     t, s1 = traj.checkpoint_times, float(exp.teacher.s[0])
-    n = exp.teacher.rank
-    u0 = modes.initial_mode_strength(traj.initial_weights, exp.teacher.U, exp.teacher.V, n)
-    t_esc = theory.escape_time(exp.teacher.s[:n], u0, exp.depth)
+    t_esc, _ = init_ensembles.escape_windows(traj)
     fig, ax = plots.figure(size=(6.6, 4.2), gridspec_kw={"right": 0.72})
     k = min(svals.shape[-1], 6)
     for m in range(k):

@@ -78,7 +78,9 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
     applies = regime == "saddle"
     z = stats.bonferroni_z(len(ens))
     rows, curves = [], []
-    offsets = sgd.ensemble_offsets(ens) if applies else None       # one batched GD-path program
+    trapped = [init_ensembles.gd_trapped(e) for e in ens.experiments]
+    predicted = [i for i in range(len(ens)) if applies and not trapped[i]]
+    offsets = dict(zip(predicted, sgd.ensemble_offsets([ens.experiment(i) for i in predicted])))  # one program
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         W = traj.weights if applies else [w[:1 + EXPLORATORY_RUNS] for w in traj.weights]
@@ -96,8 +98,8 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
                    gauge_share_end=share[-1], gauge_share_plateau_max=max(share[:-1], default=float("nan")),
                    mean_displacement_raw=m_raw, spread_raw=spread_raw, mean_displacement_aligned=m_al,
                    spread_aligned=spread_al)
-        row["gd_trapped"] = init_ensembles.gd_trapped(e)
-        if applies and not row["gd_trapped"]:
+        row["gd_trapped"] = trapped[i]
+        if i in offsets:
             pred = offsets[i]
             p = tolerances.split_distance(pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm(
                 [w[:1, -1] for w in W])[0]))

@@ -151,18 +151,19 @@ class DataMoments:
         return cls(xx @ xx.mT / n, yx @ xx.mT / n, yy @ xx.mT / n, X @ X.mT / n, labels @ X.mT / n)
 
 
-def _contract(F: torch.Tensor, moment: torch.Tensor, d: int) -> torch.Tensor:
-    """vec(F) @ moment, reshaped to (..., d, d): one gemm over every leading axis."""
-    return (F.flatten(-2) @ moment).unflatten(-1, (d, d))
+def _contract(F: torch.Tensor, moment: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """vec(F) @ moment, reshaped to (..., *shape): one gemm over every leading axis."""
+    return (F.flatten(-2) @ moment).unflatten(-1, shape)
 
 
 def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[torch.Tensor]:
     """:func:`drift_covariance` from the data's moments (d^4 work per path point, none per sample)."""
-    d_in, dtype = m.Sxx.shape[0], m.Sxx.dtype
+    d_in, d_out, dtype = m.Sxx.shape[0], m.Syx.shape[0], m.Sxx.dtype
+    xx, yx, yy = (d_in, d_in), (d_out, d_in), (d_out, d_out)
     P = [torch.eye(d_in, dtype=dtype)]
     for w in weights:
         P.append(w @ P[-1])
-    A = [torch.eye(m.Syx.shape[0], dtype=dtype)]
+    A = [torch.eye(d_out, dtype=dtype)]
     for w in reversed(weights[1:]):
         A.append(A[-1] @ w)
     A = A[::-1]                                      # A[l] = product of the layers above layer l (0-based)
@@ -173,11 +174,11 @@ def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[tor
         K = A[l + 1] @ A[l + 1].mT
         Q = P[l].mT @ P[l]
         KW = K @ W
-        r_in = (_contract(W.mT @ KW, m.T, d_in) - 2 * _contract(KW, m.U, d_in) + _contract(K, m.V, d_in)
+        r_in = (_contract(W.mT @ KW, m.T, xx) - 2 * _contract(KW, m.U, xx) + _contract(K, m.V, xx)
                 - G.mT @ K @ G)
-        yx = (Q.flatten(-2) @ m.U.mT).unflatten(-1, m.Syx.shape)          # (1/n) sum_i q_i y_i x_i^T
-        yy = (Q.flatten(-2) @ m.V.mT).unflatten(-1, (m.Syx.shape[0],) * 2)  # (1/n) sum_i q_i y_i y_i^T
-        r_out = W @ _contract(Q, m.T, d_in) @ W.mT - W @ yx.mT - yx @ W.mT + yy - G @ Q @ G.mT
+        qyx = _contract(Q, m.U.mT, yx)                               # (1/n) sum_i q_i y_i x_i^T
+        r_out = (W @ _contract(Q, m.T, xx) @ W.mT - W @ qyx.mT - qyx @ W.mT + _contract(Q, m.V.mT, yy)
+                 - G @ Q @ G.mT)
         out.append(P[l + 1] @ r_in @ P[l + 1].mT - A[l].mT @ r_out @ A[l])
     return out
 
