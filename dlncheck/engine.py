@@ -10,7 +10,8 @@ W - Syx is also what the full-data loss 0.5 ||W - Syx||_F^2 + offset needs. Then
 
 and all layers step together, W_l <- W_l - lr dL/dW_l. Prefix products are built from the
 input side and the backward products from the output side, so every matmul is thin.
-Config c trains steps_c steps with its own lr_c; after steps_c its rows stop updating (lr 0).
+Config c trains steps_c steps with its own lr_c; at steps_c its rows leave the program (the
+remaining steps advance only the configs still training).
 
 The step loop runs over segments: stretches of steps between checkpoints, config ends and
 batch-moment chunks. A segment is advanced either by the reference PyTorch path below or by
@@ -242,10 +243,35 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
                for w in w0] for t, w0 in zip(tables, W0)]
     event_steps, events = _checkpoint_events(tables, R)
 
+    live = np.arange(C * R)      # rows still training; W_live holds their weights
+    W_live = W
+
+    def weights(l: int, c: int, runs: torch.Tensor) -> torch.Tensor:
+        at = np.searchsorted(live, c * R)
+        if at < len(live) and live[at] == c * R:
+            return W_live[l][int(at) + runs]
+        return W[l][c * R + runs]
+
     def store(i: int) -> None:
         for c, runs, ks in events[i]:
             for l in range(L):
-                stored[c][l][runs, ks] = W[l][c * R + runs]
+                stored[c][l][runs, ks] = weights(l, c, runs)
+
+    def retire(step: int) -> None:
+        """Write back the rows of configs whose steps are done, with their loss at ``step``, and
+        keep only the others in the program."""
+        nonlocal live, W_live
+        done = ends[live] <= step
+        if not done.any():
+            return
+        if W_live is not W:
+            for w, w_live in zip(W, W_live):
+                w[torch.from_numpy(live)] = w_live
+        gone = torch.from_numpy(live[done])
+        residual[np.searchsorted(record, step), gone] = torch.linalg.vector_norm(
+            _prefix_products([w[gone] for w in W])[-1] - problem.Syx, dim=(-2, -1))
+        live = live[~done]
+        W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
 
     table = MomentTable(problem, base.label_noise > 0)
     orders = BatchOrders(base, n_steps, table.outer.shape[1])
@@ -257,31 +283,40 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            retire(start)
             if ev < len(event_steps) and event_steps[ev] == start:
                 store(ev)
                 ev += 1
-            step_residual = torch.empty(stop - start, C * R, dtype=W[0].dtype, device=W[0].device)
-            advance(W, problem.Syx, table, orders.take(stop - start), _lr_at(lrs, ends, start, W[0]), step_residual)
+            step_residual = torch.empty(stop - start, len(live), dtype=W[0].dtype, device=W[0].device)
+            advance(W_live, problem.Syx, table, orders.take(stop - start), _lr_at(lrs[live], W[0]), step_residual)
             lo, hi = np.searchsorted(record, [start, stop])
-            residual[lo:hi] = step_residual[torch.from_numpy(record[lo:hi] - start)]
-            _check_divergence(step_residual, np.arange(start, stop), W, problem.loss_offset, bound, lrs, R, stop)
+            kept = step_residual[torch.from_numpy(record[lo:hi] - start)]
+            if len(live) == C * R:
+                residual[lo:hi] = kept
+            else:
+                residual[lo:hi, torch.from_numpy(live)] = kept
+            _check_divergence(step_residual, np.arange(start, stop), W_live, problem.loss_offset, bound, lrs,
+                              R, stop, live)
             bar.update(stop - start)
+    if W_live is not W:
+        for w, w_live in zip(W, W_live):
+            w[torch.from_numpy(live)] = w_live
+        live, W_live = np.arange(C * R), W
     if ev < len(event_steps):
         store(ev)
     residual[-1] = torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
-    _check_divergence(residual[-1:], record[-1:], W, problem.loss_offset, bound, lrs, R, n_steps)
+    _check_divergence(residual[-1:], record[-1:], W, problem.loss_offset, bound, lrs, R, n_steps, live)
     return [_trajectory(exps[c], residual[np.searchsorted(record, own), c * R:(c + 1) * R], own,
                         tables[c], stored[c], W0[c], problem.loss_offset)
             for c, own in enumerate(own_records)]
 
 
-def _lr_at(lrs: np.ndarray, ends: np.ndarray, step: int, like: torch.Tensor):
-    """The step size of every row from ``step`` on: lr, or 0 for configs that have finished;
-    a float when all rows share it (the scalar path)."""
-    lr = np.where(ends > step, lrs, 0.0)
-    if (lr == lr[0]).all():
-        return float(lr[0])
-    return torch.as_tensor(lr, dtype=like.dtype, device=like.device).view(-1, 1, 1)
+def _lr_at(lrs: np.ndarray, like: torch.Tensor):
+    """The step size of every row still training: a float when all share it (the scalar path),
+    else a (rows, 1, 1) tensor."""
+    if (lrs == lrs[0]).all():
+        return float(lrs[0])
+    return torch.as_tensor(lrs, dtype=like.dtype, device=like.device).view(-1, 1, 1)
 
 
 def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
@@ -290,17 +325,18 @@ def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
     return Trajectory(exp, steps, exp.lr * steps.double(), loss, table, stored, W0, offset)
 
 
-def _check_divergence(residual, record, W, offset, bound, lrs, R, step) -> None:
+def _check_divergence(residual, record, W, offset, bound, lrs, R, step, rows) -> None:
     """Raise TrainingDiverged for the first loss (every step of a segment, recorded or not) that
-    is non-finite or > bound, or for non-finite weights after ``step``."""
+    is non-finite or > bound, or for non-finite weights after ``step``; column j of ``residual``
+    and row j of ``W`` are the program's row ``rows[j]``."""
     loss = 0.5 * residual.square() + offset
-    bad = ~torch.isfinite(loss) | (loss > bound)
+    bad = ~torch.isfinite(loss) | (loss > bound[torch.from_numpy(rows)])
     if bad.any():
-        i, row = (int(v) for v in torch.nonzero(bad)[0])
-        _diverged(row, int(record[i]), lrs, R, float(loss[i, row]))
+        i, j = (int(v) for v in torch.nonzero(bad)[0])
+        _diverged(int(rows[j]), int(record[i]), lrs, R, float(loss[i, j]))
     finite = torch.stack([torch.isfinite(w).flatten(1).all(1) for w in W]).all(0)
     if not finite.all():
-        _diverged(int(torch.nonzero(~finite)[0]), step, lrs, R)
+        _diverged(int(rows[int(torch.nonzero(~finite)[0])]), step, lrs, R)
 
 
 def _diverged(row: int, step: int, lrs: np.ndarray, R: int, loss: float = float("nan")):

@@ -113,6 +113,41 @@ def test_divergence_is_caught_at_its_first_step_and_names_the_config(backend):
     assert 0 < every.value.step < 300
 
 
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_divergence_after_a_config_retired_names_the_right_config_and_step(backend):
+    """Config 0 (tiny init, lr 0.475) finishes at step 160 and leaves the program; config 1
+    (lr 0.19) diverges at step 181, as it does alone: the rows still training map back to it."""
+    exp = Experiment(TEACHER, 3, 6, Init("gaussian", 0.4), lr=0.19, steps=400, batch_size=8, n_samples=40,
+                     sgd_runs=1)
+    ens = Ensemble(exp, [Init("gaussian", 1e-4, seed=1), Init("gaussian", 0.4)], lrs=[0.475, 0.19])
+    assert ens.steps == (160, 400)
+    with pytest.raises(TrainingDiverged) as alone:
+        train(ens.experiment(1), backend=backend)
+    with pytest.raises(TrainingDiverged, match=r"^config 1, run 1 \(SGD\) diverged at step 181 with lr=0.19"):
+        train(ens, backend=backend)
+    assert alone.value.step == 181
+
+
+def test_finished_configs_leave_the_program(monkeypatch):
+    """Per-config lr at the same time: config c is stepped steps_c times, not max steps_c
+    (lrs 0.1, 0.05, 0.025: 25 + 50 + 100 row-steps per run instead of 3 x 100)."""
+    import dlncheck.engine as engine
+    stepped = []
+
+    def counting(W, Syx, table, idx, lr, residual):
+        stepped.append(W[0].shape[0] * idx.shape[0])
+        engine._advance_torch(W, Syx, table, idx, lr, residual)
+
+    monkeypatch.setattr(engine, "_advance_for", lambda experiment, backend: counting)
+    ens = Ensemble(experiment(steps=50, S=2), INITS, lrs=[0.1, 0.05, 0.025])
+    assert ens.steps == (25, 50, 100)
+    et = train(ens, checkpoints=5)
+    assert sum(stepped) == ens.base.runs * (25 + 50 + 100)
+    monkeypatch.undo()
+    for i in range(3):
+        assert_same(et[i], train(ens.experiment(i), checkpoints=5))
+
+
 def test_trajectory_arrays_round_trip_with_its_time_axis_and_loss_offset():
     exp = experiment(steps=50, label_noise=0.3)
     traj = train(exp, checkpoints=torch.tensor([[0, 50], [7, -1], [20, 3], [-1, 49]]), loss_every=5)
