@@ -295,8 +295,7 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
                 residual[lo:hi] = kept
             else:
                 residual[lo:hi, torch.from_numpy(live)] = kept
-            _check_divergence(step_residual, np.arange(start, stop), W_live, problem.loss_offset, bound, lrs,
-                              R, stop, live)
+            _check_divergence(step_residual, np.arange(start, stop), problem.loss_offset, bound, lrs, R, live)
             bar.update(stop - start)
     if W_live is not W:
         for w, w_live in zip(W, W_live):
@@ -305,7 +304,7 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     if ev < len(event_steps):
         store(ev)
     residual[-1] = torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
-    _check_divergence(residual[-1:], record[-1:], W, problem.loss_offset, bound, lrs, R, n_steps, live)
+    _check_divergence(residual[-1:], record[-1:], problem.loss_offset, bound, lrs, R, live)
     return [_trajectory(exps[c], residual[np.searchsorted(record, own), c * R:(c + 1) * R], own,
                         tables[c], stored[c], W0[c], problem.loss_offset)
             for c, own in enumerate(own_records)]
@@ -325,18 +324,18 @@ def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
     return Trajectory(exp, steps, exp.lr * steps.double(), loss, table, stored, W0, offset)
 
 
-def _check_divergence(residual, record, W, offset, bound, lrs, R, step, rows) -> None:
+def _check_divergence(residual, record, offset, bound, lrs, R, rows) -> None:
     """Raise TrainingDiverged for the first loss (every step of a segment, recorded or not) that
-    is non-finite or > bound, or for non-finite weights after ``step``; column j of ``residual``
-    and row j of ``W`` are the program's row ``rows[j]``."""
+    is non-finite or > bound; column j of ``residual`` is the program's row ``rows[j]``.
+
+    Weights need no check of their own: a NaN or inf entry in any layer makes every entry of the
+    end-to-end product non-finite (IEEE: NaN * 0 = NaN, inf * 0 = NaN), so the loss before the
+    next step, or the final loss after the last, is non-finite at that step."""
     loss = 0.5 * residual.square() + offset
     bad = ~torch.isfinite(loss) | (loss > bound[torch.from_numpy(rows)])
     if bad.any():
         i, j = (int(v) for v in torch.nonzero(bad)[0])
         _diverged(int(rows[j]), int(record[i]), lrs, R, float(loss[i, j]))
-    finite = torch.stack([torch.isfinite(w).flatten(1).all(1) for w in W]).all(0)
-    if not finite.all():
-        _diverged(int(rows[int(torch.nonzero(~finite)[0])]), step, lrs, R)
 
 
 def _diverged(row: int, step: int, lrs: np.ndarray, R: int, loss: float = float("nan")):

@@ -188,3 +188,19 @@ def test_engine_equals_naive_for_random_shapes(depth, width, seed, run):
     torch.testing.assert_close(traj.loss[run], losses, rtol=1e-10, atol=1e-10 * float(losses[0]))
     for w_engine, w_ref in zip(traj.weights, weights[steps]):
         torch.testing.assert_close(w_engine[run, 0], w_ref, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(widths=st.lists(st.integers(1, 6), min_size=2, max_size=5), seed=st.integers(0, 2 ** 16),
+       bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]), where=st.integers(0, 10 ** 6))
+def test_a_non_finite_weight_makes_the_loss_non_finite(widths, seed, bad, where):
+    """Why the engine checks only the loss for divergence: one NaN or inf entry in any layer
+    (even beside zeros) makes ||W_L ... W_1 - Syx||_F non-finite."""
+    g = torch.Generator().manual_seed(seed)
+    W = [torch.randn(b, a, generator=g, dtype=torch.float64) for a, b in zip(widths[:-1], widths[1:])]
+    layer = where % len(W)
+    W[layer].view(-1)[where % W[layer].numel()] = bad
+    if len(W) > 1:
+        W[(layer + 1) % len(W)].zero_()       # a zero layer next to it does not hide it
+    product = torch.linalg.multi_dot(W[::-1]) if len(W) > 1 else W[0]
+    assert not torch.isfinite(torch.linalg.vector_norm(product - 1.0))
