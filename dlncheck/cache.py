@@ -163,11 +163,15 @@ class TrajectoryCache:
             self._remember(key, traj)
         return EnsembleTrajectory(ensemble, found)
 
-    def analysis(self, experiment: Experiment, **train_kwargs) -> Analysis:
+    def analysis(self, experiment: Experiment, trajectory: Trajectory | None = None, **train_kwargs) -> Analysis:
         """:func:`dlncheck.analysis.analyze` of ``self(experiment, **train_kwargs)``, stored beside
-        that trajectory (kind "analysis", same key inputs), so the SVDs run once per trajectory."""
+        that trajectory (kind "analysis", same key inputs), so the SVDs run once per trajectory.
+        ``trajectory``: that trajectory when the caller holds it (e.g. a config of
+        :meth:`ensemble`), so it is not fetched again (an entry too cheap to store on disk and
+        evicted from memory would train a second time, alone)."""
         return self._get("analysis", experiment, train_kwargs,
-                         compute=lambda: analyze(self(experiment, **train_kwargs)),
+                         compute=lambda: analyze(trajectory if trajectory is not None
+                                                 else self(experiment, **train_kwargs)),
                          encode=lambda a: (a.to_arrays(), {}),
                          decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.teacher,
                                                                           experiment.device))

@@ -99,7 +99,7 @@ def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, 
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, tier)
     grid = checkpoint_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
-    return ens, [(et[i], cache.analysis(ens.experiment(i), checkpoints=grid),
+    return ens, [(et[i], cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=grid),
                   trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i])) for i in range(len(ens))]
 
 

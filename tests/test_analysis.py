@@ -67,6 +67,14 @@ def test_cache_round_trip(tmp_path, traj):
     assert again.depth == 3
 
 
+def test_cache_analysis_of_a_trajectory_in_hand_trains_nothing(tmp_path, traj, monkeypatch):
+    import dlncheck.cache as cache_module
+    monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again"))
+    given = TrajectoryCache(tmp_path).analysis(traj.experiment, trajectory=traj, checkpoints=4)
+    for key, values in analyze(traj).svals.items():
+        assert torch.equal(given.svals[key], values)
+
+
 def test_from_arrays_names_missing_field():
     with pytest.raises(ValueError, match="svals_i_j"):
         Analysis.from_arrays({"end_to_end": np.zeros((1, 1, 2, 2))}, teacher=None)
