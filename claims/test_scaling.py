@@ -127,10 +127,13 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
     asserted: the limit, discrepancy at the smallest lr <= at the largest, for each batch size."""
     cid = presets.case_id(regime, teacher, depth)
     points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
-    trajs = lr_sweep.run_sweep(points, RANK_FRACTIONS, train=trajectory_cache.ensemble)
+    # one sweep point at a time, each reduced to its per-run features at once: 321 checkpoints of one
+    # 128-wide config x 33 runs hold 1.5 GB, the whole sweep 12 GB (a refusal or swap beside another worker)
+    features = [scaling.features(lr_sweep.run_sweep([p], RANK_FRACTIONS, train=trajectory_cache.ensemble)[0], name)
+                for p in points]
     var, reason = sgd.EXPLORATORY[name]
     x = np.array([scaling.noise_variable(var, p.experiment) for p in points])
-    y = np.array([float(scaling.STATISTICS[name](scaling.features(t, name).mean(0))) for t in trajs])
+    y = np.array([float(scaling.STATISTICS[name](f.mean(0))) for f in features])
     frac = np.array([p.lr_fraction for p in points])
     B = np.array([p.batch_size for p in points])
     limit = {int(b): (float(y[(B == b) & (frac == frac.min())][0]), float(y[(B == b) & (frac == frac.max())][0]))
@@ -145,7 +148,7 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
         observed = f"{name} = 0 at every (lr, B): vanishes at every swept noise (no slope: log 0)"
         fit = None
     elif np.all(y > 0):
-        fit = lr_sweep.fit_loglog(x, np.stack([scaling.features(t, name) for t in trajs]), scaling.STATISTICS[name])
+        fit = lr_sweep.fit_loglog(x, np.stack(features), scaling.STATISTICS[name])
         observed = f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (no prediction)"
         numbers |= {"slope": fit.slope, "slope_lo": fit.lo, "slope_hi": fit.hi}
     else:

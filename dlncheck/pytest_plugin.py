@@ -10,7 +10,9 @@ is clobbered, and the index holds exactly the claims that ran in this session.
 """
 from __future__ import annotations
 
+import gc
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -209,6 +211,16 @@ def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
         Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
     cache = pytestconfig.stash[CACHE_KEY] = TrajectoryCache(root)
     return cache
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Drop the post-mortem references pytest keeps to the last failure: ``sys.last_traceback``
+    holds the frames of a failed (or strict-xfailed) claim, with its ensembles' trajectories,
+    gigabytes carried into every later case of the worker until the next failure."""
+    if getattr(sys, "last_value", None) is not None:
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        gc.collect()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -96,3 +96,29 @@ def test_contradicted_in_applies_to_its_tier_only(pytester, tier, outcome):
     pytester.makepyfile(test_tiered=TIERED)
     pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", "--tier", tier
                                   ).assert_outcomes(**outcome)
+
+
+def test_a_failed_claim_does_not_hold_its_data_into_the_next_case(pytester):
+    """pytest keeps the last failure's frames in sys.last_traceback for post-mortem use; the plugin
+    drops them at teardown, so a strict-xfailed claim's arrays are freed before the next case."""
+    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makepyfile(test_memory='''
+import weakref
+import pytest
+
+class Trajectories:
+    pass
+
+REFS = []
+
+@pytest.mark.xfail(strict=True, raises=AssertionError, reason="measured contradiction")
+def test_contradicted():
+    data = Trajectories()
+    REFS.append(weakref.ref(data))
+    assert False, "the data disagree"
+
+def test_next_case():
+    assert REFS[0]() is None, "the contradicted case's data are still alive"
+''')
+    result = pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, xfailed=1)
