@@ -1,7 +1,7 @@
 """claims/expectations.py: every measured contradiction carries its own case's reason."""
 from collections import defaultdict
 
-from claims.expectations import reasons
+from claims.expectations import CONTRADICTIONS, nightly_observed, reason_for, reasons
 
 
 def test_no_reason_is_shared_across_regimes():
@@ -18,3 +18,15 @@ def test_reasons_carry_numbers():
     """Each reason quotes at least one measured number (a digit), not only prose."""
     vague = [(f, c) for f, c, r in reasons() if not any(ch.isdigit() for ch in r)]
     assert not vague, f"reasons without any measured number: {vague}"
+
+
+def test_nightly_numbers_replace_quick_numbers_in_the_nightly_tier():
+    """A plain (all-tier) reason quotes the quick run; where the nightly run's own numbers are
+    recorded (claims/nightly_observed.json), the nightly tier's reason leads with them."""
+    for family, cases in nightly_observed().items():
+        for case, observed in cases.items():
+            plain = CONTRADICTIONS[family][case]
+            assert isinstance(plain, str), f"{family} {case}: recorded nightly numbers need a plain reason"
+            assert any(ch.isdigit() for ch in observed)
+            assert reason_for(family, case) == {"quick": plain, "nightly": (
+                f"nightly ensemble: {observed}; the quick tier's reading: {plain}")}
