@@ -120,8 +120,12 @@ def reason_for(family: str, case_id: str) -> str | dict[str, str] | None:
 
 def reasons() -> list[tuple[str, str, str]]:
     """(family, case id, reason) of every measured contradiction, per-tier reasons flattened."""
-    return [(f, c, r) for f, table in CONTRADICTIONS.items() for c in table
-            for r in (lambda v: [v] if isinstance(v, str) else v.values())(reason_for(f, c))]
+    out = []
+    for family, table in CONTRADICTIONS.items():
+        for case in table:
+            reason = reason_for(family, case)
+            out += [(family, case, r) for r in ([reason] if isinstance(reason, str) else reason.values())]
+    return out
 
 
 def check_ids(family: str, params: list) -> list:

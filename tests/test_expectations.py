@@ -1,5 +1,7 @@
 """claims/expectations.py: every measured contradiction carries its own case's reason."""
+import importlib.util
 from collections import defaultdict
+from pathlib import Path
 
 from claims.expectations import CONTRADICTIONS, nightly_observed, reason_for, reasons
 
@@ -30,3 +32,17 @@ def test_nightly_numbers_replace_quick_numbers_in_the_nightly_tier():
             assert any(ch.isdigit() for ch in observed)
             assert reason_for(family, case) == {"quick": plain, "nightly": (
                 f"nightly ensemble: {observed}; the quick tier's reading: {plain}")}
+
+
+def test_nightly_numbers_are_recorded_for_quick_cases_only():
+    """The nightly reason says "the quick tier's reading": only true of a case the quick tier runs in
+    that family (a case id such as ntk-degenerate-L2 can be quick in one family, nightly-only in another)."""
+    path = Path(__file__).resolve().parents[1] / "scripts" / "record_nightly.py"
+    spec = importlib.util.spec_from_file_location("record_nightly", path)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    quick = script.quick_nodeids()
+    for family, cases in nightly_observed().items():
+        for case in cases:
+            assert any(n.endswith(f"[{case}]") and family.startswith(Path(n.split("::")[0]).stem[len("test_"):])
+                       for n in quick), f"{family} {case}: nightly numbers recorded for a nightly-only case"
