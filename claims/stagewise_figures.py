@@ -64,7 +64,7 @@ def spectrum(claim, a, base, case, eps):
     exp, traj, svals = a["exp"], a["traj"], a["svals"]
     t, s1 = traj.checkpoint_times, float(exp.teacher.s[0])
     t_esc, _ = init_ensembles.escape_windows(traj)
-    fig, ax = plots.figure(size=(6.6, 4.2), gridspec_kw={"right": 0.72})
+    fig, ax = plots.figure(size=(8.4, 4.2), margins={"right": 3.6})   # room for the legend
     k = min(svals.shape[-1], 6)
     for m in range(k):
         line = plots.band(ax, t, svals[0, :, m], label=rf"$\sigma_{m + 1}$ (GD)")
@@ -96,7 +96,7 @@ def gaps(claim, inits, case, eps):
         rows += [{"init": i, "run": int(r), "time": float(t[k]), "rank": int(a["ranks"][r, k]),
                   "gap": float(g[r, k])} for r, k in where]
     table = pd.DataFrame(rows, columns=["init", "run", "time", "rank", "gap"])
-    fig, ax = plots.figure(size=(6.0, 4.0), gridspec_kw={"top": 0.85})
+    fig, ax = plots.figure(size=(6.4, 4.0), margins={"left": 1.2}, gridspec_kw={"top": 0.85})
     for name, part, color, z in (("SGD runs", table[table.run > 0], plots.SGD_COLOR, 2),
                                  ("GD", table[table.run == 0], plots.GD_COLOR, 3)):
         if len(part):

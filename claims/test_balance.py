@@ -116,8 +116,8 @@ def _figure(claim, trajs, curves, table, labels, cid):
     SGD mean r_l(T) with its tolerance drawn at T only (where asserted). Right: every init's SGD
     extra drift against its prediction, with the tolerance as an error bar."""
     pairs = curves[0].shape[-1]
-    fig, axes = plots.figure(1, pairs + 1, size=(4.2 * (pairs + 1), 3.8),
-                             gridspec_kw={"left": 0.08, "right": 0.97, "wspace": 0.45, "top": 0.85, "bottom": 0.14})
+    fig, axes = plots.figure(1, pairs + 1, size=(4.2 * (pairs + 1) + 0.6, 3.8), margins={"left": 1.4},
+                             gridspec_kw={"wspace": 0.45, "top": 0.85, "bottom": 0.14})
     worst = table.groupby("init", sort=False).holds.all()
     c = labels.index(worst[~worst].index[0]) if (~worst).any() else 0
     tr, r = trajs[c], curves[c]

@@ -119,8 +119,8 @@ def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol,
             ("relative_monotone", "relative: monotone"), ("relative_reaches_r", "relative: final rank $= r$"),
             ("relative_at_least_r", r"relative: rank $\geq r$ throughout")]
     m = np.stack([table[c].to_numpy() for c, _ in rows])
-    fig, (ax, ax2) = plots.figure(2, 1, size=(9.0, 6.4), gridspec_kw={"height_ratios": [1.3, 1.0], "hspace": 0.75,
-                                                                      "left": 0.22, "right": 0.86, "top": 0.9})
+    fig, (ax, ax2) = plots.figure(2, 1, size=(9.8, 6.4), gridspec_kw={"height_ratios": [1.3, 1.0], "hspace": 0.75,
+                                                                      "left": 0.2, "right": 0.8, "top": 0.9})
     x = np.log10(eps)
     step = np.diff(x).mean()
     im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto",
@@ -140,7 +140,7 @@ def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol,
     ax.set_title(f"{case}: which thresholds read the predicted rank pattern", fontsize=10)
     ax.grid(False)
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.32), ncol=3, fontsize=7, frameon=True, facecolor="0.8")
-    cax = fig.add_axes((0.88, 0.55, 0.015, 0.33))
+    cax = fig.add_axes((0.82, 0.55, 0.014, 0.33))
     fig.colorbar(im, cax=cax).set_label("fraction of runs", fontsize=8)
 
     r_eff = spectra.effective_rank_from_svals(svals).numpy()                # (R, K)

@@ -135,7 +135,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
 
 def _figure(claim, case, curves, rows, noise, exploratory):
     """Distance over time per init; at the end (where asserted) the tolerance interval, failing inits ringed."""
-    fig, ax = plots.figure(size=(7.2, 4.2))
+    fig, ax = plots.figure(size=(9.6, 4.2), margins={"right": 3.6})   # room for the legend
     for i, (t, mean) in enumerate(curves):
         later = t > 0                                    # log time axis: t = 0 (identical inits) left out
         ax.plot(t[later].numpy(), mean[later].numpy(), color=f"C{i % 10}", lw=1,

@@ -160,7 +160,8 @@ def _figure(claim, curves, rows, applies, ens, regime):
     checkpoints (markers). Middle: 1 - cos(theta_GD, theta_SGD), log axis. Right (saddle): end of
     training per init, measured mean displacement vs the derived split offset and its tolerance."""
     applies = applies and any("predicted" in r for r in rows)
-    fig, axes = plots.figure(ncols=3 if applies else 2, size=(15 if applies else 10, 4.2))
+    fig, axes = plots.figure(ncols=3 if applies else 2, size=(17.4 if applies else 10, 4.6),   # legend, init names
+                             margins={"left": 1.0, "right": 2.6 if applies else 0.2, "bottom": 1.1})
     for i, (t, ratio, one_minus_cos, t_al, r_al) in enumerate(curves):
         color = f"C{i % 10}"
         later = t > 0                                    # log time axis: t = 0 (identical inits) left out

@@ -155,19 +155,22 @@ def _rank_heatmaps(claim, w, label):
         picks["worst asserted checkpoint"] = int(torch.argmax(torch.where(w["fails"], w["dr"]["value"], -1.0)))
     cap = w["rank"] + 1                     # teacher rank + 1: wide layers saturate, 4 and 6 stay apart
     cmap = plt.get_cmap("viridis", cap + 1)
-    fig, axes = plots.figure(nrows=len(picks), ncols=2, size=(7.6, 3.0 * len(picks)))
+    fig, axes = plots.figure(nrows=len(picks), ncols=2, size=(7.6, 3.1 * len(picks) + 0.9),
+                             margins={"bottom": 1.5}, gridspec_kw={"hspace": 0.75})
     axes = np.atleast_2d(axes)
     rows = []
     for row, (name, k) in enumerate(picks.items()):
         gd, mean = r[0, k].double(), r[1:, k].double().mean(0)
-        plots.heatmap(axes[row, 0], gd.clamp(max=cap), title=f"GD $r_{{ij}}$, {name}, t={float(t[k]):.3g}",
-                      cbar_label=f"rank (capped at {cap})", vmin=-0.5, vmax=cap + 0.5, cmap=cmap)
-        plots.heatmap(axes[row, 1], gd - mean, title="GD - mean SGD", cbar_label="rank difference",
-                      fmt="{:.2f}", cmap="coolwarm", vmin=-1, vmax=1)
+        ranks = plots.heatmap(axes[row, 0], gd.clamp(max=cap), title=f"GD $r_{{ij}}$, {name}\nt = {float(t[k]):.3g}",
+                              cbar_label=None, vmin=-0.5, vmax=cap + 0.5, cmap=cmap)
+        differences = plots.heatmap(axes[row, 1], gd - mean, title="GD - mean SGD\n", cbar_label=None,
+                                    fmt="{:.2f}", cmap="coolwarm", vmin=-1, vmax=1)
         i, j = np.triu_indices(gd.shape[-1])
         rows.append(pd.DataFrame({"checkpoint": name, "time": float(t[k]), "i": i + 1, "j": j + 1,
                                   "gd": gd.numpy()[i, j], "sgd_mean": mean.numpy()[i, j],
                                   "ambiguous": w["amb"][k].numpy()[i, j]}))
+    plots.shared_colorbar(ranks, axes[:, 0], f"rank (capped at {cap})", location="bottom")
+    plots.shared_colorbar(differences, axes[:, 1], "rank difference", location="bottom")
     claim.figure(fig, "rank_heatmaps", caption=f"r_ij of GD and GD - mean SGD (init {label}) on a plateau "
                  "before the first escape, at it, at the end and (if any) at the worst asserted checkpoint; "
                  "the rank colour scale is integer and capped, numbers are exact")
@@ -202,7 +205,7 @@ def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset
                           "d_r": dr["value"].numpy(), "d_r_lo": dr["lo"].numpy(), "d_r_hi": dr["hi"].numpy(),
                           "gd_in_sgd_ci": gd_in_ci.numpy()})
     claim.table(table, "d_r_loss_aligned")
-    fig, ax = plots.figure(size=(max(6.4, 0.45 * len(labels)), 4.0))
+    fig, ax = plots.figure(size=(max(6.4, 0.45 * len(labels)), 4.8), margins={"bottom": 1.4})
     colors = {"plateau": "tab:blue", "escape": "tab:red", "window": "tab:orange"}
     x = np.arange(len(labels))
     for kind, color in colors.items():

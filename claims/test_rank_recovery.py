@@ -71,7 +71,7 @@ def _heatmap_figure(case, summary, table, labels):
     log_eps = np.log10(eps)
     step = np.diff(log_eps).mean()
     edges = 10.0 ** np.concatenate([log_eps - step / 2, [log_eps[-1] + step / 2]])
-    fig, ax = plots.figure(size=(7.5, 1.2 + 0.55 * len(labels)))
+    fig, ax = plots.figure(size=(8.9, 2.3 + 0.55 * len(labels)), margins={"left": 2.1, "bottom": 1.2})
     mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, grid.to_numpy(),
                          cmap="viridis", vmin=0, vmax=1)
     rows = np.arange(len(labels))
@@ -92,8 +92,8 @@ def _heatmap_figure(case, summary, table, labels):
     ax.set_title(rf"{case.id}: $P(r_\varepsilon = {R})$ over {int(summary['n_draws'].iloc[0])} draws", fontsize=10)
     ax.grid(False)
     fig.colorbar(mesh, ax=ax, label=r"recovery rate $P(r_\varepsilon = r)$")
-    ax.legend(loc="upper left", bbox_to_anchor=(0, -0.25), ncol=2, fontsize=7, frameon=True,
-              facecolor="0.55")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.02, 0.02), bbox_transform=fig.transFigure, ncol=2, fontsize=7,
+              frameon=True, facecolor="0.55")           # in the bottom margin, below the axis label
     return fig
 
 
@@ -131,7 +131,7 @@ def _gap_figure(case, draws, table, labels):
 
 
 def _effective_rank_figure(case, per_level, labels):
-    fig, ax = plots.figure(size=(6.0, 3.6))
+    fig, ax = plots.figure(size=(6.6, 4.2), margins={"left": 1.3, "bottom": 1.2})
     x = np.arange(len(labels))
     plots.band(ax, x, per_level["effective_rank_mean"], per_level["effective_rank_q05"],
                per_level["effective_rank_q95"], label=r"effective rank $e^{H(\sigma/\sum\sigma)}$",

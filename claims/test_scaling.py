@@ -156,7 +156,7 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
         observed = f"{name} = 0 at {int(np.sum(y == 0))} of {len(y)} (lr, B): no log-log slope"
     observed += "; smallest-lr / largest-lr value per B: " + ", ".join(
         f"B={b}: {s:.3g} / {lg:.3g}" for b, (s, lg) in limit.items()) + f" (checkpoint spacing {resolution:.3g})"
-    fig, ax = plots.figure(size=(5.2, 4.0))
+    fig, ax = plots.figure(size=(5.8, 4.0), margins={"left": 1.4})   # symlog labels are wide
     for b, marker in zip(BATCH_SIZES, "os"):
         sel = B == b
         ax.plot(x[sel], y[sel], marker, ls="-", label=f"B = {b}")

@@ -92,7 +92,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
     sel = np.unique(np.linspace(0, len(steps) - 1, 24).astype(int))
     lam_path = [dense_eigenvalues(*reversed(loss_function([x[i] for x in W], M)))[0] for i in sel]
     pred_path = [predicted_point([x[i] for x in W], exp)[0] for i in sel]
-    fig, ax = plots.figure(size=(6.0, 4.2))
+    fig, ax = plots.figure(size=(6.8, 4.2), margins={"right": 1.0})   # the loss axis on the right
     t = steps[sel] * exp.lr
     ax.plot(t, lam_path, "k.-", label=r"$\lambda_{min}$ (dense Hessian)")
     ax.plot(t, pred_path, "c--", label=r"$\lambda_{min}$ predicted (decoupled)")

@@ -94,7 +94,7 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
 def plot_case(cid: str, df: pd.DataFrame):
     """Block spread vs t per (lr, B): measured points, the LNA level with its interval where asserted
     (error bars at the checkpoints only); right: every measured/predicted Var ratio and its interval."""
-    fig, axes = plots.figure(1, 3, size=(14.5, 4.2))
+    fig, axes = plots.figure(1, 3, size=(14.8, 4.2), margins={"left": 1.1})
     colors = dict(zip(sorted(df.lr_fraction.unique(), reverse=True), plt_colors()))
     for ax, B in zip(axes[:2], BATCH_SIZES):
         for k, (f, color) in enumerate(colors.items()):

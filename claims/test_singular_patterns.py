@@ -118,13 +118,12 @@ def _figures(claim, case, t, windows, w, label):
     ratio = w["ratio"]
     n = ratio.shape[-1]
     clip = 5.0                      # colour saturates at 5 bands; the numbers are exact
-    fig, axes = plots.figure(ncols=n, size=(3.4 * n, 3.2))
+    fig, axes = plots.figure(ncols=n, size=(3.1 * n + 1.0, 3.2), margins={"right": 1.2})
     axes = np.atleast_1d(axes)
     rows = []
     for k in range(n):
-        plots.heatmap(axes[k], ratio[..., k].clamp(-clip, clip), title=rf"$\sigma_{k + 1}$", cmap="RdBu_r",
-                      vmin=-clip, vmax=clip, annotate=False,
-                      cbar_label=f"deviation / band (colour clipped at $\\pm${clip:g})" if k == n - 1 else "")
+        im = plots.heatmap(axes[k], ratio[..., k].clamp(-clip, clip), title=rf"$\sigma_{k + 1}$", cmap="RdBu_r",
+                           vmin=-clip, vmax=clip, annotate=False, cbar_label=None)
         for a, b in zip(*np.triu_indices(ratio.shape[0])):
             x = float(ratio[a, b, k])
             axes[k].text(b, a, f"{x:.2f}", ha="center", va="center", fontsize=8,
@@ -133,6 +132,7 @@ def _figures(claim, case, t, windows, w, label):
         rows.append(pd.DataFrame({"k": k + 1, "i": i + 1, "j": j + 1,
                                   "deviation_over_band": ratio[..., k].numpy()[i, j],
                                   "inside": w["ok"][..., k].numpy()[i, j]}))
+    plots.shared_colorbar(im, axes, f"deviation / band\n(colour clipped at $\\pm${clip:g})")
     fig.suptitle(f"{case}, init {label}: (GD - (mean SGD - predicted offset)) / band at the end; |x| <= 1 asserted")
     claim.figure(fig, "log_sv_deviation", caption="deviation of GD's log singular value from the SGD mean minus the "
                  "predicted offset, in units of the asserted band, per product P_ij and mode k (centred scale)")

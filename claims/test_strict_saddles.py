@@ -37,7 +37,8 @@ def draw(case: Case, nf: NormalForm):
 
 
 def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
-    fig, ax = plots.figure(2, 2, size=(11, 8), gridspec_kw={"hspace": 0.55, "wspace": 0.4, "top": 0.9})
+    fig, ax = plots.figure(2, 2, size=(12.6, 8), margins={"right": 1.8},   # room for the top-right legend
+                           gridspec_kw={"hspace": 0.55, "wspace": 0.4, "top": 0.9})
     _trace_panel(ax[0, 0], samples.trace)
     _lambda_panel(ax[0, 1], table, case)
     x = table.chain.values

@@ -224,6 +224,43 @@ def test_heatmap_text_contrasts_with_its_cell(cmap, dark_low):
     assert colours == ({"0.00": "white", "1.00": "black"} if dark_low else {"0.00": "black", "1.00": "white"})
 
 
+def test_log_minor_ticks_dropped_only_where_matplotlib_leaves_them_unlabelled():
+    """Log axes spanning more than a decade lose their (unlabelled) minor ticks; a log axis of at
+    most one decade keeps them (they carry its labels) and linear axes are left alone."""
+    from matplotlib.ticker import NullLocator
+
+    from dlncheck.report import plots
+
+    fig, (wide, narrow, linear) = plots.figure(1, 3)
+    wide.loglog([1e-3, 1e2], [1, 1e4])
+    narrow.set(xscale="log", xlim=(2, 9), yscale="log", ylim=(1, 10))
+    linear.plot([0, 1e5], [0, 1])
+    linear_minor = type(linear.xaxis.get_minor_locator())
+    plots.unlabelled_log_minor_ticks_off(fig)
+    assert isinstance(wide.xaxis.get_minor_locator(), NullLocator)
+    assert isinstance(wide.yaxis.get_minor_locator(), NullLocator)
+    assert not isinstance(narrow.xaxis.get_minor_locator(), NullLocator)
+    assert not isinstance(narrow.yaxis.get_minor_locator(), NullLocator)
+    assert type(linear.xaxis.get_minor_locator()) is linear_minor
+    assert len(narrow.xaxis.get_minorticklocs()) > 0
+
+
+def test_margins_in_inches_and_one_shared_colour_bar():
+    """``figure(margins=...)`` sets that side in inches (others keep MARGIN_INCHES); panels on one
+    scale share one colour bar: 4 heatmaps + 1 bar = 5 axes, not 8."""
+    import numpy as np
+
+    from dlncheck.report import plots
+
+    fig, axes = plots.figure(1, 4, size=(10.0, 3.0), margins={"right": 2.5})
+    grid = axes[0].get_gridspec()
+    assert np.isclose(grid.right, 1 - 2.5 / 10.0) and np.isclose(grid.left, plots.MARGIN_INCHES[0] / 10.0)
+    for ax in axes:
+        im = plots.heatmap(ax, np.triu(np.ones((3, 3))), vmin=0, vmax=1, cbar_label=None)
+    bar = plots.shared_colorbar(im, axes, "value")
+    assert len(fig.axes) == 5 and bar.ax.get_ylabel() == "value"
+
+
 def test_shade_windows_skips_windows_theory_does_not_place():
     """A window with a non-finite end (no predicted escape) is not drawn (matplotlib warned on NaN)."""
     import warnings
