@@ -18,6 +18,7 @@ STYLE = {
     "savefig.dpi": 150,
     "svg.fonttype": "none",
     "savefig.bbox": "tight",
+    "text.hinting": "none",   # unhinted glyphs (as matplotlib's own test images): 18-20% less figure time
     "font.size": 10,
     "axes.titlesize": 11,
     "axes.titley": 1.0,   # fixed title position: no per-draw search above the tick labels
