@@ -102,6 +102,22 @@ def test_sigkill_mid_run_keeps_every_link_and_the_next_run_cleans_up(pytester):
     assert leftovers(pytester) == []
 
 
+def test_running_index_is_rewritten_at_most_every_live_interval(pytester):
+    """The first claim writes the running index at once; the next, seconds later, waits for
+    LIVE_EVERY_S (each rewrite renders every record so far). Killed at the third claim, the index
+    holds the first claim alone and every link resolves; the final report holds all."""
+    from dlncheck.report.collector import LIVE_EVERY_S
+
+    assert LIVE_EVERY_S >= 5   # far more than the toy claims take between them
+    result = run(pytester, STOP_AT="2", HOW="kill")
+    assert result.ret != 0
+    claims = json.loads((pytester.path / "rep" / "results.json").read_text())["claims"]
+    assert [c["case"] for c in claims] == ["a<b"] and "running" in index(pytester)
+    assert_consistent(pytester)
+    run(pytester).assert_outcomes(passed=2, failed=1)
+    assert len(json.loads((pytester.path / "rep" / "results.json").read_text())["claims"]) == 3
+
+
 def test_a_second_writer_is_reported_and_writes_nothing(pytester):
     rep = pytester.path / "rep"
     rep.mkdir()
