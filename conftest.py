@@ -1,2 +1,2 @@
 """Root conftest: loads the dlncheck claims plugin (and pytester for the plugin's own tests)."""
-pytest_plugins = ["dlncheck.pytest_plugin", "pytester"]
+pytest_plugins = ["dlncheck.suite.plugin", "pytester"]

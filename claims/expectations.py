@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlncheck import presets, stagewise
+from dlncheck import presets
+from dlncheck.measure import stagewise
 from dlncheck.report.claim import Prediction
 
 __all__ = ["CONTRADICTIONS", "PREDICTIONS", "Prediction", "cases", "check_ids", "contradicted", "param",

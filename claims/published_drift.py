@@ -32,11 +32,13 @@ from scipy import stats as sps
 
 from claims import published_figures as figures
 from claims.published_setups import BALANCE_NOISE, BALANCE_WINDOW, case, curvature_term, verdict
-from dlncheck import Ensemble, balance
-from dlncheck import gradient_noise as gn
-from dlncheck import noise_metrics as nm
-from dlncheck.data import init_weights, make_problem
+from dlncheck import Ensemble
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.measure import balance
+from dlncheck.measure import noise_metrics as nm
+from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import sgd
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 CASES = [case("drift-identity-learning", "intermediate-lowrank-L2", 2, "learning"),
          case("drift-identity-noise", "intermediate-lowrank-L2", 2, "noise"),
@@ -65,7 +67,7 @@ def phase_curves(exp, traj, phase, t_gd, start):
     start, measured (R-1, K): D_r(t) - D_GD(t) minus its value at the start, LoB (R-1, K) and DI on
     GD's checkpoints (K,, drawn only; the asserted DI is P_l itself); times (K,)."""
     problem = make_problem(exp)
-    c_B, lr = sgd.noise_factor(exp.n_samples, exp.batch_size), exp.lr
+    c_B, lr = minibatch_factor(exp.n_samples, exp.batch_size), exp.lr
     steps = traj.checkpoint_steps
     keep = (steps <= t_gd) if phase == "learning" else (steps >= start)
     W = [w[:, keep] for w in traj.weights]

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from scipy import stats as sps
 
-from dlncheck import stats
+from dlncheck.measure import stats
 from dlncheck.report import plots
 
 

@@ -32,8 +32,9 @@ import torch
 
 from claims import published_figures as figures
 from claims.published_setups import case, varre_experiment, verdict
-from dlncheck import noise_metrics as nm
-from dlncheck import scaling, spectra, stats
+from dlncheck import spectra
+from dlncheck.measure import noise_metrics as nm
+from dlncheck.measure import scaling, stats
 
 CASES = [case("rank-departure", "varre-2x5-L2", 2), case("rank-departure", "varre-2x5-L3", 3)]
 DEPARTURE = {"batch_size": 2, "label_noise": 2.0, "steps": 40000}

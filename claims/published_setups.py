@@ -1,15 +1,22 @@
 """The published-result cases (claims/test_published.py): experiment setups, test levels and the
 shared steps of the cases. Their prediction rows and measured contradictions are
 ``PREDICTIONS["published"]`` / ``CONTRADICTIONS["published"]`` in claims/expectations.py; the
-derivations of every prediction: dlncheck.theory.published and dlncheck.gradient_noise."""
+derivations of every prediction: dlncheck.theory.published and dlncheck.theory.gradient_noise."""
 from __future__ import annotations
 
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, Experiment, Init, Teacher, presets, spectra
-from dlncheck import gradient_noise as gn
-from dlncheck.data import make_problem
+from dlncheck import (
+    Ensemble,
+    Experiment,
+    Init,
+    Teacher,
+    presets,
+    spectra,
+)
+from dlncheck.config.data import make_problem
+from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
 LEVEL = 0.01          # family-wise level of each case's goodness-of-fit tests (Bonferroni over modes x lrs)

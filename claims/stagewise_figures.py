@@ -8,8 +8,10 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.ticker import MaxNLocator
 
-from dlncheck import init_ensembles, spectra, stagewise
+from dlncheck import spectra
+from dlncheck.measure import stagewise
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 
 TIME = r"time $t = \eta\,k$"
 

@@ -26,11 +26,14 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import balance, init_ensembles, presets, theory
-from dlncheck.data import make_problem
+from dlncheck import presets, theory
+from dlncheck.config.data import make_problem
+from dlncheck.measure import balance
 from dlncheck.report import plots
-from dlncheck.theory import balance as theory_balance
+from dlncheck.suite import init_ensembles
+from dlncheck.theory import balance_drift as theory_balance
 from dlncheck.theory import sgd as sgd_theory
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 
 def _end(weights):
@@ -46,7 +49,7 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
     labels, trajs = init_ensembles.case_trajectories(exp, init, tier, trajectory_cache)
     e = trajs[0].experiment
     problem = make_problem(e)
-    c_B = sgd_theory.noise_factor(e.n_samples, e.batch_size)
+    c_B = minibatch_factor(e.n_samples, e.batch_size)
     h = sgd_theory.truncation_tolerance(e)
     R = trajs[0].runs
     per_init, rows, curves = [], [], []

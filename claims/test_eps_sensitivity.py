@@ -31,8 +31,10 @@ import torch
 from claims import expectations
 from claims.expectations import rank_levels, stagewise_prediction
 from claims.test_unit_step_growth import square_fullrank
-from dlncheck import events, presets, spectra, stagewise
+from dlncheck import presets, spectra
+from dlncheck.measure import events, stagewise
 from dlncheck.report import plots
+from dlncheck.spectra import end_to_end
 from dlncheck.theory import ranks as th
 from dlncheck.theory import trap
 
@@ -70,7 +72,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     s1 = float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
     svals = spectra.singular_values(W)                                         # (R, K, n)
-    W0 = trap.end_to_end(traj.initial_weights)
+    W0 = end_to_end(traj.initial_weights)
     eps = torch.as_tensor(GRIDS[tier], dtype=torch.float64)
     levels = rank_levels(pred, exp.teacher.s)
     lo, hi, crossing = predicted_interval(pred, exp, W0, spectra.singular_values(W0), eps.numpy())

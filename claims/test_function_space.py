@@ -24,10 +24,18 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, init_ensembles, presets, spectra, stats, theory
-from dlncheck.data import make_problem
+from dlncheck import (
+    Ensemble,
+    presets,
+    spectra,
+    theory,
+)
+from dlncheck.config.data import make_problem
+from dlncheck.measure import compare
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import published, sgd, tolerances
+from dlncheck.theory.tolerances import bonferroni_z
 
 LABEL_NOISE = 0.1
 
@@ -65,7 +73,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
-    z = stats.bonferroni_z(len(ens))
+    z = bonferroni_z(len(ens))
     rows, curves = [], []
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]

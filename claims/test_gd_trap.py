@@ -22,10 +22,16 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, Init, presets, spectra
-from dlncheck.data import init_weights
+from dlncheck import (
+    Ensemble,
+    Init,
+    presets,
+    spectra,
+)
+from dlncheck.config.data import init_weights
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
+from dlncheck.spectra import end_to_end
 from dlncheck.theory import trap
 
 FAMILY = "gd_trap"   # rows and contradictions: claims/expectations.py
@@ -37,7 +43,7 @@ SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, 
 def scan_signs(depth: int) -> list[int]:
     """sign(det W_0) sign(det M) of the balanced init for seeds 0..SCAN-1 (no training)."""
     base = presets.experiment(REGIME, TEACHER, depth)
-    return [int(trap.trap_sign(trap.end_to_end(init_weights(_with_seed(base, seed))), base.teacher.M))
+    return [int(trap.trap_sign(end_to_end(init_weights(_with_seed(base, seed))), base.teacher.M))
             for seed in range(SCAN)]
 
 
@@ -105,7 +111,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     row = _prediction(kind, depth)
     base = _with_seed(preset(REGIME, TEACHER, depth), seed)
     T, s = base.teacher, base.teacher.s
-    W0 = trap.end_to_end(init_weights(base))
+    W0 = end_to_end(init_weights(base))
     sign = int(trap.trap_sign(W0, T.M))
     assert (sign < 0) == (kind == "trapped"), f"{cid}: scan and case disagree on the det sign ({sign})"
     t_end, t_settle, t_float = _run_length(base, kind, W0)
@@ -125,7 +131,7 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     atol = trap.loss_roundoff(T.M, eps)
     flip = int(trap.first_sign_flip(det_signs)[0])
     numbers = dict(n_inits=1, init_seed=seed, det_sign_product=sign, plateau_P=P, band=[low, high],
-                   roundoff_floor=trap.roundoff_floor(s, eps),
+                   roundoff_floor=trap.resolvable_floor(s, eps),
                    t_end=float(t[-1]), t_settle_predicted=t_settle, t_float_predicted=t_float,
                    lr=exp.lr, batch_size=exp.batch_size,
                    gd_final_loss=float(loss[0, -1]), gd_min_loss=float(loss[0].min()),

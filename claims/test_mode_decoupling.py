@@ -7,7 +7,7 @@ max_{b != a} |w_ab| is trivially met at a tiny init and only reported). Pairs in
 block of s have no preferred basis and are excluded from the off-diagonal part.
 
 The statement is about the regime's generic behaviour, so every case runs an ensemble of inits
-(dlncheck.init_ensembles): the saddle regime random small inits (balanced and Gaussian) plus the
+(dlncheck.suite.init_ensembles): the saddle regime random small inits (balanced and Gaussian) plus the
 aligned init as a control case; the other regimes several seeds of their preset init. An init
 "aligns first" when t_cross(a) <= t_diag(a) for every learned mode a in GD and in every SGD run
 of that init (its runs share W(0), so they are one outcome, not independent draws); the verdict
@@ -22,9 +22,11 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import init_ensembles, modes, presets, spectra
+from dlncheck import presets, spectra
+from dlncheck.measure import modes
 from dlncheck.report import plots
-from dlncheck.theory import modes as theory_modes
+from dlncheck.suite import init_ensembles
+from dlncheck.theory import mode_dynamics as theory_modes
 
 EPS_RHO = 0.1          # definition of "aligned": rho_a <= 0.1
 EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only)

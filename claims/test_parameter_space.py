@@ -20,10 +20,13 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import Ensemble, compare, init_ensembles, presets, stats
-from dlncheck.gauge import gauge_align_path
+from dlncheck import Ensemble, presets
+from dlncheck.measure import compare
+from dlncheck.measure.gauge import gauge_align_path
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import sgd, tolerances
+from dlncheck.theory.tolerances import bonferroni_z
 
 PLATEAU_RTOL = expectations.DWELL_RTOL      # "on plateau k": GD loss within 5% of P_k
 #: exploratory regimes (nothing asserted): GD and its first 8 SGD runs, at most 10 Procrustes sweeps.
@@ -76,7 +79,7 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
            else Ensemble(exp, inits=[exp.init]))
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     applies = regime == "saddle"
-    z = stats.bonferroni_z(len(ens))
+    z = bonferroni_z(len(ens))
     rows, curves = [], []
     trapped = [init_ensembles.gd_trapped(e) for e in ens.experiments]
     predicted = [i for i in range(len(ens)) if applies and not trapped[i]]

@@ -1,7 +1,7 @@
 """Claim family: the published results the protocol rests on, and those that compete with it.
 
 Each case reproduces one headline result on this engine, with the prediction derived in
-``dlncheck.theory.published`` and ``dlncheck.gradient_noise`` (derivations and citations there):
+``dlncheck.theory.published`` and ``dlncheck.theory.gradient_noise`` (derivations and citations there):
 
 - diffusion peaks before learning (arXiv:2604.06366): saddle regime, per mode alpha, the
   run-to-run variance of u_alpha = u_alpha^T W v_alpha peaks before the mode is learned
@@ -50,10 +50,11 @@ from claims.published_setups import (
     varre_experiment,
     verdict,
 )
-from dlncheck import balance, events, modes, spectra, stats
-from dlncheck import gradient_noise as gn
-from dlncheck import noise_metrics as nm
-from dlncheck.data import make_problem
+from dlncheck import spectra
+from dlncheck.config.data import make_problem
+from dlncheck.measure import balance, events, modes, stats
+from dlncheck.measure import noise_metrics as nm
+from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
 DIFFUSION = [case("diffusion-peak", "saddle-lowrank-L2", 2),

@@ -4,7 +4,7 @@ Golden-path hypothesis: SGD selects networks of the same internal complexity as 
 r_ij = #{sigma_m(P_ij) > max(eps sigma_1(P_ij), eps s_1)} at EPS with the absolute floor tied
 to the teacher (the purely relative rank of a tiny init reports its spectral shape).
 
-Each case runs an ensemble of inits (dlncheck.init_ensembles: saddle = random small balanced and
+Each case runs an ensemble of inits (dlncheck.suite.init_ensembles: saddle = random small balanced and
 Gaussian inits, the aligned preset a control case ``-aligned``; other regimes = seeds of the
 preset's init); every init has its GD run and S SGD runs (nested), and the verdict is per init.
 
@@ -31,8 +31,10 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
-from dlncheck import compare, events, init_ensembles, presets, spectra
+from dlncheck import presets, spectra
+from dlncheck.measure import compare, events
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import rank_gap
 
 EPS = 1e-4

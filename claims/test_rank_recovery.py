@@ -1,7 +1,7 @@
 """Claim: r_eps recovers a known rank on synthetic A = M + N (protocol 1.2, parts I and III).
 
 Signal M = U diag(4, 2, 1) V^T, 48 x 32, r = 3. For each case a batched sweep over noise
-levels x eps grid x draws measures P(r_eps = r); the theory (dlncheck.calibration) predicts
+levels x eps grid x draws measures P(r_eps = r); the theory (dlncheck.measure.calibration) predicts
 the eps interval where r is recovered:
 
     FLOOR_MARGIN * max(edge / sigma_1(A), max(m, n) u)  <=  eps  <=  (sigma_r(A) / sigma_1(A)) / CEILING_MARGIN
@@ -26,8 +26,8 @@ from matplotlib.ticker import MaxNLocator
 
 from claims.expectations import RANK_RECOVERY_CASES as CASES
 from claims.expectations import RecoveryCase as Case
-from dlncheck import calibration as cal
 from dlncheck import theory
+from dlncheck.measure import calibration as cal
 from dlncheck.report import plots
 
 M, N, S = 48, 32, (4.0, 2.0, 1.0)

@@ -16,10 +16,13 @@ from claims import expectations
 from claims.expectations import (
     DWELL_RTOL,
 )
-from dlncheck import events, init_ensembles, presets, spectra, stats, theory
+from dlncheck import presets, spectra, theory
+from dlncheck.measure import events, stats
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory import tolerances
+from dlncheck.theory.kernel import kernel_bounds
 
 CHECKPOINTS = 30
 
@@ -110,7 +113,7 @@ def _lazy_checks(ens, trajs, inner, depth):
     bound (theory.tolerances.lazy_dwell_bound), both from that init's kernel bounds."""
     per_init, rows = [], []
     for lab, e, tr in zip(init_ensembles.init_labels(ens), ens.experiments, trajs):
-        k_min, k_max = presets._kernel_bounds(e)
+        k_min, k_max = kernel_bounds(e)
         W0, M = spectra.end_to_end(tr.initial_weights), e.teacher.M
         theta0 = float(torch.cat([w.flatten() for w in tr.initial_weights]).norm())
         move = tr.relative_movement()[:, -1]

@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck.data import whiten as whiten_inputs
-from dlncheck.experiment import Teacher
+from dlncheck.config.data import whiten as whiten_inputs
+from dlncheck.config.experiment import Teacher
 from dlncheck.report import plots
 from dlncheck.saddles import NormalForm, refine, sample
 from dlncheck.saddles.batch_certify import certify_batch

@@ -1,7 +1,7 @@
 """Claim family: does the golden path hold in the limit? lr x batch-size scaling of every GD-vs-SGD
 discrepancy, the derived SGD offset, and the GD plateaus certified as the saddles theory predicts.
 
-1. Slopes. Sweep lr in {eta, eta/2, eta/4, eta/8} x B in {10, 30} at equal time T (dlncheck.lr_sweep);
+1. Slopes. Sweep lr in {eta, eta/2, eta/4, eta/8} x B in {10, 30} at equal time T (dlncheck.measure.lr_sweep);
    fit log(discrepancy) on log(noise variable) with a run-bootstrap 95% interval [lo, hi]; assert
    the derived exponent (dlncheck.theory.sgd.EXPONENTS) lies in [lo - b, hi + b], b = h / (1 - h),
    h = lr_max lambda_max: the largest relative size of the neglected higher-order terms
@@ -22,9 +22,11 @@ import pytest
 from scipy.stats import norm
 
 from claims import expectations
-from dlncheck import lr_sweep, presets, scaling
+from dlncheck import presets
+from dlncheck.measure import lr_sweep, scaling
 from dlncheck.report import plots
 from dlncheck.theory import sgd
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 BATCH_SIZES = (10, 30)
 OFFSET_FRACTIONS = (1.0, 0.5, 0.25)
@@ -191,7 +193,7 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
         if key not in cache:
             cache[key] = sgd.predicted_offsets(dataclasses.replace(p.experiment, batch_size=points[0].batch_size))
         pred = cache[key]
-        c_ratio = sgd.noise_factor(p.experiment.n_samples, p.batch_size) / pred["c_B"]
+        c_ratio = minibatch_factor(p.experiment.n_samples, p.batch_size) / pred["c_B"]
         a2 = sgd.layer_split(pred["d_gd"] + c_ratio * pred["d_extra"], pred["u"])
         predicted = sgd.split_log_offsets(a2, pred["a2_gd"])[mask].ravel()
         off = scaling.internal_log_offsets([w[:, -1] for w in traj.weights], n)

@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import events, presets
+from dlncheck import presets
+from dlncheck.measure import events
 from dlncheck.report import plots
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc

@@ -29,8 +29,9 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import lr_sweep, presets
-from dlncheck.data import init_weights, make_problem
+from dlncheck import presets
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.measure import lr_sweep
 from dlncheck.report import plots
 from dlncheck.theory import spread
 

@@ -1,7 +1,7 @@
 """Claim family: GD and SGD top-K log singular values of every partial product (protocol 1.3).
 
 s_ij,k = log max(sigma_k(P_ij), 1e-30), shape-normalized s~_ij,k = s_ij,k - s_ij,1; d_sigma,
-d_shape, d_sigma,w over time (compare.*), read from the cached analysis (dlncheck.analysis).
+d_shape, d_sigma,w over time (compare.*), read from the cached analysis (dlncheck.measure.analysis).
 
 Prediction (issue #11 item 4): SGD's internal split of each learned mode is shifted from GD's by
 the balance drift it adds, o = theory.sgd.predicted_offsets (derived from the GD path and the
@@ -23,10 +23,12 @@ import torch
 
 from claims import expectations
 from claims.test_rank_patterns import variants
-from dlncheck import compare, events, init_ensembles, presets, spectra
+from dlncheck import presets, spectra
+from dlncheck.measure import compare, events
 from dlncheck.report import plots
-from dlncheck.stats import bonferroni_z
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import offset_band, sgd
+from dlncheck.theory.tolerances import bonferroni_z
 
 K_TOP = 5
 

@@ -19,9 +19,16 @@ from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
 from claims.expectations import SaddleCase as Case
-from dlncheck.experiment import Teacher
+from dlncheck.config.experiment import Teacher
 from dlncheck.report import plots
-from dlncheck.saddles import NormalForm, aligned_distances, count_distinct, rank_signature, sample, survey
+from dlncheck.saddles import (
+    NormalForm,
+    aligned_distances,
+    count_distinct,
+    rank_signature,
+    sample,
+    survey,
+)
 from dlncheck.theory import sampling as th
 
 E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)

@@ -21,10 +21,12 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import events, init_ensembles, modes, presets, spectra, theory
-from dlncheck.data import init_weights
-from dlncheck.experiment import Init
+from dlncheck import presets, spectra, theory
+from dlncheck.config.data import init_weights
+from dlncheck.config.experiment import Init
+from dlncheck.measure import events, modes
 from dlncheck.report import plots
+from dlncheck.suite import init_ensembles
 
 MAP_TOL = 1e-10        # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
 EULER_SLACK = 1.5      # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)

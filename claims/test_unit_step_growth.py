@@ -21,7 +21,10 @@ import torch
 from claims import expectations
 from claims import stagewise_figures as figures
 from claims.expectations import rank_levels, stagewise_prediction
-from dlncheck import events, init_ensembles, presets, spectra, stagewise, stats
+from dlncheck import presets, spectra
+from dlncheck.measure import events, stagewise, stats
+from dlncheck.spectra import end_to_end
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import trap
 
 EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
@@ -53,7 +56,7 @@ def analyse(exp, traj, pred, levels) -> dict:
     W = spectra.end_to_end(traj.weights)
     svals = spectra.singular_values(W)
     ranks = stagewise.ranks_over_eps(svals, torch.tensor([EPS], dtype=torch.float64), atol=EPS * s1)[0]
-    W0 = trap.end_to_end(traj.initial_weights)
+    W0 = end_to_end(traj.initial_weights)
     wrong_sign = square_fullrank(teacher) and bool(trap.predicts_trap(W0, teacher.M))
     trapped = wrong_sign and exp.init.kind in ("balanced", "aligned") and pred.kind != "none"
     crossing = wrong_sign and pred.kind == "none"

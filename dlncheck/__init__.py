@@ -1,44 +1,32 @@
 """dlncheck: a test-driven validation suite for deep-linear-network training dynamics.
 
-Public API (names fixed by DESIGN.md)::
+The folders are the pipeline, each re-exporting its public names::
 
-    from dlncheck import Experiment, Teacher, Init, train, presets, spectra
+    config   Experiment, Teacher, Init, Ensemble; whitened data; validation
+    engine   train(): every (config, run) row in one batched program -> Trajectory
+    store    the trajectory cache and atomic writes
+    spectra  partial products, singular values, numerical ranks, patterns
+    measure  events, alignment, balance, modes, gauge, GD-vs-SGD distances, statistics
+    theory   every prediction, with its derivation and source
+    saddles  normal form, sampler and certification of saddle points
+    report   figures, tables and index.html (imported on its own: ``import dlncheck.report``)
+    suite    the pytest plugin, init ensembles, shards, sweeps and the command line
+
+The public API, listed here and nowhere else::
+
+    from dlncheck import Experiment, Teacher, Init, Ensemble, train, presets, spectra
+    from dlncheck import Trajectory, EnsembleTrajectory, TrainingDiverged, InvalidArgument, MemoryBudgetExceeded
     from dlncheck.saddles import NormalForm, certify
-
-Every analysis subject has its own module (``spectra``, ``events``, ``balance``, ``modes``,
-``gauge``, ``stagewise``, ``compare``, ``calibration``, ``stats``, ``theory``); they are
-imported here explicitly. ``dlncheck.report`` (matplotlib, Jinja2) and ``dlncheck.cli`` are
-imported on their own: ``import dlncheck.report``.
 """
 from __future__ import annotations
 
-from . import (
-    align,
-    atomic,
-    balance,
-    cache,
-    calibration,
-    compare,
-    data,
-    engine,
-    events,
-    experiment,
-    gauge,
-    modes,
-    presets,
-    saddles,
-    spectra,
-    stagewise,
-    stats,
-    theory,
-)
-from ._version import __version__
-from .engine import TrainingDiverged, Trajectory, train
-from .experiment import Ensemble, Experiment, Init, Teacher
-from .trajectory import EnsembleTrajectory
+from dlncheck import config, engine, measure, presets, saddles, spectra, store, theory
+from dlncheck._version import __version__
+from dlncheck.config import Ensemble, Experiment, Init, InvalidArgument, Teacher
+from dlncheck.engine import EnsembleTrajectory, MemoryBudgetExceeded, TrainingDiverged, Trajectory, train
 
 __all__ = [
-    "Ensemble", "EnsembleTrajectory", "Experiment", "Init", "Teacher", "Trajectory", "TrainingDiverged",
-    "__version__", "align", "atomic", "balance", "cache", "calibration", "compare", "data", "engine", "events",
-    "experiment", "gauge", "modes", "presets", "saddles", "spectra", "stagewise", "stats", "theory", "train",
+    "Ensemble", "EnsembleTrajectory", "Experiment", "Init", "InvalidArgument", "MemoryBudgetExceeded", "Teacher",
+    "Trajectory", "TrainingDiverged", "__version__", "config", "engine", "measure", "presets", "saddles", "spectra",
+    "store", "theory", "train",
 ]

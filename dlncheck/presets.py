@@ -24,14 +24,10 @@ from __future__ import annotations
 import dataclasses
 import math
 
-import torch
-
-from . import theory
-from . import validation as check
-from .data import init_weights
-from .engine import _cpu_threads
-from .experiment import Experiment, Init, Teacher
-from .spectra import chain_product
+from dlncheck import theory
+from dlncheck.config import validation as check
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.theory.kernel import kernel_bounds, rounded
 
 REGIMES = ("saddle", "intermediate", "ntk")
 TEACHERS = ("lowrank", "fullrank", "degenerate")
@@ -48,45 +44,13 @@ TEACHER_SPECS = {
 SADDLE_SCALE = {2: 1e-4, 3: 0.05, 4: 0.1}  # depth >= 5: 0.3
 WIDTH = {"saddle": 8, "intermediate": 32, "ntk": 128}
 N_SAMPLES, BATCH_SIZE = 60, 10
-SIGNIFICANT = 6   # digits kept of the kernel bounds and lr (machine-independent cache keys)
-
-
-def _kernel_bounds(experiment: Experiment) -> tuple[float, float]:
-    """Bounds on the tangent kernel of W(theta) at init: K = sum_l (A_l A_l^T) (x) (B_l^T B_l) with
-    A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1, so its eigenvalues lie in
-    [sum_l sigma_min(A_l)^2 sigma_min(B_l)^2, sum_l ||A_l||^2 ||B_l||^2] (Jacot et al. 2018).
-
-    Machine independent: float64 under one CPU thread (a threaded matmul sums in another order),
-    rounded to SIGNIFICANT digits, so lr, steps and the cache keys do not depend on the core count."""
-    with _cpu_threads("cpu", 1):
-        bottom, top = _kernel_bounds_float64(experiment)
-    return _rounded(bottom), _rounded(top)
-
-
-def _rounded(x: float) -> float:
-    return float(f"{x:.{SIGNIFICANT}g}")
-
-
-def _kernel_bounds_float64(experiment: Experiment) -> tuple[float, float]:
-    weights = [w.double().cpu() for w in init_weights(experiment)]
-    top = bottom = 0.0
-    for l in range(len(weights)):
-        A = chain_product(weights[l + 1:])
-        A = torch.eye(weights[-1].shape[0], dtype=torch.float64) if A is None else A
-        B = chain_product(weights[:l])
-        B = torch.eye(weights[0].shape[1], dtype=torch.float64) if B is None else B
-        sa, sb = torch.linalg.svdvals(A), torch.linalg.svdvals(B)
-        top += float(sa[0] * sb[0]) ** 2
-        full = A.shape[1] >= A.shape[0] and B.shape[0] >= B.shape[1]
-        bottom += float(sa[-1] * sb[-1]) ** 2 if full else 0.0
-    return bottom, top
 
 
 def _lr(experiment: Experiment) -> float:
     """lr = 0.2 / (top curvature), the larger of the kernel bound at init and L s_1^{2-2/L} (an aligned
     run's top Hessian eigenvalue at the solution), so GD tracks gradient flow."""
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
-    return _rounded(0.2 / max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L)))
+    return rounded(0.2 / max(kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L)))
 
 
 def _convergence_steps(teacher: Teacher, depth: int, lr: float) -> int:
@@ -119,7 +83,7 @@ def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **ove
                      n_samples=N_SAMPLES, sgd_runs=SGD_RUNS[tier])
     lr = _lr(exp)
     if regime == "ntk":   # lazy: the loss decays at least at the kernel's smallest eigenvalue
-        steps = math.ceil(12 / (_kernel_bounds(exp)[0] * lr))
+        steps = math.ceil(12 / (kernel_bounds(exp)[0] * lr))
     else:
         steps = (_saddle_steps if regime == "saddle" else _convergence_steps)(t, depth, lr)
     exp = dataclasses.replace(exp, lr=lr, steps=steps)

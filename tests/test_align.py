@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from dlncheck import align, events, presets, theory
-from dlncheck.engine import train
+from dlncheck import presets, theory
+from dlncheck.engine._train import train
+from dlncheck.measure import align, events
 
 
 def test_first_crossing_on_known_losses():

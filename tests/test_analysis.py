@@ -1,4 +1,4 @@
-"""dlncheck.analysis: one-pass spectra vs a per-matrix NumPy loop, grouping equivalence, cache
+"""dlncheck.measure.analysis: one-pass spectra vs a per-matrix NumPy loop, grouping equivalence, cache
 round trip, and the SVD-grouping measurement (ratio, one thread, same run)."""
 import time
 
@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from dlncheck import presets
-from dlncheck.analysis import Analysis, analyze, grouped_singular_values
-from dlncheck.cache import TrajectoryCache
+from dlncheck.measure.analysis import Analysis, analyze, grouped_singular_values
 from dlncheck.spectra import partial_products
+from dlncheck.store.cache import TrajectoryCache
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def test_cache_round_trip(tmp_path, traj):
 
 
 def test_cache_analysis_of_a_trajectory_in_hand_trains_nothing(tmp_path, traj, monkeypatch):
-    import dlncheck.cache as cache_module
+    import dlncheck.store.cache as cache_module
     monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again"))
     given = TrajectoryCache(tmp_path).analysis(traj.experiment, trajectory=traj, checkpoints=4)
     for key, values in analyze(traj).svals.items():

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import events
+from dlncheck.measure import events
 from dlncheck.theory import tolerances
 
 

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from dlncheck import atomic
+from dlncheck.store import atomic
 
 
 def test_write_json_round_trips(tmp_path):

@@ -1,4 +1,4 @@
-"""dlncheck.balance (and theory.balanced_residual_prediction) against direct NumPy computations and exact properties."""
+"""dlncheck.measure.balance (and theory.balanced_residual_prediction) against direct NumPy computations and exact properties."""
 import math
 
 import numpy as np
@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import balance, theory
+from dlncheck import theory
+from dlncheck.measure import balance
 
 rng = np.random.default_rng(0)
 
@@ -110,7 +111,12 @@ def test_balanced_prediction_formula():
 
 def _engine_run(init_kind, steps=60):
     """A small engine run (GD + 3 SGD runs) with every step checkpointed."""
-    from dlncheck import Experiment, Init, Teacher, train
+    from dlncheck import (
+        Experiment,
+        Init,
+        Teacher,
+        train,
+    )
 
     exp = Experiment(Teacher(4, 4, (2.0, 1.0), seed=1), 3, 5, Init(init_kind, 0.4, seed=2), lr=0.05, steps=steps,
                      batch_size=5, n_samples=20, sgd_runs=3)
@@ -137,7 +143,7 @@ def test_aligned_gd_stays_balanced_sgd_does_not():
 
 def test_gd_drift_bound_holds_on_gd_and_fails_past_stability():
     """theory.balance.gd_drift_bound against a NumPy GD path: holds at h = lr lambda_max < 2."""
-    from dlncheck.theory import balance as tb
+    from dlncheck.theory import balance_drift as tb
 
     g = np.random.default_rng(4)
     M = np.diag([2.0, 1.0, 0.5])
@@ -156,7 +162,7 @@ def test_gd_drift_bound_holds_on_gd_and_fails_past_stability():
 def test_sgd_extra_drift_trapezoid_and_richardson():
     """The quadrature of theory.balance.sgd_extra_drift equals a direct per-step sum on a fine grid
     and its Richardson estimate bounds the coarse grid's error."""
-    from dlncheck.theory import balance as tb
+    from dlncheck.theory import balance_drift as tb
     from dlncheck.theory import sgd as ts
 
     g = np.random.default_rng(5)
@@ -179,7 +185,7 @@ def test_sgd_drift_tolerance_keeps_family_wise_coverage():
     """Monte Carlo: n_tests inits whose R-run means scatter around an exact prediction (scalar
     drift, Gaussian runs) all land inside the Bonferroni tolerance in >= ~95% of ensembles; the
     uncorrected per-test 95% interval fails some init in most ensembles."""
-    from dlncheck.theory.balance import sgd_drift_tolerance
+    from dlncheck.theory.balance_drift import sgd_drift_tolerance
 
     rng = np.random.default_rng(0)
     R, n_tests, trials = 8, 32, 4000

@@ -2,7 +2,7 @@
 
 Size from the golden-path issue: S = 32 SGD runs + GD (R = 33), K = 200 checkpoints, L = 4,
 width d = 8: 10 partial products x 6600 matrices. The analysis is every per-checkpoint metric
-of dlncheck.compare (rank patterns with gaps, top-K log spectra, parameter-space distances,
+of dlncheck.measure.compare (rank patterns with gaps, top-K log spectra, parameter-space distances,
 cosine, layerwise d_l, function-space distance); both paths must give the same numbers.
 The ratio is stored in the benchmark's extra_info and printed.
 """
@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from naive import products_one_by_one, timed
 
-from dlncheck import compare, spectra
+from dlncheck import spectra
+from dlncheck.measure import compare
 
 R, K, L, D, EPS, TOP = 33, 200, 4, 8, 1e-5, 5
 

@@ -17,12 +17,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlncheck import Ensemble, fused
-from dlncheck.atomic import write_json
-from dlncheck.batches import batch_indices
-from dlncheck.data import init_weights, make_problem
-from dlncheck.engine import _cpu_threads, train
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck import Ensemble
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.config.threads import cpu_threads
+from dlncheck.engine import _fused as fused
+from dlncheck.engine import train
+from dlncheck.engine._batches import batch_indices
+from dlncheck.store.atomic import write_json
 
 STEPS, NAIVE_STEPS = 400, 25
 OUT = Path(__file__).resolve().parents[1] / "reports" / "bench" / "engine.json"
@@ -50,7 +52,7 @@ def naive_seconds_per_run_step(exp: Experiment, steps: int = NAIVE_STEPS) -> flo
         nets.append((net, torch.optim.SGD(net.parameters(), lr=exp.lr)))
     orders = [None] + [batch_indices(exp, r, steps) for r in range(1, exp.runs)]
     losses = torch.empty(exp.runs, steps)
-    with _cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         start = time.process_time()
         for k in range(steps):
             for r, (net, opt) in enumerate(nets):
@@ -67,7 +69,7 @@ def naive_seconds_per_run_step(exp: Experiment, steps: int = NAIVE_STEPS) -> flo
 def _seconds(fn, repeat: int = 3) -> float:
     """Min CPU time of ``repeat`` calls, single-threaded."""
     best = float("inf")
-    with _cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         for _ in range(repeat):
             start = time.process_time()
             fn()

@@ -11,8 +11,8 @@ from matplotlib.mathtext import MathTextParser
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from dlncheck import atomic
 from dlncheck.report import plots
+from dlncheck.store import atomic
 
 #: the previous round's style: hinted glyphs (matplotlib's default)
 PREVIOUS_STYLE = {key: value for key, value in plots.STYLE.items() if key != "text.hinting"}

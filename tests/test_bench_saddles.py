@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from dlncheck.experiment import Teacher
+from dlncheck.config.experiment import Teacher
 from dlncheck.saddles import NormalForm, certify, sample
 
 WIDTHS = [40, 42, 42, 40]

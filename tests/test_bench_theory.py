@@ -9,8 +9,8 @@ import time
 import numpy as np
 
 from dlncheck import Ensemble
-from dlncheck.engine import _cpu_threads
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.config.threads import cpu_threads
 from dlncheck.theory import sgd
 
 INITS, ROUNDS = 8, 3
@@ -19,7 +19,7 @@ INITS, ROUNDS = 8, 3
 def cpu_seconds(fn):
     """(result, min CPU seconds over ROUNDS calls), single-threaded."""
     best, out = float("inf"), None
-    with _cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         for _ in range(ROUNDS):
             start = time.process_time()
             out = fn()

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dlncheck import Init, presets
-from dlncheck.cache import TrajectoryCache
+from dlncheck.store.cache import TrajectoryCache
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_key_depends_on_experiment_and_kwargs(exp):
 
 def test_memory_layer_evicts_least_recently_used_beyond_its_limit(tmp_path):
     """With a disk root, memory keeps at most memory_limit bytes (LRU); evicted entries come back from disk."""
-    from dlncheck.cache import nbytes
+    from dlncheck.store.cache import nbytes
 
     exps = [presets.experiment("saddle", "lowrank", 2, steps=20, sgd_runs=1, init=Init("aligned", 1e-4, seed=s))
             for s in range(3)]

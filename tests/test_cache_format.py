@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from dlncheck import cache_format, presets
-from dlncheck.cache import ALWAYS_STORE_MB, TrajectoryCache, worth_storing
+from dlncheck import presets
+from dlncheck.store import _format as cache_format
+from dlncheck.store.cache import ALWAYS_STORE_MB, TrajectoryCache, worth_storing
 
 
 def _same(a, b):

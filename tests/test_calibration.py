@@ -1,4 +1,4 @@
-"""dlncheck.calibration: generators, theory edges vs direct simulation, sweep vs NumPy, plateaus."""
+"""dlncheck.measure.calibration: generators, theory edges vs direct simulation, sweep vs NumPy, plateaus."""
 from __future__ import annotations
 
 import math
@@ -10,8 +10,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import calibration as cal
 from dlncheck import theory
+from dlncheck.measure import calibration as cal
 
 M_, N_, S_ = 12, 8, (3.0, 2.0, 0.5)
 

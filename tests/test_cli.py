@@ -5,7 +5,8 @@ import time
 import numpy as np
 import pytest
 
-from dlncheck import cli, presets
+from dlncheck import presets
+from dlncheck.suite import cli
 
 
 def test_run_writes_figure_and_trajectory(tmp_path, capsys):

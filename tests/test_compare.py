@@ -1,4 +1,4 @@
-"""dlncheck.compare against direct NumPy computations on small hand-made cases."""
+"""dlncheck.measure.compare against direct NumPy computations on small hand-made cases."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from nets import random_net
 
-from dlncheck import compare, spectra
+from dlncheck import spectra
+from dlncheck.measure import compare
 
 
 def _pattern(upper_rows):

@@ -8,9 +8,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlncheck import theory
-from dlncheck.data import init_weights, make_problem
-from dlncheck.engine import TrainingDiverged, _cpu_threads, batch_indices, train
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.config.threads import cpu_threads
+from dlncheck.engine import TrainingDiverged, train
+from dlncheck.engine._batches import batch_indices
 
 TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0))
 
@@ -95,7 +97,7 @@ def test_batched_engine_equals_naive_autograd(run, noise):
     steps = 300
     exp = experiment(3, Init("gaussian", 0.4), lr=0.05, steps=steps, S=3, label_noise=noise)
     traj = train(exp, checkpoints=[0, 100, steps])
-    with _cpu_threads("cpu"):      # the reference is as slow as it is exact when threaded on tiny matrices
+    with cpu_threads("cpu"):      # the reference is as slow as it is exact when threaded on tiny matrices
         losses, weights = naive_run(exp, run, steps)
     assert (losses[-1] < 0.5 * losses[0]), "the reference must actually train"
     # the loss is a difference of O(1) terms: compare to 1e-10 of its initial scale
@@ -183,7 +185,7 @@ def test_engine_equals_naive_for_random_shapes(depth, width, seed, run):
     exp = Experiment(Teacher(3, 5, (2.0, 1.0), seed=seed), depth, width, Init("gaussian", 0.4, seed=seed),
                      lr=0.05, steps=steps, batch_size=4, n_samples=12, sgd_runs=2, seed=seed)
     traj = train(exp, checkpoints=[steps])
-    with _cpu_threads("cpu"):
+    with cpu_threads("cpu"):
         losses, weights = naive_run(exp, run, steps)
     torch.testing.assert_close(traj.loss[run], losses, rtol=1e-10, atol=1e-10 * float(losses[0]))
     for w_engine, w_ref in zip(traj.weights, weights[steps]):

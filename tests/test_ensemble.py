@@ -4,9 +4,17 @@ import pytest
 import torch
 from same import assert_same
 
-from dlncheck import Ensemble, EnsembleTrajectory, Experiment, Init, Teacher, TrainingDiverged, train
-from dlncheck.cache import TrajectoryCache
-from dlncheck.data import make_problem
+from dlncheck import (
+    Ensemble,
+    EnsembleTrajectory,
+    Experiment,
+    Init,
+    Teacher,
+    TrainingDiverged,
+    train,
+)
+from dlncheck.config.data import make_problem
+from dlncheck.store.cache import TrajectoryCache
 
 TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0))
 INITS = [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2), Init("gaussian", 0.2, seed=3)]
@@ -78,7 +86,7 @@ def test_ensemble_train_errors():
 
 
 def test_cache_stores_each_config_and_trains_only_missing(tmp_path, monkeypatch):
-    import dlncheck.cache as cache_module
+    import dlncheck.store.cache as cache_module
     calls = []
 
     def counting_train(spec, **kw):
@@ -131,7 +139,7 @@ def test_divergence_after_a_config_retired_names_the_right_config_and_step(backe
 def test_finished_configs_leave_the_program(monkeypatch):
     """Per-config lr at the same time: config c is stepped steps_c times, not max steps_c
     (lrs 0.1, 0.05, 0.025: 25 + 50 + 100 row-steps per run instead of 3 x 100)."""
-    import dlncheck.engine as engine
+    import dlncheck.engine._train as engine
     stepped = []
 
     def counting(W, Syx, table, idx, lr, residual):

@@ -1,8 +1,8 @@
-"""dlncheck.events (time grids) against direct NumPy computations and exact properties."""
+"""dlncheck.measure.events (time grids) against direct NumPy computations and exact properties."""
 
 import numpy as np
 
-from dlncheck import events
+from dlncheck.measure import events
 
 rng = np.random.default_rng(0)
 

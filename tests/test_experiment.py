@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from dlncheck import presets
-from dlncheck.data import init_weights, make_problem
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.config.experiment import Experiment, Init, Teacher
 
 T = Teacher(5, 4, (3.0, 1.0))
 

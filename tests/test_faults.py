@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import cache_format, presets
-from dlncheck.cache import TrajectoryCache
+from dlncheck import presets
+from dlncheck.store import _format as cache_format
+from dlncheck.store.cache import TrajectoryCache
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +101,7 @@ def this_checkout(monkeypatch):
 
 @pytest.mark.parametrize("option", ["--reports-dir", "--cache-dir"])
 def test_unwritable_report_or_cache_folder_is_a_usage_error(pytester, option, this_checkout):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     (pytester.path / "blocker").write_text("a file where the folder should be")
     result = pytester.runpytest_subprocess(option, "blocker/sub", "-p", "no:cacheprovider")
@@ -109,7 +110,7 @@ def test_unwritable_report_or_cache_folder_is_a_usage_error(pytester, option, th
 
 
 def test_os_error_in_a_claim_is_recorded_as_error_not_failed(pytester, this_checkout):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claim="""
 def test_disk(claim):
     raise PermissionError(13, "Permission denied", "reports/x.png")

@@ -5,7 +5,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from same import assert_same
 
-from dlncheck import Ensemble, Experiment, Init, Teacher, engine, fused, train
+from dlncheck import (
+    Ensemble,
+    Experiment,
+    Init,
+    Teacher,
+    train,
+)
+from dlncheck.engine import _fused as fused
+from dlncheck.engine import _train as engine
 
 pytestmark = pytest.mark.skipif(not fused.supports(Experiment(Teacher(2, 2, (1.0,)), 1, 1, Init("gaussian", 1.0),
                                                               lr=0.1, steps=1, batch_size=1, n_samples=2,

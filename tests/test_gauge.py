@@ -1,4 +1,4 @@
-"""dlncheck.gauge: gauge alignment by alternating Procrustes against SciPy and exact gauge copies."""
+"""dlncheck.measure.gauge: gauge alignment by alternating Procrustes against SciPy and exact gauge copies."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 from nets import gauge_pair, random_net
 from scipy.linalg import expm, orthogonal_procrustes
 
-from dlncheck import compare, gauge, spectra
+from dlncheck import spectra
+from dlncheck.measure import compare, gauge
 
 
 @pytest.mark.parametrize("dims", [[4, 3, 2], [5, 4, 6, 3], [3, 3, 3, 3, 3], [2, 5, 4, 6]])

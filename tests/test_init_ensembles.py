@@ -1,4 +1,4 @@
-"""dlncheck.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
+"""dlncheck.suite.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
 from __future__ import annotations
 
 import math
@@ -8,17 +8,19 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from dlncheck import init_ensembles, presets, stats
-from dlncheck.theory import modes as tm
+from dlncheck import presets
+from dlncheck.suite import init_ensembles
+from dlncheck.theory import mode_dynamics as tm
+from dlncheck.theory.tolerances import bonferroni_z
 
 
 def test_over_inits_counts_and_bonferroni():
     out = init_ensembles.summary([True] * 7 + [False])
     assert (out["n_inits"], out["n_pass"], out["fraction"]) == (8, 7, 0.875)
-    assert stats.bonferroni_z(1) == pytest.approx(norm.ppf(0.975))
-    assert stats.bonferroni_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 16))
+    assert bonferroni_z(1) == pytest.approx(norm.ppf(0.975))
+    assert bonferroni_z(8) == pytest.approx(norm.ppf(1 - 0.05 / 16))
     with pytest.raises(ValueError, match="n_tests"):
-        stats.bonferroni_z(0)
+        bonferroni_z(0)
 
 
 @pytest.mark.parametrize("tier, n", [("quick", 8), ("nightly", 32)])
@@ -65,8 +67,9 @@ def test_random_ensembles_run_past_every_predicted_escape(teacher, depth):
     covers, for every init the det-sign rule does not trap, the decoupled escape time of its slowest
     mode from its own initial projection u0 (theory.escape_time) plus the preset's convergence margin
     10 / (L s_min^{2-2/L}): a run that ends before that escape would be a length defect, not a finding."""
-    from dlncheck import modes, theory
-    from dlncheck.data import init_weights
+    from dlncheck import theory
+    from dlncheck.config.data import init_weights
+    from dlncheck.measure import modes
 
     exp = presets.experiment("saddle", teacher, depth, tier="nightly")
     ens = init_ensembles.case_ensemble(exp, "nightly")
@@ -90,7 +93,8 @@ def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
     than the decoupled prediction from the init projection)."""
     import dataclasses
 
-    from dlncheck import events, train
+    from dlncheck import train
+    from dlncheck.measure import events
 
     exp = presets.experiment("saddle", teacher, depth)
     ens = init_ensembles.case_ensemble(exp, "quick")
@@ -108,7 +112,8 @@ def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
     the midpoint of consecutive plateaus, on an independent GD-only run) fall inside the windows."""
     import dataclasses
 
-    from dlncheck import events, train
+    from dlncheck import train
+    from dlncheck.measure import events
 
     exp = presets.experiment("saddle", teacher, 3)
     gd = train(dataclasses.replace(exp, sgd_runs=0), loss_every=1)

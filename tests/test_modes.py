@@ -1,4 +1,4 @@
-"""dlncheck.modes against direct NumPy computations and exact properties."""
+"""dlncheck.measure.modes against direct NumPy computations and exact properties."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import modes, stagewise
+from dlncheck.measure import modes, stagewise
 
 rng = np.random.default_rng(0)
 

@@ -26,7 +26,7 @@ def test_plain_test_is_not_a_claim():
 
 
 def run(pytester, *args):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claims=CLAIMS)
     return pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", *args)
 
@@ -71,7 +71,7 @@ def test_a_run_without_claims_keeps_the_last_report(pytester):
 
 
 def test_bad_option_value_is_a_usage_error(pytester):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makeini("[pytest]\ndlncheck_tier = weekly\n")
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
@@ -92,7 +92,7 @@ def test_tiered(x):
 @pytest.mark.parametrize("tier, outcome", [("quick", {"failed": 1}), ("nightly", {"xfailed": 1})])
 def test_contradicted_in_applies_to_its_tier_only(pytester, tier, outcome):
     """A contradiction measured in one tier is a strict xfail there and an ordinary case elsewhere."""
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_tiered=TIERED)
     pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", "--tier", tier
                                   ).assert_outcomes(**outcome)
@@ -101,7 +101,7 @@ def test_contradicted_in_applies_to_its_tier_only(pytester, tier, outcome):
 def test_a_failed_claim_does_not_hold_its_data_into_the_next_case(pytester):
     """pytest keeps the last failure's frames in sys.last_traceback for post-mortem use; the plugin
     drops them at teardown, so a strict-xfailed claim's arrays are freed before the next case."""
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_memory='''
 import weakref
 import pytest

@@ -10,10 +10,15 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import Experiment, Init, Teacher, train
-from dlncheck import gradient_noise as gn
-from dlncheck import noise_metrics as nm
-from dlncheck.data import make_problem
+from dlncheck import (
+    Experiment,
+    Init,
+    Teacher,
+    train,
+)
+from dlncheck.config.data import make_problem
+from dlncheck.measure import noise_metrics as nm
+from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
 

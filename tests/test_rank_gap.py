@@ -6,7 +6,8 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from dlncheck import Init, init_ensembles, presets
+from dlncheck import Init, presets
+from dlncheck.suite import init_ensembles
 from dlncheck.theory import offset_band, rank_gap
 
 

@@ -8,10 +8,10 @@ from html.parser import HTMLParser
 import pytest
 from synthetic_report import HOSTILE, build
 
-from dlncheck import atomic
 from dlncheck.report import findings, history, store
 from dlncheck.report.claim import Claim, folder_name
 from dlncheck.report.fmt import clean_text, number
+from dlncheck.store import atomic
 
 
 def links(html: str) -> list[str]:

@@ -31,7 +31,7 @@ def test_toy(claim, k):
 
 
 def run(pytester, **env):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claims=CLAIMS)
     for k in ("STOP_AT", "HOW", "FIG", "SHIFT"):  # each run sees only its own settings
         if k in env:

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlncheck import Experiment, Init, Teacher
-from dlncheck import gradient_noise as gn
-from dlncheck.data import init_weights, make_problem
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import sgd
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 
 def chain(mats: list[np.ndarray], d: int) -> np.ndarray:
@@ -57,7 +58,7 @@ def test_label_noise_covariance_matches_enumerated_minibatches(depth, width, n, 
     p, W = problem_and_weights(depth, width, n, noise, seed)
     got = sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)
     ref = brute_force_extra_drift([w.numpy() for w in W], p.X.numpy(), p.Y.numpy(), B)
-    c_B = sgd.noise_factor(n, B)
+    c_B = minibatch_factor(n, B)
     for g, r in zip(got, ref):
         np.testing.assert_allclose(c_B * g.numpy(), r, rtol=1e-9, atol=1e-11 * max(1.0, np.abs(r).max()))
 
@@ -82,7 +83,7 @@ def test_at_a_minimum_it_is_the_label_noise_moment_of_gradient_noise():
     exp = Experiment(Teacher(3, 4, (2.0, 1.0), seed=5), 2, 4, Init("gaussian", 0.5, seed=6), lr=0.01, steps=1,
                      batch_size=2, n_samples=6, sgd_runs=0, label_noise=1.0)
     ref = gn.expected_balance_drift(W, exp, p, reshuffled=False)[0]
-    got = sgd.noise_factor(6, 2) * sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)[0]
+    got = minibatch_factor(6, 2) * sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)[0]
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)
 
 

@@ -1,4 +1,4 @@
-"""dlncheck.theory.sgd, dlncheck.theory.saddle_curvature and dlncheck.lr_sweep against independent
+"""dlncheck.theory.sgd, dlncheck.theory.saddle_curvature and dlncheck.measure.lr_sweep against independent
 references: per-sample loops, the engine's own SGD (Monte-Carlo over shuffles), autograd Hessians."""
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import Experiment, Init, Teacher, lr_sweep, train
-from dlncheck.balance import balance_matrices
-from dlncheck.data import init_weights, make_problem
-from dlncheck.experiment import random_orthogonal
+from dlncheck import (
+    Experiment,
+    Init,
+    Teacher,
+    train,
+)
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.config.experiment import random_orthogonal
+from dlncheck.measure import lr_sweep
+from dlncheck.measure.balance import balance_matrices
 from dlncheck.saddles.certify import dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc
 from dlncheck.theory import sgd
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 
 def tiny(**kw) -> Experiment:
@@ -25,15 +32,15 @@ def tiny(**kw) -> Experiment:
     return Experiment(**spec | kw)
 
 
-def test_noise_factor_matches_enumeration_of_batches():
+def test_minibatch_factor_matches_enumeration_of_batches():
     rng = np.random.default_rng(0)
     n, B = 6, 2
     x = rng.standard_normal(n)
     means = [x[list(b)].mean() for b in itertools.combinations(range(n), B)]
-    assert np.var(means) == pytest.approx(sgd.noise_factor(n, B) * np.var(x), rel=1e-12)
-    assert sgd.noise_factor(n, n) == 0 and sgd.noise_factor(n, 1) == 1
+    assert np.var(means) == pytest.approx(minibatch_factor(n, B) * np.var(x), rel=1e-12)
+    assert minibatch_factor(n, n) == 0 and minibatch_factor(n, 1) == 1
     with pytest.raises(ValueError, match="batch_size"):
-        sgd.noise_factor(6, 7)
+        minibatch_factor(6, 7)
 
 
 def test_drift_covariance_matches_per_sample_loop():
@@ -91,7 +98,7 @@ def test_expected_drift_matches_monte_carlo_over_shuffles():
     exp = tiny(sgd_runs=3000, lr=0.01, steps=120)
     p = make_problem(exp)
     _, S = sgd.gd_path_drift(p.X, p.Syx, init_weights(exp), exp.lr, exp.steps)
-    pred = sgd.noise_factor(exp.n_samples, exp.batch_size) * S[0]
+    pred = minibatch_factor(exp.n_samples, exp.batch_size) * S[0]
     traj = train(exp)
     D = balance_matrices([w[:, -1] for w in traj.weights])[0]
     diff = D[1:] - D[:1]
@@ -240,7 +247,8 @@ def test_fit_loglog_nests_runs_within_inits():
 def test_an_ensemble_over_the_memory_budget_trains_in_halves_with_the_same_trajectories():
     """train(ensemble) over the budget splits its configs in halves (recursively) instead of refusing;
     the trajectories equal the one-program run; a single config over the budget is still refused."""
-    from dlncheck import Ensemble, budget
+    from dlncheck import Ensemble
+    from dlncheck.engine import budget
 
     ens = Ensemble(tiny(steps=20, sgd_runs=3), [Init("gaussian", 0.4, seed=s) for s in range(5)])
     ck = {i: [0, 7, 20] for i in range(len(ens))}

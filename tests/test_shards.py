@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dlncheck import shard
 from dlncheck.report.merge import merge
+from dlncheck.suite import shard
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,7 +55,7 @@ def test_night(j):
 @pytest.mark.parametrize("tier", ["quick", "nightly"])
 def test_shards_are_disjoint_and_cover_the_tier(pytester, tier):
     """For N = 1..5 the --shard K/N selections of the real plugin partition the tier."""
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claims=CLAIMS)
     (pytester.path / "claims").mkdir()
     (pytester.path / "claims" / "durations.json").write_text(json.dumps({"test_claims.py::test_case[3]": 50.0}))
@@ -73,7 +73,7 @@ def test_shards_are_disjoint_and_cover_the_tier(pytester, tier):
 
 
 def test_bad_shard_is_a_usage_error(pytester):
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claims=CLAIMS)
     result = pytester.runpytest_inprocess("--collect-only", "--shard", "3/2")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -102,7 +102,7 @@ def test_tiny(i, claim):
 def test_merged_shards_equal_an_unsharded_run(pytester, tmp_path):
     """Three shards, merged, give the records (ids, outcomes, verdicts, numbers) of one unsharded
     run of the same selection, every artifact link resolves, and merging twice changes nothing."""
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_claims=TINY_CLAIMS)
 
     def run(name, *args):

@@ -1,4 +1,4 @@
-"""dlncheck.stagewise against direct NumPy computations and exact properties."""
+"""dlncheck.measure.stagewise against direct NumPy computations and exact properties."""
 import math
 
 import numpy as np
@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dlncheck import spectra, stagewise
+from dlncheck import spectra
+from dlncheck.measure import stagewise
 
 rng = np.random.default_rng(0)
 

@@ -1,9 +1,9 @@
-"""dlncheck.stats: moments against NumPy, bootstrap coverage in a seeded simulation."""
+"""dlncheck.measure.stats: moments against NumPy, bootstrap coverage in a seeded simulation."""
 import numpy as np
 import pytest
 import torch
 
-from dlncheck import stats
+from dlncheck.measure import stats
 
 
 def test_moments_match_numpy():

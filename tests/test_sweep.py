@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from dlncheck import cli, presets, sweep
-from dlncheck.cache import TrajectoryCache
+from dlncheck import presets
+from dlncheck.store.cache import TrajectoryCache
+from dlncheck.suite import cli, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = ["claims/test_balance.py::test_balance[saddle-lowrank-L3]",

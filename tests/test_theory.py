@@ -52,7 +52,7 @@ def test_discrete_map_converges_to_s_and_zero_mode_decays():
 
 def test_aligned_movement_matches_engine_and_starts_at_zero():
     from dlncheck import presets
-    from dlncheck.engine import train
+    from dlncheck.engine._train import train
 
     exp = presets.experiment("saddle", "fullrank", 2, sgd_runs=0)
     traj = train(exp, checkpoints=[0, exp.steps // 3, exp.steps])

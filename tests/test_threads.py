@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlncheck.threads import ENV, set_cpu_threads
+from dlncheck.config.threads import ENV, set_cpu_threads
 
 
 @pytest.fixture(autouse=True)
@@ -45,7 +45,7 @@ def test_plugin_sets_threads_for_a_plain_run(pytester, monkeypatch, args, env, e
         monkeypatch.delenv(ENV, raising=False)
     else:
         monkeypatch.setenv(ENV, env)
-    pytester.makeconftest('pytest_plugins = ["dlncheck.pytest_plugin"]')
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_check=CHECK)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
     result.assert_outcomes(passed=1)

@@ -8,11 +8,18 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck import budget, presets, spectra, validation
-from dlncheck.atomic import write_text
-from dlncheck.engine import CHECK_ELEMENTS, DIVERGENCE_FACTOR, TrainingDiverged, train
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck import presets, spectra
+from dlncheck.config import validation
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.engine import budget
+from dlncheck.engine._train import (
+    CHECK_ELEMENTS,
+    DIVERGENCE_FACTOR,
+    TrainingDiverged,
+    train,
+)
 from dlncheck.saddles import NormalForm
+from dlncheck.store.atomic import write_text
 
 T = Teacher(6, 6, (4.0, 2.0, 1.0), seed=1)
 A = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))

@@ -15,11 +15,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dlncheck import cli, presets, spectra
-from dlncheck.engine import train
-from dlncheck.experiment import Experiment, Init, Teacher
+from dlncheck import presets, spectra
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.config.validation import MAX_DEPTH, MAX_STEPS
+from dlncheck.engine._train import train
 from dlncheck.saddles import NormalForm
-from dlncheck.validation import MAX_DEPTH, MAX_STEPS
+from dlncheck.suite import cli
 
 NIGHTLY = settings.default.max_examples >= 400          # the plugin's nightly profile
 FUZZ = settings(max_examples=500 if NIGHTLY else 50, deadline=None,

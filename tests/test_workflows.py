@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlncheck import cli
+from dlncheck.suite import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))

@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlncheck import atomic
+from dlncheck.report.plots import save_figure
+from dlncheck.store import atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 GOLDEN_PATH = ("agrees", "differs", "assumption-fails", "n/a")
@@ -115,7 +116,6 @@ class Claim:
         ``--svg``, ``<name>.svg`` in this claim's folder, then close it."""
         import matplotlib.pyplot as plt
 
-        from dlncheck.report.plots import save_figure
 
         stem = _UNSAFE.sub("_", name)
         path = self.dir / f"{stem}.png"

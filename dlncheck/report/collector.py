@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
-from dlncheck import atomic
 from dlncheck.report import history, provenance, store
 from dlncheck.report.claim import Claim, folder_name, jsonable
 from dlncheck.report.fmt import clean
+from dlncheck.report.html import CASE_PAGE, render_case, write_report
+from dlncheck.store import atomic
 
 RECORD_KEY = "dlncheck_claim"
 CLAIM_KEY = pytest.StashKey[Claim]()
@@ -155,7 +156,6 @@ class ReportCollector:
             record["artifacts"] = record["artifacts"] or previous["artifacts"]
             record["duration"] += previous["duration"]
         self.records[record["nodeid"]] = record
-        from dlncheck.report.html import CASE_PAGE, render_case, write_report
 
         building = record.pop("building", None)
         target = claims / building if building and (claims / building).is_dir() \
@@ -182,7 +182,6 @@ class ReportCollector:
             return
         if not self.records:  # e.g. `pytest tests`: leave the last claims report alone
             return
-        from dlncheck.report.html import write_report
 
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop) \
             and bool(self._not_run())

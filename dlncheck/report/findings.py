@@ -12,6 +12,8 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
+from dlncheck.presets import REGIMES, TEACHERS
+
 
 @dataclass(frozen=True)
 class Family:
@@ -120,10 +122,6 @@ def _order(values, preferred) -> list:
 def grid(records: list[dict]) -> dict:
     """Family x case grid: ``columns`` [(regime, teacher, depth)] (+ ``other``), ``rows``
     [(family, Family, {column: [records]})] in report order."""
-    try:
-        from dlncheck.presets import REGIMES, TEACHERS
-    except ImportError:  # the report must render even if the presets move
-        REGIMES, TEACHERS = (), ()
     keys = {case_key(r) for r in records} - {None}
     columns = [(r, t, d) for r in _order({k[0] for k in keys}, REGIMES)
                for t in _order({k[1] for k in keys}, TEACHERS)

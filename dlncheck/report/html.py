@@ -9,10 +9,15 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from dlncheck import atomic
 from dlncheck.report import findings as fd
 from dlncheck.report.claim import folder_name
-from dlncheck.report.fmt import clean, number, prose, seconds
+from dlncheck.report.fmt import (
+    clean,
+    number,
+    prose,
+    seconds,
+)
+from dlncheck.store import atomic
 
 _ENV = Environment(loader=PackageLoader("dlncheck.report", "templates"),
                    autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)

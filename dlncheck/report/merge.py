@@ -14,7 +14,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .history import FILE as HISTORY
+from dlncheck.report import history as hist
+from dlncheck.report.history import FILE as HISTORY
+from dlncheck.report.html import write_report
 
 JUNIT = "junit.xml"
 
@@ -78,8 +80,6 @@ def _history_lines(paths: list[Path]) -> list[str]:
 def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
     """Merge the shard folders into ``out`` (with the lines of an earlier ``history`` file, e.g. the
     previous night's, first); returns the path of the merged index.html."""
-    from . import history as hist
-    from .html import write_report
 
     shards = [Path(s) for s in shards]
     if not shards:

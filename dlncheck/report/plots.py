@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullLocator
 
+from dlncheck.store import atomic
+
 STYLE = {
     "figure.dpi": 150,
     "savefig.dpi": 150,
@@ -87,7 +89,6 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
     from matplotlib.transforms import Bbox
     from PIL import Image
 
-    from dlncheck import atomic
 
     path = Path(path)
     with plt.rc_context(STYLE):
@@ -123,7 +124,6 @@ def write_thumbnail(image, path, thumb_width: int) -> None:
     PIL's default median cut, and half the bytes on these mostly-white plots)."""
     from PIL import Image
 
-    from dlncheck import atomic
 
     scale = min(1.0, thumb_width / image.width)
     thumb = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),

@@ -9,6 +9,10 @@ from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
+import torch
+
+from dlncheck import presets
+
 
 def _git(root: Path, *args: str) -> str | None:
     try:
@@ -28,10 +32,6 @@ def _version(package: str) -> str | None:
 
 def _preset_settings(tier: str) -> dict:
     """S (SGD runs), batch size, samples and teacher seeds of the presets, where importable."""
-    try:
-        from dlncheck import presets
-    except Exception:  # noqa: BLE001 - provenance must never break the report
-        return {}
     return {"S": presets.SGD_RUNS.get(tier), "batch_size": presets.BATCH_SIZE,
             "n_samples": presets.N_SAMPLES,
             "teacher_seeds": {k: t.seed for k, t in presets.TEACHER_SPECS.items()}}
@@ -47,10 +47,6 @@ def _command(argv: list[str]) -> str:
 def _device(asked: str | None) -> str | None:
     """``auto`` resolved the way the ``device`` fixture resolves it."""
     if asked != "auto":
-        return asked
-    try:
-        import torch
-    except ImportError:
         return asked
     return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
 

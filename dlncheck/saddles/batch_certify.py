@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .normal_form import chain_product
+from dlncheck.saddles.normal_form import chain_product
 
 
 def certify_batch(W, M, loss_tol: float | None = None) -> pd.DataFrame:

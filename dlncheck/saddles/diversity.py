@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from scipy.sparse.csgraph import connected_components
 
-from ..gauge import procrustes_sweeps
-from ..spectra import numerical_rank, partial_products
-from .normal_form import NormalForm
+from dlncheck.measure.gauge import procrustes_sweeps
+from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.spectra import numerical_rank, partial_products
 
 
 def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:

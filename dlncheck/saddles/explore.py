@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .batch_certify import certify_batch
-from .diversity import invariant_features, rank_signature, spread
-from .normal_form import NormalForm
-from .oracle import oracle_kind
-from .polish import polish as lm_polish
-from .sampler import sample
+from dlncheck.saddles.batch_certify import certify_batch
+from dlncheck.saddles.diversity import invariant_features, rank_signature, spread
+from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.saddles.oracle import oracle_kind
+from dlncheck.saddles.polish import polish as lm_polish
+from dlncheck.saddles.sampler import sample
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from .normal_form import NormalForm
+from dlncheck.saddles.normal_form import NormalForm
 
 
 def gaussian_law(nf: NormalForm, zero_blocks, beta: float, alpha: float):

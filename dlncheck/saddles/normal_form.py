@@ -25,8 +25,8 @@ from collections.abc import Sequence
 
 import torch
 
-from .. import validation as check
-from ..spectra import chain_product
+from dlncheck.config import validation as check
+from dlncheck.spectra import chain_product
 
 Blocks = Sequence[torch.Tensor]
 

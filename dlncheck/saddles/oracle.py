@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
-from ..spectra import chain_product, numerical_rank
-from .normal_form import NormalForm
+from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.spectra import chain_product, numerical_rank
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .normal_form import NormalForm
+from dlncheck.saddles.normal_form import NormalForm
 
 
 def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import torch
 
-from .normal_form import chain_product
+from dlncheck.saddles.normal_form import chain_product
 
 
 def _loss_and_grads(W, M):

@@ -25,7 +25,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .normal_form import NormalForm
+from dlncheck.saddles.normal_form import NormalForm
 
 
 class SamplerDiverged(FloatingPointError):

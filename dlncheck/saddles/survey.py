@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .certify import DENSE_MAX, certify
-from .diversity import rank_signature
-from .normal_form import NormalForm
-from .oracle import oracle_kind
+from dlncheck.saddles.certify import DENSE_MAX, certify
+from dlncheck.saddles.diversity import rank_signature
+from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.saddles.oracle import oracle_kind
 
 
 def survey(nf: NormalForm, Z, *, k: int = 4, dense: bool | None = None) -> pd.DataFrame:

@@ -1,13 +1,13 @@
 """Spectra of deep-linear-network weights: the only place products, singular values, ranks,
 gaps, multiplicities and log spectra are computed.
 
-``core``: the product chain, partial products, singular values, numerical rank (one floor
-convention), gaps, effective rank and participation ratio. ``patterns``: the same quantities
+``_core``: the product chain, partial products, singular values, numerical rank (one floor
+convention), gaps, effective rank and participation ratio. ``_patterns``: the same quantities
 over all partial products P_ij as (..., L, L) arrays. Protocol sections 1.1-1.3.
 """
 from __future__ import annotations
 
-from .core import (
+from dlncheck.spectra._core import (
     Weights,
     chain_product,
     effective_rank,
@@ -18,11 +18,12 @@ from .core import (
     partial_products,
     participation_ratio,
     participation_ratio_from_svals,
+    prefix_suffix_products,
     product_singular_values,
     singular_gap,
     singular_values,
 )
-from .patterns import (
+from dlncheck.spectra._patterns import (
     GAP_THRESHOLD,
     LogSpectra,
     RankPatterns,
@@ -42,7 +43,7 @@ __all__ = [
     "GAP_THRESHOLD", "LogSpectra", "RankPatterns", "Weights", "chain_product", "effective_rank",
     "effective_rank_from_svals", "end_to_end", "log_spectra", "log_spectra_from_svals", "log_spectrum",
     "log_spectrum_from_svals", "multiplicity_pattern", "numerical_rank", "numerical_rank_from_svals",
-    "partial_products", "participation_ratio", "participation_ratio_from_svals", "pattern_from_products",
+    "partial_products", "participation_ratio", "prefix_suffix_products", "participation_ratio_from_svals", "pattern_from_products",
     "product_singular_values", "rank_pattern", "rank_patterns", "rank_patterns_from_svals", "singular_gap",
     "singular_values", "upper_mask",
 ]

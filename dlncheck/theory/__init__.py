@@ -11,8 +11,8 @@ keeps working.
 """
 from __future__ import annotations
 
-from .balance import balanced_residual_prediction
-from .modes import (
+from dlncheck.theory.balance_drift import balanced_residual_prediction
+from dlncheck.theory.mode_dynamics import (
     ESCAPE_FRACTION,
     ArrayLike,
     aligned_loss,
@@ -28,7 +28,7 @@ from .modes import (
     plateau_losses,
     stage_plateaus,
 )
-from .rmt import (
+from dlncheck.theory.rmt import (
     CEILING_MARGIN,
     FLOOR_MARGIN,
     detection_threshold,
@@ -39,7 +39,7 @@ from .rmt import (
     signal_ceiling,
     theory_table,
 )
-from .tolerances import REALIZABLE_FUNCTION_TOL, reshuffled_function_variance, split_distance
+from dlncheck.theory.tolerances import REALIZABLE_FUNCTION_TOL, reshuffled_function_variance, split_distance
 
 __all__ = [
     "CEILING_MARGIN", "ESCAPE_FRACTION", "FLOOR_MARGIN", "REALIZABLE_FUNCTION_TOL", "ArrayLike",

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import torch
 
-from ..stats import bonferroni_z
+from dlncheck.theory.tolerances import bonferroni_z
 
 ALPHA = 0.05
 ATOL = 1e-8

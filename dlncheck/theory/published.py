@@ -10,7 +10,7 @@
    Our derivation for this engine (loss 0.5||W - Syx||^2, whitened inputs): an aligned mode's
    gradient entry without label noise is (u - s)(V^T Sxx_b V)_aa, so sigma(u)^2 =
    q lambda(u)^2 (s - u)^2 with lambda(u) = L u^{2-2/L} and q = Var (V^T Sxx_b V)_aa
-   (diagonal of dlncheck.gradient_noise.input_noise). Linearising about the flow u(t) gives the
+   (diagonal of dlncheck.theory.gradient_noise.input_noise). Linearising about the flow u(t) gives the
    run-to-run variance V(t) of the moment ODE in :func:`variance_ode`. Near the minimum with
    label noise, each entry delta of U~^T (W - Syx) V~ (Syx = U~ S~ V~^T) follows
    delta <- (1 - lr lambda) delta + lr lambda xi, lambda = sum_l s_a^{2(L-l)/L} s_b^{2(l-1)/L}
@@ -26,10 +26,10 @@
 2. Ziyin, Li & Ueda, "Law of Balance and Stationary Distribution of SGD" (arXiv:2308.06671;
    later "Noise Balance and ..."): with a rescaling symmetry, gradient flow conserves
    D_l = W_{l+1}^T W_{l+1} - W_l W_l^T while minibatch noise drives it toward the noise-balanced
-   point; the expected drift per step is dlncheck.gradient_noise.expected_balance_drift.
+   point; the expected drift per step is dlncheck.theory.gradient_noise.expected_balance_drift.
 3. Varre, Sagitova & Flammarion, "SGD vs GD: Rank Deficiency in Linear Networks", NeurIPS 2024:
    gradient flow conserves det(Theta^T Theta), Theta = [W_1, W_2^T], label-noise SGD shrinks it
-   (dlncheck.gradient_noise.logdet_rate gives the rate); discrete GD loses at most
+   (dlncheck.theory.gradient_noise.logdet_rate gives the rate); discrete GD loses at most
    2 sum_k -log(1 - lr^2 ||G_k||^2) (:func:`gd_logdet_bound`).
 """
 from __future__ import annotations

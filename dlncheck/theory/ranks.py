@@ -2,7 +2,7 @@
 teacher's (protocol 1.2 III "eps sensitivity", continuous measures).
 
 Ranks are r_eps = #{sigma > eps max(sigma_1, s_1)} (the absolute floor eps s_1 of
-dlncheck.stagewise). Margins are the calibration's (theory.rmt): FLOOR_MARGIN below,
+dlncheck.measure.stagewise). Margins are the calibration's (theory.rmt): FLOOR_MARGIN below,
 CEILING_MARGIN above.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .rmt import CEILING_MARGIN, FLOOR_MARGIN
+from dlncheck.theory.rmt import CEILING_MARGIN, FLOOR_MARGIN
 
 #: Required width of the predicted eps interval, in decades. A rank statement read at one
 #: threshold is a property of the dynamics, not of the threshold, only if it holds when the

@@ -27,7 +27,7 @@ samples drawn without replacement and reshuffled every epoch (the engine's sampl
    Phi(F) = (1/n) sum_i (x_i^T F x_i) x_i x_i^T - F and Psi = (1/n) sum_i (x_i^T E^T K e_i) x_i x_i^T:
    the noise-free case e = 0 keeps Phi alone (the multiplicative noise, zero at W = M); the label
    term does not vanish at GD's minimum, where it is the label-noise moment of
-   dlncheck.gradient_noise (at E = 0 the two coincide: tests/test_sgd_theory.py).
+   dlncheck.theory.gradient_noise (at E = 0 the two coincide: tests/test_sgd_theory.py).
    Within-epoch correlations: batches of one epoch are disjoint, so Delta_b, Delta_b' are
    negatively correlated; but step t's drift is quadratic in step t's batch only, so the expected
    drift is a sum of single-step second moments and those correlations drop out at this order
@@ -65,6 +65,11 @@ import math
 import numpy as np
 import torch
 from scipy.optimize import brentq
+
+from dlncheck.config.data import init_weights, make_problem
+from dlncheck.spectra import end_to_end
+from dlncheck.theory.gradient_noise import minibatch_factor
+from dlncheck.theory.kernel import kernel_bounds
 
 # discrepancy -> (predicted slope of log(discrepancy) vs log(noise variable), noise variable, reason)
 EXPONENTS = {
@@ -105,14 +110,6 @@ VANISHES |= {
     "d_r_plateau": "yes, faster than any power of lr c_B where GD's sigma is away from the floor",
     "split_dwell": "expected yes as lr c_B -> 0 (the walk vanishes), rate not derived",
 }
-
-
-def noise_factor(n: int, B: int) -> float:
-    """c_B = (n - B) / (B (n - 1)): variance of a without-replacement batch mean over the
-    population variance (Cochran 1977, Thm 2.2); 0 for full batch, 1 for B = 1."""
-    if not 1 <= B <= n or n < 2:
-        raise ValueError(f"batch_size={B} with n_samples={n} is invalid: use 1 <= B <= n, n >= 2")
-    return (n - B) / (B * (n - 1))
 
 
 def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor,
@@ -206,14 +203,14 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
         for j in range(k):
             for b, w in zip(buffers, W):
                 b[j] = w
-            W = _gd_step(W, M, lr)
+            W = gd_step(W, M, lr)
         for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
             a.add_(c.sum(0), alpha=lr ** 2)
         done += k
     return W, acc
 
 
-def _gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
+def gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
     """W_l <- W_l - lr A_l^T (W - M) P_l^T for all layers at once (whitened full batch)."""
     P = [None] * len(W)
     acc = torch.eye(W[0].shape[-1], dtype=W[0].dtype)
@@ -284,8 +281,6 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     """:func:`predicted_offsets` of every config of an ensemble (an ``Ensemble`` or a list of
     experiments sharing data, lr and steps: only the init differs), their GD paths and drift sums
     run as one batched program (:func:`gd_path_drift`)."""
-    from ..data import init_weights, make_problem
-    from ..spectra import end_to_end
 
     experiments = list(getattr(experiments, "experiments", experiments))
     if not experiments:
@@ -301,7 +296,7 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     W0 = [torch.stack([w[l].double() for w in inits]) for l in range(base.depth)]
     W_all, S_all = gd_path_drift(problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps,
                                  labels=problem.Y.double())
-    c_B = noise_factor(base.n_samples, base.batch_size)
+    c_B = minibatch_factor(base.n_samples, base.batch_size)
     out = []
     for i in range(len(experiments)):
         W, S = [w[i] for w in W_all], [s[i] for s in S_all]
@@ -328,10 +323,8 @@ def truncation_tolerance(experiment) -> float:
     it goes on at a constant rate, SGD moves along the minimum set toward noise balance and the rate
     on GD's path no longer applies: a secular term of relative order |lr^2 c_B sum C_l| / |D_l| that
     h does not cover (claims/published_drift.py records it as a measured contradiction)."""
-    from ..presets import _kernel_bounds
-
     L, s1 = experiment.depth, float(experiment.teacher.s[0])
-    return experiment.lr * max(_kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
+    return experiment.lr * max(kernel_bounds(experiment)[1], L * s1 ** (2 - 2 / L))
 
 
 def ou_variance(lr: float, c_B: float, noise: float, curvature: float) -> float:

@@ -1,7 +1,7 @@
 """Run-to-run spread of SGD around the GD path: the linear-noise approximation (LNA) with the
 engine's epoch-reshuffled minibatches. The suite's own derivation, not a published result.
 
-Setting (the engine's, :mod:`dlncheck.batches`): whitened inputs X (d, n) with X X^T / n = I,
+Setting (the engine's, :mod:`dlncheck.engine._batches`): whitened inputs X (d, n) with X X^T / n = I,
 noise-free labels Y = M X, loss 0.5 ||W - M||^2, W = W_L ... W_1; each epoch a fresh uniform
 permutation of the n samples cut into m = n // B consecutive batches of B (remainder dropped).
 
@@ -61,6 +61,10 @@ import numpy as np
 import torch
 from scipy.stats import chi2
 
+from dlncheck.spectra import prefix_suffix_products
+from dlncheck.theory.sgd import gd_step
+from dlncheck.theory.spread_pair import epoch_pair_covariance, pair_matrix
+
 CHUNK = 2 ** 22   # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
 
 
@@ -78,22 +82,11 @@ def path_covariance(z: np.ndarray, n: int, B: int, lr: float) -> np.ndarray:
     return lr ** 2 * cov / (n - 1)
 
 
-def _prefixes(W):
-    """P[l] = W_{l-1}...W_1 (P[0] = I) and A[l] = W_L...W_{l+1} (A[L-1] = I), 0-based layers."""
-    P = [torch.eye(W[0].shape[-1], dtype=W[0].dtype)]
-    for w in W:
-        P.append(w @ P[-1])
-    A = [torch.eye(W[-1].shape[-2], dtype=W[0].dtype)]
-    for w in reversed(W[1:]):
-        A.append(A[-1] @ w)
-    return P, A[::-1]
-
-
 def tangent_and_hvp(W, M, V):
     """For tangents V (list of (J, *W_l.shape)): dW = J_W V (J, d_out, d_in) and H V, H the Hessian of
     0.5 ||W_L...W_1 - M||^2 (exact: Gauss-Newton part plus the residual's second-order part)."""
     L = len(W)
-    P, A = _prefixes(W)
+    P, A = prefix_suffix_products(W)
     E = P[-1] - M
     dP = [torch.zeros_like(P[0]).expand(V[0].shape[0], *P[0].shape)]
     for l in range(L):
@@ -109,7 +102,7 @@ def tangent_and_hvp(W, M, V):
 
 def readout_adjoint(W, U, Vt):
     """lambda_T for read-outs u_a^T W v_b: layer l: A_l^T u_a v_b^T P_l^T, (a, b) flattened row-major."""
-    P, A = _prefixes(W)
+    P, A = prefix_suffix_products(W)
     r = U.shape[1]
     left = [A[l].mT @ U for l in range(len(W))]            # (d_l, r)
     right = [P[l] @ Vt for l in range(len(W))]             # (d_{l-1}, r)
@@ -119,14 +112,13 @@ def readout_adjoint(W, U, Vt):
 
 def gd_path(weights0, M, lr: float, steps: int) -> list[torch.Tensor]:
     """GD iterates theta_0..theta_steps, per layer (steps + 1, *shape) (whitened full batch)."""
-    from .sgd import _gd_step
     W = [w.detach().double().clone() for w in weights0]
     out = [torch.empty(steps + 1, *w.shape, dtype=torch.float64) for w in W]
     for k in range(steps + 1):
         for o, w in zip(out, W):
             o[k] = w
         if k < steps:
-            W = _gd_step(W, M, lr)
+            W = gd_step(W, M, lr)
     return out
 
 
@@ -138,7 +130,6 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     ``pair_draws`` > 0 adds the same-order second-order term of theory.spread_pair (the first-order
     part alone stays under "lna"), Monte-Carlo over ~pair_draws shuffles per path and batch size
     (max(8, pair_draws / epochs) per epoch; the relative error of the sum ~ sqrt(2 / pair_draws))."""
-    from .spread_pair import epoch_pair_covariance, pair_matrix
     X, M = X.double(), M.double()
     n = X.shape[1]
     path = gd_path(weights0, M, lr, steps)

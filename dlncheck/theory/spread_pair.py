@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .spread import _prefixes
+from dlncheck.spectra import prefix_suffix_products
 
 
 def _mid(W, a: int, b: int) -> torch.Tensor:
@@ -45,7 +45,7 @@ def _mid(W, a: int, b: int) -> torch.Tensor:
 def pair_matrix(W, M: torch.Tensor, X: torch.Tensor, lam) -> torch.Tensor:
     """Q (J, n, n), Q[j, i, i'] = lambda_j^T H_i g_i' for adjoints lam (list of (J, *W_l.shape))."""
     L = len(W)
-    P, A = _prefixes(W)
+    P, A = prefix_suffix_products(W)
     R = (P[L] - M) @ X                                                    # (d_out, n)
     omega = sum(A[l] @ lam[l] @ P[l] for l in range(L))                   # (J, d_out, d_in)
     AA = [A[l] @ A[l].mT for l in range(L)]

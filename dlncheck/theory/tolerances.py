@@ -5,6 +5,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+import torch
+from scipy.stats import norm
+
+from dlncheck.theory import gradient_noise as gn
+from dlncheck.theory import published as pub
+
 #: Realizable teacher (no label noise): presets run until the slowest mode is within ~e^-10
 #: of its value, so GD and every SGD run are each within ~e^-10 ||M|| of M, and by the
 #: triangle inequality their relative distance is below 2 e^-10.
@@ -25,7 +32,6 @@ def split_distance(a2_gd, a2_sgd, theta_gd_norm: float) -> float:
     (no SGD run used). Unlearned directions are not moved at first order (their noise vanishes
     with the residual at the minimum). Assumes whitened data, noise-free labels, decoupled modes.
     """
-    import numpy as np
 
     diff = np.sqrt(np.asarray(a2_sgd)) - np.sqrt(np.asarray(a2_gd))
     return float(np.sqrt((diff ** 2).sum())) / theta_gd_norm
@@ -67,10 +73,7 @@ def reshuffled_function_variance(problem, lr: float, depth: int, steps: int, bat
     (same order as the epoch term; about 10 % in tests/test_distance_tolerances.py) and higher
     orders (relative lr lam). Square teachers (k = d_in = d_out) only.
     """
-    import torch
 
-    from .. import gradient_noise as gn
-    from . import published as pub
 
     n = problem.X.shape[1]
     U, s, Vh = torch.linalg.svd(problem.Syx.double(), full_matrices=False)
@@ -136,3 +139,13 @@ def aligned_flow_rtol(h: float) -> float:
     dwell fractions measured on a loss grid add one grid spacing each (events.dwell_times).
     """
     return h
+
+
+def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
+    """z = Phi^{-1}(1 - level / (2 n)): the two-sided normal quantile that keeps the family-wise
+    error of n simultaneous tests at ``level`` (Bonferroni)."""
+
+    if n_tests < 1:
+        raise ValueError(f"n_tests={n_tests!r} is invalid: need at least one asserted test")
+    return float(norm.ppf(1 - level / (2 * n_tests)))
+

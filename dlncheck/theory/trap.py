@@ -53,8 +53,10 @@ import math
 
 import numpy as np
 import torch
+from scipy.integrate import solve_ivp
 
-from . import ESCAPE_FRACTION, escape_time
+from dlncheck.theory import ESCAPE_FRACTION, escape_time
+from dlncheck.theory.gradient_noise import minibatch_factor
 
 KAPPA_FLOOR = 1e-3  # smallest seed constant kappa the SGD run length is made to cover (exploratory prior)
 SETTLE = 10.0       # e-folds of the slowest mode's linear rate after its escape (as presets._saddle_steps)
@@ -64,14 +66,6 @@ def _square(W: torch.Tensor, name: str) -> None:
     if W.shape[-1] != W.shape[-2]:
         raise ValueError(f"{name} has shape {tuple(W.shape[-2:])}: the determinant-sign argument needs a "
                          "square end-to-end map; use a square teacher (d_out == d_in)")
-
-
-def end_to_end(weights) -> torch.Tensor:
-    """W = W_L ... W_1 for a list of layers (batched over leading axes)."""
-    W = weights[0]
-    for w in weights[1:]:
-        W = w @ W
-    return W
 
 
 def det_sign(W: torch.Tensor) -> torch.Tensor:
@@ -118,7 +112,7 @@ def plateau_band(s) -> tuple[float, float]:
     Upper edge: the trapped flow's critical values are 0.5 sum_{unlearned} s^2; below the midpoint
     between P and 0.5 (s_{d-1}^2 + s_d^2) the run sits at the predicted one. Lower edge: exact
     arithmetic keeps loss >= P (Eckart-Young-Mirsky), but in floating point the decaying trapped
-    mode reaches the roundoff floor (:func:`roundoff_floor`), where its sign is noise, and regrows
+    mode reaches the roundoff floor (:func:`resolvable_floor`), where its sign is noise, and regrows
     like a mode escaping from u0 = floor; up to :func:`float_trap_end` its strength stays below
     f s_d (f = ESCAPE_FRACTION), i.e. loss >= 0.5 (s_d - f s_d)^2 = P (1 - f)^2 = P / 2: the
     same threshold that defines an SGD escape (:func:`escape_times`)."""
@@ -128,7 +122,7 @@ def plateau_band(s) -> tuple[float, float]:
     return float(low * (1 - ESCAPE_FRACTION) ** 2), float(0.5 * (low + nxt))
 
 
-def roundoff_floor(s, dtype_eps: float) -> float:
+def resolvable_floor(s, dtype_eps: float) -> float:
     """Smallest singular value of W resolvable next to ||W||_2 ~ s_1: eps s_1 (backward-stable
     products and SVD perturb W by O(eps ||W||_2); Golub & Van Loan 2013, Sec. 8.6)."""
     return dtype_eps * float(np.max(np.asarray(s, dtype=np.float64)))
@@ -142,7 +136,7 @@ def float_trap_end(s, t_settle: float, depth: int, dtype_eps: float) -> float:
     (eps s_1)) / (2 s_d); L >= 3: polynomially long (degenerate saddle)."""
     s = np.asarray(s, dtype=np.float64)
     s_min = float(s[s > 0].min())
-    return t_settle + float(escape_time([s_min], [roundoff_floor(s, dtype_eps)], depth)[0])
+    return t_settle + float(escape_time([s_min], [resolvable_floor(s, dtype_eps)], depth)[0])
 
 
 def loss_roundoff(M: torch.Tensor, dtype_eps: float) -> float:
@@ -172,7 +166,6 @@ def flow_entry_time(W0: torch.Tensor, M: torch.Tensor, depth: int, level: float,
     """First time the balanced end-to-end flow from W_0 (:func:`balanced_flow_rhs`, LSODA, rtol 1e-8)
     has loss 0.5 ||W - M||^2 <= level; inf if not before t_max. This is theory's gradient-flow
     prediction from the actual init (exact for a balanced init, any L >= 2)."""
-    from scipy.integrate import solve_ivp
 
     M = M.double().cpu().numpy()
 
@@ -200,7 +193,7 @@ def settle_time(t_entry: float, s, depth: int, learned: int, lr_curvature: float
 def sgd_temperature(lr: float, n: int, batch: int) -> float:
     """T = lr (n - B) / (B (n - 1)): lr times the variance factor of a batch mean drawn without
     replacement from n samples (Cochran 1977, Sampling Techniques, Thm 2.2)."""
-    return lr * (n - batch) / (batch * (n - 1))
+    return lr * minibatch_factor(n, batch)
 
 
 def sgd_escape_time(s_min: float, c: float, temperature: float, kappa: float = 1.0) -> float:

@@ -1,0 +1,276 @@
+"""Frozen, validated descriptions of a DLN experiment: the teacher, the init, the run grid.
+
+Everything here is pure configuration: no tensors are kept on the objects except the
+teacher's SVD factors, which are derived deterministically from the teacher's seed.
+``Experiment.key()`` is a content hash used by :mod:`dlncheck.store.cache`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+
+import torch
+
+from dlncheck.config import validation as check
+
+TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
+INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
+DTYPES = check.DTYPES
+
+
+_fail = check.fail
+
+
+def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
+    """Haar-distributed n x n orthogonal matrix (QR of a Gaussian with sign fix; Mezzadri 2007)."""
+    q, r = torch.linalg.qr(torch.randn(n, n, generator=generator, dtype=torch.float64))
+    return q * torch.where(torch.diagonal(r) < 0, -1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Teacher M = U diag(s) V^T (d_out x d_in) with seeded Haar-random orthogonal U, V.
+
+    ``singular_values`` lists the non-zero values (descending); ``s`` pads them with zeros to
+    min(d_out, d_in). kind: "degenerate" if a non-zero value repeats, else "fullrank" if
+    rank == min(d_out, d_in), else "lowrank".
+    """
+
+    d_out: int
+    d_in: int
+    singular_values: tuple[float, ...]
+    seed: int = 0
+
+    def __post_init__(self):
+        for name in ("d_out", "d_in"):
+            object.__setattr__(self, name, check.integral(name, getattr(self, name), min=1))
+        values = check.real_sequence("singular_values", self.singular_values)
+        object.__setattr__(self, "singular_values", values)
+        object.__setattr__(self, "seed", check.seed("Teacher.seed", self.seed))
+        if list(values) != sorted(values, reverse=True):
+            _fail("singular_values", values, "give non-negative values in descending order")
+        if len(values) > min(self.d_out, self.d_in):
+            _fail("singular_values", values,
+                  f"give at most min(d_out, d_in) = {min(self.d_out, self.d_in)} values")
+
+    @cached_property
+    def _factors(self):
+        g = torch.Generator().manual_seed(int(self.seed))
+        return random_orthogonal(self.d_out, g), random_orthogonal(self.d_in, g)
+
+    @property
+    def U(self) -> torch.Tensor:
+        return self._factors[0]
+
+    @property
+    def V(self) -> torch.Tensor:
+        return self._factors[1]
+
+    @property
+    def s(self) -> torch.Tensor:
+        s = torch.zeros(min(self.d_out, self.d_in), dtype=torch.float64)
+        s[: len(self.singular_values)] = torch.tensor(self.singular_values, dtype=torch.float64)
+        return s
+
+    @property
+    def M(self) -> torch.Tensor:
+        k = len(self.s)
+        return self.U[:, :k] @ torch.diag(self.s) @ self.V[:, :k].T
+
+    @property
+    def rank(self) -> int:
+        return sum(v > 0 for v in self.singular_values)
+
+    @property
+    def kind(self) -> str:
+        nonzero = [v for v in self.singular_values if v > 0]
+        if len(set(nonzero)) < len(nonzero):
+            return "degenerate"
+        return "fullrank" if self.rank == min(self.d_out, self.d_in) else "lowrank"
+
+
+@dataclass(frozen=True)
+class Init:
+    """Initial weights. kinds:
+
+    - ``aligned``: W_l = scale * Q_l E Q_{l-1}^T with Q_0 = V, Q_L = U (teacher bases), random
+      orthonormal hidden Q_l and E the rectangular identity on the first min(widths) modes:
+      balanced and decoupled, every mode starts at u0 = scale^L (Saxe et al. 2014).
+    - ``balanced``: the same with random Q_0, Q_L as well: exactly balanced
+      (W_{l+1}^T W_{l+1} = W_l W_l^T), every layer's non-zero singular values equal ``scale``.
+    - ``gaussian``: iid N(0, scale^2) entries.
+    - ``lecun``: iid N(0, scale^2 / fan_in) entries (variance ~ 1/fan_in, the NTK-style init).
+    """
+
+    kind: str
+    scale: float
+    seed: int = 0
+
+    def __post_init__(self):
+        check.one_of("Init.kind", self.kind, INIT_KINDS)
+        object.__setattr__(self, "scale", check.nonneg("Init.scale", self.scale))
+        object.__setattr__(self, "seed", check.seed("Init.seed", self.seed))
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One GD run (run 0) and ``sgd_runs`` SGD runs (runs 1..S) from the same initial weights.
+
+    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on ``n_samples`` whitened inputs;
+    step size ``lr``; SGD batches of ``batch_size`` drawn without replacement, reshuffled
+    every epoch. ``width``: int (all hidden layers) or tuple of the depth-1 hidden widths.
+    """
+
+    teacher: Teacher
+    depth: int
+    width: int | tuple[int, ...]
+    init: Init
+    lr: float
+    steps: int
+    batch_size: int
+    n_samples: int
+    sgd_runs: int
+    seed: int = 0
+    label_noise: float = 0.0
+    dtype: str = "float64"
+    device: str = "cpu"
+
+    def __post_init__(self):
+        if not isinstance(self.teacher, Teacher):
+            _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
+        if not isinstance(self.init, Init):
+            _fail("init", self.init, "pass a dlncheck.Init")
+        fields = {"depth": check.depth("depth", self.depth),  # number of weight matrices
+                  "lr": check.finite_float("lr", self.lr, positive=True),
+                  "steps": check.steps("steps", self.steps),
+                  "n_samples": check.integral("n_samples", self.n_samples, min=self.teacher.d_in,
+                                              why=" (n_samples >= d_in, so the inputs can be whitened)"),
+                  "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
+                  "seed": check.seed("seed", self.seed),
+                  "label_noise": check.nonneg("label_noise", self.label_noise),
+                  "dtype": check.dtype("dtype", self.dtype), "device": check.device("device", self.device)}
+        fields["batch_size"] = check.integral("batch_size", self.batch_size, min=1, max=fields["n_samples"],
+                                             why=" (1 <= batch_size <= n_samples)")
+        if isinstance(self.width, (list, tuple)):
+            fields["width"] = check.int_sequence("width", self.width, min=1)
+            if len(fields["width"]) != fields["depth"] - 1:
+                _fail("width", self.width, f"give an int or exactly depth-1 = {fields['depth'] - 1} hidden widths")
+        else:
+            fields["width"] = check.integral("width", self.width, min=1)
+        for name, value in fields.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def widths(self) -> tuple[int, ...]:
+        """(d_0, ..., d_L): d_0 = d_in, d_L = d_out."""
+        hidden = self.width if isinstance(self.width, tuple) else (self.width,) * (self.depth - 1)
+        return (self.teacher.d_in, *hidden, self.teacher.d_out)
+
+    @property
+    def runs(self) -> int:
+        return 1 + self.sgd_runs
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    @property
+    def roundoff_scale(self) -> float:
+        """Unit roundoff of this dtype over float64's (1 for float64, ~5.4e8 for float32): a
+        tolerance that is a multiple of roundoff, stated for float64, scales by this factor."""
+        return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+
+    def key(self) -> str:
+        """Content hash of the full specification (stable across sessions)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, default=list)
+        return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> Experiment:
+        spec = dict(spec)
+        teacher = spec.pop("teacher")
+        return cls(teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),
+                   init=Init(**spec.pop("init")), **spec | {"width": tuple(spec["width"])})
+
+
+@dataclass(frozen=True, init=False)
+class Ensemble:
+    """Configs that share one Experiment's teacher, data, depth, widths, batch size, sample
+    count, SGD runs, data seed, dtype and device, and differ in their init (and learning rate).
+
+    ``Ensemble(experiment, inits=[Init, ...], lrs=None, same_time=True)``: config i has init
+    ``inits[i]`` and lr ``lrs[i]`` (one lr per config, zipped with the inits; ``lrs=None``: every
+    config uses experiment.lr; :meth:`grid` crosses inits x lrs). With ``same_time`` config i
+    trains for steps_i = round(T / lr_i) steps, T = experiment.lr * experiment.steps, so every
+    config covers the same time t = lr * step; otherwise every config trains experiment.steps.
+    ``train(ensemble)`` steps all (config, run) pairs in one batched program.
+    """
+
+    base: Experiment
+    inits: tuple[Init, ...]
+    lrs: tuple[float, ...]
+    same_time: bool
+
+    def __init__(self, experiment: Experiment, inits, lrs=None, same_time: bool = True):
+        if not isinstance(experiment, Experiment):
+            _fail("experiment", experiment, "pass a dlncheck.Experiment (the configs' shared settings)")
+        inits = tuple(inits) if isinstance(inits, (list, tuple)) else inits
+        if not isinstance(inits, tuple) or not inits or not all(isinstance(i, Init) for i in inits):
+            _fail("inits", inits, "give a non-empty list of dlncheck.Init, one per config")
+        if lrs is None:
+            lrs = (experiment.lr,) * len(inits)
+        if not isinstance(lrs, (list, tuple)) or len(lrs) != len(inits):
+            _fail("lrs", lrs, f"give one lr per init ({len(inits)} values), None for experiment.lr, "
+                  "or use Ensemble.grid(experiment, inits, lrs) to cross inits and lrs")
+        lrs = tuple(float(lr) for lr in lrs)
+        if not all(lr > 0 for lr in lrs):
+            _fail("lrs", lrs, "use learning rates > 0")
+        for name, value in (("base", experiment), ("inits", inits), ("lrs", lrs), ("same_time", bool(same_time))):
+            object.__setattr__(self, name, value)
+        for i, steps in enumerate(self.steps):
+            if steps < 1:
+                _fail("lrs", lrs, f"config {i} (lr={lrs[i]:g}) would train round(T / lr) = {steps} steps "
+                      f"over T = {self.time:g}: use a smaller lr or a longer experiment")
+
+    @classmethod
+    def grid(cls, experiment: Experiment, inits, lrs, same_time: bool = True) -> Ensemble:
+        """Every (init, lr) pair, init-major: config i * len(lrs) + j has inits[i] and lrs[j]."""
+        inits, lrs = list(inits), list(lrs)
+        return cls(experiment, [i for i in inits for _ in lrs], lrs * len(inits), same_time)
+
+    @property
+    def time(self) -> float:
+        """T = lr * steps of the base experiment: the time every config covers with same_time."""
+        return self.base.lr * self.base.steps
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """Steps of each config: round(T / lr_i) with same_time, else experiment.steps."""
+        if not self.same_time:
+            return (self.base.steps,) * len(self)
+        return tuple(int(round(self.time / lr)) for lr in self.lrs)
+
+    def __len__(self) -> int:
+        return len(self.inits)
+
+    def experiment(self, i: int) -> Experiment:
+        """The Experiment of config i: train(ensemble)[i] equals train(ensemble.experiment(i))."""
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"config {i} is out of range: the ensemble has {len(self)} configs")
+        return dataclasses.replace(self.base, init=self.inits[i], lr=self.lrs[i], steps=self.steps[i])
+
+    @property
+    def experiments(self) -> list[Experiment]:
+        return [self.experiment(i) for i in range(len(self))]
+
+    def subset(self, indices) -> Ensemble:
+        """The ensemble of configs ``indices`` (same base, so the same steps per config)."""
+        indices = list(indices)
+        return Ensemble(self.base, [self.inits[i] for i in indices], [self.lrs[i] for i in indices],
+                        self.same_time)

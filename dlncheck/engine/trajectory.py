@@ -1,0 +1,117 @@
+"""What train() returns: Trajectory (one config: losses, checkpoints, its own time axis, its
+conversion to and from named arrays) and EnsembleTrajectory (one Trajectory per config)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+
+from dlncheck.config import validation as check
+from dlncheck.config.experiment import Ensemble, Experiment, Teacher
+
+ARRAY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
+
+
+@dataclass
+class Trajectory:
+    """Losses of every run at ``steps`` and weights at ``checkpoint_steps``.
+
+    checkpoint_steps is (K,) (shared by all runs) or (R, K) (per run; -1 = not reached, the
+    weights there are NaN). weights: list of L tensors (R, K, d_l, d_{l-1}). Time is
+    t = lr * step (``times`` for the losses, ``checkpoint_times`` for the weights); the full-data
+    loss is 0.5 ||W - Syx||_F^2 + ``loss_offset`` (0 without label noise).
+    """
+
+    experiment: Experiment
+    steps: torch.Tensor
+    times: torch.Tensor
+    loss: torch.Tensor
+    checkpoint_steps: torch.Tensor
+    weights: list[torch.Tensor]
+    initial_weights: list[torch.Tensor]
+    loss_offset: float = 0.0
+
+    @property
+    def teacher(self) -> Teacher:
+        return self.experiment.teacher
+
+    @property
+    def runs(self) -> int:
+        return self.loss.shape[0]
+
+    @property
+    def checkpoint_times(self) -> torch.Tensor:
+        """t = lr * checkpoint step, (K,) or (R, K) like checkpoint_steps (NaN where skipped)."""
+        t = self.experiment.lr * self.checkpoint_steps.double()
+        return t.where(self.checkpoint_steps >= 0, float("nan"))
+
+    def relative_movement(self) -> torch.Tensor:
+        """(R, K): ||theta_k - theta_0|| / ||theta_0|| over all layers (lazy regime: << 1)."""
+        theta0 = torch.cat([w.flatten() for w in self.initial_weights])
+        moved = sum((w - w0).pow(2).sum((-2, -1)) for w, w0 in zip(self.weights, self.initial_weights))
+        return moved.sqrt() / theta0.norm()
+
+    def to_frame(self) -> pd.DataFrame:
+        """Tidy losses: one row per (run, step) with columns run, method, step, time, loss."""
+        R, T = self.loss.shape
+        run = np.repeat(np.arange(R), T)
+        return pd.DataFrame({
+            "run": run,
+            "method": np.where(run == 0, "GD", "SGD"),
+            "step": np.tile(self.steps.cpu().numpy(), R),
+            "time": np.tile(self.times.cpu().numpy(), R),
+            "loss": self.loss.cpu().double().numpy().ravel(),
+        })
+
+    def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
+        """Named NumPy arrays (weights_l, initial_l per layer, loss_offset) for np.savez."""
+        arrays = {name: getattr(self, name) for name in ARRAY_FIELDS}
+        arrays |= {f"weights_{l}": w for l, w in enumerate(self.weights)}
+        arrays |= {f"initial_{l}": w for l, w in enumerate(self.initial_weights)}
+        arrays = {prefix + k: v.cpu().numpy() for k, v in arrays.items()}
+        return arrays | {prefix + "loss_offset": np.asarray(self.loss_offset, dtype=np.float64)}
+
+    @classmethod
+    def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
+        """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
+        check.decoded_trajectory(arrays, experiment, prefix)   # shapes and finiteness, else recompute
+        def t(name):
+            return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)
+        L = experiment.depth
+        return cls(experiment, *(t(name) for name in ARRAY_FIELDS),
+                   [t(f"weights_{l}") for l in range(L)], [t(f"initial_{l}") for l in range(L)],
+                   float(arrays[prefix + "loss_offset"]))
+
+
+@dataclass
+class EnsembleTrajectory:
+    """One Trajectory per config of ``ensemble``: ``et[i]`` is what train(ensemble.experiment(i))
+    returns; ``et.configs`` is a DataFrame with one row per config."""
+
+    ensemble: Ensemble
+    trajectories: list[Trajectory]
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __getitem__(self, i: int) -> Trajectory:
+        return self.trajectories[i]
+
+    def __iter__(self):
+        return iter(self.trajectories)
+
+    @property
+    def configs(self) -> pd.DataFrame:
+        """Columns config, init, scale, init_seed, lr, steps, time (= lr * steps)."""
+        e = self.ensemble
+        return pd.DataFrame({
+            "config": range(len(e)),
+            "init": [i.kind for i in e.inits],
+            "scale": [i.scale for i in e.inits],
+            "init_seed": [i.seed for i in e.inits],
+            "lr": list(e.lrs),
+            "steps": list(e.steps),
+            "time": [lr * s for lr, s in zip(e.lrs, e.steps)],
+        })

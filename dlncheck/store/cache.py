@@ -1,0 +1,281 @@
+"""Content-addressed trajectory cache: nothing is trained twice in a session or across sessions.
+
+An entry's key hashes the Experiment, the call's keyword arguments, the package version,
+engine.ENGINE_VERSION and the on-disk format (cache_format.FORMAT).
+On disk each entry is ``<kind>-<key>.npz`` (arrays, byte-shuffled and deflated, loaded with
+allow_pickle=False; ``cache_format``) plus ``<kind>-<key>.json`` (the spec, labels, the arrays'
+layout and the npz's SHA-256); both are written to a temp file and moved into place with
+os.replace, so concurrent pytest-xdist workers and interrupted runs never expose a partial entry.
+An entry that fails to load or verify is recomputed with a warning.
+
+Only entries worth their disk space are written (:func:`worth_storing`): an entry must have
+cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
+and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
+checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
+(README, "Cache").
+In memory, entries are kept least-recently-used up to ``memory_limit`` bytes
+(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB) when there is a root: a nightly worker
+that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running
+two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed cheaply.
+Without a root (``--no-cache``) memory is the only store and nothing is evicted.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+import zipfile
+from collections import OrderedDict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dlncheck._version import __version__
+from dlncheck.config import validation as check
+from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.engine._train import ENGINE_VERSION, train
+from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
+from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
+from dlncheck.measure.analysis import Analysis, analyze
+from dlncheck.store import _format as cache_format
+from dlncheck.store.atomic import atomic_path, write_json
+
+ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
+#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
+#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
+#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
+MIN_SECONDS_PER_MB = 0.05
+#: entries up to this size are always stored (reading them costs milliseconds)
+ALWAYS_STORE_MB = 1.0
+
+
+def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
+    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
+    small, or at least ``min_seconds_per_mb`` of compute per MB."""
+    megabytes = size_bytes / 1e6
+    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
+
+
+MEMORY_LIMIT_GB = 2.0
+
+
+def nbytes(value, depth: int = 3) -> int:
+    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        return sum(nbytes(v, depth - 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v, depth - 1) for v in value)
+    fields = getattr(value, "__dict__", None)
+    return nbytes(fields, depth - 1) if fields else 0
+
+
+def _plain(value):
+    """JSON-able form of a keyword argument (tensors and arrays become lists)."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        return np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value).tolist()
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+        return _sha256(tmp)
+
+
+class TrajectoryCache:
+    """``cache(experiment, **train_kwargs) -> Trajectory`` and
+    ``cache.aligned(experiment, **align_kwargs) -> AlignedCheckpoints``, memoized in memory and,
+    unless root is None, on disk under root."""
+
+    def __init__(self, root: Path | str | None = None, memory_limit: float | None = None,
+                 min_seconds_per_mb: float = MIN_SECONDS_PER_MB):
+        self.root = None if root is None else Path(root)
+        if memory_limit is None:
+            memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
+        self.memory_limit = check.finite_float("memory_limit", memory_limit, positive=True)
+        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._sizes: dict[str, int] = {}
+        self.min_seconds_per_mb = min_seconds_per_mb
+        # where each request was served from; "memory_only": computed entries not worth storing
+        self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
+        if self.root is not None and self.root.is_dir():
+            check.stale_temporaries(self.root)   # left by a killed writer
+
+    def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
+        spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
+                "engine": ENGINE_VERSION, "format": cache_format.FORMAT,
+                "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"}}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+    def __call__(self, experiment: Experiment, **train_kwargs) -> Trajectory:
+        return self._get("trajectory", experiment, train_kwargs,
+                         compute=lambda: train(experiment, **train_kwargs),
+                         encode=lambda traj: (traj.to_arrays(), {}),
+                         decode=lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+
+    def ensemble(self, ensemble: Ensemble, **train_kwargs) -> EnsembleTrajectory:
+        """``train(ensemble, **train_kwargs)``, each config cached under its own Experiment (so
+        ``cache(ensemble.experiment(i), ...)`` hits); only the configs not cached are trained,
+        together in one program. A dict ``checkpoints`` ({config: spec}) is split per config."""
+        spec = train_kwargs.get("checkpoints")
+        per_config = spec if isinstance(spec, dict) else None
+        shared = {k: v for k, v in train_kwargs.items() if per_config is None or k != "checkpoints"}
+        kwargs = [shared | ({} if per_config is None or per_config.get(i) is None
+                            else {"checkpoints": per_config[i]}) for i in range(len(ensemble))]
+        keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
+        found = []
+        for i, key in enumerate(keys):
+            traj = self._recall(key)
+            self.stats["memory"] += traj is not None
+            if traj is None:
+                traj = self._lookup(key, ensemble.experiment(i))
+                self.stats["disk" if traj is not None else "computed"] += 1
+            found.append(traj)
+        missing = [i for i, traj in enumerate(found) if traj is None]
+        if missing:
+            if per_config is not None:
+                train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
+            start = time.perf_counter()
+            trained = train(ensemble.subset(missing), **train_kwargs)
+            seconds = (time.perf_counter() - start) / len(missing)   # each config's share
+            for i, traj in zip(missing, trained):
+                found[i] = traj
+                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {},
+                           seconds)
+        for key, traj in zip(keys, found):
+            self._remember(key, traj)
+        return EnsembleTrajectory(ensemble, found)
+
+    def analysis(self, experiment: Experiment, trajectory: Trajectory | None = None, **train_kwargs) -> Analysis:
+        """:func:`dlncheck.measure.analysis.analyze` of ``self(experiment, **train_kwargs)``, stored beside
+        that trajectory (kind "analysis", same key inputs), so the SVDs run once per trajectory.
+        ``trajectory``: that trajectory when the caller holds it (e.g. a config of
+        :meth:`ensemble`), so it is not fetched again (an entry too cheap to store on disk and
+        evicted from memory would train a second time, alone)."""
+        return self._get("analysis", experiment, train_kwargs,
+                         compute=lambda: analyze(trajectory if trajectory is not None
+                                                 else self(experiment, **train_kwargs)),
+                         encode=lambda a: (a.to_arrays(), {}),
+                         decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.teacher,
+                                                                          experiment.device))
+
+    def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
+        if self.root is None:
+            return None
+        return self._load("trajectory", key, experiment,
+                          lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+
+    def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
+        def encode(a: AlignedCheckpoints):
+            arrays = {name: getattr(a, name).cpu().numpy() for name in ALIGNED_FIELDS}
+            arrays |= {f"weights_{l}": w.cpu().numpy() for l, w in enumerate(a.weights)}
+            arrays |= a.trajectory.to_arrays(prefix="trajectory_")
+            return arrays, {"labels": a.labels, "kinds": a.kinds, "windows": a.windows, "window": a.window}
+
+        def decode(arrays, meta) -> AlignedCheckpoints:
+            fields = {name: torch.from_numpy(arrays[name]) for name in ALIGNED_FIELDS}
+            traj = Trajectory.from_arrays(arrays, experiment, prefix="trajectory_")
+            return AlignedCheckpoints(
+                **fields, labels=meta["labels"], kinds=meta["kinds"],
+                weights=[torch.from_numpy(arrays[f"weights_{l}"]).to(experiment.device)
+                         for l in range(experiment.depth)],
+                windows=[tuple(w) for w in meta["windows"]], window=meta["window"], trajectory=traj)
+
+        return self._get("aligned", experiment, align_kwargs,
+                         compute=lambda: aligned_checkpoints(experiment, **align_kwargs),
+                         encode=encode, decode=decode)
+
+    def contains(self, kind: str, experiment: Experiment, kwargs: dict) -> bool:
+        """Whether an entry for (kind, experiment, kwargs) is in memory or on disk (not verified)."""
+        key = self.key(kind, experiment, kwargs)
+        return key in self._memory or (self.root is not None and all(p.exists() for p in self._paths(kind, key)))
+
+    def _get(self, kind, experiment, kwargs, compute, encode, decode):
+        key = self.key(kind, experiment, kwargs)
+        value = self._recall(key)
+        if value is not None:
+            self.stats["memory"] += 1
+            return value
+        value = self._load(kind, key, experiment, decode) if self.root is not None else None
+        self.stats["disk" if value is not None else "computed"] += 1
+        if value is None:
+            start = time.perf_counter()
+            value = compute()
+            self._keep(kind, key, experiment, kwargs, *encode(value), time.perf_counter() - start)
+        self._remember(key, value)
+        return value
+
+    def _recall(self, key: str):
+        """The in-memory value (marked most recently used), or None."""
+        if key not in self._memory:
+            return None
+        self._memory.move_to_end(key)
+        return self._memory[key]
+
+    def _remember(self, key: str, value) -> None:
+        """Keep a value in memory; with a disk root, evict least recently used ones beyond memory_limit."""
+        self._memory[key] = value
+        self._memory.move_to_end(key)
+        self._sizes[key] = nbytes(value)
+        if self.root is None:
+            return
+        total = sum(self._sizes.values())
+        while total > self.memory_limit and len(self._memory) > 1:
+            old, _ = self._memory.popitem(last=False)
+            total -= self._sizes.pop(old)
+
+    def _keep(self, kind, key, experiment, kwargs, arrays, meta, seconds) -> None:
+        """Store on disk when there is a root and the entry is :func:`worth_storing`; a failed
+        store warns and the value stays in memory."""
+        if self.root is None:
+            return
+        if not worth_storing(sum(a.nbytes for a in arrays.values()), seconds, self.min_seconds_per_mb):
+            self.stats["memory_only"] += 1
+            return
+        try:
+            self._store(kind, key, experiment, kwargs, arrays, meta)
+        except OSError as error:
+            warnings.warn(f"cache entry {kind}-{key} could not be stored under {self.root} "
+                          f"({error}); keeping it in memory only", stacklevel=4)
+
+    def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"
+
+    def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:
+        npz, spec = self._paths(kind, key)
+        digest, layout = cache_format.write(npz, arrays)
+        write_json(spec, {"kind": kind, "key": key, "version": __version__, "format": cache_format.FORMAT,
+                          "sha256": digest, "layout": layout,
+                          "experiment": experiment.to_dict(),
+                          "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
+                          "meta": meta})
+
+    def _load(self, kind, key, experiment, decode):
+        npz, spec = self._paths(kind, key)
+        if not (npz.exists() and spec.exists()):
+            return None
+        try:
+            meta = json.loads(spec.read_text())
+            if meta["key"] != key or meta["format"] != cache_format.FORMAT or meta["sha256"] != _sha256(npz):
+                raise ValueError("checksum, key or format mismatch")
+            return decode(cache_format.read(npz, meta["layout"]), meta["meta"])
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+            warnings.warn(f"cache entry {npz.name} is unreadable ({error}); recomputing it", stacklevel=3)
+            return None

@@ -1,0 +1,176 @@
+"""Init ensembles for the GD-vs-SGD pattern claims: which inits a case runs, which of them the
+det-sign rule sets apart, and the Wilson interval of a fraction over inits.
+
+Saddle regime (issue #10 item 1): random small inits, half ``Init("balanced", a0, seed)``
+(W_l = a0 O_l, exactly balanced) and half iid Gaussian of the same per-layer rms singular value
+(``presets.random_small_init``), trained until GD's own staircase is over (:func:`random_run_steps`);
+the aligned preset stays a control case of its own. Other regimes: the preset's init kind with seeds 0..n-1.
+Verdicts are per init (GD and its S SGD runs share the init): the init is the unit, runs are
+nested within it, so fractions are over inits, never over pooled (init, run) pairs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import torch
+
+from dlncheck import presets, theory
+from dlncheck.config.data import init_weights
+from dlncheck.config.experiment import Ensemble, Experiment, Init
+from dlncheck.config.threads import cpu_threads
+from dlncheck.engine import train
+from dlncheck.measure import events, modes, stats
+from dlncheck.spectra import end_to_end
+from dlncheck.theory import trap
+
+INITS = {"quick": {"saddle": 8, "other": 4}, "nightly": {"saddle": 32, "other": 8}}
+#: SGD runs per init in the assumption checks' ensembles (the pattern claims keep the preset's S)
+SGD_RUNS_PER_INIT = {"quick": 4, "nightly": 8}
+#: longest random-init saddle run, in lengths of the aligned preset (the compute budget of the pilot)
+PILOT_CAP = 8
+
+
+def case_ensemble(exp: Experiment, tier: str, sgd_runs: int | None = None) -> Ensemble:
+    """The init ensemble of a preset: saddle -> n/2 balanced + n/2 Gaussian small inits (seeds
+    0..n/2-1 each); other regimes -> the preset's init with seeds 0..n-1; ``sgd_runs`` per init
+    (default the preset's)."""
+    if tier not in INITS:
+        raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(INITS)}")
+    if sgd_runs is not None:
+        exp = dataclasses.replace(exp, sgd_runs=sgd_runs)
+    if exp.init.kind == "aligned":
+        half = INITS[tier]["saddle"] // 2
+        base = presets.random_small_init(exp)
+        inits = ([Init("balanced", exp.init.scale, seed=i) for i in range(half)]
+                 + [Init("gaussian", base.init.scale, seed=i) for i in range(half)])
+        return Ensemble(dataclasses.replace(base, steps=random_run_steps(exp, base, tuple(inits))), inits)
+    return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(INITS[tier]["other"])])
+
+
+@functools.lru_cache(maxsize=64)
+def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, ...]) -> int:
+    """Steps of a random-init saddle ensemble: until GD's own last escape, not the aligned theory's.
+
+    The decoupled escape time from an init's projection (theory.escape_time of
+    modes.initial_mode_strength) underestimates random inits at L >= 3: saddle-lowrank-L4
+    balanced#8 predicts the s = 1 escape at t = 57.1, GD makes it at 152.9 (mode 3's initial mass
+    sits in hidden directions that modes 1-2 take over). So a GD-only pilot of every init (no SGD
+    runs: ~1/(1 + S) of the ensemble's cost; float64, one thread, deterministic) gives each init's
+    last escape step (events.escape_steps: the loss below the midpoint between its last two
+    plateaus), and the ensemble runs to max(base.steps, max_i last escape + the preset's
+    convergence margin 10 / (L s_min^{2-2/L} lr)) over the inits theory.trap does not trap, at
+    most PILOT_CAP aligned lengths (an init whose GD is still on a plateau then is reported by
+    the claims' own checks). Fixed from GD alone, before any SGD run is looked at."""
+    cap = PILOT_CAP * aligned.steps
+    pilot = Ensemble(dataclasses.replace(base, sgd_runs=0, steps=cap), list(inits))
+    with cpu_threads("cpu", 1):
+        et = train(pilot, checkpoints=[0, cap], loss_every=1)
+    s = aligned.teacher.s[:aligned.teacher.rank]
+    margin = 10 / (aligned.depth * float(s[-1]) ** (2 - 2 / aligned.depth) * aligned.lr)
+    last = []
+    for i, tr in enumerate(et):
+        if not trapped(tr.initial_weights, pilot.experiment(i), inits[i]):
+            escapes = events.escape_steps(tr.loss[:1], torch.arange(tr.loss.shape[-1]), s)[0]
+            last.append(cap if bool((escapes < 0).any()) else math.ceil(int(escapes.max()) + margin))
+    return int(min(cap, max([base.steps, *last])))
+
+
+def checkpoint_grid(exp: Experiment) -> list[int]:
+    """The analysis grid (fixed before looking): the stagewise grid; NTK's 128-wide products
+    cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps)."""
+    if exp.init.kind == "lecun":
+        return events.time_grid(exp.steps, n_linear=40, n_log=16)
+    return events.time_grid_for(exp)
+
+
+COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints of the distance claims outside the saddle regime
+
+
+def distance_grid(regime: str, exp: Experiment) -> list[int]:
+    """The distance claims' checkpoints: the saddle regime's full grid (plateaus and escapes are
+    located on it); elsewhere only the curve drawn and the end asserted (COARSE_GRID points: the
+    128-wide NTK layers make each checkpoint costly to store)."""
+    return events.time_grid_for(exp) if regime == "saddle" else events.time_grid(exp.steps, *COARSE_GRID)
+
+
+def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, list]:
+    """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
+    own init alone (the control), else :func:`case_ensemble`; trained in one program through
+    ``cache.ensemble`` and analysed once through ``cache.analysis``."""
+    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, tier)
+    grid = checkpoint_grid(ens.base)
+    et = cache.ensemble(ens, checkpoints=grid)
+    return ens, [(et[i], cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=grid),
+                  trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i])) for i in range(len(ens))]
+
+
+def escape_windows(traj) -> tuple:
+    """Theory's escape times and windows for this init. u0: an aligned init is decoupled, so its
+    mode strengths u_a(0) = u_a^T W(0) v_a are theory's own initial values (exact); a random init
+    gets the silent-alignment proxy modes.initial_mode_strength. (That proxy divides each middle
+    layer's Frobenius norm by all min(d_l, d_{l-1}) directions, so on an aligned init whose middle
+    layers carry the teacher's d directions of a width-8 layer it gave u0 = a0^L (d/8)^{(L-2)/2}:
+    saddle-fullrank-L4 windows 40% after GD's escapes 12.44 / 24.80 / 49.39 / 98.24, which
+    u0 = a0^L puts at 12.42 / 24.78 / 49.37 / 98.22.)"""
+    teacher, L = traj.teacher, traj.experiment.depth
+    n = teacher.rank
+    if traj.experiment.init.kind == "aligned":
+        w0 = modes.mode_coefficients(end_to_end(traj.initial_weights), teacher.U, teacher.V)
+        u0 = torch.diagonal(w0, dim1=-2, dim2=-1)[..., :n].abs()
+    else:
+        u0 = modes.initial_mode_strength(traj.initial_weights, teacher.U, teacher.V, n)
+    t_esc = theory.escape_time(teacher.s[:n], u0, L)
+    return t_esc, theory.escape_windows(t_esc, teacher.s[:n], L)
+
+
+def trapped(initial_weights, exp: Experiment, init: Init) -> bool:
+    """theory.trap's det-sign rule: a balanced init of a square full-rank teacher with
+    sign det W_0 != sign det M; GD can never learn the smallest mode (False otherwise: the
+    rule says nothing for non-square or rank-deficient teachers or unbalanced inits)."""
+    M = exp.teacher.M
+    if init.kind != "balanced" or M.shape[0] != M.shape[1] or exp.teacher.rank < M.shape[0]:
+        return False
+    return bool(trap.predicts_trap(end_to_end(initial_weights).to(M), M))
+
+
+def init_label(init: Init) -> str:
+    """Short label such as 'balanced#3'."""
+    return f"{init.kind}#{init.seed}"
+
+
+def summary(outcomes) -> dict:
+    """n_inits, n_pass, fraction and its 95% Wilson interval over inits, and the outcomes
+    themselves (``per_init``; one bool per init)."""
+    outcomes = [bool(v) for v in (outcomes.tolist() if hasattr(outcomes, "tolist") else outcomes)]
+    n, k = len(outcomes), sum(outcomes)
+    lo, hi = stats.wilson_interval(k, n)
+    return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi,
+                per_init=outcomes)
+
+
+def init_labels(ensemble: Ensemble) -> list[str]:
+    """'balanced#0', 'gaussian#3', ...: one readable label per config."""
+    return [init_label(i) for i in ensemble.inits]
+
+
+def case_trajectories(exp: Experiment, init: str, tier: str, cache) -> tuple[list[str], list]:
+    """(labels, trajectories) of an assumption check on the shared grid (events.time_grid_for):
+    ``init="aligned"``: the preset alone (the control case); otherwise :func:`case_ensemble` with
+    SGD_RUNS_PER_INIT runs per init, trained together through ``cache.ensemble``."""
+    if init == "aligned":
+        return ["aligned"], [cache(exp, checkpoints=events.time_grid_for(exp))]
+    ens = case_ensemble(exp, tier, sgd_runs=SGD_RUNS_PER_INIT[tier])
+    return init_labels(ens), list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
+
+
+def gd_trapped(exp: Experiment) -> bool:
+    """:func:`trapped` decided from the experiment's own init, before training."""
+
+    return trapped(init_weights(exp), exp, exp.init)
+
+
+__all__ = ["COARSE_GRID", "INITS", "PILOT_CAP", "SGD_RUNS_PER_INIT", "case_ensemble", "case_runs",
+           "case_trajectories", "checkpoint_grid", "distance_grid", "escape_windows", "gd_trapped", "init_label",
+           "init_labels", "random_run_steps", "summary", "trapped"]

@@ -1,0 +1,236 @@
+"""The claims plugin: options, fixtures, tiers; registers the report collector.
+
+Case lists and measured contradictions live in ``claims/expectations.py``.
+
+Registered by the root ``conftest.py`` (``pytest_plugins = ["dlncheck.suite.plugin"]``).
+The report itself lives in :mod:`dlncheck.report.collector`: each claim's record travels on
+the test report's ``user_properties``, so under pytest-xdist each worker's records reach the
+controller, which alone writes ``results.json``, ``index.html`` and the case pages — nothing
+is clobbered, and the index holds exactly the claims that ran in this session.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+import torch
+
+from dlncheck import presets
+from dlncheck.config import validation
+from dlncheck.config.threads import set_cpu_threads
+from dlncheck.report.claim import Claim
+from dlncheck.report.collector import (
+    CACHE_KEY,
+    CACHE_OUTPUT,
+    CLAIM_KEY,
+    ReportCollector,
+    cache_stats,
+    pytest_runtest_makereport,  # noqa: F401 (hook: the records)
+)
+from dlncheck.store.cache import TrajectoryCache
+from dlncheck.suite import shard
+
+if TYPE_CHECKING:
+    from dlncheck.config.experiment import Experiment
+
+OPTIONS = {  # name: (default, choices, help)
+    "tier": ("quick", ("quick", "nightly"),
+             "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
+    "device": ("auto", ("auto", "cpu", "cuda"), "compute device; auto = cuda when available"),
+    "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
+    "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
+    "cache_dir": (".dlncheck-cache", None, "folder of the content-addressed trajectory cache"),
+    "threads": ("auto", None, "torch CPU threads per process; auto = $DLNCHECK_THREADS or 1"),
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("dlncheck", "dlncheck claims")
+    for name, (default, choices, help_) in OPTIONS.items():
+        group.addoption(f"--{name.replace('_', '-')}", dest=f"dlncheck_{name}", default=None,
+                        choices=choices, help=f"{help_} (default {default}; ini dlncheck_{name})")
+        parser.addini(f"dlncheck_{name}", help_, default=default)
+    group.addoption("--no-cache", dest="dlncheck_no_cache", action="store_true",
+                    help="train every experiment afresh instead of reading .dlncheck-cache")
+    group.addoption("--shard", dest="dlncheck_shard", default=None, metavar="K/N",
+                    help="run only the K-th of N disjoint, duration-balanced parts of the selection "
+                         "(durations from claims/durations.json); merge shard reports with "
+                         "`dlncheck report merge`")
+    group.addoption("--svg", dest="dlncheck_svg", action="store_true",
+                    help="also write each figure as SVG (for papers; about doubles the "
+                         "figure-writing time). Default: PNG + thumbnail only")
+    group.addoption("--no-svg", dest="dlncheck_no_svg", action="store_true",
+                    help="PNG + thumbnail only (the default; kept for old command lines)")
+
+
+def option(config: pytest.Config, name: str) -> str:
+    """An option's value: command line, else ini key ``dlncheck_<name>``, else the default."""
+    value = config.getoption(f"dlncheck_{name}") or config.getini(f"dlncheck_{name}")
+    choices = OPTIONS[name][1]
+    if choices and value not in choices:
+        raise pytest.UsageError(f"dlncheck_{name} = {value!r} is not one of {choices}; "
+                                f"set --{name.replace('_', '-')} to one of them")
+    return value
+
+
+def _reports_root(config: pytest.Config) -> Path:
+    return Path(config.rootpath, option(config, "reports_dir")).resolve()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
+    config.addinivalue_line("markers", "contradicted_in(tier, reason): a measured contradiction in that tier only "
+                            "(strict xfail there)")
+    _load_hypothesis_profile(option(config, "tier"))
+    _check_writable(config)
+    try:  # one thread per process unless asked: see dlncheck.config.threads
+        set_cpu_threads(option(config, "threads"))
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
+    Claim.svg = config.getoption("dlncheck_svg") and not config.getoption("dlncheck_no_svg")
+    if not hasattr(config, "workerinput"):  # the controller, or a run without xdist, writes the report
+        settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
+        settings["selection"] = config.getoption("keyword") or ""
+        settings["shard"] = config.getoption("dlncheck_shard") or ""
+        config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings),
+                                      "dlncheck-report")
+
+
+def _check_writable(config: pytest.Config) -> None:
+    """The report and cache folders must take files, or the run stops before any test."""
+
+    folders = {"reports_dir": _reports_root(config)}
+    if not config.getoption("dlncheck_no_cache"):
+        folders["cache_dir"] = Path(config.rootpath, option(config, "cache_dir"))
+    for name, folder in folders.items():
+        try:
+            validation.writable_folder(f"--{name.replace('_', '-')}", folder)
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
+
+
+def _load_hypothesis_profile(tier: str) -> None:
+    """SciPy-style profiles: few examples in CI, many at night; never time-limited."""
+    from hypothesis import HealthCheck, settings
+
+    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    # CI: the same examples every run (derandomized) and no example database written to disk
+    settings.register_profile("quick", max_examples=40, derandomize=True, database=None, **common)
+    settings.register_profile("nightly", max_examples=400, **common)
+    settings.load_profile(tier)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    return (f"dlncheck: tier={option(config, 'tier')} device={option(config, 'device')} "
+            f"dtype={option(config, 'dtype')} reports={_reports_root(config)}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); a
+    ``contradicted_in(tier, reason)`` mark of the active tier becomes a strict xfail; with
+    ``--shard K/N`` only the K-th part of what remains is kept."""
+    tier = option(config, "tier")
+    if tier != "nightly":
+        _deselect(config, items, lambda item: item.get_closest_marker("nightly") is not None)
+    for item in items:
+        for mark in item.iter_markers("contradicted_in"):
+            if mark.args[0] == tier:
+                item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=mark.args[1]))
+    if config.getoption("dlncheck_shard"):
+
+        try:
+            k, n = shard.parse_shard(config.getoption("dlncheck_shard"))
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
+        owner = shard.assign([item.nodeid for item in items],
+                             shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE)), n)
+        _deselect(config, items, lambda item: owner[item.nodeid] != k)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], drop) -> None:
+    dropped = [item for item in items if drop(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not drop(item)]
+
+
+# ---------------------------------------------------------------------------- fixtures
+@pytest.fixture(scope="session")
+def tier(pytestconfig: pytest.Config) -> str:
+    """'quick' or 'nightly': changes case lists and sizes, never assertions."""
+    return option(pytestconfig, "tier")
+
+
+@pytest.fixture(scope="session")
+def device(pytestconfig: pytest.Config) -> str:
+    """The compute device name of the run (``--device``; auto = cuda when available)."""
+
+    name = option(pytestconfig, "device")
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda was asked for but torch.cuda.is_available() is "
+                                "False; use --device cpu (or auto)")
+    return name
+
+
+@pytest.fixture(scope="session")
+def dtype(pytestconfig: pytest.Config) -> str:
+    """The floating dtype name of the run (``--dtype``): "float64" or "float32"."""
+    return option(pytestconfig, "dtype")
+
+
+@pytest.fixture(scope="session")
+def preset(tier: str, device: str, dtype: str) -> Callable[..., Experiment]:
+    """``preset(regime, teacher, depth, **overrides)``: the preset Experiment of this session's
+    tier, dtype (``--dtype``) and device (``--device``); overrides replace any other field."""
+
+    def build(regime: str, teacher: str, depth: int, **overrides: object) -> Experiment:
+        settings = {"dtype": dtype, "device": device} | overrides
+        return presets.experiment(regime, teacher, depth, tier=tier, **settings)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def reports_dir(pytestconfig: pytest.Config) -> Path:
+    return _reports_root(pytestconfig)
+
+
+@pytest.fixture(scope="session")
+def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
+    """Content-addressed trajectories shared by all claims (``--no-cache`` keeps memory only)."""
+
+    root = None if pytestconfig.getoption("dlncheck_no_cache") else \
+        Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
+    cache = pytestconfig.stash[CACHE_KEY] = TrajectoryCache(root)
+    return cache
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    """Drop the post-mortem references pytest keeps to the last failure: ``sys.last_traceback``
+    holds the frames of a failed (or strict-xfailed) claim, with its ensembles' trajectories,
+    gigabytes carried into every later case of the worker until the next failure."""
+    if getattr(sys, "last_value", None) is not None:
+        sys.last_type = sys.last_value = sys.last_traceback = None
+        gc.collect()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """An xdist worker hands its cache statistics to the controller."""
+    if hasattr(session.config, "workeroutput"):
+        session.config.workeroutput[CACHE_OUTPUT] = json.dumps(cache_stats(session.config))
+
+
+@pytest.fixture
+def claim(request: pytest.FixtureRequest, reports_dir: Path) -> Claim:
+    """This test's report folder and recorder: ``figure``, ``table``, ``verdict``."""
+    record = Claim(request.node.nodeid, reports_dir)
+    request.node.stash[CLAIM_KEY] = record
+    return record

@@ -1,0 +1,88 @@
+"""Balance predictions (protocol "Balanced assumptions"): the final residual implied by the
+conserved D_l (Arora, Cohen & Hazan 2018, Thm. 1), GD's discrete drift bound, and the tolerance
+of SGD's extra drift against its first-order prediction (:mod:`dlncheck.theory.sgd`, item 1).
+"""
+from __future__ import annotations
+
+import torch
+from scipy.stats import t as student_t
+
+from dlncheck.theory import sgd as sgd_theory
+
+
+def balanced_residual_prediction(D0_norm: torch.Tensor, s: torch.Tensor, depth: int) -> torch.Tensor:
+    """Final r_l predicted from the conserved D_l(0): ||D_l(0)||_F / (2 (sum_a s_a^{4/L})^{1/2}).
+
+    At convergence to a teacher with nonzero singular values s_a, balanced layers carry
+    singular values s_a^{1/L}, so ||W_l W_l^T||_F = (sum_a s_a^{4/L})^{1/2} for each layer;
+    D_l is conserved by the flow, so r_l(T) ~ ||D_l(0)||_F over twice that norm.
+    """
+    if depth < 2:
+        raise ValueError(f"depth must be >= 2, got {depth}")
+    s = s[s > 0]
+    return D0_norm / (2 * torch.sqrt((s ** (4 / depth)).sum()))
+
+
+def gd_drift_bound(lr: float, loss0: float, lossT: float, h: float) -> float:
+    """Upper bound on GD's change ||D_l(T) - D_l(0)||_F: lr (L(0) - L(T)) / (1 - h/2).
+
+    One GD step changes D_l by lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) (dlncheck.measure.balance.discrete_drift),
+    of norm <= lr^2 (||G_{l+1}||_F^2 + ||G_l||_F^2) <= lr^2 ||grad L||^2. The descent lemma for a
+    loss with curvature <= lambda along the path gives L_{k+1} <= L_k - lr (1 - h/2) ||grad L_k||^2,
+    h = lr lambda, so lr sum_k lr ||grad L_k||^2 <= lr (L(0) - L(T)) / (1 - h/2). Assumption: the
+    curvature along the path stays below the bound behind h (theory.sgd.truncation_tolerance: the
+    larger of the tangent-kernel bound at init and L s_1^{2-2/L}); a run that leaves that region
+    can break the bound, so the check can fail. Requires h < 2.
+    """
+    if not 0 <= h < 2:
+        raise ValueError(f"h={h!r} is invalid: the descent lemma needs 0 <= lr * curvature < 2")
+    return lr * max(loss0 - lossT, 0.0) / (1 - h / 2)
+
+
+def sgd_drift_tolerance(predicted_norm: float, h: float, spread: float, sgd_runs: int, n_tests: int = 1) -> float:
+    """Allowed ||mean_SGD D_l(T) - D_l^GD(T) - c_B S_l||_F for one init and pair:
+    h ||c_B S_l||_F + t * spread / sqrt(R).
+
+    Two terms. (i) Truncation: the prediction c_B S_l = c_B lr^2 sum_t C_l(W_t^GD) is first order;
+    the neglected terms (covariance on the SGD path instead of GD's, the fluctuations' second
+    moment) are of relative order h = lr lambda_max (theory.sgd.truncation_tolerance, constant 1).
+    (ii) Sampling: the mean over R SGD runs of one init estimates the expectation with standard
+    error spread / sqrt(R), spread = sqrt(sum of the entries' sample variances); t is Student's
+    two-sided quantile 1 - 0.05 / (2 n_tests) with R - 1 degrees of freedom: a claim that asserts
+    every (init, pair) of an ensemble makes n_tests simultaneous tests, and Bonferroni keeps their
+    family-wise error at 5% (a per-test 95% interval over 32 inits x 1 pair would fail some init
+    with probability 1 - 0.95^32 = 81% even when the prediction is exact).
+    """
+    if sgd_runs < 2:
+        raise ValueError(f"sgd_runs={sgd_runs}: the sampling term needs at least 2 SGD runs per init")
+    if n_tests < 1:
+        raise ValueError(f"n_tests={n_tests}: count the (init, pair) tests the claim asserts, at least 1")
+    t = float(student_t.ppf(1 - 0.025 / n_tests, sgd_runs - 1))
+    return h * predicted_norm + t * spread / sgd_runs ** 0.5
+
+
+def _trapezoid(C: list[torch.Tensor], steps: torch.Tensor) -> list[torch.Tensor]:
+    w = torch.diff(steps.double()) / 2                                       # (K-1,)
+    return [((c[..., 1:, :, :] + c[..., :-1, :, :]) * w.view(-1, 1, 1).to(c)).sum(-3) for c in C]
+
+
+def sgd_extra_drift(gd_weights: list[torch.Tensor], steps: torch.Tensor, X: torch.Tensor, M: torch.Tensor,
+                    lr: float, c_B: float, chunk: int = 64) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B lr^2 sum_{k<T/lr} C_l(W_k^GD) from GD's checkpoints.
+
+    C_l is theory.sgd.drift_covariance (item 1 of that module's derivation); the sum over steps is
+    the trapezoid rule over the checkpoint steps ``steps`` (K,) of ``gd_weights`` (layers
+    (..., K, d_l, d_{l-1})). Its quadrature error is estimated by Richardson's rule for the
+    trapezoid (error ~ spacing^2): |S(grid) - S(every other point)| / 3, returned per pair as the
+    second list (norms, (...)) so a tolerance can add it. Returns ([c_B S_l], [quadrature error]).
+    """
+    K = steps.shape[0]
+    C = [torch.cat(parts, -3) for parts in zip(*(
+        sgd_theory.drift_covariance([w[..., k:k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]),
+                                    M.to(gd_weights[0])) for k in range(0, K, chunk)))]
+    half = torch.cat([torch.arange(0, K, 2), torch.tensor([K - 1])]).unique()
+    full = _trapezoid(C, steps)
+    coarse = _trapezoid([c[..., half, :, :] for c in C], steps[half])
+    scale = c_B * lr ** 2
+    return ([scale * f for f in full],
+            [scale * torch.linalg.matrix_norm(f - g, "fro") / 3 for f, g in zip(full, coarse)])
