@@ -20,6 +20,7 @@ each init has its own prediction), z Student-t at level 0.05 Bonferroni over the
 with h_DI = lr lambda_max and h_LoB = lr lambda_max (learning phase, reshuffling term dropped) or
 (lr lambda_max)^2 (label-noise phase, reshuffling term kept).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -40,13 +41,15 @@ from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import sgd
 from dlncheck.theory.gradient_noise import minibatch_factor
 
-CASES = [case("drift-identity-learning", "intermediate-lowrank-L2", 2, "learning"),
-         case("drift-identity-noise", "intermediate-lowrank-L2", 2, "noise"),
-         case("drift-identity-learning", "intermediate-lowrank-L3", 3, "learning", nightly=True),
-         case("drift-identity-noise", "intermediate-lowrank-L3", 3, "noise", nightly=True)]
-N_INITS = 3          # the preset's Gaussian init and two more seeds of the same scale
-ALPHA = 0.05         # family-wise level of the case's comparisons
-WINDOW_POINTS = 61   # checkpoints of the label-noise window (as test_law_of_balance)
+CASES = [
+    case("drift-identity-learning", "intermediate-lowrank-L2", 2, "learning"),
+    case("drift-identity-noise", "intermediate-lowrank-L2", 2, "noise"),
+    case("drift-identity-learning", "intermediate-lowrank-L3", 3, "learning", nightly=True),
+    case("drift-identity-noise", "intermediate-lowrank-L3", 3, "noise", nightly=True),
+]
+N_INITS = 3  # the preset's Gaussian init and two more seeds of the same scale
+ALPHA = 0.05  # family-wise level of the case's comparisons
+WINDOW_POINTS = 61  # checkpoints of the label-noise window (as test_law_of_balance)
 
 
 def drift_runs(preset, tier, trajectory_cache, depth):
@@ -74,15 +77,15 @@ def phase_curves(exp, traj, phase, t_gd, start):
     k = steps[keep].double()
     w0, n_steps = (init_weights(exp), t_gd) if phase == "learning" else ([w[0, 0] for w in W], int(k[-1] - k[0]))
     _, S = sgd.gd_path_drift(problem.X, problem.Syx, w0, lr, n_steps, labels=problem.Y)
-    _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, w0, lr, n_steps)          # label term dropped
-    if phase == "learning":                                                        # every step: exact sums
-        C = sgd.drift_covariance(W, problem.X, problem.Syx, problem.Y)             # (R, K, d, d)
-        lob = [c_B * lr ** 2 * torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1].cumsum(1)], 1) for c in C]
-        di = [c[0] for c in lob]                                                    # run 0 is GD
-    else:                                                                          # trapezoid over the window
-        lob = [nm.accumulated_drift(d, k, lr ** 2, cumulative=True) for d in gn.expected_balance_drift(W, exp, problem)]
+    _, S_free = sgd.gd_path_drift(problem.X, problem.Syx, w0, lr, n_steps)  # label term dropped
+    if phase == "learning":  # every step: exact sums
+        C = sgd.drift_covariance(W, problem.X, problem.Syx, problem.Y)  # (R, K, d, d)
+        lob = [c_B * lr**2 * torch.cat([torch.zeros_like(c[:, :1]), c[:, :-1].cumsum(1)], 1) for c in C]
+        di = [c[0] for c in lob]  # run 0 is GD
+    else:  # trapezoid over the window
+        lob = [nm.accumulated_drift(d, k, lr**2, cumulative=True) for d in gn.expected_balance_drift(W, exp, problem)]
         C = sgd.drift_covariance([w[:1] for w in W], problem.X, problem.Syx, problem.Y)
-        di = [c_B * nm.accumulated_drift(c, k, lr ** 2, cumulative=True)[0] for c in C]
+        di = [c_B * nm.accumulated_drift(c, k, lr**2, cumulative=True)[0] for c in C]
     D = balance.balance_matrices(W)
     out = []
     for l, D_l in enumerate(D):
@@ -93,16 +96,24 @@ def phase_curves(exp, traj, phase, t_gd, start):
         def x(M, P=P):
             return (M * P).sum((-2, -1)) / P.square().sum()
 
-        out.append({"P": P, "measured": x(extra), "lob": x(lob[l][1:]), "di": x(di[l]),
-                    "cos": nm.projected_ratio(extra[:, -1], P)[1], "D_gd_norm": float(D_l[0, -1].norm()),
-                    "di_noise_free": float(x(c_B * S_free[l]))})
+        out.append(
+            {
+                "P": P,
+                "measured": x(extra),
+                "lob": x(lob[l][1:]),
+                "di": x(di[l]),
+                "cos": nm.projected_ratio(extra[:, -1], P)[1],
+                "D_gd_norm": float(D_l[0, -1].norm()),
+                "di_noise_free": float(x(c_B * S_free[l])),
+            }
+        )
     return k * lr, out
 
 
 def nested(x: torch.Tensor):
     """Mean of the per-init means of x (I, R) and its nested standard error sqrt(sum s_i^2 / R) / I."""
     I, R = x.shape
-    return float(x.mean(1).mean()), float(x.var(1).sum().sqrt() / (I * R ** 0.5))
+    return float(x.mean(1).mean()), float(x.var(1).sum().sqrt() / (I * R**0.5))
 
 
 @pytest.mark.parametrize("depth, phase", CASES)
@@ -119,44 +130,78 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
     rows, checks, curves = [], {}, []
     for l in range(depth - 1):
         pairs = [curves_i[l] for _, curves_i in per_init]
-        meas = torch.stack([p["measured"][:, -1] for p in pairs])                 # (I, R)
+        meas = torch.stack([p["measured"][:, -1] for p in pairs])  # (I, R)
         lob = torch.stack([p["lob"][:, -1] for p in pairs])
         m_meas, se_meas = nested(meas)
         m_lob, se_lob = nested(lob)
         m_diff, se_diff = nested(meas - lob)
-        limits = {"LoB = DI": z * se_lob + h_lob + h_di, "measured = LoB": z * se_diff + h_lob,
-                  "measured = DI": z * se_meas + h_di}
+        limits = {
+            "LoB = DI": z * se_lob + h_lob + h_di,
+            "measured = LoB": z * se_diff + h_lob,
+            "measured = DI": z * se_meas + h_di,
+        }
         gaps = {"LoB = DI": abs(m_lob - 1), "measured = LoB": abs(m_diff), "measured = DI": abs(m_meas - 1)}
         for name in limits:
             checks[f"pair {l + 1}: {name}"] = gaps[name] <= limits[name]
-        rows.append({"pair": l + 1, "x_measured": m_meas, "se_measured": se_meas, "x_lob": m_lob, "se_lob": se_lob,
-                     "x_di": 1.0, "h_di": h_di, "h_lob": h_lob, "z": z,
-                     "norm_di": float(np.mean([float(p["P"].norm()) for p in pairs])),
-                     "norm_lob": float(np.mean([m_lob * float(p["P"].norm()) for p in pairs])),
-                     "norm_measured": float(np.mean([m_meas * float(p["P"].norm()) for p in pairs])),
-                     "cos_measured_di_min": float(min(float(p["cos"].min()) for p in pairs)),
-                     "di_over_D_gd": float(np.mean([float(p["P"].norm()) / p["D_gd_norm"] for p in pairs])),
-                     "x_di_noise_free_labels": float(np.mean([p["di_noise_free"] for p in pairs])),
-                     **{f"limit {k}": v for k, v in limits.items()}, **{f"gap {k}": v for k, v in gaps.items()},
-                     "x_measured_per_init": meas.mean(1).tolist(), "x_lob_per_init": lob.mean(1).tolist()})
-        curves.append({"measured": torch.cat([p["measured"] for p in pairs]),
-                       "lob": torch.cat([p["lob"] for p in pairs]), "di": torch.stack([p["di"] for p in pairs]),
-                       "limits": limits, "row": rows[-1],
-                       "failed": [k for k in limits if not checks[f"pair {l + 1}: {k}"]]})
+        rows.append(
+            {
+                "pair": l + 1,
+                "x_measured": m_meas,
+                "se_measured": se_meas,
+                "x_lob": m_lob,
+                "se_lob": se_lob,
+                "x_di": 1.0,
+                "h_di": h_di,
+                "h_lob": h_lob,
+                "z": z,
+                "norm_di": float(np.mean([float(p["P"].norm()) for p in pairs])),
+                "norm_lob": float(np.mean([m_lob * float(p["P"].norm()) for p in pairs])),
+                "norm_measured": float(np.mean([m_meas * float(p["P"].norm()) for p in pairs])),
+                "cos_measured_di_min": float(min(float(p["cos"].min()) for p in pairs)),
+                "di_over_D_gd": float(np.mean([float(p["P"].norm()) / p["D_gd_norm"] for p in pairs])),
+                "x_di_noise_free_labels": float(np.mean([p["di_noise_free"] for p in pairs])),
+                **{f"limit {k}": v for k, v in limits.items()},
+                **{f"gap {k}": v for k, v in gaps.items()},
+                "x_measured_per_init": meas.mean(1).tolist(),
+                "x_lob_per_init": lob.mean(1).tolist(),
+            }
+        )
+        curves.append(
+            {
+                "measured": torch.cat([p["measured"] for p in pairs]),
+                "lob": torch.cat([p["lob"] for p in pairs]),
+                "di": torch.stack([p["di"] for p in pairs]),
+                "limits": limits,
+                "row": rows[-1],
+                "failed": [k for k in limits if not checks[f"pair {l + 1}: {k}"]],
+            }
+        )
     table = pd.DataFrame(rows)
     holds = all(checks.values())
     figures.drift_identity(claim, times, curves, phase)
-    claim.table(table, f"drift_identity_{phase}", caption="E[D^SGD] - D^GD projected on the drift identity's "
-                "prediction: measured, law of balance, drift identity, with their intervals")
+    claim.table(
+        table,
+        f"drift_identity_{phase}",
+        caption="E[D^SGD] - D^GD projected on the drift identity's "
+        "prediction: measured, law of balance, drift identity, with their intervals",
+    )
     resolved = bool((table["x_measured"].abs() > z * table["se_measured"]).all())
-    verdict(claim, f"drift-identity-{phase}", holds,
-            observed="; ".join(
-                f"pair {r.pair}: measured {r.x_measured:.3f} +- {r.z * r.se_measured:.3f}, LoB {r.x_lob:.3f} "
-                f"+- {r.z * r.se_lob:.3f} (h {r.h_lob:.3f}), DI 1 (h {r.h_di:.3f}) in units of |DI| = {r.norm_di:.3g}; "
-                f"|DI| / |D_GD| = {r.di_over_D_gd:.2f}; DI without the label term {r.x_di_noise_free_labels:.3f}"
-                for r in table.itertuples())
-            + f"; failed: {[k for k, v in checks.items() if not v]}",
-            golden_path="differs" if resolved else "agrees", key="x_lob_pair1",
-            x_lob_pair1=float(table["x_lob"].iloc[0]), table=table.to_dict("list"), checks=checks)
+    verdict(
+        claim,
+        f"drift-identity-{phase}",
+        holds,
+        observed="; ".join(
+            f"pair {r.pair}: measured {r.x_measured:.3f} +- {r.z * r.se_measured:.3f}, LoB {r.x_lob:.3f} "
+            f"+- {r.z * r.se_lob:.3f} (h {r.h_lob:.3f}), DI 1 (h {r.h_di:.3f}) in units of |DI| = {r.norm_di:.3g}; "
+            f"|DI| / |D_GD| = {r.di_over_D_gd:.2f}; DI without the label term {r.x_di_noise_free_labels:.3f}"
+            for r in table.itertuples()
+        )
+        + f"; failed: {[k for k, v in checks.items() if not v]}",
+        golden_path="differs" if resolved else "agrees",
+        key="x_lob_pair1",
+        x_lob_pair1=float(table["x_lob"].iloc[0]),
+        table=table.to_dict("list"),
+        checks=checks,
+    )
     failed = [k for k, v in checks.items() if not v]
     assert holds, f"law of balance vs drift identity ({phase}): failed {failed}\n{table}"

@@ -1,5 +1,6 @@
 """Figures of the published-result claims (claims/test_published.py): each shows what is asserted,
 in the form a reader of the paper would recognise."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,7 @@ def diffusion(claim, per_init, s, sde):
             ax.axvline(float(d["t_learned"][a]), color=line.get_color(), linestyle="--", linewidth=1)
             if name == "aligned":
                 V = sde[a]["V"]
-                shown = V > 1e-6 * V.max()                   # the ODE's absolute tolerance floor below
+                shown = V > 1e-6 * V.max()  # the ODE's absolute tolerance floor below
                 scale = float(d["var"][:, a].max()) / max(float(V.max()), 1e-300)
                 ax.plot(d["times"][shown], V[shown] * scale, color=line.get_color(), alpha=0.4, linewidth=3)
         ax.set_yscale("log")
@@ -27,9 +28,13 @@ def diffusion(claim, per_init, s, sde):
         ax.set_ylabel(r"$\mathrm{Var}_{\mathrm{runs}}\, u_\alpha(t)$")
         ax.set_title(f"{name} init: peak (:) before learned (--)")
         ax.legend()
-    claim.figure(fig, "variance_vs_time", caption="run-to-run variance of each mode strength under SGD; dotted: "
-                 "its peak, dashed: median time the mode reaches 0.9 s; faint (aligned): the modewise SDE's "
-                 "variance (linear-noise approximation), rescaled to the measured peak")
+    claim.figure(
+        fig,
+        "variance_vs_time",
+        caption="run-to-run variance of each mode strength under SGD; dotted: "
+        "its peak, dashed: median time the mode reaches 0.9 s; faint (aligned): the modewise SDE's "
+        "variance (linear-noise approximation), rescaled to the measured peak",
+    )
 
 
 def stationary(claim, samples, kind):
@@ -44,8 +49,12 @@ def stationary(claim, samples, kind):
         ax.set_title(rf"$\alpha={a + 1}$, $\eta \times {factor:g}$: KS p = {p:.1g}")
         if a == 0:
             ax.legend()
-    claim.figure(fig, f"stationary_{kind}", caption=f"late-time law of each mode's deviation from GD's fixed point, "
-                 f"in units of the predicted ({kind}) standard deviation")
+    claim.figure(
+        fig,
+        f"stationary_{kind}",
+        caption=f"late-time law of each mode's deviation from GD's fixed point, "
+        f"in units of the predicted ({kind}) standard deviation",
+    )
 
 
 def balance(claim, times, curves):
@@ -61,9 +70,13 @@ def balance(claim, times, curves):
         ax.set_ylabel(rf"$\|D_{l}\|_F$")
         ax.set_title(rf"$D_{l} = W_{l + 1}^\top W_{l + 1} - W_{l} W_{l}^\top$")
         ax.legend()
-    claim.figure(fig, "balance_drift", caption="imbalance after convergence: GD conserves D_l, SGD with label noise "
-                 "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} "
-                 "- g_l g_l^T]")
+    claim.figure(
+        fig,
+        "balance_drift",
+        caption="imbalance after convergence: GD conserves D_l, SGD with label noise "
+        "drifts toward noise balance along the predicted path D_l(t_0) + lr^2 sum E[g_{l+1}^T g_{l+1} "
+        "- g_l g_l^T]",
+    )
 
 
 def rank(claim, times, logdet, sv_w1, t_late, rate, exp):
@@ -73,8 +86,13 @@ def rank(claim, times, logdet, sv_w1, t_late, rate, exp):
     s = stats.summarize(logdet[1:], n_boot=500)
     plots.band(ax, times, s["mean"], s["lo"], s["hi"], color=plots.SGD_COLOR, label="SGD mean (95% CI)")
     start = float(s["mean"][times >= t_late[0]][0])
-    ax.plot(t_late, start + float(rate[1:].mean()) * (t_late - t_late[0]), color="tab:blue", linestyle="--",
-            label="predicted slope (asserted window)")
+    ax.plot(
+        t_late,
+        start + float(rate[1:].mean()) * (t_late - t_late[0]),
+        color="tab:blue",
+        linestyle="--",
+        label="predicted slope (asserted window)",
+    )
     ax.set_xlabel("time $t = \\eta k$")
     ax.set_ylabel(r"$\log\det(\Theta^\top\Theta)$, $\Theta = [W_1, W_2^\top]$")
     ax.set_title("Varre et al.: the determinant GD conserves")
@@ -87,8 +105,12 @@ def rank(claim, times, logdet, sv_w1, t_late, rate, exp):
     ax.set_ylabel(r"$\sigma_i(W_1)$")
     ax.set_title(f"hidden layer spectrum (teacher rank {exp.teacher.rank})")
     ax.legend()
-    claim.figure(fig, "rank_deficiency", caption="label-noise SGD shrinks det(Theta^T Theta) at the predicted rate "
-                 "while GD keeps it; the hidden layer's smallest singular values follow")
+    claim.figure(
+        fig,
+        "rank_deficiency",
+        caption="label-noise SGD shrinks det(Theta^T Theta) at the predicted rate "
+        "while GD keeps it; the hidden layer's smallest singular values follow",
+    )
 
 
 def collapse(claim, times, spread, tol):
@@ -115,21 +137,35 @@ def drift_identity(claim, times, curves, phase):
         ax.plot(t, c["di"].mean(0), color=plots.GD_COLOR, linestyle=":", label="drift identity (GD path)")
         r, lim = c["row"], c["limits"]
         span = float(t[-1] - t[0])
-        for dx, (y, half, name, color) in enumerate([
+        for dx, (y, half, name, color) in enumerate(
+            [
                 (r["x_measured"], r["z"] * r["se_measured"], "measured = DI", plots.SGD_COLOR),
                 (r["x_lob"], lim["LoB = DI"] - r["h_di"], "LoB = DI", "tab:blue"),
-                (1.0, r["h_di"], "measured = DI", plots.GD_COLOR)]):
+                (1.0, r["h_di"], "measured = DI", plots.GD_COLOR),
+            ]
+        ):
             failed = name in c["failed"]
-            ax.errorbar(t[-1] + (0.02 + 0.025 * dx) * span, y, yerr=half, fmt="o", ms=3, capsize=3,
-                        color="tab:red" if failed else color)
+            ax.errorbar(
+                t[-1] + (0.02 + 0.025 * dx) * span,
+                y,
+                yerr=half,
+                fmt="o",
+                ms=3,
+                capsize=3,
+                color="tab:red" if failed else color,
+            )
         ax.set_xlim(t[0], t[-1] + 0.1 * span)
         ax.set_xlabel("time $t = \\eta k$")
         ax.set_ylabel(rf"$\langle \Delta D_{l}, P_{l}\rangle / \|P_{l}\|^2$")
         ax.set_title(rf"pair {l}: $D_{l} = W_{l + 1}^\top W_{l + 1} - W_{l} W_{l}^\top$ ({phase} phase)")
         ax.legend(fontsize=7, loc="upper left")
-    claim.figure(fig, f"drift_identity_{phase}", caption="extra balance drift of SGD over GD, over the init x run "
-                 "ensemble, against the law of balance (noise drift on each SGD path) and the suite's drift identity "
-                 "(on GD's path); bars at T: the asserted intervals (run spread x z + truncation; red: fails)")
+    claim.figure(
+        fig,
+        f"drift_identity_{phase}",
+        caption="extra balance drift of SGD over GD, over the init x run "
+        "ensemble, against the law of balance (noise drift on each SGD path) and the suite's drift identity "
+        "(on GD's path); bars at T: the asserted intervals (run spread x z + truncation; red: fails)",
+    )
 
 
 def rank_departure(claim, d, setting):
@@ -143,8 +179,9 @@ def rank_departure(claim, d, setting):
     for m in range(sv.shape[-1]):
         ax.semilogy(t, sv[0, :, m], color=plots.GD_COLOR, label="GD" if m == 0 else None)
         ax.semilogy(t, sv[1:, :, m].mean(0), color=plots.SGD_COLOR, label="SGD mean" if m == 0 else None)
-    ax.semilogy(t, d["floor"][1:].mean(0), color="tab:red", linestyle="--",
-                label=r"rank floor $\epsilon\max(\sigma_1, s_1)$")
+    ax.semilogy(
+        t, d["floor"][1:].mean(0), color="tab:red", linestyle="--", label=r"rank floor $\epsilon\max(\sigma_1, s_1)$"
+    )
     ax.set_xlabel("time $t = \\eta k$")
     ax.set_ylabel(rf"$\sigma_m(P_{{{i}{j}}})$")
     ax.set_title(f"spectrum of $P_{{{i}{j}}}$ ({setting})")
@@ -152,8 +189,14 @@ def rank_departure(claim, d, setting):
     ax = axes[1]
     jitter = np.linspace(-0.15, 0.15, r.shape[0] - 1)
     for run in range(1, r.shape[0]):
-        ax.plot(t, r[run] + jitter[run - 1], color=plots.SGD_COLOR, alpha=0.5, linewidth=1,
-                label="SGD runs (jittered)" if run == 1 else None)
+        ax.plot(
+            t,
+            r[run] + jitter[run - 1],
+            color=plots.SGD_COLOR,
+            alpha=0.5,
+            linewidth=1,
+            label="SGD runs (jittered)" if run == 1 else None,
+        )
     ax.plot(t, r[0], color=plots.GD_COLOR, linewidth=2, label="GD")
     finite = d["t_dep"][torch.isfinite(d["t_dep"])]
     for k, td in enumerate(finite):
@@ -162,6 +205,10 @@ def rank_departure(claim, d, setting):
     ax.set_ylabel(r"$\sum_{i \leq j} r_{ij}$ (rank pattern)")
     ax.set_title(f"departed by the end: {d['departed']}/{d['n_sgd']} SGD runs")
     ax.legend(fontsize=8)
-    claim.figure(fig, "rank_departure", caption="label-noise SGD collapses spurious singular values below the "
-                 "suite's rank floor and its rank pattern leaves GD's for good (red: each run's departure time); "
-                 "GD keeps its pattern")
+    claim.figure(
+        fig,
+        "rank_departure",
+        caption="label-noise SGD collapses spurious singular values below the "
+        "suite's rank floor and its rank pattern leaves GD's for good (red: each run's departure time); "
+        "GD keeps its pattern",
+    )

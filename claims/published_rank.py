@@ -21,6 +21,7 @@ unit time and reaches the floor by t ~ ln(5e3) / 0.043 ~ 200; the run lasts t = 
 At L = 3 (lr = 0.02 / 3, t = 267) the same pair's rate is -0.35: ~250 by the same count. Honest
 note: the settings were checked on one pilot run per depth before being fixed here.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -49,13 +50,21 @@ def rank_departure(exp, traj):
     times = traj.checkpoint_steps.double() * exp.lr
     t_dep = nm.departure_times(patterns, times)
     departed = int(torch.isfinite(t_dep).sum())
-    moved = (patterns[1:, -1] != patterns[:1, -1]).sum(0)                          # (L, L) runs per entry
+    moved = (patterns[1:, -1] != patterns[:1, -1]).sum(0)  # (L, L) runs per entry
     i, j = divmod(int(moved.flatten().argmax()), exp.depth) if bool(moved.any()) else (0, 0)
     sv = svals[(i + 1, j + 1)]
     floor = scaling.RANK_EPS * torch.maximum(sv[..., 0], torch.tensor(s1))
-    return {"patterns": patterns, "times": times, "t_dep": t_dep, "departed": departed, "n_sgd": len(t_dep),
-            "fraction_ci": stats.wilson_interval(departed, len(t_dep)), "sv": sv, "entry": (i + 1, j + 1),
-            "floor": floor}
+    return {
+        "patterns": patterns,
+        "times": times,
+        "t_dep": t_dep,
+        "departed": departed,
+        "n_sgd": len(t_dep),
+        "fraction_ci": stats.wilson_interval(departed, len(t_dep)),
+        "sv": sv,
+        "entry": (i + 1, j + 1),
+        "floor": floor,
+    }
 
 
 @pytest.mark.parametrize("depth", CASES)
@@ -67,27 +76,48 @@ def test_rank_departure(depth, tier, trajectory_cache, claim):
     gd_kept = bool((r[0] == r[0, :1]).all())
     end_gd, end_sgd = r[0, -1], r[1:, -1]
     below = (end_sgd <= end_gd).flatten(1).all(1) & (end_sgd < end_gd).flatten(1).any(1)
-    checks = {"GD's rank pattern preserved (every checkpoint)": gd_kept,
-              "SGD's pattern below GD's at the end (every run)": bool(below.all())}
+    checks = {
+        "GD's rank pattern preserved (every checkpoint)": gd_kept,
+        "SGD's pattern below GD's at the end (every run)": bool(below.all()),
+    }
     holds = all(checks.values())
     figures.rank_departure(claim, d, f"B = {exp.batch_size}, label noise {exp.label_noise:g}")
-    claim.table(pd.DataFrame({"run": np.arange(1, exp.runs), "t_departure": d["t_dep"].numpy(),   # inf: not departed
-                              "rank_sum_end": end_sgd.sum((-2, -1)).numpy(), "below_gd_end": below.numpy()}),
-                "departure_times")
+    claim.table(
+        pd.DataFrame(
+            {
+                "run": np.arange(1, exp.runs),
+                "t_departure": d["t_dep"].numpy(),  # inf: not departed
+                "rank_sum_end": end_sgd.sum((-2, -1)).numpy(),
+                "below_gd_end": below.numpy(),
+            }
+        ),
+        "departure_times",
+    )
     finite = d["t_dep"][torch.isfinite(d["t_dep"])]
-    numbers = {"t_departure_median": float(finite.median()) if len(finite) else None,
-               "t_departure_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
-               "departed": d["departed"], "n_sgd": d["n_sgd"], "fraction_ci": list(d["fraction_ci"]),
-               "pattern_gd_end": end_gd.tolist(), "patterns_sgd_end": sorted({str(p.tolist()) for p in end_sgd}),
-               "departing_product": f"P_{d['entry'][0]}{d['entry'][1]}",
-               "sigma_end": {"GD": d["sv"][0, -1].tolist(), "SGD_mean": d["sv"][1:, -1].mean(0).tolist()},
-               "t_end": float(d["times"][-1]), "checks": checks}
-    verdict(claim, "rank-departure", holds,
-            observed=f"GD pattern {end_gd.tolist()} kept: {gd_kept}; SGD departs for good at t = "
-                     f"{numbers['t_departure_median']} (median; range {numbers['t_departure_range']}) of "
-                     f"{numbers['t_end']:.0f}; departed {d['departed']}/{d['n_sgd']} (95% Wilson "
-                     f"[{d['fraction_ci'][0]:.2f}, {d['fraction_ci'][1]:.2f}]); SGD end patterns "
-                     f"{numbers['patterns_sgd_end']}; failed: {[k for k, v in checks.items() if not v]}",
-            golden_path="differs" if checks["SGD's pattern below GD's at the end (every run)"] else "agrees",
-            key="t_departure_median", **numbers)
+    numbers = {
+        "t_departure_median": float(finite.median()) if len(finite) else None,
+        "t_departure_range": [float(finite.min()), float(finite.max())] if len(finite) else None,
+        "departed": d["departed"],
+        "n_sgd": d["n_sgd"],
+        "fraction_ci": list(d["fraction_ci"]),
+        "pattern_gd_end": end_gd.tolist(),
+        "patterns_sgd_end": sorted({str(p.tolist()) for p in end_sgd}),
+        "departing_product": f"P_{d['entry'][0]}{d['entry'][1]}",
+        "sigma_end": {"GD": d["sv"][0, -1].tolist(), "SGD_mean": d["sv"][1:, -1].mean(0).tolist()},
+        "t_end": float(d["times"][-1]),
+        "checks": checks,
+    }
+    verdict(
+        claim,
+        "rank-departure",
+        holds,
+        observed=f"GD pattern {end_gd.tolist()} kept: {gd_kept}; SGD departs for good at t = "
+        f"{numbers['t_departure_median']} (median; range {numbers['t_departure_range']}) of "
+        f"{numbers['t_end']:.0f}; departed {d['departed']}/{d['n_sgd']} (95% Wilson "
+        f"[{d['fraction_ci'][0]:.2f}, {d['fraction_ci'][1]:.2f}]); SGD end patterns "
+        f"{numbers['patterns_sgd_end']}; failed: {[k for k, v in checks.items() if not v]}",
+        golden_path="differs" if checks["SGD's pattern below GD's at the end (every run)"] else "agrees",
+        key="t_departure_median",
+        **numbers,
+    )
     assert holds, f"rank departure: failed {[k for k, v in checks.items() if not v]}; {numbers}"

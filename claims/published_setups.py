@@ -2,6 +2,7 @@
 shared steps of the cases. Their prediction rows and measured contradictions are
 ``PREDICTIONS["published"]`` / ``CONTRADICTIONS["published"]`` in claims/expectations.py; the
 derivations of every prediction: dlncheck.theory.published and dlncheck.theory.gradient_noise."""
+
 from __future__ import annotations
 
 import torch
@@ -19,17 +20,17 @@ from dlncheck.config.data import make_problem
 from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
-LEVEL = 0.01          # family-wise level of each case's goodness-of-fit tests (Bonferroni over modes x lrs)
+LEVEL = 0.01  # family-wise level of each case's goodness-of-fit tests (Bonferroni over modes x lrs)
 BOOT = {"n_boot": 2000, "level": 0.95}
 
 # ------------------------------------------------------------------------------ setups
 N_SAMPLES, BATCH = presets.N_SAMPLES, presets.BATCH_SIZE
-STATIONARY_NOISE = 0.5        # label-noise std, stationary cases
+STATIONARY_NOISE = 0.5  # label-noise std, stationary cases
 STATIONARY_RUNS = 32
-BURN, WINDOW = 4000, 12000    # steps at the preset lr (scaled by lr0 / lr), fullrank L2 converges in ~1000
+BURN, WINDOW = 4000, 12000  # steps at the preset lr (scaled by lr0 / lr), fullrank L2 converges in ~1000
 BALANCE_NOISE = 1.0
 VARRE_TEACHER = Teacher(2, 5, (2.0, 1.0), seed=7)  # Varre et al.'s shape (k=2 outputs, p=5 inputs)
-VARRE_WIDTHS = {2: 10, 3: (10, 4)}                 # Theta_1 = [W_1, W_2^T] tall: d_1 >= d_0 + d_2
+VARRE_WIDTHS = {2: 10, 3: (10, 4)}  # Theta_1 = [W_1, W_2^T] tall: d_1 >= d_0 + d_2
 VARRE_LR, VARRE_NOISE, VARRE_INIT = 0.02, 1.0, Init("gaussian", 0.3)
 VARRE_STEPS = {"quick": 30000, "nightly": 120000}
 
@@ -45,9 +46,18 @@ def init_ensemble(exp: Experiment) -> Ensemble:
 
 
 def varre_experiment(depth: int, tier: str, label_noise: float = VARRE_NOISE) -> Experiment:
-    return Experiment(VARRE_TEACHER, depth, VARRE_WIDTHS[depth], VARRE_INIT, lr=VARRE_LR / depth,
-                      steps=VARRE_STEPS[tier], batch_size=BATCH, n_samples=N_SAMPLES,
-                      sgd_runs=presets.SGD_RUNS[tier], label_noise=label_noise)
+    return Experiment(
+        VARRE_TEACHER,
+        depth,
+        VARRE_WIDTHS[depth],
+        VARRE_INIT,
+        lr=VARRE_LR / depth,
+        steps=VARRE_STEPS[tier],
+        batch_size=BATCH,
+        n_samples=N_SAMPLES,
+        sgd_runs=presets.SGD_RUNS[tier],
+        label_noise=label_noise,
+    )
 
 
 FAMILY = "published"
@@ -61,9 +71,16 @@ def verdict(claim, kind: str, holds: bool, observed: str, *, golden_path: str, k
     """The case's verdict with its row of ``PREDICTIONS["published"]``; ``reproduces`` says whether the
     published result reproduces here (the prediction held)."""
     row = expectations.PREDICTIONS[FAMILY][kind]
-    claim.verdict(prediction=f"{row.prediction} [{row.reason}]", observed=observed, holds=holds,
-                  exploratory=row.exploratory, golden_path=golden_path, key=key,
-                  reproduces="yes" if holds else "no", **numbers)
+    claim.verdict(
+        prediction=f"{row.prediction} [{row.reason}]",
+        observed=observed,
+        holds=holds,
+        exploratory=row.exploratory,
+        golden_path=golden_path,
+        key=key,
+        reproduces="yes" if holds else "no",
+        **numbers,
+    )
 
 
 def stationary_runs(preset, trajectory_cache, lr_factors, label_noise: float):
@@ -94,14 +111,20 @@ def mode_deviations(exp, traj):
     law = pub.stationary_mode_law(lam, v, q, exp.lr, exp.n_samples // exp.batch_size)
     f = gn.minibatch_factor(exp.n_samples, exp.batch_size)
     law["mean_shuffled"] = pub.stationary_mode_mean(
-        lam, S, V.mT @ gn.input_moment(problem) @ V, U.mT @ gn.output_moment(problem) @ U,
-        gn.noise_input_moment(problem, U, V, exp.n_samples, exp.batch_size), exp.lr, f)
+        lam,
+        S,
+        V.mT @ gn.input_moment(problem) @ V,
+        U.mT @ gn.output_moment(problem) @ U,
+        gn.noise_input_moment(problem, U, V, exp.n_samples, exp.batch_size),
+        exp.lr,
+        f,
+    )
     law["mean_iid"] = torch.zeros_like(S)
     return delta, S, torch.diagonal(lam), law
 
 
 BALANCE_WINDOW = {"quick": 6000, "nightly": 24000}
-DENSE = 200                   # every-step checkpoints at the end: the exact drift identity
+DENSE = 200  # every-step checkpoints at the end: the exact drift identity
 # (float64; x roundoff_scale) forming D_l ~ d * 1e-16 relative to ||W W^T||, as in test_balance
 ROUNDOFF = 1e-12
 
@@ -114,5 +137,5 @@ def curvature_term(exp: Experiment) -> float:
     return (exp.lr * exp.depth * s1 ** (2 - 2 / exp.depth)) ** 2
 
 
-RANK_EPS = 1e-3               # numerical-rank threshold of the rank-pattern observation (not asserted)
-LOGDET_ROUNDOFF = 1e-10       # (float64; x roundoff_scale) absolute error of log det from batched SVDs
+RANK_EPS = 1e-3  # numerical-rank threshold of the rank-pattern observation (not asserted)
+LOGDET_ROUNDOFF = 1e-10  # (float64; x roundoff_scale) absolute error of log det from batched SVDs

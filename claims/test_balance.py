@@ -18,6 +18,7 @@ GD's final residual against the conserved-D_l(0) prediction (theory.balanced_res
 is reported (key ``gd_over_conserved``), not asserted: GD's own lr^2 drift is of the size of
 D_l(0) at a small init and no tolerance for it is derived.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -40,8 +41,9 @@ def _end(weights):
     return [w[:, -1] for w in weights]
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init",
-                         expectations.cases("balance", variants=expectations.ensemble_variants))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, init", expectations.cases("balance", variants=expectations.ensemble_variants)
+)
 def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")
@@ -53,15 +55,16 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
     h = sgd_theory.truncation_tolerance(e)
     R = trajs[0].runs
     per_init, rows, curves = [], [], []
-    n_tests = len(trajs) * (depth - 1)           # every (init, pair) is asserted: Bonferroni over them
+    n_tests = len(trajs) * (depth - 1)  # every (init, pair) is asserted: Bonferroni over them
     for lab, tr in zip(labels, trajs):
         D_init = balance.balance_matrices(tr.initial_weights)
         D0 = [torch.linalg.matrix_norm(d, "fro") for d in D_init]
-        DT = balance.balance_matrices(_end(tr.weights))                      # per pair (R, d, d)
+        DT = balance.balance_matrices(_end(tr.weights))  # per pair (R, d, d)
         bound = theory_balance.gd_drift_bound(tr.experiment.lr, float(tr.loss[0, 0]), float(tr.loss[0, -1]), h)
-        pred, quad = theory_balance.sgd_extra_drift([w[0] for w in tr.weights], tr.checkpoint_steps,
-                                                    problem.X, problem.Syx, tr.experiment.lr, c_B)
-        rT = balance.balance_residuals(_end(tr.weights))                     # (R, L-1)
+        pred, quad = theory_balance.sgd_extra_drift(
+            [w[0] for w in tr.weights], tr.checkpoint_steps, problem.X, problem.Syx, tr.experiment.lr, c_B
+        )
+        rT = balance.balance_residuals(_end(tr.weights))  # (R, L-1)
         conserved = theory.balanced_residual_prediction(torch.stack(D0), e.teacher.s, depth)
         ok = True
         for l, d_T in enumerate(DT):
@@ -75,42 +78,76 @@ def test_balance(regime, teacher, depth, init, preset, tier, trajectory_cache, c
             den = float(torch.linalg.matrix_norm(W @ W.mT, "fro") + torch.linalg.matrix_norm(Wn.mT @ Wn, "fro"))
             pair_ok = gd_change <= bound and err <= tol
             ok &= pair_ok
-            rows.append({"init": lab, "pair": l + 1, "gd_change": gd_change, "gd_bound": bound,
-                         "sgd_extra": float(torch.linalg.matrix_norm(extra, "fro")), "predicted_extra": pred_norm,
-                         "error": err, "tolerance": tol, "quadrature_error": float(quad[l]), "spread": spread,
-                         "r0": float(balance.balance_residuals(tr.initial_weights)[l]),
-                         "rT_gd": float(rT[0, l]), "rT_sgd_mean": float(rT[1:, l].mean()),
-                         "rT_gd_conserved": float(conserved[l]), "den_gd": den,
-                         "rT_sgd_predicted": float(torch.linalg.matrix_norm(d_T[0] + pred[l], "fro")) / den,
-                         "holds": pair_ok})
+            rows.append(
+                {
+                    "init": lab,
+                    "pair": l + 1,
+                    "gd_change": gd_change,
+                    "gd_bound": bound,
+                    "sgd_extra": float(torch.linalg.matrix_norm(extra, "fro")),
+                    "predicted_extra": pred_norm,
+                    "error": err,
+                    "tolerance": tol,
+                    "quadrature_error": float(quad[l]),
+                    "spread": spread,
+                    "r0": float(balance.balance_residuals(tr.initial_weights)[l]),
+                    "rT_gd": float(rT[0, l]),
+                    "rT_sgd_mean": float(rT[1:, l].mean()),
+                    "rT_gd_conserved": float(conserved[l]),
+                    "den_gd": den,
+                    "rT_sgd_predicted": float(torch.linalg.matrix_norm(d_T[0] + pred[l], "fro")) / den,
+                    "holds": pair_ok,
+                }
+            )
         per_init.append(ok)
-        curves.append(balance.balance_residuals(tr.weights))                 # (R, K, L-1)
+        curves.append(balance.balance_residuals(tr.weights))  # (R, K, L-1)
     table = pd.DataFrame(rows)
     summary = init_ensembles.summary(per_init)
     holds = summary["n_pass"] == summary["n_inits"]
     ratio = (table.rT_gd / table.rT_gd_conserved).replace([np.inf, -np.inf], np.nan)
-    numbers = dict(n_inits=summary["n_inits"], inits_holding=summary["n_pass"],
-                   fraction_inits=summary["fraction"], fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
-                   per_init=dict(zip(labels, summary["per_init"])), c_B=c_B, h=h, sgd_runs_per_init=R - 1,
-                   max_error_over_tol=float((table.error / table.tolerance).max()),
-                   max_gd_change_over_bound=float((table.gd_change / table.gd_bound).max()),
-                   sgd_extra_over_predicted=[float(v) for v in (table.sgd_extra / table.predicted_extra)],
-                   gd_over_conserved=float(np.nanmedian(ratio)) if ratio.notna().any() else None,
-                   rT_sgd_over_gd_median=float(np.median(table.rT_sgd_mean / table.rT_gd.clip(lower=1e-300))))
+    numbers = dict(
+        n_inits=summary["n_inits"],
+        inits_holding=summary["n_pass"],
+        fraction_inits=summary["fraction"],
+        fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+        per_init=dict(zip(labels, summary["per_init"])),
+        c_B=c_B,
+        h=h,
+        sgd_runs_per_init=R - 1,
+        max_error_over_tol=float((table.error / table.tolerance).max()),
+        max_gd_change_over_bound=float((table.gd_change / table.gd_bound).max()),
+        sgd_extra_over_predicted=[float(v) for v in (table.sgd_extra / table.predicted_extra)],
+        gd_over_conserved=float(np.nanmedian(ratio)) if ratio.notna().any() else None,
+        rT_sgd_over_gd_median=float(np.median(table.rT_sgd_mean / table.rT_gd.clip(lower=1e-300))),
+    )
     _figure(claim, trajs, curves, table, labels, cid)
-    claim.table(table, "balance_per_init", caption="per init and pair: GD's change of D_l vs its bound, SGD's "
-                "extra drift vs the first-order prediction, final residuals")
+    claim.table(
+        table,
+        "balance_per_init",
+        caption="per init and pair: GD's change of D_l vs its bound, SGD's "
+        "extra drift vs the first-order prediction, final residuals",
+    )
     lo, hi = summary["fraction_lo"], summary["fraction_hi"]
     failing = table[~table.holds]
-    observed = (f"{summary['n_pass']}/{summary['n_inits']} inits hold (95% CI {lo:.2f}-{hi:.2f}); "
-                f"SGD extra drift / predicted in [{min(numbers['sgd_extra_over_predicted']):.2f}, "
-                f"{max(numbers['sgd_extra_over_predicted']):.2f}], max error/tol {numbers['max_error_over_tol']:.2f}; "
-                f"GD change / bound <= {numbers['max_gd_change_over_bound']:.1e}; "
-                f"median r_T SGD/GD {numbers['rT_sgd_over_gd_median']:.3g}"
-                + (f"; failing (init, pair): {list(zip(failing.init, failing.pair))}" if len(failing) else ""))
+    observed = (
+        f"{summary['n_pass']}/{summary['n_inits']} inits hold (95% CI {lo:.2f}-{hi:.2f}); "
+        f"SGD extra drift / predicted in [{min(numbers['sgd_extra_over_predicted']):.2f}, "
+        f"{max(numbers['sgd_extra_over_predicted']):.2f}], max error/tol {numbers['max_error_over_tol']:.2f}; "
+        f"GD change / bound <= {numbers['max_gd_change_over_bound']:.1e}; "
+        f"median r_T SGD/GD {numbers['rT_sgd_over_gd_median']:.3g}"
+        + (f"; failing (init, pair): {list(zip(failing.init, failing.pair))}" if len(failing) else "")
+    )
     golden = "n/a" if row.exploratory else ("agrees" if holds else "assumption-fails")
-    claim.verdict(prediction=row.prediction, observed=observed, holds=holds, exploratory=row.exploratory,
-                  reason=row.reason, golden_path=golden, key="max_error_over_tol", **numbers)
+    claim.verdict(
+        prediction=row.prediction,
+        observed=observed,
+        holds=holds,
+        exploratory=row.exploratory,
+        reason=row.reason,
+        golden_path=golden,
+        key="max_error_over_tol",
+        **numbers,
+    )
     assert holds, f"balance prediction failed for {cid}: {observed}"
 
 
@@ -119,8 +156,13 @@ def _figure(claim, trajs, curves, table, labels, cid):
     SGD mean r_l(T) with its tolerance drawn at T only (where asserted). Right: every init's SGD
     extra drift against its prediction, with the tolerance as an error bar."""
     pairs = curves[0].shape[-1]
-    fig, axes = plots.figure(1, pairs + 1, size=(4.2 * (pairs + 1) + 0.6, 3.8), margins={"left": 1.4},
-                             gridspec_kw={"wspace": 0.45, "top": 0.85, "bottom": 0.14})
+    fig, axes = plots.figure(
+        1,
+        pairs + 1,
+        size=(4.2 * (pairs + 1) + 0.6, 3.8),
+        margins={"left": 1.4},
+        gridspec_kw={"wspace": 0.45, "top": 0.85, "bottom": 0.14},
+    )
     worst = table.groupby("init", sort=False).holds.all()
     c = labels.index(worst[~worst].index[0]) if (~worst).any() else 0
     tr, r = trajs[c], curves[c]
@@ -130,29 +172,63 @@ def _figure(claim, trajs, curves, table, labels, cid):
         ax = axes[l]
         ax.plot(t[keep], r[0, keep, l].numpy(), color=plots.GD_COLOR, label="GD")
         if r.shape[0] > 1:
-            ax.fill_between(t[keep], r[1:, keep, l].amin(0).numpy(), r[1:, keep, l].amax(0).numpy(),
-                            color=plots.SGD_COLOR, alpha=0.4, linewidth=0, label="SGD (min-max)")
+            ax.fill_between(
+                t[keep],
+                r[1:, keep, l].amin(0).numpy(),
+                r[1:, keep, l].amax(0).numpy(),
+                color=plots.SGD_COLOR,
+                alpha=0.4,
+                linewidth=0,
+                label="SGD (min-max)",
+            )
         row = table[(table.init == labels[c]) & (table.pair == l + 1)].iloc[0]
         pred_r, err_r = row.rT_sgd_predicted, row.tolerance / row.den_gd
-        ax.errorbar([t[-1]], [pred_r], yerr=[[min(err_r, 0.99 * pred_r)], [err_r]], fmt="D",
-                    color="tab:blue", capsize=3, label="predicted SGD $r_l(T)$ (asserted at T)")
-        ax.set(xscale="log", yscale="log", xlabel="t = lr step", ylabel=f"$r_{l + 1}$",
-               title=f"pair {l + 1}-{l + 2}" + ("" if row.holds else " (fails)"))
+        ax.errorbar(
+            [t[-1]],
+            [pred_r],
+            yerr=[[min(err_r, 0.99 * pred_r)], [err_r]],
+            fmt="D",
+            color="tab:blue",
+            capsize=3,
+            label="predicted SGD $r_l(T)$ (asserted at T)",
+        )
+        ax.set(
+            xscale="log",
+            yscale="log",
+            xlabel="t = lr step",
+            ylabel=f"$r_{l + 1}$",
+            title=f"pair {l + 1}-{l + 2}" + ("" if row.holds else " (fails)"),
+        )
         ax.legend(loc="lower left", fontsize=7)
     ax = axes[-1]
     for l in range(pairs):
         sub = table[table.pair == l + 1]
-        ax.errorbar(sub.predicted_extra, sub.sgd_extra, yerr=sub.tolerance, fmt="o", capsize=2, alpha=0.8,
-                    label=f"pair {l + 1}-{l + 2}")
+        ax.errorbar(
+            sub.predicted_extra,
+            sub.sgd_extra,
+            yerr=sub.tolerance,
+            fmt="o",
+            capsize=2,
+            alpha=0.8,
+            label=f"pair {l + 1}-{l + 2}",
+        )
         bad = sub[~sub.holds]
         plots.mark_failing(ax, bad.predicted_extra, bad.sgd_extra, np.ones(len(bad), bool))
     lim = np.array([table.predicted_extra.min() / 2, table.predicted_extra.max() * 2])
     ax.plot(lim, lim, color="gray", linewidth=1, label="measured = predicted")
-    ax.set(xscale="log", yscale="log", xlabel=r"predicted $\|c_B S_l\|_F$",
-           ylabel=r"$\|\overline{D}^{SGD}_l(T) - D^{GD}_l(T)\|_F$", title="SGD extra drift, every init")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel=r"predicted $\|c_B S_l\|_F$",
+        ylabel=r"$\|\overline{D}^{SGD}_l(T) - D^{GD}_l(T)\|_F$",
+        title="SGD extra drift, every init",
+    )
     ax.legend(fontsize=7, loc="upper left")
     fig.suptitle(f"{cid}: {labels[c]}", fontsize=11)
-    claim.figure(fig, "balance_residuals", caption="r_l(t) of one init (GD line, SGD min-max band) with the "
-                 "predicted SGD r_l(T) and its tolerance at T; right: every init's SGD extra drift of D_l vs "
-                 "the first-order prediction c_B lr^2 sum C_l (theory.sgd), tolerance as error bars")
-
+    claim.figure(
+        fig,
+        "balance_residuals",
+        caption="r_l(t) of one init (GD line, SGD min-max band) with the "
+        "predicted SGD r_l(T) and its tolerance at T; right: every init's SGD extra drift of D_l vs "
+        "the first-order prediction c_B lr^2 sum C_l (theory.sgd), tolerance as error bars",
+    )

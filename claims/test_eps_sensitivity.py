@@ -19,6 +19,7 @@ above the floor; NTK: below min(sigma_r(W(0)), s_r) / (CEILING_MARGIN s_1)). Ass
 The relative notion #{sigma > eps sigma_1} is scale invariant, so from a tiny init it never
 starts at rank 0: it is shown (monotone, final rank) but not asserted.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,16 +72,17 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     s1 = float(exp.teacher.s[0])
     W = spectra.end_to_end(traj.weights)
-    svals = spectra.singular_values(W)                                         # (R, K, n)
+    svals = spectra.singular_values(W)  # (R, K, n)
     W0 = end_to_end(traj.initial_weights)
     eps = torch.as_tensor(GRIDS[tier], dtype=torch.float64)
     levels = rank_levels(pred, exp.teacher.s)
     lo, hi, crossing = predicted_interval(pred, exp, W0, spectra.singular_values(W0), eps.numpy())
     inside = th.grid_inside(eps.numpy(), lo, hi)
-    ranks = stagewise.ranks_over_eps(svals, eps, atol=eps * s1)                # (E, R, K)
+    ranks = stagewise.ranks_over_eps(svals, eps, atol=eps * s1)  # (E, R, K)
     if pred.kind == "weyl":
-        per_run = ranks[..., -1] >= stagewise.guaranteed_rank(W[:, -1], exp.teacher.M, exp.teacher.s, eps,
-                                                              atol=eps * s1)
+        per_run = ranks[..., -1] >= stagewise.guaranteed_rank(
+            W[:, -1], exp.teacher.M, exp.teacher.s, eps, atol=eps * s1
+        )
     else:
         per_run = torch.stack([stagewise.staircase_outcomes(r, pred.kind, levels, crossing=crossing) for r in ranks])
     working = per_run.all(-1).numpy()
@@ -89,86 +91,149 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
     failing_inside = eps.numpy()[inside & ~working]
     relative = stagewise.stagewise_criteria(stagewise.ranks_over_eps(svals, eps), levels)
 
-    r_eff = spectra.effective_rank_from_svals(svals[:, -1])                   # (R,)
+    r_eff = spectra.effective_rank_from_svals(svals[:, -1])  # (R,)
     r_eff_teacher = float(spectra.effective_rank_from_svals(exp.teacher.s))
     tol = th.effective_rank_tolerance(exp.teacher.s.numpy(), delta_bound(regime, exp, W0))
     log_dev = (r_eff.log() - math.log(r_eff_teacher)).abs()
-    eff_ok = bool((log_dev <= tol).all()) or pred.kind == "weyl"   # intermediate: no convergence theory, shown only
+    eff_ok = bool((log_dev <= tol).all()) or pred.kind == "weyl"  # intermediate: no convergence theory, shown only
     holds = span >= th.MIN_DECADES and len(failing_inside) == 0 and eff_ok
 
-    table = pd.DataFrame({"eps": eps.numpy(), "predicted": inside, "works": working,
-                          "runs_matching": per_run.double().mean(-1).numpy(),
-                          **{f"relative_{c}": relative[c].double().mean(-1).numpy() for c in RELATIVE}})
+    table = pd.DataFrame(
+        {
+            "eps": eps.numpy(),
+            "predicted": inside,
+            "works": working,
+            "runs_matching": per_run.double().mean(-1).numpy(),
+            **{f"relative_{c}": relative[c].double().mean(-1).numpy() for c in RELATIVE},
+        }
+    )
     _figures(claim, table, eps.numpy(), (lo, hi), plateau, traj.checkpoint_times, svals, r_eff_teacher, tol, case)
-    observed = (f"predicted interval [{lo:.1e}, {hi:.1e}] covers {int(inside.sum())} grid points ({span:.1f} decades; "
-                f"need >= {th.MIN_DECADES:g}); measured plateau [{plateau['lo']:.1e}, {plateau['hi']:.1e}] "
-                f"({plateau['decades']:.1f} decades); grid eps inside the prediction that fail: "
-                f"{[float(f'{e:.2g}') for e in failing_inside]}; effective rank at the end: max |ln r_eff - ln "
-                f"r_eff(M)| = {float(log_dev.max()):.2e} vs bound {tol:.2e} (r_eff(M) = {r_eff_teacher:.3f})"
-                + ("; det(W0) det(M) < 0: rule rank >= r - 1" if crossing else ""))
-    claim.verdict(prediction=(f"{pred.prediction}, for every eps of the theory's interval (>= {th.MIN_DECADES:g} "
-                              "decades, absolute floor); effective rank at the end within the Fannes-Audenaert bound"),
-                  exploratory=pred.exploratory, holds=holds, reason=pred.reason, observed=observed,
-                  golden_path="n/a", key="plateau_decades", plateau_decades=plateau["decades"],
-                  predicted_lo=lo, predicted_hi=hi, predicted_decades=span, failing_inside=failing_inside.tolist(),
-                  plateau=plateau, grid=eps.tolist(), levels=levels, crossing=crossing,
-                  effective_rank_log_deviation=float(log_dev.max()), effective_rank_tolerance=tol)
+    observed = (
+        f"predicted interval [{lo:.1e}, {hi:.1e}] covers {int(inside.sum())} grid points ({span:.1f} decades; "
+        f"need >= {th.MIN_DECADES:g}); measured plateau [{plateau['lo']:.1e}, {plateau['hi']:.1e}] "
+        f"({plateau['decades']:.1f} decades); grid eps inside the prediction that fail: "
+        f"{[float(f'{e:.2g}') for e in failing_inside]}; effective rank at the end: max |ln r_eff - ln "
+        f"r_eff(M)| = {float(log_dev.max()):.2e} vs bound {tol:.2e} (r_eff(M) = {r_eff_teacher:.3f})"
+        + ("; det(W0) det(M) < 0: rule rank >= r - 1" if crossing else "")
+    )
+    claim.verdict(
+        prediction=(
+            f"{pred.prediction}, for every eps of the theory's interval (>= {th.MIN_DECADES:g} "
+            "decades, absolute floor); effective rank at the end within the Fannes-Audenaert bound"
+        ),
+        exploratory=pred.exploratory,
+        holds=holds,
+        reason=pred.reason,
+        observed=observed,
+        golden_path="n/a",
+        key="plateau_decades",
+        plateau_decades=plateau["decades"],
+        predicted_lo=lo,
+        predicted_hi=hi,
+        predicted_decades=span,
+        failing_inside=failing_inside.tolist(),
+        plateau=plateau,
+        grid=eps.tolist(),
+        levels=levels,
+        crossing=crossing,
+        effective_rank_log_deviation=float(log_dev.max()),
+        effective_rank_tolerance=tol,
+    )
     assert holds, f"{case}: {observed}; per-eps outcome in eps_map.csv"
 
 
 def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol, case):
-    rows = [("runs_matching", "absolute floor:\nfraction of runs matching"),
-            ("relative_monotone", "relative: monotone"), ("relative_reaches_r", "relative: final rank $= r$"),
-            ("relative_at_least_r", r"relative: rank $\geq r$ throughout")]
+    rows = [
+        ("runs_matching", "absolute floor:\nfraction of runs matching"),
+        ("relative_monotone", "relative: monotone"),
+        ("relative_reaches_r", "relative: final rank $= r$"),
+        ("relative_at_least_r", r"relative: rank $\geq r$ throughout"),
+    ]
     m = np.stack([table[c].to_numpy() for c, _ in rows])
-    fig, (ax, ax2) = plots.figure(2, 1, size=(9.8, 6.4), gridspec_kw={"height_ratios": [1.3, 1.0], "hspace": 0.75,
-                                                                      "left": 0.2, "right": 0.8, "top": 0.9})
+    fig, (ax, ax2) = plots.figure(
+        2,
+        1,
+        size=(9.8, 6.4),
+        gridspec_kw={"height_ratios": [1.3, 1.0], "hspace": 0.75, "left": 0.2, "right": 0.8, "top": 0.9},
+    )
     x = np.log10(eps)
     step = np.diff(x).mean()
-    im = ax.imshow(m, vmin=0, vmax=1, cmap="viridis", aspect="auto",
-                   extent=(x[0] - step / 2, x[-1] + step / 2, len(rows) - 0.5, -0.5))
+    im = ax.imshow(
+        m,
+        vmin=0,
+        vmax=1,
+        cmap="viridis",
+        aspect="auto",
+        extent=(x[0] - step / 2, x[-1] + step / 2, len(rows) - 0.5, -0.5),
+    )
     ax.set_yticks(range(len(rows)), [label for _, label in rows], fontsize=8)
     inside = table["predicted"].to_numpy()
     if inside.any():
-        ax.add_patch(plt_rect(x[inside].min() - step / 2, x[inside].max() + step / 2, "tab:cyan",
-                              "predicted interval (asserted)"))
+        ax.add_patch(
+            plt_rect(
+                x[inside].min() - step / 2, x[inside].max() + step / 2, "tab:cyan", "predicted interval (asserted)"
+            )
+        )
     if np.isfinite(plateau["lo"]):
-        ax.add_patch(plt_rect(np.log10(plateau["lo"]) - step / 2, np.log10(plateau["hi"]) + step / 2, "tab:red",
-                              "measured plateau (every run matches)", ls="--", inset=0.12))
-    plots.mark_failing(ax, x, np.zeros_like(x), inside & ~table["works"].to_numpy(),
-                       label="predicted but fails")
-    ax.set_xlabel(r"$\log_{10}\varepsilon$ (absolute floor $\varepsilon \max(\sigma_1, s_1)$; "
-                  r"relative $\varepsilon\sigma_1$)")
+        ax.add_patch(
+            plt_rect(
+                np.log10(plateau["lo"]) - step / 2,
+                np.log10(plateau["hi"]) + step / 2,
+                "tab:red",
+                "measured plateau (every run matches)",
+                ls="--",
+                inset=0.12,
+            )
+        )
+    plots.mark_failing(ax, x, np.zeros_like(x), inside & ~table["works"].to_numpy(), label="predicted but fails")
+    ax.set_xlabel(
+        r"$\log_{10}\varepsilon$ (absolute floor $\varepsilon \max(\sigma_1, s_1)$; "
+        r"relative $\varepsilon\sigma_1$)"
+    )
     ax.set_title(f"{case}: which thresholds read the predicted rank pattern", fontsize=10)
     ax.grid(False)
     ax.legend(loc="upper left", bbox_to_anchor=(0, -0.32), ncol=3, fontsize=7, frameon=True, facecolor="0.8")
     cax = fig.add_axes((0.82, 0.55, 0.014, 0.33))
     fig.colorbar(im, cax=cax).set_label("fraction of runs", fontsize=8)
 
-    r_eff = spectra.effective_rank_from_svals(svals).numpy()                # (R, K)
+    r_eff = spectra.effective_rank_from_svals(svals).numpy()  # (R, K)
     t = t.numpy()
     ax2.plot(t, r_eff[0], color=plots.GD_COLOR, label="GD", zorder=3)
     if len(r_eff) > 1:
-        ax2.fill_between(t, r_eff[1:].min(0), r_eff[1:].max(0), color=plots.SGD_COLOR, alpha=0.35, lw=0,
-                         label="SGD min-max")
+        ax2.fill_between(
+            t, r_eff[1:].min(0), r_eff[1:].max(0), color=plots.SGD_COLOR, alpha=0.35, lw=0, label="SGD min-max"
+        )
     ax2.axhline(r_eff_teacher, color="tab:blue", ls="--", lw=1, label=r"$r_{\rm eff}(M)$")
-    ax2.fill_between([t[-1] - 0.04 * (t[-1] - t[0]), t[-1]], r_eff_teacher * np.exp(-tol),
-                     r_eff_teacher * np.exp(tol), color="tab:blue", alpha=0.3, label="asserted band at the end")
+    ax2.fill_between(
+        [t[-1] - 0.04 * (t[-1] - t[0]), t[-1]],
+        r_eff_teacher * np.exp(-tol),
+        r_eff_teacher * np.exp(tol),
+        color="tab:blue",
+        alpha=0.3,
+        label="asserted band at the end",
+    )
     ax2.set_xlabel(r"time $t = \eta\,k$")
     ax2.set_ylabel(r"$r_{\rm eff} = e^{H(\sigma/\sum\sigma)}$")
     ax2.set_title("effective rank of W(t) (continuous measure)", fontsize=10)
     ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7)
-    claim.figure(fig, "eps_map", caption="top: per eps, fraction of runs matching the prediction with the absolute "
-                 "floor (asserted inside the white box) and relative-rank criteria (shown only); bottom: effective "
-                 "rank with the band asserted at the end")
+    claim.figure(
+        fig,
+        "eps_map",
+        caption="top: per eps, fraction of runs matching the prediction with the absolute "
+        "floor (asserted inside the white box) and relative-rank criteria (shown only); bottom: effective "
+        "rank with the band asserted at the end",
+    )
     claim.table(table, "eps_map")
     R, K = r_eff.shape
-    claim.table(pd.DataFrame({"run": np.repeat(np.arange(R), K), "time": np.tile(t, R),
-                              "effective_rank": r_eff.ravel()}), "effective_rank")
+    claim.table(
+        pd.DataFrame({"run": np.repeat(np.arange(R), K), "time": np.tile(t, R), "effective_rank": r_eff.ravel()}),
+        "effective_rank",
+    )
 
 
 def plt_rect(x0, x1, color, label, ls="-", inset=0.0):
     from matplotlib.patches import Rectangle
 
-    return Rectangle((x0, -0.5 + inset), x1 - x0, 1.0 - 2 * inset, fill=False, edgecolor=color, lw=2.5, ls=ls,
-                     label=label)
+    return Rectangle(
+        (x0, -0.5 + inset), x1 - x0, 1.0 - 2 * inset, fill=False, edgecolor=color, lw=2.5, ls=ls, label=label
+    )

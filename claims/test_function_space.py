@@ -14,6 +14,7 @@ Derivations in :mod:`dlncheck.theory.tolerances`:
   L = 2 only in theory.published.stationary_mode_mean) is reported beside it.
 The tolerance is drawn only at the end, where it is asserted.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,10 +64,10 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits, noise",
-                         expectations.cases("function_space", variants=_variants, quick=_quick))
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, tier,
-                                          claim):
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits, noise", expectations.cases("function_space", variants=_variants, quick=_quick)
+)
+def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, tier, claim):
     case = f"{presets.case_id(regime, teacher, depth)}{'-aligned' if inits == 'aligned' else ''}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
     ens = init_ensembles.case_ensemble(exp, tier) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
@@ -78,20 +79,24 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         W = spectra.end_to_end([w[:, -1] for w in traj.weights])
-        sq = (W[1:] - W[:1]).square().sum((-2, -1)) / W[0].square().sum()       # relative squared, per run
+        sq = (W[1:] - W[:1]).square().sum((-2, -1)) / W[0].square().sum()  # relative squared, per run
         dist = compare.over_runs(compare.function_distance(traj.weights))
         curves.append((traj.checkpoint_times, dist["mean"]))
         dev = W[1:] - W[1:].mean(0)
-        spread_sq = dev.square().sum((-2, -1)) * len(dev) / (len(dev) - 1) / W[0].square().sum()   # unbiased
-        row = dict(init=init_ensembles.init_label(e.init), end=float(dist["mean"][-1]),
-                   mean_square_end=float(sq.mean()), gd_loss_end=float(traj.loss[0, -1]),
-                   sgd_loss_end_max=float(traj.loss[1:, -1].max()),
-                   bias_square_end=float((W[1:].mean(0) - W[0]).square().sum() / W[0].square().sum()),
-                   spread_square_end=float(spread_sq.mean()),
-                   sem_spread_square=float(spread_sq.std() / math.sqrt(len(spread_sq))))
+        spread_sq = dev.square().sum((-2, -1)) * len(dev) / (len(dev) - 1) / W[0].square().sum()  # unbiased
+        row = dict(
+            init=init_ensembles.init_label(e.init),
+            end=float(dist["mean"][-1]),
+            mean_square_end=float(sq.mean()),
+            gd_loss_end=float(traj.loss[0, -1]),
+            sgd_loss_end_max=float(traj.loss[1:, -1].max()),
+            bias_square_end=float((W[1:].mean(0) - W[0]).square().sum() / W[0].square().sum()),
+            spread_square_end=float(spread_sq.mean()),
+            sem_spread_square=float(spread_sq.std() / math.sqrt(len(spread_sq))),
+        )
         row["gd_trapped"] = init_ensembles.gd_trapped(e)
         if row["gd_trapped"]:
-            row |= dict(holds=np.nan)       # theory.trap: GD never reaches M, the prediction is the trap family's
+            row |= dict(holds=np.nan)  # theory.trap: GD never reaches M, the prediction is the trap family's
         elif noise == 0:
             row |= dict(tolerance=theory.REALIZABLE_FUNCTION_TOL, holds=row["end"] <= theory.REALIZABLE_FUNCTION_TOL)
         elif not exploratory:
@@ -105,10 +110,16 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     _figure(claim, case, curves, rows, noise, exploratory)
     numbers = dict(n_inits=len(ens), end_median=float(np.median(table["end"])), label_noise=noise, z=z)
     if exploratory:
-        claim.verdict(prediction="no derived prediction: the reshuffled law uses the balanced minimum's kernel",
-                      reason="lazy / intermediate init: the kernel at the minimum is not the balanced one",
-                      exploratory=True, holds=True, golden_path="n/a", key="end_median",
-                      observed=f"median end distance over {len(ens)} inits {numbers['end_median']:.3g}", **numbers)
+        claim.verdict(
+            prediction="no derived prediction: the reshuffled law uses the balanced minimum's kernel",
+            reason="lazy / intermediate init: the kernel at the minimum is not the balanced one",
+            exploratory=True,
+            holds=True,
+            golden_path="n/a",
+            key="end_median",
+            observed=f"median end distance over {len(ens)} inits {numbers['end_median']:.3g}",
+            **numbers,
+        )
         return
     trapped = table["gd_trapped"].to_numpy(bool)
     table = table[~trapped]
@@ -116,53 +127,94 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     numbers |= over | dict(n_gd_trapped=int(trapped.sum()))
     holds = over["n_pass"] == over["n_inits"]
     measured = table["spread_square_end"] if noise else table["end"]
-    worst = table.assign(excess=(measured - table.get("predicted_square", 0.0)).abs()
-                         / table["tolerance"]).sort_values("excess").iloc[-1]
+    worst = (
+        table.assign(excess=(measured - table.get("predicted_square", 0.0)).abs() / table["tolerance"])
+        .sort_values("excess")
+        .iloc[-1]
+    )
     if noise == 0:
         prediction = f"every init: relative distance at the end <= {theory.REALIZABLE_FUNCTION_TOL:.3g} = 2 e^-10"
-        detail = (f"worst {worst['init']}: end {worst['end']:.3g} (GD loss at T {worst['gd_loss_end']:.2g}, "
-                  f"max SGD loss {worst['sgd_loss_end_max']:.2g}"
-                  + f"); {int(trapped.sum())} init(s) predicted GD-trapped (theory.trap) left to that family")
+        detail = (
+            f"worst {worst['init']}: end {worst['end']:.3g} (GD loss at T {worst['gd_loss_end']:.2g}, "
+            f"max SGD loss {worst['sgd_loss_end_max']:.2g}"
+            + f"); {int(trapped.sum())} init(s) predicted GD-trapped (theory.trap) left to that family"
+        )
     else:
         numbers["predicted_square_median"] = float(np.median(table["predicted_square"]))
         numbers["bias_square_median"] = float(np.median(table["bias_square_end"]))
-        prediction = ("every init: run-to-run spread of W_SGD at T, mean ||W_r - mean_r W||^2 / ||W_GD||^2, = the "
-                      "reshuffled AR(1) variance (theory.tolerances.reshuffled_function_variance) "
-                      "within z s.e.m. + 2 h p")
-        detail = (f"worst {worst['init']}: spread {worst['spread_square_end']:.3g} vs predicted "
-                  f"{worst['predicted_square']:.3g} +- {worst['tolerance']:.2g} (ratio "
-                  f"{worst['spread_square_end'] / worst['predicted_square']:.2f}); squared bias of the SGD mean "
-                  f"{worst['bias_square_end']:.2g} (O(lr), reported, not derived at L > 2)")
+        prediction = (
+            "every init: run-to-run spread of W_SGD at T, mean ||W_r - mean_r W||^2 / ||W_GD||^2, = the "
+            "reshuffled AR(1) variance (theory.tolerances.reshuffled_function_variance) "
+            "within z s.e.m. + 2 h p"
+        )
+        detail = (
+            f"worst {worst['init']}: spread {worst['spread_square_end']:.3g} vs predicted "
+            f"{worst['predicted_square']:.3g} +- {worst['tolerance']:.2g} (ratio "
+            f"{worst['spread_square_end'] / worst['predicted_square']:.2f}); squared bias of the SGD mean "
+            f"{worst['bias_square_end']:.2g} (O(lr), reported, not derived at L > 2)"
+        )
     golden = "agrees" if holds and not trapped.any() else "differs"
-    claim.verdict(prediction=prediction, holds=holds, golden_path=golden,
-                  key="fraction", observed=(f"{over['n_pass']}/{over['n_inits']} inits hold (Wilson 95% "
-                                                 f"{over['fraction_lo']:.2f}-{over['fraction_hi']:.2f}); {detail}"),
-                  **numbers)
+    claim.verdict(
+        prediction=prediction,
+        holds=holds,
+        golden_path=golden,
+        key="fraction",
+        observed=(
+            f"{over['n_pass']}/{over['n_inits']} inits hold (Wilson 95% "
+            f"{over['fraction_lo']:.2f}-{over['fraction_hi']:.2f}); {detail}"
+        ),
+        **numbers,
+    )
     assert holds, f"{case}: {over['n_pass']}/{over['n_inits']} inits hold; {detail}; see function_distance.png"
 
 
 def _figure(claim, case, curves, rows, noise, exploratory):
     """Distance over time per init; at the end (where asserted) the tolerance interval, failing inits ringed."""
-    fig, ax = plots.figure(size=(9.6, 4.2), margins={"right": 3.6})   # room for the legend
+    fig, ax = plots.figure(size=(9.6, 4.2), margins={"right": 3.6})  # room for the legend
     for i, (t, mean) in enumerate(curves):
-        later = t > 0                                    # log time axis: t = 0 (identical inits) left out
-        ax.plot(t[later].numpy(), mean[later].numpy(), color=f"C{i % 10}", lw=1,
-                label="mean over SGD runs, one line per init" if i == 0 else None)
+        later = t > 0  # log time axis: t = 0 (identical inits) left out
+        ax.plot(
+            t[later].numpy(),
+            mean[later].numpy(),
+            color=f"C{i % 10}",
+            lw=1,
+            label="mean over SGD runs, one line per init" if i == 0 else None,
+        )
     t_end = float(curves[0][0][-1])
     ends = np.array([r["end"] for r in rows])
     if "tolerance" in rows[0]:
         if noise == 0:
-            ax.plot([t_end], [rows[0]["tolerance"]], marker="v", color="tab:red", ls="none",
-                    label=r"tolerance $2e^{-10}$ (asserted at $T$)")
+            ax.plot(
+                [t_end],
+                [rows[0]["tolerance"]],
+                marker="v",
+                color="tab:red",
+                ls="none",
+                label=r"tolerance $2e^{-10}$ (asserted at $T$)",
+            )
         else:
             p = np.array([r["predicted_square"] for r in rows])
             tol = np.array([r["tolerance"] for r in rows])
-            lo, hi = np.sqrt(np.clip(p - tol, p / 100, None)), np.sqrt(p + tol)      # lower end clipped at p/100
-            ax.errorbar(np.full(len(rows), t_end * 1.08), np.sqrt(p), yerr=[np.sqrt(p) - lo, hi - np.sqrt(p)],
-                        fmt="_", color="tab:red", capsize=3, label="reshuffled spread prediction (rms) ± tol, at $T$")
+            lo, hi = np.sqrt(np.clip(p - tol, p / 100, None)), np.sqrt(p + tol)  # lower end clipped at p/100
+            ax.errorbar(
+                np.full(len(rows), t_end * 1.08),
+                np.sqrt(p),
+                yerr=[np.sqrt(p) - lo, hi - np.sqrt(p)],
+                fmt="_",
+                color="tab:red",
+                capsize=3,
+                label="reshuffled spread prediction (rms) ± tol, at $T$",
+            )
             ends = np.sqrt([r["spread_square_end"] for r in rows])
-            ax.plot(np.full(len(rows), t_end * 0.92), ends, "o", mfc="none", color="k", ms=4,
-                    label="measured rms spread at $T$ (asserted)")
+            ax.plot(
+                np.full(len(rows), t_end * 0.92),
+                ends,
+                "o",
+                mfc="none",
+                color="k",
+                ms=4,
+                label="measured rms spread at $T$ (asserted)",
+            )
         plots.mark_failing(ax, np.full(len(rows), t_end), ends, [r["holds"] is False for r in rows])
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -170,7 +222,12 @@ def _figure(claim, case, curves, rows, noise, exploratory):
     ax.set_ylabel(r"$E_B\|W_{GD} - W_{SGD}\|_F / \|W_{GD}\|_F$")
     ax.set_title(f"{case}: function-space distance" + (" (exploratory)" if exploratory else ""), fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    claim.figure(fig, "function_distance", caption=(
-        "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
-        "the end of training, where it is asserted"
-        + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")))
+    claim.figure(
+        fig,
+        "function_distance",
+        caption=(
+            "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
+            "the end of training, where it is asserted"
+            + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")
+        ),
+    )

@@ -11,6 +11,7 @@ Run length: 2x the preset's steps, lengthened where theory's settle time of the 
 mode (effective start of the random init) or the L = 2 SGD escape time at kappa = KAPPA_FLOOR
 is later.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,17 +35,18 @@ from dlncheck.report.claim import Prediction
 from dlncheck.spectra import end_to_end
 from dlncheck.theory import trap
 
-FAMILY = "gd_trap"   # rows and contradictions: claims/expectations.py
+FAMILY = "gd_trap"  # rows and contradictions: claims/expectations.py
 TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 2, 80
-FLOW_HORIZON = 20   # the balanced flow is integrated up to 20x the preset's time when sizing a case
+FLOW_HORIZON = 20  # the balanced flow is integrated up to 20x the preset's time when sizing a case
 SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, batch size)
 
 
 def scan_signs(depth: int) -> list[int]:
     """sign(det W_0) sign(det M) of the balanced init for seeds 0..SCAN-1 (no training)."""
     base = presets.experiment(REGIME, TEACHER, depth)
-    return [int(trap.trap_sign(end_to_end(init_weights(_with_seed(base, seed))), base.teacher.M))
-            for seed in range(SCAN)]
+    return [
+        int(trap.trap_sign(end_to_end(init_weights(_with_seed(base, seed))), base.teacher.M)) for seed in range(SCAN)
+    ]
 
 
 def _with_seed(exp, seed: int):
@@ -84,8 +86,10 @@ def _run_length(exp, kind: str, W0: torch.Tensor) -> tuple[float, float, float]:
     t_max = FLOW_HORIZON * exp.steps * lr
     t_entry = trap.flow_entry_time(W0, exp.teacher.M, L, high if kind == "trapped" else low, t_max)
     if not math.isfinite(t_entry):
-        raise AssertionError(f"balanced flow from this init does not reach the band before t = {t_max:g}: "
-                             f"{kind} case cannot be sized; raise FLOW_HORIZON")
+        raise AssertionError(
+            f"balanced flow from this init does not reach the band before t = {t_max:g}: "
+            f"{kind} case cannot be sized; raise FLOW_HORIZON"
+        )
     t_settle = trap.settle_time(t_entry, s, L, learned, lr * L * float(s.max()) ** (2 - 2 / L))
     t_end = max(2 * exp.steps * lr, t_settle)
     if kind == "free":
@@ -93,16 +97,19 @@ def _run_length(exp, kind: str, W0: torch.Tensor) -> tuple[float, float, float]:
     t_float = trap.float_trap_end(s, t_settle, L, torch.finfo(exp.torch_dtype).eps)
     if L > 2:
         return min(t_end, t_float), t_settle, t_float
-    t_sgd = trap.sgd_escape_time(float(s.min()), exp.init.scale ** L,
-                                 trap.sgd_temperature(lr, exp.n_samples, exp.batch_size), trap.KAPPA_FLOOR)
+    t_sgd = trap.sgd_escape_time(
+        float(s.min()), exp.init.scale**L, trap.sgd_temperature(lr, exp.n_samples, exp.batch_size), trap.KAPPA_FLOOR
+    )
     if t_sgd > t_float:
-        pytest.skip(f"{exp.dtype}: GD's roundoff floor regrows the trapped mode by t = {t_float:.1f}, before "
-                    f"SGD's predicted escape {t_sgd:.1f} (kappa = {trap.KAPPA_FLOOR:g}): the case cannot separate them")
+        pytest.skip(
+            f"{exp.dtype}: GD's roundoff floor regrows the trapped mode by t = {t_float:.1f}, before "
+            f"SGD's predicted escape {t_sgd:.1f} (kappa = {trap.KAPPA_FLOOR:g}): the case cannot separate them"
+        )
     return t_float, t_settle, t_float
 
 
 def _sigma_min(traj) -> torch.Tensor:
-    return spectra.singular_values(spectra.end_to_end(traj.weights))[..., -1]   # (R, K)
+    return spectra.singular_values(spectra.end_to_end(traj.weights))[..., -1]  # (R, K)
 
 
 @pytest.mark.parametrize("kind, depth, seed", CASES)
@@ -124,22 +131,34 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     loss, t = traj.loss.double().cpu(), traj.times.double().cpu()
     t_ck = traj.checkpoint_steps.double().cpu() * exp.lr
     smin = _sigma_min(traj).double().cpu()
-    det_signs = trap.det_sign(spectra.end_to_end(traj.weights)).cpu()      # (R, K)
+    det_signs = trap.det_sign(spectra.end_to_end(traj.weights)).cpu()  # (R, K)
     P = trap.trap_plateau(s)
     low, high = trap.plateau_band(s)
     eps = torch.finfo(exp.torch_dtype).eps
     atol = trap.loss_roundoff(T.M, eps)
     flip = int(trap.first_sign_flip(det_signs)[0])
-    numbers = dict(n_inits=1, init_seed=seed, det_sign_product=sign, plateau_P=P, band=[low, high],
-                   roundoff_floor=trap.resolvable_floor(s, eps),
-                   t_end=float(t[-1]), t_settle_predicted=t_settle, t_float_predicted=t_float,
-                   lr=exp.lr, batch_size=exp.batch_size,
-                   gd_final_loss=float(loss[0, -1]), gd_min_loss=float(loss[0].min()),
-                   gd_min_loss_minus_P=float(loss[0].min() - P), loss_roundoff=atol,
-                   gd_exact_floor_held=bool(loss[0].min() >= P - atol),
-                   gd_first_det_flip_t=float(t_ck[flip]) if flip >= 0 else None,
-                   gd_sigma_min_W_end=float(smin[0, -1]), gd_sigma_min_W_min=float(smin[0].min()),
-                   sgd_final_loss=loss[1:, -1].tolist())
+    numbers = dict(
+        n_inits=1,
+        init_seed=seed,
+        det_sign_product=sign,
+        plateau_P=P,
+        band=[low, high],
+        roundoff_floor=trap.resolvable_floor(s, eps),
+        t_end=float(t[-1]),
+        t_settle_predicted=t_settle,
+        t_float_predicted=t_float,
+        lr=exp.lr,
+        batch_size=exp.batch_size,
+        gd_final_loss=float(loss[0, -1]),
+        gd_min_loss=float(loss[0].min()),
+        gd_min_loss_minus_P=float(loss[0].min() - P),
+        loss_roundoff=atol,
+        gd_exact_floor_held=bool(loss[0].min() >= P - atol),
+        gd_first_det_flip_t=float(t_ck[flip]) if flip >= 0 else None,
+        gd_sigma_min_W_end=float(smin[0, -1]),
+        gd_sigma_min_W_min=float(smin[0].min()),
+        sgd_final_loss=loss[1:, -1].tolist(),
+    )
     esc = None
     if kind == "free":
         bound = trap.converged_loss(s.numpy(), depth)
@@ -149,18 +168,26 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
         # premise (no sign barrier: GD converges) fails
         golden = "agrees" if holds else "differs" if loss[0, -1] <= bound else "assumption-fails"
         key = "gd_final_loss"
-        observed = (f"final loss GD {loss[0, -1]:.3g}, SGD max {loss[1:, -1].max():.3g} (bound {bound:.2g}); "
-                    f"GD sigma_min(W) at T {smin[0, -1]:.3g}")
+        observed = (
+            f"final loss GD {loss[0, -1]:.3g}, SGD max {loss[1:, -1].max():.3g} (bound {bound:.2g}); "
+            f"GD sigma_min(W) at T {smin[0, -1]:.3g}"
+        )
     else:
         after = t >= t_settle
         gd_trapped = bool(((loss[0, after] >= low) & (loss[0, after] <= high)).all())
         esc = trap.escape_times(loss[1:], t, low)
-        numbers |= dict(sgd_escape_times=esc.tolist(), sgd_escaped=int(torch.isfinite(esc).sum()),
-                        sgd_runs=exp.sgd_runs, sgd_escape_median=float(esc.median()))
-        observed = (f"GD loss in [{loss[0, after].min():.4g}, {loss[0, after].max():.4g}] for t in "
-                    f"[{t_settle:.1f}, {t[-1]:.1f}] (band [{low:.4g}, {high:.4g}]); min GD loss - P = "
-                    f"{loss[0].min() - P:.2g}; sigma_min(W_GD(T)) {smin[0, -1]:.2g}; SGD escape times "
-                    f"{np.round(esc.numpy(), 1).tolist()}")
+        numbers |= dict(
+            sgd_escape_times=esc.tolist(),
+            sgd_escaped=int(torch.isfinite(esc).sum()),
+            sgd_runs=exp.sgd_runs,
+            sgd_escape_median=float(esc.median()),
+        )
+        observed = (
+            f"GD loss in [{loss[0, after].min():.4g}, {loss[0, after].max():.4g}] for t in "
+            f"[{t_settle:.1f}, {t[-1]:.1f}] (band [{low:.4g}, {high:.4g}]); min GD loss - P = "
+            f"{loss[0].min() - P:.2g}; sigma_min(W_GD(T)) {smin[0, -1]:.2g}; SGD escape times "
+            f"{np.round(esc.numpy(), 1).tolist()}"
+        )
         holds = gd_trapped and (depth > 2 or bool(torch.isfinite(esc).all()))
         # golden path: GD stuck and SGD escapes (differs), both stuck (agrees); GD not trapped: premise fails
         escaped = bool(torch.isfinite(esc).any())
@@ -169,8 +196,16 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
         if runs is not None:
             numbers |= _escape_scaling(claim, exp, runs, low)
     _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, (low, high), t_settle, numbers)
-    claim.verdict(prediction=row.prediction, observed=observed, holds=holds, exploratory=row.exploratory,
-                  reason=row.reason, golden_path=golden, key=key, **numbers)
+    claim.verdict(
+        prediction=row.prediction,
+        observed=observed,
+        holds=holds,
+        exploratory=row.exploratory,
+        reason=row.reason,
+        golden_path=golden,
+        key=key,
+        **numbers,
+    )
     assert holds, f"{cid}: prediction '{row.prediction}' failed: {observed}"
 
 
@@ -180,8 +215,9 @@ def _escape_grid(exp, cache) -> dict:
     out = {}
     for B in sorted({b for _, b in SCALING_GRID}):
         factors = [f for f, b in SCALING_GRID if b == B]
-        ens = Ensemble(dataclasses.replace(exp, batch_size=B), inits=[exp.init] * len(factors),
-                       lrs=[exp.lr * f for f in factors])
+        ens = Ensemble(
+            dataclasses.replace(exp, batch_size=B), inits=[exp.init] * len(factors), lrs=[exp.lr * f for f in factors]
+        )
         et = cache.ensemble(ens, checkpoints=CHECKPOINTS)
         for i, f in enumerate(factors):
             out[(exp.lr * f, B)] = et[i]
@@ -190,45 +226,71 @@ def _escape_grid(exp, cache) -> dict:
 
 def _escape_scaling(claim, exp, runs: dict, level: float) -> dict:
     """SGD escape times per (lr, batch) against the heuristic shift (exploratory: theory.trap item 5)."""
-    s_min, c = float(exp.teacher.s.min()), exp.init.scale ** exp.depth
+    s_min, c = float(exp.teacher.s.min()), exp.init.scale**exp.depth
     T0 = trap.sgd_temperature(exp.lr, exp.n_samples, exp.batch_size)
     rows = []
     for (lr, B), tr in runs.items():
         esc = trap.escape_times(tr.loss[1:].double().cpu(), tr.times.double().cpu(), level)
         Tb = trap.sgd_temperature(lr, exp.n_samples, B)
         for run, te in enumerate(esc.tolist(), 1):
-            rows.append(dict(lr=lr, batch_size=B, temperature=Tb, run=run, escape_time=te,
-                             predicted_shift=trap.escape_shift(s_min, T0, Tb),
-                             predicted_kappa1=trap.sgd_escape_time(s_min, c, Tb)))
+            rows.append(
+                dict(
+                    lr=lr,
+                    batch_size=B,
+                    temperature=Tb,
+                    run=run,
+                    escape_time=te,
+                    predicted_shift=trap.escape_shift(s_min, T0, Tb),
+                    predicted_kappa1=trap.sgd_escape_time(s_min, c, Tb),
+                )
+            )
     df = pd.DataFrame(rows)
-    med = df.groupby(["lr", "batch_size"], sort=False).agg(median=("escape_time", "median"),
-                                                            shift=("predicted_shift", "first"),
-                                                            kappa1=("predicted_kappa1", "first")).reset_index()
+    med = (
+        df.groupby(["lr", "batch_size"], sort=False)
+        .agg(median=("escape_time", "median"), shift=("predicted_shift", "first"), kappa1=("predicted_kappa1", "first"))
+        .reset_index()
+    )
     med["measured_shift"] = med["median"] - med["median"].iloc[0]
     claim.table(df, "escape_times", caption="SGD escape time (loss < P/2) per run for each (lr, batch size)")
     _escape_figure(claim, df, med)
-    return dict(escape_scaling=med.round(4).to_dict("records"),
-                exploratory_note="escape-time shifts vs lr/batch are a heuristic (theory.trap item 5)")
+    return dict(
+        escape_scaling=med.round(4).to_dict("records"),
+        exploratory_note="escape-time shifts vs lr/batch are a heuristic (theory.trap item 5)",
+    )
 
 
 def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settle, numbers):
     fig, axes = plots.figure(1, 3, size=(14.0, 3.8))
     ax = axes[0]
     for r in range(1, loss.shape[0]):
-        ax.plot(t, loss[r].clamp_min(1e-16), color="tab:orange", linewidth=0.7, alpha=0.7,
-                label="SGD runs" if r == 1 else None)
+        ax.plot(
+            t,
+            loss[r].clamp_min(1e-16),
+            color="tab:orange",
+            linewidth=0.7,
+            alpha=0.7,
+            label="SGD runs" if r == 1 else None,
+        )
     ax.plot(t, loss[0].clamp_min(1e-16), color=plots.GD_COLOR, label="GD")
     ax.axhline(P, color="tab:blue", linestyle="--", linewidth=1, label=r"$P = s_{\min}^2/2$")
     if kind == "trapped":
-        ax.fill_between([t_settle, float(t[-1])], band[0], band[1], color="tab:blue", alpha=0.12,
-                        label="asserted GD band")
+        ax.fill_between(
+            [t_settle, float(t[-1])], band[0], band[1], color="tab:blue", alpha=0.12, label="asserted GD band"
+        )
         ok = torch.isfinite(esc)
         if ok.any():
-            ax.plot(esc[ok], torch.full((int(ok.sum()),), band[0]), "v", color="tab:red",
-                    label=r"SGD escape (loss $< P/2$)")
+            ax.plot(
+                esc[ok], torch.full((int(ok.sum()),), band[0]), "v", color="tab:red", label=r"SGD escape (loss $< P/2$)"
+            )
     else:
-        ax.plot([float(t[-1])], [numbers["converged_loss_bound"]], "v", color="tab:green", markersize=9,
-                label=r"asserted bound on loss$(T)$")
+        ax.plot(
+            [float(t[-1])],
+            [numbers["converged_loss_bound"]],
+            "v",
+            color="tab:green",
+            markersize=9,
+            label=r"asserted bound on loss$(T)$",
+        )
     ax.set_yscale("log")
     ax.set_xlabel(r"time $t = \eta\,k$")
     ax.set_ylabel(r"loss $\frac{1}{2}\|W - M\|_F^2$")
@@ -236,8 +298,14 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     ax.legend(loc="upper right")
     ax = axes[1]
     for r in range(1, smin.shape[0]):
-        ax.plot(t_ck, smin[r].clamp_min(1e-300), color="tab:orange", linewidth=0.7, alpha=0.7,
-                label="SGD runs" if r == 1 else None)
+        ax.plot(
+            t_ck,
+            smin[r].clamp_min(1e-300),
+            color="tab:orange",
+            linewidth=0.7,
+            alpha=0.7,
+            label="SGD runs" if r == 1 else None,
+        )
     ax.plot(t_ck, smin[0].clamp_min(1e-300), color=plots.GD_COLOR, label="GD")
     ax.axhline(numbers["roundoff_floor"], color="tab:gray", linestyle=":", label=r"roundoff floor $\epsilon s_1$")
     ax.set_yscale("log")
@@ -248,36 +316,58 @@ def _figures(claim, cid, depth, kind, t, loss, t_ck, smin, esc, P, band, t_settl
     ax = axes[2]
     signs = np.array(scan_signs(depth))
     ax.bar(np.arange(SCAN), signs, color=np.where(signs < 0, "tab:red", "tab:green"))
-    ax.bar([numbers["init_seed"]], [signs[numbers["init_seed"]]], fill=False, edgecolor="black", linewidth=2,
-           label="this case")
+    ax.bar(
+        [numbers["init_seed"]],
+        [signs[numbers["init_seed"]]],
+        fill=False,
+        edgecolor="black",
+        linewidth=2,
+        label="this case",
+    )
     ax.set_xlabel("init seed")
     ax.set_ylabel(r"sign$(\det W_0)\,$sign$(\det M)$")
     ax.set_title("prediction before training: -1 = trapped")
     ax.legend(loc="upper right")
-    claim.figure(fig, "trap", caption="GD and every SGD run against the trap plateau P (band asserted from the "
-                 "predicted settle time), sigma_min of the end-to-end map, and the det-sign prediction per seed")
-    claim.table(pd.DataFrame({"time": np.tile(t.numpy(), loss.shape[0]),
-                              "run": np.repeat(np.arange(loss.shape[0]), len(t)),
-                              "loss": loss.numpy().ravel()}), "loss")
+    claim.figure(
+        fig,
+        "trap",
+        caption="GD and every SGD run against the trap plateau P (band asserted from the "
+        "predicted settle time), sigma_min of the end-to-end map, and the det-sign prediction per seed",
+    )
+    claim.table(
+        pd.DataFrame(
+            {
+                "time": np.tile(t.numpy(), loss.shape[0]),
+                "run": np.repeat(np.arange(loss.shape[0]), len(t)),
+                "loss": loss.numpy().ravel(),
+            }
+        ),
+        "loss",
+    )
 
 
 def _escape_figure(claim, df, med):
     fig, axes = plots.figure(1, 2, size=(10.0, 3.6))
     ax = axes[0]
     for (lr, B), g in df.groupby(["lr", "batch_size"], sort=False):
-        ax.hist(g["escape_time"][np.isfinite(g["escape_time"])], bins=8, alpha=0.5,
-                label=rf"$\eta$={lr:.3g}, B={B}")
+        ax.hist(g["escape_time"][np.isfinite(g["escape_time"])], bins=8, alpha=0.5, label=rf"$\eta$={lr:.3g}, B={B}")
     ax.set_xlabel(r"SGD escape time $t_{esc}$ (loss < P/2)")
     ax.set_ylabel("runs")
     ax.legend(loc="upper right")
     ax = axes[1]
     ax.plot(med["shift"], med["measured_shift"], "o", color="tab:purple", label="median shift")
-    lim = [min(med["shift"].min(), med["measured_shift"].min()) - 0.5,
-           max(med["shift"].max(), med["measured_shift"].max()) + 0.5]
+    lim = [
+        min(med["shift"].min(), med["measured_shift"].min()) - 0.5,
+        max(med["shift"].max(), med["measured_shift"].max()) + 0.5,
+    ]
     ax.plot(lim, lim, color="gray", linestyle="--", linewidth=1, label=r"$-\ln(T_2/T_1)/s_{\min}$")
     ax.set_xlabel(r"predicted shift of $t_{esc}$ (heuristic)")
     ax.set_ylabel(r"measured shift of median $t_{esc}$")
     ax.set_title("exploratory: escape time vs SGD temperature")
     ax.legend(loc="upper left")
-    claim.figure(fig, "escape_times", caption="SGD escape-time histograms per (lr, batch) and the median shift "
-                 "vs the temperature heuristic -ln(T2/T1)/s_min (exploratory, not asserted)")
+    claim.figure(
+        fig,
+        "escape_times",
+        caption="SGD escape-time histograms per (lr, batch) and the median shift "
+        "vs the temperature heuristic -ln(T2/T1)/s_min (exploratory, not asserted)",
+    )

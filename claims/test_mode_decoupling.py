@@ -14,6 +14,7 @@ of that init (its runs share W(0), so they are one outcome, not independent draw
 counts inits, with a Wilson interval. The thresholds are definitions, not tolerances:
 EPS_RHO = 0.1 is "row a within 5.7 degrees of e_a" (cos >= 0.995), C_DIAG = 1/2 the protocol's.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,50 +29,57 @@ from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
 from dlncheck.theory import mode_dynamics as theory_modes
 
-EPS_RHO = 0.1          # definition of "aligned": rho_a <= 0.1
-EPS_ABS = 1e-3         # protocol's absolute threshold, times s_1 (reported only)
-C_DIAG = 0.5           # protocol's c
+EPS_RHO = 0.1  # definition of "aligned": rho_a <= 0.1
+EPS_ABS = 1e-3  # protocol's absolute threshold, times s_1 (reported only)
+C_DIAG = 0.5  # protocol's c
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init",
-                         expectations.cases("mode_decoupling", variants=expectations.ensemble_variants))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, init", expectations.cases("mode_decoupling", variants=expectations.ensemble_variants)
+)
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")
     row = expectations.PREDICTIONS["mode_decoupling"]["aligned" if init == "aligned" else regime]
     labels, trajs = init_ensembles.case_trajectories(exp, init, tier, trajectory_cache)
-    W = torch.stack([spectra.end_to_end(tr.weights) for tr in trajs])         # (C, R, K, d_out, d_in)
+    W = torch.stack([spectra.end_to_end(tr.weights) for tr in trajs])  # (C, R, K, d_out, d_in)
     t, w0 = trajs[0].checkpoint_times, [tr.initial_weights for tr in trajs]
     T = exp.teacher
     s = T.s
     n = int((s > 0).sum())
-    w = modes.mode_coefficients(W, T.U, T.V)                                  # (C, R, K, d_out, d_in)
+    w = modes.mode_coefficients(W, T.U, T.V)  # (C, R, K, d_out, d_in)
     times = modes.crossing_times(w, s, t, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]), c=C_DIAG)
-    learned = torch.isfinite(times["t_diag"])                                 # (C, R, n)
+    learned = torch.isfinite(times["t_diag"])  # (C, R, n)
     before = (times["t_cross"] <= times["t_diag"]) & learned
-    per_init = before.all(-1).all(-1)                                         # (C,)
+    per_init = before.all(-1).all(-1)  # (C,)
     per_init_gd = before[:, 0].all(-1)
-    all_learned = learned.all(-1).all(-1)                                     # (C,)
+    all_learned = learned.all(-1).all(-1)  # (C,)
     summary = init_ensembles.summary(per_init)
     gd_summary = init_ensembles.summary(per_init_gd)
     off = modes.row_offdiag(w, s)
-    rho_at_diag = _value_at(off["rho"][..., :n], times["t_diag"], t)          # (C, R, n)
+    rho_at_diag = _value_at(off["rho"][..., :n], times["t_diag"], t)  # (C, R, n)
 
-    numbers = dict(n_inits=summary["n_inits"], inits_aligned_first=summary["n_pass"],
-                   fraction_inits=summary["fraction"], fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
-                   fraction_inits_gd=gd_summary["fraction"], inits_all_learned=int(all_learned.sum()),
-                   per_init=dict(zip(labels, summary["per_init"])),
-                   failing_modes_per_init={lab: [a + 1 for a in range(n) if not bool(before[c, :, a].all())]
-                                           for c, lab in enumerate(labels)},
-                   rho_at_t_diag_gd={lab: np.round(rho_at_diag[c, 0].tolist(), 3).tolist()
-                                     for c, lab in enumerate(labels)},
-                   sgd_runs_per_init=W.shape[1] - 1, eps_rho=EPS_RHO)
-    if regime == "saddle":      # every init, every run: the small-init theory has no exceptions
+    numbers = dict(
+        n_inits=summary["n_inits"],
+        inits_aligned_first=summary["n_pass"],
+        fraction_inits=summary["fraction"],
+        fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+        fraction_inits_gd=gd_summary["fraction"],
+        inits_all_learned=int(all_learned.sum()),
+        per_init=dict(zip(labels, summary["per_init"])),
+        failing_modes_per_init={
+            lab: [a + 1 for a in range(n) if not bool(before[c, :, a].all())] for c, lab in enumerate(labels)
+        },
+        rho_at_t_diag_gd={lab: np.round(rho_at_diag[c, 0].tolist(), 3).tolist() for c, lab in enumerate(labels)},
+        sgd_runs_per_init=W.shape[1] - 1,
+        eps_rho=EPS_RHO,
+    )
+    if regime == "saddle":  # every init, every run: the small-init theory has no exceptions
         holds = summary["n_pass"] == summary["n_inits"]
-    else:                       # exploratory: only that every mode is learned (a prerequisite that can fail)
+    else:  # exploratory: only that every mode is learned (a prerequisite that can fail)
         holds = bool(all_learned.all())
         if regime == "ntk":
-            pred = _lazy_prediction(w0, T, s, n)                              # (C, n) predicted "aligns first"
+            pred = _lazy_prediction(w0, T, s, n)  # (C, n) predicted "aligns first"
             agree = (pred == before[:, 0]).double().mean().item()
             numbers |= dict(lazy_predicted_aligned_first=pred.tolist(), lazy_agreement_gd=agree)
     failing = [lab for lab, ok in zip(labels, summary["per_init"]) if not ok]
@@ -79,13 +87,23 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
     _figure(claim, t, w[worst], off["rho"][worst], times, worst, s, n, f"{cid} ({labels[worst]})")
     _table(claim, labels, times, before, rho_at_diag, n)
     lo, hi = summary["fraction_lo"], summary["fraction_hi"]
-    observed = (f"{summary['n_pass']}/{summary['n_inits']} inits align first in GD and every SGD run "
-                f"(95% CI {lo:.2f}-{hi:.2f}; GD alone {gd_summary['n_pass']}/{gd_summary['n_inits']}); "
-                f"failing (init: modes) {[(lab, numbers['failing_modes_per_init'][lab]) for lab in failing]}; "
-                f"every mode learned in {int(all_learned.sum())}/{len(labels)} inits")
+    observed = (
+        f"{summary['n_pass']}/{summary['n_inits']} inits align first in GD and every SGD run "
+        f"(95% CI {lo:.2f}-{hi:.2f}; GD alone {gd_summary['n_pass']}/{gd_summary['n_inits']}); "
+        f"failing (init: modes) {[(lab, numbers['failing_modes_per_init'][lab]) for lab in failing]}; "
+        f"every mode learned in {int(all_learned.sum())}/{len(labels)} inits"
+    )
     golden = "n/a" if row.exploratory else ("agrees" if holds else "assumption-fails")
-    claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds, reason=row.reason,
-                  observed=observed, golden_path=golden, key="fraction_inits", **numbers)
+    claim.verdict(
+        prediction=row.prediction,
+        exploratory=row.exploratory,
+        holds=holds,
+        reason=row.reason,
+        observed=observed,
+        golden_path=golden,
+        key="fraction_inits",
+        **numbers,
+    )
     assert holds, f"mode decoupling failed for {cid}: {observed}; predicted {row.prediction}"
 
 
@@ -98,10 +116,10 @@ def _value_at(x: torch.Tensor, at: torch.Tensor, t: torch.Tensor) -> torch.Tenso
 
 def _lazy_prediction(w0, T, s, n) -> torch.Tensor:
     """Per (init, mode): does the lazy model predict alignment first? See theory.modes.lazy_rho_at_diag."""
-    W0 = torch.stack([spectra.end_to_end(w) for w in w0])                    # W(0) per init (shared by its runs)
+    W0 = torch.stack([spectra.end_to_end(w) for w in w0])  # W(0) per init (shared by its runs)
     w = modes.mode_coefficients(W0, T.U, T.V)
     off = modes.row_offdiag(w, s)
-    offnorm = off["rho"] * torch.linalg.vector_norm(w, dim=-1)[..., :off["rho"].shape[-1]]
+    offnorm = off["rho"] * torch.linalg.vector_norm(w, dim=-1)[..., : off["rho"].shape[-1]]
     w_aa = torch.diagonal(w, dim1=-2, dim2=-1)
     rho = theory_modes.lazy_rho_at_diag(w_aa[..., :n], offnorm[..., :n], s[:n], C_DIAG)
     return rho <= EPS_RHO
@@ -109,19 +127,32 @@ def _lazy_prediction(w0, T, s, n) -> torch.Tensor:
 
 def _table(claim, labels, times, before, rho_at_diag, n):
     C, R, _ = before.shape
-    rows = [{"init": labels[c], "run": r, "method": "GD" if r == 0 else "SGD", "mode": a + 1,
-             "t_cross": float(times["t_cross"][c, r, a]), "t_diag": float(times["t_diag"][c, r, a]),
-             "rho_at_t_diag": float(rho_at_diag[c, r, a]), "aligned_first": bool(before[c, r, a])}
-            for c in range(C) for r in range(R) for a in range(n)]
-    claim.table(pd.DataFrame(rows), "per_init_crossings",
-                caption="t_cross, t_diag and rho_a(t_diag) per init, run, mode")
+    rows = [
+        {
+            "init": labels[c],
+            "run": r,
+            "method": "GD" if r == 0 else "SGD",
+            "mode": a + 1,
+            "t_cross": float(times["t_cross"][c, r, a]),
+            "t_diag": float(times["t_diag"][c, r, a]),
+            "rho_at_t_diag": float(rho_at_diag[c, r, a]),
+            "aligned_first": bool(before[c, r, a]),
+        }
+        for c in range(C)
+        for r in range(R)
+        for a in range(n)
+    ]
+    claim.table(
+        pd.DataFrame(rows), "per_init_crossings", caption="t_cross, t_diag and rho_a(t_diag) per init, run, mode"
+    )
 
 
 def _figure(claim, t, w, rho, times, c, s, n, title):
     """Top row: |w_aa| (solid) and max_{b!=a}|w_ab| (dashed), GD line and SGD min-max band; bottom
     row: rho_a with the threshold EPS_RHO; t_diag (GD) marked. One init (the first failing one)."""
-    fig, axes = plots.figure(2, n, size=(3.3 * n + 0.4, 7.0),
-                             gridspec_kw={"top": 0.9, "bottom": 0.2, "hspace": 0.55, "wspace": 0.4})
+    fig, axes = plots.figure(
+        2, n, size=(3.3 * n + 0.4, 7.0), gridspec_kw={"top": 0.9, "bottom": 0.2, "hspace": 0.55, "wspace": 0.4}
+    )
     axes = np.atleast_2d(axes).reshape(2, n)
     diag = torch.diagonal(w, dim1=-2, dim2=-1)[..., :n].abs()
     offmax = modes.row_offdiag(w, s)["max"]
@@ -131,29 +162,57 @@ def _figure(claim, t, w, rho, times, c, s, n, title):
         for q, style, name in ((diag[..., a], "-", r"$|w_{aa}|$"), (offmax[..., a], "--", r"$\max_{b\neq a}|w_{ab}|$")):
             ax.plot(x, q[0].numpy(), color=plots.GD_COLOR, linestyle=style, label=f"GD {name}")
             if q.shape[0] > 1:
-                ax.fill_between(x, q[1:].amin(0).numpy(), q[1:].amax(0).numpy(), color=plots.SGD_COLOR,
-                                alpha=0.35, linewidth=0, hatch=None if style == "-" else "///",
-                                label=f"SGD {name} (min-max)")
+                ax.fill_between(
+                    x,
+                    q[1:].amin(0).numpy(),
+                    q[1:].amax(0).numpy(),
+                    color=plots.SGD_COLOR,
+                    alpha=0.35,
+                    linewidth=0,
+                    hatch=None if style == "-" else "///",
+                    label=f"SGD {name} (min-max)",
+                )
         ax.axhline(C_DIAG * float(s[a]), color="tab:blue", linewidth=0.8, linestyle=":", label=r"$c\,s_a$")
         ax.set(yscale="log", title=f"mode {a + 1}, $s_{a + 1}$={float(s[a]):.2g}", xlabel="t = lr step")
         ax_rho.plot(x, rho[0, :, a].numpy(), color=plots.GD_COLOR, label=r"GD $\rho_a$")
         if rho.shape[0] > 1:
-            ax_rho.fill_between(x, rho[1:, :, a].amin(0).numpy(), rho[1:, :, a].amax(0).numpy(),
-                                color=plots.SGD_COLOR, alpha=0.35, linewidth=0, label=r"SGD $\rho_a$ (min-max)")
+            ax_rho.fill_between(
+                x,
+                rho[1:, :, a].amin(0).numpy(),
+                rho[1:, :, a].amax(0).numpy(),
+                color=plots.SGD_COLOR,
+                alpha=0.35,
+                linewidth=0,
+                label=r"SGD $\rho_a$ (min-max)",
+            )
         ax_rho.axhline(EPS_RHO, color="tab:red", linewidth=1, label=r"$\epsilon_\rho$ (aligned below)")
         for ax_ in (ax, ax_rho):
-            plots.mark_times(ax_, times["t_diag"][c, 0, a:a + 1], label=r"$t_{diag}$ (GD)", color="tab:blue")
+            plots.mark_times(ax_, times["t_diag"][c, 0, a : a + 1], label=r"$t_{diag}$ (GD)", color="tab:blue")
         td = times["t_diag"][c, :, a]
         failing = not bool(((times["t_cross"][c, :, a] <= td) & torch.isfinite(td)).all())
-        ax_rho.set(yscale="log", xlabel="t = lr step", ylim=(1e-4, 1.5),
-                   title=rf"$\rho_{a + 1}$" + (" (fails: late or unlearned)" if failing else ""))
+        ax_rho.set(
+            yscale="log",
+            xlabel="t = lr step",
+            ylim=(1e-4, 1.5),
+            title=rf"$\rho_{a + 1}$" + (" (fails: late or unlearned)" if failing else ""),
+        )
     axes[0, 0].set_ylabel("|mode coefficient|")
     axes[1, 0].set_ylabel(r"$\rho_a$ = off-diag / row norm")
     handles, names = axes[0, 0].get_legend_handles_labels()
     extra = [(h, lab) for h, lab in zip(*axes[1, 0].get_legend_handles_labels()) if lab not in names]
-    fig.legend(handles + [h for h, _ in extra], names + [lab for _, lab in extra], loc="lower center",
-               ncol=4, fontsize=8, bbox_to_anchor=(0.5, 0.0))
+    fig.legend(
+        handles + [h for h, _ in extra],
+        names + [lab for _, lab in extra],
+        loc="lower center",
+        ncol=4,
+        fontsize=8,
+        bbox_to_anchor=(0.5, 0.0),
+    )
     fig.suptitle(title, fontsize=11)
-    claim.figure(fig, "mode_coefficients", caption="per mode: GD (black) and SGD min-max band (orange) of "
-                 "|w_aa| and the largest cross coefficient (top), and rho_a, which defines t_cross, with its "
-                 "threshold (bottom); t_diag of GD marked; the first failing init is shown")
+    claim.figure(
+        fig,
+        "mode_coefficients",
+        caption="per mode: GD (black) and SGD min-max band (orange) of "
+        "|w_aa| and the largest cross coefficient (top), and rho_a, which defines t_cross, with its "
+        "threshold (bottom); t_diag of GD marked; the first failing init is shown",
+    )

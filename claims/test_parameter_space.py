@@ -13,6 +13,7 @@ reported at the end and at GD's plateaus (gauge.gauge_align_path at those checkp
 threshold on it is derived, and in the ntk / intermediate regimes (no decoupled modes, no split
 prediction) the case is exploratory and aligns GD with its first EXPLORATORY_RUNS SGD runs only.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -28,7 +29,7 @@ from dlncheck.suite import init_ensembles
 from dlncheck.theory import sgd, tolerances
 from dlncheck.theory.tolerances import bonferroni_z
 
-PLATEAU_RTOL = expectations.DWELL_RTOL      # "on plateau k": GD loss within 5% of P_k
+PLATEAU_RTOL = expectations.DWELL_RTOL  # "on plateau k": GD loss within 5% of P_k
 #: exploratory regimes (nothing asserted): GD and its first 8 SGD runs, at most 10 Procrustes sweeps.
 #: The 128-wide NTK layers converge slowly (nightly ntk-lowrank-L3, one init: gauge share 0.574 after
 #: 10 sweeps, 0.592 after 50, still rising; ~1.2 s per sweep): every sweep lowers the objective, so
@@ -71,12 +72,12 @@ def _displacement(weights) -> tuple[float, float]:
     return float(mean.norm()) / norm, float((delta - mean).square().sum(1).mean().sqrt()) / norm
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits",
-                         expectations.cases("parameter_space", variants=_variants, quick=_quick))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits", expectations.cases("parameter_space", variants=_variants, quick=_quick)
+)
 def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, trajectory_cache, tier, claim):
     exp = preset(regime, teacher, depth)
-    ens = (init_ensembles.case_ensemble(exp, tier) if inits != "aligned"
-           else Ensemble(exp, inits=[exp.init]))
+    ens = init_ensembles.case_ensemble(exp, tier) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     applies = regime == "saddle"
     z = bonferroni_z(len(ens))
@@ -86,76 +87,126 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
     offsets = dict(zip(predicted, sgd.ensemble_offsets([ens.experiment(i) for i in predicted])))  # one program
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
-        W = traj.weights if applies else [w[:1 + EXPLORATORY_RUNS] for w in traj.weights]
+        W = traj.weights if applies else [w[: 1 + EXPLORATORY_RUNS] for w in traj.weights]
         K = traj.checkpoint_steps.shape[-1]
         loss_gd = traj.loss[0, torch.searchsorted(traj.steps, traj.checkpoint_steps).clamp_max(traj.steps.numel() - 1)]
         picks = (_plateau_checkpoints(loss_gd, e.teacher.s) if applies else []) + [K - 1]
         aligned = gauge_align_path([w[:, picks] for w in W], max_sweeps=50 if applies else EXPLORATORY_SWEEPS)
         raw_end = float(compare.theta_ratio([w[:, -1] for w in W]).mean())
         al_end = float(compare.theta_ratio(aligned[-1].weights).mean())
-        share = [float((1 - (compare.theta_distance(a.weights) / compare.theta_distance(
-            [w[:, k] for w in W])).square()).mean()) for a, k in zip(aligned, picks)]
+        share = [
+            float(
+                (1 - (compare.theta_distance(a.weights) / compare.theta_distance([w[:, k] for w in W])).square()).mean()
+            )
+            for a, k in zip(aligned, picks)
+        ]
         m_raw, spread_raw = _displacement([w[:, -1] for w in W])
         m_al, spread_al = _displacement(aligned[-1].weights)
-        row = dict(init=init_ensembles.init_label(e.init), raw_ratio_end=raw_end, aligned_ratio_end=al_end,
-                   gauge_share_end=share[-1], gauge_share_plateau_max=max(share[:-1], default=float("nan")),
-                   mean_displacement_raw=m_raw, spread_raw=spread_raw, mean_displacement_aligned=m_al,
-                   spread_aligned=spread_al)
+        row = dict(
+            init=init_ensembles.init_label(e.init),
+            raw_ratio_end=raw_end,
+            aligned_ratio_end=al_end,
+            gauge_share_end=share[-1],
+            gauge_share_plateau_max=max(share[:-1], default=float("nan")),
+            mean_displacement_raw=m_raw,
+            spread_raw=spread_raw,
+            mean_displacement_aligned=m_al,
+            spread_aligned=spread_al,
+        )
         row["gd_trapped"] = trapped[i]
         if i in offsets:
             pred = offsets[i]
-            p = tolerances.split_distance(pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm(
-                [w[:1, -1] for w in W])[0]))
+            p = tolerances.split_distance(
+                pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm([w[:1, -1] for w in W])[0])
+            )
             h = sgd.truncation_tolerance(e)
             tol_raw = tolerances.offset_match_tolerance(p, spread_raw, e.sgd_runs, h, z)
             tol_al = tolerances.offset_match_tolerance(p, spread_al, e.sgd_runs, h, z)
-            row |= dict(predicted=p, tolerance_raw=tol_raw, tolerance_aligned=tol_al, h=h,
-                        holds=abs(m_raw - p) <= tol_raw and abs(m_al - p) <= tol_al)
+            row |= dict(
+                predicted=p,
+                tolerance_raw=tol_raw,
+                tolerance_aligned=tol_al,
+                h=h,
+                holds=abs(m_raw - p) <= tol_raw and abs(m_al - p) <= tol_al,
+            )
         rows.append(row)
         t = traj.checkpoint_times
-        curves.append((t, compare.theta_ratio(W).mean(0), 1 - compare.cosine(W).mean(0),
-                       t[picks], [float(compare.theta_ratio(a.weights).mean()) for a in aligned]))
+        curves.append(
+            (
+                t,
+                compare.theta_ratio(W).mean(0),
+                1 - compare.cosine(W).mean(0),
+                t[picks],
+                [float(compare.theta_ratio(a.weights).mean()) for a in aligned],
+            )
+        )
     _figure(claim, curves, rows, applies, ens, regime)
     import pandas as pd
+
     table = pd.DataFrame(rows)
     claim.table(table, "parameter_space_per_init")
     share_end = float(np.median(table["gauge_share_end"]))
-    numbers = dict(n_inits=len(ens), gauge_share_end_median=share_end,
-                   raw_ratio_end_median=float(np.median(table["raw_ratio_end"])),
-                   aligned_ratio_end_median=float(np.median(table["aligned_ratio_end"])), z=z)
+    numbers = dict(
+        n_inits=len(ens),
+        gauge_share_end_median=share_end,
+        raw_ratio_end_median=float(np.median(table["raw_ratio_end"])),
+        aligned_ratio_end_median=float(np.median(table["aligned_ratio_end"])),
+        z=z,
+    )
     golden = "n/a"
     if not applies:
-        claim.verdict(prediction="no derived prediction: the split offset needs decoupled modes (saddle regime)",
-                      reason="lazy / intermediate init: modes are not decoupled; no gauge-share threshold derived",
-                      exploratory=True, holds=True, golden_path=golden, key="gauge_share_end_median",
-                      observed=f"median over {len(ens)} inits (GD + first {EXPLORATORY_RUNS} SGD runs each, "
-                               f"{EXPLORATORY_SWEEPS} Procrustes sweeps: the share is a lower bound): raw ratio at "
-                               f"end {numbers['raw_ratio_end_median']:.3g}, "
-                               f"gauge-aligned {numbers['aligned_ratio_end_median']:.3g}, gauge share {share_end:.3g}",
-                      **numbers)
+        claim.verdict(
+            prediction="no derived prediction: the split offset needs decoupled modes (saddle regime)",
+            reason="lazy / intermediate init: modes are not decoupled; no gauge-share threshold derived",
+            exploratory=True,
+            holds=True,
+            golden_path=golden,
+            key="gauge_share_end_median",
+            observed=f"median over {len(ens)} inits (GD + first {EXPLORATORY_RUNS} SGD runs each, "
+            f"{EXPLORATORY_SWEEPS} Procrustes sweeps: the share is a lower bound): raw ratio at "
+            f"end {numbers['raw_ratio_end_median']:.3g}, "
+            f"gauge-aligned {numbers['aligned_ratio_end_median']:.3g}, gauge share {share_end:.3g}",
+            **numbers,
+        )
         return
     trapped = table["gd_trapped"].to_numpy(bool)
     table = table[~trapped]
     over = init_ensembles.summary(table["holds"])
-    numbers |= over | dict(n_gd_trapped=int(trapped.sum()), predicted_median=float(np.median(table["predicted"])),
-                           mean_displacement_raw_median=float(np.median(table["mean_displacement_raw"])))
+    numbers |= over | dict(
+        n_gd_trapped=int(trapped.sum()),
+        predicted_median=float(np.median(table["predicted"])),
+        mean_displacement_raw_median=float(np.median(table["mean_displacement_raw"])),
+    )
     row = expectations.PREDICTIONS["parameter_space"][regime]
     holds = over["n_pass"] == over["n_inits"]
-    worst = table.assign(excess=(table["mean_displacement_raw"] - table["predicted"]).abs() / table["tolerance_raw"]
-                         ).sort_values("excess").iloc[-1]
-    claim.verdict(prediction=row.prediction, reason=row.reason, holds=holds,
-                  golden_path="agrees" if holds and not trapped.any() else "differs", key="fraction",
-                  observed=(f"{over['n_pass']}/{over['n_inits']} inits hold (Wilson 95% {over['fraction_lo']:.2f}-"
-                            f"{over['fraction_hi']:.2f}); worst {worst['init']}: mean displacement raw "
-                            f"{worst['mean_displacement_raw']:.3g}, aligned "
-                            f"{worst['mean_displacement_aligned']:.3g} vs predicted {worst['predicted']:.3g} (tol raw "
-                            f"{worst['tolerance_raw']:.2g}); gauge share at end median {share_end:.3g}; "
-                            f"{int(trapped.sum())} init(s) predicted GD-trapped (theory.trap: no minimum, no split "
-                            "prediction) left to that family"), **numbers)
-    assert holds, (f"{presets.case_id(regime, teacher, depth)}: the mean SGD displacement matches the derived split "
-                   f"offset in {over['n_pass']}/{over['n_inits']} inits; worst {worst['init']}: raw "
-                   f"{worst['mean_displacement_raw']:.3g}, aligned {worst['mean_displacement_aligned']:.3g}, predicted "
-                   f"{worst['predicted']:.3g} +- {worst['tolerance_raw']:.2g}; see parameter_space.png")
+    worst = (
+        table.assign(excess=(table["mean_displacement_raw"] - table["predicted"]).abs() / table["tolerance_raw"])
+        .sort_values("excess")
+        .iloc[-1]
+    )
+    claim.verdict(
+        prediction=row.prediction,
+        reason=row.reason,
+        holds=holds,
+        golden_path="agrees" if holds and not trapped.any() else "differs",
+        key="fraction",
+        observed=(
+            f"{over['n_pass']}/{over['n_inits']} inits hold (Wilson 95% {over['fraction_lo']:.2f}-"
+            f"{over['fraction_hi']:.2f}); worst {worst['init']}: mean displacement raw "
+            f"{worst['mean_displacement_raw']:.3g}, aligned "
+            f"{worst['mean_displacement_aligned']:.3g} vs predicted {worst['predicted']:.3g} (tol raw "
+            f"{worst['tolerance_raw']:.2g}); gauge share at end median {share_end:.3g}; "
+            f"{int(trapped.sum())} init(s) predicted GD-trapped (theory.trap: no minimum, no split "
+            "prediction) left to that family"
+        ),
+        **numbers,
+    )
+    assert holds, (
+        f"{presets.case_id(regime, teacher, depth)}: the mean SGD displacement matches the derived split "
+        f"offset in {over['n_pass']}/{over['n_inits']} inits; worst {worst['init']}: raw "
+        f"{worst['mean_displacement_raw']:.3g}, aligned {worst['mean_displacement_aligned']:.3g}, predicted "
+        f"{worst['predicted']:.3g} +- {worst['tolerance_raw']:.2g}; see parameter_space.png"
+    )
 
 
 def _figure(claim, curves, rows, applies, ens, regime):
@@ -163,14 +214,23 @@ def _figure(claim, curves, rows, applies, ens, regime):
     checkpoints (markers). Middle: 1 - cos(theta_GD, theta_SGD), log axis. Right (saddle): end of
     training per init, measured mean displacement vs the derived split offset and its tolerance."""
     applies = applies and any("predicted" in r for r in rows)
-    fig, axes = plots.figure(ncols=3 if applies else 2, size=(17.4 if applies else 10, 4.6),   # legend, init names
-                             margins={"left": 1.0, "right": 2.6 if applies else 0.2, "bottom": 1.1})
+    fig, axes = plots.figure(
+        ncols=3 if applies else 2,
+        size=(17.4 if applies else 10, 4.6),  # legend, init names
+        margins={"left": 1.0, "right": 2.6 if applies else 0.2, "bottom": 1.1},
+    )
     for i, (t, ratio, one_minus_cos, t_al, r_al) in enumerate(curves):
         color = f"C{i % 10}"
-        later = t > 0                                    # log time axis: t = 0 (identical inits) left out
+        later = t > 0  # log time axis: t = 0 (identical inits) left out
         axes[0].plot(t[later].numpy(), ratio[later].numpy(), color=color, lw=1, label="raw" if i == 0 else None)
-        axes[0].plot(t_al.numpy(), r_al, "o", mfc="none", color=color,
-                     label="gauge-aligned (asserted/drawn checkpoints)" if i == 0 else None)
+        axes[0].plot(
+            t_al.numpy(),
+            r_al,
+            "o",
+            mfc="none",
+            color=color,
+            label="gauge-aligned (asserted/drawn checkpoints)" if i == 0 else None,
+        )
         axes[1].plot(t[later].numpy(), one_minus_cos[later].numpy(), color=color, lw=1)
     axes[0].set_ylabel(r"$E_B\|\theta_{GD}-\theta_{SGD}\| / \|\theta_{GD}\|$")
     axes[1].set_ylabel(r"$1 - \cos(\theta_{GD}, \theta_{SGD})$ (mean over runs)")
@@ -187,14 +247,24 @@ def _figure(claim, curves, rows, applies, ens, regime):
         tol = np.array([r["tolerance_raw"] for r in rows])
         axes[2].errorbar(x, p, yerr=tol, fmt="_", color="k", capsize=4, label="derived split offset ± tolerance")
         axes[2].plot(x, [r["mean_displacement_raw"] for r in rows], "o", label="raw mean displacement")
-        axes[2].plot(x + 0.15, [r["mean_displacement_aligned"] for r in rows], "s", mfc="none",
-                     label="gauge-aligned mean displacement")
+        axes[2].plot(
+            x + 0.15,
+            [r["mean_displacement_aligned"] for r in rows],
+            "s",
+            mfc="none",
+            label="gauge-aligned mean displacement",
+        )
         plots.mark_failing(axes[2], x, [r["mean_displacement_raw"] for r in rows], [not r["holds"] for r in rows])
         axes[2].set_xticks(x, [r["init"] for r in rows], rotation=60, fontsize=7)
         axes[2].set_ylabel(r"$\|\bar\delta\| / \|\theta_{GD}\|$ at $T$")
         axes[2].set_title("asserted at the end of training", fontsize=9)
         axes[2].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    claim.figure(fig, "parameter_space", caption=(
-        "raw relative distance per init (lines) with the gauge-aligned one at the end and at GD's plateaus "
-        "(markers); 1 - cosine on a log axis" + ("; end of training: mean displacement vs the derived split "
-                                                 "offset (asserted)" if applies else "")))
+    claim.figure(
+        fig,
+        "parameter_space",
+        caption=(
+            "raw relative distance per init (lines) with the gauge-aligned one at the end and at GD's plateaus "
+            "(markers); 1 - cosine on a log axis"
+            + ("; end of training: mean displacement vs the derived split offset (asserted)" if applies else "")
+        ),
+    )

@@ -14,6 +14,7 @@ Each case reproduces one headline result on this engine, with the prediction der
 - rank deficiency (Varre, Sagitova & Flammarion, NeurIPS 2024): label-noise SGD shrinks
   det(Theta^T Theta), Theta = [W_1, W_2^T], at the predicted rate, GD keeps it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,15 +58,20 @@ from dlncheck.measure import noise_metrics as nm
 from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
-DIFFUSION = [case("diffusion-peak", "saddle-lowrank-L2", 2),
-             case("diffusion-peak", "saddle-lowrank-L3", 3, nightly=True)]
-STATIONARY = [case("stationary-collapse", "saddle-fullrank-L2", "collapse"),
-              case("stationary-boltzmann-shuffled", "saddle-fullrank-L2", "shuffled"),
-              case("stationary-boltzmann-iid", "saddle-fullrank-L2", "iid")]
-BALANCE = [case("balance-noise", "intermediate-lowrank-L2", 2),
-           case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True)]
-RANK = [case("rank-deficiency", "varre-2x5-L2", 2),
-        case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)]
+DIFFUSION = [
+    case("diffusion-peak", "saddle-lowrank-L2", 2),
+    case("diffusion-peak", "saddle-lowrank-L3", 3, nightly=True),
+]
+STATIONARY = [
+    case("stationary-collapse", "saddle-fullrank-L2", "collapse"),
+    case("stationary-boltzmann-shuffled", "saddle-fullrank-L2", "shuffled"),
+    case("stationary-boltzmann-iid", "saddle-fullrank-L2", "iid"),
+]
+BALANCE = [
+    case("balance-noise", "intermediate-lowrank-L2", 2),
+    case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True),
+]
+RANK = [case("rank-deficiency", "varre-2x5-L2", 2), case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)]
 expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK + DRIFT_IDENTITY + RANK_DEPARTURE)
 
 
@@ -87,15 +93,24 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
         t_peak, t_learned, var = nm.peak_and_learning_times(u[1:], s, times, pub.LEARNED_FRACTION)
         per_init[name] = {"t_peak": t_peak, "t_learned": t_learned, "times": times, "var": var, "u": u}
         for a in range(len(s)):
-            rows.append({"init": name, "mode": a + 1, "s": float(s[a]), "t_peak": float(t_peak[a]),
-                         "t_learned": float(t_learned[a]), "lead": float(t_learned[a] - t_peak[a])})
+            rows.append(
+                {
+                    "init": name,
+                    "mode": a + 1,
+                    "s": float(s[a]),
+                    "t_peak": float(t_peak[a]),
+                    "t_learned": float(t_learned[a]),
+                    "lead": float(t_learned[a] - t_peak[a]),
+                }
+            )
     table = pd.DataFrame(rows)
     # the modewise SDE's lead time (aligned init: u0 = scale^L per mode)
     problem = make_problem(base)
     q = torch.diagonal(gn.input_noise(problem, teacher.V[:, : len(s)], base.n_samples, base.batch_size))
     times = per_init["aligned"]["times"].numpy()
-    sde = [pub.variance_ode(float(s[a]), base.init.scale ** depth, depth, base.lr, float(q[a]), times)
-           for a in range(len(s))]
+    sde = [
+        pub.variance_ode(float(s[a]), base.init.scale**depth, depth, base.lr, float(q[a]), times) for a in range(len(s))
+    ]
     aligned = table["init"] == "aligned"
     table.loc[aligned, "t_peak_sde"] = [m["t_peak"] for m in sde]
     table.loc[aligned, "t_learned_flow"] = [m["t_learned"] for m in sde]
@@ -103,13 +118,19 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
     ok = bool((table["t_peak"] < table["t_learned"]).all())
     figures.diffusion(claim, per_init, s, sde)
     claim.table(table, "peak_and_learning_times", caption="per init and mode: variance-peak and learning times")
-    verdict(claim, "diffusion-peak", ok,
-             observed="lead t_learned - t_peak per (init, mode): "
-                      + "; ".join(f"{r.init} {r.mode}: {r.lead:.2f}" for r in table.itertuples())
-                      + f"; aligned, modewise SDE lead: "
-                        f"{np.round(table.loc[aligned, 'lead_sde'].to_numpy(), 2).tolist()}",
-             golden_path="n/a", key="min_lead",   # SGD's run-to-run spread over time, not a GD-SGD comparison
-             min_lead=float(table["lead"].min()), table=table.to_dict("list"))
+    verdict(
+        claim,
+        "diffusion-peak",
+        ok,
+        observed="lead t_learned - t_peak per (init, mode): "
+        + "; ".join(f"{r.init} {r.mode}: {r.lead:.2f}" for r in table.itertuples())
+        + f"; aligned, modewise SDE lead: "
+        f"{np.round(table.loc[aligned, 'lead_sde'].to_numpy(), 2).tolist()}",
+        golden_path="n/a",
+        key="min_lead",  # SGD's run-to-run spread over time, not a GD-SGD comparison
+        min_lead=float(table["lead"].min()),
+        table=table.to_dict("list"),
+    )
     assert ok, f"variance peaks after learning for some (init, mode):\n{table}"
 
 
@@ -126,8 +147,8 @@ def test_stationary(kind, preset, trajectory_cache, claim):
         delta, S, lam, law = mode_deviations(exp, traj)
         m = exp.n_samples // exp.batch_size
         for a in range(len(S)):
-            stride = max(1, int(-(-law["thin"][a] // m)))           # checkpoints are m steps apart
-            x = delta[1:, ::stride, a].flatten().numpy()            # SGD runs x thinned late times
+            stride = max(1, int(-(-law["thin"][a] // m)))  # checkpoints are m steps apart
+            x = delta[1:, ::stride, a].flatten().numpy()  # SGD runs x thinned late times
             sd, mu = float(law[kind][a].sqrt()), float(law[f"mean_{kind}"][a])
             p = sps.kstest(x, "norm", args=(mu, sd)).pvalue
             ok = p >= LEVEL / n_tests
@@ -135,12 +156,25 @@ def test_stationary(kind, preset, trajectory_cache, claim):
             var_ci = stats.bootstrap_ci((delta[1:, ::stride, a] - mu).pow(2).mean(1), **BOOT)
             variances[(factor, a)] = (float(np.mean((x - mu) ** 2)), float(law[kind][a]), var_ci)
             samples[(factor, a)] = ((x - mu) / sd, p)
-            rows.append({"lr": exp.lr, "mode": a + 1, "s_tilde": float(S[a]), "lambda": float(lam[a]),
-                         "n": x.size, "thin_steps": stride * m, "mean": float(x.mean()), "mean_pred": mu,
-                         "var": float(np.mean((x - mu) ** 2)),
-                         "var_lo": float(var_ci[0]), "var_hi": float(var_ci[1]),
-                         "var_pred": float(law[kind][a]), "sd_ratio": float(x.std() / sd), "ks_p": p})
-    for a in range(4):   # the temperature's scaling: Var(lr)/Var(lr/2), CI from the runs' bootstrap intervals
+            rows.append(
+                {
+                    "lr": exp.lr,
+                    "mode": a + 1,
+                    "s_tilde": float(S[a]),
+                    "lambda": float(lam[a]),
+                    "n": x.size,
+                    "thin_steps": stride * m,
+                    "mean": float(x.mean()),
+                    "mean_pred": mu,
+                    "var": float(np.mean((x - mu) ** 2)),
+                    "var_lo": float(var_ci[0]),
+                    "var_hi": float(var_ci[1]),
+                    "var_pred": float(law[kind][a]),
+                    "sd_ratio": float(x.std() / sd),
+                    "ks_p": p,
+                }
+            )
+    for a in range(4):  # the temperature's scaling: Var(lr)/Var(lr/2), CI from the runs' bootstrap intervals
         (v1, p1, c1), (v2, p2, c2) = variances[(1.0, a)], variances[(0.5, a)]
         lo, hi = float(c1[0] / c2[1]), float(c1[1] / c2[0])
         checks[f"scaling mode {a + 1}"] = lo <= p1 / p2 <= hi
@@ -149,13 +183,21 @@ def test_stationary(kind, preset, trajectory_cache, claim):
     holds = all(checks.values())
     figures.stationary(claim, samples, kind)
     claim.table(table, f"stationary_{kind}", caption="late-time mode deviations vs the predicted Gaussian law")
-    verdict(claim, f"stationary-boltzmann-{kind}", holds,
-             observed="sd / predicted sd per (lr, mode): " + ", ".join(f"{r.sd_ratio:.2f}" for r in table.itertuples())
-                      + f"; Var(lr)/Var(lr/2) {np.round(table['ratio'].dropna().to_numpy(), 2).tolist()} vs predicted "
-                      + f"{np.round(table['ratio_pred'].dropna().to_numpy(), 2).tolist()}; failed: "
-                      + str([k for k, v in checks.items() if not v]),
-             golden_path="differs", key="sd_ratio_mean",   # label noise: a stationary spread around GD's point
-             sd_ratio_mean=float(table["sd_ratio"].mean()), table=table.to_dict("list"), checks=checks)
+    verdict(
+        claim,
+        f"stationary-boltzmann-{kind}",
+        holds,
+        observed="sd / predicted sd per (lr, mode): "
+        + ", ".join(f"{r.sd_ratio:.2f}" for r in table.itertuples())
+        + f"; Var(lr)/Var(lr/2) {np.round(table['ratio'].dropna().to_numpy(), 2).tolist()} vs predicted "
+        + f"{np.round(table['ratio_pred'].dropna().to_numpy(), 2).tolist()}; failed: "
+        + str([k for k, v in checks.items() if not v]),
+        golden_path="differs",
+        key="sd_ratio_mean",  # label noise: a stationary spread around GD's point
+        sd_ratio_mean=float(table["sd_ratio"].mean()),
+        table=table.to_dict("list"),
+        checks=checks,
+    )
     assert holds, f"stationary law ({kind}) rejected: {[k for k, v in checks.items() if not v]}\n{table}"
 
 
@@ -163,20 +205,27 @@ def _collapse(preset, trajectory_cache, claim):
     base = preset("saddle", "fullrank", 2)
     s_min = float(base.teacher.s[base.teacher.rank - 1])
     lam_min = float(pub.mode_curvatures(torch.tensor([s_min]), 2)[0, 0])
-    extra = int(np.ceil(np.log(1e12) / lam_min / base.lr))        # exp(-lambda_min t) < 1e-12 after the preset
+    extra = int(np.ceil(np.log(1e12) / lam_min / base.lr))  # exp(-lambda_min t) < 1e-12 after the preset
     exp = dataclasses.replace(base, steps=base.steps + extra)
     traj = trajectory_cache(exp, checkpoints=events.time_grid(exp.steps, n_linear=200, n_log=40))
     W = spectra.end_to_end(traj.weights)
-    spread = (W[1:] - W[:1]).abs().amax((0, -2, -1))                # max over runs and entries, (K,)
+    spread = (W[1:] - W[:1]).abs().amax((0, -2, -1))  # max over runs and entries, (K,)
     tol = 1e-9 * float(base.teacher.s[0]) * exp.roundoff_scale
     holds = bool(spread[-1] <= tol)
     times = traj.checkpoint_steps.double() * exp.lr
     figures.collapse(claim, times, spread, tol)
     claim.table(pd.DataFrame({"time": times.numpy(), "spread": spread.numpy()}), "collapse")
-    verdict(claim, "stationary-collapse", holds,
-             observed=f"final spread {float(spread[-1]):.2e} (tol {tol:.0e}); peak {float(spread.max()):.2e} "
-                      f"at t = {float(times[spread.argmax()]):.2f}", golden_path="agrees" if holds else "differs",
-             key="final_spread", final_spread=float(spread[-1]), tol=tol)
+    verdict(
+        claim,
+        "stationary-collapse",
+        holds,
+        observed=f"final spread {float(spread[-1]):.2e} (tol {tol:.0e}); peak {float(spread.max()):.2e} "
+        f"at t = {float(times[spread.argmax()]):.2f}",
+        golden_path="agrees" if holds else "differs",
+        key="final_spread",
+        final_spread=float(spread[-1]),
+        tol=tol,
+    )
     assert holds, f"SGD did not collapse onto GD: final spread {float(spread[-1]):.3e} > {tol:.1e}"
 
 
@@ -184,29 +233,31 @@ def _collapse(preset, trajectory_cache, claim):
 @pytest.mark.parametrize("depth", BALANCE)
 def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
     base = preset("intermediate", "lowrank", depth, label_noise=BALANCE_NOISE)
-    start = 2 * base.steps                                          # GD has converged (preset: e^-12)
+    start = 2 * base.steps  # GD has converged (preset: e^-12)
     exp = dataclasses.replace(base, steps=start + BALANCE_WINDOW[tier])
-    grid = np.unique(np.concatenate([np.linspace(start, exp.steps, 61).round(),
-                                     np.arange(exp.steps - DENSE, exp.steps + 1)]))
+    grid = np.unique(
+        np.concatenate([np.linspace(start, exp.steps, 61).round(), np.arange(exp.steps - DENSE, exp.steps + 1)])
+    )
     traj = trajectory_cache(exp, checkpoints=grid.astype(int).tolist())
     steps = traj.checkpoint_steps.double()
-    sparse = torch.isin(traj.checkpoint_steps,
-                        torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64)))
+    sparse = torch.isin(
+        traj.checkpoint_steps, torch.from_numpy(np.linspace(start, exp.steps, 61).round().astype(np.int64))
+    )
     weights = [w[:, sparse] for w in traj.weights]
     problem = make_problem(exp)
-    D = balance.balance_matrices(weights)                                 # per pair (R, K, d, d)
-    drift = gn.expected_balance_drift(weights, exp, problem)         # per step / lr^2
+    D = balance.balance_matrices(weights)  # per pair (R, K, d, d)
+    drift = gn.expected_balance_drift(weights, exp, problem)  # per step / lr^2
     drift_iid = gn.expected_balance_drift(weights, exp, problem, reshuffled=False)
     t_steps = steps[sparse]
     tol_rel = curvature_term(exp)
     rows, checks, curves = [], {}, []
-    grad_sq = 2 * (traj.loss - problem.loss_offset).clamp_min(0)     # ||W - Syx||^2 = ||G_GD||^2 (full batch)
+    grad_sq = 2 * (traj.loss - problem.loss_offset).clamp_min(0)  # ||W - Syx||^2 = ||G_GD||^2 (full batch)
     window = (traj.steps >= start) & (traj.steps < exp.steps)
     for l, (D_l, dr, dr_iid) in enumerate(zip(D, drift, drift_iid), start=1):
-        predicted = nm.accumulated_drift(dr, t_steps, exp.lr ** 2)              # (R, d, d)
+        predicted = nm.accumulated_drift(dr, t_steps, exp.lr**2)  # (R, d, d)
         measured = D_l[:, -1] - D_l[:, 0]
         ratio, cos = nm.projected_ratio(measured, predicted)
-        ratio_iid, _ = nm.projected_ratio(measured, nm.accumulated_drift(dr_iid, t_steps, exp.lr ** 2))
+        ratio_iid, _ = nm.projected_ratio(measured, nm.accumulated_drift(dr_iid, t_steps, exp.lr**2))
         lo, hi = stats.bootstrap_ci(ratio[1:], **BOOT)
         mean = float(ratio[1:].mean())
         half = float(hi - lo) / 2
@@ -215,40 +266,62 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
         # ||g_l||_F <= ||A_l||_2 ||G||_F ||B_l||_2: bound every factor by its largest checkpoint value
         norms = nm.spectral_norm_sq(weights[l - 1][0]) + nm.spectral_norm_sq(weights[l][0])
         others = float(np.prod([nm.spectral_norm_sq(W[0]) for i, W in enumerate(weights) if i not in (l - 1, l)]))
-        gd_bound = exp.lr ** 2 * norms * others * float(grad_sq[0, window].sum())
+        gd_bound = exp.lr**2 * norms * others * float(grad_sq[0, window].sum())
         gd_change = float(measured[0].norm())
-        scale = float(torch.linalg.matrix_norm(weights[l - 1][0] @ weights[l - 1][0].mT).amax()
-                      + torch.linalg.matrix_norm(weights[l][0].mT @ weights[l][0]).amax())
+        scale = float(
+            torch.linalg.matrix_norm(weights[l - 1][0] @ weights[l - 1][0].mT).amax()
+            + torch.linalg.matrix_norm(weights[l][0].mT @ weights[l][0]).amax()
+        )
         roundoff = ROUNDOFF * scale * exp.roundoff_scale
         gd_bound += roundoff
         checks[f"pair {l}: GD conserves D (change <= bound)"] = gd_change <= gd_bound
-        rows.append({"pair": l, "sgd_ratio_mean": mean, "ci_lo": float(lo), "ci_hi": float(hi), "tol_rel": tol_rel,
-                     "sgd_ratio_independent_batches": float(ratio_iid[1:].mean()),
-                     "sgd_cos_min": float(cos[1:].min()),
-                     "sgd_change": float(measured[1:].flatten(1).norm(dim=1).mean()),
-                     "predicted_change": float(predicted[1:].flatten(1).norm(dim=1).mean()),
-                     "D0_norm": float(D_l[1:, 0].flatten(1).norm(dim=1).mean()),
-                     "gd_change": gd_change, "gd_bound": gd_bound})
-        curves.append((D_l, D_l[:, :1] + nm.accumulated_drift(dr, t_steps, exp.lr ** 2, cumulative=True)))
-    dense = [w[:, -(DENSE + 1):] for w in traj.weights]
+        rows.append(
+            {
+                "pair": l,
+                "sgd_ratio_mean": mean,
+                "ci_lo": float(lo),
+                "ci_hi": float(hi),
+                "tol_rel": tol_rel,
+                "sgd_ratio_independent_batches": float(ratio_iid[1:].mean()),
+                "sgd_cos_min": float(cos[1:].min()),
+                "sgd_change": float(measured[1:].flatten(1).norm(dim=1).mean()),
+                "predicted_change": float(predicted[1:].flatten(1).norm(dim=1).mean()),
+                "D0_norm": float(D_l[1:, 0].flatten(1).norm(dim=1).mean()),
+                "gd_change": gd_change,
+                "gd_bound": gd_bound,
+            }
+        )
+        curves.append((D_l, D_l[:, :1] + nm.accumulated_drift(dr, t_steps, exp.lr**2, cumulative=True)))
+    dense = [w[:, -(DENSE + 1) :] for w in traj.weights]
     identity_error = float(balance.drift_identity(dense)["error"].max())
     table = pd.DataFrame(rows)
     holds = all(checks.values())
     figures.balance(claim, t_steps * exp.lr, curves)
-    claim.table(table, "balance_drift",
-                caption="accumulated change of D_l: SGD vs the noise-drift prediction, GD vs its bound")
-    verdict(claim, "balance-noise", holds,
-             observed="; ".join(f"pair {r.pair}: SGD/predicted {r.sgd_ratio_mean:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] "
-                                f"(tol +{r.tol_rel:.3f}; independent-batch moments: "
-                                f"{r.sgd_ratio_independent_batches:.3f}), min cos {r.sgd_cos_min:.2f}, |dD| SGD "
-                                f"{r.sgd_change:.3g} of "
-                                f"|D0| {r.D0_norm:.3g}; GD {r.gd_change:.2e} <= "
-                                f"{r.gd_bound:.2e}" for r in table.itertuples())
-                      + f"; dense-window drift identity error {identity_error:.1e}; failed: "
-                        f"{[k for k, v in checks.items() if not v]}",
-             golden_path=_balance_finding(checks), key="sgd_drift_ratio_pair1",
-             sgd_drift_ratio_pair1=float(table["sgd_ratio_mean"].iloc[0]),
-             table=table.to_dict("list"), checks=checks, identity_error=identity_error)
+    claim.table(
+        table, "balance_drift", caption="accumulated change of D_l: SGD vs the noise-drift prediction, GD vs its bound"
+    )
+    verdict(
+        claim,
+        "balance-noise",
+        holds,
+        observed="; ".join(
+            f"pair {r.pair}: SGD/predicted {r.sgd_ratio_mean:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] "
+            f"(tol +{r.tol_rel:.3f}; independent-batch moments: "
+            f"{r.sgd_ratio_independent_batches:.3f}), min cos {r.sgd_cos_min:.2f}, |dD| SGD "
+            f"{r.sgd_change:.3g} of "
+            f"|D0| {r.D0_norm:.3g}; GD {r.gd_change:.2e} <= "
+            f"{r.gd_bound:.2e}"
+            for r in table.itertuples()
+        )
+        + f"; dense-window drift identity error {identity_error:.1e}; failed: "
+        f"{[k for k, v in checks.items() if not v]}",
+        golden_path=_balance_finding(checks),
+        key="sgd_drift_ratio_pair1",
+        sgd_drift_ratio_pair1=float(table["sgd_ratio_mean"].iloc[0]),
+        table=table.to_dict("list"),
+        checks=checks,
+        identity_error=identity_error,
+    )
     assert holds, f"law of balance: failed {[k for k, v in checks.items() if not v]}\n{table}"
 
 
@@ -259,21 +332,21 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     traj = trajectory_cache(exp, checkpoints=np.linspace(0, exp.steps, 121).round().astype(int).tolist())
     times = traj.checkpoint_steps.double() * exp.lr
     W1 = traj.weights[0]
-    theta = nm.theta(traj.weights, pair=1)                          # [W_1, W_2^T], (R, K, d_1, d_0 + d_2)
+    theta = nm.theta(traj.weights, pair=1)  # [W_1, W_2^T], (R, K, d_1, d_0 + d_2)
     sv_theta = spectra.singular_values(theta)
-    logdet = nm.logdet_gram(theta)                                   # (R, K)
-    late = times >= times[-1] / 3                                    # GD has converged (rate >= 2 s_min = 2)
+    logdet = nm.logdet_gram(theta)  # (R, K)
+    late = times >= times[-1] / 3  # GD has converged (rate >= 2 s_min = 2)
     t_late = times[late]
     slope = nm.slope(logdet[:, late], t_late)
     problem = make_problem(exp)
-    rate = gn.logdet_rate([w[:, late] for w in traj.weights], exp, pair=1, problem=problem).mean(1)    # (R,)
+    rate = gn.logdet_rate([w[:, late] for w in traj.weights], exp, pair=1, problem=problem).mean(1)  # (R,)
     rate_iid = gn.logdet_rate([w[:, late] for w in traj.weights], exp, 1, problem, reshuffled=False).mean(1)
     ratio = slope[1:] / rate[1:]
     lo, hi = stats.bootstrap_ci(ratio, **BOOT)
     mean, tol_rel = float(ratio.mean()), curvature_term(exp)
     checks = {"SGD log-det slope = predicted": abs(mean - 1) <= float(hi - lo) / 2 + tol_rel}
     grad_sq = 2 * (traj.loss[0] - problem.loss_offset).clamp_min(0)  # GD: ||G_k||^2, every step
-    above = float(np.prod([nm.spectral_norm_sq(W[0]) for W in traj.weights[2:]]))   # ||Gt|| <= ||W_3|| ||G||
+    above = float(np.prod([nm.spectral_norm_sq(W[0]) for W in traj.weights[2:]]))  # ||Gt|| <= ||W_3|| ||G||
     gd_bound = float(pub.gd_logdet_bound(above * grad_sq[:-1], exp.lr)) + LOGDET_ROUNDOFF * exp.roundoff_scale
     gd_change = float((logdet[0, -1] - logdet[0, 0]).abs())
     checks["GD conserves det (|change| <= bound)"] = gd_change <= gd_bound
@@ -281,49 +354,66 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     checks["sigma_min(Theta) ends lower under SGD (every run)"] = lower
     sv_w1 = spectra.singular_values(W1)
     rank_w1 = spectra.numerical_rank(W1[:, -1], RANK_EPS)
-    w1_slope = nm.slope(sv_w1[:, late, -1].log(), t_late)              # observed, not asserted
+    w1_slope = nm.slope(sv_w1[:, late, -1].log(), t_late)  # observed, not asserted
     patterns = spectra.rank_pattern([w[:, -1] for w in traj.weights], RANK_EPS)
-    departure = rank_departure(exp, traj)                            # suite's rank rule; observed here
-    numbers = {"slope_sgd": float(slope[1:].mean()), "rate_pred": float(rate[1:].mean()), "ratio": mean,
-                   "ratio_independent_batches": float((slope[1:] / rate_iid[1:]).mean()),
-                   "ratio_ci": [float(lo), float(hi)], "tol_rel": tol_rel, "slope_gd": float(slope[0]),
-                   "gd_change": gd_change, "gd_bound": gd_bound,
-                   "sigma_min_theta_end": {"GD": float(sv_theta[0, -1, -1]),
-                                           "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
-                   "sigma_w1_end": {"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
-                   "rank_w1_end": {"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
-                   "log_sigma_min_w1_slope": {"GD": float(w1_slope[0]), "SGD_mean": float(w1_slope[1:].mean())},
-                   "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()},
-                   "rank_departed": f"{departure['departed']}/{departure['n_sgd']}",
-                   "t_departure_first": float(departure["t_dep"].min()) if departure["departed"] else None,
-                   "checks": checks}
+    departure = rank_departure(exp, traj)  # suite's rank rule; observed here
+    numbers = {
+        "slope_sgd": float(slope[1:].mean()),
+        "rate_pred": float(rate[1:].mean()),
+        "ratio": mean,
+        "ratio_independent_batches": float((slope[1:] / rate_iid[1:]).mean()),
+        "ratio_ci": [float(lo), float(hi)],
+        "tol_rel": tol_rel,
+        "slope_gd": float(slope[0]),
+        "gd_change": gd_change,
+        "gd_bound": gd_bound,
+        "sigma_min_theta_end": {"GD": float(sv_theta[0, -1, -1]), "SGD_mean": float(sv_theta[1:, -1, -1].mean())},
+        "sigma_w1_end": {"GD": sv_w1[0, -1].tolist(), "SGD_mean": sv_w1[1:, -1].mean(0).tolist()},
+        "rank_w1_end": {"GD": int(rank_w1[0]), "SGD": rank_w1[1:].tolist()},
+        "log_sigma_min_w1_slope": {"GD": float(w1_slope[0]), "SGD_mean": float(w1_slope[1:].mean())},
+        "rank_pattern_end": {"GD": patterns[0].tolist(), "SGD_run1": patterns[1].tolist()},
+        "rank_departed": f"{departure['departed']}/{departure['n_sgd']}",
+        "t_departure_first": float(departure["t_dep"].min()) if departure["departed"] else None,
+        "checks": checks,
+    }
     holds = all(checks.values())
     figures.rank(claim, times, logdet, sv_w1, t_late, rate, exp)
     figures.rank_departure(claim, departure, f"B = {exp.batch_size}, label noise {exp.label_noise:g}")
-    claim.table(pd.DataFrame({"run": np.repeat(np.arange(exp.runs), len(times)),
-                              "time": np.tile(times.numpy(), exp.runs),
-                              "logdet": logdet.flatten().numpy(),
-                              **{f"sigma_{i + 1}_W1": sv_w1[..., i].flatten().numpy()
-                                 for i in range(sv_w1.shape[-1])}}),
-                "logdet_and_w1_spectrum")
-    verdict(claim, "rank-deficiency", holds,
-             observed=f"SGD d/dt log det = {numbers['slope_sgd']:.4f} vs predicted {numbers['rate_pred']:.4f} "
-                      f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; "
-                      f"independent-batch rate: "
-                      f"{numbers['ratio_independent_batches']:.3f}); GD |change| "
-                      f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD "
-                      f"{numbers['sigma_min_theta_end']['GD']:.3g}, "
-                      f"SGD {numbers['sigma_min_theta_end']['SGD_mean']:.3g}; sigma(W_1) end GD "
-                      f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD "
-                      f"{np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
-                      f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log "
-                      f"sigma_min(W_1) "
-                      f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; rank pattern (eps 1e-4) "
-                      f"left "
-                      f"GD's for good in {numbers['rank_departed']} SGD runs by t = {float(times[-1]):.0f} "
-                      f"(first: {numbers['t_departure_first']}; rank-departure case: stronger noise); failed: "
-                      f"{[k for k, v in checks.items() if not v]}", golden_path=_rank_finding(checks), key="ratio",
-             **numbers)
+    claim.table(
+        pd.DataFrame(
+            {
+                "run": np.repeat(np.arange(exp.runs), len(times)),
+                "time": np.tile(times.numpy(), exp.runs),
+                "logdet": logdet.flatten().numpy(),
+                **{f"sigma_{i + 1}_W1": sv_w1[..., i].flatten().numpy() for i in range(sv_w1.shape[-1])},
+            }
+        ),
+        "logdet_and_w1_spectrum",
+    )
+    verdict(
+        claim,
+        "rank-deficiency",
+        holds,
+        observed=f"SGD d/dt log det = {numbers['slope_sgd']:.4f} vs predicted {numbers['rate_pred']:.4f} "
+        f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; "
+        f"independent-batch rate: "
+        f"{numbers['ratio_independent_batches']:.3f}); GD |change| "
+        f"{gd_change:.2e} <= {gd_bound:.2e}; sigma_min(Theta) end GD "
+        f"{numbers['sigma_min_theta_end']['GD']:.3g}, "
+        f"SGD {numbers['sigma_min_theta_end']['SGD_mean']:.3g}; sigma(W_1) end GD "
+        f"{np.round(sv_w1[0, -1].tolist(), 3).tolist()}, SGD "
+        f"{np.round(sv_w1[1:, -1].mean(0).tolist(), 3).tolist()}; "
+        f"rank_eps(W_1) GD {int(rank_w1[0])}, SGD {sorted(set(rank_w1[1:].tolist()))}; d/dt log "
+        f"sigma_min(W_1) "
+        f"GD {float(w1_slope[0]):.1e}, SGD {float(w1_slope[1:].mean()):.1e}; rank pattern (eps 1e-4) "
+        f"left "
+        f"GD's for good in {numbers['rank_departed']} SGD runs by t = {float(times[-1]):.0f} "
+        f"(first: {numbers['t_departure_first']}; rank-departure case: stronger noise); failed: "
+        f"{[k for k, v in checks.items() if not v]}",
+        golden_path=_rank_finding(checks),
+        key="ratio",
+        **numbers,
+    )
     assert holds, f"rank deficiency: failed {[k for k, v in checks.items() if not v]}; {numbers}"
 
 

@@ -21,6 +21,7 @@ Scope rules, fixed before looking at the data:
 - intermediate: the last checkpoint (exploratory).
 Over inits the theory predicts agreement for every init, so the case holds when every init does.
 """
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -58,23 +59,41 @@ def evaluate(traj, analysis, kind, trapped):
     upper = spectra.upper_mask(L)
     t_esc, windows = init_ensembles.escape_windows(traj)
     inside = events.in_windows(t, windows)
-    scope = {"plateaus": (~inside) & (t > 0), "all": torch.ones_like(inside),
-             "final": torch.arange(len(t)) == len(t) - 1}[kind]
+    scope = {
+        "plateaus": (~inside) & (t > 0),
+        "all": torch.ones_like(inside),
+        "final": torch.arange(len(t)) == len(t) - 1,
+    }[kind]
     if trapped:
         scope &= t < windows[-1, 0]
     chances = max(1, int(scope.sum()) * int(upper.sum()) * (traj.runs - 1))
-    amb = rank_gap.ambiguous(g, spread, chances) & upper                       # (K, L, L)
+    amb = rank_gap.ambiguous(g, spread, chances) & upper  # (K, L, L)
     dr = compare.d_r(torch.where(amb, rp.r[:1], rp.r))
     dr_amb = compare.d_r(torch.where(amb, rp.r, rp.r[:1]))
     dm = compare.d_m(rp.m)
     fails = scope & (dr["value"] > 0)
-    return dict(t=t, rp=rp, rank=traj.teacher.rank, z=rank_gap.flip_z(chances), amb=amb, dr=dr, dr_amb=dr_amb,
-                dm=dm, t_esc=t_esc, windows=windows,
-                scope=scope, fails=fails, holds=bool(scope.any() and not fails.any()), trapped=trapped)
+    return dict(
+        t=t,
+        rp=rp,
+        rank=traj.teacher.rank,
+        z=rank_gap.flip_z(chances),
+        amb=amb,
+        dr=dr,
+        dr_amb=dr_amb,
+        dm=dm,
+        t_esc=t_esc,
+        windows=windows,
+        scope=scope,
+        fails=fails,
+        holds=bool(scope.any() and not fails.any()),
+        trapped=trapped,
+    )
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits",
-                         expectations.cases("rank_patterns", quick=expectations.deepest_quick, variants=variants))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits",
+    expectations.cases("rank_patterns", quick=expectations.deepest_quick, variants=variants),
+)
 def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
     pred = expectations.PREDICTIONS["rank_patterns"][regime]
@@ -85,51 +104,98 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, tier
     stats = init_ensembles.summary(outcomes)
     worst = int(np.argmax([int(r["fails"].sum()) * 10**6 + int(r["amb"].sum()) for r in results]))
     w = results[worst]
-    per_init = pd.DataFrame({
-        "init": labels, "trapped": [r["trapped"] for r in results], "holds": outcomes,
-        "checkpoints_asserted": [int(r["scope"].sum()) for r in results],
-        "checkpoints_failing": [int(r["fails"].sum()) for r in results],
-        "max_d_r_in_scope": [float(r["dr"]["value"][r["scope"]].max()) for r in results],
-        "ambiguous_entries_in_scope": [int(r["amb"][r["scope"]].sum()) for r in results],
-        "max_d_r_ambiguous": [float(r["dr_amb"]["value"].max()) for r in results],
-        "first_failure_time": [float(r["t"][r["fails"]][0]) if r["fails"].any() else np.nan for r in results]})
+    per_init = pd.DataFrame(
+        {
+            "init": labels,
+            "trapped": [r["trapped"] for r in results],
+            "holds": outcomes,
+            "checkpoints_asserted": [int(r["scope"].sum()) for r in results],
+            "checkpoints_failing": [int(r["fails"].sum()) for r in results],
+            "max_d_r_in_scope": [float(r["dr"]["value"][r["scope"]].max()) for r in results],
+            "ambiguous_entries_in_scope": [int(r["amb"][r["scope"]].sum()) for r in results],
+            "max_d_r_ambiguous": [float(r["dr_amb"]["value"].max()) for r in results],
+            "first_failure_time": [float(r["t"][r["fails"]][0]) if r["fails"].any() else np.nan for r in results],
+        }
+    )
     claim.table(per_init, "per_init")
     holds = all(outcomes)
-    numbers = dict(stats, eps=EPS, floor=EPS * float(ens.base.teacher.s[0]), scope=pred.kind,
-                   z_flip=max(r["z"] for r in results), per_init_holds=outcomes, inits=labels,
-                   n_trapped=int(sum(r["trapped"] for r in results)),
-                   checkpoints_failing=int(per_init["checkpoints_failing"].sum()),
-                   max_d_r_in_scope=float(per_init["max_d_r_in_scope"].max()),
-                   ambiguous_entries_in_scope=int(per_init["ambiguous_entries_in_scope"].sum()),
-                   worst_init=labels[worst])
+    numbers = dict(
+        stats,
+        eps=EPS,
+        floor=EPS * float(ens.base.teacher.s[0]),
+        scope=pred.kind,
+        z_flip=max(r["z"] for r in results),
+        per_init_holds=outcomes,
+        inits=labels,
+        n_trapped=int(sum(r["trapped"] for r in results)),
+        checkpoints_failing=int(per_init["checkpoints_failing"].sum()),
+        max_d_r_in_scope=float(per_init["max_d_r_in_scope"].max()),
+        ambiguous_entries_in_scope=int(per_init["ambiguous_entries_in_scope"].sum()),
+        worst_init=labels[worst],
+    )
     _figures(claim, case, w, labels[worst])
-    observed = (f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
-                f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); {numbers['checkpoints_failing']} failing "
-                f"asserted checkpoints over all inits, max d_r there {numbers['max_d_r_in_scope']:.3g}; "
-                f"{numbers['ambiguous_entries_in_scope']} ambiguous entries excluded (log gap at threshold < "
-                f"z x SGD spread of log sigma, z <= {numbers['z_flip']:.2f}); {numbers['n_trapped']} det-sign "
-                f"trapped inits asserted before the smallest mode's window")
-    claim.verdict(prediction=pred.prediction, reason=pred.reason, exploratory=pred.exploratory, holds=holds,
-                  observed=observed, golden_path="agrees" if holds else "differs", key="fraction", **numbers)
-    assert holds, (f"{case}: predicted '{pred.prediction}' but {stats['n_inits'] - stats['n_pass']} of "
-                   f"{stats['n_inits']} inits fail ({numbers['checkpoints_failing']} checkpoints, max d_r "
-                   f"{numbers['max_d_r_in_scope']:.3g}); see per_init.csv, d_r.png, rank_heatmaps.png")
+    observed = (
+        f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
+        f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); {numbers['checkpoints_failing']} failing "
+        f"asserted checkpoints over all inits, max d_r there {numbers['max_d_r_in_scope']:.3g}; "
+        f"{numbers['ambiguous_entries_in_scope']} ambiguous entries excluded (log gap at threshold < "
+        f"z x SGD spread of log sigma, z <= {numbers['z_flip']:.2f}); {numbers['n_trapped']} det-sign "
+        f"trapped inits asserted before the smallest mode's window"
+    )
+    claim.verdict(
+        prediction=pred.prediction,
+        reason=pred.reason,
+        exploratory=pred.exploratory,
+        holds=holds,
+        observed=observed,
+        golden_path="agrees" if holds else "differs",
+        key="fraction",
+        **numbers,
+    )
+    assert holds, (
+        f"{case}: predicted '{pred.prediction}' but {stats['n_inits'] - stats['n_pass']} of "
+        f"{stats['n_inits']} inits fail ({numbers['checkpoints_failing']} checkpoints, max d_r "
+        f"{numbers['max_d_r_in_scope']:.3g}); see per_init.csv, d_r.png, rank_heatmaps.png"
+    )
 
 
 def _figures(claim, case, w, label):
     t, dr, dm, dr_amb = w["t"], w["dr"], w["dm"], w["dr_amb"]
-    fig, (ax, bx) = plots.figure(nrows=2, size=(6.4, 5.2), sharex=True,
-                                 gridspec_kw={"height_ratios": [3, 1], "hspace": 0.12})
+    fig, (ax, bx) = plots.figure(
+        nrows=2, size=(6.4, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.12}
+    )
     plots.shade_windows(ax, w["windows"].tolist())
-    plots.band(ax, t, dm["value"], dm["lo"], dm["hi"], label=r"$d_m$ (95% band)", color="tab:gray",
-               linestyle="--", zorder=2)
-    plots.band(ax, t, dr_amb["value"], label=r"$d_r$ on ambiguous entries only (not asserted)",
-               color="tab:orange", linestyle=":", zorder=3)
-    plots.band(ax, t, dr["value"], dr["lo"], dr["hi"], label=r"$d_r$ without ambiguous entries (asserted)",
-               color="tab:blue", zorder=4)
+    plots.band(
+        ax, t, dm["value"], dm["lo"], dm["hi"], label=r"$d_m$ (95% band)", color="tab:gray", linestyle="--", zorder=2
+    )
+    plots.band(
+        ax,
+        t,
+        dr_amb["value"],
+        label=r"$d_r$ on ambiguous entries only (not asserted)",
+        color="tab:orange",
+        linestyle=":",
+        zorder=3,
+    )
+    plots.band(
+        ax,
+        t,
+        dr["value"],
+        dr["lo"],
+        dr["hi"],
+        label=r"$d_r$ without ambiguous entries (asserted)",
+        color="tab:blue",
+        zorder=4,
+    )
     scope = w["scope"].numpy()
-    ax.plot(t.numpy()[scope], np.zeros(int(scope.sum())), "|", color="tab:blue", alpha=0.4,
-            label="asserted checkpoints ($d_r = 0$)")
+    ax.plot(
+        t.numpy()[scope],
+        np.zeros(int(scope.sum())),
+        "|",
+        color="tab:blue",
+        alpha=0.4,
+        label="asserted checkpoints ($d_r = 0$)",
+    )
     plots.mark_failing(ax, t, dr["value"], w["fails"], label=r"asserted checkpoint with $d_r > 0$")
     ax.set_ylabel(r"$d_r$, $d_m$ (rank units)")
     ax.set_title(f"{case}, init {label}: GD vs mean SGD")
@@ -140,57 +206,105 @@ def _figures(claim, case, w, label):
     bx.set_ylabel("ambiguous\nentries")
     bx.set_xlabel(r"time $t = \eta\,k$")
     bx.yaxis.set_major_locator(MaxNLocator(integer=True))
-    claim.figure(fig, "d_r", caption="d_r over the non-ambiguous entries (asserted on the marked checkpoints, "
-                 "failing ones ringed), d_r over the ambiguous entries alone and d_m, for the init with the most "
-                 "failing checkpoints; escape windows shaded; lower panel: ambiguous entries per checkpoint")
-    claim.table(compare.frame({"time": t, "asserted": scope, "ambiguous_entries": w["amb"].flatten(1).sum(-1).numpy()},
-                              d_r=dr, d_r_ambiguous=dr_amb, d_m=dm), "d_r")
+    claim.figure(
+        fig,
+        "d_r",
+        caption="d_r over the non-ambiguous entries (asserted on the marked checkpoints, "
+        "failing ones ringed), d_r over the ambiguous entries alone and d_m, for the init with the most "
+        "failing checkpoints; escape windows shaded; lower panel: ambiguous entries per checkpoint",
+    )
+    claim.table(
+        compare.frame(
+            {"time": t, "asserted": scope, "ambiguous_entries": w["amb"].flatten(1).sum(-1).numpy()},
+            d_r=dr,
+            d_r_ambiguous=dr_amb,
+            d_m=dm,
+        ),
+        "d_r",
+    )
     _rank_heatmaps(claim, w, label)
 
 
 def _rank_heatmaps(claim, w, label):
     t, r, windows, t_esc = w["t"], w["rp"].r, w["windows"], w["t_esc"]
     positive = torch.nonzero(t > 0).flatten()
-    picks = {"plateau before escapes": int(positive[torch.argmin((t[positive] - windows[0, 0] / 2).abs())]),
-             "during first escape": int(torch.argmin((t - t_esc[0]).abs())), "end": len(t) - 1}
+    picks = {
+        "plateau before escapes": int(positive[torch.argmin((t[positive] - windows[0, 0] / 2).abs())]),
+        "during first escape": int(torch.argmin((t - t_esc[0]).abs())),
+        "end": len(t) - 1,
+    }
     if w["fails"].any():
         picks["worst asserted checkpoint"] = int(torch.argmax(torch.where(w["fails"], w["dr"]["value"], -1.0)))
-    cap = w["rank"] + 1                     # teacher rank + 1: wide layers saturate, 4 and 6 stay apart
+    cap = w["rank"] + 1  # teacher rank + 1: wide layers saturate, 4 and 6 stay apart
     cmap = plt.get_cmap("viridis", cap + 1)
-    fig, axes = plots.figure(nrows=len(picks), ncols=2, size=(7.6, 3.1 * len(picks) + 0.9),
-                             margins={"bottom": 1.5}, gridspec_kw={"hspace": 0.75})
+    fig, axes = plots.figure(
+        nrows=len(picks),
+        ncols=2,
+        size=(7.6, 3.1 * len(picks) + 0.9),
+        margins={"bottom": 1.5},
+        gridspec_kw={"hspace": 0.75},
+    )
     axes = np.atleast_2d(axes)
     rows = []
     for row, (name, k) in enumerate(picks.items()):
         gd, mean = r[0, k].double(), r[1:, k].double().mean(0)
-        ranks = plots.heatmap(axes[row, 0], gd.clamp(max=cap), title=f"GD $r_{{ij}}$, {name}\nt = {float(t[k]):.3g}",
-                              cbar_label=None, vmin=-0.5, vmax=cap + 0.5, cmap=cmap)
-        differences = plots.heatmap(axes[row, 1], gd - mean, title="GD - mean SGD\n", cbar_label=None,
-                                    fmt="{:.2f}", cmap="coolwarm", vmin=-1, vmax=1)
+        ranks = plots.heatmap(
+            axes[row, 0],
+            gd.clamp(max=cap),
+            title=f"GD $r_{{ij}}$, {name}\nt = {float(t[k]):.3g}",
+            cbar_label=None,
+            vmin=-0.5,
+            vmax=cap + 0.5,
+            cmap=cmap,
+        )
+        differences = plots.heatmap(
+            axes[row, 1],
+            gd - mean,
+            title="GD - mean SGD\n",
+            cbar_label=None,
+            fmt="{:.2f}",
+            cmap="coolwarm",
+            vmin=-1,
+            vmax=1,
+        )
         i, j = np.triu_indices(gd.shape[-1])
-        rows.append(pd.DataFrame({"checkpoint": name, "time": float(t[k]), "i": i + 1, "j": j + 1,
-                                  "gd": gd.numpy()[i, j], "sgd_mean": mean.numpy()[i, j],
-                                  "ambiguous": w["amb"][k].numpy()[i, j]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "checkpoint": name,
+                    "time": float(t[k]),
+                    "i": i + 1,
+                    "j": j + 1,
+                    "gd": gd.numpy()[i, j],
+                    "sgd_mean": mean.numpy()[i, j],
+                    "ambiguous": w["amb"][k].numpy()[i, j],
+                }
+            )
+        )
     plots.shared_colorbar(ranks, axes[:, 0], f"rank (capped at {cap})", location="bottom")
     plots.shared_colorbar(differences, axes[:, 1], "rank difference", location="bottom")
-    claim.figure(fig, "rank_heatmaps", caption=f"r_ij of GD and GD - mean SGD (init {label}) on a plateau "
-                 "before the first escape, at it, at the end and (if any) at the worst asserted checkpoint; "
-                 "the rank colour scale is integer and capped, numbers are exact")
+    claim.figure(
+        fig,
+        "rank_heatmaps",
+        caption=f"r_ij of GD and GD - mean SGD (init {label}) on a plateau "
+        "before the first escape, at it, at the end and (if any) at the worst asserted checkpoint; "
+        "the rank colour scale is integer and capped, numbers are exact",
+    )
     claim.table(pd.concat(rows, ignore_index=True), "rank_heatmaps")
 
 
-@pytest.mark.parametrize("regime, teacher, depth",
-                         expectations.cases("rank_patterns_aligned", quick=expectations.deepest_quick,
-                                            regimes=("saddle",)))
-def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, trajectory_cache,
-                                                  claim):
+@pytest.mark.parametrize(
+    "regime, teacher, depth",
+    expectations.cases("rank_patterns_aligned", quick=expectations.deepest_quick, regimes=("saddle",)),
+)
+def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset, trajectory_cache, claim):
     """Protocol 1.1 step 1.2: every run is checkpointed at its own arrival on each plateau (loss
     <= P_k), at its own escapes and in windows around them (align.aligned_checkpoints); the
     golden path predicts the same rank pattern for GD and SGD at every plateau arrival."""
     case = presets.case_id(regime, teacher, depth)
     exp = preset(regime, teacher, depth)
     aligned = trajectory_cache.aligned(exp)
-    reached = (aligned.steps >= 0).all(0)                                 # points all runs reach
+    reached = (aligned.steps >= 0).all(0)  # points all runs reach
     weights = [w[:, reached] for w in aligned.weights]
     labels = [lab for lab, ok in zip(aligned.labels, reached.tolist()) if ok]
     kinds = [kind for kind, ok in zip(aligned.kinds, reached.tolist()) if ok]
@@ -198,14 +312,23 @@ def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset
     summary = compare.sgd_summary(rp.r)
     dr = compare.d_r(rp.r)
     upper = torch.ones(depth, depth, dtype=torch.bool).triu()
-    gd_in_ci = ((summary["gd"] >= summary["lo"] - 1e-12) & (summary["gd"] <= summary["hi"] + 1e-12)
-                | ~upper).all(-1).all(-1)
+    gd_in_ci = (
+        ((summary["gd"] >= summary["lo"] - 1e-12) & (summary["gd"] <= summary["hi"] + 1e-12) | ~upper).all(-1).all(-1)
+    )
     plateau = torch.tensor([k == "plateau" for k in kinds])
     agree = (dr["value"] == 0) & gd_in_ci
     holds = bool(plateau.any() and agree[plateau].all())
-    table = pd.DataFrame({"point": labels, "kind": kinds, "gd_step": aligned.steps[0, reached].numpy(),
-                          "d_r": dr["value"].numpy(), "d_r_lo": dr["lo"].numpy(), "d_r_hi": dr["hi"].numpy(),
-                          "gd_in_sgd_ci": gd_in_ci.numpy()})
+    table = pd.DataFrame(
+        {
+            "point": labels,
+            "kind": kinds,
+            "gd_step": aligned.steps[0, reached].numpy(),
+            "d_r": dr["value"].numpy(),
+            "d_r_lo": dr["lo"].numpy(),
+            "d_r_hi": dr["hi"].numpy(),
+            "gd_in_sgd_ci": gd_in_ci.numpy(),
+        }
+    )
     claim.table(table, "d_r_loss_aligned")
     fig, ax = plots.figure(size=(max(6.4, 0.45 * len(labels)), 4.8), margins={"bottom": 1.4})
     colors = {"plateau": "tab:blue", "escape": "tab:red", "window": "tab:orange"}
@@ -213,26 +336,43 @@ def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset
     for kind, color in colors.items():
         sel = np.array([k == kind for k in kinds])
         if sel.any():
-            ax.errorbar(x[sel], dr["value"].numpy()[sel],
-                        yerr=np.stack([(dr["value"] - dr["lo"]).numpy()[sel], (dr["hi"] - dr["value"]).numpy()[sel]]),
-                        fmt="o", color=color, capsize=2, label=kind)
+            ax.errorbar(
+                x[sel],
+                dr["value"].numpy()[sel],
+                yerr=np.stack([(dr["value"] - dr["lo"]).numpy()[sel], (dr["hi"] - dr["value"]).numpy()[sel]]),
+                fmt="o",
+                color=color,
+                capsize=2,
+                label=kind,
+            )
     ax.set_xticks(x, labels, rotation=60, ha="right", fontsize=7)
     ax.set_ylim(-0.1, max(1.0, float(dr["hi"].max()) * 1.1))
     ax.set_ylabel("d_r (rank units), 95% bootstrap band")
     ax.set_title(f"{case}: d_r at loss- and escape-aligned checkpoints")
     ax.legend()
-    claim.figure(fig, "d_r_loss_aligned", caption="each run compared at its own plateau arrivals, "
-                 "escapes and escape windows (align.aligned_checkpoints)")
+    claim.figure(
+        fig,
+        "d_r_loss_aligned",
+        caption="each run compared at its own plateau arrivals, escapes and escape windows (align.aligned_checkpoints)",
+    )
     escape_dr = dr["value"][~plateau]
-    observed = (f"d_r = 0 with GD in the SGD CI at {int(agree[plateau].sum())}/{int(plateau.sum())} "
-                f"plateau arrivals; at escape and window points max d_r "
-                f"{float(escape_dr.max()) if len(escape_dr) else 0:.3g} "
-                f"({int((escape_dr > 0).sum())}/{len(escape_dr)} points > 0); "
-                f"{int((~reached).sum())} points not reached by every run were dropped")
-    claim.verdict(prediction="at every run's own arrival on each plateau (loss <= P_k), d_r = 0 and "
-                  "every GD r_ij inside the SGD 95% bootstrap CI",
-                  observed=observed, holds=holds, eps=EPS, window=aligned.window,
-                  golden_path="agrees" if holds else "differs", key="plateau_points_agreeing",
-                  plateau_points_agreeing=int(agree[plateau].sum()),
-                  d_r=dict(zip(labels, dr["value"].tolist())))
+    observed = (
+        f"d_r = 0 with GD in the SGD CI at {int(agree[plateau].sum())}/{int(plateau.sum())} "
+        f"plateau arrivals; at escape and window points max d_r "
+        f"{float(escape_dr.max()) if len(escape_dr) else 0:.3g} "
+        f"({int((escape_dr > 0).sum())}/{len(escape_dr)} points > 0); "
+        f"{int((~reached).sum())} points not reached by every run were dropped"
+    )
+    claim.verdict(
+        prediction="at every run's own arrival on each plateau (loss <= P_k), d_r = 0 and "
+        "every GD r_ij inside the SGD 95% bootstrap CI",
+        observed=observed,
+        holds=holds,
+        eps=EPS,
+        window=aligned.window,
+        golden_path="agrees" if holds else "differs",
+        key="plateau_points_agreeing",
+        plateau_points_agreeing=int(agree[plateau].sum()),
+        d_r=dict(zip(labels, dr["value"].tolist())),
+    )
     assert holds, f"{case}: {observed}; see d_r_loss_aligned.png / .csv"

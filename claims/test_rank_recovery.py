@@ -18,6 +18,7 @@ Checks (each can fail):
   roundoff  - at every level P(r_eps = r) <= 0.05 for all grid eps <= 1e-3 x max(m, n) u
               (there must be such eps on the grid).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,17 +33,18 @@ from dlncheck.report import plots
 
 M, N, S = 48, 32, (4.0, 2.0, 1.0)
 R = len(S)
-NOT_RECOVERED = 0.05     # "not recovered": P(r_eps = r) at most this
+NOT_RECOVERED = 0.05  # "not recovered": P(r_eps = r) at most this
 
 
 def _prediction(case: Case) -> str:
     text = {
-        "contains": ("a contiguous eps plateau with P(r_eps = r) >= 0.95 contains "
-                     f"[{theory.FLOOR_MARGIN:g} x max(edge / sigma_1(A), max(m,n) u), "
-                     f"(sigma_r(A) / sigma_1(A)) / {theory.CEILING_MARGIN:g}] on the grid"),
+        "contains": (
+            "a contiguous eps plateau with P(r_eps = r) >= 0.95 contains "
+            f"[{theory.FLOOR_MARGIN:g} x max(edge / sigma_1(A), max(m,n) u), "
+            f"(sigma_r(A) / sigma_1(A)) / {theory.CEILING_MARGIN:g}] on the grid"
+        ),
         "none": "s_r below the detection threshold and no eps reaches P(r_eps = r) >= 0.95",
-        "roundoff": (f"P(r_eps = r) <= {NOT_RECOVERED} for every eps <= "
-                     f"{cal.FAR_BELOW_ROUNDOFF:g} x max(m,n) u"),
+        "roundoff": (f"P(r_eps = r) <= {NOT_RECOVERED} for every eps <= {cal.FAR_BELOW_ROUNDOFF:g} x max(m,n) u"),
     }
     return "; ".join(text[c] for c in case.checks) + f" (because {case.reason})"
 
@@ -72,18 +74,30 @@ def _heatmap_figure(case, summary, table, labels):
     step = np.diff(log_eps).mean()
     edges = 10.0 ** np.concatenate([log_eps - step / 2, [log_eps[-1] + step / 2]])
     fig, ax = plots.figure(size=(8.9, 2.3 + 0.55 * len(labels)), margins={"left": 2.1, "bottom": 1.2})
-    mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, grid.to_numpy(),
-                         cmap="viridis", vmin=0, vmax=1)
+    mesh = ax.pcolormesh(edges, np.arange(len(labels) + 1) - 0.5, grid.to_numpy(), cmap="viridis", vmin=0, vmax=1)
     rows = np.arange(len(labels))
     floor = np.maximum(table["relative_noise_floor"], table["roundoff_floor"])
     ax.plot(floor, rows, "w<", mec="black", ms=7, label=r"floor $\max(\mathrm{edge}/\sigma_1,\ \max(m,n)\,u)$")
     ax.plot(table["signal_ceiling"], rows, "w>", mec="black", ms=7, label=r"ceiling $\sigma_r/\sigma_1$")
     for y, row in zip(rows, table.itertuples()):
-        ax.hlines(y + 0.18, row.predicted_lo, row.predicted_hi, colors="white", lw=2.5,
-                  label="predicted interval (margins 2, 2)" if y == 0 else None)
+        ax.hlines(
+            y + 0.18,
+            row.predicted_lo,
+            row.predicted_hi,
+            colors="white",
+            lw=2.5,
+            label="predicted interval (margins 2, 2)" if y == 0 else None,
+        )
         if np.isfinite(row.plateau_lo):
-            ax.hlines(y - 0.18, row.plateau_lo, row.plateau_hi, colors="red", lw=2.5, ls=":",
-                      label="measured plateau (P >= 0.95)" if y == 0 else None)
+            ax.hlines(
+                y - 0.18,
+                row.plateau_lo,
+                row.plateau_hi,
+                colors="red",
+                lw=2.5,
+                ls=":",
+                label="measured plateau (P >= 0.95)" if y == 0 else None,
+            )
     ax.set_xscale("log")
     ax.set_xlim(edges[0], edges[-1])
     ax.set_yticks(rows, labels)
@@ -92,8 +106,15 @@ def _heatmap_figure(case, summary, table, labels):
     ax.set_title(rf"{case.id}: $P(r_\varepsilon = {R})$ over {int(summary['n_draws'].iloc[0])} draws", fontsize=10)
     ax.grid(False)
     fig.colorbar(mesh, ax=ax, label=r"recovery rate $P(r_\varepsilon = r)$")
-    ax.legend(loc="lower left", bbox_to_anchor=(0.02, 0.02), bbox_transform=fig.transFigure, ncol=2, fontsize=7,
-              frameon=True, facecolor="0.55")           # in the bottom margin, below the axis label
+    ax.legend(
+        loc="lower left",
+        bbox_to_anchor=(0.02, 0.02),
+        bbox_transform=fig.transFigure,
+        ncol=2,
+        fontsize=7,
+        frameon=True,
+        facecolor="0.55",
+    )  # in the bottom margin, below the axis label
     return fig
 
 
@@ -101,8 +122,7 @@ def _rank_band_figure(case, summary, labels, levels):
     fig, ax = plots.figure(size=(6.0, 3.8))
     for level, label in zip(levels, labels):
         part = summary[summary["noise_level"] == level].sort_values("eps")
-        plots.band(ax, part["eps"], part["rank_mean"], part["rank_q05"], part["rank_q95"],
-                   label=label, marker=".")
+        plots.band(ax, part["eps"], part["rank_mean"], part["rank_q05"], part["rank_q95"], label=label, marker=".")
     ax.axhline(R, color="black", ls="--", lw=1, label=f"true rank r = {R}")
     ax.set_xscale("log")
     ax.set_xlabel(r"relative threshold $\varepsilon$")
@@ -133,11 +153,24 @@ def _gap_figure(case, draws, table, labels):
 def _effective_rank_figure(case, per_level, labels):
     fig, ax = plots.figure(size=(6.6, 4.2), margins={"left": 1.3, "bottom": 1.2})
     x = np.arange(len(labels))
-    plots.band(ax, x, per_level["effective_rank_mean"], per_level["effective_rank_q05"],
-               per_level["effective_rank_q95"], label=r"effective rank $e^{H(\sigma/\sum\sigma)}$",
-               marker="o")
-    plots.band(ax, x, per_level["participation_ratio_mean"], per_level["participation_ratio_q05"],
-               per_level["participation_ratio_q95"], label="participation ratio", marker="s")
+    plots.band(
+        ax,
+        x,
+        per_level["effective_rank_mean"],
+        per_level["effective_rank_q05"],
+        per_level["effective_rank_q95"],
+        label=r"effective rank $e^{H(\sigma/\sum\sigma)}$",
+        marker="o",
+    )
+    plots.band(
+        ax,
+        x,
+        per_level["participation_ratio_mean"],
+        per_level["participation_ratio_q05"],
+        per_level["participation_ratio_q95"],
+        label="participation ratio",
+        marker="s",
+    )
     ax.axhline(R, color="black", ls="--", lw=1, label=f"true rank r = {R}")
     ax.set_xticks(x, labels, rotation=20, ha="right")
     ax.set_xlabel("noise level")
@@ -153,21 +186,41 @@ def test_rank_recovery(case, tier, device, claim):
     quick = tier == "quick"
     eps = cal.eps_grid(1e-13, 1e-1, per_decade=1 if quick else 4)
     levels = case.levels if quick else case.nightly_levels
-    result = cal.sweep(case.model, m=M, n=N, s=S, levels=levels, eps=eps,
-                       n_draws=100 if quick else 400, seed=case.seed,
-                       label_noise=case.label_noise, dtype=case.dtype, device=device)
+    result = cal.sweep(
+        case.model,
+        m=M,
+        n=N,
+        s=S,
+        levels=levels,
+        eps=eps,
+        n_draws=100 if quick else 400,
+        seed=case.seed,
+        label_noise=case.label_noise,
+        dtype=case.dtype,
+        device=device,
+    )
     table = cal.plateau_table(result.summary, S, M, N)
     per_level = cal.level_summary(result.draws)
     labels = [_label(case.model, lv, sg) for lv, sg in zip(table["noise_level"], table["sigma_eff"])]
 
-    claim.figure(_heatmap_figure(case, result.summary, table, labels), "recovery_heatmap",
-                 "P(r_eps = r) over (eps, noise); white: predicted interval and edges, red: measured plateau")
-    claim.figure(_rank_band_figure(case, result.summary, labels, table["noise_level"]), "rank_vs_eps",
-                 "r_eps against eps, mean and 5-95 % band over draws")
-    claim.figure(_gap_figure(case, result.draws, table, labels), "gap_histogram",
-                 "histogram of sigma_r / sigma_{r+1} over draws")
-    claim.figure(_effective_rank_figure(case, per_level, labels), "effective_rank_vs_noise",
-                 "effective rank and participation ratio against noise level")
+    claim.figure(
+        _heatmap_figure(case, result.summary, table, labels),
+        "recovery_heatmap",
+        "P(r_eps = r) over (eps, noise); white: predicted interval and edges, red: measured plateau",
+    )
+    claim.figure(
+        _rank_band_figure(case, result.summary, labels, table["noise_level"]),
+        "rank_vs_eps",
+        "r_eps against eps, mean and 5-95 % band over draws",
+    )
+    claim.figure(
+        _gap_figure(case, result.draws, table, labels), "gap_histogram", "histogram of sigma_r / sigma_{r+1} over draws"
+    )
+    claim.figure(
+        _effective_rank_figure(case, per_level, labels),
+        "effective_rank_vs_noise",
+        "effective rank and participation ratio against noise level",
+    )
     claim.table(result.summary, "recovery_by_eps", "numbers behind the heatmap and the r_eps bands")
     claim.table(result.draws, "spectra_by_draw", "numbers behind the gap histogram")
     claim.table(per_level, "continuous_rank_by_noise", "numbers behind the effective-rank figure")
@@ -175,23 +228,54 @@ def test_rank_recovery(case, tier, device, claim):
 
     ok = {check: _holds(check, table) for check in case.checks}
     holds = bool(all(v.all() for v in ok.values()))
-    lines = [f"{label}: measured plateau [{row.plateau_lo:.1e}, {row.plateau_hi:.1e}] vs predicted "
-             + (f"grid [{row.predicted_grid_lo:.1e}, {row.predicted_grid_hi:.1e}] (interval "
-                f"[{row.predicted_lo:.1e}, {row.predicted_hi:.2g}])" if row.predicted_grid_points else
-                f"none (s_r / threshold = {S[-1] / row.detection_threshold:.2f})")
-             + f", max P = {row.max_recovery:.2f}"
-             + ("" if np.isnan(row.max_recovery_far_below_roundoff) else
-                f", max P far below roundoff = {row.max_recovery_far_below_roundoff:.2f}")
-             + "".join(f" [{c} FAILS]" for c, v in ok.items() if not v[i])
-             for i, (row, label) in enumerate(zip(table.itertuples(), labels))]
+    lines = [
+        f"{label}: measured plateau [{row.plateau_lo:.1e}, {row.plateau_hi:.1e}] vs predicted "
+        + (
+            f"grid [{row.predicted_grid_lo:.1e}, {row.predicted_grid_hi:.1e}] (interval "
+            f"[{row.predicted_lo:.1e}, {row.predicted_hi:.2g}])"
+            if row.predicted_grid_points
+            else f"none (s_r / threshold = {S[-1] / row.detection_threshold:.2f})"
+        )
+        + f", max P = {row.max_recovery:.2f}"
+        + (
+            ""
+            if np.isnan(row.max_recovery_far_below_roundoff)
+            else f", max P far below roundoff = {row.max_recovery_far_below_roundoff:.2f}"
+        )
+        + "".join(f" [{c} FAILS]" for c, v in ok.items() if not v[i])
+        for i, (row, label) in enumerate(zip(table.itertuples(), labels))
+    ]
     observed = "; ".join(lines)
-    numbers = table[["noise_level", "sigma_eff", "predicted_lo", "predicted_hi",
-                     "predicted_grid_lo", "predicted_grid_hi", "plateau_lo", "plateau_hi",
-                     "max_recovery", "max_recovery_far_below_roundoff"]].to_dict("records")
+    numbers = table[
+        [
+            "noise_level",
+            "sigma_eff",
+            "predicted_lo",
+            "predicted_hi",
+            "predicted_grid_lo",
+            "predicted_grid_hi",
+            "plateau_lo",
+            "plateau_hi",
+            "max_recovery",
+            "max_recovery_far_below_roundoff",
+        ]
+    ].to_dict("records")
     worst = float(table["max_recovery"].min())
-    claim.verdict(prediction=_prediction(case), observed=observed, holds=holds, golden_path="n/a",
-                  key="worst_max_recovery", worst_max_recovery=worst, checks=list(case.checks),
-                  levels=numbers, n_draws=int(result.summary["n_draws"].iloc[0]),
-                  eps_points=len(eps), floor_margin=theory.FLOOR_MARGIN, ceiling_margin=theory.CEILING_MARGIN)
-    assert holds, (f"{case.id}: prediction '{_prediction(case)}' fails. {observed}. Check the "
-                   "noise levels in CASES against the theory edges, or report the contradiction.")
+    claim.verdict(
+        prediction=_prediction(case),
+        observed=observed,
+        holds=holds,
+        golden_path="n/a",
+        key="worst_max_recovery",
+        worst_max_recovery=worst,
+        checks=list(case.checks),
+        levels=numbers,
+        n_draws=int(result.summary["n_draws"].iloc[0]),
+        eps_points=len(eps),
+        floor_margin=theory.FLOOR_MARGIN,
+        ceiling_margin=theory.CEILING_MARGIN,
+    )
+    assert holds, (
+        f"{case.id}: prediction '{_prediction(case)}' fails. {observed}. Check the "
+        "noise levels in CASES against the theory edges, or report the contradiction."
+    )

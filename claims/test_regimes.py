@@ -5,6 +5,7 @@ Per case: loss against log time with the predicted plateau levels P_k = 0.5 sum_
 Dwell on plateau k = time with |loss - P_k| <= DWELL_RTOL * P_k (events.dwell_times), as a
 fraction of the training time, for the plateaus strictly between the start and the solution.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def _final_movement(cache, preset, regime, teacher, depth):
 def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     case = (regime, teacher, depth)
     exp = preset(regime, teacher, depth)
-    if regime == "ntk":       # lazy predictions per init: an ensemble of seeds, the first one drawn
+    if regime == "ntk":  # lazy predictions per init: an ensemble of seeds, the first one drawn
         ens = init_ensembles.case_ensemble(exp, tier, sgd_runs=init_ensembles.SGD_RUNS_PER_INIT[tier])
         trajs = list(trajectory_cache.ensemble(ens, checkpoints=CHECKPOINTS))
         traj = trajs[0]
@@ -45,65 +46,103 @@ def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     s, times = exp.teacher.s, traj.times
     plateaus = theory.stage_plateaus(s)
     inner = plateaus[1:-1]
-    dwell = events.dwell_times(traj.loss, times, inner, DWELL_RTOL) / times[-1]       # (R, n)
-    movement = traj.relative_movement()                                              # (R, K)
-    flow = theory.aligned_loss(s, exp.init.scale ** depth, times, depth) if regime == "saddle" else None
+    dwell = events.dwell_times(traj.loss, times, inner, DWELL_RTOL) / times[-1]  # (R, n)
+    movement = traj.relative_movement()  # (R, K)
+    flow = theory.aligned_loss(s, exp.init.scale**depth, times, depth) if regime == "saddle" else None
     flow_dwell = events.dwell_times(flow[None], times, inner, DWELL_RTOL)[0] / times[-1] if flow is not None else None
 
     _figure(claim, exp, traj, plateaus, movement, flow, case)
-    rows = [{"run": r, "method": "GD" if r == 0 else "SGD", "plateau": k + 1, "level": float(inner[k]),
-             "dwell_fraction": float(dwell[r, k]),
-             "flow_dwell_fraction": float(flow_dwell[k]) if flow_dwell is not None else np.nan,
-             "final_movement": float(movement[r, -1])}
-            for r in range(traj.runs) for k in range(len(inner))]
-    claim.table(pd.DataFrame(rows), "dwell_and_movement", caption="Plateau dwell (fraction of run) and movement per "
-                                                                  "run")
+    rows = [
+        {
+            "run": r,
+            "method": "GD" if r == 0 else "SGD",
+            "plateau": k + 1,
+            "level": float(inner[k]),
+            "dwell_fraction": float(dwell[r, k]),
+            "flow_dwell_fraction": float(flow_dwell[k]) if flow_dwell is not None else np.nan,
+            "final_movement": float(movement[r, -1]),
+        }
+        for r in range(traj.runs)
+        for k in range(len(inner))
+    ]
+    claim.table(
+        pd.DataFrame(rows), "dwell_and_movement", caption="Plateau dwell (fraction of run) and movement per run"
+    )
 
     final = movement[:, -1]
-    numbers = dict(min_dwell=dwell.min().item() if dwell.numel() else None,
-                   max_dwell=dwell.max().item() if dwell.numel() else None,
-                   movement_min=final.min().item(), movement_max=final.max().item())
+    numbers = dict(
+        min_dwell=dwell.min().item() if dwell.numel() else None,
+        max_dwell=dwell.max().item() if dwell.numel() else None,
+        movement_min=final.min().item(),
+        movement_max=final.max().item(),
+    )
     if regime == "saddle":
         ratio = dwell / flow_dwell
         flow_move = float(theory.aligned_movement(s, exp.init.scale, times[-1:], depth, min(exp.widths))[0])
         move_err = ((final - flow_move).abs() / flow_move).max().item()
         rtol = tolerances.aligned_flow_rtol(sgd_theory.truncation_tolerance(exp))
-        grid = 2 * float(torch.diff(times).max()) / float(times[-1])          # one loss spacing per dwell
+        grid = 2 * float(torch.diff(times).max()) / float(times[-1])  # one loss spacing per dwell
         holds = bool(((dwell - flow_dwell).abs() <= rtol * flow_dwell + grid).all() and move_err <= rtol)
-        numbers |= dict(rtol=rtol, flow_dwell=flow_dwell.tolist(), dwell_ratio_min=ratio.min().item(),
-                        dwell_ratio_max=ratio.max().item(), flow_movement=flow_move, movement_rel_err=move_err)
-        observed = (f"dwell/flow in [{ratio.min():.2f}, {ratio.max():.2f}], flow dwell "
-                    f"{[round(v, 3) for v in flow_dwell.tolist()]}, movement {final.min():.3g}-{final.max():.3g} "
-                    f"(flow {flow_move:.3g}, rel. err {move_err:.1e})")
+        numbers |= dict(
+            rtol=rtol,
+            flow_dwell=flow_dwell.tolist(),
+            dwell_ratio_min=ratio.min().item(),
+            dwell_ratio_max=ratio.max().item(),
+            flow_movement=flow_move,
+            movement_rel_err=move_err,
+        )
+        observed = (
+            f"dwell/flow in [{ratio.min():.2f}, {ratio.max():.2f}], flow dwell "
+            f"{[round(v, 3) for v in flow_dwell.tolist()]}, movement {final.min():.3g}-{final.max():.3g} "
+            f"(flow {flow_move:.3g}, rel. err {move_err:.1e})"
+        )
     elif regime == "ntk":
         per_init, band_rows = _lazy_checks(ens, trajs, inner, depth)
         summary = init_ensembles.summary(per_init)
         holds = summary["n_pass"] == summary["n_inits"]
         band = pd.DataFrame(band_rows)
-        claim.table(band, "lazy_bounds_per_init", caption="per init and run: movement vs the kernel band, "
-                    "dwell vs the lazy bound")
-        numbers |= dict(n_inits=summary["n_inits"], inits_holding=summary["n_pass"],
-                        fraction_inits=summary["fraction"],
-                        fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
-                        movement_over_upper_max=float((band.movement / band.upper).max()),
-                        movement_over_lower_min=float((band.movement / band.lower).min()),
-                        dwell_over_bound_max=float((band.max_dwell / band.dwell_bound).max()))
-        observed = (f"{summary['n_pass']}/{summary['n_inits']} inits: movement {band.movement.min():.3g}-"
-                    f"{band.movement.max():.3g} within the kernel bands (movement/upper <= "
-                    f"{numbers['movement_over_upper_max']:.2f}, /lower >= {numbers['movement_over_lower_min']:.2f}); "
-                    f"max dwell / lazy bound {numbers['dwell_over_bound_max']:.2f}")
+        claim.table(
+            band,
+            "lazy_bounds_per_init",
+            caption="per init and run: movement vs the kernel band, dwell vs the lazy bound",
+        )
+        numbers |= dict(
+            n_inits=summary["n_inits"],
+            inits_holding=summary["n_pass"],
+            fraction_inits=summary["fraction"],
+            fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+            movement_over_upper_max=float((band.movement / band.upper).max()),
+            movement_over_lower_min=float((band.movement / band.lower).min()),
+            dwell_over_bound_max=float((band.max_dwell / band.dwell_bound).max()),
+        )
+        observed = (
+            f"{summary['n_pass']}/{summary['n_inits']} inits: movement {band.movement.min():.3g}-"
+            f"{band.movement.max():.3g} within the kernel bands (movement/upper <= "
+            f"{numbers['movement_over_upper_max']:.2f}, /lower >= {numbers['movement_over_lower_min']:.2f}); "
+            f"max dwell / lazy bound {numbers['dwell_over_bound_max']:.2f}"
+        )
     else:
         lazy = _final_movement(trajectory_cache, preset, "ntk", teacher, depth).max()
         rich = _final_movement(trajectory_cache, preset, "saddle", teacher, depth).min()
         holds = bool((final > lazy).all() and (final < rich).all())
         numbers |= dict(ntk_movement=lazy.item(), saddle_movement=rich.item())
-        observed = (f"movement {final.min():.3g}-{final.max():.3g} vs ntk {lazy:.3g}, saddle {rich:.3g}; "
-                    f"max dwell {dwell.max():.3f}")
+        observed = (
+            f"movement {final.min():.3g}-{final.max():.3g} vs ntk {lazy:.3g}, saddle {rich:.3g}; "
+            f"max dwell {dwell.max():.3f}"
+        )
     p = expectations.PREDICTIONS["regimes"][regime]
     golden = "n/a" if p.exploratory else ("agrees" if holds else "assumption-fails")
     key = "fraction_inits" if regime == "ntk" else "movement_max"
-    claim.verdict(prediction=p.prediction, observed=observed, holds=holds, exploratory=p.exploratory,
-                  reason=p.reason, golden_path=golden, key=key, **numbers)
+    claim.verdict(
+        prediction=p.prediction,
+        observed=observed,
+        holds=holds,
+        exploratory=p.exploratory,
+        reason=p.reason,
+        golden_path=golden,
+        key=key,
+        **numbers,
+    )
     assert holds, f"{presets.case_id(*case)} does not show its regime: {observed} (predicted: {p.prediction})"
 
 
@@ -123,13 +162,24 @@ def _lazy_checks(ens, trajs, inner, depth):
         for r in range(tr.runs):
             drift = 2 * (depth - 1) * float(move[r])
             lo, hi = tolerances.lazy_movement_band(float((W0 - M).norm()), float(resT[r]), theta0, k_min, k_max, drift)
-            bound = tolerances.lazy_dwell_bound(DWELL_RTOL, k_min * (1 - drift), float(tr.times[-1]),
-                                                float(torch.diff(tr.times).max()))
+            bound = tolerances.lazy_dwell_bound(
+                DWELL_RTOL, k_min * (1 - drift), float(tr.times[-1]), float(torch.diff(tr.times).max())
+            )
             max_dwell = float(dwell[r].max()) if dwell.numel() else 0.0
             run_ok = lo <= float(move[r]) <= hi and max_dwell <= bound
             ok &= run_ok
-            rows.append({"init": lab, "run": r, "movement": float(move[r]), "lower": lo, "upper": hi,
-                         "max_dwell": max_dwell, "dwell_bound": bound, "holds": run_ok})
+            rows.append(
+                {
+                    "init": lab,
+                    "run": r,
+                    "movement": float(move[r]),
+                    "lower": lo,
+                    "upper": hi,
+                    "max_dwell": max_dwell,
+                    "dwell_bound": bound,
+                    "holds": run_ok,
+                }
+            )
         per_init.append(ok)
     return per_init, rows
 
@@ -139,20 +189,35 @@ def _figure(claim, exp, traj, plateaus, movement, flow, case):
     t = traj.times[1:]
     sgd = traj.loss[1:, 1:]
     if len(sgd):
-        plots.band(ax_loss, t, stats.mean(sgd, dim=0), sgd.min(0).values, sgd.max(0).values,
-                   label=f"SGD mean, min-max band ({len(sgd)} runs)", color=plots.SGD_COLOR)
+        plots.band(
+            ax_loss,
+            t,
+            stats.mean(sgd, dim=0),
+            sgd.min(0).values,
+            sgd.max(0).values,
+            label=f"SGD mean, min-max band ({len(sgd)} runs)",
+            color=plots.SGD_COLOR,
+        )
     ax_loss.plot(t.numpy(), traj.loss[0, 1:].numpy(), color=plots.GD_COLOR, label="GD")
     if flow is not None:
         ax_loss.plot(t.numpy(), flow[1:].numpy(), color="tab:blue", linestyle=":", label="gradient flow (Saxe)")
     for k, level in enumerate(plateaus.tolist()):
-        ax_loss.axhline(level, color="tab:gray", linestyle="--", linewidth=0.8,
-                        label="predicted plateaus $P_k$" if k == 0 else None)
+        ax_loss.axhline(
+            level, color="tab:gray", linestyle="--", linewidth=0.8, label="predicted plateaus $P_k$" if k == 0 else None
+        )
     ax_loss.set_xscale("log")
     ax_loss.set(xlabel="time t = lr x step", ylabel="full-data loss", title=f"{presets.case_id(*case)}: loss")
     ax_loss.legend(fontsize=7)
     if len(sgd):
-        ax_log.fill_between(t.numpy(), sgd.min(0).values.numpy(), sgd.max(0).values.numpy(), color=plots.SGD_COLOR,
-                            alpha=0.35, linewidth=0, label="SGD (min-max)")
+        ax_log.fill_between(
+            t.numpy(),
+            sgd.min(0).values.numpy(),
+            sgd.max(0).values.numpy(),
+            color=plots.SGD_COLOR,
+            alpha=0.35,
+            linewidth=0,
+            label="SGD (min-max)",
+        )
     ax_log.plot(t.numpy(), traj.loss[0, 1:].numpy(), color=plots.GD_COLOR, label="GD")
     if flow is not None:
         ax_log.plot(t.numpy(), flow[1:].numpy(), color="tab:blue", linestyle=":", label="gradient flow")
@@ -161,11 +226,13 @@ def _figure(claim, exp, traj, plateaus, movement, flow, case):
     ct = traj.times[traj.checkpoint_steps][1:]
     ax_move.plot(ct.numpy(), movement[0, 1:].numpy(), color=plots.GD_COLOR, marker=".", label="GD")
     if movement.shape[0] > 1:
-        ax_move.plot(ct.numpy(), movement[1:, 1:].mean(0).numpy(), color=plots.SGD_COLOR, linestyle="--",
-                     label="SGD mean")
+        ax_move.plot(
+            ct.numpy(), movement[1:, 1:].mean(0).numpy(), color=plots.SGD_COLOR, linestyle="--", label="SGD mean"
+        )
     ax_move.set_xscale("log")
     ax_move.set_yscale("log")
-    ax_move.set(xlabel="time t = lr x step", ylabel=r"$\|\theta_t-\theta_0\| / \|\theta_0\|$",
-                title="relative weight movement")
+    ax_move.set(
+        xlabel="time t = lr x step", ylabel=r"$\|\theta_t-\theta_0\| / \|\theta_0\|$", title="relative weight movement"
+    )
     ax_move.legend()
     claim.figure(fig, "regime", caption="Loss in log time with predicted plateaus; relative weight movement")

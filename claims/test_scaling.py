@@ -12,6 +12,7 @@ discrepancy, the derived SGD offset, and the GD plateaus certified as the saddle
    the decoupled prediction (theory.saddle_curvature) within Weyl's bound ||H(theta) - H(theta_dec)||_2
    + tau_round; the certifier's kind is the one the prediction implies; the end point is a minimum.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,10 +32,9 @@ from dlncheck.theory.gradient_noise import minibatch_factor
 BATCH_SIZES = (10, 30)
 OFFSET_FRACTIONS = (1.0, 0.5, 0.25)
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
-NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4)
-           if (r, t, L) not in QUICK]
+NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
 
-FAMILY = "scaling"   # rows and contradictions: claims/expectations.py
+FAMILY = "scaling"  # rows and contradictions: claims/expectations.py
 
 
 def _params(cases, nightly: bool, names=None):
@@ -42,8 +42,17 @@ def _params(cases, nightly: bool, names=None):
     for regime, teacher, L in cases:
         for name in names or [None]:
             cid = presets.case_id(regime, teacher, L)
-            out.append(expectations.param(FAMILY, f"{name}-{cid}" if name else cid, regime, teacher, L,
-                                          *([name] if name else []), nightly=nightly))
+            out.append(
+                expectations.param(
+                    FAMILY,
+                    f"{name}-{cid}" if name else cid,
+                    regime,
+                    teacher,
+                    L,
+                    *([name] if name else []),
+                    nightly=nightly,
+                )
+            )
     return out
 
 
@@ -63,12 +72,19 @@ def plot_fit(name, cid, fit, predicted, band, points, holds):
         sel = np.array([p.batch_size == B for p in points])
         ax.loglog(fit.x[sel], fit.y[sel], marker, ls="none", label=f"B = {B}")
     xs = np.geomspace(fit.x.min(), fit.x.max(), 50)
-    ax.loglog(xs, np.exp(fit.intercept) * xs ** fit.slope, "k-",
-              label=f"fit: slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]")
+    ax.loglog(
+        xs,
+        np.exp(fit.intercept) * xs**fit.slope,
+        "k-",
+        label=f"fit: slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]",
+    )
     center = np.exp(np.log(fit.y).mean() - predicted * np.log(fit.x).mean())
-    ax.loglog(xs, center * xs ** predicted, "r--", label=f"predicted slope {predicted:g} (band ±{band:.2f})")
-    ax.set(xlabel=f"noise variable {sgd.EXPONENTS[name][1].replace('c_B', '$c_B$')}",
-           ylabel=name.replace("_", " "), title=f"{cid}: {'holds' if holds else 'FAILS'}")
+    ax.loglog(xs, center * xs**predicted, "r--", label=f"predicted slope {predicted:g} (band ±{band:.2f})")
+    ax.set(
+        xlabel=f"noise variable {sgd.EXPONENTS[name][1].replace('c_B', '$c_B$')}",
+        ylabel=name.replace("_", " "),
+        title=f"{cid}: {'holds' if holds else 'FAILS'}",
+    )
     ax.legend()
     return fig
 
@@ -92,18 +108,34 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
     fit = lr_sweep.fit_loglog(x, values, scaling.STATISTICS[name])
     band = slope_band(points)
     holds = fit.lo - band <= predicted <= fit.hi + band
-    claim.table(pd.DataFrame({"lr": [p.lr for p in points], "batch_size": [p.batch_size for p in points],
-                              "x": fit.x, name: fit.y}), "sweep", caption=f"{name} per (lr, B)")
-    claim.figure(plot_fit(name, cid, fit, predicted, band, points, holds), "loglog",
-                 caption=f"log {name} vs log {var}: fit and predicted slope")
-    assert claim.verdict(prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
-                         observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
-                         reason=expectations.PREDICTIONS[FAMILY][name].reason,
-                         golden_path=vanishing(fit.lo, fit.hi), key="slope", holds=holds, slope=fit.slope,
-                         slope_lo=fit.lo, slope_hi=fit.hi,
-                         slope_predicted=predicted, slope_band=band), \
-        (f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
-         f"excludes the predicted {predicted:g}")
+    claim.table(
+        pd.DataFrame(
+            {"lr": [p.lr for p in points], "batch_size": [p.batch_size for p in points], "x": fit.x, name: fit.y}
+        ),
+        "sweep",
+        caption=f"{name} per (lr, B)",
+    )
+    claim.figure(
+        plot_fit(name, cid, fit, predicted, band, points, holds),
+        "loglog",
+        caption=f"log {name} vs log {var}: fit and predicted slope",
+    )
+    assert claim.verdict(
+        prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
+        observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
+        reason=expectations.PREDICTIONS[FAMILY][name].reason,
+        golden_path=vanishing(fit.lo, fit.hi),
+        key="slope",
+        holds=holds,
+        slope=fit.slope,
+        slope_lo=fit.lo,
+        slope_hi=fit.hi,
+        slope_predicted=predicted,
+        slope_band=band,
+    ), (
+        f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
+        f"excludes the predicted {predicted:g}"
+    )
 
 
 OFFSET_CASES = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3)]
@@ -113,13 +145,13 @@ OFFSET_NIGHTLY = [("saddle", t, L) for t in presets.TEACHERS for L in (2, 3, 4) 
 OFFSET_PARAMS = _params(OFFSET_CASES, False) + _params(OFFSET_NIGHTLY, True)
 
 # rank-count discrepancies (theory.sgd.EXPLORATORY): dense checkpoints to see plateaus and the split
-RANK_FRACTIONS = tuple(np.linspace(0.0, 1.0, 321))     # dwell resolution T / 320
+RANK_FRACTIONS = tuple(np.linspace(0.0, 1.0, 321))  # dwell resolution T / 320
 RANK_QUICK = [("saddle", "degenerate", 2)]
-RANK_PARAMS = (_params(RANK_QUICK, False, sgd.EXPLORATORY)
-               + _params([("saddle", "degenerate", 3), ("saddle", "lowrank", 2), ("saddle", "lowrank", 3)],
-                         True, ["d_r_plateau"])
-               + _params([("saddle", "degenerate", 3), ("ntk", "degenerate", 2), ("ntk", "degenerate", 3)],
-                         True, ["split_dwell"]))
+RANK_PARAMS = (
+    _params(RANK_QUICK, False, sgd.EXPLORATORY)
+    + _params([("saddle", "degenerate", 3), ("saddle", "lowrank", 2), ("saddle", "lowrank", 3)], True, ["d_r_plateau"])
+    + _params([("saddle", "degenerate", 3), ("ntk", "degenerate", 2), ("ntk", "degenerate", 3)], True, ["split_dwell"])
+)
 expectations.check_ids(FAMILY, SLOPE_CASES + OFFSET_PARAMS + RANK_PARAMS)
 
 
@@ -131,19 +163,26 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
     points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
     # one sweep point at a time, each reduced to its per-run features at once: 321 checkpoints of one
     # 128-wide config x 33 runs hold 1.5 GB, the whole sweep 12 GB (a refusal or swap beside another worker)
-    features = [scaling.features(lr_sweep.run_sweep([p], RANK_FRACTIONS, train=trajectory_cache.ensemble)[0], name)
-                for p in points]
+    features = [
+        scaling.features(lr_sweep.run_sweep([p], RANK_FRACTIONS, train=trajectory_cache.ensemble)[0], name)
+        for p in points
+    ]
     var, reason = sgd.EXPLORATORY[name]
     x = np.array([scaling.noise_variable(var, p.experiment) for p in points])
     y = np.array([float(scaling.STATISTICS[name](f.mean(0))) for f in features])
     frac = np.array([p.lr_fraction for p in points])
     B = np.array([p.batch_size for p in points])
-    limit = {int(b): (float(y[(B == b) & (frac == frac.min())][0]), float(y[(B == b) & (frac == frac.max())][0]))
-             for b in BATCH_SIZES}
+    limit = {
+        int(b): (float(y[(B == b) & (frac == frac.min())][0]), float(y[(B == b) & (frac == frac.max())][0]))
+        for b in BATCH_SIZES
+    }
     holds = all(small <= large for small, large in limit.values())
     zero = bool(np.all(y == 0))
-    claim.table(pd.DataFrame({"lr": [p.lr for p in points], "batch_size": B, "x": x, name: y}), "sweep",
-                caption=f"{name} per (lr, B); 0 = no discrepancy at this noise")
+    claim.table(
+        pd.DataFrame({"lr": [p.lr for p in points], "batch_size": B, "x": x, name: y}),
+        "sweep",
+        caption=f"{name} per (lr, B); 0 = no discrepancy at this noise",
+    )
     resolution = max(p.experiment.lr * p.experiment.steps for p in points) / (len(RANK_FRACTIONS) - 1)
     numbers = {"all_zero": zero, "largest": float(y.max()), "time_resolution": resolution}
     if zero:
@@ -156,9 +195,12 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
     else:
         fit = None
         observed = f"{name} = 0 at {int(np.sum(y == 0))} of {len(y)} (lr, B): no log-log slope"
-    observed += "; smallest-lr / largest-lr value per B: " + ", ".join(
-        f"B={b}: {s:.3g} / {lg:.3g}" for b, (s, lg) in limit.items()) + f" (checkpoint spacing {resolution:.3g})"
-    fig, ax = plots.figure(size=(5.8, 4.0), margins={"left": 1.4})   # symlog labels are wide
+    observed += (
+        "; smallest-lr / largest-lr value per B: "
+        + ", ".join(f"B={b}: {s:.3g} / {lg:.3g}" for b, (s, lg) in limit.items())
+        + f" (checkpoint spacing {resolution:.3g})"
+    )
+    fig, ax = plots.figure(size=(5.8, 4.0), margins={"left": 1.4})  # symlog labels are wide
     for b, marker in zip(BATCH_SIZES, "os"):
         sel = B == b
         ax.plot(x[sel], y[sel], marker, ls="-", label=f"B = {b}")
@@ -167,18 +209,27 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
             ax.plot(x[sel & (frac == frac.min())], [small], "rx", ms=10, label=f"B = {b}: smallest lr > largest")
     if fit is not None:
         xs = np.geomspace(x.min(), x.max(), 50)
-        ax.plot(xs, np.exp(fit.intercept) * xs ** fit.slope, "k--", label=f"fit slope {fit.slope:.2f} (reported only)")
-    ax.set(xscale="log", yscale="symlog" if not np.all(y > 0) else "log",
-           xlabel=f"noise variable {var.replace('c_B', '$c_B$')}", ylabel=name.replace("_", " "),
-           title=f"{cid}: {name.replace('_', ' ')} ({'holds' if holds else 'FAILS'})")
+        ax.plot(xs, np.exp(fit.intercept) * xs**fit.slope, "k--", label=f"fit slope {fit.slope:.2f} (reported only)")
+    ax.set(
+        xscale="log",
+        yscale="symlog" if not np.all(y > 0) else "log",
+        xlabel=f"noise variable {var.replace('c_B', '$c_B$')}",
+        ylabel=name.replace("_", " "),
+        title=f"{cid}: {name.replace('_', ' ')} ({'holds' if holds else 'FAILS'})",
+    )
     ax.legend()
     claim.figure(fig, "loglog", caption=f"{name} vs {var}; asserted only: smallest lr <= largest lr per B")
     key = "slope" if "slope" in numbers else "largest"
-    assert claim.verdict(prediction=expectations.PREDICTIONS[FAMILY][name].prediction,
-                         observed=observed, reason=expectations.PREDICTIONS[FAMILY][name].reason,
-                         exploratory=True, golden_path="agrees" if holds else "differs", key=key,
-                         holds=holds, **numbers), \
-        f"{name} {cid}: the discrepancy grows as lr -> 0: {limit}"
+    assert claim.verdict(
+        prediction=expectations.PREDICTIONS[FAMILY][name].prediction,
+        observed=observed,
+        reason=expectations.PREDICTIONS[FAMILY][name].reason,
+        exploratory=True,
+        golden_path="agrees" if holds else "differs",
+        key=key,
+        holds=holds,
+        **numbers,
+    ), f"{name} {cid}: the discrepancy grows as lr -> 0: {limit}"
 
 
 @pytest.mark.parametrize("regime, teacher, depth", OFFSET_PARAMS)
@@ -189,7 +240,7 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
     mask = scaling.internal_mask(depth).numpy()
     rows, cache = [], {}
     for p, traj in zip(points, trajs):
-        key = p.lr_fraction                       # the GD-path sum S_l depends on lr only; c_B scales it
+        key = p.lr_fraction  # the GD-path sum S_l depends on lr only; c_B scales it
         if key not in cache:
             cache[key] = sgd.predicted_offsets(dataclasses.replace(p.experiment, batch_size=points[0].batch_size))
         pred = cache[key]
@@ -200,8 +251,17 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
         m, sem = off.mean(0), off.std(0, ddof=1) / np.sqrt(off.shape[0])
         h = sgd.truncation_tolerance(p.experiment)
         for j in range(len(m)):
-            rows.append({"lr": p.lr, "batch_size": p.batch_size, "entry": j, "measured": m[j], "sem": sem[j],
-                         "predicted": predicted[j], "h": h})
+            rows.append(
+                {
+                    "lr": p.lr,
+                    "batch_size": p.batch_size,
+                    "entry": j,
+                    "measured": m[j],
+                    "sem": sem[j],
+                    "predicted": predicted[j],
+                    "h": h,
+                }
+            )
     df = pd.DataFrame(rows)
     z = norm.ppf(1 - 0.025 / len(df))
     df["tol"] = z * df["sem"] + df["h"] * df["predicted"].abs()
@@ -216,20 +276,31 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
         ax.plot(df.predicted.abs()[bad], (df.measured * sign)[bad], "rx", ms=8, label="outside tol")
     lim = [df.predicted.abs().min(), df.predicted.abs().max()]
     ax.plot(lim, lim, "k--", label="measured = predicted")
-    ax.set(xscale="log", yscale="symlog", xlabel="|predicted offset| of log σ",
-           ylabel="measured offset × sign(predicted)", title=f"{cid}: derived SGD offset")
+    ax.set(
+        xscale="log",
+        yscale="symlog",
+        xlabel="|predicted offset| of log σ",
+        ylabel="measured offset × sign(predicted)",
+        title=f"{cid}: derived SGD offset",
+    )
     ax.set_yscale("symlog", linthresh=float(lim[0]))
     ax.legend()
     claim.figure(fig, "offsets", caption="derived offset vs measured, 3 lrs x 2 B")
     worst = float(((df.measured - df.predicted).abs() / df.tol).max())
     rel = float(((df.measured - df.predicted).abs() / df.predicted.abs()).median())
-    size = df.assign(size=df.measured.abs()).groupby("lr")["size"].mean()      # mean |offset| per lr
-    shrink = float(size.iloc[0] / size.iloc[-1])                              # smallest lr / largest lr
+    size = df.assign(size=df.measured.abs()).groupby("lr")["size"].mean()  # mean |offset| per lr
+    shrink = float(size.iloc[0] / size.iloc[-1])  # smallest lr / largest lr
     row = expectations.PREDICTIONS[FAMILY]["offsets"]
-    assert claim.verdict(prediction=row.prediction,
-                         observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}; "
-                                  f"mean |offset| at the smallest lr / at the largest {shrink:.3f}",
-                         reason=row.reason, golden_path="agrees" if shrink < 1 else "differs", key="worst_ratio",
-                         holds=holds, worst_ratio=worst, median_relative_error=rel, entries=len(df),
-                         offset_shrink=shrink), \
-        f"{cid}: {int(bad.sum())} of {len(df)} offsets outside tolerance (worst ratio {worst:.2f})"
+    assert claim.verdict(
+        prediction=row.prediction,
+        observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}; "
+        f"mean |offset| at the smallest lr / at the largest {shrink:.3f}",
+        reason=row.reason,
+        golden_path="agrees" if shrink < 1 else "differs",
+        key="worst_ratio",
+        holds=holds,
+        worst_ratio=worst,
+        median_relative_error=rel,
+        entries=len(df),
+        offset_shrink=shrink,
+    ), f"{cid}: {int(bad.sum())} of {len(df)} offsets outside tolerance (worst ratio {worst:.2f})"

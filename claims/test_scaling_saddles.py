@@ -10,6 +10,7 @@ The certifier's kind must be the one the predicted value implies under its own z
 ("strict" if lambda_pred + tol < -tau, "non-strict" if |lambda_pred| + tol <= tau, else not asserted);
 the end point must certify as a minimum. Aligned and random small inits, L = 2, 3.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,10 +25,16 @@ from dlncheck.report import plots
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
 from dlncheck.theory import saddle_curvature as sc
 
-FAMILY = "scaling_saddles"   # row and contradictions: claims/expectations.py
-CASES = expectations.check_ids(FAMILY, [
-    expectations.param(FAMILY, f"saddle-{t}-L{L}-{init}", t, L, init, nightly=t != "lowrank")
-    for t in presets.TEACHERS for L in (2, 3) for init in ("aligned", "random")])
+FAMILY = "scaling_saddles"  # row and contradictions: claims/expectations.py
+CASES = expectations.check_ids(
+    FAMILY,
+    [
+        expectations.param(FAMILY, f"saddle-{t}-L{L}-{init}", t, L, init, nightly=t != "lowrank")
+        for t in presets.TEACHERS
+        for L in (2, 3)
+        for init in ("aligned", "random")
+    ],
+)
 
 
 def hessian(weights, M):
@@ -53,7 +60,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
     grid = events.time_grid(exp.steps, n_linear=200, n_log=60)
     traj = trajectory_cache(exp, checkpoints=grid)
     M, s = exp.teacher.M, exp.teacher.s
-    W = [w[0] for w in traj.weights]                                    # GD: (K, d, d)
+    W = [w[0] for w in traj.weights]  # GD: (K, d, d)
     gnorm = sc.gradient_norms(W, M).numpy()
     steps = traj.checkpoint_steps.numpy()
     arrive = events.first_crossing(traj.loss[:1], traj.steps, events.arrival_levels(s))[0].numpy()
@@ -84,21 +91,36 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
             expected = "either"
         ok_kind = cert.kind == expected or (expected == "either" and cert.kind != "minimum")
         ok_lam = abs(cert.lambda_min - lam) <= tol
-        table.append({"point": kind, "plateau": k, "step": int(steps[i]), "time": float(steps[i] * exp.lr),
-                      "loss": cert.loss, "grad_norm": cert.grad_norm, "lambda_min": cert.lambda_min,
-                      "lambda_pred": lam, "weyl": weyl, "tol": tol, "tau": cert.tau, "kind": cert.kind,
-                      "expected": expected, "ok": bool(ok_kind and ok_lam)})
+        table.append(
+            {
+                "point": kind,
+                "plateau": k,
+                "step": int(steps[i]),
+                "time": float(steps[i] * exp.lr),
+                "loss": cert.loss,
+                "grad_norm": cert.grad_norm,
+                "lambda_min": cert.lambda_min,
+                "lambda_pred": lam,
+                "weyl": weyl,
+                "tol": tol,
+                "tau": cert.tau,
+                "kind": cert.kind,
+                "expected": expected,
+                "ok": bool(ok_kind and ok_lam),
+            }
+        )
     df = pd.DataFrame(table)
     claim.table(df, "certificates", caption="certificate vs prediction at each plateau's most critical point")
     sel = np.unique(np.linspace(0, len(steps) - 1, 24).astype(int))
     lam_path = [dense_eigenvalues(*reversed(loss_function([x[i] for x in W], M)))[0] for i in sel]
     pred_path = [predicted_point([x[i] for x in W], exp)[0] for i in sel]
-    fig, ax = plots.figure(size=(6.8, 4.2), margins={"right": 1.0})   # the loss axis on the right
+    fig, ax = plots.figure(size=(6.8, 4.2), margins={"right": 1.0})  # the loss axis on the right
     t = steps[sel] * exp.lr
     ax.plot(t, lam_path, "k.-", label=r"$\lambda_{min}$ (dense Hessian)")
     ax.plot(t, pred_path, "c--", label=r"$\lambda_{min}$ predicted (decoupled)")
-    ax.errorbar(df.time, df.lambda_pred, yerr=df.weyl, fmt="none", ecolor="tab:red", capsize=3,
-                label="asserted: Weyl bound")
+    ax.errorbar(
+        df.time, df.lambda_pred, yerr=df.weyl, fmt="none", ecolor="tab:red", capsize=3, label="asserted: Weyl bound"
+    )
     if (~df.ok).any():
         ax.plot(df.time[~df.ok], df.lambda_min[~df.ok], "rx", ms=10, label="fails")
     ax.set(xlabel="time t = lr step", ylabel=r"$\lambda_{min}$", title=f"saddle-{teacher}-L{depth}-{init}")
@@ -112,9 +134,17 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
     holds = bool(df.ok.all())
     row = expectations.PREDICTIONS[FAMILY]["plateaus"]
     worst = float(((df.lambda_min - df.lambda_pred).abs() / df.tol).max())
-    assert claim.verdict(prediction=row.prediction, reason=row.reason, golden_path="n/a", key="worst_ratio",
-                         worst_ratio=worst,
-                         observed="; ".join(f"{r.point}{r.plateau}: {r.kind} {r.lambda_min:.3g} vs "
-                                            f"{r.lambda_pred:.3g}±{r.weyl:.2g}" for r in df.itertuples()),
-                         holds=holds, n_points=len(df), n_ok=int(df.ok.sum())), \
-        f"saddle-{teacher}-L{depth}-{init}: {df[~df.ok].to_dict('records')}"
+    assert claim.verdict(
+        prediction=row.prediction,
+        reason=row.reason,
+        golden_path="n/a",
+        key="worst_ratio",
+        worst_ratio=worst,
+        observed="; ".join(
+            f"{r.point}{r.plateau}: {r.kind} {r.lambda_min:.3g} vs {r.lambda_pred:.3g}±{r.weyl:.2g}"
+            for r in df.itertuples()
+        ),
+        holds=holds,
+        n_points=len(df),
+        n_ok=int(df.ok.sum()),
+    ), f"saddle-{teacher}-L{depth}-{init}: {df[~df.ok].to_dict('records')}"

@@ -21,6 +21,7 @@ earlier ones; the LNA linearises the escape path, so the T/2 ratios test it (the
 The lr and B scaling of the spreads is asserted in claims/test_scaling.py (function_distance_mid,
 function_distance, sigma_spread).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,17 +36,22 @@ from dlncheck.measure import lr_sweep
 from dlncheck.report import plots
 from dlncheck.theory import spread
 
-FAMILY = "sgd_spread"   # rows and contradictions: claims/expectations.py
+FAMILY = "sgd_spread"  # rows and contradictions: claims/expectations.py
 BATCH_SIZES = (10, 30)  # = claims/test_scaling.BATCH_SIZES (same cached ensembles)
-TIMES = (0.5, 1.0)      # fractions of T (the sweep's checkpoints)
-FRACTIONS = (1.0, 0.5)   # lr in {eta, eta/2}: the adjoint pass costs ~ steps / fraction
-PAIR_DRAWS = 4096      # shuffles per path for the pair term's Monte-Carlo: relative error ~ sqrt(2 / 4096) = 2%
-LEVEL = 0.05            # family-wise, Bonferroni over the asserted ratios of a case
+TIMES = (0.5, 1.0)  # fractions of T (the sweep's checkpoints)
+FRACTIONS = (1.0, 0.5)  # lr in {eta, eta/2}: the adjoint pass costs ~ steps / fraction
+PAIR_DRAWS = 4096  # shuffles per path for the pair term's Monte-Carlo: relative error ~ sqrt(2 / 4096) = 2%
+LEVEL = 0.05  # family-wise, Bonferroni over the asserted ratios of a case
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
-PARAMS = expectations.check_ids(FAMILY, [
-    expectations.param(FAMILY, presets.case_id(*c), *c, nightly=nightly)
-    for cases, nightly in ((QUICK, False), (NIGHTLY, True)) for c in cases])
+PARAMS = expectations.check_ids(
+    FAMILY,
+    [
+        expectations.param(FAMILY, presets.case_id(*c), *c, nightly=nightly)
+        for cases, nightly in ((QUICK, False), (NIGHTLY, True))
+        for c in cases
+    ],
+)
 
 
 def measured(traj, checkpoint: int, r: int):
@@ -66,8 +72,17 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
     for f in fractions:
         p = next(q for q in points if q.lr_fraction == f)
         targets = lr_sweep.checkpoint_steps(p.experiment, TIMES)
-        pred = spread.lna_covariance(init_weights(p.experiment), problem.X, problem.Syx, p.lr,
-                                     p.experiment.steps, targets, r, BATCH_SIZES, pair_draws=PAIR_DRAWS)
+        pred = spread.lna_covariance(
+            init_weights(p.experiment),
+            problem.X,
+            problem.Syx,
+            p.lr,
+            p.experiment.steps,
+            targets,
+            r,
+            BATCH_SIZES,
+            pair_draws=PAIR_DRAWS,
+        )
         floor = np.finfo(np.float64).eps * float(exp.teacher.s[0]) * np.sqrt(p.experiment.steps)
         for q, traj in zip(points, trajs):
             if q.lr_fraction != f:
@@ -76,17 +91,35 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
                 cov = pred["cov"][(t, q.batch_size)]
                 block, modes = measured(traj, c, r)
                 base = {"lr": q.lr, "lr_fraction": f, "batch_size": q.batch_size, "t": t * q.lr, "time_fraction": frac}
-                rows.append(base | {"readout": "block", "measured": block.var(0, ddof=1).sum(),
-                                    "predicted": np.trace(cov), "cov": cov, "asserted": True})
+                rows.append(
+                    base
+                    | {
+                        "readout": "block",
+                        "measured": block.var(0, ddof=1).sum(),
+                        "predicted": np.trace(cov),
+                        "cov": cov,
+                        "asserted": True,
+                    }
+                )
                 for a in range(r):
                     v = cov[a * (r + 1), a * (r + 1)]
-                    rows.append(base | {"readout": f"sigma_{a + 1}", "measured": modes[:, a].var(ddof=1),
-                                        "predicted": v, "cov": np.array([[v]]), "asserted": np.sqrt(v) > floor})
+                    rows.append(
+                        base
+                        | {
+                            "readout": f"sigma_{a + 1}",
+                            "measured": modes[:, a].var(ddof=1),
+                            "predicted": v,
+                            "cov": np.array([[v]]),
+                            "asserted": np.sqrt(v) > floor,
+                        }
+                    )
     df = pd.DataFrame(rows)
     df["ratio"] = df.measured / df.predicted
     alpha = LEVEL / int(df.asserted.sum())
-    bounds = [spread.variance_ratio_interval(c, runs, alpha) if a else (np.nan, np.nan)
-              for c, a in zip(df["cov"], df.asserted)]
+    bounds = [
+        spread.variance_ratio_interval(c, runs, alpha) if a else (np.nan, np.nan)
+        for c, a in zip(df["cov"], df.asserted)
+    ]
     df["lo"], df["hi"] = np.array(bounds).T
     df["ok"] = ~df.asserted | ((df.ratio >= df.lo) & (df.ratio <= df.hi))
     return df.drop(columns="cov")
@@ -101,35 +134,63 @@ def plot_case(cid: str, df: pd.DataFrame):
         for k, (f, color) in enumerate(colors.items()):
             sel = df[(df.readout == "block") & (df.batch_size == B) & (df.lr_fraction == f)].sort_values("t")
             lr, pred = sel.lr.iloc[0], np.sqrt(sel.predicted.to_numpy())
-            shift = 1 + 0.01 * (k - 0.5) * (sel.t.max() - sel.t.min()) / sel.t.max()   # keep bars apart
+            shift = 1 + 0.01 * (k - 0.5) * (sel.t.max() - sel.t.min()) / sel.t.max()  # keep bars apart
             bars = [pred - np.sqrt(sel.predicted * sel.lo), np.sqrt(sel.predicted * sel.hi) - pred]
-            ax.errorbar(sel.t * shift, pred, yerr=bars,
-                        fmt="_", ms=14, color=color, capsize=3, label=rf"LNA $\pm$ interval, $\eta$ = {lr:.3g}")
+            ax.errorbar(
+                sel.t * shift,
+                pred,
+                yerr=bars,
+                fmt="_",
+                ms=14,
+                color=color,
+                capsize=3,
+                label=rf"LNA $\pm$ interval, $\eta$ = {lr:.3g}",
+            )
             ax.plot(sel.t * shift, np.sqrt(sel.measured), "o", color=color, label=rf"measured, $\eta$ = {lr:.3g}")
             plots.mark_failing(ax, sel.t * shift, np.sqrt(sel.measured), ~sel.ok)
-        ax.set(yscale="log", xlabel=r"time $t = \eta k$ (checkpoints $T/2$, $T$)",
-               ylabel=r"block spread $\left(\sum_{a,b\leq r}\mathrm{Var}\,[u_a^\top W v_b]\right)^{1/2}$",
-               title=f"{cid}, B = {B}")
+        ax.set(
+            yscale="log",
+            xlabel=r"time $t = \eta k$ (checkpoints $T/2$, $T$)",
+            ylabel=r"block spread $\left(\sum_{a,b\leq r}\mathrm{Var}\,[u_a^\top W v_b]\right)^{1/2}$",
+            title=f"{cid}, B = {B}",
+        )
         ax.legend(fontsize=6)
     ax = axes[2]
     x = np.arange(len(df))
     asserted, block = df.asserted.to_numpy(), (df.readout == "block").to_numpy()
-    ax.errorbar(x[asserted], np.ones(asserted.sum()), yerr=[1 - df.lo[asserted], df.hi[asserted] - 1],
-                fmt="none", ecolor="0.6", label="chi-square interval (Bonferroni)")
+    ax.errorbar(
+        x[asserted],
+        np.ones(asserted.sum()),
+        yerr=[1 - df.lo[asserted], df.hi[asserted] - 1],
+        fmt="none",
+        ecolor="0.6",
+        label="chi-square interval (Bonferroni)",
+    )
     ax.plot(x[asserted & block], df.ratio[asserted & block], "s", ms=4, label="block")
     ax.plot(x[asserted & ~block], df.ratio[asserted & ~block], "o", ms=3, label=r"mode strength $\sigma_a$")
-    ax.plot(x[~asserted], df.ratio[~asserted], "x", color="0.5", ms=4,
-            label="not asserted (LNA level below float64 resolution)")
+    ax.plot(
+        x[~asserted],
+        df.ratio[~asserted],
+        "x",
+        color="0.5",
+        ms=4,
+        label="not asserted (LNA level below float64 resolution)",
+    )
     plots.mark_failing(ax, x, df.ratio, ~df.ok.to_numpy())
     ax.axhline(1, color="k", lw=0.8)
-    ax.set(yscale="log", xlabel=r"read-out (per $\eta$, B, t: block, $\sigma_1..\sigma_r$)",
-           ylabel="measured / predicted Var", title="Var ratio")
+    ax.set(
+        yscale="log",
+        xlabel=r"read-out (per $\eta$, B, t: block, $\sigma_1..\sigma_r$)",
+        ylabel="measured / predicted Var",
+        title="Var ratio",
+    )
     ax.legend(fontsize=6)
     return fig
 
 
 def plt_colors():
     import matplotlib.pyplot as plt
+
     return plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
@@ -139,7 +200,7 @@ def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, clai
         pytest.skip("spreads of 1e-10 s_1 need float64 (--dtype float64)")
     cid = presets.case_id(regime, teacher, depth)
     points = lr_sweep.sweep_points(preset(regime, teacher, depth), BATCH_SIZES, lr_sweep.LR_FRACTIONS)
-    trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)       # test_scaling's ensembles
+    trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)  # test_scaling's ensembles
     df = case_rows(points, trajs, FRACTIONS, points[0].experiment.sgd_runs)
     holds = bool(df.ok.all())
     claim.table(df, "ratios", caption="measured vs predicted run-to-run variance per (lr, B, t, read-out)")
@@ -148,12 +209,19 @@ def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, clai
     worst = a.iloc[int(np.argmax(np.abs(np.log(a.ratio))))]
     block = df[df.readout == "block"].ratio
     row = expectations.PREDICTIONS[FAMILY]["level"]
-    assert claim.verdict(prediction=row.prediction,
-                         observed=f"{int((~a.ok).sum())} of {len(a)} ratios outside; block ratio "
-                                  f"{block.min():.3g}..{block.max():.3g}; worst {worst.readout} at lr "
-                                  f"{worst.lr:.3g}, B {worst.batch_size}, t {worst.t:.3g}: {worst.ratio:.3g} "
-                                  f"[{worst.lo:.3g}, {worst.hi:.3g}]",
-                         reason=row.reason, golden_path="agrees" if holds else "differs", key="worst_ratio",
-                         holds=holds, worst_ratio=float(worst.ratio), block_ratio_min=float(block.min()),
-                         block_ratio_max=float(block.max()), asserted=len(a), outside=int((~a.ok).sum())), \
-        f"{cid}: {int((~a.ok).sum())} of {len(a)} variance ratios outside their intervals (worst {worst.ratio:.3g})"
+    assert claim.verdict(
+        prediction=row.prediction,
+        observed=f"{int((~a.ok).sum())} of {len(a)} ratios outside; block ratio "
+        f"{block.min():.3g}..{block.max():.3g}; worst {worst.readout} at lr "
+        f"{worst.lr:.3g}, B {worst.batch_size}, t {worst.t:.3g}: {worst.ratio:.3g} "
+        f"[{worst.lo:.3g}, {worst.hi:.3g}]",
+        reason=row.reason,
+        golden_path="agrees" if holds else "differs",
+        key="worst_ratio",
+        holds=holds,
+        worst_ratio=float(worst.ratio),
+        block_ratio_min=float(block.min()),
+        block_ratio_max=float(block.max()),
+        asserted=len(a),
+        outside=int((~a.ok).sum()),
+    ), f"{cid}: {int((~a.ok).sum())} of {len(a)} variance ratios outside their intervals (worst {worst.ratio:.3g})"

@@ -14,6 +14,7 @@ for which no level is derived. Det-sign trapped inits (theory.trap) are set apar
 before looking: GD never learns the smallest mode there, so its top-r values include a mode at the
 round-off floor and the learned-split prediction does not apply; they are reported, not asserted.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,7 +39,7 @@ def evaluate(exp, analysis, predicted):
     (``predicted``: theory.sgd.predicted_offsets of this init)."""
     L, n, S = exp.depth, exp.teacher.rank, exp.sgd_runs
     logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)
-    end = logs.s[:, -1, ..., :n]                                              # (R, L, L, n)
+    end = logs.s[:, -1, ..., :n]  # (R, L, L, n)
     gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
     upper = spectra.upper_mask(L)[..., None].expand_as(gd)
     offset = torch.as_tensor(predicted["offsets"], dtype=gd.dtype)
@@ -46,13 +47,26 @@ def evaluate(exp, analysis, predicted):
     ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
     ok = (ratio.abs() <= 1) | ~upper
     worst = np.unravel_index(int(ratio.abs().argmax()), ratio.shape)
-    return dict(logs=logs, ratio=ratio, ok=ok, holds=bool(ok.all()), upper=upper, worst=worst,
-                measured=float((mean - gd)[worst]), predicted=float(offset[worst]), tol=float(tol[worst]),
-                spread=float(std[worst]), outside=int((~ok).sum()), entries=int(upper.sum()))
+    return dict(
+        logs=logs,
+        ratio=ratio,
+        ok=ok,
+        holds=bool(ok.all()),
+        upper=upper,
+        worst=worst,
+        measured=float((mean - gd)[worst]),
+        predicted=float(offset[worst]),
+        tol=float(tol[worst]),
+        spread=float(std[worst]),
+        outside=int((~ok).sum()),
+        entries=int(upper.sum()),
+    )
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits",
-                         expectations.cases("singular_patterns", quick=expectations.deepest_quick, variants=variants))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits",
+    expectations.cases("singular_patterns", quick=expectations.deepest_quick, variants=variants),
+)
 def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, tier, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
     row = expectations.PREDICTIONS["singular_patterns"][regime]
@@ -66,39 +80,71 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, t
     w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))
     w = results[w_i]
     i, j, k = w["worst"]
-    per_init = pd.DataFrame([{"init": labels[a], "holds": r["holds"], "entries_outside": r["outside"],
-                              "max_abs_dev_over_tol": float(r["ratio"].abs().max()),
-                              "worst_entry": f"P_{r['worst'][0] + 1}{r['worst'][1] + 1} k={r['worst'][2] + 1}",
-                              "measured_offset": r["measured"], "predicted_offset": r["predicted"],
-                              "tolerance": r["tol"], "sgd_std": r["spread"]} for a, r in results.items()])
+    per_init = pd.DataFrame(
+        [
+            {
+                "init": labels[a],
+                "holds": r["holds"],
+                "entries_outside": r["outside"],
+                "max_abs_dev_over_tol": float(r["ratio"].abs().max()),
+                "worst_entry": f"P_{r['worst'][0] + 1}{r['worst'][1] + 1} k={r['worst'][2] + 1}",
+                "measured_offset": r["measured"],
+                "predicted_offset": r["predicted"],
+                "tolerance": r["tol"],
+                "sgd_std": r["spread"],
+            }
+            for a, r in results.items()
+        ]
+    )
     claim.table(per_init, "per_init")
-    numbers = dict(stats, per_init_holds=outcomes, inits=[labels[a] for a in asserted],
-                   trapped_not_asserted=[labels[a] for a in range(len(runs)) if a not in results],
-                   max_abs_dev_over_tol=float(w["ratio"].abs().max()), worst_init=labels[w_i],
-                   worst_entry=f"P_{i + 1}{j + 1} k={k + 1}", worst_measured_offset=w["measured"],
-                   worst_predicted_offset=w["predicted"], worst_tolerance=w["tol"], worst_sgd_std=w["spread"],
-                   z=bonferroni_z(w["entries"]), K=K_TOP)
+    numbers = dict(
+        stats,
+        per_init_holds=outcomes,
+        inits=[labels[a] for a in asserted],
+        trapped_not_asserted=[labels[a] for a in range(len(runs)) if a not in results],
+        max_abs_dev_over_tol=float(w["ratio"].abs().max()),
+        worst_init=labels[w_i],
+        worst_entry=f"P_{i + 1}{j + 1} k={k + 1}",
+        worst_measured_offset=w["measured"],
+        worst_predicted_offset=w["predicted"],
+        worst_tolerance=w["tol"],
+        worst_sgd_std=w["spread"],
+        z=bonferroni_z(w["entries"]),
+        K=K_TOP,
+    )
     t = runs[w_i][0].checkpoint_times
     _, windows = init_ensembles.escape_windows(runs[w_i][0])
     d_sig = _figures(claim, case, t, windows, w, labels[w_i])
     inside = events.in_windows(t, windows)
-    numbers |= dict(d_sigma_end=float(d_sig["value"][-1]),
-                    d_sigma_max_in_windows=float(d_sig["value"][inside].max()) if inside.any() else None)
+    numbers |= dict(
+        d_sigma_end=float(d_sig["value"][-1]),
+        d_sigma_max_in_windows=float(d_sig["value"][inside].max()) if inside.any() else None,
+    )
     holds = stats["n_pass"] == stats["n_inits"] and stats["n_inits"] > 0
-    observed = (f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
-                f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); worst {labels[w_i]} "
-                f"{numbers['worst_entry']}: measured offset mean_SGD - GD {w['measured']:.3g} vs predicted "
-                f"{w['predicted']:.3g}, |dev| / band {numbers['max_abs_dev_over_tol']:.3g} (band {w['tol']:.3g}, "
-                f"SGD std {w['spread']:.3g}); {len(numbers['trapped_not_asserted'])} trapped inits not asserted")
-    claim.verdict(prediction=row.prediction, reason=row.reason, exploratory=row.exploratory, holds=holds,
-                  observed=observed, golden_path="differs", key="max_abs_dev_over_tol", **numbers)
+    observed = (
+        f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
+        f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); worst {labels[w_i]} "
+        f"{numbers['worst_entry']}: measured offset mean_SGD - GD {w['measured']:.3g} vs predicted "
+        f"{w['predicted']:.3g}, |dev| / band {numbers['max_abs_dev_over_tol']:.3g} (band {w['tol']:.3g}, "
+        f"SGD std {w['spread']:.3g}); {len(numbers['trapped_not_asserted'])} trapped inits not asserted"
+    )
+    claim.verdict(
+        prediction=row.prediction,
+        reason=row.reason,
+        exploratory=row.exploratory,
+        holds=holds,
+        observed=observed,
+        golden_path="differs",
+        key="max_abs_dev_over_tol",
+        **numbers,
+    )
     assert holds, f"{case}: {observed}; see per_init.csv, log_sv_deviation.png"
 
 
 def _figures(claim, case, t, windows, w, label):
     logs = w["logs"]
     d_sig, d_shp, d_w = compare.d_sigma(logs.s), compare.d_shape(logs.s_tilde), compare.d_sigma_w(logs.s)
-    ref = compare.d_sigma(logs.s[1:])            # SGD run 1 in GD's place: the SGD-vs-SGD level
+    ref = compare.d_sigma(logs.s[1:])  # SGD run 1 in GD's place: the SGD-vs-SGD level
     fig, ax = plots.figure(size=(6.4, 4.0))
     plots.shade_windows(ax, windows.tolist(), label="escape window (not asserted)")
     for name, d in ((r"$d_\sigma$", d_sig), (r"$d_{shape}$", d_shp), (r"$d_{\sigma,w}$", d_w)):
@@ -110,33 +156,66 @@ def _figures(claim, case, t, windows, w, label):
     ax.set_ylabel("L1 distance of log singular values (nats)")
     ax.set_title(f"{case}, init {label}")
     ax.legend(fontsize=7)
-    claim.figure(fig, "d_sigma", caption="singular-value pattern distances of GD to the SGD mean with bootstrap "
-                 "bands, and the same distance for one SGD run against the others (reference); escape windows "
-                 "shaded (values below 1e-5, right after t = 0, are off the axis); the assertion is at the end "
-                 "(log_sv_deviation)")
-    claim.table(compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w, d_sigma_sgd_vs_sgd=ref),
-                "d_sigma")
+    claim.figure(
+        fig,
+        "d_sigma",
+        caption="singular-value pattern distances of GD to the SGD mean with bootstrap "
+        "bands, and the same distance for one SGD run against the others (reference); escape windows "
+        "shaded (values below 1e-5, right after t = 0, are off the axis); the assertion is at the end "
+        "(log_sv_deviation)",
+    )
+    claim.table(
+        compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w, d_sigma_sgd_vs_sgd=ref), "d_sigma"
+    )
 
     ratio = w["ratio"]
     n = ratio.shape[-1]
-    clip = 5.0                      # colour saturates at 5 bands; the numbers are exact
+    clip = 5.0  # colour saturates at 5 bands; the numbers are exact
     fig, axes = plots.figure(ncols=n, size=(3.1 * n + 1.0, 3.2), margins={"right": 1.2})
     axes = np.atleast_1d(axes)
     rows = []
     for k in range(n):
-        im = plots.heatmap(axes[k], ratio[..., k].clamp(-clip, clip), title=rf"$\sigma_{k + 1}$", cmap="RdBu_r",
-                           vmin=-clip, vmax=clip, annotate=False, cbar_label=None)
+        im = plots.heatmap(
+            axes[k],
+            ratio[..., k].clamp(-clip, clip),
+            title=rf"$\sigma_{k + 1}$",
+            cmap="RdBu_r",
+            vmin=-clip,
+            vmax=clip,
+            annotate=False,
+            cbar_label=None,
+        )
         for a, b in zip(*np.triu_indices(ratio.shape[0])):
             x = float(ratio[a, b, k])
-            axes[k].text(b, a, f"{x:.2f}", ha="center", va="center", fontsize=8,
-                         color="white" if abs(x) > 0.6 * clip else "black", weight="bold" if abs(x) > 1 else None)
+            axes[k].text(
+                b,
+                a,
+                f"{x:.2f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if abs(x) > 0.6 * clip else "black",
+                weight="bold" if abs(x) > 1 else None,
+            )
         i, j = np.triu_indices(ratio.shape[0])
-        rows.append(pd.DataFrame({"k": k + 1, "i": i + 1, "j": j + 1,
-                                  "deviation_over_band": ratio[..., k].numpy()[i, j],
-                                  "inside": w["ok"][..., k].numpy()[i, j]}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "k": k + 1,
+                    "i": i + 1,
+                    "j": j + 1,
+                    "deviation_over_band": ratio[..., k].numpy()[i, j],
+                    "inside": w["ok"][..., k].numpy()[i, j],
+                }
+            )
+        )
     plots.shared_colorbar(im, axes, f"deviation / band\n(colour clipped at $\\pm${clip:g})")
     fig.suptitle(f"{case}, init {label}: (GD - (mean SGD - predicted offset)) / band at the end; |x| <= 1 asserted")
-    claim.figure(fig, "log_sv_deviation", caption="deviation of GD's log singular value from the SGD mean minus the "
-                 "predicted offset, in units of the asserted band, per product P_ij and mode k (centred scale)")
+    claim.figure(
+        fig,
+        "log_sv_deviation",
+        caption="deviation of GD's log singular value from the SGD mean minus the "
+        "predicted offset, in units of the asserted band, per product P_ij and mode k (centred scale)",
+    )
     claim.table(pd.concat(rows, ignore_index=True), "log_sv_deviation")
     return d_sig

@@ -9,6 +9,7 @@ NeurIPS 2016; Achour, Malgouyres & Gerchinovitz, JMLR 25, 2024). Each case asser
   2. certified kind == the table's predicted kind (free chains: == the oracle's kind, sample by sample);
   3. |lambda_min(Lanczos) - lambda_min(dense)| <= tau_round = 10 sqrt(n) eps ||H||_2.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,21 +32,45 @@ from dlncheck.saddles import (
 )
 from dlncheck.theory import sampling as th
 
-E_TOL = 1e-12                # "critical": constraint energy below this (free chains: the low-energy ones)
+E_TOL = 1e-12  # "critical": constraint energy below this (free chains: the low-energy ones)
 SINGULAR_VALUES = (3.0, 2.0, 1.5, 1.0)
 
 
 def draw(case: Case, nf: NormalForm):
-    if case.zeros is None:   # annealed SGLD, then noise-free polish onto E = 0
-        return sample(nf, case.chains, 1000, step_size=0.1, beta=10.0, beta_final=1e5, norm_strength=1.0,
-                      polish=2000 * (case.L - 1), seed=case.L, record_every=50)
-    return sample(nf, case.chains, 200, step_size=0.05, beta=100.0, norm_strength=1.0, zero_blocks=case.zeros,
-                  seed=case.L, record_every=20)
+    if case.zeros is None:  # annealed SGLD, then noise-free polish onto E = 0
+        return sample(
+            nf,
+            case.chains,
+            1000,
+            step_size=0.1,
+            beta=10.0,
+            beta_final=1e5,
+            norm_strength=1.0,
+            polish=2000 * (case.L - 1),
+            seed=case.L,
+            record_every=50,
+        )
+    return sample(
+        nf,
+        case.chains,
+        200,
+        step_size=0.05,
+        beta=100.0,
+        norm_strength=1.0,
+        zero_blocks=case.zeros,
+        seed=case.L,
+        record_every=20,
+    )
 
 
 def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
-    fig, ax = plots.figure(2, 2, size=(12.6, 8), margins={"right": 1.8},   # room for the top-right legend
-                           gridspec_kw={"hspace": 0.55, "wspace": 0.4, "top": 0.9})
+    fig, ax = plots.figure(
+        2,
+        2,
+        size=(12.6, 8),
+        margins={"right": 1.8},  # room for the top-right legend
+        gridspec_kw={"hspace": 0.55, "wspace": 0.4, "top": 0.9},
+    )
     _trace_panel(ax[0, 0], samples.trace)
     _lambda_panel(ax[0, 1], table, case)
     x = table.chain.values
@@ -75,8 +100,15 @@ def _trace_panel(ax, trace: pd.DataFrame):
         ax.axhline(E_TOL, color="tab:red", ls="--", label=rf"$E_{{\rm tol}} = {E_TOL:g}$")
         ax.set(xlabel="SGLD step", ylabel=r"constraint energy $E(Z)$ (zeros not drawn)", title="energy traces")
     elif not (trace[[c for c in trace.columns if c.startswith("znorm_")]] > 0).any().any():
-        ax.text(0.5, 0.5, "every residual block is fixed at zero:\neach chain sits on the critical point itself\n"
-                r"($E(Z) = 0$ and $\|Z_l\|_F = 0$ at every step)", ha="center", va="center", transform=ax.transAxes)
+        ax.text(
+            0.5,
+            0.5,
+            "every residual block is fixed at zero:\neach chain sits on the critical point itself\n"
+            r"($E(Z) = 0$ and $\|Z_l\|_F = 0$ at every step)",
+            ha="center",
+            va="center",
+            transform=ax.transAxes,
+        )
         ax.set_axis_off()
         return
     else:
@@ -86,8 +118,11 @@ def _trace_panel(ax, trace: pd.DataFrame):
             mean, lo, hi = per_step.mean(), per_step.min(), per_step.max()
             line = ax.plot(mean.index, mean.values, label=rf"$\|Z_{{{col.split('_')[1]}}}\|_F$")[0]
             ax.fill_between(mean.index, lo.values, hi.values, color=line.get_color(), alpha=0.2, lw=0)
-        ax.set(xlabel="SGLD step", ylabel=r"residual block norm $\|Z_l\|_F$ (chain mean, min-max)",
-               title=r"$E(Z) \equiv 0$ here (zero blocks): residual norms")
+        ax.set(
+            xlabel="SGLD step",
+            ylabel=r"residual block norm $\|Z_l\|_F$ (chain mean, min-max)",
+            title=r"$E(Z) \equiv 0$ here (zero blocks): residual norms",
+        )
     ax.legend(fontsize=7)
 
 
@@ -95,19 +130,32 @@ def _lambda_panel(ax, table: pd.DataFrame, case: Case):
     """|lambda_min| on a log axis, the sign as colour: negative (a descent direction), inside the
     zero band +-tau, positive; the band edge tau drawn per sample."""
     x = table.chain.values
-    floor = 1e-3 * float(table.tau.min())            # |lambda| below this (e.g. exactly 0) is drawn at the floor
+    floor = 1e-3 * float(table.tau.min())  # |lambda| below this (e.g. exactly 0) is drawn at the floor
     for col, marker, name in (("lambda_min_dense", "o", "dense"), ("lambda_min_lanczos", "x", "Lanczos (HVP)")):
         lam, tau = table[col].to_numpy(), table.tau.to_numpy()
-        for mask, color, sign in ((lam < -tau, "tab:red", "< 0"), (np.abs(lam) <= tau, "tab:gray", r"$\approx 0$"),
-                                  (lam > tau, "tab:blue", "> 0")):
+        for mask, color, sign in (
+            (lam < -tau, "tab:red", "< 0"),
+            (np.abs(lam) <= tau, "tab:gray", r"$\approx 0$"),
+            (lam > tau, "tab:blue", "> 0"),
+        ):
             if mask.any():
-                ax.scatter(x[mask], np.maximum(np.abs(lam[mask]), floor), marker=marker, color=color, s=40,
-                           label=f"{name}, {sign}", facecolors=color if marker == "x" else "none")
+                ax.scatter(
+                    x[mask],
+                    np.maximum(np.abs(lam[mask]), floor),
+                    marker=marker,
+                    color=color,
+                    s=40,
+                    label=f"{name}, {sign}",
+                    facecolors=color if marker == "x" else "none",
+                )
     ax.step(x, table.tau, where="mid", color="0.3", ls="--", lw=1, label=r"zero band $\tau$")
     ax.set_yscale("log")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="sample (chain)", ylabel=r"$|\lambda_{\min}(H)|$ (loss units; $< 10^{-3}\tau$ drawn there)",
-           title=f"smallest Hessian eigenvalue (colour = sign)\npredicted: {case.kind}")
+    ax.set(
+        xlabel="sample (chain)",
+        ylabel=r"$|\lambda_{\min}(H)|$ (loss units; $< 10^{-3}\tau$ drawn there)",
+        title=f"smallest Hessian eigenvalue (colour = sign)\npredicted: {case.kind}",
+    )
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
 
 
@@ -115,8 +163,9 @@ def nf_widths(case: Case) -> list[int]:
     return [4] + [case.width] * (case.L - 1) + [4]
 
 
-@pytest.mark.parametrize("case", expectations.table_cases(expectations.STRICT_SADDLES_QUICK,
-                                                           expectations.STRICT_SADDLES_NIGHTLY))
+@pytest.mark.parametrize(
+    "case", expectations.table_cases(expectations.STRICT_SADDLES_QUICK, expectations.STRICT_SADDLES_NIGHTLY)
+)
 def test_sampled_saddles_certify_as_predicted(case: Case, dtype, device, claim):
     """--dtype sets the SGLD precision and --device where it runs; the Hessian certification is
     float64 on the CPU by design."""
@@ -127,8 +176,11 @@ def test_sampled_saddles_certify_as_predicted(case: Case, dtype, device, claim):
     low = table[table.energy <= E_TOL]
     D = aligned_distances(samples.Z)
     sigs = rank_signature(nf, samples.Z)
-    claim.figure(plot(case, samples, table, D), "saddles",
-                 caption="energy traces, lambda_min with zero band, inertia, gauge-aligned distances")
+    claim.figure(
+        plot(case, samples, table, D),
+        "saddles",
+        caption="energy traces, lambda_min with zero band, inertia, gauge-aligned distances",
+    )
     claim.table(table, "samples", caption="per-sample certificate, oracle and rank signature")
     claim.table(samples.trace, "energy_trace", caption="SGLD diagnostics per chain and recorded step")
     claim.table(pd.DataFrame(D, columns=[f"chain_{c}" for c in range(len(D))]), "aligned_distances")
@@ -145,20 +197,33 @@ def test_sampled_saddles_certify_as_predicted(case: Case, dtype, device, claim):
     kinds = low.kind.value_counts().to_dict()
     claim.verdict(
         prediction=f"{case.kind if case.kind != 'oracle' else 'oracle kind per sample'}: {case.reason}",
-        observed=(f"{n_low}/{drawn} samples with E <= {E_TOL:g}; kinds {kinds}; "
-                  f"{int(agree.sum())}/{n_low} certified as predicted; Lanczos within tau_round on "
-                  f"{int(lanczos_ok.sum())}/{n_low}; max E {table.energy.max():.2e}; "
-                  f"{count_distinct(sigs, D)} gauge classes"),
-        holds=holds, drawn=drawn, low_energy=n_low, as_predicted=int(agree.sum()),
-        max_energy=float(table.energy.max()), max_grad_norm=float(low.grad_norm.max()) if n_low else None,
+        observed=(
+            f"{n_low}/{drawn} samples with E <= {E_TOL:g}; kinds {kinds}; "
+            f"{int(agree.sum())}/{n_low} certified as predicted; Lanczos within tau_round on "
+            f"{int(lanczos_ok.sum())}/{n_low}; max E {table.energy.max():.2e}; "
+            f"{count_distinct(sigs, D)} gauge classes"
+        ),
+        holds=holds,
+        drawn=drawn,
+        low_energy=n_low,
+        as_predicted=int(agree.sum()),
+        max_energy=float(table.energy.max()),
+        max_grad_norm=float(low.grad_norm.max()) if n_low else None,
         lambda_min_median=float(low.lambda_min.median()) if n_low else None,
         max_lanczos_dense_gap=float((low.lambda_min_lanczos - low.lambda_min_dense).abs().max()) if n_low else None,
-        tau_max=float(low.tau.max()) if n_low else None, distinct=count_distinct(sigs, D), kinds=kinds,
-        sgld_dtype=dtype, device=device, certify_device="cpu")
-    assert holds, (f"{case.id}: {n_low}/{drawn} low-energy samples (need {'all' if case.zeros else '>= 1'}); "
-                   f"critical={critical}; certified kinds {low.kind.tolist()} vs expected "
-                   f"{list(expected) if case.kind == 'oracle' else case.kind}; lambda_min "
-                   f"{low.lambda_min.round(6).tolist()} "
-                   f"with tau {low.tau.max() if n_low else float('nan'):.2e}; Lanczos-dense gaps "
-                   f"{(low.lambda_min_lanczos - low.lambda_min_dense).abs().max() if n_low else float('nan'):.2e} "
-                   f"vs tau_round. See {claim.dir}")
+        tau_max=float(low.tau.max()) if n_low else None,
+        distinct=count_distinct(sigs, D),
+        kinds=kinds,
+        sgld_dtype=dtype,
+        device=device,
+        certify_device="cpu",
+    )
+    assert holds, (
+        f"{case.id}: {n_low}/{drawn} low-energy samples (need {'all' if case.zeros else '>= 1'}); "
+        f"critical={critical}; certified kinds {low.kind.tolist()} vs expected "
+        f"{list(expected) if case.kind == 'oracle' else case.kind}; lambda_min "
+        f"{low.lambda_min.round(6).tolist()} "
+        f"with tau {low.tau.max() if n_low else float('nan'):.2e}; Lanczos-dense gaps "
+        f"{(low.lambda_min_lanczos - low.lambda_min_dense).abs().max() if n_low else float('nan'):.2e} "
+        f"vs tau_round. See {claim.dir}"
+    )

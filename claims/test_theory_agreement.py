@@ -11,6 +11,7 @@ B. Random small inits (saddle, an ensemble of balanced and Gaussian inits): in e
    with u0 from the initial projection (modes.initial_mode_strength) is reported per init, not
    asserted: no tolerance for the effective-u0 approximation is derived.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,8 @@ from dlncheck.measure import events, modes
 from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
 
-MAP_TOL = 1e-10        # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
-EULER_SLACK = 1.5      # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)
+MAP_TOL = 1e-10  # relative to s_1, float64 (x exp.roundoff_scale in other dtypes)
+EULER_SLACK = 1.5  # first-order term + O(lr^2) remainder (10% at lr s_1 = 0.15 in SciPy checks)
 C_DIAG = 0.5
 
 
@@ -42,7 +43,7 @@ def _aligned(exp):
 
 
 def _mode_strengths(traj):
-    W = spectra.end_to_end(traj.weights)                        # (R, K, d_out, d_in)
+    W = spectra.end_to_end(traj.weights)  # (R, K, d_out, d_in)
     return modes.mode_coefficients(W, traj.teacher.U, traj.teacher.V)
 
 
@@ -52,24 +53,27 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
     traj = trajectory_cache(exp, checkpoints=events.time_grid_for(exp))
     steps = traj.checkpoint_steps
     t = steps.double() * exp.lr
-    w = _mode_strengths(traj)                                   # (R, K, d_out, d_in)
+    w = _mode_strengths(traj)  # (R, K, d_out, d_in)
     m = min(exp.widths)
     s = exp.teacher.s[:m]
     s1 = float(exp.teacher.s[0])
-    u_gd = torch.diagonal(w[0], dim1=-2, dim2=-1)[:, :m].T      # (m, K)
+    u_gd = torch.diagonal(w[0], dim1=-2, dim2=-1)[:, :m].T  # (m, K)
     u_map = theory.discrete_gd_modes(s, a0, exp.lr, exp.steps, depth)[:, steps]
-    u_flow = theory.mode_trajectory(s, a0 ** depth, t, depth)
-    e_lr = theory.euler_error(s, a0 ** depth, t, depth, exp.lr)
+    u_flow = theory.mode_trajectory(s, a0**depth, t, depth)
+    e_lr = theory.euler_error(s, a0**depth, t, depth, exp.lr)
 
     map_err = (u_gd - u_map).abs().max().item() / s1
     cross = w[0] - torch.diag_embed(torch.diagonal(w[0], dim1=-2, dim2=-1))
     cross_err = cross.abs().max().item() / s1
-    flow_err = (u_gd - u_flow).abs().amax(-1)                   # per mode
+    flow_err = (u_gd - u_flow).abs().amax(-1)  # per mode
     map_tol = MAP_TOL * exp.roundoff_scale
     allowed = EULER_SLACK * e_lr.abs().amax(-1) + map_tol * s1
     first_order_resid = (u_gd - u_flow - e_lr).abs().amax(-1)
-    checks = {"exact_map": map_err <= map_tol, "cross_zero": cross_err <= map_tol,
-              "flow_within_euler": bool((flow_err <= allowed).all())}
+    checks = {
+        "exact_map": map_err <= map_tol,
+        "cross_zero": cross_err <= map_tol,
+        "flow_within_euler": bool((flow_err <= allowed).all()),
+    }
     holds = all(checks.values())
 
     fig, ax = plots.figure(size=(6.4, 4.2))
@@ -77,30 +81,56 @@ def test_aligned_init_follows_theory(regime, teacher, depth, preset, trajectory_
     for a in range(min(m, 6)):
         line = plots.band(ax, t, u_gd[a], label=f"GD mode {a + 1} (s={s[a]:.2g})")
         ax.plot(t.numpy(), u_flow[a].numpy(), color=line.get_color(), linestyle=":", linewidth=2.5)
-        rows.append(pd.DataFrame({"mode": a + 1, "s": float(s[a]), "time": t.numpy(), "u_gd": u_gd[a].numpy(),
-                                  "u_map": u_map[a].numpy(), "u_flow": u_flow[a].numpy(),
-                                  "euler_error": e_lr[a].numpy()}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "mode": a + 1,
+                    "s": float(s[a]),
+                    "time": t.numpy(),
+                    "u_gd": u_gd[a].numpy(),
+                    "u_map": u_map[a].numpy(),
+                    "u_flow": u_flow[a].numpy(),
+                    "euler_error": e_lr[a].numpy(),
+                }
+            )
+        )
     ax.plot([], [], color="gray", linestyle=":", linewidth=2.5, label="gradient flow (theory)")
     ax.set_xlabel("time t = lr * step")
     ax.set_ylabel("mode strength u_a = u_a^T W v_a")
     ax.set_title(f"{presets.case_id(regime, teacher, depth)}: aligned init, a0={a0:.2g}, lr={exp.lr:g}")
     ax.legend(ncol=2)
-    claim.figure(fig, "aligned_modes_vs_theory", caption="GD mode strengths (lines) and gradient-flow "
-                 "theory (dotted) from an aligned balanced init")
+    claim.figure(
+        fig,
+        "aligned_modes_vs_theory",
+        caption="GD mode strengths (lines) and gradient-flow theory (dotted) from an aligned balanced init",
+    )
     claim.table(pd.concat(rows, ignore_index=True), "aligned_modes_vs_theory")
-    claim.verdict(prediction=f"GD = exact scalar map to {map_tol:g} s_1; |u_GD - u_flow| <= "
-                             f"{EULER_SLACK} sup|lr e(t)| (first-order Euler error)",
-                  observed=(f"map error {map_err:.1e} s_1, cross modes {cross_err:.1e} s_1; flow gap per mode "
-                            f"{np.round(flow_err.tolist(), 6).tolist()} "
-                            f"vs allowed {np.round(allowed.tolist(), 6).tolist()} "
-                            f"(residual after first-order term {np.round(first_order_resid.tolist(), 7).tolist()})"),
-                  holds=holds, reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON, map_error=map_err,
-                  golden_path="n/a", key="map_error",
-                  cross_error=cross_err,
-                  flow_error=flow_err.tolist(), allowed=allowed.tolist(), a0=a0, lr=exp.lr, checks=checks)
-    assert holds, (f"aligned-init theory failed ({[k for k, v in checks.items() if not v]}): map error "
-                   f"{map_err:.2e} s_1, cross {cross_err:.2e} s_1, flow gap {flow_err.tolist()} > allowed "
-                   f"{allowed.tolist()}")
+    claim.verdict(
+        prediction=f"GD = exact scalar map to {map_tol:g} s_1; |u_GD - u_flow| <= "
+        f"{EULER_SLACK} sup|lr e(t)| (first-order Euler error)",
+        observed=(
+            f"map error {map_err:.1e} s_1, cross modes {cross_err:.1e} s_1; flow gap per mode "
+            f"{np.round(flow_err.tolist(), 6).tolist()} "
+            f"vs allowed {np.round(allowed.tolist(), 6).tolist()} "
+            f"(residual after first-order term {np.round(first_order_resid.tolist(), 7).tolist()})"
+        ),
+        holds=holds,
+        reason=expectations.THEORY_AGREEMENT_ALIGNED_REASON,
+        map_error=map_err,
+        golden_path="n/a",
+        key="map_error",
+        cross_error=cross_err,
+        flow_error=flow_err.tolist(),
+        allowed=allowed.tolist(),
+        a0=a0,
+        lr=exp.lr,
+        checks=checks,
+    )
+    assert holds, (
+        f"aligned-init theory failed ({[k for k, v in checks.items() if not v]}): map error "
+        f"{map_err:.2e} s_1, cross {cross_err:.2e} s_1, flow gap {flow_err.tolist()} > allowed "
+        f"{allowed.tolist()}"
+    )
 
 
 @pytest.mark.parametrize("regime, teacher, depth", expectations.cases("theory_agreement", regimes=("saddle",)))
@@ -115,40 +145,66 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, tier, traject
     per_init, rows, points = [], [], []
     for lab, tr in zip(labels, trajs):
         t = tr.checkpoint_times
-        measured = modes.crossing_times(_mode_strengths(tr), s, t, c=C_DIAG)["t_diag"]       # (R, n)
+        measured = modes.crossing_times(_mode_strengths(tr), s, t, c=C_DIAG)["t_diag"]  # (R, n)
         u0 = modes.initial_mode_strength(tr.initial_weights, exp.teacher.U, exp.teacher.V, n)
-        predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)                # (n,)
+        predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)  # (n,)
         first = torch.stack([measured[:, b].amin(-1) for b in blocks], -1)
         last = torch.stack([measured[:, b].amax(-1) for b in blocks], -1)
         in_order = bool((last[:, :-1] <= first[:, 1:]).all()) if len(blocks) > 1 else True
         escaped = bool(torch.isfinite(measured).all())
         per_init.append(in_order and escaped)
         points.append((predicted, measured))
-        rows += [{"init": lab, "run": r, "method": "GD" if r == 0 else "SGD", "mode": a + 1, "s": float(s[a]),
-                  "u0": float(u0[a]), "predicted": float(predicted[a]), "measured": float(measured[r, a]),
-                  "ratio": float(measured[r, a] / predicted[a]), "init_in_order": in_order}
-                 for r in range(measured.shape[0]) for a in range(n)]
+        rows += [
+            {
+                "init": lab,
+                "run": r,
+                "method": "GD" if r == 0 else "SGD",
+                "mode": a + 1,
+                "s": float(s[a]),
+                "u0": float(u0[a]),
+                "predicted": float(predicted[a]),
+                "measured": float(measured[r, a]),
+                "ratio": float(measured[r, a] / predicted[a]),
+                "init_in_order": in_order,
+            }
+            for r in range(measured.shape[0])
+            for a in range(n)
+        ]
     table = pd.DataFrame(rows)
     summary = init_ensembles.summary(per_init)
     holds = summary["n_pass"] == summary["n_inits"]
     ratio = table.ratio[np.isfinite(table.ratio)]
-    numbers = dict(n_inits=summary["n_inits"], inits_holding=summary["n_pass"],
-                   fraction_inits=summary["fraction"], fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
-                   per_init=dict(zip(labels, summary["per_init"])),
-                   ratio_min=float(ratio.min()), ratio_max=float(ratio.max()),
-                   ratio_median_per_mode=[float(table[table["mode"] == a + 1].ratio.median()) for a in range(n)],
-                   fraction_within_x2=float(((ratio >= 0.5) & (ratio <= 2)).mean()))
+    numbers = dict(
+        n_inits=summary["n_inits"],
+        inits_holding=summary["n_pass"],
+        fraction_inits=summary["fraction"],
+        fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
+        per_init=dict(zip(labels, summary["per_init"])),
+        ratio_min=float(ratio.min()),
+        ratio_max=float(ratio.max()),
+        ratio_median_per_mode=[float(table[table["mode"] == a + 1].ratio.median()) for a in range(n)],
+        fraction_within_x2=float(((ratio >= 0.5) & (ratio <= 2)).mean()),
+    )
     _escape_figure(claim, points, cid)
     claim.table(table, "escape_times", caption="per init, run and mode: predicted and measured escape time")
     lo, hi = summary["fraction_lo"], summary["fraction_hi"]
-    observed = (f"{summary['n_pass']}/{summary['n_inits']} inits escape every mode in order of s in every run "
-                f"(95% CI {lo:.2f}-{hi:.2f}); measured/predicted escape time in [{numbers['ratio_min']:.2f}, "
-                f"{numbers['ratio_max']:.2f}] (median per mode "
-                f"{np.round(numbers['ratio_median_per_mode'], 2).tolist()}; "
-                f"{numbers['fraction_within_x2']:.0%} of (init, run, mode) within x2, not asserted)")
-    claim.verdict(prediction=row.prediction, exploratory=row.exploratory, holds=holds, reason=row.reason,
-                  observed=observed, golden_path="agrees" if holds else "assumption-fails", key="fraction_inits",
-                  **numbers)
+    observed = (
+        f"{summary['n_pass']}/{summary['n_inits']} inits escape every mode in order of s in every run "
+        f"(95% CI {lo:.2f}-{hi:.2f}); measured/predicted escape time in [{numbers['ratio_min']:.2f}, "
+        f"{numbers['ratio_max']:.2f}] (median per mode "
+        f"{np.round(numbers['ratio_median_per_mode'], 2).tolist()}; "
+        f"{numbers['fraction_within_x2']:.0%} of (init, run, mode) within x2, not asserted)"
+    )
+    claim.verdict(
+        prediction=row.prediction,
+        exploratory=row.exploratory,
+        holds=holds,
+        reason=row.reason,
+        observed=observed,
+        golden_path="agrees" if holds else "assumption-fails",
+        key="fraction_inits",
+        **numbers,
+    )
     assert holds, f"escape-time theory failed for {cid}: {observed}"
 
 
@@ -162,20 +218,44 @@ def _escape_figure(claim, points, cid):
     for k, (pred, meas) in enumerate(points):
         x = pred.numpy()
         if meas.shape[0] > 1:
-            ax.scatter(np.tile(x, meas.shape[0] - 1), meas[1:].numpy().ravel(), s=10, color=plots.SGD_COLOR,
-                       alpha=0.6, zorder=2, label="SGD runs" if k == 0 else None)
-        ax.scatter(x, meas[0].numpy(), s=40, facecolors="none", edgecolors=plots.GD_COLOR, linewidths=1.3,
-                   zorder=3, label="GD" if k == 0 else None)
+            ax.scatter(
+                np.tile(x, meas.shape[0] - 1),
+                meas[1:].numpy().ravel(),
+                s=10,
+                color=plots.SGD_COLOR,
+                alpha=0.6,
+                zorder=2,
+                label="SGD runs" if k == 0 else None,
+            )
+        ax.scatter(
+            x,
+            meas[0].numpy(),
+            s=40,
+            facecolors="none",
+            edgecolors=plots.GD_COLOR,
+            linewidths=1.3,
+            zorder=3,
+            label="GD" if k == 0 else None,
+        )
     finite = allp[np.isfinite(allp)]
     lim = np.array([finite.min() / 3, finite.max() * 3])
     ax.plot(lim, lim, color="gray", linewidth=1, label="measured = predicted", zorder=1)
-    ax.set(xscale="log", yscale="log", xlim=lim, ylim=lim,
-           xlabel=r"predicted escape time (theory, $u_0$ per init)",
-           ylabel=r"measured $t_{diag}$ ($|w_{aa}| \geq s_a/2$)",
-           title=f"{cid}: {len(points)} inits")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlim=lim,
+        ylim=lim,
+        xlabel=r"predicted escape time (theory, $u_0$ per init)",
+        ylabel=r"measured $t_{diag}$ ($|w_{aa}| \geq s_a/2$)",
+        title=f"{cid}: {len(points)} inits",
+    )
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_locator(LogLocator(base=10, numticks=6))
         axis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper left", fontsize=8)
-    claim.figure(fig, "escape_times", caption="measured vs predicted escape time per mode for every init of the "
-                 "ensemble: GD (rings) over SGD runs (dots); order of escape is asserted, the ratio reported")
+    claim.figure(
+        fig,
+        "escape_times",
+        caption="measured vs predicted escape time per mode for every init of the "
+        "ensemble: GD (rings) over SGD runs (dots); order of escape is asserted, the ratio reported",
+    )

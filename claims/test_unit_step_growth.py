@@ -13,6 +13,7 @@ init is one draw: its outcome is "GD and every one of its SGD runs match the pre
 verdict reports the fraction of inits with a Wilson 95% interval and asserts every init (theory
 predicts the staircase for every generic init, so one failing init contradicts it).
 """
+
 from __future__ import annotations
 
 import pytest
@@ -27,7 +28,7 @@ from dlncheck.spectra import end_to_end
 from dlncheck.suite import init_ensembles
 from dlncheck.theory import trap
 
-EPS = 1e-4                     # asserted threshold (relative), floor EPS * s_1
+EPS = 1e-4  # asserted threshold (relative), floor EPS * s_1
 
 
 def _variants(regime, teacher, depth):
@@ -65,22 +66,32 @@ def analyse(exp, traj, pred, levels) -> dict:
     else:
         ok = stagewise.staircase_outcomes(ranks, pred.kind, levels, trapped=trapped, crossing=crossing)
     same = (ok == ok[0]) & (ranks[:, -1] == ranks[0, -1])
-    out = {"exp": exp, "traj": traj, "svals": svals, "ranks": ranks, "ok": ok, "trapped": trapped,
-           "crossing": crossing, "shares_gd": bool(same[1:].all())}
+    out = {
+        "exp": exp,
+        "traj": traj,
+        "svals": svals,
+        "ranks": ranks,
+        "ok": ok,
+        "trapped": trapped,
+        "crossing": crossing,
+        "shares_gd": bool(same[1:].all()),
+    }
     if crossing:
-        signs = torch.linalg.slogdet(W)[0]                                      # (R, K)
+        signs = torch.linalg.slogdet(W)[0]  # (R, K)
         flip = trap.first_sign_flip(signs)
         step = (W[:, 1:] - W[:, :-1]).flatten(0, 1)
         steps_between = torch.diff(traj.checkpoint_steps).clamp(min=1).repeat(W.shape[0])
         per_step = (torch.linalg.matrix_norm(step, ord=2) / steps_between).reshape(W.shape[0], -1)
         at = per_step.gather(1, (flip - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
-        out |= {"sign_flip_index": flip.tolist(), "sigma_min_min": svals[..., -1].amin(1).tolist(),
-                "dip_probability": [trap.dip_below_floor_probability(EPS * s1, float(a)) for a in at]}
+        out |= {
+            "sign_flip_index": flip.tolist(),
+            "sigma_min_min": svals[..., -1].amin(1).tolist(),
+            "dip_probability": [trap.dip_below_floor_probability(EPS * s1, float(a)) for a in at],
+        }
     return out
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init",
-                         expectations.cases("unit_step_growth", variants=_variants))
+@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases("unit_step_growth", variants=_variants))
 def test_unit_step_rank_growth(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
     base = preset(regime, teacher, depth)
     case = presets.case_id(regime, teacher, depth) + ("" if init == "preset" else f"-{init}")
@@ -96,32 +107,63 @@ def test_unit_step_rank_growth(regime, teacher, depth, init, preset, tier, traje
     figures.spectrum(claim, inits[0], base, case, EPS)
     figures.gaps(claim, inits, case, EPS)
     staircase = figures.product_staircases(claim, inits[0], case, EPS)
-    failing = [f"init {i} ({p['init']} seed {p['seed']}): runs {p['failing_runs']} fail, final ranks {p['final']}"
-               for i, p in enumerate(per_init) if not p["holds"]]
-    observed = (f"eps={EPS:g} (floor {EPS * float(base.teacher.s[0]):.1e}): prediction holds for {k}/{n} inits "
-                f"(Wilson 95% [{lo:.2f}, {hi:.2f}]); GD splits a repeated block in "
-                f"{sum(p['gd_splits'] for p in per_init)}/{n} inits, SGD runs split in "
-                f"{sum(p['sgd_splits'] for p in per_init)}/{sum(p['sgd_runs'] for p in per_init)}; "
-                f"trapped (balanced, det(W0) det(M) < 0): {sum(p['trapped'] for p in per_init)}, "
-                f"det-sign crossings: {sum(p['crossing'] for p in per_init)}"
-                + ("; " + "; ".join(failing) if failing else ""))
-    claim.verdict(prediction=pred.prediction, exploratory=pred.exploratory, holds=holds, reason=pred.reason,
-                  observed=observed, golden_path="agrees" if shares else "differs", key="fraction_inits",
-                  eps=EPS, levels=levels, n_inits=n, inits_holding=k, fraction_inits=k / n,
-                  fraction_inits_wilson=[lo, hi], per_init=per_init, **staircase)
-    assert holds, (f"{case}: predicted '{pred.prediction}' at eps={EPS:g} (floor eps*s_1) holds for {k}/{n} inits; "
-                   + "; ".join(failing) + "; see rank_vs_time.png")
+    failing = [
+        f"init {i} ({p['init']} seed {p['seed']}): runs {p['failing_runs']} fail, final ranks {p['final']}"
+        for i, p in enumerate(per_init)
+        if not p["holds"]
+    ]
+    observed = (
+        f"eps={EPS:g} (floor {EPS * float(base.teacher.s[0]):.1e}): prediction holds for {k}/{n} inits "
+        f"(Wilson 95% [{lo:.2f}, {hi:.2f}]); GD splits a repeated block in "
+        f"{sum(p['gd_splits'] for p in per_init)}/{n} inits, SGD runs split in "
+        f"{sum(p['sgd_splits'] for p in per_init)}/{sum(p['sgd_runs'] for p in per_init)}; "
+        f"trapped (balanced, det(W0) det(M) < 0): {sum(p['trapped'] for p in per_init)}, "
+        f"det-sign crossings: {sum(p['crossing'] for p in per_init)}" + ("; " + "; ".join(failing) if failing else "")
+    )
+    claim.verdict(
+        prediction=pred.prediction,
+        exploratory=pred.exploratory,
+        holds=holds,
+        reason=pred.reason,
+        observed=observed,
+        golden_path="agrees" if shares else "differs",
+        key="fraction_inits",
+        eps=EPS,
+        levels=levels,
+        n_inits=n,
+        inits_holding=k,
+        fraction_inits=k / n,
+        fraction_inits_wilson=[lo, hi],
+        per_init=per_init,
+        **staircase,
+    )
+    assert holds, (
+        f"{case}: predicted '{pred.prediction}' at eps={EPS:g} (floor eps*s_1) holds for {k}/{n} inits; "
+        + "; ".join(failing)
+        + "; see rank_vs_time.png"
+    )
 
 
 def _init_record(a: dict, levels) -> dict:
     exp, ranks, ok = a["exp"], a["ranks"], a["ok"]
     splits = stagewise.splits_block(ranks, levels) if len(levels) > 1 else torch.zeros(len(ranks), dtype=torch.bool)
     growth = stagewise.growth_statistics(ranks)
-    record = {"init": exp.init.kind, "seed": exp.init.seed, "holds": bool(ok.all()), "runs_ok": int(ok.sum()),
-              "failing_runs": torch.nonzero(~ok).flatten().tolist(), "trapped": a["trapped"],
-              "crossing": a["crossing"], "gd_splits": bool(splits[0]), "sgd_splits": int(splits[1:].sum()),
-              "sgd_runs": len(ranks) - 1, "start": growth["start"].tolist(), "final": growth["final"].tolist(),
-              "max_jump": growth["max_jump"].tolist(), "unit_fraction_gd": float(growth["unit"][0])}
+    record = {
+        "init": exp.init.kind,
+        "seed": exp.init.seed,
+        "holds": bool(ok.all()),
+        "runs_ok": int(ok.sum()),
+        "failing_runs": torch.nonzero(~ok).flatten().tolist(),
+        "trapped": a["trapped"],
+        "crossing": a["crossing"],
+        "gd_splits": bool(splits[0]),
+        "sgd_splits": int(splits[1:].sum()),
+        "sgd_runs": len(ranks) - 1,
+        "start": growth["start"].tolist(),
+        "final": growth["final"].tolist(),
+        "max_jump": growth["max_jump"].tolist(),
+        "unit_fraction_gd": float(growth["unit"][0]),
+    }
     for name in ("sign_flip_index", "sigma_min_min", "dip_probability"):
         if name in a:
             record[name] = a[name]

@@ -18,6 +18,7 @@ The public API, listed here and nowhere else::
     from dlncheck import Trajectory, EnsembleTrajectory, TrainingDiverged, InvalidArgument, MemoryBudgetExceeded
     from dlncheck.saddles import NormalForm, certify
 """
+
 from __future__ import annotations
 
 from dlncheck import config, engine, measure, presets, saddles, spectra, store, theory
@@ -26,7 +27,23 @@ from dlncheck.config import Ensemble, Experiment, Init, InvalidArgument, Teacher
 from dlncheck.engine import EnsembleTrajectory, MemoryBudgetExceeded, TrainingDiverged, Trajectory, train
 
 __all__ = [
-    "Ensemble", "EnsembleTrajectory", "Experiment", "Init", "InvalidArgument", "MemoryBudgetExceeded", "Teacher",
-    "Trajectory", "TrainingDiverged", "__version__", "config", "engine", "measure", "presets", "saddles", "spectra",
-    "store", "theory", "train",
+    "Ensemble",
+    "EnsembleTrajectory",
+    "Experiment",
+    "Init",
+    "InvalidArgument",
+    "MemoryBudgetExceeded",
+    "Teacher",
+    "Trajectory",
+    "TrainingDiverged",
+    "__version__",
+    "config",
+    "engine",
+    "measure",
+    "presets",
+    "saddles",
+    "spectra",
+    "store",
+    "theory",
+    "train",
 ]

@@ -1,4 +1,5 @@
 """The package version, read from the installed distribution's metadata (one source: pyproject.toml)."""
+
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version

@@ -19,6 +19,7 @@ s = (4, 2, 2, 1) (the repeated 2 escapes as one stage). lr = 0.2 / (top curvatur
 tangent-kernel bound at init or L s_1^{2-2/L} at the solution), so GD tracks gradient flow.
 Quick tier: 8 SGD runs (batch 10 of 60 whitened samples), L in (2, 3); nightly: 32 runs, L up to 4.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,16 +74,19 @@ def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **ove
     check.one_of("regime", regime, REGIMES)
     check.one_of("teacher", teacher, TEACHERS)
     check.one_of("tier", tier, SGD_RUNS)
-    depth = check.depth("depth", depth, min=2)   # presets are deep networks
+    depth = check.depth("depth", depth, min=2)  # presets are deep networks
     t = TEACHER_SPECS[teacher]
     width = WIDTH[regime]
-    init = {"saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
-            "intermediate": Init("gaussian", width ** -0.5),
-            "ntk": Init("lecun", 1.0)}[regime]
-    exp = Experiment(t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE,
-                     n_samples=N_SAMPLES, sgd_runs=SGD_RUNS[tier])
+    init = {
+        "saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
+        "intermediate": Init("gaussian", width**-0.5),
+        "ntk": Init("lecun", 1.0),
+    }[regime]
+    exp = Experiment(
+        t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE, n_samples=N_SAMPLES, sgd_runs=SGD_RUNS[tier]
+    )
     lr = _lr(exp)
-    if regime == "ntk":   # lazy: the loss decays at least at the kernel's smallest eigenvalue
+    if regime == "ntk":  # lazy: the loss decays at least at the kernel's smallest eigenvalue
         steps = math.ceil(12 / (kernel_bounds(exp)[0] * lr))
     else:
         steps = (_saddle_steps if regime == "saddle" else _convergence_steps)(t, depth, lr)
@@ -111,5 +115,6 @@ def random_small_init(exp: Experiment) -> Experiment:
     if exp.init.kind != "aligned":
         return exp
     width = max(exp.widths[1:-1])
-    return dataclasses.replace(exp, init=Init("gaussian", exp.init.scale / width ** 0.5, seed=exp.init.seed),
-                               steps=2 * exp.steps)
+    return dataclasses.replace(
+        exp, init=Init("gaussian", exp.init.scale / width**0.5, seed=exp.init.seed), steps=2 * exp.steps
+    )

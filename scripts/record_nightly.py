@@ -4,6 +4,7 @@ claims/nightly_observed.json, {family: {case id: the nightly verdict's "observed
 
     .venv/bin/python scripts/record_nightly.py reports/results.json
 """
+
 from __future__ import annotations
 
 import json
@@ -20,8 +21,13 @@ from claims.expectations import CONTRADICTIONS, NIGHTLY_OBSERVED_FILE  # noqa: E
 def quick_nodeids() -> set[str]:
     """Node ids of the quick tier's cases (pytest --collect-only): a case id such as
     ``ntk-degenerate-L2`` can be quick in one family and nightly-only in another."""
-    out = subprocess.run([sys.executable, "-m", "pytest", "claims", "--collect-only", "-q", "-p", "no:cacheprovider"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "claims", "--collect-only", "-q", "-p", "no:cacheprovider"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return {line.strip() for line in out.splitlines() if "::" in line}
 
 
@@ -33,8 +39,12 @@ def main(results: str) -> None:
     recorded: dict[str, dict[str, str]] = {}
     for claim in run["claims"]:
         family, case = claim.get("family"), claim.get("case")
-        if (isinstance(CONTRADICTIONS.get(family, {}).get(case), str) and claim.get("nodeid") in quick
-                and claim.get("outcome") == "xfailed" and claim.get("observed")):
+        if (
+            isinstance(CONTRADICTIONS.get(family, {}).get(case), str)
+            and claim.get("nodeid") in quick
+            and claim.get("outcome") == "xfailed"
+            and claim.get("observed")
+        ):
             recorded.setdefault(family, {})[case] = claim["observed"]
     NIGHTLY_OBSERVED_FILE.write_text(json.dumps(recorded, indent=1, sort_keys=True) + "\n")
     print(f"{sum(map(len, recorded.values()))} nightly observations -> {NIGHTLY_OBSERVED_FILE}")

@@ -1,4 +1,5 @@
 """Naive per-matrix NumPy baselines that the benchmarks time against the batched code."""
+
 import time
 
 

@@ -1,4 +1,5 @@
 """Random test networks shared by the analysis tests (runs on the leading axis, float64)."""
+
 import numpy as np
 import torch
 from scipy.stats import ortho_group
@@ -6,8 +7,10 @@ from scipy.stats import ortho_group
 
 def random_net(rng, dims, runs, checkpoints=1, scale=1.0):
     """Random weights, L tensors (runs, checkpoints, d_l, d_{l-1}), float64."""
-    return [torch.as_tensor(scale * rng.standard_normal((runs, checkpoints, dims[l + 1], dims[l])))
-            for l in range(len(dims) - 1)]
+    return [
+        torch.as_tensor(scale * rng.standard_normal((runs, checkpoints, dims[l + 1], dims[l])))
+        for l in range(len(dims) - 1)
+    ]
 
 
 def gauge_pair(rng, dims):

@@ -1,4 +1,5 @@
 """assert_same: two Trajectories agree in every field to a relative tolerance."""
+
 import pytest
 import torch
 

@@ -1,5 +1,6 @@
 """A small report built by hand (no training): records of several families and outcomes, real
 figures written through ``Claim``, and a hostile case id. Shared by the report tests."""
+
 from __future__ import annotations
 
 import os
@@ -24,28 +25,62 @@ CASES = [  # (family, case, outcome, holds, exploratory, reason)
 ]
 
 
-def record(root: Path, family: str, case: str, outcome: str, holds: bool, exploratory: bool,
-           reason: str, value: float = 0.5) -> dict:
+def record(
+    root: Path, family: str, case: str, outcome: str, holds: bool, exploratory: bool, reason: str, value: float = 0.5
+) -> dict:
     nodeid = f"claims/test_{family}.py::test_{family}[{case}]"
     claim = Claim(nodeid, root)
     fig, ax = plots.figure()
     ax.plot([0, 1], [value, value], label="SGD")
     claim.figure(fig, "level", caption=f"level of {case}")
     claim.table(pd.DataFrame({"t": [0, 1], "x": [value, value]}), "level")
-    claim.verdict(prediction="x stays at 0.5", observed=f"x = {value}, plateau [nan, nan]", holds=holds,
-                  exploratory=exploratory, reason="theory says so", x=value, missing=float("nan"))
+    claim.verdict(
+        prediction="x stays at 0.5",
+        observed=f"x = {value}, plateau [nan, nan]",
+        holds=holds,
+        exploratory=exploratory,
+        reason="theory says so",
+        x=value,
+        missing=float("nan"),
+    )
     store.swap_in(root / "claims", claim.dir.name, claim.folder)
-    message = {"xfailed": f"data contradict the prediction: {reason}\nAssertionError: x",
-               "failed": "AssertionError: x = 2, expected 1"}.get(outcome, "")
-    return {"nodeid": nodeid, "family": family, "case": case, "params": {},
-            "folder": claim.folder, **{k: claim.verdict_record.get(k) for k in (
-                "prediction", "observed", "holds", "reason", "golden_path", "key", "key_value",
-                "exploratory", "numbers")},
-            "artifacts": claim.artifacts, "outcome": outcome, "message": message, "duration": 1.5}
+    message = {
+        "xfailed": f"data contradict the prediction: {reason}\nAssertionError: x",
+        "failed": "AssertionError: x = 2, expected 1",
+    }.get(outcome, "")
+    return {
+        "nodeid": nodeid,
+        "family": family,
+        "case": case,
+        "params": {},
+        "folder": claim.folder,
+        **{
+            k: claim.verdict_record.get(k)
+            for k in (
+                "prediction",
+                "observed",
+                "holds",
+                "reason",
+                "golden_path",
+                "key",
+                "key_value",
+                "exploratory",
+                "numbers",
+            )
+        },
+        "artifacts": claim.artifacts,
+        "outcome": outcome,
+        "message": message,
+        "duration": 1.5,
+    }
 
 
 def build(root: Path, changes=None) -> list[dict]:
     records = [record(root, *c) for c in CASES]
-    write_report(records, root, {"tier": "quick", "device": "cpu", "dtype": "float64",
-                                 "git_commit": "0" * 40, "pid": os.getpid()}, changes=changes)
+    write_report(
+        records,
+        root,
+        {"tier": "quick", "device": "cpu", "dtype": "float64", "git_commit": "0" * 40, "pid": os.getpid()},
+        changes=changes,
+    )
     return records

@@ -1,4 +1,5 @@
 """Alignment: crossings on hand-made losses, events on the aligned-init theory, two-pass exactness."""
+
 import math
 
 import pytest
@@ -43,7 +44,7 @@ def test_aligned_checkpoints_two_pass_and_fields():
     a = align.aligned_checkpoints(exp, points_per_window=1)
     R, K = a.steps.shape
     assert R == 4 and K == len(a.labels) == len(a.kinds)
-    assert a.kinds.count("plateau") == 4 and a.kinds.count("escape") == 3     # 2 and 2 escape together
+    assert a.kinds.count("plateau") == 4 and a.kinds.count("escape") == 3  # 2 and 2 escape together
     assert set(a.kinds) == {"plateau", "escape", "window"}
     first = train(exp)
     assert torch.equal(a.trajectory.loss, first.loss), "second pass must reproduce the first bit for bit"

@@ -1,5 +1,6 @@
 """dlncheck.measure.analysis: one-pass spectra vs a per-matrix NumPy loop, grouping equivalence, cache
 round trip, and the SVD-grouping measurement (ratio, one thread, same run)."""
+
 import time
 
 import numpy as np
@@ -69,6 +70,7 @@ def test_cache_round_trip(tmp_path, traj):
 
 def test_cache_analysis_of_a_trajectory_in_hand_trains_nothing(tmp_path, traj, monkeypatch):
     import dlncheck.store.cache as cache_module
+
     monkeypatch.setattr(cache_module, "train", lambda *a, **k: pytest.fail("trained again"))
     given = TrajectoryCache(tmp_path).analysis(traj.experiment, trajectory=traj, checkpoints=4)
     for key, values in analyze(traj).svals.items():
@@ -101,7 +103,7 @@ def test_grouping_choice_measured():
         grouped_singular_values(products, transpose)
         return time.perf_counter() - start
 
-    rounds = [(timed(False), timed(True)) for _ in range(5)]   # interleaved: load hits both sides alike
+    rounds = [(timed(False), timed(True)) for _ in range(5)]  # interleaved: load hits both sides alike
     by_shape, up_to_t = (min(side) for side in zip(*rounds))
     print(f"svdvals grouped by shape {by_shape * 1e3:.1f} ms, up to transpose {up_to_t * 1e3:.1f} ms")
     assert up_to_t <= 1.25 * by_shape

@@ -1,4 +1,5 @@
 """Atomic writes: an interrupted write leaves the old file (or nothing), never half a file."""
+
 import json
 
 import pytest

@@ -1,4 +1,5 @@
 """dlncheck.measure.balance (and theory.balanced_residual_prediction) against direct NumPy computations and exact properties."""
+
 import math
 
 import numpy as np
@@ -15,8 +16,7 @@ rng = np.random.default_rng(0)
 
 def _chain(dims, scale=1.0, batch=(), seed=0):
     g = np.random.default_rng(seed)
-    return [torch.as_tensor(scale * g.standard_normal(batch + (dims[l + 1], dims[l])))
-            for l in range(len(dims) - 1)]
+    return [torch.as_tensor(scale * g.standard_normal(batch + (dims[l + 1], dims[l]))) for l in range(len(dims) - 1)]
 
 
 def _balanced_chain(dims_hidden, r, seed=0):
@@ -118,8 +118,17 @@ def _engine_run(init_kind, steps=60):
         train,
     )
 
-    exp = Experiment(Teacher(4, 4, (2.0, 1.0), seed=1), 3, 5, Init(init_kind, 0.4, seed=2), lr=0.05, steps=steps,
-                     batch_size=5, n_samples=20, sgd_runs=3)
+    exp = Experiment(
+        Teacher(4, 4, (2.0, 1.0), seed=1),
+        3,
+        5,
+        Init(init_kind, 0.4, seed=2),
+        lr=0.05,
+        steps=steps,
+        batch_size=5,
+        n_samples=20,
+        sgd_runs=3,
+    )
     return train(exp, checkpoints=list(range(steps + 1)))
 
 
@@ -136,7 +145,7 @@ def test_engine_steps_obey_drift_identity(init_kind):
 def test_aligned_gd_stays_balanced_sgd_does_not():
     """Identity: from the aligned balanced init GD's per-mode map keeps D_l = 0 to roundoff; SGD's
     noise drift moves it (so the identity test is not vacuous)."""
-    r = balance.balance_residuals(_engine_run("aligned").weights)      # (R, K, L-1)
+    r = balance.balance_residuals(_engine_run("aligned").weights)  # (R, K, L-1)
     assert r[0].max().item() < 1e-12
     assert r[1:, -1].min().item() > 1e-8
 
@@ -150,8 +159,9 @@ def test_gd_drift_bound_holds_on_gd_and_fails_past_stability():
     Ws = [0.5 * g.standard_normal((3, 3)) for _ in range(3)]
     lr = 0.02
     path = _gd_path(Ws, M, lr=lr, steps=400)
-    loss = [0.5 * np.linalg.norm(path[2][k].numpy() @ path[1][k].numpy() @ path[0][k].numpy() - M) ** 2
-            for k in (0, -1)]
+    loss = [
+        0.5 * np.linalg.norm(path[2][k].numpy() @ path[1][k].numpy() @ path[0][k].numpy() - M) ** 2 for k in (0, -1)
+    ]
     D = balance.balance_matrices(path)
     change = max((D_l[-1] - D_l[0]).norm().item() for D_l in D)
     assert 0 < change <= tb.gd_drift_bound(lr, loss[0], loss[1], h=lr * 3 * 2.0 ** (4 / 3))
@@ -166,16 +176,16 @@ def test_sgd_extra_drift_trapezoid_and_richardson():
     from dlncheck.theory import sgd as ts
 
     g = np.random.default_rng(5)
-    X = torch.as_tensor(np.linalg.qr(g.standard_normal((12, 3)))[0].T * 12 ** 0.5)    # whitened (3, 12)
+    X = torch.as_tensor(np.linalg.qr(g.standard_normal((12, 3)))[0].T * 12**0.5)  # whitened (3, 12)
     M = torch.diag(torch.tensor([2.0, 1.0, 0.5], dtype=torch.float64))
     path = _gd_path([0.3 * g.standard_normal((3, 3)) for _ in range(2)], M.numpy(), lr=0.05, steps=200)
     C = ts.drift_covariance(path, X, M)
-    direct = [0.05 ** 2 * c[:-1].sum(0) for c in C]          # sum over steps k < T
+    direct = [0.05**2 * c[:-1].sum(0) for c in C]  # sum over steps k < T
     steps = torch.arange(201)
     fine, _ = tb.sgd_extra_drift(path, steps, X, M, lr=0.05, c_B=1.0)
     scale = max(d.norm().item() for d in direct)
     # on the every-step grid the trapezoid is the step sum plus the end correction (C_T - C_0) / 2
-    assert all(torch.allclose(f, d + 0.05 ** 2 * (c[-1] - c[0]) / 2, atol=1e-14) for f, d, c in zip(fine, direct, C))
+    assert all(torch.allclose(f, d + 0.05**2 * (c[-1] - c[0]) / 2, atol=1e-14) for f, d, c in zip(fine, direct, C))
     coarse_idx = torch.arange(0, 201, 10)
     coarse, err = tb.sgd_extra_drift([p[coarse_idx] for p in path], coarse_idx, X, M, lr=0.05, c_B=1.0)
     assert all((c - f).norm().item() <= 3 * e.item() + 1e-3 * scale for c, f, e in zip(coarse, fine, err))

@@ -18,11 +18,18 @@ R, K, L, D, EPS, TOP = 33, 200, 4, 8, 1e-5, 5
 
 
 def batched(weights):
-    svals = spectra.product_singular_values(weights)            # one batched SVD pass
+    svals = spectra.product_singular_values(weights)  # one batched SVD pass
     ranks = spectra.rank_patterns_from_svals(svals, L, EPS)
     logs = spectra.log_spectra_from_svals(svals, L, TOP)
-    return (ranks.r, ranks.gap, logs.s, compare.theta_distance(weights), compare.cosine(weights),
-            compare.d_l(weights), compare.function_distance(weights))
+    return (
+        ranks.r,
+        ranks.gap,
+        logs.s,
+        compare.theta_distance(weights),
+        compare.cosine(weights),
+        compare.d_l(weights),
+        compare.function_distance(weights),
+    )
 
 
 def numpy_loop(weights):
@@ -72,6 +79,8 @@ def test_batched_analysis_beats_numpy_loop(benchmark):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-9, atol=1e-12)
     ratio = naive / benchmark.stats.stats.median
     benchmark.extra_info.update(naive_s=naive, speedup=ratio)
-    print(f"\nGD-vs-SGD analysis R={R} K={K} L={L} d={D}: numpy loop {naive:.3f} s, "
-          f"batched {benchmark.stats.stats.median:.3f} s, speedup {ratio:.1f}x")
+    print(
+        f"\nGD-vs-SGD analysis R={R} K={K} L={L} d={D}: numpy loop {naive:.3f} s, "
+        f"batched {benchmark.stats.stats.median:.3f} s, speedup {ratio:.1f}x"
+    )
     assert ratio > 1.0, f"batched analysis slower than the per-matrix loop ({ratio:.2f}x)"

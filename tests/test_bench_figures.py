@@ -1,6 +1,7 @@
 """Figure cost (issue #15 item 2): ``plots.save_figure`` per figure against the previous save
 (tight box found by a second layout pass, SVG always written, matplotlib's per-renderer mathtext
 cache), both timed in the same run on the same figure objects, single-threaded."""
+
 import time
 from pathlib import Path
 
@@ -33,11 +34,14 @@ def previous_save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, s
         x0, x1 = int(crop.x0 * dpi), int(np.ceil(crop.x1 * dpi))
         y0, y1 = height - int(np.ceil(crop.y1 * dpi)), height - int(crop.y0 * dpi)
         image = Image.fromarray(np.asarray(canvas.buffer_rgba())[y0:y1, x0:x1, :3])
-        atomic.atomic_write(path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi),
-                                                         compress_level=plots.PNG_COMPRESS))
+        atomic.atomic_write(
+            path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi), compress_level=plots.PNG_COMPRESS)
+        )
         if svg:
-            atomic.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(
-                tmp, format="svg", bbox_inches=box, metadata={"Date": None}))
+            atomic.atomic_write(
+                path.with_suffix(".svg"),
+                lambda tmp: fig.savefig(tmp, format="svg", bbox_inches=box, metadata={"Date": None}),
+            )
     plots.write_thumbnail(image, path, thumb_width)
 
 
@@ -51,21 +55,28 @@ def _figures(previous: bool = False):
     (``previous``: with the previous round's margins)."""
     rng = np.random.default_rng(0)
     if previous:
+
         def figure(*shape):
             fig, axes = plots.figure(*shape, gridspec_kw=PREVIOUS_GAPS)
             for ax in fig.axes:
-                ax._autotitlepos = True   # the previous style searched the title position at each draw
+                ax._autotitlepos = True  # the previous style searched the title position at each draw
             return fig, axes
     else:
         figure = plots.figure
     t = np.geomspace(1e-3, 1e2, 400)
     fig, ax = figure()
     for k in range(3):
-        plots.band(ax, t, np.exp(-t / 10 ** k), 0.9 * np.exp(-t / 10 ** k), 1.1 * np.exp(-t / 10 ** k),
-                   label=f"$u_{k + 1}(t)$")
+        plots.band(
+            ax, t, np.exp(-t / 10**k), 0.9 * np.exp(-t / 10**k), 1.1 * np.exp(-t / 10**k), label=f"$u_{k + 1}(t)$"
+        )
     plots.shade_windows(ax, [(0.1, 0.3), (3, 9)])
-    ax.set(xscale="log", yscale="log", xlabel="time $t$ = lr $\\times$ step", ylabel="$\\|W - M\\|_F$",
-           title="loss and escape windows")
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="time $t$ = lr $\\times$ step",
+        ylabel="$\\|W - M\\|_F$",
+        title="loss and escape windows",
+    )
     ax.legend(loc="upper right")
     yield fig
     fig, ax = figure()
@@ -78,9 +89,16 @@ def _figures(previous: bool = False):
         ax.set(xscale="log", xlabel="$t$", ylabel="$\\sigma_k(P_{ij})$", title="33 runs")
     yield fig
     fig, axes = figure(2, 3)
-    for ax in axes.flat:           # the previous layout: a colour bar per panel; now one shared bar
-        im = plots.heatmap(ax, np.triu(rng.random((4, 4))), title="$\\log_{10}\\sigma_{\\min}$", fmt="{:.1f}",
-                           vmin=0, vmax=1, cbar_label="$\\log_{10}$" if previous else None)
+    for ax in axes.flat:  # the previous layout: a colour bar per panel; now one shared bar
+        im = plots.heatmap(
+            ax,
+            np.triu(rng.random((4, 4))),
+            title="$\\log_{10}\\sigma_{\\min}$",
+            fmt="{:.1f}",
+            vmin=0,
+            vmax=1,
+            cbar_label="$\\log_{10}$" if previous else None,
+        )
     if not previous:
         plots.shared_colorbar(im, axes, "$\\log_{10}$")
     yield fig
@@ -113,15 +131,18 @@ def test_new_save_per_figure_vs_previous(benchmark, tmp_path, monkeypatch):
     matplotlib's cache, a tight-box fallback wherever log labels overflowed the margins, minor
     ticks on every log axis, a colour bar per heatmap panel, hinted glyphs): measured 3.8-4.9x less CPU per
     figure (README); asserted at least 3x."""
-    with monkeypatch.context() as m:   # the baseline runs with matplotlib's own mathtext cache
+    with monkeypatch.context() as m:  # the baseline runs with matplotlib's own mathtext cache
         m.setattr(MathTextParser, "_parse_cached", plots.MATPLOTLIB_PARSE_CACHED)
         old, old_each = _per_figure(previous_save_figure, tmp_path, rounds=3, previous=True)
     new, new_each = _per_figure(plots.save_figure, tmp_path, rounds=3)
     benchmark.pedantic(lambda: _per_figure(plots.save_figure, tmp_path, rounds=1), rounds=1, iterations=1)
-    benchmark.extra_info.update(per_figure_new_s=new, per_figure_previous_s=old, ratio=old / new,
-                                new_each=new_each, previous_each=old_each)
-    print(f"per figure: new {new:.3f} s, previous {old:.3f} s, {old / new:.1f}x; "
-          f"new {np.round(new_each, 3)}, previous {np.round(old_each, 3)}")
+    benchmark.extra_info.update(
+        per_figure_new_s=new, per_figure_previous_s=old, ratio=old / new, new_each=new_each, previous_each=old_each
+    )
+    print(
+        f"per figure: new {new:.3f} s, previous {old:.3f} s, {old / new:.1f}x; "
+        f"new {np.round(new_each, 3)}, previous {np.round(old_each, 3)}"
+    )
     assert old / new >= 3
 
 
@@ -134,10 +155,10 @@ def test_crop_keeps_every_label_and_edge_content_falls_back(tmp_path):
     plots.save_figure(fig, tmp_path / "in.png")
     inside = Image.open(tmp_path / "in.png")
     w, h = (np.array(fig.get_size_inches()) * 150).round()
-    assert inside.width < w and inside.height < h   # cropped
+    assert inside.width < w and inside.height < h  # cropped
     rgb = np.asarray(inside.convert("RGB"))
     pad = round(plots.PAD_INCHES * 150)
-    assert (rgb[:pad - 1] == 255).all() and (rgb[:, :pad - 1] == 255).all()   # white margin
+    assert (rgb[: pad - 1] == 255).all() and (rgb[:, : pad - 1] == 255).all()  # white margin
     fig.text(1.05, 0.5, "outside the canvas")
     plots.save_figure(fig, tmp_path / "out.png")
     assert Image.open(tmp_path / "out.png").width > w
@@ -149,6 +170,7 @@ def test_crop_keeps_every_label_and_edge_content_falls_back(tmp_path):
 
 def test_shared_mathtext_parse_equals_matplotlib(tmp_path):
     """The shared parse cache gives the pixels matplotlib's own cache gives."""
+
     def pixels():
         fig, ax = plots.figure()
         ax.loglog([1e-3, 1], [1e-6, 1])

@@ -5,6 +5,7 @@
 2. SGLD: time per step with C = 1 and C = 64 chains stepping together (batched tensor program).
 3. SGLD at scale: 1024 chains (L = 3, width 8) vs one chain run 1024 times (issue 16).
 """
+
 import time
 
 import numpy as np
@@ -33,10 +34,13 @@ def test_lanczos_vs_dense_eigensolver(benchmark, big_saddle):
     t_dense = time.perf_counter() - t0
     lanczos = benchmark.pedantic(certify, args=(W, M), kwargs=dict(method="lanczos", k=1), rounds=1, iterations=1)
     t_lanczos = benchmark.stats.stats.mean
-    benchmark.extra_info.update(n_params=n, dense_s=t_dense, lanczos_s=t_lanczos, speedup=t_dense / t_lanczos,
-                                lambda_min=lanczos.lambda_min)
-    print(f"\n{n} params: dense {t_dense:.2f} s, Lanczos {t_lanczos:.2f} s, ratio {t_dense / t_lanczos:.1f}x, "
-          f"lambda_min {dense.lambda_min:.6g} vs {lanczos.lambda_min:.6g}")
+    benchmark.extra_info.update(
+        n_params=n, dense_s=t_dense, lanczos_s=t_lanczos, speedup=t_dense / t_lanczos, lambda_min=lanczos.lambda_min
+    )
+    print(
+        f"\n{n} params: dense {t_dense:.2f} s, Lanczos {t_lanczos:.2f} s, ratio {t_dense / t_lanczos:.1f}x, "
+        f"lambda_min {dense.lambda_min:.6g} vs {lanczos.lambda_min:.6g}"
+    )
     assert dense.kind == lanczos.kind == "strict"
     assert abs(dense.lambda_min - lanczos.lambda_min) <= dense.tau_round
     assert t_lanczos < t_dense
@@ -48,8 +52,7 @@ def test_sgld_step_time(benchmark, chains):
     nf = NormalForm(teacher.M, [0], [8, 10, 10, 8])
     steps = 100
     kw = dict(step_size=0.02, beta=100.0, norm_strength=1.0, record_every=steps)
-    out = benchmark.pedantic(sample, args=(nf, chains, steps), kwargs=kw,
-                             rounds=3, iterations=1)
+    out = benchmark.pedantic(sample, args=(nf, chains, steps), kwargs=kw, rounds=3, iterations=1)
     per_step = benchmark.stats.stats.min / steps
     benchmark.extra_info.update(chains=chains, seconds_per_step=per_step, seconds_per_chain_step=per_step / chains)
     print(f"\nC={chains}: {1e3 * per_step:.3f} ms/step, {1e6 * per_step / chains:.1f} us per chain-step")
@@ -69,13 +72,22 @@ def test_sgld_1024_chains_vs_one_chain_repeated(benchmark):
     t_batch = benchmark.stats.stats.mean
     singles = [_time_one(nf, steps, kw, seed) for seed in range(reps)]
     t_naive = chains * float(np.mean(singles))
-    benchmark.extra_info.update(chains=chains, steps=steps, batched_s=t_batch, one_chain_s=float(np.mean(singles)),
-                                one_chain_spread=float(np.std(singles) / np.mean(singles)), naive_s=t_naive,
-                                speedup=t_naive / t_batch, chain_steps_per_s=chains * steps / t_batch)
-    print(f"\n{chains} chains x {steps} steps: batched {t_batch:.2f} s "
-          f"({chains * steps / t_batch:.3g} chain-steps/s); "
-          f"one chain {np.mean(singles):.3f} s (+-{np.std(singles):.3f}) -> naive {t_naive:.1f} s; ratio "
-          f"{t_naive / t_batch:.0f}x")
+    benchmark.extra_info.update(
+        chains=chains,
+        steps=steps,
+        batched_s=t_batch,
+        one_chain_s=float(np.mean(singles)),
+        one_chain_spread=float(np.std(singles) / np.mean(singles)),
+        naive_s=t_naive,
+        speedup=t_naive / t_batch,
+        chain_steps_per_s=chains * steps / t_batch,
+    )
+    print(
+        f"\n{chains} chains x {steps} steps: batched {t_batch:.2f} s "
+        f"({chains * steps / t_batch:.3g} chain-steps/s); "
+        f"one chain {np.mean(singles):.3f} s (+-{np.std(singles):.3f}) -> naive {t_naive:.1f} s; ratio "
+        f"{t_naive / t_batch:.0f}x"
+    )
     assert np.isfinite(out.final.energy).all()
     assert t_batch < 30.0
     assert t_naive / t_batch > 1.0

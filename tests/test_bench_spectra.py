@@ -33,6 +33,8 @@ def test_batched_rank_patterns_beat_numpy_loop(benchmark):
     assert np.array_equal(batched.numpy(), reference)
     ratio = naive / benchmark.stats.stats.median
     benchmark.extra_info.update(naive_s=naive, speedup=ratio)
-    print(f"\nrank patterns R={R} K={K} L={L} d={D}: numpy loop {naive:.3f} s, "
-          f"batched {benchmark.stats.stats.median:.3f} s, speedup {ratio:.1f}x")
+    print(
+        f"\nrank patterns R={R} K={K} L={L} d={D}: numpy loop {naive:.3f} s, "
+        f"batched {benchmark.stats.stats.median:.3f} s, speedup {ratio:.1f}x"
+    )
     assert ratio > 1.0, f"batched spectra slower than the per-matrix loop ({ratio:.2f}x)"

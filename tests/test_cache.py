@@ -1,4 +1,5 @@
 """Cache: round trip through disk, memoization, corruption detection, keys."""
+
 import warnings
 
 import pytest
@@ -52,7 +53,7 @@ def test_corrupt_entry_is_recomputed_with_warning(tmp_path, exp, damage):
     assert torch.equal(again.loss, good.loss)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        TrajectoryCache(tmp_path)(exp)   # the entry was rewritten
+        TrajectoryCache(tmp_path)(exp)  # the entry was rewritten
 
 
 def test_key_depends_on_experiment_and_kwargs(exp):
@@ -68,11 +69,13 @@ def test_memory_layer_evicts_least_recently_used_beyond_its_limit(tmp_path):
     """With a disk root, memory keeps at most memory_limit bytes (LRU); evicted entries come back from disk."""
     from dlncheck.store.cache import nbytes
 
-    exps = [presets.experiment("saddle", "lowrank", 2, steps=20, sgd_runs=1, init=Init("aligned", 1e-4, seed=s))
-            for s in range(3)]
+    exps = [
+        presets.experiment("saddle", "lowrank", 2, steps=20, sgd_runs=1, init=Init("aligned", 1e-4, seed=s))
+        for s in range(3)
+    ]
     one = nbytes(TrajectoryCache(None)(exps[0]))
     cache = TrajectoryCache(tmp_path, memory_limit=2.5 * one)
-    cache(exps[0]), cache(exps[1]), cache(exps[0]), cache(exps[2])   # exps[1] is now the least recently used
+    cache(exps[0]), cache(exps[1]), cache(exps[0]), cache(exps[2])  # exps[1] is now the least recently used
     assert set(cache._memory) == {cache.key("trajectory", e, {}) for e in (exps[0], exps[2])}
     assert sum(cache._sizes.values()) <= cache.memory_limit
     again = cache(exps[1])

@@ -1,5 +1,6 @@
 """Cache format 2: exact round trip of every dtype, compression of trajectory-like arrays, the
 storage rule (worth_storing) and the format in the key."""
+
 import json
 
 import numpy as np
@@ -19,8 +20,12 @@ def _same(a, b):
 
 
 @settings(max_examples=60, deadline=None)
-@given(hnp.arrays(st.sampled_from([np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_]),
-                  hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5)))
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float64, np.float32, np.int64, np.int32, np.uint8, np.bool_]),
+        hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=5),
+    )
+)
 def test_encode_decode_is_bit_exact(array):
     stored, layout = cache_format.encode({"a": array})
     assert _same(cache_format.decode(stored, layout)["a"], array)
@@ -28,8 +33,12 @@ def test_encode_decode_is_bit_exact(array):
 
 def test_file_round_trip_keeps_float64_bits_nan_and_signed_zero(tmp_path):
     rng = np.random.default_rng(0)
-    arrays = {"weights_0": rng.standard_normal((3, 7, 4, 5)) * 1e-12, "loss": rng.random((3, 11)),
-              "steps": np.arange(11), "offset": np.asarray(0.25)}
+    arrays = {
+        "weights_0": rng.standard_normal((3, 7, 4, 5)) * 1e-12,
+        "loss": rng.random((3, 11)),
+        "steps": np.arange(11),
+        "offset": np.asarray(0.25),
+    }
     arrays["weights_0"][1, 3] = np.nan
     arrays["loss"][0, 0] = -0.0
     digest, layout = cache_format.write(tmp_path / "e.npz", arrays)
@@ -54,9 +63,9 @@ def test_unshuffle_names_the_mismatch():
 
 def test_worth_storing_rule():
     mb = 1_000_000
-    assert worth_storing(int(ALWAYS_STORE_MB * mb), 0.0)           # small: always
-    assert not worth_storing(100 * mb, 1.0, min_seconds_per_mb=0.05)   # 10 ms per MB: recompute
-    assert worth_storing(100 * mb, 5.0, min_seconds_per_mb=0.05)       # 50 ms per MB: store
+    assert worth_storing(int(ALWAYS_STORE_MB * mb), 0.0)  # small: always
+    assert not worth_storing(100 * mb, 1.0, min_seconds_per_mb=0.05)  # 10 ms per MB: recompute
+    assert worth_storing(100 * mb, 5.0, min_seconds_per_mb=0.05)  # 50 ms per MB: store
 
 
 @pytest.fixture(scope="module")
@@ -95,5 +104,5 @@ def test_entry_of_another_format_is_recomputed(tmp_path, big):
     fresh = TrajectoryCache(tmp_path)
     with pytest.warns(UserWarning, match="unreadable"):
         again = fresh(big, checkpoints=3)
-    assert fresh.stats["computed"] == 1 and fresh.stats["disk"] == 0     # retrained, not read
+    assert fresh.stats["computed"] == 1 and fresh.stats["disk"] == 0  # retrained, not read
     torch.testing.assert_close(again.loss, first.loss, rtol=0, atol=0)

@@ -1,4 +1,5 @@
 """dlncheck.measure.calibration: generators, theory edges vs direct simulation, sweep vs NumPy, plateaus."""
+
 from __future__ import annotations
 
 import math
@@ -119,7 +120,7 @@ def test_roundoff_floor_bounds_the_residual_spectrum_of_exact_low_rank(dtype):
     tail = svals[:, 3] / svals[:, 0]
     floor = theory.roundoff_floor(48, 32, dtype)
     assert floor == 48 * torch.finfo(dtype).eps
-    assert (tail < floor).all()                       # the floor is an upper bound ...
+    assert (tail < floor).all()  # the floor is an upper bound ...
     assert (tail > cal.FAR_BELOW_ROUNDOFF * floor).all()  # ... and rounding is not exact zero
 
 
@@ -132,7 +133,7 @@ def test_theory_table_predicted_interval_formula():
     s1 = theory.outlier_location(4.0, 1e-4, 48, 32)
     assert small.predicted_lo == pytest.approx(2 * edge / s1)
     assert small.detectable and not big.detectable
-    assert big.predicted_lo >= big.predicted_hi        # subthreshold: empty interval
+    assert big.predicted_lo >= big.predicted_hi  # subthreshold: empty interval
 
 
 # ---------------------------------------------------------------------- sweep vs NumPy
@@ -141,29 +142,34 @@ def test_sweep_matches_numpy_matrix_rank_on_the_same_draws():
     kw = dict(m=M_, n=N_, s=S_, levels=[1e-3, 0.05, 0.3], n_draws=20, seed=4)
     result = cal.sweep("gaussian", eps=eps, **kw)
     A, _ = cal.draw("gaussian", **kw)
-    ranks = np.array([[[np.linalg.matrix_rank(a, rtol=e) for a in level] for level in A.numpy()]
-                      for e in eps.numpy()])
+    ranks = np.array([[[np.linalg.matrix_rank(a, rtol=e) for a in level] for level in A.numpy()] for e in eps.numpy()])
     expected_rate = (ranks == len(S_)).mean(-1).ravel()
     np.testing.assert_allclose(result.summary["recovery_rate"], expected_rate)
     np.testing.assert_allclose(result.summary["rank_var"], ranks.var(-1, ddof=1).ravel())
     svals = np.linalg.svd(A.numpy(), compute_uv=False)
     np.testing.assert_allclose(result.draws["gap"], (svals[..., 2] / svals[..., 3]).ravel(), rtol=1e-10)
-    assert set(result.summary) >= {"noise_model", "noise_level", "eps", "dtype", "recovery_rate",
-                                   "rank_var", "gap_median", "effective_rank_mean",
-                                   "participation_ratio_mean"}
+    assert set(result.summary) >= {
+        "noise_model",
+        "noise_level",
+        "eps",
+        "dtype",
+        "recovery_rate",
+        "rank_var",
+        "gap_median",
+        "effective_rank_mean",
+        "participation_ratio_mean",
+    }
     assert len(result.summary) == len(eps) * 3 and len(result.draws) == 20 * 3
 
 
 def test_sweep_is_seeded():
-    kw = dict(m=M_, n=N_, s=S_, levels=[16, 64], eps=cal.eps_grid(1e-4, 1e-1), n_draws=5,
-              label_noise=0.1)
+    kw = dict(m=M_, n=N_, s=S_, levels=[16, 64], eps=cal.eps_grid(1e-4, 1e-1), n_draws=5, label_noise=0.1)
     a, b = cal.sweep("proxy", seed=3, **kw), cal.sweep("proxy", seed=3, **kw)
     assert a.summary.equals(b.summary) and a.draws.equals(b.draws)
 
 
 def test_level_summary_one_row_per_level():
-    result = cal.sweep("gaussian", m=M_, n=N_, s=S_, levels=[0.0, 0.1], n_draws=10,
-                       eps=cal.eps_grid(1e-3, 1e-1))
+    result = cal.sweep("gaussian", m=M_, n=N_, s=S_, levels=[0.0, 0.1], n_draws=10, eps=cal.eps_grid(1e-3, 1e-1))
     table = cal.level_summary(result.draws)
     assert list(table["noise_level"]) == [0.0, 0.1]
     assert (table["effective_rank_q05"] <= table["effective_rank_mean"]).all()
@@ -174,12 +180,15 @@ def test_level_summary_one_row_per_level():
 EPS = [1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
 
 
-@pytest.mark.parametrize("rate, lo, hi", [
-    ([0.0, 0.5, 0.96, 1.0, 0.95, 0.2], 1e-4, 1e-2),    # one plateau; 0.95 itself counts
-    ([1.0, 0.9, 1.0, 1.0, 1.0, 0.0], 1e-4, 1e-2),      # the longer of two runs wins
-    ([1.0, 1.0, 0.0, 0.0, 0.0, 0.0], 1e-6, 1e-5),      # plateau at the grid's edge
-    ([0.0, 0.0, 0.0, 0.97, 0.0, 0.0], 1e-3, 1e-3),     # a single point
-])
+@pytest.mark.parametrize(
+    "rate, lo, hi",
+    [
+        ([0.0, 0.5, 0.96, 1.0, 0.95, 0.2], 1e-4, 1e-2),  # one plateau; 0.95 itself counts
+        ([1.0, 0.9, 1.0, 1.0, 1.0, 0.0], 1e-4, 1e-2),  # the longer of two runs wins
+        ([1.0, 1.0, 0.0, 0.0, 0.0, 0.0], 1e-6, 1e-5),  # plateau at the grid's edge
+        ([0.0, 0.0, 0.0, 0.97, 0.0, 0.0], 1e-3, 1e-3),  # a single point
+    ],
+)
 def test_recovery_plateau_on_hand_made_curves(rate, lo, hi):
     plateau = cal.recovery_plateau(EPS, rate)
     assert plateau["lo"] == pytest.approx(lo) and plateau["hi"] == pytest.approx(hi)
@@ -191,8 +200,16 @@ def test_recovery_plateau_none_when_never_reliable():
 
 
 def _summary(rate, sigma, dtype="float64", eps=EPS):
-    return pd.DataFrame({"noise_model": "gaussian", "dtype": dtype, "noise_level": sigma,
-                         "sigma_eff": sigma, "eps": eps, "recovery_rate": rate})
+    return pd.DataFrame(
+        {
+            "noise_model": "gaussian",
+            "dtype": dtype,
+            "noise_level": sigma,
+            "sigma_eff": sigma,
+            "eps": eps,
+            "recovery_rate": rate,
+        }
+    )
 
 
 def test_plateau_table_contains_prediction_only_when_plateau_covers_predicted_grid():
@@ -211,29 +228,34 @@ def test_plateau_table_far_below_roundoff():
     t32 = cal.plateau_table(_summary([0.02, 0, 0.5, 1, 1], 0.0, "float32", eps), (4.0, 1.0), 48, 32)
     assert t32.iloc[0].max_recovery_far_below_roundoff == 0.02
     t64 = cal.plateau_table(_summary([1] * 5, 0.0, "float64", eps), (4.0, 1.0), 48, 32)
-    assert math.isnan(t64.iloc[0].max_recovery_far_below_roundoff)     # no eps <= 1e-17 on grid
+    assert math.isnan(t64.iloc[0].max_recovery_far_below_roundoff)  # no eps <= 1e-17 on grid
 
 
 # ------------------------------------------------------------------- input validation
-@pytest.mark.parametrize("call, match", [
-    (lambda: cal.low_rank_signal(0, 4, (1.0,), 3, gen()), "m must be a positive int"),
-    (lambda: cal.low_rank_signal(4, 4, (1.0, 2.0), 3, gen()), "s must be positive and non-increasing"),
-    (lambda: cal.low_rank_signal(4, 2, (3.0, 2.0, 1.0), 3, gen()), r"s must hold 1..min\(m, n\)"),
-    (lambda: cal.low_rank_signal(4, 4, (1.0,), 1, gen()), "n_draws must be an int >= 2"),
-    (lambda: cal.whitened_inputs(8, 4, 3, gen()), "n_samples must be an int >= d = 8.*increase n_samples"),
-    (lambda: cal.noisy_matrices("uniform", torch.zeros(2, 3, 3), [0.1], gen()), "model must be one of"),
-    (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [-0.1], gen()), "levels \\(sigma\\) must be"),
-    (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [], gen()), "levels must hold"),
-    (lambda: cal.proxy_matrices(torch.zeros(2, 3, 3), 8, -1.0, gen()), "label_noise must be"),
-    (lambda: theory.roundoff_floor(3, 3, torch.float16), "dtype must be torch.float32 or torch.float64"),
-    (lambda: cal.eps_grid(1e-3, 1e-5), "need 0 < lo < hi < 1"),
-    (lambda: cal.eps_grid(1e-5, 1e-1, per_decade=0), "per_decade must be a positive int"),
-    (lambda: theory.theory_table((1.0,), 3, 3, 0.1, torch.float64, floor_margin=0.5), "floor_margin must be >= 1"),
-    (lambda: cal.recovery_plateau(EPS, [1] * 6, level=1.5), "level must lie in"),
-    (lambda: cal.recovery_plateau(EPS[::-1], [1] * 6), "eps must be strictly increasing"),
-    (lambda: cal.sweep("gaussian", m=3, n=3, s=(1.0,), levels=[0.1], n_draws=2,
-                       eps=torch.tensor([1e-2, 1e-3])), "eps must be a strictly increasing.*eps_grid"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: cal.low_rank_signal(0, 4, (1.0,), 3, gen()), "m must be a positive int"),
+        (lambda: cal.low_rank_signal(4, 4, (1.0, 2.0), 3, gen()), "s must be positive and non-increasing"),
+        (lambda: cal.low_rank_signal(4, 2, (3.0, 2.0, 1.0), 3, gen()), r"s must hold 1..min\(m, n\)"),
+        (lambda: cal.low_rank_signal(4, 4, (1.0,), 1, gen()), "n_draws must be an int >= 2"),
+        (lambda: cal.whitened_inputs(8, 4, 3, gen()), "n_samples must be an int >= d = 8.*increase n_samples"),
+        (lambda: cal.noisy_matrices("uniform", torch.zeros(2, 3, 3), [0.1], gen()), "model must be one of"),
+        (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [-0.1], gen()), "levels \\(sigma\\) must be"),
+        (lambda: cal.noisy_matrices("gaussian", torch.zeros(2, 3, 3), [], gen()), "levels must hold"),
+        (lambda: cal.proxy_matrices(torch.zeros(2, 3, 3), 8, -1.0, gen()), "label_noise must be"),
+        (lambda: theory.roundoff_floor(3, 3, torch.float16), "dtype must be torch.float32 or torch.float64"),
+        (lambda: cal.eps_grid(1e-3, 1e-5), "need 0 < lo < hi < 1"),
+        (lambda: cal.eps_grid(1e-5, 1e-1, per_decade=0), "per_decade must be a positive int"),
+        (lambda: theory.theory_table((1.0,), 3, 3, 0.1, torch.float64, floor_margin=0.5), "floor_margin must be >= 1"),
+        (lambda: cal.recovery_plateau(EPS, [1] * 6, level=1.5), "level must lie in"),
+        (lambda: cal.recovery_plateau(EPS[::-1], [1] * 6), "eps must be strictly increasing"),
+        (
+            lambda: cal.sweep("gaussian", m=3, n=3, s=(1.0,), levels=[0.1], n_draws=2, eps=torch.tensor([1e-2, 1e-3])),
+            "eps must be a strictly increasing.*eps_grid",
+        ),
+    ],
+)
 def test_bad_input_raises_value_error_naming_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -1,4 +1,5 @@
 """The `dlncheck` command: runs a preset, writes figure + trajectory, rejects bad names."""
+
 import json
 import time
 
@@ -11,8 +12,9 @@ from dlncheck.suite import cli
 
 def test_run_writes_figure_and_trajectory(tmp_path, capsys):
     assert cli.main(["run", "saddle-lowrank-L2", "--out", str(tmp_path), "--sgd-runs", "2"]) == 0
-    npz, spec, png = (tmp_path / n for n in ("saddle-lowrank-L2.npz", "saddle-lowrank-L2.json",
-                                             "saddle-lowrank-L2-loss.png"))
+    npz, spec, png = (
+        tmp_path / n for n in ("saddle-lowrank-L2.npz", "saddle-lowrank-L2.json", "saddle-lowrank-L2-loss.png")
+    )
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads(spec.read_text())
     assert meta["experiment"]["sgd_runs"] == 2
@@ -30,11 +32,19 @@ def test_list_names_every_preset(capsys):
     assert all(presets.case_id(*c) in out for c in presets.cases("nightly"))
 
 
-@pytest.mark.parametrize("args", [
-    ["run", "saddle-lowrank"], ["run", "lazy-lowrank-L2"], ["run", "saddle-lowrank-Lx"],
-    ["run", "saddle-lowrank-L99999"], ["run", "saddle-lowrank-L2", "--device", "cuda:7"],
-    ["run", "saddle-lowrank-L2", "--out", ""], ["run", "saddle-lowrank-L2", "--sgd-runs", "-1"],
-], ids=["no-depth", "bad-regime", "depth-not-int", "depth-cap", "device", "empty-out", "sgd-runs"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "saddle-lowrank"],
+        ["run", "lazy-lowrank-L2"],
+        ["run", "saddle-lowrank-Lx"],
+        ["run", "saddle-lowrank-L99999"],
+        ["run", "saddle-lowrank-L2", "--device", "cuda:7"],
+        ["run", "saddle-lowrank-L2", "--out", ""],
+        ["run", "saddle-lowrank-L2", "--sgd-runs", "-1"],
+    ],
+    ids=["no-depth", "bad-regime", "depth-not-int", "depth-cap", "device", "empty-out", "sgd-runs"],
+)
 def test_user_errors_are_one_line_with_run_usage(args, capsys):
     """Refused at once (no training: well under a second), one stderr line, exit code 2."""
     start = time.perf_counter()
@@ -56,6 +66,7 @@ def test_unwritable_out_is_refused_before_training(tmp_path, capsys, monkeypatch
 def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
+
     monkeypatch.setattr(cli, "train", interrupted)
     assert cli.main(["run", "saddle-lowrank-L2", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err

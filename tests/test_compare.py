@@ -1,4 +1,5 @@
 """dlncheck.measure.compare against direct NumPy computations on small hand-made cases."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,8 +24,8 @@ def _pattern(upper_rows):
 
 def test_d_r_of_two_known_patterns():
     gd = _pattern([[3, 2, 1], [3, 2], [3]])
-    sgd_a = _pattern([[3, 2, 2], [3, 2], [3]])   # one entry off by 1
-    sgd_b = _pattern([[3, 1, 1], [3, 3], [3]])   # two entries off by 1
+    sgd_a = _pattern([[3, 2, 2], [3, 2], [3]])  # one entry off by 1
+    sgd_b = _pattern([[3, 1, 1], [3, 3], [3]])  # two entries off by 1
     r = torch.as_tensor(np.stack([gd, sgd_a, sgd_b]))[:, None]  # (R=3, K=1, 3, 3)
     out = compare.d_r(r)
     mean = (sgd_a + sgd_b) / 2
@@ -50,7 +51,7 @@ def test_d_m_matches_numpy_inclusion_exclusion():
     def inclusion_exclusion(p):
         L = p.shape[0]
         q = np.zeros((L + 2, L + 2), dtype=np.int64)
-        q[1:L + 1, 1:L + 1] = np.triu(p)
+        q[1 : L + 1, 1 : L + 1] = np.triu(p)
         out = np.zeros((L, L), dtype=np.int64)
         for i in range(1, L + 1):
             for j in range(i, L + 1):
@@ -75,15 +76,13 @@ def test_d_sigma_d_shape_d_sigma_w_against_numpy():
     s = rng.standard_normal((5, 7, L, L, K)) * np.triu(np.ones((L, L)))[..., None]
     gd, mean = s[0], s[1:].mean(0)
     iu = np.triu_indices(L)
-    diff = np.abs(gd - mean)[:, iu[0], iu[1], :]                        # (7, #pairs, K)
+    diff = np.abs(gd - mean)[:, iu[0], iu[1], :]  # (7, #pairs, K)
     w = (iu[1] - iu[0] + 1).astype(float)
     st_ = torch.as_tensor(s)
     np.testing.assert_allclose(compare.d_sigma(st_)["value"].numpy(), diff.sum((1, 2)))
     np.testing.assert_allclose(compare.d_shape(st_)["value"].numpy(), diff.sum((1, 2)))
-    np.testing.assert_allclose(compare.d_sigma_w(st_)["value"].numpy(),
-                               (diff * w[None, :, None]).sum((1, 2)))
-    np.testing.assert_array_equal(compare.interval_weights(3).numpy(),
-                                  [[1, 2, 3], [0, 1, 2], [0, 0, 1]])
+    np.testing.assert_allclose(compare.d_sigma_w(st_)["value"].numpy(), (diff * w[None, :, None]).sum((1, 2)))
+    np.testing.assert_array_equal(compare.interval_weights(3).numpy(), [[1, 2, 3], [0, 1, 2], [0, 0, 1]])
 
 
 def test_bootstrap_band_brackets_the_statistic_and_is_seeded():
@@ -102,13 +101,16 @@ def test_parameter_metrics_against_numpy():
     dist = np.linalg.norm(theta[1:] - theta[:1], axis=-1)
     np.testing.assert_allclose(compare.theta_distance(weights).numpy(), dist)
     np.testing.assert_allclose(compare.theta_norm(weights).numpy(), np.linalg.norm(theta, axis=-1))
-    np.testing.assert_allclose(compare.theta_ratio(weights).numpy(),
-                               dist / np.linalg.norm(theta[0], axis=-1))
-    cos = (theta[1:] * theta[:1]).sum(-1) / (np.linalg.norm(theta[1:], axis=-1)
-                                             * np.linalg.norm(theta[:1], axis=-1))
+    np.testing.assert_allclose(compare.theta_ratio(weights).numpy(), dist / np.linalg.norm(theta[0], axis=-1))
+    cos = (theta[1:] * theta[:1]).sum(-1) / (np.linalg.norm(theta[1:], axis=-1) * np.linalg.norm(theta[:1], axis=-1))
     np.testing.assert_allclose(compare.cosine(weights).numpy(), cos)
-    dl = np.stack([np.linalg.norm(W.numpy()[1:] - W.numpy()[:1], axis=(-2, -1))
-                   / np.linalg.norm(W.numpy()[0], axis=(-2, -1)) for W in weights], -1)
+    dl = np.stack(
+        [
+            np.linalg.norm(W.numpy()[1:] - W.numpy()[:1], axis=(-2, -1)) / np.linalg.norm(W.numpy()[0], axis=(-2, -1))
+            for W in weights
+        ],
+        -1,
+    )
     np.testing.assert_allclose(compare.d_l(weights).numpy(), dl)
     np.testing.assert_allclose(compare.d(weights).numpy(), dl.mean(-1))
 
@@ -130,7 +132,7 @@ def test_bad_weights_raise_with_fix():
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 2 ** 31 - 1), runs=st.integers(2, 6), L=st.integers(1, 4))
+@given(seed=st.integers(0, 2**31 - 1), runs=st.integers(2, 6), L=st.integers(1, 4))
 def test_d_r_properties(seed, runs, L):
     """d_r >= 0, zero iff the SGD mean equals GD entrywise, invariant to SGD run order."""
     rng = np.random.default_rng(seed)

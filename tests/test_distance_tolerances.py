@@ -1,5 +1,6 @@
 """dlncheck.theory.tolerances: the parameter-space split offset and the function-space reshuffled
 variance, against closed forms and a Monte-Carlo of epoch-reshuffled SGD."""
+
 from __future__ import annotations
 
 import math
@@ -15,14 +16,14 @@ from dlncheck.theory import tolerances
 def test_split_distance_is_the_norm_of_the_layer_scale_shifts():
     a2_gd = np.array([[4.0, 1.0], [4.0, 1.0]])
     a2_sgd = np.array([[4.41, 1.0], [3.61, 1.21]])
-    expected = math.sqrt(0.1 ** 2 + 0.1 ** 2 + 0.1 ** 2) / 2.0
+    expected = math.sqrt(0.1**2 + 0.1**2 + 0.1**2) / 2.0
     assert tolerances.split_distance(a2_gd, a2_sgd, 2.0) == pytest.approx(expected)
     assert tolerances.offset_match_tolerance(0.01, 0.02, 4, 0.2, 2.0) == pytest.approx(2.0 * 0.02 / 2 + 0.002)
 
 
 def _whitened_problem(rng, d_in, d_out, n, noise):
     X = rng.standard_normal((d_in, n))
-    X = np.linalg.cholesky(np.linalg.inv(X @ X.T / n)).T @ X          # X X^T / n = I exactly
+    X = np.linalg.cholesky(np.linalg.inv(X @ X.T / n)).T @ X  # X X^T / n = I exactly
     M = rng.standard_normal((d_out, d_in))
     Y = M @ X + noise * rng.standard_normal((d_out, n))
     return SimpleNamespace(X=torch.as_tensor(X), Y=torch.as_tensor(Y), Syx=torch.as_tensor(Y @ X.T / n))
@@ -43,8 +44,8 @@ def test_reshuffled_variance_matches_epoch_reshuffled_linear_sgd():
     for _ in range(epochs):
         order = np.argsort(rng.random((R, n)), axis=1)
         for j in range(m):
-            idx = order[:, j * B:(j + 1) * B]
-            Xb, Yb = X[:, idx].transpose(1, 0, 2), Y[:, idx].transpose(1, 0, 2)     # (R, d, B)
+            idx = order[:, j * B : (j + 1) * B]
+            Xb, Yb = X[:, idx].transpose(1, 0, 2), Y[:, idx].transpose(1, 0, 2)  # (R, d, B)
             G = (W @ Xb - Yb) @ Xb.transpose(0, 2, 1) / B
             W -= lr * G
     measured = float(((W - W.mean(0)) ** 2).sum((1, 2)).mean())

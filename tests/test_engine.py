@@ -1,5 +1,6 @@
 """The batched engine against independent references: the exact scalar map, gradient flow,
 a naive per-run autograd loop, and the discrete balance identity."""
+
 import functools
 
 import pytest
@@ -21,9 +22,18 @@ BALANCED = Init("balanced", 0.3)
 
 
 def experiment(depth=3, init=BALANCED, lr=0.01, steps=300, S=2, **kw):
-    return Experiment(TEACHER, depth, kw.pop("width", 6), init, lr=lr, steps=steps,
-                      batch_size=kw.pop("batch_size", 8), n_samples=kw.pop("n_samples", 40),
-                      sgd_runs=S, **kw)
+    return Experiment(
+        TEACHER,
+        depth,
+        kw.pop("width", 6),
+        init,
+        lr=lr,
+        steps=steps,
+        batch_size=kw.pop("batch_size", 8),
+        n_samples=kw.pop("n_samples", 40),
+        sgd_runs=S,
+        **kw,
+    )
 
 
 def modes(traj, run=0):
@@ -42,7 +52,7 @@ def test_aligned_gd_equals_exact_scalar_map(depth):
     u_map = theory.discrete_gd_modes(TEACHER.s, scale, lr, steps, depth)[:, ::50].T
     u_gd = modes(traj)
     assert u_map[-1, 0] > 0.99 * 3.0, "the top mode must be learned within the run for the test to bite"
-    rel = ((u_gd - u_map).abs() / u_map.abs().clamp_min(scale ** depth)).max()
+    rel = ((u_gd - u_map).abs() / u_map.abs().clamp_min(scale**depth)).max()
     assert rel < 1e-10, f"aligned GD deviates from the scalar map by {rel:.2e} (relative)"
 
 
@@ -56,14 +66,15 @@ def test_aligned_gd_tracks_gradient_flow_within_euler_error(depth):
     u_gd = modes(train(exp, checkpoints=grid)).T[:3]
     t = torch.tensor(grid, dtype=torch.float64) * lr
     s = TEACHER.s[:3]
-    u_flow = theory.mode_trajectory(s, scale ** depth, t, depth)
-    predicted = theory.euler_error(s, scale ** depth, t, depth, lr)
+    u_flow = theory.mode_trajectory(s, scale**depth, t, depth)
+    predicted = theory.euler_error(s, scale**depth, t, depth, lr)
     gap = (u_gd - u_flow).abs().max()
     assert gap > 0, "GD and flow coincide: the comparison is vacuous"
     residual = (u_gd - u_flow - predicted).abs().max()
     assert residual <= 0.05 * predicted.abs().max(), (
         f"GD - flow = {gap:.3e}, not explained by the first-order Euler error "
-        f"{predicted.abs().max():.3e} (residual {residual:.3e})")
+        f"{predicted.abs().max():.3e} (residual {residual:.3e})"
+    )
 
 
 def naive_run(exp, run, steps):
@@ -91,15 +102,16 @@ def naive_run(exp, run, steps):
     return torch.stack(losses), weights
 
 
-@pytest.mark.parametrize("run, noise", [(0, 0.0), (2, 0.0), (0, 0.3), (3, 0.3)],
-                         ids=["GD", "SGD", "GD-label-noise", "SGD-label-noise"])
+@pytest.mark.parametrize(
+    "run, noise", [(0, 0.0), (2, 0.0), (0, 0.3), (3, 0.3)], ids=["GD", "SGD", "GD-label-noise", "SGD-label-noise"]
+)
 def test_batched_engine_equals_naive_autograd(run, noise):
     steps = 300
     exp = experiment(3, Init("gaussian", 0.4), lr=0.05, steps=steps, S=3, label_noise=noise)
     traj = train(exp, checkpoints=[0, 100, steps])
-    with cpu_threads("cpu"):      # the reference is as slow as it is exact when threaded on tiny matrices
+    with cpu_threads("cpu"):  # the reference is as slow as it is exact when threaded on tiny matrices
         losses, weights = naive_run(exp, run, steps)
-    assert (losses[-1] < 0.5 * losses[0]), "the reference must actually train"
+    assert losses[-1] < 0.5 * losses[0], "the reference must actually train"
     # the loss is a difference of O(1) terms: compare to 1e-10 of its initial scale
     torch.testing.assert_close(traj.loss[run], losses, rtol=1e-10, atol=1e-10 * float(losses[0]))
     for k, step in enumerate(traj.checkpoint_steps.tolist()):
@@ -124,9 +136,12 @@ def test_balance_identity():
         problem.loss(W[2] @ W[1] @ W[0]).backward()
         G = [w.grad for w in W]
         for l in range(2):
-            D = [traj.weights[l + 1][0, j].T @ traj.weights[l + 1][0, j]
-                 - traj.weights[l][0, j] @ traj.weights[l][0, j].T for j in (k, k + 1)]
-            predicted = exp.lr ** 2 * (G[l + 1].T @ G[l + 1] - G[l] @ G[l].T)
+            D = [
+                traj.weights[l + 1][0, j].T @ traj.weights[l + 1][0, j]
+                - traj.weights[l][0, j] @ traj.weights[l][0, j].T
+                for j in (k, k + 1)
+            ]
+            predicted = exp.lr**2 * (G[l + 1].T @ G[l + 1] - G[l] @ G[l].T)
             assert predicted.abs().max() > 1e-4, "vacuous: the layer gradients vanish"
             torch.testing.assert_close(D[1] - D[0], predicted, rtol=1e-7, atol=1e-13)
 
@@ -145,9 +160,11 @@ def test_trajectory_fields_and_frame():
     torch.testing.assert_close(traj.times, 0.01 * traj.steps.double())
     assert traj.loss.shape == (3, 9)
     assert traj.checkpoint_steps[0] == 0 and traj.checkpoint_steps[-1] == 50
-    assert [tuple(w.shape) for w in traj.weights] == [(3, len(traj.checkpoint_steps), 6, 4),
-                                                      (3, len(traj.checkpoint_steps), 6, 6),
-                                                      (3, len(traj.checkpoint_steps), 5, 6)]
+    assert [tuple(w.shape) for w in traj.weights] == [
+        (3, len(traj.checkpoint_steps), 6, 4),
+        (3, len(traj.checkpoint_steps), 6, 6),
+        (3, len(traj.checkpoint_steps), 5, 6),
+    ]
     for w0, w in zip(traj.initial_weights, traj.weights):
         assert torch.equal(w[:, 0], w0.expand_as(w[:, 0]))
     frame = traj.to_frame()
@@ -169,10 +186,13 @@ def test_per_run_checkpoints_and_float32():
                 assert torch.equal(traj.weights[0][r, k], full.weights[0][r, step])
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(checkpoints=[0, 999]), "steps=300"),
-    (dict(loss_every=0), "loss_every"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(checkpoints=[0, 999]), "steps=300"),
+        (dict(loss_every=0), "loss_every"),
+    ],
+)
 def test_train_argument_errors(bad, match):
     with pytest.raises(ValueError, match=match):
         train(experiment(), **bad)
@@ -182,8 +202,18 @@ def test_train_argument_errors(bad, match):
 @settings(max_examples=8, deadline=None)
 def test_engine_equals_naive_for_random_shapes(depth, width, seed, run):
     steps = 20
-    exp = Experiment(Teacher(3, 5, (2.0, 1.0), seed=seed), depth, width, Init("gaussian", 0.4, seed=seed),
-                     lr=0.05, steps=steps, batch_size=4, n_samples=12, sgd_runs=2, seed=seed)
+    exp = Experiment(
+        Teacher(3, 5, (2.0, 1.0), seed=seed),
+        depth,
+        width,
+        Init("gaussian", 0.4, seed=seed),
+        lr=0.05,
+        steps=steps,
+        batch_size=4,
+        n_samples=12,
+        sgd_runs=2,
+        seed=seed,
+    )
     traj = train(exp, checkpoints=[steps])
     with cpu_threads("cpu"):
         losses, weights = naive_run(exp, run, steps)
@@ -193,8 +223,12 @@ def test_engine_equals_naive_for_random_shapes(depth, width, seed, run):
 
 
 @settings(max_examples=60, deadline=None)
-@given(widths=st.lists(st.integers(1, 6), min_size=2, max_size=5), seed=st.integers(0, 2 ** 16),
-       bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]), where=st.integers(0, 10 ** 6))
+@given(
+    widths=st.lists(st.integers(1, 6), min_size=2, max_size=5),
+    seed=st.integers(0, 2**16),
+    bad=st.sampled_from([float("nan"), float("inf"), -float("inf")]),
+    where=st.integers(0, 10**6),
+)
 def test_a_non_finite_weight_makes_the_loss_non_finite(widths, seed, bad, where):
     """Why the engine checks only the loss for divergence: one NaN or inf entry in any layer
     (even beside zeros) makes ||W_L ... W_1 - Syx||_F non-finite."""
@@ -203,6 +237,6 @@ def test_a_non_finite_weight_makes_the_loss_non_finite(widths, seed, bad, where)
     layer = where % len(W)
     W[layer].view(-1)[where % W[layer].numel()] = bad
     if len(W) > 1:
-        W[(layer + 1) % len(W)].zero_()       # a zero layer next to it does not hide it
+        W[(layer + 1) % len(W)].zero_()  # a zero layer next to it does not hide it
     product = torch.linalg.multi_dot(W[::-1]) if len(W) > 1 else W[0]
     assert not torch.isfinite(torch.linalg.vector_norm(product - 1.0))

@@ -1,4 +1,5 @@
 """claims/expectations.py: every measured contradiction carries its own case's reason."""
+
 import importlib.util
 from collections import defaultdict
 from pathlib import Path
@@ -30,8 +31,10 @@ def test_nightly_numbers_replace_quick_numbers_in_the_nightly_tier():
             plain = CONTRADICTIONS[family][case]
             assert isinstance(plain, str), f"{family} {case}: recorded nightly numbers need a plain reason"
             assert any(ch.isdigit() for ch in observed)
-            assert reason_for(family, case) == {"quick": plain, "nightly": (
-                f"nightly ensemble: {observed}; the quick tier's reading: {plain}")}
+            assert reason_for(family, case) == {
+                "quick": plain,
+                "nightly": (f"nightly ensemble: {observed}; the quick tier's reading: {plain}"),
+            }
 
 
 def test_nightly_numbers_are_recorded_for_quick_cases_only():
@@ -44,5 +47,7 @@ def test_nightly_numbers_are_recorded_for_quick_cases_only():
     quick = script.quick_nodeids()
     for family, cases in nightly_observed().items():
         for case in cases:
-            assert any(n.endswith(f"[{case}]") and family.startswith(Path(n.split("::")[0]).stem[len("test_"):])
-                       for n in quick), f"{family} {case}: nightly numbers recorded for a nightly-only case"
+            assert any(
+                n.endswith(f"[{case}]") and family.startswith(Path(n.split("::")[0]).stem[len("test_") :])
+                for n in quick
+            ), f"{family} {case}: nightly numbers recorded for a nightly-only case"

@@ -1,4 +1,5 @@
 """Configuration: validation messages, teacher factors, data whitening, init properties, presets."""
+
 import json
 
 import pytest
@@ -12,8 +13,17 @@ T = Teacher(5, 4, (3.0, 1.0))
 
 
 def make(**kw):
-    args = dict(teacher=T, depth=3, width=6, init=Init("gaussian", 0.1), lr=0.01, steps=10,
-                batch_size=5, n_samples=20, sgd_runs=2)
+    args = dict(
+        teacher=T,
+        depth=3,
+        width=6,
+        init=Init("gaussian", 0.1),
+        lr=0.01,
+        steps=10,
+        batch_size=5,
+        n_samples=20,
+        sgd_runs=2,
+    )
     return Experiment(**args | kw)
 
 
@@ -26,20 +36,32 @@ def test_teacher_factors_and_kinds():
     assert Teacher(4, 4, (2, 2, 1)).kind == "degenerate"
 
 
-@pytest.mark.parametrize("kwargs, field", [
-    (dict(depth=0), "depth"), (dict(width=(4,)), "width"), (dict(lr=0.0), "lr"),
-    (dict(batch_size=30), "batch_size"), (dict(n_samples=3), "n_samples"),
-    (dict(dtype="float16"), "dtype"), (dict(sgd_runs=-1), "sgd_runs"),
-])
+@pytest.mark.parametrize(
+    "kwargs, field",
+    [
+        (dict(depth=0), "depth"),
+        (dict(width=(4,)), "width"),
+        (dict(lr=0.0), "lr"),
+        (dict(batch_size=30), "batch_size"),
+        (dict(n_samples=3), "n_samples"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(sgd_runs=-1), "sgd_runs"),
+    ],
+)
 def test_validation_names_field_and_fix(kwargs, field):
     with pytest.raises(ValueError, match=rf"^{field}=.*: (use|give|choose|train|pass)"):
         make(**kwargs)
 
 
-@pytest.mark.parametrize("build, field", [
-    (lambda: Init("orthogonal", 0.1), "Init.kind"), (lambda: Init("gaussian", -1), "Init.scale"),
-    (lambda: Teacher(3, 3, (1, 2)), "singular_values"), (lambda: Teacher(2, 2, (3, 2, 1)), "singular_values"),
-])
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: Init("orthogonal", 0.1), "Init.kind"),
+        (lambda: Init("gaussian", -1), "Init.scale"),
+        (lambda: Teacher(3, 3, (1, 2)), "singular_values"),
+        (lambda: Teacher(2, 2, (3, 2, 1)), "singular_values"),
+    ],
+)
 def test_init_and_teacher_validation(build, field):
     with pytest.raises(ValueError, match=rf"^{field}="):
         build()
@@ -69,7 +91,7 @@ def test_balanced_inits_are_balanced(kind):
     if kind == "aligned":
         m = len(T.s)
         u = T.U[:, :m].T @ W[2] @ W[1] @ W[0] @ T.V
-        torch.testing.assert_close(u, 0.3 ** 3 * torch.eye(m, 4, dtype=torch.float64))
+        torch.testing.assert_close(u, 0.3**3 * torch.eye(m, 4, dtype=torch.float64))
 
 
 def test_presets_cover_the_grid():

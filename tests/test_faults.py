@@ -1,5 +1,6 @@
 """Faults around the engine: cache entries that lie, folders that refuse writes, stale
 temporaries, report/cache folders checked at pytest start, machine-independent preset keys."""
+
 import json
 import os
 import time
@@ -90,7 +91,7 @@ def test_stale_temporaries_are_removed_fresh_ones_kept(tmp_path, exp):
     old = time.time() - 2 * 3600
     os.utime(stale, (old, old))
     TrajectoryCache(tmp_path)
-    assert not stale.exists() and fresh.exists()   # a fresh one may belong to a live xdist worker
+    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a live xdist worker
 
 
 @pytest.fixture
@@ -111,13 +112,15 @@ def test_unwritable_report_or_cache_folder_is_a_usage_error(pytester, option, th
 
 def test_os_error_in_a_claim_is_recorded_as_error_not_failed(pytester, this_checkout):
     pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
-    pytester.makepyfile(test_claim="""
+    pytester.makepyfile(
+        test_claim="""
 def test_disk(claim):
     raise PermissionError(13, "Permission denied", "reports/x.png")
 
 def test_science(claim):
     assert 1 == 2
-""")
+"""
+    )
     pytester.runpytest_subprocess("-p", "no:cacheprovider")
     records = json.loads((pytester.path / "reports" / "results.json").read_text())["claims"]
     outcomes = {r["case"]: r["outcome"] for r in records}

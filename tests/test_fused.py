@@ -1,4 +1,5 @@
 """The fused C path equals the reference PyTorch path to 1e-12 (float64) on every field."""
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -15,18 +16,32 @@ from dlncheck import (
 from dlncheck.engine import _fused as fused
 from dlncheck.engine import _train as engine
 
-pytestmark = pytest.mark.skipif(not fused.supports(Experiment(Teacher(2, 2, (1.0,)), 1, 1, Init("gaussian", 1.0),
-                                                              lr=0.1, steps=1, batch_size=1, n_samples=2,
-                                                              sgd_runs=0)),
-                                reason="no C compiler: the engine runs the PyTorch path")
+pytestmark = pytest.mark.skipif(
+    not fused.supports(
+        Experiment(
+            Teacher(2, 2, (1.0,)), 1, 1, Init("gaussian", 1.0), lr=0.1, steps=1, batch_size=1, n_samples=2, sgd_runs=0
+        )
+    ),
+    reason="no C compiler: the engine runs the PyTorch path",
+)
 
 
 TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
 
 
 def experiment(teacher=TEACHER, depth=3, width=6, steps=400, S=3, **kw):
-    return Experiment(teacher, depth, width, kw.pop("init", Init("gaussian", 0.4)), lr=kw.pop("lr", 0.05),
-                      steps=steps, batch_size=kw.pop("batch_size", 8), n_samples=40, sgd_runs=S, **kw)
+    return Experiment(
+        teacher,
+        depth,
+        width,
+        kw.pop("init", Init("gaussian", 0.4)),
+        lr=kw.pop("lr", 0.05),
+        steps=steps,
+        batch_size=kw.pop("batch_size", 8),
+        n_samples=40,
+        sgd_runs=S,
+        **kw,
+    )
 
 
 def both(spec, **kw):
@@ -41,20 +56,35 @@ def test_fused_equals_torch(noise, S):
     assert_same(a, b)
 
 
-@given(depth=st.integers(1, 5), widths=st.lists(st.integers(1, 13), min_size=4, max_size=4),
-       seed=st.integers(0, 1000), batch=st.integers(1, 12))
+@given(
+    depth=st.integers(1, 5),
+    widths=st.lists(st.integers(1, 13), min_size=4, max_size=4),
+    seed=st.integers(0, 1000),
+    batch=st.integers(1, 12),
+)
 @settings(max_examples=10, deadline=None)
 def test_fused_equals_torch_for_random_shapes(depth, widths, seed, batch):
     d_out, d_in, *hidden = widths
     teacher = Teacher(d_out, d_in, (2.0, 1.0)[: min(d_out, d_in)], seed=seed)
-    exp = experiment(teacher, depth, tuple((hidden * 3)[: depth - 1]), steps=60, S=2, batch_size=batch,
-                     init=Init("lecun", 0.8, seed=seed), seed=seed, label_noise=0.1 * (seed % 2), lr=0.02)
+    exp = experiment(
+        teacher,
+        depth,
+        tuple((hidden * 3)[: depth - 1]),
+        steps=60,
+        S=2,
+        batch_size=batch,
+        init=Init("lecun", 0.8, seed=seed),
+        seed=seed,
+        label_noise=0.1 * (seed % 2),
+        lr=0.02,
+    )
     assert_same(*both(exp, checkpoints=[0, 17, 60]))
 
 
 def test_fused_equals_torch_for_an_lr_ensemble_with_per_run_checkpoints():
-    ens = Ensemble(experiment(steps=200), [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2)],
-                   lrs=[0.05, 0.1])
+    ens = Ensemble(
+        experiment(steps=200), [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2)], lrs=[0.05, 0.1]
+    )
     table = {0: torch.tensor([[0, 200], [3, -1], [150, 7], [-1, 199]]), 1: 5}
     for a, b in zip(*both(ens, checkpoints=table)):
         assert_same(a, b)
@@ -63,11 +93,13 @@ def test_fused_equals_torch_for_an_lr_ensemble_with_per_run_checkpoints():
 def test_fused_float32_within_its_roundoff():
     exp = experiment(dtype="float32", steps=200)
     a, b = both(exp, checkpoints=4)
-    assert_same(a, b, rel=1e-12 * exp.roundoff_scale * 200)   # float32 roundoff, accumulated over 200 steps
+    assert_same(a, b, rel=1e-12 * exp.roundoff_scale * 200)  # float32 roundoff, accumulated over 200 steps
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA: on a CPU-only machine Experiment(device='cuda') "
-                    "is refused first (tests/test_validation.py)")
+@pytest.mark.skipif(
+    not torch.cuda.is_available(),
+    reason="needs CUDA: on a CPU-only machine Experiment(device='cuda') is refused first (tests/test_validation.py)",
+)
 def test_fused_backend_names_why_it_cannot_run_on_cuda():
     with pytest.raises(ValueError, match="backend='fused' is unavailable for device='cuda'.*CPU only"):
         train(experiment(device="cuda"), backend="fused")

@@ -1,4 +1,5 @@
 """dlncheck.suite.init_ensembles: the ensembles of a case and the statistics over inits, against SciPy."""
+
 from __future__ import annotations
 
 import math
@@ -99,7 +100,7 @@ def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
     exp = presets.experiment("saddle", teacher, depth)
     ens = init_ensembles.case_ensemble(exp, "quick")
     assert (ens.base.steps > 2 * exp.steps) == longer and ens.base.steps <= init_ensembles.PILOT_CAP * exp.steps
-    level = float(events.escape_levels(exp.teacher.s[:exp.teacher.rank])[-1])
+    level = float(events.escape_levels(exp.teacher.s[: exp.teacher.rank])[-1])
     for i in range(len(ens)):
         gd = train(dataclasses.replace(ens.experiment(i), sgd_runs=0), checkpoints=[0, ens.base.steps])
         assert float(gd.loss[0, -1]) < level, init_ensembles.init_label(ens.inits[i])
@@ -120,7 +121,7 @@ def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
     n, L = exp.teacher.rank, exp.depth
     t_esc, windows = init_ensembles.escape_windows(gd)
     s = exp.teacher.s[:n]
-    expected = tm.escape_time(s, torch.full((n,), exp.init.scale ** L, dtype=torch.float64), L)
+    expected = tm.escape_time(s, torch.full((n,), exp.init.scale**L, dtype=torch.float64), L)
     np.testing.assert_allclose(t_esc.numpy(), expected.numpy(), rtol=1e-9)
     measured = events.escape_steps(gd.loss, torch.arange(gd.loss.shape[-1]), s)[0].double() * exp.lr
     assert (measured > 0).all()

@@ -1,4 +1,5 @@
 """dlncheck.measure.modes against direct NumPy computations and exact properties."""
+
 import math
 
 import numpy as np
@@ -81,8 +82,9 @@ def test_initial_mode_strength_l2_by_hand():
     g = np.random.default_rng(3)
     W1, W2 = g.standard_normal((4, 3)), g.standard_normal((5, 4))
     U, V = np.linalg.qr(g.standard_normal((5, 5)))[0], np.linalg.qr(g.standard_normal((3, 3)))[0]
-    u0 = modes.initial_mode_strength([torch.as_tensor(W1), torch.as_tensor(W2)], torch.as_tensor(U),
-                                  torch.as_tensor(V), 2)
+    u0 = modes.initial_mode_strength(
+        [torch.as_tensor(W1), torch.as_tensor(W2)], torch.as_tensor(U), torch.as_tensor(V), 2
+    )
     for a in range(2):
         assert u0[a].item() == pytest.approx(np.linalg.norm(W2.T @ U[:, a]) * np.linalg.norm(W1 @ V[:, a]))
 
@@ -93,7 +95,8 @@ def test_rho_upper_bound_holds():
     s = np.array([3.0, 2.0, 1.0, 0.0])
     M = U @ np.diag(s) @ V.T
     W = M + 0.05 * g.standard_normal((6, 4, 4))
-    rho = modes.row_offdiag(modes.mode_coefficients(torch.as_tensor(W), torch.as_tensor(U), torch.as_tensor(V)),
-                         torch.as_tensor(s))["rho"]
+    rho = modes.row_offdiag(
+        modes.mode_coefficients(torch.as_tensor(W), torch.as_tensor(U), torch.as_tensor(V)), torch.as_tensor(s)
+    )["rho"]
     bound = modes.rho_upper_bound(torch.as_tensor(W), torch.as_tensor(M), torch.as_tensor(s))
     assert torch.all(rho <= bound)

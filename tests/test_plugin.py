@@ -1,9 +1,10 @@
 """The claims plugin end to end: a tiny pytest session with a passing and a failing claim."""
+
 import json
 
 import pytest
 
-CLAIMS = '''
+CLAIMS = """
 import pandas as pd
 import pytest
 from dlncheck.report import plots
@@ -22,7 +23,7 @@ def test_toy(claim, x):
 
 def test_plain_test_is_not_a_claim():
     assert True
-'''
+"""
 
 
 def run(pytester, *args):
@@ -41,7 +42,7 @@ def test_report_records_real_outcomes_and_artifacts(pytester, xdist):
     result = run(pytester, *xdist)
     result.assert_outcomes(passed=2, failed=1)
     claims, html = load(pytester)
-    assert set(claims) == {"one", "<script>alert(1)</script>"}   # nightly case deselected
+    assert set(claims) == {"one", "<script>alert(1)</script>"}  # nightly case deselected
     good, bad = claims["one"], claims["<script>alert(1)</script>"]
     assert good["outcome"] == "passed" and good["holds"] is True and good["family"] == "claims"
     assert bad["outcome"] == "failed" and bad["holds"] is False and "x = 2" in bad["message"]
@@ -79,14 +80,14 @@ def test_bad_option_value_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(["*dlncheck_tier*weekly*--tier*"])
 
 
-TIERED = '''
+TIERED = """
 import pytest
 
 
 @pytest.mark.parametrize("x", [pytest.param(2, marks=pytest.mark.contradicted_in("nightly", "measured: 2 != 1"))])
 def test_tiered(x):
     assert x == 1
-'''
+"""
 
 
 @pytest.mark.parametrize("tier, outcome", [("quick", {"failed": 1}), ("nightly", {"xfailed": 1})])
@@ -94,15 +95,17 @@ def test_contradicted_in_applies_to_its_tier_only(pytester, tier, outcome):
     """A contradiction measured in one tier is a strict xfail there and an ordinary case elsewhere."""
     pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
     pytester.makepyfile(test_tiered=TIERED)
-    pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", "--tier", tier
-                                  ).assert_outcomes(**outcome)
+    pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", "--tier", tier).assert_outcomes(
+        **outcome
+    )
 
 
 def test_a_failed_claim_does_not_hold_its_data_into_the_next_case(pytester):
     """pytest keeps the last failure's frames in sys.last_traceback for post-mortem use; the plugin
     drops them at teardown, so a strict-xfailed claim's arrays are freed before the next case."""
     pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
-    pytester.makepyfile(test_memory='''
+    pytester.makepyfile(
+        test_memory="""
 import weakref
 import pytest
 
@@ -119,6 +122,7 @@ def test_contradicted():
 
 def test_next_case():
     assert REFS[0]() is None, "the contradicted case's data are still alive"
-''')
+"""
+    )
     result = pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, xfailed=1)

@@ -1,5 +1,6 @@
 """Published-result predictions against independent references: scalar simulations of the
 reshuffled AR(1), brute-force sums, exhaustive batch enumeration, the engine's own step."""
+
 import dataclasses
 import itertools
 import math
@@ -31,7 +32,7 @@ def _simulate_shuffled_ar1(rho, z, B, epochs, rng, phase=0):
         for j in range(m):
             if j == phase and e > epochs // 5:
                 out.append(x.copy())
-            x = rho * x + z[perm[:, j * B:(j + 1) * B]].mean(1)
+            x = rho * x + z[perm[:, j * B : (j + 1) * B]].mean(1)
     return np.concatenate(out)
 
 
@@ -40,19 +41,19 @@ def test_shuffled_ar1_variance_matches_simulation(rho, phase):
     rng = np.random.default_rng(0)
     n, B = 24, 4
     z = rng.standard_normal(n)
-    z -= z.mean()                                             # the epoch's batch means sum to 0
-    v = gn.minibatch_factor(n, B) * np.mean(z ** 2)           # variance of one batch mean
+    z -= z.mean()  # the epoch's batch means sum to 0
+    v = gn.minibatch_factor(n, B) * np.mean(z**2)  # variance of one batch mean
     x = _simulate_shuffled_ar1(rho, z, B, 200, rng, phase)
     predicted = pub.shuffled_ar1_variance(rho, v, n // B, phase)
     # 4000 chains x 160 epochs of samples; the per-epoch autocorrelation rho^6 <= 0.84 leaves >= 3e4 effective
     assert np.var(x) == pytest.approx(predicted, rel=0.05)
-    assert predicted < pub.iid_ar1_variance(rho, v)           # reshuffling removes variance
+    assert predicted < pub.iid_ar1_variance(rho, v)  # reshuffling removes variance
 
 
 def test_minibatch_factor_is_the_exact_batch_mean_variance():
     z = np.arange(8.0) - 3.5
     means = [np.mean(c) for c in itertools.combinations(z, 3)]
-    assert np.var(means) == pytest.approx(gn.minibatch_factor(8, 3) * np.mean(z ** 2), rel=1e-12)
+    assert np.var(means) == pytest.approx(gn.minibatch_factor(8, 3) * np.mean(z**2), rel=1e-12)
 
 
 @pytest.mark.parametrize("m", [2, 3, 6, 9])
@@ -63,8 +64,18 @@ def test_epoch_pair_sum_matches_brute_force(m):
 
 
 def _small_problem(label_noise=0.7, n=12, B=3):
-    exp = Experiment(Teacher(3, 4, (2.0, 1.0), seed=3), 2, 5, Init("gaussian", 0.4, seed=2), lr=0.05, steps=4,
-                     batch_size=B, n_samples=n, sgd_runs=2, label_noise=label_noise)
+    exp = Experiment(
+        Teacher(3, 4, (2.0, 1.0), seed=3),
+        2,
+        5,
+        Init("gaussian", 0.4, seed=2),
+        lr=0.05,
+        steps=4,
+        batch_size=B,
+        n_samples=n,
+        sgd_runs=2,
+        label_noise=label_noise,
+    )
     return exp, make_problem(exp)
 
 
@@ -87,13 +98,13 @@ def test_noise_moments_match_exhaustive_batch_enumeration():
 def test_logdet_changes_by_the_exact_step_identity():
     """One engine step: log det(Theta^T Theta) changes by 2 sum_i log(1 - lr^2 sigma_i(G)^2)."""
     exp, problem = _small_problem()
-    exp = dataclasses.replace(exp, width=8, steps=1, sgd_runs=0)     # Theta is 8 x 7: tall
+    exp = dataclasses.replace(exp, width=8, steps=1, sgd_runs=0)  # Theta is 8 x 7: tall
     traj = train(exp, checkpoints=[0, 1])
     W1, W2 = traj.weights[0][0], traj.weights[1][0]
     theta = torch.cat([W1, W2.mT], -1)
     logdet = 2 * torch.linalg.svdvals(theta).log().sum(-1)
-    G = W2[0] @ W1[0] - problem.Syx                                  # GD: full-batch gradient of W at step 0
-    predicted = 2 * torch.log1p(-(exp.lr * torch.linalg.svdvals(G)) ** 2).sum()
+    G = W2[0] @ W1[0] - problem.Syx  # GD: full-batch gradient of W at step 0
+    predicted = 2 * torch.log1p(-((exp.lr * torch.linalg.svdvals(G)) ** 2)).sum()
     torch.testing.assert_close(logdet[1] - logdet[0], predicted, rtol=1e-9, atol=1e-12)
     assert float((logdet[1] - logdet[0]).abs()) <= float(pub.gd_logdet_bound(G.pow(2).sum()[None], exp.lr)) + 1e-12
 
@@ -101,7 +112,7 @@ def test_logdet_changes_by_the_exact_step_identity():
 @given(x=st.lists(st.floats(0.0, 0.3), min_size=1, max_size=6))
 @settings(max_examples=40, deadline=None)
 def test_gd_logdet_bound_dominates_the_spectral_sum(x):
-    x = np.asarray(x) / max(1.0, 1.2 * sum(x))                       # sum < 1
+    x = np.asarray(x) / max(1.0, 1.2 * sum(x))  # sum < 1
     exact = -np.log1p(-x).sum()
     assert 2 * exact <= float(pub.gd_logdet_bound(torch.tensor([x.sum()]), 1.0)) + 1e-15
 
@@ -120,7 +131,7 @@ def test_expected_balance_drift_matches_batch_average_at_a_minimum():
     """Independent-batch noise drift = the average over all batches of lr^2 (g2^T g2 - g1 g1^T) / lr^2 at W = Syx."""
     exp, problem = _small_problem()
     U, S, Vh = torch.linalg.svd(problem.Syx, full_matrices=False)
-    W2 = U @ torch.diag(S.sqrt())                                    # 3 x 3 hidden factorisation of Syx
+    W2 = U @ torch.diag(S.sqrt())  # 3 x 3 hidden factorisation of Syx
     W1 = torch.diag(S.sqrt()) @ Vh
     drift = gn.expected_balance_drift([W1, W2], exp, problem, reshuffled=False)[0]
     total = 0
@@ -146,7 +157,7 @@ def test_variance_ode_peaks_mid_escape_for_depth_two():
     s, u0 = 2.0, 1e-4
     t = np.linspace(0, 10, 2001)
     out = pub.variance_ode(s, u0, 2, 0.01, 0.2, t)
-    t_half = math.log((s / 2) / u0 * (s - u0) / (s - s / 2)) / (2 * s)   # Saxe: u(t) = s / 2
+    t_half = math.log((s / 2) / u0 * (s - u0) / (s - s / 2)) / (2 * s)  # Saxe: u(t) = s / 2
     assert t_half < out["t_peak"] < out["t_learned"]
 
 
@@ -168,10 +179,10 @@ def test_noise_metrics_against_numpy():
 
 def test_peak_and_learning_times_on_known_curves():
     times = torch.linspace(0, 10, 101, dtype=torch.float64)
-    runs = torch.stack([torch.tanh(times - 5 + 0.1 * k) for k in range(-3, 4)])[..., None]   # (7, K, 1)
+    runs = torch.stack([torch.tanh(times - 5 + 0.1 * k) for k in range(-3, 4)])[..., None]  # (7, K, 1)
     t_peak, t_learned, _ = nm.peak_and_learning_times(runs, torch.tensor([1.0]), times, 0.9)
-    assert abs(float(t_peak[0]) - 5.0) <= 0.1                          # runs differ most where tanh is steepest
-    assert float(t_learned[0]) == pytest.approx(5 + math.atanh(0.9), abs=0.1)   # median run (shift 0)
+    assert abs(float(t_peak[0]) - 5.0) <= 0.1  # runs differ most where tanh is steepest
+    assert float(t_learned[0]) == pytest.approx(5 + math.atanh(0.9), abs=0.1)  # median run (shift 0)
 
 
 @settings(max_examples=40, deadline=None)

@@ -1,4 +1,5 @@
 """theory.rank_gap, theory.offset_band and init_ensembles: closed forms, references, edge cases."""
+
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ def test_threshold_gap_and_ambiguity():
     # one checkpoint, GD + 3 SGD runs; values 1, 1e-3 (just above tau = 9e-4), 1e-8
     base = torch.tensor([1.0, 1e-3, 1e-8], dtype=torch.float64)
     jitter = torch.tensor([1.0, 1.3, 0.8, 1.1], dtype=torch.float64)[:, None]
-    sv = (base * torch.cat([torch.ones(4, 1), jitter, torch.ones(4, 1)], 1))[:, None, :]   # (4, 1, 3)
+    sv = (base * torch.cat([torch.ones(4, 1), jitter, torch.ones(4, 1)], 1))[:, None, :]  # (4, 1, 3)
     g, spread = rank_gap.threshold_gaps(sv, torch.tensor([2]), torch.tensor([9e-4], dtype=torch.float64))
     assert float(g) == pytest.approx(math.log(1e-3 / 9e-4))
     assert float(spread) == pytest.approx(float(torch.log(jitter[1:, 0] * 1e-3).std()))
@@ -49,7 +50,7 @@ def test_offset_band_formula():
     std, off = torch.tensor([0.1, 0.0]), torch.tensor([0.02, -0.5])
     tol = offset_band.offset_tolerance(std, 8, off, 0.2, 3)
     z = norm.ppf(1 - 0.05 / 6)
-    np.testing.assert_allclose(tol.numpy(), [z * 0.1 / 8 ** 0.5 + 0.004 + 1e-8, 0.1 + 1e-8], rtol=1e-6)
+    np.testing.assert_allclose(tol.numpy(), [z * 0.1 / 8**0.5 + 0.004 + 1e-8, 0.1 + 1e-8], rtol=1e-6)
     with pytest.raises(ValueError, match="sgd_runs"):
         offset_band.offset_tolerance(std, 1, off, 0.2, 3)
 

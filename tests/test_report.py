@@ -1,4 +1,5 @@
 """Report rendering, findings, history, folder safety (fast: no training, no subprocess)."""
+
 import json
 import os
 import re
@@ -58,19 +59,33 @@ def test_golden_path_reading_per_family_and_override():
 
 def test_reproductions_line_per_published_result():
     def rec(case, holds, golden=None, test="test_rank_deficiency"):
-        return {"family": "published", "nodeid": f"claims/test_published.py::{test}[{case}]", "case": case,
-                "holds": holds, "outcome": "passed" if holds else "xfailed", "golden_path": golden}
+        return {
+            "family": "published",
+            "nodeid": f"claims/test_published.py::{test}[{case}]",
+            "case": case,
+            "holds": holds,
+            "outcome": "passed" if holds else "xfailed",
+            "golden_path": golden,
+        }
 
-    lines = findings.reproductions([rec("rank-deficiency-varre-2x5-L2", False, "differs"),
-                                    rec("rank-deficiency-varre-2x5-L3", True, "differs"),
-                                    rec("stationary-collapse-saddle-fullrank-L2", True, "agrees", "test_stationary"),
-                                    rec("diffusion-peak-saddle-lowrank-L2", None, None, "test_diffusion_peak")])
+    lines = findings.reproductions(
+        [
+            rec("rank-deficiency-varre-2x5-L2", False, "differs"),
+            rec("rank-deficiency-varre-2x5-L3", True, "differs"),
+            rec("stationary-collapse-saddle-fullrank-L2", True, "agrees", "test_stationary"),
+            rec("diffusion-peak-saddle-lowrank-L2", None, None, "test_diffusion_peak"),
+        ]
+    )
     text = {line["result"].split(" (")[0]: line["text"] for line in lines}
-    assert len(lines) == 3                                 # balance and boltzmann: no case, no line
-    assert "partly reproduces (1 of 2 cases; golden path: SGD differs from GD (2))" in text[
-        "label-noise SGD shrinks det(Theta^T Theta), GD keeps it"]
-    assert "reproduces (1 of 1 cases; golden path: SGD follows GD (1))" in text[
-        "no label noise: SGD collapses onto GD's fixed point"]
+    assert len(lines) == 3  # balance and boltzmann: no case, no line
+    assert (
+        "partly reproduces (1 of 2 cases; golden path: SGD differs from GD (2))"
+        in text["label-noise SGD shrinks det(Theta^T Theta), GD keeps it"]
+    )
+    assert (
+        "reproduces (1 of 1 cases; golden path: SGD follows GD (1))"
+        in text["no label noise: SGD collapses onto GD's fixed point"]
+    )
     assert text["diffusion peaks before learning"].endswith("not run (0 of 0 cases)")
 
 
@@ -84,7 +99,7 @@ def test_index_prints_the_reproduces_lines(tmp_path):
     records = [record(tmp_path, "published", "rank-deficiency-varre-2x5-L2", "xfailed", False, False, "slope")]
     write_report(records, tmp_path, {"tier": "quick", "pid": os.getpid()})
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    results = html[html.index('id="results"'):html.index('id="contradictions"')]
+    results = html[html.index('id="results"') : html.index('id="contradictions"')]
     assert "does not reproduce (0 of 1 cases" in results and "Varre" in results
     assert 'href="#case-' in results
 
@@ -109,7 +124,7 @@ def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
     assert html.index('id="findings"') < html.index("<table")
     assert 'name="viewport"' in html and "http" not in html.replace("http-equiv", "")
     assert "xfailed = a measured contradiction" in html
-    contradictions = html[html.index('id="contradictions"'):html.index('id="changes"')]
+    contradictions = html[html.index('id="contradictions"') : html.index('id="changes"')]
     assert contradictions.count("<li>") == 2 and "SGD stays in GD" in contradictions
     for rec in records:
         assert f'id="case-{rec["folder"]}"' in html
@@ -129,32 +144,41 @@ def test_hostile_text_cannot_crash_inject_or_spoof(tmp_path):
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert "<img src=x" not in html and "&lt;img src=x" in html
     assert "\u202e" not in html and "\\u202e" in html
-    results = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"),
-                         parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    results = json.loads(
+        (tmp_path / "results.json").read_text(encoding="utf-8"),
+        parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"),
+    )
     assert any("evil" in c["case"] for c in results["claims"])
     assert HOSTILE not in json.dumps(results, ensure_ascii=False)
 
 
 def test_history_changes_flips_contradictions_xpass_and_drift(tmp_path):
     base = {"family": "f", "case": "c", "holds": True, "golden_path": None, "key": "x"}
-    old = [{**base, "nodeid": n, "outcome": o, "key_value": v}
-           for n, o, v in (("a", "passed", 1.0), ("b", "passed", 1.0), ("c", "xfailed", 1.0),
-                           ("d", "passed", 1.0))]
+    old = [
+        {**base, "nodeid": n, "outcome": o, "key_value": v}
+        for n, o, v in (("a", "passed", 1.0), ("b", "passed", 1.0), ("c", "xfailed", 1.0), ("d", "passed", 1.0))
+    ]
     history.append(tmp_path, {"started": "run1"}, old)
     with open(tmp_path / history.FILE, "a") as f:
-        f.write('{"truncated by a ki')   # a run killed while appending
-    new = [{**base, "nodeid": "a", "outcome": "passed", "key_value": 1.04},   # inside the band
-           {**base, "nodeid": "b", "outcome": "xfailed", "holds": False, "key_value": 1.0},
-           {**base, "nodeid": "c", "outcome": "xpassed", "key_value": 1.0},
-           {**base, "nodeid": "d", "outcome": "passed", "key_value": 1.2},    # drift
-           {**base, "nodeid": "e", "outcome": "passed", "key_value": 1.0}]
+        f.write('{"truncated by a ki')  # a run killed while appending
+    new = [
+        {**base, "nodeid": "a", "outcome": "passed", "key_value": 1.04},  # inside the band
+        {**base, "nodeid": "b", "outcome": "xfailed", "holds": False, "key_value": 1.0},
+        {**base, "nodeid": "c", "outcome": "xpassed", "key_value": 1.0},
+        {**base, "nodeid": "d", "outcome": "passed", "key_value": 1.2},  # drift
+        {**base, "nodeid": "e", "outcome": "passed", "key_value": 1.0},
+    ]
     rows = history.load(tmp_path)
     assert len(rows) == 4
     ch = history.changes(new, history.latest(rows, "run2"))
-    names = {k: [c["record"]["nodeid"] for c in ch[k]] for k in
-             ("flips", "new_contradictions", "xpass", "drift", "new_cases")}
-    assert names == {"flips": ["b", "c"], "new_contradictions": ["b"], "xpass": ["c"],
-                     "drift": ["d"], "new_cases": ["e"]} and ch["compared"] == 4
+    names = {
+        k: [c["record"]["nodeid"] for c in ch[k]]
+        for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")
+    }
+    assert (
+        names == {"flips": ["b", "c"], "new_contradictions": ["b"], "xpass": ["c"], "drift": ["d"], "new_cases": ["e"]}
+        and ch["compared"] == 4
+    )
 
 
 def test_changes_section_renders(tmp_path):
@@ -168,7 +192,7 @@ def test_changes_section_renders(tmp_path):
 
     write_report(flipped, tmp_path, {"tier": "quick"}, changes=ch)
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    section = html[html.index('id="changes"'):html.index('id="cases"')]
+    section = html[html.index('id="changes"') : html.index('id="cases"')]
     assert "verdict flip" in section and "XPASS" in section and f"{len(records)} cases compared" in section
 
 
@@ -180,9 +204,9 @@ def test_swap_in_and_stale_leftovers_of_a_killed_run(tmp_path):
     (claims / ".building-1-case" / "new.png").write_text("new")
     assert store.swap_in(claims, ".building-1-case", "case")
     assert [p.name for p in (claims / "case").iterdir()] == ["new.png"]
-    dead = 2 ** 22 + 12345  # above pid_max's default: no such process
-    (claims / f".old-{dead}-gone").mkdir()           # killed between the two renames
-    (claims / f".building-{dead}-x").mkdir()          # killed mid-test
+    dead = 2**22 + 12345  # above pid_max's default: no such process
+    (claims / f".old-{dead}-gone").mkdir()  # killed between the two renames
+    (claims / f".building-{dead}-x").mkdir()  # killed mid-test
     (claims / f".building-{os.getpid()}-mine").mkdir()  # a live run's folder stays
     touched = store.clean_stale(tmp_path)
     assert sorted(p.name for p in claims.iterdir()) == [f".building-{os.getpid()}-mine", "case", "gone"]
@@ -196,7 +220,7 @@ def test_lock_detects_a_live_writer_and_takes_over_a_dead_one(tmp_path):
     first.release()
     assert second.acquire() is None
     second.release()
-    atomic.write_json(tmp_path / store.LOCK, {"pid": 2 ** 22 + 12345, "host": first.info["host"]})
+    atomic.write_json(tmp_path / store.LOCK, {"pid": 2**22 + 12345, "host": first.info["host"]})
     assert first.acquire() is None
 
 

@@ -1,6 +1,7 @@
 """The report in a real browser: headless Chromium (Debian's ``chromium`` + ``chromium-driver``)
 through Selenium. Skipped with a message when no browser is installed, unless
 ``DLNCHECK_REQUIRE_BROWSER=1`` (set by ``.ci/run``) turns the skip into a failure."""
+
 import os
 import shutil
 
@@ -25,8 +26,14 @@ def _driver_or_skip(width: int):
     if why:
         (pytest.fail if REQUIRED else pytest.skip)(f"browser test not run: {why}")
     options = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                f"--window-size={width},900", "--allow-file-access-from-files"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--window-size={width},900",
+        "--allow-file-access-from-files",
+    ):
         options.add_argument(arg)
     options.binary_location = browser
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -72,7 +79,8 @@ def all_resources_resolve(driver):
 def visible_rows(driver):
     return driver.execute_script(
         "return [...document.querySelectorAll('table.cases tbody tr')].filter(r => !r.hidden)"
-        ".map(r => r.dataset.outcome)")
+        ".map(r => r.dataset.outcome)"
+    )
 
 
 def test_filters_hide_and_show_rows(report, browser):
@@ -96,16 +104,18 @@ def test_sort_expand_and_anchor_scrolls_to_its_case(report, browser):
     browser.get((root / "index.html").as_uri())
     browser.find_element("css selector", "table.cases th:nth-child(2)").click()
     cases = browser.execute_script(
-        "return [...document.querySelectorAll('table.cases tbody tr')].map(r => r.cells[1].dataset.key)")
+        "return [...document.querySelectorAll('table.cases tbody tr')].map(r => r.cells[1].dataset.key)"
+    )
     assert cases == sorted(cases, key=str)
     browser.find_element("id", "expand-all").click()
     assert browser.execute_script("return [...document.querySelectorAll('details')].every(d => d.open)")
     target = records[-2]
     browser.get((root / "index.html").as_uri() + f"#case-{target['folder']}")
     top = browser.execute_script(
-        f"return document.getElementById('case-{target['folder']}').getBoundingClientRect().top")
+        f"return document.getElementById('case-{target['folder']}').getBoundingClientRect().top"
+    )
     header = browser.execute_script("return document.querySelector('header.menu').offsetHeight")
-    assert header - 2 <= top <= header + 80   # just below the sticky menu
+    assert header - 2 <= top <= header + 80  # just below the sticky menu
     assert browser.execute_script("return window.scrollY") > 0
 
 
@@ -127,8 +137,9 @@ def test_case_page_shows_prediction_numbers_and_files(report, browser):
     assert browser.find_element("css selector", "figure figcaption").text.startswith("level of")
     shown, natural, room = browser.execute_script(
         "const i = document.querySelector('figure img');"
-        "return [i.getBoundingClientRect().width, i.naturalWidth, i.parentElement.parentElement.clientWidth]")
-    assert shown >= min(natural, room) - 2 and natural > 500   # full size, or the full width
+        "return [i.getBoundingClientRect().width, i.naturalWidth, i.parentElement.parentElement.clientWidth]"
+    )
+    assert shown >= min(natural, room) - 2 and natural > 500  # full size, or the full width
 
 
 def test_hostile_id_renders_as_text(report, browser):

@@ -1,5 +1,6 @@
 """The collector end to end in pytester sessions: history across runs, Ctrl-C, SIGKILL, two
 writers, colliding ids. Each run is a subprocess (a killed run must not kill the test)."""
+
 import json
 import os
 import socket
@@ -7,7 +8,7 @@ import socket
 import pytest
 from test_report import links
 
-CLAIMS = '''
+CLAIMS = """
 import os, signal
 import pytest
 from dlncheck.report import plots
@@ -27,7 +28,7 @@ def test_toy(claim, k):
         raise KeyboardInterrupt
     x = k + float(os.environ.get("SHIFT", 0))
     assert claim.verdict(prediction="x < 2", observed=f"x = {x}", holds=x < 2, x=x), "x too big"
-'''
+"""
 
 
 def run(pytester, **env):
@@ -65,14 +66,14 @@ def test_colliding_ids_get_their_own_folders_and_a_second_run_shows_changes(pyte
     results = json.loads((pytester.path / "rep" / "results.json").read_text())
     folders = {c["case"]: c["folder"] for c in results["claims"]}
     assert len(set(folders.values())) == 3
-    for case, folder in folders.items():   # each case page shows its own figure and number
+    for case, folder in folders.items():  # each case page shows its own figure and number
         page = (pytester.path / "rep" / "claims" / folder / "index.html").read_text()
         assert f"level {['a<b', 'a>b', 'a b'].index(case)}" in page
     assert "No history yet" in index(pytester) and results["meta"]["status"] == "complete"
     assert {"git_commit", "python", "torch", "numpy", "command", "started", "duration_s"} <= set(results["meta"])
     run(pytester, SHIFT="1.5").assert_outcomes(passed=1, failed=2)
     html = index(pytester)
-    section = html[html.index('id="changes"'):html.index('id="cases"')]
+    section = html[html.index('id="changes"') : html.index('id="cases"')]
     assert "3 cases compared" in section and "verdict flip" in section and "drift of" in section
     rows = (pytester.path / "rep" / "history.jsonl").read_text().splitlines()
     assert len(rows) == 6 and len({json.loads(r)["run"] for r in rows}) == 2
@@ -92,7 +93,7 @@ def test_ctrl_c_leaves_an_index_marked_interrupted(pytester):
 
 def test_sigkill_mid_run_keeps_every_link_and_the_next_run_cleans_up(pytester):
     run(pytester).assert_outcomes(passed=2, failed=1)
-    result = run(pytester, STOP_AT="1", HOW="kill", FIG="new")   # new figure names
+    result = run(pytester, STOP_AT="1", HOW="kill", FIG="new")  # new figure names
     assert result.ret != 0
     assert_consistent(pytester)
     assert "running" in index(pytester)
@@ -108,7 +109,7 @@ def test_running_index_is_rewritten_at_most_every_live_interval(pytester):
     holds the first claim alone and every link resolves; the final report holds all."""
     from dlncheck.report.collector import LIVE_EVERY_S
 
-    assert LIVE_EVERY_S >= 5   # far more than the toy claims take between them
+    assert LIVE_EVERY_S >= 5  # far more than the toy claims take between them
     result = run(pytester, STOP_AT="2", HOW="kill")
     assert result.ret != 0
     claims = json.loads((pytester.path / "rep" / "results.json").read_text())["claims"]
@@ -121,8 +122,9 @@ def test_running_index_is_rewritten_at_most_every_live_interval(pytester):
 def test_a_second_writer_is_reported_and_writes_nothing(pytester):
     rep = pytester.path / "rep"
     rep.mkdir()
-    (rep / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
-                                           "started": "earlier", "command": "pytest claims"}))
+    (rep / ".lock").write_text(
+        json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": "earlier", "command": "pytest claims"})
+    )
     result = run(pytester)
     assert result.ret != 0
     result.stdout.fnmatch_lines(["*report NOT written*another pytest run*pid*--reports-dir*"])

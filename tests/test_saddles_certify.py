@@ -1,4 +1,5 @@
 """Certification: HVP Lanczos vs dense Hessian, closed-form spectra, and the oracle on every pattern."""
+
 import itertools
 
 import numpy as np
@@ -55,6 +56,7 @@ def test_lanczos_agrees_with_dense(zeros, S):
 
 def test_lanczos_smallest_on_known_spectrum():
     from scipy.sparse.linalg import aslinearoperator
+
     ev = np.concatenate([[-2.0, -1e-3], np.zeros(40), np.linspace(0.5, 10, 58)])
     Q = np.linalg.qr(np.random.default_rng(1).standard_normal((100, 100)))[0]
     smallest, norm = lanczos_smallest(aslinearoperator(Q @ np.diag(ev) @ Q.T), k=3)
@@ -82,11 +84,11 @@ def test_oracle_matches_dense_hessian_on_every_zero_pattern(L, S):
 def test_oracle_on_one_zero_block_critical_points():
     """L = 3, Z_2 = 0 and Z_1 sigma Z_3 = 0 with Z_1, Z_3 != 0: strict by the pair (1, 2) whenever
     sigma Z_3 != 0 and Z_1 is rank-deficient; non-strict when Z_3 only feeds zero singular directions."""
-    Mz = teacher(5, 4, [3.0, 2.0, 1.0], seed=2)       # s_4 = s_5 = 0 on the output side
+    Mz = teacher(5, 4, [3.0, 2.0, 1.0], seed=2)  # s_4 = s_5 = 0 on the output side
     nf = NormalForm(Mz, [0], [4, 4, 4, 5])
-    null_out = [nf.Q.index(k) for k in (3, 4)]       # residual coordinates of the zero singular directions
+    null_out = [nf.Q.index(k) for k in (3, 4)]  # residual coordinates of the zero singular directions
     Z1 = torch.zeros(*nf.shapes[0], dtype=torch.float64)
-    Z1[0] = nf.V[:, 3]                                # row in the null space of M
+    Z1[0] = nf.V[:, 3]  # row in the null space of M
     Z2 = torch.zeros(*nf.shapes[1], dtype=torch.float64)
     for Z3_rows in (null_out, [nf.Q.index(1)]):
         Z3 = torch.zeros(*nf.shapes[2], dtype=torch.float64)

@@ -1,4 +1,5 @@
 """Split R-hat and ESS against closed forms (AR(1)) and a direct BDA3 computation."""
+
 import numpy as np
 import pytest
 from scipy.signal import lfilter
@@ -10,7 +11,7 @@ def ar1(phi, chains, draws, seed, shift=None):
     """Stationary AR(1) x_t = phi x_{t-1} + sqrt(1 - phi^2) e_t; integrated autocorrelation time (1+phi)/(1-phi)."""
     rng = np.random.default_rng(seed)
     x0 = rng.standard_normal(chains)
-    e = rng.standard_normal((chains, draws - 1)) * np.sqrt(1 - phi ** 2)
+    e = rng.standard_normal((chains, draws - 1)) * np.sqrt(1 - phi**2)
     rest, _ = lfilter([1.0], [1.0, -phi], e, axis=1, zi=phi * x0[:, None])
     x = np.concatenate([x0[:, None], rest], axis=1)
     return x if shift is None else x + np.asarray(shift)[:, None]
@@ -42,7 +43,7 @@ def test_rhat_flags_disagreeing_chains_and_trends():
     assert abs(split_rhat(agree) - 1) < 0.01
     shifted = ar1(0.5, 8, 2000, seed=2, shift=[0, 0, 0, 0, 0, 0, 0, 3.0])
     assert split_rhat(shifted) > 1.1
-    trend = agree + np.linspace(0, 5, 2000)        # within-chain drift: only the split detects it
+    trend = agree + np.linspace(0, 5, 2000)  # within-chain drift: only the split detects it
     assert split_rhat(trend) > 1.1
 
 

@@ -1,4 +1,5 @@
 """Normal form and constraint energy against the DLN loss computed independently (NumPy)."""
+
 import itertools
 
 import numpy as np
@@ -27,7 +28,7 @@ def numpy_grad(weights, M):
         return np.linalg.multi_dot(ms[::-1]) if len(ms) > 1 else (ms[0] if ms else np.eye(n))
 
     R = prod(W, None) - np.asarray(M)
-    return [prod(W[l + 1:], W[l].shape[0]).T @ R @ prod(W[:l], W[l].shape[1]).T for l in range(L)]
+    return [prod(W[l + 1 :], W[l].shape[0]).T @ R @ prod(W[:l], W[l].shape[1]).T for l in range(L)]
 
 
 M = teacher(4, 5, [3.0, 2.0, 1.0])
@@ -49,13 +50,16 @@ def test_product_is_projected_teacher_plus_residual(L, S):
 
 def random_blocks(nf, seed, zero=()):
     g = torch.Generator().manual_seed(seed)
-    return [torch.zeros(*s, dtype=torch.float64) if l in zero else torch.randn(*s, generator=g, dtype=torch.float64)
-            for l, s in enumerate(nf.shapes, start=1)]
+    return [
+        torch.zeros(*s, dtype=torch.float64) if l in zero else torch.randn(*s, generator=g, dtype=torch.float64)
+        for l, s in enumerate(nf.shapes, start=1)
+    ]
 
 
 @settings(max_examples=25, deadline=None)
-@given(L=st.integers(2, 4), seed=st.integers(0, 10_000), S=st.sampled_from([[0], [2], [0, 1], []]),
-       zero=st.integers(1, 4))
+@given(
+    L=st.integers(2, 4), seed=st.integers(0, 10_000), S=st.sampled_from([[0], [2], [0, 1], []]), zero=st.integers(1, 4)
+)
 def test_gradient_norm_equals_cyclic_maps_when_mu_vanishes(L, seed, S, zero):
     """With mu = 0 (one zero block), ||dL/dW_l||_F = ||dmu_l||_F for every layer, so E = 0 <=> grad = 0."""
     nf = NormalForm(M, S, [5] + [6] * (L - 1) + [4])
@@ -63,8 +67,9 @@ def test_gradient_norm_equals_cyclic_maps_when_mu_vanishes(L, seed, S, zero):
     assert float(torch.linalg.matrix_norm(nf.mu(Z))) == 0.0
     grads = numpy_grad([w.numpy() for w in nf.weights(Z)], M.numpy())
     for l, g in enumerate(grads, start=1):
-        np.testing.assert_allclose(np.linalg.norm(g), float(torch.linalg.matrix_norm(nf.dmu(Z, l))),
-                                   rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(
+            np.linalg.norm(g), float(torch.linalg.matrix_norm(nf.dmu(Z, l))), rtol=1e-10, atol=1e-12
+        )
     total = sum(np.linalg.norm(g) ** 2 for g in grads)
     np.testing.assert_allclose(0.5 * total, float(nf.energy(Z)), rtol=1e-10, atol=1e-14)
 
@@ -116,7 +121,7 @@ def test_stratum_facts():
 
 def test_empirical_normal_form_matches_population_for_whitened_data():
     n = 50
-    X = torch.linalg.qr(torch.randn(n, 5, dtype=torch.float64))[0].T * n ** 0.5   # X X^T / n = I
+    X = torch.linalg.qr(torch.randn(n, 5, dtype=torch.float64))[0].T * n**0.5  # X X^T / n = I
     nf_data = NormalForm.from_data(X, M @ X, [0], [5, 6, 4])
     nf_pop = NormalForm(M, [0], [5, 6, 4])
     torch.testing.assert_close(nf_data.M, M)
@@ -124,13 +129,16 @@ def test_empirical_normal_form_matches_population_for_whitened_data():
     torch.testing.assert_close(nf_data.batch_sigma(torch.arange(n)), nf_pop.sigma)
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(S=[0, 0], widths=[5, 6, 4]), "repeated"),
-    (dict(S=[7], widths=[5, 6, 4]), "outside"),
-    (dict(S=[0, 1, 2], widths=[5, 2, 4]), "narrower"),
-    (dict(S=[0], widths=[5, 4]), "depth"),
-    (dict(S=[0], widths=[4, 6, 4]), "d_0"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(S=[0, 0], widths=[5, 6, 4]), "repeated"),
+        (dict(S=[7], widths=[5, 6, 4]), "outside"),
+        (dict(S=[0, 1, 2], widths=[5, 2, 4]), "narrower"),
+        (dict(S=[0], widths=[5, 4]), "depth"),
+        (dict(S=[0], widths=[4, 6, 4]), "d_0"),
+    ],
+)
 def test_bad_input(kwargs, match):
     with pytest.raises(ValueError, match=match):
         NormalForm(M, **kwargs)

@@ -1,4 +1,5 @@
 """SGLD sampler, refinement and diversity descriptors."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -24,8 +25,9 @@ def test_zero_blocks_stay_zero_and_energy_stays_zero():
 def test_free_chains_descend_to_the_variety():
     """Annealed SGLD then noise-free polish: energy falls by many orders; samples stay non-trivial."""
     nf = NormalForm(M, [0], [4, 5, 4])
-    out = sample(nf, chains=8, steps=600, step_size=0.05, beta=10.0, beta_final=1e4, norm_strength=1.0,
-                 polish=300, seed=3)
+    out = sample(
+        nf, chains=8, steps=600, step_size=0.05, beta=10.0, beta_final=1e4, norm_strength=1.0, polish=300, seed=3
+    )
     E0 = out.trace[out.trace.step == 0].energy.median()
     assert out.final.energy.max() < 1e-8 * E0
     assert (out.final.znorm_1 > 0.1).all()
@@ -36,8 +38,7 @@ def test_free_chains_descend_to_the_variety():
 def test_stationary_law_of_the_prior_alone():
     """beta -> 0 with weight decay alpha: SGLD samples N(0, 1/alpha) per entry (small-step bias only)."""
     nf = NormalForm(M, [0], [4, 5, 4])
-    out = sample(nf, chains=128, steps=400, step_size=1e-2 * 1e-6, beta=1e-6, alpha=4.0, seed=1,
-                 record_every=200)
+    out = sample(nf, chains=128, steps=400, step_size=1e-2 * 1e-6, beta=1e-6, alpha=4.0, seed=1, record_every=200)
     var = float(torch.cat([z.reshape(-1) for z in out.Z]).var())
     np.testing.assert_allclose(var, 0.25, rtol=0.1)
 
@@ -75,11 +76,14 @@ def test_refine_reduces_gradient_near_a_critical_point():
 def test_gauge_aligned_distance_is_zero_on_gauge_orbit_and_positive_otherwise():
     nf = NormalForm(M, [0], [4, 5, 5, 4])
     Z = nf.zero_block_sample((1,), chains=2, seed=4)
-    g = torch.Generator().manual_seed(7)          # a gauge on which 8 restarts stopped at a local minimum
+    g = torch.Generator().manual_seed(7)  # a gauge on which 8 restarts stopped at a local minimum
     O1 = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64, generator=g))[0]
     O2 = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64, generator=g))[0]
-    Zg = [torch.stack([Z[0][0], O1 @ Z[0][0]]), torch.stack([Z[1][0], O2 @ Z[1][0] @ O1.T]),
-          torch.stack([Z[2][0], Z[2][0] @ O2.T])]
+    Zg = [
+        torch.stack([Z[0][0], O1 @ Z[0][0]]),
+        torch.stack([Z[1][0], O2 @ Z[1][0] @ O1.T]),
+        torch.stack([Z[2][0], Z[2][0] @ O2.T]),
+    ]
     D = aligned_distances(Zg)
     assert D[0, 1] < 1e-6
     assert aligned_distances(Z)[0, 1] > 0.1

@@ -1,4 +1,5 @@
 """Units of the sampling claim: closed-form laws vs autograd, batched vs single certification, MALA, theory."""
+
 import numpy as np
 import pytest
 import torch
@@ -23,7 +24,7 @@ def test_gaussian_law_is_the_hessian_of_the_potential(widths, zeros):
     def U(x):
         Zl = list(Z)
         Zl[l - 1] = x.view(nf.shapes[l - 1])
-        return beta * nf.energy(Zl) + 0.5 * alpha * (x ** 2).sum()
+        return beta * nf.energy(Zl) + 0.5 * alpha * (x**2).sum()
 
     H = torch.func.hessian(U)(torch.zeros(int(np.prod(nf.shapes[l - 1])), dtype=torch.float64)).numpy()
     m, n = nf.shapes[l - 1]
@@ -64,8 +65,8 @@ def test_batched_certification_equals_single():
         one = certify([w[c] for w in W], M, method="dense")
         assert table.kind[c] == one.kind
         np.testing.assert_allclose(table.lambda_min[c], one.lambda_min, atol=1e-12)
-        np.testing.assert_allclose(table.grad_norm[c], one.grad_norm, atol=1e-13)   # both at roundoff
-        np.testing.assert_allclose(table.tau[c], one.tau, rtol=1e-2)   # tau_crit = sqrt(roundoff gradient * ||H||)
+        np.testing.assert_allclose(table.grad_norm[c], one.grad_norm, atol=1e-13)  # both at roundoff
+        np.testing.assert_allclose(table.tau[c], one.tau, rtol=1e-2)  # tau_crit = sqrt(roundoff gradient * ||H||)
         assert (table.n_neg[c], table.n_zero[c], table.n_pos[c]) == one.inertia
     assert list(table.kind) == ["strict"] * 3 + ["non-strict"] * 2
 
@@ -80,7 +81,7 @@ def test_theory_tolerances():
     assert th.max_failures(64, 0.05, 0.001) >= 3
     assert th.burn_in_steps(0.1, 1.0, 1.0, 1e-3) == np.ceil(np.log(1e3) / (-2 * np.log1p(-0.05)))
     vals = rng.standard_normal(100)
-    loo = (vals.sum() - vals) / 99                                        # leave-one-out means
+    loo = (vals.sum() - vals) / 99  # leave-one-out means
     np.testing.assert_allclose(th.jackknife_se(loo), vals.std(ddof=1) / 10, rtol=1e-12)  # mean: SE = s/sqrt(C)
     with pytest.raises(ValueError, match="eps"):
         th.ula_stationary_covariance([[50.0]], 0.1)
@@ -94,6 +95,7 @@ def test_mala_with_minibatch_is_refused_and_norm_blocks_checked():
 
 def test_lm_polish_reaches_the_variety_and_keeps_zero_blocks():
     from dlncheck.saddles.polish import polish
+
     nf = NormalForm(M, [0], [4, 5, 5, 4])
     Z = nf.zero_block_sample((), chains=6, seed=2, scale=0.5)
     P = polish(nf, Z, 30)
@@ -105,6 +107,7 @@ def test_lm_polish_reaches_the_variety_and_keeps_zero_blocks():
 
 def test_invariant_features_are_gauge_invariant_and_spread_matches_direct():
     from dlncheck.saddles.diversity import invariant_features, spread
+
     nf = NormalForm(M, [0], [4, 5, 5, 4])
     Z = nf.zero_block_sample((), chains=5, seed=4)
     O1 = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))[0]
@@ -121,11 +124,12 @@ def test_invariant_features_are_gauge_invariant_and_spread_matches_direct():
 
 def test_explore_batches_sampled_and_collapsed_chains():
     from dlncheck.saddles import explore
+
     nf = NormalForm(M, [0], [4, 5, 4])
     ex = explore(nf, 4, anneal=20, hold=10, polish=15, step_size=0.1, beta0=10.0, beta_f=1e3, norm_strength=1.0)
     T = ex.table
     assert list(T.null) == [False] * 4 + [True] * 4
     null = [z[4:] for z in ex.Z]
-    assert all(torch.allclose(z, z[:1].expand_as(z), atol=1e-12) for z in null)   # one start, no noise: collapsed
+    assert all(torch.allclose(z, z[:1].expand_as(z), atol=1e-12) for z in null)  # one start, no noise: collapsed
     assert (T.energy < 1e-20).all() and set(T.kind) <= {"strict", "non-strict", "minimum"}
     assert (T.kind == T.oracle).all() and set(ex.trace.stage) == {"anneal", "hold", "polish"}

@@ -1,5 +1,6 @@
 """theory.sgd.drift_covariance with label noise against a brute-force NumPy reference: explicit
 per-sample layer gradients of 0.5 ||W x - y||^2 and every without-replacement minibatch enumerated."""
+
 from __future__ import annotations
 
 import itertools
@@ -28,8 +29,9 @@ def chain(mats: list[np.ndarray], d: int) -> np.ndarray:
 def layer_grads(W: list[np.ndarray], X: np.ndarray, Y: np.ndarray) -> list[np.ndarray]:
     """Gradients of (1/(2|b|)) sum_{i in b} ||W_L..W_1 x_i - y_i||^2 w.r.t. each W_l (NumPy)."""
     R = chain(W, X.shape[0]) @ X - Y
-    return [chain(W[l + 1:], W[l].shape[0]).T @ R @ (chain(W[:l], X.shape[0]) @ X).T / X.shape[1]
-            for l in range(len(W))]
+    return [
+        chain(W[l + 1 :], W[l].shape[0]).T @ R @ (chain(W[:l], X.shape[0]) @ X).T / X.shape[1] for l in range(len(W))
+    ]
 
 
 def brute_force_extra_drift(W, X, Y, B):
@@ -46,14 +48,30 @@ def brute_force_extra_drift(W, X, Y, B):
 
 
 def problem_and_weights(depth, width, n, noise, seed):
-    exp = Experiment(Teacher(3, 4, (2.0, 1.0), seed=seed), depth, width, Init("gaussian", 0.5, seed=seed + 1),
-                     lr=0.01, steps=1, batch_size=2, n_samples=n, sgd_runs=0, label_noise=noise)
+    exp = Experiment(
+        Teacher(3, 4, (2.0, 1.0), seed=seed),
+        depth,
+        width,
+        Init("gaussian", 0.5, seed=seed + 1),
+        lr=0.01,
+        steps=1,
+        batch_size=2,
+        n_samples=n,
+        sgd_runs=0,
+        label_noise=noise,
+    )
     return make_problem(exp), init_weights(exp)
 
 
 @settings(max_examples=15, deadline=None)
-@given(depth=st.integers(2, 4), width=st.integers(2, 5), n=st.integers(5, 7), B=st.integers(1, 4),
-       noise=st.sampled_from([0.0, 0.3, 2.0]), seed=st.integers(0, 10_000))
+@given(
+    depth=st.integers(2, 4),
+    width=st.integers(2, 5),
+    n=st.integers(5, 7),
+    B=st.integers(1, 4),
+    noise=st.sampled_from([0.0, 0.3, 2.0]),
+    seed=st.integers(0, 10_000),
+)
 def test_label_noise_covariance_matches_enumerated_minibatches(depth, width, n, B, noise, seed):
     p, W = problem_and_weights(depth, width, n, noise, seed)
     got = sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)
@@ -67,7 +85,7 @@ def test_noise_free_labels_are_the_special_case():
     p, W = problem_and_weights(3, 4, 6, 0.0, 3)
     for a, b in zip(sgd.drift_covariance(W, p.X, p.Syx), sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-13)
-    p, W = problem_and_weights(3, 4, 6, 1.0, 3)                   # the label term is not negligible
+    p, W = problem_and_weights(3, 4, 6, 1.0, 3)  # the label term is not negligible
     with_noise = sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)
     without = sgd.drift_covariance(W, p.X, p.Syx)
     assert all(float((a - b).norm()) > 1e-3 * float(a.norm()) for a, b in zip(with_noise, without))
@@ -77,11 +95,21 @@ def test_at_a_minimum_it_is_the_label_noise_moment_of_gradient_noise():
     """At W = Syx only the label term survives: c_B C_l = gradient_noise.expected_balance_drift
     with independent batches (a separate implementation through the moments of N_b)."""
     p, W = problem_and_weights(2, 4, 6, 1.0, 5)
-    U, S, Vh = torch.linalg.svd(p.Syx, full_matrices=False)          # a balanced factorisation of Syx
+    U, S, Vh = torch.linalg.svd(p.Syx, full_matrices=False)  # a balanced factorisation of Syx
     Q = torch.linalg.qr(torch.randn(4, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64))[0]
     W = [Q @ torch.diag(S.sqrt()) @ Vh, U @ torch.diag(S.sqrt()) @ Q.T]
-    exp = Experiment(Teacher(3, 4, (2.0, 1.0), seed=5), 2, 4, Init("gaussian", 0.5, seed=6), lr=0.01, steps=1,
-                     batch_size=2, n_samples=6, sgd_runs=0, label_noise=1.0)
+    exp = Experiment(
+        Teacher(3, 4, (2.0, 1.0), seed=5),
+        2,
+        4,
+        Init("gaussian", 0.5, seed=6),
+        lr=0.01,
+        steps=1,
+        batch_size=2,
+        n_samples=6,
+        sgd_runs=0,
+        label_noise=1.0,
+    )
     ref = gn.expected_balance_drift(W, exp, p, reshuffled=False)[0]
     got = minibatch_factor(6, 2) * sgd.drift_covariance(W, p.X, p.Syx, labels=p.Y)[0]
     torch.testing.assert_close(got, ref, rtol=1e-10, atol=1e-12)

@@ -1,5 +1,6 @@
 """dlncheck.theory.sgd, dlncheck.theory.saddle_curvature and dlncheck.measure.lr_sweep against independent
 references: per-sample loops, the engine's own SGD (Monte-Carlo over shuffles), autograd Hessians."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,9 +27,17 @@ from dlncheck.theory.gradient_noise import minibatch_factor
 
 
 def tiny(**kw) -> Experiment:
-    spec = {"teacher": Teacher(3, 3, (2.0, 1.0), seed=4), "depth": 2, "width": 4,
-            "init": Init("gaussian", 0.4, seed=2), "lr": 0.02, "steps": 60, "batch_size": 2,
-            "n_samples": 6, "sgd_runs": 0}
+    spec = {
+        "teacher": Teacher(3, 3, (2.0, 1.0), seed=4),
+        "depth": 2,
+        "width": 4,
+        "init": Init("gaussian", 0.4, seed=2),
+        "lr": 0.02,
+        "steps": 60,
+        "batch_size": 2,
+        "n_samples": 6,
+        "sgd_runs": 0,
+    }
     return Experiment(**spec | kw)
 
 
@@ -50,7 +59,7 @@ def test_drift_covariance_matches_per_sample_loop():
     got = sgd.drift_covariance(W, p.X, p.Syx)
     n = exp.n_samples
     E = W[2] @ W[1] @ W[0] - p.Syx
-    per = [E @ (p.X[:, i:i + 1] @ p.X[:, i:i + 1].T - torch.eye(3, dtype=torch.float64)) for i in range(n)]
+    per = [E @ (p.X[:, i : i + 1] @ p.X[:, i : i + 1].T - torch.eye(3, dtype=torch.float64)) for i in range(n)]
     grads = [[(W[2] @ W[1]).T @ d, W[2].T @ d @ W[0].T, d @ (W[1] @ W[0]).T] for d in per]  # dG_l per sample
     for l in range(2):
         ref = sum(g[l + 1].T @ g[l + 1] - g[l] @ g[l].T for g in grads) / n
@@ -70,8 +79,9 @@ def test_ensemble_offsets_equal_one_config_at_a_time():
     """The batched GD-path program (one step loop for all inits) equals predicted_offsets per init."""
     from dlncheck import Ensemble
 
-    ens = Ensemble(tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)]
-                   + [Init("balanced", 0.3, seed=0)])
+    ens = Ensemble(
+        tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)] + [Init("balanced", 0.3, seed=0)]
+    )
     got = sgd.ensemble_offsets(ens)
     assert len(got) == len(ens)
     for i, g in enumerate(got):
@@ -82,7 +92,7 @@ def test_ensemble_offsets_equal_one_config_at_a_time():
     exp = ens.base
     p, w0 = make_problem(exp), [init_weights(e) for e in ens.experiments]
     Wb, Sb = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps, chunk=9)
-    for i, w in enumerate(w0):                      # the batched path against one unbatched path per init
+    for i, w in enumerate(w0):  # the batched path against one unbatched path per init
         Wi, Si = sgd.gd_path_drift(p.X, p.Syx, w, exp.lr, exp.steps, chunk=7)
         for a, b in zip(Wb + Sb, Wi + Si):
             torch.testing.assert_close(a[i], b, rtol=1e-12, atol=1e-14)
@@ -104,7 +114,7 @@ def test_expected_drift_matches_monte_carlo_over_shuffles():
     diff = D[1:] - D[:1]
     mc, se = diff.mean(0), diff.std(0) / diff.shape[0] ** 0.5
     h = exp.lr * float(torch.linalg.matrix_norm(dense_hessian_at(init_weights(exp), p.Syx), ord=2))
-    assert (pred.abs().max() > 10 * se.max()), "test too weak: the drift is not resolved by the Monte-Carlo"
+    assert pred.abs().max() > 10 * se.max(), "test too weak: the drift is not resolved by the Monte-Carlo"
     assert ((mc - pred).abs() <= 4 * se + h * pred.abs().max()).all(), (mc, pred, se, h)
 
 
@@ -118,11 +128,11 @@ def test_layer_split_solves_the_constraints():
     d, u = rng.normal(0, 0.3, (3, 5)), rng.uniform(0.2, 3.0, 5)
     a2 = sc_split = sgd.layer_split(d, u)
     np.testing.assert_allclose(np.diff(a2, axis=0), d, atol=1e-12)
-    np.testing.assert_allclose(np.prod(a2, axis=0), u ** 2, rtol=1e-12)
+    np.testing.assert_allclose(np.prod(a2, axis=0), u**2, rtol=1e-12)
     assert (sc_split > 0).all()
     d2 = rng.normal(0, 0.5, (1, 4))
     u2 = rng.uniform(0.5, 2, 4)
-    closed = (-d2 + np.sqrt(d2 ** 2 + 4 * u2 ** 2)) / 2                     # L = 2: a_1^2
+    closed = (-d2 + np.sqrt(d2**2 + 4 * u2**2)) / 2  # L = 2: a_1^2
     np.testing.assert_allclose(sgd.layer_split(d2, u2)[0], closed[0], rtol=1e-12)
 
 
@@ -143,8 +153,9 @@ def decoupled_point(L, k, s, seed, widths_hidden=6, balanced=False):
     a = np.empty((L, 4))
     for m in range(4):
         base = s[m] ** (1 / L) if m < k else 0.08
-        a[:, m] = base * (1 + (0.1 if m >= k else 0.02) * (rng.standard_normal() if balanced
-                                                          else rng.standard_normal(L)))
+        a[:, m] = base * (
+            1 + (0.1 if m >= k else 0.02) * (rng.standard_normal() if balanced else rng.standard_normal(L))
+        )
     W = [frames[l + 1][:, :4] @ torch.diag(torch.tensor(a[l])) @ frames[l][:, :4].T for l in range(L)]
     return t, a, W
 
@@ -179,11 +190,13 @@ def test_chain_hessian_matches_autograd():
     T = rng.standard_normal((2, 2, 2))
     H = sc.chain_hessian(W, np.ones((2, 2)), T)
     for i in range(2):
+
         def f(x, i=i):
             P = x[0]
             for w in x[1:]:
                 P = w @ P
             return 0.5 * ((P - torch.from_numpy(T[i])) ** 2).sum()
+
         ref = torch.func.hessian(f)(torch.from_numpy(W[i])).reshape(12, 12).numpy()
         np.testing.assert_allclose(H[i], ref, atol=1e-12)
 
@@ -199,7 +212,7 @@ def test_gradient_norms_match_autograd():
 def test_fit_loglog_recovers_a_power_law_and_covers_it():
     rng = np.random.default_rng(0)
     x = np.geomspace(1e-4, 1e-2, 8)
-    values = (2.0 * x ** 0.75)[:, None, None] * np.exp(rng.normal(0, 0.05, (8, 16, 1)))
+    values = (2.0 * x**0.75)[:, None, None] * np.exp(rng.normal(0, 0.05, (8, 16, 1)))
     fit = lr_sweep.fit_loglog(x, values)
     assert fit.lo <= 0.75 <= fit.hi and fit.hi - fit.lo < 0.1
     with pytest.raises(ValueError, match="no log-log slope"):
@@ -235,12 +248,12 @@ def test_ou_variance_is_the_small_lr_limit_of_discrete_sgd(lr):
 def test_fit_loglog_nests_runs_within_inits():
     rng = np.random.default_rng(1)
     x = np.geomspace(1e-4, 1e-2, 6)
-    per_init = np.exp(rng.normal(0, 0.3, (6, 5, 1, 1)))                  # init effect, shared by its runs
+    per_init = np.exp(rng.normal(0, 0.3, (6, 5, 1, 1)))  # init effect, shared by its runs
     values = x[:, None, None, None] * per_init * np.exp(rng.normal(0, 0.02, (6, 5, 8, 1)))
     nested = lr_sweep.fit_loglog(x, values)
     pooled = lr_sweep.fit_loglog(x, values.reshape(6, 40, 1))
     assert nested.slope == pytest.approx(pooled.slope)
-    assert nested.hi - nested.lo > pooled.hi - pooled.lo            # init variation widens the interval
+    assert nested.hi - nested.lo > pooled.hi - pooled.lo  # init variation widens the interval
     assert nested.lo <= 1.0 <= nested.hi
 
 
@@ -254,7 +267,7 @@ def test_an_ensemble_over_the_memory_budget_trains_in_halves_with_the_same_traje
     ck = {i: [0, 7, 20] for i in range(len(ens))}
     together = train(ens, checkpoints=ck)
     one = budget.check_budget(dataclasses.replace(ens.base, sgd_runs=ens.base.runs - 1), torch.zeros(4, 3), 1)
-    halves = train(ens, checkpoints=ck, memory_budget=one + 1)     # only one config fits at a time
+    halves = train(ens, checkpoints=ck, memory_budget=one + 1)  # only one config fits at a time
     for a, b in zip(together, halves):
         for x, y in zip(a.weights + [a.loss], b.weights + [b.loss]):
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-15)

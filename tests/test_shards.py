@@ -1,4 +1,5 @@
 """Shards (--shard K/N) and the merge of shard reports into one report."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,10 @@ from dlncheck.suite import shard
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@given(st.dictionaries(st.text("abc:/[]-", min_size=1, max_size=8), st.floats(0, 1e3), min_size=1, max_size=40),
-       st.integers(1, 6))
+@given(
+    st.dictionaries(st.text("abc:/[]-", min_size=1, max_size=8), st.floats(0, 1e3), min_size=1, max_size=40),
+    st.integers(1, 6),
+)
 def test_assign_partitions_and_balances(durations, n):
     """Every case in exactly one shard; the heaviest shard within Graham's LPT bound
     (4/3 - 1/(3n)) x OPT, with OPT >= max(total / n, longest case)."""
@@ -112,8 +115,9 @@ def test_merged_shards_equal_an_unsharded_run(pytester, tmp_path):
         return reports
 
     def key(results):
-        return sorted((r["nodeid"], r["outcome"], r["holds"], json.dumps(r["numbers"], sort_keys=True))
-                      for r in results["claims"])
+        return sorted(
+            (r["nodeid"], r["outcome"], r["holds"], json.dumps(r["numbers"], sort_keys=True)) for r in results["claims"]
+        )
 
     whole = json.loads((run("whole") / "results.json").read_text())
     shards = [run(f"shard{k}", "--shard", f"{k}/3") for k in (1, 2, 3)]
@@ -127,7 +131,7 @@ def test_merged_shards_equal_an_unsharded_run(pytester, tmp_path):
         for record in merged["claims"]:
             for artifact in record["artifacts"]:
                 assert (out / artifact["path"]).is_file(), artifact["path"]
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged")]   # no temporary left
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".merged")]  # no temporary left
     with pytest.raises(ValueError, match="disjoint"):
         merge([shards[0], shards[0]], tmp_path / "twice")
 

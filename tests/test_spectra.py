@@ -1,4 +1,5 @@
 """dlncheck.spectra against NumPy references, plus hypothesis properties."""
+
 import numpy as np
 import pytest
 import torch
@@ -19,13 +20,15 @@ def random_matrix(m, n, rank, seed, dtype=torch.float64):
 
 def chain(widths, seed=0, batch=(), dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(*batch, widths[l + 1], widths[l], generator=g, dtype=dtype)
-            for l in range(len(widths) - 1)]
+    return [torch.randn(*batch, widths[l + 1], widths[l], generator=g, dtype=dtype) for l in range(len(widths) - 1)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float64", "float32"])
-@pytest.mark.parametrize("m,n,rank", [(6, 6, 6), (6, 6, 3), (7, 3, 2), (3, 8, 3), (5, 5, 0)],
-                         ids=["square-full", "square-rank3", "tall", "wide", "zero"])
+@pytest.mark.parametrize(
+    "m,n,rank",
+    [(6, 6, 6), (6, 6, 3), (7, 3, 2), (3, 8, 3), (5, 5, 0)],
+    ids=["square-full", "square-rank3", "tall", "wide", "zero"],
+)
 def test_singular_values_and_rank_match_numpy(m, n, rank, dtype):
     A = random_matrix(m, n, rank, seed=m * n + rank, dtype=dtype)
     s = spectra.singular_values(A)
@@ -52,7 +55,7 @@ def test_eps_grid_broadcasts_as_leading_axis():
 
 def test_absolute_floor_makes_tiny_matrices_rank_zero():
     A = 1e-9 * random_matrix(4, 4, 4, seed=1)
-    assert spectra.numerical_rank(A, 1e-3).item() == 4          # scale-invariant: shape only
+    assert spectra.numerical_rank(A, 1e-3).item() == 4  # scale-invariant: shape only
     assert spectra.numerical_rank(A, 1e-3, atol=1e-6).item() == 0
 
 
@@ -67,7 +70,7 @@ def test_partial_products_match_numpy_chain():
     P = spectra.partial_products(W)
     assert len(P) == 10
     for (i, j), Pij in P.items():
-        ref = np.linalg.multi_dot([w.numpy() for w in W[i - 1:j]][::-1]) if j > i else W[i - 1].numpy()
+        ref = np.linalg.multi_dot([w.numpy() for w in W[i - 1 : j]][::-1]) if j > i else W[i - 1].numpy()
         np.testing.assert_allclose(Pij.numpy(), ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(spectra.end_to_end(W).numpy(), P[(1, 4)].numpy())
 
@@ -109,15 +112,19 @@ def test_log_spectrum_floor_padding_and_normalization():
     np.testing.assert_allclose(sn.numpy(), [0.0, -1.0])
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: spectra.numerical_rank(torch.eye(2), 0.0), "eps must lie in"),
-    (lambda: spectra.numerical_rank(torch.eye(2), 1.5), "eps must lie in"),
-    (lambda: spectra.numerical_rank(torch.tensor([[np.nan, 0.0]]), 0.1), "non-finite"),
-    (lambda: spectra.log_spectrum(torch.eye(2), 0), "K must be a positive"),
-    (lambda: spectra.partial_products([torch.eye(2), torch.ones(3, 3)]), "do not compose"),
-    (lambda: spectra.singular_gap(torch.ones(2), 3), "r must lie in"),
-    (lambda: spectra.multiplicity_pattern(torch.ones(2, 3)), "rank pattern"),
-], ids=["eps-zero", "eps-above-one", "nan", "K-zero", "shapes", "gap-r", "pattern-shape"])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: spectra.numerical_rank(torch.eye(2), 0.0), "eps must lie in"),
+        (lambda: spectra.numerical_rank(torch.eye(2), 1.5), "eps must lie in"),
+        (lambda: spectra.numerical_rank(torch.tensor([[np.nan, 0.0]]), 0.1), "non-finite"),
+        (lambda: spectra.log_spectrum(torch.eye(2), 0), "K must be a positive"),
+        (lambda: spectra.partial_products([torch.eye(2), torch.ones(3, 3)]), "do not compose"),
+        (lambda: spectra.singular_gap(torch.ones(2), 3), "r must lie in"),
+        (lambda: spectra.multiplicity_pattern(torch.ones(2, 3)), "rank pattern"),
+    ],
+    ids=["eps-zero", "eps-above-one", "nan", "K-zero", "shapes", "gap-r", "pattern-shape"],
+)
 def test_bad_input_names_the_argument(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -126,17 +133,16 @@ def test_bad_input_names_the_argument(call, match):
 # ------------------------------------------------------------------ hypothesis properties
 finite = st.floats(-10, 10, allow_nan=False, allow_infinity=False)
 matrices = st.integers(1, 5).flatmap(
-    lambda m: st.integers(1, 5).flatmap(lambda n: arrays(np.float64, (m, n), elements=finite)))
+    lambda m: st.integers(1, 5).flatmap(lambda n: arrays(np.float64, (m, n), elements=finite))
+)
 
 
 @given(A=matrices, c=st.floats(1e-3, 1e3), eps=st.sampled_from([1e-8, 1e-4, 1e-2]))
 def test_ranks_are_scale_invariant(A, c, eps):
     A = torch.as_tensor(A)
-    assert spectra.numerical_rank(c * A, eps) == spectra.numerical_rank(A, eps) or \
-        _near_threshold(A, eps)
+    assert spectra.numerical_rank(c * A, eps) == spectra.numerical_rank(A, eps) or _near_threshold(A, eps)
     np.testing.assert_allclose(spectra.effective_rank(c * A), spectra.effective_rank(A), rtol=1e-9)
-    np.testing.assert_allclose(spectra.participation_ratio(c * A),
-                               spectra.participation_ratio(A), rtol=1e-9)
+    np.testing.assert_allclose(spectra.participation_ratio(c * A), spectra.participation_ratio(A), rtol=1e-9)
 
 
 def _near_threshold(A, eps):
@@ -202,6 +208,6 @@ def test_chain_product_order_and_empty_chain():
 def test_absolute_floor_may_be_a_grid_beside_eps():
     A = torch.as_tensor(np.diag([1.0, 1e-3, 1e-6]))
     eps = torch.tensor([1e-7, 1e-4, 1e-2], dtype=torch.float64)
-    r = spectra.numerical_rank(A, eps, atol=eps * 100)     # thresholds max(eps, 100 eps) = 100 eps
-    assert r.tolist() == [2, 1, 0]                          # 1e-5, 1e-2, 1 (strict >)
+    r = spectra.numerical_rank(A, eps, atol=eps * 100)  # thresholds max(eps, 100 eps) = 100 eps
+    assert r.tolist() == [2, 1, 0]  # 1e-5, 1e-2, 1 (strict >)
     assert r.tolist() == [spectra.numerical_rank(A, e.item(), atol=100 * e.item()).item() for e in eps]

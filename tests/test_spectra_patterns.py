@@ -1,4 +1,5 @@
 """dlncheck.spectra patterns (rank, gap, log spectra of all P_ij) against NumPy SVDs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,9 +13,9 @@ from dlncheck import spectra
 @pytest.mark.parametrize("eps", [1e-3, 0.3])
 def test_rank_patterns_and_gaps_match_numpy_svd(eps):
     rng = np.random.default_rng(2)
-    dims = [3, 4, 5]                                    # all products generically full rank
+    dims = [3, 4, 5]  # all products generically full rank
     weights = random_net(rng, dims, runs=3, checkpoints=2)
-    weights[0][0, 0, :, 2] *= 1e-4                      # one near-degenerate direction
+    weights[0][0, 0, :, 2] *= 1e-4  # one near-degenerate direction
     out = spectra.rank_patterns(weights, eps, gap_threshold=10.0)
     for run in range(3):
         for k in range(2):
@@ -30,7 +31,7 @@ def test_rank_patterns_and_gaps_match_numpy_svd(eps):
                     assert out.r[run, k, i - 1, j - 1] == r
                     assert out.gap[run, k, i - 1, j - 1].item() == pytest.approx(gap, rel=1e-9)
                     assert bool(out.ambiguous[run, k, i - 1, j - 1]) == (gap < 10.0)
-    assert not out.ambiguous[..., 1, 0].any()          # below the diagonal: never flagged
+    assert not out.ambiguous[..., 1, 0].any()  # below the diagonal: never flagged
 
 
 def test_rank_patterns_reject_bad_gap_threshold():
@@ -40,16 +41,16 @@ def test_rank_patterns_reject_bad_gap_threshold():
 
 def test_log_spectra_match_spectra_log_spectrum_and_numpy():
     rng = np.random.default_rng(3)
-    dims = [4, 2, 5]                 # P_12 is 5x4 of rank 2: sigma_3, sigma_4 ~ 0 -> padded/floored
+    dims = [4, 2, 5]  # P_12 is 5x4 of rank 2: sigma_3, sigma_4 ~ 0 -> padded/floored
     weights = random_net(rng, dims, runs=3, checkpoints=2)
     K, delta = 4, 1e-30
     out = spectra.log_spectra(weights, K, delta)
     products = spectra.partial_products(weights)
     for (i, j), P in products.items():
-        np.testing.assert_allclose(out.s[..., i - 1, j - 1, :].numpy(),
-                                   spectra.log_spectrum(P, K, delta).numpy())
-        np.testing.assert_allclose(out.s_tilde[..., i - 1, j - 1, :].numpy(),
-                                   spectra.log_spectrum(P, K, delta, normalized=True).numpy())
-    s = np.linalg.svd(weights[0][1, 0].numpy(), compute_uv=False)      # 2x4: two values
+        np.testing.assert_allclose(out.s[..., i - 1, j - 1, :].numpy(), spectra.log_spectrum(P, K, delta).numpy())
+        np.testing.assert_allclose(
+            out.s_tilde[..., i - 1, j - 1, :].numpy(), spectra.log_spectrum(P, K, delta, normalized=True).numpy()
+        )
+    s = np.linalg.svd(weights[0][1, 0].numpy(), compute_uv=False)  # 2x4: two values
     np.testing.assert_allclose(out.s[1, 0, 0, 0].numpy(), np.log(np.r_[s, delta, delta]))
-    assert torch.all(out.s[..., 1, 0, :] == 0)                         # below the diagonal
+    assert torch.all(out.s[..., 1, 0, :] == 0)  # below the diagonal

@@ -1,6 +1,7 @@
 """dlncheck.theory.spread against independent references: Monte-Carlo over the engine's shuffles
 (NumPy permutations), autograd Hessians, a forward simulation of the linearised recursion, and the
 chi-square law of a sample variance."""
+
 import numpy as np
 import pytest
 import torch
@@ -18,10 +19,10 @@ def _mc_sums(z, B, draws, rng):
     out = np.zeros((draws, J))
     for k in range(steps):
         if k % m == 0:
-            perms = np.argsort(rng.random((draws, n)), axis=1)          # uniform permutations
+            perms = np.argsort(rng.random((draws, n)), axis=1)  # uniform permutations
             batch_of = np.full((draws, n), -1)
-            batch_of[np.arange(draws)[:, None], perms] = np.arange(n) // B   # positions >= m B dropped
-        a = (batch_of == k % m) / B - 1 / n                              # (draws, n)
+            batch_of[np.arange(draws)[:, None], perms] = np.arange(n) // B  # positions >= m B dropped
+        a = (batch_of == k % m) / B - 1 / n  # (draws, n)
         out += a @ z[:, k].T
     return out
 
@@ -85,7 +86,7 @@ def test_lna_matches_simulated_linear_recursion():
     g = torch.Generator().manual_seed(4)
     n, B, lr, steps = 12, 3, 0.05, 10
     X = torch.randn(2, n, generator=g, dtype=torch.float64)
-    X = torch.linalg.cholesky(X @ X.T / n).inverse() @ X               # whitened
+    X = torch.linalg.cholesky(X @ X.T / n).inverse() @ X  # whitened
     M = torch.tensor([[2.0, 0.3], [0.1, 1.0]], dtype=torch.float64)
     W0 = [torch.randn(*shape, generator=g, dtype=torch.float64) * 0.5 for shape in ((3, 2), (2, 3))]
     pred = spread.lna_covariance(W0, X, M, lr, steps, [steps], 2, [B])
@@ -93,14 +94,14 @@ def test_lna_matches_simulated_linear_recursion():
     sizes = [w[0].numel() for w in path]
 
     def loss(theta):
-        a, b = theta[:sizes[0]].reshape(3, 2), theta[sizes[0]:].reshape(2, 3)
+        a, b = theta[: sizes[0]].reshape(3, 2), theta[sizes[0] :].reshape(2, 3)
         return 0.5 * (b @ a - M).pow(2).sum()
 
     def per_sample_grads(theta):
-        a, b = theta[:sizes[0]].reshape(3, 2), theta[sizes[0]:].reshape(2, 3)
-        R = (b @ a - M) @ X                                              # (2, n) residuals r_i
-        ga = torch.einsum("ji,jn,kn->nik", b, R, X).reshape(n, -1)      # B^T r_i x_i^T
-        gb = torch.einsum("jn,kn->njk", R, a @ X).reshape(n, -1)        # r_i (a x_i)^T
+        a, b = theta[: sizes[0]].reshape(3, 2), theta[sizes[0] :].reshape(2, 3)
+        R = (b @ a - M) @ X  # (2, n) residuals r_i
+        ga = torch.einsum("ji,jn,kn->nik", b, R, X).reshape(n, -1)  # B^T r_i x_i^T
+        gb = torch.einsum("jn,kn->njk", R, a @ X).reshape(n, -1)  # r_i (a x_i)^T
         return torch.cat([ga, gb], 1).numpy()
 
     draws = 40_000
@@ -117,8 +118,10 @@ def test_lna_matches_simulated_linear_recursion():
         delta = delta - lr * delta @ Hk - lr * a @ per_sample_grads(theta)
     Wt = [p[steps] for p in path]
     U, _, Vh = torch.linalg.svd(Wt[1] @ Wt[0])
-    J = torch.autograd.functional.jacobian(lambda t: _prod([t[:sizes[0]].reshape(3, 2), t[sizes[0]:].reshape(2, 3)]),
-                                           torch.cat([p[steps].reshape(-1) for p in path])).numpy()
+    J = torch.autograd.functional.jacobian(
+        lambda t: _prod([t[: sizes[0]].reshape(3, 2), t[sizes[0] :].reshape(2, 3)]),
+        torch.cat([p[steps].reshape(-1) for p in path]),
+    ).numpy()
     read = np.einsum("ia,ijp,jb->abp", U.numpy(), J, Vh.T.numpy()).reshape(4, -1)
     mc = np.cov((delta @ read.T).T)
     cov = pred["cov"][(steps, B)]
@@ -162,8 +165,13 @@ def test_pair_matrix_matches_autograd_per_sample_hessians(L, seed):
     theta = torch.cat([w.reshape(-1) for w in W])
     grads = torch.stack([torch.autograd.functional.jacobian(lambda t, i=i: sample_loss(t, i), theta) for i in range(n)])
     lam_flat = torch.stack([torch.cat([lm[j].reshape(-1) for lm in lam]) for j in range(2)])
-    ref = torch.stack([lam_flat @ torch.autograd.functional.hessian(lambda t, i=i: sample_loss(t, i), theta) @ grads.T
-                       for i in range(n)], 1)                                  # (J, i, i')
+    ref = torch.stack(
+        [
+            lam_flat @ torch.autograd.functional.hessian(lambda t, i=i: sample_loss(t, i), theta) @ grads.T
+            for i in range(n)
+        ],
+        1,
+    )  # (J, i, i')
     assert torch.allclose(spread_pair.pair_matrix(W, M, X, lam), ref, atol=1e-9)
 
 
@@ -185,7 +193,7 @@ def test_lna_plus_pair_matches_exact_sgd(B):
     for k in range(steps):
         if k % (n // B) == 0:
             perm = torch.argsort(torch.rand(R, n, generator=rng), dim=1)
-        Xb = X.T[perm[:, (k % (n // B)) * B:(k % (n // B) + 1) * B]]              # (R, B, 2)
+        Xb = X.T[perm[:, (k % (n // B)) * B : (k % (n // B) + 1) * B]]  # (R, B, 2)
         G = (Bm @ A - M) @ (Xb.mT @ Xb / B)
         A, Bm = A - lr * Bm.mT @ G, Bm - lr * G @ A.mT
     path = spread.gd_path(W0, M, lr, steps)

@@ -1,4 +1,5 @@
 """dlncheck.measure.stagewise against direct NumPy computations and exact properties."""
+
 import math
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_eps_plateau_is_longest_true_run(flags):
     else:
         assert out["decades"] == pytest.approx(best - 1)
         lo_i = int(round(math.log10(out["lo"]))) + 8
-        assert all(flags[lo_i:lo_i + best])
+        assert all(flags[lo_i : lo_i + best])
 
 
 def test_eps_plateau_rejects_unsorted_grid():
@@ -98,11 +99,11 @@ def test_stagewise_criteria():
 
 
 def test_visits_levels_allows_splits_inside_a_block_only():
-    levels = [0, 1, 3, 4]                                   # s = (4, 2, 2, 1): block of 2 at level 1 -> 3
+    levels = [0, 1, 3, 4]  # s = (4, 2, 2, 1): block of 2 at level 1 -> 3
     seqs = torch.tensor([[0, 1, 3, 4]])
     jump = torch.tensor([[0, 0, 1, 3, 3, 4]])
     split = torch.tensor([[0, 1, 2, 2, 3, 4]])
-    skip_block = torch.tensor([[0, 1, 2, 2, 4, 4]])          # never at level 3
+    skip_block = torch.tensor([[0, 1, 2, 2, 4, 4]])  # never at level 3
     skip_first = torch.tensor([[0, 0, 3, 3, 4, 4]])
     down = torch.tensor([[0, 1, 3, 2, 3, 4]])
     assert stagewise.visits_levels(seqs, levels).tolist() == [True]

@@ -1,4 +1,5 @@
 """dlncheck.measure.stats: moments against NumPy, bootstrap coverage in a seeded simulation."""
+
 import numpy as np
 import pytest
 import torch
@@ -19,8 +20,9 @@ def test_bootstrap_matches_scipy_percentile_interval():
 
     x = np.random.default_rng(1).exponential(size=40)
     lo, hi = stats.bootstrap_ci(torch.as_tensor(x), n_boot=20000, seed=3)
-    ref = bootstrap((x,), np.mean, n_resamples=20000, method="percentile",
-                    random_state=np.random.default_rng(3)).confidence_interval
+    ref = bootstrap(
+        (x,), np.mean, n_resamples=20000, method="percentile", random_state=np.random.default_rng(3)
+    ).confidence_interval
     assert lo.item() == pytest.approx(ref.low, rel=0.03)
     assert hi.item() == pytest.approx(ref.high, rel=0.03)
 

@@ -1,5 +1,6 @@
 """`dlncheck sweep`: grid validation, a 2-worker LocalCluster sweep into the cache, and claims that
 then train nothing the sweep covered."""
+
 from __future__ import annotations
 
 import json
@@ -14,24 +15,29 @@ from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import cli, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-CASES = ["claims/test_balance.py::test_balance[saddle-lowrank-L3]",
-         "claims/test_balance.py::test_balance[saddle-lowrank-L3-aligned]"]
+CASES = [
+    "claims/test_balance.py::test_balance[saddle-lowrank-L3]",
+    "claims/test_balance.py::test_balance[saddle-lowrank-L3-aligned]",
+]
 TINY = {"tier": "quick", "regimes": ["saddle"], "teachers": ["lowrank"], "depths": [3], "lr_factors": [1.0, 0.5]}
 
 
-@pytest.mark.parametrize("grid, field", [
-    ({"regimes": ["saddle"], "teachers": ["lowrank"]}, "depths"),
-    ({**TINY, "regimes": ["lazy"]}, "regimes"),
-    ({**TINY, "depths": []}, "depths"),
-    ({**TINY, "depths": [2.5]}, "depths"),
-    ({**TINY, "depths": [True]}, "depths"),
-    ({**TINY, "depths": [1]}, "depths"),
-    ({**TINY, "lr_factors": [0.0]}, "lr_factors"),
-    ({**TINY, "batch_sizes": [1000]}, "batch_sizes"),
-    ({**TINY, "init_seeds": [-1]}, "init_seeds"),
-    ({**TINY, "tier": "weekly"}, "tier"),
-    ({**TINY, "learning_rates": [1.0]}, "learning_rates"),
-])
+@pytest.mark.parametrize(
+    "grid, field",
+    [
+        ({"regimes": ["saddle"], "teachers": ["lowrank"]}, "depths"),
+        ({**TINY, "regimes": ["lazy"]}, "regimes"),
+        ({**TINY, "depths": []}, "depths"),
+        ({**TINY, "depths": [2.5]}, "depths"),
+        ({**TINY, "depths": [True]}, "depths"),
+        ({**TINY, "depths": [1]}, "depths"),
+        ({**TINY, "lr_factors": [0.0]}, "lr_factors"),
+        ({**TINY, "batch_sizes": [1000]}, "batch_sizes"),
+        ({**TINY, "init_seeds": [-1]}, "init_seeds"),
+        ({**TINY, "tier": "weekly"}, "tier"),
+        ({**TINY, "learning_rates": [1.0]}, "learning_rates"),
+    ],
+)
 def test_bad_grids_name_the_key(grid, field):
     with pytest.raises(ValueError, match=field):
         sweep.validate_grid(grid)
@@ -41,11 +47,13 @@ def test_grid_groups_share_everything_but_init_and_lr():
     groups = sweep.grid_experiments(sweep.validate_grid({**TINY, "init_seeds": [0, 1], "batch_sizes": [10, 30]}))
     assert len(groups) == 2 and all(len(g) == 4 for g in groups)
     base = presets.experiment("saddle", "lowrank", 3, tier="quick")
-    assert groups[0][0] == base                              # the preset itself: the claims' key
+    assert groups[0][0] == base  # the preset itself: the claims' key
     for group in groups:
         assert len({(e.batch_size, e.depth, e.teacher) for e in group}) == 1
-        assert {round(e.lr * e.steps, 6) for e in group} <= {round(base.lr * base.steps, 6),
-                                                           round(base.lr * base.steps + base.lr * 0.5, 6)}
+        assert {round(e.lr * e.steps, 6) for e in group} <= {
+            round(base.lr * base.steps, 6),
+            round(base.lr * base.steps + base.lr * 0.5, 6),
+        }
 
 
 def test_cli_reports_a_bad_grid_in_one_line(tmp_path, capsys):
@@ -61,16 +69,35 @@ def test_local_cluster_sweep_fills_the_cache_and_claims_train_nothing(tmp_path):
     grid = sweep.validate_grid(TINY)
     counts = sweep.sweep(grid, cache_dir, workers=2, progress=False)
     assert counts == {"experiments": 2, "cached": 0, "trained": 2, "failed": 0}
-    assert sweep.sweep(grid, cache_dir, workers=2, progress=False) == {"experiments": 2, "cached": 2,
-                                                                      "trained": 0, "failed": 0}   # a rerun skips
+    assert sweep.sweep(grid, cache_dir, workers=2, progress=False) == {
+        "experiments": 2,
+        "cached": 2,
+        "trained": 0,
+        "failed": 0,
+    }  # a rerun skips
     probe = TrajectoryCache(cache_dir)
     assert all(sweep.cached(probe, e) for g in sweep.grid_experiments(grid) for e in g)
 
     reports = tmp_path / "reports"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", *CASES, "-q", "-p", "no:cacheprovider", "--reports-dir", str(reports),
-         "--cache-dir", str(cache_dir)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            *CASES,
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--reports-dir",
+            str(reports),
+            "--cache-dir",
+            str(cache_dir),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     served = json.loads((reports / "results.json").read_text())["meta"]["trajectories"]
     assert served["computed"] == 0 and served["disk"] >= 1, served

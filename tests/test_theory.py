@@ -1,4 +1,5 @@
 """Theory against independent references: closed form vs ODE, escape-time integrals and asymptotics."""
+
 import math
 
 import numpy as np
@@ -22,10 +23,12 @@ def test_saxe_closed_form_solves_the_ode(s, u0):
 @pytest.mark.parametrize("depth", [3, 4])
 def test_deep_mode_trajectory_solves_u_equation(depth):
     s, u0, t = 2.0, 1e-3, np.linspace(0, 20, 40)
-    ref = solve_ivp(lambda _, u: depth * u ** (2 - 2 / depth) * (s - u), (0, 20), [u0], t_eval=t,
-                    rtol=1e-12, atol=1e-15).y[0]
-    torch.testing.assert_close(theory.mode_trajectory([s], u0, t, depth)[0], torch.from_numpy(ref),
-                               rtol=1e-7, atol=1e-12)
+    ref = solve_ivp(
+        lambda _, u: depth * u ** (2 - 2 / depth) * (s - u), (0, 20), [u0], t_eval=t, rtol=1e-12, atol=1e-15
+    ).y[0]
+    torch.testing.assert_close(
+        theory.mode_trajectory([s], u0, t, depth)[0], torch.from_numpy(ref), rtol=1e-7, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
@@ -40,8 +43,10 @@ def test_escape_time_is_where_the_trajectory_reaches_the_fraction(depth):
 @pytest.mark.parametrize("depth", [2, 3])
 def test_escape_time_asymptotics(depth):
     """The exact escape time approaches the small-u0 law: ratio -> 1 as u0 -> 0."""
-    ratios = [float(theory.escape_time([2.0], u0, depth)[0] / theory.escape_time_asymptotic([2.0], u0, depth)[0])
-              for u0 in (1e-6, 1e-12)]
+    ratios = [
+        float(theory.escape_time([2.0], u0, depth)[0] / theory.escape_time_asymptotic([2.0], u0, depth)[0])
+        for u0 in (1e-6, 1e-12)
+    ]
     assert abs(ratios[1] - 1) < abs(ratios[0] - 1) and abs(ratios[1] - 1) < 0.1
 
 
@@ -69,6 +74,6 @@ def test_escape_window_covers_the_logistic_rise_at_depth_2(s):
     t = np.linspace(0, 20 / s, 200_001)
     u = theory.mode_trajectory([s], u0, t, 2)[0].numpy()
     t05, t50, t95 = (t[np.argmax(u >= f * s)] for f in (0.05, 0.5, 0.95))
-    (lo, hi), = theory.escape_windows(torch.tensor([t50]), torch.tensor([s]), 2).tolist()
+    ((lo, hi),) = theory.escape_windows(torch.tensor([t50]), torch.tensor([s]), 2).tolist()
     assert lo <= t05 and t95 <= hi
     assert hi - lo == pytest.approx(3 / s) and (t95 - t05) == pytest.approx(np.log(361) / (2 * s), rel=1e-3)

@@ -1,4 +1,5 @@
 """One CPU thread per process unless asked: set_cpu_threads, the plugin option and the env var."""
+
 from pathlib import Path
 
 import pytest
@@ -28,15 +29,16 @@ def test_bad_thread_count_names_the_fix(bad):
         set_cpu_threads(bad)
 
 
-CHECK = '''
+CHECK = """
 import os, torch
 def test_threads():
     assert torch.get_num_threads() == int(os.environ["EXPECTED"])
-'''
+"""
 
 
-@pytest.mark.parametrize("args, env, expected", [([], None, 1), (["--threads", "2"], None, 2)],
-                         ids=["plain-run-one-thread", "option"])
+@pytest.mark.parametrize(
+    "args, env, expected", [([], None, 1), (["--threads", "2"], None, 2)], ids=["plain-run-one-thread", "option"]
+)
 def test_plugin_sets_threads_for_a_plain_run(pytester, monkeypatch, args, env, expected):
     monkeypatch.setenv("EXPECTED", str(expected))
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # torch's own default here: the plugin must override it

@@ -1,5 +1,6 @@
 """dlncheck.theory.trap against independent references: NumPy determinants, SciPy-integrated
 balanced gradient flow, exact enumeration of batches, matrix exponentials."""
+
 from __future__ import annotations
 
 import itertools
@@ -37,7 +38,7 @@ def _flow(weights, M, t_end, n_eval=200):
     sizes = np.cumsum([0] + [int(np.prod(s)) for s in shapes])
 
     def unpack(y):
-        return [y[sizes[l]:sizes[l + 1]].reshape(shapes[l]) for l in range(len(shapes))]
+        return [y[sizes[l] : sizes[l + 1]].reshape(shapes[l]) for l in range(len(shapes))]
 
     def rhs(_, y):
         W = unpack(y)
@@ -51,8 +52,15 @@ def _flow(weights, M, t_end, n_eval=200):
             A = A @ W[l]
         return np.concatenate([g.ravel() for g in reversed(grads)])
 
-    sol = solve_ivp(rhs, (0, t_end), np.concatenate([w.ravel() for w in weights]), method="DOP853",
-                    rtol=1e-11, atol=1e-14, t_eval=np.linspace(0, t_end, n_eval))
+    sol = solve_ivp(
+        rhs,
+        (0, t_end),
+        np.concatenate([w.ravel() for w in weights]),
+        method="DOP853",
+        rtol=1e-11,
+        atol=1e-14,
+        t_eval=np.linspace(0, t_end, n_eval),
+    )
     return sol.t, [unpack(y) for y in sol.y.T]
 
 
@@ -80,10 +88,10 @@ def test_balanced_flow_keeps_det_sign_and_ends_on_the_plateau(L):
     W = np.array([np.linalg.multi_dot(p[::-1]) for p in path])
     loss = 0.5 * ((W - M) ** 2).sum((1, 2))
     assert (np.sign(np.linalg.det(W)) == np.sign(np.linalg.det(W0))).all()
-    assert loss.min() >= trap.trap_plateau(S) - 1e-9                                # Eckart-Young floor
-    assert loss[-1] == pytest.approx(trap.trap_plateau(S), rel=1e-4)                # smallest mode unlearned
+    assert loss.min() >= trap.trap_plateau(S) - 1e-9  # Eckart-Young floor
+    assert loss[-1] == pytest.approx(trap.trap_plateau(S), rel=1e-4)  # smallest mode unlearned
     imbalance = max(np.abs(p[l + 1].T @ p[l + 1] - p[l] @ p[l].T).max() for p in path for l in range(L - 1))
-    assert imbalance < 1e-8                                                          # Arora et al. 2018
+    assert imbalance < 1e-8  # Arora et al. 2018
 
 
 def test_agreeing_signs_converge_under_the_same_flow():
@@ -122,7 +130,7 @@ def test_end_to_end_flow_matches_the_layer_flow(L):
     on a balanced point (A_l = W_L..W_{l+1}, B_l = W_{l-1}..W_1)."""
     _, _, M = _teacher(4)
     Q = [ortho_group.rvs(3, random_state=20 + l) for l in range(L + 1)]
-    weights = [Q[l + 1] @ np.diag([1.3, 0.7, 0.2]) @ Q[l].T for l in range(L)]   # balanced, anisotropic
+    weights = [Q[l + 1] @ np.diag([1.3, 0.7, 0.2]) @ Q[l].T for l in range(L)]  # balanced, anisotropic
 
     def prod(ws):
         out = np.eye(3)
@@ -134,7 +142,7 @@ def test_end_to_end_flow_matches_the_layer_flow(L):
     G = W - M
     dW = np.zeros_like(W)
     for l in range(L):
-        A, B = prod(weights[l + 1:]), prod(weights[:l])
+        A, B = prod(weights[l + 1 :]), prod(weights[:l])
         dW += A @ (-(A.T @ G @ B.T)) @ B
     assert np.allclose(trap.balanced_flow_rhs(W, M, L), dW, atol=1e-12)
 
@@ -166,7 +174,7 @@ def test_escape_shift_is_the_small_seed_limit_of_the_escape_time():
 
 
 def test_float_trap_end_at_depth_two():
-    s, eps = [4.0, 2.0, 1.0, 0.5], 2.0 ** -52
+    s, eps = [4.0, 2.0, 1.0, 0.5], 2.0**-52
     f = ESCAPE_FRACTION
     u = eps * 4.0
     exact = math.log((f * 0.5 / u) * (0.5 - u) / (0.5 - f * 0.5)) / (2 * 0.5)

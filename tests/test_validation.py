@@ -1,5 +1,6 @@
 """The validation layer: the issue's worst single calls each raise a named error; field checks;
 size before work (memory budget, depth and step caps); divergence found at its true step."""
+
 import os
 import stat
 import time
@@ -26,8 +27,17 @@ A = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_se
 
 
 def make(**kw):
-    args = {"teacher": T, "depth": 3, "width": 8, "init": Init("gaussian", 0.1), "lr": 0.01, "steps": 50,
-            "batch_size": 10, "n_samples": 60, "sgd_runs": 2}
+    args = {
+        "teacher": T,
+        "depth": 3,
+        "width": 8,
+        "init": Init("gaussian", 0.1),
+        "lr": 0.01,
+        "steps": 50,
+        "batch_size": 10,
+        "n_samples": 60,
+        "sgd_runs": 2,
+    }
     return Experiment(**args | kw)
 
 
@@ -39,8 +49,10 @@ M_NAN = torch.ones(3, 3, dtype=torch.float64)
 M_NAN[0, 0] = float("nan")
 WORST_CALLS = {  # id: (call, field named in the message)
     "stacked-tensor-as-chain": (lambda: spectra.rank_pattern(torch.randn(3, 4, 4), 1e-5), "weights="),
-    "nan-svals-effective-rank": (lambda: spectra.effective_rank_from_svals(torch.tensor([float("nan"), 1.0])),
-                                 "svals="),
+    "nan-svals-effective-rank": (
+        lambda: spectra.effective_rank_from_svals(torch.tensor([float("nan"), 1.0])),
+        "svals=",
+    ),
     "unsorted-svals-rank": (lambda: spectra.numerical_rank_from_svals(torch.tensor([1.0, 3.0]), 0.5), "svals="),
     "atol-nan": (lambda: spectra.numerical_rank(A, 1e-5, atol=float("nan")), "atol="),
     "delta-inf": (lambda: spectra.log_spectrum(A, 2, delta=float("inf")), "delta="),
@@ -100,7 +112,7 @@ def test_normalised_fields():
     assert (e.width, e.seed, e.dtype) == (8, 3, "float32") and type(e.lr) is float
 
 
-@pytest.mark.parametrize("text, expected", [("4G", 4 * 2 ** 30), ("512 MiB", 512 * 2 ** 20), (1000, 1000)])
+@pytest.mark.parametrize("text, expected", [("4G", 4 * 2**30), ("512 MiB", 512 * 2**20), (1000, 1000)])
 def test_memory_bytes(text, expected):
     assert validation.memory_bytes("budget", text) == expected
 
@@ -121,7 +133,7 @@ def test_writable_folder(tmp_path):
 
 # -------------------------------------------------------------------------- size before work
 def huge():
-    return make(width=4096, steps=10 ** 7, sgd_runs=8)
+    return make(width=4096, steps=10**7, sgd_runs=8)
 
 
 def test_width_4096_ten_million_steps_is_refused_in_under_a_second():
@@ -145,7 +157,7 @@ def test_budget_from_argument_and_environment(monkeypatch):
     with pytest.raises(validation.InvalidArgument, match=r"^DLNCHECK_MEMORY_BUDGET='lots'"):
         train(exp, checkpoints=10)
     monkeypatch.setenv(budget.BUDGET_ENV, str(need))
-    train(exp, checkpoints=10)   # exactly the estimate is allowed
+    train(exp, checkpoints=10)  # exactly the estimate is allowed
 
 
 def test_estimate_covers_what_train_returns():
@@ -160,7 +172,7 @@ def test_depth_and_step_caps_are_named():
     with pytest.raises(validation.InvalidArgument, match=r"^depth=1000 .*MAX_DEPTH=128"):
         make(depth=1000, width=8)
     with pytest.raises(validation.InvalidArgument, match=r"^steps=1000000000 .*at most"):
-        make(steps=10 ** 9)
+        make(steps=10**9)
     start = time.perf_counter()
     with pytest.raises(validation.InvalidArgument, match=r"^depth=99999"):
         presets.experiment("saddle", "lowrank", 99999)
@@ -172,12 +184,12 @@ def scalar_map_divergence(s, scale, lr, depth):
     """First step k at which the aligned GD loss 0.5 sum (s_a - a_a^L)^2 (a <- a + lr (s - a^L) a^(L-1),
     per mode, exact for an aligned balanced init) is non-finite or exceeds ``bound``."""
     a = np.full(len(s), scale)
-    loss0 = 0.5 * np.sum((s - a ** depth) ** 2)
+    loss0 = 0.5 * np.sum((s - a**depth) ** 2)
     bound = DIVERGENCE_FACTOR * max(loss0, 1.0)
     with np.errstate(all="ignore"):
         for k in range(1, 100_000):
-            a = a + lr * (s - a ** depth) * a ** (depth - 1)
-            loss = 0.5 * np.sum((s - a ** depth) ** 2)
+            a = a + lr * (s - a**depth) * a ** (depth - 1)
+            loss = 0.5 * np.sum((s - a**depth) ** 2)
             if not np.isfinite(loss) or loss > bound:
                 return k
     raise AssertionError("the reference does not diverge")

@@ -1,4 +1,5 @@
 """The CI workflows parse, and every command they run is one the README shows and that exists."""
+
 from __future__ import annotations
 
 import re
@@ -34,14 +35,14 @@ def test_there_are_two_workflows():
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_workflow_commands_exist_and_are_in_the_readme(path):
     workflow = yaml.safe_load(path.read_text())
-    triggers = workflow[True] if True in workflow else workflow["on"]   # YAML 1.1 reads `on` as True
+    triggers = workflow[True] if True in workflow else workflow["on"]  # YAML 1.1 reads `on` as True
     if path.name == "nightly.yml":
         assert "schedule" in triggers and "workflow_dispatch" in triggers
     commands = _commands(workflow)
     assert commands
     for command in commands:
         if command.startswith(("mkdir", "touch", "cp ")):
-            continue   # shell plumbing of the merge job
+            continue  # shell plumbing of the merge job
         assert command in README, f"{path.name} runs `{command}`, which the README does not show"
         words = shlex.split(command)
         if words[0] == "bash":

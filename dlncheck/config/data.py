@@ -3,6 +3,7 @@
 Inputs are whitened exactly, X X^T / n = I (X = sqrt(n) (Z Z^T)^{-1/2} Z for Gaussian Z), so
 the full-batch loss is 0.5 ||W - Syx||_F^2 + const with Syx = Y X^T / n (= M without noise).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -20,10 +21,10 @@ def seed_for(*parts: int) -> int:
 
 @dataclass(frozen=True)
 class Problem:
-    X: torch.Tensor        # (d_in, n), X X^T / n = I
-    Y: torch.Tensor        # (d_out, n), Y = M X + noise
-    Syx: torch.Tensor      # (d_out, d_in), Y X^T / n
-    loss_offset: float     # full-batch loss = 0.5 ||W - Syx||^2 + loss_offset (0 without noise)
+    X: torch.Tensor  # (d_in, n), X X^T / n = I
+    Y: torch.Tensor  # (d_out, n), Y = M X + noise
+    Syx: torch.Tensor  # (d_out, d_in), Y X^T / n
+    loss_offset: float  # full-batch loss = 0.5 ||W - Syx||^2 + loss_offset (0 without noise)
 
     def loss(self, W: torch.Tensor) -> torch.Tensor:
         """Full-data loss 1/(2n) sum ||y - W x||^2 for a batch of end-to-end maps W (..., d_out, d_in)."""
@@ -57,9 +58,11 @@ def init_weights(experiment: Experiment) -> list[torch.Tensor]:
     g = torch.Generator().manual_seed(seed_for(init.seed, 0x1A17))
     L = len(widths) - 1
     if init.kind in ("gaussian", "lecun"):
-        weights = [torch.randn(widths[l + 1], widths[l], generator=g, dtype=torch.float64)
-                   * (init.scale / (widths[l] ** 0.5 if init.kind == "lecun" else 1.0))
-                   for l in range(L)]
+        weights = [
+            torch.randn(widths[l + 1], widths[l], generator=g, dtype=torch.float64)
+            * (init.scale / (widths[l] ** 0.5 if init.kind == "lecun" else 1.0))
+            for l in range(L)
+        ]
     else:
         frames = [random_orthogonal(d, g) for d in widths]
         if init.kind == "aligned":

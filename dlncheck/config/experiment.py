@@ -4,6 +4,7 @@ Everything here is pure configuration: no tensors are kept on the objects except
 teacher's SVD factors, which are derived deterministically from the teacher's seed.
 ``Experiment.key()`` is a content hash used by :mod:`dlncheck.store.cache`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -53,8 +54,7 @@ class Teacher:
         if list(values) != sorted(values, reverse=True):
             _fail("singular_values", values, "give non-negative values in descending order")
         if len(values) > min(self.d_out, self.d_in):
-            _fail("singular_values", values,
-                  f"give at most min(d_out, d_in) = {min(self.d_out, self.d_in)} values")
+            _fail("singular_values", values, f"give at most min(d_out, d_in) = {min(self.d_out, self.d_in)} values")
 
     @cached_property
     def _factors(self):
@@ -143,17 +143,25 @@ class Experiment:
             _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
         if not isinstance(self.init, Init):
             _fail("init", self.init, "pass a dlncheck.Init")
-        fields = {"depth": check.depth("depth", self.depth),  # number of weight matrices
-                  "lr": check.finite_float("lr", self.lr, positive=True),
-                  "steps": check.steps("steps", self.steps),
-                  "n_samples": check.integral("n_samples", self.n_samples, min=self.teacher.d_in,
-                                              why=" (n_samples >= d_in, so the inputs can be whitened)"),
-                  "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
-                  "seed": check.seed("seed", self.seed),
-                  "label_noise": check.nonneg("label_noise", self.label_noise),
-                  "dtype": check.dtype("dtype", self.dtype), "device": check.device("device", self.device)}
-        fields["batch_size"] = check.integral("batch_size", self.batch_size, min=1, max=fields["n_samples"],
-                                             why=" (1 <= batch_size <= n_samples)")
+        fields = {
+            "depth": check.depth("depth", self.depth),  # number of weight matrices
+            "lr": check.finite_float("lr", self.lr, positive=True),
+            "steps": check.steps("steps", self.steps),
+            "n_samples": check.integral(
+                "n_samples",
+                self.n_samples,
+                min=self.teacher.d_in,
+                why=" (n_samples >= d_in, so the inputs can be whitened)",
+            ),
+            "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
+            "seed": check.seed("seed", self.seed),
+            "label_noise": check.nonneg("label_noise", self.label_noise),
+            "dtype": check.dtype("dtype", self.dtype),
+            "device": check.device("device", self.device),
+        }
+        fields["batch_size"] = check.integral(
+            "batch_size", self.batch_size, min=1, max=fields["n_samples"], why=" (1 <= batch_size <= n_samples)"
+        )
         if isinstance(self.width, (list, tuple)):
             fields["width"] = check.int_sequence("width", self.width, min=1)
             if len(fields["width"]) != fields["depth"] - 1:
@@ -195,8 +203,11 @@ class Experiment:
     def from_dict(cls, spec: dict) -> Experiment:
         spec = dict(spec)
         teacher = spec.pop("teacher")
-        return cls(teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),
-                   init=Init(**spec.pop("init")), **spec | {"width": tuple(spec["width"])})
+        return cls(
+            teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),
+            init=Init(**spec.pop("init")),
+            **spec | {"width": tuple(spec["width"])},
+        )
 
 
 @dataclass(frozen=True, init=False)
@@ -226,8 +237,12 @@ class Ensemble:
         if lrs is None:
             lrs = (experiment.lr,) * len(inits)
         if not isinstance(lrs, (list, tuple)) or len(lrs) != len(inits):
-            _fail("lrs", lrs, f"give one lr per init ({len(inits)} values), None for experiment.lr, "
-                  "or use Ensemble.grid(experiment, inits, lrs) to cross inits and lrs")
+            _fail(
+                "lrs",
+                lrs,
+                f"give one lr per init ({len(inits)} values), None for experiment.lr, "
+                "or use Ensemble.grid(experiment, inits, lrs) to cross inits and lrs",
+            )
         lrs = tuple(float(lr) for lr in lrs)
         if not all(lr > 0 for lr in lrs):
             _fail("lrs", lrs, "use learning rates > 0")
@@ -235,8 +250,12 @@ class Ensemble:
             object.__setattr__(self, name, value)
         for i, steps in enumerate(self.steps):
             if steps < 1:
-                _fail("lrs", lrs, f"config {i} (lr={lrs[i]:g}) would train round(T / lr) = {steps} steps "
-                      f"over T = {self.time:g}: use a smaller lr or a longer experiment")
+                _fail(
+                    "lrs",
+                    lrs,
+                    f"config {i} (lr={lrs[i]:g}) would train round(T / lr) = {steps} steps "
+                    f"over T = {self.time:g}: use a smaller lr or a longer experiment",
+                )
 
     @classmethod
     def grid(cls, experiment: Experiment, inits, lrs, same_time: bool = True) -> Ensemble:
@@ -272,5 +291,4 @@ class Ensemble:
     def subset(self, indices) -> Ensemble:
         """The ensemble of configs ``indices`` (same base, so the same steps per config)."""
         indices = list(indices)
-        return Ensemble(self.base, [self.inits[i] for i in indices], [self.lrs[i] for i in indices],
-                        self.same_time)
+        return Ensemble(self.base, [self.inits[i] for i in indices], [self.lrs[i] for i in indices], self.same_time)

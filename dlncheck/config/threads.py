@@ -5,6 +5,7 @@ intra-op threads torch spends its time synchronising (measured on 2 cores: a pla
 ``pytest claims`` took 732 s with 2 threads against 507 s with one; batched 128x128 SVDs were
 9-15x slower). Parallelism comes from processes (``pytest -n``), not threads.
 """
+
 from __future__ import annotations
 
 import os

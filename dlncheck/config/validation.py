@@ -6,6 +6,7 @@ of tensors) or raises :class:`InvalidArgument` whose message reads
 what to pass instead. ``InvalidArgument`` is both a ``ValueError`` and a ``TypeError``:
 callers may catch either.
 """
+
 from __future__ import annotations
 
 import numbers
@@ -16,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-MAX_DEPTH = 128          # layers; deeper requests are refused before any work (O(L^2) products)
-MAX_STEPS = 10 ** 8      # steps; the Python step loop runs ~1e4-1e5 steps/s, so 1e8 is hours
+MAX_DEPTH = 128  # layers; deeper requests are refused before any work (O(L^2) products)
+MAX_STEPS = 10**8  # steps; the Python step loop runs ~1e4-1e5 steps/s, so 1e8 is hours
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
 
 
@@ -60,18 +61,24 @@ def _range(lo, hi) -> str:
     return f" >= {lo}" if lo is not None else (f" <= {hi}" if hi is not None else "")
 
 
-def finite_float(field: str, value, min: float | None = None, positive: bool = False,
-                 max: float | None = None) -> float:
+def finite_float(
+    field: str, value, min: float | None = None, positive: bool = False, max: float | None = None
+) -> float:
     """``value`` as a finite float (>= min, > 0 if ``positive``, <= max); never bool or str."""
     if _is_scalar_tensor(value):
         value = value.item()
-    bound = (" > 0" if positive else (f" >= {min}" if min is not None else "")) + \
-        (f" and <= {max}" if max is not None else "")
+    bound = (" > 0" if positive else (f" >= {min}" if min is not None else "")) + (
+        f" and <= {max}" if max is not None else ""
+    )
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         fail(field, value, f"pass a finite number{bound}")
     out = float(value)
-    if not np.isfinite(out) or (positive and not out > 0) or (min is not None and out < min) \
-            or (max is not None and out > max):
+    if (
+        not np.isfinite(out)
+        or (positive and not out > 0)
+        or (min is not None and out < min)
+        or (max is not None and out > max)
+    ):
         fail(field, value, f"pass a finite number{bound}")
     return out
 
@@ -82,7 +89,7 @@ def nonneg(field: str, value) -> float:
 
 def seed(field: str, value) -> int:
     """A seed: an integer in [0, 2^63 - 1] (torch.Generator.manual_seed's range)."""
-    return integral(field, value, min=0, max=2 ** 63 - 1)
+    return integral(field, value, min=0, max=2**63 - 1)
 
 
 def one_of(field: str, value, choices) -> str:
@@ -110,26 +117,42 @@ def device(field: str, value) -> str:
         fail(field, value, "pass a device string such as 'cpu' or 'cuda'")
     if parsed.type == "cuda":
         if not torch.cuda.is_available():
-            fail(field, value, "CUDA was asked for but torch.cuda.is_available() is False on this "
-                 "machine (no GPU or a CPU-only torch build); use device='cpu'")
+            fail(
+                field,
+                value,
+                "CUDA was asked for but torch.cuda.is_available() is False on this "
+                "machine (no GPU or a CPU-only torch build); use device='cpu'",
+            )
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
-            fail(field, value, f"this machine has {torch.cuda.device_count()} CUDA device(s); "
-                 "use 'cuda' or a smaller index")
+            fail(
+                field,
+                value,
+                f"this machine has {torch.cuda.device_count()} CUDA device(s); use 'cuda' or a smaller index",
+            )
     elif parsed.type != "cpu":
         fail(field, value, "dlncheck runs on 'cpu' or 'cuda'")
     return value
 
 
 def depth(field: str, value, min: int = 1) -> int:
-    return integral(field, value, min=min, max=MAX_DEPTH,
-                    why=f" (weight matrices; deeper than MAX_DEPTH={MAX_DEPTH} is refused before any work)")
+    return integral(
+        field,
+        value,
+        min=min,
+        max=MAX_DEPTH,
+        why=f" (weight matrices; deeper than MAX_DEPTH={MAX_DEPTH} is refused before any work)",
+    )
 
 
 def steps(field: str, value) -> int:
     out = integral(field, value, min=1)
     if out > MAX_STEPS:
-        fail(field, value, f"at most {MAX_STEPS:.0e} steps are allowed (the step loop would run "
-             "for hours); use a larger lr or split the run")
+        fail(
+            field,
+            value,
+            f"at most {MAX_STEPS:.0e} steps are allowed (the step loop would run "
+            "for hours); use a larger lr or split the run",
+        )
     return out
 
 
@@ -145,8 +168,11 @@ def real_sequence(field: str, value) -> tuple[float, ...]:
 
 def int_sequence(field: str, value, min: int | None = None) -> tuple[int, ...]:
     """A list/tuple of integers (indices, widths)."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple, np.ndarray, torch.Tensor, range)) \
-            or getattr(value, "ndim", 1) != 1:
+    if (
+        isinstance(value, (str, bytes))
+        or not isinstance(value, (list, tuple, np.ndarray, torch.Tensor, range))
+        or getattr(value, "ndim", 1) != 1
+    ):
         fail(field, value, "pass a flat list or tuple of integers")
     return tuple(integral(f"{field}[{i}]", v, min=min) for i, v in enumerate(value))
 
@@ -157,8 +183,7 @@ def matrix(field: str, A, min_ndim: int = 2) -> torch.Tensor:
     if not torch.is_tensor(A):
         fail(field, A, f"pass a torch.Tensor (got {type(A).__name__}); convert with torch.as_tensor(...)")
     if A.ndim < min_ndim:
-        fail(field, A, f"pass a tensor with at least {min_ndim} dimensions (..., m, n), "
-             f"got shape {tuple(A.shape)}")
+        fail(field, A, f"pass a tensor with at least {min_ndim} dimensions (..., m, n), got shape {tuple(A.shape)}")
     if not A.is_floating_point():
         fail(field, A, f"pass a floating-point tensor (got {A.dtype}); convert with .double()")
     if not torch.isfinite(A).all():
@@ -180,8 +205,12 @@ def as_matrix(field: str, value, dtype=torch.float64) -> torch.Tensor:
 def layers(field: str, weights) -> list[torch.Tensor]:
     """A layer list [W_1, ..., W_L] of finite (..., d_l, d_{l-1}) tensors, never one stacked tensor."""
     if torch.is_tensor(weights) or not isinstance(weights, (list, tuple)):
-        fail(field, weights, "pass a list or tuple of layer tensors [W_1, ..., W_L]; a stacked "
-             "tensor would be read as a chain of its slices: use list(tensor) if that is meant")
+        fail(
+            field,
+            weights,
+            "pass a list or tuple of layer tensors [W_1, ..., W_L]; a stacked "
+            "tensor would be read as a chain of its slices: use list(tensor) if that is meant",
+        )
     if len(weights) == 0:
         fail(field, weights, "pass at least one layer tensor (..., d_l, d_{l-1})")
     return [matrix(f"{field}[{l}]", W) for l, W in enumerate(weights)]
@@ -208,8 +237,7 @@ def writable_folder(field: str, path) -> Path:
         with tempfile.TemporaryFile(dir=path):
             pass
     except OSError as error:
-        fail(field, str(path), f"the folder cannot be written ({error.strerror or error}); "
-             "choose a writable folder")
+        fail(field, str(path), f"the folder cannot be written ({error.strerror or error}); choose a writable folder")
     return path
 
 
@@ -225,7 +253,7 @@ def memory_bytes(field: str, value) -> int:
         number = float("nan")
     if not (np.isfinite(number) and number > 0) or (text[-1:].isalpha() and not unit):
         fail(field, value, "pass a byte count such as 4000000000 or '4G' (K, M, G, T: powers of 1024)")
-    return int(number * 1024 ** unit)
+    return int(number * 1024**unit)
 
 
 def stale_temporaries(folder: Path, age_s: float = 3600.0) -> list[Path]:
@@ -245,6 +273,7 @@ def decoded_trajectory(arrays, experiment, prefix: str = "") -> None:
     """Check cached trajectory arrays against ``experiment`` (raise InvalidArgument otherwise):
     weights_l (R, K, d_l, d_{l-1}), initial_l (d_l, d_{l-1}), loss (R, T); loss, initial weights
     and every stored checkpoint (checkpoint step >= 0) finite."""
+
     def get(name):
         return arrays[prefix + name]
 
@@ -257,8 +286,11 @@ def decoded_trajectory(arrays, experiment, prefix: str = "") -> None:
         shape = (widths[l + 1], widths[l])
         w, w0 = get(f"weights_{l}"), get(f"initial_{l}")
         if w.shape != (R, table.shape[-1], *shape) or w0.shape != shape:
-            fail(f"{prefix}weights_{l}", w.shape, f"expected ({R}, {table.shape[-1]}, {shape[0]}, "
-                 f"{shape[1]}) for this experiment; delete the entry")
+            fail(
+                f"{prefix}weights_{l}",
+                w.shape,
+                f"expected ({R}, {table.shape[-1]}, {shape[0]}, {shape[1]}) for this experiment; delete the entry",
+            )
         if not (np.isfinite(w0).all() and np.isfinite(w[stored]).all()):
             fail(f"{prefix}weights_{l}", "non-finite", "cached weights must be finite; delete the entry")
 
@@ -286,8 +318,7 @@ def checkpoints(field: str, value, steps: int, runs: int) -> int:
     if table.size == 0:
         fail(field, value, "pass at least one step (e.g. checkpoints=[0, steps] or a count)")
     if table.dtype.kind not in "iuf" or table.ndim not in (1, 2) or (table.ndim == 2 and table.shape[0] != runs):
-        fail(field, value, f"pass a count, a list of integer steps, or a (runs={runs}, K) table of "
-             "per-run steps")
+        fail(field, value, f"pass a count, a list of integer steps, or a (runs={runs}, K) table of per-run steps")
     if not (np.isfinite(table).all() and (table == np.round(table)).all()):
         fail(field, value, "checkpoint steps are whole numbers (they are not rounded for you)")
     low = -1 if table.ndim == 2 else 0

@@ -4,6 +4,7 @@ Stage 2 of the pipeline. Internals: ``_train`` (the step loop), ``_batches`` (da
 batch moments), ``_fused`` (the C kernel of ``csrc/``); ``budget`` sizes a request before any
 allocation; ``trajectory`` holds what a run returns.
 """
+
 from __future__ import annotations
 
 from dlncheck.engine._train import ENGINE_VERSION, TrainingDiverged, checkpoint_grid, train
@@ -11,6 +12,11 @@ from dlncheck.engine.budget import MemoryBudgetExceeded
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 
 __all__ = [
-    "ENGINE_VERSION", "EnsembleTrajectory", "MemoryBudgetExceeded", "Trajectory", "TrainingDiverged",
-    "checkpoint_grid", "train",
+    "ENGINE_VERSION",
+    "EnsembleTrajectory",
+    "MemoryBudgetExceeded",
+    "Trajectory",
+    "TrainingDiverged",
+    "checkpoint_grid",
+    "train",
 ]

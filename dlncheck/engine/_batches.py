@@ -7,6 +7,7 @@ about 0.1-0.25 us per run-step cheaper, but would change every SGD draw of exist
 Sxx = X_b X_b^T / B and the label-noise moment N = (Y_b - Syx X_b) X_b^T / B (exactly 0 without
 label noise); run 0 (GD) has I and 0.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from dlncheck.config.data import Problem, seed_for
 from dlncheck.config.experiment import Experiment
 
-CHUNK_ELEMENTS = 2 ** 21  # batch-index + moment elements per chunk (16 MiB in float64)
+CHUNK_ELEMENTS = 2**21  # batch-index + moment elements per chunk (16 MiB in float64)
 
 
 def order_generator(experiment: Experiment, run: int) -> torch.Generator:
@@ -61,11 +62,13 @@ class BatchOrders:
             orders = [shuffled_batches(g, epochs, self.n, self.B) for g in self.generators]
             self.idx = torch.stack(orders, dim=1) if orders else torch.empty(self.left, 0, self.B, dtype=torch.long)
         if k > self.left:
-            raise RuntimeError(f"a segment of {k} steps straddles a batch-order chunk ({self.left} steps left): "
-                               "cut segments at multiples of BatchOrders.chunk")
+            raise RuntimeError(
+                f"a segment of {k} steps straddles a batch-order chunk ({self.left} steps left): "
+                "cut segments at multiples of BatchOrders.chunk"
+            )
         start = self.idx.shape[0] - self.left
         self.left -= k
-        return self.idx[start: start + k]
+        return self.idx[start : start + k]
 
 
 class MomentTable:
@@ -76,7 +79,7 @@ class MomentTable:
         X = problem.X
         self.d_out, self.d_in = problem.Syx.shape
         self.noisy = noisy
-        columns = [(X[:, None] * X[None]).reshape(self.d_in ** 2, -1)]
+        columns = [(X[:, None] * X[None]).reshape(self.d_in**2, -1)]
         if noisy:
             E = problem.Y - problem.Syx @ X
             columns.append((E[:, None] * X[None]).reshape(self.d_out * self.d_in, -1))
@@ -101,5 +104,5 @@ class MomentTable:
             moments = F.embedding_bag(idx.reshape(k * S, B).to(X.device), X, mode="mean").view(k, S, -1)
             Sxx = torch.cat([Sxx, moments[..., : d_in * d_in].view(k, S, d_in, d_in)], dim=1)
             if self.noisy:
-                N = torch.cat([N, moments[..., d_in * d_in:].reshape(k, S, d_out, d_in)], dim=1)
+                N = torch.cat([N, moments[..., d_in * d_in :].reshape(k, S, d_out, d_in)], dim=1)
         return Sxx, N

@@ -8,6 +8,7 @@ dispatch, no allocation and no Python. It is compiled on first use with the syst
 source, flags and CPU and moved into place atomically (safe under pytest-xdist), then loaded with ctypes.
 Without a compiler, or on a GPU, the engine uses the PyTorch path (same numbers to 1e-12).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -95,9 +96,19 @@ def advance(W, Syx, table, idx, lr, residual) -> None:
         raise ValueError("fused.advance needs contiguous CPU tensors of one dtype")
     ptr = ctypes.c_void_p
     status = lib.dln_advance(
-        ctypes.c_int(len(W)), (ctypes.c_int64 * len(widths))(*widths), ctypes.c_int64(rows),
-        ctypes.c_int64(runs), ctypes.c_int64(steps), (ptr * len(W))(*[w.data_ptr() for w in W]),
-        ptr(lr.data_ptr()), ptr(idx.data_ptr()), ctypes.c_int64(B), ptr(outer.data_ptr()),
-        ctypes.c_int64(outer.shape[1]), ptr(Syx.data_ptr()), ptr(residual.data_ptr()))
+        ctypes.c_int(len(W)),
+        (ctypes.c_int64 * len(widths))(*widths),
+        ctypes.c_int64(rows),
+        ctypes.c_int64(runs),
+        ctypes.c_int64(steps),
+        (ptr * len(W))(*[w.data_ptr() for w in W]),
+        ptr(lr.data_ptr()),
+        ptr(idx.data_ptr()),
+        ctypes.c_int64(B),
+        ptr(outer.data_ptr()),
+        ctypes.c_int64(outer.shape[1]),
+        ptr(Syx.data_ptr()),
+        ptr(residual.data_ptr()),
+    )
     if status != 0:
         raise MemoryError("the fused kernel could not allocate its workspace")

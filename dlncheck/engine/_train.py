@@ -17,6 +17,7 @@ The step loop runs over segments: stretches of steps between checkpoints, config
 batch-moment chunks. A segment is advanced either by the reference PyTorch path below or by
 the fused C kernel of :mod:`dlncheck.engine._fused` (CPU, one call per segment; equal to 1e-12).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -36,11 +37,11 @@ from dlncheck.engine._batches import BatchOrders, MomentTable, batch_indices  # 
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
-ENGINE_VERSION = 2        # bump when the numbers train() returns change (part of cache keys)
-DIVERGENCE_FACTOR = 1e6   # a run diverges when its loss exceeds this times max(initial loss, 1)
+ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
+DIVERGENCE_FACTOR = 1e6  # a run diverges when its loss exceeds this times max(initial loss, 1)
 BACKENDS = ("auto", "torch", "fused")
-DIVERGENCE_WINDOW = 256   # every step's loss is checked at least this often (steps) ...
-CHECK_ELEMENTS = 2 ** 21  # ... and at least every this many weight entries stepped (big nets)
+DIVERGENCE_WINDOW = 256  # every step's loss is checked at least this often (steps) ...
+CHECK_ELEMENTS = 2**21  # ... and at least every this many weight entries stepped (big nets)
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,9 +51,11 @@ class TrainingDiverged(RuntimeError):
         self.run, self.step, self.lr, self.loss, self.config = run, step, lr, loss, config
         kind = "GD" if run == 0 else "SGD"
         where = "" if config is None else f"config {config}, "
-        super().__init__(f"{where}run {run} ({kind}) diverged at step {step} with lr={lr:g} "
-                         f"(loss {loss:.3g}); lower lr (GD on this loss is stable for "
-                         f"lr < 2 / (largest Hessian eigenvalue)) or use a smaller init scale")
+        super().__init__(
+            f"{where}run {run} ({kind}) diverged at step {step} with lr={lr:g} "
+            f"(loss {loss:.3g}); lower lr (GD on this loss is stable for "
+            f"lr < 2 / (largest Hessian eigenvalue)) or use a smaller init scale"
+        )
 
 
 def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
@@ -72,16 +75,25 @@ def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:
     else:
         table = torch.as_tensor(np.asarray(checkpoints, dtype=np.int64))
     if table.ndim not in (1, 2) or (table.ndim == 2 and table.shape[0] != experiment.runs):
-        raise ValueError(f"checkpoints of shape {tuple(table.shape)} is invalid: give a count, "
-                         f"a list of steps, or an (R={experiment.runs}, K) table of per-run steps")
+        raise ValueError(
+            f"checkpoints of shape {tuple(table.shape)} is invalid: give a count, "
+            f"a list of steps, or an (R={experiment.runs}, K) table of per-run steps"
+        )
     if (table > experiment.steps).any() or (table < -1).any() or (table.ndim == 1 and (table < 0).any()):
-        raise ValueError(f"checkpoints must lie in [0, steps={experiment.steps}] "
-                         "(-1 marks a skipped per-run checkpoint)")
+        raise ValueError(
+            f"checkpoints must lie in [0, steps={experiment.steps}] (-1 marks a skipped per-run checkpoint)"
+        )
     return table
 
 
-def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, progress: bool = False,
-          backend: str = "auto", memory_budget=None) -> Trajectory | EnsembleTrajectory:
+def train(
+    spec: Experiment | Ensemble,
+    checkpoints=None,
+    loss_every: int = 1,
+    progress: bool = False,
+    backend: str = "auto",
+    memory_budget=None,
+) -> Trajectory | EnsembleTrajectory:
     """Train GD (run 0) and the SGD runs of an Experiment (-> Trajectory), or of every config of
     an Ensemble in one program (-> EnsembleTrajectory, ``et[i]`` = train(ensemble.experiment(i))).
 
@@ -104,11 +116,14 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     per_config = checkpoints if isinstance(checkpoints, dict) else {}
     if per_config and not set(per_config) <= set(range(len(ensemble))):
         raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
-    tables = [_checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
-              for c, e in enumerate(ensemble.experiments)]
+    tables = [
+        _checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
+        for c, e in enumerate(ensemble.experiments)
+    ]
     # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
-    rows = dataclasses.replace(ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1,
-                               steps=max(ensemble.steps))
+    rows = dataclasses.replace(
+        ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1, steps=max(ensemble.steps)
+    )
     try:
         check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
     except MemoryBudgetExceeded:
@@ -120,8 +135,9 @@ def train(spec: Experiment | Ensemble, checkpoints=None, loss_every: int = 1, pr
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
 
 
-def _train_in_halves(ensemble: Ensemble, per_config: dict, checkpoints, loss_every, progress, backend,
-                     memory_budget) -> EnsembleTrajectory:
+def _train_in_halves(
+    ensemble: Ensemble, per_config: dict, checkpoints, loss_every, progress, backend, memory_budget
+) -> EnsembleTrajectory:
     """An ensemble over the memory budget, as two programs of half the configs each (recursively):
     configs are independent, so every trajectory is the one the whole program would give."""
     half = len(ensemble) // 2
@@ -137,11 +153,15 @@ def _advance_for(experiment: Experiment, backend: str):
         return _advance_torch
     reason = fused.why_not(experiment)
     if backend == "fused" and reason:
-        raise ValueError(f"backend='fused' is unavailable for device={experiment.device!r}, "
-                         f"dtype={experiment.dtype!r} ({reason}): use backend='torch'")
+        raise ValueError(
+            f"backend='fused' is unavailable for device={experiment.device!r}, "
+            f"dtype={experiment.dtype!r} ({reason}): use backend='torch'"
+        )
     if reason and torch.device(experiment.device).type == "cpu":
-        _warn_once(f"the fused CPU kernel is unavailable ({reason}); training on the PyTorch path "
-                   "(the same numbers to 1e-12, about 3x slower per run-step)")
+        _warn_once(
+            f"the fused CPU kernel is unavailable ({reason}); training on the PyTorch path "
+            "(the same numbers to 1e-12, about 3x slower per run-step)"
+        )
     return _advance_torch if reason else fused.advance
 
 
@@ -169,7 +189,7 @@ def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor,
     back = G
     for l in reversed(range(1, len(W))):
         below = torch.bmm(W[l].mT, back)
-        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)    # fused gradient product and update
+        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)  # fused gradient product and update
         back = below
     W[0].sub_(back, alpha=lr)
 
@@ -198,14 +218,21 @@ def _checkpoint_events(tables: list[torch.Tensor], runs: int):
         r, k = np.nonzero(per_run >= 0)
         hits.append(np.stack([per_run[r, k], np.full_like(r, c), r, k], axis=1))
     hits = np.concatenate(hits)
-    hits = hits[np.lexsort((hits[:, 1], hits[:, 0]))]          # by step, then config
+    hits = hits[np.lexsort((hits[:, 1], hits[:, 0]))]  # by step, then config
     steps, first = np.unique(hits[:, 0], return_index=True)
     events = []
     for block in np.split(hits, first[1:]) if len(hits) else []:
         configs, starts = np.unique(block[:, 1], return_index=True)
-        events.append([(int(c), torch.from_numpy(np.ascontiguousarray(rows[:, 2])),
-                        torch.from_numpy(np.ascontiguousarray(rows[:, 3])))
-                       for c, rows in zip(configs, np.split(block, starts[1:]))])
+        events.append(
+            [
+                (
+                    int(c),
+                    torch.from_numpy(np.ascontiguousarray(rows[:, 2])),
+                    torch.from_numpy(np.ascontiguousarray(rows[:, 3])),
+                )
+                for c, rows in zip(configs, np.split(block, starts[1:]))
+            ]
+        )
     return steps, events
 
 
@@ -224,11 +251,13 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     residual = torch.empty(len(record), C * R, dtype=W[0].dtype, device=W[0].device)  # ||W - Syx||_F
     loss0 = torch.stack([problem.loss(torch.linalg.multi_dot(w0[::-1]) if L > 1 else w0[0]) for w0 in W0])
     bound = DIVERGENCE_FACTOR * loss0.clamp_min(1.0).repeat_interleave(R)
-    stored = [[torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device)
-               for w in w0] for t, w0 in zip(tables, W0)]
+    stored = [
+        [torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device) for w in w0]
+        for t, w0 in zip(tables, W0)
+    ]
     event_steps, events = _checkpoint_events(tables, R)
 
-    live = np.arange(C * R)      # rows still training; W_live holds their weights
+    live = np.arange(C * R)  # rows still training; W_live holds their weights
     W_live = W
 
     def weights(l: int, c: int, runs: torch.Tensor) -> torch.Tensor:
@@ -254,7 +283,8 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
                 w[torch.from_numpy(live)] = w_live
         gone = torch.from_numpy(live[done])
         residual[np.searchsorted(record, step), gone] = torch.linalg.vector_norm(
-            _prefix_products([w[gone] for w in W])[-1] - problem.Syx, dim=(-2, -1))
+            _prefix_products([w[gone] for w in W])[-1] - problem.Syx, dim=(-2, -1)
+        )
         live = live[~done]
         W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
 
@@ -263,8 +293,17 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
     # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second)
     every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (C * R * sum(w.numel() for w in W0[0]))))
-    bounds = np.unique(np.concatenate([event_steps, ensemble.steps, [0, n_steps],
-                                       np.arange(0, n_steps, orders.chunk), np.arange(0, n_steps, every)]))
+    bounds = np.unique(
+        np.concatenate(
+            [
+                event_steps,
+                ensemble.steps,
+                [0, n_steps],
+                np.arange(0, n_steps, orders.chunk),
+                np.arange(0, n_steps, every),
+            ]
+        )
+    )
     ev = 0
     with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
         for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
@@ -290,9 +329,18 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
         store(ev)
     residual[-1] = torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
     _check_divergence(residual[-1:], record[-1:], problem.loss_offset, bound, lrs, R, live)
-    return [_trajectory(exps[c], residual[np.searchsorted(record, own), c * R:(c + 1) * R], own,
-                        tables[c], stored[c], W0[c], problem.loss_offset)
-            for c, own in enumerate(own_records)]
+    return [
+        _trajectory(
+            exps[c],
+            residual[np.searchsorted(record, own), c * R : (c + 1) * R],
+            own,
+            tables[c],
+            stored[c],
+            W0[c],
+            problem.loss_offset,
+        )
+        for c, own in enumerate(own_records)
+    ]
 
 
 def _lr_at(lrs: np.ndarray, like: torch.Tensor):

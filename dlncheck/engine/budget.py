@@ -7,6 +7,7 @@ is, in order: the ``memory_budget`` argument, the environment variable DLNCHECK_
 (bytes, or '4G'), else BUDGET_FRACTION of the memory available now (MemAvailable in
 /proc/meminfo, or the free memory of the CUDA device).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ from dlncheck.engine._batches import CHUNK_ELEMENTS  # batch-index + moment elem
 
 BUDGET_FRACTION = 0.5
 BUDGET_ENV = "DLNCHECK_MEMORY_BUDGET"
-RECORD_INDEX_BYTES = 0     # per recorded step beyond the loss itself (the engine keeps arrays, no per-step dict)
+RECORD_INDEX_BYTES = 0  # per recorded step beyond the loss itself (the engine keeps arrays, no per-step dict)
 
 
 class MemoryBudgetExceeded(check.InvalidArgument):
@@ -46,8 +47,7 @@ def memory_budget(override=None, device: str = "cpu") -> tuple[int, str]:
         return check.memory_bytes("memory_budget", override), "memory_budget argument"
     if os.environ.get(BUDGET_ENV):
         return check.memory_bytes(BUDGET_ENV, os.environ[BUDGET_ENV]), f"${BUDGET_ENV}"
-    return int(BUDGET_FRACTION * available_memory(device)), \
-        f"{BUDGET_FRACTION:.0%} of the memory available now"
+    return int(BUDGET_FRACTION * available_memory(device)), f"{BUDGET_FRACTION:.0%} of the memory available now"
 
 
 def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[int, str]]:
@@ -87,5 +87,6 @@ def check_budget(experiment, checkpoints, loss_every: int, budget=None) -> int:
         raise MemoryBudgetExceeded(
             f"memory_budget={_gb(limit)} ({source}) is exceeded: train would hold about {_gb(total)}: "
             f"{detail}. Shrink those fields, or raise the budget with train(..., memory_budget=...) "
-            f"or ${BUDGET_ENV}")
+            f"or ${BUDGET_ENV}"
+        )
     return total

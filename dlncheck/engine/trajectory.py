@@ -1,5 +1,6 @@
 """What train() returns: Trajectory (one config: losses, checkpoints, its own time axis, its
 conversion to and from named arrays) and EnsembleTrajectory (one Trajectory per config)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -57,13 +58,15 @@ class Trajectory:
         """Tidy losses: one row per (run, step) with columns run, method, step, time, loss."""
         R, T = self.loss.shape
         run = np.repeat(np.arange(R), T)
-        return pd.DataFrame({
-            "run": run,
-            "method": np.where(run == 0, "GD", "SGD"),
-            "step": np.tile(self.steps.cpu().numpy(), R),
-            "time": np.tile(self.times.cpu().numpy(), R),
-            "loss": self.loss.cpu().double().numpy().ravel(),
-        })
+        return pd.DataFrame(
+            {
+                "run": run,
+                "method": np.where(run == 0, "GD", "SGD"),
+                "step": np.tile(self.steps.cpu().numpy(), R),
+                "time": np.tile(self.times.cpu().numpy(), R),
+                "loss": self.loss.cpu().double().numpy().ravel(),
+            }
+        )
 
     def to_arrays(self, prefix: str = "") -> dict[str, np.ndarray]:
         """Named NumPy arrays (weights_l, initial_l per layer, loss_offset) for np.savez."""
@@ -76,13 +79,19 @@ class Trajectory:
     @classmethod
     def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
         """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
-        check.decoded_trajectory(arrays, experiment, prefix)   # shapes and finiteness, else recompute
+        check.decoded_trajectory(arrays, experiment, prefix)  # shapes and finiteness, else recompute
+
         def t(name):
             return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)
+
         L = experiment.depth
-        return cls(experiment, *(t(name) for name in ARRAY_FIELDS),
-                   [t(f"weights_{l}") for l in range(L)], [t(f"initial_{l}") for l in range(L)],
-                   float(arrays[prefix + "loss_offset"]))
+        return cls(
+            experiment,
+            *(t(name) for name in ARRAY_FIELDS),
+            [t(f"weights_{l}") for l in range(L)],
+            [t(f"initial_{l}") for l in range(L)],
+            float(arrays[prefix + "loss_offset"]),
+        )
 
 
 @dataclass
@@ -106,12 +115,14 @@ class EnsembleTrajectory:
     def configs(self) -> pd.DataFrame:
         """Columns config, init, scale, init_seed, lr, steps, time (= lr * steps)."""
         e = self.ensemble
-        return pd.DataFrame({
-            "config": range(len(e)),
-            "init": [i.kind for i in e.inits],
-            "scale": [i.scale for i in e.inits],
-            "init_seed": [i.seed for i in e.inits],
-            "lr": list(e.lrs),
-            "steps": list(e.steps),
-            "time": [lr * s for lr, s in zip(e.lrs, e.steps)],
-        })
+        return pd.DataFrame(
+            {
+                "config": range(len(e)),
+                "init": [i.kind for i in e.inits],
+                "scale": [i.scale for i in e.inits],
+                "init_seed": [i.seed for i in e.inits],
+                "lr": list(e.lrs),
+                "steps": list(e.steps),
+                "time": [lr * s for lr, s in zip(e.lrs, e.steps)],
+            }
+        )

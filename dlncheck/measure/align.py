@@ -12,6 +12,7 @@ Weights exactly at those per-run steps take two passes: a loss-only pass finds t
 second pass checkpoints each run at its own steps. The engine is deterministic, so the second
 pass reproduces the first pass's losses bit for bit (checked).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -45,7 +46,7 @@ class AlignedCheckpoints:
 
 def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_steps: int):
     """Columns (per-run steps), labels and kinds of all events, sorted by GD's step."""
-    events = []                                               # (per-run steps, label, kind)
+    events = []  # (per-run steps, label, kind)
     for k in range(arrive.shape[1]):
         events.append((arrive[:, k], f"plateau {k}", "plateau"))
         if k == escape.shape[1]:
@@ -60,12 +61,13 @@ def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_st
     columns, labels, kinds = zip(*events)
     table = torch.stack(columns, dim=1)
     gd = torch.where(table[0] >= 0, table[0], n_steps + 1)
-    order = sorted(range(len(labels)), key=lambda j: int(gd[j]))      # GD's time order (stable)
+    order = sorted(range(len(labels)), key=lambda j: int(gd[j]))  # GD's time order (stable)
     return table[:, order], [labels[j] for j in order], [kinds[j] for j in order]
 
 
-def aligned_checkpoints(experiment: Experiment, window: float | None = None,
-                        points_per_window: int = 2, progress: bool = False) -> AlignedCheckpoints:
+def aligned_checkpoints(
+    experiment: Experiment, window: float | None = None, points_per_window: int = 2, progress: bool = False
+) -> AlignedCheckpoints:
     """Checkpoints of every run at its own plateau arrivals, escapes and escape windows.
 
     window: Delta in time units (default: the theory's escape half-width 3 / (L s^{2-2/L}) of the
@@ -90,12 +92,13 @@ def aligned_checkpoints(experiment: Experiment, window: float | None = None,
 
     second = train(experiment, checkpoints=table, progress=progress)
     if not torch.equal(second.loss, first.loss):
-        raise RuntimeError("the checkpointing pass did not reproduce the loss-only pass; "
-                           "aligned steps would be wrong (is the engine deterministic on this device?)")
+        raise RuntimeError(
+            "the checkpointing pass did not reproduce the loss-only pass; "
+            "aligned steps would be wrong (is the engine deterministic on this device?)"
+        )
     reached = table >= 0
     loss = torch.where(reached, second.loss.cpu().gather(1, table.clamp_min(0)), float("nan"))
     times = torch.where(reached, lr * table.double(), float("nan"))
     escape_times = torch.where(escape >= 0, lr * escape.double(), float("nan"))
     windows = [(t - window, t + window) for t in gd_escapes]
-    return AlignedCheckpoints(table, times, labels, kinds, second.weights, loss, escape_times,
-                              windows, window, second)
+    return AlignedCheckpoints(table, times, labels, kinds, second.weights, loss, escape_times, windows, window, second)

@@ -17,6 +17,7 @@ transposed shape (sigma(P) = sigma(P^T)): fewer, larger LAPACK batches.
 Singular values come from ``torch.linalg.svdvals`` (never eigvalsh of a Gram matrix, which
 squares the condition number and loses values below ~1e-8 sigma_1, where rank floors sit).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -52,8 +53,10 @@ class Analysis:
     @classmethod
     def from_arrays(cls, arrays, teacher, device: str | torch.device = "cpu") -> Analysis:
         """Inverse of :meth:`to_arrays`, with the mode coefficients of ``teacher``."""
+
         def t(name):
             return torch.from_numpy(np.asarray(arrays[name])).to(device)
+
         keys = sorted(tuple(int(x) for x in name.split("_")[1:]) for name in arrays if name.startswith("svals_"))
         if not keys:
             raise ValueError("arrays hold no 'svals_i_j' entries: not an Analysis written by to_arrays()")
@@ -61,8 +64,7 @@ class Analysis:
         return cls({k: t(f"svals_{k[0]}_{k[1]}") for k in keys}, W, _teacher_modes(W, teacher))
 
 
-def grouped_singular_values(products: dict[Key, torch.Tensor], transpose: bool = True
-                            ) -> dict[Key, torch.Tensor]:
+def grouped_singular_values(products: dict[Key, torch.Tensor], transpose: bool = True) -> dict[Key, torch.Tensor]:
     """sigma(P) for every product, one batched svdvals call per shape; with ``transpose`` a wide
     (m < n) product is decomposed as P^T, so shapes equal up to a transpose share one call."""
     groups: dict[tuple[int, ...], list[Key]] = {}
@@ -83,8 +85,10 @@ def analyze(trajectory, transpose: bool = True) -> Analysis:
     (spectra.partial_products), grouped batched svdvals, U^T W V for the mode coefficients."""
     weights = trajectory.weights
     if not all(torch.isfinite(w).all() for w in weights):
-        raise ValueError("trajectory weights hold NaN (checkpoints not reached, per-run grid) or inf "
-                         "(divergence): analyze() needs a shared, finite checkpoint grid")
+        raise ValueError(
+            "trajectory weights hold NaN (checkpoints not reached, per-run grid) or inf "
+            "(divergence): analyze() needs a shared, finite checkpoint grid"
+        )
     products = partial_products(weights)
     W = products[(1, len(weights))]
     return Analysis(grouped_singular_values(products, transpose), W, _teacher_modes(W, trajectory.teacher))

@@ -6,6 +6,7 @@ Hazan 2018, Thm. 1). The prediction of the final residual is
 Pure functions of torch tensors, batched over leading axes; a layer list holds L tensors
 ``(..., d_l, d_{l-1})``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,9 @@ def frobenius(A: torch.Tensor) -> torch.Tensor:
 def check_depth(weights: Weights, what: str) -> None:
     """Raise ValueError unless ``weights`` hold >= 2 composing, finite layers."""
     if len(weights) < 2:
-        raise ValueError(f"{what} needs at least 2 layers (adjacent pairs), got {len(weights)}; "
-                         "pass the full list [W_1, ..., W_L]")
+        raise ValueError(
+            f"{what} needs at least 2 layers (adjacent pairs), got {len(weights)}; pass the full list [W_1, ..., W_L]"
+        )
     end_to_end(weights)  # shape / finiteness checks with actionable messages
 
 
@@ -34,14 +36,18 @@ def balance_matrices(weights: Weights) -> list[torch.Tensor]:
     Thm. 1); the protocol's balance matrix is -D_l.
     """
     check_depth(weights, "balance_matrices")
-    return [Wn.transpose(-1, -2) @ Wn - W @ W.transpose(-1, -2)
-            for W, Wn in zip(weights[:-1], weights[1:])]
+    return [Wn.transpose(-1, -2) @ Wn - W @ W.transpose(-1, -2) for W, Wn in zip(weights[:-1], weights[1:])]
 
 
 def _balance_scales(weights: Weights) -> torch.Tensor:
     """||W_l W_l^T||_F + ||W_{l+1}^T W_{l+1}||_F per adjacent pair, (..., L-1)."""
-    return torch.stack([frobenius(W @ W.transpose(-1, -2)) + frobenius(Wn.transpose(-1, -2) @ Wn)
-                        for W, Wn in zip(weights[:-1], weights[1:])], dim=-1)
+    return torch.stack(
+        [
+            frobenius(W @ W.transpose(-1, -2)) + frobenius(Wn.transpose(-1, -2) @ Wn)
+            for W, Wn in zip(weights[:-1], weights[1:])
+        ],
+        dim=-1,
+    )
 
 
 def balance_residuals(weights: Weights) -> torch.Tensor:
@@ -80,12 +86,14 @@ def drift_identity(weights: Weights) -> dict[str, torch.Tensor]:
     """
     check_depth(weights, "drift_identity")
     if weights[0].ndim < 3 or weights[0].shape[-3] < 2:
-        raise ValueError("drift_identity needs at least 2 consecutive steps on axis -3 "
-                         "(..., K, d_l, d_{l-1}); checkpoint every step of a window")
+        raise ValueError(
+            "drift_identity needs at least 2 consecutive steps on axis -3 "
+            "(..., K, d_l, d_{l-1}); checkpoint every step of a window"
+        )
     updates = [W[..., 1:, :, :] - W[..., :-1, :, :] for W in weights]
-    steps = discrete_drift(updates)                                  # (..., K-1, d, d)
-    D = balance_matrices(weights)                                    # (..., K, d, d)
-    scale = _balance_scales(weights)                                 # (..., K, L-1)
+    steps = discrete_drift(updates)  # (..., K-1, d, d)
+    D = balance_matrices(weights)  # (..., K, d, d)
+    scale = _balance_scales(weights)  # (..., K, L-1)
     errors, drifts = [], []
     for D_l, step_l in zip(D, steps):
         predicted = torch.cumsum(step_l, dim=-3)
@@ -94,6 +102,9 @@ def drift_identity(weights: Weights) -> dict[str, torch.Tensor]:
         drifts.append(torch.cat([torch.zeros_like(acc[..., :1]), acc], dim=-1))
     drift = torch.stack(drifts, dim=-1)
     D0 = torch.stack([frobenius(D_l[..., 0, :, :]) for D_l in D], dim=-1)
-    return {"error": torch.stack(errors, dim=-1) / scale.amax(-2),
-            "D0": D0, "drift": drift,
-            "bound": safe_ratio(D0.unsqueeze(-2) + drift, scale)}
+    return {
+        "error": torch.stack(errors, dim=-1) / scale.amax(-2),
+        "D0": D0,
+        "drift": drift,
+        "bound": safe_ratio(D0.unsqueeze(-2) + drift, scale),
+    }

@@ -15,6 +15,7 @@ statistic of A and lets exact low-rank draws differ). Noise models:
 Predictions (noise edge, detection threshold, outlier location, floors, the predicted eps
 interval) live in :mod:`dlncheck.theory.rmt`.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,12 +38,13 @@ from dlncheck.theory.rmt import (
 )
 
 NOISE_MODELS = ("gaussian", "proxy")
-RECOVERY_LEVEL = 0.95       # "r is recovered reliably": P(r_eps = r) >= RECOVERY_LEVEL
-FAR_BELOW_ROUNDOFF = 1e-3   # eps <= FAR_BELOW_ROUNDOFF x roundoff floor: "well below" it
+RECOVERY_LEVEL = 0.95  # "r is recovered reliably": P(r_eps = r) >= RECOVERY_LEVEL
+FAR_BELOW_ROUNDOFF = 1e-3  # eps <= FAR_BELOW_ROUNDOFF x roundoff floor: "well below" it
 
 
 class LowRankSignal(NamedTuple):
     """M = U diag(s) V^T, batched over draws: M (D, m, n), U (D, m, r), s (r,), V (D, n, r)."""
+
     M: torch.Tensor
     U: torch.Tensor
     s: torch.Tensor
@@ -51,6 +53,7 @@ class LowRankSignal(NamedTuple):
 
 class Sweep(NamedTuple):
     """Tidy results: ``summary`` per (noise level, eps), ``draws`` per (noise level, draw)."""
+
     summary: pd.DataFrame
     draws: pd.DataFrame
 
@@ -58,14 +61,12 @@ class Sweep(NamedTuple):
 # ----------------------------------------------------------------------------- checks
 def _check_draws(n_draws) -> None:
     if not isinstance(n_draws, int) or n_draws < 2:
-        raise ValueError(f"n_draws must be an int >= 2 (rates need several draws), got "
-                         f"{n_draws!r}; e.g. n_draws=100")
+        raise ValueError(f"n_draws must be an int >= 2 (rates need several draws), got {n_draws!r}; e.g. n_draws=100")
 
 
 def _check_nonneg(name: str, value) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}; pass a value "
-                         ">= 0 (0 means no noise)")
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}; pass a value >= 0 (0 means no noise)")
 
 
 # ------------------------------------------------------------------------- generators
@@ -76,8 +77,7 @@ def orthonormal_frames(n_draws: int, dim: int, r: int, generator: torch.Generato
     return Q * torch.sign(torch.diagonal(R, dim1=-2, dim2=-1)).unsqueeze(-2)
 
 
-def low_rank_signal(m: int, n: int, s: Sequence[float], n_draws: int,
-                    generator: torch.Generator) -> LowRankSignal:
+def low_rank_signal(m: int, n: int, s: Sequence[float], n_draws: int, generator: torch.Generator) -> LowRankSignal:
     """n_draws seeded rank-r signals M = U diag(s) V^T (float64), one orientation per draw."""
     s = check_signal(m, n, s)
     _check_draws(n_draws)
@@ -94,16 +94,19 @@ def whitened_inputs(d: int, n_samples: int, n_draws: int, generator: torch.Gener
     sqrt(n) Q^T, i.e. x_k = sqrt(n) R^{-T} g_k.
     """
     if not isinstance(n_samples, int) or n_samples < d:
-        raise ValueError(f"n_samples must be an int >= d = {d} so that X X^T / n = I can hold "
-                         f"exactly, got {n_samples!r}; increase n_samples")
+        raise ValueError(
+            f"n_samples must be an int >= d = {d} so that X X^T / n = I can hold "
+            f"exactly, got {n_samples!r}; increase n_samples"
+        )
     _check_draws(n_draws)
     G = torch.randn(n_draws, n_samples, d, generator=generator, dtype=torch.float64)
     Q, _ = torch.linalg.qr(G)
     return math.sqrt(n_samples) * Q.transpose(-1, -2)
 
 
-def proxy_matrices(M: torch.Tensor, n_samples: int, label_noise: float,
-                   generator: torch.Generator, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def proxy_matrices(
+    M: torch.Tensor, n_samples: int, label_noise: float, generator: torch.Generator, dtype: torch.dtype = torch.float64
+) -> torch.Tensor:
     """M_hat = Y X^T / n with Y = M X + label_noise * E, computed in ``dtype``; M (D, m, d).
 
     Without label noise M_hat = M (X X^T / n) = M: exact rank r up to roundoff.
@@ -118,8 +121,14 @@ def proxy_matrices(M: torch.Tensor, n_samples: int, label_noise: float,
     return Y @ X.transpose(-1, -2) / n_samples
 
 
-def noisy_matrices(model: str, M: torch.Tensor, levels: Sequence[float], generator: torch.Generator,
-                   label_noise: float = 0.0, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+def noisy_matrices(
+    model: str,
+    M: torch.Tensor,
+    levels: Sequence[float],
+    generator: torch.Generator,
+    label_noise: float = 0.0,
+    dtype: torch.dtype = torch.float64,
+) -> torch.Tensor:
     """A for every noise level and draw, (n_levels, D, m, n), held in ``dtype``.
 
     gaussian: levels are sigma, A = M + sigma Z with the same Z at every level (common
@@ -129,8 +138,7 @@ def noisy_matrices(model: str, M: torch.Tensor, levels: Sequence[float], generat
     if model not in NOISE_MODELS:
         raise ValueError(f"model must be one of {NOISE_MODELS}, got {model!r}")
     if len(levels) == 0:
-        raise ValueError("levels must hold at least one noise level (sigma for 'gaussian', "
-                         "sample count n for 'proxy')")
+        raise ValueError("levels must hold at least one noise level (sigma for 'gaussian', sample count n for 'proxy')")
     if model == "gaussian":
         for sigma in levels:
             _check_nonneg("levels (sigma)", sigma)
@@ -157,9 +165,19 @@ def eps_grid(lo: float = 1e-13, hi: float = 1e-1, per_decade: int = 1) -> torch.
     return torch.logspace(math.log10(lo), math.log10(hi), k, dtype=torch.float64)
 
 
-def draw(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[float], n_draws: int,
-         seed: int = 0, label_noise: float = 0.0, dtype: torch.dtype = torch.float64,
-         device: str | torch.device = "cpu") -> tuple[torch.Tensor, LowRankSignal]:
+def draw(
+    model: str,
+    *,
+    m: int,
+    n: int,
+    s: Sequence[float],
+    levels: Sequence[float],
+    n_draws: int,
+    seed: int = 0,
+    label_noise: float = 0.0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> tuple[torch.Tensor, LowRankSignal]:
     """The seeded matrices of a sweep, A (n_levels, n_draws, m, n), and their signal."""
     generator = torch.Generator().manual_seed(seed)
     signal = low_rank_signal(m, n, s, n_draws, generator)
@@ -167,9 +185,20 @@ def draw(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[flo
     return A, signal
 
 
-def sweep(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[float],
-          eps: torch.Tensor, n_draws: int, seed: int = 0, label_noise: float = 0.0,
-          dtype: torch.dtype = torch.float64, device: str | torch.device = "cpu") -> Sweep:
+def sweep(
+    model: str,
+    *,
+    m: int,
+    n: int,
+    s: Sequence[float],
+    levels: Sequence[float],
+    eps: torch.Tensor,
+    n_draws: int,
+    seed: int = 0,
+    label_noise: float = 0.0,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> Sweep:
     """Recovery of r = len(s) by r_eps over noise levels x eps, all draws in one batch.
 
     ``summary`` (per noise level and eps): recovery_rate = P(r_eps = r), rank_mean,
@@ -179,14 +208,26 @@ def sweep(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[fl
     """
     eps = torch.as_tensor(eps, dtype=torch.float64)
     if eps.ndim != 1 or len(eps) < 2 or torch.any(torch.diff(eps) <= 0):
-        raise ValueError("eps must be a strictly increasing 1-d grid of >= 2 values; build it "
-                         "with calibration.eps_grid(lo, hi, per_decade)")
-    A, _ = draw(model, m=m, n=n, s=s, levels=levels, n_draws=n_draws, seed=seed,
-                label_noise=label_noise, dtype=dtype, device=device)
+        raise ValueError(
+            "eps must be a strictly increasing 1-d grid of >= 2 values; build it "
+            "with calibration.eps_grid(lo, hi, per_decade)"
+        )
+    A, _ = draw(
+        model,
+        m=m,
+        n=n,
+        s=s,
+        levels=levels,
+        n_draws=n_draws,
+        seed=seed,
+        label_noise=label_noise,
+        dtype=dtype,
+        device=device,
+    )
     r = len(s)
-    svals = spectra.singular_values(A)                                        # (Lv, D, k)
+    svals = spectra.singular_values(A)  # (Lv, D, k)
     ranks = spectra.numerical_rank_from_svals(svals, eps.view(-1, 1, 1)).to(torch.float64).cpu()
-    rate = (ranks == r).to(torch.float64).mean(-1)                            # (E, Lv)
+    rate = (ranks == r).to(torch.float64).mean(-1)  # (E, Lv)
     q05, q95 = torch.quantile(ranks, torch.tensor([0.05, 0.95], dtype=torch.float64), dim=-1)
     s64 = svals.to(torch.float64).cpu()
     gap = spectra.singular_gap(s64, r)
@@ -197,33 +238,37 @@ def sweep(model: str, *, m: int, n: int, s: Sequence[float], levels: Sequence[fl
     level = np.asarray(levels, dtype=float)
     sigma = effective_sigma(model, levels, label_noise)
     tag = dict(noise_model=model, dtype=str(dtype).removeprefix("torch."))
-    summary = pd.DataFrame({
-        **tag,
-        "noise_level": np.tile(level, E),
-        "sigma_eff": np.tile(sigma, E),
-        "eps": np.repeat(eps.numpy(), Lv),
-        "recovery_rate": rate.numpy().ravel(),
-        "rank_mean": stats.mean(ranks, dim=-1).numpy().ravel(),
-        "rank_var": stats.std(ranks, dim=-1).square().numpy().ravel(),
-        "rank_q05": q05.numpy().ravel(),
-        "rank_q95": q95.numpy().ravel(),
-        "gap_median": np.tile(gap.median(-1).values.numpy(), E),
-        "effective_rank_mean": np.tile(stats.mean(r_eff, dim=-1).numpy(), E),
-        "participation_ratio_mean": np.tile(stats.mean(r_pr, dim=-1).numpy(), E),
-        "n_draws": D,
-    })
-    draws = pd.DataFrame({
-        **tag,
-        "noise_level": np.repeat(level, D),
-        "sigma_eff": np.repeat(sigma, D),
-        "draw": np.tile(np.arange(D), Lv),
-        "sigma_1": s64[..., 0].numpy().ravel(),
-        "sigma_r": s64[..., r - 1].numpy().ravel(),
-        "sigma_r_plus_1": (s64[..., r] if r < s64.shape[-1] else torch.zeros(Lv, D)).numpy().ravel(),
-        "gap": gap.numpy().ravel(),
-        "effective_rank": r_eff.numpy().ravel(),
-        "participation_ratio": r_pr.numpy().ravel(),
-    })
+    summary = pd.DataFrame(
+        {
+            **tag,
+            "noise_level": np.tile(level, E),
+            "sigma_eff": np.tile(sigma, E),
+            "eps": np.repeat(eps.numpy(), Lv),
+            "recovery_rate": rate.numpy().ravel(),
+            "rank_mean": stats.mean(ranks, dim=-1).numpy().ravel(),
+            "rank_var": stats.std(ranks, dim=-1).square().numpy().ravel(),
+            "rank_q05": q05.numpy().ravel(),
+            "rank_q95": q95.numpy().ravel(),
+            "gap_median": np.tile(gap.median(-1).values.numpy(), E),
+            "effective_rank_mean": np.tile(stats.mean(r_eff, dim=-1).numpy(), E),
+            "participation_ratio_mean": np.tile(stats.mean(r_pr, dim=-1).numpy(), E),
+            "n_draws": D,
+        }
+    )
+    draws = pd.DataFrame(
+        {
+            **tag,
+            "noise_level": np.repeat(level, D),
+            "sigma_eff": np.repeat(sigma, D),
+            "draw": np.tile(np.arange(D), Lv),
+            "sigma_1": s64[..., 0].numpy().ravel(),
+            "sigma_r": s64[..., r - 1].numpy().ravel(),
+            "sigma_r_plus_1": (s64[..., r] if r < s64.shape[-1] else torch.zeros(Lv, D)).numpy().ravel(),
+            "gap": gap.numpy().ravel(),
+            "effective_rank": r_eff.numpy().ravel(),
+            "participation_ratio": r_pr.numpy().ravel(),
+        }
+    )
     return Sweep(summary, draws)
 
 
@@ -232,25 +277,33 @@ def level_summary(draws: pd.DataFrame) -> pd.DataFrame:
     frame = draws.assign(log10_gap=np.log10(draws["gap"]))
     grouped = frame.groupby(["noise_model", "dtype", "noise_level", "sigma_eff"], sort=False)
     columns = ["effective_rank", "participation_ratio", "log10_gap"]
-    parts = [grouped[columns].mean().add_suffix("_mean"),
-             grouped[columns].quantile(0.05).add_suffix("_q05"),
-             grouped[columns].quantile(0.95).add_suffix("_q95")]
+    parts = [
+        grouped[columns].mean().add_suffix("_mean"),
+        grouped[columns].quantile(0.05).add_suffix("_q05"),
+        grouped[columns].quantile(0.95).add_suffix("_q95"),
+    ]
     return pd.concat(parts, axis=1).reset_index()
 
 
 # -------------------------------------------------------------------------- plateaus
-def recovery_plateau(eps: Sequence[float] | np.ndarray, rate: Sequence[float] | np.ndarray,
-                     level: float = RECOVERY_LEVEL) -> dict[str, float]:
+def recovery_plateau(
+    eps: Sequence[float] | np.ndarray, rate: Sequence[float] | np.ndarray, level: float = RECOVERY_LEVEL
+) -> dict[str, float]:
     """Longest contiguous run of grid eps with P(r_eps = r) >= level: lo, hi, decades (nan if none)."""
     if not 0 < level <= 1:
         raise ValueError(f"level must lie in (0, 1], got {level}; e.g. level=0.95")
-    return eps_plateau(torch.tensor(np.asarray(rate, dtype=float)) >= level,
-                       torch.tensor(np.asarray(eps, dtype=float)))
+    return eps_plateau(torch.tensor(np.asarray(rate, dtype=float)) >= level, torch.tensor(np.asarray(eps, dtype=float)))
 
 
-def plateau_table(summary: pd.DataFrame, s: Sequence[float], m: int, n: int,
-                  level: float = RECOVERY_LEVEL, floor_margin: float = FLOOR_MARGIN,
-                  ceiling_margin: float = CEILING_MARGIN) -> pd.DataFrame:
+def plateau_table(
+    summary: pd.DataFrame,
+    s: Sequence[float],
+    m: int,
+    n: int,
+    level: float = RECOVERY_LEVEL,
+    floor_margin: float = FLOOR_MARGIN,
+    ceiling_margin: float = CEILING_MARGIN,
+) -> pd.DataFrame:
     """Measured plateau beside the predicted one, per noise level of a sweep summary.
 
     predicted_grid_lo/hi/points: grid eps inside [predicted_lo, predicted_hi];
@@ -260,24 +313,30 @@ def plateau_table(summary: pd.DataFrame, s: Sequence[float], m: int, n: int,
     """
     rows = []
     for (model, dtype_name, lvl, sigma), part in summary.groupby(
-            ["noise_model", "dtype", "noise_level", "sigma_eff"], sort=False):
+        ["noise_model", "dtype", "noise_level", "sigma_eff"], sort=False
+    ):
         part = part.sort_values("eps")
         eps, rate = part["eps"].to_numpy(), part["recovery_rate"].to_numpy()
-        theory = theory_table(s, m, n, sigma, getattr(torch, dtype_name),
-                              floor_margin, ceiling_margin).iloc[0]
+        theory = theory_table(s, m, n, sigma, getattr(torch, dtype_name), floor_margin, ceiling_margin).iloc[0]
         inside = eps[(eps >= theory.predicted_lo) & (eps <= theory.predicted_hi)]
         plateau = recovery_plateau(eps, rate, level)
         far_below = rate[eps <= FAR_BELOW_ROUNDOFF * theory.roundoff_floor]
         contains = bool(len(inside) and plateau["lo"] <= inside[0] and inside[-1] <= plateau["hi"])
-        rows.append({
-            "noise_model": model, "dtype": dtype_name, "noise_level": lvl, **theory.to_dict(),
-            "predicted_grid_lo": inside[0] if len(inside) else math.nan,
-            "predicted_grid_hi": inside[-1] if len(inside) else math.nan,
-            "predicted_grid_points": len(inside),
-            "plateau_lo": plateau["lo"], "plateau_hi": plateau["hi"],
-            "plateau_decades": plateau["decades"],
-            "max_recovery": rate.max(),
-            "max_recovery_far_below_roundoff": far_below.max() if len(far_below) else math.nan,
-            "contains_prediction": contains,
-        })
+        rows.append(
+            {
+                "noise_model": model,
+                "dtype": dtype_name,
+                "noise_level": lvl,
+                **theory.to_dict(),
+                "predicted_grid_lo": inside[0] if len(inside) else math.nan,
+                "predicted_grid_hi": inside[-1] if len(inside) else math.nan,
+                "predicted_grid_points": len(inside),
+                "plateau_lo": plateau["lo"],
+                "plateau_hi": plateau["hi"],
+                "plateau_decades": plateau["decades"],
+                "max_recovery": rate.max(),
+                "max_recovery_far_below_roundoff": far_below.max() if len(far_below) else math.nan,
+                "contains_prediction": contains,
+            }
+        )
     return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ All metrics are computed for all runs and checkpoints at once; bands come from t
 percentile bootstrap over SGD runs (resample runs with replacement, Efron & Tibshirani 1993).
 Patterns come from :mod:`dlncheck.spectra`; the gauge-aligned distance from :mod:`dlncheck.measure.gauge`.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,10 @@ from dlncheck.spectra import Weights
 # ------------------------------------------------------------------------ helpers
 def _check_runs(x: torch.Tensor, name: str) -> None:
     if x.shape[0] < 2:
-        raise ValueError(f"{name} has {x.shape[0]} run(s) on axis 0; it needs run 0 = GD and at "
-                         "least one SGD run (train with S >= 1)")
+        raise ValueError(
+            f"{name} has {x.shape[0]} run(s) on axis 0; it needs run 0 = GD and at "
+            "least one SGD run (train with S >= 1)"
+        )
 
 
 def check_weights(weights: Weights) -> None:
@@ -35,9 +38,11 @@ def check_weights(weights: Weights) -> None:
         raise ValueError("weights must hold at least one layer tensor (R, ..., d_l, d_{l-1})")
     for l in range(1, len(weights)):
         if weights[l].shape[-1] != weights[l - 1].shape[-2]:
-            raise ValueError(f"weights do not compose: W_{l + 1} has shape "
-                             f"{tuple(weights[l].shape)} but W_{l} outputs "
-                             f"{weights[l - 1].shape[-2]} dims; pass layers in order W_1..W_L")
+            raise ValueError(
+                f"weights do not compose: W_{l + 1} has shape "
+                f"{tuple(weights[l].shape)} but W_{l} outputs "
+                f"{weights[l - 1].shape[-2]} dims; pass layers in order W_1..W_L"
+            )
     _check_runs(weights[0], "weights[0]")
 
 
@@ -49,8 +54,9 @@ def sgd_summary(pattern: torch.Tensor, **bootstrap_kwargs: object) -> dict[str, 
     return {"gd": x[0], **stats.summarize(x[1:], 0, **bootstrap_kwargs)}
 
 
-def _l1_to_gd(pattern: torch.Tensor, weight: torch.Tensor, n_boot: int, level: float,
-              seed: int) -> dict[str, torch.Tensor]:
+def _l1_to_gd(
+    pattern: torch.Tensor, weight: torch.Tensor, n_boot: int, level: float, seed: int
+) -> dict[str, torch.Tensor]:
     """sum_{i<=j} w_ij sum_k |p^GD_ij,k - mean_SGD p_ij,k| with a bootstrap band over SGD runs.
 
     ``pattern`` is (R, ..., L, L, K); ``weight`` is (L, L) and is zeroed below the diagonal.
@@ -137,8 +143,7 @@ def d_l(weights: Weights) -> torch.Tensor:
     The seed's d_l is the mean over SGD runs (axis 0); its aggregate d = mean_l d_l.
     """
     check_weights(weights)
-    per_layer = [torch.linalg.matrix_norm(W[1:] - W[:1]) / torch.linalg.matrix_norm(W[:1])
-                 for W in weights]
+    per_layer = [torch.linalg.matrix_norm(W[1:] - W[:1]) / torch.linalg.matrix_norm(W[:1]) for W in weights]
     return torch.stack(per_layer, dim=-1)
 
 
@@ -170,8 +175,5 @@ def frame(index: dict[str, object], **metrics: dict[str, torch.Tensor]) -> pd.Da
     rows = []
     for name, summary in metrics.items():
         cols = {k: np.asarray(torch.as_tensor(v).detach().cpu()) for k, v in summary.items()}
-        rows.append(pd.DataFrame({**{k: np.asarray(v) for k, v in index.items()},
-                                  "metric": name, **cols}))
+        rows.append(pd.DataFrame({**{k: np.asarray(v) for k, v in index.items()}, "metric": name, **cols}))
     return pd.concat(rows, ignore_index=True)
-
-

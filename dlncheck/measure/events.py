@@ -5,6 +5,7 @@ levels, dwell times, escape steps and escape-window membership
 Time is t = lr * step. Escape windows have one definition, in the theory:
 :func:`dlncheck.theory.escape_windows` (half-width 3 / (L s^{2-2/L})).
 """
+
 from __future__ import annotations
 
 import math
@@ -52,21 +53,25 @@ def _grid(steps: int, n_linear: int, n_log: int) -> list[int]:
     return sorted({int(round(x)) for x in np.concatenate([lin, log, [0, steps]])})
 
 
-def time_grid_for(experiment: Experiment, budget_bytes: int = 2 ** 28) -> list[int]:
+def time_grid_for(experiment: Experiment, budget_bytes: int = 2**28) -> list[int]:
     """:func:`time_grid` for an experiment, capped so the stored weights of all runs at all
     checkpoints fit in ``budget_bytes`` (wide NTK nets with 33 runs would otherwise store
     gigabytes, and their partial products several times more)."""
     widths = experiment.widths
-    per_checkpoint = experiment.runs * sum(a * b for a, b in zip(widths[1:], widths[:-1])) \
-        * torch.finfo(experiment.torch_dtype).bits // 8
+    per_checkpoint = (
+        experiment.runs
+        * sum(a * b for a, b in zip(widths[1:], widths[:-1]))
+        * torch.finfo(experiment.torch_dtype).bits
+        // 8
+    )
     return time_grid(experiment.steps, max_points=max(16, budget_bytes // per_checkpoint))
 
 
 def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels: ArrayLike) -> torch.Tensor:
     """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never)."""
     levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
-    below = loss[:, :, None] <= levels                       # (R, T, n_levels)
-    first = below.int().argmax(dim=1)                         # first True (0 if none)
+    below = loss[:, :, None] <= levels  # (R, T, n_levels)
+    first = below.int().argmax(dim=1)  # first True (0 if none)
     return torch.where(below.any(dim=1), steps.to(loss.device)[first], -1).cpu()
 
 
@@ -90,7 +95,7 @@ def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels: ArrayLike, rtol
     t = times.to(loss.device, loss.dtype)
     dt = torch.diff(t)
     weight = torch.cat([dt[:1], dt[:-1] + dt[1:], dt[-1:]]) / 2 if len(t) > 1 else torch.zeros_like(t)
-    near = (loss[:, :, None] - levels).abs() <= rtol * levels.abs()   # (R, T, n_levels)
+    near = (loss[:, :, None] - levels).abs() <= rtol * levels.abs()  # (R, T, n_levels)
     return (near * weight[:, None]).sum(dim=1).cpu()
 
 

@@ -6,6 +6,7 @@ same network. :func:`procrustes_sweeps` is the one Procrustes solver of the proj
 parameter distances modulo the gauge (:func:`gauge_align`, protocol "Distance in parameter
 space") and the diversity of sampled saddles (``saddles.diversity``) both call it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -42,15 +43,17 @@ def apply_gauge(sgd: Weights, Q: Sequence[torch.Tensor]) -> list[torch.Tensor]:
 class GaugeAlignment:
     """SGD weights moved to the gauge closest to GD, the hidden-layer rotations Q_1..Q_{L-1},
     and the Procrustes objective sum_l ||W_l,GD - Q_l W_l,SGD Q_{l-1}^T||_F^2 before/after."""
-    weights: list[torch.Tensor]   # L tensors (R, ..., d_l, d_{l-1}); run 0 = GD unchanged
-    Q: list[torch.Tensor]         # L-1 tensors (S, ..., d_l, d_l)
-    objective_raw: torch.Tensor   # (S, ...)
-    objective: torch.Tensor       # (S, ...)
+
+    weights: list[torch.Tensor]  # L tensors (R, ..., d_l, d_{l-1}); run 0 = GD unchanged
+    Q: list[torch.Tensor]  # L-1 tensors (S, ..., d_l, d_l)
+    objective_raw: torch.Tensor  # (S, ...)
+    objective: torch.Tensor  # (S, ...)
     sweeps: int
 
 
-def procrustes_sweeps(gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[torch.Tensor],
-                       tol: torch.Tensor, max_sweeps: int) -> tuple[list[torch.Tensor], torch.Tensor, int]:
+def procrustes_sweeps(
+    gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[torch.Tensor], tol: torch.Tensor, max_sweeps: int
+) -> tuple[list[torch.Tensor], torch.Tensor, int]:
     """Alternating Procrustes on a flat batch (n, ...): Q_l <- polar(G_l (B_l Q_{l-1}^T)^T +
     G_{l+1}^T Q_{l+1} B_{l+1}), l = 1..L-1. A problem leaves the active set once a sweep lowers
     its objective by less than ``tol`` (n,), so the cost follows the slow problems only."""
@@ -64,8 +67,8 @@ def procrustes_sweeps(gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[t
         G, B = [x[active] for x in gd], [x[active] for x in sgd]
         q = [x[active] for x in Q]
         for l in range(1, L):
-            left = B[0] if l == 1 else B[l - 1] @ q[l - 2].mT              # B_l Q_{l-1}^T
-            right = B[l] if l + 1 == L else q[l] @ B[l]                    # Q_{l+1} B_{l+1}
+            left = B[0] if l == 1 else B[l - 1] @ q[l - 2].mT  # B_l Q_{l-1}^T
+            right = B[l] if l + 1 == L else q[l] @ B[l]  # Q_{l+1} B_{l+1}
             q[l - 1] = polar(G[l - 1] @ left.mT + G[l].mT @ right)
         new = gauge_objective(G, apply_gauge(B, q))
         done = (objective[active] - new) <= tol[active]
@@ -76,8 +79,9 @@ def procrustes_sweeps(gd: list[torch.Tensor], sgd: list[torch.Tensor], Q: list[t
     return Q, objective, sweeps
 
 
-def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8,
-                start: Sequence[torch.Tensor] | None = None) -> GaugeAlignment:
+def gauge_align(
+    weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8, start: Sequence[torch.Tensor] | None = None
+) -> GaugeAlignment:
     """Align every SGD run to GD over the hidden-layer orthogonal gauge by alternating Procrustes.
 
     The loss depends on W = W_L ... W_1 only, so W_l -> Q_l W_l Q_{l-1}^T (Q_0 = Q_L = I,
@@ -104,21 +108,21 @@ def gauge_align(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8,
     sgd = [W[1:].reshape(-1, *W.shape[-2:]) for W in weights]
     objective_raw = gauge_objective(gd, sgd)
     if L == 1:
-        return GaugeAlignment(list(weights), [], objective_raw.reshape(-1, *batch),
-                              objective_raw.reshape(-1, *batch), 0)
+        return GaugeAlignment(
+            list(weights), [], objective_raw.reshape(-1, *batch), objective_raw.reshape(-1, *batch), 0
+        )
     n = objective_raw.shape[0]
-    eye = [torch.eye(B.shape[-2], dtype=B.dtype, device=B.device).expand(n, B.shape[-2], B.shape[-2])
-           for B in sgd[:-1]]
+    eye = [torch.eye(B.shape[-2], dtype=B.dtype, device=B.device).expand(n, B.shape[-2], B.shape[-2]) for B in sgd[:-1]]
     if start is not None:
         if len(start) != L - 1:
             raise ValueError(f"start has {len(start)} rotations; pass the L-1 = {L - 1} Q of a previous alignment")
         starts_q = [eye, [q.reshape(n, *q.shape[-2:]).to(eye[0].dtype) for q in start]]
         return _finish(weights, gd, sgd, objective_raw, starts_q, rtol, max_sweeps, batch)
     forward, backward = list(eye), list(eye)
-    for l in range(1, L):                                   # ||G_l - Q_l B_l Q_{l-1}^T|| alone
+    for l in range(1, L):  # ||G_l - Q_l B_l Q_{l-1}^T|| alone
         left = sgd[0] if l == 1 else sgd[l - 1] @ forward[l - 2].mT
         forward[l - 1] = polar(gd[l - 1] @ left.mT)
-    for l in range(L - 1, 0, -1):                           # ||G_{l+1} - Q_{l+1} B_{l+1} Q_l^T||
+    for l in range(L - 1, 0, -1):  # ||G_{l+1} - Q_{l+1} B_{l+1} Q_l^T||
         right = sgd[l] if l + 1 == L else backward[l] @ sgd[l]
         backward[l - 1] = polar(gd[l].mT @ right)
     return _finish(weights, gd, sgd, objective_raw, [eye, forward, backward], rtol, max_sweeps, batch)
@@ -128,9 +132,12 @@ def _finish(weights, gd, sgd, objective_raw, starts_q, rtol, max_sweeps, batch) 
     """Sweep every start side by side and keep the best per problem."""
     starts, n = len(starts_q), objective_raw.shape[0]
     Q, objective, sweeps = procrustes_sweeps(
-        [G.repeat(starts, 1, 1) for G in gd], [B.repeat(starts, 1, 1) for B in sgd],
+        [G.repeat(starts, 1, 1) for G in gd],
+        [B.repeat(starts, 1, 1) for B in sgd],
         [torch.cat(qs) for qs in zip(*starts_q)],
-        rtol * objective_raw.repeat(starts), max_sweeps)
+        rtol * objective_raw.repeat(starts),
+        max_sweeps,
+    )
     best = objective.reshape(starts, n).argmin(0)
     pick = best * n + torch.arange(n, device=best.device)
     Q = [q[pick] for q in Q]
@@ -139,7 +146,9 @@ def _finish(weights, gd, sgd, objective_raw, starts_q, rtol, max_sweeps, batch) 
         weights=[torch.cat([W[:1], A.reshape(W[1:].shape)]) for W, A in zip(weights, aligned)],
         Q=[q.reshape(-1, *batch, *q.shape[-2:]) for q in Q],
         objective_raw=objective_raw.reshape(-1, *batch),
-        objective=objective[pick].reshape(-1, *batch), sweeps=sweeps)
+        objective=objective[pick].reshape(-1, *batch),
+        sweeps=sweeps,
+    )
 
 
 def gauge_align_path(weights: Weights, max_sweeps: int = 50, rtol: float = 1e-8) -> list[GaugeAlignment]:

@@ -11,6 +11,7 @@ log(mean_runs y) on log x by least squares; its interval is a percentile bootstr
 resamples the SGD runs within each config (runs are nested in their config's init; several
 inits resample inits first, then runs within each resampled init).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,10 +47,15 @@ def sweep_points(experiment: Experiment, batch_sizes, lr_fractions=LR_FRACTIONS)
         for f in lr_fractions:
             steps = experiment.steps / f
             if abs(steps - round(steps)) > 1e-9:
-                raise ValueError(f"lr_fractions={lr_fractions!r} is invalid: steps / f must be an "
-                                 f"integer (steps={experiment.steps}); use powers of 1/2")
-            points.append(SweepPoint(dataclasses.replace(experiment, lr=experiment.lr * f, steps=round(steps),
-                                                         batch_size=int(B)), f))
+                raise ValueError(
+                    f"lr_fractions={lr_fractions!r} is invalid: steps / f must be an "
+                    f"integer (steps={experiment.steps}); use powers of 1/2"
+                )
+            points.append(
+                SweepPoint(
+                    dataclasses.replace(experiment, lr=experiment.lr * f, steps=round(steps), batch_size=int(B)), f
+                )
+            )
     return points
 
 
@@ -71,10 +77,14 @@ def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=No
     for B in dict.fromkeys(p.batch_size for p in points):
         members = [i for i, p in enumerate(points) if p.batch_size == B]
         first = points[members[0]].experiment
-        base = dataclasses.replace(first, lr=first.lr / points[members[0]].lr_fraction,
-                                   steps=round(first.steps * points[members[0]].lr_fraction))
-        ensemble = Ensemble(base, [points[i].experiment.init for i in members],
-                            [points[i].lr for i in members], same_time=True)
+        base = dataclasses.replace(
+            first,
+            lr=first.lr / points[members[0]].lr_fraction,
+            steps=round(first.steps * points[members[0]].lr_fraction),
+        )
+        ensemble = Ensemble(
+            base, [points[i].experiment.init for i in members], [points[i].lr for i in members], same_time=True
+        )
         checkpoints = {j: checkpoint_steps(points[i].experiment, time_fractions) for j, i in enumerate(members)}
         trained = train(ensemble, checkpoints=checkpoints)
         for j, i in enumerate(members):
@@ -90,14 +100,14 @@ class SlopeFit:
     intercept: float
     lo: float
     hi: float
-    x: np.ndarray          # noise variable per config
-    y: np.ndarray          # discrepancy per config (statistic of the run means)
+    x: np.ndarray  # noise variable per config
+    y: np.ndarray  # discrepancy per config (statistic of the run means)
 
 
 def _slope(logx: np.ndarray, logy: np.ndarray) -> np.ndarray:
     """Least-squares slopes of logy (..., C) on logx (C,)."""
     xc = logx - logx.mean()
-    return ((logy - logy.mean(-1, keepdims=True)) * xc).sum(-1) / (xc ** 2).sum()
+    return ((logy - logy.mean(-1, keepdims=True)) * xc).sum(-1) / (xc**2).sum()
 
 
 def _mean_features(values: np.ndarray) -> np.ndarray:
@@ -115,8 +125,10 @@ def fit_loglog(x, values, statistic=None, n_boot: int = 2000, level: float = 0.9
     if v.ndim == 3:
         v = v[:, None]
     if v.ndim != 4 or v.shape[0] != len(x):
-        raise ValueError(f"values of shape {np.shape(values)} is invalid: give (configs={len(x)}, runs, "
-                         "features) or (configs, inits, runs, features)")
+        raise ValueError(
+            f"values of shape {np.shape(values)} is invalid: give (configs={len(x)}, runs, "
+            "features) or (configs, inits, runs, features)"
+        )
     if not np.all(x > 0):
         raise ValueError(f"x={x!r} is invalid: the noise variable must be > 0 for a log-log fit")
     statistic = statistic or (lambda m: m[..., 0])
@@ -130,7 +142,7 @@ def fit_loglog(x, values, statistic=None, n_boot: int = 2000, level: float = 0.9
     inits = rng.integers(0, I, size=(n_boot, C, I))
     runs = rng.integers(0, S, size=(n_boot, C, I, S))
     c_idx = np.arange(C)[None, :, None, None]
-    means = v[c_idx, inits[..., None], runs].mean(axis=(2, 3))        # (n_boot, C, F)
+    means = v[c_idx, inits[..., None], runs].mean(axis=(2, 3))  # (n_boot, C, F)
     with np.errstate(divide="ignore", invalid="ignore"):
         slopes = _slope(logx, np.log(statistic(means)))
     slopes = slopes[np.isfinite(slopes)]

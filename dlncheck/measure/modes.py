@@ -5,6 +5,7 @@ cross energy, off-diagonal decay, crossing times and the initial mode strength
 Pure functions of torch tensors, batched over leading axes; a time axis is the last batch
 axis ``(..., K)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,9 +39,11 @@ def mode_coefficients(W: torch.Tensor, U: torch.Tensor, V: torch.Tensor) -> torc
     U, V may be thin (teacher's nonzero modes only); they are completed to full bases.
     """
     if U.shape[-2] != W.shape[-2] or V.shape[-2] != W.shape[-1]:
-        raise ValueError(f"bases do not match W: W is {tuple(W.shape[-2:])}, U is "
-                         f"{tuple(U.shape)}, V is {tuple(V.shape)}; pass the teacher's U (d_out, k) "
-                         "and V (d_in, k)")
+        raise ValueError(
+            f"bases do not match W: W is {tuple(W.shape[-2:])}, U is "
+            f"{tuple(U.shape)}, V is {tuple(V.shape)}; pass the teacher's U (d_out, k) "
+            "and V (d_in, k)"
+        )
     U, V = complete_basis(U).to(W), complete_basis(V).to(W)
     return U.transpose(-1, -2) @ W @ V
 
@@ -88,13 +91,21 @@ def row_offdiag(w: torch.Tensor, s: torch.Tensor, rtol: float = 1e-9) -> dict[st
     rows = w[..., :n_modes, :]
     off = ~_block_mask(s, n_modes, w.shape[-1], rtol)
     off_part = rows * off
-    return {"max": off_part.abs().amax(-1),
-            "rho": safe_ratio(torch.linalg.vector_norm(off_part, dim=-1),
-                             torch.linalg.vector_norm(rows, dim=-1))}
+    return {
+        "max": off_part.abs().amax(-1),
+        "rho": safe_ratio(torch.linalg.vector_norm(off_part, dim=-1), torch.linalg.vector_norm(rows, dim=-1)),
+    }
 
 
-def crossing_times(w: torch.Tensor, s: torch.Tensor, times: torch.Tensor, *, eps_rho: float = 0.1,
-                   eps_abs: float | None = None, c: float = 0.5) -> dict[str, torch.Tensor]:
+def crossing_times(
+    w: torch.Tensor,
+    s: torch.Tensor,
+    times: torch.Tensor,
+    *,
+    eps_rho: float = 0.1,
+    eps_abs: float | None = None,
+    c: float = 0.5,
+) -> dict[str, torch.Tensor]:
     """t_cross(a) and t_diag(a) from mode coefficients w (..., K, d_out, d_in).
 
     t_diag(a)  = inf{t : |w_aa(t)| >= c s_a}                            (protocol, c = 0.5)
@@ -109,7 +120,7 @@ def crossing_times(w: torch.Tensor, s: torch.Tensor, times: torch.Tensor, *, eps
     diag = torch.diagonal(w, dim1=-2, dim2=-1)[..., :n].abs()
     times = torch.as_tensor(times, dtype=torch.float64, device=w.device).unsqueeze(-2)  # (..., 1, K)
 
-    def first(cond: torch.Tensor) -> torch.Tensor:                                     # over K
+    def first(cond: torch.Tensor) -> torch.Tensor:  # over K
         return first_time(cond.movedim(-2, -1), times)
 
     out = {"t_diag": first(diag >= c * s[:n].to(w)), "t_cross": first(off["rho"] <= eps_rho)}

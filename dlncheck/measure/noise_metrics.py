@@ -2,6 +2,7 @@
 
 Pure functions of torch tensors with runs on the leading axis and checkpoints on the next one.
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,7 +16,7 @@ def peak_and_learning_times(u: torch.Tensor, s: torch.Tensor, times: torch.Tenso
     the median over runs of the first time u >= fraction * s, each (modes,); also the variance (K, modes)."""
     var = u.var(0)
     t_peak = times[var.argmax(0)]
-    learned = first_time((u >= fraction * s).movedim(1, -1), times)          # (S, modes), inf if never
+    learned = first_time((u >= fraction * s).movedim(1, -1), times)  # (S, modes), inf if never
     return t_peak, learned.median(0).values, var
 
 
@@ -64,7 +65,7 @@ def departure_times(patterns: torch.Tensor, times: torch.Tensor) -> torch.Tensor
     """For rank patterns (R, K, L, L) with run 0 = GD: per SGD run (R-1,), the first checkpoint time
     from which the run's pattern differs from GD's at every later checkpoint (departed for good);
     inf where it equals GD's at the last checkpoint."""
-    differs = (patterns[1:] != patterns[:1]).flatten(2).any(-1)                    # (R-1, K)
-    for_good = differs.flip(1).int().cummin(1).values.flip(1).bool()               # differs from k on
+    differs = (patterns[1:] != patterns[:1]).flatten(2).any(-1)  # (R-1, K)
+    for_good = differs.flip(1).int().cummin(1).values.flip(1).bool()  # differs from k on
     first = for_good.int().argmax(1)
     return torch.where(for_good[:, -1], times[first].double(), torch.tensor(float("inf"), dtype=torch.float64))

@@ -19,6 +19,7 @@ Each discrepancy is ``statistic(mean over SGD runs of per-run features)`` so tha
   the first repeated block of the teacher (r_1L in (k, k + multiplicity)), midpoint rule on the
   checkpoint grid (degenerate teachers only).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,7 +31,7 @@ from dlncheck.measure import balance, compare, events
 from dlncheck.theory import stage_plateaus
 from dlncheck.theory.gradient_noise import minibatch_factor
 
-RANK_EPS = 1e-4   # the suite's rank floor (claims/test_rank_patterns.py EPS)
+RANK_EPS = 1e-4  # the suite's rank floor (claims/test_rank_patterns.py EPS)
 
 
 def internal_mask(L: int) -> torch.Tensor:
@@ -42,8 +43,8 @@ def internal_mask(L: int) -> torch.Tensor:
 
 def internal_log_offsets(weights, n_modes: int) -> np.ndarray:
     """(S, n_internal * n_modes): s^SGD_ij,k - s^GD_ij,k for internal products, learned modes."""
-    s = spectra.log_spectra(weights, n_modes).s                          # (R, L, L, n)
-    off = (s[1:] - s[:1])[:, internal_mask(len(weights))]                # (S, n_int, n)
+    s = spectra.log_spectra(weights, n_modes).s  # (R, L, L, n)
+    off = (s[1:] - s[:1])[:, internal_mask(len(weights))]  # (S, n_int, n)
     return off.reshape(off.shape[0], -1).double().cpu().numpy()
 
 
@@ -60,10 +61,17 @@ def _first(means):
     return means[..., 0]
 
 
-STATISTICS = {"d_sigma": _abs_sum, "balance_gap": _abs_sum, "theta_distance": _first,
-              "function_distance": _first, "function_distance_mid": _first, "sigma_spread": _spread,
-              "d_r_plateau": _abs_sum, "split_dwell": _abs_sum}
-NOISE_VARIABLES = {"lr*c_B": lambda lr, c: lr * c, "lr^3*c_B": lambda lr, c: lr ** 3 * c}
+STATISTICS = {
+    "d_sigma": _abs_sum,
+    "balance_gap": _abs_sum,
+    "theta_distance": _first,
+    "function_distance": _first,
+    "function_distance_mid": _first,
+    "sigma_spread": _spread,
+    "d_r_plateau": _abs_sum,
+    "split_dwell": _abs_sum,
+}
+NOISE_VARIABLES = {"lr*c_B": lambda lr, c: lr * c, "lr^3*c_B": lambda lr, c: lr**3 * c}
 
 
 def features(traj: Trajectory, name: str, end: int = -1, mid: int = 1) -> np.ndarray:
@@ -74,7 +82,7 @@ def features(traj: Trajectory, name: str, end: int = -1, mid: int = 1) -> np.nda
         return internal_log_offsets(W, n)
     if name == "sigma_spread":
         off = internal_log_offsets(W, n)
-        return np.concatenate([off, off ** 2], axis=1)
+        return np.concatenate([off, off**2], axis=1)
     if name == "balance_gap":
         r = balance.balance_residuals(W)
         return (r[1:] - r[:1]).double().cpu().numpy()
@@ -98,7 +106,7 @@ def noise_variable(kind: str, experiment) -> float:
 
 def _ranks(traj: Trajectory) -> torch.Tensor:
     """(R, C, L, L) rank patterns at every checkpoint, floor max(RANK_EPS sigma_1, RANK_EPS s_1)."""
-    W = [w.flatten(0, 1) for w in traj.weights]                          # (R * C, ...)
+    W = [w.flatten(0, 1) for w in traj.weights]  # (R * C, ...)
     s1 = float(traj.teacher.s[0])
     r = spectra.rank_patterns(W, RANK_EPS, atol=RANK_EPS * s1).r
     return r.reshape(traj.weights[0].shape[0], traj.weights[0].shape[1], *r.shape[1:])
@@ -114,8 +122,11 @@ def plateau_checkpoints(traj: Trajectory) -> np.ndarray:
     """Checkpoint indices where GD's loss (interpolated to the checkpoint times) is within
     ARRIVAL_RTOL P_0 of an intermediate visited plateau P_k (0 < k < last)."""
     P = stage_plateaus(traj.teacher.s).numpy()[1:-1]
-    loss = np.interp(_first_row(traj.checkpoint_times), _first_row(traj.times),
-                     traj.loss[0].double().cpu().numpy() - traj.loss_offset)
+    loss = np.interp(
+        _first_row(traj.checkpoint_times),
+        _first_row(traj.times),
+        traj.loss[0].double().cpu().numpy() - traj.loss_offset,
+    )
     near = np.abs(loss[:, None] - P[None]) <= events.ARRIVAL_RTOL * float(stage_plateaus(traj.teacher.s)[0])
     return np.flatnonzero(near.any(1))
 
@@ -136,13 +147,14 @@ def _rank_features(traj: Trajectory, name: str) -> np.ndarray:
     if name == "d_r_plateau":
         idx = plateau_checkpoints(traj)
         if len(idx) == 0:
-            raise ValueError("d_r_plateau: no checkpoint lies on a GD plateau; record more checkpoints "
-                             "(run_sweep time_fractions)")
+            raise ValueError(
+                "d_r_plateau: no checkpoint lies on a GD plateau; record more checkpoints (run_sweep time_fractions)"
+            )
         upper = np.triu(np.ones((L, L), dtype=bool))
-        diff = (r[1:, idx] - r[:1, idx])[..., upper]                        # (S, n_idx, n_upper)
+        diff = (r[1:, idx] - r[:1, idx])[..., upper]  # (S, n_idx, n_upper)
         return diff.reshape(diff.shape[0], -1) / len(idx)
     k, m = repeated_block(traj.teacher.s)
-    inside = ((r[..., 0, L - 1] > k) & (r[..., 0, L - 1] < k + m)).astype(float)    # (R, C)
+    inside = ((r[..., 0, L - 1] > k) & (r[..., 0, L - 1] < k + m)).astype(float)  # (R, C)
     t = _first_row(traj.checkpoint_times)
     dt = np.diff(t)
     weight = np.concatenate([dt[:1], dt[:-1] + dt[1:], dt[-1:]]) / 2

@@ -5,6 +5,7 @@ Ranks use the one convention of :func:`dlncheck.spectra.numerical_rank_from_sval
 #{sigma_m > max(eps sigma_1, atol)}, with ``atol = eps * s_1(teacher)`` for the floored notion.
 A time axis is the last axis of a rank sequence ``(..., K)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,7 @@ from dlncheck.measure.modes import degenerate_blocks
 from dlncheck.spectra import numerical_rank_from_svals, singular_gap, singular_values
 
 
-def ranks_over_eps(svals: torch.Tensor, eps: torch.Tensor,
-                   atol: torch.Tensor | float | None = None) -> torch.Tensor:
+def ranks_over_eps(svals: torch.Tensor, eps: torch.Tensor, atol: torch.Tensor | float | None = None) -> torch.Tensor:
     """r_eps for every eps of a grid at once: (E, ...) from svals (..., n) and eps (E,).
 
     #{sigma_m > max(eps sigma_1, atol)} (protocol 1.2), ``atol`` a float or an (E,) tensor
@@ -48,10 +48,14 @@ def growth_statistics(ranks: torch.Tensor) -> dict[str, torch.Tensor]:
     nonzero = (moves != 0).sum(-1)
     up = (moves > 0).sum(-1)
     nan = torch.full(nonzero.shape, math.nan, dtype=torch.float64, device=ranks.device)
-    return {"nonmonotone": torch.where(nonzero > 0, (moves < 0).sum(-1) / nonzero.clamp(min=1), 0.0),
-            "unit": torch.where(up > 0, (moves == 1).sum(-1) / up.clamp(min=1), nan),
-            "n_moves": nonzero, "max_jump": moves.abs().amax(-1) if moves.shape[-1] else nonzero * 0,
-            "start": ranks[..., 0], "final": ranks[..., -1]}
+    return {
+        "nonmonotone": torch.where(nonzero > 0, (moves < 0).sum(-1) / nonzero.clamp(min=1), 0.0),
+        "unit": torch.where(up > 0, (moves == 1).sum(-1) / up.clamp(min=1), nan),
+        "n_moves": nonzero,
+        "max_jump": moves.abs().amax(-1) if moves.shape[-1] else nonzero * 0,
+        "start": ranks[..., 0],
+        "final": ranks[..., -1],
+    }
 
 
 def follows_levels(ranks: torch.Tensor, levels: Sequence[int]) -> torch.Tensor:
@@ -77,8 +81,7 @@ def visits_levels(ranks: torch.Tensor, levels: Sequence[int], final: Sequence[in
     order or timing of the sub-steps inside a repeated block" (a split or a jump).
     """
     lv = torch.as_tensor(list(levels), dtype=ranks.dtype, device=ranks.device)
-    end = torch.as_tensor(list(final) if final is not None else [levels[-1]], dtype=ranks.dtype,
-                          device=ranks.device)
+    end = torch.as_tensor(list(final) if final is not None else [levels[-1]], dtype=ranks.dtype, device=ranks.device)
     visits = (ranks.unsqueeze(-1) == lv).any(-2).all(-1)
     monotone = (rank_moves(ranks) >= 0).all(-1)
     return visits & monotone & (ranks[..., 0] == lv[0]) & torch.isin(ranks[..., -1], end)
@@ -99,8 +102,9 @@ def trapped_levels(levels: Sequence[int]) -> list[int]:
     return [lv for lv in levels[:-1] if lv < r - 1] + [r - 1]
 
 
-def staircase_outcomes(ranks: torch.Tensor, kind: str, levels: Sequence[int], *, trapped: bool = False,
-                       crossing: bool = False) -> torch.Tensor:
+def staircase_outcomes(
+    ranks: torch.Tensor, kind: str, levels: Sequence[int], *, trapped: bool = False, crossing: bool = False
+) -> torch.Tensor:
     """Per run (run 0 = GD) of one init: does its rank sequence (R, K) match the prediction ``kind``?
 
     "unit" / "coarse": every run is monotone from 0 through every level to r (:func:`visits_levels`;
@@ -128,8 +132,13 @@ def staircase_outcomes(ranks: torch.Tensor, kind: str, levels: Sequence[int], *,
     return ok
 
 
-def guaranteed_rank(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor, eps: torch.Tensor | float,
-                    atol: torch.Tensor | float | None = None) -> torch.Tensor:
+def guaranteed_rank(
+    W: torch.Tensor,
+    M: torch.Tensor,
+    s: torch.Tensor,
+    eps: torch.Tensor | float,
+    atol: torch.Tensor | float | None = None,
+) -> torch.Tensor:
     """Weyl lower bound on the rank of W near M: #{a : s_a - ||W - M||_F > max(eps sigma_1(W), atol)}.
 
     sigma_a(W) >= s_a - ||W - M||_2 >= s_a - ||W - M||_F (Weyl), so ranks_over_eps(svals(W),
@@ -142,7 +151,7 @@ def guaranteed_rank(W: torch.Tensor, M: torch.Tensor, s: torch.Tensor, eps: torc
     threshold = eps * singular_values(W)[..., 0]
     if atol is not None:
         threshold = torch.maximum(threshold, torch.as_tensor(atol, dtype=W.dtype, device=W.device).reshape(shape))
-    lower = s[s > 0].to(W) - delta.unsqueeze(-1)                    # (..., r)
+    lower = s[s > 0].to(W) - delta.unsqueeze(-1)  # (..., r)
     return (lower.unsqueeze(0) > threshold.unsqueeze(-1)).sum(-1)
 
 
@@ -182,7 +191,7 @@ def eps_plateau(ok: torch.Tensor, eps: torch.Tensor) -> dict[str, float]:
         raise ValueError("eps must be strictly increasing (a log-spaced grid, e.g. logspace(-7, -3, 5))")
     k = torch.arange(len(ok))
     last_false = torch.cummax(torch.where(ok, -1, k), dim=0).values
-    run = k - last_false                                  # length of the True run ending at k
+    run = k - last_false  # length of the True run ending at k
     best = int(run.max()) if len(ok) else 0
     if best == 0:
         return {"lo": math.nan, "hi": math.nan, "decades": -math.inf}
@@ -200,8 +209,10 @@ def stagewise_criteria(ranks: torch.Tensor, levels: Sequence[int]) -> dict[str, 
     no stagewise growth, the NTK prediction).
     """
     r = levels[-1]
-    return {"starts_at_0": ranks[..., 0] == 0,
-            "monotone": (rank_moves(ranks) >= 0).all(-1),
-            "staircase": follows_levels(ranks, levels),
-            "reaches_r": ranks[..., -1] == r,
-            "at_least_r": (ranks >= r).all(-1)}
+    return {
+        "starts_at_0": ranks[..., 0] == 0,
+        "monotone": (rank_moves(ranks) >= 0).all(-1),
+        "staircase": follows_levels(ranks, levels),
+        "reaches_r": ranks[..., -1] == r,
+        "at_least_r": (ranks >= r).all(-1),
+    }

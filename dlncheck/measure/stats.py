@@ -5,6 +5,7 @@ each resample is a multinomial count vector over the S runs, so all ``n_boot`` r
 means are one matrix product ``counts @ x`` — vectorized, seeded, no loop over resamples.
 Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -42,9 +43,15 @@ def sem(x: torch.Tensor | np.ndarray, dim: int = 0) -> torch.Tensor:
     return std(x, 0) / x.shape[0] ** 0.5
 
 
-def bootstrap_ci(x: torch.Tensor | np.ndarray, dim: int = 0, n_boot: int = 2000, level: float = 0.95, seed: int = 0,
-                 statistic: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 chunk_elems: int = 2 ** 24) -> tuple[torch.Tensor, torch.Tensor]:
+def bootstrap_ci(
+    x: torch.Tensor | np.ndarray,
+    dim: int = 0,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+    statistic: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk_elems: int = 2**24,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Percentile bootstrap interval (lo, hi) of ``statistic(mean over runs)`` along ``dim``.
 
     Resampled means = (C / S) @ x with C ~ Multinomial(S, 1/S) per resample, processed in
@@ -60,8 +67,11 @@ def bootstrap_ci(x: torch.Tensor | np.ndarray, dim: int = 0, n_boot: int = 2000,
     S, shape = x.shape[0], x.shape[1:]
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, S, (n_boot, S), generator=gen)
-    weights = torch.zeros(n_boot, S, dtype=torch.float64).scatter_add_(
-        1, idx, torch.ones(n_boot, S, dtype=torch.float64)).div_(S)
+    weights = (
+        torch.zeros(n_boot, S, dtype=torch.float64)
+        .scatter_add_(1, idx, torch.ones(n_boot, S, dtype=torch.float64))
+        .div_(S)
+    )
     flat = x.detach().to("cpu", torch.float64).reshape(S, -1)
     statistic = statistic or (lambda means: means)
     step = max(1, chunk_elems // max(flat.shape[1], 1))

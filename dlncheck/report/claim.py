@@ -4,6 +4,7 @@ A claim writes into a private building folder (``claims/.building-<pid>-<name>``
 collector swaps it in under ``claims/<name>`` when the test ends (:mod:`dlncheck.report.store`),
 so an interrupted test never leaves a half-written case folder behind a link.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -62,6 +63,7 @@ def jsonable(value):
 def key_metric(numbers: dict, key: str | None = None) -> tuple[str | None, float | None]:
     """The number tracked across runs: ``numbers[key]`` if named, else the first finite float
     (a measurement rather than a count), else the first finite integer."""
+
     def finite(value, kinds):
         return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -83,7 +85,7 @@ class Prediction:
     prediction: str
     reason: str
     exploratory: bool = False
-    kind: str = ""            # a family's selector of what is asserted (e.g. growth "unit", scope "plateaus")
+    kind: str = ""  # a family's selector of what is asserted (e.g. growth "unit", scope "plateaus")
 
 
 @dataclass
@@ -107,8 +109,9 @@ class Claim:
         self.dir.mkdir(parents=True, exist_ok=False)
 
     def _add(self, kind: str, path: Path, caption: str, **extra) -> Path:
-        self.artifacts.append({"kind": kind, "path": f"claims/{self.folder}/{path.name}",
-                               "name": path.stem, "caption": caption, **extra})
+        self.artifacts.append(
+            {"kind": kind, "path": f"claims/{self.folder}/{path.name}", "name": path.stem, "caption": caption, **extra}
+        )
         return path
 
     def figure(self, fig, name: str, caption: str = "") -> Path:
@@ -116,15 +119,19 @@ class Claim:
         ``--svg``, ``<name>.svg`` in this claim's folder, then close it."""
         import matplotlib.pyplot as plt
 
-
         stem = _UNSAFE.sub("_", name)
         path = self.dir / f"{stem}.png"
         try:
             save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH, svg=self.svg)
         finally:
             plt.close(fig)
-        return self._add("figure", path, caption, thumb=f"claims/{self.folder}/{stem}.thumb.png",
-                         vector=f"claims/{self.folder}/{stem}.svg" if self.svg else None)
+        return self._add(
+            "figure",
+            path,
+            caption,
+            thumb=f"claims/{self.folder}/{stem}.thumb.png",
+            vector=f"claims/{self.folder}/{stem}.svg" if self.svg else None,
+        )
 
     def table(self, df, name: str, caption: str = "") -> Path:
         """Save a tidy DataFrame as ``<name>.csv`` in this claim's folder."""
@@ -132,9 +139,18 @@ class Claim:
         atomic.atomic_write(path, lambda tmp: df.to_csv(tmp, index=False))
         return self._add("table", path, caption)
 
-    def verdict(self, *, prediction: str, observed: str = "", holds: bool,
-                exploratory: bool = False, reason: str = "", golden_path: str | None = None,
-                key: str | None = None, **numbers) -> bool:
+    def verdict(
+        self,
+        *,
+        prediction: str,
+        observed: str = "",
+        holds: bool,
+        exploratory: bool = False,
+        reason: str = "",
+        golden_path: str | None = None,
+        key: str | None = None,
+        **numbers,
+    ) -> bool:
         """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``.
 
         ``golden_path`` (one of ``GOLDEN_PATH``) overrides the family's default reading of
@@ -145,13 +161,21 @@ class Claim:
             raise ValueError(f"golden_path={golden_path!r} is invalid: use one of {GOLDEN_PATH}")
         numbers = jsonable(numbers)
         if key is not None and key not in numbers:
-            raise ValueError(f"key={key!r} is not among the verdict's numbers {sorted(numbers)}; "
-                             "pass it as a keyword number too")
+            raise ValueError(
+                f"key={key!r} is not among the verdict's numbers {sorted(numbers)}; pass it as a keyword number too"
+            )
         key_name, key_value = key_metric(numbers, key)
-        self.verdict_record = {"prediction": str(prediction), "observed": str(observed),
-                               "holds": bool(holds), "exploratory": bool(exploratory),
-                               "reason": str(reason), "golden_path": golden_path,
-                               "key": key_name, "key_value": key_value, "numbers": numbers}
+        self.verdict_record = {
+            "prediction": str(prediction),
+            "observed": str(observed),
+            "holds": bool(holds),
+            "exploratory": bool(exploratory),
+            "reason": str(reason),
+            "golden_path": golden_path,
+            "key": key_name,
+            "key_value": key_value,
+            "numbers": numbers,
+        }
         atomic.write_json(self.dir / "verdict.json", self.verdict_record)
         self.artifacts = [a for a in self.artifacts if a["kind"] != "verdict"]
         self._add("verdict", self.dir / "verdict.json", "verdict and its numbers")

@@ -9,6 +9,7 @@ run leaves an index whose links all resolve and which says it did not finish. At
 end it writes the final report (*complete*, or *interrupted* with the cases that did not run),
 appends ``history.jsonl`` and shows what changed since each case's previous run.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,15 @@ CLAIM_KEY = pytest.StashKey[Claim]()
 
 
 def _record(item, report, claim: Claim | None) -> dict:
-    params = {k: jsonable(v) for k, v in getattr(item, "callspec", None).params.items()
-              if isinstance(v, (int, float, str, bool))} if hasattr(item, "callspec") else {}
+    params = (
+        {
+            k: jsonable(v)
+            for k, v in getattr(item, "callspec", None).params.items()
+            if isinstance(v, (int, float, str, bool))
+        }
+        if hasattr(item, "callspec")
+        else {}
+    )
     verdict = (claim.verdict_record if claim else None) or {}
     return {
         "nodeid": item.nodeid,
@@ -41,8 +49,7 @@ def _record(item, report, claim: Claim | None) -> dict:
         "params": params,
         "folder": folder_name(item.nodeid),
         "building": claim.dir.name if claim else None,
-        **{k: verdict.get(k) for k in ("prediction", "observed", "holds", "reason", "golden_path",
-                                       "key", "key_value")},
+        **{k: verdict.get(k) for k in ("prediction", "observed", "holds", "reason", "golden_path", "key", "key_value")},
         "exploratory": verdict.get("exploratory", False),
         "numbers": verdict.get("numbers", {}),
         "artifacts": claim.artifacts if claim else [],
@@ -75,16 +82,19 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if "claim" not in getattr(item, "fixturenames", ()):
         return
-    if report.when == "call" or (report.when == "setup" and not report.passed) \
-            or (report.when == "teardown" and report.failed):
+    if (
+        report.when == "call"
+        or (report.when == "setup" and not report.passed)
+        or (report.when == "teardown" and report.failed)
+    ):
         record = _record(item, report, item.stash.get(CLAIM_KEY, None))
         if report.failed and call.excinfo is not None and call.excinfo.errisinstance(OSError):
-            record["outcome"] = "error"   # infrastructure (disk, folder), not a scientific failure
+            record["outcome"] = "error"  # infrastructure (disk, folder), not a scientific failure
         report.user_properties.append((RECORD_KEY, json.dumps(record)))
 
 
-CACHE_KEY = pytest.StashKey[object]()    # the session's TrajectoryCache (set by the plugin's fixture)
-CACHE_OUTPUT = "dlncheck_cache_stats"     # an xdist worker's cache statistics, for the controller
+CACHE_KEY = pytest.StashKey[object]()  # the session's TrajectoryCache (set by the plugin's fixture)
+CACHE_OUTPUT = "dlncheck_cache_stats"  # an xdist worker's cache statistics, for the controller
 #: the running index is rewritten at most this often: rewriting it after every claim rendered all
 #: records so far each time, quadratic in the claims (28 s of a 370 s quick tier, py-spy)
 LIVE_EVERY_S = 10.0
@@ -106,12 +116,13 @@ class ReportCollector:
         self.reported: set[str] = set()
         self.settings, self.started = settings, datetime.now(UTC)
         self.meta: dict = {}  # provenance, gathered when the first claim reports (not for `pytest tests`)
-        self.lock = store.Lock(root, {"started": self.started.isoformat(timespec="seconds"),
-                                      "command": " ".join(sys.argv)})
+        self.lock = store.Lock(
+            root, {"started": self.started.isoformat(timespec="seconds"), "command": " ".join(sys.argv)}
+        )
         self.conflict: dict | None = None
         self.index: Path | None = None
-        self.trajectories: dict[str, int] = {}   # cache statistics summed over the workers
-        self.written_at: float | None = None      # monotonic time of the last running index
+        self.trajectories: dict[str, int] = {}  # cache statistics summed over the workers
+        self.written_at: float | None = None  # monotonic time of the last running index
 
     def _count(self, stats: dict[str, int]) -> None:
         for key, value in stats.items():
@@ -135,8 +146,9 @@ class ReportCollector:
             self.conflict = self.lock.acquire()
             if self.conflict is None:
                 store.clean_stale(self.root)
-                self.meta = provenance.collect(Path(self.config.rootpath), self.settings,
-                                               started=self.started) | {"pid": os.getpid()}
+                self.meta = provenance.collect(Path(self.config.rootpath), self.settings, started=self.started) | {
+                    "pid": os.getpid()
+                }
         return self.lock.held
 
     def pytest_runtest_logreport(self, report):
@@ -158,8 +170,7 @@ class ReportCollector:
         self.records[record["nodeid"]] = record
 
         building = record.pop("building", None)
-        target = claims / building if building and (claims / building).is_dir() \
-            else claims / record["folder"]
+        target = claims / building if building and (claims / building).is_dir() else claims / record["folder"]
         if target.is_dir():
             atomic.write_text(target / CASE_PAGE, render_case(record, self.root, self.meta))
         if building:
@@ -183,11 +194,10 @@ class ReportCollector:
         if not self.records:  # e.g. `pytest tests`: leave the last claims report alone
             return
 
-        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop) \
-            and bool(self._not_run())
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or bool(session.shouldstop) and bool(self._not_run())
         meta = provenance.finish(self.meta, "interrupted" if interrupted else "complete")
         meta["not_run"] = self._not_run() if interrupted else []
-        self._count(cache_stats(self.config))   # a run without xdist
+        self._count(cache_stats(self.config))  # a run without xdist
         meta["trajectories"] = self.trajectories
         records = list(self.records.values())
         rows = history.load(self.root)
@@ -206,6 +216,8 @@ class ReportCollector:
                 f"dlncheck report NOT written: {self.root} is being written by another pytest run "
                 f"(pid {self.conflict.get('pid')}, started {self.conflict.get('started', '?')}, "
                 f"command {self.conflict.get('command', '?')!r}); rerun when it has finished, or "
-                "pass --reports-dir <another folder>", red=True)
+                "pass --reports-dir <another folder>",
+                red=True,
+            )
         elif self.index:
             terminalreporter.write_line(f"dlncheck report: {self.index}")

@@ -5,6 +5,7 @@ control characters (except newline and tab) and bidirectional overrides/isolates
 U+2066-2069, U+200E/F, U+061C) are replaced by a visible ``\\uXXXX`` escape, so a test id
 cannot reorder or hide the text around it.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,12 @@ from markupsafe import Markup, escape
 
 _HIDDEN = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
-MISSING = {"nan": "not a number: undefined for this case (e.g. no run reached that point)",
-           "inf": "infinite", "-inf": "minus infinity", "None": "not measured"}
+MISSING = {
+    "nan": "not a number: undefined for this case (e.g. no run reached that point)",
+    "inf": "infinite",
+    "-inf": "minus infinity",
+    "None": "not measured",
+}
 MAX_ITEMS = 12
 
 

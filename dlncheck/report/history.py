@@ -3,6 +3,7 @@
 Each line is one claim record of one run, slimmed to what comparing runs needs. A run killed
 while appending leaves at most one truncated last line, which :func:`load` skips.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,7 @@ def append(root: Path, run: dict, records: list[dict]) -> Path:
     path = root / FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     tag = {"run": run.get("started"), "commit": run.get("git_commit"), "status": run.get("status")}
-    text = "".join(json.dumps({**tag, **{k: r.get(k) for k in FIELDS}}, sort_keys=True) + "\n"
-                   for r in records)
+    text = "".join(json.dumps({**tag, **{k: r.get(k) for k in FIELDS}}, sort_keys=True) + "\n" for r in records)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
     try:
         os.write(fd, text.encode("utf-8"))
@@ -63,8 +63,15 @@ def changes(records: list[dict], previous: dict[str, dict]) -> dict:
     """What changed against each case's previous record: verdict flips (outcome or holds),
     new contradictions (xfailed now, not before), XPASS, key-metric drift beyond
     ``DRIFT_BAND``, and cases never seen before."""
-    out = {"compared": 0, "flips": [], "new_contradictions": [], "xpass": [], "drift": [],
-           "new_cases": [], "band": DRIFT_BAND}
+    out = {
+        "compared": 0,
+        "flips": [],
+        "new_contradictions": [],
+        "xpass": [],
+        "drift": [],
+        "new_cases": [],
+        "band": DRIFT_BAND,
+    }
     for rec in records:
         if rec["outcome"] == "xpassed":
             out["xpass"].append({"record": rec})

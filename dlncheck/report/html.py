@@ -3,6 +3,7 @@ first, then changes, the filterable case table and provenance) and one page per 
 (``claims/<folder>/index.html``). Jinja2 with autoescape on; every text passes
 :func:`dlncheck.report.fmt.clean`, every number :func:`dlncheck.report.fmt.number`.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,8 +20,12 @@ from dlncheck.report.fmt import (
 )
 from dlncheck.store import atomic
 
-_ENV = Environment(loader=PackageLoader("dlncheck.report", "templates"),
-                   autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+_ENV = Environment(
+    loader=PackageLoader("dlncheck.report", "templates"),
+    autoescape=select_autoescape(["html"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
 _ENV.filters["num"] = number
 _ENV.filters["secs"] = seconds
 _ENV.filters["prose"] = prose
@@ -40,8 +45,7 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     r["symbol"] = fd.symbol(r["finding"], rec.get("holds"))
     folder = rec.get("folder")
     r["anchor"] = f"case-{folder or folder_name(rec['nodeid'])}"
-    r["page"] = (f"claims/{folder}/{CASE_PAGE}"
-                 if folder and (root / "claims" / folder).is_dir() else None)
+    r["page"] = f"claims/{folder}/{CASE_PAGE}" if folder and (root / "claims" / folder).is_dir() else None
     r["test"] = rec["nodeid"].split("::")[-1].split("[")[0]
     r["held"] = {True: "holds", False: "contradicted", None: "not reached"}[rec.get("holds")]
     key = fd.case_key(rec)
@@ -49,9 +53,14 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     r["family_rank"] = f"{rank.get(rec['family'], 999):03d}"
     r["question"] = fd.family(rec["family"]).question
     prefix = f"claims/{folder}/"
-    arts = [{**a, "local": a["path"].removeprefix(prefix),
-             "vector_local": (a.get("vector") or "").removeprefix(prefix) or None}
-            for a in rec.get("artifacts", [])]
+    arts = [
+        {
+            **a,
+            "local": a["path"].removeprefix(prefix),
+            "vector_local": (a.get("vector") or "").removeprefix(prefix) or None,
+        }
+        for a in rec.get("artifacts", [])
+    ]
     r["figures"] = [a for a in arts if a["kind"] == "figure"]
     r["tables"] = [a for a in arts if a["kind"] == "table"]
     r["verdict_local"] = next((a["local"] for a in arts if a["kind"] == "verdict"), None)
@@ -77,18 +86,22 @@ def _grid(views: list[dict]) -> dict:
     by_group = {}
     for fam, info, cells in g["rows"]:
         by_group.setdefault(info.group, []).append((fam, info, cells))
-    return {"columns": cols,
-            "regimes": spans(lambda c: c[0] if c != "other" else "other"),
-            "teachers": spans(lambda c: (c[0], c[1]) if c != "other" else ("other", "")),
-            "depths": [f"L{c[2]}" if c != "other" else "" for c in cols],
-            "groups": [(grp, by_group[grp]) for grp in fd.GROUPS if grp in by_group]}
+    return {
+        "columns": cols,
+        "regimes": spans(lambda c: c[0] if c != "other" else "other"),
+        "teachers": spans(lambda c: (c[0], c[1]) if c != "other" else ("other", "")),
+        "depths": [f"L{c[2]}" if c != "other" else "" for c in cols],
+        "groups": [(grp, by_group[grp]) for grp in fd.GROUPS if grp in by_group],
+    }
 
 
 def render_index(records: list[dict], root: Path, meta: dict, changes: dict | None) -> str:
     order = fd.family_order({r["family"] for r in records})
     rank = {f: k for k, f in enumerate(order)}
-    views = sorted((view(r, root, rank) for r in records),
-                   key=lambda v: (rank[v["family"]], v["regime"], v["teacher"], v["depth"], v["nodeid"]))
+    views = sorted(
+        (view(r, root, rank) for r in records),
+        key=lambda v: (rank[v["family"]], v["regime"], v["teacher"], v["depth"], v["nodeid"]),
+    )
     seen = set()
     for v in views:
         v["first_of_family"] = v["family"] not in seen
@@ -96,32 +109,58 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     grid = _grid(views)
     grid["teachers"] = [(t[1], n) for t, n in grid["teachers"]]
     by_id = {v["nodeid"]: v for v in views}
-    contradictions = [{**c, "finding_class": "na" if c["finding"] == "n/a" else c["finding"],
-                       "symbol": fd.symbol(c["finding"], False),
-                       "records": [by_id[r["nodeid"]] for r in c["records"]]}
-                      for c in fd.contradictions(views)]
+    contradictions = [
+        {
+            **c,
+            "finding_class": "na" if c["finding"] == "n/a" else c["finding"],
+            "symbol": fd.symbol(c["finding"], False),
+            "records": [by_id[r["nodeid"]] for r in c["records"]],
+        }
+        for c in fd.contradictions(views)
+    ]
     if changes is not None:
-        changes = {**changes, **{k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]]
-                                 for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")}}
-    filters = [(name, sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s)))
-               for name, key in (("outcome", "outcome"), ("family", "family"), ("regime", "regime"),
-                                 ("teacher", "teacher"), ("depth", "depth"))]
+        changes = {
+            **changes,
+            **{
+                k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]]
+                for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")
+            },
+        }
+    filters = [
+        (name, sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s)))
+        for name, key in (
+            ("outcome", "outcome"),
+            ("family", "family"),
+            ("regime", "regime"),
+            ("teacher", "teacher"),
+            ("depth", "depth"),
+        )
+    ]
     filters.append(("exploratory", ["no", "yes"]))
     provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
     return _ENV.get_template("index.html").render(
-        meta=meta, records=views, grid=grid, contradictions=contradictions, changes=changes,
-        summary=fd.summary(views), reproductions=fd.reproductions(views), filters=filters, provenance=provenance,
-        attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")], **_common())
+        meta=meta,
+        records=views,
+        grid=grid,
+        contradictions=contradictions,
+        changes=changes,
+        summary=fd.summary(views),
+        reproductions=fd.reproductions(views),
+        filters=filters,
+        provenance=provenance,
+        attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")],
+        **_common(),
+    )
 
 
 def render_case(rec: dict, root: Path, meta: dict) -> str:
     rank = {f: k for k, f in enumerate(fd.family_order({rec["family"]}))}
-    return _ENV.get_template("case.html").render(r=view(clean(rec), root, rank), meta=clean(meta),
-                                                 **_common())
+    return _ENV.get_template("case.html").render(r=view(clean(rec), root, rank), meta=clean(meta), **_common())
 
 
-def write_report(records: list[dict], root: Path, meta: dict, *, changes: dict | None = None,
-                 case_pages: bool = True) -> tuple[Path, Path]:
+def write_report(
+    records: list[dict], root: Path, meta: dict, *, changes: dict | None = None, case_pages: bool = True
+) -> tuple[Path, Path]:
     """Render everything first, then write ``root/results.json``, each case page (when its
     folder exists) and ``root/index.html`` atomically; return (results, index) paths.
 

@@ -7,6 +7,7 @@ the same case twice; it copies every claim folder, unites the history lines, and
 built in a temporary folder beside ``--out`` and swapped in at the end (nothing half-written is
 left behind), and merging the same shards again gives the same records.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,9 @@ JUNIT = "junit.xml"
 def _load(shard: Path) -> dict:
     path = shard / "results.json"
     if not path.is_file():
-        raise ValueError(f"shard {shard} has no results.json: pass the reports folder of a finished "
-                         "`pytest claims --shard K/N` run")
+        raise ValueError(
+            f"shard {shard} has no results.json: pass the reports folder of a finished `pytest claims --shard K/N` run"
+        )
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -40,8 +42,10 @@ def merged_meta(metas: list[dict], shards: list[Path]) -> dict:
     for meta, shard in zip(metas[1:], shards[1:]):
         if _identity(meta) != first:
             tier, commit = _identity(meta)
-            raise ValueError(f"shard {shard} is tier {tier!r} at commit {commit!r} but {shards[0]} is tier "
-                             f"{first[0]!r} at commit {first[1]!r}: merge shards of one run only")
+            raise ValueError(
+                f"shard {shard} is tier {tier!r} at commit {commit!r} but {shards[0]} is tier "
+                f"{first[0]!r} at commit {first[1]!r}: merge shards of one run only"
+            )
     return {**metas[0], "shard": "", "merged_from": len(shards)}
 
 
@@ -52,8 +56,10 @@ def merged_records(results: list[dict], shards: list[Path]) -> list[dict]:
     for result, shard in zip(results, shards):
         for record in result["claims"]:
             if record["nodeid"] in seen:
-                raise ValueError(f"case {record['nodeid']} ran in both {seen[record['nodeid']]} and {shard}: "
-                                 "shards must be disjoint (use the same --shard N for every runner)")
+                raise ValueError(
+                    f"case {record['nodeid']} ran in both {seen[record['nodeid']]} and {shard}: "
+                    "shards must be disjoint (use the same --shard N for every runner)"
+                )
             seen[record["nodeid"]] = shard
             records.append(record)
     return sorted(records, key=lambda r: r["nodeid"])

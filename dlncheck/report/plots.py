@@ -2,6 +2,7 @@
 
 All figures use the non-interactive Agg backend; ``claim.figure`` saves and closes them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -20,10 +21,10 @@ STYLE = {
     "savefig.dpi": 150,
     "svg.fonttype": "none",
     "savefig.bbox": "tight",
-    "text.hinting": "none",   # unhinted glyphs (as matplotlib's own test images): 18-20% less figure time
+    "text.hinting": "none",  # unhinted glyphs (as matplotlib's own test images): 18-20% less figure time
     "font.size": 10,
     "axes.titlesize": 11,
-    "axes.titley": 1.0,   # fixed title position: no per-draw search above the tick labels
+    "axes.titley": 1.0,  # fixed title position: no per-draw search above the tick labels
     "axes.labelsize": 10,
     "legend.fontsize": 8,
     "legend.frameon": False,
@@ -43,11 +44,16 @@ def _numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
-MARGIN_INCHES = (0.8, 0.2, 0.65, 0.45)   # left, right, bottom, top: room for $10^{-3}$ ticks and labels
+MARGIN_INCHES = (0.8, 0.2, 0.65, 0.45)  # left, right, bottom, top: room for $10^{-3}$ ticks and labels
 
 
-def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = None,
-           margins: dict[str, float] | None = None, **subplot_kw):
+def figure(
+    nrows: int = 1,
+    ncols: int = 1,
+    size: tuple[float, float] | None = None,
+    margins: dict[str, float] | None = None,
+    **subplot_kw,
+):
     """A styled (fig, axes) pair; ``axes`` is squeezed like plt.subplots.
 
     Fixed layout (no layout engine: constrained_layout re-solves at every draw and is slow):
@@ -59,17 +65,22 @@ def figure(nrows: int = 1, ncols: int = 1, size: tuple[float, float] | None = No
     size = size or (4.6 * ncols, 3.6 * nrows)
     w, h = size
     inches = dict(zip(("left", "right", "bottom", "top"), MARGIN_INCHES)) | (margins or {})
-    gaps = {"wspace": 0.45, "hspace": 0.6, "left": inches["left"] / w, "right": 1 - inches["right"] / w,
-            "bottom": inches["bottom"] / h, "top": 1 - inches["top"] / h}
+    gaps = {
+        "wspace": 0.45,
+        "hspace": 0.6,
+        "left": inches["left"] / w,
+        "right": 1 - inches["right"] / w,
+        "bottom": inches["bottom"] / h,
+        "top": 1 - inches["top"] / h,
+    }
     gaps |= subplot_kw.pop("gridspec_kw", {})
     with plt.rc_context(STYLE):
-        fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=True, gridspec_kw=gaps,
-                                 **subplot_kw)
+        fig, axes = plt.subplots(nrows, ncols, figsize=size, squeeze=True, gridspec_kw=gaps, **subplot_kw)
     return fig, axes
 
 
-PAD_INCHES = 0.1   # margin kept around the content when the image is cropped to it (as bbox "tight")
-PNG_COMPRESS = 1   # zlib level of the PNGs: level 6 (PIL's default) costs ~5x more for ~15% smaller files
+PAD_INCHES = 0.1  # margin kept around the content when the image is cropped to it (as bbox "tight")
+PNG_COMPRESS = 1  # zlib level of the PNGs: level 6 (PIL's default) costs ~5x more for ~15% smaller files
 
 
 def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool = False) -> None:
@@ -89,7 +100,6 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
     from matplotlib.transforms import Bbox
     from PIL import Image
 
-
     path = Path(path)
     with plt.rc_context(STYLE):
         fig.set_dpi(dpi)
@@ -99,7 +109,7 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
         rgba = np.asarray(canvas.buffer_rgba())
         rgb = rgba[..., :3]
         box = _content_pixels(rgba, np.round(np.asarray(fig.get_facecolor()) * 255))
-        if box is None or _floating_outside(fig, canvas.get_renderer()):   # let matplotlib find the extent
+        if box is None or _floating_outside(fig, canvas.get_renderer()):  # let matplotlib find the extent
             tight = fig.get_tightbbox(canvas.get_renderer()).padded(PAD_INCHES)
             atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=tight))
             image = Image.open(path).convert("RGB")
@@ -107,13 +117,16 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
             pad = round(PAD_INCHES * dpi)
             (y0, y1), (x0, x1) = [(max(0, a - pad), min(n, b + pad)) for (a, b), n in zip(box, rgb.shape)]
             image = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
-            atomic.atomic_write(path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi),
-                                                             compress_level=PNG_COMPRESS))
+            atomic.atomic_write(
+                path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi), compress_level=PNG_COMPRESS)
+            )
             height = rgb.shape[0]
             tight = Bbox.from_extents(x0 / dpi, (height - y1) / dpi, x1 / dpi, (height - y0) / dpi)
         if svg:
-            atomic.atomic_write(path.with_suffix(".svg"), lambda tmp: fig.savefig(
-                tmp, format="svg", bbox_inches=tight, metadata={"Date": None}))
+            atomic.atomic_write(
+                path.with_suffix(".svg"),
+                lambda tmp: fig.savefig(tmp, format="svg", bbox_inches=tight, metadata={"Date": None}),
+            )
 
     write_thumbnail(image, path, thumb_width)
 
@@ -124,13 +137,20 @@ def write_thumbnail(image, path, thumb_width: int) -> None:
     PIL's default median cut, and half the bytes on these mostly-white plots)."""
     from PIL import Image
 
-
     scale = min(1.0, thumb_width / image.width)
-    thumb = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
-                         Image.Resampling.BILINEAR, reducing_gap=2.0) if scale < 1 else image
+    thumb = (
+        image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=2.0,
+        )
+        if scale < 1
+        else image
+    )
     thumb = thumb.quantize(256, method=Image.Quantize.FASTOCTREE)
-    atomic.atomic_write(path.with_name(f"{path.stem}.thumb.png"),
-                        lambda tmp: thumb.save(tmp, format="PNG", compress_level=PNG_COMPRESS))
+    atomic.atomic_write(
+        path.with_name(f"{path.stem}.thumb.png"), lambda tmp: thumb.save(tmp, format="PNG", compress_level=PNG_COMPRESS)
+    )
 
 
 def unlabelled_log_minor_ticks_off(fig) -> None:
@@ -201,7 +221,7 @@ def _share_mathtext_parses(max_entries: int = 4096) -> None:
     MathTextParser._parse_cached = parse_cached
 
 
-MATPLOTLIB_PARSE_CACHED = None   # matplotlib's own per-parser cache (the benchmark's baseline restores it)
+MATPLOTLIB_PARSE_CACHED = None  # matplotlib's own per-parser cache (the benchmark's baseline restores it)
 _share_mathtext_parses()
 
 
@@ -211,23 +231,32 @@ def mark_failing(ax, x, y, failing, *, label: str = "fails the assertion", color
     x, y, failing = _numpy(x).ravel(), _numpy(y).ravel(), _numpy(failing).ravel().astype(bool)
     if not failing.any():
         return None
-    return ax.scatter(x[failing], y[failing], s=60, facecolors="none", edgecolors=color,
-                      linewidths=1.5, zorder=5, label=label)
+    return ax.scatter(
+        x[failing], y[failing], s=60, facecolors="none", edgecolors=color, linewidths=1.5, zorder=5, label=label
+    )
 
 
-def band(ax, x, center, lo=None, hi=None, *, label: str | None = None, color=None,
-         alpha: float = 0.25, **line_kw):
+def band(ax, x, center, lo=None, hi=None, *, label: str | None = None, color=None, alpha: float = 0.25, **line_kw):
     """A line with an optional shaded band [lo, hi] (e.g. a bootstrap CI over SGD runs)."""
     x, center = _numpy(x), _numpy(center)
     (line,) = ax.plot(x, center, label=label, color=color, **line_kw)
     if lo is not None and hi is not None:
-        ax.fill_between(x, _numpy(lo), _numpy(hi), color=line.get_color(), alpha=alpha,
-                        linewidth=0)
+        ax.fill_between(x, _numpy(lo), _numpy(hi), color=line.get_color(), alpha=alpha, linewidth=0)
     return line
 
 
-def heatmap(ax, matrix, *, title: str = "", cbar_label: str | None = "", vmin=None, vmax=None,
-            fmt: str = "{:.0f}", cmap: str = "viridis", annotate: bool = True):
+def heatmap(
+    ax,
+    matrix,
+    *,
+    title: str = "",
+    cbar_label: str | None = "",
+    vmin=None,
+    vmax=None,
+    fmt: str = "{:.0f}",
+    cmap: str = "viridis",
+    annotate: bool = True,
+):
     """An L x L upper-triangular pattern (entry [i-1, j-1] = value for P_ij), i rows, j cols.
 
     Entries below the diagonal are masked; each cell is annotated with ``fmt``. A colour bar is
@@ -244,13 +273,20 @@ def heatmap(ax, matrix, *, title: str = "", cbar_label: str | None = "", vmin=No
     ax.set_ylabel("i (first layer of P_ij)")
     ax.grid(False)
     ax.set_title(title)
-    if annotate:   # text colour from the cell's own luminance (Rec. 601 weights), for any colormap
+    if annotate:  # text colour from the cell's own luminance (Rec. 601 weights), for any colormap
         for i in range(L):
             for j in range(i, L):
                 if np.isfinite(m[i, j]):
                     r, g, b, _ = im.cmap(im.norm(m[i, j]))
-                    ax.text(j, i, fmt.format(m[i, j]), ha="center", va="center", fontsize=8,
-                            color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        fmt.format(m[i, j]),
+                        ha="center",
+                        va="center",
+                        fontsize=8,
+                        color="white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black",
+                    )
     if cbar_label is not None:
         ax.figure.colorbar(im, ax=ax, shrink=0.8).set_label(cbar_label)
     return im
@@ -259,12 +295,24 @@ def heatmap(ax, matrix, *, title: str = "", cbar_label: str | None = "", vmin=No
 def shared_colorbar(im, axes, label: str, location: str = "right"):
     """One colour bar for panels drawn on the same scale (same norm and colormap as ``im``),
     beside ``axes`` at ``location``: fewer axes to lay out and draw than a bar per panel."""
-    return im.figure.colorbar(im, ax=list(np.ravel(axes)), shrink=0.8, label=label, location=location,
-                              **({"aspect": 30, "pad": 0.08} if location == "bottom" else {}))
+    return im.figure.colorbar(
+        im,
+        ax=list(np.ravel(axes)),
+        shrink=0.8,
+        label=label,
+        location=location,
+        **({"aspect": 30, "pad": 0.08} if location == "bottom" else {}),
+    )
 
 
-def shade_windows(ax, windows: Sequence[tuple[float, float]], *, label: str = "escape window",
-                  color: str = "tab:red", alpha: float = 0.12):
+def shade_windows(
+    ax,
+    windows: Sequence[tuple[float, float]],
+    *,
+    label: str = "escape window",
+    color: str = "tab:red",
+    alpha: float = 0.12,
+):
     """Shade time windows such as [t_esc - Delta, t_esc + Delta]; one legend entry. Windows with a
     non-finite end (an escape theory does not predict) are not drawn."""
     finite = [(t0, t1) for t0, t1 in windows if np.isfinite(t0) and np.isfinite(t1)]
@@ -272,10 +320,8 @@ def shade_windows(ax, windows: Sequence[tuple[float, float]], *, label: str = "e
         ax.axvspan(t0, t1, color=color, alpha=alpha, linewidth=0, label=label if n == 0 else None)
 
 
-def mark_times(ax, times, *, label: str | None = None, color: str = "tab:gray",
-               linestyle: str = "--"):
+def mark_times(ax, times, *, label: str | None = None, color: str = "tab:gray", linestyle: str = "--"):
     """Vertical lines at given times (e.g. theory escape times); one legend entry."""
     for n, t in enumerate(_numpy(times).ravel()):
         if np.isfinite(t):
-            ax.axvline(t, color=color, linestyle=linestyle, linewidth=1,
-                       label=label if n == 0 else None)
+            ax.axvline(t, color=color, linestyle=linestyle, linewidth=1, label=label if n == 0 else None)

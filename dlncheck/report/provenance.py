@@ -1,4 +1,5 @@
 """Where a run's numbers come from: code version, packages, settings, command, time."""
+
 from __future__ import annotations
 
 import platform
@@ -16,8 +17,7 @@ from dlncheck import presets
 
 def _git(root: Path, *args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
-                             timeout=10, check=True)
+        out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
         return None
     return out.stdout.strip()
@@ -32,9 +32,12 @@ def _version(package: str) -> str | None:
 
 def _preset_settings(tier: str) -> dict:
     """S (SGD runs), batch size, samples and teacher seeds of the presets, where importable."""
-    return {"S": presets.SGD_RUNS.get(tier), "batch_size": presets.BATCH_SIZE,
-            "n_samples": presets.N_SAMPLES,
-            "teacher_seeds": {k: t.seed for k, t in presets.TEACHER_SPECS.items()}}
+    return {
+        "S": presets.SGD_RUNS.get(tier),
+        "batch_size": presets.BATCH_SIZE,
+        "n_samples": presets.N_SAMPLES,
+        "teacher_seeds": {k: t.seed for k, t in presets.TEACHER_SPECS.items()},
+    }
 
 
 def _command(argv: list[str]) -> str:
@@ -51,8 +54,7 @@ def _device(asked: str | None) -> str | None:
     return f"auto ({'cuda' if torch.cuda.is_available() else 'cpu'})"
 
 
-def collect(root: Path, settings: dict, argv: list[str] | None = None,
-            started: datetime | None = None) -> dict:
+def collect(root: Path, settings: dict, argv: list[str] | None = None, started: datetime | None = None) -> dict:
     """Provenance at the start of a run: git commit and dirty flag of ``root``, versions of
     Python/torch/numpy/dlncheck, the run's ``settings`` (tier, device, dtype, ...), the preset
     sizes and seeds, the command line and the start time (UTC, default now)."""
@@ -60,19 +62,28 @@ def collect(root: Path, settings: dict, argv: list[str] | None = None,
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     started = started or datetime.now(UTC)
     return {
-        **settings, "device": _device(settings.get("device")),
-        "git_commit": commit, "git_dirty": bool(status) if status is not None else None,
-        "python": platform.python_version(), "torch": _version("torch"),
-        "numpy": _version("numpy"), "dlncheck": _version("dlncheck"),
+        **settings,
+        "device": _device(settings.get("device")),
+        "git_commit": commit,
+        "git_dirty": bool(status) if status is not None else None,
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "dlncheck": _version("dlncheck"),
         "platform": platform.platform(),
         **_preset_settings(settings.get("tier", "quick")),
         "command": _command(sys.argv if argv is None else argv),
-        "started": started.isoformat(timespec="seconds"), "started_ts": started.timestamp(),
+        "started": started.isoformat(timespec="seconds"),
+        "started_ts": started.timestamp(),
     }
 
 
 def finish(meta: dict, status: str) -> dict:
     """``meta`` with the end time, duration in seconds and the run's status."""
     now = datetime.now(UTC)
-    return {**meta, "status": status, "finished": now.isoformat(timespec="seconds"),
-            "duration_s": round(now.timestamp() - meta.get("started_ts", now.timestamp()), 1)}
+    return {
+        **meta,
+        "status": status,
+        "finished": now.isoformat(timespec="seconds"),
+        "duration_s": round(now.timestamp() - meta.get("started_ts", now.timestamp()), 1),
+    }

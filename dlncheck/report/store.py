@@ -6,6 +6,7 @@ removes the old one, so a link into ``claims/<name>`` never sees half a folder. 
 between the two renames leaves ``.old-*`` without its published folder: :func:`clean_stale`
 (run when a session takes the lock) renames it back and removes what dead processes left.
 """
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,7 @@ def _owner(name: str, prefix: str) -> tuple[int | None, str]:
     """``.building-123-x`` -> (123, "x"); (None, "") when the name is not of that kind."""
     if not name.startswith(prefix):
         return None, ""
-    pid, _, rest = name[len(prefix):].partition("-")
+    pid, _, rest = name[len(prefix) :].partition("-")
     return (int(pid), rest) if pid.isdigit() and rest else (None, "")
 
 

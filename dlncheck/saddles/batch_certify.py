@@ -4,6 +4,7 @@ Same loss, zero band and kinds as `certify.certify` (see its docstring: tau = ma
 sqrt(||grad|| ||H||_2))); the C Hessians come from one vmapped torch.func.hessian and one batched eigvalsh,
 computed in float64 on the weights' device.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,15 +30,25 @@ def certify_batch(W, M, loss_tol: float | None = None) -> pd.DataFrame:
     ev = torch.linalg.eigvalsh(torch.func.vmap(torch.func.hessian(f))(theta)).cpu().numpy()
     n = theta.shape[1]
     s = torch.linalg.svdvals(M)
-    loss_min = 0.5 * float((s[min(min(sh) for sh in shapes):] ** 2).sum())
+    loss_min = 0.5 * float((s[min(min(sh) for sh in shapes) :] ** 2).sum())
     if loss_tol is None:
-        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((M ** 2).sum())
+        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((M**2).sum())
     h_norm = np.abs(ev).max(1)
     gnorm = torch.linalg.vector_norm(grad, dim=1).cpu().numpy()
     tau = np.maximum(10.0 * np.sqrt(n) * np.finfo(float).eps * h_norm, np.sqrt(gnorm * h_norm))
     lam = ev[:, 0]
     loss = loss.cpu().numpy()
     kind = np.where(lam < -tau, "strict", np.where(loss - loss_min <= loss_tol, "minimum", "non-strict"))
-    return pd.DataFrame({"kind": kind, "lambda_min": lam, "tau": tau, "grad_norm": gnorm, "loss": loss,
-                         "h_norm": h_norm, "n_neg": (ev < -tau[:, None]).sum(1),
-                         "n_zero": (np.abs(ev) <= tau[:, None]).sum(1), "n_pos": (ev > tau[:, None]).sum(1)})
+    return pd.DataFrame(
+        {
+            "kind": kind,
+            "lambda_min": lam,
+            "tau": tau,
+            "grad_norm": gnorm,
+            "loss": loss,
+            "h_norm": h_norm,
+            "n_neg": (ev < -tau[:, None]).sum(1),
+            "n_zero": (np.abs(ev) <= tau[:, None]).sum(1),
+            "n_pos": (ev > tau[:, None]).sum(1),
+        }
+    )

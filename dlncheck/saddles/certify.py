@@ -16,6 +16,7 @@ Kind: "minimum" if L - L_min <= loss_tol and lambda_min >= -tau (L_min from Ecka
 0.5 sum_{k >= min width} s_k^2; a DLN has no spurious local minima, Kawaguchi NeurIPS 2016),
 "strict" if lambda_min < -tau, else "non-strict".
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -29,21 +30,21 @@ DENSE_MAX = 2000
 
 @dataclass(frozen=True)
 class Certificate:
-    kind: str                 # "strict" | "non-strict" | "minimum"
+    kind: str  # "strict" | "non-strict" | "minimum"
     lambda_min: float
     grad_norm: float
     loss: float
     loss_min: float
-    h_norm: float             # ||H||_2
-    tau: float                # zero band half-width
+    h_norm: float  # ||H||_2
+    tau: float  # zero band half-width
     tau_round: float
     tau_crit: float
-    n_neg: int                # eigenvalues < -tau (among those computed)
-    n_zero: int | None        # |lambda| <= tau (None when only k eigenvalues are known)
+    n_neg: int  # eigenvalues < -tau (among those computed)
+    n_zero: int | None  # |lambda| <= tau (None when only k eigenvalues are known)
     n_pos: int | None
     n_params: int
-    method: str               # "dense" | "lanczos"
-    eigenvalues: tuple        # the computed smallest eigenvalues, ascending
+    method: str  # "dense" | "lanczos"
+    eigenvalues: tuple  # the computed smallest eigenvalues, ascending
 
     @property
     def inertia(self) -> tuple:
@@ -57,12 +58,14 @@ class Certificate:
 
 def loss_function(weights, M):
     """Flat parameter vector theta0 and f(theta) = 0.5 ||W_L...W_1 - M||_F^2."""
-    W = [torch.as_tensor(w).detach().to("cpu", torch.float64) for w in weights]   # float64 CPU: SciPy's Lanczos
+    W = [torch.as_tensor(w).detach().to("cpu", torch.float64) for w in weights]  # float64 CPU: SciPy's Lanczos
     M = torch.as_tensor(M).to("cpu", torch.float64)
     for l, w in enumerate(W, start=1):
         if w.ndim != 2:
-            raise ValueError(f"certify takes one network: weights[{l - 1}] (W_{l}) must be 2-D, got {tuple(w.shape)}; "
-                             "loop over chains or index one sample")
+            raise ValueError(
+                f"certify takes one network: weights[{l - 1}] (W_{l}) must be 2-D, got {tuple(w.shape)}; "
+                "loop over chains or index one sample"
+            )
     shapes = [w.shape for w in W]
     sizes = [w.numel() for w in W]
     if (W[-1].shape[0], W[0].shape[1]) != tuple(M.shape):
@@ -112,8 +115,9 @@ def dense_eigenvalues(f, theta):
     return torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).numpy()
 
 
-def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None,
-            seed: int = 0) -> Certificate:
+def certify(
+    weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None, seed: int = 0
+) -> Certificate:
     """Classify the critical point `weights` (list of L (d_l, d_{l-1}) tensors) of 0.5||W - M||^2.
 
     method: "dense" (full spectrum, exact inertia), "lanczos" (k smallest eigenvalues), or "auto"
@@ -130,9 +134,9 @@ def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | N
     grad_norm = float(torch.linalg.vector_norm(torch.func.grad(f)(theta)))
     Mt = torch.as_tensor(M).to("cpu", torch.float64)
     s = torch.linalg.svdvals(Mt)
-    loss_min = 0.5 * float((s[min(min(w.shape) for w in weights):] ** 2).sum())
+    loss_min = 0.5 * float((s[min(min(w.shape) for w in weights) :] ** 2).sum())
     if loss_tol is None:
-        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((Mt ** 2).sum())
+        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((Mt**2).sum())
     if method == "dense":
         ev = dense_eigenvalues(f, theta)
         h_norm = float(np.abs(ev).max())
@@ -151,5 +155,20 @@ def certify(weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | N
         kind = "minimum"
     else:
         kind = "non-strict"
-    return Certificate(kind, lam, grad_norm, loss, loss_min, h_norm, tau, tau_round, tau_crit, n_neg, n_zero, n_pos,
-                       n, method, tuple(float(x) for x in ev[:k]))
+    return Certificate(
+        kind,
+        lam,
+        grad_norm,
+        loss,
+        loss_min,
+        h_norm,
+        tau,
+        tau_round,
+        tau_crit,
+        n_neg,
+        n_zero,
+        n_pos,
+        n,
+        method,
+        tuple(float(x) for x in ev[:k]),
+    )

@@ -11,6 +11,7 @@ The residual blocks carry the gauge Z_l -> G_l Z_l G_{l-1}^{-1} (G_0 = I on inpu
   values (for a jackknife standard error).
 - `count_distinct`: connected components of "distance <= tol" among samples with equal signatures.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,10 @@ from dlncheck.spectra import numerical_rank, partial_products
 def rank_signature(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple]:
     """Per chain: tuple of numerical ranks of Z_j...Z_i, i <= j (Z blocks with chain axis)."""
     nf.check(Z)
-    ranks = [numerical_rank(P, tol, atol=tol) if P.shape[-1] * P.shape[-2]
-             else P.new_zeros(P.shape[0], dtype=torch.int64) for P in partial_products(Z).values()]
+    ranks = [
+        numerical_rank(P, tol, atol=tol) if P.shape[-1] * P.shape[-2] else P.new_zeros(P.shape[0], dtype=torch.int64)
+        for P in partial_products(Z).values()
+    ]
     return [tuple(int(x) for x in row) for row in torch.stack(ranks, -1).cpu()]
 
 
@@ -48,7 +51,7 @@ def aligned_distances(Z, sweeps: int = 50, restarts: int = 32, seed: int = 0) ->
         haar[:P] = torch.eye(n, dtype=z.dtype, device=z.device)
         O.append(haar)
     O, sq, _ = procrustes_sweeps(B, A, O, torch.zeros(restarts * P, dtype=Z[0].dtype, device=Z[0].device), sweeps)
-    scale = 0.5 * (sum((z ** 2).sum((-2, -1)) for z in A) + sum((z ** 2).sum((-2, -1)) for z in B))
+    scale = 0.5 * (sum((z**2).sum((-2, -1)) for z in A) + sum((z**2).sum((-2, -1)) for z in B))
     best = torch.sqrt(sq / scale.clamp_min(1e-300)).reshape(restarts, P).amin(0).cpu()
     D = np.zeros((C, C))
     D[ia.numpy(), ib.numpy()] = best.numpy()

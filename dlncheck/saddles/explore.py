@@ -8,6 +8,7 @@ diversity claim) in one batched program through three stages:
 Every polished chain is then certified (batched dense Hessian), read by the structural oracle and given
 its stratum: the rank signature of its residual partial products.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -26,14 +27,27 @@ from dlncheck.saddles.sampler import sample
 
 @dataclass(frozen=True)
 class Exploration:
-    table: pd.DataFrame        # one row per chain: null, energy_hold, energy, certificate, oracle, stratum
-    trace: pd.DataFrame        # step, chain, null, stage, energy (recorded steps of the three stages)
-    Z: list                    # polished residual blocks, sampled chains then null chains
+    table: pd.DataFrame  # one row per chain: null, energy_hold, energy, certificate, oracle, stratum
+    trace: pd.DataFrame  # step, chain, null, stage, energy (recorded steps of the three stages)
+    Z: list  # polished residual blocks, sampled chains then null chains
 
 
-def explore(nf: NormalForm, chains: int, *, anneal: int, hold: int, polish: int, step_size: float,
-            beta0: float, beta_f: float, seed: int = 0, init_scale: float = 0.5, record_every: int = 25,
-            oracle_tol: float = 1e-6, **prior) -> Exploration:
+def explore(
+    nf: NormalForm,
+    chains: int,
+    *,
+    anneal: int,
+    hold: int,
+    polish: int,
+    step_size: float,
+    beta0: float,
+    beta_f: float,
+    seed: int = 0,
+    init_scale: float = 0.5,
+    record_every: int = 25,
+    oracle_tol: float = 1e-6,
+    **prior,
+) -> Exploration:
     """Sampled chains 0..C-1 and collapsed null chains C..2C-1 (chain 0's start, no noise)."""
     Z0 = nf.zero_block_sample((), chains, seed=seed, scale=init_scale)
     init = [torch.cat([z, z[:1].expand_as(z)]) for z in Z0]
@@ -43,10 +57,20 @@ def explore(nf: NormalForm, chains: int, *, anneal: int, hold: int, polish: int,
     h = sample(nf, 2 * chains, hold, beta=beta_f, init=a.Z, seed=seed + 1, **common)
     E_hold = nf.energy(h.Z)
     Z = lm_polish(nf, h.Z, polish, zero_blocks=prior.get("zero_blocks", ()))
-    traces = [out.trace[["step", "chain", "energy"]].assign(step=out.trace.step + offset, stage=stage)
-              for stage, out, offset in (("anneal", a, 0), ("hold", h, anneal))]
-    traces.append(pd.DataFrame({"step": anneal + hold + polish, "chain": np.arange(2 * chains),
-                                "energy": nf.energy(Z).cpu().numpy(), "stage": "polish"}))
+    traces = [
+        out.trace[["step", "chain", "energy"]].assign(step=out.trace.step + offset, stage=stage)
+        for stage, out, offset in (("anneal", a, 0), ("hold", h, anneal))
+    ]
+    traces.append(
+        pd.DataFrame(
+            {
+                "step": anneal + hold + polish,
+                "chain": np.arange(2 * chains),
+                "energy": nf.energy(Z).cpu().numpy(),
+                "stage": "polish",
+            }
+        )
+    )
     trace = pd.concat(traces, ignore_index=True)
     trace["null"] = trace.chain >= chains
     table = certify_batch(nf.weights(Z), nf.M)

@@ -7,6 +7,7 @@ is Gaussian (no norm targeting):
 - L = 2, Z_1 = 0: E = ||sigma Z_2||^2 / 2, so each COLUMN z of Z_2 has precision A = beta sigma^T sigma + alpha I.
 Rows (columns) are independent; `gaussian_law` returns the free block, A and the axis.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -21,8 +22,10 @@ def gaussian_law(nf: NormalForm, zero_blocks, beta: float, alpha: float):
     """(free block l, precision A (k, k) as float64 NumPy, 'rows' | 'cols') of the closed-form cases."""
     free = [l for l in range(1, nf.L + 1) if l not in zero_blocks]
     if len(free) != 1 or alpha <= 0:
-        raise ValueError(f"closed form needs exactly one free block and alpha > 0, got free blocks {free}, "
-                         f"alpha={alpha}; fix all blocks but one at zero")
+        raise ValueError(
+            f"closed form needs exactly one free block and alpha > 0, got free blocks {free}, "
+            f"alpha={alpha}; fix all blocks but one at zero"
+        )
     l = free[0]
     m, n = nf.shapes[l - 1]
     sigma = nf.sigma.detach().cpu().double().numpy()
@@ -47,10 +50,14 @@ def normality_tests(y: np.ndarray) -> pd.DataFrame:
     the means (C * mean_c(y)^2 summed over coordinates ~ chi2(coords)), both two-sided."""
     C = y.shape[0]
     flat = y.reshape(C, -1)
-    rows = [{"test": f"KS coordinate {j}", "statistic": r.statistic, "p_value": r.pvalue}
-            for j, r in enumerate(stats.kstest(flat[:, j], "norm") for j in range(flat.shape[1]))]
-    for name, value, dof in (("second moment", (flat ** 2).sum(), flat.size),
-                             ("mean", (C * flat.mean(0) ** 2).sum(), flat.shape[1])):
+    rows = [
+        {"test": f"KS coordinate {j}", "statistic": r.statistic, "p_value": r.pvalue}
+        for j, r in enumerate(stats.kstest(flat[:, j], "norm") for j in range(flat.shape[1]))
+    ]
+    for name, value, dof in (
+        ("second moment", (flat**2).sum(), flat.size),
+        ("mean", (C * flat.mean(0) ** 2).sum(), flat.shape[1]),
+    ):
         cdf = stats.chi2.cdf(value, dof)
         rows.append({"test": f"chi2 {name}", "statistic": value / dof, "p_value": 2 * min(cdf, 1 - cdf)})
     return pd.DataFrame(rows)

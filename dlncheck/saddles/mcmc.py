@@ -11,6 +11,7 @@ draws x[m, t] of M chains, each split in two halves of n draws (2M chains):
 
 For an AR(1) chain x_t = phi x_{t-1} + noise, tau = (1 + phi) / (1 - phi) (tests check this).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,10 +20,11 @@ import numpy as np
 def _split(x) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] < 4:
-        raise ValueError(f"draws must have shape (chains, draws) with >= 4 draws, got {x.shape}; "
-                         "record more steps per chain")
+        raise ValueError(
+            f"draws must have shape (chains, draws) with >= 4 draws, got {x.shape}; record more steps per chain"
+        )
     n = x.shape[1] // 2
-    return np.concatenate([x[:, :n], x[:, x.shape[1] - n:]], axis=0)
+    return np.concatenate([x[:, :n], x[:, x.shape[1] - n :]], axis=0)
 
 
 def _autocovariance(x: np.ndarray) -> np.ndarray:
@@ -54,7 +56,7 @@ def ess(x) -> float:
     rho = 1.0 - (W - acov.mean(0)) / var_plus
     rho[0] = 1.0
     pairs = rho[: 2 * (n // 2)].reshape(-1, 2).sum(1)
-    positive = np.cumprod(pairs > 0).astype(bool)      # initial positive sequence
-    P = np.minimum.accumulate(pairs[positive])         # initial monotone sequence
-    tau = max(-1.0 + 2.0 * P.sum(), 1.0 / np.log10(m * n))   # Stan's floor on tau
+    positive = np.cumprod(pairs > 0).astype(bool)  # initial positive sequence
+    P = np.minimum.accumulate(pairs[positive])  # initial monotone sequence
+    tau = max(-1.0 + 2.0 * P.sum(), 1.0 / np.log10(m * n))  # Stan's floor on tau
     return float(m * n / tau)

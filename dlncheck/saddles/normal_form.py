@@ -19,6 +19,7 @@ singular directions, i.e. the point belongs to a larger stratum and E > 0 there.
 Residual blocks carry any leading batch (chain) axes: Z_l has shape (..., d_l - r, d_{l-1} - r)
 (Z_1: (..., d_1 - r, d_0)).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -47,15 +48,19 @@ class NormalForm:
         if len(widths) < 3:
             raise ValueError(f"widths must list d_0..d_L with depth L >= 2, got {widths}; add a hidden width")
         if (widths[-1], widths[0]) != tuple(M.shape):
-            raise ValueError(f"widths d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
-                             "(M is d_L x d_0); fix widths[0] and widths[-1]")
+            raise ValueError(
+                f"widths d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
+                "(M is d_L x d_0); fix widths[0] and widths[-1]"
+            )
         S = list(check.int_sequence("S", S))
         n_dir = min(M.shape)
         if len(set(S)) != len(S):
             raise ValueError(f"S has repeated indices {S}; list each learned direction once")
         if any(i < 0 or i >= n_dir for i in S):
-            raise ValueError(f"S={S} has indices outside 0..{n_dir - 1} (M has {n_dir} singular directions); "
-                             "use 0-based indices of the descending singular values")
+            raise ValueError(
+                f"S={S} has indices outside 0..{n_dir - 1} (M has {n_dir} singular directions); "
+                "use 0-based indices of the descending singular values"
+            )
         r = len(S)
         if min(widths) < r:
             raise ValueError(f"widths {widths} have a layer narrower than r={r}; every width must be >= |S|")
@@ -66,8 +71,8 @@ class NormalForm:
         self.Q = Q
         self.U_S, self.U_Q = U[:, S], U[:, Q]
         self.P_S = self.U_S @ self.U_S.mT
-        self.signal = self.U_S.mT @ M                      # (r, d_0): the first layer's signal rows
-        self.sigma = M.mT @ self.U_Q                       # Sigma_XY U_Q with Sigma_XY = M^T
+        self.signal = self.U_S.mT @ M  # (r, d_0): the first layer's signal rows
+        self.sigma = M.mT @ self.U_Q  # Sigma_XY U_Q with Sigma_XY = M^T
         d = widths
         self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
 
@@ -108,12 +113,12 @@ class NormalForm:
     @property
     def stratum_loss(self) -> float:
         """Loss on the stratum: 0.5 sum_{k not in S} s_k^2."""
-        return 0.5 * float((self.M ** 2).sum() - (self.s[self.S] ** 2).sum())
+        return 0.5 * float((self.M**2).sum() - (self.s[self.S] ** 2).sum())
 
     @property
     def global_min_loss(self) -> float:
         """Global minimum of the DLN loss: 0.5 sum_{k >= min width} s_k^2 (Eckart-Young)."""
-        return 0.5 * float((self.M ** 2).sum() - (self.s[: min(self.widths)] ** 2).sum())
+        return 0.5 * float((self.M**2).sum() - (self.s[: min(self.widths)] ** 2).sum())
 
     @property
     def is_top(self) -> bool:
@@ -125,7 +130,7 @@ class NormalForm:
 
     @property
     def is_global_minimum(self) -> bool:
-        scale = 0.5 * float((self.M ** 2).sum())
+        scale = 0.5 * float((self.M**2).sum())
         return self.stratum_loss - self.global_min_loss <= self.s.numel() * torch.finfo(self.M.dtype).eps * scale
 
     # ---------------------------------------------------------------- residual blocks
@@ -135,8 +140,10 @@ class NormalForm:
             raise ValueError(f"Z must hold L={self.L} residual blocks Z_1..Z_L, got {len(Z)}")
         for l, (z, shp) in enumerate(zip(Z, self.shapes), start=1):
             if tuple(z.shape[-2:]) != shp:
-                raise ValueError(f"residual block Z_{l} has shape {tuple(z.shape)}, expected (..., {shp[0]}, {shp[1]}) "
-                                 f"= (d_{l} - r, {'d_0' if l == 1 else f'd_{l - 1} - r'})")
+                raise ValueError(
+                    f"residual block Z_{l} has shape {tuple(z.shape)}, expected (..., {shp[0]}, {shp[1]}) "
+                    f"= (d_{l} - r, {'d_0' if l == 1 else f'd_{l - 1} - r'})"
+                )
 
     def zeros(self, chains: int | None = None) -> list[torch.Tensor]:
         lead = () if chains is None else (chains,)
@@ -190,10 +197,10 @@ class NormalForm:
     def _dmus(self, Z, sigma, with_mu: bool = False):
         """[dmu_1, ..., dmu_L] (prefixed by mu = Z_L...Z_1, a by-product, when with_mu)."""
         L = self.L
-        pre = [None]                                   # pre[l] = Z_l ... Z_1
+        pre = [None]  # pre[l] = Z_l ... Z_1
         for z in Z:
             pre.append(z if pre[-1] is None else z @ pre[-1])
-        suf = [None] * (L + 2)                         # suf[l] = Z_L ... Z_l
+        suf = [None] * (L + 2)  # suf[l] = Z_L ... Z_l
         for l in range(L, 0, -1):
             suf[l] = Z[l - 1] if suf[l + 1] is None else suf[l + 1] @ Z[l - 1]
         out = []
@@ -206,4 +213,4 @@ class NormalForm:
         """E(Z) = 0.5 ||mu||_F^2 + 0.5 sum_l ||dmu_l||_F^2, shape (...,) over leading axes."""
         self.check(Z)
         terms = self._dmus(Z, self.sigma if sigma is None else sigma, with_mu=True)
-        return 0.5 * sum((d ** 2).sum((-2, -1)) for d in terms)
+        return 0.5 * sum((d**2).sum((-2, -1)) for d in terms)

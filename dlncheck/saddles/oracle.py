@@ -23,6 +23,7 @@ Rules (population loss, S the learned set, Z a critical point: E(Z) = 0):
 Numerical ranks and "K != 0" are read at relative tolerance `tol` (default 1e-6): exact samples have
 exact zeros, polished SGLD samples have E <~ 1e-20, i.e. residual zeros ~1e-10 relative.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,10 +36,10 @@ from dlncheck.spectra import chain_product, numerical_rank
 
 @dataclass(frozen=True)
 class Prediction:
-    kind: str                  # "strict" | "non-strict" | "minimum"
+    kind: str  # "strict" | "non-strict" | "minimum"
     reason: str
-    open_pairs: tuple          # residual pairs (a, b), 1-based, that give a second-order escape
-    escape_order: int | None   # 2: two blocks suffice; 3: three or more needed; None: not a saddle path
+    open_pairs: tuple  # residual pairs (a, b), 1-based, that give a second-order escape
+    escape_order: int | None  # 2: two blocks suffice; 3: three or more needed; None: not a saddle path
 
 
 def _rank(A: torch.Tensor | None, tol: float, dim: int = 0) -> int:
@@ -65,7 +66,7 @@ def open_pairs(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple[int, int]]:
             k_scale = scale * float(torch.stack(zs).prod()) if zs else scale
             if K.numel() == 0 or float(torch.linalg.matrix_norm(K, ord=2)) <= tol * max(k_scale, 1e-300):
                 continue
-            rank_N = _rank(chain_product(Z[a: b - 1]), tol, d[a] - r)
+            rank_N = _rank(chain_product(Z[a : b - 1]), tol, d[a] - r)
             if _rank(chain_product(Z[a:]), tol) < rank_N or _rank(chain_product(Z[: b - 1]), tol) < rank_N:
                 pairs.append((a, b))
     return pairs
@@ -77,10 +78,18 @@ def oracle_kind(nf: NormalForm, Z, tol: float = 1e-6) -> Prediction:
         return Prediction("minimum", "stratum loss equals the global minimum (Eckart-Young)", (), None)
     pairs = tuple(open_pairs(nf, Z, tol))
     if not nf.is_top:
-        return Prediction("strict", "S is not a top-r set: swap a learned direction for a larger unlearned one "
-                                    "through the signal path (second order)", pairs, 2)
+        return Prediction(
+            "strict",
+            "S is not a top-r set: swap a learned direction for a larger unlearned one "
+            "through the signal path (second order)",
+            pairs,
+            2,
+        )
     if pairs:
-        return Prediction("strict", f"residual blocks {pairs[0]} open an unlearned direction at second order",
-                          pairs, 2)
-    return Prediction("non-strict", "S is top-r and every residual escape needs >= 3 blocks moved together "
-                                    "(third-order escape): PSD Hessian", (), 3)
+        return Prediction("strict", f"residual blocks {pairs[0]} open an unlearned direction at second order", pairs, 2)
+    return Prediction(
+        "non-strict",
+        "S is top-r and every residual escape needs >= 3 blocks moved together (third-order escape): PSD Hessian",
+        (),
+        3,
+    )

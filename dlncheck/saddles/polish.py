@@ -6,6 +6,7 @@ which converges quadratically to a zero of r wherever the local error bound dist
 holds, including non-isolated zeros (plain gradient descent on E is only sublinear at degenerate zeros).
 A step is kept only when it lowers E (otherwise lam grows tenfold for that chain). Fixed zero blocks stay zero.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,12 @@ def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):
     """Polished blocks (same shapes as Z, chain axis first) after `steps` LM iterations."""
     shapes = nf.shapes
     sizes = [m * n for m, n in shapes]
-    free = torch.cat([torch.full((s,), float(l not in zero_blocks), dtype=nf.M.dtype, device=nf.M.device)
-                      for l, s in enumerate(sizes, 1)])
+    free = torch.cat(
+        [
+            torch.full((s,), float(l not in zero_blocks), dtype=nf.M.dtype, device=nf.M.device)
+            for l, s in enumerate(sizes, 1)
+        ]
+    )
 
     def residual(x):
         blocks = [p.view(s) for p, s in zip(torch.split(x, sizes), shapes)]
@@ -29,18 +34,18 @@ def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):
     jac = torch.func.vmap(torch.func.jacrev(residual))
     res = torch.func.vmap(residual)
     r = res(x)
-    E = 0.5 * (r ** 2).sum(1)
+    E = 0.5 * (r**2).sum(1)
     damp = torch.ones_like(E)
     eye = torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
     for _ in range(steps):
         J = jac(x) * free
-        scale = (J ** 2).sum((1, 2))               # trace(J^T J): keeps A invertible in floating point
+        scale = (J**2).sum((1, 2))  # trace(J^T J): keeps A invertible in floating point
         lam = torch.maximum(damp * torch.sqrt(2 * E), torch.finfo(x.dtype).eps * scale).clamp_min(1e-300)
         A = J.mT @ J + lam[:, None, None] * eye
         dx = -torch.linalg.solve(A, (J.mT @ r[..., None]))[..., 0]
         x_new = x + dx
         r_new = res(x_new)
-        E_new = 0.5 * (r_new ** 2).sum(1)
+        E_new = 0.5 * (r_new**2).sum(1)
         ok = E_new < E
         x = torch.where(ok[:, None], x_new, x)
         r = torch.where(ok[:, None], r_new, r)

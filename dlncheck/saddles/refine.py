@@ -5,6 +5,7 @@ chain axis, re-balancing every `rebalance_every` steps by W_l <- (g / ||W_l||_F)
 g = (prod_l ||W_l||_F)^{1/L} (the product is unchanged; the scalar gauge drift is removed).
 Reports, per chain, the gradient norm and the relative change of the end-to-end map.
 """
+
 from __future__ import annotations
 
 import pandas as pd
@@ -20,7 +21,7 @@ def _loss_and_grads(W, M):
 
 
 def _grad_norm(grads):
-    return torch.sqrt(sum((g ** 2).sum((-2, -1)) for g in grads))
+    return torch.sqrt(sum((g**2).sum((-2, -1)) for g in grads))
 
 
 def rebalance(W):
@@ -51,7 +52,14 @@ def refine(W, M, *, steps: int = 200, lr: float = 1e-2, rebalance_every: int = 5
     loss1, grads = _loss_and_grads(W, M)
     P1 = chain_product(W)
     change = torch.linalg.matrix_norm(P1 - P0) / torch.linalg.matrix_norm(P0).clamp_min(torch.finfo(P0.dtype).tiny)
-    report = pd.DataFrame({"chain": range(len(loss0)), "loss_before": loss0.tolist(), "loss_after": loss1.tolist(),
-                           "grad_norm_before": g0.tolist(), "grad_norm_after": _grad_norm(grads).tolist(),
-                           "map_change": change.tolist()})
+    report = pd.DataFrame(
+        {
+            "chain": range(len(loss0)),
+            "loss_before": loss0.tolist(),
+            "loss_after": loss1.tolist(),
+            "grad_norm_before": g0.tolist(),
+            "grad_norm_after": _grad_norm(grads).tolist(),
+            "map_change": change.tolist(),
+        }
+    )
     return W, report

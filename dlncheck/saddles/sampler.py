@@ -16,6 +16,7 @@ every proposal is accepted with that probability, so p_beta is stationary exactl
 gradient descent on U): the collapsed null of the diversity claim; a (chains,) 0/1 tensor switches
 noise per chain, so sampled and collapsed chains share one batched program. Noise is drawn on M's device.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,25 +35,43 @@ class SamplerDiverged(FloatingPointError):
 
 @dataclass(frozen=True)
 class Samples:
-    Z: list                    # L tensors (C, d_l - r, d_{l-1} - r): final residual blocks
-    trace: pd.DataFrame        # step, chain, beta, energy, grad_norm, acceptance, znorm_1..znorm_L
-    final: pd.DataFrame        # one row per chain: energy, znorm_l, mean acceptance
+    Z: list  # L tensors (C, d_l - r, d_{l-1} - r): final residual blocks
+    trace: pd.DataFrame  # step, chain, beta, energy, grad_norm, acceptance, znorm_1..znorm_L
+    final: pd.DataFrame  # one row per chain: energy, znorm_l, mean acceptance
 
 
 def _potential(nf, Z, beta, alpha, kappa, rho, targeted, sigma):
     E = nf.energy(Z, sigma)
-    prior = sum(0.5 * alpha * (z ** 2).sum((-2, -1)) for z in Z)
+    prior = sum(0.5 * alpha * (z**2).sum((-2, -1)) for z in Z)
     if kappa:
         prior = prior + sum(0.5 * kappa * (torch.linalg.matrix_norm(z) - rho) ** 2 for z, f in zip(Z, targeted) if f)
     return beta * E + prior, E
 
 
-def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, beta: float = 1e3,
-           beta_final: float | None = None, alpha: float = 0.0, norm_target: float = 1.0,
-           norm_strength: float = 0.0, zero_blocks=(), polish: int = 0, batch_size: int | None = None,
-           init=None, init_scale: float = 1.0, seed: int = 0, record_every: int = 10,
-           max_energy: float = 1e12, mala: bool = False, noise=True, norm_blocks=None,
-           progress: bool = False) -> Samples:
+def sample(
+    nf: NormalForm,
+    chains: int,
+    steps: int,
+    *,
+    step_size: float = 1e-2,
+    beta: float = 1e3,
+    beta_final: float | None = None,
+    alpha: float = 0.0,
+    norm_target: float = 1.0,
+    norm_strength: float = 0.0,
+    zero_blocks=(),
+    polish: int = 0,
+    batch_size: int | None = None,
+    init=None,
+    init_scale: float = 1.0,
+    seed: int = 0,
+    record_every: int = 10,
+    max_energy: float = 1e12,
+    mala: bool = False,
+    noise=True,
+    norm_blocks=None,
+    progress: bool = False,
+) -> Samples:
     """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals.
 
     norm_blocks: 1-based blocks whose norm is targeted (default: every free block)."""
@@ -62,20 +81,26 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
     if step_size <= 0 or beta <= 0 or (beta_final is not None and beta_final <= 0):
         raise ValueError(f"step_size={step_size}, beta={beta}, beta_final={beta_final} must be > 0")
     if nf.is_global_minimum:
-        raise ValueError(f"stratum S={nf.S} is the global minimum (loss {nf.stratum_loss:.3g}); "
-                         "choose |S| < r_max or a set that is not top-r to sample saddles")
+        raise ValueError(
+            f"stratum S={nf.S} is the global minimum (loss {nf.stratum_loss:.3g}); "
+            "choose |S| < r_max or a set that is not top-r to sample saddles"
+        )
     nf._check_blocks(zero_blocks)
     if batch_size is not None and not hasattr(nf, "X"):
         raise ValueError("batch_size needs an empirical normal form: NormalForm.from_data(X, Y, S, widths)")
     if mala and batch_size is not None:
-        raise ValueError("mala=True needs the full-batch energy (the MH ratio of a minibatch energy is biased); "
-                         "drop batch_size or mala")
+        raise ValueError(
+            "mala=True needs the full-batch energy (the MH ratio of a minibatch energy is biased); "
+            "drop batch_size or mala"
+        )
     free = [l not in zero_blocks for l in range(1, nf.L + 1)]
     if norm_blocks is not None:
         nf._check_blocks(norm_blocks)
         if set(norm_blocks) & set(zero_blocks):
-            raise ValueError(f"norm_blocks={list(norm_blocks)} overlap zero_blocks={list(zero_blocks)}; "
-                             "a fixed zero block cannot have its norm targeted")
+            raise ValueError(
+                f"norm_blocks={list(norm_blocks)} overlap zero_blocks={list(zero_blocks)}; "
+                "a fixed zero block cannot have its norm targeted"
+            )
     targeted = free if norm_blocks is None else [l in norm_blocks for l in range(1, nf.L + 1)]
     dev = nf.M.device
     mask = [torch.tensor(float(f), dtype=nf.M.dtype, device=dev) for f in free]
@@ -104,14 +129,20 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
         bad = ~torch.isfinite(E) | (E > max_energy)
         if bad.any():
             c = int(bad.nonzero()[0])
-            raise SamplerDiverged(f"SGLD chain {c} diverged at step {t} (energy {float(E[c]):.3g}) with step size "
-                                  f"eps_t={eps:.3g} (h={step_size}, beta_t={beta_t:.3g}); lower step_size")
+            raise SamplerDiverged(
+                f"SGLD chain {c} diverged at step {t} (energy {float(E[c]):.3g}) with step size "
+                f"eps_t={eps:.3g} (h={step_size}, beta_t={beta_t:.3g}); lower step_size"
+            )
         with torch.no_grad():
-            xi = [torch.randn(z.shape, generator=g, dtype=z.dtype, device=dev) * math.sqrt(eps) * m * noise
-                  if noisy else 0.0 for z, m in zip(Z, mask)]
+            xi = [
+                torch.randn(z.shape, generator=g, dtype=z.dtype, device=dev) * math.sqrt(eps) * m * noise
+                if noisy
+                else 0.0
+                for z, m in zip(Z, mask)
+            ]
             Z_new = [(z - 0.5 * eps * gr + n).requires_grad_(True) for z, gr, n in zip(Z, grads, xi)]
         acc = None
-        if mala and noisy:                              # Metropolis-Hastings correction of every proposal
+        if mala and noisy:  # Metropolis-Hastings correction of every proposal
             U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
             with torch.no_grad():
                 acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
@@ -120,21 +151,37 @@ def sample(nf: NormalForm, chains: int, steps: int, *, step_size: float = 1e-2, 
         if t % record_every == 0 or t == total - 1:
             if acc is None:
                 acc = torch.full((chains,), math.nan, dtype=nf.M.dtype, device=dev)
-            if noisy and not mala:                      # acceptance is sampled on recorded steps only
+            if noisy and not mala:  # acceptance is sampled on recorded steps only
                 U_new, _, grads_new = evaluate(Z_new, beta_t, True, sigma)
                 with torch.no_grad():
                     acc = _mala_acceptance(Z, Z_new, U, U_new, grads, grads_new, eps)
-            gnorm = torch.sqrt(sum((gr ** 2).sum((-2, -1)) for gr in grads))
+            gnorm = torch.sqrt(sum((gr**2).sum((-2, -1)) for gr in grads))
             znorms = {f"znorm_{l}": torch.linalg.matrix_norm(z.detach()).tolist() for l, z in enumerate(Z, 1)}
-            rows.append(pd.DataFrame({"step": t, "chain": range(chains), "beta": beta_t, "energy": E.tolist(),
-                                      "grad_norm": gnorm.tolist(), "acceptance": acc.tolist(), **znorms}))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "step": t,
+                        "chain": range(chains),
+                        "beta": beta_t,
+                        "energy": E.tolist(),
+                        "grad_norm": gnorm.tolist(),
+                        "acceptance": acc.tolist(),
+                        **znorms,
+                    }
+                )
+            )
         Z = Z_new
     Z = [z.detach() for z in Z]
     E = nf.energy(Z)
     trace = pd.concat(rows, ignore_index=True)
-    final = pd.DataFrame({"chain": range(chains), "energy": E.tolist(),
-                          **{f"znorm_{l}": torch.linalg.matrix_norm(z).tolist() for l, z in enumerate(Z, 1)},
-                          "acceptance": trace.groupby("chain").acceptance.mean().values})
+    final = pd.DataFrame(
+        {
+            "chain": range(chains),
+            "energy": E.tolist(),
+            **{f"znorm_{l}": torch.linalg.matrix_norm(z).tolist() for l, z in enumerate(Z, 1)},
+            "acceptance": trace.groupby("chain").acceptance.mean().values,
+        }
+    )
     return Samples(Z, trace, final)
 
 

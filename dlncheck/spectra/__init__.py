@@ -5,6 +5,7 @@ gaps, multiplicities and log spectra are computed.
 convention), gaps, effective rank and participation ratio. ``_patterns``: the same quantities
 over all partial products P_ij as (..., L, L) arrays. Protocol sections 1.1-1.3.
 """
+
 from __future__ import annotations
 
 from dlncheck.spectra._core import (
@@ -40,10 +41,31 @@ from dlncheck.spectra._patterns import (
 )
 
 __all__ = [
-    "GAP_THRESHOLD", "LogSpectra", "RankPatterns", "Weights", "chain_product", "effective_rank",
-    "effective_rank_from_svals", "end_to_end", "log_spectra", "log_spectra_from_svals", "log_spectrum",
-    "log_spectrum_from_svals", "multiplicity_pattern", "numerical_rank", "numerical_rank_from_svals",
-    "partial_products", "participation_ratio", "prefix_suffix_products", "participation_ratio_from_svals", "pattern_from_products",
-    "product_singular_values", "rank_pattern", "rank_patterns", "rank_patterns_from_svals", "singular_gap",
-    "singular_values", "upper_mask",
+    "GAP_THRESHOLD",
+    "LogSpectra",
+    "RankPatterns",
+    "Weights",
+    "chain_product",
+    "effective_rank",
+    "effective_rank_from_svals",
+    "end_to_end",
+    "log_spectra",
+    "log_spectra_from_svals",
+    "log_spectrum",
+    "log_spectrum_from_svals",
+    "multiplicity_pattern",
+    "numerical_rank",
+    "numerical_rank_from_svals",
+    "partial_products",
+    "participation_ratio",
+    "prefix_suffix_products",
+    "participation_ratio_from_svals",
+    "pattern_from_products",
+    "product_singular_values",
+    "rank_pattern",
+    "rank_patterns",
+    "rank_patterns_from_svals",
+    "singular_gap",
+    "singular_values",
+    "upper_mask",
 ]

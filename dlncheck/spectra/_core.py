@@ -11,6 +11,7 @@ atol)}, a relative threshold with an optional absolute floor ``atol`` (callers p
 
 Source: protocol sections 1.1-1.2 (``shared/seeds/000_442b223873da0ef7.txt``).
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,9 @@ def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
         check.finite_float("eps", eps)
     e = torch.as_tensor(eps, dtype=torch.float64)
     if not torch.all((e > 0) & (e < 1)):
-        raise ValueError(f"eps must lie in (0, 1), got {eps}; it is a relative threshold "
-                         "sigma_m > eps * sigma_1 (e.g. eps=1e-5)")
+        raise ValueError(
+            f"eps must lie in (0, 1), got {eps}; it is a relative threshold sigma_m > eps * sigma_1 (e.g. eps=1e-5)"
+        )
     return eps
 
 
@@ -46,7 +48,8 @@ def _check_chain(weights: Weights) -> None:
             raise ValueError(
                 f"weights do not compose: W_{k + 1} has shape {tuple(above.shape)} and maps "
                 f"from {above.shape[-1]} dims, but W_{k} outputs {below.shape[-2]}; layer l "
-                "must have shape (..., d_l, d_{l-1})")
+                "must have shape (..., d_l, d_{l-1})"
+            )
 
 
 # ------------------------------------------------------------------- partial products
@@ -122,8 +125,9 @@ def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Ten
     return {k: out[k] for k in products}
 
 
-def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
-                              atol: float | torch.Tensor | None = None) -> torch.Tensor:
+def numerical_rank_from_svals(
+    svals: torch.Tensor, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None
+) -> torch.Tensor:
     """r_eps = #{m : sigma_m > max(eps * sigma_1, atol)} (protocol 1.2), int64, batched.
 
     ``eps`` may be a float or a tensor broadcasting against ``svals[..., 0]`` (an eps grid
@@ -134,11 +138,11 @@ def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
     """
     check.svals("svals", svals)
     _check_eps(eps)
-    if atol is not None and torch.is_tensor(atol):   # a grid of floors beside an eps grid
+    if atol is not None and torch.is_tensor(atol):  # a grid of floors beside an eps grid
         if not bool(torch.isfinite(atol).all() & (atol >= 0).all()):
             check.fail("atol", atol, "pass finite floors >= 0 (absolute singular-value thresholds)")
     elif atol is not None:
-        atol = check.nonneg("atol", atol)   # an absolute singular-value floor
+        atol = check.nonneg("atol", atol)  # an absolute singular-value floor
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
     if atol is not None:
@@ -146,8 +150,9 @@ def numerical_rank_from_svals(svals: torch.Tensor, eps: float | torch.Tensor,
     return (svals > threshold.unsqueeze(-1)).sum(-1)
 
 
-def numerical_rank(A: torch.Tensor, eps: float | torch.Tensor,
-                   atol: float | torch.Tensor | None = None) -> torch.Tensor:
+def numerical_rank(
+    A: torch.Tensor, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None
+) -> torch.Tensor:
     """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
@@ -170,12 +175,12 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
     svals = svals.expand(r_t.shape + (k,))
     if torch.any((r_t < 0) | (r_t > k)):
         raise ValueError(f"r must lie in [0, {k}] (the number of singular values), got {r}")
-    padded = torch.cat([svals.new_full(svals.shape[:-1] + (1,), math.inf), svals,
-                        svals.new_zeros(svals.shape[:-1] + (1,))], dim=-1)
+    padded = torch.cat(
+        [svals.new_full(svals.shape[:-1] + (1,), math.inf), svals, svals.new_zeros(svals.shape[:-1] + (1,))], dim=-1
+    )
     upper = padded.gather(-1, r_t.unsqueeze(-1)).squeeze(-1)
     lower = padded.gather(-1, (r_t + 1).unsqueeze(-1)).squeeze(-1)
-    return torch.where(lower > 0, upper / torch.where(lower > 0, lower, 1.0),
-                       torch.full_like(upper, math.inf))
+    return torch.where(lower > 0, upper / torch.where(lower > 0, lower, 1.0), torch.full_like(upper, math.inf))
 
 
 def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:

@@ -9,6 +9,7 @@ precomputed pass.
 Source: protocol sections 1.1 (rank and multiplicity patterns, steps 2-3) and 1.3 (log
 spectra, step 2).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -44,8 +45,7 @@ def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -
 
 
 # ------------------------------------------------------------ rank / multiplicity (1.1)
-def rank_pattern(weights: Weights, eps: float | torch.Tensor,
-                 atol: float | torch.Tensor | None = None) -> torch.Tensor:
+def rank_pattern(weights: Weights, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None) -> torch.Tensor:
     """r_ij = r_eps(P_ij) as an (..., L, L) int64 array, entry [i-1, j-1] for i <= j, 0 below.
 
     ``eps`` may carry leading axes of its own (an eps grid), broadcast against the batch.
@@ -55,8 +55,9 @@ def rank_pattern(weights: Weights, eps: float | torch.Tensor,
     return pattern_from_products(ranks, len(weights))
 
 
-def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False
-                         ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+def multiplicity_pattern(
+    r: torch.Tensor, return_clipped: bool = False
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """m_ij = r_ij - r_{i,j+1} - r_{i-1,j} + r_{i-1,j+1} (protocol 1.1 step 3).
 
     Zero boundary: r_{0,j} = r_{i,L+1} = 0. Negative values (rank noise) are clipped to 0;
@@ -69,11 +70,11 @@ def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False
         raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
     L = r.shape[-1]
     r = torch.triu(r)
-    padded = torch.nn.functional.pad(r, (0, 1, 1, 0))   # row 0 = (i=0), col L = (j=L+1)
-    core = padded[..., 1:, :L]                          # r_{i,j}
-    right = padded[..., 1:, 1:]                         # r_{i,j+1}
-    up = padded[..., :L, :L]                            # r_{i-1,j}
-    diag = padded[..., :L, 1:]                          # r_{i-1,j+1}
+    padded = torch.nn.functional.pad(r, (0, 1, 1, 0))  # row 0 = (i=0), col L = (j=L+1)
+    core = padded[..., 1:, :L]  # r_{i,j}
+    right = padded[..., 1:, 1:]  # r_{i,j+1}
+    up = padded[..., :L, :L]  # r_{i-1,j}
+    diag = padded[..., :L, 1:]  # r_{i-1,j+1}
     m = torch.triu(core - right - up + diag)
     clipped = (-m).clamp(min=0).sum((-2, -1))
     m = m.clamp(min=0)
@@ -83,48 +84,56 @@ def multiplicity_pattern(r: torch.Tensor, return_clipped: bool = False
 @dataclass(frozen=True)
 class RankPatterns:
     """r_ij, m_ij, the gap sigma_r / sigma_{r+1} at r = r_ij, and gap < threshold flags."""
-    r: torch.Tensor           # (..., L, L) int64
-    m: torch.Tensor           # (..., L, L) int64, clipped multiplicities
-    gap: torch.Tensor         # (..., L, L) float, +inf where no competing value
-    ambiguous: torch.Tensor   # (..., L, L) bool, gap < gap_threshold on i <= j
+
+    r: torch.Tensor  # (..., L, L) int64
+    m: torch.Tensor  # (..., L, L) int64, clipped multiplicities
+    gap: torch.Tensor  # (..., L, L) float, +inf where no competing value
+    ambiguous: torch.Tensor  # (..., L, L) bool, gap < gap_threshold on i <= j
     gap_threshold: float
 
 
-def rank_patterns(weights: Weights, eps: float, atol: float | None = None,
-                  gap_threshold: float = GAP_THRESHOLD) -> RankPatterns:
+def rank_patterns(
+    weights: Weights, eps: float, atol: float | None = None, gap_threshold: float = GAP_THRESHOLD
+) -> RankPatterns:
     """r_ij = #{m: sigma_m(P_ij) > max(eps sigma_1(P_ij), atol)}, m_ij and gaps from one SVD pass.
 
     Protocol 1.1 steps 2-3. An entry is ambiguous when sigma_r / sigma_{r+1} < gap_threshold.
     """
-    return rank_patterns_from_svals(product_singular_values(weights), len(weights),
-                                    eps, atol, gap_threshold)
+    return rank_patterns_from_svals(product_singular_values(weights), len(weights), eps, atol, gap_threshold)
 
 
-def rank_patterns_from_svals(svals: dict[tuple[int, int], torch.Tensor], L: int, eps: float,
-                             atol: float | None = None, gap_threshold: float = GAP_THRESHOLD
-                             ) -> RankPatterns:
+def rank_patterns_from_svals(
+    svals: dict[tuple[int, int], torch.Tensor],
+    L: int,
+    eps: float,
+    atol: float | None = None,
+    gap_threshold: float = GAP_THRESHOLD,
+) -> RankPatterns:
     """rank_patterns from precomputed ``product_singular_values`` (share one SVD pass)."""
     if not gap_threshold > 1:
-        raise ValueError(f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got "
-                         f"{gap_threshold}; e.g. gap_threshold=10")
+        raise ValueError(
+            f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got {gap_threshold}; e.g. gap_threshold=10"
+        )
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     gaps = {k: singular_gap(s, ranks[k]) for k, s in svals.items()}
     r = pattern_from_products(ranks, L)
     gap = pattern_from_products(gaps, L)
     gap = torch.where(upper_mask(L, gap.device), gap, torch.full_like(gap, float("inf")))
-    return RankPatterns(r=r, m=multiplicity_pattern(r), gap=gap,
-                        ambiguous=gap < gap_threshold, gap_threshold=gap_threshold)
+    return RankPatterns(
+        r=r, m=multiplicity_pattern(r), gap=gap, ambiguous=gap < gap_threshold, gap_threshold=gap_threshold
+    )
 
 
 # ------------------------------------------------------------------ log spectra (1.3)
 def _check_log_args(K: int, delta: float) -> None:
     if not isinstance(K, int) or isinstance(K, bool) or K < 1:
         raise check.InvalidArgument(f"K must be a positive integer (number of top singular values), got {K!r}")
-    check.finite_float("delta", delta, positive=True)   # the floor that avoids log(0)
+    check.finite_float("delta", delta, positive=True)  # the floor that avoids log(0)
 
 
-def log_spectrum_from_svals(svals: torch.Tensor, K: int, delta: float = 1e-30,
-                            normalized: bool = False) -> torch.Tensor:
+def log_spectrum_from_svals(
+    svals: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool = False
+) -> torch.Tensor:
     """Top-K s_k = log max(sigma_k, delta) from descending singular values (..., k) -> (..., K).
 
     K larger than k pads with log(delta) (sigma_k = 0); ``normalized=True`` subtracts
@@ -136,8 +145,7 @@ def log_spectrum_from_svals(svals: torch.Tensor, K: int, delta: float = 1e-30,
     return logs - logs[..., :1] if normalized else logs
 
 
-def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30,
-                 normalized: bool = False) -> torch.Tensor:
+def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool = False) -> torch.Tensor:
     """Top-K log singular values s_k = log max(sigma_k, delta) of A (protocol 1.3 step 2.3).
 
     ``normalized=True`` gives the shape-normalized s~_k = log(max(sigma_k, delta) /
@@ -150,7 +158,8 @@ def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30,
 @dataclass(frozen=True)
 class LogSpectra:
     """s_ij,k = log max(sigma_k(P_ij), delta) and s~_ij,k = s_ij,k - s_ij,1, k = 1..K."""
-    s: torch.Tensor        # (..., L, L, K)
+
+    s: torch.Tensor  # (..., L, L, K)
     s_tilde: torch.Tensor  # (..., L, L, K)
 
 
@@ -159,8 +168,9 @@ def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
     return log_spectra_from_svals(product_singular_values(weights), len(weights), K, delta)
 
 
-def log_spectra_from_svals(svals: dict[tuple[int, int], torch.Tensor], L: int, K: int,
-                           delta: float = 1e-30) -> LogSpectra:
+def log_spectra_from_svals(
+    svals: dict[tuple[int, int], torch.Tensor], L: int, K: int, delta: float = 1e-30
+) -> LogSpectra:
     """log_spectra from precomputed ``product_singular_values`` (share one SVD pass)."""
     _check_log_args(K, delta)
     some = next(iter(svals.values()))

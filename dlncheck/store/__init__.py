@@ -3,6 +3,7 @@ atomic writes (no half-written file is ever visible).
 
 Stage 3 of the pipeline: what the engine trains and measure analyses is kept here, keyed by content.
 """
+
 from __future__ import annotations
 
 from dlncheck.store.atomic import atomic_path, atomic_write, write_json, write_text

@@ -18,6 +18,7 @@ quick tier's float64 trajectories (README, "Cache"): 1.3-2.0x smaller, where pla
 are noise that no level compresses, and on 50 MB ensemble entries level 1 writes 1.6x faster
 (0.85 s vs 1.4 s) for files 1-2 % larger.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +29,7 @@ import numpy as np
 
 from dlncheck.store.atomic import atomic_path
 
-FORMAT = 2   # part of every cache key: entries of another format are never read as this one
+FORMAT = 2  # part of every cache key: entries of another format are never read as this one
 DEFLATE_LEVEL = 1
 
 
@@ -53,7 +54,7 @@ def unshuffle(stored: np.ndarray, dtype: str, shape: list[int]) -> np.ndarray:
     if stored.dtype != np.uint8 or stored.shape != (dtype.itemsize, int(np.prod(shape))):
         raise ValueError(f"stored array of shape {stored.shape} does not hold {dtype} {tuple(shape)}")
     bits = np.ascontiguousarray(stored.T).view(f"u{dtype.itemsize}")
-    if len(shape) >= 2:   # (R, K, rest) keeps the accumulation contiguous along rest
+    if len(shape) >= 2:  # (R, K, rest) keeps the accumulation contiguous along rest
         bits = np.bitwise_xor.accumulate(bits.reshape(shape[0], shape[1], -1), axis=1)
     return bits.reshape(shape).view(dtype)
 

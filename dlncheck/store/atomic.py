@@ -4,6 +4,7 @@ Each writer goes to a temporary file in the target's folder, then ``os.replace``
 into place (atomic on POSIX), so readers and parallel pytest-xdist workers see either the
 old file or the complete new one.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,7 +24,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())   # mkstemp makes 0600; published files honour the umask
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; published files honour the umask
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -19,6 +19,7 @@ that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 G
 two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed cheaply.
 Without a root (``--no-cache``) memory is the only store and nothing is evicted.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -104,8 +105,12 @@ class TrajectoryCache:
     ``cache.aligned(experiment, **align_kwargs) -> AlignedCheckpoints``, memoized in memory and,
     unless root is None, on disk under root."""
 
-    def __init__(self, root: Path | str | None = None, memory_limit: float | None = None,
-                 min_seconds_per_mb: float = MIN_SECONDS_PER_MB):
+    def __init__(
+        self,
+        root: Path | str | None = None,
+        memory_limit: float | None = None,
+        min_seconds_per_mb: float = MIN_SECONDS_PER_MB,
+    ):
         self.root = None if root is None else Path(root)
         if memory_limit is None:
             memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
@@ -116,19 +121,28 @@ class TrajectoryCache:
         # where each request was served from; "memory_only": computed entries not worth storing
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
         if self.root is not None and self.root.is_dir():
-            check.stale_temporaries(self.root)   # left by a killed writer
+            check.stale_temporaries(self.root)  # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
-        spec = {"kind": kind, "experiment": experiment.to_dict(), "version": __version__,
-                "engine": ENGINE_VERSION, "format": cache_format.FORMAT,
-                "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"}}
+        spec = {
+            "kind": kind,
+            "experiment": experiment.to_dict(),
+            "version": __version__,
+            "engine": ENGINE_VERSION,
+            "format": cache_format.FORMAT,
+            "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"},
+        }
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
     def __call__(self, experiment: Experiment, **train_kwargs) -> Trajectory:
-        return self._get("trajectory", experiment, train_kwargs,
-                         compute=lambda: train(experiment, **train_kwargs),
-                         encode=lambda traj: (traj.to_arrays(), {}),
-                         decode=lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+        return self._get(
+            "trajectory",
+            experiment,
+            train_kwargs,
+            compute=lambda: train(experiment, **train_kwargs),
+            encode=lambda traj: (traj.to_arrays(), {}),
+            decode=lambda arrays, meta: Trajectory.from_arrays(arrays, experiment),
+        )
 
     def ensemble(self, ensemble: Ensemble, **train_kwargs) -> EnsembleTrajectory:
         """``train(ensemble, **train_kwargs)``, each config cached under its own Experiment (so
@@ -137,8 +151,10 @@ class TrajectoryCache:
         spec = train_kwargs.get("checkpoints")
         per_config = spec if isinstance(spec, dict) else None
         shared = {k: v for k, v in train_kwargs.items() if per_config is None or k != "checkpoints"}
-        kwargs = [shared | ({} if per_config is None or per_config.get(i) is None
-                            else {"checkpoints": per_config[i]}) for i in range(len(ensemble))]
+        kwargs = [
+            shared | ({} if per_config is None or per_config.get(i) is None else {"checkpoints": per_config[i]})
+            for i in range(len(ensemble))
+        ]
         keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
         found = []
         for i, key in enumerate(keys):
@@ -154,11 +170,10 @@ class TrajectoryCache:
                 train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
             start = time.perf_counter()
             trained = train(ensemble.subset(missing), **train_kwargs)
-            seconds = (time.perf_counter() - start) / len(missing)   # each config's share
+            seconds = (time.perf_counter() - start) / len(missing)  # each config's share
             for i, traj in zip(missing, trained):
                 found[i] = traj
-                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {},
-                           seconds)
+                self._keep("trajectory", keys[i], ensemble.experiment(i), kwargs[i], traj.to_arrays(), {}, seconds)
         for key, traj in zip(keys, found):
             self._remember(key, traj)
         return EnsembleTrajectory(ensemble, found)
@@ -169,18 +184,21 @@ class TrajectoryCache:
         ``trajectory``: that trajectory when the caller holds it (e.g. a config of
         :meth:`ensemble`), so it is not fetched again (an entry too cheap to store on disk and
         evicted from memory would train a second time, alone)."""
-        return self._get("analysis", experiment, train_kwargs,
-                         compute=lambda: analyze(trajectory if trajectory is not None
-                                                 else self(experiment, **train_kwargs)),
-                         encode=lambda a: (a.to_arrays(), {}),
-                         decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.teacher,
-                                                                          experiment.device))
+        return self._get(
+            "analysis",
+            experiment,
+            train_kwargs,
+            compute=lambda: analyze(trajectory if trajectory is not None else self(experiment, **train_kwargs)),
+            encode=lambda a: (a.to_arrays(), {}),
+            decode=lambda arrays, meta: Analysis.from_arrays(arrays, experiment.teacher, experiment.device),
+        )
 
     def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
         if self.root is None:
             return None
-        return self._load("trajectory", key, experiment,
-                          lambda arrays, meta: Trajectory.from_arrays(arrays, experiment))
+        return self._load(
+            "trajectory", key, experiment, lambda arrays, meta: Trajectory.from_arrays(arrays, experiment)
+        )
 
     def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
         def encode(a: AlignedCheckpoints):
@@ -193,14 +211,25 @@ class TrajectoryCache:
             fields = {name: torch.from_numpy(arrays[name]) for name in ALIGNED_FIELDS}
             traj = Trajectory.from_arrays(arrays, experiment, prefix="trajectory_")
             return AlignedCheckpoints(
-                **fields, labels=meta["labels"], kinds=meta["kinds"],
-                weights=[torch.from_numpy(arrays[f"weights_{l}"]).to(experiment.device)
-                         for l in range(experiment.depth)],
-                windows=[tuple(w) for w in meta["windows"]], window=meta["window"], trajectory=traj)
+                **fields,
+                labels=meta["labels"],
+                kinds=meta["kinds"],
+                weights=[
+                    torch.from_numpy(arrays[f"weights_{l}"]).to(experiment.device) for l in range(experiment.depth)
+                ],
+                windows=[tuple(w) for w in meta["windows"]],
+                window=meta["window"],
+                trajectory=traj,
+            )
 
-        return self._get("aligned", experiment, align_kwargs,
-                         compute=lambda: aligned_checkpoints(experiment, **align_kwargs),
-                         encode=encode, decode=decode)
+        return self._get(
+            "aligned",
+            experiment,
+            align_kwargs,
+            compute=lambda: aligned_checkpoints(experiment, **align_kwargs),
+            encode=encode,
+            decode=decode,
+        )
 
     def contains(self, kind: str, experiment: Experiment, kwargs: dict) -> bool:
         """Whether an entry for (kind, experiment, kwargs) is in memory or on disk (not verified)."""
@@ -252,8 +281,10 @@ class TrajectoryCache:
         try:
             self._store(kind, key, experiment, kwargs, arrays, meta)
         except OSError as error:
-            warnings.warn(f"cache entry {kind}-{key} could not be stored under {self.root} "
-                          f"({error}); keeping it in memory only", stacklevel=4)
+            warnings.warn(
+                f"cache entry {kind}-{key} could not be stored under {self.root} ({error}); keeping it in memory only",
+                stacklevel=4,
+            )
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
         return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"
@@ -261,11 +292,20 @@ class TrajectoryCache:
     def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:
         npz, spec = self._paths(kind, key)
         digest, layout = cache_format.write(npz, arrays)
-        write_json(spec, {"kind": kind, "key": key, "version": __version__, "format": cache_format.FORMAT,
-                          "sha256": digest, "layout": layout,
-                          "experiment": experiment.to_dict(),
-                          "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
-                          "meta": meta})
+        write_json(
+            spec,
+            {
+                "kind": kind,
+                "key": key,
+                "version": __version__,
+                "format": cache_format.FORMAT,
+                "sha256": digest,
+                "layout": layout,
+                "experiment": experiment.to_dict(),
+                "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
+                "meta": meta,
+            },
+        )
 
     def _load(self, kind, key, experiment, decode):
         npz, spec = self._paths(kind, key)

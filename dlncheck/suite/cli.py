@@ -1,11 +1,12 @@
 """``dlncheck`` command: train a preset and write its loss figure and trajectory.
 
-    dlncheck list
-    dlncheck run saddle-lowrank-L3 [--out DIR] [--tier quick|nightly] [--sgd-runs S] [--device cpu]
-    dlncheck sweep GRID.toml [--cache-dir DIR] [--scheduler ADDRESS | --workers N]
-    dlncheck report merge SHARD_DIR... --out DIR [--history FILE]
-    dlncheck report durations RESULTS_JSON [--out claims/durations.json]
+dlncheck list
+dlncheck run saddle-lowrank-L3 [--out DIR] [--tier quick|nightly] [--sgd-runs S] [--device cpu]
+dlncheck sweep GRID.toml [--cache-dir DIR] [--scheduler ADDRESS | --workers N]
+dlncheck report merge SHARD_DIR... --out DIR [--history FILE]
+dlncheck report durations RESULTS_JSON [--out claims/durations.json]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,8 +26,10 @@ def parse_preset(name: str) -> tuple[str, str, int]:
     """'saddle-lowrank-L3' -> ('saddle', 'lowrank', 3)."""
     parts = name.split("-")
     if len(parts) != 3 or not parts[2].startswith("L") or not parts[2][1:].isdigit():
-        raise ValueError(f"preset={name!r} is invalid: write REGIME-TEACHER-L<depth>, e.g. "
-                         f"saddle-lowrank-L3 (regimes {presets.REGIMES}, teachers {presets.TEACHERS})")
+        raise ValueError(
+            f"preset={name!r} is invalid: write REGIME-TEACHER-L<depth>, e.g. "
+            f"saddle-lowrank-L3 (regimes {presets.REGIMES}, teachers {presets.TEACHERS})"
+        )
     return parts[0], parts[1], int(parts[2][1:])
 
 
@@ -37,12 +40,19 @@ def loss_figure(traj: Trajectory, title: str):
     fig, ax = plots.figure(size=(6, 4))
     t = traj.times[1:].numpy()
     for r in range(1, traj.runs):
-        ax.plot(t, traj.loss[r, 1:].cpu().numpy(), color=plots.SGD_COLOR, alpha=0.35, linewidth=0.8,
-                label="SGD runs" if r == 1 else None)
+        ax.plot(
+            t,
+            traj.loss[r, 1:].cpu().numpy(),
+            color=plots.SGD_COLOR,
+            alpha=0.35,
+            linewidth=0.8,
+            label="SGD runs" if r == 1 else None,
+        )
     ax.plot(t, traj.loss[0, 1:].cpu().numpy(), color=plots.GD_COLOR, label="GD")
     for k, level in enumerate(theory.stage_plateaus(traj.teacher.s).tolist()):
-        ax.axhline(level, color="tab:gray", linestyle="--", linewidth=0.8,
-                   label="predicted plateaus $P_k$" if k == 0 else None)
+        ax.axhline(
+            level, color="tab:gray", linestyle="--", linewidth=0.8, label="predicted plateaus $P_k$" if k == 0 else None
+        )
     ax.set_xscale("log")
     ax.set(xlabel="time t = lr x step", ylabel="full-data loss", title=title)
     ax.legend()
@@ -52,15 +62,17 @@ def loss_figure(traj: Trajectory, title: str):
 def run(preset: str, out: Path | str, tier: str = "quick", **overrides) -> dict[str, Path]:
     """Train ``preset`` with a progress bar; write <preset>.npz, <preset>.json, <preset>-loss.png."""
     exp = presets.experiment(*parse_preset(preset), tier=tier, **overrides)
-    out = check.writable_folder("--out", out)   # before any training
+    out = check.writable_folder("--out", out)  # before any training
     traj = train(exp, checkpoints=50, progress=True)
-    paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json",
-             "figure": out / f"{preset}-loss.png"}
+    paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json", "figure": out / f"{preset}-loss.png"}
     digest = save_npz(paths["trajectory"], traj.to_arrays())
-    write_json(paths["spec"], {"preset": preset, "experiment": exp.to_dict(), "sha256": digest,
-                               "final_loss": traj.loss[:, -1].tolist()})
+    write_json(
+        paths["spec"],
+        {"preset": preset, "experiment": exp.to_dict(), "sha256": digest, "final_loss": traj.loss[:, -1].tolist()},
+    )
     fig = loss_figure(traj, f"{preset}: loss (1 GD + {exp.sgd_runs} SGD runs)")
     import matplotlib.pyplot as plt
+
     atomic_write(paths["figure"], lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return paths
@@ -81,8 +93,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     run_parser = p
     p = sweep_parser = sub.add_parser("sweep", help="train a TOML grid of experiments into the cache on a Dask cluster")
     p.add_argument("grid", type=Path, help="grid file (format: see dlncheck.suite.sweep)")
-    p.add_argument("--cache-dir", type=Path, default=Path(".dlncheck-cache"),
-                   help="trajectory cache (shared by all workers; default .dlncheck-cache)")
+    p.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=Path(".dlncheck-cache"),
+        help="trajectory cache (shared by all workers; default .dlncheck-cache)",
+    )
     p.add_argument("--scheduler", default=None, help="address of a running Dask scheduler (default: a LocalCluster)")
     p.add_argument("--workers", type=int, default=2, help="LocalCluster worker processes (default 2)")
     report = report_parser = sub.add_parser("report", help="merge shard reports, or write durations for --shard")
@@ -117,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         for tier in ("quick", "nightly"):
             print(f"{tier}: " + " ".join(presets.case_id(*c) for c in presets.cases(tier)))
         return 0
-    overrides = {k: v for k, v in (("sgd_runs", args.sgd_runs), ("device", args.device),
-                                   ("dtype", args.dtype)) if v is not None}
+    overrides = {
+        k: v for k, v in (("sgd_runs", args.sgd_runs), ("device", args.device), ("dtype", args.dtype)) if v is not None
+    }
     try:
         set_cpu_threads(args.threads)
         paths = run(args.preset, args.out, args.tier, **overrides)

@@ -8,6 +8,7 @@ the aligned preset stays a control case of its own. Other regimes: the preset's 
 Verdicts are per init (GD and its S SGD runs share the init): the init is the unit, runs are
 nested within it, so fractions are over inits, never over pooled (init, run) pairs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,8 +44,9 @@ def case_ensemble(exp: Experiment, tier: str, sgd_runs: int | None = None) -> En
     if exp.init.kind == "aligned":
         half = INITS[tier]["saddle"] // 2
         base = presets.random_small_init(exp)
-        inits = ([Init("balanced", exp.init.scale, seed=i) for i in range(half)]
-                 + [Init("gaussian", base.init.scale, seed=i) for i in range(half)])
+        inits = [Init("balanced", exp.init.scale, seed=i) for i in range(half)] + [
+            Init("gaussian", base.init.scale, seed=i) for i in range(half)
+        ]
         return Ensemble(dataclasses.replace(base, steps=random_run_steps(exp, base, tuple(inits))), inits)
     return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(INITS[tier]["other"])])
 
@@ -67,7 +69,7 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     pilot = Ensemble(dataclasses.replace(base, sgd_runs=0, steps=cap), list(inits))
     with cpu_threads("cpu", 1):
         et = train(pilot, checkpoints=[0, cap], loss_every=1)
-    s = aligned.teacher.s[:aligned.teacher.rank]
+    s = aligned.teacher.s[: aligned.teacher.rank]
     margin = 10 / (aligned.depth * float(s[-1]) ** (2 - 2 / aligned.depth) * aligned.lr)
     last = []
     for i, tr in enumerate(et):
@@ -85,7 +87,7 @@ def checkpoint_grid(exp: Experiment) -> list[int]:
     return events.time_grid_for(exp)
 
 
-COARSE_GRID = (30, 30)     # (linear, log-spaced) checkpoints of the distance claims outside the saddle regime
+COARSE_GRID = (30, 30)  # (linear, log-spaced) checkpoints of the distance claims outside the saddle regime
 
 
 def distance_grid(regime: str, exp: Experiment) -> list[int]:
@@ -102,8 +104,14 @@ def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, 
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, tier)
     grid = checkpoint_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
-    return ens, [(et[i], cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=grid),
-                  trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i])) for i in range(len(ens))]
+    return ens, [
+        (
+            et[i],
+            cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=grid),
+            trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i]),
+        )
+        for i in range(len(ens))
+    ]
 
 
 def escape_windows(traj) -> tuple:
@@ -146,8 +154,9 @@ def summary(outcomes) -> dict:
     outcomes = [bool(v) for v in (outcomes.tolist() if hasattr(outcomes, "tolist") else outcomes)]
     n, k = len(outcomes), sum(outcomes)
     lo, hi = stats.wilson_interval(k, n)
-    return dict(n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi,
-                per_init=outcomes)
+    return dict(
+        n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi, per_init=outcomes
+    )
 
 
 def init_labels(ensemble: Ensemble) -> list[str]:
@@ -171,6 +180,21 @@ def gd_trapped(exp: Experiment) -> bool:
     return trapped(init_weights(exp), exp, exp.init)
 
 
-__all__ = ["COARSE_GRID", "INITS", "PILOT_CAP", "SGD_RUNS_PER_INIT", "case_ensemble", "case_runs",
-           "case_trajectories", "checkpoint_grid", "distance_grid", "escape_windows", "gd_trapped", "init_label",
-           "init_labels", "random_run_steps", "summary", "trapped"]
+__all__ = [
+    "COARSE_GRID",
+    "INITS",
+    "PILOT_CAP",
+    "SGD_RUNS_PER_INIT",
+    "case_ensemble",
+    "case_runs",
+    "case_trajectories",
+    "checkpoint_grid",
+    "distance_grid",
+    "escape_windows",
+    "gd_trapped",
+    "init_label",
+    "init_labels",
+    "random_run_steps",
+    "summary",
+    "trapped",
+]

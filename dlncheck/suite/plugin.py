@@ -8,6 +8,7 @@ the test report's ``user_properties``, so under pytest-xdist each worker's recor
 controller, which alone writes ``results.json``, ``index.html`` and the case pages — nothing
 is clobbered, and the index holds exactly the claims that ran in this session.
 """
+
 from __future__ import annotations
 
 import gc
@@ -39,8 +40,7 @@ if TYPE_CHECKING:
     from dlncheck.config.experiment import Experiment
 
 OPTIONS = {  # name: (default, choices, help)
-    "tier": ("quick", ("quick", "nightly"),
-             "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
+    "tier": ("quick", ("quick", "nightly"), "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
     "device": ("auto", ("auto", "cpu", "cuda"), "compute device; auto = cuda when available"),
     "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
     "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
@@ -52,20 +52,42 @@ OPTIONS = {  # name: (default, choices, help)
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("dlncheck", "dlncheck claims")
     for name, (default, choices, help_) in OPTIONS.items():
-        group.addoption(f"--{name.replace('_', '-')}", dest=f"dlncheck_{name}", default=None,
-                        choices=choices, help=f"{help_} (default {default}; ini dlncheck_{name})")
+        group.addoption(
+            f"--{name.replace('_', '-')}",
+            dest=f"dlncheck_{name}",
+            default=None,
+            choices=choices,
+            help=f"{help_} (default {default}; ini dlncheck_{name})",
+        )
         parser.addini(f"dlncheck_{name}", help_, default=default)
-    group.addoption("--no-cache", dest="dlncheck_no_cache", action="store_true",
-                    help="train every experiment afresh instead of reading .dlncheck-cache")
-    group.addoption("--shard", dest="dlncheck_shard", default=None, metavar="K/N",
-                    help="run only the K-th of N disjoint, duration-balanced parts of the selection "
-                         "(durations from claims/durations.json); merge shard reports with "
-                         "`dlncheck report merge`")
-    group.addoption("--svg", dest="dlncheck_svg", action="store_true",
-                    help="also write each figure as SVG (for papers; about doubles the "
-                         "figure-writing time). Default: PNG + thumbnail only")
-    group.addoption("--no-svg", dest="dlncheck_no_svg", action="store_true",
-                    help="PNG + thumbnail only (the default; kept for old command lines)")
+    group.addoption(
+        "--no-cache",
+        dest="dlncheck_no_cache",
+        action="store_true",
+        help="train every experiment afresh instead of reading .dlncheck-cache",
+    )
+    group.addoption(
+        "--shard",
+        dest="dlncheck_shard",
+        default=None,
+        metavar="K/N",
+        help="run only the K-th of N disjoint, duration-balanced parts of the selection "
+        "(durations from claims/durations.json); merge shard reports with "
+        "`dlncheck report merge`",
+    )
+    group.addoption(
+        "--svg",
+        dest="dlncheck_svg",
+        action="store_true",
+        help="also write each figure as SVG (for papers; about doubles the "
+        "figure-writing time). Default: PNG + thumbnail only",
+    )
+    group.addoption(
+        "--no-svg",
+        dest="dlncheck_no_svg",
+        action="store_true",
+        help="PNG + thumbnail only (the default; kept for old command lines)",
+    )
 
 
 def option(config: pytest.Config, name: str) -> str:
@@ -73,8 +95,9 @@ def option(config: pytest.Config, name: str) -> str:
     value = config.getoption(f"dlncheck_{name}") or config.getini(f"dlncheck_{name}")
     choices = OPTIONS[name][1]
     if choices and value not in choices:
-        raise pytest.UsageError(f"dlncheck_{name} = {value!r} is not one of {choices}; "
-                                f"set --{name.replace('_', '-')} to one of them")
+        raise pytest.UsageError(
+            f"dlncheck_{name} = {value!r} is not one of {choices}; set --{name.replace('_', '-')} to one of them"
+        )
     return value
 
 
@@ -84,8 +107,9 @@ def _reports_root(config: pytest.Config) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
-    config.addinivalue_line("markers", "contradicted_in(tier, reason): a measured contradiction in that tier only "
-                            "(strict xfail there)")
+    config.addinivalue_line(
+        "markers", "contradicted_in(tier, reason): a measured contradiction in that tier only (strict xfail there)"
+    )
     _load_hypothesis_profile(option(config, "tier"))
     _check_writable(config)
     try:  # one thread per process unless asked: see dlncheck.config.threads
@@ -97,8 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
         settings["selection"] = config.getoption("keyword") or ""
         settings["shard"] = config.getoption("dlncheck_shard") or ""
-        config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings),
-                                      "dlncheck-report")
+        config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings), "dlncheck-report")
 
 
 def _check_writable(config: pytest.Config) -> None:
@@ -126,8 +149,10 @@ def _load_hypothesis_profile(tier: str) -> None:
 
 
 def pytest_report_header(config: pytest.Config) -> str:
-    return (f"dlncheck: tier={option(config, 'tier')} device={option(config, 'device')} "
-            f"dtype={option(config, 'dtype')} reports={_reports_root(config)}")
+    return (
+        f"dlncheck: tier={option(config, 'tier')} device={option(config, 'device')} "
+        f"dtype={option(config, 'dtype')} reports={_reports_root(config)}"
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -142,13 +167,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if mark.args[0] == tier:
                 item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=mark.args[1]))
     if config.getoption("dlncheck_shard"):
-
         try:
             k, n = shard.parse_shard(config.getoption("dlncheck_shard"))
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
-        owner = shard.assign([item.nodeid for item in items],
-                             shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE)), n)
+        owner = shard.assign(
+            [item.nodeid for item in items], shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE)), n
+        )
         _deselect(config, items, lambda item: owner[item.nodeid] != k)
 
 
@@ -174,8 +199,9 @@ def device(pytestconfig: pytest.Config) -> str:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and not torch.cuda.is_available():
-        raise pytest.UsageError("--device cuda was asked for but torch.cuda.is_available() is "
-                                "False; use --device cpu (or auto)")
+        raise pytest.UsageError(
+            "--device cuda was asked for but torch.cuda.is_available() is False; use --device cpu (or auto)"
+        )
     return name
 
 
@@ -206,8 +232,11 @@ def reports_dir(pytestconfig: pytest.Config) -> Path:
 def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
     """Content-addressed trajectories shared by all claims (``--no-cache`` keeps memory only)."""
 
-    root = None if pytestconfig.getoption("dlncheck_no_cache") else \
-        Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
+    root = (
+        None
+        if pytestconfig.getoption("dlncheck_no_cache")
+        else Path(pytestconfig.rootpath, option(pytestconfig, "cache_dir"))
+    )
     cache = pytestconfig.stash[CACHE_KEY] = TrajectoryCache(root)
     return cache
 

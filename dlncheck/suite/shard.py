@@ -8,6 +8,7 @@ written from a report by ``dlncheck report durations``); a case without a measur
 counts as the median of the known ones. Ties break by node id, so every runner computes the same
 split from the same collection.
 """
+
 from __future__ import annotations
 
 import heapq

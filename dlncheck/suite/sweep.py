@@ -18,6 +18,7 @@ finds them in the cache instead of training. One Dask task per group of experime
 everything but the init seed and lr (the configs an ensemble trains together); a failed task is
 retried once and then reported with its experiments; what the cache already holds is skipped.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,8 +35,13 @@ from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import init_ensembles
 
 GRID_KEYS = {  # key: (type of each item, required)
-    "tier": (str, False), "regimes": (str, True), "teachers": (str, True), "depths": (int, True),
-    "init_seeds": (int, False), "lr_factors": (float, False), "batch_sizes": (int, False),
+    "tier": (str, False),
+    "regimes": (str, True),
+    "teachers": (str, True),
+    "depths": (int, True),
+    "init_seeds": (int, False),
+    "lr_factors": (float, False),
+    "batch_sizes": (int, False),
 }
 
 
@@ -44,8 +50,11 @@ def _items(grid: dict, key: str, kind: type, choices=None) -> list:
     if not isinstance(values, list) or not values:
         raise ValueError(f"grid key {key!r} = {values!r} is invalid: give a non-empty list, e.g. {key} = [...]")
     for v in values:
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) if kind is float else \
-            isinstance(v, kind) and not isinstance(v, bool)
+        ok = (
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            if kind is float
+            else isinstance(v, kind) and not isinstance(v, bool)
+        )
         if not ok or (choices is not None and v not in choices):
             allowed = f"one of {choices}" if choices else f"a {kind.__name__}"
             raise ValueError(f"grid key {key!r} holds {v!r}: each item must be {allowed}")
@@ -73,13 +82,15 @@ def validate_grid(grid: dict) -> dict:
     tier = grid.get("tier", "nightly")
     if tier not in presets.SGD_RUNS:
         raise ValueError(f"grid key 'tier' = {tier!r} is invalid: choose one of {tuple(presets.SGD_RUNS)}")
-    out = {"tier": tier,
-           "regimes": _items(grid, "regimes", str, presets.REGIMES),
-           "teachers": _items(grid, "teachers", str, presets.TEACHERS),
-           "depths": _items(grid, "depths", int),
-           "init_seeds": _items(grid, "init_seeds", int) if "init_seeds" in grid else [0],
-           "lr_factors": _items(grid, "lr_factors", float) if "lr_factors" in grid else [1.0],
-           "batch_sizes": _items(grid, "batch_sizes", int) if "batch_sizes" in grid else [presets.BATCH_SIZE]}
+    out = {
+        "tier": tier,
+        "regimes": _items(grid, "regimes", str, presets.REGIMES),
+        "teachers": _items(grid, "teachers", str, presets.TEACHERS),
+        "depths": _items(grid, "depths", int),
+        "init_seeds": _items(grid, "init_seeds", int) if "init_seeds" in grid else [0],
+        "lr_factors": _items(grid, "lr_factors", float) if "lr_factors" in grid else [1.0],
+        "batch_sizes": _items(grid, "batch_sizes", int) if "batch_sizes" in grid else [presets.BATCH_SIZE],
+    }
     if any(d < 2 for d in out["depths"]):
         raise ValueError(f"grid key 'depths' = {out['depths']} is invalid: presets need depth >= 2")
     if any(s < 0 for s in out["init_seeds"]):
@@ -87,8 +98,10 @@ def validate_grid(grid: dict) -> dict:
     if any(not (0 < f <= 1e3 and math.isfinite(f)) for f in out["lr_factors"]):
         raise ValueError(f"grid key 'lr_factors' = {out['lr_factors']} is invalid: use finite factors in (0, 1e3]")
     if any(not 1 <= b <= presets.N_SAMPLES for b in out["batch_sizes"]):
-        raise ValueError(f"grid key 'batch_sizes' = {out['batch_sizes']} is invalid: "
-                         f"use 1 <= batch size <= n_samples = {presets.N_SAMPLES}")
+        raise ValueError(
+            f"grid key 'batch_sizes' = {out['batch_sizes']} is invalid: "
+            f"use 1 <= batch size <= n_samples = {presets.N_SAMPLES}"
+        )
     return out
 
 
@@ -98,14 +111,18 @@ def grid_experiments(grid: dict) -> list[list[Experiment]]:
     preset's own config (seed 0, factor 1) first when the grid holds it."""
     groups = []
     for regime, teacher, depth, batch in itertools.product(
-            grid["regimes"], grid["teachers"], grid["depths"], grid["batch_sizes"]):
+        grid["regimes"], grid["teachers"], grid["depths"], grid["batch_sizes"]
+    ):
         base = presets.experiment(regime, teacher, depth, tier=grid["tier"], batch_size=batch)
         group = []
         for seed, factor in itertools.product(grid["init_seeds"], grid["lr_factors"]):
             init = dataclasses.replace(base.init, seed=seed)
             lr, steps = base.lr * factor, max(1, round(base.steps / factor))
-            group.append(base if (seed, factor) == (base.init.seed, 1.0) else
-                         dataclasses.replace(base, init=init, lr=lr, steps=steps))
+            group.append(
+                base
+                if (seed, factor) == (base.init.seed, 1.0)
+                else dataclasses.replace(base, init=init, lr=lr, steps=steps)
+            )
         groups.append(sorted(group, key=lambda e: e != base))
     return groups
 
@@ -134,20 +151,21 @@ def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
     already cached). Specs travel as plain dicts (no pickled objects of ours)."""
 
     set_cpu_threads(1)
-    cache = TrajectoryCache(Path(cache_root), min_seconds_per_mb=0.0)   # a sweep fills the cache: store everything
+    cache = TrajectoryCache(Path(cache_root), min_seconds_per_mb=0.0)  # a sweep fills the cache: store everything
     trained = 0
     for n, spec in enumerate(specs):
         experiment = Experiment.from_dict(spec)
         if not cached(cache, experiment):
             train_into_cache(cache, experiment)
             trained += 1
-        if n == 0:   # the group's preset: grid_experiments puts it first
+        if n == 0:  # the group's preset: grid_experiments puts it first
             train_init_ensembles(cache, experiment, tier)
     return trained
 
 
-def sweep(grid: dict, cache_root: str | Path, scheduler: str | None = None, workers: int = 2,
-          progress: bool = True) -> dict[str, int]:
+def sweep(
+    grid: dict, cache_root: str | Path, scheduler: str | None = None, workers: int = 2, progress: bool = True
+) -> dict[str, int]:
     """Train the grid into ``cache_root`` on a Dask cluster (a LocalCluster of ``workers``
     single-threaded processes unless ``scheduler`` names an existing one, whose workers must see
     ``cache_root`` on a shared filesystem). Returns counts: experiments, cached, trained, failed."""
@@ -159,14 +177,23 @@ def sweep(grid: dict, cache_root: str | Path, scheduler: str | None = None, work
     probe = TrajectoryCache(Path(cache_root))
     groups = grid_experiments(grid)
     total = sum(len(g) for g in groups)
-    todo = groups   # every group's task skips what the cache holds (its init ensembles included)
-    counts = {"experiments": total, "cached": sum(cached(probe, e) for g in groups for e in g),
-              "trained": 0, "failed": 0}
-    cluster = None if scheduler else LocalCluster(n_workers=workers, threads_per_worker=1,
-                                                  processes=True, dashboard_address=None)
+    todo = groups  # every group's task skips what the cache holds (its init ensembles included)
+    counts = {
+        "experiments": total,
+        "cached": sum(cached(probe, e) for g in groups for e in g),
+        "trained": 0,
+        "failed": 0,
+    }
+    cluster = (
+        None
+        if scheduler
+        else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    )
     with Client(scheduler or cluster) as client:
-        futures = {client.submit(run_group, cache_root, [e.to_dict() for e in g], grid["tier"],
-                                 retries=1, pure=False): g for g in todo}
+        futures = {
+            client.submit(run_group, cache_root, [e.to_dict() for e in g], grid["tier"], retries=1, pure=False): g
+            for g in todo
+        }
         for future in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
             group = futures[future]
             try:

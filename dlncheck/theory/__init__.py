@@ -9,6 +9,7 @@
 Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
 keeps working.
 """
+
 from __future__ import annotations
 
 from dlncheck.theory.balance_drift import balanced_residual_prediction
@@ -42,11 +43,31 @@ from dlncheck.theory.rmt import (
 from dlncheck.theory.tolerances import REALIZABLE_FUNCTION_TOL, reshuffled_function_variance, split_distance
 
 __all__ = [
-    "CEILING_MARGIN", "ESCAPE_FRACTION", "FLOOR_MARGIN", "REALIZABLE_FUNCTION_TOL", "ArrayLike",
-    "aligned_loss", "aligned_movement", "balanced_residual_prediction", "detection_threshold",
-    "discrete_gd_modes", "escape_halfwidth", "escape_order", "escape_time", "escape_time_asymptotic",
-    "escape_windows", "euler_error", "mode_trajectory", "noise_edge", "outlier_location", "plateau_losses",
-    "relative_noise_floor", "roundoff_floor", "reshuffled_function_variance", "signal_ceiling", "split_distance",
+    "CEILING_MARGIN",
+    "ESCAPE_FRACTION",
+    "FLOOR_MARGIN",
+    "REALIZABLE_FUNCTION_TOL",
+    "ArrayLike",
+    "aligned_loss",
+    "aligned_movement",
+    "balanced_residual_prediction",
+    "detection_threshold",
+    "discrete_gd_modes",
+    "escape_halfwidth",
+    "escape_order",
+    "escape_time",
+    "escape_time_asymptotic",
+    "escape_windows",
+    "euler_error",
+    "mode_trajectory",
+    "noise_edge",
+    "outlier_location",
+    "plateau_losses",
+    "relative_noise_floor",
+    "roundoff_floor",
+    "reshuffled_function_variance",
+    "signal_ceiling",
+    "split_distance",
     "stage_plateaus",
     "theory_table",
 ]

@@ -2,6 +2,7 @@
 conserved D_l (Arora, Cohen & Hazan 2018, Thm. 1), GD's discrete drift bound, and the tolerance
 of SGD's extra drift against its first-order prediction (:mod:`dlncheck.theory.sgd`, item 1).
 """
+
 from __future__ import annotations
 
 import torch
@@ -58,16 +59,23 @@ def sgd_drift_tolerance(predicted_norm: float, h: float, spread: float, sgd_runs
     if n_tests < 1:
         raise ValueError(f"n_tests={n_tests}: count the (init, pair) tests the claim asserts, at least 1")
     t = float(student_t.ppf(1 - 0.025 / n_tests, sgd_runs - 1))
-    return h * predicted_norm + t * spread / sgd_runs ** 0.5
+    return h * predicted_norm + t * spread / sgd_runs**0.5
 
 
 def _trapezoid(C: list[torch.Tensor], steps: torch.Tensor) -> list[torch.Tensor]:
-    w = torch.diff(steps.double()) / 2                                       # (K-1,)
+    w = torch.diff(steps.double()) / 2  # (K-1,)
     return [((c[..., 1:, :, :] + c[..., :-1, :, :]) * w.view(-1, 1, 1).to(c)).sum(-3) for c in C]
 
 
-def sgd_extra_drift(gd_weights: list[torch.Tensor], steps: torch.Tensor, X: torch.Tensor, M: torch.Tensor,
-                    lr: float, c_B: float, chunk: int = 64) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def sgd_extra_drift(
+    gd_weights: list[torch.Tensor],
+    steps: torch.Tensor,
+    X: torch.Tensor,
+    M: torch.Tensor,
+    lr: float,
+    c_B: float,
+    chunk: int = 64,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B lr^2 sum_{k<T/lr} C_l(W_k^GD) from GD's checkpoints.
 
     C_l is theory.sgd.drift_covariance (item 1 of that module's derivation); the sum over steps is
@@ -77,12 +85,22 @@ def sgd_extra_drift(gd_weights: list[torch.Tensor], steps: torch.Tensor, X: torc
     second list (norms, (...)) so a tolerance can add it. Returns ([c_B S_l], [quadrature error]).
     """
     K = steps.shape[0]
-    C = [torch.cat(parts, -3) for parts in zip(*(
-        sgd_theory.drift_covariance([w[..., k:k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]),
-                                    M.to(gd_weights[0])) for k in range(0, K, chunk)))]
+    C = [
+        torch.cat(parts, -3)
+        for parts in zip(
+            *(
+                sgd_theory.drift_covariance(
+                    [w[..., k : k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]), M.to(gd_weights[0])
+                )
+                for k in range(0, K, chunk)
+            )
+        )
+    ]
     half = torch.cat([torch.arange(0, K, 2), torch.tensor([K - 1])]).unique()
     full = _trapezoid(C, steps)
     coarse = _trapezoid([c[..., half, :, :] for c in C], steps[half])
-    scale = c_B * lr ** 2
-    return ([scale * f for f in full],
-            [scale * torch.linalg.matrix_norm(f - g, "fro") / 3 for f, g in zip(full, coarse)])
+    scale = c_B * lr**2
+    return (
+        [scale * f for f in full],
+        [scale * torch.linalg.matrix_norm(f - g, "fro") / 3 for f, g in zip(full, coarse)],
+    )

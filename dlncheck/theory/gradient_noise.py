@@ -13,6 +13,7 @@ because the off-diagonal pairs of a subset contribute (B-1)/(n-1) times
 sum_{k != j} = (sum_k e_k x_k^T)^T P (sum_j e_j x_j^T) - diagonal = - diagonal.
 At a minimum G_b = -N_b + O(W - Syx); every function here keeps only the N_b part.
 """
+
 from __future__ import annotations
 
 import torch
@@ -59,8 +60,10 @@ def _chain(layers, d: int, like: torch.Tensor) -> torch.Tensor:
 
 def _above_below(weights, l: int):
     """For the pair (l, l+1), 1-based: W_L ... W_{l+2} (above it) and W_{l-1} ... W_1 (below it)."""
-    return (_chain(weights[l + 1:], weights[l].shape[-2], weights[0]),
-            _chain(weights[: l - 1], weights[0].shape[-1], weights[0]))
+    return (
+        _chain(weights[l + 1 :], weights[l].shape[-2], weights[0]),
+        _chain(weights[: l - 1], weights[0].shape[-1], weights[0]),
+    )
 
 
 def _kernel_factors(weights) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -68,7 +71,7 @@ def _kernel_factors(weights) -> list[tuple[torch.Tensor, torch.Tensor]]:
     K(G) = sum_l A_l A_l^T G B_l^T B_l of the end-to-end map."""
     out = []
     for l in range(len(weights)):
-        A = _chain(weights[l + 1:], weights[l].shape[-2], weights[0])
+        A = _chain(weights[l + 1 :], weights[l].shape[-2], weights[0])
         B = _chain(weights[:l], weights[0].shape[-1], weights[0])
         out.append((A @ A.mT, B.mT @ B))
     return out
@@ -92,8 +95,9 @@ def gradient_moments(weights, problem: Problem, f: float, P: torch.Tensor, Q: to
     return GPG, GQG
 
 
-def expected_balance_drift(weights, experiment: Experiment, problem: Problem | None = None,
-                           reshuffled: bool = True) -> list[torch.Tensor]:
+def expected_balance_drift(
+    weights, experiment: Experiment, problem: Problem | None = None, reshuffled: bool = True
+) -> list[torch.Tensor]:
     """E[D_l(k+1) - D_l(k)] / lr^2 at a minimum, per pair l = 1..L-1, each (..., d_l, d_l).
 
     D_l = W_{l+1}^T W_{l+1} - W_l W_l^T moves by lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) per step
@@ -109,15 +113,16 @@ def expected_balance_drift(weights, experiment: Experiment, problem: Problem | N
     lr = experiment.lr if reshuffled else 0.0
     out = []
     for l in range(1, len(weights)):
-        A_next, B_l = _above_below(weights, l)          # A_{l+1} = W_L..W_{l+2}, B_l = W_{l-1}..W_1
+        A_next, B_l = _above_below(weights, l)  # A_{l+1} = W_L..W_{l+2}, B_l = W_{l-1}..W_1
         A_l, B_next = A_next @ weights[l], weights[l - 1] @ B_l
         GPG, GQG = gradient_moments(weights, problem, f, A_next @ A_next.mT, B_l.mT @ B_l, lr)
         out.append(B_next @ GPG @ B_next.mT - A_l.mT @ GQG @ A_l)
     return out
 
 
-def logdet_rate(weights, experiment: Experiment, pair: int = 1, problem: Problem | None = None,
-                reshuffled: bool = True) -> torch.Tensor:
+def logdet_rate(
+    weights, experiment: Experiment, pair: int = 1, problem: Problem | None = None, reshuffled: bool = True
+) -> torch.Tensor:
     """Expected d/dt log det(Theta_l^T Theta_l) per unit time t = lr * step at a minimum, (...).
 
     Theta_l = [W_l, W_{l+1}^T] (d_l x (d_{l-1} + d_{l+1})). One engine step is exactly

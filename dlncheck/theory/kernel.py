@@ -5,6 +5,7 @@ lie in [sum_l sigma_min(A_l)^2 sigma_min(B_l)^2, sum_l ||A_l||^2 ||B_l||^2]. The
 curvature the presets divide their lr by and the step size h = lr * lambda_max of the truncation
 tolerances.
 """
+
 from __future__ import annotations
 
 import torch
@@ -14,7 +15,7 @@ from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import cpu_threads
 from dlncheck.spectra import chain_product
 
-SIGNIFICANT = 6   # digits kept of the kernel bounds (machine-independent lr, steps and cache keys)
+SIGNIFICANT = 6  # digits kept of the kernel bounds (machine-independent lr, steps and cache keys)
 
 
 def rounded(x: float) -> float:
@@ -31,7 +32,7 @@ def kernel_bounds(experiment: Experiment) -> tuple[float, float]:
         weights = [w.double().cpu() for w in init_weights(experiment)]
         top = bottom = 0.0
         for l in range(len(weights)):
-            A = chain_product(weights[l + 1:])
+            A = chain_product(weights[l + 1 :])
             A = torch.eye(weights[-1].shape[0], dtype=torch.float64) if A is None else A
             B = chain_product(weights[:l])
             B = torch.eye(weights[0].shape[1], dtype=torch.float64) if B is None else B

@@ -14,6 +14,7 @@ ln(s/u0) / (2s) for L = 2 and 1 / ((L-2) s u0^{(L-2)/L}) for L >= 3 (Saxe et al.
 Jacot et al. 2021, "Saddle-to-saddle dynamics in deep linear networks").
 All functions return float64 torch tensors; modes run along the first axis.
 """
+
 from __future__ import annotations
 
 import math
@@ -38,7 +39,7 @@ def plateau_losses(s: ArrayLike) -> torch.Tensor:
     """Loss plateaus P_k = 0.5 * sum_{alpha > k} s_alpha^2 for k = 0..r (r = number of non-zero s)."""
     s = np.sort(_array(s))[::-1]
     s = s[s > 0]
-    tails = np.concatenate([np.cumsum((s ** 2)[::-1])[::-1], [0.0]])
+    tails = np.concatenate([np.cumsum((s**2)[::-1])[::-1], [0.0]])
     return torch.from_numpy(0.5 * tails)
 
 
@@ -59,17 +60,18 @@ def discrete_gd_modes(s: ArrayLike, a0: ArrayLike, lr: float, steps: int, depth:
     a = np.broadcast_to(_array(a0), s.shape).copy()
     out = np.empty((len(s), steps + 1))
     for k in range(steps + 1):
-        out[:, k] = a ** depth
-        a = a + lr * (s - a ** depth) * a ** (depth - 1)
+        out[:, k] = a**depth
+        a = a + lr * (s - a**depth) * a ** (depth - 1)
     return torch.from_numpy(out)
 
 
 def _flow(depth: int) -> tuple[Callable, Callable]:
     def f(a: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return (s - a ** depth) * a ** (depth - 1)
+        return (s - a**depth) * a ** (depth - 1)
 
     def df(a: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return (depth - 1) * (s - a ** depth) * a ** (depth - 2) - depth * a ** (2 * depth - 2)
+        return (depth - 1) * (s - a**depth) * a ** (depth - 2) - depth * a ** (2 * depth - 2)
+
     return f, df
 
 
@@ -85,12 +87,19 @@ def mode_trajectory(s: ArrayLike, u0: ArrayLike, t: ArrayLike, depth: int) -> to
     if depth == 2:
         with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
             saxe = s[:, None] / (1 + (s / u0 - 1)[:, None] * np.exp(-2 * s[:, None] * t))
-            decay = u0[:, None] / (1 + 2 * u0[:, None] * t)     # s = 0: du/dt = -2 u^2
+            decay = u0[:, None] / (1 + 2 * u0[:, None] * t)  # s = 0: du/dt = -2 u^2
         return torch.from_numpy(np.where(s[:, None] > 0, saxe, decay))
     f, _ = _flow(depth)
-    sol = solve_ivp(lambda _, a: f(a, s), (0.0, float(t.max())), u0 ** (1 / depth), t_eval=t,
-                    method="DOP853", rtol=1e-12, atol=1e-15)
-    return torch.from_numpy(sol.y ** depth)
+    sol = solve_ivp(
+        lambda _, a: f(a, s),
+        (0.0, float(t.max())),
+        u0 ** (1 / depth),
+        t_eval=t,
+        method="DOP853",
+        rtol=1e-12,
+        atol=1e-15,
+    )
+    return torch.from_numpy(sol.y**depth)
 
 
 def aligned_loss(s: ArrayLike, u0: ArrayLike, t: ArrayLike, depth: int) -> torch.Tensor:
@@ -107,7 +116,7 @@ def aligned_movement(s: ArrayLike, a0: float, t: ArrayLike, depth: int, modes: i
     padded = np.zeros(modes)
     values = _array(s)[:modes]
     padded[: len(values)] = values
-    a = mode_trajectory(padded, a0 ** depth, t, depth).clamp_min(0) ** (1 / depth)
+    a = mode_trajectory(padded, a0**depth, t, depth).clamp_min(0) ** (1 / depth)
     return (a - a0).pow(2).sum(0).sqrt() / (a0 * math.sqrt(modes))
 
 
@@ -126,8 +135,9 @@ def euler_error(s: ArrayLike, u0: ArrayLike, t: ArrayLike, depth: int, lr: float
         a, e = y[:m], y[m:]
         return np.concatenate([f(a, s), df(a, s) * e - 0.5 * df(a, s) * f(a, s)])
 
-    sol = solve_ivp(rhs, (0.0, float(t.max())), np.concatenate([a0, np.zeros(m)]), t_eval=t,
-                    method="DOP853", rtol=1e-12, atol=1e-15)
+    sol = solve_ivp(
+        rhs, (0.0, float(t.max())), np.concatenate([a0, np.zeros(m)]), t_eval=t, method="DOP853", rtol=1e-12, atol=1e-15
+    )
     a, e = sol.y[:m], sol.y[m:]
     return torch.from_numpy(lr * depth * a ** (depth - 1) * e)
 
@@ -148,8 +158,14 @@ def escape_time(s: ArrayLike, u0: ArrayLike, depth: int, fraction: float = ESCAP
                 out[i] = math.log((target / u) * (sv - u) / (sv - target)) / (2 * sv)
             else:
                 # in y = ln u the integrand is e^{-y(1-2/L)} / (L (s - e^y)): smooth, no endpoint singularity
-                out[i] = quad(lambda y, sv=sv: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
-                              math.log(u), math.log(target), limit=200, epsabs=0, epsrel=1e-10)[0]
+                out[i] = quad(
+                    lambda y, sv=sv: math.exp(-y * (1 - 2 / depth)) / (depth * (sv - math.exp(y))),
+                    math.log(u),
+                    math.log(target),
+                    limit=200,
+                    epsabs=0,
+                    epsrel=1e-10,
+                )[0]
     return torch.from_numpy(out)
 
 
@@ -208,4 +224,4 @@ def lazy_rho_at_diag(w_aa0: torch.Tensor, off0: torch.Tensor, s: torch.Tensor, c
     f = torch.where(reached, torch.ones_like(s * w_aa0), (1 - c) * s / (s - w_aa0))
     diag = torch.where(reached, w_aa0.abs(), c * s)
     off = off0 * f
-    return off / torch.sqrt(off ** 2 + diag ** 2)
+    return off / torch.sqrt(off**2 + diag**2)

@@ -12,6 +12,7 @@ entries of one init at family-wise level alpha (Bonferroni, two-sided) gives
 with atol = 1e-8 for the float64 round-off of the logarithm. This replaces "GD is one more SGD
 draw" (z std sqrt(1 + 1/S)), which ignored the systematic O(lr c_B) offset.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,9 +23,10 @@ ALPHA = 0.05
 ATOL = 1e-8
 
 
-def offset_tolerance(std: torch.Tensor, sgd_runs: int, offset: torch.Tensor, h: float,
-                     n_entries: int, alpha: float = ALPHA) -> torch.Tensor:
+def offset_tolerance(
+    std: torch.Tensor, sgd_runs: int, offset: torch.Tensor, h: float, n_entries: int, alpha: float = ALPHA
+) -> torch.Tensor:
     """z std / sqrt(S) + h |offset| + ATOL (module docstring), elementwise."""
     if sgd_runs < 2:
         raise ValueError(f"sgd_runs={sgd_runs!r} is invalid: the SGD spread needs at least 2 runs")
-    return bonferroni_z(n_entries, alpha) * std / sgd_runs ** 0.5 + h * offset.abs() + ATOL
+    return bonferroni_z(n_entries, alpha) * std / sgd_runs**0.5 + h * offset.abs() + ATOL

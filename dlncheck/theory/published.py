@@ -32,6 +32,7 @@
    (dlncheck.theory.gradient_noise.logdet_rate gives the rate); discrete GD loses at most
    2 sum_k -log(1 - lr^2 ||G_k||^2) (:func:`gd_logdet_bound`).
 """
+
 from __future__ import annotations
 
 import math
@@ -40,19 +41,19 @@ import numpy as np
 import torch
 from scipy.integrate import solve_ivp
 
-LEARNED_FRACTION = 0.9     # a mode is learned when u reaches 0.9 s (fixed before any run)
+LEARNED_FRACTION = 0.9  # a mode is learned when u reaches 0.9 s (fixed before any run)
 
 
 def _geometric(r: float, j: int) -> float:
     """sum_{i<j} r^i."""
-    return float(j) if r == 1 else (1 - r ** j) / (1 - r)
+    return float(j) if r == 1 else (1 - r**j) / (1 - r)
 
 
 def iid_ar1_variance(rho: float, v: float) -> float:
     """Stationary variance of x <- rho x + xi with independent xi of variance v: v / (1 - rho^2)."""
     if not abs(rho) < 1:
         raise ValueError(f"rho={rho} is invalid: the recursion is stationary only for |rho| < 1")
-    return v / (1 - rho ** 2)
+    return v / (1 - rho**2)
 
 
 def shuffled_ar1_variance(rho: float, v: float, m: int, phase: int = 0) -> float:
@@ -71,10 +72,10 @@ def shuffled_ar1_variance(rho: float, v: float, m: int, phase: int = 0) -> float
     if int(m) < 1 or not 0 <= int(phase) < int(m):
         raise ValueError(f"m={m}, phase={phase} are invalid: use m >= 1 and 0 <= phase < m")
     if m == 1:
-        return 0.0          # one batch per epoch is the full data: no noise
+        return 0.0  # one batch per epoch is the full data: no noise
 
     def h(j):
-        return (m * _geometric(rho ** 2, j) - _geometric(rho, j) ** 2) / (m - 1)
+        return (m * _geometric(rho**2, j) - _geometric(rho, j) ** 2) / (m - 1)
 
     return v * (h(phase) + rho ** (2 * phase) * h(m) / (1 - rho ** (2 * m)))
 
@@ -83,8 +84,9 @@ def mode_curvatures(s_tilde, depth: int) -> torch.Tensor:
     """lambda_ab = sum_{l=1}^L s_a^{2(L-l)/L} s_b^{2(l-1)/L}: the tangent kernel of the product at a
     balanced minimum W_l = Q_l S^{1/L} Q_{l-1}^T, diagonal in the (a, b) entries of U^T W V."""
     s = torch.as_tensor(s_tilde, dtype=torch.float64).clamp_min(0)
-    return sum(s[:, None] ** (2 * (depth - l) / depth) * s[None, :] ** (2 * (l - 1) / depth)
-               for l in range(1, depth + 1))
+    return sum(
+        s[:, None] ** (2 * (depth - l) / depth) * s[None, :] ** (2 * (l - 1) / depth) for l in range(1, depth + 1)
+    )
 
 
 def epoch_pair_sum(m: int) -> float:
@@ -94,7 +96,7 @@ def epoch_pair_sum(m: int) -> float:
         return 0.0
     c = np.eye(m) - (1 - np.eye(m)) / (m - 1)
     prefix = np.zeros((m + 1, m + 1))
-    prefix[1:, 1:] = c.cumsum(0).cumsum(1)          # prefix[j, l] = sum_{i<j, k<l} c_ik
+    prefix[1:, 1:] = c.cumsum(0).cumsum(1)  # prefix[j, l] = sum_{i<j, k<l} c_ik
     return float((c * prefix[:m, :m]).sum())
 
 
@@ -127,8 +129,15 @@ def stationary_mode_law(lam: torch.Tensor, v: torch.Tensor, q: torch.Tensor, lr:
     return {"rho": rho, "iid": iid, "shuffled": shuffled, "shuffled_additive": additive, "thin": lag}
 
 
-def stationary_mode_mean(lam: torch.Tensor, s_tilde: torch.Tensor, input_moment: torch.Tensor,
-                         output_moment: torch.Tensor, noise_input: torch.Tensor, lr: float, f: float) -> torch.Tensor:
+def stationary_mode_mean(
+    lam: torch.Tensor,
+    s_tilde: torch.Tensor,
+    input_moment: torch.Tensor,
+    output_moment: torch.Tensor,
+    noise_input: torch.Tensor,
+    lr: float,
+    f: float,
+) -> torch.Tensor:
     """Second-order stationary mean of delta_a at a depth-2 minimum with epoch reshuffling, (k,).
 
     Within an epoch the layers move by first-order noise, so step j sees W_2 W_2^T and W_1^T W_1
@@ -183,7 +192,7 @@ def gd_logdet_bound(grad_sq_norms: torch.Tensor, lr: float) -> torch.Tensor:
     """Largest |change| of log det(Theta^T Theta) GD can make over steps with ||G_k||_F^2 given:
     per step the change is 2 sum_i log(1 - lr^2 sigma_i^2), and for x_i >= 0, sum x_i = X < 1,
     sum_i -log(1 - x_i) <= -log(1 - X) (convex, zero at 0), so |change| <= 2 sum_k -log(1 - lr^2 ||G_k||^2)."""
-    x = lr ** 2 * grad_sq_norms
+    x = lr**2 * grad_sq_norms
     if (x >= 1).any():
         raise ValueError("lr^2 ||G||^2 >= 1 at some step: the bound needs a smaller lr")
     return -2 * torch.log1p(-x).sum(-1)

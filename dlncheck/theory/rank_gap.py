@@ -20,13 +20,14 @@ there is what SGD's spread produces by chance, so it is evidence neither for nor
 golden path; it is excluded from d_r and reported (count and its own curve). The rule looks at the
 spread, not at whether the counts agree, so it cannot select agreeing entries.
 """
+
 from __future__ import annotations
 
 import torch
 from scipy.stats import norm
 
 ALPHA = 0.05
-TINY = 1e-300   # log floor for exactly-zero singular values
+TINY = 1e-300  # log floor for exactly-zero singular values
 
 
 def flip_z(chances: int, alpha: float = ALPHA) -> float:
@@ -48,8 +49,9 @@ def _at(logs: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     return picked.where(ok, float("nan"))
 
 
-def threshold_gaps(svals: torch.Tensor, r_gd: torch.Tensor, threshold: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
+def threshold_gaps(
+    svals: torch.Tensor, r_gd: torch.Tensor, threshold: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(g, delta), each (K,), for one product: svals (R, K, k) with run 0 = GD, r_gd (K,) GD's
     count, threshold (K,) GD's tau. g = log-distance of tau to GD's nearer deciding value
     (+inf if none), delta = max SGD std of log sigma_r, log sigma_{r+1} (0 where undefined)."""

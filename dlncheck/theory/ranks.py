@@ -5,6 +5,7 @@ Ranks are r_eps = #{sigma > eps max(sigma_1, s_1)} (the absolute floor eps s_1 o
 dlncheck.measure.stagewise). Margins are the calibration's (theory.rmt): FLOOR_MARGIN below,
 CEILING_MARGIN above.
 """
+
 from __future__ import annotations
 
 import math

@@ -14,6 +14,7 @@ and signal ceiling / CEILING_MARGIN. The margins (2 each) absorb the finite-size
 fluctuations of the top noise value (Tracy-Widom, a few % here) and of the outliers
 (O(sigma)), and are stated in every verdict.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,8 +24,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-FLOOR_MARGIN = 2.0          # predicted interval starts at FLOOR_MARGIN x floor
-CEILING_MARGIN = 2.0        # ... and ends at ceiling / CEILING_MARGIN
+FLOOR_MARGIN = 2.0  # predicted interval starts at FLOOR_MARGIN x floor
+CEILING_MARGIN = 2.0  # ... and ends at ceiling / CEILING_MARGIN
 _DTYPES = (torch.float32, torch.float64)
 #: a float or an array of floats (numpy broadcasting)
 FloatArray = float | Sequence[float] | np.ndarray
@@ -37,19 +38,23 @@ def check_signal(m: int, n: int, s: Sequence[float]) -> tuple[float, ...]:
             raise ValueError(f"{name} must be a positive int (matrix dimension), got {v!r}")
     s = tuple(float(x) for x in s)
     if not s or len(s) > min(m, n):
-        raise ValueError(f"s must hold 1..min(m, n)={min(m, n)} signal singular values, got "
-                         f"{len(s)}; pass e.g. s=(4.0, 2.0, 1.0)")
+        raise ValueError(
+            f"s must hold 1..min(m, n)={min(m, n)} signal singular values, got {len(s)}; pass e.g. s=(4.0, 2.0, 1.0)"
+        )
     if any(not x > 0 for x in s) or any(a < b for a, b in zip(s, s[1:])):
-        raise ValueError(f"s must be positive and non-increasing (s_1 >= ... >= s_r > 0), got "
-                         f"{s}; sort it in descending order")
+        raise ValueError(
+            f"s must be positive and non-increasing (s_1 >= ... >= s_r > 0), got {s}; sort it in descending order"
+        )
     return s
 
 
 def check_dtype(dtype: torch.dtype) -> None:
     """Raise ValueError unless dtype is torch.float32 or torch.float64."""
     if dtype not in _DTYPES:
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}; pass "
-                         "dtype=torch.float64 (default) or torch.float32 for the precision stress")
+        raise ValueError(
+            f"dtype must be torch.float32 or torch.float64, got {dtype}; pass "
+            "dtype=torch.float64 (default) or torch.float32 for the precision stress"
+        )
 
 
 def noise_edge(sigma: FloatArray, m: int, n: int) -> np.ndarray:
@@ -88,9 +93,15 @@ def signal_ceiling(sigma_r: FloatArray, sigma_1: FloatArray) -> np.ndarray:
     return np.asarray(sigma_r, dtype=float) / np.asarray(sigma_1, dtype=float)
 
 
-def theory_table(s: Sequence[float], m: int, n: int, sigma: FloatArray, dtype: torch.dtype,
-                 floor_margin: float = FLOOR_MARGIN,
-                 ceiling_margin: float = CEILING_MARGIN) -> pd.DataFrame:
+def theory_table(
+    s: Sequence[float],
+    m: int,
+    n: int,
+    sigma: FloatArray,
+    dtype: torch.dtype,
+    floor_margin: float = FLOOR_MARGIN,
+    ceiling_margin: float = CEILING_MARGIN,
+) -> pd.DataFrame:
     """Edges and the predicted recovery interval of eps, one row per noise std ``sigma``.
 
     predicted_lo = floor_margin * max(edge / sigma_1(A), roundoff floor), predicted_hi =
@@ -107,17 +118,19 @@ def theory_table(s: Sequence[float], m: int, n: int, sigma: FloatArray, dtype: t
     roundoff = roundoff_floor(m, n, dtype)
     ceiling = signal_ceiling(sigma_r, sigma_1)
     edge = noise_edge(sigma, m, n)
-    return pd.DataFrame({
-        "sigma_eff": sigma,
-        "noise_edge": edge,
-        "detection_threshold": detection_threshold(sigma, m, n),
-        "detectable": s[-1] > detection_threshold(sigma, m, n),
-        "sigma_1_predicted": sigma_1,
-        "sigma_r_predicted": sigma_r,
-        "gap_predicted": np.divide(sigma_r, edge, out=np.full_like(edge, np.inf), where=edge > 0),
-        "relative_noise_floor": noise,
-        "roundoff_floor": roundoff,
-        "signal_ceiling": ceiling,
-        "predicted_lo": floor_margin * np.maximum(noise, roundoff),
-        "predicted_hi": ceiling / ceiling_margin,
-    })
+    return pd.DataFrame(
+        {
+            "sigma_eff": sigma,
+            "noise_edge": edge,
+            "detection_threshold": detection_threshold(sigma, m, n),
+            "detectable": s[-1] > detection_threshold(sigma, m, n),
+            "sigma_1_predicted": sigma_1,
+            "sigma_r_predicted": sigma_r,
+            "gap_predicted": np.divide(sigma_r, edge, out=np.full_like(edge, np.inf), where=edge > 0),
+            "relative_noise_floor": noise,
+            "roundoff_floor": roundoff,
+            "signal_ceiling": ceiling,
+            "predicted_lo": floor_margin * np.maximum(noise, roundoff),
+            "predicted_hi": ceiling / ceiling_margin,
+        }
+    )

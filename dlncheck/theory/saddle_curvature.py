@@ -25,6 +25,7 @@ zeros (the unlearned mode block is 0 at a = 0): a non-strict saddle, lambda_min 
 plateau the unlearned mode k+1 has a small scale a and lambda_min = a^{L-2} ((2L - 1) u - (L - 1) s)
 ~ -(L - 1) s_{k+1} a^{L-2} -> 0 for L >= 3, and -(s_{k+1} - u_{k+1}) for L = 2.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,7 +52,7 @@ def chain_hessian(W: np.ndarray, R_weight: np.ndarray, target: np.ndarray) -> np
     n, L, k, _ = W.shape
     eye = np.broadcast_to(np.eye(k), (n, k, k))
 
-    def prod(lo, hi):          # W_{hi-1} ... W_lo (0-based, empty = I)
+    def prod(lo, hi):  # W_{hi-1} ... W_lo (0-based, empty = I)
         out = eye
         for l in range(lo, hi):
             out = W[:, l] @ out
@@ -60,7 +61,7 @@ def chain_hessian(W: np.ndarray, R_weight: np.ndarray, target: np.ndarray) -> np
     A = [prod(l + 1, L) for l in range(L)]
     B = [prod(0, l) for l in range(L)]
     R = (prod(0, L) - target) * R_weight
-    J = np.stack([np.einsum("nip,nqj->nijpq", A[l], B[l]) for l in range(L)], axis=3)   # (n,k,k,L,k,k)
+    J = np.stack([np.einsum("nip,nqj->nijpq", A[l], B[l]) for l in range(L)], axis=3)  # (n,k,k,L,k,k)
     Jw = J * R_weight[None, :, :, None, None, None]
     J = J.reshape(n, k * k, L * k * k)
     H = np.einsum("nea,neb->nab", Jw.reshape(n, k * k, -1), J)
@@ -68,7 +69,7 @@ def chain_hessian(W: np.ndarray, R_weight: np.ndarray, target: np.ndarray) -> np
     for l in range(L):
         for m in range(l + 1, L):
             C = prod(l + 1, m)
-            block = np.einsum("nij,nip,nqr,nsj->npqrs", R, A[m], C, B[l])   # (p', q', p, q) order below
+            block = np.einsum("nij,nip,nqr,nsj->npqrs", R, A[m], C, B[l])  # (p', q', p, q) order below
             # block[n, p', q', ...]: A_m[i,p'] C[q',p] B_l[q,j] R[i,j] -> index (m,p',q'), (l,p,q)
             H[:, m, :, :, l, :, :] += block
             H[:, l, :, :, m, :, :] += block.transpose(0, 3, 4, 1, 2)
@@ -95,8 +96,8 @@ def pair_block_mins(s_a, s_b, a, b, phantom: bool = False) -> np.ndarray:
     H = chain_hessian(W, weight, target)
     if phantom:
         keep = np.ones((L, 2, 2), dtype=bool)
-        keep[0, :, 1] = False      # no phantom input
-        keep[-1, 1, :] = False     # no phantom output
+        keep[0, :, 1] = False  # no phantom input
+        keep[-1, 1, :] = False  # no phantom output
         idx = np.flatnonzero(keep)
         H = H[:, idx][:, :, idx]
     return np.linalg.eigvalsh(H)[:, 0]

@@ -3,6 +3,7 @@
 Every threshold the claim family `claims/test_saddle_sampling.py` asserts is computed here, with its
 derivation in the docstring.
 """
+
 from __future__ import annotations
 
 import math

@@ -56,6 +56,7 @@ samples drawn without replacement and reshuffled every epoch (the engine's sampl
    fixed exponent. Both are reported with their fit (when every value is > 0) and marked exploratory;
    the one assertion is the limit: the discrepancy at the smallest noise is <= that at the largest.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,23 +74,48 @@ from dlncheck.theory.kernel import kernel_bounds
 
 # discrepancy -> (predicted slope of log(discrepancy) vs log(noise variable), noise variable, reason)
 EXPONENTS = {
-    "d_sigma": (1.0, "lr*c_B", (
-        "bias: the end-of-training split of the internal products moves with the expected extra "
-        "balance drift, lr c_B * integral of C_l dt (linear in the noise)")),
+    "d_sigma": (
+        1.0,
+        "lr*c_B",
+        (
+            "bias: the end-of-training split of the internal products moves with the expected extra "
+            "balance drift, lr c_B * integral of C_l dt (linear in the noise)"
+        ),
+    ),
     "balance_gap": (1.0, "lr*c_B", "bias: |mean r^SGD - r^GD| is a norm of that same expected extra drift"),
-    "theta_distance": (1.0, "lr*c_B", (
-        "bias: at convergence the noise (prop. to W - M) vanishes, first-order kicks are orthogonal to "
-        "the minimum set's fixed-D slice and contract; what stays is the O(lr c_B) split shift "
-        "(plus O(lr^{3/2}) fluctuations)")),
-    "function_distance": (0.5, "lr*c_B", (
-        "spread: both runs converge to M; at finite T the mean distance is the OU fluctuation "
-        "sqrt(lr c_B) |E_T| (it -> 0 as T grows at any lr), the O(lr c_B) timing bias is subleading")),
-    "sigma_spread": (0.5, "lr^3*c_B", (
-        "spread of the end point's internal log singular values: D_l fluctuates by the martingale "
-        "lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B * integral |G|^2 dt")),
-    "function_distance_mid": (0.5, "lr*c_B", (
-        "OU spread of the end-to-end map around GD while the noise acts (taken at half the training "
-        "time): variance lr c_B Sigma / (2 kappa)")),
+    "theta_distance": (
+        1.0,
+        "lr*c_B",
+        (
+            "bias: at convergence the noise (prop. to W - M) vanishes, first-order kicks are orthogonal to "
+            "the minimum set's fixed-D slice and contract; what stays is the O(lr c_B) split shift "
+            "(plus O(lr^{3/2}) fluctuations)"
+        ),
+    ),
+    "function_distance": (
+        0.5,
+        "lr*c_B",
+        (
+            "spread: both runs converge to M; at finite T the mean distance is the OU fluctuation "
+            "sqrt(lr c_B) |E_T| (it -> 0 as T grows at any lr), the O(lr c_B) timing bias is subleading"
+        ),
+    ),
+    "sigma_spread": (
+        0.5,
+        "lr^3*c_B",
+        (
+            "spread of the end point's internal log singular values: D_l fluctuates by the martingale "
+            "lr^2 sum (G^T Delta + Delta^T G): variance lr^3 c_B * integral |G|^2 dt"
+        ),
+    ),
+    "function_distance_mid": (
+        0.5,
+        "lr*c_B",
+        (
+            "OU spread of the end-to-end map around GD while the noise acts (taken at half the training "
+            "time): variance lr c_B Sigma / (2 kappa)"
+        ),
+    ),
 }
 VANISHES = {
     "d_sigma": "yes, as lr c_B -> 0 (not as T grows: the split is conserved at the minimum)",
@@ -103,8 +129,11 @@ VANISHES = {
 # discrepancy -> (noise variable, why no exponent is derived: module docstring item 4)
 EXPLORATORY = {
     "d_r_plateau": ("lr*c_B", "count of floor crossings: ~ Phi(-g / sqrt(noise)), no power law"),
-    "split_dwell": ("lr*c_B", "symmetry breaking inside the repeated block mixes the init's log-ratio "
-                              "with an O(sqrt(lr c_B t)) walk: no fixed exponent"),
+    "split_dwell": (
+        "lr*c_B",
+        "symmetry breaking inside the repeated block mixes the init's log-ratio "
+        "with an O(sqrt(lr c_B t)) walk: no fixed exponent",
+    ),
 }
 VANISHES |= {
     "d_r_plateau": "yes, faster than any power of lr c_B where GD's sigma is away from the floor",
@@ -112,8 +141,9 @@ VANISHES |= {
 }
 
 
-def drift_covariance(weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor,
-                     labels: torch.Tensor | None = None) -> list[torch.Tensor]:
+def drift_covariance(
+    weights: list[torch.Tensor], X: torch.Tensor, M: torch.Tensor, labels: torch.Tensor | None = None
+) -> list[torch.Tensor]:
     """C_l (l = 1..L-1) of item 1, batched over leading axes of the weights: (1/n) sum_i
     [dG_{l+1,i}^T dG_{l+1,i} - dG_{l,i} dG_{l,i}^T], dG_{l,i} = A_l^T (r_i x_i^T - G) P_l^T the
     per-sample deviations of the layer gradients, r_i = W x_i - y_i. ``labels`` Y (d_out, n):
@@ -130,9 +160,10 @@ class DataMoments:
     (1/n) sum_i q_i r_i r_i^T = W T(Q) W^T - W U^*(Q) - U^*(Q)^T W^T + V^*(Q),
     T, U, V the (1/n) sums of vec(x x^T), vec(y x^T), vec(y y^T) against vec(x x^T) (U^*, V^*
     their transposes); Sxx = X X^T / n, Syx = Y X^T / n give G = W Sxx - Syx."""
-    T: torch.Tensor     # (d_in^2, d_in^2)
-    U: torch.Tensor     # (d_out d_in, d_in^2)
-    V: torch.Tensor     # (d_out^2, d_in^2)
+
+    T: torch.Tensor  # (d_in^2, d_in^2)
+    U: torch.Tensor  # (d_out d_in, d_in^2)
+    V: torch.Tensor  # (d_out^2, d_in^2)
     Sxx: torch.Tensor
     Syx: torch.Tensor
 
@@ -141,8 +172,10 @@ class DataMoments:
         if labels is None:
             labels = M @ X
         elif not torch.allclose(M, labels @ X.mT / X.shape[1], rtol=1e-10, atol=1e-12):
-            raise ValueError("M is not labels @ X.T / n: with labels given, pass M = problem.Syx (the "
-                             "least-squares map), or labels=None for noise-free labels Y = M X")
+            raise ValueError(
+                "M is not labels @ X.T / n: with labels given, pass M = problem.Syx (the "
+                "least-squares map), or labels=None for noise-free labels Y = M X"
+            )
         n = X.shape[1]
         xx, yx, yy = ((a[:, None] * b[None]).flatten(0, 1) for a, b in ((X, X), (labels, X), (labels, labels)))
         return cls(xx @ xx.mT / n, yx @ xx.mT / n, yy @ xx.mT / n, X @ X.mT / n, labels @ X.mT / n)
@@ -163,7 +196,7 @@ def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[tor
     A = [torch.eye(d_out, dtype=dtype)]
     for w in reversed(weights[1:]):
         A.append(A[-1] @ w)
-    A = A[::-1]                                      # A[l] = product of the layers above layer l (0-based)
+    A = A[::-1]  # A[l] = product of the layers above layer l (0-based)
     W = P[-1]
     G = W @ m.Sxx - m.Syx
     out = []
@@ -171,17 +204,22 @@ def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[tor
         K = A[l + 1] @ A[l + 1].mT
         Q = P[l].mT @ P[l]
         KW = K @ W
-        r_in = (_contract(W.mT @ KW, m.T, xx) - 2 * _contract(KW, m.U, xx) + _contract(K, m.V, xx)
-                - G.mT @ K @ G)
-        qyx = _contract(Q, m.U.mT, yx)                               # (1/n) sum_i q_i y_i x_i^T
-        r_out = (W @ _contract(Q, m.T, xx) @ W.mT - W @ qyx.mT - qyx @ W.mT + _contract(Q, m.V.mT, yy)
-                 - G @ Q @ G.mT)
+        r_in = _contract(W.mT @ KW, m.T, xx) - 2 * _contract(KW, m.U, xx) + _contract(K, m.V, xx) - G.mT @ K @ G
+        qyx = _contract(Q, m.U.mT, yx)  # (1/n) sum_i q_i y_i x_i^T
+        r_out = W @ _contract(Q, m.T, xx) @ W.mT - W @ qyx.mT - qyx @ W.mT + _contract(Q, m.V.mT, yy) - G @ Q @ G.mT
         out.append(P[l + 1] @ r_in @ P[l + 1].mT - A[l].mT @ r_out @ A[l])
     return out
 
 
-def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor], lr: float, steps: int,
-                  chunk: int = 256, labels: torch.Tensor | None = None):
+def gd_path_drift(
+    X: torch.Tensor,
+    M: torch.Tensor,
+    weights0: list[torch.Tensor],
+    lr: float,
+    steps: int,
+    chunk: int = 256,
+    labels: torch.Tensor | None = None,
+):
     """Run full-batch GD (toward M, the least-squares map) from weights0 and accumulate
     S_l = lr^2 sum_{t<steps} C_l(W_t) (``labels``: as in :func:`drift_covariance`).
 
@@ -205,7 +243,7 @@ def gd_path_drift(X: torch.Tensor, M: torch.Tensor, weights0: list[torch.Tensor]
                 b[j] = w
             W = gd_step(W, M, lr)
         for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
-            a.add_(c.sum(0), alpha=lr ** 2)
+            a.add_(c.sum(0), alpha=lr**2)
         done += k
     return W, acc
 
@@ -243,12 +281,13 @@ def modal_balance(D: list[torch.Tensor], frames: list[torch.Tensor]) -> np.ndarr
 def layer_split(d: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Per-layer squared scales a_l^2 (L, n_modes) with a_{l+1}^2 - a_l^2 = d_l and prod a_l = u."""
     d, u = np.atleast_2d(d), np.atleast_1d(u)
-    c = np.concatenate([np.zeros((1, d.shape[1])), np.cumsum(d, axis=0)])      # (L, m)
+    c = np.concatenate([np.zeros((1, d.shape[1])), np.cumsum(d, axis=0)])  # (L, m)
     return np.stack([_split_one(c[:, m], float(u[m])) for m in range(c.shape[1])], axis=1)
 
 
 def _split_one(c: np.ndarray, u: float) -> np.ndarray:
     """a^2 = x + c with sum log(x + c_l) = 2 log u: increasing in x, one root above -min(c)."""
+
     def f(x):
         return np.sum(np.log(np.maximum(x + c, 1e-300))) - 2 * math.log(u)
 
@@ -288,14 +327,17 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     base = experiments[0]
     for e in experiments[1:]:
         if dataclasses.replace(e, init=base.init) != base:
-            raise ValueError("experiments differ in more than their init: ensemble_offsets batches the GD "
-                             "paths of one data set, lr and steps; call predicted_offsets per experiment")
+            raise ValueError(
+                "experiments differ in more than their init: ensemble_offsets batches the GD "
+                "paths of one data set, lr and steps; call predicted_offsets per experiment"
+            )
     problem = make_problem(base)
     n_modes = n_modes or base.teacher.rank
     inits = [init_weights(e) for e in experiments]
     W0 = [torch.stack([w[l].double() for w in inits]) for l in range(base.depth)]
-    W_all, S_all = gd_path_drift(problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps,
-                                 labels=problem.Y.double())
+    W_all, S_all = gd_path_drift(
+        problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps, labels=problem.Y.double()
+    )
     c_B = minibatch_factor(base.n_samples, base.batch_size)
     out = []
     for i in range(len(experiments)):
@@ -306,8 +348,18 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
         d_extra = c_B * modal_balance(S, frames)
         u = torch.linalg.svdvals(end_to_end(W))[:n_modes].numpy()
         a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
-        out.append({"offsets": split_log_offsets(a2_sgd, a2_gd), "a2_gd": a2_gd, "a2_sgd": a2_sgd,
-                    "d_gd": d_gd, "d_extra": d_extra, "c_B": c_B, "u": u, "gd_weights": W})
+        out.append(
+            {
+                "offsets": split_log_offsets(a2_sgd, a2_gd),
+                "a2_gd": a2_gd,
+                "a2_sgd": a2_sgd,
+                "d_gd": d_gd,
+                "d_extra": d_extra,
+                "c_B": c_B,
+                "u": u,
+                "gd_weights": W,
+            }
+        )
     return out
 
 

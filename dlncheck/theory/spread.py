@@ -55,6 +55,7 @@ permutation of the n samples cut into m = n // B consecutive batches of B (remai
    Escape growth: the LNA linearises the escape path (an unstable direction of H amplifies delta);
    for independent batches the scalar version is theory.published.variance_ode.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -65,7 +66,7 @@ from dlncheck.spectra import prefix_suffix_products
 from dlncheck.theory.sgd import gd_step
 from dlncheck.theory.spread_pair import epoch_pair_covariance, pair_matrix
 
-CHUNK = 2 ** 22   # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
+CHUNK = 2**22  # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
 
 
 def path_covariance(z: np.ndarray, n: int, B: int, lr: float) -> np.ndarray:
@@ -76,10 +77,14 @@ def path_covariance(z: np.ndarray, n: int, B: int, lr: float) -> np.ndarray:
     zp = np.zeros((J, E * m, n))
     zp[:, :T] = z
     zp = zp.reshape(J, E, m, n)
-    Z, zeta, tot = zp.sum(2), zp.sum(3), zp.sum((2, 3))                 # (J,E,n), (J,E,m), (J,E)
-    cov = (np.einsum("jekn,lekn->jl", zp, zp) / B - np.einsum("jen,len->jl", Z, Z) / n
-           - np.einsum("jek,lek->jl", zeta, zeta) / (n * B) + tot @ tot.T / n ** 2)
-    return lr ** 2 * cov / (n - 1)
+    Z, zeta, tot = zp.sum(2), zp.sum(3), zp.sum((2, 3))  # (J,E,n), (J,E,m), (J,E)
+    cov = (
+        np.einsum("jekn,lekn->jl", zp, zp) / B
+        - np.einsum("jen,len->jl", Z, Z) / n
+        - np.einsum("jek,lek->jl", zeta, zeta) / (n * B)
+        + tot @ tot.T / n**2
+    )
+    return lr**2 * cov / (n - 1)
 
 
 def tangent_and_hvp(W, M, V):
@@ -104,10 +109,9 @@ def readout_adjoint(W, U, Vt):
     """lambda_T for read-outs u_a^T W v_b: layer l: A_l^T u_a v_b^T P_l^T, (a, b) flattened row-major."""
     P, A = prefix_suffix_products(W)
     r = U.shape[1]
-    left = [A[l].mT @ U for l in range(len(W))]            # (d_l, r)
-    right = [P[l] @ Vt for l in range(len(W))]             # (d_{l-1}, r)
-    return [torch.einsum("ia,jb->abij", lf, rt).reshape(r * r, lf.shape[0], rt.shape[0])
-            for lf, rt in zip(left, right)]
+    left = [A[l].mT @ U for l in range(len(W))]  # (d_l, r)
+    right = [P[l] @ Vt for l in range(len(W))]  # (d_{l-1}, r)
+    return [torch.einsum("ia,jb->abij", lf, rt).reshape(r * r, lf.shape[0], rt.shape[0]) for lf, rt in zip(left, right)]
 
 
 def gd_path(weights0, M, lr: float, steps: int) -> list[torch.Tensor]:
@@ -122,8 +126,9 @@ def gd_path(weights0, M, lr: float, steps: int) -> list[torch.Tensor]:
     return out
 
 
-def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int, batch_sizes,
-                   pair_draws: int = 0, seed: int = 0) -> dict:
+def lna_covariance(
+    weights0, X, M, lr: float, steps: int, targets, n_modes: int, batch_sizes, pair_draws: int = 0, seed: int = 0
+) -> dict:
     """Predicted run-to-run covariance of the (n_modes x n_modes) block u_a^T W v_b of the end-to-end
     map, (U, V) GD's singular frame at each target step (items 2-3): {(target, B): (r^2, r^2)} and
     the GD spectra {target: s}. One GD pass, one adjoint pass (all targets together).
@@ -136,7 +141,7 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     targets = sorted({int(t) for t in targets})
     if targets[0] < 1 or targets[-1] > steps:
         raise ValueError(f"targets={targets} are invalid: use steps in 1..{steps}")
-    r2 = n_modes ** 2
+    r2 = n_modes**2
     lam = [torch.zeros(len(targets) * r2, *p.shape[1:], dtype=torch.float64) for p in path]
     z = np.zeros((len(targets) * r2, targets[-1], n))
     spectra = {}
@@ -146,15 +151,18 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
     buffers = {int(B): [] for B in batch_sizes}
     mmax = max(n // int(B) for B in batch_sizes)
     if any(mmax % (n // int(B)) for B in batch_sizes):
-        raise ValueError(f"batch_sizes={batch_sizes} are invalid with pair_draws: each n // B must divide "
-                         "the largest n // B (Q is frozen over the longest epoch)")
+        raise ValueError(
+            f"batch_sizes={batch_sizes} are invalid with pair_draws: each n // B must divide "
+            "the largest n // B (Q is frozen over the longest epoch)"
+        )
 
     def flush(B):
         if buffers[B]:
-            cov = epoch_pair_covariance(np.stack([b[0] for b in buffers[B]]), np.stack([b[1] for b in buffers[B]]),
-                                        n, B, lr, draws[B], rng)
+            cov = epoch_pair_covariance(
+                np.stack([b[0] for b in buffers[B]]), np.stack([b[1] for b in buffers[B]]), n, B, lr, draws[B], rng
+            )
             for q, t in enumerate(targets):
-                pair[(t, B)] += cov[q * r2:(q + 1) * r2, q * r2:(q + 1) * r2]
+                pair[(t, B)] += cov[q * r2 : (q + 1) * r2, q * r2 : (q + 1) * r2]
             buffers[B].clear()
 
     for k in range(targets[-1] - 1, -1, -1):
@@ -164,32 +172,33 @@ def lna_covariance(weights0, X, M, lr: float, steps: int, targets, n_modes: int,
                 Uf, s, Vh = torch.linalg.svd(torch.linalg.multi_dot(Wt[::-1]) if len(Wt) > 1 else Wt[0])
                 spectra[t] = s[:n_modes].numpy()
                 for lm, c in zip(lam, readout_adjoint(Wt, Uf[:, :n_modes], Vh[:n_modes].T)):
-                    lm[q * r2:(q + 1) * r2] = c
+                    lm[q * r2 : (q + 1) * r2] = c
         Wk = [p[k] for p in path]
         dW, hv = tangent_and_hvp(Wk, M, lam)
         E = torch.linalg.multi_dot(Wk[::-1]) - M if len(Wk) > 1 else Wk[0] - M
         z[:, k] = torch.einsum("in,ji,ajk,kn->an", X, E, dW, X).numpy()
-        if pair_draws and k % mmax == 0:                                   # Q frozen over mmax steps
+        if pair_draws and k % mmax == 0:  # Q frozen over mmax steps
             Q = pair_matrix(Wk, M, X, lam).numpy()
             for B in buffers:
                 m = n // B
-                for e in range(k, min(k + mmax, targets[-1]), m):           # epochs starting in [k, k + mmax)
-                    if all(e + m <= t or e >= t for t in targets):          # a full epoch for every read-out
-                        buffers[B].append((z[:, e:e + m], Q))
+                for e in range(k, min(k + mmax, targets[-1]), m):  # epochs starting in [k, k + mmax)
+                    if all(e + m <= t or e >= t for t in targets):  # a full epoch for every read-out
+                        buffers[B].append((z[:, e : e + m], Q))
                         if len(buffers[B]) * r2 * len(targets) * draws[B] * n * m >= CHUNK:
                             flush(B)
                         continue
-                    for q, t in enumerate(targets):                          # the epoch straddles a target
+                    for q, t in enumerate(targets):  # the epoch straddles a target
                         if e < t:
                             rows = slice(q * r2, (q + 1) * r2)
-                            pair[(t, B)] += epoch_pair_covariance(z[None, rows, e:min(t, e + m)], Q[None, rows],
-                                                                  n, B, lr, draws[B], rng)
+                            pair[(t, B)] += epoch_pair_covariance(
+                                z[None, rows, e : min(t, e + m)], Q[None, rows], n, B, lr, draws[B], rng
+                            )
         lam = [lm - lr * h for lm, h in zip(lam, hv)]
     for B in buffers:
         flush(B)
     out = {}
     for q, t in enumerate(targets):
-        block = z[q * r2:(q + 1) * r2, :t]
+        block = z[q * r2 : (q + 1) * r2, :t]
         for B in batch_sizes:
             out[(t, int(B))] = path_covariance(block, n, int(B), lr)
     total = {key: out[key] + pair[key] for key in out} if pair_draws else out
@@ -204,5 +213,5 @@ def variance_ratio_interval(cov: np.ndarray, runs: int, alpha: float) -> tuple[f
     mu = np.clip(np.linalg.eigvalsh(np.atleast_2d(cov)), 0, None)
     if runs < 2 or mu.sum() <= 0:
         raise ValueError(f"runs={runs}, trace={mu.sum()} are invalid: need >= 2 runs and a positive variance")
-    nu = (runs - 1) * mu.sum() ** 2 / (mu ** 2).sum()
+    nu = (runs - 1) * mu.sum() ** 2 / (mu**2).sum()
     return float(chi2.ppf(alpha / 2, nu) / nu), float(chi2.ppf(1 - alpha / 2, nu) / nu)

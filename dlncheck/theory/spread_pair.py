@@ -27,6 +27,7 @@ AA_l = A_l A_l^T, PP_l = P_l^T P_l, r_i = (W - M) x_i, Omega = J_W lambda:
                  pairs l > m: (r_i^T A_l lambda_l Mid(l, m) A_m^T r_i') (x_i'^T PP_m x_i),
 Mid(a, b) = W_{a-1} ... W_{b+1} (identity when a = b + 1).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,18 +47,18 @@ def pair_matrix(W, M: torch.Tensor, X: torch.Tensor, lam) -> torch.Tensor:
     """Q (J, n, n), Q[j, i, i'] = lambda_j^T H_i g_i' for adjoints lam (list of (J, *W_l.shape))."""
     L = len(W)
     P, A = prefix_suffix_products(W)
-    R = (P[L] - M) @ X                                                    # (d_out, n)
-    omega = sum(A[l] @ lam[l] @ P[l] for l in range(L))                   # (J, d_out, d_in)
+    R = (P[L] - M) @ X  # (d_out, n)
+    omega = sum(A[l] @ lam[l] @ P[l] for l in range(L))  # (J, d_out, d_in)
     AA = [A[l] @ A[l].mT for l in range(L)]
-    PP = [X.mT @ P[l].mT @ P[l] @ X for l in range(L)]                    # (n, n), symmetric
+    PP = [X.mT @ P[l].mT @ P[l] @ X for l in range(L)]  # (n, n), symmetric
     Q = sum((X.mT @ omega.mT @ AA[l] @ R) * PP[l] for l in range(L))
     for l in range(L):
         for m in range(L):
             if l < m:
-                phi = P[m].mT @ _mid(W, m, l) @ lam[l] @ P[l]                # (J, d_in, d_in)
+                phi = P[m].mT @ _mid(W, m, l) @ lam[l] @ P[l]  # (J, d_in, d_in)
                 Q = Q + (R.mT @ AA[m] @ R) * (X.mT @ phi @ X).mT
             elif l > m:
-                psi = A[l] @ lam[l] @ _mid(W, l, m) @ A[m].mT              # (J, d_out, d_out)
+                psi = A[l] @ lam[l] @ _mid(W, l, m) @ A[m].mT  # (J, d_out, d_out)
                 Q = Q + (R.mT @ psi @ R) * PP[m]
     return Q
 
@@ -70,12 +71,12 @@ def epoch_pair_covariance(z, Q, n: int, B: int, lr: float, draws: int, rng: np.r
     E, J, used, _ = z.shape
     perms = np.argsort(rng.random((E, draws, n)), axis=-1)
     batch_of = np.empty((E, draws, n), dtype=np.int64)
-    np.put_along_axis(batch_of, perms, np.arange(n) // B, axis=-1)      # n // B for dropped positions
-    a = torch.as_tensor((batch_of[:, :, None, :] == np.arange(used)[:, None]) / B - 1 / n)   # (E, D, used, n)
-    c = torch.cumsum(a, dim=2) - a                                           # sum_{j<k} a_j
+    np.put_along_axis(batch_of, perms, np.arange(n) // B, axis=-1)  # n // B for dropped positions
+    a = torch.as_tensor((batch_of[:, :, None, :] == np.arange(used)[:, None]) / B - 1 / n)  # (E, D, used, n)
+    c = torch.cumsum(a, dim=2) - a  # sum_{j<k} a_j
     y1 = -lr * torch.einsum("edkn,ejkn->edj", a, z)
-    aQ = a.reshape(E, 1, -1, n) @ Q                                          # (E, J, D * used, n)
-    y2 = lr ** 2 * (aQ * c.reshape(E, 1, -1, n)).reshape(E, J, draws, -1).sum(-1).mT     # (E, D, J)
+    aQ = a.reshape(E, 1, -1, n) @ Q  # (E, J, D * used, n)
+    y2 = lr**2 * (aQ * c.reshape(E, 1, -1, n)).reshape(E, J, draws, -1).sum(-1).mT  # (E, D, J)
     y1c, y2c = y1 - y1.mean(1, keepdim=True), y2 - y2.mean(1, keepdim=True)
     cross = (y1c.mT @ y2c).sum(0) / (draws - 1)
     return ((y2c.mT @ y2c).sum(0) / (draws - 1) + cross + cross.T).numpy()

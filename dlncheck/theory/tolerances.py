@@ -1,6 +1,7 @@
 """Tolerances of the GD-vs-SGD function-space and parameter-space claims, with their derivations
 (protocol "Distance in function space", "Distance in parameter space").
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,7 @@ def split_distance(a2_gd, a2_sgd, theta_gd_norm: float) -> float:
     """
 
     diff = np.sqrt(np.asarray(a2_sgd)) - np.sqrt(np.asarray(a2_gd))
-    return float(np.sqrt((diff ** 2).sum())) / theta_gd_norm
+    return float(np.sqrt((diff**2).sum())) / theta_gd_norm
 
 
 def offset_match_tolerance(predicted: float, spread: float, n_runs: int, h: float, z: float) -> float:
@@ -74,7 +75,6 @@ def reshuffled_function_variance(problem, lr: float, depth: int, steps: int, bat
     orders (relative lr lam). Square teachers (k = d_in = d_out) only.
     """
 
-
     n = problem.X.shape[1]
     U, s, Vh = torch.linalg.svd(problem.Syx.double(), full_matrices=False)
     V = Vh.mT
@@ -96,8 +96,9 @@ def reshuffled_function_variance(problem, lr: float, depth: int, steps: int, bat
     return total
 
 
-def lazy_movement_band(residual0: float, residualT: float, theta0: float, k_min: float, k_max: float,
-                       kernel_drift: float) -> tuple[float, float]:
+def lazy_movement_band(
+    residual0: float, residualT: float, theta0: float, k_min: float, k_max: float, kernel_drift: float
+) -> tuple[float, float]:
     """Band for the relative weight movement ||theta_T - theta_0|| / ||theta_0|| of a lazy run.
 
     Linearised (kernel) training on 0.5 ||W - M||_F^2 with whitened inputs: d theta/dt = -J^T e,
@@ -148,4 +149,3 @@ def bonferroni_z(n_tests: int, level: float = 0.05) -> float:
     if n_tests < 1:
         raise ValueError(f"n_tests={n_tests!r} is invalid: need at least one asserted test")
     return float(norm.ppf(1 - level / (2 * n_tests)))
-

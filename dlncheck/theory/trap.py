@@ -47,6 +47,7 @@ orthogonal, c = scale^L).
    curvature), escape from a small seed takes ~ 1/((L-2) s u^{(L-2)/L}): polynomially long,
    so no SGD escape is predicted within a preset's run (exploratory).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,13 +60,15 @@ from dlncheck.theory import ESCAPE_FRACTION, escape_time
 from dlncheck.theory.gradient_noise import minibatch_factor
 
 KAPPA_FLOOR = 1e-3  # smallest seed constant kappa the SGD run length is made to cover (exploratory prior)
-SETTLE = 10.0       # e-folds of the slowest mode's linear rate after its escape (as presets._saddle_steps)
+SETTLE = 10.0  # e-folds of the slowest mode's linear rate after its escape (as presets._saddle_steps)
 
 
 def _square(W: torch.Tensor, name: str) -> None:
     if W.shape[-1] != W.shape[-2]:
-        raise ValueError(f"{name} has shape {tuple(W.shape[-2:])}: the determinant-sign argument needs a "
-                         "square end-to-end map; use a square teacher (d_out == d_in)")
+        raise ValueError(
+            f"{name} has shape {tuple(W.shape[-2:])}: the determinant-sign argument needs a "
+            "square end-to-end map; use a square teacher (d_out == d_in)"
+        )
 
 
 def det_sign(W: torch.Tensor) -> torch.Tensor:
@@ -151,14 +154,14 @@ def balanced_flow_rhs(W: np.ndarray, M: np.ndarray, depth: int) -> np.ndarray:
     j-th term is U S^{2(j-1)/L} U^T G V S^{2(L-j)/L} V^T (zero singular values give 0^p = 0, p > 0)."""
     U, S, Vh = np.linalg.svd(W, full_matrices=False)
     G = W - M
-    GV = G @ Vh.T                          # G V
-    UG = U.T @ G                           # U^T G
-    UGV = U.T @ GV                         # U^T G V
-    total = G @ (Vh.T * S ** (2 * (depth - 1) / depth)) @ Vh          # j = 1
+    GV = G @ Vh.T  # G V
+    UG = U.T @ G  # U^T G
+    UGV = U.T @ GV  # U^T G V
+    total = G @ (Vh.T * S ** (2 * (depth - 1) / depth)) @ Vh  # j = 1
     for j in range(2, depth):
         a, b = 2 * (j - 1) / depth, 2 * (depth - j) / depth
-        total += U @ ((S ** a)[:, None] * UGV * (S ** b)[None, :]) @ Vh
-    total += (U * S ** (2 * (depth - 1) / depth)) @ UG                 # j = L
+        total += U @ ((S**a)[:, None] * UGV * (S**b)[None, :]) @ Vh
+    total += (U * S ** (2 * (depth - 1) / depth)) @ UG  # j = L
     return -total
 
 
@@ -176,8 +179,9 @@ def flow_entry_time(W0: torch.Tensor, M: torch.Tensor, depth: int, level: float,
         return 0.5 * float(((y.reshape(M.shape) - M) ** 2).sum()) - level
 
     reached.terminal, reached.direction = True, -1
-    sol = solve_ivp(rhs, (0.0, t_max), W0.double().cpu().numpy().ravel(), method="LSODA",
-                    rtol=1e-8, atol=1e-14, events=reached)
+    sol = solve_ivp(
+        rhs, (0.0, t_max), W0.double().cpu().numpy().ravel(), method="LSODA", rtol=1e-8, atol=1e-14, events=reached
+    )
     return float(sol.t_events[0][0]) if len(sol.t_events[0]) else math.inf
 
 
@@ -212,7 +216,7 @@ def converged_loss(s, depth: int) -> float:
     (f = ESCAPE_FRACTION) its gap s - u shrinks at least at the linear rate L s^{2-2/L}, so after
     SETTLE e-folds s - u <= s (1 - f) e^{-SETTLE}; summed: 0.5 sum_alpha s_alpha^2 (1 - f)^2 e^{-2 SETTLE}."""
     s = np.asarray(s, dtype=np.float64)
-    return 0.5 * float((s ** 2).sum()) * (1 - ESCAPE_FRACTION) ** 2 * math.exp(-2 * SETTLE)
+    return 0.5 * float((s**2).sum()) * (1 - ESCAPE_FRACTION) ** 2 * math.exp(-2 * SETTLE)
 
 
 def escape_times(loss: torch.Tensor, times: torch.Tensor, level: float) -> torch.Tensor:
