@@ -157,7 +157,7 @@ def test_finished_configs_leave_the_program(monkeypatch):
         stepped.append(W[0].shape[0] * idx.shape[0])
         engine._advance_torch(W, Syx, table, idx, lr, residual)
 
-    monkeypatch.setattr(engine, "_advance_for", lambda experiment, backend: counting)
+    monkeypatch.setattr(engine, "_advance_for", lambda experiment, backend, loss_every=1: counting)
     ens = Ensemble(experiment(steps=50, S=2), INITS, lrs=[0.1, 0.05, 0.025])
     assert ens.steps == (25, 50, 100)
     et = train(ens, checkpoints=5)

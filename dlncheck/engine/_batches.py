@@ -73,17 +73,24 @@ class BatchOrders:
 
 class MomentTable:
     """Per-sample outer products [x x^T | e x^T] (e = y - Syx x), one row per sample: a batch's
-    moments are the mean of its rows (``outer``: (n, d_in^2 [+ d_out d_in]))."""
+    moments are the mean of its rows (``outer``: (n, d_in^2 [+ d_out d_in]), built on first use);
+    ``xt``, ``yt``: the samples themselves, X^T (n, d_in) and Y^T (n, d_out), for the per-sample form."""
 
     def __init__(self, problem: Problem, noisy: bool):
-        X = problem.X
+        self.problem = problem
         self.d_out, self.d_in = problem.Syx.shape
         self.noisy = noisy
+        self.columns = self.d_in**2 + (self.d_out * self.d_in if noisy else 0)
+        self.xt, self.yt = problem.X.T.contiguous(), problem.Y.T.contiguous()
+
+    @cached_property
+    def outer(self) -> torch.Tensor:
+        X = self.problem.X
         columns = [(X[:, None] * X[None]).reshape(self.d_in**2, -1)]
-        if noisy:
-            E = problem.Y - problem.Syx @ X
+        if self.noisy:
+            E = self.problem.Y - self.problem.Syx @ X
             columns.append((E[:, None] * X[None]).reshape(self.d_out * self.d_in, -1))
-        self.outer = torch.cat(columns).T.contiguous()
+        return torch.cat(columns).T.contiguous()
 
     @cached_property
     def padded_outer(self) -> torch.Tensor:

@@ -14,8 +14,10 @@ Config c trains steps_c steps with its own lr_c; at steps_c its rows leave the p
 remaining steps advance only the configs still training).
 
 The step loop runs over segments: stretches of steps between checkpoints, config ends and
-batch-moment chunks. A segment is advanced either by the reference PyTorch path below or by
-the fused C kernel of :mod:`dlncheck.engine._fused` (CPU, one call per segment; equal to 1e-12).
+batch-moment chunks. A segment is advanced by the reference PyTorch path below, the fused C
+kernel of :mod:`dlncheck.engine._fused` (CPU, one call per segment), or the BLAS path of
+:mod:`dlncheck.engine._per_sample` (moment or per-sample form); all equal to 1e-12, and
+``backend="auto"`` picks by the cost model of :mod:`dlncheck.engine._cost`.
 """
 
 from __future__ import annotations
@@ -32,14 +34,16 @@ from dlncheck.config import validation as check
 from dlncheck.config.data import init_weights, make_problem
 from dlncheck.config.experiment import Ensemble, Experiment
 from dlncheck.config.threads import cpu_threads
+from dlncheck.engine import _cost as cost
 from dlncheck.engine import _fused as fused
 from dlncheck.engine._batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
+from dlncheck.engine._per_sample import BlasPath
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
 ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6  # a run diverges when its loss exceeds this times max(initial loss, 1)
-BACKENDS = ("auto", "torch", "fused")
+BACKENDS = ("auto", "torch", "fused", "moment", "per-sample")
 DIVERGENCE_WINDOW = 256  # every step's loss is checked at least this often (steps) ...
 CHECK_ELEMENTS = 2**21  # ... and at least every this many weight entries stepped (big nets)
 
@@ -101,8 +105,10 @@ def train(
     steps, or an (R, K) table of per-run steps (-1 = skip); for an Ensemble it applies to every
     config (a count gives each config its own grid over its steps), or give a dict
     {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
-    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), or "auto" (fused on
-    CPU when it builds, else torch). memory_budget: bytes (or '4G') the run may hold, see
+    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), "moment" or
+    "per-sample" (the BLAS path in that form), or "auto" (engine._cost: on the CPU the fused kernel
+    below width 32 when it builds, else the BLAS path in the cheaper form; torch on GPUs).
+    memory_budget: bytes (or '4G') the run may hold, see
     :mod:`dlncheck.engine.budget`; a larger request is refused before any work, except that an
     Ensemble over the budget trains as programs of half its configs (same trajectories).
     """
@@ -130,8 +136,9 @@ def train(
         if len(ensemble) == 1:
             raise
         return _train_in_halves(ensemble, per_config, checkpoints, loss_every, progress, backend, memory_budget)
+    advance = _advance_for(ensemble.base, backend, loss_every)
     with cpu_threads(ensemble.base.device):
-        trajectories = _train(ensemble, tables, int(loss_every), progress, _advance_for(ensemble.base, backend))
+        trajectories = _train(ensemble, tables, int(loss_every), progress, advance)
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
 
 
@@ -148,9 +155,16 @@ def _train_in_halves(
     return EnsembleTrajectory(ensemble, out)
 
 
-def _advance_for(experiment: Experiment, backend: str):
+def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
     if backend == "torch":
         return _advance_torch
+    if backend in ("moment", "per-sample"):
+        return BlasPath(experiment, backend)
+    widths, device = experiment.widths, torch.device(experiment.device).type
+    if backend == "auto" and cost.kernel(widths, device) != "fused":
+        if cost.kernel(widths, device) == "torch":
+            return _advance_torch
+        return BlasPath(experiment, cost.formulation(widths, experiment.batch_size, loss_every))
     reason = fused.why_not(experiment)
     if backend == "fused" and reason:
         raise ValueError(
@@ -289,10 +303,15 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
         W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
 
     table = MomentTable(problem, base.label_noise > 0)
-    orders = BatchOrders(base, n_steps, table.outer.shape[1])
+    orders = BatchOrders(base, n_steps, table.columns)
     # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
-    # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second)
+    # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second);
+    # the BLAS path sizes its own windows by work (engine._cost.check_window)
+    window = getattr(advance, "window", None)
     every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (C * R * sum(w.numel() for w in W0[0]))))
+    every = min(DIVERGENCE_WINDOW, window(C * R)) if window else every
+    # losses past which a row has diverged, for a path that computes only the recorded ones
+    limit = (2 * (bound - problem.loss_offset)).clamp_min(0).sqrt() * (1 - 1e-9)
     bounds = np.unique(
         np.concatenate(
             [
@@ -312,7 +331,12 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
                 store(ev)
                 ev += 1
             step_residual = torch.empty(stop - start, len(live), dtype=W[0].dtype, device=W[0].device)
-            advance(W_live, problem.Syx, table, orders.take(stop - start), _lr_at(lrs[live], W[0]), step_residual)
+            sparse = {}
+            if getattr(advance, "sparse_loss", False):
+                sparse = {"needed": np.isin(np.arange(start, stop), record), "limit": limit[torch.from_numpy(live)]}
+            advance(
+                W_live, problem.Syx, table, orders.take(stop - start), _lr_at(lrs[live], W[0]), step_residual, **sparse
+            )
             lo, hi = np.searchsorted(record, [start, stop])
             kept = step_residual[torch.from_numpy(record[lo:hi] - start)]
             if len(live) == C * R:

@@ -15,6 +15,7 @@ import os
 import torch
 
 from dlncheck.config import validation as check
+from dlncheck.engine import _cost as cost
 from dlncheck.engine._batches import CHUNK_ELEMENTS  # batch-index + moment elements per chunk
 
 BUDGET_FRACTION = 0.5
@@ -62,12 +63,16 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     columns = d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
     per_epoch = n // B
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))
+    # train(backend="auto") in the per-sample form (engine._cost) builds no moment table and keeps
+    # a copy of the weights from each segment's start (engine._per_sample)
+    device = torch.device(experiment.device).type
+    per_sample = cost.formulation(d, B, loss_every) == "per-sample" and cost.kernel(d, device) == "blas"
     return {
         "weights at checkpoints": (R * K * params * item, "checkpoints, sgd_runs, width, depth"),
         "loss record": (T * (2 * R * item + 3 * 8 + RECORD_INDEX_BYTES), "steps / loss_every, sgd_runs"),
-        "working weights and products": (R * (2 * params + products) * item, "sgd_runs, width, depth"),
+        "working weights and products": (R * ((2 + per_sample) * params + products) * item, "sgd_runs, width, depth"),
         "batch moments (one chunk)": (moments * (8 + 2 * item), "n_samples / batch_size, sgd_runs"),
-        "per-sample moments": (n * (columns + d[0] + d[-1]) * item, "n_samples"),
+        "per-sample moments": (n * ((0 if per_sample else columns) + d[0] + d[-1]) * item, "n_samples"),
     }
 
 
