@@ -17,7 +17,7 @@ from dlncheck.engine import _train as engine
 from dlncheck.engine._batches import BatchOrders, MomentTable
 
 TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
-FORMS = ["moment", "per-sample"]
+FORMS = ["blas", "blas-per-sample", "fused-per-sample"]
 
 
 def experiment(teacher=TEACHER, depth=3, width=6, steps=300, S=3, **kw):
@@ -98,14 +98,15 @@ def test_forms_float32_within_roundoff(form):
     assert_same(a, b, rel=1e-12 * exp.roundoff_scale * 200)
 
 
-def test_per_sample_computes_the_chain_only_where_the_loss_is_kept(monkeypatch):
+@pytest.mark.parametrize("backend", ["blas-per-sample", "fused-per-sample"])
+def test_per_sample_computes_the_chain_only_where_the_loss_is_kept(monkeypatch, backend):
     """loss_every=50 over 200 steps: the per-sample rows' chains are the recorded steps' (and one
     per segment), not one per step; the recorded losses are the reference's."""
     calls = []
     chain = per_sample.chain_norm
     monkeypatch.setattr(per_sample, "chain_norm", lambda W, S: calls.append(1) or chain(W, S))
     exp = experiment(steps=200)
-    a = train(exp, backend="per-sample", loss_every=50)
+    a = train(exp, backend=backend, loss_every=50)
     assert_same(a, train(exp, backend="torch", loss_every=50))
     assert len(calls) <= 5 + 2 * -(-200 // engine.DIVERGENCE_WINDOW), f"{len(calls)} chains for 5 recorded steps"
 
@@ -124,7 +125,8 @@ def test_divergence_is_caught_at_its_first_step(form):
     assert reports[1] == reports[0] and reports[2] == reports[0]
 
 
-def test_divergence_after_a_config_retired_per_sample():
+@pytest.mark.parametrize("backend", ["blas-per-sample", "fused-per-sample"])
+def test_divergence_after_a_config_retired_per_sample(backend):
     """tests/test_ensemble.py's case: config 1 diverges at step 181, after config 0 left."""
     exp = Experiment(
         Teacher(5, 4, (3.0, 2.0, 1.0)),
@@ -139,7 +141,7 @@ def test_divergence_after_a_config_retired_per_sample():
     )
     ens = Ensemble(exp, [Init("gaussian", 1e-4, seed=1), Init("gaussian", 0.4)], lrs=[0.475, 0.19])
     with pytest.raises(TrainingDiverged, match=r"^config 1, run 1 \(SGD\) diverged at step 181 with lr=0.19"):
-        train(ens, backend="per-sample", loss_every=1000)
+        train(ens, backend=backend, loss_every=1000)
 
 
 def test_cost_model_formulas():
@@ -156,12 +158,12 @@ def test_cost_model_formulas():
     [
         ((10, 10, 10, 10), 1, "fused", "moment"),
         ((8, 8, 8, 8), 1000, "fused", "moment"),
-        ((128, 128, 128, 128), 1, "blas", "per-sample"),
-        ((128, 128, 128, 128), 1000, "blas", "per-sample"),
+        ((32, 32, 32, 32), 1, "fused", "moment"),  # a tie: 7 d^3 = 8 d^2 B + 2 d^3 at d = 1.6 B
+        ((32, 32, 32, 32), 1000, "fused", "per-sample"),
+        ((128, 128, 128, 128), 1, "fused", "per-sample"),
+        ((256, 256, 256, 256), 1000, "blas", "per-sample"),
+        ((10, 128, 128, 10), 1, "fused", "moment"),
         ((10, 1024, 1024, 10), 1000, "blas", "moment"),
-        ((10, 128, 128, 10), 1, "blas", "moment"),
-        ((32, 32, 32, 32), 1, "blas", "moment"),
-        ((32, 32, 32, 32), 1000, "blas", "per-sample"),
     ],
 )
 def test_auto_choice(widths, loss_every, kernel, form):
@@ -176,14 +178,16 @@ def test_auto_choice(widths, loss_every, kernel, form):
         lr=0.01,
         steps=3,
         batch_size=20,
-        n_samples=200,
+        n_samples=max(40, 2 * d_in),
         sgd_runs=2,
     )
     advance = engine._advance_for(exp, "auto", loss_every)
-    if kernel == "fused" and fused.supports(exp):
+    if kernel == "fused" and not fused.supports(exp):
+        assert advance is engine._advance_torch
+    elif kernel == "fused" and form == "moment":
         assert advance is fused.advance
-    elif kernel == "blas":
-        assert isinstance(advance, per_sample.BlasPath) and advance.form == form
+    else:
+        assert isinstance(advance, per_sample.FormPath) and (advance.kernel, advance.form) == (kernel, form)
 
 
 def test_replay_writes_every_loss_of_a_row_past_the_limit():
@@ -194,10 +198,10 @@ def test_replay_writes_every_loss_of_a_row_past_the_limit():
     W = [w.expand(3, *w.shape).contiguous() for w in init_weights(exp)]
     table, idx = MomentTable(problem, False), BatchOrders(exp, 40, 49).take(40)
     full = torch.empty(40, 3, dtype=torch.float64)
-    per_sample.BlasPath(exp, "per-sample")([w.clone() for w in W], problem.Syx, table, idx, 0.05, full)
+    per_sample.FormPath(exp, "per-sample")([w.clone() for w in W], problem.Syx, table, idx, 0.05, full)
     limit = torch.full((3,), float("inf"), dtype=torch.float64)
     limit[2] = float(full[25, 2])  # the loss decreases: row 2 is past it from its first step
     sparse = torch.empty(40, 3, dtype=torch.float64)
-    per_sample.BlasPath(exp, "per-sample")(W, problem.Syx, table, idx, 0.05, sparse, np.zeros(40, bool), limit)
+    per_sample.FormPath(exp, "per-sample")(W, problem.Syx, table, idx, 0.05, sparse, np.zeros(40, bool), limit)
     torch.testing.assert_close(sparse[:, 2], full[:, 2], rtol=1e-12, atol=0)
     assert (sparse[1:, 1] == 0).all() and sparse[0, 1] == full[0, 1]

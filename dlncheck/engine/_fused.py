@@ -1,7 +1,8 @@
 """The fused CPU path: a segment of training steps for every (config, run) row in one C call.
 
 ``csrc/fused_step.c`` does exactly the arithmetic of the reference PyTorch path
-(``engine._advance_torch``) with plain loops, one row at a time, so per step there is no
+(``engine._advance_torch``), or of the per-sample form (``engine._per_sample``), with
+register-tiled loops, one row at a time through all of a segment's steps, so per step there is no
 dispatch, no allocation and no Python. It is compiled on first use with the system C compiler
 ($CC, else gcc or cc; -O3 -march=native) into a per-user cache folder
 ($DLNCHECK_BUILD_DIR, else $XDG_CACHE_HOME/dlncheck, else ~/.cache/dlncheck), named by the hash of
@@ -83,17 +84,22 @@ def supports(experiment) -> bool:
     return why_not(experiment) is None
 
 
-def advance(W, Syx, table, idx, lr, residual) -> None:
-    """Same contract as engine._advance_torch: len(idx) steps for every row of W, in place."""
+def advance(W, Syx, table, idx, lr, residual, *, run_of=None, per_sample=False, needed=None) -> None:
+    """Same contract as engine._advance_torch: len(idx) steps for every row of W, in place.
+    run_of: the run of every row (default row % runs); per_sample: the SGD rows take the per-sample
+    form (engine._per_sample) and write their residual only where ``needed`` (bool per step)."""
     rows, steps, B = W[0].shape[0], idx.shape[0], idx.shape[2]
     runs, dtype = 1 + idx.shape[1], W[0].dtype
     lib = _library(REALS[dtype])
     widths = [W[0].shape[2]] + [w.shape[1] for w in W]
     lr = torch.as_tensor(lr, dtype=dtype).reshape(-1).expand(rows).contiguous()
-    idx, outer = idx.contiguous(), table.padded_outer
-    tensors = [*W, Syx, outer, residual, lr]
+    idx = idx.contiguous()
+    outer = table.xt if per_sample else table.padded_outer  # the per-sample form needs no moments
+    tensors = [*W, Syx, outer, residual, lr] + ([table.xt, table.yt] if per_sample else [])
     if not all(t.is_contiguous() and t.dtype == dtype and t.device.type == "cpu" for t in tensors):
         raise ValueError("fused.advance needs contiguous CPU tensors of one dtype")
+    run_of = None if run_of is None else torch.as_tensor(run_of, dtype=torch.int64).contiguous()
+    needed = torch.ones(steps, dtype=torch.uint8) if needed is None else torch.as_tensor(needed, dtype=torch.uint8)
     ptr = ctypes.c_void_p
     status = lib.dln_advance(
         ctypes.c_int(len(W)),
@@ -106,9 +112,14 @@ def advance(W, Syx, table, idx, lr, residual) -> None:
         ptr(idx.data_ptr()),
         ctypes.c_int64(B),
         ptr(outer.data_ptr()),
-        ctypes.c_int64(outer.shape[1]),
+        ctypes.c_int64(0 if per_sample else outer.shape[1]),
         ptr(Syx.data_ptr()),
         ptr(residual.data_ptr()),
+        ptr(None if run_of is None else run_of.data_ptr()),
+        ctypes.c_int(int(per_sample)),
+        ptr(needed.contiguous().data_ptr()),
+        ptr(table.xt.data_ptr() if per_sample else None),
+        ptr(table.yt.data_ptr() if per_sample else None),
     )
     if status != 0:
         raise MemoryError("the fused kernel could not allocate its workspace")

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from dlncheck.engine import _cost as cost
+from dlncheck.engine import _fused as fused
 
 
 def chain_norm(W: list[torch.Tensor], SyxT: torch.Tensor) -> torch.Tensor:
@@ -81,18 +82,20 @@ def per_sample_steps(W, SyxT, xt, yt, idx, lr: float, residual, needed) -> None:
             delta = below
 
 
-class BlasPath:
+class FormPath:
     """advance(W, Syx, table, idx, lr, residual, needed=None, limit=None): the engine's step
-    contract (engine._train._advance_torch) for the BLAS path. ``needed`` (bool per step): the
-    steps whose loss the caller keeps (None: all); ``limit`` (per row): the residual past which a
-    row has diverged (None: no divergence replay). Unneeded per-sample residuals are written 0."""
+    contract (engine._train._advance_torch) in form ``form`` ('moment' or 'per-sample') on kernel
+    ``kernel`` ('blas': batched GEMMs through torch; 'fused': the C kernel of engine._fused).
+    ``needed`` (bool per step): the steps whose loss the caller keeps (None: all); ``limit`` (per
+    row): the residual past which a row has diverged (None: no replay). Unneeded per-sample
+    residuals are written 0."""
 
     sparse_loss = True  # train() passes needed and limit
 
-    def __init__(self, experiment, form: str):
-        if form not in ("moment", "per-sample"):
-            raise ValueError(f"form={form!r}: choose 'moment' or 'per-sample'")
-        self.form, self.widths, self.runs = form, experiment.widths, experiment.runs
+    def __init__(self, experiment, form: str, kernel: str = "blas"):
+        if form not in ("moment", "per-sample") or kernel not in ("blas", "fused"):
+            raise ValueError(f"form={form!r}, kernel={kernel!r}: choose 'moment' or 'per-sample', 'blas' or 'fused'")
+        self.form, self.kernel, self.widths, self.runs = form, kernel, experiment.widths, experiment.runs
         self.batch = experiment.batch_size
         item = torch.finfo(experiment.torch_dtype).bits // 8
         on_cpu = torch.device(experiment.device).type == "cpu"
@@ -116,12 +119,16 @@ class BlasPath:
             needed = needed.copy()
             needed[0] = False
         self._end = None
-        self._advance(W, SyxT, table, idx, lrs, residual, needed)
+        if self.kernel == "fused":
+            per_sample = self.form == "per-sample"
+            fused.advance(W, Syx, table, idx, _lr(lrs, W[0]), residual, per_sample=per_sample, needed=needed)
+        else:
+            self._advance(W, SyxT, table, idx, lrs, residual, needed)
         if sparse:
             end = chain_norm(W, SyxT)
             self._end = (W[0], end)
             if saved is not None:
-                self._replay(saved, SyxT, table, idx, lrs, residual, end, limit)
+                self._replay(saved, Syx, table, idx, lrs, residual, end, limit)
 
     def _advance(self, W, SyxT, table, idx, lrs, residual, needed) -> None:
         rows, R = W[0].shape[0], self.runs
@@ -146,22 +153,25 @@ class BlasPath:
                     args = (table.xt, table.yt, idx[:, runs], float(lrs[part.start]), residual[:, part], needed)
                     per_sample_steps(Wc, SyxT, *args)
 
-    def _replay(self, saved, SyxT, table, idx, lrs, residual, end, limit) -> None:
+    def _replay(self, saved, Syx, table, idx, lrs, residual, end, limit) -> None:
         """Rows past ``limit`` (or non-finite) at a computed loss: again from ``saved`` with the
         loss at every step, so the caller sees the first step past the bound."""
         bad = ~torch.isfinite(end) | (end > limit)
         bad |= (~torch.isfinite(residual) | (residual > limit)).any(0)
-        R = self.runs
+        k, R = idx.shape[0], self.runs
         for row in torch.nonzero(bad).flatten().tolist():
             if row % R == 0:
                 continue  # GD rows: moment form, every step's loss is already there
-            W = [w[row : row + 1].clone() for w in saved]
-            run = row % R - 1
-            args = (table.xt, table.yt, idx[:, run : run + 1], float(lrs[row]))
-            per_sample_steps(W, SyxT, *args, residual[:, row : row + 1], np.ones(idx.shape[0], dtype=bool))
+            W, run, lr = [w[row : row + 1].clone() for w in saved], row % R, float(lrs[row])
+            out = torch.empty(k, 1, dtype=residual.dtype, device=residual.device)
+            if self.kernel == "fused":
+                fused.advance(W, Syx, table, idx, lr, out, run_of=[run], per_sample=True)
+            else:
+                per_sample_steps(W, Syx.mT, table.xt, table.yt, idx[:, run - 1 : run], lr, out, np.ones(k, bool))
+            residual[:, row] = out[:, 0]
 
 
 def _lr(lrs: np.ndarray, like: torch.Tensor):
     if (lrs == lrs[0]).all():
         return float(lrs[0])
-    return torch.as_tensor(np.ascontiguousarray(lrs), dtype=like.dtype, device=like.device).view(-1, 1, 1)
+    return torch.tensor(np.array(lrs), dtype=like.dtype, device=like.device).view(-1, 1, 1)

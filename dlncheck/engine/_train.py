@@ -37,13 +37,13 @@ from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import _cost as cost
 from dlncheck.engine import _fused as fused
 from dlncheck.engine._batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
-from dlncheck.engine._per_sample import BlasPath
+from dlncheck.engine._per_sample import FormPath
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
 ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
 DIVERGENCE_FACTOR = 1e6  # a run diverges when its loss exceeds this times max(initial loss, 1)
-BACKENDS = ("auto", "torch", "fused", "moment", "per-sample")
+BACKENDS = ("auto", "torch", "fused", "blas", "fused-per-sample", "blas-per-sample")
 DIVERGENCE_WINDOW = 256  # every step's loss is checked at least this often (steps) ...
 CHECK_ELEMENTS = 2**21  # ... and at least every this many weight entries stepped (big nets)
 
@@ -105,9 +105,9 @@ def train(
     steps, or an (R, K) table of per-run steps (-1 = skip); for an Ensemble it applies to every
     config (a count gives each config its own grid over its steps), or give a dict
     {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
-    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), "moment" or
-    "per-sample" (the BLAS path in that form), or "auto" (engine._cost: on the CPU the fused kernel
-    below width 32 when it builds, else the BLAS path in the cheaper form; torch on GPUs).
+    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), "blas" (batched
+    GEMMs), in the moment form; "fused-per-sample", "blas-per-sample" in the per-sample form; or
+    "auto" (on the CPU the form and kernel of least cost, engine._cost; torch on GPUs).
     memory_budget: bytes (or '4G') the run may hold, see
     :mod:`dlncheck.engine.budget`; a larger request is refused before any work, except that an
     Ensemble over the budget trains as programs of half its configs (same trajectories).
@@ -158,17 +158,19 @@ def _train_in_halves(
 def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
     if backend == "torch":
         return _advance_torch
-    if backend in ("moment", "per-sample"):
-        return BlasPath(experiment, backend)
-    widths, device = experiment.widths, torch.device(experiment.device).type
-    if backend == "auto" and cost.kernel(widths, device) != "fused":
-        if cost.kernel(widths, device) == "torch":
+    kernel, _, form = backend.partition("-")
+    if backend == "auto":  # the form and kernel of least cost (engine._cost)
+        form = cost.formulation(experiment.widths, experiment.batch_size, loss_every)
+        item = torch.finfo(experiment.torch_dtype).bits // 8
+        kernel = cost.kernel(experiment.widths, torch.device(experiment.device).type, item)
+        if kernel == "torch":
             return _advance_torch
-        return BlasPath(experiment, cost.formulation(widths, experiment.batch_size, loss_every))
+    if kernel == "blas":
+        return FormPath(experiment, form or "moment", "blas")
     reason = fused.why_not(experiment)
-    if backend == "fused" and reason:
+    if backend != "auto" and reason:
         raise ValueError(
-            f"backend='fused' is unavailable for device={experiment.device!r}, "
+            f"backend={backend!r} is unavailable for device={experiment.device!r}, "
             f"dtype={experiment.dtype!r} ({reason}): use backend='torch'"
         )
     if reason and torch.device(experiment.device).type == "cpu":
@@ -176,7 +178,9 @@ def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
             f"the fused CPU kernel is unavailable ({reason}); training on the PyTorch path "
             "(the same numbers to 1e-12, about 3x slower per run-step)"
         )
-    return _advance_torch if reason else fused.advance
+    if reason:
+        return _advance_torch
+    return FormPath(experiment, "per-sample", "fused") if form == "per-sample" else fused.advance
 
 
 @cache
@@ -274,16 +278,20 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
     live = np.arange(C * R)  # rows still training; W_live holds their weights
     W_live = W
 
-    def weights(l: int, c: int, runs: torch.Tensor) -> torch.Tensor:
+    def weights(l: int, c: int) -> torch.Tensor:
         at = np.searchsorted(live, c * R)
         if at < len(live) and live[at] == c * R:
-            return W_live[l][int(at) + runs]
-        return W[l][c * R + runs]
+            return W_live[l][int(at) : int(at) + R]
+        return W[l][c * R : (c + 1) * R]
 
     def store(i: int) -> None:
         for c, runs, ks in events[i]:
+            every = len(runs) == R and bool((ks == ks[0]).all())  # all runs, one checkpoint: a slice copy
             for l in range(L):
-                stored[c][l][runs, ks] = weights(l, c, runs)
+                if every:
+                    stored[c][l][:, int(ks[0])] = weights(l, c)
+                else:
+                    stored[c][l][runs, ks] = weights(l, c)[runs]
 
     def retire(step: int) -> None:
         """Write back the rows of configs whose steps are done, with their loss at ``step``, and

@@ -60,19 +60,22 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     T = experiment.steps // loss_every + 2
     params = sum(d[l + 1] * d[l] for l in range(len(d) - 1))
     products = sum(w * d[0] for w in d[1:]) + 2 * max(d[-1] * w for w in d[:-1])
-    columns = d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
+    # train(backend="auto") in the per-sample form (engine._cost) builds no moments (a chunk holds the
+    # batch indices only) and keeps a copy of the weights from each segment's start (engine._per_sample)
+    per_sample = cost.formulation(d, B, loss_every) == "per-sample"
+    per_sample = per_sample and cost.kernel(d, torch.device(experiment.device).type, item) != "torch"
+    columns = 0 if per_sample else d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
     per_epoch = n // B
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))
-    # train(backend="auto") in the per-sample form (engine._cost) builds no moment table and keeps
-    # a copy of the weights from each segment's start (engine._per_sample)
-    device = torch.device(experiment.device).type
-    per_sample = cost.formulation(d, B, loss_every) == "per-sample" and cost.kernel(d, device) == "blas"
     return {
         "weights at checkpoints": (R * K * params * item, "checkpoints, sgd_runs, width, depth"),
         "loss record": (T * (2 * R * item + 3 * 8 + RECORD_INDEX_BYTES), "steps / loss_every, sgd_runs"),
         "working weights and products": (R * ((2 + per_sample) * params + products) * item, "sgd_runs, width, depth"),
-        "batch moments (one chunk)": (moments * (8 + 2 * item), "n_samples / batch_size, sgd_runs"),
-        "per-sample moments": (n * ((0 if per_sample else columns) + d[0] + d[-1]) * item, "n_samples"),
+        "batch moments (one chunk)": (
+            moments * (8 + (0 if per_sample else 2 * item)),
+            "n_samples / batch_size, sgd_runs",
+        ),
+        "per-sample moments": (n * (columns + d[0] + d[-1]) * item, "n_samples"),
     }
 
 

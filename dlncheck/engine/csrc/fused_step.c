@@ -1,16 +1,19 @@
 /* Fused DLN training steps: the arithmetic of dlncheck.engine._advance_torch in plain C, one row
  * (a (config, run) pair) at a time, all of a segment's steps in one call.
  *
- * Built by dlncheck/fused.py with -DREAL=double or -DREAL=float. Row n is run r = n % runs.
- * Run 0 is GD (Sxx = I, N = 0); SGD run r >= 1 at step s averages the rows idx[s, r - 1, :] of
- * the per-sample table outer (n x cols) into its moments [Sxx | N] (Sxx: d0 x D0, N: dL x D0,
- * row-major with rows padded to D0 columns, the padding zero). Per step, with layers W_l
- * (d_{l+1} x d_l), l = 0..L-1:
+ * Built by dlncheck/engine/_fused.py with -DREAL=double or -DREAL=float. Row n is run
+ * r = run_of[n] (default n % runs). Run 0 is GD (Sxx = I, N = 0); SGD run r >= 1 at step s uses
+ * the batch idx[s, r - 1, :]. Moment form: it averages those rows of the per-sample table outer
+ * (n x cols) into its moments [Sxx | N] (Sxx: d0 x D0, N: dL x D0, row-major with rows padded to
+ * D0 columns, the padding zero). Per step, with layers W_l (d_{l+1} x d_l), l = 0..L-1:
  *   P_0 = W_0, P_l = W_l P_{l-1};  E = P_{L-1} - Syx;  residual = ||E||_F;
  *   G = E Sxx - N;  back = G;  for l = L-1..1: below = W_l^T back, W_l -= lr back P_{l-1}^T,
  *   back = below;  W_0 -= lr back.
- * Locally every matrix's rows are padded with zeros to a multiple of the SIMD width V, so each
- * output row is a few vectors accumulated in registers (a zero pad adds exact zeros to every sum).
+ * Per-sample form (engine._per_sample; SGD rows when per_sample is set): a_0 = X_b, a_{l+1} =
+ * W_l a_l, delta_L = a_L - Y_b, delta_l = W_l^T delta_{l+1}, W_l -= lr/B delta_{l+1} a_l^T; the
+ * residual (the chain above) only at the steps marked in needed.
+ * Locally every matrix's rows are padded with zeros to a multiple of the SIMD width V; products
+ * are register tiles of up to 4 rows x 4 vectors (a zero pad adds exact zeros to every sum).
  */
 #include <math.h>
 #include <stdint.h>
@@ -26,36 +29,67 @@ static inline void store(real *p, vec v) { memcpy(p, &v, sizeof v); }
 static inline vec splat(real a) { vec v; for (int q = 0; q < V; q++) v[q] = a; return v; }
 static inline int64_t padded(int64_t d) { return (d + V - 1) / V * V; }
 
-/* acc[q] = sum_p a[p * sp] B[p, q V : (q + 1) V] for q < nb (B's leading dim ldb); always inlined
- * with a constant nb, so the nb accumulators live in registers as independent chains */
-static inline __attribute__((always_inline)) void block(const int nb, int64_t k, const real *a, int64_t sp,
-                                                       const real *B, int64_t ldb, vec *acc) {
-    for (int q = 0; q < nb; q++) acc[q] = splat(0);
+/* The register tile of gemm: rows i < mr of C, vectors q < nb of columns, each entry summed over p
+ * in order, mr * nb accumulators held in registers as independent chains (always inlined with
+ * constant mr, nb). C[i, qV..] = sum_p A[i si + p sp] B[p ldb + qV..], or C -= lr times that. */
+static inline __attribute__((always_inline)) void tile(const int mr, const int nb, int64_t k, const real *A,
+                                                      int64_t si, int64_t sp, const real *B, int64_t ldb,
+                                                      real *C, int64_t ldc, int subtract, real lr) {
+    vec acc[4][4];
+    for (int i = 0; i < mr; i++)
+        for (int q = 0; q < nb; q++) acc[i][q] = splat(0);
     for (int64_t p = 0; p < k; p++) {
-        const vec x = splat(a[p * sp]);
-        for (int q = 0; q < nb; q++) acc[q] += x * load(B + p * ldb + q * V);
+        vec b[4];
+        for (int q = 0; q < nb; q++) b[q] = load(B + p * ldb + q * V);
+        for (int i = 0; i < mr; i++) {
+            const vec a = splat(A[i * si + p * sp]);
+            for (int q = 0; q < nb; q++) acc[i][q] += a * b[q];
+        }
+    }
+    for (int i = 0; i < mr; i++)
+        for (int q = 0; q < nb; q++) {
+            real *c = C + i * ldc + q * V;
+            store(c, subtract ? load(c) - splat(lr) * acc[i][q] : acc[i][q]);
+        }
+}
+
+#define TILE(mr, nb) tile(mr, nb, k, A + i * si, si, sp, B + j, ldb, C + i * ldc + j, ldc, subtract, lr)
+#define TILES(mr)                          \
+    switch (nb) {                          \
+        case 1: TILE(mr, 1); break;        \
+        case 2: TILE(mr, 2); break;        \
+        case 3: TILE(mr, 3); break;        \
+        default: TILE(mr, 4);              \
+    }
+
+/* C (m x nc) = A B, or C -= lr A B when subtract; A(i, p) = A[i * si + p * sp] (m x k; a transpose
+ * is si = 1), B (k x nc, leading dimension ldb), C (leading dimension ldc), nc a multiple of V.
+ * Tiles of up to 4 rows x 4 vectors (12 accumulators at most); each entry sums over p in order. */
+static void gemm_ld(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, int64_t sp, const real *B,
+                    int64_t ldb, real *C, int64_t ldc, int subtract, real lr) {
+    for (int64_t j = 0; j < nc; j += 4 * V) {
+        const int nb = (nc - j) / V < 4 ? (int)((nc - j) / V) : 4;
+        const int64_t rows = nb == 4 ? 3 : 4;
+        int64_t i = 0;
+        for (; i + rows <= m; i += rows) {
+            if (rows == 3) {
+                TILE(3, 4);
+            } else {
+                TILES(4);
+            }
+        }
+        switch (m - i) {
+            case 1: TILES(1); break;
+            case 2: TILES(2); break;
+            case 3: TILES(3); break;
+            default: break;
+        }
     }
 }
 
-/* C (m x nc) = A B, or C -= lr A B when subtract; A(i, p) = A[i * si + p * sp] (m x k; a transpose
- * is si = 1), B (k x nc), nc a multiple of V. Each entry sums over p in order. */
 static void gemm(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, int64_t sp, const real *B,
                  real *C, int subtract, real lr) {
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < nc; j += 4 * V) {
-            const int64_t nb = (nc - j) / V < 4 ? (nc - j) / V : 4;
-            vec acc[4];
-            const real *a = A + i * si;
-            switch (nb) {
-                case 1: block(1, k, a, sp, B + j, nc, acc); break;
-                case 2: block(2, k, a, sp, B + j, nc, acc); break;
-                case 3: block(3, k, a, sp, B + j, nc, acc); break;
-                default: block(4, k, a, sp, B + j, nc, acc);
-            }
-            real *c = C + i * nc + j;
-            for (int q = 0; q < nb; q++)
-                store(c + q * V, subtract ? load(c + q * V) - splat(lr) * acc[q] : acc[q]);
-        }
+    gemm_ld(m, k, nc, A, si, sp, B, nc, C, nc, subtract, lr);
 }
 
 /* moment[c] = mean over b < B of outer[batch[b], c], for cols (a multiple of V) columns; the
@@ -82,58 +116,103 @@ static void mean_rows(const int64_t *batch, int64_t B, const real *outer, int64_
     }
 }
 
-/* Returns 0, or -1 when the workspace cannot be allocated. */
+/* One per-sample step of row weights w (padded rows): a_0 = X_b (d0 x Bp, the columns b >= B
+ * zero), a_{l+1} = W_l a_l, delta_L = a_L - Y_b, delta_l = W_l^T delta_{l+1}, and every layer
+ * W_l -= lr/B delta_{l+1} a_l^T, each from the weights before the step. */
+static void per_sample_step(int L, const int64_t *widths, real **w, real **act, real *delta, real *below,
+                            real *at, const int64_t *batch, int64_t B, int64_t Bp, const real *xt,
+                            const real *yt, real lr) {
+    const int64_t d0 = widths[0], dL = widths[L];
+    for (int64_t j = 0; j < d0; j++)
+        for (int64_t b = 0; b < B; b++) act[0][j * Bp + b] = xt[batch[b] * d0 + j];
+    for (int l = 0; l < L; l++)
+        gemm_ld(widths[l + 1], widths[l], Bp, w[l], padded(widths[l]), 1, act[l], Bp, act[l + 1], Bp, 0, 0);
+    for (int64_t i = 0; i < dL; i++)
+        for (int64_t b = 0; b < Bp; b++) delta[i * Bp + b] = b < B ? act[L][i * Bp + b] - yt[batch[b] * dL + i] : 0;
+    for (int l = L - 1; l >= 0; l--) {
+        const int64_t dl = widths[l], Dl = padded(dl);
+        if (l > 0) gemm_ld(dl, widths[l + 1], Bp, w[l], 1, Dl, delta, Bp, below, Bp, 0, 0);
+        for (int64_t b = 0; b < B; b++)           /* a_l^T, rows padded to Dl */
+            for (int64_t j = 0; j < Dl; j++) at[b * Dl + j] = j < dl ? act[l][j * Bp + b] : 0;
+        gemm_ld(widths[l + 1], B, Dl, delta, Bp, 1, at, Dl, w[l], Dl, 1, lr / (real)B);
+        real *t = delta; delta = below; below = t;
+    }
+}
+
+/* Segment of ``steps`` steps for every row. Row n is run r = run_of[n] (or n % runs without
+ * run_of); run 0 takes the moment form (G = E). With per_sample, the SGD rows take the per-sample
+ * form (samples xt = X^T, n x d0, and yt = Y^T, n x dL) and write their residual only at the steps
+ * s with needed[s]; else the moment form with its batch moments. Returns 0, or -1 when the
+ * workspace cannot be allocated. */
 int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_t steps,
                 real **W, const real *lr, const int64_t *idx, int64_t B, const real *outer,
-                int64_t cols, const real *Syx, real *residual) {
-    const int64_t d0 = widths[0], dL = widths[L], D0 = padded(d0);
+                int64_t cols, const real *Syx, real *residual, const int64_t *run_of, int per_sample,
+                const unsigned char *needed, const real *xt, const real *yt) {
+    const int64_t d0 = widths[0], dL = widths[L], D0 = padded(d0), Bp = padded(B);
     int64_t dmax = 0, size = 0;
     for (int l = 0; l <= L; l++) dmax = widths[l] > dmax ? widths[l] : dmax;
     for (int l = 0; l < L; l++) size += widths[l + 1] * (padded(widths[l]) + D0);  /* weights, prefixes */
     size += 4 * padded(dmax) * D0 + cols + dL * D0;
+    if (per_sample) size += (L + 1 + 2) * dmax * Bp + Bp * padded(dmax);  /* activations, deltas, a^T */
     real *work = malloc(sizeof(real) * padded(size));
-    real **P = malloc(sizeof(real *) * 2 * L);
+    real **P = malloc(sizeof(real *) * (3 * L + 1));
     if (!work || !P) { free(work); free(P); return -1; }
     memset(work, 0, sizeof(real) * padded(size));
-    real **w = P + L, *cursor = work;
+    real **w = P + L, **act = P + 2 * L, *cursor = work;
     for (int l = 0; l < L; l++) { w[l] = cursor; cursor += widths[l + 1] * padded(widths[l]); }
     for (int l = 0; l < L; l++) { P[l] = cursor; cursor += widths[l + 1] * D0; }
     real *E = cursor, *back = E + padded(dmax) * D0, *below = back + padded(dmax) * D0;
     real *transposed = below + padded(dmax) * D0, *moment = transposed + padded(dmax) * D0;
     real *syx = moment + cols;
+    cursor = syx + dL * D0;
+    real *delta = cursor, *spare = delta + dmax * Bp, *at = spare + dmax * Bp;
+    if (per_sample) {
+        cursor = at + Bp * padded(dmax);
+        for (int l = 0; l <= L; l++) { act[l] = cursor; cursor += dmax * Bp; }
+    }
     for (int64_t i = 0; i < dL; i++) memcpy(syx + i * D0, Syx + i * d0, sizeof(real) * d0);
     const int noisy = cols > d0 * D0;
     for (int64_t n = 0; n < rows; n++) {
-        const int64_t r = n % runs;
-        for (int l = 0; l < L; l++)         /* this row's weights into the padded workspace */
-            for (int64_t i = 0; i < widths[l + 1]; i++)
-                memcpy(w[l] + i * padded(widths[l]), W[l] + (n * widths[l + 1] + i) * widths[l],
-                       sizeof(real) * widths[l]);
-        for (int64_t s = 0; s < steps; s++) {
-            memcpy(P[0], w[0], sizeof(real) * widths[1] * D0);
-            for (int l = 1; l < L; l++) gemm(widths[l + 1], widths[l], D0, w[l], padded(widths[l]), 1, P[l - 1], P[l], 0, 0);
-            vec sq = splat(0);
-            for (int64_t i = 0; i < dL * D0; i += V) {
-                vec e = load(P[L - 1] + i) - load(syx + i);
-                store(E + i, e);
-                sq += e * e;
+        const int64_t r = run_of ? run_of[n] : n % runs;
+        const int ps = per_sample && r != 0;
+        for (int l = 0; l < L; l++)         /* this row's weights into the padded workspace (zero pads: */
+            for (int64_t i = 0; i < widths[l + 1]; i++) {  /* a diverged row may have left inf * 0 there) */
+                real *row = w[l] + i * padded(widths[l]);
+                memcpy(row, W[l] + (n * widths[l + 1] + i) * widths[l], sizeof(real) * widths[l]);
+                memset(row + widths[l], 0, sizeof(real) * (padded(widths[l]) - widths[l]));
             }
-            real norm = 0;
-            for (int q = 0; q < V; q++) norm += sq[q];
-            residual[s * rows + n] = sqrt(norm);
+        for (int64_t s = 0; s < steps; s++) {
+            const int64_t *batch = r ? idx + (s * (runs - 1) + r - 1) * B : idx;
+            if (!ps || needed[s]) {
+                memcpy(P[0], w[0], sizeof(real) * widths[1] * D0);
+                for (int l = 1; l < L; l++) gemm(widths[l + 1], widths[l], D0, w[l], padded(widths[l]), 1, P[l - 1], P[l], 0, 0);
+                vec sq = splat(0);
+                for (int64_t i = 0; i < dL * D0; i += V) {
+                    vec e = load(P[L - 1] + i) - load(syx + i);
+                    store(E + i, e);
+                    sq += e * e;
+                }
+                real norm = 0;
+                for (int q = 0; q < V; q++) norm += sq[q];
+                residual[s * rows + n] = sqrt(norm);
+            }
+            if (ps) {
+                per_sample_step(L, widths, w, act, delta, spare, at, batch, B, Bp, xt, yt, lr[n]);
+                continue;
+            }
             if (r == 0) {
                 memcpy(back, E, sizeof(real) * dL * D0);
             } else {
-                mean_rows(idx + (s * (runs - 1) + r - 1) * B, B, outer, cols, moment);
+                mean_rows(batch, B, outer, cols, moment);
                 gemm(dL, d0, D0, E, D0, 1, moment, back, 0, 0);
                 if (noisy)
                     for (int64_t i = 0; i < dL * D0; i++) back[i] -= moment[d0 * D0 + i];
             }
             for (int l = L - 1; l >= 1; l--) {
                 const int64_t dl = widths[l], Dl = padded(dl);
-                gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
                 for (int64_t p = 0; p < d0; p++)      /* P_{l-1}^T, rows padded to Dl */
                     for (int64_t j = 0; j < Dl; j++) transposed[p * Dl + j] = j < dl ? P[l - 1][j * D0 + p] : 0;
+                gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
                 gemm(widths[l + 1], d0, Dl, back, D0, 1, transposed, w[l], 1, lr[n]);
                 real *t = back; back = below; below = t;
             }
