@@ -102,6 +102,10 @@ class FormPath:
         self.chunk = cost.chunk_rows(self.widths, item) if on_cpu else None
         self._end = None  # (W[0], residual after the last call's last step)
 
+    def end(self, W) -> torch.Tensor | None:
+        """The residual of W after the last call, when that call computed it (per-sample form)."""
+        return self._end[1] if self._end is not None and self._end[0] is W[0] else None
+
     def window(self, rows: int) -> int:
         return cost.check_window(self.widths, self.batch, rows, self.form)
 

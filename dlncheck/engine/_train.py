@@ -162,7 +162,7 @@ def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
     if backend == "auto":  # the form and kernel of least cost (engine._cost)
         form = cost.formulation(experiment.widths, experiment.batch_size, loss_every)
         item = torch.finfo(experiment.torch_dtype).bits // 8
-        kernel = cost.kernel(experiment.widths, torch.device(experiment.device).type, item)
+        kernel = cost.kernel(experiment.widths, torch.device(experiment.device).type, form, item)
         if kernel == "torch":
             return _advance_torch
     if kernel == "blas":
@@ -180,7 +180,7 @@ def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
         )
     if reason:
         return _advance_torch
-    return FormPath(experiment, "per-sample", "fused") if form == "per-sample" else fused.advance
+    return FormPath(experiment, form or "moment", "fused")
 
 
 @cache
@@ -359,7 +359,10 @@ def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance)
         live, W_live = np.arange(C * R), W
     if ev < len(event_steps):
         store(ev)
-    residual[-1] = torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
+    end = advance.end(W) if hasattr(advance, "end") else None  # the BLAS path may have it already
+    residual[-1] = (
+        end if end is not None else torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
+    )
     _check_divergence(residual[-1:], record[-1:], problem.loss_offset, bound, lrs, R, live)
     return [
         _trajectory(

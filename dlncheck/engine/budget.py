@@ -63,7 +63,7 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     # train(backend="auto") in the per-sample form (engine._cost) builds no moments (a chunk holds the
     # batch indices only) and keeps a copy of the weights from each segment's start (engine._per_sample)
     per_sample = cost.formulation(d, B, loss_every) == "per-sample"
-    per_sample = per_sample and cost.kernel(d, torch.device(experiment.device).type, item) != "torch"
+    per_sample = per_sample and cost.kernel(d, torch.device(experiment.device).type, "per-sample", item) != "torch"
     columns = 0 if per_sample else d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
     per_epoch = n // B
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))

@@ -35,7 +35,7 @@ static inline int64_t padded(int64_t d) { return (d + V - 1) / V * V; }
 static inline __attribute__((always_inline)) void tile(const int mr, const int nb, int64_t k, const real *A,
                                                       int64_t si, int64_t sp, const real *B, int64_t ldb,
                                                       real *C, int64_t ldc, int subtract, real lr) {
-    vec acc[4][4];
+    vec acc[12][4];
     for (int i = 0; i < mr; i++)
         for (int q = 0; q < nb; q++) acc[i][q] = splat(0);
     for (int64_t p = 0; p < k; p++) {
@@ -61,28 +61,50 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
         case 3: TILE(mr, 3); break;        \
         default: TILE(mr, 4);              \
     }
+#define THIN(mr) \
+    if (nb == 1) TILE(mr, 1); else TILE(mr, 2)
 
 /* C (m x nc) = A B, or C -= lr A B when subtract; A(i, p) = A[i * si + p * sp] (m x k; a transpose
- * is si = 1), B (k x nc, leading dimension ldb), C (leading dimension ldc), nc a multiple of V.
- * Tiles of up to 4 rows x 4 vectors (12 accumulators at most); each entry sums over p in order. */
+ * is si = 1), B (k x nc, leading dimension ldb), C (leading dimension ldc), nc a multiple of V; each
+ * entry sums over p in order. Tiles of 3-4 rows x up to 4 vectors, row tiles outermost (C and B
+ * stream along their rows); a thin C (5 to 12 rows) is one tile of all its rows x 2 vectors, so B
+ * is read once. */
 static void gemm_ld(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, int64_t sp, const real *B,
                     int64_t ldb, real *C, int64_t ldc, int subtract, real lr) {
-    for (int64_t j = 0; j < nc; j += 4 * V) {
-        const int nb = (nc - j) / V < 4 ? (int)((nc - j) / V) : 4;
-        const int64_t rows = nb == 4 ? 3 : 4;
-        int64_t i = 0;
-        for (; i + rows <= m; i += rows) {
+    if (m >= 5 && m <= 12) {
+        const int64_t i = 0;
+        for (int64_t j = 0; j < nc; j += 2 * V) {
+            const int nb = nc - j >= 2 * V ? 2 : 1;
+            switch (m) {
+                case 5: THIN(5); break;
+                case 6: THIN(6); break;
+                case 7: THIN(7); break;
+                case 8: THIN(8); break;
+                case 9: THIN(9); break;
+                case 10: THIN(10); break;
+                case 11: THIN(11); break;
+                default: THIN(12);
+            }
+        }
+        return;
+    }
+    const int64_t rows = nc >= 4 * V ? 3 : 4;
+    int64_t i = 0;
+    for (; i + rows <= m; i += rows)
+        for (int64_t j = 0; j < nc; j += 4 * V) {
+            const int nb = (nc - j) / V < 4 ? (int)((nc - j) / V) : 4;
             if (rows == 3) {
-                TILE(3, 4);
+                TILES(3);
             } else {
                 TILES(4);
             }
         }
+    for (int64_t j = 0; j < nc && i < m; j += 4 * V) {
+        const int nb = (nc - j) / V < 4 ? (int)((nc - j) / V) : 4;
         switch (m - i) {
             case 1: TILES(1); break;
             case 2: TILES(2); break;
-            case 3: TILES(3); break;
-            default: break;
+            default: TILES(3);
         }
     }
 }
@@ -155,11 +177,11 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
     size += 4 * padded(dmax) * D0 + cols + dL * D0;
     if (per_sample) size += (L + 1 + 2) * dmax * Bp + Bp * padded(dmax);  /* activations, deltas, a^T */
     real *work = malloc(sizeof(real) * padded(size));
-    real **P = malloc(sizeof(real *) * (3 * L + 1));
+    real **P = malloc(sizeof(real *) * (4 * L + 1));
     if (!work || !P) { free(work); free(P); return -1; }
     memset(work, 0, sizeof(real) * padded(size));
-    real **w = P + L, **act = P + 2 * L, *cursor = work;
-    for (int l = 0; l < L; l++) { w[l] = cursor; cursor += widths[l + 1] * padded(widths[l]); }
+    real **w = P + L, **act = P + 2 * L, **buffer = P + 3 * L + 1, *cursor = work;
+    for (int l = 0; l < L; l++) { buffer[l] = cursor; cursor += widths[l + 1] * padded(widths[l]); }
     for (int l = 0; l < L; l++) { P[l] = cursor; cursor += widths[l + 1] * D0; }
     real *E = cursor, *back = E + padded(dmax) * D0, *below = back + padded(dmax) * D0;
     real *transposed = below + padded(dmax) * D0, *moment = transposed + padded(dmax) * D0;
@@ -175,12 +197,16 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
     for (int64_t n = 0; n < rows; n++) {
         const int64_t r = run_of ? run_of[n] : n % runs;
         const int ps = per_sample && r != 0;
-        for (int l = 0; l < L; l++)         /* this row's weights into the padded workspace (zero pads: */
-            for (int64_t i = 0; i < widths[l + 1]; i++) {  /* a diverged row may have left inf * 0 there) */
+        for (int l = 0; l < L; l++) {      /* this row's weights: in place when no row needs a pad, */
+            w[l] = W[l] + n * widths[l + 1] * widths[l];  /* else copied into the padded workspace */
+            if (widths[l] % V == 0) continue;
+            w[l] = buffer[l];               /* (zero pads: a diverged row may have left inf * 0 there) */
+            for (int64_t i = 0; i < widths[l + 1]; i++) {
                 real *row = w[l] + i * padded(widths[l]);
                 memcpy(row, W[l] + (n * widths[l + 1] + i) * widths[l], sizeof(real) * widths[l]);
                 memset(row + widths[l], 0, sizeof(real) * (padded(widths[l]) - widths[l]));
             }
+        }
         for (int64_t s = 0; s < steps; s++) {
             const int64_t *batch = r ? idx + (s * (runs - 1) + r - 1) * B : idx;
             if (!ps || needed[s]) {
@@ -212,7 +238,13 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
                 const int64_t dl = widths[l], Dl = padded(dl);
                 for (int64_t p = 0; p < d0; p++)      /* P_{l-1}^T, rows padded to Dl */
                     for (int64_t j = 0; j < Dl; j++) transposed[p * Dl + j] = j < dl ? P[l - 1][j * D0 + p] : 0;
-                gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
+                if (d0 >= 5 && d0 <= 12) {        /* below^T = back^T W_l: a thin product, W_l read once */
+                    gemm_ld(d0, widths[l + 1], Dl, back, 1, D0, w[l], Dl, E, Dl, 0, 0);
+                    for (int64_t c = 0; c < D0; c++)
+                        for (int64_t j = 0; j < dl; j++) below[j * D0 + c] = c < d0 ? E[c * Dl + j] : 0;
+                } else {
+                    gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
+                }
                 gemm(widths[l + 1], d0, Dl, back, D0, 1, transposed, w[l], 1, lr[n]);
                 real *t = back; back = below; below = t;
             }
@@ -220,7 +252,7 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
                 store(w[0] + i, load(w[0] + i) - splat(lr[n]) * load(back + i));
         }
         for (int l = 0; l < L; l++)         /* and back */
-            for (int64_t i = 0; i < widths[l + 1]; i++)
+            for (int64_t i = 0; i < widths[l + 1] && widths[l] % V; i++)
                 memcpy(W[l] + (n * widths[l + 1] + i) * widths[l], w[l] + i * padded(widths[l]),
                        sizeof(real) * widths[l]);
     }
