@@ -164,7 +164,8 @@ def test_cost_model_formulas():
         ((256, 256, 256, 256), 1000, "blas", "per-sample"),
         ((10, 128, 128, 10), 1, "fused", "moment"),
         ((10, 512, 512, 10), 1000, "fused", "moment"),
-        ((10, 1024, 1024, 10), 1000, "blas", "moment"),
+        ((10, 1024, 1024, 10), 1000, "fused", "moment"),
+        ((512, 512, 512, 512), 1000, "blas", "per-sample"),
     ],
 )
 def test_auto_choice(widths, loss_every, kernel, form):

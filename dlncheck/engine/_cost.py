@@ -18,9 +18,11 @@ form wins once d > 8 B / 7 (without the loss) and d > 1.6 B (loss every step). G
 always take the moment form: their batch is all n >= d_0 samples.
 
 Kernels (CPU): the fused C kernel (engine._fused: register-tiled loops, one row at a time through
-a segment, no dispatch) wins while a row's weights fit in FUSED_BYTES[form]; above that, batched
-GEMMs through torch (MKL) win. Measured on the 2-core AMD EPYC (Zen 4) of this project, float64,
-one thread, us per run-step, S = 32 (S = 8 at 256 square and 512+), loss at the checkpoints:
+a segment, no dispatch) runs the moment form at every width at least as fast as batched GEMMs
+through torch (MKL), and the per-sample form while a row's weights fit in FUSED_BYTES (about half
+the 1 MiB L2); above that MKL wins. Measured on the 2-core AMD EPYC (Zen 4) of this project,
+float64, one thread, us per run-step, S = 32 (S = 8 at 256 square and 512+, S = 1 at 2048), loss
+at the checkpoints, each pair in one run:
 
     shape (weights per row)     form         fused     BLAS
     square 32   (24 KiB)        per-sample    14.5     24.2
@@ -29,14 +31,15 @@ one thread, us per run-step, S = 32 (S = 8 at 256 square and 512+), loss at the 
     square 256  (1.5 MiB)       per-sample   3,210    2,362
     10-256-256-10 (532 KiB)     moment         170      196
     10-512-512-10 (2.1 MiB)     moment         851      919
-    10-1024-1024-10 (8.4 MiB)   moment       3,933    3,630
+    10-1024-1024-10 (8.4 MiB)   moment       3,490    3,935
+    10-2048-2048-10 (34 MiB)    moment      31,728   35,200
 """
 
 from __future__ import annotations
 
 import math
 
-FUSED_BYTES = {"per-sample": 2**19, "moment": 2**22}  # the fused C kernel up to these bytes of weights per row
+FUSED_BYTES = 2**19  # the per-sample form on the fused C kernel up to this many bytes of weights per row
 CHUNK_BYTES = 2**22  # rows per cache chunk: their weights fit in about this many bytes (L2/L3)
 CHECK_MACS = 2**32  # divergence is checked at least every this much work (about 0.3 s at 30 GFLOP/s) ...
 CHECK_SHARE = 0.1  # ... unless the check (the per-sample form's loss chain) would cost more than this share
@@ -70,11 +73,12 @@ def formulation(widths, batch: int, loss_every: int) -> str:
 
 
 def kernel(widths, device: str, form: str = "moment", item_bytes: int = 8) -> str:
-    """'fused' (the C kernel) or 'blas' (torch batched GEMMs) on the CPU, by the bytes of a row's
-    weights (FUSED_BYTES); 'torch' (the reference path, every row in one launch per op) on GPUs."""
+    """On the CPU 'fused' (the C kernel) for the moment form, and for the per-sample form up to
+    FUSED_BYTES of weights per row, else 'blas' (torch batched GEMMs); on GPUs 'torch' (the
+    reference path, every row in one launch per op)."""
     if device != "cpu":
         return "torch"
-    return "fused" if _sums(widths)[0] * item_bytes <= FUSED_BYTES[form] else "blas"
+    return "fused" if form == "moment" or _sums(widths)[0] * item_bytes <= FUSED_BYTES else "blas"
 
 
 def chunk_rows(widths, item_bytes: int) -> int:

@@ -67,11 +67,11 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
 /* C (m x nc) = A B, or C -= lr A B when subtract; A(i, p) = A[i * si + p * sp] (m x k; a transpose
  * is si = 1), B (k x nc, leading dimension ldb), C (leading dimension ldc), nc a multiple of V; each
  * entry sums over p in order. Tiles of 3-4 rows x up to 4 vectors, row tiles outermost (C and B
- * stream along their rows); a thin C (5 to 12 rows) is one tile of all its rows x 2 vectors, so B
- * is read once. */
+ * stream along their rows); a thin C (5 to 12 rows, k >= 32) is one tile of all its rows x 2
+ * vectors, so B is read once. */
 static void gemm_ld(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, int64_t sp, const real *B,
                     int64_t ldb, real *C, int64_t ldc, int subtract, real lr) {
-    if (m >= 5 && m <= 12) {
+    if (m >= 5 && m <= 12 && k >= 32) {
         const int64_t i = 0;
         for (int64_t j = 0; j < nc; j += 2 * V) {
             const int nb = nc - j >= 2 * V ? 2 : 1;
@@ -173,7 +173,8 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
     const int64_t d0 = widths[0], dL = widths[L], D0 = padded(d0), Bp = padded(B);
     int64_t dmax = 0, size = 0;
     for (int l = 0; l <= L; l++) dmax = widths[l] > dmax ? widths[l] : dmax;
-    for (int l = 0; l < L; l++) size += widths[l + 1] * (padded(widths[l]) + D0);  /* weights, prefixes */
+    for (int l = 0; l < L; l++)             /* prefixes, and the weights that need padded rows */
+        size += widths[l + 1] * ((widths[l] % V ? padded(widths[l]) : 0) + D0);
     size += 4 * padded(dmax) * D0 + cols + dL * D0;
     if (per_sample) size += (L + 1 + 2) * dmax * Bp + Bp * padded(dmax);  /* activations, deltas, a^T */
     real *work = malloc(sizeof(real) * padded(size));
@@ -181,7 +182,7 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
     if (!work || !P) { free(work); free(P); return -1; }
     memset(work, 0, sizeof(real) * padded(size));
     real **w = P + L, **act = P + 2 * L, **buffer = P + 3 * L + 1, *cursor = work;
-    for (int l = 0; l < L; l++) { buffer[l] = cursor; cursor += widths[l + 1] * padded(widths[l]); }
+    for (int l = 0; l < L; l++) { buffer[l] = cursor; cursor += widths[l] % V ? widths[l + 1] * padded(widths[l]) : 0; }
     for (int l = 0; l < L; l++) { P[l] = cursor; cursor += widths[l + 1] * D0; }
     real *E = cursor, *back = E + padded(dmax) * D0, *below = back + padded(dmax) * D0;
     real *transposed = below + padded(dmax) * D0, *moment = transposed + padded(dmax) * D0;
@@ -238,7 +239,7 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
                 const int64_t dl = widths[l], Dl = padded(dl);
                 for (int64_t p = 0; p < d0; p++)      /* P_{l-1}^T, rows padded to Dl */
                     for (int64_t j = 0; j < Dl; j++) transposed[p * Dl + j] = j < dl ? P[l - 1][j * D0 + p] : 0;
-                if (d0 >= 5 && d0 <= 12) {        /* below^T = back^T W_l: a thin product, W_l read once */
+                if (d0 >= 5 && d0 <= 12 && dl >= 64) {  /* below^T = back^T W_l: a thin product, W_l read once */
                     gemm_ld(d0, widths[l + 1], Dl, back, 1, D0, w[l], Dl, E, Dl, 0, 0);
                     for (int64_t c = 0; c < D0; c++)
                         for (int64_t j = 0; j < dl; j++) below[j * D0 + c] = c < d0 ? E[c * Dl + j] : 0;
