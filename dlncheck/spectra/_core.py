@@ -9,7 +9,7 @@ Numerical rank has one convention in the whole project: r_eps = #{sigma_m > max(
 atol)}, a relative threshold with an optional absolute floor ``atol`` (callers pass
 ``atol=eps * s_1(teacher)`` for the floored notion).
 
-Source: protocol sections 1.1-1.2 (``shared/seeds/000_442b223873da0ef7.txt``).
+Source: protocol sections 1.1-1.2 (``docs/protocol.md``).
 """
 
 from __future__ import annotations
