@@ -129,8 +129,8 @@ def test_new_save_per_figure_vs_previous(benchmark, tmp_path, monkeypatch):
     """New save (PNG + thumbnail, crop from the pixels, shared mathtext cache, margins that fit,
     fixed title position) vs the previous save and layout with their defaults (SVG on,
     matplotlib's cache, a tight-box fallback wherever log labels overflowed the margins, minor
-    ticks on every log axis, a colour bar per heatmap panel, hinted glyphs): measured 3.8-4.9x less CPU per
-    figure (README); asserted at least 3x."""
+    ticks on every log axis, a colour bar per heatmap panel, hinted glyphs): measured 3.8-4.9x less
+    CPU per figure (docs/performance.md has the latest run's ratio); asserted at least 3x."""
     with monkeypatch.context() as m:  # the baseline runs with matplotlib's own mathtext cache
         m.setattr(MathTextParser, "_parse_cached", plots.MATPLOTLIB_PARSE_CACHED)
         old, old_each = _per_figure(previous_save_figure, tmp_path, rounds=3, previous=True)

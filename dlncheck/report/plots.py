@@ -92,7 +92,7 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
     (no tight-box layout pass); the thumbnail is the same buffer downscaled. Content that reaches
     the canvas edge, or a legend or text placed beyond it, would be clipped, so such a figure
     falls back to matplotlib's tight-box save.
-    Measured cost per figure: README, "What one figure costs".
+    Measured cost per figure: docs/performance.md, "What one figure costs" and "Benchmarks".
     """
     from pathlib import Path
 

@@ -12,7 +12,7 @@ Only entries worth their disk space are written (:func:`worth_storing`): an entr
 cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
 and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
 checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
-(README, "Cache").
+(measured when the rule was introduced; the rule itself: docs/cache.md).
 In memory, entries are kept least-recently-used up to ``memory_limit`` bytes
 (default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB) when there is a root: a nightly worker
 that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running
@@ -47,7 +47,7 @@ from dlncheck.store.atomic import atomic_path, write_json
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
 #: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
 #: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
-#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
+#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (docs/cache.md)
 MIN_SECONDS_PER_MB = 0.05
 #: entries up to this size are always stored (reading them costs milliseconds)
 ALWAYS_STORE_MB = 1.0
