@@ -148,6 +148,8 @@ def _inputs(tmp_path: Path) -> list[str]:
         str(tmp_path / "durations.json"),
         "--note",
         "synthetic",
+        "--results-note",
+        "idle",
     ]
 
 
@@ -188,6 +190,7 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
     assert "5 claim cases ran." in findings  # the report's own summary paragraph
 
     tier = _block(docs, "tier-time")
+    assert tier.splitlines()[1] == "Conditions: idle"
     assert "5 cases (3 passed, 1 xfailed, 1 failed); wall time 3 min 5 s; summed case time 1 min 40 s." in tier
     assert tier.index("| rank_patterns | 2 | 1 min 10 s | 70 % | 40 s |") < tier.index("| function_space |")
 
