@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 from dlncheck import Experiment, Init, Teacher, theory, train
 from dlncheck.measure import escape_fits, events
@@ -90,3 +91,29 @@ def test_exponent_band_has_power(depth):
         assert not passes(_power_times(A0, 1 / s, -1.5, -0.5))
         assert not passes(np.log(1 / A0) / s + 1.0)  # logarithmic, not a power
     assert np.isinf(th.exponent_band(0.1, 0, 6, 0.0))
+
+
+def test_alignment_exponent_is_one_minus_the_next_ratio():
+    np.testing.assert_allclose(th.alignment_exponent([4.0, 2.0, 1.0, 0.0]), [0.5, 0.5, 1.0])
+    np.testing.assert_allclose(th.alignment_exponent([4.0, 2.0, 2.0, 1.0]), [0.5, 0.5, 0.5, 1.0])  # a block
+
+
+def test_rho_at_t_diag_shrinks_at_the_derived_rate():
+    """Item 4b at L = 2 on the engine's GD (every step a checkpoint): at t_diag of mode 1 the entry of row 1
+    in the column of a later mode c is ~ a0^{1 - s_c/s_1}: 1/2 for s_c = 1 of s_1 = 2, 1 for the null mode."""
+    from dlncheck import spectra
+    from dlncheck.measure import modes
+
+    teacher, a0s, entries = Teacher(3, 3, (2.0, 1.0), seed=5), 0.02 * 4.0 ** -np.arange(4), []
+    for a0 in a0s:
+        steps = int(math.log(2 / a0**2) / 4 / 0.01) + 300
+        exp = Experiment(teacher, 2, 8, Init("gaussian", a0 / math.sqrt(8), seed=1), 0.01, steps, 3, 6, 0)
+        traj = train(exp, checkpoints=list(range(steps + 1)))
+        w = modes.mode_coefficients(spectra.end_to_end(traj.weights), teacher.U, teacher.V)[0]
+        t_diag = modes.crossing_times(w, teacher.s, traj.checkpoint_times)["t_diag"][0]
+        entries.append(w[int(torch.nonzero(traj.checkpoint_times == t_diag)[0, 0]), 0, 1:].abs().numpy())
+    entries = np.array(entries)
+    assert escape_fits.loglog_slope(a0s, entries[:, 0]).exponent == pytest.approx(
+        th.alignment_exponent([2.0, 1.0])[0], abs=0.05
+    )
+    assert escape_fits.loglog_slope(a0s, entries[:, 1]).exponent == pytest.approx(1.0, abs=0.05)

@@ -75,3 +75,14 @@ def power_law_fit(a0s, times, s: float | None = None) -> ExponentFit:
 def escape_law_fit(depth: int):
     """The fit of the depth's law: :func:`log_law_fit` at L = 2, :func:`power_law_fit` at L >= 3."""
     return log_law_fit if depth == 2 else power_law_fit
+
+
+def loglog_slope(a0s, values) -> ExponentFit:
+    """Least-squares slope of ln(value) on ln(a0) (how fast a quantity shrinks as a0 -> 0: the claims'
+    exponent_window and exponent_rho); non-finite or non-positive values are dropped."""
+    a0s, values = np.asarray(a0s, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    keep = np.isfinite(values) & (values > 0)
+    if keep.sum() < 3:
+        return _unresolved(int(keep.sum()))
+    fit = stats.linregress(np.log(a0s[keep]), np.log(values[keep]))
+    return ExponentFit(fit.slope, fit.stderr, int(keep.sum()) - 2, math.exp(fit.intercept), math.nan, int(keep.sum()))

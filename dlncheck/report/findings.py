@@ -48,6 +48,16 @@ FAMILIES: dict[str, Family] = {
             (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"),
         ),
     ),
+    "escape_lag": Family(
+        "golden path",
+        D,
+        D,
+        "do SGD's escapes lag GD's by the first-order amount of reshuffled SGD's modified loss?",
+        (
+            (r"test_escape_lag\[saddle-", "SGD's escapes lag GD's by the predicted lr c_B amount"),
+            (r"test_escape_lag_slope\[", "the escape lag vanishes linearly in lr c_B"),
+        ),
+    ),
     "scaling": Family(
         "golden path",
         NA,
@@ -78,6 +88,13 @@ FAMILIES: dict[str, Family] = {
     "mode_decoupling": Family("assumptions", NA, F, "do the teacher's modes evolve independently?"),
     "regimes": Family("assumptions", NA, F, "does each preset sit in the regime it is named after?"),
     "theory_agreement": Family("assumptions", NA, F, "does GD follow the closed-form scalar dynamics?"),
+    "init_scale": Family(
+        "assumptions",
+        NA,
+        NA,
+        "do GD's escape times follow the init-scale law, and do the L >= 3 window and alignment "
+        "contradictions vanish as a0 -> 0?",
+    ),
     "published": Family(
         "assumptions",
         NA,

@@ -40,11 +40,21 @@ dynamics in deep linear networks".
    a0 -> 0. (a) Windows are centred on escape_time from the proxy u0: by item 1 t_GD / t_proxy tends
    to C_init / C_proxy, a constant generically != 1, so the offset in window half-widths grows like
    a0^{-(L-2)}: the contradiction stays (the proxy fails, not finite a0). At L = 2 the proxy is exact
-   as a0 -> 0 (t_GD / t_proxy - 1 = O(1 / ln(1/a0))). (b) Alignment (rho_a at t_diag): when mode a
-   escapes, the layers' mode-a components are O(s_a^{1/L}) while every other component on row a's
-   paths is still O(a0), so rho_a(t_diag) = O(a0) -> 0: a finite-init effect. The claims report the
-   log-log slope of each quantity against a0 (``exponent_window``, ``exponent_rho``): about 0 for (a),
-   >= 1 for (b); exploratory (no band derived for the rate).
+   as a0 -> 0 (t_GD / t_proxy - 1 = O(1 / ln(1/a0))). (b) Alignment (rho_a at t_diag): while mode a
+   rises, its layer scale b grows as d ln b / dtau = s_a b^{L-2}; a later mode c (s_c < s_a) reaches
+   row a through the output and input layers' c-components x, y, which grow as
+   dx/dtau ~ s_c b^{L-2} y, dy/dtau ~ s_c b^{L-2} x, i.e. like b^{s_c / s_a}. Row a's entry in column c
+   is then ~ b^{L-1} y against the diagonal b^L, and b ~ 1/a0 (scaled) at t_diag, so
+       rho_a(t_diag) = O(a0^{q_a}),   q_a = 1 - s_{a+1} / s_a   (:func:`alignment_exponent`),
+   s_{a+1} the next smaller distinct teacher value (q_a = 1 for the last mode: only O(a0) initial
+   components are left); the same at L = 2 (growth e^{s_c t} against e^{s_a t}). A finite-init
+   effect, slow where s_{a+1} / s_a is near 1. Row a's norm mixes columns that shrink at q_a and faster
+   (later modes, null directions: a0^1), so over a finite a0 range its slope lies between q_a and 1,
+   nearer 1 while the fast columns' prefactors dominate (tests/test_init_scale_theory.py checks the
+   per-column rates). The claims report the log-log slope of each quantity
+   against a0 (``exponent_window``, ``exponent_rho``); a series shrinks when its slope exceeds half
+   its derived rate (q_a for rho, the L - 2 of the O(a0^{L-2}) finite-scale terms for the windows),
+   and stays when it is below.
 """
 
 from __future__ import annotations
@@ -60,6 +70,20 @@ from dlncheck.theory.mode_dynamics import ESCAPE_FRACTION
 
 ALPHA = 0.05
 RESOLVED = 0.5  # a band below half the spacing of neighbouring integer exponents
+
+
+def alignment_exponent(s, rtol: float = 1e-9) -> np.ndarray:
+    """q_a = 1 - s_{a+1} / s_a per non-zero teacher value (item 4b): the rate of rho_a(t_diag) -> 0 as
+    a0^{q_a}; s_{a+1} is the next smaller distinct non-zero value (the block of a repeated value is
+    excluded from rho), q_a = 1 for the smallest."""
+    s = np.sort(np.asarray(s, dtype=np.float64).reshape(-1))[::-1]
+    s = s[s > 0]
+    out = np.ones(len(s))
+    for a, v in enumerate(s):
+        smaller = s[s < v - rtol * s[0]]
+        if len(smaller):
+            out[a] = 1 - smaller[0] / v
+    return out
 
 
 def flow_exponent(depth: int) -> float:
