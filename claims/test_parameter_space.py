@@ -38,7 +38,7 @@ FAMILY = Family(
     group="golden path",
     if_holds="differs",
     if_contradicted="agrees",
-    predictions={  # asserted per init at the end of training (claims/test_parameter_space.py)
+    predictions={  # asserted per init at the end of training
         "saddle": Prediction(
             "every init: ||mean_r (theta_r - theta_GD)|| / ||theta_GD|| at T, raw and gauge-aligned, equals the "
             "derived split offset (theory.tolerances.split_distance) within z sqrt(tr Sigma / S) + h p",

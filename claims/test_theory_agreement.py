@@ -41,6 +41,7 @@ FAMILY = Family(
     question="does GD follow the closed-form scalar dynamics?",
     group="assumptions",
     if_contradicted="assumption-fails",
+    # intermediate / ntk: no random-init escape-time theory (no separated plateaus); not run
     predictions={
         "saddle": Prediction(
             "every random small init: every mode escapes, in order of decreasing s, in GD and "
@@ -48,7 +49,7 @@ FAMILY = Family(
             "small init: modes sit on the saddle until their own growth escapes it; the "
             "plateau is set by s and the initial projection (Saxe 2014, Jacot 2021)",
         ),
-    },  # intermediate / ntk: no random-init escape-time theory (no separated plateaus); not run,
+    },
 )
 pytestmark = FAMILY.mark
 
