@@ -154,7 +154,7 @@ class Claim:
         """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``.
 
         ``golden_path`` (one of ``GOLDEN_PATH``) overrides the family's default reading of
-        this verdict (:data:`dlncheck.report.findings.FAMILIES`); ``key`` names the number
+        this verdict (its ``family`` mark: :class:`dlncheck.suite.family.Family`); ``key`` names the number
         tracked across runs for drift (default: the first finite scalar in ``numbers``).
         """
         if golden_path is not None and golden_path not in GOLDEN_PATH:

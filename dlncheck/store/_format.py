@@ -13,7 +13,7 @@ is stored as a (k, n) uint8 array:
    ``np.savez_compressed`` writes, read back by ``np.load``).
 
 The layout (dtype, shape) of each transformed array goes into the entry's JSON. Measured on the
-quick tier's float64 trajectories when format 2 was introduced: 1.3-2.0x smaller, where plain
+quick claims run's float64 trajectories when format 2 was introduced: 1.3-2.0x smaller, where plain
 deflate gives 1.05-1.4x, at the same write time. Level 1 instead of zlib's default 6: the low
 mantissa bytes are noise that no level compresses, and on 50 MB ensemble entries level 1 writes
 1.6x faster (0.85 s vs 1.4 s) for files 1-2 % larger.

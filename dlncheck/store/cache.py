@@ -47,7 +47,7 @@ from dlncheck.store.atomic import atomic_path, write_json
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
 #: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
 #: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
-#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (docs/cache.md)
+#: 2-core machine), and the price that keeps the quick claims run's cache under 500 MB (docs/cache.md)
 MIN_SECONDS_PER_MB = 0.05
 #: entries up to this size are always stored (reading them costs milliseconds)
 ALWAYS_STORE_MB = 1.0
