@@ -195,6 +195,7 @@ class Free:
     norm_blocks: tuple | None = None
     alpha: float = 0.0
     expect_nonstrict: bool | None = None  # None: free case (kinds per sample only)
+    pins: tuple = ()  # products held at zero (saddles.pins), tempered with E
 
 
 FREE_QUICK = [
@@ -203,7 +204,9 @@ FREE_QUICK = [
     Free("sampling-free-L3-r2", 3, 2),
     Free("sampling-free-L4-r1", 4, 1),
     Free("sampling-nonstrict-L3", 3, 1, (1, 3), 1.0, False),
-    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True),
+    Free("sampling-nonstrict-L3-pinned", 3, 1, (1,), 1.0, True, ((2,), (3,), (1, "sigma"))),
+    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True, ((2,), (1, "sigma"), (4, 3))),
+    Free("sampling-nonstrict-L4-unpinned", 4, 1, (1, 3, 4), 1.0, False),
 ]
 FREE_NIGHTLY = [Free(f"sampling-free-L{L}-r{r}", L, r) for L, r in [(2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]]
 STEPS = dict(anneal=200, hold=100, polish=30, step_size=0.1, beta0=10.0, beta_f=1e4)
@@ -215,7 +218,7 @@ FREE_PARAMS = [param(c.id, c) for c in FREE_QUICK] + [param(c.id, c, nightly=Tru
 @pytest.mark.parametrize("case", FREE_PARAMS)
 def test_sampling_free_chains(case: Free, claim, dtype, device):
     nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=getattr(torch, dtype), device=device)
-    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks)
+    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks, pins=case.pins)
     ex = explore(nf, CHAINS, seed=case.L + 10 * case.r, **STEPS, **prior)
     T = ex.table
     S = T[~T.null]
@@ -226,6 +229,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
     low = S[S.energy <= e_tol]
     agree = low.kind == low.oracle
     nonstrict = low[(low.kind == "non-strict") & (low.lambda_min.abs() <= low.tau)]
+    pinned = low[low.pinned] if case.pins else low.iloc[:0]
     div = diversity(nf, ex.Z, CHAINS)
     se_s, se_0 = th.jackknife_se(div["sampled_loo"]), th.jackknife_se(div["null_loo"])
     margin = th.diversity_margin(se_s, se_0, LEVEL_CHAINS)
@@ -253,6 +257,10 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         checks["non-strict reached"] = len(nonstrict) >= 1
     elif case.expect_nonstrict is False:
         checks["no non-strict"] = len(low[low.kind != "strict"]) == 0
+    if case.pins:
+        checks["pinned chains certified non-strict"] = len(pinned) >= 1 and bool(
+            pinned.index.isin(nonstrict.index).all()
+        )
     holds = all(checks.values())
     kinds = low.kind.value_counts().to_dict()
     assert claim.verdict(
@@ -262,6 +270,13 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
             f"{len(low)} low-energy after polish (max E {S.energy.max():.2e}), kinds {kinds}, "
             f"{int(agree.sum())}/{len(low)} == oracle; {S.stratum.nunique()} strata; {len(nonstrict)} "
             f"non-strict; diversity {div['sampled']:.3g} vs null {div['null']:.2g} (margin {margin:.3g})"
+            + (
+                f"; pins {case.pins}: {len(pinned)}/{CHAINS} chains on the pinned stratum, kinds "
+                f"{pinned.kind.value_counts().to_dict()}, lambda_min in [{nonstrict.lambda_min.min():.2g}, "
+                f"{nonstrict.lambda_min.max():.2g}] within tau <= {nonstrict.tau.max():.2g}"
+                if case.pins and len(nonstrict)
+                else ""
+            )
         ),
         holds=holds,
         golden_path="n/a",
@@ -276,6 +291,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         kinds=kinds,
         strata=int(S.stratum.nunique()),
         nonstrict=len(nonstrict),
+        pinned=len(pinned),
         diversity=div["sampled"],
         diversity_null=div["null"],
         diversity_margin=margin,
@@ -334,6 +350,7 @@ def plot_free(case, ex, e_tol, div, margin, nf):
     fig.suptitle(
         f"{case.id}: L={case.L}, r={case.r}, widths {nf.widths}, {CHAINS} chains"
         + (f", norm-targeted blocks {case.norm_blocks}" if case.norm_blocks else "")
+        + (f", pins {case.pins}" if case.pins else "")
     )
     return fig
 
