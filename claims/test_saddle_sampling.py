@@ -52,7 +52,18 @@ _NONSTRICT_L3 = (
 _NONSTRICT_L4 = (
     "oracle at L = 4: Z_2 = 0, Z_1 sigma = 0 and Z_4 Z_3 = 0 close every second-order pair while "
     "Z_1, Z_3, Z_4 keep non-zero norms: non-strict points exist on the variety with blocks 1, 3, 4 "
-    "norm-targeted; the issue expects the chains to reach them"
+    "norm-targeted; pinning Z_2, Z_1 sigma and Z_4 Z_3 (tempered pin energy and polish, saddles.pins) "
+    "puts the chains there, and E = 0 on that pinned set identically"
+)
+_NONSTRICT_L3_PINNED = (
+    "oracle at L = 3: Z_3 = 0 closes pair (1,2), Z_2 = 0 closes (1,3) and Z_1 sigma = 0 closes (2,3) "
+    "(rank Z_3 = 0 < d_2 - r otherwise opens it): pinning Z_2, Z_3 and Z_1 sigma with Z_1 norm-targeted puts "
+    "the chains on that non-strict set (E = 0 there identically)"
+)
+_NONSTRICT_L4_UNPINNED = (
+    "power check of sampling-nonstrict-L4 (same blocks targeted, no pins): the non-strict set Z_2 = 0, "
+    "Z_1 sigma = 0, Z_4 Z_3 = 0 is a lower-dimensional part of the variety, so unpinned chains land on its "
+    "strict part (measured before pins: 64/64 strict == oracle)"
 )
 FAMILY = Family(
     "saddle_sampling",
@@ -85,8 +96,18 @@ FAMILY = Family(
             for L, r in [(2, 1), (3, 1), (3, 2), (4, 1), (2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]
         },
         "sampling-nonstrict-L3": Prediction("no chain non-strict; all certified strict == oracle", _NONSTRICT_L3),
+        "sampling-nonstrict-L3-pinned": Prediction(
+            ">= 1 chain on the pinned set; every chain on it certified non-strict (lambda_min inside the zero band) "
+            "== oracle",
+            _NONSTRICT_L3_PINNED,
+        ),
         "sampling-nonstrict-L4": Prediction(
-            ">= 1 chain certified non-strict (lambda_min inside the zero band)", _NONSTRICT_L4
+            ">= 1 chain on the pinned set; every chain on it certified non-strict (lambda_min inside the zero band) "
+            "== oracle",
+            _NONSTRICT_L4,
+        ),
+        "sampling-nonstrict-L4-unpinned": Prediction(
+            "no chain non-strict; all certified strict == oracle", _NONSTRICT_L4_UNPINNED
         ),
         **{
             f"sampling-empirical-noise{s:g}".replace(".", "p"): Prediction(
@@ -100,7 +121,7 @@ FAMILY = Family(
     results=(
         (r"\[sampling-calib-", "calibrated sampler: MALA / SGLD match the closed-form p_beta"),
         (r"\[sampling-free-", "free chains reach the variety; certified kind == oracle; diversity > null"),
-        (r"\[sampling-nonstrict-", "norm-targeted chains: none non-strict at L = 3, non-strict reached at L = 4"),
+        (r"\[sampling-nonstrict-", "unpinned chains: none non-strict; pinned chains certified non-strict at L = 3 and L = 4"),
         (r"\[sampling-empirical-", "empirical path: chi2 law of the data error; refined points certified"),
     ),
 )
@@ -253,6 +274,7 @@ class Free:
     norm_blocks: tuple | None = None
     alpha: float = 0.0
     expect_nonstrict: bool | None = None  # None: free case (kinds per sample only)
+    pins: tuple = ()  # products held at zero (saddles.pins), tempered with E
 
 
 FREE_QUICK = [
@@ -261,7 +283,9 @@ FREE_QUICK = [
     Free("sampling-free-L3-r2", 3, 2),
     Free("sampling-free-L4-r1", 4, 1),
     Free("sampling-nonstrict-L3", 3, 1, (1, 3), 1.0, False),
-    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True),
+    Free("sampling-nonstrict-L3-pinned", 3, 1, (1,), 1.0, True, ((2,), (3,), (1, "sigma"))),
+    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True, ((2,), (1, "sigma"), (4, 3))),
+    Free("sampling-nonstrict-L4-unpinned", 4, 1, (1, 3, 4), 1.0, False),
 ]
 FREE_NIGHTLY = [Free(f"sampling-free-L{L}-r{r}", L, r) for L, r in [(2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]]
 STEPS = dict(anneal=200, hold=100, polish=30, step_size=0.1, beta0=10.0, beta_f=1e4)
@@ -273,7 +297,7 @@ FREE_PARAMS = [param(c.id, c) for c in FREE_QUICK] + [param(c.id, c, nightly=Tru
 @pytest.mark.parametrize("case", FREE_PARAMS)
 def test_sampling_free_chains(case: Free, claim, dtype, device):
     nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=getattr(torch, dtype), device=device)
-    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks)
+    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks, pins=case.pins)
     ex = explore(nf, CHAINS, seed=case.L + 10 * case.r, **STEPS, **prior)
     T = ex.table
     S = T[~T.null]
@@ -284,6 +308,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
     low = S[S.energy <= e_tol]
     agree = low.kind == low.oracle
     nonstrict = low[(low.kind == "non-strict") & (low.lambda_min.abs() <= low.tau)]
+    pinned = low[low.pinned] if case.pins else low.iloc[:0]
     div = diversity(nf, ex.Z, CHAINS)
     se_s, se_0 = th.jackknife_se(div["sampled_loo"]), th.jackknife_se(div["null_loo"])
     margin = th.diversity_margin(se_s, se_0, LEVEL_CHAINS)
@@ -311,6 +336,10 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         checks["non-strict reached"] = len(nonstrict) >= 1
     elif case.expect_nonstrict is False:
         checks["no non-strict"] = len(low[low.kind != "strict"]) == 0
+    if case.pins:
+        checks["pinned chains certified non-strict"] = len(pinned) >= 1 and bool(
+            pinned.index.isin(nonstrict.index).all()
+        )
     holds = all(checks.values())
     kinds = low.kind.value_counts().to_dict()
     assert claim.verdict(
@@ -320,6 +349,13 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
             f"{len(low)} low-energy after polish (max E {S.energy.max():.2e}), kinds {kinds}, "
             f"{int(agree.sum())}/{len(low)} == oracle; {S.stratum.nunique()} strata; {len(nonstrict)} "
             f"non-strict; diversity {div['sampled']:.3g} vs null {div['null']:.2g} (margin {margin:.3g})"
+            + (
+                f"; pins {case.pins}: {len(pinned)}/{CHAINS} chains on the pinned stratum, kinds "
+                f"{pinned.kind.value_counts().to_dict()}, lambda_min in [{nonstrict.lambda_min.min():.2g}, "
+                f"{nonstrict.lambda_min.max():.2g}] within tau <= {nonstrict.tau.max():.2g}"
+                if case.pins and len(nonstrict)
+                else ""
+            )
         ),
         holds=holds,
         golden_path="n/a",
@@ -334,6 +370,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         kinds=kinds,
         strata=int(S.stratum.nunique()),
         nonstrict=len(nonstrict),
+        pinned=len(pinned),
         diversity=div["sampled"],
         diversity_null=div["null"],
         diversity_margin=margin,
@@ -392,6 +429,7 @@ def plot_free(case, ex, e_tol, div, margin, nf):
     fig.suptitle(
         f"{case.id}: L={case.L}, r={case.r}, widths {nf.widths}, {CHAINS} chains"
         + (f", norm-targeted blocks {case.norm_blocks}" if case.norm_blocks else "")
+        + (f", pins {case.pins}" if case.pins else "")
     )
     return fig
 
