@@ -121,7 +121,10 @@ FAMILY = Family(
     results=(
         (r"\[sampling-calib-", "calibrated sampler: MALA / SGLD match the closed-form p_beta"),
         (r"\[sampling-free-", "free chains reach the variety; certified kind == oracle; diversity > null"),
-        (r"\[sampling-nonstrict-", "unpinned chains: none non-strict; pinned chains certified non-strict at L = 3 and L = 4"),
+        (
+            r"\[sampling-nonstrict-",
+            "unpinned chains: none non-strict; pinned chains certified non-strict at L = 3 and L = 4",
+        ),
         (r"\[sampling-empirical-", "empirical path: chi2 law of the data error; refined points certified"),
     ),
 )
