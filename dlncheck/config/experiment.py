@@ -143,16 +143,18 @@ class Experiment:
             _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
         if not isinstance(self.init, Init):
             _fail("init", self.init, "pass a dlncheck.Init")
-        fields = {
-            "depth": check.depth("depth", self.depth),  # number of weight matrices
+        depth = check.depth("depth", self.depth)  # number of weight matrices
+        n_samples = check.integral(
+            "n_samples",
+            self.n_samples,
+            min=self.teacher.d_in,
+            why=" (n_samples >= d_in, so the inputs can be whitened)",
+        )
+        fields: dict[str, object] = {
+            "depth": depth,
             "lr": check.finite_float("lr", self.lr, positive=True),
             "steps": check.steps("steps", self.steps),
-            "n_samples": check.integral(
-                "n_samples",
-                self.n_samples,
-                min=self.teacher.d_in,
-                why=" (n_samples >= d_in, so the inputs can be whitened)",
-            ),
+            "n_samples": n_samples,
             "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
             "seed": check.seed("seed", self.seed),
             "label_noise": check.nonneg("label_noise", self.label_noise),
@@ -160,12 +162,12 @@ class Experiment:
             "device": check.device("device", self.device),
         }
         fields["batch_size"] = check.integral(
-            "batch_size", self.batch_size, min=1, max=fields["n_samples"], why=" (1 <= batch_size <= n_samples)"
+            "batch_size", self.batch_size, min=1, max=n_samples, why=" (1 <= batch_size <= n_samples)"
         )
         if isinstance(self.width, (list, tuple)):
-            fields["width"] = check.int_sequence("width", self.width, min=1)
-            if len(fields["width"]) != fields["depth"] - 1:
-                _fail("width", self.width, f"give an int or exactly depth-1 = {fields['depth'] - 1} hidden widths")
+            fields["width"] = hidden = check.int_sequence("width", self.width, min=1)
+            if len(hidden) != depth - 1:
+                _fail("width", self.width, f"give an int or exactly depth-1 = {depth - 1} hidden widths")
         else:
             fields["width"] = check.integral("width", self.width, min=1)
         for name, value in fields.items():

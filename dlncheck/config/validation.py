@@ -9,10 +9,12 @@ callers may catch either.
 
 from __future__ import annotations
 
+import math
 import numbers
 import tempfile
 import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -26,7 +28,7 @@ class InvalidArgument(ValueError, TypeError):
     """A public argument with a wrong type or value; the message names field, value and fix."""
 
 
-def fail(field: str, value, fix: str):
+def fail(field: str, value, fix: str) -> NoReturn:
     text = repr(value)
     if len(text) > 120:
         text = text[:117] + "..."
@@ -47,9 +49,10 @@ def integral(field: str, value, min: int | None = None, max: int | None = None, 
     if isinstance(value, numbers.Integral):
         out = int(value)
     else:
-        if not (np.isfinite(value) and float(value).is_integer()):
+        number = float(value)
+        if not (math.isfinite(number) and number.is_integer()):
             fail(field, value, f"pass a whole number{_range(min, max)}{why} (it is not rounded for you)")
-        out = int(value)
+        out = int(number)
     if (min is not None and out < min) or (max is not None and out > max):
         fail(field, value, f"pass an integer{_range(min, max)}{why}")
     return out

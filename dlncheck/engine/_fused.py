@@ -88,6 +88,8 @@ def advance(W, Syx, table, idx, lr, residual) -> None:
     rows, steps, B = W[0].shape[0], idx.shape[0], idx.shape[2]
     runs, dtype = 1 + idx.shape[1], W[0].dtype
     lib = _library(REALS[dtype])
+    if isinstance(lib, str):
+        raise RuntimeError(f"the fused kernel is unavailable: {lib}")
     widths = [W[0].shape[2]] + [w.shape[1] for w in W]
     lr = torch.as_tensor(lr, dtype=dtype).reshape(-1).expand(rows).contiguous()
     idx, outer = idx.contiguous(), table.padded_outer

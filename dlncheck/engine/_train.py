@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from functools import cache
+from typing import overload
 
 import numpy as np
 import torch
@@ -84,6 +85,28 @@ def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:
             f"checkpoints must lie in [0, steps={experiment.steps}] (-1 marks a skipped per-run checkpoint)"
         )
     return table
+
+
+@overload
+def train(
+    spec: Experiment,
+    checkpoints=None,
+    loss_every: int = 1,
+    progress: bool = False,
+    backend: str = "auto",
+    memory_budget=None,
+) -> Trajectory: ...
+
+
+@overload
+def train(
+    spec: Ensemble,
+    checkpoints=None,
+    loss_every: int = 1,
+    progress: bool = False,
+    backend: str = "auto",
+    memory_budget=None,
+) -> EnsembleTrajectory: ...
 
 
 def train(
@@ -212,12 +235,12 @@ def _advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
 
 def _checkpoint_events(tables: list[torch.Tensor], runs: int):
     """Sorted unique checkpoint steps, and per step a list of (config, runs, checkpoint indices)."""
-    hits = []
+    parts = []
     for c, table in enumerate(tables):
         per_run = (table if table.ndim == 2 else table.expand(runs, -1)).numpy()
         r, k = np.nonzero(per_run >= 0)
-        hits.append(np.stack([per_run[r, k], np.full_like(r, c), r, k], axis=1))
-    hits = np.concatenate(hits)
+        parts.append(np.stack([per_run[r, k], np.full_like(r, c), r, k], axis=1))
+    hits = np.concatenate(parts)
     hits = hits[np.lexsort((hits[:, 1], hits[:, 0]))]  # by step, then config
     steps, first = np.unique(hits[:, 0], return_index=True)
     events = []

@@ -3,7 +3,9 @@ conversion to and from named arrays) and EnsembleTrajectory (one Trajectory per 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -51,7 +53,9 @@ class Trajectory:
     def relative_movement(self) -> torch.Tensor:
         """(R, K): ||theta_k - theta_0|| / ||theta_0|| over all layers (lazy regime: << 1)."""
         theta0 = torch.cat([w.flatten() for w in self.initial_weights])
-        moved = sum((w - w0).pow(2).sum((-2, -1)) for w, w0 in zip(self.weights, self.initial_weights))
+        moved = cast(
+            torch.Tensor, sum((w - w0).pow(2).sum((-2, -1)) for w, w0 in zip(self.weights, self.initial_weights))
+        )
         return moved.sqrt() / theta0.norm()
 
     def to_frame(self) -> pd.DataFrame:
@@ -81,16 +85,16 @@ class Trajectory:
         """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
         check.decoded_trajectory(arrays, experiment, prefix)  # shapes and finiteness, else recompute
 
-        def t(name):
+        def t(name: str) -> torch.Tensor:
             return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)
 
         L = experiment.depth
         return cls(
             experiment,
-            *(t(name) for name in ARRAY_FIELDS),
-            [t(f"weights_{l}") for l in range(L)],
-            [t(f"initial_{l}") for l in range(L)],
-            float(arrays[prefix + "loss_offset"]),
+            **{name: t(name) for name in ARRAY_FIELDS},
+            weights=[t(f"weights_{l}") for l in range(L)],
+            initial_weights=[t(f"initial_{l}") for l in range(L)],
+            loss_offset=float(arrays[prefix + "loss_offset"]),
         )
 
 
@@ -108,7 +112,7 @@ class EnsembleTrajectory:
     def __getitem__(self, i: int) -> Trajectory:
         return self.trajectories[i]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Trajectory]:
         return iter(self.trajectories)
 
     @property

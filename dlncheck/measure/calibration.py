@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import numpy as np
 import pandas as pd
@@ -143,15 +143,16 @@ def noisy_matrices(
         for sigma in levels:
             _check_nonneg("levels (sigma)", sigma)
         Z = torch.randn(M.shape, generator=generator, dtype=torch.float64).to(M.device, dtype)
-        sigma = torch.tensor(levels, dtype=dtype, device=M.device).view(-1, 1, 1, 1)
-        return M.to(dtype) + sigma * Z
-    return torch.stack([proxy_matrices(M, n, label_noise, generator, dtype) for n in levels])
+        sigmas = torch.tensor(levels, dtype=dtype, device=M.device).view(-1, 1, 1, 1)
+        return M.to(dtype) + sigmas * Z
+    # proxy levels are sample counts: whitened_inputs refuses one that is not an int
+    return torch.stack([proxy_matrices(M, cast(int, n), label_noise, generator, dtype) for n in levels])
 
 
 def effective_sigma(model: str, levels: Sequence[float], label_noise: float = 0.0) -> np.ndarray:
     """Entry-wise noise std of A - M: sigma (gaussian) or label_noise / sqrt(n) (proxy)."""
-    levels = np.asarray(levels, dtype=float)
-    return levels if model == "gaussian" else label_noise / np.sqrt(levels)
+    values = np.asarray(levels, dtype=float)
+    return values if model == "gaussian" else label_noise / np.sqrt(values)
 
 
 # --------------------------------------------------------------------------- sweep
@@ -312,9 +313,8 @@ def plateau_table(
     P(r_eps = r) for eps <= FAR_BELOW_ROUNDOFF x roundoff floor (nan if no such grid eps).
     """
     rows = []
-    for (model, dtype_name, lvl, sigma), part in summary.groupby(
-        ["noise_model", "dtype", "noise_level", "sigma_eff"], sort=False
-    ):
+    for key, part in summary.groupby(["noise_model", "dtype", "noise_level", "sigma_eff"], sort=False):
+        model, dtype_name, lvl, sigma = cast(tuple[str, str, float, float], key)
         part = part.sort_values("eps")
         eps, rate = part["eps"].to_numpy(), part["recovery_rate"].to_numpy()
         theory = theory_table(s, m, n, sigma, getattr(torch, dtype_name), floor_margin, ceiling_margin).iloc[0]

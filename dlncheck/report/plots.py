@@ -6,6 +6,7 @@ All figures use the non-interactive Agg backend; ``claim.figure`` saves and clos
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -16,7 +17,10 @@ from matplotlib.ticker import NullLocator
 
 from dlncheck.store import atomic
 
-STYLE = {
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType  # matplotlib >= 3.10
+
+STYLE: dict[RcKeyType, Any] = {
     "figure.dpi": 150,
     "savefig.dpi": 150,
     "svg.fonttype": "none",
@@ -218,7 +222,7 @@ def _share_mathtext_parses(max_entries: int = 4096) -> None:
             shared[key] = parse(self, s, dpi, prop, antialiased, load_glyph_flags)
         return shared[key]
 
-    MathTextParser._parse_cached = parse_cached
+    MathTextParser._parse_cached = parse_cached  # type: ignore[attr-defined]  # a private method, replaced
 
 
 MATPLOTLIB_PARSE_CACHED = None  # matplotlib's own per-parser cache (the benchmark's baseline restores it)

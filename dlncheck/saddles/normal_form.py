@@ -73,6 +73,8 @@ class NormalForm:
         self.P_S = self.U_S @ self.U_S.mT
         self.signal = self.U_S.mT @ M  # (r, d_0): the first layer's signal rows
         self.sigma = M.mT @ self.U_Q  # Sigma_XY U_Q with Sigma_XY = M^T
+        self.X: torch.Tensor | None = None  # the data of an empirical normal form (from_data)
+        self.Y: torch.Tensor | None = None
         d = widths
         self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
 
@@ -97,7 +99,7 @@ class NormalForm:
 
     def batch_sigma(self, idx: torch.Tensor) -> torch.Tensor:
         """Minibatch estimate X_B Y_B^T / |B| U_Q of sigma (empirical normal forms only)."""
-        if not hasattr(self, "X"):
+        if self.X is None or self.Y is None:
             raise ValueError("batch_sigma needs data: build the normal form with NormalForm.from_data(X, Y, S, widths)")
         XB, YB = self.X[:, idx], self.Y[:, idx]
         return XB @ YB.mT / XB.shape[1] @ self.U_Q
@@ -187,7 +189,9 @@ class NormalForm:
     def mu(self, Z: Blocks) -> torch.Tensor:
         """Fiber map mu(Z) = Z_L ... Z_1, shape (..., d_L - r, d_0)."""
         self.check(Z)
-        return chain_product(Z)
+        mu = chain_product(Z)
+        assert mu is not None  # check: L >= 2 blocks
+        return mu
 
     def dmu(self, Z: Blocks, l: int, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """Cyclic map dmu_l = Z_{l-1}...Z_1 sigma Z_L...Z_{l+1} (l 1-based), shape (..., d_{l-1} - r, d_l - r)."""

@@ -29,7 +29,7 @@ def _check_finite(A: torch.Tensor, name: str) -> None:
     check.matrix(name, A)
 
 
-def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
+def _check_eps(eps: float | Sequence[float] | torch.Tensor) -> None:
     if not torch.is_tensor(eps) and not isinstance(eps, (list, tuple)):
         check.finite_float("eps", eps)
     e = torch.as_tensor(eps, dtype=torch.float64)
@@ -37,7 +37,6 @@ def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
         raise ValueError(
             f"eps must lie in (0, 1), got {eps}; it is a relative threshold sigma_m > eps * sigma_1 (e.g. eps=1e-5)"
         )
-    return eps
 
 
 def _check_chain(weights: Weights) -> None:
@@ -99,7 +98,9 @@ def prefix_suffix_products(weights: Weights) -> tuple[list[torch.Tensor], list[t
 def end_to_end(weights: Weights) -> torch.Tensor:
     """The network map W = W_L ... W_1, batched."""
     _check_chain(weights)
-    return chain_product(weights)
+    W = chain_product(weights)
+    assert W is not None  # check.layers refuses an empty chain
+    return W
 
 
 # ------------------------------------------------------------------ singular values
@@ -157,7 +158,7 @@ def numerical_rank(
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
-def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
+def singular_gap(svals: torch.Tensor, r: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
     """Gap sigma_r / sigma_{r+1} at rank r (protocol 1.1, step 2.3), sigma 1-based.
 
     Boundary convention: sigma_0 = +inf and sigma_{k+1} = 0 (k = min(m, n)), and x / 0 =

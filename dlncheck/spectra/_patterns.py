@@ -13,6 +13,7 @@ spectra, step 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 
@@ -53,6 +54,18 @@ def rank_pattern(weights: Weights, eps: float | torch.Tensor, atol: float | torc
     svals = product_singular_values(weights)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     return pattern_from_products(ranks, len(weights))
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: Literal[False] = False) -> torch.Tensor: ...
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: Literal[True]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def multiplicity_pattern(

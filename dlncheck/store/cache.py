@@ -29,7 +29,9 @@ import time
 import warnings
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
@@ -44,6 +46,7 @@ from dlncheck.measure.analysis import Analysis, analyze
 from dlncheck.store import _format as cache_format
 from dlncheck.store.atomic import atomic_path, write_json
 
+T = TypeVar("T")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
 #: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
 #: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
@@ -96,7 +99,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
     """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **cast(dict[str, Any], arrays))  # names are array names, never savez's own keywords
         return _sha256(tmp)
 
 
@@ -115,7 +118,7 @@ class TrajectoryCache:
         if memory_limit is None:
             memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
         self.memory_limit = check.finite_float("memory_limit", memory_limit, positive=True)
-        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._memory: OrderedDict[str, Any] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self.min_seconds_per_mb = min_seconds_per_mb
         # where each request was served from; "memory_only": computed entries not worth storing
@@ -236,7 +239,15 @@ class TrajectoryCache:
         key = self.key(kind, experiment, kwargs)
         return key in self._memory or (self.root is not None and all(p.exists() for p in self._paths(kind, key)))
 
-    def _get(self, kind, experiment, kwargs, compute, encode, decode):
+    def _get(
+        self,
+        kind: str,
+        experiment: Experiment,
+        kwargs: dict,
+        compute: Callable[[], T],
+        encode: Callable[[T], tuple[dict[str, np.ndarray], dict]],
+        decode: Callable[[dict[str, np.ndarray], dict], T],
+    ) -> T:
         key = self.key(kind, experiment, kwargs)
         value = self._recall(key)
         if value is not None:
@@ -251,7 +262,7 @@ class TrajectoryCache:
         self._remember(key, value)
         return value
 
-    def _recall(self, key: str):
+    def _recall(self, key: str) -> Any:
         """The in-memory value (marked most recently used), or None."""
         if key not in self._memory:
             return None
@@ -287,6 +298,8 @@ class TrajectoryCache:
             )
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        if self.root is None:
+            raise ValueError("this cache has no disk root (root=None): it keeps entries in memory only")
         return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"
 
     def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:

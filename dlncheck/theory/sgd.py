@@ -250,13 +250,13 @@ def gd_path_drift(
 
 def gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
     """W_l <- W_l - lr A_l^T (W - M) P_l^T for all layers at once (whitened full batch)."""
-    P = [None] * len(W)
+    P = []
     acc = torch.eye(W[0].shape[-1], dtype=W[0].dtype)
-    for l, w in enumerate(W):
-        P[l] = acc
+    for w in W:
+        P.append(acc)
         acc = w @ acc
     back = acc - M
-    new = [None] * len(W)
+    new = list(W)  # every layer is replaced below
     for l in reversed(range(len(W))):
         new[l] = W[l] - lr * back @ P[l].mT
         back = W[l].mT @ back
