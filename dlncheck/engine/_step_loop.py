@@ -25,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dlncheck.config.data import init_weights, make_problem
-from dlncheck.config.experiment import Ensemble
+from dlncheck.config.ensemble import Ensemble
 from dlncheck.engine._batches import BatchOrders, MomentTable
 from dlncheck.engine._checkpoints import checkpoint_events
 from dlncheck.engine._divergence import CHECK_ELEMENTS, DIVERGENCE_FACTOR, DIVERGENCE_WINDOW, check_divergence

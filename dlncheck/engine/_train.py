@@ -14,7 +14,8 @@ from typing import overload
 import torch
 
 from dlncheck.config import validation as check
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import _fused as fused
 from dlncheck.engine._batches import batch_indices  # noqa: F401  (public for references)

@@ -12,7 +12,8 @@ import pandas as pd
 import torch
 
 from dlncheck.config import validation as check
-from dlncheck.config.experiment import Ensemble, Experiment, Teacher
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment, Teacher
 
 ARRAY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
 
@@ -83,7 +84,7 @@ class Trajectory:
     @classmethod
     def from_arrays(cls, arrays, experiment: Experiment, prefix: str = "") -> Trajectory:
         """Inverse of :meth:`to_arrays` (tensors on experiment.device)."""
-        check.decoded_trajectory(arrays, experiment, prefix)  # shapes and finiteness, else recompute
+        check_decoded(arrays, experiment, prefix)  # shapes and finiteness, else recompute
 
         def t(name: str) -> torch.Tensor:
             return torch.from_numpy(np.asarray(arrays[prefix + name])).to(experiment.device)
@@ -130,3 +131,29 @@ class EnsembleTrajectory:
                 "time": [lr * s for lr, s in zip(e.lrs, e.steps)],
             }
         )
+
+
+def check_decoded(arrays, experiment, prefix: str = "") -> None:
+    """Check cached trajectory arrays against ``experiment`` (raise InvalidArgument otherwise):
+    weights_l (R, K, d_l, d_{l-1}), initial_l (d_l, d_{l-1}), loss (R, T); loss, initial weights
+    and every stored checkpoint (checkpoint step >= 0) finite."""
+
+    def get(name):
+        return arrays[prefix + name]
+
+    R, widths = experiment.runs, experiment.widths
+    loss, table = get("loss"), get("checkpoint_steps")
+    if loss.ndim != 2 or loss.shape[0] != R or not np.isfinite(loss).all():
+        check.fail(f"{prefix}loss", loss.shape, f"a cached loss is a finite ({R}, T) array; delete the entry")
+    stored = np.broadcast_to(table >= 0, (R, table.shape[-1]))
+    for l in range(experiment.depth):
+        shape = (widths[l + 1], widths[l])
+        w, w0 = get(f"weights_{l}"), get(f"initial_{l}")
+        if w.shape != (R, table.shape[-1], *shape) or w0.shape != shape:
+            check.fail(
+                f"{prefix}weights_{l}",
+                w.shape,
+                f"expected ({R}, {table.shape[-1]}, {shape[0]}, {shape[1]}) for this experiment; delete the entry",
+            )
+        if not (np.isfinite(w0).all() and np.isfinite(w[stored]).all()):
+            check.fail(f"{prefix}weights_{l}", "non-finite", "cached weights must be finite; delete the entry")

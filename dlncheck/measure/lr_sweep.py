@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlncheck import engine
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import Trajectory
 
 LR_FRACTIONS = (1.0, 0.5, 0.25, 0.125)

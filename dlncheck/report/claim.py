@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlncheck.report.plots import save_figure
+from dlncheck.report.figure_files import save_figure
 from dlncheck.store import atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

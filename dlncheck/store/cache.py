@@ -8,16 +8,9 @@ layout and the npz's SHA-256); both are written to a temp file and moved into pl
 os.replace, so concurrent pytest-xdist workers and interrupted runs never expose a partial entry.
 An entry that fails to load or verify is recomputed with a warning.
 
-Only entries worth their disk space are written (:func:`worth_storing`): an entry must have
-cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
-and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
-checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
-(README, "Cache").
-In memory, entries are kept least-recently-used up to ``memory_limit`` bytes
-(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB) when there is a root: a nightly worker
-that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running
-two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed cheaply.
-Without a root (``--no-cache``) memory is the only store and nothing is evicted.
+Only entries worth their disk space are written, and memory holds entries least-recently-used
+up to a byte limit when there is a root (:mod:`dlncheck.store.policy`). Without a root
+(``--no-cache``) memory is the only store and nothing is evicted.
 """
 
 from __future__ import annotations
@@ -38,48 +31,18 @@ import torch
 
 from dlncheck._version import __version__
 from dlncheck.config import validation as check
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import ENGINE_VERSION, train
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
 from dlncheck.measure.analysis import Analysis, analyze
 from dlncheck.store import _format as cache_format
-from dlncheck.store.atomic import atomic_path, write_json
+from dlncheck.store.atomic import atomic_path, stale_temporaries, write_json
+from dlncheck.store.policy import MEMORY_LIMIT_GB, MIN_SECONDS_PER_MB, nbytes, worth_storing
 
 T = TypeVar("T")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
-#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
-#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
-#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
-MIN_SECONDS_PER_MB = 0.05
-#: entries up to this size are always stored (reading them costs milliseconds)
-ALWAYS_STORE_MB = 1.0
-
-
-def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
-    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
-    small, or at least ``min_seconds_per_mb`` of compute per MB."""
-    megabytes = size_bytes / 1e6
-    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
-
-
-MEMORY_LIMIT_GB = 2.0
-
-
-def nbytes(value, depth: int = 3) -> int:
-    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
-    if isinstance(value, torch.Tensor):
-        return value.element_size() * value.nelement()
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if depth == 0:
-        return 0
-    if isinstance(value, dict):
-        return sum(nbytes(v, depth - 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes(v, depth - 1) for v in value)
-    fields = getattr(value, "__dict__", None)
-    return nbytes(fields, depth - 1) if fields else 0
 
 
 def _plain(value):
@@ -124,7 +87,7 @@ class TrajectoryCache:
         # where each request was served from; "memory_only": computed entries not worth storing
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
         if self.root is not None and self.root.is_dir():
-            check.stale_temporaries(self.root)  # left by a killed writer
+            stale_temporaries(self.root)  # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {

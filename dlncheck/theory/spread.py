@@ -63,7 +63,7 @@ import torch
 from scipy.stats import chi2
 
 from dlncheck.spectra import prefix_suffix_products
-from dlncheck.theory.sgd import gd_step
+from dlncheck.theory.sgd_drift import gd_step
 from dlncheck.theory.spread_pair import epoch_pair_covariance, pair_matrix
 
 CHUNK = 2**22  # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
