@@ -18,8 +18,8 @@ from typing import Literal, overload
 import torch
 
 from dlncheck.config import validation as check
-from dlncheck.spectra._core import (
-    Weights,
+from dlncheck.spectra._products import Weights
+from dlncheck.spectra._ranks import (
     numerical_rank_from_svals,
     product_singular_values,
     singular_gap,
