@@ -18,12 +18,21 @@ class Ensemble:
     """Configs that share one Experiment's teacher, data, depth, widths, batch size, sample
     count, SGD runs, data seed, dtype and device, and differ in their init (and learning rate).
 
-    ``Ensemble(experiment, inits=[Init, ...], lrs=None, same_time=True)``: config i has init
-    ``inits[i]`` and lr ``lrs[i]`` (one lr per config, zipped with the inits; ``lrs=None``: every
-    config uses experiment.lr; :meth:`grid` crosses inits x lrs). With ``same_time`` config i
-    trains for steps_i = round(T / lr_i) steps, T = experiment.lr * experiment.steps, so every
-    config covers the same time t = lr * step; otherwise every config trains experiment.steps.
-    ``train(ensemble)`` steps all (config, run) pairs in one batched program.
+    Config i has init ``inits[i]`` and lr ``lrs[i]`` (:meth:`grid` crosses inits x lrs). With
+    ``same_time`` it trains steps_i = round(T / lr_i) steps, T = experiment.lr * experiment.steps,
+    so every config covers the same time t = lr * step. ``train(ensemble)`` steps all
+    (config, run) pairs in one batched program; ``ensemble.experiment(i)`` is config i alone.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        The shared settings (its init and lr are replaced per config).
+    inits : sequence of Init
+        One init per config (non-empty).
+    lrs : sequence of float, optional
+        One lr per config, zipped with ``inits``; None: every config uses experiment.lr.
+    same_time : bool, default True
+        Train every config to the same time T (else every config trains experiment.steps).
     """
 
     base: Experiment

@@ -35,9 +35,17 @@ def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
 class Teacher:
     """Teacher M = U diag(s) V^T (d_out x d_in) with seeded Haar-random orthogonal U, V.
 
-    ``singular_values`` lists the non-zero values (descending); ``s`` pads them with zeros to
-    min(d_out, d_in). kind: "degenerate" if a non-zero value repeats, else "fullrank" if
-    rank == min(d_out, d_in), else "lowrank".
+    ``s`` pads ``singular_values`` with zeros to min(d_out, d_in). kind: "degenerate" if a
+    non-zero value repeats, else "fullrank" if rank == min(d_out, d_in), else "lowrank".
+
+    Parameters
+    ----------
+    d_out, d_in : int
+        Output and input dimensions (M is d_out x d_in).
+    singular_values : tuple of float
+        The non-zero singular values, descending, at most min(d_out, d_in) of them.
+    seed : int, default 0
+        Seed of U and V (Haar-random: QR of a Gaussian with the sign fix, Mezzadri 2007).
     """
 
     d_out: int
@@ -103,6 +111,15 @@ class Init:
       (W_{l+1}^T W_{l+1} = W_l W_l^T), every layer's non-zero singular values equal ``scale``.
     - ``gaussian``: iid N(0, scale^2) entries.
     - ``lecun``: iid N(0, scale^2 / fan_in) entries (variance ~ 1/fan_in, the NTK-style init).
+
+    Parameters
+    ----------
+    kind : {"aligned", "balanced", "gaussian", "lecun"}
+        The construction above.
+    scale : float
+        Its scale (>= 0): the layers' singular values, or the entries' standard deviation.
+    seed : int, default 0
+        Seed of the random frames or entries (independent of the data seed).
     """
 
     kind: str
@@ -119,9 +136,38 @@ class Init:
 class Experiment:
     """One GD run (run 0) and ``sgd_runs`` SGD runs (runs 1..S) from the same initial weights.
 
-    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on ``n_samples`` whitened inputs;
-    step size ``lr``; SGD batches of ``batch_size`` drawn without replacement, reshuffled
-    every epoch. ``width``: int (all hidden layers) or tuple of the depth-1 hidden widths.
+    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on n whitened inputs (X X^T / n = I) with
+    labels y_k = M x_k (+ label noise); each step W_l <- W_l - lr dL/dW_l on the full data (GD)
+    or on a batch (SGD).
+
+    Parameters
+    ----------
+    teacher : Teacher
+        The target map M.
+    depth : int
+        Number of weight matrices L (1 <= L <= 128).
+    width : int or tuple of int
+        Every hidden width, or the depth - 1 hidden widths d_1..d_{L-1}.
+    init : Init
+        The initial weights (shared by all runs).
+    lr : float
+        Step size (> 0).
+    steps : int
+        Number of steps; time t = lr * step.
+    batch_size : int
+        SGD batch size B (1 <= B <= n_samples), drawn without replacement, reshuffled every epoch.
+    n_samples : int
+        Number of samples n (>= d_in, so the inputs can be whitened).
+    sgd_runs : int
+        Number of SGD runs S (>= 0); each has its own batch order, seeded by (seed, run).
+    seed : int, default 0
+        Seed of the data and the batch orders.
+    label_noise : float, default 0.0
+        Standard deviation of Gaussian noise added to the labels (fixed with the data set).
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the weights and data.
+    device : str, default "cpu"
+        "cpu" or "cuda" ("cuda:i").
     """
 
     teacher: Teacher

@@ -5,11 +5,16 @@ loop stores weights (per step: the configs, runs and checkpoint indices it reach
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import torch
 
 from dlncheck.config import validation as check
 from dlncheck.config.experiment import Experiment
+
+#: one config's ``train(checkpoints=...)``: None, a count, a list of steps or an (R, K) table
+CheckpointSpec = int | Sequence[int] | np.ndarray | torch.Tensor | None
 
 
 def checkpoint_grid(steps: int, count: int) -> torch.Tensor:

@@ -19,7 +19,7 @@ from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import _fused as fused
 from dlncheck.engine._batches import batch_indices  # noqa: F401  (public for references)
-from dlncheck.engine._checkpoints import checkpoint_table
+from dlncheck.engine._checkpoints import CheckpointSpec, checkpoint_table
 from dlncheck.engine._step_loop import step_loop
 from dlncheck.engine._torch_path import advance_torch
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
@@ -32,44 +32,70 @@ BACKENDS = ("auto", "torch", "fused")
 @overload
 def train(
     spec: Experiment,
-    checkpoints=None,
+    checkpoints: CheckpointSpec = None,
     loss_every: int = 1,
     progress: bool = False,
     backend: str = "auto",
-    memory_budget=None,
+    memory_budget: int | str | None = None,
 ) -> Trajectory: ...
 
 
 @overload
 def train(
     spec: Ensemble,
-    checkpoints=None,
+    checkpoints: CheckpointSpec | dict[int, CheckpointSpec] = None,
     loss_every: int = 1,
     progress: bool = False,
     backend: str = "auto",
-    memory_budget=None,
+    memory_budget: int | str | None = None,
 ) -> EnsembleTrajectory: ...
 
 
 def train(
     spec: Experiment | Ensemble,
-    checkpoints=None,
+    checkpoints: CheckpointSpec | dict[int, CheckpointSpec] = None,
     loss_every: int = 1,
     progress: bool = False,
     backend: str = "auto",
-    memory_budget=None,
+    memory_budget: int | str | None = None,
 ) -> Trajectory | EnsembleTrajectory:
-    """Train GD (run 0) and the SGD runs of an Experiment (-> Trajectory), or of every config of
-    an Ensemble in one program (-> EnsembleTrajectory, ``et[i]`` = train(ensemble.experiment(i))).
+    """Train GD (run 0) and the SGD runs of an Experiment, or of every config of an Ensemble in
+    one batched program. Each step is W_l <- W_l - lr dL/dW_l on the full-data (GD) or minibatch
+    (SGD) loss 0.5 ||W_L...W_1 X - Y||_F^2 / n (:mod:`dlncheck.engine._step_loop`).
 
-    checkpoints: None (steps 0 and last), a count (log-spaced grid with 0 and last), a list of
-    steps, or an (R, K) table of per-run steps (-1 = skip); for an Ensemble it applies to every
-    config (a count gives each config its own grid over its steps), or give a dict
-    {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
-    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), or "auto" (fused on
-    CPU when it builds, else torch). memory_budget: bytes (or '4G') the run may hold, see
-    :mod:`dlncheck.engine.budget`; a larger request is refused before any work, except that an
-    Ensemble over the budget trains as programs of half its configs (same trajectories).
+    Parameters
+    ----------
+    spec : Experiment or Ensemble
+        What to train: one config, or configs sharing data and settings (differing in init and lr).
+    checkpoints : None, int, list of int, (R, K) array or dict, optional
+        Steps at which the weights are kept. None: steps 0 and last; a count: a log-spaced grid
+        with 0 and last (per config, over its own steps); a list of steps; an (R, K) table of
+        per-run steps (-1 = skip). For an Ensemble also ``{config index: one of these}``.
+    loss_every : int, default 1
+        Record the full-data loss every ``loss_every`` steps (and at the last).
+    progress : bool, default False
+        Show a progress bar.
+    backend : {"auto", "torch", "fused"}, default "auto"
+        "torch": the reference path; "fused": the C kernel (CPU only, equal to 1e-12); "auto":
+        fused on the CPU when it builds, else torch.
+    memory_budget : int or str, optional
+        Bytes (or e.g. "4G") the run may hold (:mod:`dlncheck.engine.budget`). A larger request is
+        refused before any work, except that an Ensemble trains as programs of half its configs.
+
+    Returns
+    -------
+    Trajectory or EnsembleTrajectory
+        A Trajectory for an Experiment; for an Ensemble, ``et[i]`` equals
+        ``train(ensemble.experiment(i))``.
+
+    Raises
+    ------
+    TrainingDiverged
+        A run's loss turned non-finite or exceeded 1e6 x max(initial loss, 1).
+    MemoryBudgetExceeded
+        The estimate exceeds ``memory_budget`` (for an Ensemble: even for a single config).
+    InvalidArgument
+        An argument of the wrong type or value; the message names the fix.
     """
     if not isinstance(spec, (Ensemble, Experiment)):
         check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")

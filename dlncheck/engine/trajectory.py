@@ -20,12 +20,25 @@ ARRAY_FIELDS = ("steps", "times", "loss", "checkpoint_steps")
 
 @dataclass
 class Trajectory:
-    """Losses of every run at ``steps`` and weights at ``checkpoint_steps``.
+    """Losses of every run at ``steps`` and weights at ``checkpoint_steps``: what
+    ``train(experiment)`` returns. Run 0 is GD, runs 1..S are SGD; time is t = lr * step.
 
-    checkpoint_steps is (K,) (shared by all runs) or (R, K) (per run; -1 = not reached, the
-    weights there are NaN). weights: list of L tensors (R, K, d_l, d_{l-1}). Time is
-    t = lr * step (``times`` for the losses, ``checkpoint_times`` for the weights); the full-data
-    loss is 0.5 ||W - Syx||_F^2 + ``loss_offset`` (0 without label noise).
+    Parameters
+    ----------
+    experiment : Experiment
+        What was trained.
+    steps, times : (T,) tensor
+        The steps at which the loss was recorded, and their times lr * step.
+    loss : (R, T) tensor
+        Full-data loss 0.5 ||W - Syx||_F^2 + loss_offset of every run at ``steps``.
+    checkpoint_steps : (K,) or (R, K) tensor
+        Checkpoint steps, shared by all runs or per run (-1 = not reached: the weights there are NaN).
+    weights : list of L tensors (R, K, d_l, d_{l-1})
+        Every run's layers at its checkpoints (``checkpoint_times`` gives their times).
+    initial_weights : list of L tensors (d_l, d_{l-1})
+        The shared initial layers.
+    loss_offset : float, default 0.0
+        The part of the loss no W can remove: 0.5 (||Y||^2 / n - ||Syx||^2) (0 without label noise).
     """
 
     experiment: Experiment
@@ -101,8 +114,18 @@ class Trajectory:
 
 @dataclass
 class EnsembleTrajectory:
-    """One Trajectory per config of ``ensemble``: ``et[i]`` is what train(ensemble.experiment(i))
-    returns; ``et.configs`` is a DataFrame with one row per config."""
+    """One Trajectory per config of ``ensemble``: what ``train(ensemble)`` returns.
+
+    ``et[i]`` is what train(ensemble.experiment(i)) returns; iterating gives the configs in
+    order; ``et.configs`` is a DataFrame with one row per config.
+
+    Parameters
+    ----------
+    ensemble : Ensemble
+        What was trained.
+    trajectories : list of Trajectory
+        One per config, in the ensemble's order.
+    """
 
     ensemble: Ensemble
     trajectories: list[Trajectory]

@@ -35,11 +35,23 @@ Blocks = Sequence[torch.Tensor]
 class NormalForm:
     """Normal form of the stratum (M, S) for a DLN of widths d_0..d_L (see module docstring).
 
+    W_1 = [U_S^T M ; Z_1], W_l = diag(I_r, Z_l) (1 < l < L), W_L = [U_S, U_Q Z_L], so that
+    W_L...W_1 = P_S M + U_Q mu(Z); E(Z) = 0.5 ||mu||^2 + 0.5 sum_l ||dmu_l||^2 is zero exactly on the
+    critical points of the stratum (protocol section 2). :meth:`from_data` builds the empirical
+    normal form of a data set (then ``X``, ``Y`` hold it; None otherwise).
+
     Parameters
     ----------
-    M : (d_L, d_0) tensor, the teacher (population regression matrix).
-    S : learned singular directions, 0-based indices into the descending singular values.
-    widths : d_0, d_1, ..., d_L with d_0, d_L matching M and every hidden width >= r.
+    M : (d_L, d_0) tensor or nested list
+        The teacher (population regression matrix).
+    S : sequence of int
+        Learned singular directions: distinct 0-based indices into the descending singular values.
+    widths : sequence of int
+        d_0, d_1, ..., d_L (depth L >= 2) with d_0, d_L matching M and every width >= r = len(S).
+    dtype : torch.dtype, default torch.float64
+        Precision of M and every derived block.
+    device : str or torch.device, optional
+        Where M and the blocks live.
     """
 
     def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):

@@ -3,20 +3,23 @@ gaps, multiplicities and log spectra are computed.
 
 ``_products``: the product chain, partial products, prefix and suffix products. ``_ranks``:
 singular values, numerical rank (one floor convention), gaps, effective rank and participation
-ratio. ``_patterns``: the same quantities over all partial products P_ij as (..., L, L) arrays.
+ratio. ``_patterns``: ranks, multiplicities and gaps over all partial products P_ij as
+(..., L, L) arrays. ``_log_spectra``: top-K log singular values of a matrix and of every P_ij.
 Protocol sections 1.1-1.3.
 """
 
 from __future__ import annotations
 
-from dlncheck.spectra._patterns import (
-    GAP_THRESHOLD,
+from dlncheck.spectra._log_spectra import (
     LogSpectra,
-    RankPatterns,
     log_spectra,
     log_spectra_from_svals,
     log_spectrum,
     log_spectrum_from_svals,
+)
+from dlncheck.spectra._patterns import (
+    GAP_THRESHOLD,
+    RankPatterns,
     multiplicity_pattern,
     pattern_from_products,
     rank_pattern,

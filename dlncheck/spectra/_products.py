@@ -34,6 +34,16 @@ def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
 
     The empty chain stands for an identity whose size the caller knows (the saddle normal
     form multiplies residual blocks of varying ranges); no shape checks, any batch axes.
+
+    Parameters
+    ----------
+    mats : sequence of tensors (..., d_l, d_{l-1})
+        The factors, first applied first.
+
+    Returns
+    -------
+    tensor (..., d_last, d_0) or None
+        The product, or None for an empty chain.
     """
     out = None
     for A in mats:
@@ -46,6 +56,15 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
 
     Built by extending each prefix one layer at a time, P_{i,j} = W_j P_{i,j-1}, so the
     L(L+1)/2 products cost L(L-1)/2 batched matmuls (protocol 1.1, step 2).
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L, finite, composing (batched over leading axes).
+
+    Returns
+    -------
+    dict of (i, j) -> tensor (..., d_j, d_{i-1})
     """
     _check_chain(weights)
     L = len(weights)
@@ -61,7 +80,20 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
 
 def prefix_suffix_products(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """P[l] = W_{l-1}...W_1 (P[0] = I) and A[l] = W_L...W_{l+1} (A[L-1] = I), 0-based layers,
-    batched over leading axes: the factors of dW/dW_l = A_l^T (.) P_l^T."""
+    batched over leading axes: the factors of dW/dW_l = A_l^T (.) P_l^T.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L (not checked: the callers' own products).
+
+    Returns
+    -------
+    P : list of L + 1 tensors
+        Prefix products from the input side, P[L] = W_L...W_1.
+    A : list of L tensors
+        Suffix products from the output side.
+    """
     W = list(weights)
     P = [torch.eye(W[0].shape[-1], dtype=W[0].dtype, device=W[0].device)]
     for w in W:
@@ -73,7 +105,17 @@ def prefix_suffix_products(weights: Weights) -> tuple[list[torch.Tensor], list[t
 
 
 def end_to_end(weights: Weights) -> torch.Tensor:
-    """The network map W = W_L ... W_1, batched."""
+    """The network map W = W_L ... W_1, batched.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L, finite and composing (checked).
+
+    Returns
+    -------
+    tensor (..., d_L, d_0)
+    """
     _check_chain(weights)
     W = chain_product(weights)
     assert W is not None  # check.layers refuses an empty chain

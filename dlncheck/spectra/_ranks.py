@@ -40,7 +40,17 @@ def _check_eps(eps: float | Sequence[float] | torch.Tensor) -> None:
 
 # ------------------------------------------------------------------ singular values
 def singular_values(A: torch.Tensor) -> torch.Tensor:
-    """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals."""
+    """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals.
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+        A finite floating-point matrix, batched over leading axes.
+
+    Returns
+    -------
+    tensor (..., min(m, n))
+    """
     _check_finite(A, "A")
     return torch.linalg.svdvals(A)
 
@@ -49,6 +59,16 @@ def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Ten
     """Singular values of every partial product P_ij, keyed (i, j) 1-based.
 
     Products with the same shape are stacked and decomposed in one batched svdvals call.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L.
+
+    Returns
+    -------
+    dict of (i, j) -> tensor (..., min(d_j, d_{i-1}))
+        Descending singular values of P_ij = W_j ... W_i.
     """
     products = partial_products(weights)
     by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = {}
@@ -66,11 +86,23 @@ def numerical_rank_from_svals(
 ) -> torch.Tensor:
     """r_eps = #{m : sigma_m > max(eps * sigma_1, atol)} (protocol 1.2), int64, batched.
 
-    ``eps`` may be a float or a tensor broadcasting against ``svals[..., 0]`` (an eps grid
-    as a new leading axis); ``atol`` likewise (e.g. ``eps_grid * s_1`` beside an eps grid).
-    ``atol`` is the absolute floor: the relative rank is scale invariant, so from a tiny
-    initialisation it reports the spectral *shape* of the initial weights; ``atol`` (e.g.
-    eps * s_1 of the teacher) makes "rank starts at 0" testable. The zero matrix has rank 0.
+    The relative rank is scale invariant, so from a tiny initialisation it reports the spectral
+    *shape* of the initial weights; ``atol`` (e.g. eps * s_1 of the teacher) makes "rank starts at
+    0" testable. The zero matrix has rank 0.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values (:func:`singular_values`).
+    eps : float or tensor
+        Relative threshold in (0, 1); a tensor broadcasts against ``svals[..., 0]`` (an eps grid as
+        a new leading axis).
+    atol : float or tensor, optional
+        Absolute floor (>= 0), broadcast like ``eps`` (e.g. ``eps_grid * s_1`` beside an eps grid).
+
+    Returns
+    -------
+    int64 tensor, the broadcast shape of eps, atol and ``svals[..., 0]``
     """
     check.svals("svals", svals)
     _check_eps(eps)
@@ -89,7 +121,21 @@ def numerical_rank_from_svals(
 def numerical_rank(
     A: torch.Tensor, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
+    """Relative-threshold rank of A: #{sigma_m > max(eps * sigma_1, atol)} (protocol 1.2).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+        The matrices, batched.
+    eps : float or tensor
+        Relative threshold in (0, 1) (see :func:`numerical_rank_from_svals`).
+    atol : float or tensor, optional
+        Absolute floor.
+
+    Returns
+    -------
+    int64 tensor (...)
+    """
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
@@ -98,7 +144,18 @@ def singular_gap(svals: torch.Tensor, r: int | Sequence[int] | torch.Tensor) -> 
 
     Boundary convention: sigma_0 = +inf and sigma_{k+1} = 0 (k = min(m, n)), and x / 0 =
     +inf. So r = 0 and r = k always give +inf (no competing value on one side), and an
-    exactly rank-r matrix gives +inf. ``r`` broadcasts against ``svals[..., 0]``.
+    exactly rank-r matrix gives +inf.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+    r : int, list of int or tensor
+        Rank(s) in [0, k], broadcast against ``svals[..., 0]``.
+
+    Returns
+    -------
+    tensor, the broadcast shape of r and ``svals[..., 0]``
     """
     check.svals("svals", svals)
     if not torch.is_tensor(r):
@@ -120,7 +177,18 @@ def singular_gap(svals: torch.Tensor, r: int | Sequence[int] | torch.Tensor) -> 
 
 
 def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
-    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007)."""
+    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007); 0 for the
+    zero matrix.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+
+    Returns
+    -------
+    tensor (...)
+    """
     check.svals("svals", svals)
     total = svals.sum(-1, keepdim=True)
     p = svals / torch.where(total > 0, total, 1.0)
@@ -133,6 +201,15 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
 
     Computed on sigma / sigma_1 (r_PR is scale invariant), so tiny or huge spectra neither
     underflow nor overflow in the fourth powers.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+
+    Returns
+    -------
+    tensor (...)
     """
     check.svals("svals", svals)
     top = svals[..., :1]
@@ -142,10 +219,28 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank(A: torch.Tensor) -> torch.Tensor:
-    """Entropy effective rank of A, batched (see effective_rank_from_svals)."""
+    """Entropy effective rank of A, batched (see :func:`effective_rank_from_svals`).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+
+    Returns
+    -------
+    tensor (...)
+    """
     return effective_rank_from_svals(singular_values(A))
 
 
 def participation_ratio(A: torch.Tensor) -> torch.Tensor:
-    """Participation ratio of A's spectrum, batched (see participation_ratio_from_svals)."""
+    """Participation ratio of A's spectrum, batched (see :func:`participation_ratio_from_svals`).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+
+    Returns
+    -------
+    tensor (...)
+    """
     return participation_ratio_from_svals(singular_values(A))
