@@ -163,6 +163,7 @@ def test_finished_configs_leave_the_program(monkeypatch):
     assert ens.steps == (25, 50, 100)
     et = train(ens, checkpoints=5)
     assert sum(stepped) == ens.base.runs * (25 + 50 + 100)
+    assert len(et[1:]) == 2 and et[1:][0] is et[1]  # a slice is a list of Trajectory (typed by overload)
     monkeypatch.undo()
     for i in range(3):
         assert_same(et[i], train(ens.experiment(i), checkpoints=5))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import cast
+from typing import cast, overload
 
 import numpy as np
 import pandas as pd
@@ -133,7 +133,13 @@ class EnsembleTrajectory:
     def __len__(self) -> int:
         return len(self.trajectories)
 
-    def __getitem__(self, i: int) -> Trajectory:
+    @overload
+    def __getitem__(self, i: int) -> Trajectory: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> list[Trajectory]: ...
+
+    def __getitem__(self, i: int | slice) -> Trajectory | list[Trajectory]:
         return self.trajectories[i]
 
     def __iter__(self) -> Iterator[Trajectory]:
