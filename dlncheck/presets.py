@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from dlncheck import theory
 from dlncheck.config import validation as check
@@ -69,7 +70,7 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
     return math.ceil((t_escape + 10 / rate) / lr)
 
 
-def experiment(regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, **overrides: object) -> Experiment:
+def experiment(regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, **overrides: Any) -> Experiment:
     """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``overrides``
     replace any other field."""
     check.one_of("regime", regime, REGIMES)

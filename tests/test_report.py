@@ -271,14 +271,14 @@ def test_log_minor_ticks_dropped_only_where_matplotlib_leaves_them_unlabelled():
     most one decade keeps them (they carry its labels) and linear axes are left alone."""
     from matplotlib.ticker import NullLocator
 
-    from dlncheck.report import plots
+    from dlncheck.report import figure_files, plots
 
     fig, (wide, narrow, linear) = plots.figure(1, 3)
     wide.loglog([1e-3, 1e2], [1, 1e4])
     narrow.set(xscale="log", xlim=(2, 9), yscale="log", ylim=(1, 10))
     linear.plot([0, 1e5], [0, 1])
     linear_minor = type(linear.xaxis.get_minor_locator())
-    plots.unlabelled_log_minor_ticks_off(fig)
+    figure_files.unlabelled_log_minor_ticks_off(fig)
     assert isinstance(wide.xaxis.get_minor_locator(), NullLocator)
     assert isinstance(wide.yaxis.get_minor_locator(), NullLocator)
     assert not isinstance(narrow.xaxis.get_minor_locator(), NullLocator)

@@ -35,11 +35,7 @@ CONTRADICTION_KEY = pytest.StashKey[dict]()  # the case's measured contradiction
 
 def _record(item, report, claim: Claim | None) -> dict:
     params = (
-        {
-            k: jsonable(v)
-            for k, v in getattr(item, "callspec", None).params.items()
-            if isinstance(v, (int, float, str, bool))
-        }
+        {k: jsonable(v) for k, v in item.callspec.params.items() if isinstance(v, (int, float, str, bool))}
         if hasattr(item, "callspec")
         else {}
     )

@@ -47,7 +47,7 @@ def family(rec: dict) -> Family:
 def families(records: list[dict]) -> dict[str, Family]:
     """{family name: Family} of the records, in report order: by group (``GROUPS`` order, unknown
     groups last), then by name."""
-    found = {}
+    found: dict[str, Family] = {}
     for rec in records:
         found.setdefault(rec["family"], family(rec))
 
@@ -102,8 +102,8 @@ def grid(records: list[dict], order: dict | None = None) -> dict:
     in the suite's ``order`` ({"regime": [...], "teacher": [...]}, the run's meta ``case_order``)
     then alphabetically; ``rows`` [(family, Family, {column: [records]})] in report order."""
     order = order or {}
-    keys = {case_key(r) for r in records} - {None}
-    columns = [
+    keys = {k for r in records if (k := case_key(r)) is not None}
+    columns: list[tuple[str, str, str] | str] = [
         (r, t, d)
         for r in _order({k[0] for k in keys}, order.get("regime", []))
         for t in _order({k[1] for k in keys}, order.get("teacher", []))

@@ -74,7 +74,7 @@ def _grid(views: list[dict], order: dict | None) -> dict:
     cols = g["columns"]
 
     def spans(keyf):
-        out = []
+        out: list[list] = []
         for c in cols:
             k = keyf(c)
             if out and out[-1][0] == k:
@@ -83,7 +83,7 @@ def _grid(views: list[dict], order: dict | None) -> dict:
                 out.append([k, 1])
         return out
 
-    by_group = {}
+    by_group: dict[str, list] = {}
     for fam, info, cells in g["rows"]:
         by_group.setdefault(info.group, []).append((fam, info, cells))
     return {

@@ -48,10 +48,11 @@ def pin_products(nf: NormalForm, Z, pins: Sequence, sigma: torch.Tensor | None =
     sigma = nf.sigma if sigma is None else sigma
     out = []
     for pin in check_pins(nf, pins):
-        P = None
+        P: torch.Tensor | None = None
         for x in pin:
             A = sigma if x == SIGMA else Z[x - 1]
             P = A if P is None else P @ A
+        assert P is not None  # check_pins refuses empty pins
         out.append(P)
     return out
 
@@ -60,7 +61,10 @@ def pin_energy(nf: NormalForm, Z, pins: Sequence, sigma: torch.Tensor | None = N
     """P(Z) = 0.5 sum_pins ||product||_F^2, shape (...,) over leading axes (0 when there are no pins)."""
     parts = [0.5 * (P**2).sum((-2, -1)) for P in pin_products(nf, Z, pins, sigma)]
     lead = torch.broadcast_shapes(*(z.shape[:-2] for z in Z))
-    return sum(parts) if parts else Z[0].new_zeros(lead)
+    total = Z[0].new_zeros(lead)
+    for part in parts:
+        total = total + part
+    return total
 
 
 def pins_closed(nf: NormalForm, Z, pins: Sequence, tol: float = 1e-6) -> torch.Tensor:

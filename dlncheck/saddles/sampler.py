@@ -93,7 +93,7 @@ def sample(
             "choose |S| < r_max or a set that is not top-r to sample saddles"
         )
     nf._check_blocks(zero_blocks)
-    if batch_size is not None and not hasattr(nf, "X"):
+    if batch_size is not None and nf.X is None:
         raise ValueError("batch_size needs an empirical normal form: NormalForm.from_data(X, Y, S, widths)")
     if mala and batch_size is not None:
         raise ValueError(
@@ -129,12 +129,13 @@ def sample(
         grads = torch.autograd.grad(U.sum(), Z)
         return U.detach(), E.detach(), [gr * m for gr, m in zip(grads, mask)]
 
+    n_data = 0 if nf.X is None else nf.X.shape[1]
     for t in tqdm(range(total), disable=not progress, desc="SGLD"):
         noisy = t < steps
         beta_t = beta * (beta_final / beta) ** (t / max(steps - 1, 1)) if noisy else math.inf
         eps = step_size / beta_t if noisy else step_size
-        batch = torch.randint(nf.X.shape[1], (batch_size,), generator=g, device=dev) if batch_size else None
-        sigma = nf.batch_sigma(batch) if batch_size else None
+        batch = torch.randint(n_data, (batch_size,), generator=g, device=dev) if batch_size else None
+        sigma = nf.batch_sigma(batch) if batch is not None else None
         U, E, grads = evaluate(Z, beta_t, noisy, sigma)
         bad = ~torch.isfinite(E) | (E > max_energy)
         if bad.any():

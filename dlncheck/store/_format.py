@@ -50,13 +50,13 @@ def shuffle(array: np.ndarray) -> np.ndarray:
 
 def unshuffle(stored: np.ndarray, dtype: str, shape: list[int]) -> np.ndarray:
     """Inverse of :func:`shuffle`."""
-    dtype = np.dtype(dtype)
-    if stored.dtype != np.uint8 or stored.shape != (dtype.itemsize, int(np.prod(shape))):
-        raise ValueError(f"stored array of shape {stored.shape} does not hold {dtype} {tuple(shape)}")
-    bits = np.ascontiguousarray(stored.T).view(f"u{dtype.itemsize}")
+    item = np.dtype(dtype)
+    if stored.dtype != np.uint8 or stored.shape != (item.itemsize, int(np.prod(shape))):
+        raise ValueError(f"stored array of shape {stored.shape} does not hold {item} {tuple(shape)}")
+    bits = np.ascontiguousarray(stored.T).view(f"u{item.itemsize}")
     if len(shape) >= 2:  # (R, K, rest) keeps the accumulation contiguous along rest
         bits = np.bitwise_xor.accumulate(bits.reshape(shape[0], shape[1], -1), axis=1)
-    return bits.reshape(shape).view(dtype)
+    return bits.reshape(shape).view(item)
 
 
 def encode(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, list]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from dlncheck import presets, theory
 from dlncheck.config import validation as check
 from dlncheck.config.threads import set_cpu_threads
-from dlncheck.engine._train import TrainingDiverged, Trajectory, train
+from dlncheck.engine import TrainingDiverged, Trajectory, train
 from dlncheck.store.atomic import atomic_write, write_json
 from dlncheck.store.cache import save_npz
 from dlncheck.suite.shard import durations_from_results

@@ -132,7 +132,7 @@ def apply(items: list[pytest.Item], tier: str) -> None:
         if mark is None or not hasattr(item, "callspec"):
             continue
         path = path_for(item.path, mark.args[0])
-        entry = entry_for(path, mark.args[0], item.originalname, item.callspec.id, tier)
+        entry = entry_for(path, mark.args[0], getattr(item, "originalname", item.name), item.callspec.id, tier)
         if entry is not None:
             item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason_text(entry)))
             item.stash[CONTRADICTION_KEY] = entry

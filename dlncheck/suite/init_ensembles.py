@@ -21,7 +21,8 @@ import torch
 from dlncheck import presets, theory
 from dlncheck.config import validation as check
 from dlncheck.config.data import init_weights
-from dlncheck.config.experiment import Ensemble, Experiment, Init
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment, Init
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import train
 from dlncheck.measure import events, modes, stats

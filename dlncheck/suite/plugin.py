@@ -18,7 +18,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -157,7 +157,7 @@ def _load_hypothesis_profile(tier: str) -> None:
     """SciPy-style profiles: few examples in CI, many at night; never time-limited."""
     from hypothesis import HealthCheck, settings
 
-    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    common: dict[str, Any] = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     # CI: the same examples every run (derandomized) and no example database written to disk
     settings.register_profile("quick", max_examples=40, derandomize=True, database=None, **common)
     settings.register_profile("nightly", max_examples=400, **common)
@@ -238,8 +238,8 @@ def preset(sizes: Tier, device: str, dtype: str) -> Callable[..., Experiment]:
     """``preset(regime, teacher, depth, **overrides)``: the preset Experiment with this session's
     S (the tier's ``sgd_runs``), dtype (``--dtype``) and device (``--device``); overrides replace any field."""
 
-    def build(regime: str, teacher: str, depth: int, **overrides: object) -> Experiment:
-        settings = {"sgd_runs": sizes.sgd_runs, "dtype": dtype, "device": device} | overrides
+    def build(regime: str, teacher: str, depth: int, **overrides: Any) -> Experiment:
+        settings: dict[str, Any] = {"sgd_runs": sizes.sgd_runs, "dtype": dtype, "device": device} | overrides
         return presets.experiment(regime, teacher, depth, **settings)
 
     return build
