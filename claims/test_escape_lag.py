@@ -31,15 +31,49 @@ import pytest
 
 from claims import expectations
 from dlncheck import presets
-from dlncheck.config.experiment import Ensemble
+from dlncheck.config import Ensemble
 from dlncheck.measure import events, lr_sweep
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import escape_lag, sgd
 from dlncheck.theory import mode_dynamics as theory_modes
 from dlncheck.theory.gradient_noise import minibatch_factor
 
-FAMILY = "escape_lag"  # rows and contradictions: claims/expectations.py
+_SIZE = (
+    "per (init, escape): mean over the init's SGD runs of t_esc(SGD) - t_esc(GD) (loss-midpoint crossings) "
+    "= theory.escape_lag.predicted_lags within t_(1-0.05/2K, S-1) sd/sqrt(S) + h |p| (Bonferroni over the K "
+    "pairs), and no significantly negative mean"
+)
+_WHY = (
+    "the mean iterate of reshuffled SGD is GD on L + (lr c_B / 4) tr Sigma (Smith et al. 2021's modified loss, "
+    "the epoch expansion of this sampler); at a small-init saddle the noise is multiplicative, tr Sigma is "
+    "smallest at the saddle and the drift slows every escape (theory.escape_lag items 1-4); h = lr lambda_max "
+    "bounds the neglected relative terms (theory.sgd.truncation_tolerance)"
+)
+FAMILY = Family(
+    "escape_lag",
+    question="do SGD's escapes lag GD's by the first-order amount of reshuffled SGD's modified loss?",
+    group="golden path",
+    if_holds="differs",
+    if_contradicted="differs",
+    predictions={
+        "ensemble": Prediction(_SIZE + " (random small inits: balanced and Gaussian)", _WHY),
+        "aligned": Prediction(_SIZE + " (aligned control: decoupled modes)", _WHY),
+        "slope": Prediction(
+            "log-log slope of each escape's mean lag against lr c_B is 1: 1 in [lo - b, hi + b], b = h / (1 - h), "
+            "over the lr x B sweep of the scaling family",
+            "the lag is linear in the regulariser's weight lr c_B / 4 at first order (theory.escape_lag item 4); "
+            "O(h) relative terms bend a local log-log slope by at most b",
+        ),
+    },
+    results=(
+        (r"test_escape_lag\[saddle-", "SGD's escapes lag GD's by the predicted lr c_B amount"),
+        (r"test_escape_lag_slope\[", "the escape lag vanishes linearly in lr c_B"),
+    ),
+)
+pytestmark = FAMILY.mark
 SWEEP_BATCH_SIZES = (10, 30)  # claims/test_scaling.py's sweep: the cache trains it once for both families
 QUICK = [("lowrank", 2, "ensemble"), ("lowrank", 3, "ensemble")] + [("lowrank", L, "aligned") for L in (2, 3, 4)]
 NIGHTLY = [
@@ -57,31 +91,25 @@ def _case_id(teacher, depth, inits="ensemble"):
     return presets.case_id("saddle", teacher, depth) + ("-aligned" if inits == "aligned" else "")
 
 
-LAG_CASES = expectations.check_ids(
-    FAMILY,
-    [
-        expectations.param(FAMILY, _case_id(t, L, i), t, L, i, nightly=nightly)
-        for rows, nightly in ((QUICK, False), (NIGHTLY, True))
-        for t, L, i in rows
-    ],
-)
-SLOPE_CASES = expectations.check_ids(
-    FAMILY,
-    [
-        expectations.param(FAMILY, f"slope-{_case_id(t, L)}", t, L, nightly=nightly)
-        for rows, nightly in ((SLOPE_QUICK, False), (SLOPE_NIGHTLY, True))
-        for t, L in rows
-    ],
-)
+LAG_CASES = [
+    expectations.param(_case_id(t, L, i), t, L, i, nightly=nightly)
+    for rows, nightly in ((QUICK, False), (NIGHTLY, True))
+    for t, L, i in rows
+]
+SLOPE_CASES = [
+    expectations.param(f"slope-{_case_id(t, L)}", t, L, nightly=nightly)
+    for rows, nightly in ((SLOPE_QUICK, False), (SLOPE_NIGHTLY, True))
+    for t, L in rows
+]
 
 
-def _ensemble(exp, inits, tier):
+def _ensemble(exp, inits, sizes):
     """The init ensemble of the pattern claims (same configs and checkpoints, so the cache trains it
     once for every family), lengthened only where theory's mean SGD path escapes too late: its last
     escape plus h times the largest predicted lag plus the rise of the slowest mode (three half-widths
     of its escape window, theory.escape_halfwidth) must fit in T. Fixed from theory alone, before any
     SGD run is looked at."""
-    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else init_ensembles.case_ensemble(exp, tier)
+    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else init_ensembles.case_ensemble(exp, sizes.ensembles)
     pred = escape_lag.predicted_lags(ens, max_steps=2 * ens.base.steps)
     h = max(sgd.truncation_tolerance(e) for e in ens.experiments)
     finite = np.isfinite(pred["sgd"])
@@ -93,11 +121,11 @@ def _ensemble(exp, inits, tier):
 
 
 @pytest.mark.parametrize("teacher, depth, inits", LAG_CASES)
-def test_escape_lag(teacher, depth, inits, preset, tier, trajectory_cache, claim):
+def test_escape_lag(teacher, depth, inits, preset, sizes, trajectory_cache, claim):
     exp = preset("saddle", teacher, depth)
     cid = _case_id(teacher, depth, inits)
-    row = expectations.PREDICTIONS[FAMILY][inits]
-    ens, pred, h = _ensemble(exp, inits, tier)
+    row = FAMILY.predictions[inits]
+    ens, pred, h = _ensemble(exp, inits, sizes)
     et = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.checkpoint_grid(ens.base))
     labels = init_ensembles.init_labels(ens)
     values = escape_lag.escape_values(exp.teacher.s)
@@ -185,7 +213,7 @@ def test_escape_lag(teacher, depth, inits, preset, tier, trajectory_cache, claim
 @pytest.mark.parametrize("teacher, depth", SLOPE_CASES)
 def test_escape_lag_slope(teacher, depth, preset, trajectory_cache, claim):
     cid = _case_id(teacher, depth)
-    row = expectations.PREDICTIONS[FAMILY]["slope"]
+    row = FAMILY.predictions["slope"]
     exp = preset("saddle", teacher, depth)
     points = lr_sweep.sweep_points(exp, SWEEP_BATCH_SIZES)
     trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -37,14 +38,40 @@ import torch
 
 from claims import expectations
 from dlncheck import presets, spectra, theory
-from dlncheck.config.experiment import Ensemble, Init
+from dlncheck.config import Ensemble, Init
 from dlncheck.measure import escape_fits, events, modes
 from dlncheck.report import plots
-from dlncheck.suite import init_ensembles
+from dlncheck.report.claim import Prediction
+from dlncheck.suite import contradictions, init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import escape_lag
 from dlncheck.theory import init_scale as law
 
-FAMILY = "init_scale"  # rows and contradictions: claims/expectations.py
+FAMILY = Family(
+    "init_scale",
+    question="do GD's escape times follow the init-scale law, and do the L >= 3 window and alignment "
+    "contradictions vanish as a0 -> 0?",
+    group="assumptions",
+    if_contradicted="assumption-fails",
+    predictions={
+        "law": Prediction(
+            "GD's escape times vs a0 (4+ octaves toward 0): logarithmic at L = 2 (exponent s_a dt/d ln(1/a0) -> 1, "
+            "Saxe et al. 2014), t = C a0^-(L-2) + D at L >= 3 (exponent -(L-2); C = 1/((L-2) s_a) for the aligned "
+            "init); every (init, escape) fit within t SE + |p_GD - p_flow| of GD's exact decoupled map, band < 1/2",
+            "scale invariance of the small-init flow (tau = a0^(L-2) t) and the decoupled mode ODE "
+            "(theory.init_scale items 1-3); p_GD carries the finite-lr and finite-a0 corrections",
+        ),
+        "contradictions": Prediction(
+            "as a0 -> 0 the proxy windows' error |t_GD/t_proxy - 1| stays (median log-log slope < (L-2)/2) and "
+            "rho_a(t_diag) shrinks as a0^q_a, q_a = 1 - s_(a+1)/s_a (median slope per mode > q_a/2), random inits",
+            "at L >= 3 alignment and escape share the time scale a0^-(L-2), so the silent-alignment proxy's "
+            "constant stays wrong; a later mode c reaches row a only through components growing as b^(s_c/s_a) of "
+            "the escaping mode's scale b ~ 1/a0 (theory.init_scale item 4); half the derived rate separates "
+            "'shrinks' from 'stays'",
+        ),
+    },
+)
+pytestmark = FAMILY.mark
 #: largest scale: u0 = a0^L at most 2.5e-3 s_1 (L = 2, 3) and 1.6% of s_1 at L = 4 (the compute budget:
 #: t_esc ~ a0^-(L-2)); the fits carry the escape's O(1) offset D, so no asymptotic a0 is assumed
 A0_MAX = {2: 0.02, 3: 0.2, 4: 0.5}
@@ -58,41 +85,37 @@ NIGHTLY = [(t, L) for t in ("fullrank", "degenerate") for L in (2, 3, 4)]
 
 
 def _params(rows, nightly, prefix=""):
-    return [
-        expectations.param(FAMILY, prefix + presets.case_id("saddle", t, L), t, L, nightly=nightly) for t, L in rows
-    ]
+    return [expectations.param(prefix + presets.case_id("saddle", t, L), t, L, nightly=nightly) for t, L in rows]
 
 
-LAW_CASES = expectations.check_ids(FAMILY, _params(QUICK, False) + _params(NIGHTLY, True))
-CONTRADICTION_CASES = expectations.check_ids(
-    FAMILY,
-    _params([r for r in QUICK if r[1] >= 3], False, "contradictions-")
-    + _params([r for r in NIGHTLY if r[1] >= 3], True, "contradictions-"),
+LAW_CASES = _params(QUICK, False) + _params(NIGHTLY, True)
+CONTRADICTION_CASES = _params([r for r in QUICK if r[1] >= 3], False, "contradictions-") + _params(
+    [r for r in NIGHTLY if r[1] >= 3], True, "contradictions-"
 )
 
 
-def _grid(depth, tier):
-    return A0_MAX[depth] * 2.0 ** -np.arange(OCTAVES[tier] + 1)
+def _grid(depth, tier_name):
+    return A0_MAX[depth] * 2.0 ** -np.arange(OCTAVES[tier_name] + 1)
 
 
-def _inits(exp, a0, tier):
+def _inits(exp, a0, tier_name):
     width = max(exp.widths[1:-1])
     return (
         [Init("aligned", a0)]
-        + [Init("balanced", a0, seed=i) for i in range(SEEDS[tier])]
-        + [Init("gaussian", a0 / width**0.5, seed=i) for i in range(SEEDS[tier])]
+        + [Init("balanced", a0, seed=i) for i in range(SEEDS[tier_name])]
+        + [Init("gaussian", a0 / width**0.5, seed=i) for i in range(SEEDS[tier_name])]
     )
 
 
-def _pass1(exp, tier, cache):
+def _pass1(exp, tier_name, cache):
     """GD at every a0 (one ensemble per a0, the loss at every step): (a0s, ensembles, trajectories,
     escape times (n_a0, n_inits, n_escapes))."""
-    a0s, s_min = _grid(exp.depth, tier), escape_lag.escape_values(exp.teacher.s)[-1]
+    a0s, s_min = _grid(exp.depth, tier_name), escape_lag.escape_values(exp.teacher.s)[-1]
     out = []
     for a0 in a0s:
         t_slow = float(law.decoupled_escape_times([s_min], [a0], exp.depth, exp.lr)[0, 0])
         steps = math.ceil(MARGIN * t_slow / exp.lr) + 1
-        ens = Ensemble(dataclasses.replace(exp, sgd_runs=0, steps=steps), _inits(exp, a0, tier), same_time=False)
+        ens = Ensemble(dataclasses.replace(exp, sgd_runs=0, steps=steps), _inits(exp, a0, tier_name), same_time=False)
         et = cache.ensemble(ens, checkpoints=[0, steps])
         t = np.stack([events.escape_times(tr.loss, tr.times, exp.teacher.s, tr.loss_offset)[0] for tr in et])
         out.append((ens, et, t))
@@ -107,11 +130,11 @@ def _trapped(ens_list, trajs):
 
 
 @pytest.mark.parametrize("teacher, depth", LAW_CASES)
-def test_init_scale(teacher, depth, preset, tier, trajectory_cache, claim):
+def test_init_scale(teacher, depth, preset, sizes, trajectory_cache, claim):
     exp = preset("saddle", teacher, depth)
     cid = presets.case_id("saddle", teacher, depth)
-    row = expectations.PREDICTIONS[FAMILY]["law"]
-    a0s, ens_list, trajs, T = _pass1(exp, tier, trajectory_cache)
+    row = FAMILY.predictions["law"]
+    a0s, ens_list, trajs, T = _pass1(exp, sizes.name, trajectory_cache)
     labels = init_ensembles.init_labels(ens_list[0])
     values = escape_lag.escape_values(exp.teacher.s)
     trapped = _trapped(ens_list, trajs)
@@ -252,11 +275,11 @@ def _pass2(exp, a0s, ens_list, T, cache):
 
 
 @pytest.mark.parametrize("teacher, depth", CONTRADICTION_CASES)
-def test_init_scale_contradictions(teacher, depth, preset, tier, trajectory_cache, claim):
+def test_init_scale_contradictions(teacher, depth, preset, sizes, trajectory_cache, claim):
     exp = preset("saddle", teacher, depth)
     cid = presets.case_id("saddle", teacher, depth)
-    row = expectations.PREDICTIONS[FAMILY]["contradictions"]
-    a0s, ens_list, trajs, T = _pass1(exp, tier, trajectory_cache)
+    row = FAMILY.predictions["contradictions"]
+    a0s, ens_list, trajs, T = _pass1(exp, sizes.name, trajectory_cache)
     labels = init_ensembles.init_labels(ens_list[0])
     values = escape_lag.escape_values(exp.teacher.s)
     n = int((exp.teacher.s > 0).sum())
@@ -362,18 +385,22 @@ def test_init_scale_contradictions(teacher, depth, preset, tier, trajectory_cach
 
 
 def _readings(cid, window_stays, rho_shrinks):
-    """Per contradiction of claims/expectations.py that cites windows or alignment for this case: its
-    reading (a finite-init effect if the quantity it cites shrinks as a0 -> 0, real if it stays)."""
+    """Per measured contradiction (claims/contradictions/<family>.toml, any tier) that cites escape windows
+    or alignment for this case: its reading (a finite-init effect if the quantity it cites shrinks as
+    a0 -> 0, real if it stays)."""
     out = {}
     for family, quantity, shrinks in (
         ("rank_patterns", "escape windows", not window_stays),
         ("theory_agreement", "escape windows", not window_stays),
         ("mode_decoupling", "alignment", rho_shrinks),
     ):
-        if cid in expectations.CONTRADICTIONS.get(family, {}):
-            out[f"{family}[{cid}]"] = f"{quantity}: " + (
-                "finite-init effect (shrinks)" if shrinks else "real (stays as a0 -> 0)"
-            )
+        table = contradictions.load(contradictions.path_for(Path(__file__), family))
+        for entry in table["cases"]:
+            if entry["id"] == cid:
+                tiers = "/".join(sorted(entry["numbers"]))
+                out[f"{family}::{entry['test']}[{cid}] ({tiers})"] = f"{quantity}: " + (
+                    "finite-init effect (shrinks)" if shrinks else "real (stays as a0 -> 0)"
+                )
     return out
 
 

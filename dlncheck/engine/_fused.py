@@ -1,7 +1,7 @@
 """The fused CPU path: a segment of training steps for every (config, run) row in one C call.
 
 ``csrc/fused_step.c`` does exactly the arithmetic of the reference PyTorch path
-(``engine._advance_torch``) with plain loops, one row at a time, so per step there is no
+(``engine._torch_path.advance_torch``) with plain loops, one row at a time, so per step there is no
 dispatch, no allocation and no Python. It is compiled on first use with the system C compiler
 ($CC, else gcc or cc; -O3 -march=native) into a per-user cache folder
 ($DLNCHECK_BUILD_DIR, else $XDG_CACHE_HOME/dlncheck, else ~/.cache/dlncheck), named by the hash of
@@ -84,10 +84,12 @@ def supports(experiment) -> bool:
 
 
 def advance(W, Syx, table, idx, lr, residual) -> None:
-    """Same contract as engine._advance_torch: len(idx) steps for every row of W, in place."""
+    """Same contract as engine._torch_path.advance_torch: len(idx) steps for every row of W, in place."""
     rows, steps, B = W[0].shape[0], idx.shape[0], idx.shape[2]
     runs, dtype = 1 + idx.shape[1], W[0].dtype
     lib = _library(REALS[dtype])
+    if isinstance(lib, str):
+        raise RuntimeError(f"the fused kernel is unavailable: {lib}")
     widths = [W[0].shape[2]] + [w.shape[1] for w in W]
     lr = torch.as_tensor(lr, dtype=dtype).reshape(-1).expand(rows).contiguous()
     idx, outer = idx.contiguous(), table.padded_outer

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from dlncheck.config.experiment import Experiment
 
 ARRIVAL_RTOL = 1e-3
+DWELL_RTOL = 0.05  # "on plateau k": the loss within 5% of P_k (the dwell of the regime and gauge claims)
 
 
 def first_time(condition: torch.Tensor, times: torch.Tensor) -> torch.Tensor:

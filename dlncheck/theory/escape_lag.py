@@ -101,7 +101,7 @@ def noise_trace(weights, X, Y) -> np.ndarray:
     weights, X, Y = [_array(w) for w in weights], _array(X), _array(Y)
     H, B = _passes(weights, X, Y)
     n = X.shape[-1]
-    total = 0.0
+    total = np.zeros(weights[0].shape[:-2])
     for l in range(len(weights)):
         per_sample = (np.square(B[l + 1]).sum(-2) * np.square(H[l]).sum(-2)).sum(-1) / n
         total = total + per_sample - np.square(B[l + 1] @ H[l].swapaxes(-1, -2) / n).sum((-2, -1))
