@@ -185,6 +185,8 @@ def test_escape_lag(teacher, depth, inits, preset, sizes, trajectory_cache, clai
         steps=ens.base.steps,
     )
     worst = int(np.argmax(np.abs(checks["mean"] - rel_pred * t_gd) / checks["band"]))
+    numbers["lag_worst_ratio"] = float(checks["mean"][worst] / asserted[worst][5])
+    numbers["lag_worst_excess"] = float(abs(checks["mean"][worst] - asserted[worst][5]) / checks["band"][worst])
     observed = (
         f"{len(asserted)} (init, escape) pairs, {summary['n_inits']} inits x {ens.base.sgd_runs} SGD runs: median lag "
         f"{100 * numbers['lag_median']:.3g}% of t_GD (predicted {100 * numbers['lag_median_predicted']:.3g}%), range "
