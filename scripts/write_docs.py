@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from dlncheck.report import findings as fd  # noqa: E402
-from dlncheck.store import _format, cache  # noqa: E402
+from dlncheck.store import _format, policy  # noqa: E402
 from dlncheck.suite import shard  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
@@ -342,11 +342,12 @@ def findings_block(results: dict, path: Path) -> str:
         c[fd.golden_path(rec)] += 1
         c[rec.get("outcome", "?")] += 1
     rows = []
-    for fam in fd.family_order(by_family):
+    declared = fd.families(records)
+    for fam in declared:
         c = by_family[fam]
         attention = ", ".join(f"{c[k]} {k}" for k in ("failed", "error", "xpassed", "skipped") if c[k])
         rows.append(
-            [fam, fd.family(fam).group, str(c["cases"]), str(c[fd.A]), str(c[fd.D]), str(c[fd.F]), str(c[fd.NA])]
+            [fam, declared[fam].group, str(c["cases"]), str(c[fd.A]), str(c[fd.D]), str(c[fd.F]), str(c[fd.NA])]
             + [str(c["passed"]), str(c["xfailed"]), attention or "-"]
         )
     totals = Counter(r.get("outcome", "?") for r in records)
@@ -494,14 +495,18 @@ def cache_constants_block() -> str:
         ["`store._format.FORMAT`", str(_format.FORMAT), "on-disk format, part of every key"],
         ["`store._format.DEFLATE_LEVEL`", str(_format.DEFLATE_LEVEL), "zlib level of the shuffled arrays"],
         [
-            "`store.cache.MIN_SECONDS_PER_MB`",
-            f"{num(cache.MIN_SECONDS_PER_MB * 1e3)} ms per MB",
+            "`store.policy.MIN_SECONDS_PER_MB`",
+            f"{num(policy.MIN_SECONDS_PER_MB * 1e3)} ms per MB",
             "compute an entry must have cost per MB of raw arrays to be written",
         ],
-        ["`store.cache.ALWAYS_STORE_MB`", f"{num(cache.ALWAYS_STORE_MB)} MB", "entries below this are always written"],
         [
-            "`store.cache.MEMORY_LIMIT_GB`",
-            f"{num(cache.MEMORY_LIMIT_GB)} GB",
+            "`store.policy.ALWAYS_STORE_MB`",
+            f"{num(policy.ALWAYS_STORE_MB)} MB",
+            "entries below this are always written",
+        ],
+        [
+            "`store.policy.MEMORY_LIMIT_GB`",
+            f"{num(policy.MEMORY_LIMIT_GB)} GB",
             "in-memory LRU bound per process (`$DLNCHECK_CACHE_MEMORY_GB`)",
         ],
     ]

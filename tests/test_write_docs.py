@@ -76,10 +76,19 @@ BENCH = {
 }
 
 
+# what each family's declaration (FAMILY = Family(...)) puts into its records
+FAMILY_INFO = {
+    "function_space": {"group": "golden path", "if_holds": "agrees", "if_contradicted": "differs"},
+    "rank_patterns": {"group": "golden path", "if_holds": "agrees", "if_contradicted": "differs"},
+    "rank_recovery": {"group": "calibration"},
+}
+
+
 def _record(family, case, outcome, holds, golden_path=None, message="", duration=1.0):
     return {
         "nodeid": f"claims/test_{family}.py::test_x[{case}]",
         "family": family,
+        "family_info": FAMILY_INFO[family],
         "case": case,
         "params": {},
         "outcome": outcome,
@@ -195,7 +204,7 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
     assert tier.index("| rank_patterns | 2 | 1 min 10 s | 70 % | 40 s |") < tier.index("| function_space |")
 
     assert "| computed | 9 |" in _block(docs, "cache-use")
-    assert "| `store.cache.MIN_SECONDS_PER_MB` |" in _block(docs, "cache-constants")
+    assert "| `store.policy.MIN_SECONDS_PER_MB` |" in _block(docs, "cache-constants")
 
     nightly = _block(docs, "nightly")
     assert "5 cases, summed case time 1 min 40 s." in nightly
