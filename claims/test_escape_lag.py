@@ -126,7 +126,7 @@ def test_escape_lag(teacher, depth, inits, preset, sizes, trajectory_cache, clai
     cid = _case_id(teacher, depth, inits)
     row = FAMILY.predictions[inits]
     ens, pred, h = _ensemble(exp, inits, sizes)
-    et = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.checkpoint_grid(ens.base))
+    et = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.analysis_grid(ens.base))
     labels = init_ensembles.init_labels(ens)
     values = escape_lag.escape_values(exp.teacher.s)
     rows, pairs = [], []

@@ -86,7 +86,7 @@ def evaluate(traj, analysis, kind, trapped):
         g[key], spread[key] = rank_gap.threshold_gaps(sv, rp.r[0, :, key[0] - 1, key[1] - 1], tau)
     g, spread = spectra.pattern_from_products(g, L), spectra.pattern_from_products(spread, L)
     upper = spectra.upper_mask(L)
-    t_esc, windows = init_ensembles.escape_windows(traj)
+    t_esc, windows = init_ensembles.predicted_windows(traj)
     inside = events.in_windows(t, windows)
     scope = {
         "plateaus": (~inside) & (t > 0),

@@ -143,7 +143,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, s
         K=K_TOP,
     )
     t = runs[w_i][0].checkpoint_times
-    _, windows = init_ensembles.escape_windows(runs[w_i][0])
+    _, windows = init_ensembles.predicted_windows(runs[w_i][0])
     d_sig = _figures(claim, case, t, windows, w, labels[w_i])
     inside = events.in_windows(t, windows)
     numbers |= dict(

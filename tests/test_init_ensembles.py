@@ -120,7 +120,7 @@ def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
     exp = presets.experiment("saddle", teacher, 3)
     gd = train(dataclasses.replace(exp, sgd_runs=0), loss_every=1)
     n, L = exp.teacher.rank, exp.depth
-    t_esc, windows = init_ensembles.escape_windows(gd)
+    t_esc, windows = init_ensembles.predicted_windows(gd)
     s = exp.teacher.s[:n]
     expected = tm.escape_time(s, torch.full((n,), exp.init.scale**L, dtype=torch.float64), L)
     np.testing.assert_allclose(t_esc.numpy(), expected.numpy(), rtol=1e-9)

@@ -94,7 +94,7 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     return int(min(cap, max([base.steps, *last])))
 
 
-def checkpoint_grid(exp: Experiment) -> list[int]:
+def analysis_grid(exp: Experiment) -> list[int]:
     """The analysis grid (fixed before looking): the stagewise grid; NTK's 128-wide products
     cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps)."""
     if exp.init.kind == "lecun":
@@ -117,7 +117,7 @@ def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache) -> tuple[Ensembl
     own init alone (the control), else :func:`case_ensemble`; trained in one program through
     ``cache.ensemble`` and analysed once through ``cache.analysis``."""
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, sizes)
-    grid = checkpoint_grid(ens.base)
+    grid = analysis_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
     return ens, [
         (
@@ -129,7 +129,7 @@ def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache) -> tuple[Ensembl
     ]
 
 
-def escape_windows(traj) -> tuple:
+def predicted_windows(traj) -> tuple:
     """Theory's escape times and windows for this init. u0: an aligned init is decoupled, so its
     mode strengths u_a(0) = u_a^T W(0) v_a are theory's own initial values (exact); a random init
     gets the silent-alignment proxy modes.initial_mode_strength. (That proxy divides each middle
@@ -199,15 +199,15 @@ __all__ = [
     "COARSE_GRID",
     "PILOT_CAP",
     "Sizes",
+    "analysis_grid",
     "case_ensemble",
     "case_runs",
     "case_trajectories",
-    "checkpoint_grid",
     "distance_grid",
-    "escape_windows",
     "gd_trapped",
     "init_label",
     "init_labels",
+    "predicted_windows",
     "random_run_steps",
     "summary",
     "trapped",
