@@ -27,7 +27,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 from scipy import stats as sps
 
@@ -116,8 +115,8 @@ def nested(x: torch.Tensor):
     return float(x.mean(1).mean()), float(x.var(1).sum().sqrt() / (I * R**0.5))
 
 
-@pytest.mark.parametrize("depth, phase", CASES)
-def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory_cache, claim):
+def law_of_balance_vs_drift_identity(row, depth, phase, preset, tier, trajectory_cache, claim):
+    """The case ``drift-identity-<phase>`` (its prediction ``row``): claims/test_published.py runs it."""
     ensemble, runs, t_gd, start = drift_runs(preset, tier, trajectory_cache, depth)
     exp = ensemble.experiment(0)
     per_init = [phase_curves(ensemble.experiment(i), runs[i], phase, t_gd, start) for i in range(len(ensemble))]
@@ -188,7 +187,7 @@ def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory
     resolved = bool((table["x_measured"].abs() > z * table["se_measured"]).all())
     verdict(
         claim,
-        f"drift-identity-{phase}",
+        row,
         holds,
         observed="; ".join(
             f"pair {r.pair}: measured {r.x_measured:.3f} +- {r.z * r.se_measured:.3f}, LoB {r.x_lob:.3f} "

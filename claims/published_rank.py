@@ -28,7 +28,6 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pytest
 import torch
 
 from claims import published_figures as figures
@@ -67,8 +66,8 @@ def rank_departure(exp, traj):
     }
 
 
-@pytest.mark.parametrize("depth", CASES)
-def test_rank_departure(depth, tier, trajectory_cache, claim):
+def rank_departure_case(row, depth, tier, trajectory_cache, claim):
+    """The case ``rank-departure`` (its prediction ``row``): claims/test_published.py runs it."""
     exp = dataclasses.replace(varre_experiment(depth, tier), **DEPARTURE)
     traj = trajectory_cache(exp, checkpoints=np.linspace(0, exp.steps, 201).round().astype(int).tolist())
     d = rank_departure(exp, traj)
@@ -109,7 +108,7 @@ def test_rank_departure(depth, tier, trajectory_cache, claim):
     }
     verdict(
         claim,
-        "rank-departure",
+        row,
         holds,
         observed=f"GD pattern {end_gd.tolist()} kept: {gd_kept}; SGD departs for good at t = "
         f"{numbers['t_departure_median']} (median; range {numbers['t_departure_range']}) of "

@@ -1,7 +1,7 @@
 """The published-result cases (claims/test_published.py): experiment setups, test levels and the
-shared steps of the cases. Their prediction rows and measured contradictions are
-``PREDICTIONS["published"]`` / ``CONTRADICTIONS["published"]`` in claims/expectations.py; the
-derivations of every prediction: dlncheck.theory.published and dlncheck.theory.gradient_noise."""
+shared steps of the cases. Their prediction rows are the family's (claims/test_published.py), their
+measured contradictions claims/contradictions/published.toml; the derivations of every prediction:
+dlncheck.theory.published and dlncheck.theory.gradient_noise."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from dlncheck import (
     spectra,
 )
 from dlncheck.config.data import make_problem
+from dlncheck.report.claim import Prediction
+from dlncheck.suite.tiers import TIERS
 from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
@@ -55,22 +57,19 @@ def varre_experiment(depth: int, tier: str, label_noise: float = VARRE_NOISE) ->
         steps=VARRE_STEPS[tier],
         batch_size=BATCH,
         n_samples=N_SAMPLES,
-        sgd_runs=presets.SGD_RUNS[tier],
+        sgd_runs=TIERS[tier].sgd_runs,
         label_noise=label_noise,
     )
 
 
-FAMILY = "published"
-
-
 def case(kind: str, cid: str, *args, nightly: bool = False):
-    return expectations.param(FAMILY, f"{kind}-{cid}", *args, nightly=nightly)
+    """The case ``<kind>-<cid>`` (kind: the published result, a row of the family's predictions)."""
+    return expectations.param(f"{kind}-{cid}", *args, nightly=nightly)
 
 
-def verdict(claim, kind: str, holds: bool, observed: str, *, golden_path: str, key: str, **numbers) -> None:
-    """The case's verdict with its row of ``PREDICTIONS["published"]``; ``reproduces`` says whether the
-    published result reproduces here (the prediction held)."""
-    row = expectations.PREDICTIONS[FAMILY][kind]
+def verdict(claim, row: Prediction, holds: bool, observed: str, *, golden_path: str, key: str, **numbers) -> None:
+    """The case's verdict with its prediction ``row``; ``reproduces`` says whether the published
+    result reproduces here (the prediction held)."""
     claim.verdict(
         prediction=f"{row.prediction} [{row.reason}]",
         observed=observed,

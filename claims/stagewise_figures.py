@@ -95,7 +95,7 @@ def rank_vs_time(claim, inits, case, eps, levels):
 def spectrum(claim, a, base, case, eps):
     exp, traj, svals = a["exp"], a["traj"], a["svals"]
     t, s1 = traj.checkpoint_times, float(exp.teacher.s[0])
-    t_esc, _ = init_ensembles.escape_windows(traj)
+    t_esc, _ = init_ensembles.predicted_windows(traj)
     fig, ax = plots.figure(size=(8.4, 4.2), margins={"right": 3.6})  # room for the legend
     k = min(svals.shape[-1], 6)
     for m in range(k):

@@ -2,7 +2,7 @@
 
 For every eps of a log grid (GRID_PER_DECADE = 3 points per decade in the quick tier, 6 nightly,
 1e-7..1e-1) the floored rank #{sigma > eps max(sigma_1, s_1)} of GD and every SGD run is scored
-against the regime's stagewise prediction (expectations.stagewise_prediction, the same rule per
+against the regime's stagewise prediction (claims/stagewise_rows.py stagewise_prediction, the same rule per
 run as test_unit_step_growth: stagewise.staircase_outcomes); an eps "works" when every run matches.
 
 The plateau criterion, fixed before looking (dlncheck.theory.ranks): theory predicts the eps
@@ -30,14 +30,21 @@ import pytest
 import torch
 
 from claims import expectations
-from claims.expectations import rank_levels, stagewise_prediction
-from claims.test_unit_step_growth import square_fullrank
+from claims.stagewise_rows import rank_levels, square_fullrank, stagewise_prediction
 from dlncheck import presets, spectra
 from dlncheck.measure import events, stagewise
 from dlncheck.report import plots
 from dlncheck.spectra import end_to_end
+from dlncheck.suite.family import Family
 from dlncheck.theory import ranks as th
 from dlncheck.theory import trap
+
+FAMILY = Family(
+    "eps_sensitivity",
+    question="are rank readings stable over a plateau of eps?",
+    group="calibration",
+)
+pytestmark = FAMILY.mark
 
 GRIDS = {"quick": th.grid(1e-7, 1e-1, th.GRID_PER_DECADE), "nightly": th.grid(1e-7, 1e-1, 2 * th.GRID_PER_DECADE)}
 RELATIVE = ("monotone", "reaches_r", "at_least_r")
@@ -64,7 +71,7 @@ def delta_bound(regime, exp, W0) -> float:
     return math.sqrt(2 * trap.converged_loss(exp.teacher.s[: exp.teacher.rank].numpy(), exp.depth))
 
 
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("eps_sensitivity"))
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases())
 def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     case = presets.case_id(regime, teacher, depth)

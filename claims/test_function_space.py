@@ -35,8 +35,18 @@ from dlncheck.config.data import make_problem
 from dlncheck.measure import compare
 from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import published, sgd, tolerances
 from dlncheck.theory.tolerances import bonferroni_z
+
+FAMILY = Family(
+    "function_space",
+    question="does SGD's end-to-end map stay within tolerance of GD's?",
+    group="golden path",
+    if_holds="agrees",
+    if_contradicted="differs",
+)
+pytestmark = FAMILY.mark
 
 LABEL_NOISE = 0.1
 
@@ -49,7 +59,7 @@ def _variants(regime, teacher, depth):
 def _quick(regime, teacher, depth, inits, noise):
     """Quick tier at L = 3: every regime and teacher without label noise (random inits), the label-noise
     case for saddle-lowrank, and the aligned control for saddle-lowrank."""
-    if depth != presets.DEPTHS["quick"][-1]:
+    if not expectations.deepest_quick(regime, teacher, depth):
         return False
     if inits == "aligned":
         return teacher == "lowrank" and noise == 0
@@ -64,13 +74,11 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-@pytest.mark.parametrize(
-    "regime, teacher, depth, inits, noise", expectations.cases("function_space", variants=_variants, quick=_quick)
-)
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, tier, claim):
+@pytest.mark.parametrize("regime, teacher, depth, inits, noise", expectations.cases(variants=_variants, quick=_quick))
+def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, sizes, claim):
     case = f"{presets.case_id(regime, teacher, depth)}{'-aligned' if inits == 'aligned' else ''}-noise{noise:g}"
     exp = preset(regime, teacher, depth, label_noise=noise)
-    ens = init_ensembles.case_ensemble(exp, tier) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
+    ens = init_ensembles.case_ensemble(exp, sizes.ensembles) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
     runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"

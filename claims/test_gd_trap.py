@@ -33,9 +33,49 @@ from dlncheck.config.data import init_weights
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.spectra import end_to_end
+from dlncheck.suite.family import Family
+from dlncheck.suite.tiers import NIGHTLY, QUICK
 from dlncheck.theory import trap
 
-FAMILY = "gd_trap"  # rows and contradictions: claims/expectations.py
+_GD_TRAPPED = (
+    "GD: loss in [P/2, midpoint to the next critical value] (P = 0.5 s_min^2) from the predicted settle time to T"
+)
+_WHY_TRAPPED = (
+    "balance is conserved (Arora, Cohen & Hazan 2018) so sign(det W) is conserved (theory.trap items 1-3); "
+    "loss >= P by Eckart-Young; in float64 the trapped mode regrows from the roundoff floor only "
+    "after trap.float_trap_end"
+)
+# rows per kind: "trapped-L2", "trapped-L3" (L >= 3), "free"; the case ids (chosen by det sign before
+# training) are "<kind>-saddle-fullrank-L<depth>-seed<seed>"
+FAMILY = Family(
+    "gd_trap",
+    question="does SGD leave a saddle where GD stays trapped?",
+    group="golden path",
+    if_holds="differs",
+    if_contradicted="agrees",
+    predictions={
+        "trapped-L2": Prediction(
+            f"{_GD_TRAPPED}; every SGD run escapes (loss < P/2) before T",
+            f"{_WHY_TRAPPED}; SGD noise breaks balance and the L = 2 plateau is a strict saddle "
+            "(curvature -s_min); T = trap.float_trap_end covers SGD's heuristic escape time "
+            "down to kappa = KAPPA_FLOOR",
+        ),
+        "trapped-L3": Prediction(
+            f"{_GD_TRAPPED}; SGD escape reported, not asserted",
+            f"{_WHY_TRAPPED}; at L >= 3 the plateau is a degenerate saddle: SGD's escape is "
+            "polynomially slow and its time is not predicted (exploratory part)",
+        ),
+        "free": Prediction(
+            "every run (GD and SGD) converges: loss(T) <= trap.converged_loss",
+            "det W_0 det M > 0: no sign barrier; balanced flow converges to M (Arora, Cohen, Golowich & Hu 2019)",
+        ),
+    },
+    results=(
+        (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2, SGD escapes it"),
+        (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"),
+    ),
+)
+pytestmark = FAMILY.mark
 TEACHER, REGIME, SCAN, NIGHTLY_SEEDS, CHECKPOINTS = "fullrank", "saddle", 16, 2, 80
 FLOW_HORIZON = 20  # the balanced flow is integrated up to 20x the preset's time when sizing a case
 SCALING_GRID = ((1.0, 10), (0.5, 10), (1.0, 20), (0.5, 20))  # (lr / preset lr, batch size)
@@ -55,20 +95,20 @@ def _with_seed(exp, seed: int):
 
 def _cases() -> list:
     params = []
-    for depth in presets.DEPTHS["nightly"]:
+    for depth in NIGHTLY.depths:
         signs = scan_signs(depth)
         for kind, want in (("trapped", -1), ("free", 1)):
             seeds = [seed for seed, sign in enumerate(signs) if sign == want][:NIGHTLY_SEEDS]
             for n, seed in enumerate(seeds):
                 cid = f"{kind}-{presets.case_id(REGIME, TEACHER, depth)}-seed{seed}"
-                quick = n == 0 and depth in presets.DEPTHS["quick"]
-                params.append(expectations.param(FAMILY, cid, kind, depth, seed, nightly=not quick))
-    return expectations.check_ids(FAMILY, params)
+                quick = n == 0 and depth in QUICK.depths
+                params.append(expectations.param(cid, kind, depth, seed, nightly=not quick))
+    return params
 
 
 def _prediction(kind: str, depth: int) -> Prediction:
-    """The row of ``PREDICTIONS["gd_trap"]``: "free", or "trapped-L2" / "trapped-L3" (L >= 3)."""
-    return expectations.PREDICTIONS[FAMILY][kind if kind == "free" else f"trapped-L{min(depth, 3)}"]
+    """The family's row: "free", or "trapped-L2" / "trapped-L3" (L >= 3)."""
+    return FAMILY.predictions[kind if kind == "free" else f"trapped-L{min(depth, 3)}"]
 
 
 CASES = _cases()

@@ -25,18 +25,14 @@ import pytest
 import torch
 from scipy import stats as sps
 
-from claims import expectations
+from claims import published_drift, published_rank
 from claims import published_figures as figures
-from claims.published_drift import CASES as DRIFT_IDENTITY
-from claims.published_drift import test_law_of_balance_vs_drift_identity  # noqa: F401 (collected here: family)
-from claims.published_rank import CASES as RANK_DEPARTURE
-from claims.published_rank import rank_departure, test_rank_departure  # noqa: F401 (collected here: family)
+from claims.published_rank import rank_departure
 from claims.published_setups import (
     BALANCE_NOISE,
     BALANCE_WINDOW,
     BOOT,
     DENSE,
-    FAMILY,
     INIT_NAMES,
     LEVEL,
     LOGDET_ROUNDOFF,
@@ -55,8 +51,98 @@ from dlncheck import spectra
 from dlncheck.config.data import make_problem
 from dlncheck.measure import balance, events, modes, stats
 from dlncheck.measure import noise_metrics as nm
+from dlncheck.report.claim import Prediction
+from dlncheck.suite.family import Family
 from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
+
+# rows per published result (case ids "<result>-<case>", e.g. "balance-noise-intermediate-lowrank-L2")
+FAMILY = Family(
+    "published",
+    question="do published results reproduce?",
+    group="assumptions",
+    if_contradicted="assumption-fails",
+    predictions={
+        "diffusion-peak": Prediction(
+            "per init and mode: t_peak(Var_runs u_alpha) < t_learned (median SGD first time u_alpha >= 0.9 s_alpha)",
+            "arXiv:2604.06366 Prop. (modewise SDE): the diffusion sigma(u)^2 ~ lambda(u)^2 (s-u)^2 peaks mid-escape and "
+            "the drift contracts (f'(u) < 0) once u > u*, so the variance must fall before the mode is learned",
+        ),
+        "stationary-collapse": Prediction(
+            "no label noise: every SGD run reaches GD's fixed point; max |W_SGD - W_GD| <= 1e-9 s_1 at the end",
+            "arXiv:2604.06366: without label noise G_b = (W - M) Sxx_b vanishes at M, so the stationary law is a point "
+            "mass at gradient flow's fixed point; the run is long enough for exp(-lambda_min t) < 1e-12",
+        ),
+        "stationary-boltzmann-shuffled": Prediction(
+            "label noise: per mode, delta_alpha = u~^T (W - Syx) v~ ~ N(0, shuffled AR(1) variance) (KS, level 0.01 "
+            "family-wise) at lr and lr/2, and Var(lr)/Var(lr/2) as predicted",
+            "linearised modewise dynamics at the minimum with the engine's epoch-reshuffled batch noise (sums to 0 "
+            "per epoch)",
+        ),
+        "stationary-boltzmann-iid": Prediction(
+            "label noise: per mode, delta_alpha ~ N(0, lr lambda v / (2 - lr lambda)) (Boltzmann at temperature ~ "
+            "lr v / 2, "
+            "KS at level 0.01 family-wise) at lr and lr/2, and Var(lr)/Var(lr/2) = (2 - lr lambda/2)/(2 - lr lambda) ~ 2",
+            "arXiv:2604.06366's Boltzmann law: independent minibatches (the SDE's white noise), temperature ~ lr x "
+            "noise / B",
+        ),
+        "balance-noise": Prediction(
+            "SGD: D_l(T) - D_l(t_0) = sum_k lr^2 E-drift (expected_balance_drift along the path): mean ratio over runs "
+            "within its 95% CI + (lr lambda_max)^2 of 1; GD: ||D_l(T) - D_l(t_0)|| <= lr^2 sum_k (||W_l||^2 + "
+            "||W_{l+1}||^2) ||G_k||^2",
+            "arXiv:2308.06671 law of balance: minibatch noise moves D_l by lr^2 (E g_{l+1}^T g_{l+1} - E g_l g_l^T) "
+            "per step "
+            "toward noise balance; GD's drift is the same identity with G -> 0",
+        ),
+        "drift-identity-learning": Prediction(
+            "per pair, over 3 inits x runs, projected on DI's matrix: law of balance (c_B C_l on each SGD path) = drift "
+            "identity (c_B lr^2 sum_t C_l(W_t^GD), label residuals included) within z se + 2 lr lambda_max; measured "
+            "E[D^SGD] - D^GD = each within z se + lr lambda_max (z: t, level 0.05 Bonferroni)",
+            "the exact step identity dD_l = lr^2 (g_{l+1}^T g_{l+1} - g_l g_l^T) averaged over without-replacement "
+            "batches (Cochran's c_B); the LoB evaluates it on SGD's path, DI on GD's (theory.sgd item 1)",
+        ),
+        "drift-identity-noise": Prediction(
+            "as drift-identity-learning over the label-noise window after GD converged; LoB = "
+            "gradient_noise.expected_balance_drift (reshuffled, truncation (lr lambda_max)^2)",
+            "arXiv:2308.06671's noise drift vs theory.sgd's first-order expansion about GD's path",
+        ),
+        "rank-departure": Prediction(
+            "rank pattern (spectra rule, eps = 1e-4, floor eps max(sigma_1, s_1)): GD's preserved at every checkpoint; "
+            "every SGD run's pattern entrywise <= GD's with one entry lower at the end (B = 2, label noise 2, 40000 steps)",
+            "Varre, Sagitova & Flammarion (NeurIPS 2024): GD conserves det(Theta^T Theta), label-noise SGD shrinks it "
+            "(rate ~ f sigma^2, gradient_noise.logdet_rate), collapsing W_1's spurious directions",
+        ),
+        "rank-deficiency": Prediction(
+            "SGD: late-time slope of log det(Theta^T Theta) = logdet_rate (within CI + (lr lambda_max)^2); "
+            "GD: |change| <= 2 sum_k -log(1 - lr^2 ||G_k||^2); sigma_min(Theta) ends lower under SGD",
+            "Varre, Sagitova & Flammarion (NeurIPS 2024): Theta <- Theta (I - lr J) each step, det shrinks by "
+            "prod (1 - lr^2 sigma_i(G)^2)^2; label noise keeps ||G|| > 0 at the minimum, GD's G -> 0",
+        ),
+    },
+    results=(
+        (r"\[diffusion-peak-", "diffusion peaks before learning (arXiv:2604.06366)"),
+        (r"\[stationary-collapse-", "no label noise: SGD collapses onto GD's fixed point (arXiv:2604.06366)"),
+        (
+            r"\[stationary-boltzmann-iid-",
+            "label noise: Boltzmann law at temperature ~ lr x noise / B (arXiv:2604.06366, independent batches)",
+        ),
+        (
+            r"\[stationary-boltzmann-shuffled-",
+            "label noise: the same law for epoch-reshuffled batches (derived here)",
+        ),
+        (
+            r"\[balance-noise-",
+            "law of balance: SGD drifts toward noise balance, GD conserves D_l (arXiv:2308.06671)",
+        ),
+        (
+            r"\[rank-deficiency-",
+            "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre, Sagitova & Flammarion, NeurIPS 2024)",
+        ),
+        (r"\[drift-identity-", "law of balance = the suite's drift identity (theory.sgd, label residuals kept)"),
+        (r"\[rank-departure-", "label-noise SGD's rank pattern leaves GD's for good, GD keeps it (Varre et al.)"),
+    ),
+)
+pytestmark = FAMILY.mark
 
 DIFFUSION = [
     case("diffusion-peak", "saddle-lowrank-L2", 2),
@@ -72,7 +158,6 @@ BALANCE = [
     case("balance-noise", "intermediate-lowrank-L3", 3, nightly=True),
 ]
 RANK = [case("rank-deficiency", "varre-2x5-L2", 2), case("rank-deficiency", "varre-2x5-L3", 3, nightly=True)]
-expectations.check_ids(FAMILY, DIFFUSION + STATIONARY + BALANCE + RANK + DRIFT_IDENTITY + RANK_DEPARTURE)
 
 
 # ------------------------------------------------------------------ 1. diffusion peaks first
@@ -120,7 +205,7 @@ def test_diffusion_peak(depth, preset, trajectory_cache, claim):
     claim.table(table, "peak_and_learning_times", caption="per init and mode: variance-peak and learning times")
     verdict(
         claim,
-        "diffusion-peak",
+        FAMILY.predictions["diffusion-peak"],
         ok,
         observed="lead t_learned - t_peak per (init, mode): "
         + "; ".join(f"{r.init} {r.mode}: {r.lead:.2f}" for r in table.itertuples())
@@ -185,7 +270,7 @@ def test_stationary(kind, preset, trajectory_cache, claim):
     claim.table(table, f"stationary_{kind}", caption="late-time mode deviations vs the predicted Gaussian law")
     verdict(
         claim,
-        f"stationary-boltzmann-{kind}",
+        FAMILY.predictions[f"stationary-boltzmann-{kind}"],
         holds,
         observed="sd / predicted sd per (lr, mode): "
         + ", ".join(f"{r.sd_ratio:.2f}" for r in table.itertuples())
@@ -217,7 +302,7 @@ def _collapse(preset, trajectory_cache, claim):
     claim.table(pd.DataFrame({"time": times.numpy(), "spread": spread.numpy()}), "collapse")
     verdict(
         claim,
-        "stationary-collapse",
+        FAMILY.predictions["stationary-collapse"],
         holds,
         observed=f"final spread {float(spread[-1]):.2e} (tol {tol:.0e}); peak {float(spread.max()):.2e} "
         f"at t = {float(times[spread.argmax()]):.2f}",
@@ -302,7 +387,7 @@ def test_law_of_balance(depth, preset, tier, trajectory_cache, claim):
     )
     verdict(
         claim,
-        "balance-noise",
+        FAMILY.predictions["balance-noise"],
         holds,
         observed="; ".join(
             f"pair {r.pair}: SGD/predicted {r.sgd_ratio_mean:.3f} [{r.ci_lo:.3f}, {r.ci_hi:.3f}] "
@@ -392,7 +477,7 @@ def test_rank_deficiency(depth, tier, trajectory_cache, claim):
     )
     verdict(
         claim,
-        "rank-deficiency",
+        FAMILY.predictions["rank-deficiency"],
         holds,
         observed=f"SGD d/dt log det = {numbers['slope_sgd']:.4f} vs predicted {numbers['rate_pred']:.4f} "
         f"(ratio {mean:.3f} [{float(lo):.3f}, {float(hi):.3f}], tol +{tol_rel:.3f}; "
@@ -429,3 +514,15 @@ def _rank_finding(checks: dict) -> str:
     if not checks["GD conserves det (|change| <= bound)"]:
         return "assumption-fails"
     return "differs" if checks["sigma_min(Theta) ends lower under SGD (every run)"] else "agrees"
+
+
+# ------------------------------------------------------------------ the cases of the helper modules
+@pytest.mark.parametrize("depth, phase", published_drift.CASES)
+def test_law_of_balance_vs_drift_identity(depth, phase, preset, tier, trajectory_cache, claim):
+    row = FAMILY.predictions[f"drift-identity-{phase}"]
+    published_drift.law_of_balance_vs_drift_identity(row, depth, phase, preset, tier, trajectory_cache, claim)
+
+
+@pytest.mark.parametrize("depth", published_rank.CASES)
+def test_rank_departure(depth, tier, trajectory_cache, claim):
+    published_rank.rank_departure_case(FAMILY.predictions["rank-departure"], depth, tier, trajectory_cache, claim)

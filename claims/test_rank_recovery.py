@@ -21,15 +21,117 @@ Checks (each can fail):
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
+import torch
 from matplotlib.ticker import MaxNLocator
 
-from claims.expectations import RANK_RECOVERY_CASES as CASES
-from claims.expectations import RecoveryCase as Case
 from dlncheck import theory
 from dlncheck.measure import calibration as cal
 from dlncheck.report import plots
+from dlncheck.suite.family import Family
+
+FAMILY = Family("rank_recovery", question="does the rank estimator recover planted ranks?", group="calibration")
+pytestmark = FAMILY.mark
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    """A rank-recovery case: noise model, dtype, levels per tier, the checks asserted and why."""
+
+    id: str
+    model: str
+    dtype: torch.dtype
+    levels: tuple  # quick tier: sigma (gaussian) or sample counts n (proxy)
+    nightly_levels: tuple
+    checks: tuple
+    reason: str
+    label_noise: float = 0.0
+    seed: int = 0
+
+
+CASES = [
+    Case(
+        "gaussian-strong-float64",
+        "gaussian",
+        torch.float64,
+        (1e-10, 1e-8, 1e-6, 1e-4, 1e-2),
+        tuple(10.0**k for k in range(-11, -1)),
+        ("contains",),
+        "s_r = 1 >= 7.9 x noise edge (12.6 sigma) at every sigma <= 1e-2: noise values stay below "
+        "the edge, outliers sit at the BGN locations, so r is counted between the two",
+        seed=1,
+    ),
+    Case(
+        "gaussian-strong-float32",
+        "gaussian",
+        torch.float32,
+        (1e-8, 1e-6, 1e-4, 1e-2),
+        tuple(10.0**k for k in range(-9, -1)),
+        ("contains",),
+        "same signal held in float32: the floor is max(noise floor, 48 x 1.2e-7 = 5.7e-6)",
+        seed=2,
+    ),
+    Case(
+        "gaussian-subthreshold-float64",
+        "gaussian",
+        torch.float64,
+        (0.3, 0.5, 1.0),
+        (0.25, 0.3, 0.4, 0.5, 0.7, 1.0),
+        ("none",),
+        "s_r = 1 < sigma (m n)^(1/4) = 6.3 sigma: the r-th mode sinks into the Marchenko-Pastur "
+        "bulk (BBP transition), no gap separates sigma_r from sigma_{r+1}",
+        seed=3,
+    ),
+    Case(
+        "proxy-noiseless-float64",
+        "proxy",
+        torch.float64,
+        (64, 256, 1024),
+        (32, 64, 256, 1024, 2048),
+        ("contains",),
+        "X X^T / n = I exactly, so M_hat = M (X X^T / n) = M has exact rank r; only roundoff "
+        "(floor 48 u = 1.1e-14) remains, so every eps from 1e-13 to the ceiling recovers r",
+        seed=4,
+    ),
+    Case(
+        "proxy-labelnoise-float64",
+        "proxy",
+        torch.float64,
+        (64, 256, 1024),
+        (32, 64, 256, 1024, 2048),
+        ("contains",),
+        "label noise tau = 0.05: M_hat - M = (tau / n) E X^T is i.i.d. N(0, tau^2 / n), so the "
+        "Gaussian theory holds at sigma_eff = tau / sqrt(n)",
+        label_noise=0.05,
+        seed=5,
+    ),
+    Case(
+        "exact-lowrank-float32",
+        "gaussian",
+        torch.float32,
+        (0.0,),
+        (0.0,),
+        ("contains", "roundoff"),
+        "rounding M to float32 lifts the zero singular values to ~u sigma_1 (u = 1.2e-7): "
+        "eps <= 5.7e-9 counts them all; eps above 48 u recovers r",
+        seed=6,
+    ),
+    Case(
+        "exact-lowrank-float64",
+        "gaussian",
+        torch.float64,
+        (0.0,),
+        (0.0,),
+        ("contains",),
+        "float64 roundoff floor 48 u = 1.1e-14: every eps from 1e-13 to the signal ceiling "
+        "s_r / s_1 = 0.25 (/2) recovers r",
+        seed=6,
+    ),
+]
+
 
 M, N, S = 48, 32, (4.0, 2.0, 1.0)
 R = len(S)

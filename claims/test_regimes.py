@@ -14,16 +14,46 @@ import pytest
 import torch
 
 from claims import expectations
-from claims.expectations import (
-    DWELL_RTOL,
-)
 from dlncheck import presets, spectra, theory
 from dlncheck.measure import events, stats
+from dlncheck.measure.events import DWELL_RTOL
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory import tolerances
 from dlncheck.theory.kernel import kernel_bounds
+
+FAMILY = Family(
+    "regimes",
+    question="does each preset sit in the regime it is named after?",
+    group="assumptions",
+    if_contradicted="assumption-fails",
+    predictions={
+        "saddle": Prediction(
+            "every run's dwell on each intermediate plateau and its final movement within relative h = lr "
+            "lambda_max of the gradient flow's (theory.tolerances.aligned_flow_rtol; dwell plus one loss-grid "
+            "spacing; movement: theory.aligned_movement)",
+            "aligned tiny init: modes escape one by one at Saxe's times (Saxe et al. 2014), weights grow "
+            "from ~scale to ~s^{1/L}",
+        ),
+        "ntk": Prediction(
+            "every init, every run: no plateau (dwell on each intermediate plateau below the lazy bound "
+            "ln((1+rtol)/(1-rtol)) / (2 k_min T)) and relative movement inside the kernel band "
+            "[|e_0 - e_T| / sqrt(k_max), |e_0 + e_T| / sqrt(k_min)] / ||theta_0|| (theory.tolerances)",
+            "wide LeCun init: the tangent kernel barely changes, the loss decays at its rates and the weights "
+            "move by the kernel-weighted residual (Jacot et al. 2018; Lee et al. 2019)",
+        ),
+        "intermediate": Prediction(
+            "movement strictly between the ntk and saddle presets of the same teacher and depth; "
+            "plateau dwell recorded only",
+            "gamma = 1 boundary of Jacot et al. 2021: theory gives no plateau prediction",
+            exploratory=True,
+        ),
+    },
+)
+pytestmark = FAMILY.mark
 
 CHECKPOINTS = 30
 
@@ -33,12 +63,12 @@ def _final_movement(cache, preset, regime, teacher, depth):
     return traj.relative_movement()[:, -1]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases("regimes"))
-def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
+@pytest.mark.parametrize("regime, teacher, depth", expectations.cases())
+def test_regime(regime, teacher, depth, preset, sizes, trajectory_cache, claim):
     case = (regime, teacher, depth)
     exp = preset(regime, teacher, depth)
     if regime == "ntk":  # lazy predictions per init: an ensemble of seeds, the first one drawn
-        ens = init_ensembles.case_ensemble(exp, tier, sgd_runs=init_ensembles.SGD_RUNS_PER_INIT[tier])
+        ens = init_ensembles.case_ensemble(exp, sizes.ensembles, sgd_runs=sizes.ensembles.check_sgd_runs)
         trajs = list(trajectory_cache.ensemble(ens, checkpoints=CHECKPOINTS))
         traj = trajs[0]
     else:
@@ -130,7 +160,7 @@ def test_regime(regime, teacher, depth, preset, tier, trajectory_cache, claim):
             f"movement {final.min():.3g}-{final.max():.3g} vs ntk {lazy:.3g}, saddle {rich:.3g}; "
             f"max dwell {dwell.max():.3f}"
         )
-    p = expectations.PREDICTIONS["regimes"][regime]
+    p = FAMILY.predictions[regime]
     golden = "n/a" if p.exploratory else ("agrees" if holds else "assumption-fails")
     key = "fraction_inits" if regime == "ntk" else "movement_max"
     claim.verdict(

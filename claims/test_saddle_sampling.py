@@ -23,16 +23,18 @@ import pandas as pd
 import pytest
 import torch
 
-from claims import expectations
+from claims.expectations import param
 from dlncheck.config.data import whiten as whiten_inputs
 from dlncheck.config.experiment import Teacher
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 from dlncheck.saddles import NormalForm, refine, sample
 from dlncheck.saddles.batch_certify import certify_batch
 from dlncheck.saddles.explore import diversity, explore
 from dlncheck.saddles.gaussian import gaussian_law, normality_tests, whiten
 from dlncheck.saddles.mcmc import ess, split_rhat
 from dlncheck.saddles.polish import polish as lm_polish
+from dlncheck.suite.family import Family
 from dlncheck.theory import sampling as th
 
 TEACHER = Teacher(4, 4, (3.0, 2.0, 1.5, 1.0), seed=0)
@@ -42,15 +44,95 @@ LEVEL_CHAINS = 1e-3  # level of the binomial bound on exceedances and of the div
 CHAINS = 64
 TEACHER_STRATUM = NormalForm(TEACHER.M, [0], [4, 5, 4]).P_S @ TEACHER.M  # population end-to-end map, S = {0}
 
-FAMILY = "saddle_sampling"  # rows and contradictions: claims/expectations.py
+_NONSTRICT_L3 = (
+    "oracle, normal form at L = 3 with sigma of full column rank: pair (1,2) is open unless "
+    "sigma Z_3 = 0, i.e. Z_3 = 0, and then pair (1,3) is open unless Z_2 = 0, so a non-strict "
+    "point has Z_2 = Z_3 = 0: with norms targeted on two blocks every reachable point is strict"
+)
+_NONSTRICT_L4 = (
+    "oracle at L = 4: Z_2 = 0, Z_1 sigma = 0 and Z_4 Z_3 = 0 close every second-order pair while "
+    "Z_1, Z_3, Z_4 keep non-zero norms: non-strict points exist on the variety with blocks 1, 3, 4 "
+    "norm-targeted; pinning Z_2, Z_1 sigma and Z_4 Z_3 (tempered pin energy and polish, saddles.pins) "
+    "puts the chains there, and E = 0 on that pinned set identically"
+)
+_NONSTRICT_L3_PINNED = (
+    "oracle at L = 3: Z_3 = 0 closes pair (1,2), Z_2 = 0 closes (1,3) and Z_1 sigma = 0 closes (2,3) "
+    "(rank Z_3 = 0 < d_2 - r otherwise opens it): pinning Z_2, Z_3 and Z_1 sigma with Z_1 norm-targeted puts "
+    "the chains on that non-strict set (E = 0 there identically)"
+)
+_NONSTRICT_L4_UNPINNED = (
+    "power check of sampling-nonstrict-L4 (same blocks targeted, no pins): the non-strict set Z_2 = 0, "
+    "Z_1 sigma = 0, Z_4 Z_3 = 0 is a lower-dimensional part of the variety, so unpinned chains land on its "
+    "strict part (measured before pins: 64/64 strict == oracle)"
+)
+FAMILY = Family(
+    "saddle_sampling",
+    question="does the sampler find every saddle class?",
+    group="saddles",
+    if_contradicted="assumption-fails",
+    predictions={
+        "sampling-calib-prior-L3": Prediction(
+            "Z_2 ~ N(0, 1/alpha) (MALA); N(0, 1/(alpha (1 - eps alpha/4))) (SGLD)",
+            "E = 0 identically with Z_1 = Z_3 = 0; ULA law of a Gaussian AR(1) (theory.ula_stationary_covariance)",
+        ),
+        "sampling-calib-quadratic-L2-Z1": Prediction(
+            "rows of Z_1 ~ N(0, (beta sigma sigma^T + alpha I)^-1), ULA-inflated for SGLD",
+            "Z_2 = 0 makes E = ||Z_1 sigma||^2 / 2 quadratic",
+        ),
+        "sampling-calib-quadratic-L2-Z1-many": Prediction(
+            "rows of Z_1 ~ N(0, (beta sigma sigma^T + alpha I)^-1), ULA-inflated for SGLD (2048 chains: more power)",
+            "Z_2 = 0 makes E = ||Z_1 sigma||^2 / 2 quadratic",
+        ),
+        "sampling-calib-quadratic-L2-Z2": Prediction(
+            "columns of Z_2 ~ N(0, (beta sigma^T sigma + alpha I)^-1), ULA-inflated for SGLD",
+            "Z_1 = 0 makes E = ||sigma Z_2||^2 / 2 quadratic",
+        ),
+        **{
+            f"sampling-free-L{L}-r{r}": Prediction(
+                "<= binomial-many chains above chi2_{0.95}(dof)/(2 beta_f) at the held beta_f; certified kind == oracle "
+                "kind on every polished sample; sampled diversity > collapsed null + margin",
+                "stationarity at beta_f (theory.boltzmann_energy_tolerance); Achour et al. 2024 second-order analysis",
+            )
+            for L, r in [(2, 1), (3, 1), (3, 2), (4, 1), (2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]
+        },
+        "sampling-nonstrict-L3": Prediction("no chain non-strict; all certified strict == oracle", _NONSTRICT_L3),
+        "sampling-nonstrict-L3-pinned": Prediction(
+            ">= 1 chain on the pinned set; every chain on it certified non-strict (lambda_min inside the zero band) "
+            "== oracle",
+            _NONSTRICT_L3_PINNED,
+        ),
+        "sampling-nonstrict-L4": Prediction(
+            ">= 1 chain on the pinned set; every chain on it certified non-strict (lambda_min inside the zero band) "
+            "== oracle",
+            _NONSTRICT_L4,
+        ),
+        "sampling-nonstrict-L4-unpinned": Prediction(
+            "no chain non-strict; all certified strict == oracle", _NONSTRICT_L4_UNPINNED
+        ),
+        **{
+            f"sampling-empirical-noise{s:g}".replace(".", "p"): Prediction(
+                "n ||M^ - M||_F^2 / s^2 ~ chi2(d_0 d_L) per data set; refined points certified strict (L = 2); "
+                "||W_L W_1 - P_S M||_F <= Wedin bound (theory.map_error_bound) + the refinement's own move",
+                "whitened inputs make the cross-covariance error exactly Gaussian with variance s^2/n; Baldi & Hornik 1989",
+            )
+            for s in (0.0, 0.3)
+        },
+    },
+    results=(
+        (r"\[sampling-calib-", "calibrated sampler: MALA / SGLD match the closed-form p_beta"),
+        (r"\[sampling-free-", "free chains reach the variety; certified kind == oracle; diversity > null"),
+        (
+            r"\[sampling-nonstrict-",
+            "unpinned chains: none non-strict; pinned chains certified non-strict at L = 3 and L = 4",
+        ),
+        (r"\[sampling-empirical-", "empirical path: chi2 law of the data error; refined points certified"),
+    ),
+)
+pytestmark = FAMILY.mark
 
 
 def empirical_id(noise: float) -> str:
     return f"sampling-empirical-noise{noise:g}".replace(".", "p")
-
-
-def param(case_id: str, *values, nightly: bool = False):
-    return expectations.param(FAMILY, case_id, *values, nightly=nightly)
 
 
 def widths(L: int, width: int = 5) -> list[int]:
@@ -164,7 +246,7 @@ def test_sampling_calibration(case: Calib, claim, dtype, device):
     p_min = {k: float(t.p_value.min()) for k, t in tests.items()}
     holds = p_min["MALA vs p_beta"] >= alpha_test and p_min["SGLD vs derived ULA law"] >= alpha_test
     assert claim.verdict(
-        prediction=expectations.PREDICTIONS[FAMILY][case.id].prediction,
+        prediction=FAMILY.predictions[case.id].prediction,
         observed=(
             f"min p: MALA vs exact {p_min['MALA vs p_beta']:.3g}, SGLD vs ULA law "
             f"{p_min['SGLD vs derived ULA law']:.3g} (per-test level {alpha_test:.2g}); SGLD vs exact "
@@ -195,6 +277,7 @@ class Free:
     norm_blocks: tuple | None = None
     alpha: float = 0.0
     expect_nonstrict: bool | None = None  # None: free case (kinds per sample only)
+    pins: tuple = ()  # products held at zero (saddles.pins), tempered with E
 
 
 FREE_QUICK = [
@@ -203,7 +286,9 @@ FREE_QUICK = [
     Free("sampling-free-L3-r2", 3, 2),
     Free("sampling-free-L4-r1", 4, 1),
     Free("sampling-nonstrict-L3", 3, 1, (1, 3), 1.0, False),
-    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True),
+    Free("sampling-nonstrict-L3-pinned", 3, 1, (1,), 1.0, True, ((2,), (3,), (1, "sigma"))),
+    Free("sampling-nonstrict-L4", 4, 1, (1, 3, 4), 1.0, True, ((2,), (1, "sigma"), (4, 3))),
+    Free("sampling-nonstrict-L4-unpinned", 4, 1, (1, 3, 4), 1.0, False),
 ]
 FREE_NIGHTLY = [Free(f"sampling-free-L{L}-r{r}", L, r) for L, r in [(2, 2), (2, 3), (3, 3), (4, 2), (4, 3)]]
 STEPS = dict(anneal=200, hold=100, polish=30, step_size=0.1, beta0=10.0, beta_f=1e4)
@@ -215,7 +300,7 @@ FREE_PARAMS = [param(c.id, c) for c in FREE_QUICK] + [param(c.id, c, nightly=Tru
 @pytest.mark.parametrize("case", FREE_PARAMS)
 def test_sampling_free_chains(case: Free, claim, dtype, device):
     nf = NormalForm(TEACHER.M, list(range(case.r)), widths(case.L), dtype=getattr(torch, dtype), device=device)
-    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks)
+    prior = dict(norm_strength=1.0, alpha=case.alpha, norm_blocks=case.norm_blocks, pins=case.pins)
     ex = explore(nf, CHAINS, seed=case.L + 10 * case.r, **STEPS, **prior)
     T = ex.table
     S = T[~T.null]
@@ -226,6 +311,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
     low = S[S.energy <= e_tol]
     agree = low.kind == low.oracle
     nonstrict = low[(low.kind == "non-strict") & (low.lambda_min.abs() <= low.tau)]
+    pinned = low[low.pinned] if case.pins else low.iloc[:0]
     div = diversity(nf, ex.Z, CHAINS)
     se_s, se_0 = th.jackknife_se(div["sampled_loo"]), th.jackknife_se(div["null_loo"])
     margin = th.diversity_margin(se_s, se_0, LEVEL_CHAINS)
@@ -253,15 +339,26 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         checks["non-strict reached"] = len(nonstrict) >= 1
     elif case.expect_nonstrict is False:
         checks["no non-strict"] = len(low[low.kind != "strict"]) == 0
+    if case.pins:
+        checks["pinned chains certified non-strict"] = len(pinned) >= 1 and bool(
+            pinned.index.isin(nonstrict.index).all()
+        )
     holds = all(checks.values())
     kinds = low.kind.value_counts().to_dict()
     assert claim.verdict(
-        prediction=expectations.PREDICTIONS[FAMILY][case.id].prediction,
+        prediction=FAMILY.predictions[case.id].prediction,
         observed=(
             f"{n_above}/{CHAINS} chains above E_tol = {e_tol:.3g} at beta_f (allowed {allowed}); "
             f"{len(low)} low-energy after polish (max E {S.energy.max():.2e}), kinds {kinds}, "
             f"{int(agree.sum())}/{len(low)} == oracle; {S.stratum.nunique()} strata; {len(nonstrict)} "
             f"non-strict; diversity {div['sampled']:.3g} vs null {div['null']:.2g} (margin {margin:.3g})"
+            + (
+                f"; pins {case.pins}: {len(pinned)}/{CHAINS} chains on the pinned stratum, kinds "
+                f"{pinned.kind.value_counts().to_dict()}, lambda_min in [{nonstrict.lambda_min.min():.2g}, "
+                f"{nonstrict.lambda_min.max():.2g}] within tau <= {nonstrict.tau.max():.2g}"
+                if case.pins and len(nonstrict)
+                else ""
+            )
         ),
         holds=holds,
         golden_path="n/a",
@@ -276,6 +373,7 @@ def test_sampling_free_chains(case: Free, claim, dtype, device):
         kinds=kinds,
         strata=int(S.stratum.nunique()),
         nonstrict=len(nonstrict),
+        pinned=len(pinned),
         diversity=div["sampled"],
         diversity_null=div["null"],
         diversity_margin=margin,
@@ -334,6 +432,7 @@ def plot_free(case, ex, e_tol, div, margin, nf):
     fig.suptitle(
         f"{case.id}: L={case.L}, r={case.r}, widths {nf.widths}, {CHAINS} chains"
         + (f", norm-targeted blocks {case.norm_blocks}" if case.norm_blocks else "")
+        + (f", pins {case.pins}" if case.pins else "")
     )
     return fig
 
@@ -344,7 +443,6 @@ REPLICATES = 4
 
 
 EMPIRICAL_PARAMS = [param(empirical_id(s), s) for s in (0.0, 0.3)]
-expectations.check_ids(FAMILY, CALIB_PARAMS + FREE_PARAMS + EMPIRICAL_PARAMS)
 
 
 @pytest.mark.parametrize("noise", EMPIRICAL_PARAMS)
@@ -458,7 +556,7 @@ def test_sampling_empirical(noise: float, claim, dtype, device):
     claim.figure(fig, "empirical", caption="distance vs n with the asserted law; certified fraction")
     holds = all(checks.values())
     assert claim.verdict(
-        prediction=expectations.PREDICTIONS[FAMILY][empirical_id(noise)].prediction,
+        prediction=FAMILY.predictions[empirical_id(noise)].prediction,
         observed=(
             f"chi2 p = {p if p is None else round(p, 4)}; fraction strict {R.certified_strict.mean():.3f}; "
             f"distance median by n {med.round(6).to_dict()} (slope {slope:.2f}); max grad after refine "

@@ -26,6 +26,8 @@ from claims import expectations
 from dlncheck import presets
 from dlncheck.measure import lr_sweep, scaling
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
+from dlncheck.suite.family import Family
 from dlncheck.theory import sgd
 from dlncheck.theory.gradient_noise import minibatch_factor
 
@@ -34,7 +36,47 @@ OFFSET_FRACTIONS = (1.0, 0.5, 0.25)
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
 
-FAMILY = "scaling"  # rows and contradictions: claims/expectations.py
+
+def _rows() -> dict[str, Prediction]:
+    """The family's rows, keyed by discrepancy name (slopes, theory.sgd) and "offsets"."""
+    rows = {
+        name: Prediction(f"log-log slope {slope:g} vs {var}; vanishes: {sgd.VANISHES[name]}", reason)
+        for name, (slope, var, reason) in sgd.EXPONENTS.items()
+    }
+    rows |= {
+        name: Prediction(
+            f"no exponent derived ({why}); asserted: value at lr/8 <= value at lr per B; "
+            f"vanishes: {sgd.VANISHES[name]}",
+            "theory.sgd module docstring item 4",
+        )
+        for name, (var, why) in sgd.EXPLORATORY.items()
+    }
+    rows["offsets"] = Prediction(
+        "mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode (theory.sgd.predicted_offsets)",
+        "the expected extra balance drift of SGD, split per mode along GD's path; |m - p| <= z sem + h |p|",
+    )
+    return rows
+
+
+FAMILY = Family(
+    "scaling",
+    question="how does the SGD-GD gap scale with lr and batch size?",
+    group="golden path",
+    predictions=_rows(),
+    results=tuple(
+        (rf"test_scaling_slope\[{name}-", f"{name.replace('_', ' ')} vanishes with the derived slope")
+        for name in (
+            "d_sigma",
+            "balance_gap",
+            "theta_distance",
+            "function_distance",
+            "sigma_spread",
+            "function_distance_mid",
+        )
+    )
+    + ((r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),),
+)
+pytestmark = FAMILY.mark
 
 
 def _params(cases, nightly: bool, names=None):
@@ -44,7 +86,6 @@ def _params(cases, nightly: bool, names=None):
             cid = presets.case_id(regime, teacher, L)
             out.append(
                 expectations.param(
-                    FAMILY,
                     f"{name}-{cid}" if name else cid,
                     regime,
                     teacher,
@@ -123,7 +164,7 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
     assert claim.verdict(
         prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
         observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
-        reason=expectations.PREDICTIONS[FAMILY][name].reason,
+        reason=FAMILY.predictions[name].reason,
         golden_path=vanishing(fit.lo, fit.hi),
         key="slope",
         holds=holds,
@@ -152,7 +193,6 @@ RANK_PARAMS = (
     + _params([("saddle", "degenerate", 3), ("saddle", "lowrank", 2), ("saddle", "lowrank", 3)], True, ["d_r_plateau"])
     + _params([("saddle", "degenerate", 3), ("ntk", "degenerate", 2), ("ntk", "degenerate", 3)], True, ["split_dwell"])
 )
-expectations.check_ids(FAMILY, SLOPE_CASES + OFFSET_PARAMS + RANK_PARAMS)
 
 
 @pytest.mark.parametrize("regime, teacher, depth, name", RANK_PARAMS)
@@ -221,9 +261,9 @@ def test_scaling_rank_count(regime, teacher, depth, name, preset, trajectory_cac
     claim.figure(fig, "loglog", caption=f"{name} vs {var}; asserted only: smallest lr <= largest lr per B")
     key = "slope" if "slope" in numbers else "largest"
     assert claim.verdict(
-        prediction=expectations.PREDICTIONS[FAMILY][name].prediction,
+        prediction=FAMILY.predictions[name].prediction,
         observed=observed,
-        reason=expectations.PREDICTIONS[FAMILY][name].reason,
+        reason=FAMILY.predictions[name].reason,
         exploratory=True,
         golden_path="agrees" if holds else "differs",
         key=key,
@@ -290,7 +330,7 @@ def test_offset_prediction(regime, teacher, depth, preset, trajectory_cache, cla
     rel = float(((df.measured - df.predicted).abs() / df.predicted.abs()).median())
     size = df.assign(size=df.measured.abs()).groupby("lr")["size"].mean()  # mean |offset| per lr
     shrink = float(size.iloc[0] / size.iloc[-1])  # smallest lr / largest lr
-    row = expectations.PREDICTIONS[FAMILY]["offsets"]
+    row = FAMILY.predictions["offsets"]
     assert claim.verdict(
         prediction=row.prediction,
         observed=f"worst |m - p| / tol = {worst:.2f}, median relative error {rel:.3f}; "

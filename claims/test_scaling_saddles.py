@@ -22,19 +22,32 @@ from claims import expectations
 from dlncheck import presets
 from dlncheck.measure import events
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
+from dlncheck.suite.family import Family
 from dlncheck.theory import saddle_curvature as sc
 
-FAMILY = "scaling_saddles"  # row and contradictions: claims/expectations.py
-CASES = expectations.check_ids(
-    FAMILY,
-    [
-        expectations.param(FAMILY, f"saddle-{t}-L{L}-{init}", t, L, init, nightly=t != "lowrank")
-        for t in presets.TEACHERS
-        for L in (2, 3)
-        for init in ("aligned", "random")
-    ],
+FAMILY = Family(
+    "scaling_saddles",
+    question="are GD's plateaus the saddles theory predicts?",
+    group="saddles",
+    if_contradicted="assumption-fails",
+    predictions={
+        "plateaus": Prediction(
+            "plateau k: lambda_min = decoupled value (L=2: -(s_{k+1}-u_{k+1}); L>=3: -> 0, non-strict); end: minimum",
+            "the GD plateaus are the saddles of the decoupled dynamics (theory.saddle_curvature); Weyl's bound "
+            "||H(theta) - H(theta_dec)||_2 + tau_round covers the point's distance from its decoupled projection",
+        ),
+    },
+    results=((r"\[", "GD's plateaus have the predicted lambda_min; the end point is a minimum"),),
 )
+pytestmark = FAMILY.mark
+CASES = [
+    expectations.param(f"saddle-{t}-L{L}-{init}", t, L, init, nightly=t != "lowrank")
+    for t in presets.TEACHERS
+    for L in (2, 3)
+    for init in ("aligned", "random")
+]
 
 
 def hessian(weights, M):
@@ -132,7 +145,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
     ax.legend(loc="upper center", fontsize=7)
     claim.figure(fig, "lambda_min", caption="lambda_min along GD with the loss; asserted points with Weyl bounds")
     holds = bool(df.ok.all())
-    row = expectations.PREDICTIONS[FAMILY]["plateaus"]
+    row = FAMILY.predictions["plateaus"]
     worst = float(((df.lambda_min - df.lambda_pred).abs() / df.tol).max())
     assert claim.verdict(
         prediction=row.prediction,

@@ -34,9 +34,27 @@ from dlncheck import presets
 from dlncheck.config.data import init_weights, make_problem
 from dlncheck.measure import lr_sweep
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
+from dlncheck.suite.family import Family
 from dlncheck.theory import spread
 
-FAMILY = "sgd_spread"  # rows and contradictions: claims/expectations.py
+FAMILY = Family(
+    "sgd_spread",
+    question="is SGD's run-to-run spread around GD the linearised prediction?",
+    group="golden path",
+    predictions={
+        "level": Prediction(
+            "run-to-run Var of the mode-frame block of W and of each mode strength at T/2 and T = the linear-noise "
+            "approximation with epoch reshuffling plus the same-order pair term (theory.spread.lna_covariance, "
+            "theory.spread_pair), within the chi-square interval of a variance from S runs (Bonferroni over the "
+            "case's ratios)",
+            "around GD's path: lr^2 sum over epochs of Hoeffding's permutation covariance of the adjoint-projected "
+            "per-sample gradients (first order; the zero-sum epoch cancels its frozen-path part) plus the "
+            "multiplicative noise acting on the within-epoch displacement (second order in the noise, the same lr^3)",
+        ),
+    },
+)
+pytestmark = FAMILY.mark
 BATCH_SIZES = (10, 30)  # = claims/test_scaling.BATCH_SIZES (same cached ensembles)
 TIMES = (0.5, 1.0)  # fractions of T (the sweep's checkpoints)
 FRACTIONS = (1.0, 0.5)  # lr in {eta, eta/2}: the adjoint pass costs ~ steps / fraction
@@ -44,14 +62,11 @@ PAIR_DRAWS = 4096  # shuffles per path for the pair term's Monte-Carlo: relative
 LEVEL = 0.05  # family-wise, Bonferroni over the asserted ratios of a case
 QUICK = [("saddle", "lowrank", 2), ("saddle", "lowrank", 3), ("ntk", "lowrank", 2), ("ntk", "lowrank", 3)]
 NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L in (2, 3, 4) if (r, t, L) not in QUICK]
-PARAMS = expectations.check_ids(
-    FAMILY,
-    [
-        expectations.param(FAMILY, presets.case_id(*c), *c, nightly=nightly)
-        for cases, nightly in ((QUICK, False), (NIGHTLY, True))
-        for c in cases
-    ],
-)
+PARAMS = [
+    expectations.param(presets.case_id(*c), *c, nightly=nightly)
+    for cases, nightly in ((QUICK, False), (NIGHTLY, True))
+    for c in cases
+]
 
 
 def measured(traj, checkpoint: int, r: int):
@@ -208,7 +223,7 @@ def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, clai
     a = df[df.asserted]
     worst = a.iloc[int(np.argmax(np.abs(np.log(a.ratio))))]
     block = df[df.readout == "block"].ratio
-    row = expectations.PREDICTIONS[FAMILY]["level"]
+    row = FAMILY.predictions["level"]
     assert claim.verdict(
         prediction=row.prediction,
         observed=f"{int((~a.ok).sum())} of {len(a)} ratios outside; block ratio "

@@ -23,13 +23,43 @@ import pytest
 import torch
 
 from claims import expectations
-from claims.test_rank_patterns import variants
 from dlncheck import presets, spectra
 from dlncheck.measure import compare, events
 from dlncheck.report import plots
+from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import offset_band, sgd
 from dlncheck.theory.tolerances import bonferroni_z
+
+FAMILY = Family(
+    "singular_patterns",
+    question="do SGD's singular values of every partial product track GD's?",
+    group="golden path",
+    if_holds="agrees",
+    if_contradicted="differs",
+    predictions={
+        "saddle": Prediction(
+            "for every init (det-sign trapped inits set apart): at the end, GD's top-r log singular "
+            "values of every P_ij = SGD mean minus the predicted offset "
+            "(theory.sgd.predicted_offsets) "
+            "within the band of theory.offset_band",
+            "SGD adds an O(lr c_B) balance drift that shifts each learned mode's split between the "
+            "layers by a computable amount (the suite's modewise expansion, theory.sgd); its spread "
+            "across runs is the only other scale",
+        ),
+        "ntk": Prediction(
+            "same: GD = SGD mean minus the predicted offset within the band, for every init",
+            "lazy: weights move O(1/sqrt(width)) from the shared init; the drift identity holds for any init",
+        ),
+        "intermediate": Prediction(
+            "same: GD = SGD mean minus the predicted offset within the band, for every init",
+            "theory silent on the path; exploratory",
+            exploratory=True,
+        ),
+    },
+)
+pytestmark = FAMILY.mark
 
 K_TOP = 5
 
@@ -65,12 +95,12 @@ def evaluate(exp, analysis, predicted):
 
 @pytest.mark.parametrize(
     "regime, teacher, depth, inits",
-    expectations.cases("singular_patterns", quick=expectations.deepest_quick, variants=variants),
+    expectations.cases(quick=expectations.deepest_quick, variants=expectations.ensemble_variants),
 )
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, tier, trajectory_cache, claim):
+def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, sizes, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
-    row = expectations.PREDICTIONS["singular_patterns"][regime]
-    ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, tier, trajectory_cache)
+    row = FAMILY.predictions[regime]
+    ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache)
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
     offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
@@ -113,7 +143,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, t
         K=K_TOP,
     )
     t = runs[w_i][0].checkpoint_times
-    _, windows = init_ensembles.escape_windows(runs[w_i][0])
+    _, windows = init_ensembles.predicted_windows(runs[w_i][0])
     d_sig = _figures(claim, case, t, windows, w, labels[w_i])
     inside = events.in_windows(t, windows)
     numbers |= dict(

@@ -7,7 +7,7 @@ so "rank starts at 0" is only testable with the floor (test_eps_sensitivity show
 
 Saddle cases run twice: ``-aligned`` (the preset's aligned init, the control where a repeated
 singular value is predicted to make GD jump by its multiplicity) and ``-random`` (an ensemble of
-small random inits, half balanced and half Gaussian, init_ensembles.INITS per tier, trained together). Each
+small random inits, half balanced and half Gaussian, the tier's init_ensembles.Sizes, trained together). Each
 init is one draw: its outcome is "GD and every one of its SGD runs match the prediction"
 (stagewise.staircase_outcomes; runs of one init are never pooled as independent draws); the
 verdict reports the fraction of inits with a Wilson 95% interval and asserts every init (theory
@@ -21,12 +21,20 @@ import torch
 
 from claims import expectations
 from claims import stagewise_figures as figures
-from claims.expectations import rank_levels, stagewise_prediction
+from claims.stagewise_rows import rank_levels, square_fullrank, stagewise_prediction
 from dlncheck import presets, spectra
 from dlncheck.measure import events, stagewise, stats
 from dlncheck.spectra import end_to_end
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.family import Family
 from dlncheck.theory import trap
+
+FAMILY = Family(
+    "unit_step_growth",
+    question="does the unit-step growth measure what it should?",
+    group="calibration",
+)
+pytestmark = FAMILY.mark
 
 EPS = 1e-4  # asserted threshold (relative), floor EPS * s_1
 
@@ -37,17 +45,13 @@ def _variants(regime, teacher, depth):
     return [("", ("preset",))]
 
 
-def trajectories(base, init: str, tier: str, cache) -> list:
+def trajectories(base, init: str, sizes, cache) -> list:
     """[(experiment, trajectory)] of every init of the case."""
     if init != "random":
         return [(base, cache(base, checkpoints=events.time_grid_for(base)))]
-    ens = init_ensembles.case_ensemble(base, tier)
+    ens = init_ensembles.case_ensemble(base, sizes)
     runs = cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base))
     return [(ens.experiment(i), runs[i]) for i in range(len(ens))]
-
-
-def square_fullrank(teacher) -> bool:
-    return teacher.d_out == teacher.d_in == teacher.rank
 
 
 def analyse(exp, traj, pred, levels) -> dict:
@@ -91,13 +95,15 @@ def analyse(exp, traj, pred, levels) -> dict:
     return out
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases("unit_step_growth", variants=_variants))
-def test_unit_step_rank_growth(regime, teacher, depth, init, preset, tier, trajectory_cache, claim):
+@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases(variants=_variants))
+def test_unit_step_rank_growth(regime, teacher, depth, init, preset, sizes, trajectory_cache, claim):
     base = preset(regime, teacher, depth)
     case = presets.case_id(regime, teacher, depth) + ("" if init == "preset" else f"-{init}")
     pred = stagewise_prediction(regime, teacher, init)
     levels = rank_levels(pred, base.teacher.s)
-    inits = [analyse(exp, traj, pred, levels) for exp, traj in trajectories(base, init, tier, trajectory_cache)]
+    inits = [
+        analyse(exp, traj, pred, levels) for exp, traj in trajectories(base, init, sizes.ensembles, trajectory_cache)
+    ]
     per_init = [_init_record(a, levels) for a in inits]
     n, k = len(inits), sum(p["holds"] for p in per_init)
     lo, hi = stats.wilson_interval(k, n)

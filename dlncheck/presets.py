@@ -17,13 +17,14 @@ Teachers (small, well separated singular values, Saxe et al. 2014's setting): ``
 6x6 with s = (4, 2, 1); ``fullrank`` 4x4 with s = (4, 2, 1, 0.5); ``degenerate`` 6x6 with
 s = (4, 2, 2, 1) (the repeated 2 escapes as one stage). lr = 0.2 / (top curvature: the
 tangent-kernel bound at init or L s_1^{2-2/L} at the solution), so GD tracks gradient flow.
-Quick tier: 8 SGD runs (batch 10 of 60 whitened samples), L in (2, 3); nightly: 32 runs, L up to 4.
+S = 8 SGD runs unless given (batch 10 of 60 whitened samples), L in DEPTHS.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 from dlncheck import theory
 from dlncheck.config import validation as check
@@ -32,8 +33,8 @@ from dlncheck.theory.kernel import kernel_bounds, rounded
 
 REGIMES = ("saddle", "intermediate", "ntk")
 TEACHERS = ("lowrank", "fullrank", "degenerate")
-DEPTHS = {"quick": (2, 3), "nightly": (2, 3, 4)}
-SGD_RUNS = {"quick": 8, "nightly": 32}
+DEPTHS = (2, 3, 4)  # the preset grid's depths
+SGD_RUNS = 8  # SGD runs of a preset unless given
 
 TEACHER_SPECS = {
     "lowrank": Teacher(6, 6, (4.0, 2.0, 1.0), seed=1),
@@ -69,11 +70,11 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
     return math.ceil((t_escape + 10 / rate) / lr)
 
 
-def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **overrides: object) -> Experiment:
-    """The preset Experiment for (regime, teacher, depth); ``overrides`` replace any field."""
+def experiment(regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, **overrides: Any) -> Experiment:
+    """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``overrides``
+    replace any other field."""
     check.one_of("regime", regime, REGIMES)
     check.one_of("teacher", teacher, TEACHERS)
-    check.one_of("tier", tier, SGD_RUNS)
     depth = check.depth("depth", depth, min=2)  # presets are deep networks
     t = TEACHER_SPECS[teacher]
     width = WIDTH[regime]
@@ -83,7 +84,7 @@ def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **ove
         "ntk": Init("lecun", 1.0),
     }[regime]
     exp = Experiment(
-        t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE, n_samples=N_SAMPLES, sgd_runs=SGD_RUNS[tier]
+        t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE, n_samples=N_SAMPLES, sgd_runs=sgd_runs
     )
     lr = _lr(exp)
     if regime == "ntk":  # lazy: the loss decays at least at the kernel's smallest eigenvalue
@@ -94,9 +95,9 @@ def experiment(regime: str, teacher: str, depth: int, tier: str = "quick", **ove
     return dataclasses.replace(exp, **overrides) if overrides else exp
 
 
-def cases(tier: str = "quick") -> list[tuple[str, str, int]]:
-    """(regime, teacher, depth) of every preset in the tier."""
-    return [(r, t, L) for r in REGIMES for t in TEACHERS for L in DEPTHS[tier]]
+def cases(depths: tuple[int, ...] = DEPTHS) -> list[tuple[str, str, int]]:
+    """(regime, teacher, depth) of every preset at the given depths."""
+    return [(r, t, L) for r in REGIMES for t in TEACHERS for L in depths]
 
 
 def case_id(regime: str, teacher: str, depth: int) -> str:

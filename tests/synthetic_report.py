@@ -12,6 +12,25 @@ from dlncheck.report import plots, store
 from dlncheck.report.claim import Claim
 from dlncheck.report.html import write_report
 
+#: the families' declarations as their tests' ``family`` marks carry them into records (dlncheck.suite.family)
+FAMILY_INFO = {
+    "function_space": {
+        "group": "golden path",
+        "if_holds": "agrees",
+        "if_contradicted": "differs",
+        "question": "same map?",
+    },
+    "singular_patterns": {"group": "golden path", "if_holds": "agrees", "if_contradicted": "differs"},
+    "parameter_space": {"group": "golden path", "if_holds": "differs", "if_contradicted": "agrees"},
+    "gd_trap": {"group": "golden path", "if_holds": "differs", "if_contradicted": "agrees"},
+    "balance": {"group": "assumptions", "if_contradicted": "assumption-fails"},
+    "rank_recovery": {"group": "calibration"},
+    "published": {
+        "group": "assumptions",
+        "if_contradicted": "assumption-fails",
+        "results": [[r"\[rank-deficiency-", "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre et al.)"]],
+    },
+}
 HOSTILE = '<img src=x onerror="document.title=1">\u202eevil\ud800'
 CASES = [  # (family, case, outcome, holds, exploratory, reason)
     ("function_space", "saddle-lowrank-L2", "passed", True, False, ""),
@@ -51,6 +70,7 @@ def record(
     return {
         "nodeid": nodeid,
         "family": family,
+        "family_info": FAMILY_INFO.get(family, {}),
         "case": case,
         "params": {},
         "folder": claim.folder,

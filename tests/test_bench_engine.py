@@ -8,7 +8,7 @@ table (wall time) is kept beside them. Every side does the same work per run-ste
 SGD step (GD: full batch) and the full-data loss. The naive loop is bias-free nn.Linear layers +
 autograd + torch.optim.SGD, one run at a time. Numbers are printed and written to
 reports/bench/engine.json. The asserted floors sit below the ratios measured on the shared 2-core
-machine (README); the issue's targets are stated beside them and reported, not asserted.
+machine (docs/performance.md); the issue's targets are stated beside them and reported, not asserted.
 """
 
 import json

@@ -1,4 +1,4 @@
-"""Figure cost (issue #15 item 2): ``plots.save_figure`` per figure against the previous save
+"""Figure cost (issue #15 item 2): ``figure_files.save_figure`` per figure against the previous save
 (tight box found by a second layout pass, SVG always written, matplotlib's per-renderer mathtext
 cache), both timed in the same run on the same figure objects, single-threaded."""
 
@@ -12,7 +12,7 @@ from matplotlib.mathtext import MathTextParser
 from matplotlib.transforms import Bbox
 from PIL import Image
 
-from dlncheck.report import plots
+from dlncheck.report import figure_files, plots
 from dlncheck.store import atomic
 
 #: the previous round's style: hinted glyphs (matplotlib's default)
@@ -28,21 +28,21 @@ def previous_save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, s
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
         content = fig.get_tightbbox(canvas.get_renderer())
-        box = content.padded(plots.PAD_INCHES)
+        box = content.padded(figure_files.PAD_INCHES)
         crop = Bbox.intersection(box, Bbox.from_bounds(0, 0, *fig.get_size_inches()))
         height = canvas.get_width_height()[1]
         x0, x1 = int(crop.x0 * dpi), int(np.ceil(crop.x1 * dpi))
         y0, y1 = height - int(np.ceil(crop.y1 * dpi)), height - int(crop.y0 * dpi)
         image = Image.fromarray(np.asarray(canvas.buffer_rgba())[y0:y1, x0:x1, :3])
         atomic.atomic_write(
-            path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi), compress_level=plots.PNG_COMPRESS)
+            path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi), compress_level=figure_files.PNG_COMPRESS)
         )
         if svg:
             atomic.atomic_write(
                 path.with_suffix(".svg"),
                 lambda tmp: fig.savefig(tmp, format="svg", bbox_inches=box, metadata={"Date": None}),
             )
-    plots.write_thumbnail(image, path, thumb_width)
+    figure_files.write_thumbnail(image, path, thumb_width)
 
 
 #: the previous round's fixed margins (fractions of the figure): log-axis labels overflowed them
@@ -129,13 +129,13 @@ def test_new_save_per_figure_vs_previous(benchmark, tmp_path, monkeypatch):
     """New save (PNG + thumbnail, crop from the pixels, shared mathtext cache, margins that fit,
     fixed title position) vs the previous save and layout with their defaults (SVG on,
     matplotlib's cache, a tight-box fallback wherever log labels overflowed the margins, minor
-    ticks on every log axis, a colour bar per heatmap panel, hinted glyphs): measured 3.8-4.9x less CPU per
-    figure (README); asserted at least 3x."""
+    ticks on every log axis, a colour bar per heatmap panel, hinted glyphs): measured 3.8-4.9x less
+    CPU per figure (docs/performance.md has the latest run's ratio); asserted at least 3x."""
     with monkeypatch.context() as m:  # the baseline runs with matplotlib's own mathtext cache
         m.setattr(MathTextParser, "_parse_cached", plots.MATPLOTLIB_PARSE_CACHED)
         old, old_each = _per_figure(previous_save_figure, tmp_path, rounds=3, previous=True)
-    new, new_each = _per_figure(plots.save_figure, tmp_path, rounds=3)
-    benchmark.pedantic(lambda: _per_figure(plots.save_figure, tmp_path, rounds=1), rounds=1, iterations=1)
+    new, new_each = _per_figure(figure_files.save_figure, tmp_path, rounds=3)
+    benchmark.pedantic(lambda: _per_figure(figure_files.save_figure, tmp_path, rounds=1), rounds=1, iterations=1)
     benchmark.extra_info.update(
         per_figure_new_s=new, per_figure_previous_s=old, ratio=old / new, new_each=new_each, previous_each=old_each
     )
@@ -152,18 +152,18 @@ def test_crop_keeps_every_label_and_edge_content_falls_back(tmp_path):
     fig, ax = plots.figure()
     ax.loglog([1e-3, 1], [1e-6, 1])
     ax.set(xlabel="$t$", ylabel="$\\sigma$", title="t")
-    plots.save_figure(fig, tmp_path / "in.png")
+    figure_files.save_figure(fig, tmp_path / "in.png")
     inside = Image.open(tmp_path / "in.png")
     w, h = (np.array(fig.get_size_inches()) * 150).round()
     assert inside.width < w and inside.height < h  # cropped
     rgb = np.asarray(inside.convert("RGB"))
-    pad = round(plots.PAD_INCHES * 150)
+    pad = round(figure_files.PAD_INCHES * 150)
     assert (rgb[: pad - 1] == 255).all() and (rgb[:, : pad - 1] == 255).all()  # white margin
     fig.text(1.05, 0.5, "outside the canvas")
-    plots.save_figure(fig, tmp_path / "out.png")
+    figure_files.save_figure(fig, tmp_path / "out.png")
     assert Image.open(tmp_path / "out.png").width > w
     assert (tmp_path / "out.thumb.png").exists() and not (tmp_path / "out.svg").exists()
-    plots.save_figure(fig, tmp_path / "vec.png", svg=True)
+    figure_files.save_figure(fig, tmp_path / "vec.png", svg=True)
     assert (tmp_path / "vec.svg").read_text().count("outside the canvas") == 1
     plots.plt.close(fig)
 

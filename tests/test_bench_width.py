@@ -187,7 +187,7 @@ def test_dlncheck_at_least_as_fast_as_jax(benchmark, gemm_peak, shape, size, S):
     advance = engine._advance_for(exp, "auto", steps)
     row |= {
         "steps": steps,
-        "path": getattr(advance, "form", "fused" if advance is not engine._advance_torch else "torch"),
+        "path": f"{advance.kernel} {advance.form}" if hasattr(advance, "form") else "torch",
         "dlncheck_us": ours / run_steps * 1e6,
         "dlncheck_every_step_us": every_step * 1e6,
         "jax_us": peer / run_steps * 1e6,
@@ -255,7 +255,7 @@ def test_width_table():
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"{'shape':>8} {'width':>5} {'S':>5} {'steps':>6} {'path':>10} {'dlncheck':>10} {'(loss/step)':>11} "
+        f"{'shape':>8} {'width':>5} {'S':>5} {'steps':>6} {'path':>17} {'dlncheck':>10} {'(loss/step)':>11} "
         f"{'JAX':>10} {'JAX/dl':>7} {'GFLOP/s':>8} {'of peak':>7} {'JAX GF/s':>8}"
     )
     lines = [head, "-" * len(head)]
@@ -264,7 +264,7 @@ def table(rows: list[dict]) -> str:
             lines.append(f"{r['shape']:>8} {r['size']:>5} {r['S']:>5}  {r['status']}")
             continue
         lines.append(
-            f"{r['shape']:>8} {r['size']:>5} {r['S']:>5} {r['steps']:>6} {r['path']:>10} "
+            f"{r['shape']:>8} {r['size']:>5} {r['S']:>5} {r['steps']:>6} {r['path']:>17} "
             f"{r['dlncheck_us']:>8.2f}us {r['dlncheck_every_step_us']:>9.2f}us {r['jax_us']:>8.2f}us "
             f"{r['speedup']:>6.2f}x {r['dlncheck_gflops']:>8.1f} {r['peak_share']:>6.0%} {r['jax_gflops']:>8.1f}"
         )

@@ -67,7 +67,7 @@ def test_key_depends_on_experiment_and_kwargs(exp):
 
 def test_memory_layer_evicts_least_recently_used_beyond_its_limit(tmp_path):
     """With a disk root, memory keeps at most memory_limit bytes (LRU); evicted entries come back from disk."""
-    from dlncheck.store.cache import nbytes
+    from dlncheck.store.policy import nbytes
 
     exps = [
         presets.experiment("saddle", "lowrank", 2, steps=20, sgd_runs=1, init=Init("aligned", 1e-4, seed=s))

@@ -12,7 +12,8 @@ from hypothesis.extra import numpy as hnp
 
 from dlncheck import presets
 from dlncheck.store import _format as cache_format
-from dlncheck.store.cache import ALWAYS_STORE_MB, TrajectoryCache, worth_storing
+from dlncheck.store.cache import TrajectoryCache
+from dlncheck.store.policy import ALWAYS_STORE_MB, worth_storing
 
 
 def _same(a, b):

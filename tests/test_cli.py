@@ -29,7 +29,7 @@ def test_run_writes_figure_and_trajectory(tmp_path, capsys):
 def test_list_names_every_preset(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out
-    assert all(presets.case_id(*c) in out for c in presets.cases("nightly"))
+    assert all(presets.case_id(*c) in out for c in presets.cases())
 
 
 @pytest.mark.parametrize(

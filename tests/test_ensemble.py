@@ -150,18 +150,20 @@ def test_finished_configs_leave_the_program(monkeypatch):
     """Per-config lr at the same time: config c is stepped steps_c times, not max steps_c
     (lrs 0.1, 0.05, 0.025: 25 + 50 + 100 row-steps per run instead of 3 x 100)."""
     import dlncheck.engine._train as engine
+    from dlncheck.engine._torch_path import advance_torch
 
     stepped = []
 
     def counting(W, Syx, table, idx, lr, residual):
         stepped.append(W[0].shape[0] * idx.shape[0])
-        engine._advance_torch(W, Syx, table, idx, lr, residual)
+        advance_torch(W, Syx, table, idx, lr, residual)
 
     monkeypatch.setattr(engine, "_advance_for", lambda experiment, backend, loss_every=1: counting)
     ens = Ensemble(experiment(steps=50, S=2), INITS, lrs=[0.1, 0.05, 0.025])
     assert ens.steps == (25, 50, 100)
     et = train(ens, checkpoints=5)
     assert sum(stepped) == ens.base.runs * (25 + 50 + 100)
+    assert len(et[1:]) == 2 and et[1:][0] is et[1]  # a slice is a list of Trajectory (typed by overload)
     monkeypatch.undo()
     for i in range(3):
         assert_same(et[i], train(ens.experiment(i), checkpoints=5))

@@ -8,6 +8,7 @@ import torch
 from dlncheck import presets
 from dlncheck.config.data import init_weights, make_problem
 from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.suite.tiers import NIGHTLY, QUICK
 
 T = Teacher(5, 4, (3.0, 1.0))
 
@@ -95,12 +96,13 @@ def test_balanced_inits_are_balanced(kind):
 
 
 def test_presets_cover_the_grid():
-    quick = presets.cases("quick")
+    quick = QUICK.presets()
     assert len(quick) == 18 and ("saddle", "lowrank", 3) in quick
-    assert len(presets.cases("nightly")) == 27
+    assert len(NIGHTLY.presets()) == len(presets.cases()) == 27
     assert presets.case_id("saddle", "lowrank", 3) == "saddle-lowrank-L3"
     e = presets.experiment("ntk", "fullrank", 2, sgd_runs=3, dtype="float32")
     assert e.sgd_runs == 3 and e.dtype == "float32" and e.widths == (4, 128, 4)
-    assert presets.experiment("saddle", "lowrank", 2, tier="nightly").sgd_runs == 32
+    assert presets.experiment("saddle", "lowrank", 2).sgd_runs == presets.SGD_RUNS == QUICK.sgd_runs
+    assert presets.experiment("saddle", "lowrank", 2, sgd_runs=NIGHTLY.sgd_runs).sgd_runs == 32
     with pytest.raises(ValueError, match="regime="):
         presets.experiment("lazy", "lowrank", 2)

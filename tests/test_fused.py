@@ -1,5 +1,7 @@
 """The fused C path equals the reference PyTorch path to 1e-12 (float64) on every field."""
 
+from types import SimpleNamespace
+
 import pytest
 import torch
 from hypothesis import given, settings
@@ -122,5 +124,22 @@ def test_without_a_compiler_the_engine_warns_and_runs_the_torch_path(monkeypatch
         assert_same(fallback, train(exp, backend="torch"), rel=0.0)
         with pytest.raises(ValueError, match="backend='fused' is unavailable .*no C compiler"):
             train(exp, backend="fused")
+    finally:
+        fused._library.cache_clear()
+
+
+def test_advance_without_a_kernel_names_the_reason(monkeypatch, tmp_path):
+    """fused.advance where the kernel cannot be built raises the reason (mypy: _library returns
+    the reason as a str; advance used to call str.dln_advance, an AttributeError)."""
+    monkeypatch.setenv("CC", "no-such-compiler")
+    monkeypatch.setenv("DLNCHECK_BUILD_DIR", str(tmp_path))
+    fused._library.cache_clear()
+    try:
+        W = [torch.zeros(2, 3, 3, dtype=torch.float64)]
+        table = SimpleNamespace(padded_outer=torch.zeros(5, 12, dtype=torch.float64))
+        idx = torch.zeros(4, 1, 2, dtype=torch.long)
+        residual = torch.empty(4, 2, dtype=torch.float64)
+        with pytest.raises(RuntimeError, match="fused kernel is unavailable: no C compiler"):
+            fused.advance(W, torch.zeros(3, 3, dtype=torch.float64), table, idx, 0.1, residual)
     finally:
         fused._library.cache_clear()

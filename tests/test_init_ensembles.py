@@ -11,6 +11,7 @@ from scipy.stats import norm
 
 from dlncheck import presets
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.tiers import NIGHTLY, QUICK, TIERS
 from dlncheck.theory import mode_dynamics as tm
 from dlncheck.theory.tolerances import bonferroni_z
 
@@ -27,7 +28,7 @@ def test_over_inits_counts_and_bonferroni():
 @pytest.mark.parametrize("tier, n", [("quick", 8), ("nightly", 32)])
 def test_saddle_ensemble_is_half_balanced_half_gaussian_small_random_inits(tier, n):
     exp = presets.experiment("saddle", "lowrank", 3)
-    ens = init_ensembles.case_ensemble(exp, tier)
+    ens = init_ensembles.case_ensemble(exp, TIERS[tier].ensembles)
     kinds = [i.kind for i in ens.inits]
     assert len(ens) == n and kinds.count("balanced") == kinds.count("gaussian") == n // 2
     assert len({(i.kind, i.seed) for i in ens.inits}) == n
@@ -39,7 +40,7 @@ def test_saddle_ensemble_is_half_balanced_half_gaussian_small_random_inits(tier,
 @pytest.mark.parametrize("tier, n", [("quick", 4), ("nightly", 8)])
 def test_other_regimes_use_seeds_of_the_preset_init(tier, n):
     exp = presets.experiment("ntk", "lowrank", 3)
-    ens = init_ensembles.case_ensemble(exp, tier, sgd_runs=4)
+    ens = init_ensembles.case_ensemble(exp, TIERS[tier].ensembles, sgd_runs=4)
     assert [i.seed for i in ens.inits] == list(range(n)) and {i.kind for i in ens.inits} == {"lecun"}
     assert ens.base.sgd_runs == 4
 
@@ -62,7 +63,7 @@ def test_lazy_rho_at_diag_matches_uniform_decay_simulation():
 
 
 @pytest.mark.parametrize("teacher", presets.TEACHERS)
-@pytest.mark.parametrize("depth", presets.DEPTHS["nightly"])
+@pytest.mark.parametrize("depth", NIGHTLY.depths)
 def test_random_ensembles_run_past_every_predicted_escape(teacher, depth):
     """The random-init ensembles' run length (presets.random_small_init: twice the aligned preset)
     covers, for every init the det-sign rule does not trap, the decoupled escape time of its slowest
@@ -72,8 +73,8 @@ def test_random_ensembles_run_past_every_predicted_escape(teacher, depth):
     from dlncheck.config.data import init_weights
     from dlncheck.measure import modes
 
-    exp = presets.experiment("saddle", teacher, depth, tier="nightly")
-    ens = init_ensembles.case_ensemble(exp, "nightly")
+    exp = presets.experiment("saddle", teacher, depth, sgd_runs=NIGHTLY.sgd_runs)
+    ens = init_ensembles.case_ensemble(exp, NIGHTLY.ensembles)
     s, n = exp.teacher.s, exp.teacher.rank
     margin = 10 / (depth * float(s[n - 1]) ** (2 - 2 / depth))
     for i in range(len(ens)):
@@ -98,7 +99,7 @@ def test_random_run_steps_end_after_gds_last_escape(teacher, depth, longer):
     from dlncheck.measure import events
 
     exp = presets.experiment("saddle", teacher, depth)
-    ens = init_ensembles.case_ensemble(exp, "quick")
+    ens = init_ensembles.case_ensemble(exp, QUICK.ensembles)
     assert (ens.base.steps > 2 * exp.steps) == longer and ens.base.steps <= init_ensembles.PILOT_CAP * exp.steps
     level = float(events.escape_levels(exp.teacher.s[: exp.teacher.rank])[-1])
     for i in range(len(ens)):
@@ -119,7 +120,7 @@ def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
     exp = presets.experiment("saddle", teacher, 3)
     gd = train(dataclasses.replace(exp, sgd_runs=0), loss_every=1)
     n, L = exp.teacher.rank, exp.depth
-    t_esc, windows = init_ensembles.escape_windows(gd)
+    t_esc, windows = init_ensembles.predicted_windows(gd)
     s = exp.teacher.s[:n]
     expected = tm.escape_time(s, torch.full((n,), exp.init.scale**L, dtype=torch.float64), L)
     np.testing.assert_allclose(t_esc.numpy(), expected.numpy(), rtol=1e-9)

@@ -15,6 +15,8 @@ from dlncheck.engine import _fused as fused
 from dlncheck.engine import _per_sample as per_sample
 from dlncheck.engine import _train as engine
 from dlncheck.engine._batches import BatchOrders, MomentTable
+from dlncheck.engine._divergence import DIVERGENCE_WINDOW
+from dlncheck.engine._torch_path import advance_torch
 
 TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
 FORMS = ["blas", "blas-per-sample", "fused-per-sample"]
@@ -108,7 +110,7 @@ def test_per_sample_computes_the_chain_only_where_the_loss_is_kept(monkeypatch, 
     exp = experiment(steps=200)
     a = train(exp, backend=backend, loss_every=50)
     assert_same(a, train(exp, backend="torch", loss_every=50))
-    assert len(calls) <= 5 + 2 * -(-200 // engine.DIVERGENCE_WINDOW), f"{len(calls)} chains for 5 recorded steps"
+    assert len(calls) <= 5 + 2 * -(-200 // DIVERGENCE_WINDOW), f"{len(calls)} chains for 5 recorded steps"
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -185,7 +187,7 @@ def test_auto_choice(widths, loss_every, kernel, form):
     )
     advance = engine._advance_for(exp, "auto", loss_every)
     if kernel == "fused" and not fused.supports(exp):
-        assert advance is engine._advance_torch
+        assert advance is advance_torch
     else:
         assert isinstance(advance, per_sample.FormPath) and (advance.kernel, advance.form) == (kernel, form)
 

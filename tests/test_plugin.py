@@ -80,26 +80,6 @@ def test_bad_option_value_is_a_usage_error(pytester):
     result.stderr.fnmatch_lines(["*dlncheck_tier*weekly*--tier*"])
 
 
-TIERED = """
-import pytest
-
-
-@pytest.mark.parametrize("x", [pytest.param(2, marks=pytest.mark.contradicted_in("nightly", "measured: 2 != 1"))])
-def test_tiered(x):
-    assert x == 1
-"""
-
-
-@pytest.mark.parametrize("tier, outcome", [("quick", {"failed": 1}), ("nightly", {"xfailed": 1})])
-def test_contradicted_in_applies_to_its_tier_only(pytester, tier, outcome):
-    """A contradiction measured in one tier is a strict xfail there and an ordinary case elsewhere."""
-    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
-    pytester.makepyfile(test_tiered=TIERED)
-    pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider", "--tier", tier).assert_outcomes(
-        **outcome
-    )
-
-
 def test_a_failed_claim_does_not_hold_its_data_into_the_next_case(pytester):
     """pytest keeps the last failure's frames in sys.last_traceback for post-mortem use; the plugin
     drops them at teardown, so a strict-xfailed claim's arrays are freed before the next case."""

@@ -9,6 +9,7 @@ from scipy.stats import norm
 
 from dlncheck import Init, presets
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.tiers import NIGHTLY, QUICK
 from dlncheck.theory import offset_band, rank_gap
 
 
@@ -57,12 +58,12 @@ def test_offset_band_formula():
 
 def test_case_ensemble_sizes_and_trap_rule():
     exp = presets.experiment("saddle", "fullrank", 3)
-    ens = init_ensembles.case_ensemble(exp, "quick")
+    ens = init_ensembles.case_ensemble(exp, QUICK.ensembles)
     kinds = [i.kind for i in ens.inits]
     assert len(ens) == 8 and kinds.count("balanced") == 4 and kinds.count("gaussian") == 4
-    assert len(init_ensembles.case_ensemble(exp, "nightly")) == 32
+    assert len(init_ensembles.case_ensemble(exp, NIGHTLY.ensembles)) == 32
     ntk = presets.experiment("ntk", "lowrank", 3)
-    assert [i.seed for i in init_ensembles.case_ensemble(ntk, "quick").inits] == [0, 1, 2, 3]
+    assert [i.seed for i in init_ensembles.case_ensemble(ntk, QUICK.ensembles).inits] == [0, 1, 2, 3]
     # balanced W_0 = c O: trapped iff det O disagrees with det M; non-square teachers never
     M = exp.teacher.M
     flip = torch.eye(4, dtype=torch.float64)

@@ -7,7 +7,7 @@ import stat
 from html.parser import HTMLParser
 
 import pytest
-from synthetic_report import HOSTILE, build
+from synthetic_report import FAMILY_INFO, HOSTILE, build
 
 from dlncheck.report import findings, history, store
 from dlncheck.report.claim import Claim, folder_name
@@ -42,8 +42,18 @@ def test_text_cleaning_and_number_formatting():
 
 
 def test_golden_path_reading_per_family_and_override():
+    """The reading comes from the family as the record carries it (its tests' family mark), never from
+    a table in dlncheck.report; the report orders families by group, then by name."""
+
     def rec(family, holds, **kw):
-        return {"family": family, "holds": holds, "outcome": "passed" if holds else "xfailed", **kw}
+        info = FAMILY_INFO.get(family, {})
+        return {
+            "family": family,
+            "family_info": info,
+            "holds": holds,
+            "outcome": "passed" if holds else "xfailed",
+            **kw,
+        }
 
     assert findings.golden_path(rec("function_space", True)) == "agrees"
     assert findings.golden_path(rec("singular_patterns", False)) == "differs"
@@ -53,14 +63,22 @@ def test_golden_path_reading_per_family_and_override():
     assert findings.golden_path(rec("brand_new", True)) == "n/a"
     assert findings.golden_path(rec("balance", True, golden_path="differs")) == "differs"
     assert findings.golden_path({**rec("function_space", None), "outcome": "error"}) == "n/a"
-    order = findings.family_order({"zeta", "strict_saddles", "balance", "function_space", "gd_trap"})
-    assert order == ["function_space", "gd_trap", "balance", "strict_saddles", "zeta"]
+    order = findings.families([rec(f, True) for f in ("zeta", "rank_recovery", "balance", "gd_trap", "function_space")])
+    assert list(order) == ["function_space", "gd_trap", "balance", "rank_recovery", "zeta"]
 
 
 def test_reproductions_line_per_published_result():
+    results = [
+        [r"\[rank-deficiency-", "label-noise SGD shrinks det(Theta^T Theta), GD keeps it"],
+        [r"\[stationary-collapse-", "no label noise: SGD collapses onto GD's fixed point"],
+        [r"\[diffusion-peak-", "diffusion peaks before learning"],
+        [r"\[balance-noise-", "law of balance"],
+    ]
+
     def rec(case, holds, golden=None, test="test_rank_deficiency"):
         return {
             "family": "published",
+            "family_info": {"group": "assumptions", "if_contradicted": "assumption-fails", "results": results},
             "nodeid": f"claims/test_published.py::{test}[{case}]",
             "case": case,
             "holds": holds,
@@ -253,14 +271,14 @@ def test_log_minor_ticks_dropped_only_where_matplotlib_leaves_them_unlabelled():
     most one decade keeps them (they carry its labels) and linear axes are left alone."""
     from matplotlib.ticker import NullLocator
 
-    from dlncheck.report import plots
+    from dlncheck.report import figure_files, plots
 
     fig, (wide, narrow, linear) = plots.figure(1, 3)
     wide.loglog([1e-3, 1e2], [1, 1e4])
     narrow.set(xscale="log", xlim=(2, 9), yscale="log", ylim=(1, 10))
     linear.plot([0, 1e5], [0, 1])
     linear_minor = type(linear.xaxis.get_minor_locator())
-    plots.unlabelled_log_minor_ticks_off(fig)
+    figure_files.unlabelled_log_minor_ticks_off(fig)
     assert isinstance(wide.xaxis.get_minor_locator(), NullLocator)
     assert isinstance(wide.yaxis.get_minor_locator(), NullLocator)
     assert not isinstance(narrow.xaxis.get_minor_locator(), NullLocator)

@@ -100,6 +100,20 @@ def test_oracle_on_one_zero_block_critical_points():
         assert pred.kind == cert.kind, (Z3_rows, pred, cert.lambda_min)
 
 
+def test_oracle_reads_numerically_zero_pinned_blocks_as_zero():
+    """L = 3, Z_1 sigma = 0 and Z_2, Z_3 at ~1e-30 (what LM leaves of a pinned block, `saddles.pins`): the certificate
+    reads non-strict and so does the oracle (its K test has the ranks' absolute floor). With Z_1 sigma != 0 the
+    pair (2, 3) is open and both read strict."""
+    nf = NormalForm(M, [0], [4, 5, 5, 4])
+    g = torch.Generator().manual_seed(7)
+    Z = [torch.randn(s, generator=g, dtype=torch.float64) for s in nf.shapes]
+    Z = [Z[0] @ nf.V[:, :1] @ nf.V[:, :1].mT, 1e-30 * Z[1], 1e-30 * Z[2]]
+    for z1, kind in ((Z[0], "non-strict"), (Z[0] + 0.3 * nf.V[:, 1:2].mT, "strict")):
+        Zk = [z1, Z[1], Z[2]]
+        cert = certify(nf.weights(Zk), M, method="dense")
+        assert cert.kind == oracle_kind(nf, Zk).kind == kind, (cert, oracle_kind(nf, Zk))
+
+
 def test_certify_bad_input():
     with pytest.raises(ValueError, match="one network"):
         certify([torch.zeros(2, 1, 4), torch.zeros(2, 4, 1)], M)

@@ -127,6 +127,9 @@ def test_empirical_normal_form_matches_population_for_whitened_data():
     torch.testing.assert_close(nf_data.M, M)
     torch.testing.assert_close(nf_data.sigma, nf_pop.sigma)
     torch.testing.assert_close(nf_data.batch_sigma(torch.arange(n)), nf_pop.sigma)
+    assert nf_pop.X is None and nf_pop.Y is None  # declared on every normal form, set by from_data
+    with pytest.raises(ValueError, match="batch_sigma needs data"):
+        nf_pop.batch_sigma(torch.arange(n))
 
 
 @pytest.mark.parametrize(

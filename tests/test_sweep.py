@@ -46,7 +46,7 @@ def test_bad_grids_name_the_key(grid, field):
 def test_grid_groups_share_everything_but_init_and_lr():
     groups = sweep.grid_experiments(sweep.validate_grid({**TINY, "init_seeds": [0, 1], "batch_sizes": [10, 30]}))
     assert len(groups) == 2 and all(len(g) == 4 for g in groups)
-    base = presets.experiment("saddle", "lowrank", 3, tier="quick")
+    base = presets.experiment("saddle", "lowrank", 3)
     assert groups[0][0] == base  # the preset itself: the claims' key
     for group in groups:
         assert len({(e.batch_size, e.depth, e.teacher) for e in group}) == 1

@@ -13,12 +13,8 @@ from dlncheck import presets, spectra
 from dlncheck.config import validation
 from dlncheck.config.experiment import Experiment, Init, Teacher
 from dlncheck.engine import budget
-from dlncheck.engine._train import (
-    CHECK_ELEMENTS,
-    DIVERGENCE_FACTOR,
-    TrainingDiverged,
-    train,
-)
+from dlncheck.engine._divergence import CHECK_ELEMENTS, DIVERGENCE_FACTOR, TrainingDiverged
+from dlncheck.engine._train import train
 from dlncheck.saddles import NormalForm
 from dlncheck.store.atomic import write_text
 

@@ -231,10 +231,7 @@ ENTRIES = {  # entry: {field: (invalid values, build(value) -> call)}
         "regime": (choice_outside(presets.REGIMES), lambda v: lambda: presets.experiment(v, "lowrank", 2)),
         "teacher": (choice_outside(presets.TEACHERS), lambda v: lambda: presets.experiment("ntk", v, 2)),
         "depth": (bad_int(2, MAX_DEPTH), lambda v: lambda: presets.experiment("saddle", "lowrank", v)),
-        "tier": (
-            choice_outside(("quick", "nightly")),
-            lambda v: lambda: presets.experiment("ntk", "lowrank", 2, tier=v),
-        ),
+        "sgd_runs": (bad_int(0), lambda v: lambda: presets.experiment("ntk", "lowrank", 2, sgd_runs=v)),
         "lr": (bad_float(positive=True), lambda v: lambda: presets.experiment("ntk", "lowrank", 2, lr=v)),
         "device": (BAD_DEVICE, lambda v: lambda: presets.experiment("ntk", "lowrank", 2, device=v)),
     },
@@ -255,7 +252,7 @@ def cli_call(argv):
 
 
 PRESET_TEXT = st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=20).filter(
-    lambda s: not s.startswith("-") and s not in [presets.case_id(*c) for c in presets.cases("nightly")]
+    lambda s: not s.startswith("-") and s not in [presets.case_id(*c) for c in presets.cases()]
 )
 ENTRIES["cli"] = {
     "preset": (

@@ -7,7 +7,8 @@ Stage 1 of the pipeline: Experiment/Ensemble -> engine.train -> Trajectory -> me
 from __future__ import annotations
 
 from dlncheck.config.data import Problem, init_weights, make_problem
-from dlncheck.config.experiment import Ensemble, Experiment, Init, Teacher
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment, Init, Teacher
 from dlncheck.config.threads import cpu_threads, set_cpu_threads
 from dlncheck.config.validation import InvalidArgument
 

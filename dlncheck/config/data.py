@@ -48,8 +48,8 @@ def make_problem(experiment: Experiment) -> Problem:
     n = experiment.n_samples
     Syx = Y @ X.T / n
     offset = float(0.5 * (Y.pow(2).sum() / n - Syx.pow(2).sum()))
-    to = dict(dtype=experiment.torch_dtype, device=experiment.device)
-    return Problem(X.to(**to), Y.to(**to), Syx.to(**to), offset)
+    dtype, device = experiment.torch_dtype, experiment.device
+    return Problem(X.to(device, dtype), Y.to(device, dtype), Syx.to(device, dtype), offset)
 
 
 def init_weights(experiment: Experiment) -> list[torch.Tensor]:
@@ -69,5 +69,4 @@ def init_weights(experiment: Experiment) -> list[torch.Tensor]:
             frames[0], frames[-1] = experiment.teacher.V, experiment.teacher.U
         m = min(widths)
         weights = [init.scale * frames[l + 1][:, :m] @ frames[l][:, :m].T for l in range(L)]
-    to = dict(dtype=experiment.torch_dtype, device=experiment.device)
-    return [w.to(**to) for w in weights]
+    return [w.to(experiment.device, experiment.torch_dtype) for w in weights]

@@ -35,9 +35,17 @@ def random_orthogonal(n: int, generator: torch.Generator) -> torch.Tensor:
 class Teacher:
     """Teacher M = U diag(s) V^T (d_out x d_in) with seeded Haar-random orthogonal U, V.
 
-    ``singular_values`` lists the non-zero values (descending); ``s`` pads them with zeros to
-    min(d_out, d_in). kind: "degenerate" if a non-zero value repeats, else "fullrank" if
-    rank == min(d_out, d_in), else "lowrank".
+    ``s`` pads ``singular_values`` with zeros to min(d_out, d_in). kind: "degenerate" if a
+    non-zero value repeats, else "fullrank" if rank == min(d_out, d_in), else "lowrank".
+
+    Parameters
+    ----------
+    d_out, d_in : int
+        Output and input dimensions (M is d_out x d_in).
+    singular_values : tuple of float
+        The non-zero singular values, descending, at most min(d_out, d_in) of them.
+    seed : int, default 0
+        Seed of U and V (Haar-random: QR of a Gaussian with the sign fix, Mezzadri 2007).
     """
 
     d_out: int
@@ -103,6 +111,15 @@ class Init:
       (W_{l+1}^T W_{l+1} = W_l W_l^T), every layer's non-zero singular values equal ``scale``.
     - ``gaussian``: iid N(0, scale^2) entries.
     - ``lecun``: iid N(0, scale^2 / fan_in) entries (variance ~ 1/fan_in, the NTK-style init).
+
+    Parameters
+    ----------
+    kind : {"aligned", "balanced", "gaussian", "lecun"}
+        The construction above.
+    scale : float
+        Its scale (>= 0): the layers' singular values, or the entries' standard deviation.
+    seed : int, default 0
+        Seed of the random frames or entries (independent of the data seed).
     """
 
     kind: str
@@ -119,9 +136,38 @@ class Init:
 class Experiment:
     """One GD run (run 0) and ``sgd_runs`` SGD runs (runs 1..S) from the same initial weights.
 
-    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on ``n_samples`` whitened inputs;
-    step size ``lr``; SGD batches of ``batch_size`` drawn without replacement, reshuffled
-    every epoch. ``width``: int (all hidden layers) or tuple of the depth-1 hidden widths.
+    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on n whitened inputs (X X^T / n = I) with
+    labels y_k = M x_k (+ label noise); each step W_l <- W_l - lr dL/dW_l on the full data (GD)
+    or on a batch (SGD).
+
+    Parameters
+    ----------
+    teacher : Teacher
+        The target map M.
+    depth : int
+        Number of weight matrices L (1 <= L <= 128).
+    width : int or tuple of int
+        Every hidden width, or the depth - 1 hidden widths d_1..d_{L-1}.
+    init : Init
+        The initial weights (shared by all runs).
+    lr : float
+        Step size (> 0).
+    steps : int
+        Number of steps; time t = lr * step.
+    batch_size : int
+        SGD batch size B (1 <= B <= n_samples), drawn without replacement, reshuffled every epoch.
+    n_samples : int
+        Number of samples n (>= d_in, so the inputs can be whitened).
+    sgd_runs : int
+        Number of SGD runs S (>= 0); each has its own batch order, seeded by (seed, run).
+    seed : int, default 0
+        Seed of the data and the batch orders.
+    label_noise : float, default 0.0
+        Standard deviation of Gaussian noise added to the labels (fixed with the data set).
+    dtype : {"float64", "float32"}, default "float64"
+        Precision of the weights and data.
+    device : str, default "cpu"
+        "cpu" or "cuda" ("cuda:i").
     """
 
     teacher: Teacher
@@ -143,16 +189,18 @@ class Experiment:
             _fail("teacher", self.teacher, "pass a dlncheck.Teacher")
         if not isinstance(self.init, Init):
             _fail("init", self.init, "pass a dlncheck.Init")
-        fields = {
-            "depth": check.depth("depth", self.depth),  # number of weight matrices
+        depth = check.depth("depth", self.depth)  # number of weight matrices
+        n_samples = check.integral(
+            "n_samples",
+            self.n_samples,
+            min=self.teacher.d_in,
+            why=" (n_samples >= d_in, so the inputs can be whitened)",
+        )
+        fields: dict[str, object] = {
+            "depth": depth,
             "lr": check.finite_float("lr", self.lr, positive=True),
             "steps": check.steps("steps", self.steps),
-            "n_samples": check.integral(
-                "n_samples",
-                self.n_samples,
-                min=self.teacher.d_in,
-                why=" (n_samples >= d_in, so the inputs can be whitened)",
-            ),
+            "n_samples": n_samples,
             "sgd_runs": check.integral("sgd_runs", self.sgd_runs, min=0),
             "seed": check.seed("seed", self.seed),
             "label_noise": check.nonneg("label_noise", self.label_noise),
@@ -160,12 +208,12 @@ class Experiment:
             "device": check.device("device", self.device),
         }
         fields["batch_size"] = check.integral(
-            "batch_size", self.batch_size, min=1, max=fields["n_samples"], why=" (1 <= batch_size <= n_samples)"
+            "batch_size", self.batch_size, min=1, max=n_samples, why=" (1 <= batch_size <= n_samples)"
         )
         if isinstance(self.width, (list, tuple)):
-            fields["width"] = check.int_sequence("width", self.width, min=1)
-            if len(fields["width"]) != fields["depth"] - 1:
-                _fail("width", self.width, f"give an int or exactly depth-1 = {fields['depth'] - 1} hidden widths")
+            fields["width"] = hidden = check.int_sequence("width", self.width, min=1)
+            if len(hidden) != depth - 1:
+                _fail("width", self.width, f"give an int or exactly depth-1 = {depth - 1} hidden widths")
         else:
             fields["width"] = check.integral("width", self.width, min=1)
         for name, value in fields.items():
@@ -208,87 +256,3 @@ class Experiment:
             init=Init(**spec.pop("init")),
             **spec | {"width": tuple(spec["width"])},
         )
-
-
-@dataclass(frozen=True, init=False)
-class Ensemble:
-    """Configs that share one Experiment's teacher, data, depth, widths, batch size, sample
-    count, SGD runs, data seed, dtype and device, and differ in their init (and learning rate).
-
-    ``Ensemble(experiment, inits=[Init, ...], lrs=None, same_time=True)``: config i has init
-    ``inits[i]`` and lr ``lrs[i]`` (one lr per config, zipped with the inits; ``lrs=None``: every
-    config uses experiment.lr; :meth:`grid` crosses inits x lrs). With ``same_time`` config i
-    trains for steps_i = round(T / lr_i) steps, T = experiment.lr * experiment.steps, so every
-    config covers the same time t = lr * step; otherwise every config trains experiment.steps.
-    ``train(ensemble)`` steps all (config, run) pairs in one batched program.
-    """
-
-    base: Experiment
-    inits: tuple[Init, ...]
-    lrs: tuple[float, ...]
-    same_time: bool
-
-    def __init__(self, experiment: Experiment, inits, lrs=None, same_time: bool = True):
-        if not isinstance(experiment, Experiment):
-            _fail("experiment", experiment, "pass a dlncheck.Experiment (the configs' shared settings)")
-        inits = tuple(inits) if isinstance(inits, (list, tuple)) else inits
-        if not isinstance(inits, tuple) or not inits or not all(isinstance(i, Init) for i in inits):
-            _fail("inits", inits, "give a non-empty list of dlncheck.Init, one per config")
-        if lrs is None:
-            lrs = (experiment.lr,) * len(inits)
-        if not isinstance(lrs, (list, tuple)) or len(lrs) != len(inits):
-            _fail(
-                "lrs",
-                lrs,
-                f"give one lr per init ({len(inits)} values), None for experiment.lr, "
-                "or use Ensemble.grid(experiment, inits, lrs) to cross inits and lrs",
-            )
-        lrs = tuple(float(lr) for lr in lrs)
-        if not all(lr > 0 for lr in lrs):
-            _fail("lrs", lrs, "use learning rates > 0")
-        for name, value in (("base", experiment), ("inits", inits), ("lrs", lrs), ("same_time", bool(same_time))):
-            object.__setattr__(self, name, value)
-        for i, steps in enumerate(self.steps):
-            if steps < 1:
-                _fail(
-                    "lrs",
-                    lrs,
-                    f"config {i} (lr={lrs[i]:g}) would train round(T / lr) = {steps} steps "
-                    f"over T = {self.time:g}: use a smaller lr or a longer experiment",
-                )
-
-    @classmethod
-    def grid(cls, experiment: Experiment, inits, lrs, same_time: bool = True) -> Ensemble:
-        """Every (init, lr) pair, init-major: config i * len(lrs) + j has inits[i] and lrs[j]."""
-        inits, lrs = list(inits), list(lrs)
-        return cls(experiment, [i for i in inits for _ in lrs], lrs * len(inits), same_time)
-
-    @property
-    def time(self) -> float:
-        """T = lr * steps of the base experiment: the time every config covers with same_time."""
-        return self.base.lr * self.base.steps
-
-    @property
-    def steps(self) -> tuple[int, ...]:
-        """Steps of each config: round(T / lr_i) with same_time, else experiment.steps."""
-        if not self.same_time:
-            return (self.base.steps,) * len(self)
-        return tuple(int(round(self.time / lr)) for lr in self.lrs)
-
-    def __len__(self) -> int:
-        return len(self.inits)
-
-    def experiment(self, i: int) -> Experiment:
-        """The Experiment of config i: train(ensemble)[i] equals train(ensemble.experiment(i))."""
-        if not -len(self) <= i < len(self):
-            raise IndexError(f"config {i} is out of range: the ensemble has {len(self)} configs")
-        return dataclasses.replace(self.base, init=self.inits[i], lr=self.lrs[i], steps=self.steps[i])
-
-    @property
-    def experiments(self) -> list[Experiment]:
-        return [self.experiment(i) for i in range(len(self))]
-
-    def subset(self, indices) -> Ensemble:
-        """The ensemble of configs ``indices`` (same base, so the same steps per config)."""
-        indices = list(indices)
-        return Ensemble(self.base, [self.inits[i] for i in indices], [self.lrs[i] for i in indices], self.same_time)

@@ -20,8 +20,8 @@ ENV = "DLNCHECK_THREADS"
 def set_cpu_threads(requested: int | str | None = "auto") -> int:
     """torch.set_num_threads(n) with n = ``requested``, or for "auto"/None $DLNCHECK_THREADS, else 1.
     Returns n."""
-    from_env = requested in (None, "auto")
-    value = os.environ.get(ENV, "1") if from_env else requested
+    from_env = requested is None or requested == "auto"
+    value = requested if requested is not None and not from_env else os.environ.get(ENV, "1")
     try:
         n = int(value)
     except ValueError:

@@ -9,10 +9,11 @@ callers may catch either.
 
 from __future__ import annotations
 
+import math
 import numbers
 import tempfile
-import time
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ class InvalidArgument(ValueError, TypeError):
     """A public argument with a wrong type or value; the message names field, value and fix."""
 
 
-def fail(field: str, value, fix: str):
+def fail(field: str, value, fix: str) -> NoReturn:
     text = repr(value)
     if len(text) > 120:
         text = text[:117] + "..."
@@ -47,9 +48,10 @@ def integral(field: str, value, min: int | None = None, max: int | None = None, 
     if isinstance(value, numbers.Integral):
         out = int(value)
     else:
-        if not (np.isfinite(value) and float(value).is_integer()):
+        number = float(value)
+        if not (math.isfinite(number) and number.is_integer()):
             fail(field, value, f"pass a whole number{_range(min, max)}{why} (it is not rounded for you)")
-        out = int(value)
+        out = int(number)
     if (min is not None and out < min) or (max is not None and out > max):
         fail(field, value, f"pass an integer{_range(min, max)}{why}")
     return out
@@ -254,45 +256,6 @@ def memory_bytes(field: str, value) -> int:
     if not (np.isfinite(number) and number > 0) or (text[-1:].isalpha() and not unit):
         fail(field, value, "pass a byte count such as 4000000000 or '4G' (K, M, G, T: powers of 1024)")
     return int(number * 1024**unit)
-
-
-def stale_temporaries(folder: Path, age_s: float = 3600.0) -> list[Path]:
-    """Remove atomic-write leftovers ``.*.tmp`` older than ``age_s`` in ``folder``; return them."""
-    removed = []
-    for tmp in Path(folder).glob(".*.tmp"):
-        try:
-            if tmp.is_file() and time.time() - tmp.stat().st_mtime > age_s:
-                tmp.unlink()
-                removed.append(tmp)
-        except OSError:
-            continue
-    return removed
-
-
-def decoded_trajectory(arrays, experiment, prefix: str = "") -> None:
-    """Check cached trajectory arrays against ``experiment`` (raise InvalidArgument otherwise):
-    weights_l (R, K, d_l, d_{l-1}), initial_l (d_l, d_{l-1}), loss (R, T); loss, initial weights
-    and every stored checkpoint (checkpoint step >= 0) finite."""
-
-    def get(name):
-        return arrays[prefix + name]
-
-    R, widths = experiment.runs, experiment.widths
-    loss, table = get("loss"), get("checkpoint_steps")
-    if loss.ndim != 2 or loss.shape[0] != R or not np.isfinite(loss).all():
-        fail(f"{prefix}loss", loss.shape, f"a cached loss is a finite ({R}, T) array; delete the entry")
-    stored = np.broadcast_to(table >= 0, (R, table.shape[-1]))
-    for l in range(experiment.depth):
-        shape = (widths[l + 1], widths[l])
-        w, w0 = get(f"weights_{l}"), get(f"initial_{l}")
-        if w.shape != (R, table.shape[-1], *shape) or w0.shape != shape:
-            fail(
-                f"{prefix}weights_{l}",
-                w.shape,
-                f"expected ({R}, {table.shape[-1]}, {shape[0]}, {shape[1]}) for this experiment; delete the entry",
-            )
-        if not (np.isfinite(w0).all() and np.isfinite(w[stored]).all()):
-            fail(f"{prefix}weights_{l}", "non-finite", "cached weights must be finite; delete the entry")
 
 
 def flag(field: str, value) -> bool:

@@ -52,7 +52,7 @@ class BatchOrders:
         self.epochs = max(1, CHUNK_ELEMENTS // (self.per_epoch * experiment.runs * (self.B + moment_columns)))
         self.chunk = self.epochs * self.per_epoch
         self.generators = [order_generator(experiment, run) for run in range(1, experiment.runs)]
-        self.idx, self.left, self.remaining = None, 0, steps
+        self.idx, self.left, self.remaining = torch.empty(0, 0, self.B, dtype=torch.long), 0, steps
 
     def take(self, k: int) -> torch.Tensor:
         if self.left == 0:
@@ -100,7 +100,7 @@ class MomentTable:
         n, pad = self.outer.shape[0], -self.d_in % lanes
         return F.pad(self.outer.view(n, -1, self.d_in), (0, pad)).reshape(n, -1).contiguous()
 
-    def moments(self, idx: torch.Tensor):
+    def moments(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sxx (k, R, d_in, d_in) and N (k, R, d_out, d_in) or None, for indices idx (k, S, B);
         run 0 (GD) gets I and 0. One fused gather-and-mean (embedding_bag) for all of them."""
         k, S, B = idx.shape
@@ -110,6 +110,6 @@ class MomentTable:
         if S:
             moments = F.embedding_bag(idx.reshape(k * S, B).to(X.device), X, mode="mean").view(k, S, -1)
             Sxx = torch.cat([Sxx, moments[..., : d_in * d_in].view(k, S, d_in, d_in)], dim=1)
-            if self.noisy:
+            if N is not None:  # label noise
                 N = torch.cat([N, moments[..., d_in * d_in :].reshape(k, S, d_out, d_in)], dim=1)
         return Sxx, N

@@ -1,7 +1,7 @@
 """The fused CPU path: a segment of training steps for every (config, run) row in one C call.
 
 ``csrc/fused_step.c`` does exactly the arithmetic of the reference PyTorch path
-(``engine._advance_torch``), or of the per-sample form (``engine._per_sample``), with
+(``engine._torch_path.advance_torch``), or of the per-sample form (``engine._per_sample``), with
 register-tiled loops, one row at a time through all of a segment's steps, so per step there is no
 dispatch, no allocation and no Python. It is compiled on first use with the system C compiler
 ($CC, else gcc or cc; -O3 -march=native) into a per-user cache folder
@@ -85,12 +85,14 @@ def supports(experiment) -> bool:
 
 
 def advance(W, Syx, table, idx, lr, residual, *, run_of=None, per_sample=False, needed=None) -> None:
-    """Same contract as engine._advance_torch: len(idx) steps for every row of W, in place.
+    """Same contract as engine._torch_path.advance_torch: len(idx) steps for every row of W, in place.
     run_of: the run of every row (default row % runs); per_sample: the SGD rows take the per-sample
     form (engine._per_sample) and write their residual only where ``needed`` (bool per step)."""
     rows, steps, B = W[0].shape[0], idx.shape[0], idx.shape[2]
     runs, dtype = 1 + idx.shape[1], W[0].dtype
     lib = _library(REALS[dtype])
+    if isinstance(lib, str):
+        raise RuntimeError(f"the fused kernel is unavailable: {lib}")
     widths = [W[0].shape[2]] + [w.shape[1] for w in W]
     lr = torch.as_tensor(lr, dtype=dtype).reshape(-1).expand(rows).contiguous()
     idx = idx.contiguous()

@@ -84,7 +84,7 @@ def per_sample_steps(W, SyxT, xt, yt, idx, lr: float, residual, needed) -> None:
 
 class FormPath:
     """advance(W, Syx, table, idx, lr, residual, needed=None, limit=None): the engine's step
-    contract (engine._train._advance_torch) in form ``form`` ('moment' or 'per-sample') on kernel
+    contract (engine._torch_path.advance_torch) in form ``form`` ('moment' or 'per-sample') on kernel
     ``kernel`` ('blas': batched GEMMs through torch; 'fused': the C kernel of engine._fused).
     ``needed`` (bool per step): the steps whose loss the caller keeps (None: all); ``limit`` (per
     row): the residual past which a row has diverged (None: no replay). Unneeded per-sample
@@ -100,7 +100,7 @@ class FormPath:
         item = torch.finfo(experiment.torch_dtype).bits // 8
         on_cpu = torch.device(experiment.device).type == "cpu"
         self.chunk = cost.chunk_rows(self.widths, item) if on_cpu else None
-        self._end = None  # (W[0], residual after the last call's last step)
+        self._end: tuple[torch.Tensor, torch.Tensor] | None = None  # (W[0], residual after the last call)
 
     def end(self, W) -> torch.Tensor | None:
         """The residual of W after the last call, when that call computed it (per-sample form)."""
@@ -116,10 +116,10 @@ class FormPath:
         lrs = np.broadcast_to(lr.reshape(-1).cpu().numpy() if isinstance(lr, torch.Tensor) else lr, (rows,))
         sparse = self.form == "per-sample" and not needed.all()
         saved = [w.clone() for w in W] if sparse and limit is not None and k > 1 else None
-        known = self._end is not None and self._end[0] is W[0]
+        known = self.end(W)
         if sparse:
             residual.zero_()
-            residual[0] = self._end[1] if known else chain_norm(W, SyxT)
+            residual[0] = known if known is not None else chain_norm(W, SyxT)
             needed = needed.copy()
             needed[0] = False
         self._end = None

@@ -1,23 +1,9 @@
 """train(): GD (run 0) and S SGD runs of a deep linear network, for one Experiment or every
-config of an Ensemble, in one batched tensor program.
-
-Rows are (config, run) pairs, row = config * R + run (R = 1 + S). At step k, with its batch
-second moments Sxx_r = X_b X_b^T / B and noise moment N_r (see :mod:`dlncheck.engine._batches`; run 0,
-GD: I and 0), the batch gradient of the end-to-end map is G = (W - Syx) Sxx_r - N_r, where
-W - Syx is also what the full-data loss 0.5 ||W - Syx||_F^2 + offset needs. Then
-
-    W = W_L ... W_1,   dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T,
-
-and all layers step together, W_l <- W_l - lr dL/dW_l. Prefix products are built from the
-input side and the backward products from the output side, so every matmul is thin.
-Config c trains steps_c steps with its own lr_c; at steps_c its rows leave the program (the
-remaining steps advance only the configs still training).
-
-The step loop runs over segments: stretches of steps between checkpoints, config ends and
-batch-moment chunks. A segment is advanced by the reference PyTorch path below, the fused C
-kernel of :mod:`dlncheck.engine._fused` (CPU, one call per segment), or the BLAS path of
-:mod:`dlncheck.engine._per_sample` (moment or per-sample form); all equal to 1e-12, and
-``backend="auto"`` picks by the cost model of :mod:`dlncheck.engine._cost`.
+config of an Ensemble, in one batched tensor program: arguments checked, the memory budgeted,
+the backend chosen (:mod:`dlncheck.engine._torch_path`, or the fused C kernel or BLAS path of
+:mod:`dlncheck.engine._per_sample` in the moment or per-sample form, by the cost model of
+:mod:`dlncheck.engine._cost`), then the step loop of :mod:`dlncheck.engine._step_loop`, where
+the update rule is derived.
 """
 
 from __future__ import annotations
@@ -25,92 +11,98 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from functools import cache
+from typing import overload
 
-import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from dlncheck.config import validation as check
-from dlncheck.config.data import init_weights, make_problem
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import _cost as cost
 from dlncheck.engine import _fused as fused
-from dlncheck.engine._batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
+from dlncheck.engine._batches import batch_indices  # noqa: F401  (public for references)
+from dlncheck.engine._checkpoints import CheckpointSpec, checkpoint_table
 from dlncheck.engine._per_sample import FormPath
+from dlncheck.engine._step_loop import step_loop
+from dlncheck.engine._torch_path import advance_torch
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
 ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
-DIVERGENCE_FACTOR = 1e6  # a run diverges when its loss exceeds this times max(initial loss, 1)
 BACKENDS = ("auto", "torch", "fused", "blas", "fused-per-sample", "blas-per-sample")
-DIVERGENCE_WINDOW = 256  # every step's loss is checked at least this often (steps) ...
-CHECK_ELEMENTS = 2**21  # ... and at least every this many weight entries stepped (big nets)
 
 
-class TrainingDiverged(RuntimeError):
-    """A run's loss became non-finite or grew past the divergence bound."""
-
-    def __init__(self, run: int, step: int, lr: float, loss: float = float("nan"), config: int | None = None):
-        self.run, self.step, self.lr, self.loss, self.config = run, step, lr, loss, config
-        kind = "GD" if run == 0 else "SGD"
-        where = "" if config is None else f"config {config}, "
-        super().__init__(
-            f"{where}run {run} ({kind}) diverged at step {step} with lr={lr:g} "
-            f"(loss {loss:.3g}); lower lr (GD on this loss is stable for "
-            f"lr < 2 / (largest Hessian eigenvalue)) or use a smaller init scale"
-        )
+@overload
+def train(
+    spec: Experiment,
+    checkpoints: CheckpointSpec = None,
+    loss_every: int = 1,
+    progress: bool = False,
+    backend: str = "auto",
+    memory_budget: int | str | None = None,
+) -> Trajectory: ...
 
 
-def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
-    """``count`` log-spaced integer steps in [0, steps], always with 0 and ``steps`` (deduplicated)."""
-    if count < 2:
-        raise ValueError(f"checkpoints={count} is invalid: ask for at least 2 (step 0 and the last step)")
-    grid = np.round(np.geomspace(1, steps, count - 1)).astype(np.int64)
-    return torch.from_numpy(np.unique(np.concatenate([[0], grid, [steps]])))
-
-
-def _checkpoint_table(checkpoints, experiment: Experiment) -> torch.Tensor:
-    check.checkpoints("checkpoints", checkpoints, experiment.steps, experiment.runs)
-    if checkpoints is None:
-        table = torch.tensor([0, experiment.steps])
-    elif isinstance(checkpoints, (int, np.integer)):
-        table = checkpoint_grid(experiment.steps, int(checkpoints))
-    else:
-        table = torch.as_tensor(np.asarray(checkpoints, dtype=np.int64))
-    if table.ndim not in (1, 2) or (table.ndim == 2 and table.shape[0] != experiment.runs):
-        raise ValueError(
-            f"checkpoints of shape {tuple(table.shape)} is invalid: give a count, "
-            f"a list of steps, or an (R={experiment.runs}, K) table of per-run steps"
-        )
-    if (table > experiment.steps).any() or (table < -1).any() or (table.ndim == 1 and (table < 0).any()):
-        raise ValueError(
-            f"checkpoints must lie in [0, steps={experiment.steps}] (-1 marks a skipped per-run checkpoint)"
-        )
-    return table
+@overload
+def train(
+    spec: Ensemble,
+    checkpoints: CheckpointSpec | dict[int, CheckpointSpec] = None,
+    loss_every: int = 1,
+    progress: bool = False,
+    backend: str = "auto",
+    memory_budget: int | str | None = None,
+) -> EnsembleTrajectory: ...
 
 
 def train(
     spec: Experiment | Ensemble,
-    checkpoints=None,
+    checkpoints: CheckpointSpec | dict[int, CheckpointSpec] = None,
     loss_every: int = 1,
     progress: bool = False,
     backend: str = "auto",
-    memory_budget=None,
+    memory_budget: int | str | None = None,
 ) -> Trajectory | EnsembleTrajectory:
-    """Train GD (run 0) and the SGD runs of an Experiment (-> Trajectory), or of every config of
-    an Ensemble in one program (-> EnsembleTrajectory, ``et[i]`` = train(ensemble.experiment(i))).
+    """Train GD (run 0) and the SGD runs of an Experiment, or of every config of an Ensemble in
+    one batched program. Each step is W_l <- W_l - lr dL/dW_l on the full-data (GD) or minibatch
+    (SGD) loss 0.5 ||W_L...W_1 X - Y||_F^2 / n (:mod:`dlncheck.engine._step_loop`).
 
-    checkpoints: None (steps 0 and last), a count (log-spaced grid with 0 and last), a list of
-    steps, or an (R, K) table of per-run steps (-1 = skip); for an Ensemble it applies to every
-    config (a count gives each config its own grid over its steps), or give a dict
-    {config index: spec}. loss_every: record the full-data loss every k steps (and at the last).
-    backend: "torch" (the reference path), "fused" (the C kernel; CPU only), "blas" (batched
-    GEMMs), in the moment form; "fused-per-sample", "blas-per-sample" in the per-sample form; or
-    "auto" (on the CPU the form and kernel of least cost, engine._cost; torch on GPUs).
-    memory_budget: bytes (or '4G') the run may hold, see
-    :mod:`dlncheck.engine.budget`; a larger request is refused before any work, except that an
-    Ensemble over the budget trains as programs of half its configs (same trajectories).
+    Parameters
+    ----------
+    spec : Experiment or Ensemble
+        What to train: one config, or configs sharing data and settings (differing in init and lr).
+    checkpoints : None, int, list of int, (R, K) array or dict, optional
+        Steps at which the weights are kept. None: steps 0 and last; a count: a log-spaced grid
+        with 0 and last (per config, over its own steps); a list of steps; an (R, K) table of
+        per-run steps (-1 = skip). For an Ensemble also ``{config index: one of these}``.
+    loss_every : int, default 1
+        Record the full-data loss every ``loss_every`` steps (and at the last).
+    progress : bool, default False
+        Show a progress bar.
+    backend : {"auto", "torch", "fused", "blas", "fused-per-sample", "blas-per-sample"}, default "auto"
+        "torch": the reference path; "fused": the C kernel (CPU only); "blas": batched GEMMs
+        through torch; all in the moment form; "fused-per-sample", "blas-per-sample": those
+        kernels in the per-sample form (:mod:`dlncheck.engine._per_sample`); all equal to 1e-12.
+        "auto": on the CPU the form and kernel of least cost (:mod:`dlncheck.engine._cost`),
+        torch on GPUs.
+    memory_budget : int or str, optional
+        Bytes (or e.g. "4G") the run may hold (:mod:`dlncheck.engine.budget`). A larger request is
+        refused before any work, except that an Ensemble trains as programs of half its configs.
+
+    Returns
+    -------
+    Trajectory or EnsembleTrajectory
+        A Trajectory for an Experiment; for an Ensemble, ``et[i]`` equals
+        ``train(ensemble.experiment(i))``.
+
+    Raises
+    ------
+    TrainingDiverged
+        A run's loss turned non-finite or exceeded 1e6 x max(initial loss, 1).
+    MemoryBudgetExceeded
+        The estimate exceeds ``memory_budget`` (for an Ensemble: even for a single config).
+    InvalidArgument
+        An argument of the wrong type or value; the message names the fix.
     """
     if not isinstance(spec, (Ensemble, Experiment)):
         check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
@@ -123,7 +115,7 @@ def train(
     if per_config and not set(per_config) <= set(range(len(ensemble))):
         raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
     tables = [
-        _checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
+        checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
         for c, e in enumerate(ensemble.experiments)
     ]
     # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
@@ -136,9 +128,9 @@ def train(
         if len(ensemble) == 1:
             raise
         return _train_in_halves(ensemble, per_config, checkpoints, loss_every, progress, backend, memory_budget)
-    advance = _advance_for(ensemble.base, backend, loss_every)
     with cpu_threads(ensemble.base.device):
-        trajectories = _train(ensemble, tables, int(loss_every), progress, advance)
+        advance = _advance_for(ensemble.base, backend, loss_every)
+        trajectories = step_loop(ensemble, tables, int(loss_every), progress, advance)
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]
 
 
@@ -157,14 +149,14 @@ def _train_in_halves(
 
 def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
     if backend == "torch":
-        return _advance_torch
+        return advance_torch
     kernel, _, form = backend.partition("-")
     if backend == "auto":  # the form and kernel of least cost (engine._cost)
         form = cost.formulation(experiment.widths, experiment.batch_size, loss_every)
         item = torch.finfo(experiment.torch_dtype).bits // 8
         kernel = cost.kernel(experiment.widths, torch.device(experiment.device).type, form, item)
         if kernel == "torch":
-            return _advance_torch
+            return advance_torch
     if kernel == "blas":
         return FormPath(experiment, form or "moment", "blas")
     reason = fused.why_not(experiment)
@@ -179,233 +171,10 @@ def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
             "(the same numbers to 1e-12, about 3x slower per run-step)"
         )
     if reason:
-        return _advance_torch
+        return advance_torch
     return FormPath(experiment, form or "moment", "fused")
 
 
 @cache
 def _warn_once(message: str) -> None:
     warnings.warn(message, RuntimeWarning, stacklevel=4)
-
-
-def _prefix_products(W: list[torch.Tensor]) -> list[torch.Tensor]:
-    """prefix[l] = W_{l+1} ... W_1 (0-based layers), batched over rows."""
-    prefix = [W[0]]
-    for w in W[1:]:
-        prefix.append(torch.bmm(w, prefix[-1]))
-    return prefix
-
-
-def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor, lr) -> None:
-    """W_l <- W_l - lr (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T for all l (prefix[l] = W_{l+1}...W_1).
-
-    lr: a float, or a (rows, 1, 1) tensor (then G is scaled first). Goes from the output side
-    down, carrying back = (W_L...W_{l+1})^T G; each layer's backward product is taken before
-    that layer is updated, so all layers step from the same weights."""
-    if isinstance(lr, torch.Tensor):
-        G, lr = G * lr, 1.0
-    back = G
-    for l in reversed(range(1, len(W))):
-        below = torch.bmm(W[l].mT, back)
-        W[l].baddbmm_(back, prefix[l - 1].mT, alpha=-lr)  # fused gradient product and update
-        back = below
-    W[0].sub_(back, alpha=lr)
-
-
-def _advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
-    """The reference path: len(idx) steps, one batched step at a time; residual[k] = ||W - Syx||_F
-    before step k. idx (k, S, B): the SGD runs' batches; rows = configs x (1 + S)."""
-    Sxx, N = table.moments(idx)
-    configs = W[0].shape[0] // Sxx.shape[1]
-    if configs > 1:
-        Sxx = Sxx.repeat(1, configs, 1, 1)
-        N = None if N is None else N.repeat(1, configs, 1, 1)
-    for k in range(Sxx.shape[0]):
-        prefix = _prefix_products(W)
-        error = prefix[-1] - Syx
-        torch.linalg.vector_norm(error, dim=(-2, -1), out=residual[k])
-        G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
-        _descend(W, prefix, G, lr)
-
-
-def _checkpoint_events(tables: list[torch.Tensor], runs: int):
-    """Sorted unique checkpoint steps, and per step a list of (config, runs, checkpoint indices)."""
-    hits = []
-    for c, table in enumerate(tables):
-        per_run = (table if table.ndim == 2 else table.expand(runs, -1)).numpy()
-        r, k = np.nonzero(per_run >= 0)
-        hits.append(np.stack([per_run[r, k], np.full_like(r, c), r, k], axis=1))
-    hits = np.concatenate(hits)
-    hits = hits[np.lexsort((hits[:, 1], hits[:, 0]))]  # by step, then config
-    steps, first = np.unique(hits[:, 0], return_index=True)
-    events = []
-    for block in np.split(hits, first[1:]) if len(hits) else []:
-        configs, starts = np.unique(block[:, 1], return_index=True)
-        events.append(
-            [
-                (
-                    int(c),
-                    torch.from_numpy(np.ascontiguousarray(rows[:, 2])),
-                    torch.from_numpy(np.ascontiguousarray(rows[:, 3])),
-                )
-                for c, rows in zip(configs, np.split(block, starts[1:]))
-            ]
-        )
-    return steps, events
-
-
-def _train(ensemble: Ensemble, tables, loss_every: int, progress: bool, advance) -> list[Trajectory]:
-    base, exps = ensemble.base, ensemble.experiments
-    problem = make_problem(base)
-    C, R, L = len(exps), base.runs, base.depth
-    W0 = [init_weights(e) for e in exps]
-    W = [torch.stack([w0[l] for w0 in W0]).repeat_interleave(R, 0).contiguous() for l in range(L)]
-    ends = np.repeat(np.asarray(ensemble.steps, dtype=np.int64), R)
-    lrs = np.repeat(np.asarray(ensemble.lrs), R)
-    n_steps = int(ends.max())
-
-    own_records = [np.unique(np.append(np.arange(0, s + 1, loss_every), s)) for s in ensemble.steps]
-    record = np.unique(np.concatenate(own_records))
-    residual = torch.empty(len(record), C * R, dtype=W[0].dtype, device=W[0].device)  # ||W - Syx||_F
-    loss0 = torch.stack([problem.loss(torch.linalg.multi_dot(w0[::-1]) if L > 1 else w0[0]) for w0 in W0])
-    bound = DIVERGENCE_FACTOR * loss0.clamp_min(1.0).repeat_interleave(R)
-    stored = [
-        [torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device) for w in w0]
-        for t, w0 in zip(tables, W0)
-    ]
-    event_steps, events = _checkpoint_events(tables, R)
-
-    live = np.arange(C * R)  # rows still training; W_live holds their weights
-    W_live = W
-
-    def weights(l: int, c: int) -> torch.Tensor:
-        at = np.searchsorted(live, c * R)
-        if at < len(live) and live[at] == c * R:
-            return W_live[l][int(at) : int(at) + R]
-        return W[l][c * R : (c + 1) * R]
-
-    def store(i: int) -> None:
-        for c, runs, ks in events[i]:
-            every = len(runs) == R and bool((ks == ks[0]).all())  # all runs, one checkpoint: a slice copy
-            for l in range(L):
-                if every:
-                    stored[c][l][:, int(ks[0])] = weights(l, c)
-                else:
-                    stored[c][l][runs, ks] = weights(l, c)[runs]
-
-    def retire(step: int) -> None:
-        """Write back the rows of configs whose steps are done, with their loss at ``step``, and
-        keep only the others in the program."""
-        nonlocal live, W_live
-        done = ends[live] <= step
-        if not done.any():
-            return
-        if W_live is not W:
-            for w, w_live in zip(W, W_live):
-                w[torch.from_numpy(live)] = w_live
-        gone = torch.from_numpy(live[done])
-        residual[np.searchsorted(record, step), gone] = torch.linalg.vector_norm(
-            _prefix_products([w[gone] for w in W])[-1] - problem.Syx, dim=(-2, -1)
-        )
-        live = live[~done]
-        W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
-
-    table = MomentTable(problem, base.label_noise > 0)
-    orders = BatchOrders(base, n_steps, table.columns)
-    # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
-    # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second);
-    # the BLAS path sizes its own windows by work (engine._cost.check_window)
-    window = getattr(advance, "window", None)
-    every = max(1, min(DIVERGENCE_WINDOW, CHECK_ELEMENTS // (C * R * sum(w.numel() for w in W0[0]))))
-    every = min(DIVERGENCE_WINDOW, window(C * R)) if window else every
-    # losses past which a row has diverged, for a path that computes only the recorded ones
-    limit = (2 * (bound - problem.loss_offset)).clamp_min(0).sqrt() * (1 - 1e-9)
-    bounds = np.unique(
-        np.concatenate(
-            [
-                event_steps,
-                ensemble.steps,
-                [0, n_steps],
-                np.arange(0, n_steps, orders.chunk),
-                np.arange(0, n_steps, every),
-            ]
-        )
-    )
-    ev = 0
-    with tqdm(total=n_steps, desc="train", disable=not progress, leave=False) as bar:
-        for start, stop in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-            retire(start)
-            if ev < len(event_steps) and event_steps[ev] == start:
-                store(ev)
-                ev += 1
-            step_residual = torch.empty(stop - start, len(live), dtype=W[0].dtype, device=W[0].device)
-            sparse = {}
-            if getattr(advance, "sparse_loss", False):
-                sparse = {"needed": np.isin(np.arange(start, stop), record), "limit": limit[torch.from_numpy(live)]}
-            advance(
-                W_live, problem.Syx, table, orders.take(stop - start), _lr_at(lrs[live], W[0]), step_residual, **sparse
-            )
-            lo, hi = np.searchsorted(record, [start, stop])
-            kept = step_residual[torch.from_numpy(record[lo:hi] - start)]
-            if len(live) == C * R:
-                residual[lo:hi] = kept
-            else:
-                residual[lo:hi, torch.from_numpy(live)] = kept
-            _check_divergence(step_residual, np.arange(start, stop), problem.loss_offset, bound, lrs, R, live)
-            bar.update(stop - start)
-    if W_live is not W:
-        for w, w_live in zip(W, W_live):
-            w[torch.from_numpy(live)] = w_live
-        live, W_live = np.arange(C * R), W
-    if ev < len(event_steps):
-        store(ev)
-    end = advance.end(W) if hasattr(advance, "end") else None  # the BLAS path may have it already
-    residual[-1] = (
-        end if end is not None else torch.linalg.vector_norm(_prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
-    )
-    _check_divergence(residual[-1:], record[-1:], problem.loss_offset, bound, lrs, R, live)
-    return [
-        _trajectory(
-            exps[c],
-            residual[np.searchsorted(record, own), c * R : (c + 1) * R],
-            own,
-            tables[c],
-            stored[c],
-            W0[c],
-            problem.loss_offset,
-        )
-        for c, own in enumerate(own_records)
-    ]
-
-
-def _lr_at(lrs: np.ndarray, like: torch.Tensor):
-    """The step size of every row still training: a float when all share it (the scalar path),
-    else a (rows, 1, 1) tensor."""
-    if (lrs == lrs[0]).all():
-        return float(lrs[0])
-    return torch.as_tensor(lrs, dtype=like.dtype, device=like.device).view(-1, 1, 1)
-
-
-def _trajectory(exp, residual, record, table, stored, W0, offset) -> Trajectory:
-    loss = (0.5 * residual.T.square() + offset).contiguous()
-    steps = torch.from_numpy(record)
-    return Trajectory(exp, steps, exp.lr * steps.double(), loss, table, stored, W0, offset)
-
-
-def _check_divergence(residual, record, offset, bound, lrs, R, rows) -> None:
-    """Raise TrainingDiverged for the first loss (every step of a segment, recorded or not) that
-    is non-finite or > bound; column j of ``residual`` is the program's row ``rows[j]``.
-
-    Weights need no check of their own: a NaN or inf entry in any layer makes every entry of the
-    end-to-end product non-finite (IEEE: NaN * 0 = NaN, inf * 0 = NaN), so the loss before the
-    next step, or the final loss after the last, is non-finite at that step."""
-    loss = 0.5 * residual.square() + offset
-    bad = ~torch.isfinite(loss) | (loss > bound[torch.from_numpy(rows)])
-    if bad.any():
-        i, j = (int(v) for v in torch.nonzero(bad)[0])
-        _diverged(int(rows[j]), int(record[i]), lrs, R, float(loss[i, j]))
-
-
-def _diverged(row: int, step: int, lrs: np.ndarray, R: int, loss: float = float("nan")):
-    configs = len(lrs) // R
-    raise TrainingDiverged(row % R, step, float(lrs[row]), loss, row // R if configs > 1 else None)

@@ -57,7 +57,8 @@ class Analysis:
         def t(name):
             return torch.from_numpy(np.asarray(arrays[name])).to(device)
 
-        keys = sorted(tuple(int(x) for x in name.split("_")[1:]) for name in arrays if name.startswith("svals_"))
+        pairs = (name.split("_")[1:] for name in arrays if name.startswith("svals_"))
+        keys = sorted((int(i), int(j)) for i, j in pairs)
         if not keys:
             raise ValueError("arrays hold no 'svals_i_j' entries: not an Analysis written by to_arrays()")
         W = t("end_to_end")

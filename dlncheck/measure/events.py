@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from dlncheck.theory import ArrayLike, stage_plateaus
+from dlncheck.theory.escape_lag import crossing_time
 
 if TYPE_CHECKING:
     from dlncheck.config.experiment import Experiment
 
 ARRIVAL_RTOL = 1e-3
+DWELL_RTOL = 0.05  # "on plateau k": the loss within 5% of P_k (the dwell of the regime and gauge claims)
 
 
 def first_time(condition: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
@@ -102,6 +104,15 @@ def dwell_times(loss: torch.Tensor, times: torch.Tensor, levels: ArrayLike, rtol
 def escape_steps(loss: torch.Tensor, steps: torch.Tensor, s: ArrayLike, offset: float = 0.0) -> torch.Tensor:
     """(R, n_escapes): per run, the step of each escape (midpoint crossing; -1 if never)."""
     return first_crossing(loss, steps, escape_levels(s, offset))
+
+
+def escape_times(loss: torch.Tensor, times: torch.Tensor, s: ArrayLike, offset: float = 0.0) -> np.ndarray:
+    """(R, n_escapes): per run, the time of each escape, the loss-midpoint crossing of
+    :func:`escape_steps` linearly interpolated between the recorded losses around it (sub-step
+    resolution; +inf if never). Needs only the loss, so it serves random inits as well as aligned
+    ones (one escape per distinct singular value: a degenerate block escapes as one)."""
+    levels = escape_levels(s, offset).tolist()
+    return np.stack([crossing_time(loss, times, level) for level in levels], -1)
 
 
 def in_windows(times: torch.Tensor, windows: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from dlncheck import engine
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import Trajectory
 
 LR_FRACTIONS = (1.0, 0.5, 0.25, 0.125)
@@ -73,7 +74,7 @@ def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=No
     memory budget, e.g. 321 checkpoints of four 128-wide L = 3 configs x 33 runs, 6.2 GB, trains
     there as programs of half its configs)."""
     train = train or engine.train
-    out: list[Trajectory | None] = [None] * len(points)
+    out: dict[int, Trajectory] = {}
     for B in dict.fromkeys(p.batch_size for p in points):
         members = [i for i, p in enumerate(points) if p.batch_size == B]
         first = points[members[0]].experiment
@@ -91,7 +92,7 @@ def run_sweep(points: list[SweepPoint], time_fractions=(0.0, 0.5, 1.0), train=No
             if ensemble.experiment(j) != points[i].experiment:
                 raise RuntimeError(f"ensemble config {j} differs from sweep point {i}: {ensemble.experiment(j)}")
             out[i] = trained[j]
-    return out
+    return [out[i] for i in range(len(points))]
 
 
 @dataclass(frozen=True)

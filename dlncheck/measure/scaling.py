@@ -114,8 +114,8 @@ def _ranks(traj: Trajectory) -> torch.Tensor:
 
 def _first_row(t: torch.Tensor) -> np.ndarray:
     """GD's (run 0's) time axis: same_time sweeps share it across runs."""
-    t = t.double().cpu().numpy()
-    return t[0] if t.ndim == 2 else t
+    a = t.double().cpu().numpy()
+    return a[0] if a.ndim == 2 else a
 
 
 def plateau_checkpoints(traj: Trajectory) -> np.ndarray:

@@ -9,6 +9,7 @@ Intervals are percentile intervals (Efron & Tibshirani 1993, ch. 13).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,11 +79,10 @@ def bootstrap_ci(
     boot = torch.cat([statistic((w @ flat).reshape((-1, *shape))) for w in weights.split(step)])
     alpha = (1 - level) / 2
     lo, hi = np.quantile(boot.numpy(), [alpha, 1 - alpha], axis=0)
-    as_x = dict(dtype=x.dtype, device=x.device)
-    return torch.as_tensor(lo, **as_x), torch.as_tensor(hi, **as_x)
+    return torch.as_tensor(lo, dtype=x.dtype, device=x.device), torch.as_tensor(hi, dtype=x.dtype, device=x.device)
 
 
-def summarize(x: torch.Tensor | np.ndarray, dim: int = 0, **bootstrap_kwargs: object) -> dict[str, torch.Tensor]:
+def summarize(x: torch.Tensor | np.ndarray, dim: int = 0, **bootstrap_kwargs: Any) -> dict[str, torch.Tensor]:
     """Mean, std, s.e.m. and bootstrap (lo, hi) over runs, as a dict of tensors."""
     lo, hi = bootstrap_ci(x, dim, **bootstrap_kwargs)
     return {"mean": mean(x, dim), "std": std(x, dim), "sem": sem(x, dim), "lo": lo, "hi": hi}

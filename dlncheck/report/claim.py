@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from dlncheck.report.plots import save_figure
+from dlncheck.report.figure_files import save_figure
 from dlncheck.store import atomic
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -64,16 +64,18 @@ def key_metric(numbers: dict, key: str | None = None) -> tuple[str | None, float
     """The number tracked across runs: ``numbers[key]`` if named, else the first finite float
     (a measurement rather than a count), else the first finite integer."""
 
-    def finite(value, kinds):
-        return isinstance(value, kinds) and not isinstance(value, bool) and math.isfinite(value)
+    def finite(value: object, kinds: type | tuple[type, ...]) -> float | None:
+        """``value`` as a float if it is a finite number of ``kinds`` (never a bool), else None."""
+        if isinstance(value, (int, float)) and isinstance(value, kinds) and not isinstance(value, bool):
+            return float(value) if math.isfinite(value) else None
+        return None
 
     if key:
-        value = numbers.get(key)
-        return key, float(value) if finite(value, (int, float)) else None
+        return key, finite(numbers.get(key), (int, float))
     for kinds in (float, int):
         for name, value in numbers.items():
-            if finite(value, kinds):
-                return name, float(value)
+            if (number := finite(value, kinds)) is not None:
+                return name, number
     return None, None
 
 
@@ -154,7 +156,7 @@ class Claim:
         """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``.
 
         ``golden_path`` (one of ``GOLDEN_PATH``) overrides the family's default reading of
-        this verdict (:data:`dlncheck.report.findings.FAMILIES`); ``key`` names the number
+        this verdict (its ``family`` mark: :class:`dlncheck.suite.family.Family`); ``key`` names the number
         tracked across runs for drift (default: the first finite scalar in ``numbers``).
         """
         if golden_path is not None and golden_path not in GOLDEN_PATH:

@@ -23,28 +23,30 @@ import pytest
 
 from dlncheck.report import history, provenance, store
 from dlncheck.report.claim import Claim, folder_name, jsonable
+from dlncheck.report.contradiction import judge
 from dlncheck.report.fmt import clean
 from dlncheck.report.html import CASE_PAGE, render_case, write_report
 from dlncheck.store import atomic
 
 RECORD_KEY = "dlncheck_claim"
 CLAIM_KEY = pytest.StashKey[Claim]()
+CONTRADICTION_KEY = pytest.StashKey[dict]()  # the case's measured contradiction (dlncheck.suite.contradictions)
 
 
 def _record(item, report, claim: Claim | None) -> dict:
     params = (
-        {
-            k: jsonable(v)
-            for k, v in getattr(item, "callspec", None).params.items()
-            if isinstance(v, (int, float, str, bool))
-        }
+        {k: jsonable(v) for k, v in item.callspec.params.items() if isinstance(v, (int, float, str, bool))}
         if hasattr(item, "callspec")
         else {}
     )
     verdict = (claim.verdict_record if claim else None) or {}
+    mark = item.get_closest_marker("family")
+    entry = item.stash.get(CONTRADICTION_KEY, None)
     return {
         "nodeid": item.nodeid,
-        "family": Path(str(item.path)).stem.removeprefix("test_"),
+        # the family as the suite declares it (dlncheck.suite.family); a test without the mark: its module
+        "family": mark.args[0] if mark else Path(str(item.path)).stem.removeprefix("test_"),
+        "family_info": jsonable(mark.kwargs) if mark else {},
         "case": item.callspec.id if hasattr(item, "callspec") else item.name,
         "params": params,
         "folder": folder_name(item.nodeid),
@@ -52,6 +54,7 @@ def _record(item, report, claim: Claim | None) -> dict:
         **{k: verdict.get(k) for k in ("prediction", "observed", "holds", "reason", "golden_path", "key", "key_value")},
         "exploratory": verdict.get("exploratory", False),
         "numbers": verdict.get("numbers", {}),
+        "contradiction": judge(entry, verdict.get("numbers", {})) if entry else None,
         "artifacts": claim.artifacts if claim else [],
         "outcome": _outcome(report),
         "message": _message(report),
@@ -96,7 +99,7 @@ def pytest_runtest_makereport(item, call):
 CACHE_KEY = pytest.StashKey[object]()  # the session's TrajectoryCache (set by the plugin's fixture)
 CACHE_OUTPUT = "dlncheck_cache_stats"  # an xdist worker's cache statistics, for the controller
 #: the running index is rewritten at most this often: rewriting it after every claim rendered all
-#: records so far each time, quadratic in the claims (28 s of a 370 s quick tier, py-spy)
+#: records so far each time, quadratic in the claims (28 s of a 370 s quick claims run, py-spy)
 LIVE_EVERY_S = 10.0
 
 
@@ -220,4 +223,13 @@ class ReportCollector:
                 red=True,
             )
         elif self.index:
+            for rec in self.records.values():
+                c = rec.get("contradiction") or {}
+                if rec["outcome"] == "xfailed" and c.get("changed"):
+                    terminalreporter.write_line(
+                        f"dlncheck: contradiction changed: {rec['nodeid']}: "
+                        + ", ".join(f"{k} {was:.4g} -> {now:.4g}" for k, (was, now) in c["moved"].items())
+                        + f" (now: {c['statement']})",
+                        yellow=True,
+                    )
             terminalreporter.write_line(f"dlncheck report: {self.index}")

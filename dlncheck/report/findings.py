@@ -1,10 +1,11 @@
 """What the run says about the golden path: the one place mapping verdicts to findings.
 
 A claim's verdict says whether the theory's prediction held; the finding says what the data
-say about the research question "does SGD follow GD's golden path?". ``FAMILIES`` (in the
-order the report shows them) gives, per claim family, its group and the finding when the
-prediction holds / is contradicted. A claim overrides it per case with
-``claim.verdict(..., golden_path=...)``.
+say about the research question "does SGD follow GD's golden path?". Each record carries its
+family as the suite declared it (``family`` and ``family_info``, from the test's ``family``
+mark: group, question, the finding when the prediction holds / is contradicted, the published
+results it reproduces); nothing here names a family. A claim overrides the reading per case
+with ``claim.verdict(..., golden_path=...)``.
 """
 
 from __future__ import annotations
@@ -13,120 +14,48 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 
-from dlncheck.presets import REGIMES, TEACHERS
-
 
 @dataclass(frozen=True)
 class Family:
-    group: str  # golden path | assumptions | calibration | saddles | other
-    if_holds: str  # finding when the prediction holds
-    if_contradicted: str  # finding when the data contradict it
-    question: str  # what the family asks, one line
+    """A family as the report reads it from a record's ``family_info`` (defaults for a record without)."""
+
+    group: str = "other"  # one of GROUPS
+    if_holds: str = "n/a"  # finding when the prediction holds
+    if_contradicted: str = "n/a"  # finding when the data contradict it
+    question: str = ""  # what the family asks, one line
     results: tuple[tuple[str, str], ...] = ()  # (regex on "test[case]", result): a "reproduces" line each
 
 
 A, D, F, NA = "agrees", "differs", "assumption-fails", "n/a"
-FAMILIES: dict[str, Family] = {
-    "function_space": Family("golden path", A, D, "does SGD's end-to-end map stay within tolerance of GD's?"),
-    "rank_patterns": Family(
-        "golden path", A, D, "do SGD's partial products W_j..W_i pass the same rank patterns as GD's?"
-    ),
-    "singular_patterns": Family("golden path", A, D, "do SGD's singular values of every partial product track GD's?"),
-    "parameter_space": Family(
-        "golden path",
-        D,
-        A,
-        "is the raw GD-SGD parameter distance mostly gauge? (a contradiction: SGD stays in GD's gauge)",
-    ),
-    "gd_trap": Family(
-        "golden path",
-        D,
-        A,
-        "does SGD leave a saddle where GD stays trapped?",
-        (
-            (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2, SGD escapes it"),
-            (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"),
-        ),
-    ),
-    "scaling": Family(
-        "golden path",
-        NA,
-        NA,
-        "how does the SGD-GD gap scale with lr and batch size?",
-        tuple(
-            (rf"test_scaling_slope\[{name}-", f"{name.replace('_', ' ')} vanishes with the derived slope")
-            for name in (
-                "d_sigma",
-                "balance_gap",
-                "theta_distance",
-                "function_distance",
-                "sigma_spread",
-                "function_distance_mid",
-            )
-        )
-        + ((r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),),
-    ),
-    "sgd_spread": Family("golden path", NA, NA, "is SGD's run-to-run spread around GD the linearised prediction?"),
-    "scaling_saddles": Family(
-        "saddles",
-        NA,
-        F,
-        "are GD's plateaus the saddles theory predicts?",
-        ((r"\[", "GD's plateaus have the predicted lambda_min; the end point is a minimum"),),
-    ),
-    "balance": Family("assumptions", NA, F, "do the layers stay balanced, as the theory assumes?"),
-    "mode_decoupling": Family("assumptions", NA, F, "do the teacher's modes evolve independently?"),
-    "regimes": Family("assumptions", NA, F, "does each preset sit in the regime it is named after?"),
-    "theory_agreement": Family("assumptions", NA, F, "does GD follow the closed-form scalar dynamics?"),
-    "published": Family(
-        "assumptions",
-        NA,
-        F,
-        "do published results reproduce?",
-        (
-            (r"\[diffusion-peak-", "diffusion peaks before learning (arXiv:2604.06366)"),
-            (r"\[stationary-collapse-", "no label noise: SGD collapses onto GD's fixed point (arXiv:2604.06366)"),
-            (
-                r"\[stationary-boltzmann-iid-",
-                "label noise: Boltzmann law at temperature ~ lr x noise / B (arXiv:2604.06366, independent batches)",
-            ),
-            (
-                r"\[stationary-boltzmann-shuffled-",
-                "label noise: the same law for epoch-reshuffled batches (derived here)",
-            ),
-            (
-                r"\[balance-noise-",
-                "law of balance: SGD drifts toward noise balance, GD conserves D_l (arXiv:2308.06671)",
-            ),
-            (
-                r"\[rank-deficiency-",
-                "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre, Sagitova & Flammarion, NeurIPS 2024)",
-            ),
-            (r"\[drift-identity-", "law of balance = the suite's drift identity (theory.sgd, label residuals kept)"),
-            (r"\[rank-departure-", "label-noise SGD's rank pattern leaves GD's for good, GD keeps it (Varre et al.)"),
-        ),
-    ),
-    "rank_recovery": Family("calibration", NA, NA, "does the rank estimator recover planted ranks?"),
-    "eps_sensitivity": Family("calibration", NA, NA, "are rank readings stable over a plateau of eps?"),
-    "unit_step_growth": Family("calibration", NA, NA, "does the unit-step growth measure what it should?"),
-    "strict_saddles": Family("saddles", NA, F, "are the saddles strict (a negative Hessian eigenvalue)?"),
-    "saddle_sampling": Family(
-        "saddles",
-        NA,
-        F,
-        "does the sampler find every saddle class?",
-        (
-            (r"\[sampling-calib-", "calibrated sampler: MALA / SGLD match the closed-form p_beta"),
-            (r"\[sampling-free-", "free chains reach the variety; certified kind == oracle; diversity > null"),
-            (r"\[sampling-nonstrict-", "norm-targeted chains: none non-strict at L = 3, non-strict reached at L = 4"),
-            (r"\[sampling-empirical-", "empirical path: chi2 law of the data error; refined points certified"),
-        ),
-    ),
-}
 GROUPS = ("golden path", "assumptions", "calibration", "saddles", "other")
-UNKNOWN = Family("other", NA, NA, "")
 LABEL = {A: "SGD follows GD", D: "SGD differs from GD", F: "theory's assumption fails", NA: "not about the golden path"}
 SYMBOL = {A: "=", D: "≠", F: "!", NA: "·"}
+
+
+def family(rec: dict) -> Family:
+    """The record's family as declared by the suite (``family_info``); unknown fields keep their defaults."""
+    info = rec.get("family_info") or {}
+    return Family(
+        group=info.get("group", "other"),
+        if_holds=info.get("if_holds", NA),
+        if_contradicted=info.get("if_contradicted", NA),
+        question=info.get("question", ""),
+        results=tuple(tuple(r) for r in info.get("results", ())),
+    )
+
+
+def families(records: list[dict]) -> dict[str, Family]:
+    """{family name: Family} of the records, in report order: by group (``GROUPS`` order, unknown
+    groups last), then by name."""
+    found: dict[str, Family] = {}
+    for rec in records:
+        found.setdefault(rec["family"], family(rec))
+
+    def rank(name: str) -> tuple:
+        group = found[name].group
+        return (GROUPS.index(group) if group in GROUPS else len(GROUPS), group, name)
+
+    return {name: found[name] for name in sorted(found, key=rank)}
 
 
 def symbol(finding: str, holds: bool | None) -> str:
@@ -144,16 +73,6 @@ XFAIL_MEANS = (
 _CASE = re.compile(r"(?P<regime>[a-z]+)-(?P<teacher>[a-z]+)-L(?P<depth>\d+)")
 
 
-def family(name: str) -> Family:
-    return FAMILIES.get(name, UNKNOWN)
-
-
-def family_order(names) -> list[str]:
-    """Known families in ``FAMILIES`` order, then unknown ones alphabetically."""
-    known = [f for f in FAMILIES if f in names]
-    return known + sorted(set(names) - set(known))
-
-
 def golden_path(rec: dict) -> str:
     """The record's finding: the claim's own ``golden_path`` if given, else the family default;
     ``n/a`` when the test did not reach a verdict (error, skip) or no verdict was recorded."""
@@ -161,7 +80,7 @@ def golden_path(rec: dict) -> str:
         return rec["golden_path"]
     if rec.get("holds") is None or rec.get("outcome") in ("error", "skipped"):
         return NA
-    fam = family(rec["family"])
+    fam = family(rec)
     return fam.if_holds if rec["holds"] else fam.if_contradicted
 
 
@@ -178,14 +97,16 @@ def _order(values, preferred) -> list:
     return sorted(values, key=lambda v: (preferred.index(v) if v in preferred else len(preferred), v))
 
 
-def grid(records: list[dict]) -> dict:
-    """Family x case grid: ``columns`` [(regime, teacher, depth)] (+ ``other``), ``rows``
-    [(family, Family, {column: [records]})] in report order."""
-    keys = {case_key(r) for r in records} - {None}
-    columns = [
+def grid(records: list[dict], order: dict | None = None) -> dict:
+    """Family x case grid: ``columns`` [(regime, teacher, depth)] (+ ``other``), regimes and teachers
+    in the suite's ``order`` ({"regime": [...], "teacher": [...]}, the run's meta ``case_order``)
+    then alphabetically; ``rows`` [(family, Family, {column: [records]})] in report order."""
+    order = order or {}
+    keys = {k for r in records if (k := case_key(r)) is not None}
+    columns: list[tuple[str, str, str] | str] = [
         (r, t, d)
-        for r in _order({k[0] for k in keys}, REGIMES)
-        for t in _order({k[1] for k in keys}, TEACHERS)
+        for r in _order({k[0] for k in keys}, order.get("regime", []))
+        for t in _order({k[1] for k in keys}, order.get("teacher", []))
         for d in sorted({k[2] for k in keys}, key=int)
         if (r, t, d) in keys
     ]
@@ -194,7 +115,7 @@ def grid(records: list[dict]) -> dict:
     cells: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         cells[rec["family"]][case_key(rec) or "other"].append(rec)
-    rows = [(f, family(f), dict(cells[f])) for f in family_order(cells)]
+    rows = [(f, info, dict(cells[f])) for f, info in families(records).items()]
     return {"columns": columns, "rows": rows}
 
 
@@ -204,7 +125,7 @@ def contradictions(records: list[dict]) -> list[dict]:
     for rec in records:
         if rec["outcome"] == "xfailed":
             groups[(rec["family"], xfail_reason(rec))].append(rec)
-    order = family_order({f for f, _ in groups})
+    order = list(families([recs[0] for recs in groups.values()]))
     return [
         {"family": f, "reason": why, "finding": golden_path(recs[0]), "records": recs}
         for (f, why), recs in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1]))
@@ -222,7 +143,7 @@ def summary(records: list[dict]) -> str:
     for rec in records:
         by_family[rec["family"]][golden_path(rec)] += 1
     parts = []
-    for fam in family_order(by_family):
+    for fam in families(records):
         c = by_family[fam]
         said = [f"{LABEL[k]} in {c[k]}" for k in (A, D, F) if c[k]]
         if said:
@@ -239,13 +160,13 @@ def summary(records: list[dict]) -> str:
 
 
 def reproductions(records: list[dict]) -> list[dict]:
-    """One line per tested result (``Family.results``): whether it reproduces here, i.e. the
+    """One line per tested result (the family's ``results``): whether it reproduces here, i.e. the
     prediction held, in how many of its cases that reached a verdict, with the golden-path reading.
     Entries: ``family``, ``result``, ``text``, ``records``."""
     lines = []
-    for fam in family_order({r["family"] for r in records}):
+    for fam, info in families(records).items():
         recs = [r for r in records if r["family"] == fam]
-        for pattern, result in family(fam).results:
+        for pattern, result in info.results:
             hit = [r for r in recs if re.search(pattern, r["nodeid"].split("::")[-1])]
             decided = [r for r in hit if r.get("holds") is not None]
             if not hit:

@@ -10,6 +10,7 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 FILE = "history.jsonl"
 DRIFT_BAND = 0.05  # relative: |new - old| > 5 % of max(|old|, |new|) counts as drift
@@ -59,32 +60,29 @@ def _drifted(old, new) -> bool:
     return abs(new - old) > DRIFT_BAND * max(abs(old), abs(new))
 
 
-def changes(records: list[dict], previous: dict[str, dict]) -> dict:
+def changes(records: list[dict], previous: dict[str, dict]) -> dict[str, Any]:
     """What changed against each case's previous record: verdict flips (outcome or holds),
     new contradictions (xfailed now, not before), XPASS, key-metric drift beyond
-    ``DRIFT_BAND``, and cases never seen before."""
-    out = {
-        "compared": 0,
-        "flips": [],
-        "new_contradictions": [],
-        "xpass": [],
-        "drift": [],
-        "new_cases": [],
-        "band": DRIFT_BAND,
-    }
+    ``DRIFT_BAND``, and cases never seen before.
+
+    Returns ``{"compared": int, "band": DRIFT_BAND}`` and, for each of "flips",
+    "new_contradictions", "xpass", "drift" and "new_cases", a list of ``{"record": rec}``
+    (with ``"old": previous record`` where there is one)."""
+    found: dict[str, list[dict]] = {k: [] for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")}
+    compared = 0
     for rec in records:
         if rec["outcome"] == "xpassed":
-            out["xpass"].append({"record": rec})
+            found["xpass"].append({"record": rec})
         old = previous.get(rec["nodeid"])
         if old is None:
-            out["new_cases"].append({"record": rec})
+            found["new_cases"].append({"record": rec})
             continue
-        out["compared"] += 1
+        compared += 1
         item = {"record": rec, "old": old}
         if (old.get("outcome"), old.get("holds")) != (rec["outcome"], rec.get("holds")):
-            out["flips"].append(item)
+            found["flips"].append(item)
         if rec["outcome"] == "xfailed" and old.get("outcome") != "xfailed":
-            out["new_contradictions"].append(item)
+            found["new_contradictions"].append(item)
         if old.get("key") == rec.get("key") and _drifted(old.get("key_value"), rec.get("key_value")):
-            out["drift"].append(item)
-    return out
+            found["drift"].append(item)
+    return {"compared": compared, **found, "band": DRIFT_BAND}

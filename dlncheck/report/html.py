@@ -29,7 +29,7 @@ _ENV = Environment(
 _ENV.filters["num"] = number
 _ENV.filters["secs"] = seconds
 _ENV.filters["prose"] = prose
-_HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status"}
+_HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status", "case_order"}
 CASE_PAGE = "index.html"
 
 
@@ -51,7 +51,7 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     key = fd.case_key(rec)
     r["regime"], r["teacher"], r["depth"] = key if key else ("other", "", "")
     r["family_rank"] = f"{rank.get(rec['family'], 999):03d}"
-    r["question"] = fd.family(rec["family"]).question
+    r["question"] = fd.family(rec).question
     prefix = f"claims/{folder}/"
     arts = [
         {
@@ -69,12 +69,12 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     return r
 
 
-def _grid(views: list[dict]) -> dict:
-    g = fd.grid(views)
+def _grid(views: list[dict], order: dict | None) -> dict:
+    g = fd.grid(views, order)
     cols = g["columns"]
 
     def spans(keyf):
-        out = []
+        out: list[list] = []
         for c in cols:
             k = keyf(c)
             if out and out[-1][0] == k:
@@ -83,12 +83,12 @@ def _grid(views: list[dict]) -> dict:
                 out.append([k, 1])
         return out
 
-    by_group = {}
+    by_group: dict[str, list] = {}
     for fam, info, cells in g["rows"]:
         by_group.setdefault(info.group, []).append((fam, info, cells))
     return {
         "columns": cols,
-        "regimes": spans(lambda c: c[0] if c != "other" else "other"),
+        "regime_spans": spans(lambda c: c[0] if c != "other" else "other"),
         "teachers": spans(lambda c: (c[0], c[1]) if c != "other" else ("other", "")),
         "depths": [f"L{c[2]}" if c != "other" else "" for c in cols],
         "groups": [(grp, by_group[grp]) for grp in fd.GROUPS if grp in by_group],
@@ -96,8 +96,7 @@ def _grid(views: list[dict]) -> dict:
 
 
 def render_index(records: list[dict], root: Path, meta: dict, changes: dict | None) -> str:
-    order = fd.family_order({r["family"] for r in records})
-    rank = {f: k for k, f in enumerate(order)}
+    rank = {f: k for k, f in enumerate(fd.families(records))}
     views = sorted(
         (view(r, root, rank) for r in records),
         key=lambda v: (rank[v["family"]], v["regime"], v["teacher"], v["depth"], v["nodeid"]),
@@ -106,7 +105,7 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     for v in views:
         v["first_of_family"] = v["family"] not in seen
         seen.add(v["family"])
-    grid = _grid(views)
+    grid = _grid(views, meta.get("case_order"))
     grid["teachers"] = [(t[1], n) for t, n in grid["teachers"]]
     by_id = {v["nodeid"]: v for v in views}
     contradictions = [
@@ -149,12 +148,13 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
         filters=filters,
         provenance=provenance,
         attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")],
+        changed=[v for v in views if v["outcome"] == "xfailed" and (v.get("contradiction") or {}).get("changed")],
         **_common(),
     )
 
 
 def render_case(rec: dict, root: Path, meta: dict) -> str:
-    rank = {f: k for k, f in enumerate(fd.family_order({rec["family"]}))}
+    rank = {rec["family"]: 0}
     return _ENV.get_template("case.html").render(r=view(clean(rec), root, rank), meta=clean(meta), **_common())
 
 

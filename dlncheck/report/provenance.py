@@ -12,8 +12,6 @@ from pathlib import Path
 
 import torch
 
-from dlncheck import presets
-
 
 def _git(root: Path, *args: str) -> str | None:
     try:
@@ -28,16 +26,6 @@ def _version(package: str) -> str | None:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
-
-
-def _preset_settings(tier: str) -> dict:
-    """S (SGD runs), batch size, samples and teacher seeds of the presets, where importable."""
-    return {
-        "S": presets.SGD_RUNS.get(tier),
-        "batch_size": presets.BATCH_SIZE,
-        "n_samples": presets.N_SAMPLES,
-        "teacher_seeds": {k: t.seed for k, t in presets.TEACHER_SPECS.items()},
-    }
 
 
 def _command(argv: list[str]) -> str:
@@ -56,8 +44,8 @@ def _device(asked: str | None) -> str | None:
 
 def collect(root: Path, settings: dict, argv: list[str] | None = None, started: datetime | None = None) -> dict:
     """Provenance at the start of a run: git commit and dirty flag of ``root``, versions of
-    Python/torch/numpy/dlncheck, the run's ``settings`` (tier, device, dtype, ...), the preset
-    sizes and seeds, the command line and the start time (UTC, default now)."""
+    Python/torch/numpy/dlncheck, the run's ``settings`` (as the suite gives them: device, dtype,
+    sizes and seeds, ...), the command line and the start time (UTC, default now)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
     started = started or datetime.now(UTC)
@@ -71,7 +59,6 @@ def collect(root: Path, settings: dict, argv: list[str] | None = None, started: 
         "numpy": _version("numpy"),
         "dlncheck": _version("dlncheck"),
         "platform": platform.platform(),
-        **_preset_settings(settings.get("tier", "quick")),
         "command": _command(sys.argv if argv is None else argv),
         "started": started.isoformat(timespec="seconds"),
         "started_ts": started.timestamp(),

@@ -118,10 +118,34 @@ def dense_eigenvalues(f, theta):
 def certify(
     weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None, seed: int = 0
 ) -> Certificate:
-    """Classify the critical point `weights` (list of L (d_l, d_{l-1}) tensors) of 0.5||W - M||^2.
+    """Classify the critical point ``weights`` of L = 0.5 ||W_L...W_1 - M||_F^2 by its Hessian.
 
-    method: "dense" (full spectrum, exact inertia), "lanczos" (k smallest eigenvalues), or "auto"
-    (dense when n_params <= DENSE_MAX). loss_tol defaults to sqrt(eps) * 0.5 ||M||_F^2.
+    "strict" if lambda_min < -tau, "minimum" if L - L_min <= loss_tol (and not strict), else
+    "non-strict"; the zero band tau = max(10 sqrt(n) eps ||H||_2, sqrt(||grad L|| ||H||_2)) (module
+    docstring).
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (d_l, d_{l-1})
+        One network (2-D layers; loop over chains for a batch).
+    M : (d_L, d_0) tensor
+        The target map.
+    method : {"auto", "dense", "lanczos"}, default "auto"
+        "dense": full spectrum and exact inertia; "lanczos": the k smallest eigenvalues by Hessian-
+        vector products; "auto": dense when n_params <= DENSE_MAX (2000).
+    k : int, default 6
+        Eigenvalues kept (Lanczos computes only these).
+    loss_tol : float, optional
+        Loss above the global minimum still called a minimum; default sqrt(eps) * 0.5 ||M||_F^2.
+    seed : int, default 0
+        Seed of Lanczos' start vector.
+
+    Returns
+    -------
+    Certificate
+        kind, lambda_min, grad_norm, loss, loss_min, ||H||_2, tau (and its two parts), the inertia
+        (n_neg, n_zero, n_pos; zero and positive counts only when dense), n_params, method and the
+        k smallest eigenvalues.
     """
     if method not in ("auto", "dense", "lanczos"):
         raise ValueError(f"method={method!r}; use 'auto', 'dense' or 'lanczos'")

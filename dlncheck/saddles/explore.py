@@ -6,7 +6,9 @@ diversity claim) in one batched program through three stages:
   2. hold at beta_f for `hold` steps, so chains relax to p_beta_f (the energy tolerance is read here),
   3. polish: Levenberg-Marquardt on the residuals of E onto the variety (`polish.polish`).
 Every polished chain is then certified (batched dense Hessian), read by the structural oracle and given
-its stratum: the rank signature of its residual partial products.
+its stratum: the rank signature of its residual partial products. With `pins` (`saddles.pins`) the anneal and
+hold sample the tempered pinned energy E + gamma P, the polish lands on E = 0 with every pin = 0, and the
+column `pinned` says whether a chain's pin products all have numerical rank 0 (True when there are no pins).
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from dlncheck.saddles.batch_certify import certify_batch
 from dlncheck.saddles.diversity import invariant_features, rank_signature, spread
 from dlncheck.saddles.normal_form import NormalForm
 from dlncheck.saddles.oracle import oracle_kind
+from dlncheck.saddles.pins import pins_closed
 from dlncheck.saddles.polish import polish as lm_polish
 from dlncheck.saddles.sampler import sample
 
 
 @dataclass(frozen=True)
 class Exploration:
-    table: pd.DataFrame  # one row per chain: null, energy_hold, energy, certificate, oracle, stratum
+    table: pd.DataFrame  # one row per chain: null, energy_hold, energy, certificate, oracle, stratum, pinned
     trace: pd.DataFrame  # step, chain, null, stage, energy (recorded steps of the three stages)
     Z: list  # polished residual blocks, sampled chains then null chains
 
@@ -56,7 +59,7 @@ def explore(
     a = sample(nf, 2 * chains, anneal, beta=beta0, beta_final=beta_f, init=init, seed=seed, **common)
     h = sample(nf, 2 * chains, hold, beta=beta_f, init=a.Z, seed=seed + 1, **common)
     E_hold = nf.energy(h.Z)
-    Z = lm_polish(nf, h.Z, polish, zero_blocks=prior.get("zero_blocks", ()))
+    Z = lm_polish(nf, h.Z, polish, zero_blocks=prior.get("zero_blocks", ()), pins=prior.get("pins", ()))
     traces = [
         out.trace[["step", "chain", "energy"]].assign(step=out.trace.step + offset, stage=stage)
         for stage, out, offset in (("anneal", a, 0), ("hold", h, anneal))
@@ -81,6 +84,7 @@ def explore(
     table.insert(3, "energy", nf.energy(Z).cpu().numpy())
     table["oracle"] = [oracle_kind(nf, [z[c] for z in Z], tol=oracle_tol).kind for c in range(2 * chains)]
     table["stratum"] = [" ".join(map(str, s)) for s in sigs]
+    table["pinned"] = pins_closed(nf, Z, prior.get("pins", ()), tol=oracle_tol).cpu().numpy()
     table["znorms"] = [" ".join(f"{float(torch.linalg.matrix_norm(z[c])):.3g}" for z in Z) for c in range(2 * chains)]
     return Exploration(table, trace, Z)
 

@@ -35,11 +35,23 @@ Blocks = Sequence[torch.Tensor]
 class NormalForm:
     """Normal form of the stratum (M, S) for a DLN of widths d_0..d_L (see module docstring).
 
+    W_1 = [U_S^T M ; Z_1], W_l = diag(I_r, Z_l) (1 < l < L), W_L = [U_S, U_Q Z_L], so that
+    W_L...W_1 = P_S M + U_Q mu(Z); E(Z) = 0.5 ||mu||^2 + 0.5 sum_l ||dmu_l||^2 is zero exactly on the
+    critical points of the stratum (protocol section 2). :meth:`from_data` builds the empirical
+    normal form of a data set (then ``X``, ``Y`` hold it; None otherwise).
+
     Parameters
     ----------
-    M : (d_L, d_0) tensor, the teacher (population regression matrix).
-    S : learned singular directions, 0-based indices into the descending singular values.
-    widths : d_0, d_1, ..., d_L with d_0, d_L matching M and every hidden width >= r.
+    M : (d_L, d_0) tensor or nested list
+        The teacher (population regression matrix).
+    S : sequence of int
+        Learned singular directions: distinct 0-based indices into the descending singular values.
+    widths : sequence of int
+        d_0, d_1, ..., d_L (depth L >= 2) with d_0, d_L matching M and every width >= r = len(S).
+    dtype : torch.dtype, default torch.float64
+        Precision of M and every derived block.
+    device : str or torch.device, optional
+        Where M and the blocks live.
     """
 
     def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):
@@ -73,6 +85,8 @@ class NormalForm:
         self.P_S = self.U_S @ self.U_S.mT
         self.signal = self.U_S.mT @ M  # (r, d_0): the first layer's signal rows
         self.sigma = M.mT @ self.U_Q  # Sigma_XY U_Q with Sigma_XY = M^T
+        self.X: torch.Tensor | None = None  # the data of an empirical normal form (from_data)
+        self.Y: torch.Tensor | None = None
         d = widths
         self.shapes = [(d[1] - r, d[0])] + [(d[l] - r, d[l - 1] - r) for l in range(2, self.L + 1)]
 
@@ -97,7 +111,7 @@ class NormalForm:
 
     def batch_sigma(self, idx: torch.Tensor) -> torch.Tensor:
         """Minibatch estimate X_B Y_B^T / |B| U_Q of sigma (empirical normal forms only)."""
-        if not hasattr(self, "X"):
+        if self.X is None or self.Y is None:
             raise ValueError("batch_sigma needs data: build the normal form with NormalForm.from_data(X, Y, S, widths)")
         XB, YB = self.X[:, idx], self.Y[:, idx]
         return XB @ YB.mT / XB.shape[1] @ self.U_Q
@@ -187,7 +201,9 @@ class NormalForm:
     def mu(self, Z: Blocks) -> torch.Tensor:
         """Fiber map mu(Z) = Z_L ... Z_1, shape (..., d_L - r, d_0)."""
         self.check(Z)
-        return chain_product(Z)
+        mu = chain_product(Z)
+        assert mu is not None  # check: L >= 2 blocks
+        return mu
 
     def dmu(self, Z: Blocks, l: int, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """Cyclic map dmu_l = Z_{l-1}...Z_1 sigma Z_L...Z_{l+1} (l 1-based), shape (..., d_{l-1} - r, d_l - r)."""

@@ -20,8 +20,11 @@ Rules (population loss, S the learned set, Z a critical point: E(Z) = 0):
    linear neural networks: a second-order analysis", JMLR 25 (2024). The tests check it against the
    dense Hessian on every zero-block pattern of small depth.
 
-Numerical ranks and "K != 0" are read at relative tolerance `tol` (default 1e-6): exact samples have
-exact zeros, polished SGLD samples have E <~ 1e-20, i.e. residual zeros ~1e-10 relative.
+Numerical ranks and "K != 0" are read at relative tolerance `tol` (default 1e-6) with an absolute floor:
+a rank counts singular values > max(tol s_1, tol), and K counts as zero when
+||K||_2 <= tol max(||sigma||_2 prod ||Z||_2, ||sigma||_2) (its factors' norms, floored like the ranks, so a
+block the ranks read as zero, e.g. a pinned block polished to 1e-37, cannot make K "non-zero" on its own).
+Exact samples have exact zeros, polished SGLD samples have E <~ 1e-20, i.e. residual zeros ~1e-10 relative.
 """
 
 from __future__ import annotations
@@ -64,7 +67,7 @@ def open_pairs(nf: NormalForm, Z, tol: float = 1e-6) -> list[tuple[int, int]]:
             K = K if right is None else K @ right
             zs = [torch.linalg.matrix_norm(z, ord=2) for z in Z[: a - 1] + Z[b:]]
             k_scale = scale * float(torch.stack(zs).prod()) if zs else scale
-            if K.numel() == 0 or float(torch.linalg.matrix_norm(K, ord=2)) <= tol * max(k_scale, 1e-300):
+            if K.numel() == 0 or float(torch.linalg.matrix_norm(K, ord=2)) <= tol * max(k_scale, scale, 1e-300):
                 continue
             rank_N = _rank(chain_product(Z[a : b - 1]), tol, d[a] - r)
             if _rank(chain_product(Z[a:]), tol) < rank_N or _rank(chain_product(Z[: b - 1]), tol) < rank_N:

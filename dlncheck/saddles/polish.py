@@ -1,6 +1,8 @@
 """Levenberg-Marquardt polish onto the variety E(Z) = 0, batched over chains.
 
-E = ||r(Z)||^2 / 2 with r = (mu, dmu_1, ..., dmu_L) flattened. Each step solves, per chain,
+E = ||r(Z)||^2 / 2 with r = (mu, dmu_1, ..., dmu_L) flattened, followed by the pin products when pins are
+given (`saddles.pins`: the target is then the pinned part of the variety, E = 0 and every pin = 0).
+Each step solves, per chain,
     (J^T J + lam I) dz = -J^T r,   lam = ||r||   (Yamashita & Fukushima 2001),
 which converges quadratically to a zero of r wherever the local error bound dist(Z, {r = 0}) <= c ||r(Z)||
 holds, including non-isolated zeros (plain gradient descent on E is only sublinear at degenerate zeros).
@@ -12,11 +14,13 @@ from __future__ import annotations
 import torch
 
 from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.saddles.pins import check_pins, pin_products
 
 
-def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):
+def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=(), pins=()):
     """Polished blocks (same shapes as Z, chain axis first) after `steps` LM iterations."""
     shapes = nf.shapes
+    pins = check_pins(nf, pins)
     sizes = [m * n for m, n in shapes]
     free = torch.cat(
         [
@@ -27,7 +31,7 @@ def polish(nf: NormalForm, Z, steps: int = 30, zero_blocks=()):
 
     def residual(x):
         blocks = [p.view(s) for p, s in zip(torch.split(x, sizes), shapes)]
-        parts = nf._dmus(blocks, nf.sigma, with_mu=True)
+        parts = nf._dmus(blocks, nf.sigma, with_mu=True) + pin_products(nf, blocks, pins)
         return torch.cat([p.reshape(-1) for p in parts])
 
     x = torch.cat([z.reshape(z.shape[0], -1) for z in Z], 1).detach()

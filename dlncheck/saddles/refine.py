@@ -8,20 +8,29 @@ Reports, per chain, the gradient norm and the relative change of the end-to-end 
 
 from __future__ import annotations
 
+from typing import cast
+
 import pandas as pd
 import torch
 
 from dlncheck.saddles.normal_form import chain_product
 
 
+def _product(W: list[torch.Tensor]) -> torch.Tensor:
+    P = chain_product(W)
+    if P is None:
+        raise ValueError("W must hold at least one layer")
+    return P
+
+
 def _loss_and_grads(W, M):
     W = [w.detach().requires_grad_(True) for w in W]
-    loss = 0.5 * ((chain_product(W) - M) ** 2).sum((-2, -1))
+    loss = 0.5 * ((_product(W) - M) ** 2).sum((-2, -1))
     return loss.detach(), [g.detach() for g in torch.autograd.grad(loss.sum(), W)]
 
 
-def _grad_norm(grads):
-    return torch.sqrt(sum((g**2).sum((-2, -1)) for g in grads))
+def _grad_norm(grads: list[torch.Tensor]) -> torch.Tensor:
+    return torch.sqrt(cast(torch.Tensor, sum((g**2).sum((-2, -1)) for g in grads)))
 
 
 def rebalance(W):
@@ -29,7 +38,7 @@ def rebalance(W):
     norms = [torch.linalg.matrix_norm(w) for w in W]
     if any(bool((n == 0).any()) for n in norms):
         return list(W)
-    g = torch.exp(sum(torch.log(n) for n in norms) / len(W))
+    g = torch.exp(cast(torch.Tensor, sum(torch.log(n) for n in norms)) / len(W))
     return [w * (g / n)[..., None, None] for w, n in zip(W, norms)]
 
 
@@ -38,7 +47,7 @@ def refine(W, M, *, steps: int = 200, lr: float = 1e-2, rebalance_every: int = 5
     if steps < 0 or lr <= 0 or rebalance_every < 1:
         raise ValueError(f"steps={steps} (>= 0), lr={lr} (> 0), rebalance_every={rebalance_every} (>= 1) out of range")
     M = torch.as_tensor(M, dtype=W[0].dtype)
-    P0 = chain_product(W).detach()
+    P0 = _product(W).detach()
     loss0, grads = _loss_and_grads(W, M)
     g0 = _grad_norm(grads)
     W = [w.detach().clone() for w in W]
@@ -50,7 +59,7 @@ def refine(W, M, *, steps: int = 200, lr: float = 1e-2, rebalance_every: int = 5
         if (t + 1) % rebalance_every == 0:
             W = rebalance(W)
     loss1, grads = _loss_and_grads(W, M)
-    P1 = chain_product(W)
+    P1 = _product(W)
     change = torch.linalg.matrix_norm(P1 - P0) / torch.linalg.matrix_norm(P0).clamp_min(torch.finfo(P0.dtype).tiny)
     report = pd.DataFrame(
         {

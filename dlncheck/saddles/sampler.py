@@ -1,12 +1,14 @@
 """SGLD over residual blocks, C chains in one batched tensor program (protocol section 2).
 
-Target p_beta(Z) ~ exp(-beta E(Z)) pi(Z) with prior
+Target p_beta(Z) ~ exp(-beta (E(Z) + gamma P(Z))) pi(Z) with prior
     -log pi(Z) = alpha/2 sum_l ||Z_l||_F^2 + kappa/2 sum_{l targeted} (||Z_l||_F - rho)^2
-(weight decay + norm targeting that keeps free blocks away from the trivial solution Z = 0).
-Update (Welling & Teh 2011):  Z <- Z - eps_t/2 grad U(Z) + N(0, eps_t I),  U = beta_t E - log pi,
+(weight decay + norm targeting that keeps free blocks away from the trivial solution Z = 0) and the pin
+energy P(Z) = 0.5 sum_pins ||product||_F^2 (`pins`; 0 without pins), tempered with E so that annealing
+drives the pinned products to zero at the same rate as E without stiffening the early steps.
+Update (Welling & Teh 2011):  Z <- Z - eps_t/2 grad U(Z) + N(0, eps_t I),  U = beta_t (E + gamma P) - log pi,
 with beta_t annealed geometrically from `beta` to `beta_final` and eps_t = h / beta_t, so the
 energy drift is a fixed-rate step h/2 on E while the noise shrinks as beta grows. `polish` final
-steps drop noise and prior (gradient descent on E) to land on the variety E = 0.
+steps drop noise and prior (gradient descent on E + gamma P) to land on the variety E = 0.
 Fixed zero blocks stay exactly zero. Per chain and recorded step: energy, ||grad U||, ||Z_l||_F and
 a MALA acceptance estimate min(1, exp(log ratio)) of the proposal made at that step, as in devinterp
 (evaluated on recorded steps only, so the hot path costs one gradient per step).
@@ -27,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from dlncheck.saddles.normal_form import NormalForm
+from dlncheck.saddles.pins import check_pins, pin_energy
 
 
 class SamplerDiverged(FloatingPointError):
@@ -40,12 +43,13 @@ class Samples:
     final: pd.DataFrame  # one row per chain: energy, znorm_l, mean acceptance
 
 
-def _potential(nf, Z, beta, alpha, kappa, rho, targeted, sigma):
+def _potential(nf, Z, beta, alpha, kappa, rho, targeted, sigma, pins=(), gamma=0.0):
     E = nf.energy(Z, sigma)
+    pinned = E + gamma * pin_energy(nf, Z, pins, sigma) if pins and gamma else E
     prior = sum(0.5 * alpha * (z**2).sum((-2, -1)) for z in Z)
     if kappa:
         prior = prior + sum(0.5 * kappa * (torch.linalg.matrix_norm(z) - rho) ** 2 for z, f in zip(Z, targeted) if f)
-    return beta * E + prior, E
+    return beta * pinned + prior, E
 
 
 def sample(
@@ -70,11 +74,14 @@ def sample(
     mala: bool = False,
     noise=True,
     norm_blocks=None,
+    pins=(),
+    pin_strength: float = 1.0,
     progress: bool = False,
 ) -> Samples:
     """Run `chains` SGLD chains for `steps` steps (+ `polish` noise-free steps) on nf's residuals.
 
-    norm_blocks: 1-based blocks whose norm is targeted (default: every free block)."""
+    norm_blocks: 1-based blocks whose norm is targeted (default: every free block).
+    pins: products held at zero (`saddles.pins`), weighted by gamma = pin_strength in the tempered energy."""
     for name, val in (("chains", chains), ("steps", steps), ("record_every", record_every)):
         if int(val) < 1:
             raise ValueError(f"{name}={val} must be >= 1")
@@ -86,13 +93,16 @@ def sample(
             "choose |S| < r_max or a set that is not top-r to sample saddles"
         )
     nf._check_blocks(zero_blocks)
-    if batch_size is not None and not hasattr(nf, "X"):
+    if batch_size is not None and nf.X is None:
         raise ValueError("batch_size needs an empirical normal form: NormalForm.from_data(X, Y, S, widths)")
     if mala and batch_size is not None:
         raise ValueError(
             "mala=True needs the full-batch energy (the MH ratio of a minibatch energy is biased); "
             "drop batch_size or mala"
         )
+    pins = check_pins(nf, pins)
+    if pins and pin_strength <= 0:
+        raise ValueError(f"pin_strength={pin_strength} must be > 0 when pins are given; drop pins or raise it")
     free = [l not in zero_blocks for l in range(1, nf.L + 1)]
     if norm_blocks is not None:
         nf._check_blocks(norm_blocks)
@@ -115,16 +125,17 @@ def sample(
 
     def evaluate(Z, beta_t, noisy, sigma):
         a, k = (alpha, norm_strength) if noisy else (0.0, 0.0)
-        U, E = _potential(nf, Z, beta_t if noisy else 1.0, a, k, norm_target, targeted, sigma)
+        U, E = _potential(nf, Z, beta_t if noisy else 1.0, a, k, norm_target, targeted, sigma, pins, pin_strength)
         grads = torch.autograd.grad(U.sum(), Z)
         return U.detach(), E.detach(), [gr * m for gr, m in zip(grads, mask)]
 
+    n_data = 0 if nf.X is None else nf.X.shape[1]
     for t in tqdm(range(total), disable=not progress, desc="SGLD"):
         noisy = t < steps
         beta_t = beta * (beta_final / beta) ** (t / max(steps - 1, 1)) if noisy else math.inf
         eps = step_size / beta_t if noisy else step_size
-        batch = torch.randint(nf.X.shape[1], (batch_size,), generator=g, device=dev) if batch_size else None
-        sigma = nf.batch_sigma(batch) if batch_size else None
+        batch = torch.randint(n_data, (batch_size,), generator=g, device=dev) if batch_size else None
+        sigma = nf.batch_sigma(batch) if batch is not None else None
         U, E, grads = evaluate(Z, beta_t, noisy, sigma)
         bad = ~torch.isfinite(E) | (E > max_energy)
         if bad.any():

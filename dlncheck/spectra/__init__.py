@@ -1,43 +1,43 @@
 """Spectra of deep-linear-network weights: the only place products, singular values, ranks,
 gaps, multiplicities and log spectra are computed.
 
-``_core``: the product chain, partial products, singular values, numerical rank (one floor
-convention), gaps, effective rank and participation ratio. ``_patterns``: the same quantities
-over all partial products P_ij as (..., L, L) arrays. Protocol sections 1.1-1.3.
+``_products``: the product chain, partial products, prefix and suffix products. ``_ranks``:
+singular values, numerical rank (one floor convention), gaps, effective rank and participation
+ratio. ``_patterns``: ranks, multiplicities and gaps over all partial products P_ij as
+(..., L, L) arrays. ``_log_spectra``: top-K log singular values of a matrix and of every P_ij.
+Protocol sections 1.1-1.3.
 """
 
 from __future__ import annotations
 
-from dlncheck.spectra._core import (
-    Weights,
-    chain_product,
-    effective_rank,
-    effective_rank_from_svals,
-    end_to_end,
-    numerical_rank,
-    numerical_rank_from_svals,
-    partial_products,
-    participation_ratio,
-    participation_ratio_from_svals,
-    prefix_suffix_products,
-    product_singular_values,
-    singular_gap,
-    singular_values,
-)
-from dlncheck.spectra._patterns import (
-    GAP_THRESHOLD,
+from dlncheck.spectra._log_spectra import (
     LogSpectra,
-    RankPatterns,
     log_spectra,
     log_spectra_from_svals,
     log_spectrum,
     log_spectrum_from_svals,
+)
+from dlncheck.spectra._patterns import (
+    GAP_THRESHOLD,
+    RankPatterns,
     multiplicity_pattern,
     pattern_from_products,
     rank_pattern,
     rank_patterns,
     rank_patterns_from_svals,
     upper_mask,
+)
+from dlncheck.spectra._products import Weights, chain_product, end_to_end, partial_products, prefix_suffix_products
+from dlncheck.spectra._ranks import (
+    effective_rank,
+    effective_rank_from_svals,
+    numerical_rank,
+    numerical_rank_from_svals,
+    participation_ratio,
+    participation_ratio_from_svals,
+    product_singular_values,
+    singular_gap,
+    singular_values,
 )
 
 __all__ = [

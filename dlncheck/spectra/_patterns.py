@@ -1,28 +1,27 @@
-"""Patterns over all partial products: rank, multiplicity, gap and log-spectrum arrays.
+"""Patterns over all partial products: rank, multiplicity and gap arrays.
 
 A pattern holds one value per contiguous product P_ij (1 <= i <= j <= L) as an
-``(..., L, L)`` array (``(..., L, L, K)`` for the top-K log spectra), entry ``[i-1, j-1]``
-for i <= j and zeros below the diagonal. Every pattern is built from one batched SVD pass
-(:func:`dlncheck.spectra.product_singular_values`); the ``*_from_svals`` variants share a
-precomputed pass.
+``(..., L, L)`` array, entry ``[i-1, j-1]`` for i <= j and zeros below the diagonal (the top-K
+log spectra, ``(..., L, L, K)``, are in :mod:`dlncheck.spectra._log_spectra`). Every pattern is
+built from one batched SVD pass (:func:`dlncheck.spectra.product_singular_values`); the
+``*_from_svals`` variants share a precomputed pass.
 
-Source: protocol sections 1.1 (rank and multiplicity patterns, steps 2-3) and 1.3 (log
-spectra, step 2).
+Source: protocol section 1.1 (rank and multiplicity patterns, steps 2-3).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import torch
 
 from dlncheck.config import validation as check
-from dlncheck.spectra._core import (
-    Weights,
+from dlncheck.spectra._products import Weights
+from dlncheck.spectra._ranks import (
     numerical_rank_from_svals,
     product_singular_values,
     singular_gap,
-    singular_values,
 )
 
 #: rank entries whose gap sigma_r / sigma_{r+1} is below this are flagged ambiguous:
@@ -31,12 +30,36 @@ GAP_THRESHOLD = 10.0
 
 
 def upper_mask(L: int, device: torch.device | str | None = None) -> torch.Tensor:
-    """(L, L) bool, True on i <= j: the entries of a pattern that hold a product."""
+    """(L, L) bool, True on i <= j: the entries of a pattern that hold a product.
+
+    Parameters
+    ----------
+    L : int
+        Depth.
+    device : torch.device or str, optional
+
+    Returns
+    -------
+    bool tensor (L, L)
+    """
     return torch.ones(L, L, dtype=torch.bool, device=device).triu()
 
 
 def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -> torch.Tensor:
-    """Stack per-product scalars {(i, j): (...)} into an (..., L, L) upper-triangular pattern."""
+    """Stack per-product values {(i, j): (...)} into an (..., L, L) upper-triangular pattern.
+
+    Parameters
+    ----------
+    values : dict of (i, j) -> tensor (...)
+        One value per product P_ij, keys 1-based (as :func:`partial_products`).
+    L : int
+        Depth.
+
+    Returns
+    -------
+    tensor (..., L, L)
+        Entry [..., i-1, j-1] = values[(i, j)]; 0 where no key is given.
+    """
     some = next(iter(values.values()))
     out = some.new_zeros(some.shape + (L, L))
     for (i, j), v in values.items():
@@ -48,11 +71,34 @@ def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -
 def rank_pattern(weights: Weights, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None) -> torch.Tensor:
     """r_ij = r_eps(P_ij) as an (..., L, L) int64 array, entry [i-1, j-1] for i <= j, 0 below.
 
-    ``eps`` may carry leading axes of its own (an eps grid), broadcast against the batch.
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L.
+    eps : float or tensor
+        Relative threshold; may carry leading axes of its own (an eps grid), broadcast against the batch.
+    atol : float or tensor, optional
+        Absolute floor (see :func:`numerical_rank_from_svals`).
+
+    Returns
+    -------
+    int64 tensor (..., L, L)
     """
     svals = product_singular_values(weights)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     return pattern_from_products(ranks, len(weights))
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: Literal[False] = False) -> torch.Tensor: ...
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: Literal[True]) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+
+@overload
+def multiplicity_pattern(r: torch.Tensor, return_clipped: bool) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
 
 def multiplicity_pattern(
@@ -60,9 +106,21 @@ def multiplicity_pattern(
 ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """m_ij = r_ij - r_{i,j+1} - r_{i-1,j} + r_{i-1,j+1} (protocol 1.1 step 3).
 
-    Zero boundary: r_{0,j} = r_{i,L+1} = 0. Negative values (rank noise) are clipped to 0;
-    with ``return_clipped=True`` also returns the total clipped mass per pattern
-    (sum of the negative parts), so callers can report how much was clipped.
+    Zero boundary: r_{0,j} = r_{i,L+1} = 0. Negative values (rank noise) are clipped to 0.
+
+    Parameters
+    ----------
+    r : tensor (..., L, L)
+        A rank pattern (:func:`rank_pattern`).
+    return_clipped : bool, default False
+        Also return the clipped mass per pattern (the sum of the negative parts).
+
+    Returns
+    -------
+    m : tensor (..., L, L)
+        Clipped multiplicities, upper triangular.
+    clipped : tensor (...)
+        Only with ``return_clipped=True``.
     """
     if not torch.is_tensor(r):
         check.fail("r", r, "pass an (..., L, L) rank pattern tensor (spectra.rank_pattern)")
@@ -98,6 +156,22 @@ def rank_patterns(
     """r_ij = #{m: sigma_m(P_ij) > max(eps sigma_1(P_ij), atol)}, m_ij and gaps from one SVD pass.
 
     Protocol 1.1 steps 2-3. An entry is ambiguous when sigma_r / sigma_{r+1} < gap_threshold.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L.
+    eps : float
+        Relative threshold in (0, 1).
+    atol : float, optional
+        Absolute floor.
+    gap_threshold : float, default GAP_THRESHOLD (10)
+        Ratio sigma_r / sigma_{r+1} (> 1) below which an entry is flagged ambiguous.
+
+    Returns
+    -------
+    RankPatterns
+        r, m, gap and ambiguous, each (..., L, L).
     """
     return rank_patterns_from_svals(product_singular_values(weights), len(weights), eps, atol, gap_threshold)
 
@@ -109,7 +183,21 @@ def rank_patterns_from_svals(
     atol: float | None = None,
     gap_threshold: float = GAP_THRESHOLD,
 ) -> RankPatterns:
-    """rank_patterns from precomputed ``product_singular_values`` (share one SVD pass)."""
+    """:func:`rank_patterns` from precomputed ``product_singular_values`` (share one SVD pass).
+
+    Parameters
+    ----------
+    svals : dict of (i, j) -> tensor (..., k)
+        :func:`product_singular_values` of the layers.
+    L : int
+        Depth.
+    eps, atol, gap_threshold
+        As in :func:`rank_patterns`.
+
+    Returns
+    -------
+    RankPatterns
+    """
     if not gap_threshold > 1:
         raise ValueError(
             f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got {gap_threshold}; e.g. gap_threshold=10"
@@ -122,60 +210,3 @@ def rank_patterns_from_svals(
     return RankPatterns(
         r=r, m=multiplicity_pattern(r), gap=gap, ambiguous=gap < gap_threshold, gap_threshold=gap_threshold
     )
-
-
-# ------------------------------------------------------------------ log spectra (1.3)
-def _check_log_args(K: int, delta: float) -> None:
-    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-        raise check.InvalidArgument(f"K must be a positive integer (number of top singular values), got {K!r}")
-    check.finite_float("delta", delta, positive=True)  # the floor that avoids log(0)
-
-
-def log_spectrum_from_svals(
-    svals: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool = False
-) -> torch.Tensor:
-    """Top-K s_k = log max(sigma_k, delta) from descending singular values (..., k) -> (..., K).
-
-    K larger than k pads with log(delta) (sigma_k = 0); ``normalized=True`` subtracts
-    log max(sigma_1, delta), the shape-normalized s~_k.
-    """
-    _check_log_args(K, delta)
-    top = torch.nn.functional.pad(svals[..., :K], (0, max(0, K - svals.shape[-1])))
-    logs = torch.log(top.clamp(min=delta))
-    return logs - logs[..., :1] if normalized else logs
-
-
-def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool = False) -> torch.Tensor:
-    """Top-K log singular values s_k = log max(sigma_k, delta) of A (protocol 1.3 step 2.3).
-
-    ``normalized=True`` gives the shape-normalized s~_k = log(max(sigma_k, delta) /
-    max(sigma_1, delta)). K larger than min(m, n) pads with log(delta) (sigma_k = 0).
-    """
-    _check_log_args(K, delta)
-    return log_spectrum_from_svals(singular_values(A), K, delta, normalized)
-
-
-@dataclass(frozen=True)
-class LogSpectra:
-    """s_ij,k = log max(sigma_k(P_ij), delta) and s~_ij,k = s_ij,k - s_ij,1, k = 1..K."""
-
-    s: torch.Tensor  # (..., L, L, K)
-    s_tilde: torch.Tensor  # (..., L, L, K)
-
-
-def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
-    """Top-K log singular values of every P_ij (protocol 1.3 step 2), one batched SVD pass."""
-    return log_spectra_from_svals(product_singular_values(weights), len(weights), K, delta)
-
-
-def log_spectra_from_svals(
-    svals: dict[tuple[int, int], torch.Tensor], L: int, K: int, delta: float = 1e-30
-) -> LogSpectra:
-    """log_spectra from precomputed ``product_singular_values`` (share one SVD pass)."""
-    _check_log_args(K, delta)
-    some = next(iter(svals.values()))
-    s = some.new_zeros(some.shape[:-1] + (L, L, K))
-    for (i, j), sv in svals.items():
-        s[..., i - 1, j - 1, :] = log_spectrum_from_svals(sv, K, delta)
-    s_tilde = (s - s[..., :1]) * upper_mask(L, s.device).unsqueeze(-1)
-    return LogSpectra(s=s, s_tilde=s_tilde)

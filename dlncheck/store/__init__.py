@@ -1,5 +1,6 @@
-"""Storage: the content-addressed trajectory cache, its lossless on-disk format (``_format``) and
-atomic writes (no half-written file is ever visible).
+"""Storage: the content-addressed trajectory cache, what it keeps on disk and in memory
+(``policy``), its lossless on-disk format (``_format``) and atomic writes (no half-written file is
+ever visible).
 
 Stage 3 of the pipeline: what the engine trains and measure analyses is kept here, keyed by content.
 """

@@ -13,10 +13,10 @@ is stored as a (k, n) uint8 array:
    ``np.savez_compressed`` writes, read back by ``np.load``).
 
 The layout (dtype, shape) of each transformed array goes into the entry's JSON. Measured on the
-quick tier's float64 trajectories (README, "Cache"): 1.3-2.0x smaller, where plain deflate gives
-1.05-1.4x, at the same write time. Level 1 instead of zlib's default 6: the low mantissa bytes
-are noise that no level compresses, and on 50 MB ensemble entries level 1 writes 1.6x faster
-(0.85 s vs 1.4 s) for files 1-2 % larger.
+quick claims run's float64 trajectories when format 2 was introduced: 1.3-2.0x smaller, where plain
+deflate gives 1.05-1.4x, at the same write time. Level 1 instead of zlib's default 6: the low
+mantissa bytes are noise that no level compresses, and on 50 MB ensemble entries level 1 writes
+1.6x faster (0.85 s vs 1.4 s) for files 1-2 % larger.
 """
 
 from __future__ import annotations
@@ -50,13 +50,13 @@ def shuffle(array: np.ndarray) -> np.ndarray:
 
 def unshuffle(stored: np.ndarray, dtype: str, shape: list[int]) -> np.ndarray:
     """Inverse of :func:`shuffle`."""
-    dtype = np.dtype(dtype)
-    if stored.dtype != np.uint8 or stored.shape != (dtype.itemsize, int(np.prod(shape))):
-        raise ValueError(f"stored array of shape {stored.shape} does not hold {dtype} {tuple(shape)}")
-    bits = np.ascontiguousarray(stored.T).view(f"u{dtype.itemsize}")
+    item = np.dtype(dtype)
+    if stored.dtype != np.uint8 or stored.shape != (item.itemsize, int(np.prod(shape))):
+        raise ValueError(f"stored array of shape {stored.shape} does not hold {item} {tuple(shape)}")
+    bits = np.ascontiguousarray(stored.T).view(f"u{item.itemsize}")
     if len(shape) >= 2:  # (R, K, rest) keeps the accumulation contiguous along rest
         bits = np.bitwise_xor.accumulate(bits.reshape(shape[0], shape[1], -1), axis=1)
-    return bits.reshape(shape).view(dtype)
+    return bits.reshape(shape).view(item)
 
 
 def encode(arrays: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, list]]:

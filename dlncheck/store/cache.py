@@ -8,16 +8,9 @@ layout and the npz's SHA-256); both are written to a temp file and moved into pl
 os.replace, so concurrent pytest-xdist workers and interrupted runs never expose a partial entry.
 An entry that fails to load or verify is recomputed with a warning.
 
-Only entries worth their disk space are written (:func:`worth_storing`): an entry must have
-cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
-and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
-checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
-(README, "Cache").
-In memory, entries are kept least-recently-used up to ``memory_limit`` bytes
-(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB) when there is a root: a nightly worker
-that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine running
-two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed cheaply.
-Without a root (``--no-cache``) memory is the only store and nothing is evicted.
+Only entries worth their disk space are written, and memory holds entries least-recently-used
+up to a byte limit when there is a root (:mod:`dlncheck.store.policy`). Without a root
+(``--no-cache``) memory is the only store and nothing is evicted.
 """
 
 from __future__ import annotations
@@ -29,54 +22,27 @@ import time
 import warnings
 import zipfile
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import numpy as np
 import torch
 
 from dlncheck._version import __version__
 from dlncheck.config import validation as check
-from dlncheck.config.experiment import Ensemble, Experiment
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import ENGINE_VERSION, train
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
 from dlncheck.measure.analysis import Analysis, analyze
 from dlncheck.store import _format as cache_format
-from dlncheck.store.atomic import atomic_path, write_json
+from dlncheck.store.atomic import atomic_path, stale_temporaries, write_json
+from dlncheck.store.policy import MEMORY_LIMIT_GB, MIN_SECONDS_PER_MB, nbytes, worth_storing
 
+T = TypeVar("T")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
-#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
-#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
-#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
-MIN_SECONDS_PER_MB = 0.05
-#: entries up to this size are always stored (reading them costs milliseconds)
-ALWAYS_STORE_MB = 1.0
-
-
-def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
-    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
-    small, or at least ``min_seconds_per_mb`` of compute per MB."""
-    megabytes = size_bytes / 1e6
-    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
-
-
-MEMORY_LIMIT_GB = 2.0
-
-
-def nbytes(value, depth: int = 3) -> int:
-    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
-    if isinstance(value, torch.Tensor):
-        return value.element_size() * value.nelement()
-    if isinstance(value, np.ndarray):
-        return value.nbytes
-    if depth == 0:
-        return 0
-    if isinstance(value, dict):
-        return sum(nbytes(v, depth - 1) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return sum(nbytes(v, depth - 1) for v in value)
-    fields = getattr(value, "__dict__", None)
-    return nbytes(fields, depth - 1) if fields else 0
 
 
 def _plain(value):
@@ -96,7 +62,7 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
     """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
-            np.savez(f, **arrays)
+            np.savez(f, **cast(dict[str, Any], arrays))  # names are array names, never savez's own keywords
         return _sha256(tmp)
 
 
@@ -115,13 +81,13 @@ class TrajectoryCache:
         if memory_limit is None:
             memory_limit = float(os.environ.get("DLNCHECK_CACHE_MEMORY_GB", MEMORY_LIMIT_GB)) * 1e9
         self.memory_limit = check.finite_float("memory_limit", memory_limit, positive=True)
-        self._memory: OrderedDict[str, object] = OrderedDict()
+        self._memory: OrderedDict[str, Any] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self.min_seconds_per_mb = min_seconds_per_mb
         # where each request was served from; "memory_only": computed entries not worth storing
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
         if self.root is not None and self.root.is_dir():
-            check.stale_temporaries(self.root)  # left by a killed writer
+            stale_temporaries(self.root)  # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {
@@ -236,7 +202,15 @@ class TrajectoryCache:
         key = self.key(kind, experiment, kwargs)
         return key in self._memory or (self.root is not None and all(p.exists() for p in self._paths(kind, key)))
 
-    def _get(self, kind, experiment, kwargs, compute, encode, decode):
+    def _get(
+        self,
+        kind: str,
+        experiment: Experiment,
+        kwargs: dict,
+        compute: Callable[[], T],
+        encode: Callable[[T], tuple[dict[str, np.ndarray], dict]],
+        decode: Callable[[dict[str, np.ndarray], dict], T],
+    ) -> T:
         key = self.key(kind, experiment, kwargs)
         value = self._recall(key)
         if value is not None:
@@ -251,7 +225,7 @@ class TrajectoryCache:
         self._remember(key, value)
         return value
 
-    def _recall(self, key: str):
+    def _recall(self, key: str) -> Any:
         """The in-memory value (marked most recently used), or None."""
         if key not in self._memory:
             return None
@@ -287,6 +261,8 @@ class TrajectoryCache:
             )
 
     def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
+        if self.root is None:
+            raise ValueError("this cache has no disk root (root=None): it keeps entries in memory only")
         return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"
 
     def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:

@@ -16,10 +16,12 @@ from pathlib import Path
 from dlncheck import presets, theory
 from dlncheck.config import validation as check
 from dlncheck.config.threads import set_cpu_threads
-from dlncheck.engine._train import TrainingDiverged, Trajectory, train
+from dlncheck.engine import TrainingDiverged, Trajectory, train
 from dlncheck.store.atomic import atomic_write, write_json
 from dlncheck.store.cache import save_npz
 from dlncheck.suite.shard import durations_from_results
+from dlncheck.suite.tiers import TIERS
+from dlncheck.suite.tiers import tier as tier_sizes
 
 
 def parse_preset(name: str) -> tuple[str, str, int]:
@@ -60,8 +62,10 @@ def loss_figure(traj: Trajectory, title: str):
 
 
 def run(preset: str, out: Path | str, tier: str = "quick", **overrides) -> dict[str, Path]:
-    """Train ``preset`` with a progress bar; write <preset>.npz, <preset>.json, <preset>-loss.png."""
-    exp = presets.experiment(*parse_preset(preset), tier=tier, **overrides)
+    """Train ``preset`` with a progress bar (S from the tier unless ``sgd_runs`` is given); write
+    <preset>.npz, <preset>.json, <preset>-loss.png."""
+    overrides = {"sgd_runs": tier_sizes(tier).sgd_runs} | overrides
+    exp = presets.experiment(*parse_preset(preset), **overrides)
     out = check.writable_folder("--out", out)  # before any training
     traj = train(exp, checkpoints=50, progress=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json", "figure": out / f"{preset}-loss.png"}
@@ -85,7 +89,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p = sub.add_parser("run", help="train a preset; write its loss figure and trajectory")
     p.add_argument("preset", help="REGIME-TEACHER-L<depth>, e.g. saddle-lowrank-L3")
     p.add_argument("--out", default="runs", help="output folder (default: runs/)")
-    p.add_argument("--tier", choices=("quick", "nightly"), default="quick")
+    p.add_argument("--tier", choices=tuple(TIERS), default="quick", help="S of the tier (default quick)")
     p.add_argument("--sgd-runs", type=int, default=None, help="override the number of SGD runs")
     p.add_argument("--device", default=None, help="torch device, e.g. cpu or cuda")
     p.add_argument("--dtype", choices=("float64", "float32"), default=None)
@@ -130,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "report":
         return _report(args, commands["report"])
     if args.command == "list":
-        for tier in ("quick", "nightly"):
-            print(f"{tier}: " + " ".join(presets.case_id(*c) for c in presets.cases(tier)))
+        for name, sizes in TIERS.items():
+            print(f"{name}: " + " ".join(presets.case_id(*c) for c in sizes.presets()))
         return 0
     overrides = {
         k: v for k, v in (("sgd_runs", args.sgd_runs), ("device", args.device), ("dtype", args.dtype)) if v is not None

@@ -14,41 +14,56 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from dataclasses import dataclass
 
 import torch
 
 from dlncheck import presets, theory
+from dlncheck.config import validation as check
 from dlncheck.config.data import init_weights
-from dlncheck.config.experiment import Ensemble, Experiment, Init
+from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Experiment, Init
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import train
 from dlncheck.measure import events, modes, stats
 from dlncheck.spectra import end_to_end
 from dlncheck.theory import trap
 
-INITS = {"quick": {"saddle": 8, "other": 4}, "nightly": {"saddle": 32, "other": 8}}
-#: SGD runs per init in the assumption checks' ensembles (the pattern claims keep the preset's S)
-SGD_RUNS_PER_INIT = {"quick": 4, "nightly": 8}
 #: longest random-init saddle run, in lengths of the aligned preset (the compute budget of the pilot)
 PILOT_CAP = 8
 
 
-def case_ensemble(exp: Experiment, tier: str, sgd_runs: int | None = None) -> Ensemble:
+@dataclass(frozen=True)
+class Sizes:
+    """How big a case's init ensemble is: ``saddle`` random small inits of a saddle preset (half
+    balanced, half Gaussian), ``other`` seeds of the preset's own init in the other regimes, and
+    ``check_sgd_runs`` SGD runs per init in the assumption checks (the pattern claims keep the preset's S)."""
+
+    saddle: int
+    other: int
+    check_sgd_runs: int
+
+    def __post_init__(self):
+        for name in ("saddle", "other", "check_sgd_runs"):
+            check.integral(name, getattr(self, name), min=1)
+        if self.saddle % 2:
+            raise ValueError(f"saddle={self.saddle} is invalid: half balanced, half Gaussian needs an even count")
+
+
+def case_ensemble(exp: Experiment, sizes: Sizes, sgd_runs: int | None = None) -> Ensemble:
     """The init ensemble of a preset: saddle -> n/2 balanced + n/2 Gaussian small inits (seeds
-    0..n/2-1 each); other regimes -> the preset's init with seeds 0..n-1; ``sgd_runs`` per init
-    (default the preset's)."""
-    if tier not in INITS:
-        raise ValueError(f"tier={tier!r} is invalid: choose one of {tuple(INITS)}")
+    0..n/2-1 each, n = ``sizes.saddle``); other regimes -> the preset's init with seeds
+    0..``sizes.other``-1; ``sgd_runs`` per init (default the preset's)."""
     if sgd_runs is not None:
         exp = dataclasses.replace(exp, sgd_runs=sgd_runs)
     if exp.init.kind == "aligned":
-        half = INITS[tier]["saddle"] // 2
+        half = sizes.saddle // 2
         base = presets.random_small_init(exp)
         inits = [Init("balanced", exp.init.scale, seed=i) for i in range(half)] + [
             Init("gaussian", base.init.scale, seed=i) for i in range(half)
         ]
         return Ensemble(dataclasses.replace(base, steps=random_run_steps(exp, base, tuple(inits))), inits)
-    return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(INITS[tier]["other"])])
+    return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(sizes.other)])
 
 
 @functools.lru_cache(maxsize=64)
@@ -79,7 +94,7 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     return int(min(cap, max([base.steps, *last])))
 
 
-def checkpoint_grid(exp: Experiment) -> list[int]:
+def analysis_grid(exp: Experiment) -> list[int]:
     """The analysis grid (fixed before looking): the stagewise grid; NTK's 128-wide products
     cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps)."""
     if exp.init.kind == "lecun":
@@ -97,12 +112,12 @@ def distance_grid(regime: str, exp: Experiment) -> list[int]:
     return events.time_grid_for(exp) if regime == "saddle" else events.time_grid(exp.steps, *COARSE_GRID)
 
 
-def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, list]:
+def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache) -> tuple[Ensemble, list]:
     """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
     own init alone (the control), else :func:`case_ensemble`; trained in one program through
     ``cache.ensemble`` and analysed once through ``cache.analysis``."""
-    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, tier)
-    grid = checkpoint_grid(ens.base)
+    ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, sizes)
+    grid = analysis_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
     return ens, [
         (
@@ -114,7 +129,7 @@ def case_runs(exp: Experiment, inits: str, tier: str, cache) -> tuple[Ensemble, 
     ]
 
 
-def escape_windows(traj) -> tuple:
+def predicted_windows(traj) -> tuple:
     """Theory's escape times and windows for this init. u0: an aligned init is decoupled, so its
     mode strengths u_a(0) = u_a^T W(0) v_a are theory's own initial values (exact); a random init
     gets the silent-alignment proxy modes.initial_mode_strength. (That proxy divides each middle
@@ -164,13 +179,13 @@ def init_labels(ensemble: Ensemble) -> list[str]:
     return [init_label(i) for i in ensemble.inits]
 
 
-def case_trajectories(exp: Experiment, init: str, tier: str, cache) -> tuple[list[str], list]:
+def case_trajectories(exp: Experiment, init: str, sizes: Sizes, cache) -> tuple[list[str], list]:
     """(labels, trajectories) of an assumption check on the shared grid (events.time_grid_for):
     ``init="aligned"``: the preset alone (the control case); otherwise :func:`case_ensemble` with
-    SGD_RUNS_PER_INIT runs per init, trained together through ``cache.ensemble``."""
+    ``sizes.check_sgd_runs`` runs per init, trained together through ``cache.ensemble``."""
     if init == "aligned":
         return ["aligned"], [cache(exp, checkpoints=events.time_grid_for(exp))]
-    ens = case_ensemble(exp, tier, sgd_runs=SGD_RUNS_PER_INIT[tier])
+    ens = case_ensemble(exp, sizes, sgd_runs=sizes.check_sgd_runs)
     return init_labels(ens), list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
 
 
@@ -182,18 +197,17 @@ def gd_trapped(exp: Experiment) -> bool:
 
 __all__ = [
     "COARSE_GRID",
-    "INITS",
     "PILOT_CAP",
-    "SGD_RUNS_PER_INIT",
+    "Sizes",
+    "analysis_grid",
     "case_ensemble",
     "case_runs",
     "case_trajectories",
-    "checkpoint_grid",
     "distance_grid",
-    "escape_windows",
     "gd_trapped",
     "init_label",
     "init_labels",
+    "predicted_windows",
     "random_run_steps",
     "summary",
     "trapped",

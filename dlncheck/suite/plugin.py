@@ -1,6 +1,8 @@
 """The claims plugin: options, fixtures, tiers; registers the report collector.
 
-Case lists and measured contradictions live in ``claims/expectations.py``.
+A claim family is declared in its test module and marked on its tests (:mod:`dlncheck.suite.family`);
+its measured contradictions are data beside it (:mod:`dlncheck.suite.contradictions`), applied here
+for the session's tier; the tiers' sizes: :mod:`dlncheck.suite.tiers`.
 
 Registered by the root ``conftest.py`` (``pytest_plugins = ["dlncheck.suite.plugin"]``).
 The report itself lives in :mod:`dlncheck.report.collector`: each claim's record travels on
@@ -16,7 +18,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import torch
@@ -34,13 +36,14 @@ from dlncheck.report.collector import (
     pytest_runtest_makereport,  # noqa: F401 (hook: the records)
 )
 from dlncheck.store.cache import TrajectoryCache
-from dlncheck.suite import shard
+from dlncheck.suite import contradictions, shard
+from dlncheck.suite.tiers import TIERS, Tier
 
 if TYPE_CHECKING:
     from dlncheck.config.experiment import Experiment
 
 OPTIONS = {  # name: (default, choices, help)
-    "tier": ("quick", ("quick", "nightly"), "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
+    "tier": ("quick", tuple(TIERS), "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
     "device": ("auto", ("auto", "cpu", "cuda"), "compute device; auto = cuda when available"),
     "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
     "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
@@ -108,7 +111,7 @@ def _reports_root(config: pytest.Config) -> Path:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
     config.addinivalue_line(
-        "markers", "contradicted_in(tier, reason): a measured contradiction in that tier only (strict xfail there)"
+        "markers", "family(name, question=, group=, if_holds=, if_contradicted=, results=): the test's claim family"
     )
     _load_hypothesis_profile(option(config, "tier"))
     _check_writable(config)
@@ -121,7 +124,20 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
         settings["selection"] = config.getoption("keyword") or ""
         settings["shard"] = config.getoption("dlncheck_shard") or ""
+        settings |= _preset_settings(TIERS[settings["tier"]])
         config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings), "dlncheck-report")
+
+
+def _preset_settings(tier: Tier) -> dict:
+    """The run's sizes and seeds for the report's provenance (S, batch size, samples, teacher seeds),
+    and the order of the findings grid's columns (``case_order``: regimes, then teachers)."""
+    return {
+        "S": tier.sgd_runs,
+        "batch_size": presets.BATCH_SIZE,
+        "n_samples": presets.N_SAMPLES,
+        "teacher_seeds": {k: t.seed for k, t in presets.TEACHER_SPECS.items()},
+        "case_order": {"regime": list(presets.REGIMES), "teacher": list(presets.TEACHERS)},
+    }
 
 
 def _check_writable(config: pytest.Config) -> None:
@@ -141,7 +157,7 @@ def _load_hypothesis_profile(tier: str) -> None:
     """SciPy-style profiles: few examples in CI, many at night; never time-limited."""
     from hypothesis import HealthCheck, settings
 
-    common = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    common: dict[str, Any] = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow])
     # CI: the same examples every run (derandomized) and no example database written to disk
     settings.register_profile("quick", max_examples=40, derandomize=True, database=None, **common)
     settings.register_profile("nightly", max_examples=400, **common)
@@ -156,16 +172,16 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); a
-    ``contradicted_in(tier, reason)`` mark of the active tier becomes a strict xfail; with
+    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); a case
+    its family's contradictions file lists for the session's tier becomes a strict xfail; with
     ``--shard K/N`` only the K-th part of what remains is kept."""
     tier = option(config, "tier")
     if tier != "nightly":
         _deselect(config, items, lambda item: item.get_closest_marker("nightly") is not None)
-    for item in items:
-        for mark in item.iter_markers("contradicted_in"):
-            if mark.args[0] == tier:
-                item.add_marker(pytest.mark.xfail(strict=True, raises=AssertionError, reason=mark.args[1]))
+    try:
+        contradictions.apply(items, tier)
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     if config.getoption("dlncheck_shard"):
         try:
             k, n = shard.parse_shard(config.getoption("dlncheck_shard"))
@@ -192,6 +208,12 @@ def tier(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
+def sizes(tier: str) -> Tier:
+    """The session tier's sizes: ``sizes.sgd_runs``, ``sizes.depths``, ``sizes.ensembles`` (init ensembles)."""
+    return TIERS[tier]
+
+
+@pytest.fixture(scope="session")
 def device(pytestconfig: pytest.Config) -> str:
     """The compute device name of the run (``--device``; auto = cuda when available)."""
 
@@ -212,13 +234,13 @@ def dtype(pytestconfig: pytest.Config) -> str:
 
 
 @pytest.fixture(scope="session")
-def preset(tier: str, device: str, dtype: str) -> Callable[..., Experiment]:
-    """``preset(regime, teacher, depth, **overrides)``: the preset Experiment of this session's
-    tier, dtype (``--dtype``) and device (``--device``); overrides replace any other field."""
+def preset(sizes: Tier, device: str, dtype: str) -> Callable[..., Experiment]:
+    """``preset(regime, teacher, depth, **overrides)``: the preset Experiment with this session's
+    S (the tier's ``sgd_runs``), dtype (``--dtype``) and device (``--device``); overrides replace any field."""
 
-    def build(regime: str, teacher: str, depth: int, **overrides: object) -> Experiment:
-        settings = {"dtype": dtype, "device": device} | overrides
-        return presets.experiment(regime, teacher, depth, tier=tier, **settings)
+    def build(regime: str, teacher: str, depth: int, **overrides: Any) -> Experiment:
+        settings: dict[str, Any] = {"sgd_runs": sizes.sgd_runs, "dtype": dtype, "device": device} | overrides
+        return presets.experiment(regime, teacher, depth, **settings)
 
     return build
 

@@ -33,6 +33,7 @@ from dlncheck.config.threads import set_cpu_threads
 from dlncheck.measure.events import time_grid_for
 from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import init_ensembles
+from dlncheck.suite.tiers import TIERS, Tier
 
 GRID_KEYS = {  # key: (type of each item, required)
     "tier": (str, False),
@@ -80,8 +81,8 @@ def validate_grid(grid: dict) -> dict:
     if missing:
         raise ValueError(f"grid keys {missing} are missing: every grid names regimes, teachers and depths")
     tier = grid.get("tier", "nightly")
-    if tier not in presets.SGD_RUNS:
-        raise ValueError(f"grid key 'tier' = {tier!r} is invalid: choose one of {tuple(presets.SGD_RUNS)}")
+    if tier not in TIERS:
+        raise ValueError(f"grid key 'tier' = {tier!r} is invalid: choose one of {tuple(TIERS)}")
     out = {
         "tier": tier,
         "regimes": _items(grid, "regimes", str, presets.REGIMES),
@@ -113,7 +114,7 @@ def grid_experiments(grid: dict) -> list[list[Experiment]]:
     for regime, teacher, depth, batch in itertools.product(
         grid["regimes"], grid["teachers"], grid["depths"], grid["batch_sizes"]
     ):
-        base = presets.experiment(regime, teacher, depth, tier=grid["tier"], batch_size=batch)
+        base = presets.experiment(regime, teacher, depth, TIERS[grid["tier"]].sgd_runs, batch_size=batch)
         group = []
         for seed, factor in itertools.product(grid["init_seeds"], grid["lr_factors"]):
             init = dataclasses.replace(base.init, seed=seed)
@@ -137,12 +138,12 @@ def cached(cache: TrajectoryCache, experiment: Experiment) -> bool:
     return cache.contains("trajectory", experiment, {"checkpoints": time_grid_for(experiment)})
 
 
-def train_init_ensembles(cache: TrajectoryCache, preset: Experiment, tier: str) -> None:
-    """The init ensembles the claims run for ``preset`` (pattern claims with their analysis,
-    assumption checks), trained into ``cache``."""
+def train_init_ensembles(cache: TrajectoryCache, preset: Experiment, tier: Tier) -> None:
+    """The init ensembles the claims run for ``preset`` in ``tier`` (pattern claims with their
+    analysis, assumption checks), trained into ``cache``."""
 
-    init_ensembles.case_runs(preset, "random", tier, cache)
-    init_ensembles.case_trajectories(preset, "random", tier, cache)
+    init_ensembles.case_runs(preset, "random", tier.ensembles, cache)
+    init_ensembles.case_trajectories(preset, "random", tier.ensembles, cache)
 
 
 def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
@@ -159,7 +160,7 @@ def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
             train_into_cache(cache, experiment)
             trained += 1
         if n == 0:  # the group's preset: grid_experiments puts it first
-            train_init_ensembles(cache, experiment, tier)
+            train_init_ensembles(cache, experiment, TIERS[tier])
     return trained
 
 

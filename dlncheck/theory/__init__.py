@@ -4,7 +4,10 @@
   times and the one definition of an escape window;
 - :mod:`.balance`: the final balance residual implied by the conserved D_l;
 - :mod:`.tolerances`: tolerances of the GD-vs-SGD function-space claim;
-- :mod:`.rmt`: random-matrix edges and floors that predict where the numerical rank is right.
+- :mod:`.rmt`: random-matrix edges and floors that predict where the numerical rank is right;
+- :mod:`.escape_lag`: SGD's first-order escape lag (reshuffled SGD's modified loss);
+- :mod:`.init_scale`: escape time against the init scale a0, and the a0 -> 0 limit of the
+  window and alignment readings.
 
 Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
 keeps working.
@@ -13,6 +16,8 @@ keeps working.
 from __future__ import annotations
 
 from dlncheck.theory.balance_drift import balanced_residual_prediction
+from dlncheck.theory.escape_lag import escape_values, lag_checks, predicted_lags
+from dlncheck.theory.init_scale import alignment_exponent, decoupled_exponent
 from dlncheck.theory.mode_dynamics import (
     ESCAPE_FRACTION,
     ArrayLike,
@@ -70,4 +75,9 @@ __all__ = [
     "split_distance",
     "stage_plateaus",
     "theory_table",
+    "alignment_exponent",
+    "decoupled_exponent",
+    "escape_values",
+    "lag_checks",
+    "predicted_lags",
 ]

@@ -36,6 +36,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -84,9 +85,8 @@ def mode_curvatures(s_tilde, depth: int) -> torch.Tensor:
     """lambda_ab = sum_{l=1}^L s_a^{2(L-l)/L} s_b^{2(l-1)/L}: the tangent kernel of the product at a
     balanced minimum W_l = Q_l S^{1/L} Q_{l-1}^T, diagonal in the (a, b) entries of U^T W V."""
     s = torch.as_tensor(s_tilde, dtype=torch.float64).clamp_min(0)
-    return sum(
-        s[:, None] ** (2 * (depth - l) / depth) * s[None, :] ** (2 * (l - 1) / depth) for l in range(1, depth + 1)
-    )
+    terms = (s[:, None] ** (2 * (depth - l) / depth) * s[None, :] ** (2 * (l - 1) / depth) for l in range(1, depth + 1))
+    return cast(torch.Tensor, sum(terms))  # depth >= 1 terms
 
 
 def epoch_pair_sum(m: int) -> float:

@@ -158,7 +158,7 @@ def gradient_norms(weights, M: torch.Tensor) -> torch.Tensor:
     P = [torch.eye(W[0].shape[-1], dtype=torch.float64)]
     for w in W:
         P.append(w @ P[-1])
-    back, total = P[-1] - M.double(), 0.0
+    back, total = P[-1] - M.double(), torch.zeros((), dtype=torch.float64)
     for l in reversed(range(len(W))):
         total = total + (back @ P[l].mT).pow(2).sum((-2, -1))
         back = W[l].mT @ back

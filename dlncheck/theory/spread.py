@@ -63,7 +63,7 @@ import torch
 from scipy.stats import chi2
 
 from dlncheck.spectra import prefix_suffix_products
-from dlncheck.theory.sgd import gd_step
+from dlncheck.theory.sgd_drift import gd_step
 from dlncheck.theory.spread_pair import epoch_pair_covariance, pair_matrix
 
 CHUNK = 2**22  # elements of one batched pair-term Monte-Carlo (read-outs x draws x steps x n x epochs)
@@ -96,8 +96,7 @@ def tangent_and_hvp(W, M, V):
     dP = [torch.zeros_like(P[0]).expand(V[0].shape[0], *P[0].shape)]
     for l in range(L):
         dP.append(V[l] @ P[l] + W[l] @ dP[l])
-    dA = [None] * L
-    dA[L - 1] = torch.zeros_like(A[L - 1]).expand(V[0].shape[0], *A[L - 1].shape)
+    dA = [torch.zeros_like(A[L - 1]).expand(V[0].shape[0], *A[L - 1].shape)] * L  # dA[l] is set for l < L - 1 below
     for l in range(L - 1, 0, -1):
         dA[l - 1] = dA[l] @ W[l] + A[l] @ V[l]
     dW = dP[L]
@@ -148,7 +147,7 @@ def lna_covariance(
     pair = {(t, int(B)): np.zeros((r2, r2)) for t in targets for B in batch_sizes}
     rng = np.random.default_rng(seed)
     draws = {int(B): max(8, -(-pair_draws // -(-targets[-1] // (n // int(B))))) for B in batch_sizes}
-    buffers = {int(B): [] for B in batch_sizes}
+    buffers: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {int(B): [] for B in batch_sizes}
     mmax = max(n // int(B) for B in batch_sizes)
     if any(mmax % (n // int(B)) for B in batch_sizes):
         raise ValueError(

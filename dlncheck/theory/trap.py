@@ -170,19 +170,21 @@ def flow_entry_time(W0: torch.Tensor, M: torch.Tensor, depth: int, level: float,
     has loss 0.5 ||W - M||^2 <= level; inf if not before t_max. This is theory's gradient-flow
     prediction from the actual init (exact for a balanced init, any L >= 2)."""
 
-    M = M.double().cpu().numpy()
+    target = M.double().cpu().numpy()
 
     def rhs(_, y):
-        return balanced_flow_rhs(y.reshape(M.shape), M, depth).ravel()
+        return balanced_flow_rhs(y.reshape(target.shape), target, depth).ravel()
 
     def reached(_, y):
-        return 0.5 * float(((y.reshape(M.shape) - M) ** 2).sum()) - level
+        return 0.5 * float(((y.reshape(target.shape) - target) ** 2).sum()) - level
 
-    reached.terminal, reached.direction = True, -1
+    reached.terminal, reached.direction = True, -1  # type: ignore[attr-defined]  # solve_ivp reads them
     sol = solve_ivp(
         rhs, (0.0, t_max), W0.double().cpu().numpy().ravel(), method="LSODA", rtol=1e-8, atol=1e-14, events=reached
     )
-    return float(sol.t_events[0][0]) if len(sol.t_events[0]) else math.inf
+    assert sol.t_events is not None  # one array per event function
+    hits = sol.t_events[0]
+    return float(hits[0]) if len(hits) else math.inf
 
 
 def settle_time(t_entry: float, s, depth: int, learned: int, lr_curvature: float) -> float:

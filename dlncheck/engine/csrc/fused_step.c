@@ -1,4 +1,4 @@
-/* Fused DLN training steps: the arithmetic of dlncheck.engine._advance_torch in plain C, one row
+/* Fused DLN training steps: the arithmetic of dlncheck.engine._torch_path.advance_torch in C, one row
  * (a (config, run) pair) at a time, all of a segment's steps in one call.
  *
  * Built by dlncheck/engine/_fused.py with -DREAL=double or -DREAL=float. Row n is run

@@ -1,15 +1,15 @@
-"""Products and spectra of deep-linear-network weights: chains, singular values, numerical ranks.
+"""Singular values and the numbers read off them: numerical rank, gaps, effective rank and
+participation ratio, of one matrix or of every partial product P_ij.
 
 Every function is a pure function of torch tensors and is batched over any leading
-dimensions (runs, checkpoints, eps values): a matrix argument ``A`` has shape
-``(..., m, n)`` and a layer list ``weights`` holds ``L`` tensors ``(..., d_l, d_{l-1})``.
+dimensions (runs, checkpoints, eps values): a matrix argument ``A`` has shape ``(..., m, n)``.
 Indices in formulas are 1-based as in the protocol (P_ij, i <= j); arrays are 0-based.
 
 Numerical rank has one convention in the whole project: r_eps = #{sigma_m > max(eps sigma_1,
 atol)}, a relative threshold with an optional absolute floor ``atol`` (callers pass
 ``atol=eps * s_1(teacher)`` for the floored notion).
 
-Source: protocol sections 1.1-1.2 (``shared/seeds/000_442b223873da0ef7.txt``).
+Source: protocol sections 1.1-1.2 (``docs/protocol.md``).
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from collections.abc import Sequence
 import torch
 
 from dlncheck.config import validation as check
-
-Weights = Sequence[torch.Tensor]
+from dlncheck.spectra._products import Weights, partial_products
 
 
 # ----------------------------------------------------------------------------- checks
@@ -29,7 +28,7 @@ def _check_finite(A: torch.Tensor, name: str) -> None:
     check.matrix(name, A)
 
 
-def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
+def _check_eps(eps: float | Sequence[float] | torch.Tensor) -> None:
     if not torch.is_tensor(eps) and not isinstance(eps, (list, tuple)):
         check.finite_float("eps", eps)
     e = torch.as_tensor(eps, dtype=torch.float64)
@@ -37,74 +36,21 @@ def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
         raise ValueError(
             f"eps must lie in (0, 1), got {eps}; it is a relative threshold sigma_m > eps * sigma_1 (e.g. eps=1e-5)"
         )
-    return eps
-
-
-def _check_chain(weights: Weights) -> None:
-    check.layers("weights", weights)
-    for k in range(1, len(weights)):
-        below, above = weights[k - 1], weights[k]
-        if above.shape[-1] != below.shape[-2]:
-            raise ValueError(
-                f"weights do not compose: W_{k + 1} has shape {tuple(above.shape)} and maps "
-                f"from {above.shape[-1]} dims, but W_{k} outputs {below.shape[-2]}; layer l "
-                "must have shape (..., d_l, d_{l-1})"
-            )
-
-
-# ------------------------------------------------------------------- partial products
-def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
-    """mats[-1] @ ... @ mats[0] (the DLN order, first factor applied first); None if empty.
-
-    The empty chain stands for an identity whose size the caller knows (the saddle normal
-    form multiplies residual blocks of varying ranges); no shape checks, any batch axes.
-    """
-    out = None
-    for A in mats:
-        out = A if out is None else A @ out
-    return out
-
-
-def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
-    """All contiguous products P_ij = W_j ... W_i for 1 <= i <= j <= L (1-based keys).
-
-    Built by extending each prefix one layer at a time, P_{i,j} = W_j P_{i,j-1}, so the
-    L(L+1)/2 products cost L(L-1)/2 batched matmuls (protocol 1.1, step 2).
-    """
-    _check_chain(weights)
-    L = len(weights)
-    products: dict[tuple[int, int], torch.Tensor] = {}
-    for i in range(1, L + 1):
-        P = weights[i - 1]
-        products[(i, i)] = P
-        for j in range(i + 1, L + 1):
-            P = weights[j - 1] @ P
-            products[(i, j)] = P
-    return products
-
-
-def prefix_suffix_products(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """P[l] = W_{l-1}...W_1 (P[0] = I) and A[l] = W_L...W_{l+1} (A[L-1] = I), 0-based layers,
-    batched over leading axes: the factors of dW/dW_l = A_l^T (.) P_l^T."""
-    W = list(weights)
-    P = [torch.eye(W[0].shape[-1], dtype=W[0].dtype, device=W[0].device)]
-    for w in W:
-        P.append(w @ P[-1])
-    A = [torch.eye(W[-1].shape[-2], dtype=W[0].dtype, device=W[0].device)]
-    for w in reversed(W[1:]):
-        A.append(A[-1] @ w)
-    return P, A[::-1]
-
-
-def end_to_end(weights: Weights) -> torch.Tensor:
-    """The network map W = W_L ... W_1, batched."""
-    _check_chain(weights)
-    return chain_product(weights)
 
 
 # ------------------------------------------------------------------ singular values
 def singular_values(A: torch.Tensor) -> torch.Tensor:
-    """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals."""
+    """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals.
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+        A finite floating-point matrix, batched over leading axes.
+
+    Returns
+    -------
+    tensor (..., min(m, n))
+    """
     _check_finite(A, "A")
     return torch.linalg.svdvals(A)
 
@@ -113,6 +59,16 @@ def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Ten
     """Singular values of every partial product P_ij, keyed (i, j) 1-based.
 
     Products with the same shape are stacked and decomposed in one batched svdvals call.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L.
+
+    Returns
+    -------
+    dict of (i, j) -> tensor (..., min(d_j, d_{i-1}))
+        Descending singular values of P_ij = W_j ... W_i.
     """
     products = partial_products(weights)
     by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = {}
@@ -130,11 +86,23 @@ def numerical_rank_from_svals(
 ) -> torch.Tensor:
     """r_eps = #{m : sigma_m > max(eps * sigma_1, atol)} (protocol 1.2), int64, batched.
 
-    ``eps`` may be a float or a tensor broadcasting against ``svals[..., 0]`` (an eps grid
-    as a new leading axis); ``atol`` likewise (e.g. ``eps_grid * s_1`` beside an eps grid).
-    ``atol`` is the absolute floor: the relative rank is scale invariant, so from a tiny
-    initialisation it reports the spectral *shape* of the initial weights; ``atol`` (e.g.
-    eps * s_1 of the teacher) makes "rank starts at 0" testable. The zero matrix has rank 0.
+    The relative rank is scale invariant, so from a tiny initialisation it reports the spectral
+    *shape* of the initial weights; ``atol`` (e.g. eps * s_1 of the teacher) makes "rank starts at
+    0" testable. The zero matrix has rank 0.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values (:func:`singular_values`).
+    eps : float or tensor
+        Relative threshold in (0, 1); a tensor broadcasts against ``svals[..., 0]`` (an eps grid as
+        a new leading axis).
+    atol : float or tensor, optional
+        Absolute floor (>= 0), broadcast like ``eps`` (e.g. ``eps_grid * s_1`` beside an eps grid).
+
+    Returns
+    -------
+    int64 tensor, the broadcast shape of eps, atol and ``svals[..., 0]``
     """
     check.svals("svals", svals)
     _check_eps(eps)
@@ -153,16 +121,41 @@ def numerical_rank_from_svals(
 def numerical_rank(
     A: torch.Tensor, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
+    """Relative-threshold rank of A: #{sigma_m > max(eps * sigma_1, atol)} (protocol 1.2).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+        The matrices, batched.
+    eps : float or tensor
+        Relative threshold in (0, 1) (see :func:`numerical_rank_from_svals`).
+    atol : float or tensor, optional
+        Absolute floor.
+
+    Returns
+    -------
+    int64 tensor (...)
+    """
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
-def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
+def singular_gap(svals: torch.Tensor, r: int | Sequence[int] | torch.Tensor) -> torch.Tensor:
     """Gap sigma_r / sigma_{r+1} at rank r (protocol 1.1, step 2.3), sigma 1-based.
 
     Boundary convention: sigma_0 = +inf and sigma_{k+1} = 0 (k = min(m, n)), and x / 0 =
     +inf. So r = 0 and r = k always give +inf (no competing value on one side), and an
-    exactly rank-r matrix gives +inf. ``r`` broadcasts against ``svals[..., 0]``.
+    exactly rank-r matrix gives +inf.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+    r : int, list of int or tensor
+        Rank(s) in [0, k], broadcast against ``svals[..., 0]``.
+
+    Returns
+    -------
+    tensor, the broadcast shape of r and ``svals[..., 0]``
     """
     check.svals("svals", svals)
     if not torch.is_tensor(r):
@@ -184,7 +177,18 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
-    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007)."""
+    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007); 0 for the
+    zero matrix.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+
+    Returns
+    -------
+    tensor (...)
+    """
     check.svals("svals", svals)
     total = svals.sum(-1, keepdim=True)
     p = svals / torch.where(total > 0, total, 1.0)
@@ -197,6 +201,15 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
 
     Computed on sigma / sigma_1 (r_PR is scale invariant), so tiny or huge spectra neither
     underflow nor overflow in the fourth powers.
+
+    Parameters
+    ----------
+    svals : tensor (..., k)
+        Descending singular values.
+
+    Returns
+    -------
+    tensor (...)
     """
     check.svals("svals", svals)
     top = svals[..., :1]
@@ -206,10 +219,28 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank(A: torch.Tensor) -> torch.Tensor:
-    """Entropy effective rank of A, batched (see effective_rank_from_svals)."""
+    """Entropy effective rank of A, batched (see :func:`effective_rank_from_svals`).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+
+    Returns
+    -------
+    tensor (...)
+    """
     return effective_rank_from_svals(singular_values(A))
 
 
 def participation_ratio(A: torch.Tensor) -> torch.Tensor:
-    """Participation ratio of A's spectrum, batched (see participation_ratio_from_svals)."""
+    """Participation ratio of A's spectrum, batched (see :func:`participation_ratio_from_svals`).
+
+    Parameters
+    ----------
+    A : tensor (..., m, n)
+
+    Returns
+    -------
+    tensor (...)
+    """
     return participation_ratio_from_svals(singular_values(A))

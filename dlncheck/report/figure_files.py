@@ -1,0 +1,131 @@
+"""Writing a figure: the PNG cropped to its content, a thumbnail and (with ``--svg``) an SVG, each
+atomically, in the shared style of :mod:`dlncheck.report.plots`; the one place figures are written.
+
+The figure is drawn once by Agg and cropped to the pixels that differ from its background (no
+tight-box layout pass); log axes spanning more than a decade drop their unlabelled minor ticks
+first. Measured cost per figure: docs/performance.md, "What one figure costs".
+"""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+from matplotlib.ticker import NullLocator
+
+from dlncheck.report.plots import STYLE
+from dlncheck.store import atomic
+
+PAD_INCHES = 0.1  # margin kept around the content when the image is cropped to it (as bbox "tight")
+PNG_COMPRESS = 1  # zlib level of the PNGs: level 6 (PIL's default) costs ~5x more for ~15% smaller files
+
+
+def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool = False) -> None:
+    """Write ``path`` (PNG at ``dpi``), a thumbnail ``<stem>.thumb.png`` at most ``thumb_width``
+    px wide and, when ``svg`` is true (``pytest claims --svg``, for papers), the same figure as
+    SVG beside it; each atomically, all cropped to the content plus ``PAD_INCHES``.
+
+    The figure is drawn once by Agg and cropped to the pixels that differ from its background
+    (no tight-box layout pass); the thumbnail is the same buffer downscaled. Content that reaches
+    the canvas edge, or a legend or text placed beyond it, would be clipped, so such a figure
+    falls back to matplotlib's tight-box save.
+    Measured cost per figure: docs/performance.md, "What one figure costs".
+    """
+    from pathlib import Path
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+    from PIL import Image
+
+    path = Path(path)
+    with matplotlib.rc_context(STYLE):
+        fig.set_dpi(dpi)
+        unlabelled_log_minor_ticks_off(fig)
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+        rgb = rgba[..., :3]
+        box = _content_pixels(rgba, np.round(np.asarray(fig.get_facecolor()) * 255))
+        if box is None or _floating_outside(fig, canvas.get_renderer()):  # let matplotlib find the extent
+            tight = fig.get_tightbbox(canvas.get_renderer()).padded(PAD_INCHES)
+            atomic.atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=dpi, bbox_inches=tight))
+            image = Image.open(path).convert("RGB")
+        else:
+            pad = round(PAD_INCHES * dpi)
+            (y0, y1), (x0, x1) = [(max(0, a - pad), min(n, b + pad)) for (a, b), n in zip(box, rgb.shape)]
+            image = Image.fromarray(np.ascontiguousarray(rgb[y0:y1, x0:x1]))
+            atomic.atomic_write(
+                path, lambda tmp: image.save(tmp, format="PNG", dpi=(dpi, dpi), compress_level=PNG_COMPRESS)
+            )
+            height = rgb.shape[0]
+            tight = Bbox.from_extents(x0 / dpi, (height - y1) / dpi, x1 / dpi, (height - y0) / dpi)
+        if svg:
+            atomic.atomic_write(
+                path.with_suffix(".svg"),
+                lambda tmp: fig.savefig(tmp, format="svg", bbox_inches=tight, metadata={"Date": None}),
+            )
+
+    write_thumbnail(image, path, thumb_width)
+
+
+def write_thumbnail(image, path, thumb_width: int) -> None:
+    """``<stem>.thumb.png`` beside ``path`` (a pathlib.Path): the image scaled to at most
+    ``thumb_width`` pixels wide, 256 colours by fast octree (1 ms per thumbnail against 11 ms for
+    PIL's default median cut, and half the bytes on these mostly-white plots)."""
+    from PIL import Image
+
+    scale = min(1.0, thumb_width / image.width)
+    thumb = (
+        image.resize(
+            (max(1, round(image.width * scale)), max(1, round(image.height * scale))),
+            Image.Resampling.BILINEAR,
+            reducing_gap=2.0,
+        )
+        if scale < 1
+        else image
+    )
+    thumb = thumb.quantize(256, method=Image.Quantize.FASTOCTREE)
+    atomic.atomic_write(
+        path.with_name(f"{path.stem}.thumb.png"), lambda tmp: thumb.save(tmp, format="PNG", compress_level=PNG_COMPRESS)
+    )
+
+
+def unlabelled_log_minor_ticks_off(fig) -> None:
+    """Drop the minor ticks (2, ..., 9 x 10^k) of every log axis spanning more than one decade,
+    where matplotlib's LogFormatter leaves them unlabelled (``minor_thresholds[0]`` = 1 decade);
+    the decade ticks and grid lines still mark the scale. Each tick is a handful of artists
+    (~1.5 ms to create, ~1 ms to draw), and these were a third of the claims' figure time.
+    Axes of at most one decade keep them: there they carry the labels."""
+    for ax in fig.axes:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            if axis.get_scale() == "log" and min(lo, hi) > 0 and abs(np.log10(hi) - np.log10(lo)) > 1:
+                axis.set_minor_locator(NullLocator())
+
+
+def _content_pixels(rgba: np.ndarray, background: np.ndarray):
+    """((row0, row1), (col0, col1)) bounding the pixels that differ from the RGBA ``background``,
+    or None when some touch the canvas edge (content there may extend past it) or there are none.
+    Pixels compare as one 32-bit word each."""
+    words = np.ascontiguousarray(rgba).view(np.uint32)[..., 0]
+    ink = words != background.astype(np.uint8).view(np.uint32)[0]
+    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
+    if rows.size == 0:
+        return None
+    box = ((rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1))
+    if box[0][0] == 0 or box[1][0] == 0 or box[0][1] == ink.shape[0] or box[1][1] == ink.shape[1]:
+        return None
+    return box
+
+
+def _floating_outside(fig, renderer) -> bool:
+    """Whether a legend or free text (placed in figure or axes coordinates, possibly wholly
+    outside the canvas, where the pixels cannot show it) leaves the canvas."""
+    width, height = fig.canvas.get_width_height()
+    floating = [*fig.texts, *fig.legends]
+    for ax in fig.axes:
+        floating += [*ax.texts, *([ax.get_legend()] if ax.get_legend() else [])]
+    for artist in floating:
+        if artist.get_visible():
+            e = artist.get_window_extent(renderer)
+            if e.x0 < 0 or e.y0 < 0 or e.x1 > width or e.y1 > height:
+                return True
+    return False

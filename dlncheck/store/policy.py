@@ -1,0 +1,49 @@
+"""What the trajectory cache keeps: which entries go to disk, and how much memory holds.
+
+Disk: only entries worth their space are written (:func:`worth_storing`): an entry must have
+cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
+and the next session recomputes it. The 128-wide NTK trajectories train at 4-9 ms per MB of
+checkpoints, faster than a read from disk; the long saddle runs take 95-290 ms per MB
+(docs/cache.md).
+Memory: with a disk root, entries are kept least-recently-used up to ``memory_limit`` bytes
+(default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB), sized by :func:`nbytes`: a nightly
+worker that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine
+running two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed
+cheaply.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
+#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
+#: 2-core machine), and the price that keeps the quick claims run's cache under 500 MB (docs/cache.md)
+MIN_SECONDS_PER_MB = 0.05
+#: entries up to this size are always stored (reading them costs milliseconds)
+ALWAYS_STORE_MB = 1.0
+MEMORY_LIMIT_GB = 2.0
+
+
+def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
+    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
+    small, or at least ``min_seconds_per_mb`` of compute per MB."""
+    megabytes = size_bytes / 1e6
+    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
+
+
+def nbytes(value, depth: int = 3) -> int:
+    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        return sum(nbytes(v, depth - 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v, depth - 1) for v in value)
+    fields = getattr(value, "__dict__", None)
+    return nbytes(fields, depth - 1) if fields else 0

@@ -1,0 +1,236 @@
+"""scripts/write_docs.py: the docs' measured blocks come from benchmark JSON and a results.json."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("write_docs", ROOT / "scripts" / "write_docs.py")
+write_docs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(write_docs)
+
+ENGINE = {
+    "S": 32,
+    "L": 3,
+    "d": 10,
+    "n": 200,
+    "B": 20,
+    "dtype": "float64",
+    "fused": True,
+    "naive_us_per_run_step": 600.0,
+    "engine_us_per_run_step": 2.0,
+    "torch_path_us_per_run_step": 6.0,
+    "ratio_vs_naive": 300.0,
+    "torch_path_ratio_vs_naive": 100.0,
+    "fused_vs_torch_path": 3.0,
+}
+BENCH = {
+    "machine_info": {"cpu": {"brand_raw": "Test CPU", "count": 2}, "system": "Linux", "python_version": "3.11.7"},
+    "commit_info": {"id": "abcdef1234567890", "dirty": False},
+    "datetime": "2026-01-02T03:04:05.000000+00:00",
+    "version": "5.3.1",
+    "benchmarks": [
+        {
+            "name": "test_engine_vs_naive_per_run_step[S32]",
+            "fullname": "tests/test_bench_engine.py::test_engine_vs_naive_per_run_step[S32]",
+            "params": {"S": 32, "floor": 200.0},
+            "extra_info": ENGINE,
+            "stats": {"median": 0.01},
+        },
+        {
+            "name": "test_sgld_step_time[1]",
+            "fullname": "tests/test_bench_saddles.py::test_sgld_step_time[1]",
+            "params": {"chains": 1},
+            "extra_info": {"chains": 1, "seconds_per_step": 0.002, "seconds_per_chain_step": 0.002},
+            "stats": {"median": 0.2},
+        },
+        {
+            "name": "test_sgld_step_time[64]",
+            "fullname": "tests/test_bench_saddles.py::test_sgld_step_time[64]",
+            "params": {"chains": 64},
+            "extra_info": {"chains": 64, "seconds_per_step": 0.004, "seconds_per_chain_step": 0.004 / 64},
+            "stats": {"median": 0.4},
+        },
+        {
+            "name": "test_engine_time_per_step_as_runs_grow",
+            "fullname": "tests/test_bench_engine.py::test_engine_time_per_step_as_runs_grow",
+            "params": None,
+            "extra_info": {
+                "S=8": {"us_per_step": 36.0, "us_per_run_step": 4.0},
+                "S=1": {"us_per_step": 20.0, "us_per_run_step": 10.0},
+            },
+            "stats": {"median": 1.0},
+        },
+        {
+            "name": "test_something_new",
+            "fullname": "tests/test_bench_new.py::test_something_new",
+            "params": None,
+            "extra_info": {"speedup": 7.5},
+            "stats": {"median": 0.25},
+        },
+    ],
+}
+
+
+# what each family's declaration (FAMILY = Family(...)) puts into its records
+FAMILY_INFO = {
+    "function_space": {"group": "golden path", "if_holds": "agrees", "if_contradicted": "differs"},
+    "rank_patterns": {"group": "golden path", "if_holds": "agrees", "if_contradicted": "differs"},
+    "rank_recovery": {"group": "calibration"},
+}
+
+
+def _record(family, case, outcome, holds, golden_path=None, message="", duration=1.0):
+    return {
+        "nodeid": f"claims/test_{family}.py::test_x[{case}]",
+        "family": family,
+        "family_info": FAMILY_INFO[family],
+        "case": case,
+        "params": {},
+        "outcome": outcome,
+        "holds": holds,
+        "golden_path": golden_path,
+        "message": message,
+        "duration": duration,
+    }
+
+
+RESULTS = {
+    "meta": {
+        "tier": "quick",
+        "status": "complete",
+        "started": "2026-01-02T00:00:00+00:00",
+        "duration_s": 185.0,
+        "git_commit": "0123456789abcdef",
+        "git_dirty": False,
+        "command": "python -m pytest claims -n 2",
+        "platform": "Linux-test",
+        "python": "3.11.7",
+        "torch": "2.13.0",
+        "device": "auto (cpu)",
+        "dtype": "float64",
+        "trajectories": {"memory": 5, "disk": 2, "computed": 9},
+    },
+    "claims": [
+        _record("function_space", "saddle-lowrank-L3", "passed", True, duration=10.0),
+        _record("function_space", "saddle-fullrank-L3", "passed", True, duration=20.0),
+        _record(
+            "rank_patterns",
+            "saddle-lowrank-L4",
+            "xfailed",
+            False,
+            message="data contradict the prediction: SGD lags GD's escapes | by 1%\nAssertionError: ...",
+            duration=30.0,
+        ),
+        _record("rank_patterns", "ntk-lowrank-L2", "failed", False, message="AssertionError: boom", duration=40.0),
+        _record("rank_recovery", "gaussian", "passed", True, duration=0.5),
+    ],
+}
+ALL_BLOCKS = ("benchmarks", "engine-scaling", "tier-time", "cache-use", "cache-constants", "findings", "nightly")
+
+
+def _docs(tmp_path: Path, names=ALL_BLOCKS) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in names:
+        (docs / f"{name}.md").write_text(
+            f"# {name}\n\nprose\n\n<!-- generated:{name} -->\nold\n<!-- /generated -->\n\ntail\n"
+        )
+    return docs
+
+
+def _inputs(tmp_path: Path) -> list[str]:
+    (tmp_path / "bench.json").write_text(json.dumps(BENCH))
+    (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+    durations = {r["nodeid"]: r["duration"] for r in RESULTS["claims"]}
+    (tmp_path / "durations.json").write_text(json.dumps(durations))
+    return [
+        "--bench",
+        str(tmp_path / "bench.json"),
+        "--results",
+        str(tmp_path / "results.json"),
+        "--durations",
+        str(tmp_path / "durations.json"),
+        "--note",
+        "synthetic",
+        "--results-note",
+        "idle",
+    ]
+
+
+def _block(docs: Path, name: str) -> str:
+    text = (docs / f"{name}.md").read_text()
+    assert text.startswith(f"# {name}\n\nprose\n\n") and text.endswith("<!-- /generated -->\n\ntail\n")
+    return text.split(f"<!-- generated:{name} -->\n")[1].split("<!-- /generated -->")[0]
+
+
+def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
+    docs = _docs(tmp_path)
+    assert write_docs.main([*_inputs(tmp_path), "--docs", str(docs)]) == 0
+
+    bench = _block(docs, "benchmarks")
+    assert "2026-01-02T03:04:05 UTC" in bench and "abcdef1234" in bench and "Test CPU, 2 logical CPUs" in bench
+    assert "Conditions: synthetic" in bench
+    rows = [line for line in bench.splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| what | measured | baseline")
+    engine, sgld, unknown = rows[1:]
+    assert "S = 32 SGD runs" in engine and "| 2 us per run-step (fused C path); PyTorch path 6 us |" in engine
+    assert "| 600 us per run-step | 300x (PyTorch path 100x; fused / PyTorch path 3x) | >= 200x" in engine
+    assert "32x cheaper per chain-step" in sgld  # (0.002 / 1) / (0.004 / 64)
+    assert "test_something_new" in unknown and "7.5x" in unknown
+
+    scaling = _block(docs, "engine-scaling")
+    assert scaling.index("| S = 1 | 20 | 10 |") < scaling.index("| S = 8 | 36 | 4 |")
+
+    findings = _block(docs, "findings")
+    assert "`quick`-tier run started 2026-01-02T00:00:00+00:00 (status complete) at commit 0123456789" in findings
+    assert "| function_space | golden path | 2 | 2 | 0 | 0 | 0 | 2 | 0 | - |" in findings
+    assert "| rank_patterns | golden path | 2 | 0 | 2 | 0 | 0 | 0 | 1 | 1 failed |" in findings
+    assert "| all |  | 5 | 2 | 2 | 0 | 1 | 3 | 1 | 1 failed |" in findings
+    assert "### Measured contradictions (1 distinct reasons)" in findings
+    assert (
+        "- **rank_patterns** (SGD differs from GD; 1 case: `saddle-lowrank-L4`): SGD lags GD's escapes \\| by 1%"
+        in findings
+    )
+    assert "5 claim cases ran." in findings  # the report's own summary paragraph
+
+    tier = _block(docs, "tier-time")
+    assert tier.splitlines()[1] == "Conditions: idle"
+    assert "5 cases (3 passed, 1 xfailed, 1 failed); wall time 3 min 5 s; summed case time 1 min 40 s." in tier
+    assert tier.index("| rank_patterns | 2 | 1 min 10 s | 70 % | 40 s |") < tier.index("| function_space |")
+
+    assert "| computed | 9 |" in _block(docs, "cache-use")
+    assert "| `store.policy.MIN_SECONDS_PER_MB` |" in _block(docs, "cache-constants")
+
+    nightly = _block(docs, "nightly")
+    assert "5 cases, summed case time 1 min 40 s." in nightly
+    shards = [line for line in nightly.splitlines() if line.startswith("| 1/4") or line.startswith("| 4/4")]
+    assert shards == ["| 1/4 | 1 | 40 s |", "| 4/4 | 2 | 10.5 s |"]
+
+
+def test_check_mode_writes_nothing_and_reports_a_stale_document(tmp_path, capsys):
+    docs = _docs(tmp_path)
+    args = [*_inputs(tmp_path), "--docs", str(docs)]
+    before = (docs / "findings.md").read_text()
+    assert write_docs.main([*args, "--check"]) == 1
+    assert (docs / "findings.md").read_text() == before and "would rewrite" in capsys.readouterr().out
+    assert write_docs.main(args) == 0
+    assert write_docs.main([*args, "--check"]) == 0  # deterministic: a second run changes nothing
+
+
+def test_a_block_without_input_keeps_its_text_and_a_block_without_marker_fails(tmp_path):
+    docs = _docs(tmp_path, names=("findings", "benchmarks", "cache-constants", "nightly"))
+    assert write_docs.main(["--docs", str(docs)]) == 0
+    assert _block(docs, "findings") == "old\n" and _block(docs, "benchmarks") == "old\n"
+    (tmp_path / "results.json").write_text(json.dumps(RESULTS))
+    with pytest.raises(SystemExit, match="tier-time"):
+        write_docs.main(["--results", str(tmp_path / "results.json"), "--docs", str(docs)])
+
+
+def test_a_partial_run_is_flagged():
+    partial = {**RESULTS, "meta": {**RESULTS["meta"], "status": "interrupted"}}
+    assert "did not complete (interrupted)" in write_docs.findings_block(partial, Path("results.json"))
