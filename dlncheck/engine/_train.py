@@ -34,7 +34,7 @@ from dlncheck.config.experiment import Ensemble, Experiment
 from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import _fused as fused
 from dlncheck.engine._batches import BatchOrders, MomentTable, batch_indices  # noqa: F401  (batch_indices: public for references)
-from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
+from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget, grid_points
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
 ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
@@ -62,6 +62,8 @@ def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
     """``count`` log-spaced integer steps in [0, steps], always with 0 and ``steps`` (deduplicated)."""
     if count < 2:
         raise ValueError(f"checkpoints={count} is invalid: ask for at least 2 (step 0 and the last step)")
+    if not grid_points(steps, count):  # so dense that every step is one (the same grid, without drawing it)
+        return torch.arange(steps + 1)
     grid = np.round(np.geomspace(1, steps, count - 1)).astype(np.int64)
     return torch.from_numpy(np.unique(np.concatenate([[0], grid, [steps]])))
 
@@ -108,7 +110,7 @@ def train(
     """
     if not isinstance(spec, (Ensemble, Experiment)):
         check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
-    loss_every = check.integral("loss_every", loss_every, min=1, why=" (record the loss every k steps)")
+    loss_every = check.integral("loss_every", loss_every, min=1, max=check.MAX_STEPS, why=" (record every k steps)")
     check.flag("progress", progress)
     if backend not in BACKENDS:
         check.fail("backend", backend, f"choose one of {BACKENDS}")
@@ -116,20 +118,23 @@ def train(
     per_config = checkpoints if isinstance(checkpoints, dict) else {}
     if per_config and not set(per_config) <= set(range(len(ensemble))):
         raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
-    tables = [
-        _checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
-        for c, e in enumerate(ensemble.experiments)
-    ]
+    specs = [per_config.get(c) if per_config else checkpoints for c in range(len(ensemble))]
+    sizes = [check.checkpoints("checkpoints", spec, e.steps, e.runs) for spec, e in zip(specs, ensemble.experiments)]
+    # budgeted before any table is built: a count as given (it sizes the grid it draws), else K steps
+    widest = specs[int(np.argmax(sizes))]
+    if not isinstance(widest, (int, np.integer)) or isinstance(widest, bool):
+        widest = np.zeros(max(sizes), dtype=np.int64)
     # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
     rows = dataclasses.replace(
         ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1, steps=max(ensemble.steps)
     )
     try:
-        check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
+        check_budget(rows, widest, loss_every, memory_budget)
     except MemoryBudgetExceeded:
         if len(ensemble) == 1:
             raise
         return _train_in_halves(ensemble, per_config, checkpoints, loss_every, progress, backend, memory_budget)
+    tables = [_checkpoint_table(spec, e) for spec, e in zip(specs, ensemble.experiments)]
     with cpu_threads(ensemble.base.device):
         trajectories = _train(ensemble, tables, int(loss_every), progress, _advance_for(ensemble.base, backend))
     return EnsembleTrajectory(ensemble, trajectories) if isinstance(spec, Ensemble) else trajectories[0]

@@ -19,37 +19,20 @@ from collections.abc import Sequence
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
 
 Weights = Sequence[torch.Tensor]
 
 
 # ----------------------------------------------------------------------------- checks
-def _check_finite(A: torch.Tensor, name: str) -> None:
-    check.matrix(name, A)
+def _check_chain(weights: Weights, values: bool = True) -> list[torch.Tensor]:
+    """The layer list, checked by :func:`dlncheck.config.arrays.layers` (named errors)."""
+    return arrays.layers("weights", weights, values)
 
 
-def _check_eps(eps: float | torch.Tensor) -> float | torch.Tensor:
-    if not torch.is_tensor(eps) and not isinstance(eps, (list, tuple)):
-        check.finite_float("eps", eps)
-    e = torch.as_tensor(eps, dtype=torch.float64)
-    if not torch.all((e > 0) & (e < 1)):
-        raise ValueError(
-            f"eps must lie in (0, 1), got {eps}; it is a relative threshold sigma_m > eps * sigma_1 (e.g. eps=1e-5)"
-        )
-    return eps
-
-
-def _check_chain(weights: Weights) -> None:
-    check.layers("weights", weights)
-    for k in range(1, len(weights)):
-        below, above = weights[k - 1], weights[k]
-        if above.shape[-1] != below.shape[-2]:
-            raise ValueError(
-                f"weights do not compose: W_{k + 1} has shape {tuple(above.shape)} and maps "
-                f"from {above.shape[-1]} dims, but W_{k} outputs {below.shape[-2]}; layer l "
-                "must have shape (..., d_l, d_{l-1})"
-            )
+def _batch(weights: Sequence[torch.Tensor]) -> torch.Size:
+    return torch.broadcast_shapes(*(W.shape[:-2] for W in weights))
 
 
 # ------------------------------------------------------------------- partial products
@@ -57,8 +40,13 @@ def chain_product(mats: Sequence[torch.Tensor]) -> torch.Tensor | None:
     """mats[-1] @ ... @ mats[0] (the DLN order, first factor applied first); None if empty.
 
     The empty chain stands for an identity whose size the caller knows (the saddle normal
-    form multiplies residual blocks of varying ranges); no shape checks, any batch axes.
+    form multiplies residual blocks of varying ranges). Metadata only is checked (type, dtype,
+    composing shapes, broadcasting batch axes; empty blocks allowed): it runs inside torch.func
+    transforms, so non-finite entries are not looked for and propagate to the product.
     """
+    if isinstance(mats, (list, tuple)) and len(mats) == 0:
+        return None
+    mats = _check_chain(mats, values=False)
     out = None
     for A in mats:
         out = A if out is None else A @ out
@@ -70,42 +58,48 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
 
     Built by extending each prefix one layer at a time, P_{i,j} = W_j P_{i,j-1}, so the
     L(L+1)/2 products cost L(L-1)/2 batched matmuls (protocol 1.1, step 2).
+    Layers whose batch shapes differ but broadcast give products expanded to the common batch
+    shape; a product that overflows the dtype is refused (named error).
     """
-    _check_chain(weights)
-    L = len(weights)
+    weights = _check_chain(weights)
+    L, batch = len(weights), _batch(weights)
     products: dict[tuple[int, int], torch.Tensor] = {}
     for i in range(1, L + 1):
         P = weights[i - 1]
-        products[(i, i)] = P
+        products[(i, i)] = P.expand(batch + P.shape[-2:])
         for j in range(i + 1, L + 1):
             P = weights[j - 1] @ P
-            products[(i, j)] = P
+            products[(i, j)] = P.expand(batch + P.shape[-2:])
+    arrays.finite_products("weights", ((f"P_{i}{j} = W_{j}...W_{i}", P) for (i, j), P in products.items()))
     return products
 
 
 def prefix_suffix_products(weights: Weights) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """P[l] = W_{l-1}...W_1 (P[0] = I) and A[l] = W_L...W_{l+1} (A[L-1] = I), 0-based layers,
     batched over leading axes: the factors of dW/dW_l = A_l^T (.) P_l^T."""
-    W = list(weights)
+    W = _check_chain(weights)
     P = [torch.eye(W[0].shape[-1], dtype=W[0].dtype, device=W[0].device)]
     for w in W:
         P.append(w @ P[-1])
     A = [torch.eye(W[-1].shape[-2], dtype=W[0].dtype, device=W[0].device)]
     for w in reversed(W[1:]):
         A.append(A[-1] @ w)
+    arrays.finite_products("weights", [(f"W_{l}...W_1", P[l]) for l in range(1, len(W) + 1)])
+    arrays.finite_products("weights", [(f"W_L...W_{l + 2}", a) for l, a in enumerate(A[1:])])
     return P, A[::-1]
 
 
 def end_to_end(weights: Weights) -> torch.Tensor:
-    """The network map W = W_L ... W_1, batched."""
-    _check_chain(weights)
-    return chain_product(weights)
+    """The network map W = W_L ... W_1, batched; an overflowing product is refused (named error)."""
+    W = chain_product(_check_chain(weights))
+    arrays.finite_products("weights", [("W_L...W_1", W)])
+    return W
 
 
 # ------------------------------------------------------------------ singular values
 def singular_values(A: torch.Tensor) -> torch.Tensor:
     """Singular values in descending order, (..., min(m, n)); deterministic LAPACK svdvals."""
-    _check_finite(A, "A")
+    arrays.matrix("A", A)
     return torch.linalg.svdvals(A)
 
 
@@ -136,13 +130,10 @@ def numerical_rank_from_svals(
     initialisation it reports the spectral *shape* of the initial weights; ``atol`` (e.g.
     eps * s_1 of the teacher) makes "rank starts at 0" testable. The zero matrix has rank 0.
     """
-    check.svals("svals", svals)
-    _check_eps(eps)
-    if atol is not None and torch.is_tensor(atol):  # a grid of floors beside an eps grid
-        if not bool(torch.isfinite(atol).all() & (atol >= 0).all()):
-            check.fail("atol", atol, "pass finite floors >= 0 (absolute singular-value thresholds)")
-    elif atol is not None:
-        atol = check.nonneg("atol", atol)  # an absolute singular-value floor
+    arrays.svals("svals", svals)
+    arrays.eps("eps", eps, svals.shape[:-1])
+    if atol is not None:  # an absolute singular-value floor, or a grid of them beside an eps grid
+        atol = arrays.floor("atol", atol, svals.shape[:-1])
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
     if atol is not None:
@@ -154,6 +145,7 @@ def numerical_rank(
     A: torch.Tensor, eps: float | torch.Tensor, atol: float | torch.Tensor | None = None
 ) -> torch.Tensor:
     """Relative-threshold rank of A: #{sigma_m > eps * sigma_1}, with optional absolute floor."""
+    arrays.eps("eps", eps)  # before the SVD; its shape is checked against A's batch below
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
@@ -164,17 +156,22 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
     +inf. So r = 0 and r = k always give +inf (no competing value on one side), and an
     exactly rank-r matrix gives +inf. ``r`` broadcasts against ``svals[..., 0]``.
     """
-    check.svals("svals", svals)
+    arrays.svals("svals", svals)
     if not torch.is_tensor(r):
         r = check.int_sequence("r", r) if isinstance(r, (list, tuple)) else check.integral("r", r)
-    elif r.is_floating_point() and not (r == r.round()).all():
+    elif r.is_complex() or r.dtype == torch.bool or r.numel() == 0:
+        check.fail("r", r, "pass ranks as a non-empty integer tensor (or an int)")
+    elif r.is_floating_point() and not bool((r == r.round()).all()):
         check.fail("r", r, "ranks are whole numbers")
     k = svals.shape[-1]
     r_t = torch.as_tensor(r, device=svals.device).to(torch.int64)
+    if r_t.numel() == 0:
+        check.fail("r", r, "pass at least one rank")
+    arrays.broadcast("r", r_t.shape, svals.shape[:-1])
     r_t, _ = torch.broadcast_tensors(r_t, svals[..., 0])
     svals = svals.expand(r_t.shape + (k,))
-    if torch.any((r_t < 0) | (r_t > k)):
-        raise ValueError(f"r must lie in [0, {k}] (the number of singular values), got {r}")
+    if bool(torch.any((r_t < 0) | (r_t > k))):
+        check.fail("r", r, f"ranks lie in [0, {k}] (the number of singular values)")
     padded = torch.cat(
         [svals.new_full(svals.shape[:-1] + (1,), math.inf), svals, svals.new_zeros(svals.shape[:-1] + (1,))], dim=-1
     )
@@ -184,8 +181,11 @@ def singular_gap(svals: torch.Tensor, r: int | torch.Tensor) -> torch.Tensor:
 
 
 def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
-    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007)."""
-    check.svals("svals", svals)
+    """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007); 0 for
+    the zero matrix. Computed on sigma / sigma_1 (scale invariant), so huge spectra do not overflow."""
+    arrays.svals("svals", svals)
+    top = svals[..., :1]
+    svals = svals / torch.where(top > 0, top, 1.0)
     total = svals.sum(-1, keepdim=True)
     p = svals / torch.where(total > 0, total, 1.0)
     entropy = -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)).sum(-1)
@@ -198,7 +198,7 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
     Computed on sigma / sigma_1 (r_PR is scale invariant), so tiny or huge spectra neither
     underflow nor overflow in the fourth powers.
     """
-    check.svals("svals", svals)
+    arrays.svals("svals", svals)
     top = svals[..., :1]
     s2 = (svals / torch.where(top > 0, top, 1.0)).square()
     num, den = s2.sum(-1).square(), s2.square().sum(-1)

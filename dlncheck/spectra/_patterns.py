@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
 from dlncheck.spectra._core import (
     Weights,
@@ -32,12 +33,32 @@ GAP_THRESHOLD = 10.0
 
 def upper_mask(L: int, device: torch.device | str | None = None) -> torch.Tensor:
     """(L, L) bool, True on i <= j: the entries of a pattern that hold a product."""
+    L = check.integral("L", L, min=1, max=check.MAX_DEPTH)
+    if device is not None:
+        device = check.device("device", device)
     return torch.ones(L, L, dtype=torch.bool, device=device).triu()
 
 
 def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -> torch.Tensor:
-    """Stack per-product scalars {(i, j): (...)} into an (..., L, L) upper-triangular pattern."""
+    """Stack per-product scalars {(i, j): (...)} into an (..., L, L) upper-triangular pattern.
+
+    Values are placed as given (any dtype, nan included); they share one shape."""
+    L = check.integral("L", L, min=1, max=check.MAX_DEPTH)
+    if not isinstance(values, dict) or not values:
+        check.fail("values", values, "pass a non-empty dict {(i, j): tensor} keyed by 1-based products")
+    for key, v in values.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(i, int) for i in key)):
+            check.fail("values", key, "keys are 1-based (i, j) pairs of ints")
+        if not 1 <= key[0] <= key[1] <= L:
+            check.fail("values", key, f"keys (i, j) satisfy 1 <= i <= j <= L={L}")
+        if not torch.is_tensor(v) or v.is_complex():
+            check.fail(f"values[{key}]", v, "pass a real tensor per product")
     some = next(iter(values.values()))
+    for key, v in values.items():
+        if v.shape != some.shape or v.dtype != some.dtype:
+            check.fail(
+                f"values[{key}]", v, f"every value shares one shape and dtype ({tuple(some.shape)}, {some.dtype})"
+            )
     out = some.new_zeros(some.shape + (L, L))
     for (i, j), v in values.items():
         out[..., i - 1, j - 1] = v
@@ -50,6 +71,9 @@ def rank_pattern(weights: Weights, eps: float | torch.Tensor, atol: float | torc
 
     ``eps`` may carry leading axes of its own (an eps grid), broadcast against the batch.
     """
+    arrays.eps("eps", eps)  # before the SVDs (its shape is checked against the batch after)
+    if atol is not None:
+        arrays.floor("atol", atol)
     svals = product_singular_values(weights)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     return pattern_from_products(ranks, len(weights))
@@ -64,10 +88,8 @@ def multiplicity_pattern(
     with ``return_clipped=True`` also returns the total clipped mass per pattern
     (sum of the negative parts), so callers can report how much was clipped.
     """
-    if not torch.is_tensor(r):
-        check.fail("r", r, "pass an (..., L, L) rank pattern tensor (spectra.rank_pattern)")
-    if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
-        raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
+    arrays.rank_pattern("r", r)
+    check.flag("return_clipped", return_clipped)
     L = r.shape[-1]
     r = torch.triu(r)
     padded = torch.nn.functional.pad(r, (0, 1, 1, 0))  # row 0 = (i=0), col L = (j=L+1)
@@ -99,6 +121,7 @@ def rank_patterns(
 
     Protocol 1.1 steps 2-3. An entry is ambiguous when sigma_r / sigma_{r+1} < gap_threshold.
     """
+    _check_pattern_args(eps, atol, gap_threshold)  # before the SVDs
     return rank_patterns_from_svals(product_singular_values(weights), len(weights), eps, atol, gap_threshold)
 
 
@@ -110,10 +133,8 @@ def rank_patterns_from_svals(
     gap_threshold: float = GAP_THRESHOLD,
 ) -> RankPatterns:
     """rank_patterns from precomputed ``product_singular_values`` (share one SVD pass)."""
-    if not gap_threshold > 1:
-        raise ValueError(
-            f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got {gap_threshold}; e.g. gap_threshold=10"
-        )
+    _check_pattern_args(eps, atol, gap_threshold)
+    svals, L = arrays.svals_by_product("svals", svals, L)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     gaps = {k: singular_gap(s, ranks[k]) for k, s in svals.items()}
     r = pattern_from_products(ranks, L)
@@ -124,11 +145,19 @@ def rank_patterns_from_svals(
     )
 
 
+def _check_pattern_args(eps, atol, gap_threshold) -> None:
+    arrays.eps("eps", eps)
+    if atol is not None:
+        arrays.floor("atol", atol)
+    if not check.finite_float("gap_threshold", gap_threshold) > 1:
+        check.fail("gap_threshold", gap_threshold, "pass a ratio sigma_r / sigma_(r+1) > 1, e.g. gap_threshold=10")
+
+
 # ------------------------------------------------------------------ log spectra (1.3)
-def _check_log_args(K: int, delta: float) -> None:
-    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-        raise check.InvalidArgument(f"K must be a positive integer (number of top singular values), got {K!r}")
+def _check_log_args(K: int, delta: float, normalized: bool = False) -> int:
     check.finite_float("delta", delta, positive=True)  # the floor that avoids log(0)
+    check.flag("normalized", normalized)
+    return arrays.top_k("K", K)
 
 
 def log_spectrum_from_svals(
@@ -139,7 +168,8 @@ def log_spectrum_from_svals(
     K larger than k pads with log(delta) (sigma_k = 0); ``normalized=True`` subtracts
     log max(sigma_1, delta), the shape-normalized s~_k.
     """
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta, normalized)
+    arrays.svals("svals", svals)
     top = torch.nn.functional.pad(svals[..., :K], (0, max(0, K - svals.shape[-1])))
     logs = torch.log(top.clamp(min=delta))
     return logs - logs[..., :1] if normalized else logs
@@ -151,7 +181,7 @@ def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool
     ``normalized=True`` gives the shape-normalized s~_k = log(max(sigma_k, delta) /
     max(sigma_1, delta)). K larger than min(m, n) pads with log(delta) (sigma_k = 0).
     """
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta, normalized)
     return log_spectrum_from_svals(singular_values(A), K, delta, normalized)
 
 
@@ -165,6 +195,7 @@ class LogSpectra:
 
 def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
     """Top-K log singular values of every P_ij (protocol 1.3 step 2), one batched SVD pass."""
+    _check_log_args(K, delta)  # before the SVDs
     return log_spectra_from_svals(product_singular_values(weights), len(weights), K, delta)
 
 
@@ -172,7 +203,8 @@ def log_spectra_from_svals(
     svals: dict[tuple[int, int], torch.Tensor], L: int, K: int, delta: float = 1e-30
 ) -> LogSpectra:
     """log_spectra from precomputed ``product_singular_values`` (share one SVD pass)."""
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta)
+    svals, L = arrays.svals_by_product("svals", svals, L)
     some = next(iter(svals.values()))
     s = some.new_zeros(some.shape[:-1] + (L, L, K))
     for (i, j), sv in svals.items():
