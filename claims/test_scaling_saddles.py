@@ -23,6 +23,7 @@ from dlncheck import presets
 from dlncheck.measure import events
 from dlncheck.report import plots
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
+from dlncheck.saddles.certify import hessian as dense_hessian
 from dlncheck.theory import saddle_curvature as sc
 
 FAMILY = "scaling_saddles"  # row and contradictions: claims/expectations.py
@@ -39,7 +40,7 @@ CASES = expectations.check_ids(
 
 def hessian(weights, M):
     theta, f = loss_function(weights, M)
-    return torch.func.hessian(f)(theta)
+    return dense_hessian(f)(theta)
 
 
 def predicted_point(weights, exp):

@@ -4,7 +4,7 @@ L(theta) = 0.5 ||W_L ... W_1 - M||_F^2 over the flattened weights theta (float64
 double-backward products through one retained gradient graph; the smallest eigenvalues come from
 Lanczos (`scipy.sparse.linalg.eigsh`) on the shifted operator H - c I, c = ||H||_2, whose most
 negative end is its largest-magnitude end (which="LM" converges fast there); small models also get
-the dense Hessian (`torch.func.hessian` + `eigvalsh`) and its full inertia.
+the dense Hessian (`hessian`: reverse over reverse, + `eigvalsh`) and its full inertia.
 
 Zero band (an eigenvalue lambda counts as zero when |lambda| <= tau):
     tau = max(tau_round, tau_crit),
@@ -122,9 +122,16 @@ def lanczos_smallest(op, k: int, seed: int = 0):
     return np.sort(mu + c), norm
 
 
+def hessian(f):
+    """The dense Hessian of a scalar ``f``, reverse over reverse (jacrev of jacrev): the same matrix
+    as torch.func.hessian (forward over reverse) to rounding, without forward-mode AD, whose first
+    use scripts decompositions with the deprecated torch.jit.script. Composes with vmap."""
+    return torch.func.jacrev(torch.func.jacrev(f))
+
+
 def dense_eigenvalues(f, theta):
-    """All Hessian eigenvalues (ascending) from the dense torch.func.hessian."""
-    return torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).numpy()
+    """All Hessian eigenvalues (ascending) from the dense :func:`hessian`."""
+    return torch.linalg.eigvalsh(hessian(f)(theta)).numpy()
 
 
 def certify(
