@@ -10,6 +10,7 @@ callers may catch either.
 from __future__ import annotations
 
 import numbers
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 MAX_DEPTH = 128  # layers; deeper requests are refused before any work (O(L^2) products)
 MAX_STEPS = 10**8  # steps; the Python step loop runs ~1e4-1e5 steps/s, so 1e8 is hours
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+REPORTS_MIN_FREE = 16 * 2**20  # bytes: a report folder on a disk with less is refused before any training
 
 
 class InvalidArgument(ValueError, TypeError):
@@ -188,8 +190,9 @@ def int_sequence(field: str, value, min: int | None = None) -> tuple[int, ...]:
 
 
 # ----------------------------------------------------------------------------- files
-def writable_folder(field: str, path) -> Path:
-    """A folder that exists or can be created, and takes a new file (probed, not guessed)."""
+def writable_folder(field: str, path, min_free: int = 0) -> Path:
+    """A folder that exists or can be created, takes a new file (probed, not guessed: a read-only
+    mount or a file in the way fails) and, when ``min_free`` > 0, has that many bytes free."""
     if path is None or (isinstance(path, str) and not path.strip()):
         fail(field, path, "pass a folder path (an empty path would write into the current folder)")
     path = Path(path)
@@ -197,8 +200,16 @@ def writable_folder(field: str, path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
+        free = shutil.disk_usage(path).free if min_free else 0
     except OSError as error:
         fail(field, str(path), f"the folder cannot be written ({error.strerror or error}); choose a writable folder")
+    if free < min_free:
+        fail(
+            field,
+            str(path),
+            f"its disk has {free / 1e6:.3g} MB free, under the {min_free / 1e6:.3g} MB its files need; "
+            "free some space or choose a folder on another disk",
+        )
     return path
 
 

@@ -28,6 +28,7 @@ import tomllib
 from pathlib import Path
 
 from dlncheck import presets
+from dlncheck.config import validation as check
 from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import set_cpu_threads
 from dlncheck.measure.events import time_grid_for
@@ -168,12 +169,12 @@ def sweep(
 ) -> dict[str, int]:
     """Train the grid into ``cache_root`` on a Dask cluster (a LocalCluster of ``workers``
     single-threaded processes unless ``scheduler`` names an existing one, whose workers must see
-    ``cache_root`` on a shared filesystem). Returns counts: experiments, cached, trained, failed."""
+    ``cache_root`` on a shared filesystem). Returns counts: experiments, cached, trained, failed.
+    An unwritable ``cache_root`` is refused before any training."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    cache_root = str(Path(cache_root).resolve())
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    cache_root = str(check.writable_folder("cache_root", cache_root).resolve())  # before any training
     probe = TrajectoryCache(Path(cache_root))
     groups = grid_experiments(grid)
     total = sum(len(g) for g in groups)

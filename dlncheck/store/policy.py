@@ -1,0 +1,68 @@
+"""What the trajectory cache keeps on disk, and whether its folder takes files at all.
+
+Entries worth their disk space (:func:`worth_storing`), the bytes a cached value holds in memory
+(:func:`nbytes`), and :func:`unwritable`: why a folder refuses a new file (read-only, full,
+not a folder), probed rather than guessed, so a cache on such a folder keeps its new entries in
+memory with one warning instead of failing the run.
+"""
+
+from __future__ import annotations
+
+import errno
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+#: errors after which no further write is tried: the folder is full or refuses writes as a whole
+FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+#: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
+#: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
+#: 2-core machine), and the price that keeps the quick tier's cache under 500 MB (README, "Cache")
+MIN_SECONDS_PER_MB = 0.05
+#: entries up to this size are always stored (reading them costs milliseconds)
+ALWAYS_STORE_MB = 1.0
+
+
+def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
+    """Whether an entry of ``size_bytes`` raw bytes that took ``seconds`` to compute goes to disk:
+    small, or at least ``min_seconds_per_mb`` of compute per MB."""
+    megabytes = size_bytes / 1e6
+    return megabytes <= ALWAYS_STORE_MB or seconds >= megabytes * min_seconds_per_mb
+
+
+MEMORY_LIMIT_GB = 2.0
+
+
+def nbytes(value, depth: int = 3) -> int:
+    """Bytes held by the tensors and arrays of a cached value (its fields, lists and dicts, ``depth`` deep)."""
+    if isinstance(value, torch.Tensor):
+        return value.element_size() * value.nelement()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if depth == 0:
+        return 0
+    if isinstance(value, dict):
+        return sum(nbytes(v, depth - 1) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(nbytes(v, depth - 1) for v in value)
+    fields = getattr(value, "__dict__", None)
+    return nbytes(fields, depth - 1) if fields else 0
+
+
+def unwritable(root: Path) -> str | None:
+    """None when ``root`` exists (or can be created) and takes a new file, else the reason."""
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def folder_wide(error: OSError) -> bool:
+    """Whether ``error`` says the whole folder refuses writes (full disk, quota, read-only)."""
+    return error.errno in FOLDER_ERRNOS
