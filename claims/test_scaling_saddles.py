@@ -24,6 +24,7 @@ from dlncheck.measure import events
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
+from dlncheck.saddles.certify import hessian as dense_hessian
 from dlncheck.suite.family import Family
 from dlncheck.theory import saddle_curvature as sc
 
@@ -52,7 +53,7 @@ CASES = [
 
 def hessian(weights, M):
     theta, f = loss_function(weights, M)
-    return torch.func.hessian(f)(theta)
+    return dense_hessian(f)(theta)
 
 
 def predicted_point(weights, exp):

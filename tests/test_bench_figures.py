@@ -153,15 +153,16 @@ def test_crop_keeps_every_label_and_edge_content_falls_back(tmp_path):
     ax.loglog([1e-3, 1], [1e-6, 1])
     ax.set(xlabel="$t$", ylabel="$\\sigma$", title="t")
     figure_files.save_figure(fig, tmp_path / "in.png")
-    inside = Image.open(tmp_path / "in.png")
+    with Image.open(tmp_path / "in.png") as inside:  # closed: an open file warns (warnings are errors)
+        rgb = np.asarray(inside.convert("RGB"))
     w, h = (np.array(fig.get_size_inches()) * 150).round()
-    assert inside.width < w and inside.height < h  # cropped
-    rgb = np.asarray(inside.convert("RGB"))
+    assert rgb.shape[1] < w and rgb.shape[0] < h  # cropped
     pad = round(figure_files.PAD_INCHES * 150)
     assert (rgb[: pad - 1] == 255).all() and (rgb[:, : pad - 1] == 255).all()  # white margin
     fig.text(1.05, 0.5, "outside the canvas")
     figure_files.save_figure(fig, tmp_path / "out.png")
-    assert Image.open(tmp_path / "out.png").width > w
+    with Image.open(tmp_path / "out.png") as outside:
+        assert outside.width > w
     assert (tmp_path / "out.thumb.png").exists() and not (tmp_path / "out.svg").exists()
     figure_files.save_figure(fig, tmp_path / "vec.png", svg=True)
     assert (tmp_path / "vec.svg").read_text().count("outside the canvas") == 1

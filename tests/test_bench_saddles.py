@@ -1,6 +1,6 @@
 """Speed of the saddle tools, each figure a ratio measured in one pytest-benchmark run.
 
-1. lambda_min by Lanczos on HVPs vs the dense torch.func.hessian + eigvalsh, on a depth-3 network
+1. lambda_min by Lanczos on HVPs vs the dense Hessian (certify.hessian, reverse over reverse) + eigvalsh, on a depth-3 network
    with 5,124 parameters (widths 40, 42, 42, 40): same lambda_min (within tau_round), time ratio.
 2. SGLD: time per step with C = 1 and C = 64 chains stepping together (batched tensor program).
 3. SGLD at scale: 1024 chains (L = 3, width 8) vs one chain run 1024 times (issue 16).

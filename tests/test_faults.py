@@ -71,16 +71,19 @@ def test_entry_with_matching_checksum_but_bad_arrays_is_recomputed(tmp_path, exp
 @pytest.mark.parametrize("fault", ["file-as-folder", "folder-as-npz"])
 def test_failed_store_warns_and_keeps_the_result_in_memory(tmp_path, exp, fault):
     root = tmp_path / "cache"
-    if fault == "file-as-folder":
+    if fault == "file-as-folder":  # no folder at all: said once, when the cache opens
         root.write_text("not a folder")
-    else:
+        with pytest.warns(UserWarning, match="takes no new entries .*memory only"):
+            cache = TrajectoryCache(root)
+        traj = cache(exp, checkpoints=3)
+    else:  # one entry's path is blocked: said for that entry
         TrajectoryCache(root)(exp, checkpoints=3)
         npz = next(root.glob("trajectory-*.npz"))
         npz.unlink()
         npz.mkdir()
-    cache = TrajectoryCache(root)
-    with pytest.warns(UserWarning, match="memory only"):
-        traj = cache(exp, checkpoints=3)
+        cache = TrajectoryCache(root)
+        with pytest.warns(UserWarning, match="memory only"):
+            traj = cache(exp, checkpoints=3)
     assert cache(exp, checkpoints=3) is traj and torch.isfinite(traj.loss).all()
 
 

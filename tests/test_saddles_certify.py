@@ -8,7 +8,7 @@ import torch
 from test_saddles_normal_form import teacher
 
 from dlncheck.saddles import NormalForm, certify, oracle_kind
-from dlncheck.saddles.certify import hvp_operator, lanczos_smallest, loss_function
+from dlncheck.saddles.certify import hessian, hvp_operator, lanczos_smallest, loss_function
 
 M = teacher(4, 4, [3.0, 2.0, 1.5, 1.0], seed=1)
 
@@ -17,13 +17,39 @@ def test_hvp_matches_dense_hessian_and_finite_differences():
     nf = NormalForm(M, [0], [4, 5, 5, 4])
     W = [w[0] for w in nf.weights(nf.zero_block_sample((1, 3), chains=1, seed=2))]
     theta, f = loss_function(W, M)
-    H = torch.func.hessian(f)(theta).numpy()
+    H = hessian(f)(theta).numpy()
     v = np.random.default_rng(0).standard_normal(theta.numel())
     np.testing.assert_allclose(hvp_operator(f, theta).matvec(v), H @ v, rtol=1e-10, atol=1e-10)
     g = torch.func.grad(f)
     h = 1e-6
     fd = (g(theta + h * torch.from_numpy(v)) - g(theta - h * torch.from_numpy(v))) / (2 * h)
     np.testing.assert_allclose(H @ v, fd.numpy(), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # the old path, for reference
+@pytest.mark.parametrize("seed", range(4))
+def test_reverse_over_reverse_hessian_equals_torch_func_hessian(seed):
+    """certify.hessian (jacrev of jacrev) replaces torch.func.hessian (jacfwd of jacrev, whose forward
+    mode scripts decompositions with the deprecated torch.jit.script): the same matrix to rounding,
+    the same eigenvalues, the same certificates, also under vmap (batch_certify)."""
+    nf = NormalForm(M, [0], [4, 5, 5, 4])
+    Z = nf.zero_block_sample((1,) if seed % 2 else (), chains=3, seed=seed)
+    W = nf.weights(Z)
+    theta, f = loss_function([w[0] for w in W], M)
+    old, new = torch.func.hessian(f)(theta), hessian(f)(theta)
+    scale = float(old.abs().max())
+    assert float((new - old).abs().max()) <= 64 * torch.finfo(torch.float64).eps * scale
+    np.testing.assert_allclose(
+        torch.linalg.eigvalsh(new).numpy(), torch.linalg.eigvalsh(old).numpy(), rtol=0, atol=1e-12 * scale
+    )
+    batch = torch.cat([w.reshape(3, -1) for w in W], 1)
+    theta_b, f_b = batch, lambda th: f(th)
+    torch.testing.assert_close(
+        torch.func.vmap(hessian(f_b))(theta_b),
+        torch.func.vmap(torch.func.hessian(f_b))(theta_b),
+        rtol=0,
+        atol=1e-12 * scale,
+    )
 
 
 def test_depth2_origin_closed_form():

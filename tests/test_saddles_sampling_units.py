@@ -7,6 +7,7 @@ from test_saddles_normal_form import teacher
 
 from dlncheck.saddles import NormalForm, certify, sample
 from dlncheck.saddles.batch_certify import certify_batch
+from dlncheck.saddles.certify import hessian
 from dlncheck.saddles.gaussian import gaussian_law, normality_tests, whiten
 from dlncheck.theory import sampling as th
 
@@ -26,7 +27,7 @@ def test_gaussian_law_is_the_hessian_of_the_potential(widths, zeros):
         Zl[l - 1] = x.view(nf.shapes[l - 1])
         return beta * nf.energy(Zl) + 0.5 * alpha * (x**2).sum()
 
-    H = torch.func.hessian(U)(torch.zeros(int(np.prod(nf.shapes[l - 1])), dtype=torch.float64)).numpy()
+    H = hessian(U)(torch.zeros(int(np.prod(nf.shapes[l - 1])), dtype=torch.float64)).numpy()
     m, n = nf.shapes[l - 1]
     blocks = np.kron(np.eye(m), A) if axis == "rows" else np.kron(A, np.eye(n))
     np.testing.assert_allclose(H, blocks, atol=1e-12)

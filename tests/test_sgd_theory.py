@@ -20,7 +20,7 @@ from dlncheck.config.data import init_weights, make_problem
 from dlncheck.config.experiment import random_orthogonal
 from dlncheck.measure import lr_sweep
 from dlncheck.measure.balance import balance_matrices
-from dlncheck.saddles.certify import dense_eigenvalues, loss_function
+from dlncheck.saddles.certify import dense_eigenvalues, hessian, loss_function
 from dlncheck.theory import saddle_curvature as sc
 from dlncheck.theory import sgd
 from dlncheck.theory.gradient_noise import minibatch_factor
@@ -120,7 +120,7 @@ def test_expected_drift_matches_monte_carlo_over_shuffles():
 
 def dense_hessian_at(W, M):
     theta, f = loss_function(W, M)
-    return torch.func.hessian(f)(theta)
+    return hessian(f)(theta)
 
 
 def test_layer_split_solves_the_constraints():
@@ -197,7 +197,7 @@ def test_chain_hessian_matches_autograd():
                 P = w @ P
             return 0.5 * ((P - torch.from_numpy(T[i])) ** 2).sum()
 
-        ref = torch.func.hessian(f)(torch.from_numpy(W[i])).reshape(12, 12).numpy()
+        ref = hessian(f)(torch.from_numpy(W[i])).reshape(12, 12).numpy()
         np.testing.assert_allclose(H[i], ref, atol=1e-12)
 
 

@@ -115,12 +115,12 @@ def test_log_spectrum_floor_padding_and_normalization():
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: spectra.numerical_rank(torch.eye(2), 0.0), "eps must lie in"),
-        (lambda: spectra.numerical_rank(torch.eye(2), 1.5), "eps must lie in"),
+        (lambda: spectra.numerical_rank(torch.eye(2), 0.0), r"^eps=0.0 is invalid: eps lies in \(0, 1\)"),
+        (lambda: spectra.numerical_rank(torch.eye(2), 1.5), r"^eps=1.5 is invalid: eps lies in \(0, 1\)"),
         (lambda: spectra.numerical_rank(torch.tensor([[np.nan, 0.0]]), 0.1), "non-finite"),
-        (lambda: spectra.log_spectrum(torch.eye(2), 0), "K must be a positive"),
+        (lambda: spectra.log_spectrum(torch.eye(2), 0), r"^K=0 is invalid: pass an integer in \[1, "),
         (lambda: spectra.partial_products([torch.eye(2), torch.ones(3, 3)]), "do not compose"),
-        (lambda: spectra.singular_gap(torch.ones(2), 3), "r must lie in"),
+        (lambda: spectra.singular_gap(torch.ones(2), 3), r"^r=3 is invalid: ranks lie in \[0, 2\]"),
         (lambda: spectra.multiplicity_pattern(torch.ones(2, 3)), "rank pattern"),
     ],
     ids=["eps-zero", "eps-above-one", "nan", "K-zero", "shapes", "gap-r", "pattern-shape"],

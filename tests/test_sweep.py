@@ -4,11 +4,16 @@ then train nothing the sweep covered."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
+from dask.distributed import Client, LocalCluster
 
 from dlncheck import presets
 from dlncheck.store.cache import TrajectoryCache
@@ -101,3 +106,41 @@ def test_local_cluster_sweep_fills_the_cache_and_claims_train_nothing(tmp_path):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     served = json.loads((reports / "results.json").read_text())["meta"]["trajectories"]
     assert served["computed"] == 0 and served["disk"] >= 1, served
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_task_leaves_counts_that_add_up_and_a_rerun_trains_nothing(tmp_path, monkeypatch):
+    """SIGKILL the worker running the only task once it has stored its first experiment: the task is
+    rescheduled and its new attempt finds that experiment cached. Counts come from the cache, so
+    experiments = cached + trained + failed still holds (before: trained=1, one experiment in no column),
+    and a second sweep finds everything cached and writes nothing."""
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))  # the workers import this checkout
+    cache_dir = tmp_path / "cache"
+    grid = sweep.validate_grid({**TINY, "depths": [2]})
+    counts: dict = {}
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        run = threading.Thread(
+            target=lambda: counts.update(
+                sweep.sweep(grid, cache_dir, scheduler=cluster.scheduler_address, progress=False)
+            )
+        )
+        run.start()
+        deadline = time.monotonic() + 600
+        while not list(cache_dir.glob("trajectory-*.json")):  # the preset is stored, the task goes on
+            assert time.monotonic() < deadline and run.is_alive(), "the task stored nothing"
+            time.sleep(0.02)
+        busy = [worker for worker, keys in client.processing().items() if keys]
+        assert len(busy) == 1, client.processing()
+        for pid in client.run(os.getpid, workers=busy).values():
+            os.kill(pid, signal.SIGKILL)
+        run.join(600)
+        assert not run.is_alive()
+    assert counts["experiments"] == counts["cached"] + counts["trained"] + counts["failed"], counts
+    assert counts == {"experiments": 2, "cached": 0, "trained": 2, "failed": 0}
+    stored = {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()}
+    again = sweep.sweep(grid, cache_dir, workers=1, progress=False)
+    assert again == {"experiments": 2, "cached": 2, "trained": 0, "failed": 0}
+    assert {p.name: p.stat().st_mtime_ns for p in cache_dir.iterdir()} == stored  # nothing trained or written

@@ -13,6 +13,7 @@ from dlncheck import presets, spectra
 from dlncheck.config import validation
 from dlncheck.config.experiment import Experiment, Init, Teacher
 from dlncheck.engine import budget
+from dlncheck.engine._checkpoints import checkpoint_grid
 from dlncheck.engine._divergence import CHECK_ELEMENTS, DIVERGENCE_FACTOR, TrainingDiverged
 from dlncheck.engine._train import train
 from dlncheck.saddles import NormalForm
@@ -162,6 +163,19 @@ def test_estimate_covers_what_train_returns():
     parts = budget.estimate_bytes(exp, [0, 5, 10, 40], 3)
     assert parts["weights at checkpoints"][0] == sum(w.nbytes for w in traj.weights)
     assert parts["loss record"][0] >= traj.loss.nbytes + traj.steps.nbytes + traj.times.nbytes
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 7, 50, 333, 1000])
+def test_a_dense_checkpoint_count_is_every_step_without_drawing_its_grid(steps):
+    """Above 2 steps ln(steps) + 4 a count is every step 0..steps: checkpoint_grid returns it without
+    np.geomspace's count - 1 points (checkpoints=10**9 drew 7.45 GiB), the same grid as drawn."""
+    dense = 2 + int(2 * steps * np.log(max(steps, 2)) + 2) + 1
+    assert budget.grid_points(steps, dense) == 0 and budget.grid_points(steps, dense - 1) == dense - 2
+    for count in (dense, dense + 1, dense + 17, 10**9):
+        drawn = min(count, dense + 17) - 1  # what geomspace draws (capped here: the same grid above dense)
+        grid = np.round(np.geomspace(1, steps, drawn)).astype(np.int64)
+        assert np.array_equal(checkpoint_grid(steps, count).numpy(), np.unique(np.concatenate([[0], grid, [steps]])))
+    assert np.array_equal(checkpoint_grid(steps, 10**9).numpy(), np.arange(steps + 1))
 
 
 def test_depth_and_step_caps_are_named():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import shutil
 import tempfile
 from pathlib import Path
 from typing import NoReturn
@@ -21,6 +22,7 @@ import torch
 MAX_DEPTH = 128  # layers; deeper requests are refused before any work (O(L^2) products)
 MAX_STEPS = 10**8  # steps; the Python step loop runs ~1e4-1e5 steps/s, so 1e8 is hours
 DTYPES = {"float64": torch.float64, "float32": torch.float32}
+REPORTS_MIN_FREE = 16 * 2**20  # bytes: a report folder on a disk with less is refused before any training
 
 
 class InvalidArgument(ValueError, TypeError):
@@ -28,10 +30,20 @@ class InvalidArgument(ValueError, TypeError):
 
 
 def fail(field: str, value, fix: str) -> NoReturn:
-    text = repr(value)
+    text = _short(value)
     if len(text) > 120:
         text = text[:117] + "..."
     raise InvalidArgument(f"{field}={text} is invalid: {fix}")
+
+
+def _short(value) -> str:
+    """One line: small tensors and arrays as values, larger ones as shape and dtype."""
+    if isinstance(value, (torch.Tensor, np.ndarray)):
+        size = value.numel() if torch.is_tensor(value) else value.size
+        if size > 8 or value.ndim > 1:
+            kind = "tensor" if torch.is_tensor(value) else "array"
+            return f"<{kind} of shape {tuple(value.shape)}, {value.dtype}>"
+    return " ".join(repr(value).split())
 
 
 def _is_scalar_tensor(value) -> bool:
@@ -179,58 +191,10 @@ def int_sequence(field: str, value, min: int | None = None) -> tuple[int, ...]:
     return tuple(integral(f"{field}[{i}]", v, min=min) for i, v in enumerate(value))
 
 
-# ----------------------------------------------------------------------------- tensors
-def matrix(field: str, A, min_ndim: int = 2) -> torch.Tensor:
-    """A finite tensor of at least ``min_ndim`` dimensions (..., m, n)."""
-    if not torch.is_tensor(A):
-        fail(field, A, f"pass a torch.Tensor (got {type(A).__name__}); convert with torch.as_tensor(...)")
-    if A.ndim < min_ndim:
-        fail(field, A, f"pass a tensor with at least {min_ndim} dimensions (..., m, n), got shape {tuple(A.shape)}")
-    if not A.is_floating_point():
-        fail(field, A, f"pass a floating-point tensor (got {A.dtype}); convert with .double()")
-    if not torch.isfinite(A).all():
-        fail(field, A, "it has non-finite entries (nan or inf); check the run for divergence")
-    return A
-
-
-def as_matrix(field: str, value, dtype=torch.float64) -> torch.Tensor:
-    """A finite 2-D matrix from a tensor or nested list, in ``dtype``."""
-    try:
-        A = torch.as_tensor(value, dtype=dtype)
-    except (TypeError, ValueError, RuntimeError):
-        fail(field, value, "pass a 2-D matrix (a tensor or a nested list of numbers)")
-    if A.ndim != 2:
-        fail(field, value, f"pass a 2-D matrix, got shape {tuple(A.shape)}")
-    return matrix(field, A)
-
-
-def layers(field: str, weights) -> list[torch.Tensor]:
-    """A layer list [W_1, ..., W_L] of finite (..., d_l, d_{l-1}) tensors, never one stacked tensor."""
-    if torch.is_tensor(weights) or not isinstance(weights, (list, tuple)):
-        fail(
-            field,
-            weights,
-            "pass a list or tuple of layer tensors [W_1, ..., W_L]; a stacked "
-            "tensor would be read as a chain of its slices: use list(tensor) if that is meant",
-        )
-    if len(weights) == 0:
-        fail(field, weights, "pass at least one layer tensor (..., d_l, d_{l-1})")
-    return [matrix(f"{field}[{l}]", W) for l, W in enumerate(weights)]
-
-
-def svals(field: str, s) -> torch.Tensor:
-    """Singular values (..., k): finite, non-negative, sorted descending along the last axis."""
-    matrix(field, s, min_ndim=1)
-    if (s < 0).any():
-        fail(field, s, "singular values are >= 0; pass spectra.singular_values(A)")
-    if s.shape[-1] > 1 and (s[..., 1:] > s[..., :-1]).any():
-        fail(field, s, "sort singular values in descending order (as torch.linalg.svdvals returns them)")
-    return s
-
-
 # ----------------------------------------------------------------------------- files
-def writable_folder(field: str, path) -> Path:
-    """A folder that exists or can be created, and takes a new file (probed, not guessed)."""
+def writable_folder(field: str, path, min_free: int = 0) -> Path:
+    """A folder that exists or can be created, takes a new file (probed, not guessed: a read-only
+    mount or a file in the way fails) and, when ``min_free`` > 0, has that many bytes free."""
     if path is None or (isinstance(path, str) and not path.strip()):
         fail(field, path, "pass a folder path (an empty path would write into the current folder)")
     path = Path(path)
@@ -238,8 +202,16 @@ def writable_folder(field: str, path) -> Path:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=path):
             pass
+        free = shutil.disk_usage(path).free if min_free else 0
     except OSError as error:
         fail(field, str(path), f"the folder cannot be written ({error.strerror or error}); choose a writable folder")
+    if free < min_free:
+        fail(
+            field,
+            str(path),
+            f"its disk has {free / 1e6:.3g} MB free, under the {min_free / 1e6:.3g} MB its files need; "
+            "free some space or choose a folder on another disk",
+        )
     return path
 
 

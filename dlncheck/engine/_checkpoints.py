@@ -12,6 +12,7 @@ import torch
 
 from dlncheck.config import validation as check
 from dlncheck.config.experiment import Experiment
+from dlncheck.engine.budget import grid_points
 
 #: one config's ``train(checkpoints=...)``: None, a count, a list of steps or an (R, K) table
 CheckpointSpec = int | Sequence[int] | np.ndarray | torch.Tensor | None
@@ -21,6 +22,8 @@ def checkpoint_grid(steps: int, count: int) -> torch.Tensor:
     """``count`` log-spaced integer steps in [0, steps], always with 0 and ``steps`` (deduplicated)."""
     if count < 2:
         raise ValueError(f"checkpoints={count} is invalid: ask for at least 2 (step 0 and the last step)")
+    if not grid_points(steps, count):  # so dense that every step is one (the same grid, without drawing it)
+        return torch.arange(steps + 1)
     grid = np.round(np.geomspace(1, steps, count - 1)).astype(np.int64)
     return torch.from_numpy(np.unique(np.concatenate([[0], grid, [steps]])))
 

@@ -13,6 +13,7 @@ import warnings
 from functools import cache
 from typing import overload
 
+import numpy as np
 import torch
 
 from dlncheck.config import validation as check
@@ -106,7 +107,7 @@ def train(
     """
     if not isinstance(spec, (Ensemble, Experiment)):
         check.fail("experiment", spec, "pass a dlncheck.Experiment or dlncheck.Ensemble")
-    loss_every = check.integral("loss_every", loss_every, min=1, why=" (record the loss every k steps)")
+    loss_every = check.integral("loss_every", loss_every, min=1, max=check.MAX_STEPS, why=" (record every k steps)")
     check.flag("progress", progress)
     if backend not in BACKENDS:
         check.fail("backend", backend, f"choose one of {BACKENDS}")
@@ -114,20 +115,23 @@ def train(
     per_config = checkpoints if isinstance(checkpoints, dict) else {}
     if per_config and not set(per_config) <= set(range(len(ensemble))):
         raise ValueError(f"checkpoints has keys {sorted(per_config)}: use config indices 0..{len(ensemble) - 1}")
-    tables = [
-        checkpoint_table(per_config.get(c) if per_config else checkpoints, e)
-        for c, e in enumerate(ensemble.experiments)
-    ]
+    specs = [per_config.get(c) if per_config else checkpoints for c in range(len(ensemble))]
+    sizes = [check.checkpoints("checkpoints", spec, e.steps, e.runs) for spec, e in zip(specs, ensemble.experiments)]
+    # budgeted before any table is built: a count as given (it sizes the grid it draws), else K steps
+    widest = specs[int(np.argmax(sizes))]
+    if not isinstance(widest, (int, np.integer)) or isinstance(widest, bool):
+        widest = np.zeros(max(sizes), dtype=np.int64)
     # the ensemble holds every config's rows: budget it as one experiment of C x R runs, longest steps
     rows = dataclasses.replace(
         ensemble.base, sgd_runs=len(ensemble) * ensemble.base.runs - 1, steps=max(ensemble.steps)
     )
     try:
-        check_budget(rows, max(tables, key=lambda t: t.shape[-1]), loss_every, memory_budget)
+        check_budget(rows, widest, loss_every, memory_budget)
     except MemoryBudgetExceeded:
         if len(ensemble) == 1:
             raise
         return _train_in_halves(ensemble, per_config, checkpoints, loss_every, progress, backend, memory_budget)
+    tables = [checkpoint_table(spec, e) for spec, e in zip(specs, ensemble.experiments)]
     with cpu_threads(ensemble.base.device):
         advance = _advance_for(ensemble.base, backend, loss_every)
         trajectories = step_loop(ensemble, tables, int(loss_every), progress, advance)

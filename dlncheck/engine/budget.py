@@ -10,8 +10,11 @@ is, in order: the ``memory_budget`` argument, the environment variable DLNCHECK_
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 
+import numpy as np
 import torch
 
 from dlncheck.config import validation as check
@@ -51,6 +54,14 @@ def memory_budget(override=None, device: str = "cpu") -> tuple[int, str]:
     return int(BUDGET_FRACTION * available_memory(device)), f"{BUDGET_FRACTION:.0%} of the memory available now"
 
 
+def grid_points(steps: int, count: int) -> int:
+    """How many log-spaced points a checkpoint count draws before rounding (train's
+    checkpoint_grid): count - 1, or 0 when every step 0..steps is a checkpoint anyway (count - 2
+    above 2 steps ln(steps) + 2: the grid's largest gap, steps (1 - steps^(-1/(count-2))) <=
+    steps ln(steps) / (count - 2), is then below 1/2, so each step is some point's rounding)."""
+    return 0 if count - 2 > 2 * steps * math.log(max(steps, 2)) + 2 else count - 1
+
+
 def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[int, str]]:
     """{part: (bytes, the fields that size it)} for train(experiment, checkpoints, loss_every)."""
 
@@ -67,7 +78,12 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     columns = 0 if per_sample else d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
     per_epoch = n // B
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))
+    count = isinstance(checkpoints, (numbers.Number, np.generic)) or (
+        torch.is_tensor(checkpoints) and not checkpoints.ndim
+    )
+    grid = grid_points(experiment.steps, int(checkpoints)) if count else 0
     return {
+        "checkpoint grid": (3 * 8 * grid, "checkpoints (a count: log-spaced points drawn, then rounded)"),
         "weights at checkpoints": (R * K * params * item, "checkpoints, sgd_runs, width, depth"),
         "loss record": (T * (2 * R * item + 3 * 8 + RECORD_INDEX_BYTES), "steps / loss_every, sgd_runs"),
         "working weights and products": (R * ((2 + per_sample) * params + products) * item, "sgd_runs, width, depth"),

@@ -15,15 +15,30 @@ import numpy as np
 import torch
 from scipy.stats import norm
 
+from dlncheck.config import validation as check
+from dlncheck.engine.budget import memory_budget
+
 
 def _runs_first(x: torch.Tensor | np.ndarray, dim: int) -> torch.Tensor:
-    x = torch.as_tensor(x)
-    if not x.is_floating_point():
+    """``x`` as a real tensor with the run axis ``dim`` first: finite, non-empty; integer, bool and
+    half inputs in float64. Anything else raises InvalidArgument naming x or dim."""
+    try:
+        x = torch.as_tensor(x)
+    except (TypeError, ValueError, RuntimeError):
+        check.fail("x", x, "pass a tensor or array of numbers (runs along dim)")
+    if x.is_complex():
+        check.fail("x", x, "pass real values (x.real or x.abs() if that is meant)")
+    if x.dtype not in (torch.float32, torch.float64):
         x = x.to(torch.float64)
     if x.ndim == 0:
-        raise ValueError("x must have a run axis; got a scalar")
+        check.fail("x", x, "x must have a run axis; got a scalar")
+    dim = check.integral("dim", dim, min=-x.ndim, max=x.ndim - 1, why=" (an axis of x)")
     if x.shape[dim] == 0:
-        raise ValueError(f"x has no runs along dim={dim}; pass at least one run")
+        check.fail("x", tuple(x.shape), f"x has no runs along dim={dim}; pass at least one run")
+    if x.numel() == 0:
+        check.fail("x", tuple(x.shape), "x has no entries; pass at least one value per run")
+    if not bool(torch.isfinite(x).all()):
+        check.fail("x", x, "it has non-finite entries (nan or inf); select the finite runs first")
     return x.movedim(dim, 0)
 
 
@@ -60,12 +75,18 @@ def bootstrap_ci(
     (n, *shape) to (n, *out) (default: the mean itself), e.g. d_r of the mean rank pattern.
     lo and hi are the (1 - level)/2 and (1 + level)/2 quantiles over resamples.
     """
-    if not 0 < level < 1:
-        raise ValueError(f"level must lie in (0, 1), got {level}; e.g. level=0.95")
-    if n_boot < 1:
-        raise ValueError(f"n_boot must be >= 1, got {n_boot}; e.g. n_boot=2000")
+    level = _level(level)
+    n_boot = check.integral("n_boot", n_boot, min=1, why=" (resamples, e.g. n_boot=2000)")
+    seed = check.seed("seed", seed)
+    chunk_elems = check.integral("chunk_elems", chunk_elems, min=1)
+    if statistic is not None and not callable(statistic):
+        check.fail("statistic", statistic, "pass a function of the resampled means (n, *shape) -> (n, *out)")
     x = _runs_first(x, dim)
     S, shape = x.shape[0], x.shape[1:]
+    need = n_boot * (16 * S + 16 * max(1, x[0].numel()))  # indices and weights, resampled statistics
+    limit, source = memory_budget(None, "cpu")
+    if need > limit:
+        check.fail("n_boot", n_boot, f"{n_boot} resamples of {S} runs need about {need / 1e9:.3g} GB, over {source}")
     gen = torch.Generator().manual_seed(seed)
     idx = torch.randint(0, S, (n_boot, S), generator=gen)
     weights = (
@@ -89,7 +110,16 @@ def summarize(x: torch.Tensor | np.ndarray, dim: int = 0, **bootstrap_kwargs: An
 
 
 def safe_ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """num / den with 0 / 0 = 0 (an all-zero matrix is balanced / has no cross energy)."""
+    """num / den with 0 / 0 = 0 (an all-zero matrix is balanced / has no cross energy).
+
+    Real tensors whose shapes broadcast; values are not read (non-finite ones follow IEEE)."""
+    for field, value in (("num", num), ("den", den)):
+        if not torch.is_tensor(value) or value.is_complex():
+            check.fail(field, value, "pass a real torch.Tensor")
+    try:
+        torch.broadcast_shapes(num.shape, den.shape)
+    except RuntimeError:
+        check.fail("den", tuple(den.shape), f"its shape does not broadcast against num's {tuple(num.shape)}")
     return torch.where(den > 0, num / torch.where(den > 0, den, 1.0), torch.zeros_like(num))
 
 
@@ -97,9 +127,9 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     """Wilson score interval for a binomial fraction k / n (Wilson 1927; Brown, Cai & DasGupta
     2001): (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), z the two-sided normal
     quantile; (0, 1) for n = 0. Used for fractions over independent draws (e.g. inits)."""
-
-    if n < 0 or not 0 <= successes <= max(n, 0):
-        raise ValueError(f"successes={successes} and n={n} are invalid: need 0 <= successes <= n")
+    n = check.integral("n", n, min=0)
+    successes = check.integral("successes", successes, min=0, max=n, why=" (at most n)")
+    level = _level(level)
     if n == 0:
         return 0.0, 1.0
     z = float(norm.ppf(0.5 + level / 2))
@@ -107,3 +137,10 @@ def wilson_interval(successes: int, n: int, level: float = 0.95) -> tuple[float,
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def _level(level) -> float:
+    level = check.finite_float("level", level)
+    if not 0 < level < 1:
+        check.fail("level", level, "a confidence level lies in (0, 1), e.g. level=0.95")
+    return level

@@ -1,7 +1,7 @@
 """Dense Hessian certification of C networks at once (the batched counterpart of `certify`).
 
 Same loss, zero band and kinds as `certify.certify` (see its docstring: tau = max(10 sqrt(n) eps ||H||_2,
-sqrt(||grad|| ||H||_2))); the C Hessians come from one vmapped torch.func.hessian and one batched eigvalsh,
+sqrt(||grad|| ||H||_2))); the C Hessians come from one vmapped `certify.hessian` (reverse over reverse) and one batched eigvalsh,
 computed in float64 on the weights' device.
 """
 
@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dlncheck.saddles.certify import hessian
 from dlncheck.saddles.normal_form import chain_product
 
 
@@ -27,7 +28,7 @@ def certify_batch(W, M, loss_tol: float | None = None) -> pd.DataFrame:
 
     loss = torch.func.vmap(f)(theta)
     grad = torch.func.vmap(torch.func.grad(f))(theta)
-    ev = torch.linalg.eigvalsh(torch.func.vmap(torch.func.hessian(f))(theta)).cpu().numpy()
+    ev = torch.linalg.eigvalsh(torch.func.vmap(hessian(f))(theta)).cpu().numpy()
     n = theta.shape[1]
     s = torch.linalg.svdvals(M)
     loss_min = 0.5 * float((s[min(min(sh) for sh in shapes) :] ** 2).sum())

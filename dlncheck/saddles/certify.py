@@ -4,7 +4,7 @@ L(theta) = 0.5 ||W_L ... W_1 - M||_F^2 over the flattened weights theta (float64
 double-backward products through one retained gradient graph; the smallest eigenvalues come from
 Lanczos (`scipy.sparse.linalg.eigsh`) on the shifted operator H - c I, c = ||H||_2, whose most
 negative end is its largest-magnitude end (which="LM" converges fast there); small models also get
-the dense Hessian (`torch.func.hessian` + `eigvalsh`) and its full inertia.
+the dense Hessian (`hessian`: reverse over reverse, + `eigvalsh`) and its full inertia.
 
 Zero band (an eigenvalue lambda counts as zero when |lambda| <= tau):
     tau = max(tau_round, tau_crit),
@@ -24,6 +24,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
+
+from dlncheck.config import arrays
+from dlncheck.config import validation as check
+from dlncheck.engine.budget import memory_budget
 
 DENSE_MAX = 2000
 
@@ -57,19 +61,27 @@ class Certificate:
 
 
 def loss_function(weights, M):
-    """Flat parameter vector theta0 and f(theta) = 0.5 ||W_L...W_1 - M||_F^2."""
-    W = [torch.as_tensor(w).detach().to("cpu", torch.float64) for w in weights]  # float64 CPU: SciPy's Lanczos
-    M = torch.as_tensor(M).to("cpu", torch.float64)
-    for l, w in enumerate(W, start=1):
+    """Flat parameter vector theta0 and f(theta) = 0.5 ||W_L...W_1 - M||_F^2 (float64, CPU).
+
+    ``weights``: one network, L finite 2-D real tensors that compose; ``M``: a finite real matrix
+    (d_L, d_0). Invalid ones raise InvalidArgument naming the argument."""
+    for l, w in enumerate(arrays.layers("weights", weights), start=1):
         if w.ndim != 2:
-            raise ValueError(
-                f"certify takes one network: weights[{l - 1}] (W_{l}) must be 2-D, got {tuple(w.shape)}; "
-                "loop over chains or index one sample"
+            check.fail(
+                f"weights[{l - 1}]",
+                tuple(w.shape),
+                f"certify takes one network: W_{l} must be 2-D; loop over chains or index one sample",
             )
+    W = [w.detach().to("cpu", torch.float64) for w in weights]  # float64 CPU: SciPy's Lanczos
+    M = arrays.as_matrix("M", M.detach().cpu() if torch.is_tensor(M) else M, torch.float64)
     shapes = [w.shape for w in W]
     sizes = [w.numel() for w in W]
     if (W[-1].shape[0], W[0].shape[1]) != tuple(M.shape):
-        raise ValueError(f"M has shape {tuple(M.shape)} but the network maps {W[0].shape[1]} -> {W[-1].shape[0]}")
+        check.fail(
+            "weights",
+            [tuple(w.shape) for w in W],
+            f"the network maps {W[0].shape[1]} -> {W[-1].shape[0]} but M has shape {tuple(M.shape)}: they must agree",
+        )
 
     def f(theta):
         P = None
@@ -110,9 +122,16 @@ def lanczos_smallest(op, k: int, seed: int = 0):
     return np.sort(mu + c), norm
 
 
+def hessian(f):
+    """The dense Hessian of a scalar ``f``, reverse over reverse (jacrev of jacrev): the same matrix
+    as torch.func.hessian (forward over reverse) to rounding, without forward-mode AD, whose first
+    use scripts decompositions with the deprecated torch.jit.script. Composes with vmap."""
+    return torch.func.jacrev(torch.func.jacrev(f))
+
+
 def dense_eigenvalues(f, theta):
-    """All Hessian eigenvalues (ascending) from the dense torch.func.hessian."""
-    return torch.linalg.eigvalsh(torch.func.hessian(f)(theta)).numpy()
+    """All Hessian eigenvalues (ascending) from the dense :func:`hessian`."""
+    return torch.linalg.eigvalsh(hessian(f)(theta)).numpy()
 
 
 def certify(
@@ -147,16 +166,25 @@ def certify(
         (n_neg, n_zero, n_pos; zero and positive counts only when dense), n_params, method and the
         k smallest eigenvalues.
     """
-    if method not in ("auto", "dense", "lanczos"):
-        raise ValueError(f"method={method!r}; use 'auto', 'dense' or 'lanczos'")
-    if k < 1:
-        raise ValueError(f"k={k} eigenvalues requested; ask for k >= 1")
+    check.one_of("method", method, ("auto", "dense", "lanczos"))
+    k = check.integral("k", k, min=1, why=" (eigenvalues requested)")
+    loss_tol = None if loss_tol is None else check.nonneg("loss_tol", loss_tol)
+    seed = check.seed("seed", seed)
     theta, f = loss_function(weights, M)
     n = theta.numel()
     method = ("dense" if n <= DENSE_MAX else "lanczos") if method == "auto" else method
+    limit, source = memory_budget(None, "cpu")
+    if method == "dense" and 3 * 8 * n * n > limit:  # the Hessian, its Jacobian build and eigvalsh's copy
+        check.fail(
+            "method",
+            method,
+            f"a dense Hessian of {n} parameters needs {24 * n * n / 1e9:.3g} GB, over {source}: use method='lanczos'",
+        )
     loss = float(f(theta))
     grad_norm = float(torch.linalg.vector_norm(torch.func.grad(f)(theta)))
-    Mt = torch.as_tensor(M).to("cpu", torch.float64)
+    if not np.isfinite(loss + grad_norm):
+        check.fail("weights", "overflow", "the loss or its gradient overflows float64; rescale the weights and M")
+    Mt = arrays.as_matrix("M", M.detach().cpu() if torch.is_tensor(M) else M, torch.float64)
     s = torch.linalg.svdvals(Mt)
     loss_min = 0.5 * float((s[min(min(w.shape) for w in weights) :] ** 2).sum())
     if loss_tol is None:

@@ -26,7 +26,9 @@ from collections.abc import Sequence
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
+from dlncheck.engine.budget import memory_budget
 from dlncheck.spectra import chain_product
 
 Blocks = Sequence[torch.Tensor]
@@ -52,30 +54,39 @@ class NormalForm:
         Precision of M and every derived block.
     device : str or torch.device, optional
         Where M and the blocks live.
+
+    M must be real, finite and at most finfo(dtype).max ** (1/4) in magnitude (the loss and energies
+    hold squares and products of its entries); ``dtype`` float64 or float32.
     """
 
     def __init__(self, M, S, widths, *, dtype=torch.float64, device=None):
-        M = check.as_matrix("M", M, dtype).to(device)
+        dtype = check.DTYPES[check.dtype("dtype", dtype)]
+        device = None if device is None else check.device("device", device)
+        M = arrays.as_matrix("M", M, dtype, max_abs=torch.finfo(dtype).max ** 0.25).to(device)
         widths = list(check.int_sequence("widths", widths, min=1))
-        if len(widths) < 3:
-            raise ValueError(f"widths must list d_0..d_L with depth L >= 2, got {widths}; add a hidden width")
+        if not 3 <= len(widths) <= check.MAX_DEPTH + 1:
+            check.fail("widths", widths, f"list d_0..d_L with depth 2 <= L <= MAX_DEPTH={check.MAX_DEPTH}")
         if (widths[-1], widths[0]) != tuple(M.shape):
-            raise ValueError(
-                f"widths d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
-                "(M is d_L x d_0); fix widths[0] and widths[-1]"
+            check.fail(
+                "widths",
+                widths,
+                f"d_L={widths[-1]}, d_0={widths[0]} do not match M of shape {tuple(M.shape)} "
+                "(M is d_L x d_0); fix widths[0] and widths[-1]",
             )
         S = list(check.int_sequence("S", S))
         n_dir = min(M.shape)
         if len(set(S)) != len(S):
-            raise ValueError(f"S has repeated indices {S}; list each learned direction once")
+            check.fail("S", S, "it has repeated indices; list each learned direction once")
         if any(i < 0 or i >= n_dir for i in S):
-            raise ValueError(
-                f"S={S} has indices outside 0..{n_dir - 1} (M has {n_dir} singular directions); "
-                "use 0-based indices of the descending singular values"
+            check.fail(
+                "S",
+                S,
+                f"indices lie outside 0..{n_dir - 1} (M has {n_dir} singular directions); "
+                "use 0-based indices of the descending singular values",
             )
         r = len(S)
         if min(widths) < r:
-            raise ValueError(f"widths {widths} have a layer narrower than r={r}; every width must be >= |S|")
+            check.fail("widths", widths, f"a layer is narrower than r={r}; every width must be >= |S|")
         self.M, self.S, self.widths, self.r, self.L = M, S, widths, r, len(widths) - 1
         U, s, Vh = torch.linalg.svd(M, full_matrices=True)
         Q = [i for i in range(M.shape[0]) if i not in S]
@@ -99,12 +110,17 @@ class NormalForm:
         inputs (Sigma_XX = I); otherwise the assembled weights are approximate critical points and
         `refine` on the true loss should follow. `batch_sigma(idx)` gives minibatch estimates.
         """
-        X, Y = (torch.as_tensor(A, dtype=dtype, device=device) for A in (X, Y))
-        if X.ndim != 2 or Y.ndim != 2 or X.shape[1] != Y.shape[1]:
-            raise ValueError(f"X (d_0, n) and Y (d_L, n) must share n columns, got {tuple(X.shape)}, {tuple(Y.shape)}")
+        dtype = check.DTYPES[check.dtype("dtype", dtype)]
+        X, Y = (arrays.as_matrix(name, A, dtype).to(device) for name, A in (("X", X), ("Y", Y)))
+        if X.shape[1] != Y.shape[1]:
+            check.fail("Y", tuple(Y.shape), f"X (d_0, n) and Y (d_L, n) share n columns; X has shape {tuple(X.shape)}")
         n = X.shape[1]
         Sxx, Sxy = X @ X.mT / n, X @ Y.mT / n
-        nf = cls(torch.linalg.solve(Sxx, Sxy).mT, S, widths, dtype=dtype, device=device)
+        try:
+            M = torch.linalg.solve(Sxx, Sxy).mT
+        except RuntimeError:  # torch.linalg.LinAlgError
+            check.fail("X", tuple(X.shape), "X X^T / n is singular: give at least d_0 samples spanning the inputs")
+        nf = cls(M, S, widths, dtype=dtype, device=device)
         nf.X, nf.Y = X, Y
         nf.sigma = Sxy @ nf.U_Q
         return nf
@@ -113,6 +129,11 @@ class NormalForm:
         """Minibatch estimate X_B Y_B^T / |B| U_Q of sigma (empirical normal forms only)."""
         if self.X is None or self.Y is None:
             raise ValueError("batch_sigma needs data: build the normal form with NormalForm.from_data(X, Y, S, widths)")
+        n = self.X.shape[1]
+        if not torch.is_tensor(idx) or idx.dtype not in (torch.int64, torch.int32) or idx.ndim != 1 or not len(idx):
+            check.fail("idx", idx, "pass a non-empty 1-D integer tensor of sample indices")
+        if bool(((idx < 0) | (idx >= n)).any()):
+            check.fail("idx", idx, f"sample indices lie in [0, n={n})")
         XB, YB = self.X[:, idx], self.Y[:, idx]
         return XB @ YB.mT / XB.shape[1] @ self.U_Q
 
@@ -148,19 +169,40 @@ class NormalForm:
         return self.stratum_loss - self.global_min_loss <= self.s.numel() * torch.finfo(self.M.dtype).eps * scale
 
     # ---------------------------------------------------------------- residual blocks
-    def check(self, Z: Blocks) -> None:
-        """Raise ValueError naming the block whose trailing shape is wrong."""
-        if len(Z) != self.L:
-            raise ValueError(f"Z must hold L={self.L} residual blocks Z_1..Z_L, got {len(Z)}")
+    def check(self, Z: Blocks, field: str = "Z") -> None:
+        """Raise InvalidArgument naming the block (Z_l, or field[l-1] for another ``field``) whose
+        type, dtype, device or trailing shape is wrong, or whose batch axes do not broadcast. Values
+        are not read (the sampler calls this every step and checks the energy itself): non-finite
+        blocks give non-finite energies."""
+        if not isinstance(Z, (list, tuple)) or len(Z) != self.L:  # a tensor is no list of blocks
+            check.fail(field, Z, f"pass a list of L={self.L} residual blocks Z_1..Z_L")
         for l, (z, shp) in enumerate(zip(Z, self.shapes), start=1):
+            name = f"Z_{l}" if field == "Z" else f"{field}[{l - 1}]"
+            if not torch.is_tensor(z) or z.dtype != self.M.dtype or z.device != self.M.device or z.ndim < 2:
+                check.fail(name, z, f"pass a {self.M.dtype} tensor on {self.M.device} (..., {shp[0]}, {shp[1]})")
             if tuple(z.shape[-2:]) != shp:
-                raise ValueError(
-                    f"residual block Z_{l} has shape {tuple(z.shape)}, expected (..., {shp[0]}, {shp[1]}) "
-                    f"= (d_{l} - r, {'d_0' if l == 1 else f'd_{l - 1} - r'})"
+                check.fail(
+                    name,
+                    tuple(z.shape),
+                    f"residual block Z_{l} has shape (..., {shp[0]}, {shp[1]}) "
+                    f"= (d_{l} - r, {'d_0' if l == 1 else f'd_{l - 1} - r'})",
                 )
+        try:
+            torch.broadcast_shapes(*(z.shape[:-2] for z in Z))
+        except RuntimeError:
+            check.fail(field, [tuple(z.shape) for z in Z], "the blocks' leading (chain) axes do not broadcast")
+
+    def check_chains(self, chains: int) -> int:
+        """``chains`` >= 1 whose blocks fit the memory budget (engine.budget), before allocation."""
+        chains = check.integral("chains", chains, min=1)
+        size = chains * sum(m * n for m, n in self.shapes) * self.M.element_size()
+        limit, source = memory_budget(None, str(self.M.device))
+        if 8 * size > limit:  # the sampler holds about eight copies of the blocks
+            check.fail("chains", chains, f"{chains} chains hold about {8 * size / 1e9:.3g} GB, over {source}")
+        return chains
 
     def zeros(self, chains: int | None = None) -> list[torch.Tensor]:
-        lead = () if chains is None else (chains,)
+        lead = () if chains is None else (self.check_chains(chains),)
         return [torch.zeros(*lead, *shp, dtype=self.M.dtype, device=self.M.device) for shp in self.shapes]
 
     def zero_block_sample(self, zero_blocks: Sequence[int], chains: int, seed: int = 0, scale: float = 1.0):
@@ -168,6 +210,8 @@ class NormalForm:
         N(0, scale^2 / fan_in). Two or more zero blocks make E(Z) = 0 exactly. Drawn on the CPU
         and moved to M's device, so a seed gives the same blocks on every device."""
         self._check_blocks(zero_blocks)
+        chains, seed = self.check_chains(chains), check.seed("seed", seed)
+        scale = check.nonneg("scale", scale)
         g = torch.Generator().manual_seed(seed)
         Z = []
         for l, (m, n) in enumerate(self.shapes, start=1):
@@ -175,9 +219,10 @@ class NormalForm:
             Z.append((torch.zeros_like(z) if l in zero_blocks else z).to(self.M.device))
         return Z
 
-    def _check_blocks(self, blocks: Sequence[int]) -> None:
-        if any(int(a) < 1 or int(a) > self.L for a in blocks) or len(set(blocks)) != len(blocks):
-            raise ValueError(f"zero_blocks={list(blocks)} must be distinct 1-based block indices in 1..{self.L}")
+    def _check_blocks(self, blocks: Sequence[int], field: str = "zero_blocks") -> None:
+        blocks = check.int_sequence(field, blocks)
+        if any(a < 1 or a > self.L for a in blocks) or len(set(blocks)) != len(blocks):
+            check.fail(field, list(blocks), f"pass distinct 1-based block indices in 1..{self.L}")
 
     def weights(self, Z: Blocks) -> list[torch.Tensor]:
         """Assemble W_1..W_L (each (..., d_l, d_{l-1})) from residual blocks Z."""
@@ -208,7 +253,26 @@ class NormalForm:
     def dmu(self, Z: Blocks, l: int, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """Cyclic map dmu_l = Z_{l-1}...Z_1 sigma Z_L...Z_{l+1} (l 1-based), shape (..., d_{l-1} - r, d_l - r)."""
         self.check(Z)
-        return self._dmus(Z, self.sigma if sigma is None else sigma)[l - 1]
+        l = check.integral("l", l, min=1, max=self.L)
+        return self._dmus(Z, self._sigma(sigma, Z))[l - 1]
+
+    def _sigma(self, sigma, Z: Blocks):
+        """``sigma`` (default self.sigma): a (..., d_0, d_L - r) tensor of M's dtype and device whose
+        batch axes broadcast against Z's; values are not read (as for Z)."""
+        if sigma is None:
+            return self.sigma
+        if (
+            not torch.is_tensor(sigma)
+            or sigma.shape[-2:] != self.sigma.shape
+            or sigma.dtype != self.M.dtype
+            or sigma.device != self.M.device
+        ):
+            check.fail("sigma", sigma, f"pass a {self.M.dtype} tensor (..., {', '.join(map(str, self.sigma.shape))})")
+        try:
+            torch.broadcast_shapes(sigma.shape[:-2], *(z.shape[:-2] for z in Z))
+        except RuntimeError:
+            check.fail("sigma", tuple(sigma.shape), "its leading axes do not broadcast against the blocks' chain axes")
+        return sigma
 
     def _dmus(self, Z, sigma, with_mu: bool = False):
         """[dmu_1, ..., dmu_L] (prefixed by mu = Z_L...Z_1, a by-product, when with_mu)."""
@@ -228,5 +292,5 @@ class NormalForm:
     def energy(self, Z: Blocks, sigma: torch.Tensor | None = None) -> torch.Tensor:
         """E(Z) = 0.5 ||mu||_F^2 + 0.5 sum_l ||dmu_l||_F^2, shape (...,) over leading axes."""
         self.check(Z)
-        terms = self._dmus(Z, self.sigma if sigma is None else sigma, with_mu=True)
+        terms = self._dmus(Z, self._sigma(sigma, Z), with_mu=True)
         return 0.5 * sum((d**2).sum((-2, -1)) for d in terms)

@@ -24,10 +24,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from dlncheck.config import validation as check
 from dlncheck.saddles.normal_form import NormalForm
 from dlncheck.saddles.pins import check_pins, pin_energy
 
@@ -82,11 +84,25 @@ def sample(
 
     norm_blocks: 1-based blocks whose norm is targeted (default: every free block).
     pins: products held at zero (`saddles.pins`), weighted by gamma = pin_strength in the tempered energy."""
-    for name, val in (("chains", chains), ("steps", steps), ("record_every", record_every)):
-        if int(val) < 1:
-            raise ValueError(f"{name}={val} must be >= 1")
-    if step_size <= 0 or beta <= 0 or (beta_final is not None and beta_final <= 0):
-        raise ValueError(f"step_size={step_size}, beta={beta}, beta_final={beta_final} must be > 0")
+    if not isinstance(nf, NormalForm):
+        check.fail("nf", nf, "pass a dlncheck.saddles.NormalForm")
+    chains, seed = nf.check_chains(chains), check.seed("seed", seed)
+    steps = check.steps("steps", steps)
+    polish = check.integral("polish", polish, min=0, max=check.MAX_STEPS)
+    record_every = check.integral("record_every", record_every, min=1)
+    step_size = check.finite_float("step_size", step_size, positive=True)
+    beta = check.finite_float("beta", beta, positive=True)
+    if beta_final is not None:
+        beta_final = check.finite_float("beta_final", beta_final, positive=True)
+    alpha, norm_strength = check.nonneg("alpha", alpha), check.nonneg("norm_strength", norm_strength)
+    norm_target, init_scale = check.nonneg("norm_target", norm_target), check.nonneg("init_scale", init_scale)
+    max_energy = check.finite_float("max_energy", max_energy, positive=True)
+    mala, progress = check.flag("mala", mala), check.flag("progress", progress)
+    if batch_size is not None:
+        batch_size = check.integral("batch_size", batch_size, min=1)
+    noise = _check_noise(noise, chains)
+    if init is not None:
+        _check_init(nf, init, chains)
     if nf.is_global_minimum:
         raise ValueError(
             f"stratum S={nf.S} is the global minimum (loss {nf.stratum_loss:.3g}); "
@@ -101,11 +117,10 @@ def sample(
             "drop batch_size or mala"
         )
     pins = check_pins(nf, pins)
-    if pins and pin_strength <= 0:
-        raise ValueError(f"pin_strength={pin_strength} must be > 0 when pins are given; drop pins or raise it")
+    pin_strength = check.finite_float("pin_strength", pin_strength, positive=True)
     free = [l not in zero_blocks for l in range(1, nf.L + 1)]
     if norm_blocks is not None:
-        nf._check_blocks(norm_blocks)
+        nf._check_blocks(norm_blocks, "norm_blocks")
         if set(norm_blocks) & set(zero_blocks):
             raise ValueError(
                 f"norm_blocks={list(norm_blocks)} overlap zero_blocks={list(zero_blocks)}; "
@@ -115,7 +130,7 @@ def sample(
     dev = nf.M.device
     mask = [torch.tensor(float(f), dtype=nf.M.dtype, device=dev) for f in free]
     g = torch.Generator(device=dev).manual_seed(seed)
-    noise = torch.as_tensor(noise, dtype=nf.M.dtype, device=dev).expand(chains)[:, None, None]
+    noise = noise.to(nf.M.dtype).to(dev).expand(chains)[:, None, None]
     Z = init if init is not None else nf.zero_block_sample(zero_blocks, chains, seed=seed, scale=init_scale)
     Z = [(z.detach().clone() * m).requires_grad_(True) for z, m in zip(Z, mask)]
     nf.check(Z)
@@ -194,6 +209,29 @@ def sample(
         }
     )
     return Samples(Z, trace, final)
+
+
+def _check_init(nf: NormalForm, init, chains: int) -> None:
+    """Starting blocks: nf's shapes, dtype and device, a chain axis of ``chains``, finite."""
+    nf.check(init, "init")
+    for l, z in enumerate(init, start=1):
+        if z.shape[:-2] not in ((chains,), (1,), ()):
+            check.fail(f"init[{l - 1}]", tuple(z.shape), f"give Z_{l} a leading chain axis of {chains} (or none)")
+        if not bool(torch.isfinite(z).all()):
+            check.fail(f"init[{l - 1}]", z, "starting blocks must be finite")
+
+
+def _check_noise(noise, chains: int) -> torch.Tensor:
+    """``noise``: True/False, or a (chains,) tensor of 0/1 switches."""
+    if isinstance(noise, (bool, np.bool_)):
+        return torch.tensor(float(noise))
+    if (
+        not torch.is_tensor(noise)
+        or noise.shape not in ((chains,), ())
+        or not bool(((noise == 0) | (noise == 1)).all())
+    ):
+        check.fail("noise", noise, f"pass True, False or a ({chains},) tensor of 0/1 switches, one per chain")
+    return noise.cpu()
 
 
 def _mala_acceptance(Z, Z_new, U, U_new, g, g_new, eps):

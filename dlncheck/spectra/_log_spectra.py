@@ -11,16 +11,17 @@ from dataclasses import dataclass
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
 from dlncheck.spectra._patterns import upper_mask
 from dlncheck.spectra._products import Weights
 from dlncheck.spectra._ranks import product_singular_values, singular_values
 
 
-def _check_log_args(K: int, delta: float) -> None:
-    if not isinstance(K, int) or isinstance(K, bool) or K < 1:
-        raise check.InvalidArgument(f"K must be a positive integer (number of top singular values), got {K!r}")
+def _check_log_args(K: int, delta: float, normalized: bool = False) -> int:
     check.finite_float("delta", delta, positive=True)  # the floor that avoids log(0)
+    check.flag("normalized", normalized)
+    return arrays.top_k("K", K)
 
 
 def log_spectrum_from_svals(
@@ -33,7 +34,7 @@ def log_spectrum_from_svals(
     svals : tensor (..., k)
         Descending singular values.
     K : int
-        Number of values kept (>= 1); K > k pads with log(delta) (sigma_k = 0).
+        Number of values kept, 1 <= K <= MAX_TOP_K; K > k pads with log(delta) (sigma_k = 0).
     delta : float, default 1e-30
         Floor that avoids log(0).
     normalized : bool, default False
@@ -43,7 +44,8 @@ def log_spectrum_from_svals(
     -------
     tensor (..., K)
     """
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta, normalized)
+    arrays.svals("svals", svals)
     top = torch.nn.functional.pad(svals[..., :K], (0, max(0, K - svals.shape[-1])))
     logs = torch.log(top.clamp(min=delta))
     return logs - logs[..., :1] if normalized else logs
@@ -67,7 +69,7 @@ def log_spectrum(A: torch.Tensor, K: int, delta: float = 1e-30, normalized: bool
     -------
     tensor (..., K)
     """
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta, normalized)
     return log_spectrum_from_svals(singular_values(A), K, delta, normalized)
 
 
@@ -96,6 +98,7 @@ def log_spectra(weights: Weights, K: int, delta: float = 1e-30) -> LogSpectra:
     LogSpectra
         s and s_tilde, each (..., L, L, K); zero below the diagonal.
     """
+    _check_log_args(K, delta)  # before the SVDs
     return log_spectra_from_svals(product_singular_values(weights), len(weights), K, delta)
 
 
@@ -116,7 +119,8 @@ def log_spectra_from_svals(
     -------
     LogSpectra
     """
-    _check_log_args(K, delta)
+    K = _check_log_args(K, delta)
+    svals, L = arrays.svals_by_product("svals", svals, L)
     some = next(iter(svals.values()))
     s = some.new_zeros(some.shape[:-1] + (L, L, K))
     for (i, j), sv in svals.items():

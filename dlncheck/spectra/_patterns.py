@@ -16,6 +16,7 @@ from typing import Literal, overload
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
 from dlncheck.spectra._products import Weights
 from dlncheck.spectra._ranks import (
@@ -42,11 +43,16 @@ def upper_mask(L: int, device: torch.device | str | None = None) -> torch.Tensor
     -------
     bool tensor (L, L)
     """
+    L = check.integral("L", L, min=1, max=check.MAX_DEPTH)
+    if device is not None:
+        device = check.device("device", device)
     return torch.ones(L, L, dtype=torch.bool, device=device).triu()
 
 
 def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -> torch.Tensor:
     """Stack per-product values {(i, j): (...)} into an (..., L, L) upper-triangular pattern.
+
+    Values are placed as given (any dtype, nan included); they share one shape and dtype.
 
     Parameters
     ----------
@@ -60,7 +66,22 @@ def pattern_from_products(values: dict[tuple[int, int], torch.Tensor], L: int) -
     tensor (..., L, L)
         Entry [..., i-1, j-1] = values[(i, j)]; 0 where no key is given.
     """
+    L = check.integral("L", L, min=1, max=check.MAX_DEPTH)
+    if not isinstance(values, dict) or not values:
+        check.fail("values", values, "pass a non-empty dict {(i, j): tensor} keyed by 1-based products")
+    for key, v in values.items():
+        if not (isinstance(key, tuple) and len(key) == 2 and all(isinstance(i, int) for i in key)):
+            check.fail("values", key, "keys are 1-based (i, j) pairs of ints")
+        if not 1 <= key[0] <= key[1] <= L:
+            check.fail("values", key, f"keys (i, j) satisfy 1 <= i <= j <= L={L}")
+        if not torch.is_tensor(v) or v.is_complex():
+            check.fail(f"values[{key}]", v, "pass a real tensor per product")
     some = next(iter(values.values()))
+    for key, v in values.items():
+        if v.shape != some.shape or v.dtype != some.dtype:
+            check.fail(
+                f"values[{key}]", v, f"every value shares one shape and dtype ({tuple(some.shape)}, {some.dtype})"
+            )
     out = some.new_zeros(some.shape + (L, L))
     for (i, j), v in values.items():
         out[..., i - 1, j - 1] = v
@@ -84,6 +105,9 @@ def rank_pattern(weights: Weights, eps: float | torch.Tensor, atol: float | torc
     -------
     int64 tensor (..., L, L)
     """
+    arrays.eps("eps", eps)  # before the SVDs (its shape is checked against the batch after)
+    if atol is not None:
+        arrays.floor("atol", atol)
     svals = product_singular_values(weights)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     return pattern_from_products(ranks, len(weights))
@@ -122,10 +146,8 @@ def multiplicity_pattern(
     clipped : tensor (...)
         Only with ``return_clipped=True``.
     """
-    if not torch.is_tensor(r):
-        check.fail("r", r, "pass an (..., L, L) rank pattern tensor (spectra.rank_pattern)")
-    if r.ndim < 2 or r.shape[-1] != r.shape[-2]:
-        raise ValueError(f"r must be an (..., L, L) rank pattern, got shape {tuple(r.shape)}")
+    arrays.rank_pattern("r", r)
+    check.flag("return_clipped", return_clipped)
     L = r.shape[-1]
     r = torch.triu(r)
     padded = torch.nn.functional.pad(r, (0, 1, 1, 0))  # row 0 = (i=0), col L = (j=L+1)
@@ -173,6 +195,7 @@ def rank_patterns(
     RankPatterns
         r, m, gap and ambiguous, each (..., L, L).
     """
+    _check_pattern_args(eps, atol, gap_threshold)  # before the SVDs
     return rank_patterns_from_svals(product_singular_values(weights), len(weights), eps, atol, gap_threshold)
 
 
@@ -198,10 +221,8 @@ def rank_patterns_from_svals(
     -------
     RankPatterns
     """
-    if not gap_threshold > 1:
-        raise ValueError(
-            f"gap_threshold must be > 1 (a ratio sigma_r / sigma_(r+1)), got {gap_threshold}; e.g. gap_threshold=10"
-        )
+    _check_pattern_args(eps, atol, gap_threshold)
+    svals, L = arrays.svals_by_product("svals", svals, L)
     ranks = {k: numerical_rank_from_svals(s, eps, atol) for k, s in svals.items()}
     gaps = {k: singular_gap(s, ranks[k]) for k, s in svals.items()}
     r = pattern_from_products(ranks, L)
@@ -210,3 +231,11 @@ def rank_patterns_from_svals(
     return RankPatterns(
         r=r, m=multiplicity_pattern(r), gap=gap, ambiguous=gap < gap_threshold, gap_threshold=gap_threshold
     )
+
+
+def _check_pattern_args(eps, atol, gap_threshold) -> None:
+    arrays.eps("eps", eps)
+    if atol is not None:
+        arrays.floor("atol", atol)
+    if not check.finite_float("gap_threshold", gap_threshold) > 1:
+        check.fail("gap_threshold", gap_threshold, "pass a ratio sigma_r / sigma_(r+1) > 1, e.g. gap_threshold=10")

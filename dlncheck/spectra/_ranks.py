@@ -19,23 +19,9 @@ from collections.abc import Sequence
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.config import validation as check
 from dlncheck.spectra._products import Weights, partial_products
-
-
-# ----------------------------------------------------------------------------- checks
-def _check_finite(A: torch.Tensor, name: str) -> None:
-    check.matrix(name, A)
-
-
-def _check_eps(eps: float | Sequence[float] | torch.Tensor) -> None:
-    if not torch.is_tensor(eps) and not isinstance(eps, (list, tuple)):
-        check.finite_float("eps", eps)
-    e = torch.as_tensor(eps, dtype=torch.float64)
-    if not torch.all((e > 0) & (e < 1)):
-        raise ValueError(
-            f"eps must lie in (0, 1), got {eps}; it is a relative threshold sigma_m > eps * sigma_1 (e.g. eps=1e-5)"
-        )
 
 
 # ------------------------------------------------------------------ singular values
@@ -45,13 +31,13 @@ def singular_values(A: torch.Tensor) -> torch.Tensor:
     Parameters
     ----------
     A : tensor (..., m, n)
-        A finite floating-point matrix, batched over leading axes.
+        A finite, non-empty real (float32/float64) matrix, batched over leading axes.
 
     Returns
     -------
     tensor (..., min(m, n))
     """
-    _check_finite(A, "A")
+    arrays.matrix("A", A)
     return torch.linalg.svdvals(A)
 
 
@@ -104,13 +90,10 @@ def numerical_rank_from_svals(
     -------
     int64 tensor, the broadcast shape of eps, atol and ``svals[..., 0]``
     """
-    check.svals("svals", svals)
-    _check_eps(eps)
-    if atol is not None and torch.is_tensor(atol):  # a grid of floors beside an eps grid
-        if not bool(torch.isfinite(atol).all() & (atol >= 0).all()):
-            check.fail("atol", atol, "pass finite floors >= 0 (absolute singular-value thresholds)")
-    elif atol is not None:
-        atol = check.nonneg("atol", atol)  # an absolute singular-value floor
+    arrays.svals("svals", svals)
+    arrays.eps("eps", eps, svals.shape[:-1])
+    if atol is not None:  # an absolute singular-value floor, or a grid of them beside an eps grid
+        atol = arrays.floor("atol", atol, svals.shape[:-1])
     eps_t = torch.as_tensor(eps, dtype=svals.dtype, device=svals.device)
     threshold = eps_t * svals[..., 0]
     if atol is not None:
@@ -136,6 +119,7 @@ def numerical_rank(
     -------
     int64 tensor (...)
     """
+    arrays.eps("eps", eps)  # before the SVD; its shape is checked against A's batch below
     return numerical_rank_from_svals(singular_values(A), eps, atol)
 
 
@@ -157,17 +141,22 @@ def singular_gap(svals: torch.Tensor, r: int | Sequence[int] | torch.Tensor) -> 
     -------
     tensor, the broadcast shape of r and ``svals[..., 0]``
     """
-    check.svals("svals", svals)
+    arrays.svals("svals", svals)
     if not torch.is_tensor(r):
         r = check.int_sequence("r", r) if isinstance(r, (list, tuple)) else check.integral("r", r)
-    elif r.is_floating_point() and not (r == r.round()).all():
+    elif r.is_complex() or r.dtype == torch.bool or r.numel() == 0:
+        check.fail("r", r, "pass ranks as a non-empty integer tensor (or an int)")
+    elif r.is_floating_point() and not bool((r == r.round()).all()):
         check.fail("r", r, "ranks are whole numbers")
     k = svals.shape[-1]
     r_t = torch.as_tensor(r, device=svals.device).to(torch.int64)
+    if r_t.numel() == 0:
+        check.fail("r", r, "pass at least one rank")
+    arrays.broadcast("r", r_t.shape, svals.shape[:-1])
     r_t, _ = torch.broadcast_tensors(r_t, svals[..., 0])
     svals = svals.expand(r_t.shape + (k,))
-    if torch.any((r_t < 0) | (r_t > k)):
-        raise ValueError(f"r must lie in [0, {k}] (the number of singular values), got {r}")
+    if bool(torch.any((r_t < 0) | (r_t > k))):
+        check.fail("r", r, f"ranks lie in [0, {k}] (the number of singular values)")
     padded = torch.cat(
         [svals.new_full(svals.shape[:-1] + (1,), math.inf), svals, svals.new_zeros(svals.shape[:-1] + (1,))], dim=-1
     )
@@ -180,6 +169,8 @@ def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
     """r_eff = exp(-sum p_i log p_i), p_i = sigma_i / sum_j sigma_j (Roy & Vetterli 2007); 0 for the
     zero matrix.
 
+    Computed on sigma / sigma_1 (r_eff is scale invariant), so huge spectra do not overflow.
+
     Parameters
     ----------
     svals : tensor (..., k)
@@ -189,7 +180,9 @@ def effective_rank_from_svals(svals: torch.Tensor) -> torch.Tensor:
     -------
     tensor (...)
     """
-    check.svals("svals", svals)
+    arrays.svals("svals", svals)
+    top = svals[..., :1]
+    svals = svals / torch.where(top > 0, top, 1.0)
     total = svals.sum(-1, keepdim=True)
     p = svals / torch.where(total > 0, total, 1.0)
     entropy = -(torch.where(p > 0, p * torch.log(torch.where(p > 0, p, 1.0)), 0.0)).sum(-1)
@@ -211,7 +204,7 @@ def participation_ratio_from_svals(svals: torch.Tensor) -> torch.Tensor:
     -------
     tensor (...)
     """
-    check.svals("svals", svals)
+    arrays.svals("svals", svals)
     top = svals[..., :1]
     s2 = (svals / torch.where(top > 0, top, 1.0)).square()
     num, den = s2.sum(-1).square(), s2.square().sum(-1)

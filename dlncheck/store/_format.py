@@ -31,6 +31,7 @@ from dlncheck.store.atomic import atomic_path
 
 FORMAT = 2  # part of every cache key: entries of another format are never read as this one
 DEFLATE_LEVEL = 1
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # the earliest zip timestamp: members carry no write time
 
 
 def _bits(array: np.ndarray) -> np.ndarray:
@@ -83,9 +84,19 @@ def write(path: Path, arrays: dict[str, np.ndarray]) -> tuple[str, dict[str, lis
     with atomic_path(path) as tmp:
         with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=DEFLATE_LEVEL) as zf:
             for name, array in stored.items():
-                with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                with zf.open(_member(f"{name}.npy"), "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, array, allow_pickle=False)
         return hashlib.sha256(tmp.read_bytes()).hexdigest(), layout
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    """A deflated zip member with a fixed timestamp: the same arrays give the same file bytes, so
+    processes writing one cache entry at once publish identical files (a reader never pairs one
+    writer's npz with another's checksum)."""
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info._compresslevel = DEFLATE_LEVEL  # type: ignore[attr-defined]  # what ZipFile.open(name, "w") sets itself (compress_level from 3.13)
+    return info
 
 
 def read(path: Path, layout: dict[str, list]) -> dict[str, np.ndarray]:

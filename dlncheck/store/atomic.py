@@ -7,6 +7,7 @@ old file or the complete new one.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -14,6 +15,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
 
 
 @contextmanager
@@ -64,3 +68,16 @@ def stale_temporaries(folder: Path, age_s: float = 3600.0) -> list[Path]:
         except OSError:
             continue
     return removed
+
+
+def sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes (hex)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
+    """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **cast(dict[str, Any], arrays))  # names are array names, never savez's own keywords
+        return sha256(tmp)

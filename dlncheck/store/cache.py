@@ -4,9 +4,12 @@ An entry's key hashes the Experiment, the call's keyword arguments, the package 
 engine.ENGINE_VERSION and the on-disk format (cache_format.FORMAT).
 On disk each entry is ``<kind>-<key>.npz`` (arrays, byte-shuffled and deflated, loaded with
 allow_pickle=False; ``cache_format``) plus ``<kind>-<key>.json`` (the spec, labels, the arrays'
-layout and the npz's SHA-256); both are written to a temp file and moved into place with
-os.replace, so concurrent pytest-xdist workers and interrupted runs never expose a partial entry.
-An entry that fails to load or verify is recomputed with a warning.
+layout and the npz's SHA-256), see :mod:`dlncheck.store.entries`: concurrent writers (pytest-xdist
+workers, sweep workers) and killed runs never expose a partial entry, and an entry that fails to
+load or verify is recomputed with a warning. A root that takes no new file (read-only, not a
+folder), or that fills up mid-run (ENOSPC, quota), keeps new entries in memory only with one
+warning, leaving no partial file; entries already there are still read. (``pytest claims`` and
+``dlncheck sweep`` refuse an unwritable folder before any training instead.)
 
 Only entries worth their disk space are written, and memory holds entries least-recently-used
 up to a byte limit when there is a root (:mod:`dlncheck.store.policy`). Without a root
@@ -20,11 +23,10 @@ import json
 import os
 import time
 import warnings
-import zipfile
 from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -38,32 +40,20 @@ from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
 from dlncheck.measure.analysis import Analysis, analyze
 from dlncheck.store import _format as cache_format
-from dlncheck.store.atomic import atomic_path, stale_temporaries, write_json
-from dlncheck.store.policy import MEMORY_LIMIT_GB, MIN_SECONDS_PER_MB, nbytes, worth_storing
+from dlncheck.store import entries
+from dlncheck.store.atomic import save_npz, stale_temporaries  # noqa: F401  (save_npz: public here too)
+from dlncheck.store.policy import (  # noqa: F401  (ALWAYS_STORE_MB: public here too)
+    ALWAYS_STORE_MB,
+    MEMORY_LIMIT_GB,
+    MIN_SECONDS_PER_MB,
+    folder_wide,
+    nbytes,
+    unwritable,
+    worth_storing,
+)
 
 T = TypeVar("T")
 ALIGNED_FIELDS = ("steps", "times", "loss", "escape_times")
-
-
-def _plain(value):
-    """JSON-able form of a keyword argument (tensors and arrays become lists)."""
-    if isinstance(value, (torch.Tensor, np.ndarray)):
-        return np.asarray(value.cpu() if isinstance(value, torch.Tensor) else value).tolist()
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> str:
-    """Write arrays atomically (temp file + os.replace); returns the file's SHA-256."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as f:
-            np.savez(f, **cast(dict[str, Any], arrays))  # names are array names, never savez's own keywords
-        return _sha256(tmp)
 
 
 class TrajectoryCache:
@@ -84,10 +74,16 @@ class TrajectoryCache:
         self._memory: OrderedDict[str, Any] = OrderedDict()
         self._sizes: dict[str, int] = {}
         self.min_seconds_per_mb = min_seconds_per_mb
-        # where each request was served from; "memory_only": computed entries not worth storing
+        # where each request was served from; "memory_only": computed entries kept in memory only
+        # (not worth storing, or the folder takes no new entry)
         self.stats = {"memory": 0, "disk": 0, "computed": 0, "memory_only": 0}
-        if self.root is not None and self.root.is_dir():
-            stale_temporaries(self.root)  # left by a killed writer
+        self.read_only: str | None = None  # why the root takes no new entry (then reads only)
+        if self.root is not None:
+            reason = unwritable(self.root)
+            if reason is not None:
+                self._stop_writing(reason, stacklevel=3)
+            else:
+                stale_temporaries(self.root)  # left by a killed writer
 
     def key(self, kind: str, experiment: Experiment, kwargs: dict) -> str:
         spec = {
@@ -96,7 +92,7 @@ class TrajectoryCache:
             "version": __version__,
             "engine": ENGINE_VERSION,
             "format": cache_format.FORMAT,
-            "kwargs": {k: _plain(v) for k, v in sorted(kwargs.items()) if k != "progress"},
+            "kwargs": {k: entries.plain(v) for k, v in sorted(kwargs.items()) if k != "progress"},
         }
         return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
@@ -162,8 +158,8 @@ class TrajectoryCache:
     def _lookup(self, key: str, experiment: Experiment) -> Trajectory | None:
         if self.root is None:
             return None
-        return self._load(
-            "trajectory", key, experiment, lambda arrays, meta: Trajectory.from_arrays(arrays, experiment)
+        return entries.read(
+            self.root, "trajectory", key, lambda arrays, meta: Trajectory.from_arrays(arrays, experiment)
         )
 
     def aligned(self, experiment: Experiment, **align_kwargs) -> AlignedCheckpoints:
@@ -200,7 +196,9 @@ class TrajectoryCache:
     def contains(self, kind: str, experiment: Experiment, kwargs: dict) -> bool:
         """Whether an entry for (kind, experiment, kwargs) is in memory or on disk (not verified)."""
         key = self.key(kind, experiment, kwargs)
-        return key in self._memory or (self.root is not None and all(p.exists() for p in self._paths(kind, key)))
+        return key in self._memory or (
+            self.root is not None and all(p.exists() for p in entries.paths(self.root, kind, key))
+        )
 
     def _get(
         self,
@@ -216,7 +214,7 @@ class TrajectoryCache:
         if value is not None:
             self.stats["memory"] += 1
             return value
-        value = self._load(kind, key, experiment, decode) if self.root is not None else None
+        value = entries.read(self.root, kind, key, decode) if self.root is not None else None
         self.stats["disk" if value is not None else "computed"] += 1
         if value is None:
             start = time.perf_counter()
@@ -249,49 +247,27 @@ class TrajectoryCache:
         store warns and the value stays in memory."""
         if self.root is None:
             return
-        if not worth_storing(sum(a.nbytes for a in arrays.values()), seconds, self.min_seconds_per_mb):
+        size = sum(a.nbytes for a in arrays.values())
+        if self.read_only is not None or not worth_storing(size, seconds, self.min_seconds_per_mb):
             self.stats["memory_only"] += 1
             return
         try:
-            self._store(kind, key, experiment, kwargs, arrays, meta)
+            entries.write(self.root, kind, key, experiment.to_dict(), kwargs, arrays, meta)
         except OSError as error:
+            self.stats["memory_only"] += 1
+            if folder_wide(error):  # full disk, quota, read-only: no further write is tried
+                self._stop_writing(error.strerror or str(error), stacklevel=5)
+                return
             warnings.warn(
                 f"cache entry {kind}-{key} could not be stored under {self.root} ({error}); keeping it in memory only",
                 stacklevel=4,
             )
 
-    def _paths(self, kind: str, key: str) -> tuple[Path, Path]:
-        if self.root is None:
-            raise ValueError("this cache has no disk root (root=None): it keeps entries in memory only")
-        return self.root / f"{kind}-{key}.npz", self.root / f"{kind}-{key}.json"
-
-    def _store(self, kind, key, experiment, kwargs, arrays, meta) -> None:
-        npz, spec = self._paths(kind, key)
-        digest, layout = cache_format.write(npz, arrays)
-        write_json(
-            spec,
-            {
-                "kind": kind,
-                "key": key,
-                "version": __version__,
-                "format": cache_format.FORMAT,
-                "sha256": digest,
-                "layout": layout,
-                "experiment": experiment.to_dict(),
-                "kwargs": {k: _plain(v) for k, v in kwargs.items() if k != "progress"},
-                "meta": meta,
-            },
+    def _stop_writing(self, reason: str, stacklevel: int) -> None:
+        """From now on keep new entries in memory only (and say so once); entries on disk are still read."""
+        self.read_only = reason
+        warnings.warn(
+            f"cache folder {self.root} takes no new entries ({reason}): entries already there are read, "
+            "new ones are kept in memory only for this session",
+            stacklevel=stacklevel,
         )
-
-    def _load(self, kind, key, experiment, decode):
-        npz, spec = self._paths(kind, key)
-        if not (npz.exists() and spec.exists()):
-            return None
-        try:
-            meta = json.loads(spec.read_text())
-            if meta["key"] != key or meta["format"] != cache_format.FORMAT or meta["sha256"] != _sha256(npz):
-                raise ValueError("checksum, key or format mismatch")
-            return decode(cache_format.read(npz, meta["layout"]), meta["meta"])
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
-            warnings.warn(f"cache entry {npz.name} is unreadable ({error}); recomputing it", stacklevel=3)
-            return None

@@ -1,4 +1,5 @@
-"""What the trajectory cache keeps: which entries go to disk, and how much memory holds.
+"""What the trajectory cache keeps: which entries go to disk, how much memory holds, and whether
+its folder takes files at all.
 
 Disk: only entries worth their space are written (:func:`worth_storing`): an entry must have
 cost at least MIN_SECONDS_PER_MB of compute per MB of raw arrays, else it stays in memory only
@@ -10,12 +11,22 @@ Memory: with a disk root, entries are kept least-recently-used up to ``memory_li
 worker that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine
 running two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed
 cheaply.
+Folder: :func:`unwritable` says why a folder refuses a new file (read-only, full, not a folder),
+probed rather than guessed, so a cache on such a folder keeps its new entries in memory with one
+warning instead of failing the run.
 """
 
 from __future__ import annotations
 
+import errno
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import torch
+
+#: errors after which no further write is tried: the folder is full or refuses writes as a whole
+FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 #: compute seconds an entry must have cost per MB of raw arrays to be stored: 4x a read's cost
 #: (file read, SHA-256, inflate, un-shuffle and checks: 11-12 ms per raw MB at load 4 on the
@@ -47,3 +58,22 @@ def nbytes(value, depth: int = 3) -> int:
         return sum(nbytes(v, depth - 1) for v in value)
     fields = getattr(value, "__dict__", None)
     return nbytes(fields, depth - 1) if fields else 0
+
+
+def unwritable(root: Path) -> str | None:
+    """None when ``root`` exists (or can be created) and takes a new file, else the reason."""
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as error:
+        return error.strerror or str(error)
+    return None
+
+
+def folder_wide(error: OSError) -> bool:
+    """Whether ``error`` says the whole folder refuses writes (full disk, quota, read-only)."""
+    return error.errno in FOLDER_ERRNOS
+
+
+MEMORY_LIMIT_GB = 2.0

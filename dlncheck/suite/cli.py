@@ -66,7 +66,7 @@ def run(preset: str, out: Path | str, tier: str = "quick", **overrides) -> dict[
     <preset>.npz, <preset>.json, <preset>-loss.png."""
     overrides = {"sgd_runs": tier_sizes(tier).sgd_runs} | overrides
     exp = presets.experiment(*parse_preset(preset), **overrides)
-    out = check.writable_folder("--out", out)  # before any training
+    out = check.writable_folder("--out", out, min_free=check.REPORTS_MIN_FREE)  # before any training
     traj = train(exp, checkpoints=50, progress=True)
     paths = {"trajectory": out / f"{preset}.npz", "spec": out / f"{preset}.json", "figure": out / f"{preset}-loss.png"}
     digest = save_npz(paths["trajectory"], traj.to_arrays())
@@ -162,6 +162,10 @@ def _sweep(args, parser) -> int:
         grid = sweep.load_grid(args.grid)
     except (OSError, ValueError) as error:
         return _user_error(parser, f"{args.grid}: {error}", 2)
+    try:
+        check.writable_folder("--cache-dir", args.cache_dir)  # before any training
+    except ValueError as error:
+        return _user_error(parser, str(error), 2)
     try:
         counts = sweep.sweep(grid, args.cache_dir, scheduler=args.scheduler, workers=args.workers)
     except KeyboardInterrupt:

@@ -148,7 +148,8 @@ def _check_writable(config: pytest.Config) -> None:
         folders["cache_dir"] = Path(config.rootpath, option(config, "cache_dir"))
     for name, folder in folders.items():
         try:
-            validation.writable_folder(f"--{name.replace('_', '-')}", folder)
+            free = validation.REPORTS_MIN_FREE if name == "reports_dir" else 0  # a full cache disk: memory only
+            validation.writable_folder(f"--{name.replace('_', '-')}", folder, min_free=free)
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
 

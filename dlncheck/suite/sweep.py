@@ -28,6 +28,7 @@ import tomllib
 from pathlib import Path
 
 from dlncheck import presets
+from dlncheck.config import validation as check
 from dlncheck.config.experiment import Experiment
 from dlncheck.config.threads import set_cpu_threads
 from dlncheck.measure.events import time_grid_for
@@ -148,8 +149,8 @@ def train_init_ensembles(cache: TrajectoryCache, preset: Experiment, tier: Tier)
 
 def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
     """Dask task: train every experiment of a group into the cache at ``cache_root`` (and, for the
-    group's preset, the claims' init ensembles); returns how many experiments were trained (not
-    already cached). Specs travel as plain dicts (no pickled objects of ours)."""
+    group's preset, the claims' init ensembles); returns how many experiments this attempt trained
+    (the sweep counts from the cache instead). Specs travel as plain dicts (no pickled objects of ours)."""
 
     set_cpu_threads(1)
     cache = TrajectoryCache(Path(cache_root), min_seconds_per_mb=0.0)  # a sweep fills the cache: store everything
@@ -169,40 +170,45 @@ def sweep(
 ) -> dict[str, int]:
     """Train the grid into ``cache_root`` on a Dask cluster (a LocalCluster of ``workers``
     single-threaded processes unless ``scheduler`` names an existing one, whose workers must see
-    ``cache_root`` on a shared filesystem). Returns counts: experiments, cached, trained, failed."""
+    ``cache_root`` on a shared filesystem). Returns counts: experiments = cached (before the sweep)
+    + trained (in the cache after their task) + failed (task failed after its retry, or entry not
+    stored), however often tasks were retried or rescheduled from lost workers. An unwritable
+    ``cache_root`` is refused before any training."""
     from dask.distributed import Client, LocalCluster, as_completed
     from tqdm.auto import tqdm
 
-    cache_root = str(Path(cache_root).resolve())
-    Path(cache_root).mkdir(parents=True, exist_ok=True)
+    cache_root = str(check.writable_folder("cache_root", cache_root).resolve())  # before any training
     probe = TrajectoryCache(Path(cache_root))
     groups = grid_experiments(grid)
-    total = sum(len(g) for g in groups)
-    todo = groups  # every group's task skips what the cache holds (its init ensembles included)
-    counts = {
-        "experiments": total,
-        "cached": sum(cached(probe, e) for g in groups for e in g),
-        "trained": 0,
-        "failed": 0,
-    }
+    before = [[cached(probe, e) for e in g] for g in groups]  # what the cache holds already
+    counts = {"experiments": sum(len(g) for g in groups), "cached": sum(map(sum, before)), "trained": 0, "failed": 0}
     cluster = (
         None
         if scheduler
         else LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
     )
     with Client(scheduler or cluster) as client:
-        futures = {
-            client.submit(run_group, cache_root, [e.to_dict() for e in g], grid["tier"], retries=1, pure=False): g
-            for g in todo
+        futures = {  # every group's task skips what the cache holds (its init ensembles included)
+            client.submit(run_group, cache_root, [e.to_dict() for e in g], grid["tier"], retries=1, pure=False): i
+            for i, g in enumerate(groups)
         }
         for future in tqdm(as_completed(futures), total=len(futures), desc="sweep", disable=not progress):
-            group = futures[future]
+            group, was = groups[futures[future]], before[futures[future]]
+            new = [e for e, hit in zip(group, was) if not hit]
             try:
-                counts["trained"] += future.result()
-            except Exception as error:  # reported with its experiments, the rest of the grid goes on
-                counts["failed"] += len(group)
-                names = ", ".join(f"{e.key()} (lr={e.lr:g}, seed={e.init.seed})" for e in group)
-                print(f"sweep task failed after one retry: {type(error).__name__}: {error}; experiments {names}")
+                future.result()
+                error = None
+            except Exception as caught:  # reported with its experiments, the rest of the grid goes on
+                error = f"sweep task failed after one retry: {type(caught).__name__}: {caught}"
+            # counted from the cache itself, not from what a task returned: an attempt that trained
+            # some experiments on a worker that then died is followed by one that finds them cached
+            stored = [e for e in new if error is None and cached(probe, e)]
+            counts["trained"] += len(stored)
+            counts["failed"] += len(new) - len(stored)
+            missing = [e for e in new if e not in stored]
+            if missing:
+                names = ", ".join(f"{e.key()} (lr={e.lr:g}, seed={e.init.seed})" for e in missing)
+                print(f"{error or 'sweep task finished but left entries out of the cache'}; experiments {names}")
     if cluster is not None:
         cluster.close()
     return counts
