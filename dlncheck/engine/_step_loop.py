@@ -50,8 +50,13 @@ def step_loop(ensemble: Ensemble, tables, loss_every: int, progress: bool, advan
     residual = torch.empty(len(record), C * R, dtype=W[0].dtype, device=W[0].device)  # ||W - Syx||_F
     loss0 = torch.stack([problem.loss(torch.linalg.multi_dot(w0[::-1]) if L > 1 else w0[0]) for w0 in W0])
     bound = DIVERGENCE_FACTOR * loss0.clamp_min(1.0).repeat_interleave(R)
-    stored = [
-        [torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device) for w in w0]
+    stored = [  # NaN where a per-run table skips (-1); a shared table writes every entry
+        [
+            torch.full((R, t.shape[-1], *w.shape), float("nan"), dtype=w.dtype, device=w.device)
+            if t.ndim == 2
+            else torch.empty((R, t.shape[-1], *w.shape), dtype=w.dtype, device=w.device)
+            for w in w0
+        ]
         for t, w0 in zip(tables, W0)
     ]
     event_steps, events = checkpoint_events(tables, R)
