@@ -15,6 +15,7 @@ The table (with FLOP/s and the share of one core's measured GEMM peak) is printe
 reports/bench/width.json; ``python tests/test_bench_width.py`` draws reports/bench/width.png from it.
 """
 
+import json
 import os
 import sys
 import time
@@ -253,8 +254,14 @@ def test_width_table():
     """Print the table of the rows measured above (run after them, in this file's order) and draw it."""
     if not RESULTS:
         pytest.skip("no rows measured in this session")
-    print("\n" + table(list(RESULTS.values())))
-    print(f"plot: {plot()}")
+    text = table(list(RESULTS.values()))
+    print("\n" + text)
+    png = plot()
+    print(f"plot: {png}")
+    # every row measured above is in the table, in the JSON the plot reads, and the plot is written
+    assert len(text.splitlines()) == len(RESULTS) + 3, "a measured row is missing from the table"
+    assert len(json.loads(OUT.read_text())["rows"]) == len(RESULTS)
+    assert png.is_file() and png.stat().st_size > 0
 
 
 def table(rows: list[dict]) -> str:
