@@ -6,8 +6,9 @@ condition number kappa, eigenvectors the teacher's right singular vectors: modes
 their rates change), ``rotated`` (eigenvectors Haar-random: Sxx and Syx do not commute, the modes
 couple; ``-noise``: label noise on top), ``bottleneck`` (teacher rank 3 above a width-2 layer),
 ``unbalanced`` (layer scales differing by a factor f at the same product scale; ``large``: the
-first layer starts at unit scale, so D_l(0) is O(1) against the learned weights). Every case runs
-the saddle regime's init ensemble (half balanced, half Gaussian random small inits), GD and S SGD
+first layer starts at unit scale, so D_l(0) is O(1) against the learned weights), ``digits``
+(config.datasets: real images and one-hot labels, every assumption failing at once; ``-whitened``:
+the inputs whitened). Every case runs the saddle regime's init ensemble (half balanced, half Gaussian random small inits), GD and S SGD
 runs per init, and compares them at equal time t = lr * step (the loss-level alignment of
 measure.align reads the whitened teacher's plateaus, which these data move).
 
@@ -39,9 +40,11 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import spectra
-from dlncheck.config.data import imbalance, make_problem
+from dlncheck import presets, spectra
+from dlncheck.config import datasets
+from dlncheck.config.data import digits_teacher, imbalance, make_problem
 from dlncheck.config.ensemble import Ensemble
+from dlncheck.config.experiment import Init
 from dlncheck.measure import balance, compare, events, gauge
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
@@ -52,6 +55,7 @@ from dlncheck.theory import balance_drift, rank_gap
 from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory.gradient_noise import minibatch_factor
 
+DIGITS_WIDTH = 16  # hidden width on the digits (above their 9 label modes)
 EPS = 1e-4  # the rank threshold of the golden-path pattern claims (claims/test_rank_patterns.py)
 BROKEN = {
     "control": "every assumption holding (whitened, balanced; the control)",
@@ -59,6 +63,7 @@ BROKEN = {
     "rotated": "anisotropic inputs rotated away from the teacher (Sxx, Syx do not commute)",
     "bottleneck": "a teacher of rank above the bottleneck width",
     "unbalanced": "unbalanced inits (layer scales differing at the same product)",
+    "digits": "the digits images and their one-hot labels (every assumption failing at once)",
 }
 GOLDEN = "test_golden_path_beyond_assumptions"
 
@@ -109,6 +114,8 @@ def _cases(depths, nightly_only=()):
             Case(f"bottleneck-L{L}", L, width=2),
             Case(f"unbalanced-f10-L{L}", L, factor=10.0),
             Case(f"unbalanced-large-L{L}", L, factor=math.inf),
+            Case(f"digits-L{L}", L, {"dataset": "digits"}),
+            Case(f"digits-whitened-L{L}", L, {"dataset": "digits-whitened"}),
         ]
         rows += [c for c in _extra(L)] if L in nightly_only else []
     return rows
@@ -135,6 +142,11 @@ def case_ensemble(case: Case, preset, sizes) -> Ensemble:
     exp = preset("saddle", "lowrank", case.depth)
     if case.width is not None:
         exp = dataclasses.replace(exp, width=case.width)
+    if case.data.get("dataset", "teacher") != "teacher":  # the data set's own saddle preset (balanced: no frames)
+        session = {name: getattr(exp, name) for name in ("sgd_runs", "dtype", "device")}
+        init = Init("balanced", exp.init.scale)
+        data = dict(case.data, n_samples=datasets.DIGITS_SAMPLES, width=DIGITS_WIDTH, init=init) | session
+        exp = presets.for_teacher("saddle", digits_teacher(), case.depth, **data)
     base, inits = init_ensembles.random_small_inits(exp, sizes.ensembles.saddle)
     base = dataclasses.replace(base, **case.data)
     if case.factor is not None:
@@ -162,7 +174,7 @@ def test_sgd_drift_beyond_assumptions(case, preset, sizes, trajectory_cache, cla
     ens, labels, runs = case_runs(case, preset, sizes, trajectory_cache)
     e = ens.base
     problem = make_problem(e)
-    labels_y = problem.Y if e.label_noise > 0 else None
+    labels_y = problem.Y if e.noisy_labels else None
     M = problem.Syx if labels_y is not None else problem.least_squares
     c_B, h = minibatch_factor(e.n_samples, e.batch_size), sgd_theory.truncation_tolerance(e)
     n_tests = len(runs) * (case.depth - 1)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlncheck.config.data import imbalance, init_weights, input_spectrum, make_problem
+from dlncheck.config.data import digits_teacher, imbalance, init_weights, input_spectrum, make_problem
 from dlncheck.config.experiment import Experiment, Init, Teacher
 from dlncheck.config.validation import InvalidArgument
 from dlncheck.engine import train
@@ -90,6 +90,43 @@ def test_engine_equals_numpy_reference_on_broken_assumptions(run, options):
         np.testing.assert_allclose(w_engine[run, -1].numpy(), w_ref, rtol=1e-10, atol=1e-12)
 
 
+def digits_experiment(dataset, **kw):
+    spec = dict(init=Init("gaussian", 0.2), lr=0.3, steps=150, batch_size=10, n_samples=1797, sgd_runs=2)
+    return Experiment(digits_teacher(), 2, 8, dataset=dataset, **spec | kw)
+
+
+@pytest.mark.parametrize("run", [0, 2])
+@pytest.mark.parametrize("dataset", ["digits", "digits-whitened"])
+def test_engine_equals_numpy_reference_on_digits(dataset, run):
+    exp = digits_experiment(dataset)
+    p = make_problem(exp)
+    Sxx = (p.X @ p.X.T / exp.n_samples).numpy()
+    np.testing.assert_allclose(np.linalg.eigvalsh(Sxx)[-1], 1.0, rtol=1e-12)
+    assert exp.whitened == (dataset == "digits-whitened") and exp.noisy_labels
+    np.testing.assert_allclose(p.Y.sum(1).numpy(), 0.0, atol=1e-9)  # centred one-hot labels
+    traj = train(exp, checkpoints=[0, exp.steps])
+    losses, W = numpy_run(exp, run, exp.steps)
+    assert losses[-1] < losses[0] - 0.5 * (losses[0] - p.loss_offset), "the reference must actually train"
+    np.testing.assert_allclose(traj.loss[run].numpy(), losses, rtol=1e-10, atol=1e-10 * losses[0])
+    for w_engine, w_ref in zip(traj.weights, W):
+        np.testing.assert_allclose(w_engine[run, -1].numpy(), w_ref, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "build, field",
+    [
+        (lambda: Experiment(TEACHER, 2, 4, Init("gaussian", 0.1), 0.1, 10, 10, 1797, 1, dataset="digits"), "teacher"),
+        (lambda: digits_experiment("digits", n_samples=1000), "n_samples"),
+        (lambda: digits_experiment("digits", init=Init("aligned", 0.1)), "Init.kind"),
+        (lambda: digits_experiment("digits", input_condition=10.0), "input_condition"),
+        (lambda: digits_experiment("mnist"), "dataset"),
+    ],
+)
+def test_digits_options_are_validated(build, field):
+    with pytest.raises(InvalidArgument, match=f"^{field}="):
+        build()
+
+
 def test_anisotropic_inputs_refuse_the_whitened_backends():
     exp = experiment(input_condition=10.0)
     with pytest.raises(ValueError, match="assumes whitened inputs"):
@@ -139,6 +176,9 @@ def test_cache_key_includes_the_options_and_keeps_old_keys():
         dataclasses.replace(base, input_condition=10.0, input_basis="random"),
         dataclasses.replace(base, init=Init("gaussian", 0.4, layer_scales=imbalance(3.0, 3))),
     ]
+    digits = [digits_experiment("digits"), digits_experiment("digits-whitened")]
+    assert digits[0].key() != digits[1].key()
+    variants += digits
     keys = {e.key() for e in [base, *variants]}
     assert len(keys) == 1 + len(variants)
     for e in [base, *variants]:

@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from dlncheck.config import datasets
 from dlncheck.config import validation as check
-from dlncheck.config.experiment import Experiment, random_orthogonal
+from dlncheck.config.experiment import Experiment, Teacher, random_orthogonal
 
 
 def seed_for(*parts: int) -> int:
@@ -77,11 +78,15 @@ def make_problem(experiment: Experiment) -> Problem:
     """Inputs and labels, seeded by (experiment.seed, 'data'), in experiment's dtype/device."""
     t = experiment.teacher
     g = torch.Generator().manual_seed(seed_for(experiment.seed, 0xDA7A))
-    X = whiten(torch.randn(t.d_in, experiment.n_samples, generator=g, dtype=torch.float64))
-    if not experiment.whitened:
-        lam, Q = input_spectrum(experiment)
-        X = Q @ torch.diag(lam.sqrt()) @ Q.T @ X
-    Y = t.M @ X
+    if experiment.dataset != "teacher":  # a data set's own inputs and labels (config.datasets)
+        X, Y = (torch.from_numpy(a.copy()) for a in datasets.digits())
+        X = whiten(X) if experiment.whitened else X
+    else:
+        X = whiten(torch.randn(t.d_in, experiment.n_samples, generator=g, dtype=torch.float64))
+        if not experiment.whitened:
+            lam, Q = input_spectrum(experiment)
+            X = Q @ torch.diag(lam.sqrt()) @ Q.T @ X
+        Y = t.M @ X
     if experiment.label_noise > 0:
         Y = Y + experiment.label_noise * torch.randn(Y.shape, generator=g, dtype=torch.float64)
     n = experiment.n_samples
@@ -97,6 +102,19 @@ def make_problem(experiment: Experiment) -> Problem:
     offset = float(0.5 * (Y.pow(2).sum() / n - (T * Syx).sum()))
     X, Y, Syx, Sxx, T, root = (a.to(device, dtype) for a in (X, Y, Syx, Sxx, T, root))
     return Problem(X, Y, Syx, offset, Sxx=Sxx, target=T, root=root)
+
+
+def digits_teacher() -> Teacher:
+    """The 10 x 16 Teacher of the digits data: the singular values of their least-squares map in
+    whitened coordinates, Syx Sxx^{-1/2} (6 significant digits; the same for both variants), which
+    set the rank floor and the presets' step size; its frames are seeded, not the data's (labels come
+    from the data, ``Experiment.dataset``)."""
+    X, Y = datasets.digits()
+    n = X.shape[1]
+    evals, evecs = np.linalg.eigh(X @ X.T / n)
+    values = np.linalg.svd((Y @ X.T / n) @ evecs @ np.diag(evals**-0.5) @ evecs.T, compute_uv=False)
+    kept = [float(f"{v:.6g}") for v in values if v > 1e-9 * values[0]]
+    return Teacher(datasets.DIGITS_CLASSES, datasets.DIGITS_COMPONENTS, tuple(kept))
 
 
 def imbalance(factor: float, depth: int) -> tuple[float, ...]:

@@ -16,11 +16,11 @@ from functools import cached_property
 
 import torch
 
+from dlncheck.config import datasets
 from dlncheck.config import validation as check
 
 TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
 INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
-INPUT_BASES = ("teacher", "random")
 DTYPES = check.DTYPES
 
 
@@ -181,12 +181,11 @@ class Experiment:
         Standard deviation of Gaussian noise added to the labels (fixed with the data set).
     dtype : {"float64", "float32"}, default "float64"
         Precision of the weights and data.
-    input_condition : float, default 1.0
-        Condition number kappa of Sxx (>= 1): eigenvalues geometric from 1 down to 1 / kappa; 1 is
-        whitened. Anisotropic inputs train on the PyTorch path (the other paths assume Sxx = I).
-    input_basis : {"teacher", "random"}, default "teacher"
-        Eigenvectors of Sxx: the teacher's right singular vectors (largest eigenvalue on v_1; Sxx
-        and Syx commute) or a seeded Haar-random basis (they do not); needs input_condition > 1.
+    input_condition, input_basis, dataset : float, str, str, defaults 1.0, "teacher", "teacher"
+        Condition number kappa >= 1 of Sxx (eigenvalues geometric from 1 to 1 / kappa; 1: whitened),
+        its eigenvectors ("teacher": the teacher's V; "random": a seeded Haar basis), and where the
+        data come from ("teacher", "digits", "digits-whitened"): :mod:`dlncheck.config.datasets`.
+        Data with Sxx != I train on the PyTorch path (the other paths assume Sxx = I).
     device : str, default "cpu"
         "cpu" or "cuda" ("cuda:i").
     """
@@ -206,6 +205,7 @@ class Experiment:
     device: str = "cpu"
     input_condition: float = 1.0
     input_basis: str = "teacher"
+    dataset: str = "teacher"
 
     def __post_init__(self):
         if not isinstance(self.teacher, Teacher):
@@ -229,11 +229,8 @@ class Experiment:
             "label_noise": check.nonneg("label_noise", self.label_noise),
             "dtype": check.dtype("dtype", self.dtype),
             "device": check.device("device", self.device),
-            "input_condition": check.finite_float("input_condition", self.input_condition, min=1.0),
-            "input_basis": check.one_of("input_basis", self.input_basis, INPUT_BASES),
+            **datasets.check_options(self, n_samples),
         }
-        if fields["input_condition"] == 1 and fields["input_basis"] != "teacher":
-            _fail("input_basis", self.input_basis, "a basis needs anisotropic inputs: set input_condition > 1")
         if self.init.layer_scales and len(self.init.layer_scales) != depth:
             _fail("Init.layer_scales", self.init.layer_scales, f"give exactly depth = {depth} factors")
         fields["batch_size"] = check.integral(
@@ -257,15 +254,15 @@ class Experiment:
     @property
     def whitened(self) -> bool:
         """Inputs with X X^T / n = I (the engine's fused and BLAS paths assume it)."""
-        return self.input_condition == 1
+        return self.input_condition == 1 and self.dataset != "digits"
 
     @property
-    def runs(self) -> int:
-        return 1 + self.sgd_runs
+    def noisy_labels(self) -> bool:
+        """Labels off the least-squares map (label noise, or a data set's own labels)."""
+        return self.label_noise > 0 or self.dataset != "teacher"
 
-    @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+    runs = property(lambda self: 1 + self.sgd_runs)
+    torch_dtype = property(lambda self: DTYPES[self.dtype])
 
     @property
     def roundoff_scale(self) -> float:
@@ -277,7 +274,7 @@ class Experiment:
         """Every field; the data and init options added after the first release only when set, so
         that the cache keys of whitened, as-built experiments stay what they were."""
         spec = dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
-        for name, default in (("input_condition", 1.0), ("input_basis", "teacher")):
+        for name, default in (("input_condition", 1.0), ("input_basis", "teacher"), ("dataset", "teacher")):
             if spec[name] == default:
                 del spec[name]
         if not spec["init"]["layer_scales"]:

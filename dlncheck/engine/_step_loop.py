@@ -95,7 +95,7 @@ def step_loop(ensemble: Ensemble, tables, loss_every: int, progress: bool, advan
         live = live[~done]
         W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
 
-    table = MomentTable(problem, base.label_noise > 0)
+    table = MomentTable(problem, base.noisy_labels)
     orders = BatchOrders(base, n_steps, table.columns)
     # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
     # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second);
