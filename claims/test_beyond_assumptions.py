@@ -114,10 +114,8 @@ def _cases(depth: int) -> list[Case]:
         Case(f"unbalanced-f10-L{depth}", depth, factor=10.0),
         Case(f"unbalanced-large-L{depth}", depth, factor=math.inf),
     ]
-    digits = [Case(f"digits-L{depth}", depth, {"dataset": "digits"})]
-    return rows + (
-        digits + [Case(f"digits-whitened-L{depth}", depth, {"dataset": "digits-whitened"})] if depth <= 3 else []
-    )
+    digits = [Case(f"{name}-L{depth}", depth, {"dataset": name}) for name in ("digits", "digits-whitened")]
+    return rows + (digits if depth <= 3 else [])
 
 
 def _extra(L):
