@@ -10,7 +10,7 @@ import torch
 
 from dlncheck import spectra
 from dlncheck.measure.events import first_time
-from dlncheck.theory.published import jitter_null_tolerance
+from dlncheck.theory.diffusion_peak import jitter_null_tolerance
 
 
 def peak_and_learning_times(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, fraction: float):
@@ -38,7 +38,7 @@ def _spacing(t: np.ndarray, k: int) -> float:
 
 def jitter_null(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor) -> dict[str, np.ndarray]:
     """The escape-jitter null of the run-to-run variance of mode strengths u (S, K, modes): every run is
-    one common path shifted in time, u_r(t) = g(t - delta_r) (theory.published.jitter_null_tolerance).
+    one common path shifted in time, u_r(t) = g(t - delta_r) (theory.diffusion_peak.jitter_null_tolerance).
     delta_r: run r's half-time (u_r = s/2) minus the runs' mean; g: the mean of the realigned runs
     u_r(t + delta_r). Returns t_peak_null (modes,), the local checkpoint spacing there, the shifts
     delta (S, modes) and the null's variance (K, modes); nan for a mode some run never half-learns."""
@@ -59,14 +59,14 @@ def jitter_null(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor) -> dict[s
     return out
 
 
-def diffusion_lead_check(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, fraction: float, lead_sde=None):
+def diffusion_lead_check(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, fraction: float, sde=None):
     """The diffusion-peak family's check for one init, per mode (``u`` (S, K, modes) of the SGD runs):
     the variance peaks before learning (t_peak < t_learned), and its lead over the escape-jitter null,
-    lead_over_null = t_peak_null - t_peak, equals the modewise SDE's own lead over that null
-    (``lead_sde`` (modes,): t_steepest - t_peak of theory.published.variance_ode) within the null's
-    tolerance (theory.published.jitter_null_tolerance, also the minimum detectable lead ``mdd``);
-    ``lead_sde`` None (no SDE prediction for the init): that part is reported, not checked
-    (``matches_sde`` True). Returns a dict of (modes,) arrays."""
+    lead_over_null = t_peak_null - t_peak, equals the modewise SDE's own lead over that null within
+    mdd = the null's tolerance (theory.diffusion_peak.jitter_null_tolerance) + the SDE's sampling
+    spread of the peak time. ``sde`` = (lead_sde, spread), each (modes,): t_steepest - t_peak of
+    theory.published.variance_ode and theory.diffusion_peak.sde_peak_spread; None (no SDE prediction
+    for the init): the lead is reported, not checked (``matches_sde`` True). A dict of (modes,) arrays."""
     t_peak, t_learned, var = peak_and_learning_times(u, s, times, fraction)
     null = jitter_null(u, s, times)
     t = times.double().cpu().numpy()
@@ -80,10 +80,12 @@ def diffusion_lead_check(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, 
     )
     lead = null["t_peak_null"] - t_peak.numpy()
     before = (t_peak < t_learned).numpy()
-    if lead_sde is None:
+    if sde is None:
         matches = np.ones_like(before)
     else:
-        matches = np.abs(lead - np.asarray(lead_sde, dtype=np.float64)) <= tol  # nan (no null) fails
+        lead_sde, spread = (np.asarray(x, dtype=np.float64) for x in sde)
+        tol = tol + spread
+        matches = np.abs(lead - lead_sde) <= tol  # nan (a run never half-learns: no null) fails
     return {
         "t_peak": t_peak.numpy(),
         "t_learned": t_learned.numpy(),

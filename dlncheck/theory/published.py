@@ -168,7 +168,7 @@ def variance_ode(s: float, u0: float, depth: int, lr: float, q: float, t) -> dic
     linear in lr q, so its peak time does not depend on them. Returns u, V on ``t`` and the
     peak time of V on a fine grid, the time u reaches LEARNED_FRACTION * s, and the time of the
     steepest rise (largest |du/dt|): where a pure jitter of escape times would put the variance's peak
-    (:func:`jitter_null_tolerance`), so t_steepest - t_peak is the SDE's lead over that null."""
+    (theory.diffusion_peak), so t_steepest - t_peak is the SDE's lead over that null."""
     t = np.asarray(t, dtype=np.float64)
 
     def f(u):
@@ -195,26 +195,6 @@ def variance_ode(s: float, u0: float, depth: int, lr: float, q: float, t) -> dic
         "t_learned": float(learned),
         "t_steepest": steepest,
     }
-
-
-def jitter_null_tolerance(spacing_peak: float, spacing_null: float, max_shift: float) -> float:
-    """Largest |t_peak - t_peak_null| the escape-jitter null allows: h_peak + h_null + max_r |delta_r|.
-
-    The null (issue 26; no diffusion at all): every run is one common path shifted in time,
-    u_r(t) = g(t - delta_r), so Var_r u_r(t) = Var_r g(t - delta_r) ~ g'(t)^2 Var(delta) peaks at
-    g's steepest point (u = s/2 for a logistic rise) and precedes "learned" (u = 0.9 s) whatever the
-    diffusion: t_peak < t_learned alone cannot tell diffusion from jitter. The null curve is rebuilt
-    from the runs themselves (measure.noise_metrics.jitter_null: delta_r from each run's half-time,
-    g the mean of the realigned runs), so under the null it reproduces the measured variance curve
-    and its peak up to (i) the checkpoint grid, each argmax within one local spacing (h_peak,
-    h_null) of its curve's maximum, and (ii) an error in the realignment, which moves the null curve
-    by at most the largest shift max_r |delta_r| (the curve of any realignment lies between the
-    curves shifted by +-max |delta|). The same bound is the check's minimum detectable lead.
-    """
-    for name, value in (("spacing_peak", spacing_peak), ("spacing_null", spacing_null), ("max_shift", max_shift)):
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name}={value!r} is invalid: a finite non-negative time is needed")
-    return spacing_peak + spacing_null + max_shift
 
 
 def gd_logdet_bound(grad_sq_norms: torch.Tensor, lr: float) -> torch.Tensor:
