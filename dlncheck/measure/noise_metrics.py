@@ -10,6 +10,7 @@ import torch
 
 from dlncheck import spectra
 from dlncheck.measure.events import first_time
+from dlncheck.measure.stats import bootstrap_ci
 from dlncheck.theory.diffusion_peak import jitter_null_tolerance
 
 
@@ -97,6 +98,23 @@ def diffusion_lead_check(u: torch.Tensor, s: torch.Tensor, times: torch.Tensor, 
         "matches_sde": matches,
         "var": var,
         "var_null": null["var_null"],
+    }
+
+
+def ratio_check(ratio: torch.Tensor, tol_rel: float, **bootstrap) -> dict[str, float | bool]:
+    """The published family's check of a measured / predicted ratio per SGD run, (R,): the mean is 1
+    within the bootstrap interval's half-width + ``tol_rel`` (the prediction's truncation).
+    Minimum detectable deviation: the interval's half-width is z_0.975 se, so a true mean 1 + d is
+    rejected with probability >= 95% once d >= half + tol_rel + z_0.95 se, i.e.
+    mdd = tol_rel + half (1 + 1.645 / 1.96). Returns mean, lo, hi, holds, mdd."""
+    lo, hi = bootstrap_ci(ratio, **bootstrap)
+    mean, half = float(ratio.mean()), float(hi - lo) / 2
+    return {
+        "mean": mean,
+        "lo": float(lo),
+        "hi": float(hi),
+        "holds": abs(mean - 1) <= half + tol_rel,
+        "mdd": tol_rel + half * (1 + 1.6448536269514722 / 1.959963984540054),
     }
 
 

@@ -115,9 +115,9 @@ def sgd_drift_check(
     c_B S_l from GD's path (:func:`sgd_extra_drift`, its ``quadrature`` error added to the band).
     error = ||mean_r sgd_D - gd_D - predicted||_F must be <= tolerance = :func:`sgd_drift_tolerance`
     + quadrature. Minimum detectable deviation: a deviation Delta of the mean (a planted broken
-    balance) makes error >= Delta - ||sampling error||, and the sampling error's norm exceeds
-    t_{0.95, R-1} spread / sqrt(R) with probability <= 5% (one-sided, the same Student model as the
-    band), so Delta >= mdd = tolerance + t_{0.95, R-1} spread / sqrt(R) is rejected with
+    balance) makes error >= Delta - ||sampling error||; the sampling error's squared norm has mean
+    spread^2 / R, so by Markov's inequality it exceeds 20 spread^2 / R with probability <= 5%
+    (distribution-free), and Delta >= mdd = tolerance + sqrt(20) spread / sqrt(R) is rejected with
     probability >= 95%.
     """
     runs = sgd_D.shape[0]
@@ -126,7 +126,7 @@ def sgd_drift_check(
     error = float(torch.linalg.matrix_norm(extra - predicted, "fro"))
     pred_norm = float(torch.linalg.matrix_norm(predicted, "fro"))
     tol = sgd_drift_tolerance(pred_norm, h, spread, runs, n_tests) + quadrature
-    mdd = tol + float(student_t.ppf(0.95, runs - 1)) * spread / runs**0.5
+    mdd = tol + (20 * spread**2 / runs) ** 0.5
     return {
         "extra": float(torch.linalg.matrix_norm(extra, "fro")),
         "predicted": pred_norm,
