@@ -1,4 +1,4 @@
-"""Tolerance of the diffusion-peak claim (arXiv:2604.06366; issue 26): the variance peak's lead over
+"""Tolerance of the diffusion-peak claim (protocol "Beyond the protocol ... published results"; arXiv:2604.06366): the variance peak's lead over
 the escape-jitter null, against the modewise SDE's own lead over that null
 (theory.published.variance_ode).
 
