@@ -1,6 +1,6 @@
-"""Tolerance of the diffusion-peak claim (protocol "Beyond the protocol ... published results"; arXiv:2604.06366): the variance peak's lead over
-the escape-jitter null, against the modewise SDE's own lead over that null
-(theory.published.variance_ode).
+"""Tolerance of the diffusion-peak claim (protocol "Beyond the protocol: ... published results";
+arXiv:2604.06366): the variance peak's lead over the escape-jitter null, against the modewise SDE's
+own lead over that null (theory.published.variance_ode).
 
 Two parts, added: what the null allows (:func:`jitter_null_tolerance`: the checkpoint grid and the
 realignment) and where S runs put the sample variance's peak when the SDE holds
