@@ -70,21 +70,26 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
     return math.ceil((t_escape + 10 / rate) / lr)
 
 
-def experiment(regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, **overrides: Any) -> Experiment:
-    """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``overrides``
-    replace any other field."""
+def experiment(
+    regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, width: int | None = None, **overrides: Any
+) -> Experiment:
+    """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``width``
+    replaces the regime's hidden width before lr and steps are derived (the ntk preset at other
+    widths); ``overrides`` replace any other field afterwards."""
     check.one_of("teacher", teacher, TEACHERS)
-    exp = for_teacher(regime, TEACHER_SPECS[teacher], depth, sgd_runs)
+    exp = for_teacher(regime, TEACHER_SPECS[teacher], depth, sgd_runs, width)
     return dataclasses.replace(exp, **overrides) if overrides else exp
 
 
-def for_teacher(regime: str, t: Teacher, depth: int, sgd_runs: int = SGD_RUNS, **fields: Any) -> Experiment:
-    """The preset construction for any Teacher ``t``: the regime's init, width, lr and steps
-    (module docstring); ``fields`` (e.g. a data set's n_samples and dataset) are set before lr and
-    steps are derived. The saddle regime's aligned init needs the teacher's frames."""
+def for_teacher(
+    regime: str, t: Teacher, depth: int, sgd_runs: int = SGD_RUNS, width: int | None = None, **fields: Any
+) -> Experiment:
+    """The preset construction for any Teacher ``t``: the regime's init, width (or ``width``), lr and
+    steps (module docstring); ``fields`` (e.g. a data set's n_samples and dataset) are set before lr
+    and steps are derived. The saddle regime's aligned init needs the teacher's frames."""
     check.one_of("regime", regime, REGIMES)
     depth = check.depth("depth", depth, min=2)  # presets are deep networks
-    width = fields.pop("width", WIDTH[regime])
+    width = WIDTH[regime] if width is None else check.integral("width", width, min=1)
     init = {
         "saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
         "intermediate": Init("gaussian", width**-0.5),
