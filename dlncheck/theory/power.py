@@ -1,0 +1,56 @@
+"""Minimum detectable deviations (mdd) of the claims' checks (protocol "Power of the checks").
+
+A check's mdd is the smallest planted deviation it rejects with probability >= POWER over seeds.
+Three check shapes have it in closed form:
+
+1. **Band on a mean** |mean - p| <= q s / sqrt(n) + c, s the sample standard deviation (ddof 1) of
+   n Gaussian draws of standard deviation sd, q a fixed quantile (Student or Bonferroni normal), c a
+   fixed allowance (h |p|, round-off). A planted shift d of the mean is rejected on its own side when
+   (d - c + e) / (s / sqrt(n)) > q, e ~ N(0, sd^2 / n): the left side is noncentral Student t with
+   n - 1 degrees of freedom and noncentrality lam = (d - c) sqrt(n) / sd, so
+       mdd = c + lam* sd / sqrt(n),   P(t'_{n-1}(lam*) > q) = POWER
+   (the other tail only adds rejections, so this is conservative). For known sd (df = inf) lam* is
+   q + z_POWER: the usual (z_{1-a/2} + z_{0.95}) sd / sqrt(n).
+2. **Interval on a variance ratio** ratio = s^2 / v in [lo, hi] with nu s^2 / v ~ chi^2_nu
+   (theory.spread.variance_ratio_interval): a planted factor k on the variance is rejected above when
+   k chi^2_nu / nu > hi, so  mdd_factor = hi nu / chi^2_{1 - POWER, nu}.
+3. **Fixed threshold on a deterministic reading** (a ratio <= eps, a loss <= bound): the mdd is the
+   threshold itself, e.g. a coupling w_ab = k w_aa of one row pushes rho = k / sqrt(1 + k^2) past
+   eps_rho exactly at k = eps_rho / sqrt(1 - eps_rho^2).
+"""
+
+from __future__ import annotations
+
+import math
+
+from scipy.optimize import brentq
+from scipy.stats import chi2, nct, norm
+
+POWER = 0.95
+
+
+def band_mdd(sd: float, n: int, quantile: float, allowance: float = 0.0, df: float | None = None) -> float:
+    """Item 1: c + lam* sd / sqrt(n) for the band q s / sqrt(n) + c of n draws (df = n - 1 by default;
+    ``df=math.inf`` for a known sd)."""
+    if n < 2 or not sd >= 0:
+        raise ValueError(f"n={n}, sd={sd} are invalid: the band needs >= 2 draws and a finite sd >= 0")
+    df = n - 1 if df is None else df
+    if math.isinf(df):
+        lam = quantile + float(norm.ppf(POWER))
+    else:
+        lam = brentq(lambda x: float(nct.sf(quantile, df, x)) - POWER, quantile, quantile + 50.0)
+    return allowance + lam * sd / math.sqrt(n)
+
+
+def variance_factor_mdd(hi: float, nu: float) -> float:
+    """Item 2: the variance factor k rejected above ``hi`` with probability POWER, hi nu / chi^2_{1-POWER, nu}."""
+    if not nu > 0:
+        raise ValueError(f"nu={nu!r} is invalid: the chi-square law needs nu > 0 degrees of freedom")
+    return hi * nu / float(chi2.ppf(1 - POWER, nu))
+
+
+def coupling_mdd(eps_rho: float) -> float:
+    """Item 3: the cross-mode coupling k = w_ab / w_aa at which rho = k / sqrt(1 + k^2) reaches eps_rho."""
+    if not 0 < eps_rho < 1:
+        raise ValueError(f"eps_rho={eps_rho!r} is invalid: the alignment threshold must lie in (0, 1)")
+    return eps_rho / math.sqrt(1 - eps_rho**2)
