@@ -17,6 +17,12 @@ Three check shapes have it in closed form:
 3. **Fixed threshold on a deterministic reading** (a ratio <= eps, a loss <= bound): the mdd is the
    threshold itself, e.g. a coupling w_ab = k w_aa of one row pushes rho = k / sqrt(1 + k^2) past
    eps_rho exactly at k = eps_rho / sqrt(1 - eps_rho^2).
+4. **Interval on a log-log slope** [lo - b, hi + b] must contain the predicted p (lo, hi the
+   bootstrap interval of the fitted slope, b the truncation band): multiplying every discrepancy of
+   noise value x by x^d (the exponent off by d) scales the run means of each configuration by one
+   factor, so every bootstrap slope, hence lo and hi, moves by exactly d (the statistics are
+   homogeneous of degree 1). On the measured data a shift d is rejected iff it exceeds
+   b + max(p - lo, hi - p) in its direction: that is the mdd of both directions.
 """
 
 from __future__ import annotations
@@ -54,3 +60,8 @@ def coupling_mdd(eps_rho: float) -> float:
     if not 0 < eps_rho < 1:
         raise ValueError(f"eps_rho={eps_rho!r} is invalid: the alignment threshold must lie in (0, 1)")
     return eps_rho / math.sqrt(1 - eps_rho**2)
+
+
+def slope_mdd(lo: float, hi: float, predicted: float, band: float) -> float:
+    """Item 4: band + max(predicted - lo, hi - predicted), the exponent shift rejected in either direction."""
+    return band + max(predicted - lo, hi - predicted)
