@@ -186,7 +186,7 @@ def test_escape_lag(teacher, depth, inits, preset, sizes, trajectory_cache, clai
     )
     worst = int(np.argmax(np.abs(checks["mean"] - rel_pred * t_gd) / checks["band"]))
     numbers["mdd_lag"] = max(  # largest delay (fraction of t_GD) the size check is sure to catch (theory.power)
-        power.band_mdd(sd, ens.base.sgd_runs, checks["t"], h * abs(p[5])) / p[4]
+        power.band_mdd(sd / math.sqrt(ens.base.sgd_runs), checks["t"], ens.base.sgd_runs - 1, h * abs(p[5])) / p[4]
         for sd, p in zip(checks["sd"], asserted)
     )
     numbers["lag_worst_ratio"] = float(checks["mean"][worst] / asserted[worst][5])

@@ -3,6 +3,8 @@ calls it): a delayed SGD escape of a stated size."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from dlncheck.measure import events
@@ -40,7 +42,7 @@ def test_power_escape_lag_rejects_at_its_mdd_with_95_percent():
     S = lags.shape[1]
     sd = lags.std(1, ddof=1)
     t = escape_lag.t_quantile(S, lags.shape[0])
-    mdd = power.band_mdd(float(sd[ESCAPE]), S, t, h * abs(float(p[ESCAPE])))
+    mdd = power.band_mdd(float(sd[ESCAPE]) / math.sqrt(S), t, S - 1, h * abs(float(p[ESCAPE])))
 
     def draw(size):
         return lambda rng: _rejects(

@@ -39,4 +39,4 @@ def offset_mdd(
 ) -> torch.Tensor:
     """Smallest shift of one entry's SGD mean the band rejects with probability theory.power.POWER:
     h |offset| + ATOL + lam* std / sqrt(S) (theory.power.band_mdd, Student t with S - 1 degrees of freedom)."""
-    return band_mdd(1.0, sgd_runs, bonferroni_z(n_entries, alpha)) * std + h * offset.abs() + ATOL
+    return band_mdd(sgd_runs**-0.5, bonferroni_z(n_entries, alpha), sgd_runs - 1) * std + h * offset.abs() + ATOL

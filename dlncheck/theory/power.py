@@ -5,7 +5,8 @@ Three check shapes have it in closed form:
 
 1. **Band on a mean** |mean - p| <= q s / sqrt(n) + c, s the sample standard deviation (ddof 1) of
    n Gaussian draws of standard deviation sd, q a fixed quantile (Student or Bonferroni normal), c a
-   fixed allowance (h |p|, round-off). A planted shift d of the mean is rejected on its own side when
+   fixed allowance (h |p|, round-off); the same for a fitted coefficient with its standard error
+   (se = sd / sqrt(n) below) estimated on df degrees of freedom. A planted shift d of the mean is rejected on its own side when
    (d - c + e) / (s / sqrt(n)) > q, e ~ N(0, sd^2 / n): the left side is noncentral Student t with
    n - 1 degrees of freedom and noncentrality lam = (d - c) sqrt(n) / sd, so
        mdd = c + lam* sd / sqrt(n),   P(t'_{n-1}(lam*) > q) = POWER
@@ -35,17 +36,19 @@ from scipy.stats import chi2, nct, norm
 POWER = 0.95
 
 
-def band_mdd(sd: float, n: int, quantile: float, allowance: float = 0.0, df: float | None = None) -> float:
-    """Item 1: c + lam* sd / sqrt(n) for the band q s / sqrt(n) + c of n draws (df = n - 1 by default;
-    ``df=math.inf`` for a known sd)."""
-    if n < 2 or not sd >= 0:
-        raise ValueError(f"n={n}, sd={sd} are invalid: the band needs >= 2 draws and a finite sd >= 0")
-    df = n - 1 if df is None else df
+def band_mdd(se: float, quantile: float, df: float, allowance: float = 0.0) -> float:
+    """Item 1: c + lam* se for the band q se_hat + c, se = sd / sqrt(n) the standard error of the mean
+    (or of a fitted coefficient) and df the degrees of freedom of its estimate (``math.inf``: known)."""
+    if not se >= 0 or not df > 0:
+        raise ValueError(f"se={se}, df={df} are invalid: need a finite standard error >= 0 and df > 0")
     if math.isinf(df):
         lam = quantile + float(norm.ppf(POWER))
     else:
-        lam = brentq(lambda x: float(nct.sf(quantile, df, x)) - POWER, quantile, quantile + 50.0)
-    return allowance + lam * sd / math.sqrt(n)
+        hi = 2 * quantile + 10.0  # grown until it brackets lam* (few degrees of freedom: heavy tails)
+        while nct.sf(quantile, df, hi) < POWER:
+            hi *= 2
+        lam = brentq(lambda x: float(nct.sf(quantile, df, x)) - POWER, quantile, hi)
+    return allowance + lam * se
 
 
 def variance_factor_mdd(hi: float, nu: float) -> float:
