@@ -1,17 +1,17 @@
 """Minimum detectable deviations (mdd) of the claims' checks (protocol "Power of the checks").
 
 A check's mdd is the smallest planted deviation it rejects with probability >= POWER over seeds.
-Three check shapes have it in closed form:
+Four check shapes have it in closed form:
 
 1. **Band on a mean** |mean - p| <= q s / sqrt(n) + c, s the sample standard deviation (ddof 1) of
    n Gaussian draws of standard deviation sd, q a fixed quantile (Student or Bonferroni normal), c a
-   fixed allowance (h |p|, round-off); the same for a fitted coefficient with its standard error
-   (se = sd / sqrt(n) below) estimated on df degrees of freedom. A planted shift d of the mean is rejected on its own side when
-   (d - c + e) / (s / sqrt(n)) > q, e ~ N(0, sd^2 / n): the left side is noncentral Student t with
-   n - 1 degrees of freedom and noncentrality lam = (d - c) sqrt(n) / sd, so
+   fixed allowance (h |p|, round-off). A planted shift d of the mean is rejected on its own side
+   when (d - c + e) / (s / sqrt(n)) > q, e ~ N(0, sd^2 / n): the left side is noncentral Student t
+   with n - 1 degrees of freedom and noncentrality lam = (d - c) sqrt(n) / sd, so
        mdd = c + lam* sd / sqrt(n),   P(t'_{n-1}(lam*) > q) = POWER
-   (the other tail only adds rejections, so this is conservative). For known sd (df = inf) lam* is
-   q + z_POWER: the usual (z_{1-a/2} + z_{0.95}) sd / sqrt(n).
+   (the other tail only adds rejections, so this is conservative); as df -> inf lam* -> q + z_POWER,
+   the usual (z_{1-a/2} + z_{0.95}) sd / sqrt(n). The same holds for a fitted coefficient with a
+   Gaussian error, se = sd / sqrt(n) its standard error estimated on df degrees of freedom.
 2. **Interval on a variance ratio** ratio = s^2 / v in [lo, hi] with nu s^2 / v ~ chi^2_nu
    (theory.spread.variance_ratio_interval): a planted factor k on the variance is rejected above when
    k chi^2_nu / nu > hi, so  mdd_factor = hi nu / chi^2_{1 - POWER, nu}.
@@ -31,23 +31,20 @@ from __future__ import annotations
 import math
 
 from scipy.optimize import brentq
-from scipy.stats import chi2, nct, norm
+from scipy.stats import chi2, nct
 
 POWER = 0.95
 
 
 def band_mdd(se: float, quantile: float, df: float, allowance: float = 0.0) -> float:
     """Item 1: c + lam* se for the band q se_hat + c, se = sd / sqrt(n) the standard error of the mean
-    (or of a fitted coefficient) and df the degrees of freedom of its estimate (``math.inf``: known)."""
+    (or of a fitted coefficient) and df the degrees of freedom of its estimate."""
     if not se >= 0 or not df > 0:
         raise ValueError(f"se={se}, df={df} are invalid: need a finite standard error >= 0 and df > 0")
-    if math.isinf(df):
-        lam = quantile + float(norm.ppf(POWER))
-    else:
-        hi = 2 * quantile + 10.0  # grown until it brackets lam* (few degrees of freedom: heavy tails)
-        while nct.sf(quantile, df, hi) < POWER:
-            hi *= 2
-        lam = brentq(lambda x: float(nct.sf(quantile, df, x)) - POWER, quantile, hi)
+    hi = 2 * quantile + 10.0  # grown until it brackets lam* (few degrees of freedom: heavy tails)
+    while nct.sf(quantile, df, hi) < POWER:
+        hi *= 2
+    lam = brentq(lambda x: float(nct.sf(quantile, df, x)) - POWER, quantile, hi)
     return allowance + lam * se
 
 
