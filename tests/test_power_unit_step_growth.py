@@ -3,7 +3,8 @@ run that misses the last rank step, planted by removing a fraction f of the smal
 from its output layer, W_L <- (I - f u_r u_r^T) W_L, at every checkpoint after GD's midpoint.
 
 Deterministic: sigma_r(W) of that run becomes (1 - f) sigma_r, below the floor EPS s_1 (the rank
-step missing) once f > 1 - EPS s_1 / sigma_r, the mdd; a removal well short of it is accepted."""
+step missing) once f > 1 - EPS s_1 / sigma_r, the mdd (the claim's mdd_removed_fraction, the largest
+over runs); a removal well short of it is accepted."""
 
 from __future__ import annotations
 
