@@ -45,9 +45,12 @@ def test_power_escape_lag_rejects_at_its_mdd_with_95_percent():
     mdd = power.band_mdd(float(sd[ESCAPE]) / math.sqrt(S), t, S - 1, h * abs(float(p[ESCAPE])))
 
     def draw(size):
-        return lambda rng: _rejects(
-            p[:, None] + sd[:, None] * rng.standard_normal(lags.shape) + size * np.eye(len(p))[ESCAPE][:, None], p, h
-        )
+        def rejects(rng):
+            drawn = p[:, None] + sd[:, None] * rng.standard_normal(lags.shape)  # lags as the golden runs spread
+            drawn[ESCAPE] += size  # every SGD run's escape delayed by ``size``
+            return _rejects(drawn, p, h)
+
+        return rejects
 
     at_mdd = golden_runs.rejection_rate(draw(mdd))
     below = golden_runs.rejection_rate(draw(mdd / 4))
