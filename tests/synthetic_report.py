@@ -10,6 +10,7 @@ import pandas as pd
 
 from dlncheck.report import plots, store
 from dlncheck.report.claim import Claim
+from dlncheck.report.contradiction import judge
 from dlncheck.report.html import write_report
 
 #: the families' declarations as their tests' ``family`` marks carry them into records (dlncheck.suite.family)
@@ -31,6 +32,8 @@ FAMILY_INFO = {
         "results": [[r"\[rank-deficiency-", "label-noise SGD shrinks det(Theta^T Theta), GD keeps it (Varre et al.)"]],
     },
 }
+#: root causes of the xfailed cases (by their reason), as a contradictions file would name them
+CAUSES = {"SGD's s_2 escapes later": "late-escape", "SGD stays in GD's gauge": "gauge"}
 HOSTILE = '<img src=x onerror="document.title=1">\u202eevil\ud800'
 CASES = [  # (family, case, outcome, holds, exploratory, reason)
     ("function_space", "saddle-lowrank-L2", "passed", True, False, ""),
@@ -67,6 +70,18 @@ def record(
         "xfailed": f"data contradict the prediction: {reason}\nAssertionError: x",
         "failed": "AssertionError: x = 2, expected 1",
     }.get(outcome, "")
+    entry = {
+        "family": family,
+        "tier": "quick",
+        "test": f"test_{family}",
+        "id": case,
+        "cause": CAUSES.get(reason, "other"),
+        "cause_text": reason,
+        "reason": "x = {x:.3f} where 0.5 was predicted",
+        "bands": {"x": 0.1},
+        "numbers": {"x": 0.25},
+        "note": "",
+    }
     return {
         "nodeid": nodeid,
         "family": family,
@@ -88,6 +103,7 @@ def record(
                 "numbers",
             )
         },
+        "contradiction": judge(entry, claim.verdict_record["numbers"]) if outcome == "xfailed" else None,
         "artifacts": claim.artifacts,
         "outcome": outcome,
         "message": message,

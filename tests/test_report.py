@@ -139,11 +139,14 @@ def test_verdict_keywords(tmp_path):
 def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
     records = build(tmp_path)
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert html.index('id="findings"') < html.index("<table")
+    assert html.index('id="answer"') < html.index('id="findings"') < html.index('<table class="grid"')
     assert 'name="viewport"' in html and "http" not in html.replace("http-equiv", "")
     assert "xfailed = a measured contradiction" in html
     contradictions = html[html.index('id="contradictions"') : html.index('id="changes"')]
-    assert contradictions.count("<li>") == 2 and "SGD stays in GD" in contradictions
+    # grouped by root cause (2 of 3 share one), each stated from this run's numbers (x = 0.5), not the recorded 0.25
+    assert contradictions.count("<h3>") == 2 and contradictions.count("<li>") == 3
+    assert contradictions.index("late-escape") < contradictions.index("gauge") and "SGD stays in GD" in contradictions
+    assert contradictions.count("x = 0.500 where 0.5 was predicted") == 3 and "0.250" not in contradictions
     for rec in records:
         assert f'id="case-{rec["folder"]}"' in html
         page = tmp_path / "claims" / rec["folder"] / "index.html"
