@@ -33,7 +33,7 @@ def headline(records: list[dict]) -> str:
     compared = c[A] + c[D]
     text = f"SGD follows GD's path in {c[A]} of {compared} comparisons, differs in {c[D]}"
     rest = [f"theory's assumption fails in {c[F]}"] if c[F] else []
-    rest += [f"{c[NA]} cases are not about the golden path"] if c[NA] else []
+    rest += [f"{c[NA]} {'case is' if c[NA] == 1 else 'cases are'} not about the golden path"] if c[NA] else []
     return text + (f" ({'; '.join(rest)})" if rest else "") + f"; {len(records)} cases in all."
 
 
