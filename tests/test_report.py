@@ -447,3 +447,35 @@ def test_report_pages_hold_no_rewrite_dump_and_show_mdd(tmp_path):
     shown, _, hidden = page.partition("<details><summary>details: the full pytest message</summary>")
     assert "+  where" not in shown and "+  where" in hidden.split("</details>")[0]
     assert "mdd_gap</dt><dd>0.05" in page
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_glyph_and_outcome_word_has_aa_contrast():
+    """WCAG 2 contrast >= 4.5:1 for the reading glyphs on their cell colour, the outcome marks (white
+    on their badge) and the outcome words (on the white page), as base.html declares them."""
+    from importlib.resources import files
+
+    css = (files("dlncheck.report") / "templates" / "base.html").read_text(encoding="utf-8")
+    cells = dict(
+        (name, (bg, fg))
+        for name, bg, fg in re.findall(
+            r"\.(agrees|differs|assumption-fails|na) \{ background: (#\w{6}); color: (#\w{6}); \}", css
+        )
+    )
+    marks = re.findall(r"((?:\.om-[\w-]+(?:, )?)+) \{ background: (#\w{6}); \}", css)
+    words = re.findall(r"((?:\.o-[\w-]+(?:, )?)+) \{ color: (#\w{6}); \}", css)
+    assert set(cells) == {"agrees", "differs", "assumption-fails", "na"} and len(marks) == 3 and len(words) == 4
+    ratios = {name: _contrast(bg, fg) for name, (bg, fg) in cells.items()}
+    ratios |= {names: _contrast(bg, "#ffffff") for names, bg in marks}
+    ratios |= {names: _contrast(fg, "#ffffff") for names, fg in words}
+    assert min(ratios.values()) >= 4.5, ratios

@@ -249,6 +249,16 @@ def test_target_highlight_and_a_filtered_out_target_revealed(report, browser):
     hidden, targeted, outline, top, height, outcome = state
     assert not hidden and targeted and outline == "solid" and outcome == ""
     assert 0 <= top < browser.viewport[1] and height > 0
+    # on a target, a filter that hides it, then "clear filters": the target is shown again, in view
+    browser.get((root / "index.html").as_uri() + "#cases")
+    browser.get((root / "index.html").as_uri() + f"#{anchor}")
+    select(browser, "outcome", "passed")
+    browser.execute_script("window.scrollTo(0, 0)")
+    browser.execute_script("document.getElementById('clear-filters').click()")
+    hidden, targeted, top = browser.execute_script(f"""
+        const row = document.getElementById('{anchor}');
+        return [row.hidden, document.querySelector(':target') === row, row.getBoundingClientRect().top]""")
+    assert not hidden and targeted and 0 <= top < browser.viewport[1], (hidden, targeted, top)
     # a link typed with filters on: the filtered-out row is revealed the same way
     browser.get((root / "index.html").as_uri() + "#filter:outcome=passed")
     assert browser.execute_script(f"return document.getElementById('{anchor}').hidden")
