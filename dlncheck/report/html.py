@@ -1,5 +1,6 @@
-"""Session summary: ``results.json`` (meta + one record per claim), ``index.html`` (findings
-first, then changes, the filterable case table and provenance) and one page per case
+"""Session summary: ``results.json`` (meta + one record per claim), ``index.html`` (the answer
+and the findings grid first (:mod:`dlncheck.report.answer`), then the tested results, the measured
+contradictions by root cause, changes, the filterable case table and provenance) and one page per case
 (``claims/<folder>/index.html``). Jinja2 with autoescape on; every text passes
 :func:`dlncheck.report.fmt.clean`, every number :func:`dlncheck.report.fmt.number`.
 """
