@@ -399,8 +399,8 @@ def test_answer_headline_causes_scaling_and_bars():
         ("", True, 1),
     ]
     # the scaling fit measured at saddle-lowrank-L3 belongs to the group with a case there, not the other
-    assert [r["case"] for r in groups[0]["scaling"]] == ["d_sigma-saddle-lowrank-L3"]
-    assert [r["case"] for r in groups[1]["scaling"]] == ["d_sigma-saddle-lowrank-L3"]  # parameter_space there too
+    assert [r["case"] for r in groups[0]["slopes"]] == ["d_sigma-saddle-lowrank-L3"]
+    assert [r["case"] for r in groups[1]["slopes"]] == ["d_sigma-saddle-lowrank-L3"]  # parameter_space there too
     bars = answer.family_bars(records)
     assert sum(n for b in bars for _, n, _ in b["parts"]) == len(records)
     assert all(abs(sum(p for _, _, p in b["parts"]) - 100) < 1e-9 for b in bars)

@@ -72,7 +72,7 @@ def differs_groups(records: list[dict]) -> list[dict]:
     """The cases where SGD differs from GD, grouped by root cause: a measured contradiction's cause;
     one group ``predicted`` for the cases where theory predicts the difference and it held; one per
     family for the rest (no recorded cause). Entries: ``cause``, ``text``, ``predicted``,
-    ``families``, ``records``, ``scaling`` (slope fits for the same cases), largest group first."""
+    ``families``, ``records``, ``slopes`` (slope fits for the same cases), largest group first."""
     groups: dict[str, dict] = {}
     for rec in records:
         if golden_path(rec) != D:
@@ -91,7 +91,7 @@ def differs_groups(records: list[dict]) -> list[dict]:
     out = list(groups.values())
     for g in out:
         g["families"] = sorted({r["family"] for r in g["records"]})
-        g["scaling"] = scaling(g["records"], records)
+        g["slopes"] = scaling(g["records"], records)
     return sorted(out, key=lambda g: (-len(g["records"]), g["cause"]))
 
 
