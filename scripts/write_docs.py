@@ -39,6 +39,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from dlncheck.report import answer  # noqa: E402
 from dlncheck.report import findings as fd  # noqa: E402
 from dlncheck.store import _format, policy  # noqa: E402
 from dlncheck.suite import shard  # noqa: E402
@@ -334,8 +335,8 @@ def _run_header(meta: dict, path: Path) -> str:
 
 
 def findings_block(results: dict, path: Path) -> str:
-    """Per family: cases by golden-path finding and outcome; the report's summary paragraph and
-    result lines; every distinct measured contradiction with its recorded reason."""
+    """Per family: cases by golden-path finding and outcome; the report's headline and result lines;
+    the measured contradictions grouped by root cause, each stated from the run's numbers."""
     records = results["claims"]
     header = _run_header(results["meta"], path)
     by_family: dict[str, Counter] = defaultdict(Counter)
@@ -375,19 +376,18 @@ def findings_block(results: dict, path: Path) -> str:
         ],
         rows,
     )
-    parts = [header, "", md(fd.summary(records)), "", grid]
+    parts = [header, "", md(answer.headline(records)), "", grid]
     lines = fd.reproductions(records)
     if lines:
         parts += ["", "### Tested results", ""] + [f"- {md(line['text'])}" for line in lines]
-    contradictions = fd.contradictions(records)
-    parts += ["", f"### Measured contradictions ({len(contradictions)} distinct reasons)", ""]
-    for c in contradictions:
-        cases = ", ".join(f"`{r['case']}`" for r in c["records"])
-        parts.append(
-            f"- **{c['family']}** ({fd.LABEL[c['finding']]}; {len(c['records'])} "
-            f"case{'s' if len(c['records']) != 1 else ''}: {cases}): {md(c['reason'])}"
-        )
-    if not contradictions:
+    groups = answer.contradiction_groups(records)
+    n = sum(len(g["entries"]) for g in groups)
+    parts += ["", f"### Measured contradictions ({n}, by root cause)", ""]
+    for g in groups:
+        said = "; ".join(f"{r['family']} `{r['case']}`: {md(statement)}" for r, statement in g["entries"])
+        cause = f"**{g['cause']}** ({md(g['text'])})" if g["cause"] else "**no recorded cause**"
+        parts.append(f"- {cause}, {len(g['entries'])} case{'s' if len(g['entries']) != 1 else ''}: {said}")
+    if not groups:
         parts.append("None in this run.")
     return "\n".join(parts)
 

@@ -191,12 +191,16 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
     assert "| function_space | golden path | 2 | 2 | 0 | 0 | 0 | 2 | 0 | - |" in findings
     assert "| rank_patterns | golden path | 2 | 0 | 2 | 0 | 0 | 0 | 1 | 1 failed |" in findings
     assert "| all |  | 5 | 2 | 2 | 0 | 1 | 3 | 1 | 1 failed |" in findings
-    assert "### Measured contradictions (1 distinct reasons)" in findings
+    assert "### Measured contradictions (1, by root cause)" in findings
     assert (
-        "- **rank_patterns** (SGD differs from GD; 1 case: `saddle-lowrank-L4`): SGD lags GD's escapes \\| by 1%"
+        "- **no recorded cause**, 1 case: rank_patterns `saddle-lowrank-L4`: SGD lags GD's escapes \\| by 1%"
         in findings
     )
-    assert "5 claim cases ran." in findings  # the report's own summary paragraph
+    # the report's own headline
+    assert (
+        "SGD follows GD's path in 2 of 4 comparisons, differs in 2 (1 case is not about the golden path); "
+        "5 cases in all." in findings
+    )
 
     tier = _block(docs, "tier-time")
     assert tier.splitlines()[1] == "Conditions: idle"
