@@ -80,11 +80,7 @@ def evaluate(traj, analysis, kind, trapped):
     L, s1 = traj.experiment.depth, float(traj.teacher.s[0])
     t = traj.checkpoint_times
     rp = spectra.rank_patterns_from_svals(analysis.svals, L, EPS, atol=EPS * s1)
-    g, spread = {}, {}
-    for key, sv in analysis.svals.items():
-        tau = torch.clamp(EPS * sv[0, :, 0], min=EPS * s1)
-        g[key], spread[key] = rank_gap.threshold_gaps(sv, rp.r[0, :, key[0] - 1, key[1] - 1], tau)
-    g, spread = spectra.pattern_from_products(g, L), spectra.pattern_from_products(spread, L)
+    g, spread = rank_gap.pattern_gaps(analysis.svals, rp.r[0], EPS, EPS * s1)
     upper = spectra.upper_mask(L)
     t_esc, windows = init_ensembles.predicted_windows(traj)
     inside = events.in_windows(t, windows)

@@ -76,26 +76,33 @@ def experiment(
     """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``width``
     replaces the regime's hidden width before lr and steps are derived (the ntk preset at other
     widths); ``overrides`` replace any other field afterwards."""
-    check.one_of("regime", regime, REGIMES)
     check.one_of("teacher", teacher, TEACHERS)
+    exp = for_teacher(regime, TEACHER_SPECS[teacher], depth, sgd_runs, width)
+    return dataclasses.replace(exp, **overrides) if overrides else exp
+
+
+def for_teacher(
+    regime: str, t: Teacher, depth: int, sgd_runs: int = SGD_RUNS, width: int | None = None, **fields: Any
+) -> Experiment:
+    """The preset construction for any Teacher ``t``: the regime's init, width (or ``width``), lr and
+    steps (module docstring); ``fields`` (e.g. a data set's n_samples and dataset) are set before lr
+    and steps are derived. The saddle regime's aligned init needs the teacher's frames."""
+    check.one_of("regime", regime, REGIMES)
     depth = check.depth("depth", depth, min=2)  # presets are deep networks
-    t = TEACHER_SPECS[teacher]
     width = WIDTH[regime] if width is None else check.integral("width", width, min=1)
     init = {
         "saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
         "intermediate": Init("gaussian", width**-0.5),
         "ntk": Init("lecun", 1.0),
     }[regime]
-    exp = Experiment(
-        t, depth, width, init, lr=1.0, steps=1, batch_size=BATCH_SIZE, n_samples=N_SAMPLES, sgd_runs=sgd_runs
-    )
+    settings: dict[str, Any] = {"batch_size": BATCH_SIZE, "n_samples": N_SAMPLES, "init": init} | fields
+    exp = Experiment(t, depth, width, lr=1.0, steps=1, sgd_runs=sgd_runs, **settings)
     lr = _lr(exp)
     if regime == "ntk":  # lazy: the loss decays at least at the kernel's smallest eigenvalue
         steps = math.ceil(12 / (kernel_bounds(exp)[0] * lr))
     else:
         steps = (_saddle_steps if regime == "saddle" else _convergence_steps)(t, depth, lr)
-    exp = dataclasses.replace(exp, lr=lr, steps=steps)
-    return dataclasses.replace(exp, **overrides) if overrides else exp
+    return dataclasses.replace(exp, lr=lr, steps=steps)
 
 
 def cases(depths: tuple[int, ...] = DEPTHS) -> list[tuple[str, str, int]]:
@@ -116,7 +123,7 @@ def random_small_init(exp: Experiment) -> Experiment:
     time from its own initial projection plus the convergence margin (largest: 204.7 of 210.6 at
     saddle-fullrank-L4; tests/test_init_ensembles.py checks every preset); the init ensembles run
     longer where GD's own escapes come later (init_ensembles.random_run_steps)."""
-    if exp.init.kind != "aligned":
+    if exp.init.kind not in ("aligned", "balanced"):  # balanced: a data set's saddle preset (no teacher frames)
         return exp
     width = max(exp.widths[1:-1])
     return dataclasses.replace(

@@ -73,3 +73,19 @@ def test_case_ensemble_sizes_and_trap_rule():
     assert not init_ensembles.trapped(weights, exp, Init("gaussian", 0.05))
     low = presets.experiment("saddle", "lowrank", 3)
     assert not init_ensembles.trapped([torch.eye(6, dtype=torch.float64)] * 3, low, Init("balanced", 0.05))
+
+
+def test_pattern_gaps_are_the_per_product_gaps():
+    g = torch.Generator().manual_seed(0)
+    svals = {
+        (i, j): torch.rand(3, 5, 4, generator=g, dtype=torch.float64).sort(-1, descending=True).values
+        for i in range(1, 3)
+        for j in range(i, 3)
+    }
+    r_gd = torch.randint(0, 5, (5, 2, 2), generator=g)
+    gaps, spread = rank_gap.pattern_gaps(svals, r_gd, 0.3, 0.05)
+    for (i, j), sv in svals.items():
+        tau = torch.clamp(0.3 * sv[0, :, 0], min=0.05)
+        want = rank_gap.threshold_gaps(sv, r_gd[:, i - 1, j - 1], tau)
+        torch.testing.assert_close(gaps[:, i - 1, j - 1], want[0], rtol=0, atol=0)
+        torch.testing.assert_close(spread[:, i - 1, j - 1], want[1], rtol=0, atol=0)

@@ -1,5 +1,6 @@
-"""Configuration and data: what to train (Experiment, Teacher, Init, Ensemble), the whitened data
-and the initial weights it defines, argument validation, and CPU threads.
+"""Configuration and data: what to train (Experiment, Teacher, Init, Ensemble), the data (whitened
+or anisotropic teacher data, the digits: :mod:`.datasets`) and the initial weights it defines,
+argument validation, and CPU threads.
 
 Stage 1 of the pipeline: Experiment/Ensemble -> engine.train -> Trajectory -> measure -> theory -> report.
 """

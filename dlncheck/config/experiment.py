@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
 import torch
 
+from dlncheck.config import datasets
 from dlncheck.config import validation as check
 
 TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
@@ -120,25 +122,38 @@ class Init:
         Its scale (>= 0): the layers' singular values, or the entries' standard deviation.
     seed : int, default 0
         Seed of the random frames or entries (independent of the data seed).
+    layer_scales : tuple of float, default ()
+        Unbalanced init: layer l is multiplied by c_l (one positive factor per layer, product 1, so
+        the end-to-end map is unchanged); () keeps every layer as built
+        (:func:`dlncheck.config.data.imbalance`).
     """
 
     kind: str
     scale: float
     seed: int = 0
+    layer_scales: tuple[float, ...] = ()
 
     def __post_init__(self):
         check.one_of("Init.kind", self.kind, INIT_KINDS)
         object.__setattr__(self, "scale", check.nonneg("Init.scale", self.scale))
         object.__setattr__(self, "seed", check.seed("Init.seed", self.seed))
+        scales = check.real_sequence("Init.layer_scales", self.layer_scales)
+        object.__setattr__(self, "layer_scales", scales)
+        if any(c <= 0 for c in scales) or abs(math.fsum(math.log(c) for c in scales if c > 0)) > 1e-9:
+            _fail(
+                "Init.layer_scales",
+                scales,
+                "give positive per-layer factors whose product is 1 (dlncheck.config.data.imbalance builds them)",
+            )
 
 
 @dataclass(frozen=True)
 class Experiment:
     """One GD run (run 0) and ``sgd_runs`` SGD runs (runs 1..S) from the same initial weights.
 
-    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on n whitened inputs (X X^T / n = I) with
-    labels y_k = M x_k (+ label noise); each step W_l <- W_l - lr dL/dW_l on the full data (GD)
-    or on a batch (SGD).
+    Loss L = 1/(2n) sum_k ||y_k - W_L...W_1 x_k||^2 on n inputs with second moment
+    X X^T / n = Sxx (I: whitened, the default) and labels y_k = M x_k (+ label noise); each step
+    W_l <- W_l - lr dL/dW_l on the full data (GD) or on a batch (SGD).
 
     Parameters
     ----------
@@ -166,6 +181,11 @@ class Experiment:
         Standard deviation of Gaussian noise added to the labels (fixed with the data set).
     dtype : {"float64", "float32"}, default "float64"
         Precision of the weights and data.
+    input_condition, input_basis, dataset : float, str, str, defaults 1.0, "teacher", "teacher"
+        Condition number kappa >= 1 of Sxx (eigenvalues geometric from 1 to 1 / kappa; 1: whitened),
+        its eigenvectors ("teacher": the teacher's V; "random": a seeded Haar basis), and where the
+        data come from ("teacher", "digits", "digits-whitened"): :mod:`dlncheck.config.datasets`.
+        Data with Sxx != I train on the PyTorch path (the other paths assume Sxx = I).
     device : str, default "cpu"
         "cpu" or "cuda" ("cuda:i").
     """
@@ -183,6 +203,9 @@ class Experiment:
     label_noise: float = 0.0
     dtype: str = "float64"
     device: str = "cpu"
+    input_condition: float = 1.0
+    input_basis: str = "teacher"
+    dataset: str = "teacher"
 
     def __post_init__(self):
         if not isinstance(self.teacher, Teacher):
@@ -206,7 +229,10 @@ class Experiment:
             "label_noise": check.nonneg("label_noise", self.label_noise),
             "dtype": check.dtype("dtype", self.dtype),
             "device": check.device("device", self.device),
+            **datasets.check_options(self, n_samples),
         }
+        if self.init.layer_scales and len(self.init.layer_scales) != depth:
+            _fail("Init.layer_scales", self.init.layer_scales, f"give exactly depth = {depth} factors")
         fields["batch_size"] = check.integral(
             "batch_size", self.batch_size, min=1, max=n_samples, why=" (1 <= batch_size <= n_samples)"
         )
@@ -226,12 +252,17 @@ class Experiment:
         return (self.teacher.d_in, *hidden, self.teacher.d_out)
 
     @property
-    def runs(self) -> int:
-        return 1 + self.sgd_runs
+    def whitened(self) -> bool:
+        """Inputs with X X^T / n = I (the engine's fused and BLAS paths assume it)."""
+        return self.input_condition == 1 and self.dataset != "digits"
 
     @property
-    def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+    def noisy_labels(self) -> bool:
+        """Labels off the least-squares map (label noise, or a data set's own labels)."""
+        return self.label_noise > 0 or self.dataset != "teacher"
+
+    runs = property(lambda self: 1 + self.sgd_runs)
+    torch_dtype = property(lambda self: DTYPES[self.dtype])
 
     @property
     def roundoff_scale(self) -> float:
@@ -240,7 +271,15 @@ class Experiment:
         return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+        """Every field; the data and init options added after the first release only when set, so
+        that the cache keys of whitened, as-built experiments stay what they were."""
+        spec = dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+        for name, default in (("input_condition", 1.0), ("input_basis", "teacher"), ("dataset", "teacher")):
+            if spec[name] == default:
+                del spec[name]
+        if not spec["init"]["layer_scales"]:
+            del spec["init"]["layer_scales"]
+        return spec
 
     def key(self) -> str:
         """Content hash of the full specification (stable across sessions)."""
@@ -250,9 +289,9 @@ class Experiment:
     @classmethod
     def from_dict(cls, spec: dict) -> Experiment:
         spec = dict(spec)
-        teacher = spec.pop("teacher")
+        teacher, init = spec.pop("teacher"), spec.pop("init")
         return cls(
             teacher=Teacher(**teacher | {"singular_values": tuple(teacher["singular_values"])}),
-            init=Init(**spec.pop("init")),
+            init=Init(**init | {"layer_scales": tuple(init.get("layer_scales", ()))}),
             **spec | {"width": tuple(spec["width"])},
         )

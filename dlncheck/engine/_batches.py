@@ -4,8 +4,9 @@ SGD run r (>= 1) draws its batches from a torch.Generator seeded by (experiment.
 epoch a fresh permutation of the n samples (torch.randperm), cut into n // B batches (the
 remainder is dropped). (NumPy's Generator.permuted would draw a chunk's epochs in one call,
 about 0.1-0.25 us per run-step cheaper, but would change every SGD draw of existing results.) A batch's moments are
-Sxx = X_b X_b^T / B and the label-noise moment N = (Y_b - Syx X_b) X_b^T / B (exactly 0 without
-label noise); run 0 (GD) has I and 0.
+Sxx = X_b X_b^T / B and the label-noise moment N = (Y_b - T X_b) X_b^T / B (T the least-squares
+map, Syx when whitened; exactly 0 without label noise); run 0 (GD) has the full data's moments,
+Sxx (I when whitened) and 0. Then G = (W - T) Sxx_b - N_b = W Sxx_b - Y_b X_b^T / B on any data.
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ class BatchOrders:
 
 
 class MomentTable:
-    """Per-sample outer products [x x^T | e x^T] (e = y - Syx x), one row per sample: a batch's
+    """Per-sample outer products [x x^T | e x^T] (e = y - T x), one row per sample: a batch's
     moments are the mean of its rows (``outer``: (n, d_in^2 [+ d_out d_in]), built on first use);
     ``xt``, ``yt``: the samples themselves, X^T (n, d_in) and Y^T (n, d_out), for the per-sample form."""
 
@@ -88,7 +89,7 @@ class MomentTable:
         X = self.problem.X
         columns = [(X[:, None] * X[None]).reshape(self.d_in**2, -1)]
         if self.noisy:
-            E = self.problem.Y - self.problem.Syx @ X
+            E = self.problem.Y - self.problem.least_squares @ X
             columns.append((E[:, None] * X[None]).reshape(self.d_out * self.d_in, -1))
         return torch.cat(columns).T.contiguous()
 
@@ -102,10 +103,12 @@ class MomentTable:
 
     def moments(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Sxx (k, R, d_in, d_in) and N (k, R, d_out, d_in) or None, for indices idx (k, S, B);
-        run 0 (GD) gets I and 0. One fused gather-and-mean (embedding_bag) for all of them."""
+        run 0 (GD) gets the full data's Sxx (I when whitened) and 0. One fused gather-and-mean
+        (embedding_bag) for all of them."""
         k, S, B = idx.shape
         d_in, d_out, X = self.d_in, self.d_out, self.outer
-        Sxx = torch.eye(d_in, dtype=X.dtype, device=X.device).expand(k, 1, d_in, d_in)
+        full = self.problem.Sxx if self.problem.Sxx is not None else torch.eye(d_in, dtype=X.dtype, device=X.device)
+        Sxx = full.expand(k, 1, d_in, d_in)
         N = torch.zeros(k, 1, d_out, d_in, dtype=X.dtype, device=X.device) if self.noisy else None
         if S:
             moments = F.embedding_bag(idx.reshape(k * S, B).to(X.device), X, mode="mean").view(k, S, -1)

@@ -2,8 +2,9 @@
 
 Rows are (config, run) pairs, row = config * R + run (R = 1 + S). At step k, with its batch
 second moments Sxx_r = X_b X_b^T / B and noise moment N_r (see :mod:`dlncheck.engine._batches`; run 0,
-GD: I and 0), the batch gradient of the end-to-end map is G = (W - Syx) Sxx_r - N_r, where
-W - Syx is also what the full-data loss 0.5 ||W - Syx||_F^2 + offset needs. Then
+GD: the full data's Sxx, I when whitened, and 0), the batch gradient of the end-to-end map is
+G = (W - T) Sxx_r - N_r (T the least-squares map, Syx when whitened), where W - T is also what the
+full-data loss 0.5 ||(W - T) Sxx^{1/2}||_F^2 + offset needs. Then
 
     W = W_L ... W_1,   dL/dW_l = (W_L...W_{l+1})^T G (W_{l-1}...W_1)^T,
 
@@ -90,13 +91,11 @@ def step_loop(ensemble: Ensemble, tables, loss_every: int, progress: bool, advan
             for w, w_live in zip(W, W_live):
                 w[torch.from_numpy(live)] = w_live
         gone = torch.from_numpy(live[done])
-        residual[np.searchsorted(record, step), gone] = torch.linalg.vector_norm(
-            prefix_products([w[gone] for w in W])[-1] - problem.Syx, dim=(-2, -1)
-        )
+        residual[np.searchsorted(record, step), gone] = problem.residual(prefix_products([w[gone] for w in W])[-1])
         live = live[~done]
         W_live = [w[torch.from_numpy(live)].contiguous() for w in W]
 
-    table = MomentTable(problem, base.label_noise > 0)
+    table = MomentTable(problem, base.noisy_labels)
     orders = BatchOrders(base, n_steps, table.columns)
     # divergence is checked at the end of every segment: at least every DIVERGENCE_WINDOW steps, and
     # every CHECK_ELEMENTS weight entries stepped (a diverging big net is reported within a second);
@@ -128,7 +127,7 @@ def step_loop(ensemble: Ensemble, tables, loss_every: int, progress: bool, advan
             if getattr(advance, "sparse_loss", False):
                 sparse = {"needed": np.isin(np.arange(start, stop), record), "limit": limit[torch.from_numpy(live)]}
             idx, lr = orders.take(stop - start), _lr_at(lrs[live], W[0])
-            advance(W_live, problem.Syx, table, idx, lr, step_residual, **sparse)
+            advance(W_live, problem.least_squares, table, idx, lr, step_residual, **sparse)
             lo, hi = np.searchsorted(record, [start, stop])
             kept = step_residual[torch.from_numpy(record[lo:hi] - start)]
             if len(live) == C * R:
@@ -145,7 +144,7 @@ def step_loop(ensemble: Ensemble, tables, loss_every: int, progress: bool, advan
         store(ev)
     end = advance.end(W) if hasattr(advance, "end") else None  # engine._per_sample may have it already
     if end is None:
-        end = torch.linalg.vector_norm(prefix_products(W)[-1] - problem.Syx, dim=(-2, -1))
+        end = problem.residual(prefix_products(W)[-1])
     residual[-1] = end
     check_divergence(residual[-1:], record[-1:], problem.loss_offset, bound, lrs, R, live)
     return [

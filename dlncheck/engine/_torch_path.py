@@ -39,7 +39,9 @@ def _descend(W: list[torch.Tensor], prefix: list[torch.Tensor], G: torch.Tensor,
 
 def advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
     """The reference path: len(idx) steps, one batched step at a time; residual[k] = ||W - Syx||_F
-    before step k. idx (k, S, B): the SGD runs' batches; rows = configs x (1 + S)."""
+    before step k. idx (k, S, B): the SGD runs' batches; rows = configs x (1 + S). On anisotropic
+    inputs (the only path that takes them) ``Syx`` is the least-squares map T and the residual is
+    ||(W - T) Sxx^{1/2}||_F (dlncheck.config.data.Problem.residual)."""
     Sxx, N = table.moments(idx)
     configs = W[0].shape[0] // Sxx.shape[1]
     if configs > 1:
@@ -48,6 +50,7 @@ def advance_torch(W, Syx, table: MomentTable, idx, lr, residual) -> None:
     for k in range(Sxx.shape[0]):
         prefix = prefix_products(W)
         error = prefix[-1] - Syx
-        torch.linalg.vector_norm(error, dim=(-2, -1), out=residual[k])
+        root = table.problem.root
+        torch.linalg.vector_norm(error if root is None else error @ root, dim=(-2, -1), out=residual[k])
         G = torch.bmm(error, Sxx[k]) if N is None else torch.baddbmm(-N[k], error, Sxx[k])
         _descend(W, prefix, G, lr)

@@ -152,8 +152,13 @@ def _train_in_halves(
 
 
 def _advance_for(experiment: Experiment, backend: str, loss_every: int = 1):
-    if backend == "torch":
-        return advance_torch
+    if backend == "torch" or (backend == "auto" and not experiment.whitened):
+        return advance_torch  # the fused and BLAS paths take GD's Sxx = I and an unweighted residual
+    if not experiment.whitened:
+        raise ValueError(
+            f"backend={backend!r} assumes whitened inputs (Sxx = I), but input_condition="
+            f"{experiment.input_condition:g}: use backend='torch' or 'auto'"
+        )
     kernel, _, form = backend.partition("-")
     if backend == "auto":  # the form and kernel of least cost (engine._cost)
         form = cost.formulation(experiment.widths, experiment.batch_size, loss_every)

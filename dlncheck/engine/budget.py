@@ -75,7 +75,7 @@ def estimate_bytes(experiment, checkpoints, loss_every: int) -> dict[str, tuple[
     # batch indices only) and keeps a copy of the weights from each segment's start (engine._per_sample)
     per_sample = cost.formulation(d, B, loss_every) == "per-sample"
     per_sample = per_sample and cost.kernel(d, torch.device(experiment.device).type, "per-sample", item) != "torch"
-    columns = 0 if per_sample else d[0] * d[0] + (d[-1] * d[0] if experiment.label_noise > 0 else 0)
+    columns = 0 if per_sample else d[0] * d[0] + (d[-1] * d[0] if experiment.noisy_labels else 0)
     per_epoch = n // B
     moments = max(CHUNK_ELEMENTS, per_epoch * R * (B + columns))
     count = isinstance(checkpoints, (numbers.Number, np.generic)) or (

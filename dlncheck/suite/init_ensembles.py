@@ -57,13 +57,18 @@ def case_ensemble(exp: Experiment, sizes: Sizes, sgd_runs: int | None = None) ->
     if sgd_runs is not None:
         exp = dataclasses.replace(exp, sgd_runs=sgd_runs)
     if exp.init.kind == "aligned":
-        half = sizes.saddle // 2
-        base = presets.random_small_init(exp)
-        inits = [Init("balanced", exp.init.scale, seed=i) for i in range(half)] + [
-            Init("gaussian", base.init.scale, seed=i) for i in range(half)
-        ]
+        base, inits = random_small_inits(exp, sizes.saddle)
         return Ensemble(dataclasses.replace(base, steps=random_run_steps(exp, base, tuple(inits))), inits)
     return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(sizes.other)])
+
+
+def random_small_inits(exp: Experiment, n: int) -> tuple[Experiment, list[Init]]:
+    """(presets.random_small_init(exp), n inits): n/2 balanced of the aligned preset's scale and n/2
+    Gaussian of the same per-layer rms singular value, seeds 0..n/2-1 each."""
+    half = n // 2
+    base = presets.random_small_init(exp)
+    inits = [Init("balanced", exp.init.scale, seed=i) for i in range(half)]
+    return base, inits + [Init("gaussian", base.init.scale, seed=i) for i in range(half)]
 
 
 @functools.lru_cache(maxsize=64)

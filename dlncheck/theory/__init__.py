@@ -8,6 +8,8 @@
 - :mod:`.escape_lag`: SGD's first-order escape lag (reshuffled SGD's modified loss);
 - :mod:`.init_scale`: escape time against the init scale a0, and the a0 -> 0 limit of the
   window and alignment readings.
+- :mod:`.assumptions`: what still holds beyond the analytic picture's assumptions (anisotropic
+  inputs, a bottleneck, unbalanced inits): the drift identity, mode rates, learning order.
 
 Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
 keeps working.

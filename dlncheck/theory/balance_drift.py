@@ -75,6 +75,7 @@ def sgd_extra_drift(
     lr: float,
     c_B: float,
     chunk: int = 64,
+    labels: torch.Tensor | None = None,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B lr^2 sum_{k<T/lr} C_l(W_k^GD) from GD's checkpoints.
 
@@ -83,14 +84,16 @@ def sgd_extra_drift(
     (..., K, d_l, d_{l-1})). Its quadrature error is estimated by Richardson's rule for the
     trapezoid (error ~ spacing^2): |S(grid) - S(every other point)| / 3, returned per pair as the
     second list (norms, (...)) so a tolerance can add it. Returns ([c_B S_l], [quadrature error]).
+    ``labels``: as in theory.sgd.drift_covariance (the data set's labels; M then its Y X^T / n).
     """
+    labels = None if labels is None else labels.to(gd_weights[0])
     K = steps.shape[0]
     C = [
         torch.cat(parts, -3)
         for parts in zip(
             *(
                 sgd_theory.drift_covariance(
-                    [w[..., k : k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]), M.to(gd_weights[0])
+                    [w[..., k : k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]), M.to(gd_weights[0]), labels
                 )
                 for k in range(0, K, chunk)
             )

@@ -34,6 +34,8 @@ import math
 import torch
 from scipy.stats import norm
 
+from dlncheck.spectra import pattern_from_products
+
 ALPHA = 0.05
 TINY = 1e-300  # log floor for exactly-zero singular values
 
@@ -74,6 +76,18 @@ def threshold_gaps(
 def ambiguous(g: torch.Tensor, spread: torch.Tensor, chances: int, alpha: float = ALPHA) -> torch.Tensor:
     """True where g < flip_z(chances) * spread (see the module docstring)."""
     return g < flip_z(chances, alpha) * spread
+
+
+def pattern_gaps(svals: dict, r_gd: torch.Tensor, eps: float, atol: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(g, delta) of every P_ij as (K, L, L) patterns: :func:`threshold_gaps` of each product's
+    singular values svals[(i, j)] (R, K, k) at GD's counts r_gd (K, L, L) and GD's threshold
+    tau = max(eps sigma_1, atol)."""
+    L = r_gd.shape[-1]
+    g, spread = {}, {}
+    for (i, j), sv in svals.items():
+        tau = torch.clamp(eps * sv[0, :, 0], min=atol)
+        g[(i, j)], spread[(i, j)] = threshold_gaps(sv, r_gd[:, i - 1, j - 1], tau)
+    return pattern_from_products(g, L), pattern_from_products(spread, L)
 
 
 def fewest_detectable_runs(z: float, runs: int) -> int:

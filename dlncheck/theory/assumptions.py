@@ -1,0 +1,90 @@
+"""Beyond the theory's assumptions (issue #29; docs/protocol.md, "Beyond the assumptions"): what
+can still be predicted when the inputs are anisotropic (Sxx != I, aligned with the teacher or
+rotated away from it), the teacher's rank exceeds the bottleneck, or the init is unbalanced.
+
+1. The drift identity needs none of the assumptions. One step changes D_l = W_{l+1}^T W_{l+1} -
+   W_l W_l^T by exactly lr^2 (G_{l+1}^T G_{l+1} - G_l G_l^T) for any loss of the product, and the
+   per-sample gradient r_i x_i^T (r_i = W x_i - y_i) with its without-replacement batch mean gives
+   E[D_l^SGD(T)] - D_l^GD(T) = lr^2 c_B sum_t C_l(W_t^GD) + O(lr) relative
+   (:mod:`dlncheck.theory.sgd_drift`, whose moments Sxx, Syx and label terms are the data's own).
+   Its tolerance (:func:`dlncheck.theory.balance_drift.sgd_drift_tolerance`) takes h = lr
+   lambda_max from :func:`dlncheck.theory.sgd.truncation_tolerance`; the anisotropic inputs have
+   Sxx <= I (eigenvalues in [1 / kappa, 1]), so the whitened curvature bound still bounds theirs.
+2. Mode time scales (exact for inputs aligned with the teacher, Sxx = V diag(lambda) V^T,
+   balanced decoupled init): the loss is 0.5 sum_k lambda_k (u_k - s_k)^2 + const, so
+   du_k/dt = L lambda_k u_k^{2-2/L} (s_k - u_k): mode k runs at the whitened speed with s_k
+   replaced by its input-output covariance lambda_k s_k (= sigma_k(Syx)) in the rate and s_k kept
+   as its end value; its escape time scales as 1 / (lambda_k s_k^{...}). :func:`horizon_factor`
+   stretches a whitened run by s_r / sigma_r(Syx) (r the teacher's rank) so the slowest mode has
+   the same room to escape; for rotated inputs the modes couple and the factor is a run-length
+   choice only (no prediction), stated so.
+3. Learning order: where the modes decouple they are learned in the order of lambda_k s_k
+   (item 2); the whitened-coordinates teacher Syx Sxx^{-1/2} (the map a network on whitened
+   inputs would learn) orders them by s_k lambda_k^{1/2}. :func:`target_modes` gives both frames,
+   :func:`learning_times` the times GD's map reaches half of each; which order the data follow
+   where the modes couple is exploratory (reported, not asserted).
+4. Bottleneck: with min(widths) = w < rank(M) and whitened inputs GD's end-to-end map can reach
+   at best the rank-w truncation of M (Eckart-Young), loss 0.5 sum_{k>w} s_k^2 above the offset;
+   for anisotropic inputs the best rank-w map is the rank-w truncation of Syx Sxx^{-1/2} mapped
+   back by Sxx^{-1/2} (reduced-rank regression, Izenman 1975): :func:`bottleneck_loss`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from dlncheck.config.data import Problem
+
+
+def _whitened_teacher(problem: Problem) -> torch.Tensor:
+    """Syx Sxx^{-1/2} = T Sxx^{1/2} (Syx when whitened), float64."""
+    T = problem.least_squares.double().cpu()
+    return T if problem.root is None else T @ problem.root.double().cpu()
+
+
+def covariance_values(problem: Problem, n: int) -> dict[str, np.ndarray]:
+    """The top n singular values of Syx (the modes' rates, item 2) and of Syx Sxx^{-1/2} (item 3)."""
+    Syx = problem.Syx.double().cpu()
+    return {
+        "Syx": torch.linalg.svdvals(Syx)[:n].numpy(),
+        "whitened": torch.linalg.svdvals(_whitened_teacher(problem))[:n].numpy(),
+    }
+
+
+def horizon_factor(problem: Problem, teacher_values, rank: int) -> float:
+    """s_r / sigma_r(Syx), at least 1: how much longer than a whitened run the slowest of the
+    teacher's r modes needs (item 2; exact rate ratio for aligned inputs)."""
+    s_r = float(teacher_values[rank - 1])
+    sigma_r = float(covariance_values(problem, rank)["Syx"][rank - 1])
+    return max(1.0, s_r / sigma_r)
+
+
+def target_modes(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(U', s', V') of Syx Sxx^{-1/2} (item 3): the modes of the map GD learns, in whitened
+    input coordinates, with its singular values."""
+    U, s, Vh = torch.linalg.svd(_whitened_teacher(problem), full_matrices=False)
+    return U, s, Vh.mT
+
+
+def learning_times(end_to_end: torch.Tensor, times: torch.Tensor, problem: Problem, n: int) -> np.ndarray:
+    """First time GD's map reaches half of each target mode: m_j(t) = u'_j^T W(t) Sxx^{1/2} v'_j
+    >= s'_j / 2 (item 3), for j < n; NaN where it never does. end_to_end (K, d_out, d_in)."""
+    U, s, V = target_modes(problem)
+    W = end_to_end.double().cpu()
+    if problem.root is not None:
+        W = W @ problem.root.double().cpu()
+    m = torch.einsum("ij,kia,aj->kj", U[:, :n], W, V[:, :n]).abs()  # (K, n)
+    reached = m >= s[:n] / 2
+    first = torch.where(reached.any(0), reached.int().argmax(0), -1)
+    t = times.double().cpu()
+    return np.array([float(t[i]) if i >= 0 else math.nan for i in first.tolist()])
+
+
+def bottleneck_loss(problem: Problem, width: int) -> float:
+    """Least loss of an end-to-end map of rank <= ``width`` (item 4): 0.5 sum_{k > width}
+    sigma_k(Syx Sxx^{-1/2})^2 + the offset."""
+    s = torch.linalg.svdvals(_whitened_teacher(problem))
+    return 0.5 * float(s[width:].square().sum()) + problem.loss_offset

@@ -1,0 +1,58 @@
+"""theory.assumptions against independent NumPy references: the bottleneck's least loss (reduced-rank
+regression on the raw samples), the aligned anisotropic horizon (1 / lambda_r) and the learning times
+of a known path."""
+
+import numpy as np
+import pytest
+import torch
+
+from dlncheck.config.data import input_spectrum, make_problem
+from dlncheck.config.experiment import Experiment, Init, Teacher
+from dlncheck.theory import assumptions
+
+TEACHER = Teacher(5, 4, (3.0, 2.0, 1.0), seed=4)
+
+
+def experiment(**kw):
+    return Experiment(TEACHER, 2, 2, Init("gaussian", 0.1), 0.05, 10, 8, 40, 1, **kw)
+
+
+@pytest.mark.parametrize("options", [{}, {"input_condition": 30.0, "input_basis": "random", "label_noise": 0.2}])
+@pytest.mark.parametrize("width", [1, 2])
+def test_bottleneck_loss_is_the_least_loss_of_a_rank_w_map(options, width):
+    p = make_problem(experiment(**options))
+    X, Y = p.X.numpy(), p.Y.numpy()
+    n = X.shape[1]
+    Sxx, Syx = X @ X.T / n, Y @ X.T / n
+    w, V = np.linalg.eigh(Sxx)
+    Rinv = V @ np.diag(w**-0.5) @ V.T
+    U, s, Vh = np.linalg.svd(Syx @ Rinv)
+    A, B = U[:, :width] * s[:width], Vh[:width] @ Rinv
+    best = A @ B  # reduced-rank regression (Izenman 1975)
+    least = 0.5 * np.mean(np.sum((Y - best @ X) ** 2, axis=0))
+    assert assumptions.bottleneck_loss(p, width) == pytest.approx(least, rel=1e-10, abs=1e-12)
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # no random rank-w map does better
+        other = (A + 0.05 * rng.standard_normal(A.shape)) @ (B + 0.05 * rng.standard_normal(B.shape))
+        assert 0.5 * np.mean(np.sum((Y - other @ X) ** 2, axis=0)) >= least - 1e-12
+
+
+def test_horizon_of_aligned_inputs_is_one_over_lambda_r():
+    exp = experiment(input_condition=10.0)
+    lam, _ = input_spectrum(exp)
+    factor = assumptions.horizon_factor(make_problem(exp), TEACHER.s, TEACHER.rank)
+    assert factor == pytest.approx(1 / float(lam[TEACHER.rank - 1]), rel=1e-10)
+    assert assumptions.horizon_factor(make_problem(experiment()), TEACHER.s, TEACHER.rank) == pytest.approx(1.0)
+
+
+def test_learning_times_of_a_known_path():
+    p = make_problem(experiment(input_condition=10.0, input_basis="random"))
+    U, s, V = assumptions.target_modes(p)
+    root_inv = torch.linalg.inv(p.root)
+    times = torch.linspace(0, 10, 101, dtype=torch.float64)
+    reach = torch.tensor([2.0, 7.0, 5.0], dtype=torch.float64)  # mode j reaches s'_j at t = 2 reach_j
+    u = (times[:, None] / (2 * reach)).clamp(max=1.0) * s[:3]  # u_j(t): half of s'_j at t = reach_j
+    W = torch.einsum("ij,kj,aj->kia", U[:, :3], u, V[:, :3]) @ root_inv
+    t = assumptions.learning_times(W, times, p, 3)
+    np.testing.assert_allclose(t, reach.numpy(), atol=0.1 + 1e-9)
+    assert np.isnan(assumptions.learning_times(W[:10], times[:10], p, 3)).all()
