@@ -19,6 +19,7 @@ from dlncheck.config import validation as check
 
 TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
 INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
+BATCH_KINDS = ("reshuffle", "independent")
 DTYPES = check.DTYPES
 
 
@@ -155,7 +156,7 @@ class Experiment:
     steps : int
         Number of steps; time t = lr * step.
     batch_size : int
-        SGD batch size B (1 <= B <= n_samples), drawn without replacement, reshuffled every epoch.
+        SGD batch size B (1 <= B <= n_samples), drawn without replacement.
     n_samples : int
         Number of samples n (>= d_in, so the inputs can be whitened).
     sgd_runs : int
@@ -168,6 +169,12 @@ class Experiment:
         Precision of the weights and data.
     device : str, default "cpu"
         "cpu" or "cuda" ("cuda:i").
+    batches : {"reshuffle", "independent"}, default "reshuffle"
+        How SGD draws its batches: "reshuffle", a fresh permutation every epoch cut into n // B
+        batches (each epoch's batch noise sums to zero); "independent", every step a uniform
+        B-subset drawn afresh (i.i.d. batches: the premise of the Ornstein-Uhlenbeck and
+        independent-batch Boltzmann laws). Part of ``key()`` only when not the default, so the
+        keys of reshuffled experiments are unchanged.
     """
 
     teacher: Teacher
@@ -183,6 +190,7 @@ class Experiment:
     label_noise: float = 0.0
     dtype: str = "float64"
     device: str = "cpu"
+    batches: str = "reshuffle"
 
     def __post_init__(self):
         if not isinstance(self.teacher, Teacher):
@@ -206,6 +214,7 @@ class Experiment:
             "label_noise": check.nonneg("label_noise", self.label_noise),
             "dtype": check.dtype("dtype", self.dtype),
             "device": check.device("device", self.device),
+            "batches": check.one_of("batches", self.batches, BATCH_KINDS),
         }
         fields["batch_size"] = check.integral(
             "batch_size", self.batch_size, min=1, max=n_samples, why=" (1 <= batch_size <= n_samples)"
@@ -240,7 +249,10 @@ class Experiment:
         return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+        spec = dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
+        if spec["batches"] == BATCH_KINDS[0]:
+            del spec["batches"]  # the default: keys of reshuffled experiments stay as before the field
+        return spec
 
     def key(self) -> str:
         """Content hash of the full specification (stable across sessions)."""
