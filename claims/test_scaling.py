@@ -59,6 +59,14 @@ def _rows() -> dict[str, Prediction]:
         )
         for name, (var, why) in sgd.EXPLORATORY.items()
     }
+    rows |= {
+        f"independent-{name}": Prediction(
+            f"log-log slope {slope:g} to {sgd.INDEPENDENT_UPPER:g} vs {var} on independent batches "
+            "(Experiment.batches='independent'); vanishes: yes, as lr c_B -> 0",
+            reason,
+        )
+        for name, (slope, var, reason) in sgd.INDEPENDENT_EXPONENTS.items()
+    }
     rows["offsets"] = Prediction(
         "mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode (theory.sgd.predicted_offsets)",
         "the expected extra balance drift of SGD, split per mode along GD's path; |m - p| <= z sem + h |p|",
@@ -81,6 +89,12 @@ FAMILY = Family(
             "sigma_spread",
             "function_distance_mid",
         )
+    )
+    + (
+        (
+            r"test_scaling_slope_independent\[",
+            "on independent batches the distances scale with the OU exponent 1/2 (theory.sgd.ou_variance)",
+        ),
     )
     + ((r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),),
 )
@@ -202,7 +216,7 @@ def slope_claim(regime, teacher, depth, name, batches, preset, trajectory_cache,
         prediction=f"slope {law} ({reason}); vanishes: {vanishes}",
         observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- truncation band {band:.3f}"
         + ("" if resolved else f" (not resolved: interval + band wider than {RESOLUTION:g})"),
-        reason=reason if independent else FAMILY.predictions[name].reason,
+        reason=FAMILY.predictions[f"independent-{name}" if independent else name].reason,
         golden_path=vanishing(fit.lo, fit.hi),
         key="slope",
         holds=holds,
