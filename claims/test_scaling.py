@@ -32,7 +32,7 @@ from dlncheck.measure import lr_sweep, scaling
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite.family import Family
-from dlncheck.theory import sgd
+from dlncheck.theory import power, sgd
 from dlncheck.theory.gradient_noise import minibatch_factor
 
 BATCH_SIZES = (10, 30)
@@ -133,6 +133,19 @@ def slope_band(points, var) -> float:
 RESOLUTION = 0.5  # the gap between a spread's exponent (1/2) and a bias's (1) the fit must tell apart
 
 
+def slope_holds(fit, predicted: float, band: float, upper: float | None = None) -> bool:
+    """The predicted slope (or range [predicted, upper]: a bias plus a spread) meets the fit's
+    bootstrap interval widened by the truncation band."""
+    upper = predicted if upper is None else upper
+    return fit.lo - band <= upper and predicted <= fit.hi + band
+
+
+def slope_mdd(fit, predicted: float, band: float, upper: float) -> float:
+    """theory.power.slope_mdd for a range [predicted, upper]: a shift up beyond band + upper - lo
+    or down beyond band + hi - predicted is rejected, the larger of the two."""
+    return max(power.slope_mdd(fit.lo, fit.hi, predicted, band), power.slope_mdd(fit.lo, fit.hi, upper, band))
+
+
 def plot_fit(name, cid, fit, predicted, band, points, holds, var):
     fig, ax = plots.figure(size=(5.2, 4.0))
     for B, marker in zip(BATCH_SIZES, "os"):
@@ -196,7 +209,7 @@ def slope_claim(regime, teacher, depth, name, batches, preset, trajectory_cache,
     values = np.stack([scaling.features(t, name) for t in trajs])
     fit = lr_sweep.fit_loglog(x, values, scaling.STATISTICS[name])
     band = slope_band(points, var)
-    holds = fit.lo - band <= upper and predicted <= fit.hi + band
+    holds = slope_holds(fit, predicted, band, upper)
     resolved = fit.hi - fit.lo + 2 * band < RESOLUTION
     law = f"{predicted:g}" if upper == predicted else f"in [{predicted:g}, {upper:g}]"
     claim.table(
@@ -227,6 +240,7 @@ def slope_claim(regime, teacher, depth, name, batches, preset, trajectory_cache,
         slope_upper=upper,
         slope_band=band,
         resolved=resolved,
+        mdd_slope=slope_mdd(fit, predicted, band, upper),
     ), (
         f"{name} {cid} ({batches} batches): fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] "
         f"(band {band:.3f}) excludes the predicted {law}"
