@@ -82,10 +82,13 @@ def verdict(claim, row: Prediction, holds: bool, observed: str, *, golden_path: 
     )
 
 
-def stationary_runs(preset, trajectory_cache, lr_factors, label_noise: float):
+def stationary_runs(preset, trajectory_cache, lr_factors, label_noise: float, batches: str = "reshuffle"):
     """The fullrank L2 saddle preset with label noise at lr_factor * preset lr (one Ensemble, same
-    time span BURN + WINDOW preset steps); checkpoints at the epoch boundaries of the window."""
-    base = preset("saddle", "fullrank", 2, sgd_runs=STATIONARY_RUNS, label_noise=label_noise, steps=BURN + WINDOW)
+    time span BURN + WINDOW preset steps), SGD batches drawn as ``batches`` says (Experiment.batches);
+    checkpoints at the epoch boundaries of the window."""
+    base = preset(
+        "saddle", "fullrank", 2, sgd_runs=STATIONARY_RUNS, label_noise=label_noise, steps=BURN + WINDOW, batches=batches
+    )
     ensemble = Ensemble(base, inits=[base.init] * len(lr_factors), lrs=[base.lr * f for f in lr_factors])
     m = base.n_samples // base.batch_size
     checkpoints = {}

@@ -13,6 +13,10 @@ aligned init as a control case; the other regimes several seeds of their preset 
 of that init (its runs share W(0), so they are one outcome, not independent draws); the verdict
 counts inits, with a Wilson interval. The thresholds are definitions, not tolerances:
 EPS_RHO = 0.1 is "row a within 5.7 degrees of e_a" (cos >= 0.995), C_DIAG = 1/2 the protocol's.
+Where the GD trap's premises hold (theory.trap.trapped_init: a balanced init with
+det(W_0) det(M) < 0, a square full-rank teacher) that theory applies: GD never learns the smallest
+mode, so that mode is predicted unlearned in GD and not asserted in the SGD runs (trap item 5:
+no SGD prediction); the other modes align first as above.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
 from dlncheck.theory import mode_dynamics as theory_modes
-from dlncheck.theory import power
+from dlncheck.theory import power, trap
 
 FAMILY = Family(
     "mode_decoupling",
@@ -40,11 +44,23 @@ FAMILY = Family(
     predictions={
         "saddle": Prediction(
             "every random small init aligns first: t_cross(a) <= t_diag(a) for every mode, "
-            "in GD and every SGD run of the init",
+            "in GD and every SGD run of the init; a trapped init (theory.trap.trapped_init): GD never "
+            "learns the smallest mode, every other mode aligns first in every run",
             "small random init: during each plateau the layers align with the teacher's "
             "singular vectors before the mode is learned (silent alignment, Atanasov, "
             "Bordelon & Pehlevan, ICLR 2022; Saxe et al. 2014); the small-init limit "
-            "admits no exceptional init, so the prediction is every init",
+            "admits no exceptional init, so the prediction is every init; balanced flow conserves "
+            "sign det W (theory.trap), so with det(W_0) det(M) < 0 GD cannot learn the smallest mode",
+        ),
+        "saddle-deep": Prediction(
+            "exploratory at L >= 3: every mode learned in every run of every init (a trapped init: every "
+            "mode but GD's smallest); alignment order recorded, its a0 -> 0 trend asserted by "
+            "init_scale's contradictions-* cases",
+            "at L >= 3 alignment and escape share the time scale a0^-(L-2) (theory.init_scale items 2, 4b): "
+            "nothing lets alignment finish before the escape at finite a0; rho_a(t_diag) = O(a0^{q_a}), "
+            "q_a = 1 - s_{a+1}/s_a, with an init-dependent constant not derived, so the small-init limit's "
+            "'aligns first' is not predicted at the preset's a0",
+            True,
         ),
         "aligned": Prediction(
             "control: cross modes stay below eps_rho, so t_cross(a) <= t_diag(a) in GD and every SGD run",
@@ -86,7 +102,8 @@ def aligned_first(w: torch.Tensor, s: torch.Tensor, t: torch.Tensor):
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset, sizes, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
     cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")
-    row = FAMILY.predictions["aligned" if init == "aligned" else regime]
+    deep = regime == "saddle" and init != "aligned" and depth >= 3  # theory.init_scale item 2
+    row = FAMILY.predictions["aligned" if init == "aligned" else "saddle-deep" if deep else regime]
     labels, trajs = init_ensembles.case_trajectories(exp, init, sizes.ensembles, trajectory_cache)
     W = torch.stack([spectra.end_to_end(tr.weights) for tr in trajs])  # (C, R, K, d_out, d_in)
     t, w0 = trajs[0].checkpoint_times, [tr.initial_weights for tr in trajs]
@@ -95,8 +112,13 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
     n = int((s > 0).sum())
     w = modes.mode_coefficients(W, T.U, T.V)  # (C, R, K, d_out, d_in)
     times, learned, before = aligned_first(w, s, t)  # (C, R, n) each
-    per_init = before.all(-1).all(-1)  # (C,)
-    per_init_gd = before[:, 0].all(-1)
+    trapped = torch.tensor([trap.trapped_init(w, T.M) for w in w0])  # (C,) theory.trap's premises hold
+    asserted = torch.ones(len(w0), n, dtype=torch.bool)
+    asserted[trapped, n - 1] = False  # GD: predicted unlearned (checked below); SGD: no prediction
+    gd_stays = ~trapped | ~learned[:, 0, n - 1]  # (C,)
+    ok = before | ~asserted[:, None, :]
+    per_init = ok.all(-1).all(-1) & gd_stays  # (C,)
+    per_init_gd = ok[:, 0].all(-1) & gd_stays
     all_learned = learned.all(-1).all(-1)  # (C,)
     summary = init_ensembles.summary(per_init)
     gd_summary = init_ensembles.summary(per_init_gd)
@@ -110,19 +132,21 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
         fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
         fraction_inits_gd=gd_summary["fraction"],
         inits_all_learned=int(all_learned.sum()),
+        trapped_inits=[lab for lab, tr in zip(labels, trapped.tolist()) if tr],
         per_init=dict(zip(labels, summary["per_init"])),
         failing_modes_per_init={
-            lab: [a + 1 for a in range(n) if not bool(before[c, :, a].all())] for c, lab in enumerate(labels)
+            lab: [a + 1 for a in range(n) if not bool(ok[c, :, a].all())] + ([] if gd_stays[c] else [f"GD learned {n}"])
+            for c, lab in enumerate(labels)
         },
         rho_at_t_diag_gd={lab: np.round(rho_at_diag[c, 0].tolist(), 3).tolist() for c, lab in enumerate(labels)},
         sgd_runs_per_init=W.shape[1] - 1,
         eps_rho=EPS_RHO,
         mdd_coupling=power.coupling_mdd(EPS_RHO),  # w_ab / w_aa held from the start: rejected beyond this
     )
-    if regime == "saddle":  # every init, every run: the small-init theory has no exceptions
+    if regime == "saddle" and not deep:  # every init, every run: the small-init theory has no exceptions
         holds = summary["n_pass"] == summary["n_inits"]
-    else:  # exploratory: only that every mode is learned (a prerequisite that can fail)
-        holds = bool(all_learned.all())
+    else:  # exploratory: only that every mode is learned (a prerequisite that can fail), GD's trapped mode excepted
+        holds = bool((learned | ~asserted[:, None, :]).all() and gd_stays.all())
         if regime == "ntk":
             pred = _lazy_prediction(w0, T, s, n)  # (C, n) predicted "aligns first"
             agree = (pred == before[:, 0]).double().mean().item()
@@ -136,7 +160,8 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
         f"{summary['n_pass']}/{summary['n_inits']} inits align first in GD and every SGD run "
         f"(95% CI {lo:.2f}-{hi:.2f}; GD alone {gd_summary['n_pass']}/{gd_summary['n_inits']}); "
         f"failing (init: modes) {[(lab, numbers['failing_modes_per_init'][lab]) for lab in failing]}; "
-        f"every mode learned in {int(all_learned.sum())}/{len(labels)} inits"
+        f"every mode learned in {int(all_learned.sum())}/{len(labels)} inits; trapped (theory.trap, GD's "
+        f"smallest mode predicted unlearned): {numbers['trapped_inits']}"
     )
     golden = "n/a" if row.exploratory else ("agrees" if holds else "assumption-fails")
     claim.verdict(

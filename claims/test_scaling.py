@@ -3,9 +3,13 @@ discrepancy, the derived SGD offset, and the GD plateaus certified as the saddle
 
 1. Slopes. Sweep lr in {eta, eta/2, eta/4, eta/8} x B in {10, 30} at equal time T (dlncheck.measure.lr_sweep);
    fit log(discrepancy) on log(noise variable) with a run-bootstrap 95% interval [lo, hi]; assert
-   the derived exponent (dlncheck.theory.sgd.EXPONENTS) lies in [lo - b, hi + b], b = h / (1 - h),
-   h = lr_max lambda_max: the largest relative size of the neglected higher-order terms
-   (theory.sgd.truncation_tolerance), which bend the local log-log slope by at most b.
+   the derived exponent (dlncheck.theory.sgd.EXPONENTS, for the engine's reshuffled batches; a sum of a
+   bias and a spread: the range [p, MIXED_UPPER]) meets [lo - b, hi + b], b the largest bend the
+   neglected relative O(h) terms (h = lr lambda_max per point) can give the fitted slope
+   (theory.sgd.slope_truncation_band). A slope is "resolved" when hi - lo + 2 b < 1/2, the gap between
+   a spread's and a bias's exponent; else the verdict says it is not. The independent-batch OU
+   exponent 1/2 is asserted where its premise holds: the same sweep on Experiment.batches="independent"
+   (theory.sgd.INDEPENDENT_EXPONENTS, ids "<name>-independent-<case>").
 2. Offsets (saddle regime). Measured mean_SGD - GD internal log singular values at 3 lrs x 2 B vs
    theory.sgd.predicted_offsets (no SGD run used): |m - p| <= z sem + h |p|, z Bonferroni over entries.
 3. Saddles. At the most critical checkpoint of each GD plateau the dense Hessian's lambda_min equals
@@ -40,7 +44,11 @@ NIGHTLY = [(r, t, L) for r in ("saddle", "ntk") for t in presets.TEACHERS for L 
 def _rows() -> dict[str, Prediction]:
     """The family's rows, keyed by discrepancy name (slopes, theory.sgd) and "offsets"."""
     rows = {
-        name: Prediction(f"log-log slope {slope:g} vs {var}; vanishes: {sgd.VANISHES[name]}", reason)
+        name: Prediction(
+            f"log-log slope {slope:g}{f' to {sgd.MIXED_UPPER[name]:g}' if name in sgd.MIXED_UPPER else ''} vs "
+            f"{var} (reshuffled batches); vanishes: {sgd.VANISHES[name]}",
+            reason,
+        )
         for name, (slope, var, reason) in sgd.EXPONENTS.items()
     }
     rows |= {
@@ -50,6 +58,14 @@ def _rows() -> dict[str, Prediction]:
             "theory.sgd module docstring item 4",
         )
         for name, (var, why) in sgd.EXPLORATORY.items()
+    }
+    rows |= {
+        f"independent-{name}": Prediction(
+            f"log-log slope {slope:g} to {sgd.INDEPENDENT_UPPER:g} vs {var} on independent batches "
+            "(Experiment.batches='independent'); vanishes: yes, as lr c_B -> 0",
+            reason,
+        )
+        for name, (slope, var, reason) in sgd.INDEPENDENT_EXPONENTS.items()
     }
     rows["offsets"] = Prediction(
         "mean_SGD - GD internal log sigma = lr^2 c_B sum C_l split per mode (theory.sgd.predicted_offsets)",
@@ -73,6 +89,12 @@ FAMILY = Family(
             "sigma_spread",
             "function_distance_mid",
         )
+    )
+    + (
+        (
+            r"test_scaling_slope_independent\[",
+            "on independent batches the distances scale with the OU exponent 1/2 (theory.sgd.ou_variance)",
+        ),
     )
     + ((r"test_offset_prediction\[", "derived SGD offset of the internal log singular values (lr^2 c_B)"),),
 )
@@ -102,17 +124,29 @@ def sweep(preset, trajectory_cache, regime, teacher, L, fractions=lr_sweep.LR_FR
     return points, lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)
 
 
-def slope_band(points) -> float:
-    h = max(sgd.truncation_tolerance(p.experiment) for p in points)
-    return h / (1 - h)
+def slope_band(points, var) -> float:
+    """theory.sgd.slope_truncation_band over the sweep's points (h = lr lambda_max of each)."""
+    x = [scaling.noise_variable(var, p.experiment) for p in points]
+    return sgd.slope_truncation_band(x, [sgd.truncation_tolerance(p.experiment) for p in points])
 
 
-def slope_holds(fit, predicted: float, band: float) -> bool:
-    """The predicted slope lies in the fit's bootstrap interval widened by the truncation band."""
-    return fit.lo - band <= predicted <= fit.hi + band
+RESOLUTION = 0.5  # the gap between a spread's exponent (1/2) and a bias's (1) the fit must tell apart
 
 
-def plot_fit(name, cid, fit, predicted, band, points, holds):
+def slope_holds(fit, predicted: float, band: float, upper: float | None = None) -> bool:
+    """The predicted slope (or range [predicted, upper]: a bias plus a spread) meets the fit's
+    bootstrap interval widened by the truncation band."""
+    upper = predicted if upper is None else upper
+    return fit.lo - band <= upper and predicted <= fit.hi + band
+
+
+def slope_mdd(fit, predicted: float, band: float, upper: float) -> float:
+    """theory.power.slope_mdd for a range [predicted, upper]: a shift up beyond band + upper - lo
+    or down beyond band + hi - predicted is rejected, the larger of the two."""
+    return max(power.slope_mdd(fit.lo, fit.hi, predicted, band), power.slope_mdd(fit.lo, fit.hi, upper, band))
+
+
+def plot_fit(name, cid, fit, predicted, band, points, holds, var):
     fig, ax = plots.figure(size=(5.2, 4.0))
     for B, marker in zip(BATCH_SIZES, "os"):
         sel = np.array([p.batch_size == B for p in points])
@@ -125,9 +159,9 @@ def plot_fit(name, cid, fit, predicted, band, points, holds):
         label=f"fit: slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]",
     )
     center = np.exp(np.log(fit.y).mean() - predicted * np.log(fit.x).mean())
-    ax.loglog(xs, center * xs**predicted, "r--", label=f"predicted slope {predicted:g} (band ±{band:.2f})")
+    ax.loglog(xs, center * xs**predicted, "r--", label=f"predicted slope {predicted:g} (truncation band ±{band:.2f})")
     ax.set(
-        xlabel=f"noise variable {sgd.EXPONENTS[name][1].replace('c_B', '$c_B$')}",
+        xlabel=f"noise variable {var.replace('c_B', '$c_B$')}",
         ylabel=name.replace("_", " "),
         title=f"{cid}: {'holds' if holds else 'FAILS'}",
     )
@@ -146,30 +180,56 @@ def vanishing(lo: float, hi: float) -> str:
 
 @pytest.mark.parametrize("regime, teacher, depth, name", SLOPE_CASES)
 def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, claim):
+    slope_claim(regime, teacher, depth, name, "reshuffle", preset, trajectory_cache, claim)
+
+
+INDEPENDENT_CASES = [
+    expectations.param(f"{name}-independent-{presets.case_id(*row)}", *row, name, nightly=nightly)
+    for rows, nightly in ((QUICK, False), (NIGHTLY, True))
+    for row in rows
+    for name in sgd.INDEPENDENT_EXPONENTS
+]
+
+
+@pytest.mark.parametrize("regime, teacher, depth, name", INDEPENDENT_CASES)
+def test_scaling_slope_independent(regime, teacher, depth, name, preset, trajectory_cache, claim):
+    """The OU exponent where its premise holds: independent batches (Experiment.batches)."""
+    slope_claim(regime, teacher, depth, name, "independent", preset, trajectory_cache, claim)
+
+
+def slope_claim(regime, teacher, depth, name, batches, preset, trajectory_cache, claim):
     cid = presets.case_id(regime, teacher, depth)
-    points, trajs = sweep(preset, trajectory_cache, regime, teacher, depth)
-    predicted, var, reason = sgd.EXPONENTS[name]
+    independent = batches == "independent"
+    base = preset(regime, teacher, depth, batches=batches)
+    points = lr_sweep.sweep_points(base, BATCH_SIZES)
+    trajs = lr_sweep.run_sweep(points, train=trajectory_cache.ensemble)
+    predicted, var, reason = (sgd.INDEPENDENT_EXPONENTS if independent else sgd.EXPONENTS)[name]
+    upper = sgd.INDEPENDENT_UPPER if independent else sgd.MIXED_UPPER.get(name, predicted)
     x = [scaling.noise_variable(var, p.experiment) for p in points]
     values = np.stack([scaling.features(t, name) for t in trajs])
     fit = lr_sweep.fit_loglog(x, values, scaling.STATISTICS[name])
-    band = slope_band(points)
-    holds = slope_holds(fit, predicted, band)
+    band = slope_band(points, var)
+    holds = slope_holds(fit, predicted, band, upper)
+    resolved = fit.hi - fit.lo + 2 * band < RESOLUTION
+    law = f"{predicted:g}" if upper == predicted else f"in [{predicted:g}, {upper:g}]"
     claim.table(
         pd.DataFrame(
             {"lr": [p.lr for p in points], "batch_size": [p.batch_size for p in points], "x": fit.x, name: fit.y}
         ),
         "sweep",
-        caption=f"{name} per (lr, B)",
+        caption=f"{name} per (lr, B), {batches} batches",
     )
     claim.figure(
-        plot_fit(name, cid, fit, predicted, band, points, holds),
+        plot_fit(name, cid, fit, predicted, band, points, holds, var),
         "loglog",
-        caption=f"log {name} vs log {var}: fit and predicted slope",
+        caption=f"log {name} vs log {var}: fit and predicted slope ({batches} batches)",
     )
+    vanishes = "yes, as lr c_B -> 0" if independent else sgd.VANISHES[name]
     assert claim.verdict(
-        prediction=f"slope {predicted:g} ({reason}); vanishes: {sgd.VANISHES[name]}",
-        observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- band {band:.3f}",
-        reason=FAMILY.predictions[name].reason,
+        prediction=f"slope {law} ({reason}); vanishes: {vanishes}",
+        observed=f"slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] +- truncation band {band:.3f}"
+        + ("" if resolved else f" (not resolved: interval + band wider than {RESOLUTION:g})"),
+        reason=FAMILY.predictions[f"independent-{name}" if independent else name].reason,
         golden_path=vanishing(fit.lo, fit.hi),
         key="slope",
         holds=holds,
@@ -177,11 +237,13 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
         slope_lo=fit.lo,
         slope_hi=fit.hi,
         slope_predicted=predicted,
+        slope_upper=upper,
         slope_band=band,
-        mdd_slope=power.slope_mdd(fit.lo, fit.hi, predicted, band),
+        resolved=resolved,
+        mdd_slope=slope_mdd(fit, predicted, band, upper),
     ), (
-        f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
-        f"excludes the predicted {predicted:g}"
+        f"{name} {cid} ({batches} batches): fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] "
+        f"(band {band:.3f}) excludes the predicted {law}"
     )
 
 

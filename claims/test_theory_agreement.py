@@ -9,7 +9,10 @@ B. Random small inits (saddle, an ensemble of balanced and Gaussian inits): in e
    run the modes escape in order of decreasing s (t_diag(a) = first |w_aa| >= s_a / 2), the
    parameter-free prediction, asserted for every init. The ratio of t_diag to theory.escape_time
    with u0 from the initial projection (modes.initial_mode_strength) is reported per init, not
-   asserted: no tolerance for the effective-u0 approximation is derived.
+   asserted: no tolerance for the effective-u0 approximation is derived. Where the GD trap's
+   premises hold (theory.trap.trapped_init: a balanced init with det(W_0) det(M) < 0, a square
+   full-rank teacher) that theory applies instead: GD never learns the smallest mode, the other
+   modes escape in order in GD and every SGD run; SGD's smallest mode is not predicted (trap item 5).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
+from dlncheck.theory import trap
 
 ALIGNED_REASON = (
     "aligned balanced init keeps the modes decoupled exactly, so GD is the scalar map "
@@ -45,9 +49,11 @@ FAMILY = Family(
     predictions={
         "saddle": Prediction(
             "every random small init: every mode escapes, in order of decreasing s, in GD and "
-            "every SGD run (measured / escape_time(s, u0_eff) reported)",
+            "every SGD run (measured / escape_time(s, u0_eff) reported); a trapped init (theory.trap."
+            "trapped_init): GD never learns the smallest mode, the others escape in order in every run",
             "small init: modes sit on the saddle until their own growth escapes it; the "
-            "plateau is set by s and the initial projection (Saxe 2014, Jacot 2021)",
+            "plateau is set by s and the initial projection (Saxe 2014, Jacot 2021); balanced flow "
+            "conserves sign det W, so with det(W_0) det(M) < 0 GD stays below M's smallest mode (theory.trap)",
         ),
     },
 )
@@ -177,15 +183,20 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, sizes, trajec
     s = exp.teacher.s
     n = int((s > 0).sum())
     blocks = modes.degenerate_blocks(s)
-    per_init, rows, points, slacks = [], [], [], []
+    per_init, rows, points, slacks, trapped = [], [], [], [], []
     for lab, tr in zip(labels, trajs):
         t = tr.checkpoint_times
         measured = modes.crossing_times(_mode_strengths(tr), s, t, c=C_DIAG)["t_diag"]  # (R, n)
         u0 = modes.initial_mode_strength(tr.initial_weights, exp.teacher.U, exp.teacher.V, n)
         predicted = theory.escape_time(s[:n], u0, depth, fraction=C_DIAG)  # (n,)
-        in_order, escaped, slack = escape_order(measured, blocks)
+        trapped.append(trap.trapped_init(tr.initial_weights, exp.teacher.M))
+        # a trapped init: GD never learns the smallest mode (n - 1, a simple value: the last block);
+        # the others are asserted as usual
+        kept = n - 1 if trapped[-1] else n
+        in_order, escaped, slack = escape_order(measured[:, :kept], blocks[:-1] if trapped[-1] else blocks)
+        gd_stays = not trapped[-1] or not bool(torch.isfinite(measured[0, n - 1]))
         slacks.append(slack)
-        per_init.append(in_order and escaped)
+        per_init.append(in_order and escaped and gd_stays)
         points.append((predicted, measured))
         rows += [
             {
@@ -212,6 +223,7 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, sizes, trajec
     numbers = dict(
         n_inits=summary["n_inits"],
         inits_holding=summary["n_pass"],
+        trapped_inits=[lab for lab, tr in zip(labels, trapped) if tr],
         fraction_inits=summary["fraction"],
         fraction_ci=[summary["fraction_lo"], summary["fraction_hi"]],
         per_init=dict(zip(labels, summary["per_init"])),
@@ -226,7 +238,8 @@ def test_escape_times_match_theory(regime, teacher, depth, preset, sizes, trajec
     lo, hi = summary["fraction_lo"], summary["fraction_hi"]
     observed = (
         f"{summary['n_pass']}/{summary['n_inits']} inits escape every mode in order of s in every run "
-        f"(95% CI {lo:.2f}-{hi:.2f}); measured/predicted escape time in [{numbers['ratio_min']:.2f}, "
+        f"(95% CI {lo:.2f}-{hi:.2f}; trapped inits, GD's smallest mode unlearned as predicted: "
+        f"{numbers['trapped_inits']}); measured/predicted escape time in [{numbers['ratio_min']:.2f}, "
         f"{numbers['ratio_max']:.2f}] (median per mode "
         f"{np.round(numbers['ratio_median_per_mode'], 2).tolist()}; "
         f"{numbers['fraction_within_x2']:.0%} of (init, run, mode) within x2, not asserted)"

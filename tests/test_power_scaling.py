@@ -26,7 +26,7 @@ def _golden():
     trajs = lr_sweep.run_sweep(points, train=train)
     predicted, var, _ = sgd.EXPONENTS[NAME]
     x = np.array([scaling.noise_variable(var, p.experiment) for p in points])
-    return x, np.stack([scaling.features(t, NAME) for t in trajs]), predicted, slope_band(points)
+    return x, np.stack([scaling.features(t, NAME) for t in trajs]), predicted, slope_band(points, var)
 
 
 def _fit(x, values, d):

@@ -273,3 +273,24 @@ def test_an_ensemble_over_the_memory_budget_trains_in_halves_with_the_same_traje
             torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-15)
     with pytest.raises(budget.MemoryBudgetExceeded, match="memory_budget"):
         train(ens, checkpoints=ck, memory_budget=one // 2)
+
+
+def test_slope_truncation_band_is_the_worst_bend_over_the_box():
+    """Every relative correction |e_i| <= h_i bends the least-squares slope by at most the band (brute
+    force over the box's corners in log(1 + e)); the band's symmetric box is attained."""
+    from dlncheck.theory.sgd import slope_truncation_band
+
+    f = np.array([1, 0.5, 0.25, 0.125] * 2)
+    c = np.array([50 / 590] * 4 + [30 / 1770] * 4)
+    x, h = f * c, 0.2 * f
+    band = slope_truncation_band(x, h)
+    d = np.log(x) - np.log(x).mean()
+    worst = 0.0
+    for corner in itertools.product((0, 1), repeat=len(x)):
+        e = np.where(np.array(corner) == 1, h, -h)
+        worst = max(worst, abs((d * np.log1p(e)).sum() / (d**2).sum()))
+    assert worst <= band + 1e-15
+    attained = (d * np.sign(d) * -np.log1p(-h)).sum() / (d**2).sum()
+    assert band == pytest.approx(attained)
+    with pytest.raises(ValueError, match="are invalid"):
+        slope_truncation_band(x, np.full_like(x, 1.0))

@@ -196,3 +196,34 @@ def test_crossing_bounds():
 def test_first_sign_flip():
     signs = torch.tensor([[1.0, 1.0, -1.0, 1.0], [-1.0, -1.0, -1.0, -1.0]])
     assert trap.first_sign_flip(signs).tolist() == [2, -1]
+
+
+def test_trapped_init_needs_every_premise():
+    """trapped_init: balanced up to roundoff, square full-rank teacher with a simple smallest value,
+    det(W_0) det(M) < 0; each premise removed in turn makes it False."""
+    from dlncheck.config.data import init_weights
+    from dlncheck.config.experiment import Experiment, Init, Teacher
+
+    def weights(teacher, kind, seed):
+        exp = Experiment(
+            teacher, 3, 4, Init(kind, 0.3, seed=seed), lr=0.01, steps=1, batch_size=4, n_samples=8, sgd_runs=0
+        )
+        return init_weights(exp)
+
+    full = Teacher(4, 4, (3.0, 2.0, 1.0, 0.5))
+    signs = {}
+    for seed in range(12):
+        w = weights(full, "balanced", seed)
+        W0 = w[2] @ w[1] @ w[0]
+        signs[seed] = int(trap.trap_sign(W0, full.M))
+        assert trap.trapped_init(w, full.M) == (signs[seed] < 0)
+    assert set(signs.values()) == {-1, 1}, "both signs occur among the seeds"
+    negative = [s for s, v in signs.items() if v < 0][0]
+    w = weights(full, "balanced", negative)
+    assert not trap.trapped_init([w[0] * 1.01, *w[1:]], full.M), "an unbalanced init is not trapped"
+    assert not trap.trapped_init(w, Teacher(4, 4, (3.0, 2.0, 1.0)).M), "a rank-deficient teacher has no trap"
+    assert not trap.trapped_init(w, Teacher(4, 4, (3.0, 2.0, 1.0, 1.0)).M), "the smallest value must be simple"
+    gaussian = [
+        s for s in range(40) if trap.trap_sign(torch.linalg.multi_dot(weights(full, "gaussian", s)[::-1]), full.M) < 0
+    ]
+    assert gaussian and not trap.trapped_init(weights(full, "gaussian", gaussian[0]), full.M)

@@ -21,6 +21,7 @@ from dlncheck.config import validation as check
 
 TEACHER_KINDS = ("lowrank", "fullrank", "degenerate")
 INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
+BATCH_KINDS = ("reshuffle", "independent")
 DTYPES = check.DTYPES
 
 
@@ -170,7 +171,7 @@ class Experiment:
     steps : int
         Number of steps; time t = lr * step.
     batch_size : int
-        SGD batch size B (1 <= B <= n_samples), drawn without replacement, reshuffled every epoch.
+        SGD batch size B (1 <= B <= n_samples), drawn without replacement.
     n_samples : int
         Number of samples n (>= d_in, so the inputs can be whitened).
     sgd_runs : int
@@ -188,6 +189,12 @@ class Experiment:
         Data with Sxx != I train on the PyTorch path (the other paths assume Sxx = I).
     device : str, default "cpu"
         "cpu" or "cuda" ("cuda:i").
+    batches : {"reshuffle", "independent"}, default "reshuffle"
+        How SGD draws its batches: "reshuffle", a fresh permutation every epoch cut into n // B
+        batches (each epoch's batch noise sums to zero); "independent", every step a uniform
+        B-subset drawn afresh (i.i.d. batches: the premise of the Ornstein-Uhlenbeck and
+        independent-batch Boltzmann laws). Part of ``key()`` only when not the default, so the
+        keys of reshuffled experiments are unchanged.
     """
 
     teacher: Teacher
@@ -206,6 +213,7 @@ class Experiment:
     input_condition: float = 1.0
     input_basis: str = "teacher"
     dataset: str = "teacher"
+    batches: str = "reshuffle"
 
     def __post_init__(self):
         if not isinstance(self.teacher, Teacher):
@@ -230,6 +238,7 @@ class Experiment:
             "dtype": check.dtype("dtype", self.dtype),
             "device": check.device("device", self.device),
             **datasets.check_options(self, n_samples),
+            "batches": check.one_of("batches", self.batches, BATCH_KINDS),
         }
         if self.init.layer_scales and len(self.init.layer_scales) != depth:
             _fail("Init.layer_scales", self.init.layer_scales, f"give exactly depth = {depth} factors")
@@ -271,10 +280,11 @@ class Experiment:
         return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
 
     def to_dict(self) -> dict:
-        """Every field; the data and init options added after the first release only when set, so
-        that the cache keys of whitened, as-built experiments stay what they were."""
+        """Every field; the data, init and batch options added after the first release only when set,
+        so that the cache keys of whitened, reshuffled, as-built experiments stay what they were."""
         spec = dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
-        for name, default in (("input_condition", 1.0), ("input_basis", "teacher"), ("dataset", "teacher")):
+        defaults = (("input_condition", 1.0), ("input_basis", "teacher"), ("dataset", "teacher"))
+        for name, default in (*defaults, ("batches", BATCH_KINDS[0])):
             if spec[name] == default:
                 del spec[name]
         if not spec["init"]["layer_scales"]:

@@ -71,7 +71,11 @@ STATISTICS = {
     "d_r_plateau": _abs_sum,
     "split_dwell": _abs_sum,
 }
-NOISE_VARIABLES = {"lr*c_B": lambda lr, c: lr * c, "lr^3*c_B": lambda lr, c: lr**3 * c}
+NOISE_VARIABLES = {
+    "lr*c_B": lambda lr, c: lr * c,
+    "lr^3*c_B": lambda lr, c: lr**3 * c,
+    "lr^3*c_B^2": lambda lr, c: lr**3 * c**2,
+}
 
 
 def features(traj: Trajectory, name: str, end: int = -1, mid: int = 1) -> np.ndarray:
@@ -98,7 +102,7 @@ def features(traj: Trajectory, name: str, end: int = -1, mid: int = 1) -> np.nda
 
 
 def noise_variable(kind: str, experiment) -> float:
-    """lr * c_B or lr^3 * c_B of an experiment (c_B = (n - B) / (B (n - 1)))."""
+    """lr * c_B, lr^3 * c_B or lr^3 * c_B^2 of an experiment (c_B = (n - B) / (B (n - 1)))."""
     if kind not in NOISE_VARIABLES:
         raise ValueError(f"noise variable {kind!r} is invalid: choose one of {tuple(NOISE_VARIABLES)}")
     return NOISE_VARIABLES[kind](experiment.lr, minibatch_factor(experiment.n_samples, experiment.batch_size))

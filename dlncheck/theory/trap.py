@@ -88,6 +88,32 @@ def predicts_trap(W0: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     return trap_sign(W0, M) < 0
 
 
+def trapped_init(weights: list[torch.Tensor], M: torch.Tensor) -> bool:
+    """True where this theory's premises hold and it predicts the trap for one init ``weights``
+    (layers W_1..W_L, first layer first): a square teacher of full rank with a simple smallest
+    singular value (both above the numerical-rank floor d eps s_1), an init balanced up to roundoff, and det(W_0) det(M) < 0. Balanced up to
+    roundoff: every ||W_{l+1}^T W_{l+1} - W_l W_l^T||_F <= 2 d eps (||W_l||_F^2 + ||W_{l+1}||_F^2),
+    the floating-point error bound of the two Gram products (Higham 2002, eq. 3.13: |fl(AB) - AB|
+    <= gamma_d |A||B|, gamma_d ~ d eps). Then GD (the discretised flow) is predicted never to learn
+    the smallest mode (item 3), and nothing is predicted for SGD at L >= 3 (item 5)."""
+    if M.shape[-1] != M.shape[-2]:
+        return False
+    s = torch.linalg.svdvals(M.double())
+    floor = len(s) * torch.finfo(torch.float64).eps * s[0]  # numerical rank: numpy.linalg.matrix_rank's floor
+    if not (s[-1] > floor and (len(s) < 2 or s[-2] - s[-1] > floor)):
+        return False
+    eps = torch.finfo(weights[0].dtype).eps
+    for lower, upper in zip(weights[:-1], weights[1:]):
+        gap = torch.linalg.matrix_norm(upper.mT @ upper - lower @ lower.mT)
+        bound = 2 * lower.shape[0] * eps * (lower.norm() ** 2 + upper.norm() ** 2)
+        if gap > bound:
+            return False
+    W0 = weights[0]
+    for w in weights[1:]:
+        W0 = w @ W0
+    return bool(predicts_trap(W0, M))
+
+
 def must_cross_singular(W0: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
     """True where every continuous path W_0 -> M passes through a singular W (any init, any L):
     det is continuous and changes sign. For the rank-pattern claim: a converging run's
