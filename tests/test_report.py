@@ -154,7 +154,7 @@ def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
             assert (page.parent / link).resolve().exists(), (page, link)
     for link in links(html):
         assert (tmp_path / link).exists(), link
-    assert 'loading="lazy"' in html and ".thumb.png" in html
+    assert 'loading="lazy"' in html and ".thumb.webp" in html
 
 
 def test_hostile_text_cannot_crash_inject_or_spoof(tmp_path):
