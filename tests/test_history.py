@@ -71,7 +71,7 @@ def test_headline_and_contradiction_groups():
     records.append({**rec("e", "xfailed", False, cause="c2"), "family_info": {"if_contradicted": "assumption-fails"}})
     lines = answer.headline(records)
     assert lines[0] == (
-        "SGD follows GD's path in 2 of 4 comparisons, differs in 2; the theory's assumption fails in 1 more cases"
+        "SGD follows GD's path in 2 of 4 comparisons, differs in 2; the theory's assumption fails in 1 more case"
     )
     assert lines[1] == "5 cases: 2 passed, 3 xfailed" and len(lines) <= 3
     groups = answer.contradiction_groups(records)

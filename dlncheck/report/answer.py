@@ -21,7 +21,7 @@ def headline(records: list[dict]) -> list[str]:
     follows, differs, fails = readings[A], readings[D], readings[F]
     first = f"SGD follows GD's path in {follows} of {follows + differs} comparisons, differs in {differs}"
     if fails:
-        first += f"; the theory's assumption fails in {fails} more cases"
+        first += f"; the theory's assumption fails in {fails} more case{'s' * (fails != 1)}"
     outcomes = Counter(r["outcome"] for r in records)
     said = ", ".join(f"{outcomes[k]} {k}" for k in OUTCOMES if outcomes[k])
     return [first, f"{len(records)} cases: {said}"]

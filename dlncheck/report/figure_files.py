@@ -17,6 +17,7 @@ import matplotlib
 import numpy as np
 from matplotlib.ticker import NullLocator
 
+from dlncheck.report.figure_finish import finish, legends_outside
 from dlncheck.report.plots import STYLE
 from dlncheck.store import atomic
 
@@ -26,7 +27,7 @@ PAD_INCHES = 0.1  # margin kept around the content when the image is cropped to 
 PNG_COMPRESS = 6
 PALETTE = 256  # colours of the full-size PNG
 THUMB_SUFFIX = ".thumb.webp"
-THUMB_QUALITY = 80  # WebP quality of the thumbnails (shown at 220 px; the full PNG is one click away)
+THUMB_QUALITY = 75  # WebP quality of the thumbnails (shown at 220 px; the full PNG is one click away)
 
 
 def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool = False) -> None:
@@ -49,9 +50,12 @@ def save_figure(fig, path, *, dpi: int = 150, thumb_width: int = 360, svg: bool 
     path = Path(path)
     with matplotlib.rc_context(STYLE):
         fig.set_dpi(dpi)
+        finish(fig)
         unlabelled_log_minor_ticks_off(fig)
         canvas = FigureCanvasAgg(fig)
         canvas.draw()
+        if legends_outside(fig, canvas.get_renderer()):
+            canvas.draw()
         rgba = np.asarray(canvas.buffer_rgba())
         rgb = rgba[..., :3]
         box = _content_pixels(rgba, np.round(np.asarray(fig.get_facecolor()) * 255))
