@@ -146,7 +146,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
         effective_rank_log_deviation=float(log_dev.max()),
         effective_rank_tolerance=tol,
     )
-    assert holds, f"{case}: {observed}; per-eps outcome in eps_map.csv.gz"
+    assert holds, f"{case}: {observed}; per-eps outcome in eps_map.csv.xz"
 
 
 def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol, case):

@@ -1,6 +1,6 @@
-"""A report that travels: tables as csv.gz that pandas reads back, palette PNGs, WebP thumbnails."""
+"""A report that travels: tables as csv.xz that pandas reads back, palette PNGs, WebP thumbnails."""
 
-import gzip
+import lzma
 
 import numpy as np
 import pandas as pd
@@ -11,14 +11,14 @@ from dlncheck.report.claim import THUMB_WIDTH, Claim
 from dlncheck.report.figure_files import PALETTE
 
 
-def test_tables_are_gzip_csv_that_pandas_reads_back_byte_for_byte_reproducible(tmp_path):
+def test_tables_are_xz_csv_that_pandas_reads_back_byte_for_byte_reproducible(tmp_path):
     df = pd.DataFrame({"t": np.arange(50, dtype=float), "x": np.linspace(0, 1, 50), "init": ["gaussian#2"] * 50})
     first = Claim("claims/test_t.py::test_t[a]", tmp_path).table(df, "per init")
     again = Claim("claims/test_t.py::test_t[b]", tmp_path).table(df, "per init")
-    assert first.name == "per_init.csv.gz" and gzip.decompress(first.read_bytes()).startswith(b"t,x,init\n")
+    assert first.name == "per_init.csv.xz" and lzma.decompress(first.read_bytes()).startswith(b"t,x,init\n")
     # %.10g writes 1.0 as "1": a column of whole numbers reads back as integers
     pd.testing.assert_frame_equal(pd.read_csv(first), df, check_exact=False, rtol=5e-10, check_dtype=False)
-    assert first.read_bytes() == again.read_bytes()  # no timestamp in the gzip header
+    assert first.read_bytes() == again.read_bytes()
 
 
 def test_figures_are_palette_pngs_with_webp_thumbnails(tmp_path):
