@@ -3,6 +3,7 @@ first run, trends, per-case tables, the merge, and the terminal's answer (end to
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import dlncheck
@@ -142,3 +143,54 @@ def test_merge_keeps_history_as_one_run_with_its_changes_and_trend(tmp_path):
     assert re.search(r'<li class="reading-flip">.*f/a.*SGD follows GD → <strong>SGD differs from GD', changes)
     assert re.search(r'<li class="new-contradiction">.*f/a.*cause <code>c1</code>', changes)
     assert "last 2 runs" in changes and "newest: follows 1, differs 1" in changes
+
+
+CONTRADICTED = """
+import pytest
+
+pytestmark = pytest.mark.family("toy", group="golden path", if_holds="agrees", if_contradicted="differs")
+
+
+@pytest.mark.parametrize("x", [1, 2, 3], ids=["a", "b", "c"])
+def test_level(claim, x):
+    holds = claim.verdict(prediction="x == 1", observed=f"x = {x}", holds=x == 1, x=float(x))
+    assert holds, f"x = {x}"
+"""
+TOML = """
+[causes]
+too-big = "x grows with the case"
+
+[[case]]
+test = "test_level"
+id = "{id}"
+cause = "too-big"
+reason = "x = {{x:.0f}}"
+bands = {{ x = 0.5 }}
+numbers.quick = {{ x = {x} }}
+"""
+
+
+def test_the_session_ends_with_the_answer_and_one_line_per_contradiction_cause(pytester, monkeypatch):
+    """As the claims run with the project's addopts: the headline, one line per cause, the report's
+    path last; the xfail reasons only with -rx."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(dlncheck.__file__).parents[1]))
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
+    pytester.makepyfile(test_toy=CONTRADICTED)
+    (pytester.path / "contradictions").mkdir()
+    case_c = "[[case]]" + TOML.split("[[case]]")[1].format(id="c", x=3)
+    (pytester.path / "contradictions" / "toy.toml").write_text(TOML.format(id="b", x=2) + case_c)
+    addopts = tomllib.loads((Path(dlncheck.__file__).parents[1] / "pyproject.toml").read_text())["tool"]["pytest"][
+        "ini_options"
+    ]["addopts"]
+    result = pytester.runpytest_subprocess(*addopts.split(), "--reports-dir", "rep", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, xfailed=2)
+    tail = [line for line in result.outlines if line.startswith("dlncheck")][-4:]
+    assert tail == [
+        "dlncheck: SGD follows GD's path in 1 of 3 comparisons, differs in 2",
+        "dlncheck: 3 cases: 1 passed, 2 xfailed",
+        "dlncheck: contradiction [too-big]: 2 cases (toy/b, toy/c)",
+        f"dlncheck report: {pytester.path / 'rep' / 'index.html'}  (full xfail reasons: pytest -rx)",
+    ]
+    assert not any(line.startswith("XFAIL") for line in result.outlines)
+    verbose = pytester.runpytest_subprocess(*addopts.split(), "-rx", "--reports-dir", "rep", "-p", "no:cacheprovider")
+    assert sum(line.startswith("XFAIL") for line in verbose.outlines) == 2
