@@ -72,3 +72,17 @@ def test_per_init_lines_are_named_or_the_worst_is_highlighted_and_named():
     assert labels == ["mean, other inits (11)", "mean, worst: gaussian#2"]
     assert handles[1].get_color() == plots.WORST_COLOR and handles[1].get_zorder() > handles[0].get_zorder()
     np.testing.assert_array_equal(handles[1].get_ydata(), x + 2)
+
+
+def test_a_constant_integer_line_gets_one_whole_tick_and_twin_axes_count_as_data(tmp_path):
+    fig, ax = plots.figure()
+    ax.plot([0.0, 0.5, 1.0], [4, 4, 4])
+    save_figure(fig, tmp_path / "f.png")
+    visible = [t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= ax.get_ylim()[1]]
+    assert visible == [4]
+    fig, ax = plots.figure()
+    ax.plot([0, 1], [0, 0], label="flat")  # nothing of ax under its upper-left legend ...
+    ax.legend(loc="upper left")
+    ax.twinx().plot(np.linspace(0, 1, 50), np.linspace(1, 0, 50))  # ... but the twin's line starts there
+    save_figure(fig, tmp_path / "g.png")
+    assert ax.get_legend().get_window_extent(fig.canvas.get_renderer()).x0 > ax.bbox.x1

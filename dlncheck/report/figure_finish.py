@@ -55,7 +55,7 @@ def integer_ticks(ax) -> None:
     for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
         values = _values(ax, name)
         if axis.get_scale() == "linear" and values.size and np.all(values == np.round(values)):
-            axis.set_major_locator(MaxNLocator(integer=True))
+            axis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # one tick for a constant
 
 
 def log_floor(ax) -> None:
@@ -145,7 +145,11 @@ def legends_outside(fig, renderer) -> bool:
     moved = False
     for ax in fig.axes:
         legend = ax.get_legend()
-        if legend is None or not legend.get_visible() or not _covers_data(ax, legend.get_window_extent(renderer)):
+        if legend is None or not legend.get_visible():
+            continue
+        box = legend.get_window_extent(renderer)
+        twins = [other for other in fig.axes if other.bbox.bounds == ax.bbox.bounds]  # twinx / twiny share the box
+        if not any(_covers_data(other, box) for other in twins):
             continue
         pos, tight = ax.get_position(), ax.get_tightbbox(renderer)
         free_right = not any(b.x0 >= pos.x1 and b.y1 > pos.y0 and b.y0 < pos.y1 for b in boxes)
