@@ -51,11 +51,16 @@ def test_lines_written_before_readings_were_kept_flip_nothing():
 
 def test_trends_count_follows_and_differs_per_run_over_the_last_runs(tmp_path):
     for n in range(35):
-        history.append(tmp_path, {"started": f"r{n:02d}"}, [rec("a", holds=n % 2 == 0), rec("b", family="g")])
+        history.append(
+            tmp_path,
+            {"started": f"r{n:02d}"},
+            [rec("a", holds=n % 2 == 0), rec("b", family="g"), {**rec("c", family="h"), "family_info": {}}],
+        )
     rows = history.load(tmp_path)
     trend = history.trends(rows)
     assert len(trend["f"]) == history.RUNS_SHOWN == 30
     assert trend["f"][-1] == (1, 0) and trend["f"][-2] == (0, 1) and trend["g"][-1] == (1, 0)
+    assert "h" not in trend  # its cases are not about the golden path
     per_case = history.by_case(rows, 3)
     assert [r["run"] for r in per_case["a"]] == ["r34", "r33", "r32"]
 

@@ -134,8 +134,9 @@ def with_run(rows: list[dict], run: dict, records: list[dict]) -> list[dict]:
 
 
 def trends(rows: list[dict], limit: int = RUNS_SHOWN) -> dict[str, list[tuple[int, int]]]:
-    """{family: [(follows, differs) per run]} over the last ``limit`` runs, oldest first; a run
-    in which the family did not run counts (0, 0)."""
+    """{family: [(follows, differs) per run]} over the last ``limit`` runs, oldest first, for the
+    families with a follows or differs reading in them (not those whose cases are not about the
+    golden path); a run in which the family did not run counts (0, 0)."""
     shown = runs(rows, limit)
     index = {run: n for n, run in enumerate(shown)}
     counts: dict[str, list[Counter]] = {}
@@ -143,7 +144,8 @@ def trends(rows: list[dict], limit: int = RUNS_SHOWN) -> dict[str, list[tuple[in
         n = index.get(str(row.get("run")))
         if n is not None:
             counts.setdefault(row["family"], [Counter() for _ in shown])[n][row.get("finding")] += 1
-    return {fam: [(c[A], c[D]) for c in per_run] for fam, per_run in sorted(counts.items())}
+    series = {fam: [(c[A], c[D]) for c in per_run] for fam, per_run in sorted(counts.items())}
+    return {fam: points for fam, points in series.items() if any(a or d for a, d in points)}
 
 
 def by_case(rows: list[dict], limit: int = RUNS_SHOWN) -> dict[str, list[dict]]:
