@@ -37,7 +37,7 @@ from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
-from dlncheck.theory import escape_lag, sgd
+from dlncheck.theory import escape_lag, power, sgd
 from dlncheck.theory import mode_dynamics as theory_modes
 from dlncheck.theory.gradient_noise import minibatch_factor
 
@@ -185,6 +185,10 @@ def test_escape_lag(teacher, depth, inits, preset, sizes, trajectory_cache, clai
         steps=ens.base.steps,
     )
     worst = int(np.argmax(np.abs(checks["mean"] - rel_pred * t_gd) / checks["band"]))
+    numbers["mdd_lag"] = max(  # largest delay (fraction of t_GD) the size check is sure to catch (theory.power)
+        power.band_mdd(sd / math.sqrt(ens.base.sgd_runs), checks["t"], ens.base.sgd_runs - 1, h * abs(p[5])) / p[4]
+        for sd, p in zip(checks["sd"], asserted)
+    )
     numbers["lag_worst_ratio"] = float(checks["mean"][worst] / asserted[worst][5])
     numbers["lag_worst_excess"] = float(abs(checks["mean"][worst] - asserted[worst][5]) / checks["band"][worst])
     observed = (

@@ -71,7 +71,9 @@ FAMILY = Family(
         ),
     },
     results=(
-        (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2, SGD escapes it"),
+        (r"\[trapped-", "det-sign trap: GD stays on the plateau P = s_min^2/2"),
+        # only L = 2 asserts the escape (a strict saddle); at L >= 3 it is reported, not asserted
+        (r"\[trapped-.*-L2-seed", "det-sign trap at L = 2: every SGD run escapes it"),
         (r"\[free-", "no det-sign barrier: GD and every SGD run converge to M"),
     ),
 )
@@ -152,6 +154,12 @@ def _sigma_min(traj) -> torch.Tensor:
     return spectra.singular_values(spectra.end_to_end(traj.weights))[..., -1]  # (R, K)
 
 
+def converged(loss: torch.Tensor, s: torch.Tensor, depth: int) -> tuple[bool, float]:
+    """Free init: (every run's final loss <= trap.converged_loss, that bound); loss (R, T)."""
+    bound = trap.converged_loss(s.numpy(), depth)
+    return bool((loss[:, -1] <= bound).all()), bound
+
+
 @pytest.mark.parametrize("kind, depth, seed", CASES)
 def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     cid = f"{kind}-{presets.case_id(REGIME, TEACHER, depth)}-seed{seed}"
@@ -201,9 +209,8 @@ def test_gd_trap(kind, depth, seed, preset, trajectory_cache, claim):
     )
     esc = None
     if kind == "free":
-        bound = trap.converged_loss(s.numpy(), depth)
-        holds = bool((loss[:, -1] <= bound).all())
-        numbers |= dict(converged_loss_bound=bound)
+        holds, bound = converged(loss, s, depth)
+        numbers |= dict(converged_loss_bound=bound, mdd_final_loss=bound - float(loss[:, -1].max()))
         # golden path: both converge (agrees); GD converges, some SGD run does not (differs); else the
         # premise (no sign barrier: GD converges) fails
         golden = "agrees" if holds else "differs" if loss[0, -1] <= bound else "assumption-fails"

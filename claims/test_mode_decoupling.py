@@ -30,6 +30,7 @@ from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
 from dlncheck.theory import mode_dynamics as theory_modes
+from dlncheck.theory import power
 
 FAMILY = Family(
     "mode_decoupling",
@@ -73,6 +74,14 @@ EPS_ABS = 1e-3  # protocol's absolute threshold, times s_1 (reported only)
 C_DIAG = 0.5  # protocol's c
 
 
+def aligned_first(w: torch.Tensor, s: torch.Tensor, t: torch.Tensor):
+    """(crossing times, learned, aligned first) per mode from mode coefficients w (..., K, d_out, d_in):
+    learned when |w_aa| reaches C_DIAG s_a, aligned first when rho_a <= EPS_RHO no later than that."""
+    times = modes.crossing_times(w, s, t, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]), c=C_DIAG)
+    learned = torch.isfinite(times["t_diag"])
+    return times, learned, (times["t_cross"] <= times["t_diag"]) & learned
+
+
 @pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases(variants=expectations.ensemble_variants))
 def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset, sizes, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
@@ -85,9 +94,7 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
     s = T.s
     n = int((s > 0).sum())
     w = modes.mode_coefficients(W, T.U, T.V)  # (C, R, K, d_out, d_in)
-    times = modes.crossing_times(w, s, t, eps_rho=EPS_RHO, eps_abs=EPS_ABS * float(s[0]), c=C_DIAG)
-    learned = torch.isfinite(times["t_diag"])  # (C, R, n)
-    before = (times["t_cross"] <= times["t_diag"]) & learned
+    times, learned, before = aligned_first(w, s, t)  # (C, R, n) each
     per_init = before.all(-1).all(-1)  # (C,)
     per_init_gd = before[:, 0].all(-1)
     all_learned = learned.all(-1).all(-1)  # (C,)
@@ -110,6 +117,7 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
         rho_at_t_diag_gd={lab: np.round(rho_at_diag[c, 0].tolist(), 3).tolist() for c, lab in enumerate(labels)},
         sgd_runs_per_init=W.shape[1] - 1,
         eps_rho=EPS_RHO,
+        mdd_coupling=power.coupling_mdd(EPS_RHO),  # w_ab / w_aa held from the start: rejected beyond this
     )
     if regime == "saddle":  # every init, every run: the small-init theory has no exceptions
         holds = summary["n_pass"] == summary["n_inits"]

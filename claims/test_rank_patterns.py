@@ -154,6 +154,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, size
         floor=EPS * float(ens.base.teacher.s[0]),
         scope=pred.kind,
         z_flip=max(r["z"] for r in results),
+        mdd_rank_change_runs=rank_gap.fewest_detectable_runs(min(r["z"] for r in results), ens.base.sgd_runs),
         per_init_holds=outcomes,
         inits=labels,
         n_trapped=int(sum(r["trapped"] for r in results)),

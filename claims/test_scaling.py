@@ -28,7 +28,7 @@ from dlncheck.measure import lr_sweep, scaling
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite.family import Family
-from dlncheck.theory import sgd
+from dlncheck.theory import power, sgd
 from dlncheck.theory.gradient_noise import minibatch_factor
 
 BATCH_SIZES = (10, 30)
@@ -107,6 +107,11 @@ def slope_band(points) -> float:
     return h / (1 - h)
 
 
+def slope_holds(fit, predicted: float, band: float) -> bool:
+    """The predicted slope lies in the fit's bootstrap interval widened by the truncation band."""
+    return fit.lo - band <= predicted <= fit.hi + band
+
+
 def plot_fit(name, cid, fit, predicted, band, points, holds):
     fig, ax = plots.figure(size=(5.2, 4.0))
     for B, marker in zip(BATCH_SIZES, "os"):
@@ -160,7 +165,7 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
     values = np.stack([scaling.features(t, name) for t in trajs])
     fit = lr_sweep.fit_loglog(x, values, scaling.STATISTICS[name])
     band = slope_band(points)
-    holds = fit.lo - band <= predicted <= fit.hi + band
+    holds = slope_holds(fit, predicted, band)
     claim.table(
         pd.DataFrame(
             {"lr": [p.lr for p in points], "batch_size": [p.batch_size for p in points], "x": fit.x, name: fit.y}
@@ -185,6 +190,7 @@ def test_scaling_slope(regime, teacher, depth, name, preset, trajectory_cache, c
         slope_hi=fit.hi,
         slope_predicted=predicted,
         slope_band=band,
+        mdd_slope=power.slope_mdd(fit.lo, fit.hi, predicted, band),
     ), (
         f"{name} {cid}: fitted slope {fit.slope:.3f} [{fit.lo:.3f}, {fit.hi:.3f}] (band {band:.3f}) "
         f"excludes the predicted {predicted:g}"

@@ -66,6 +66,23 @@ def predicted_point(weights, exp):
     return lam, weyl
 
 
+def judge(cert, lam: float, weyl: float, end: bool) -> tuple[str, bool, float]:
+    """(expected kind, ok, tol) of one certificate against the predicted lambda_min ``lam``: the kind
+    its value implies under the certifier's zero band tau (the end point: a minimum), and
+    |lambda_min - lam| <= tol = Weyl bound + tau_round."""
+    tol = weyl + cert.tau_round
+    if end:
+        expected = "minimum"
+    elif lam + tol < -cert.tau:
+        expected = "strict"
+    elif abs(lam) + tol <= cert.tau:
+        expected = "non-strict"
+    else:
+        expected = "either"
+    ok_kind = cert.kind == expected or (expected == "either" and cert.kind != "minimum")
+    return expected, bool(ok_kind and abs(cert.lambda_min - lam) <= tol), tol
+
+
 @pytest.mark.parametrize("teacher, depth, init", CASES)
 def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory_cache, claim):
     exp = preset("saddle", teacher, depth, sgd_runs=0)
@@ -94,17 +111,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
         w = [x[i] for x in W]
         cert = certify(w, M, method="dense")
         lam, weyl = predicted_point(w, exp)
-        tol = weyl + cert.tau_round
-        if kind == "end":
-            expected = "minimum"
-        elif lam + tol < -cert.tau:
-            expected = "strict"
-        elif abs(lam) + tol <= cert.tau:
-            expected = "non-strict"
-        else:
-            expected = "either"
-        ok_kind = cert.kind == expected or (expected == "either" and cert.kind != "minimum")
-        ok_lam = abs(cert.lambda_min - lam) <= tol
+        expected, ok, tol = judge(cert, lam, weyl, kind == "end")
         table.append(
             {
                 "point": kind,
@@ -120,7 +127,7 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
                 "tau": cert.tau,
                 "kind": cert.kind,
                 "expected": expected,
-                "ok": bool(ok_kind and ok_lam),
+                "ok": ok,
             }
         )
     df = pd.DataFrame(table)
@@ -161,4 +168,5 @@ def test_plateaus_are_predicted_saddles(teacher, depth, init, preset, trajectory
         holds=holds,
         n_points=len(df),
         n_ok=int(df.ok.sum()),
+        mdd_lambda=float(df.tol.max()),  # a lambda_min off by more at any point: rejected (deterministic)
     ), f"saddle-{teacher}-L{depth}-{init}: {df[~df.ok].to_dict('records')}"

@@ -36,7 +36,7 @@ from dlncheck.measure import lr_sweep
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite.family import Family
-from dlncheck.theory import spread
+from dlncheck.theory import power, spread
 
 FAMILY = Family(
     "sgd_spread",
@@ -128,8 +128,14 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
                             "asserted": np.sqrt(v) > floor,
                         }
                     )
-    df = pd.DataFrame(rows)
-    df["ratio"] = df.measured / df.predicted
+    return spread_check(pd.DataFrame(rows), runs)
+
+
+def spread_check(df: pd.DataFrame, runs: int) -> pd.DataFrame:
+    """Rows with measured and predicted variance, predicted covariance ``cov`` and ``asserted``: ratio,
+    its Bonferroni chi-square interval lo..hi (theory.spread.variance_ratio_interval), ok, and the
+    variance factor rejected above hi with probability 95 % (mdd_factor, theory.power item 2)."""
+    df = df.assign(ratio=df.measured / df.predicted)
     alpha = LEVEL / int(df.asserted.sum())
     bounds = [
         spread.variance_ratio_interval(c, runs, alpha) if a else (np.nan, np.nan)
@@ -137,6 +143,10 @@ def case_rows(points, trajs, fractions, runs: int) -> pd.DataFrame:
     ]
     df["lo"], df["hi"] = np.array(bounds).T
     df["ok"] = ~df.asserted | ((df.ratio >= df.lo) & (df.ratio <= df.hi))
+    df["mdd_factor"] = [
+        power.variance_factor_mdd(hi, spread.welch_dof(c, runs)) if a else np.nan
+        for c, a, hi in zip(df["cov"], df.asserted, df.hi)
+    ]
     return df.drop(columns="cov")
 
 
@@ -239,4 +249,5 @@ def test_sgd_spread_level(regime, teacher, depth, preset, trajectory_cache, clai
         block_ratio_max=float(block.max()),
         asserted=len(a),
         outside=int((~a.ok).sum()),
+        mdd_variance_factor=float(a.mdd_factor.max()),  # any asserted variance scaled more: rejected >= 95%
     ), f"{cid}: {int((~a.ok).sum())} of {len(a)} variance ratios outside their intervals (worst {worst.ratio:.3g})"

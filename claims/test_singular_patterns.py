@@ -90,6 +90,7 @@ def evaluate(exp, analysis, predicted):
         spread=float(std[worst]),
         outside=int((~ok).sum()),
         entries=int(upper.sum()),
+        mdd=float(offset_band.offset_mdd(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))[upper].max()),
     )
 
 
@@ -139,6 +140,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, s
         worst_predicted_offset=w["predicted"],
         worst_tolerance=w["tol"],
         worst_sgd_std=w["spread"],
+        mdd_log_offset=max(r["mdd"] for r in results.values()),  # any one entry shifted this much: rejected >= 95%
         z=bonferroni_z(w["entries"]),
         K=K_TOP,
     )

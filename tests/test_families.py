@@ -93,7 +93,7 @@ def test_a_brand_new_family_reaches_the_report_with_no_edit_to_it(pytester):
     grid = html[html.index('class="grid"') : html.index('id="contradictions"')]
     assert "brand_new" in grid and "does a family nobody has seen reach the findings?" in grid
     assert "golden path" in grid  # its group
-    assert "brand new: SGD follows GD in 1" in html  # the summary reads its golden-path reading
+    assert 'aria-label="brand_new: SGD follows GD 1' in html  # its bar reads its golden-path reading
     assert "the toy result: reproduces" in html
 
 
@@ -117,7 +117,8 @@ def test_a_contradiction_whose_number_moved_is_reported_as_changed(pytester):
     assert c["changed"] and c["moved"] == {"x": [5, 2]}
     assert (c["statement"], c["recorded_statement"]) == ("x = 2 instead of 1", "x = 5 instead of 1")
     html = (pytester.path / "rep" / "index.html").read_text()
-    assert 'id="changed"' in html
+    contradictions = html[html.index('id="contradictions"') : html.index('id="changes"')]
+    assert "x = 2 instead of 1 <strong>changed:</strong> <code>x</code> 5 → 2" in contradictions
 
 
 def test_record_rewrites_the_run_tiers_numbers(pytester):

@@ -139,11 +139,14 @@ def test_verdict_keywords(tmp_path):
 def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
     records = build(tmp_path)
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
-    assert html.index('id="findings"') < html.index("<table")
+    assert html.index('id="answer"') < html.index('id="findings"') < html.index('<table class="grid"')
     assert 'name="viewport"' in html and "http" not in html.replace("http-equiv", "")
     assert "xfailed = a measured contradiction" in html
     contradictions = html[html.index('id="contradictions"') : html.index('id="changes"')]
-    assert contradictions.count("<li>") == 2 and "SGD stays in GD" in contradictions
+    # grouped by root cause (2 of 3 share one), each stated from this run's numbers (x = 0.5), not the recorded 0.25
+    assert contradictions.count("<h3>") == 2 and contradictions.count("<li>") == 3
+    assert contradictions.index("late-escape") < contradictions.index("gauge") and "SGD stays in GD" in contradictions
+    assert contradictions.count("x = 0.500 where 0.5 was predicted") == 3 and "0.250" not in contradictions
     for rec in records:
         assert f'id="case-{rec["folder"]}"' in html
         page = tmp_path / "claims" / rec["folder"] / "index.html"
@@ -321,3 +324,165 @@ def test_shade_windows_skips_windows_theory_does_not_place():
         warnings.simplefilter("error")
         plots.shade_windows(ax, [(1.0, 2.0), (float("nan"), float("nan")), (3.0, float("inf"))])
     assert len(ax.patches) == 1
+
+
+def test_claim_line_counts_only_the_cases_that_test_its_result():
+    """A family (as gd_trap) whose L = 3 case reports SGD's escape without asserting it: the escape line
+    counts the L = 2 case only; the trap line counts both."""
+    results = [
+        [r"\[trapped-", "GD stays on the plateau"],
+        [r"\[trapped-.*-L2-seed", "every SGD run escapes it"],
+    ]
+
+    def rec(case, holds, golden):
+        return {
+            "family": "gd_trap",
+            "family_info": {
+                "group": "golden path",
+                "if_holds": "differs",
+                "if_contradicted": "agrees",
+                "results": results,
+            },
+            "nodeid": f"claims/test_gd_trap.py::test_gd_trap[{case}]",
+            "case": case,
+            "holds": holds,
+            "outcome": "passed",
+            "golden_path": golden,
+        }
+
+    # L = 3: GD trapped (the prediction holds), no SGD run escaped (reading: agrees)
+    lines = findings.reproductions(
+        [
+            rec("trapped-saddle-fullrank-L2-seed0", True, "differs"),
+            rec("trapped-saddle-fullrank-L3-seed1", True, "agrees"),
+        ]
+    )
+    by_result = {line["result"]: line for line in lines}
+    escape = by_result["every SGD run escapes it"]
+    assert [r["case"] for r in escape["records"]] == ["trapped-saddle-fullrank-L2-seed0"]
+    assert "reproduces (1 of 1 cases; golden path: SGD differs from GD (1))" in escape["text"]
+    assert "(2 of 2 cases" in by_result["GD stays on the plateau"]["text"]
+
+
+def _plain(family, case, outcome, holds, golden=None, cause=None, numbers=None):
+    return {
+        "family": family,
+        "family_info": FAMILY_INFO.get(family, {}),
+        "nodeid": f"claims/test_{family}.py::test_{family}[{case}]",
+        "case": case,
+        "params": {},
+        "holds": holds,
+        "outcome": outcome,
+        "golden_path": golden,
+        "numbers": numbers or {},
+        "message": "",
+        "contradiction": {"cause": cause, "cause_text": f"text of {cause}", "statement": f"{case} now"}
+        if cause
+        else None,
+    }
+
+
+def test_answer_headline_causes_scaling_and_bars():
+    from dlncheck.report import answer
+
+    slope = {"slope": 1.2, "slope_lo": 1.1, "slope_hi": 1.3, "slope_predicted": 0.5}
+    records = [
+        _plain("function_space", "saddle-lowrank-L2", "passed", True),
+        _plain("singular_patterns", "saddle-lowrank-L3", "xfailed", False, cause="late-escape"),
+        _plain("singular_patterns", "ntk-fullrank-L3", "xfailed", False, cause="late-escape"),
+        _plain("parameter_space", "saddle-lowrank-L3", "passed", True),  # theory predicts: differs
+        _plain("balance", "saddle-lowrank-L2", "xfailed", False, cause="drift"),  # assumption fails
+        _plain("rank_recovery", "exact", "passed", True),
+        _plain("scaling", "d_sigma-saddle-lowrank-L3", "xfailed", False, "agrees", "reshuffle", slope),
+        _plain("scaling", "d_sigma-ntk-lowrank-L2", "passed", True, "agrees", numbers=slope),
+    ]
+    assert answer.headline(records) == (
+        "SGD follows GD's path in 3 of 6 comparisons, differs in 3 (theory's assumption fails in 1; "
+        "1 case is not about the golden path); 8 cases in all."
+    )
+    groups = answer.differs_groups(records)
+    assert [(g["cause"], g["predicted"], len(g["records"])) for g in groups] == [
+        ("late-escape", False, 2),
+        ("", True, 1),
+    ]
+    # the scaling fit measured at saddle-lowrank-L3 belongs to the group with a case there, not the other
+    assert [r["case"] for r in groups[0]["slopes"]] == ["d_sigma-saddle-lowrank-L3"]
+    assert [r["case"] for r in groups[1]["slopes"]] == ["d_sigma-saddle-lowrank-L3"]  # parameter_space there too
+    bars = answer.family_bars(records)
+    assert sum(n for b in bars for _, n, _ in b["parts"]) == len(records)
+    assert all(abs(sum(p for _, _, p in b["parts"]) - 100) < 1e-9 for b in bars)
+    by_cause = {g["cause"]: [s for _, s in g["entries"]] for g in answer.contradiction_groups(records)}
+    assert by_cause == {
+        "late-escape": ["saddle-lowrank-L3 now", "ntk-fullrank-L3 now"],
+        "drift": ["saddle-lowrank-L2 now"],
+        "reshuffle": ["d_sigma-saddle-lowrank-L3 now"],
+    }
+    assert answer.mdd({"mdd": 0.1, "mdd_slope": 0.2, "x_mdd": 1, "slope": 2}) == {"mdd": 0.1, "mdd_slope": 0.2}
+
+
+def test_messages_shown_as_one_line_without_rewrite_dumps():
+    from dlncheck.report.fmt import brief
+
+    dump = (
+        "data contradict the prediction: slope 1.16\n"
+        "AssertionError: fitted slope 1.156 [1.087, 1.224] excludes the predicted 0.5\n"
+        "assert False\n +  where False = verdict(prediction='slope 0.5', holds=False, slope=1.1555)\n"
+        " +    where verdict = Claim(nodeid='claims/test_scaling.py::test_scaling_slope[x]').verdict"
+    )
+    assert brief(dump) == "AssertionError: fitted slope 1.156 [1.087, 1.224] excludes the predicted 0.5"
+    table = "AssertionError: rejected\n   pair  ...  x\n0     1  ...  [0.4, 0.3]\n\n[1 rows x 23 columns]"
+    assert brief(table) == "AssertionError: rejected"
+    bare = "AssertionError: assert 2 == 1\n +  where 2 = len(SlopeFit(x=array([1, 2])))"
+    assert brief(bare).startswith("AssertionError: a bare assert failed")
+    assert brief("x" * 500).endswith("…") and len(brief("x" * 500)) == 240
+    assert brief("") == ""
+
+
+def test_report_pages_hold_no_rewrite_dump_and_show_mdd(tmp_path):
+    from synthetic_report import record
+
+    from dlncheck.report.html import write_report
+
+    rec = record(tmp_path, "function_space", "saddle-lowrank-L2", "failed", False, False, "")
+    rec["message"] = "AssertionError: gap 0.3 > 0.1\nassert False\n +  where False = Claim(x=array([1.0]))"
+    rec["numbers"] = {**rec["numbers"], "mdd_gap": 0.05}
+    write_report([rec], tmp_path, {"tier": "quick", "pid": os.getpid()})
+    index = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "+  where" not in index and "array(" not in index and "gap 0.3 &gt; 0.1" in index
+    assert "<code>mdd_gap</code> = 0.05" in index
+    page = (tmp_path / "claims" / rec["folder"] / "index.html").read_text(encoding="utf-8")
+    shown, _, hidden = page.partition("<details><summary>details: the full pytest message</summary>")
+    assert "+  where" not in shown and "+  where" in hidden.split("</details>")[0]
+    assert "mdd_gap</dt><dd>0.05" in page
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour.lstrip("#")[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    lin = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def _contrast(a: str, b: str) -> float:
+    hi, lo = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def test_every_glyph_and_outcome_word_has_aa_contrast():
+    """WCAG 2 contrast >= 4.5:1 for the reading glyphs on their cell colour, the outcome marks (white
+    on their badge) and the outcome words (on the white page), as base.html declares them."""
+    from importlib.resources import files
+
+    css = (files("dlncheck.report") / "templates" / "base.html").read_text(encoding="utf-8")
+    cells = dict(
+        (name, (bg, fg))
+        for name, bg, fg in re.findall(
+            r"\.(agrees|differs|assumption-fails|na) \{ background: (#\w{6}); color: (#\w{6}); \}", css
+        )
+    )
+    marks = re.findall(r"((?:\.om-[\w-]+(?:, )?)+) \{ background: (#\w{6}); \}", css)
+    words = re.findall(r"((?:\.o-[\w-]+(?:, )?)+) \{ color: (#\w{6}); \}", css)
+    assert set(cells) == {"agrees", "differs", "assumption-fails", "na"} and len(marks) == 3 and len(words) == 4
+    ratios = {name: _contrast(bg, fg) for name, (bg, fg) in cells.items()}
+    ratios |= {names: _contrast(bg, "#ffffff") for names, bg in marks}
+    ratios |= {names: _contrast(fg, "#ffffff") for names, fg in words}
+    assert min(ratios.values()) >= 4.5, ratios

@@ -191,12 +191,16 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
     assert "| function_space | golden path | 2 | 2 | 0 | 0 | 0 | 2 | 0 | - |" in findings
     assert "| rank_patterns | golden path | 2 | 0 | 2 | 0 | 0 | 0 | 1 | 1 failed |" in findings
     assert "| all |  | 5 | 2 | 2 | 0 | 1 | 3 | 1 | 1 failed |" in findings
-    assert "### Measured contradictions (1 distinct reasons)" in findings
+    assert "### Measured contradictions (1, by root cause)" in findings
     assert (
-        "- **rank_patterns** (SGD differs from GD; 1 case: `saddle-lowrank-L4`): SGD lags GD's escapes \\| by 1%"
+        "- **no recorded cause**, 1 case: rank_patterns `saddle-lowrank-L4`: SGD lags GD's escapes \\| by 1%"
         in findings
     )
-    assert "5 claim cases ran." in findings  # the report's own summary paragraph
+    # the report's own headline
+    assert (
+        "SGD follows GD's path in 2 of 4 comparisons, differs in 2 (1 case is not about the golden path); "
+        "5 cases in all." in findings
+    )
 
     tier = _block(docs, "tier-time")
     assert tier.splitlines()[1] == "Conditions: idle"
@@ -234,3 +238,28 @@ def test_a_block_without_input_keeps_its_text_and_a_block_without_marker_fails(t
 def test_a_partial_run_is_flagged():
     partial = {**RESULTS, "meta": {**RESULTS["meta"], "status": "interrupted"}}
     assert "did not complete (interrupted)" in write_docs.findings_block(partial, Path("results.json"))
+
+
+WIDTH = {
+    "B": 20,
+    "L": 3,
+    "dtype": "float64",
+    "rows": [
+        {"shape": "square", "size": 8, "S": 32, "status": "ok", "dlncheck_us": 1.5, "jax_us": 4.5, "speedup": 3.0}
+        | {"dlncheck_gflops": 7.0, "peak_share": 0.16, "path": "fused moment"},
+        {"shape": "teacher", "size": 2048, "S": 1024, "status": "mis-posed here: 105 GB"},
+    ],
+}
+
+
+def test_width_block_holds_every_row_and_copies_the_plot(tmp_path):
+    docs = _docs(tmp_path, names=("width", "cache-constants", "nightly"))
+    (tmp_path / "width.json").write_text(json.dumps(WIDTH))
+    with pytest.raises(SystemExit, match="no plot"):
+        write_docs.main(["--width", str(tmp_path / "width.json"), "--docs", str(docs)])
+    (tmp_path / "width.png").write_bytes(b"png")
+    assert write_docs.main(["--width", str(tmp_path / "width.json"), "--docs", str(docs)]) == 0
+    block = _block(docs, "width")
+    assert "| square d = 8 | 32 | 1.5 | 4.5 | 3x | 7 (16%) | fused moment |" in block
+    assert "| teacher 10 x 10, hidden 2048 | 1024 |  |  |  |  | mis-posed here: 105 GB |" in block
+    assert "![cost per run-step against width](width.png)" in block and (docs / "width.png").read_bytes() == b"png"

@@ -130,6 +130,16 @@ def theta_ratio(weights: Weights) -> torch.Tensor:
     return theta_distance(weights) / theta_norm(weights)[:1]
 
 
+def mean_displacement(weights: Weights) -> tuple[float, float]:
+    """(||mean_r delta_r||, sqrt(mean_r ||delta_r - mean delta||^2)) / ||theta_GD||, delta_r = theta_r - theta_GD:
+    the SGD runs' mean displacement from GD (run 0) and their rms spread about it, relative to GD's norm."""
+    theta = _flat(weights)
+    delta = theta[1:] - theta[:1]
+    mean = delta.mean(0)
+    norm = float(theta[0].norm())
+    return float(mean.norm()) / norm, float((delta - mean).square().sum(1).mean().sqrt()) / norm
+
+
 def cosine(weights: Weights) -> torch.Tensor:
     """cos(theta_GD, theta_SGD) = theta_GD . theta_SGD / (||theta_GD|| ||theta_SGD||), (S, ...)."""
     check_weights(weights)

@@ -1,48 +1,132 @@
-"""The run's answer to "does SGD follow GD's golden path?" in a few lines, from the claim records
-alone: the tally of golden-path readings and the measured contradictions grouped by root cause.
-Pure functions, shared by the terminal summary (:mod:`dlncheck.report.collector`) and the report.
+"""The report's first screen: the answer to "does SGD follow GD's golden path?" in one line, where and
+why SGD differs (grouped by root cause), one bar per family that accounts for every case, and the
+measured contradictions grouped by the cause their entry names (:mod:`dlncheck.suite.contradictions`).
+
+Everything here reads records only (their golden-path reading, :func:`dlncheck.report.findings.golden_path`,
+and their ``contradiction`` entry); nothing names a family.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
-from dlncheck.report.findings import A, D, F, golden_path
+from dlncheck.report.findings import NA, A, D, F, case_key, families, golden_path, xfail_reason
 
-OUTCOMES = ("passed", "xfailed", "failed", "error", "xpassed", "skipped")
-NO_CAUSE = "no recorded cause"
+READINGS = (A, D, F, NA)
+#: numbers of a scaling fit, as a verdict names them: log-log slope of a GD-vs-SGD gap against the noise
+#: variable lr c_B, its 95% interval and the derived exponent
+SLOPE_KEYS = ("slope", "slope_lo", "slope_hi", "slope_predicted")
+MDD_PREFIX = "mdd"  # a verdict's minimum detectable deviation(s): shown beside the verdict
 
 
-def headline(records: list[dict]) -> list[str]:
-    """At most two lines: "SGD follows GD's path in X of Y comparisons, differs in Z" (a comparison
-    is a case whose reading is follows or differs; cases where the theory's assumption fails are
-    counted apart), then the outcomes as pytest spells them."""
-    readings = Counter(golden_path(r) for r in records)
-    follows, differs, fails = readings[A], readings[D], readings[F]
-    first = f"SGD follows GD's path in {follows} of {follows + differs} comparisons, differs in {differs}"
-    if fails:
-        first += f"; the theory's assumption fails in {fails} more case{'s' * (fails != 1)}"
-    outcomes = Counter(r["outcome"] for r in records)
-    said = ", ".join(f"{outcomes[k]} {k}" for k in OUTCOMES if outcomes[k])
-    return [first, f"{len(records)} cases: {said}"]
+def tally(records: list[dict]) -> Counter:
+    """How many records read each way (every reading present, zero or not)."""
+    counts = Counter({k: 0 for k in READINGS})
+    counts.update(golden_path(r) for r in records)
+    return counts
+
+
+def headline(records: list[dict]) -> str:
+    """One line, plain text: "SGD follows GD's path in X of Y comparisons, differs in Z", then the
+    cases whose premise fails and those not about the golden path, so every case is accounted for."""
+    c = tally(records)
+    compared = c[A] + c[D]
+    text = f"SGD follows GD's path in {c[A]} of {compared} comparisons, differs in {c[D]}"
+    rest = [f"theory's assumption fails in {c[F]}"] if c[F] else []
+    rest += [f"{c[NA]} {'case is' if c[NA] == 1 else 'cases are'} not about the golden path"] if c[NA] else []
+    return text + (f" ({'; '.join(rest)})" if rest else "") + f"; {len(records)} cases in all."
+
+
+def family_bars(records: list[dict]) -> list[dict]:
+    """Per family (report order): ``family``, ``question``, ``total`` and ``parts`` [(reading, count,
+    percent)] for each reading present; the counts add up to the family's cases."""
+    out = []
+    for fam, info in families(records).items():
+        c = tally([r for r in records if r["family"] == fam])
+        total = sum(c.values())
+        parts = [(k, c[k], 100.0 * c[k] / total) for k in READINGS if c[k]]
+        out.append({"family": fam, "question": info.question, "total": total, "parts": parts})
+    return out
+
+
+def _cause(rec: dict) -> tuple[str, str]:
+    """(key, text) of the root cause of a record: its contradiction entry's cause, else ''."""
+    c = rec.get("contradiction") or {}
+    if c.get("cause"):
+        return c["cause"], c.get("cause_text", "")
+    return "", ""
+
+
+def scaling(records: list[dict], among: list[dict]) -> list[dict]:
+    """Records of ``among`` that fit a scaling slope (numbers ``SLOPE_KEYS``) for one of the case keys
+    (regime, teacher, depth) of ``records``: the gap's scaling in lr and B where it was measured."""
+    keys = {k for r in records if (k := case_key(r)) is not None}
+    return [
+        r
+        for r in among
+        if case_key(r) in keys and all(isinstance((r.get("numbers") or {}).get(k), (int, float)) for k in SLOPE_KEYS)
+    ]
+
+
+def differs_groups(records: list[dict]) -> list[dict]:
+    """The cases where SGD differs from GD, grouped by root cause: a measured contradiction's cause;
+    one group ``predicted`` for the cases where theory predicts the difference and it held; one per
+    family for the rest (no recorded cause). Entries: ``cause``, ``text``, ``predicted``,
+    ``families``, ``records``, ``slopes`` (slope fits for the same cases), largest group first."""
+    groups: dict[str, dict] = {}
+    for rec in records:
+        if golden_path(rec) != D:
+            continue
+        cause, text = _cause(rec)
+        predicted = not cause and rec.get("holds") is True
+        if predicted:
+            key, text = "", "theory predicts that SGD differs here, and the data agree"
+        elif not cause:
+            key = f"?{rec['family']}"
+            text = f"{rec['family']}: " + (xfail_reason(rec) if rec["outcome"] == "xfailed" else rec["outcome"])
+        else:
+            key = cause
+        g = groups.setdefault(key, {"cause": cause, "text": text, "predicted": predicted, "records": []})
+        g["records"].append(rec)
+    out = list(groups.values())
+    for g in out:
+        g["families"] = sorted({r["family"] for r in g["records"]})
+        g["slopes"] = scaling(g["records"], records)
+    return sorted(out, key=lambda g: (-len(g["records"]), g["cause"]))
 
 
 def contradiction_groups(records: list[dict]) -> list[dict]:
-    """The measured contradictions (xfailed records) grouped by the ``cause`` of their
-    contradiction entry, largest group first: ``{"cause", "text", "records"}`` each."""
+    """Measured contradictions (xfailed) grouped by the root cause their entry names: ``cause``,
+    ``text``, ``entries`` [(record, statement from this run's numbers)]; a record without an entry is
+    its own group under its xfail reason. Largest group first."""
     groups: dict[str, dict] = {}
     for rec in records:
         if rec["outcome"] != "xfailed":
             continue
-        entry = rec.get("contradiction") or {}
-        cause = entry.get("cause") or NO_CAUSE
-        group = groups.setdefault(cause, {"cause": cause, "text": entry.get("cause_text", ""), "records": []})
-        group["records"].append(rec)
-    return sorted(groups.values(), key=lambda g: (-len(g["records"]), g["cause"]))
+        cause, text = _cause(rec)
+        statement = (rec.get("contradiction") or {}).get("statement") or xfail_reason(rec)
+        g = groups.setdefault(cause or f"?{rec['nodeid']}", {"cause": cause, "text": text, "entries": []})
+        g["entries"].append((rec, statement))
+    return sorted(groups.values(), key=lambda g: (-len(g["entries"]), g["cause"]))
+
+
+def mdd(numbers: dict) -> dict:
+    """The verdict's minimum detectable deviations: every number whose name starts with ``mdd``."""
+    return {k: v for k, v in (numbers or {}).items() if k.startswith(MDD_PREFIX)}
+
+
+OUTCOMES = ("passed", "xfailed", "failed", "error", "xpassed", "skipped")
+
+
+def outcome_line(records: list[dict]) -> str:
+    """The outcomes as pytest spells them: "250 cases: 212 passed, 38 xfailed"."""
+    outcomes = Counter(r["outcome"] for r in records)
+    return f"{len(records)} cases: " + ", ".join(f"{outcomes[k]} {k}" for k in OUTCOMES if outcomes[k])
 
 
 def group_line(group: dict) -> str:
-    """One line for a contradiction group: its cause, how many cases, which (family/case)."""
-    names = [f"{r['family']}/{r['case']}" for r in group["records"]]
+    """One terminal line for a :func:`contradiction_groups` group: its cause, how many cases, which."""
+    names = [f"{r['family']}/{r['case']}" for r, _ in group["entries"]]
     shown = ", ".join(names[:4]) + (f", +{len(names) - 4} more" if len(names) > 4 else "")
-    return f"contradiction [{group['cause']}]: {len(names)} case{'s' * (len(names) != 1)} ({shown})"
+    cause = group["cause"] or "no recorded cause"
+    return f"contradiction [{cause}]: {len(names)} case{'s' * (len(names) != 1)} ({shown})"

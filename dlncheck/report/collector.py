@@ -238,8 +238,8 @@ class ReportCollector:
                         yellow=True,
                     )
             records = list(self.records.values())
-            for text in answer.headline(records):
-                terminalreporter.write_line(f"dlncheck: {text}", bold=True)
+            terminalreporter.write_line(f"dlncheck: {answer.headline(records)}", bold=True)
+            terminalreporter.write_line(f"dlncheck: {answer.outcome_line(records)}")
             for group in answer.contradiction_groups(records):
                 terminalreporter.write_line(f"dlncheck: {answer.group_line(group)}")
             terminalreporter.write_line(f"dlncheck report: {self.index}  (full xfail reasons: pytest -rx)")

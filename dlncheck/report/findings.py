@@ -119,44 +119,9 @@ def grid(records: list[dict], order: dict | None = None) -> dict:
     return {"columns": columns, "rows": rows}
 
 
-def contradictions(records: list[dict]) -> list[dict]:
-    """Distinct measured contradictions (xfailed): one entry per (family, reason) with its cases."""
-    groups: dict[tuple, list] = defaultdict(list)
-    for rec in records:
-        if rec["outcome"] == "xfailed":
-            groups[(rec["family"], xfail_reason(rec))].append(rec)
-    order = list(families([recs[0] for recs in groups.values()]))
-    return [
-        {"family": f, "reason": why, "finding": golden_path(recs[0]), "records": recs}
-        for (f, why), recs in sorted(groups.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1]))
-    ]
-
-
 def xfail_reason(rec: dict) -> str:
     first = (rec.get("message") or "").split("\n", 1)[0]
     return first.removeprefix("data contradict the prediction: ").strip() or "(no reason given)"
-
-
-def summary(records: list[dict]) -> str:
-    """The paragraph a reader would write after the run: findings per family, then counts."""
-    by_family: dict[str, Counter] = defaultdict(Counter)
-    for rec in records:
-        by_family[rec["family"]][golden_path(rec)] += 1
-    parts = []
-    for fam in families(records):
-        c = by_family[fam]
-        said = [f"{LABEL[k]} in {c[k]}" for k in (A, D, F) if c[k]]
-        if said:
-            parts.append(f"{fam.replace('_', ' ')}: {', '.join(said)} of {sum(c.values())} cases")
-    outcomes = Counter(r["outcome"] for r in records)
-    xf = len(contradictions(records))
-    text = (
-        f"{len(records)} claim cases ran. "
-        + ("; ".join(parts) + ". " if parts else "No case says anything about the golden path. ")
-        + f"{outcomes['xfailed']} measured contradictions ({xf} distinct reasons)"
-    )
-    bad = [f"{outcomes[k]} {k}" for k in ("failed", "error", "xpassed") if outcomes[k]]
-    return text + (f"; needs attention: {', '.join(bad)}." if bad else "; no unexpected failure.")
 
 
 def reproductions(records: list[dict]) -> list[dict]:

@@ -83,3 +83,19 @@ def seconds(value) -> str:
     if value < 60:
         return f"{value:.1f} s"
     return f"{int(value // 60)} min {value % 60:.0f} s"
+
+
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failed)\b:?")
+BRIEF_CHARS = 240
+
+
+def brief(message: str) -> str:
+    """A failure in one line, as the report shows it: the exception's own first line (pytest's
+    assertion-rewrite lines, object reprs and tables below it dropped), cut at ``BRIEF_CHARS``; a bare
+    ``assert`` says so. The full message stays on the case page, behind a details toggle."""
+    lines = [line.strip() for line in (message or "").splitlines() if line.strip()]
+    line = next((x for x in lines if _ERROR_LINE.match(x)), lines[0] if lines else "")
+    head, _, rest = line.partition(": ")
+    if rest.startswith("assert ") or line.startswith("assert "):
+        line = f"{head if _ERROR_LINE.match(line) else 'AssertionError'}: a bare assert failed (its values: details on the case page)"
+    return line if len(line) <= BRIEF_CHARS else line[: BRIEF_CHARS - 1] + "…"

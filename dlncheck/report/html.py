@@ -1,5 +1,6 @@
-"""Session summary: ``results.json`` (meta + one record per claim), ``index.html`` (findings
-first, then changes, the filterable case table and provenance) and one page per case
+"""Session summary: ``results.json`` (meta + one record per claim), ``index.html`` (the answer
+and the findings grid first (:mod:`dlncheck.report.answer`), then the tested results, the measured
+contradictions by root cause, changes, the filterable case table and provenance) and one page per case
 (``claims/<folder>/index.html``). Jinja2 with autoescape on; every text passes
 :func:`dlncheck.report.fmt.clean`, every number :func:`dlncheck.report.fmt.number`.
 """
@@ -11,10 +12,12 @@ from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from dlncheck.report import answer
 from dlncheck.report import findings as fd
 from dlncheck.report import history as hist
 from dlncheck.report.claim import folder_name
 from dlncheck.report.fmt import (
+    brief,
     clean,
     number,
     prose,
@@ -34,6 +37,15 @@ _ENV.filters["secs"] = seconds
 _ENV.filters["prose"] = prose
 _HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status", "case_order"}
 CASE_PAGE = "index.html"
+#: sortable columns of the case table: (sort key, header, hidden on narrow screens)
+_COLUMNS = (
+    ("family", "family", False),
+    ("case", "case", False),
+    ("regime", "regime", True),
+    ("teacher", "teacher", True),
+    ("depth", "L", True),
+    ("reading", "finding / outcome", False),
+)
 
 
 def _common() -> dict:
@@ -69,6 +81,8 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     r["verdict_local"] = next((a["local"] for a in arts if a["kind"] == "verdict"), None)
     r["numbers"] = rec.get("numbers") or {}
     r["params"] = rec.get("params") or {}
+    r["mdd"] = answer.mdd(r["numbers"])
+    r["brief"] = brief(rec.get("message") or "")
     return r
 
 
@@ -113,23 +127,15 @@ def render_index(
     grid = _grid(views, meta.get("case_order"))
     grid["teachers"] = [(t[1], n) for t, n in grid["teachers"]]
     by_id = {v["nodeid"]: v for v in views}
-    contradictions = [
-        {
-            **c,
-            "finding_class": "na" if c["finding"] == "n/a" else c["finding"],
-            "symbol": fd.symbol(c["finding"], False),
-            "records": [by_id[r["nodeid"]] for r in c["records"]],
-        }
-        for c in fd.contradictions(views)
-    ]
     if changes is not None:
         changes = {
             **changes,
             **{k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]] for k in hist.KINDS},
         }
     trends = [(fam, counts[-1], sparkline(counts)) for fam, counts in hist.trends(list(history)).items()]
-    filters = [
-        (name, sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s)))
+    readings = [(k, fd.LABEL[k]) for k in answer.READINGS if any(v["finding"] == k for v in views)]
+    filters = [("reading", readings)] + [
+        (name, [(s, s) for s in sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s))])
         for name, key in (
             ("outcome", "outcome"),
             ("family", "family"),
@@ -138,22 +144,24 @@ def render_index(
             ("depth", "depth"),
         )
     ]
-    filters.append(("exploratory", ["no", "yes"]))
+    filters.append(("exploratory", [("no", "no"), ("yes", "yes")]))
     provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
     return _ENV.get_template("index.html").render(
         meta=meta,
         records=views,
         grid=grid,
-        contradictions=contradictions,
         changes=changes,
         trends=trends,
         runs=len(hist.runs(list(history))),
-        summary=fd.summary(views),
+        headline=answer.headline(views),
+        differs=answer.differs_groups(views),
+        bars=answer.family_bars(views),
+        contradiction_groups=answer.contradiction_groups(views),
+        columns=_COLUMNS,
         reproductions=fd.reproductions(views),
         filters=filters,
         provenance=provenance,
         attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")],
-        changed=[v for v in views if v["outcome"] == "xfailed" and (v.get("contradiction") or {}).get("changed")],
         **_common(),
     )
 

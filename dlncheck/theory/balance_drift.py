@@ -104,3 +104,35 @@ def sgd_extra_drift(
         [scale * f for f in full],
         [scale * torch.linalg.matrix_norm(f - g, "fro") / 3 for f, g in zip(full, coarse)],
     )
+
+
+def sgd_drift_check(
+    sgd_D: torch.Tensor, gd_D: torch.Tensor, predicted: torch.Tensor, quadrature: float, h: float, n_tests: int
+) -> dict[str, float | bool]:
+    """The balance family's check of one (init, pair): SGD's mean extra drift against its prediction.
+
+    ``sgd_D`` (R, d, d) is D_l(T) of the R SGD runs, ``gd_D`` (d, d) GD's, ``predicted`` (d, d)
+    c_B S_l from GD's path (:func:`sgd_extra_drift`, its ``quadrature`` error added to the band).
+    error = ||mean_r sgd_D - gd_D - predicted||_F must be <= tolerance = :func:`sgd_drift_tolerance`
+    + quadrature. Minimum detectable deviation: a deviation Delta of the mean (a planted broken
+    balance) makes error >= Delta - ||sampling error||; the sampling error's squared norm has mean
+    spread^2 / R, so by Markov's inequality it exceeds 20 spread^2 / R with probability <= 5%
+    (distribution-free), and Delta >= mdd = tolerance + sqrt(20) spread / sqrt(R) is rejected with
+    probability >= 95%.
+    """
+    runs = sgd_D.shape[0]
+    extra = sgd_D.mean(0) - gd_D
+    spread = float(sgd_D.var(0).sum().sqrt())
+    error = float(torch.linalg.matrix_norm(extra - predicted, "fro"))
+    pred_norm = float(torch.linalg.matrix_norm(predicted, "fro"))
+    tol = sgd_drift_tolerance(pred_norm, h, spread, runs, n_tests) + quadrature
+    mdd = tol + (20 * spread**2 / runs) ** 0.5
+    return {
+        "extra": float(torch.linalg.matrix_norm(extra, "fro")),
+        "predicted": pred_norm,
+        "error": error,
+        "tolerance": tol,
+        "spread": spread,
+        "mdd": mdd,
+        "holds": error <= tol,
+    }

@@ -9,7 +9,8 @@ entries of one init at family-wise level alpha (Bonferroni, two-sided) gives
 
     |s^GD - (mean_SGD - o)| <= z std_SGD / sqrt(S) + h |o| + atol,   z = Phi^{-1}(1 - alpha / (2 n)),
 
-with atol = 1e-8 for the float64 round-off of the logarithm. This replaces "GD is one more SGD
+with atol = 1e-8 for the float64 round-off of the logarithm. Its minimum detectable shift is
+offset_mdd (theory.power item 1). This replaces "GD is one more SGD
 draw" (z std sqrt(1 + 1/S)), which ignored the systematic O(lr c_B) offset.
 """
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from dlncheck.theory.power import band_mdd
 from dlncheck.theory.tolerances import bonferroni_z
 
 ALPHA = 0.05
@@ -30,3 +32,11 @@ def offset_tolerance(
     if sgd_runs < 2:
         raise ValueError(f"sgd_runs={sgd_runs!r} is invalid: the SGD spread needs at least 2 runs")
     return bonferroni_z(n_entries, alpha) * std / sgd_runs**0.5 + h * offset.abs() + ATOL
+
+
+def offset_mdd(
+    std: torch.Tensor, sgd_runs: int, offset: torch.Tensor, h: float, n_entries: int, alpha: float = ALPHA
+) -> torch.Tensor:
+    """Smallest shift of one entry's SGD mean the band rejects with probability theory.power.POWER:
+    h |offset| + ATOL + lam* std / sqrt(S) (theory.power.band_mdd, Student t with S - 1 degrees of freedom)."""
+    return band_mdd(sgd_runs**-0.5, bonferroni_z(n_entries, alpha), sgd_runs - 1) * std + h * offset.abs() + ATOL

@@ -166,7 +166,9 @@ def variance_ode(s: float, u0: float, depth: int, lr: float, q: float, t) -> dic
 
     V(0) = 0, for the run-to-run variance V of the mode strength (independent batches). V is
     linear in lr q, so its peak time does not depend on them. Returns u, V on ``t`` and the
-    peak time of V on a fine grid, and the time u reaches LEARNED_FRACTION * s."""
+    peak time of V on a fine grid, the time u reaches LEARNED_FRACTION * s, and the time of the
+    steepest rise (largest |du/dt|): where a pure jitter of escape times would put the variance's peak
+    (theory.diffusion_peak), so t_steepest - t_peak is the SDE's lead over that null."""
     t = np.asarray(t, dtype=np.float64)
 
     def f(u):
@@ -185,7 +187,14 @@ def variance_ode(s: float, u0: float, depth: int, lr: float, q: float, t) -> dic
     u, V = sol.y
     learned = grid[np.argmax(u >= LEARNED_FRACTION * s)] if (u >= LEARNED_FRACTION * s).any() else np.inf
     pick = np.searchsorted(grid, t)
-    return {"u": u[pick], "V": V[pick], "t_peak": float(grid[np.argmax(V)]), "t_learned": float(learned)}
+    steepest = float(grid[np.argmax(np.abs(f(u)))])
+    return {
+        "u": u[pick],
+        "V": V[pick],
+        "t_peak": float(grid[np.argmax(V)]),
+        "t_learned": float(learned),
+        "t_steepest": steepest,
+    }
 
 
 def gd_logdet_bound(grad_sq_norms: torch.Tensor, lr: float) -> torch.Tensor:

@@ -19,9 +19,17 @@ e.g. S = 8, N = 366 x 6: z = 4.53). An entry with g < z delta is *ambiguous*: a 
 there is what SGD's spread produces by chance, so it is evidence neither for nor against the
 golden path; it is excluded from d_r and reported (count and its own curve). The rule looks at the
 spread, not at whether the counts agree, so it cannot select agreeing entries.
+
+**Power.** A rank change in m of the S SGD runs moves their log sigma by D > g past tau and leaves
+the others: the SGD standard deviation becomes D c_m, c_m = sqrt(m (S - m) / (S (S - 1))), so the
+entry is ambiguous whenever z c_m D > g. For m < S that holds at every D > g once z c_m >= 1, and
+for large D in any case: such a change is caught, if at all, only for g < D <= g / (z c_m).
+:func:`fewest_detectable_runs` gives the smallest m with any window (m = S: the spread is unchanged).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 from scipy.stats import norm
@@ -66,3 +74,12 @@ def threshold_gaps(
 def ambiguous(g: torch.Tensor, spread: torch.Tensor, chances: int, alpha: float = ALPHA) -> torch.Tensor:
     """True where g < flip_z(chances) * spread (see the module docstring)."""
     return g < flip_z(chances, alpha) * spread
+
+
+def fewest_detectable_runs(z: float, runs: int) -> int:
+    """Smallest number m of the ``runs`` SGD runs whose shared rank change the ambiguity rule can
+    report (module docstring, "Power"): the smallest m < runs with z c_m < 1, else runs."""
+    if runs < 2:
+        raise ValueError(f"runs={runs!r} is invalid: the SGD spread needs at least 2 runs")
+    c = [math.sqrt(m * (runs - m) / (runs * (runs - 1))) for m in range(1, runs)]
+    return next((m for m, cm in enumerate(c, start=1) if z * cm < 1), runs)

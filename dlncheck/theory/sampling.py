@@ -107,3 +107,20 @@ def rounding_gradient_bound(h_norm, theta_norm, unit_roundoff: float):
     grad L(theta) = H d + O(||d||^2), so ||grad L(theta)|| <= ||H||_2 u ||theta|| to first order. In float64 this
     is ~1e-15 ||H|| ||theta||; in float32 ~1e-7 ||H|| ||theta||, which is what a float32 normal-form sample shows."""
     return np.asarray(h_norm, dtype=np.float64) * unit_roundoff * np.asarray(theta_norm, dtype=np.float64)
+
+
+def criticality_check(grad_norm, h_norm, theta_norm, unit_roundoff: float, energy_tol: float) -> dict:
+    """The strict-saddle family's criticality check of each low-energy sample: ||grad L|| <= mdd, with
+    mdd = sqrt(2 E_tol) + :func:`rounding_gradient_bound` per sample.
+
+    At mu = 0 the normal form's residual energy is E = 0.5 ||grad L||^2 exactly, so a sample with
+    E <= E_tol has ||grad L|| <= sqrt(2 E_tol) up to the rounding of its weights. The gradient is
+    computed independently (autograd of the loss at the sample's weights, saddles.certify), so the
+    check fails on any point that is not critical: a gradient norm above mdd is rejected with
+    probability 1 (deterministic), which makes mdd the minimum detectable deviation. Returns
+    {"holds": bool (every sample), "mdd": per-sample thresholds (np.ndarray), "excess": max ||grad|| / mdd}.
+    """
+    grad = np.asarray(grad_norm, dtype=np.float64)
+    mdd = np.sqrt(2 * energy_tol) + rounding_gradient_bound(h_norm, theta_norm, unit_roundoff)
+    excess = float((grad / mdd).max()) if grad.size else 0.0
+    return {"holds": bool((grad <= mdd).all()), "mdd": mdd, "excess": excess}

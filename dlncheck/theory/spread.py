@@ -209,8 +209,13 @@ def variance_ratio_interval(cov: np.ndarray, runs: int, alpha: float) -> tuple[f
     whose predicted covariance is ``cov``) / trace(cov), from ``runs`` independent Gaussian runs:
     chi^2_nu / nu with Welch-Satterthwaite nu = (runs - 1) (sum mu)^2 / sum mu^2 (exact, nu = runs - 1,
     for one read-out)."""
+    nu = welch_dof(cov, runs)
+    return float(chi2.ppf(alpha / 2, nu) / nu), float(chi2.ppf(1 - alpha / 2, nu) / nu)
+
+
+def welch_dof(cov: np.ndarray, runs: int) -> float:
+    """Welch-Satterthwaite nu = (runs - 1) (sum mu)^2 / sum mu^2 of the read-outs with covariance ``cov``."""
     mu = np.clip(np.linalg.eigvalsh(np.atleast_2d(cov)), 0, None)
     if runs < 2 or mu.sum() <= 0:
         raise ValueError(f"runs={runs}, trace={mu.sum()} are invalid: need >= 2 runs and a positive variance")
-    nu = (runs - 1) * mu.sum() ** 2 / (mu**2).sum()
-    return float(chi2.ppf(alpha / 2, nu) / nu), float(chi2.ppf(1 - alpha / 2, nu) / nu)
+    return float((runs - 1) * mu.sum() ** 2 / (mu**2).sum())

@@ -51,6 +51,21 @@ def offset_match_tolerance(predicted: float, spread: float, n_runs: int, h: floa
     return z * spread / math.sqrt(n_runs) + h * predicted
 
 
+def offset_check(measured: float, predicted: float, spread: float, n_runs: int, h: float, z: float) -> dict:
+    """The parameter-space family's check of one init, with its power against a zero offset.
+
+    holds: |m - p| <= tol, tol = :func:`offset_match_tolerance`. The same concentration bound puts
+    a measured m within z se (se = spread / sqrt(S)) of the true offset, so a true offset o is
+    rejected (at the family-wise level of z) once |o - p| > tol + z se: mdd = 2 z se + h p is the
+    minimum detectable deviation from the prediction. The check can reject a zero offset (and any
+    offset >= 2p, 4p among them) only if p itself exceeds it: ``powered`` = p > mdd. Without power
+    a pass says nothing (a zero offset would pass too); a failure stays a valid rejection.
+    """
+    tol = offset_match_tolerance(predicted, spread, n_runs, h, z)
+    mdd = 2 * z * spread / math.sqrt(n_runs) + h * predicted
+    return {"holds": abs(measured - predicted) <= tol, "tolerance": tol, "mdd": mdd, "powered": predicted > mdd}
+
+
 def reshuffled_function_variance(problem, lr: float, depth: int, steps: int, batch_size: int, learned) -> float:
     """Predicted spread E||W_SGD(T) - E W_SGD(T)||_F^2 with label noise under epoch-wise reshuffling.
 
