@@ -153,7 +153,7 @@ def test_eps_plateau(regime, teacher, depth, preset, tier, trajectory_cache, cla
         effective_rank_tolerance=tol,
         mdd_log_effective_rank=tol,  # deterministic check: any run's |ln r_eff - ln r_eff(M)| beyond it fails
     )
-    assert holds, f"{case}: {observed}; per-eps outcome in eps_map.csv"
+    assert holds, f"{case}: {observed}; per-eps outcome in eps_map.csv.xz"
 
 
 def _figures(claim, table, eps, interval, plateau, t, svals, r_eff_teacher, tol, case):

@@ -115,9 +115,9 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
         rows.append(row)
     table = pd.DataFrame(rows)
     claim.table(table, "function_distance_per_init")
-    _figure(claim, case, curves, rows, noise, exploratory)
     numbers = dict(n_inits=len(ens), end_median=float(np.median(table["end"])), label_noise=noise, z=z)
     if exploratory:
+        _figure(claim, case, curves, rows, noise, exploratory)
         claim.verdict(
             prediction="no derived prediction: the reshuffled law uses the balanced minimum's kernel",
             reason="lazy / intermediate init: the kernel at the minimum is not the balanced one",
@@ -140,6 +140,7 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
         .sort_values("excess")
         .iloc[-1]
     )
+    _figure(claim, case, curves, rows, noise, exploratory, worst=worst["init"])
     if noise == 0:
         prediction = f"every init: relative distance at the end <= {theory.REALIZABLE_FUNCTION_TOL:.3g} = 2 e^-10"
         detail = (
@@ -176,18 +177,18 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
     assert holds, f"{case}: {over['n_pass']}/{over['n_inits']} inits hold; {detail}; see function_distance.png"
 
 
-def _figure(claim, case, curves, rows, noise, exploratory):
-    """Distance over time per init; at the end (where asserted) the tolerance interval, failing inits ringed."""
+def _figure(claim, case, curves, rows, noise, exploratory, worst=None):
+    """Distance over time per init (the ``worst`` init named); at the end (where asserted) the
+    tolerance interval, failing inits ringed."""
     fig, ax = plots.figure(size=(9.6, 4.2), margins={"right": 3.6})  # room for the legend
-    for i, (t, mean) in enumerate(curves):
-        later = t > 0  # log time axis: t = 0 (identical inits) left out
-        ax.plot(
-            t[later].numpy(),
-            mean[later].numpy(),
-            color=f"C{i % 10}",
-            lw=1,
-            label="mean over SGD runs, one line per init" if i == 0 else None,
-        )
+    later = [t > 0 for t, _ in curves]  # log time axis: t = 0 (identical inits) left out
+    plots.per_init_lines(
+        ax,
+        [(t[k], mean[k]) for (t, mean), k in zip(curves, later)],
+        [r["init"] for r in rows],
+        worst=worst,
+        what="mean over SGD runs, ",
+    )
     t_end = float(curves[0][0][-1])
     ends = np.array([r["end"] for r in rows])
     if "tolerance" in rows[0]:

@@ -181,7 +181,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, size
     assert holds, (
         f"{case}: predicted '{pred.prediction}' but {stats['n_inits'] - stats['n_pass']} of "
         f"{stats['n_inits']} inits fail ({numbers['checkpoints_failing']} checkpoints, max d_r "
-        f"{numbers['max_d_r_in_scope']:.3g}); see per_init.csv, d_r.png, rank_heatmaps.png"
+        f"{numbers['max_d_r_in_scope']:.3g}); see per_init.csv.xz, d_r.png, rank_heatmaps.png"
     )
 
 
@@ -401,4 +401,4 @@ def test_rank_pattern_at_loss_aligned_checkpoints(regime, teacher, depth, preset
         plateau_points_agreeing=int(agree[plateau].sum()),
         d_r=dict(zip(labels, dr["value"].tolist())),
     )
-    assert holds, f"{case}: {observed}; see d_r_loss_aligned.png / .csv"
+    assert holds, f"{case}: {observed}; see d_r_loss_aligned.png / .csv.xz"

@@ -158,8 +158,20 @@ def plot_fit(name, cid, fit, predicted, band, points, holds, var):
         "k-",
         label=f"fit: slope {fit.slope:.2f} [{fit.lo:.2f}, {fit.hi:.2f}]",
     )
-    center = np.exp(np.log(fit.y).mean() - predicted * np.log(fit.x).mean())
-    ax.loglog(xs, center * xs**predicted, "r--", label=f"predicted slope {predicted:g} (truncation band ±{band:.2f})")
+    # both wedges through the data's centroid in log-log, where the fitted line passes too: the
+    # assertion holds iff the fit's slope interval [lo, hi] meets predicted +- band
+    x0, y0 = np.exp(np.log(fit.x).mean()), np.exp(np.log(fit.y).mean())
+    ax.fill_between(xs, y0 * (xs / x0) ** fit.lo, y0 * (xs / x0) ** fit.hi, color="black", alpha=0.12, lw=0)
+    ax.loglog(xs, y0 * (xs / x0) ** predicted, "r--", label=f"predicted slope {predicted:g}")
+    ax.fill_between(
+        xs,
+        y0 * (xs / x0) ** (predicted - band),
+        y0 * (xs / x0) ** (predicted + band),
+        color="red",
+        alpha=0.12,
+        lw=0,
+        label=f"predicted ± truncation band {band:.2f}: asserted to meet the fit's interval (grey)",
+    )
     ax.set(
         xlabel=f"noise variable {var.replace('c_B', '$c_B$')}",
         ylabel=name.replace("_", " "),

@@ -170,7 +170,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, s
         key="max_abs_dev_over_tol",
         **numbers,
     )
-    assert holds, f"{case}: {observed}; see per_init.csv, log_sv_deviation.png"
+    assert holds, f"{case}: {observed}; see per_init.csv.xz, log_sv_deviation.png"
 
 
 def _figures(claim, case, t, windows, w, label):

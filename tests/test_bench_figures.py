@@ -163,7 +163,7 @@ def test_crop_keeps_every_label_and_edge_content_falls_back(tmp_path):
     figure_files.save_figure(fig, tmp_path / "out.png")
     with Image.open(tmp_path / "out.png") as outside:
         assert outside.width > w
-    assert (tmp_path / "out.thumb.png").exists() and not (tmp_path / "out.svg").exists()
+    assert (tmp_path / "out.thumb.webp").exists() and not (tmp_path / "out.svg").exists()
     figure_files.save_figure(fig, tmp_path / "vec.png", svg=True)
     assert (tmp_path / "vec.svg").read_text().count("outside the canvas") == 1
     plots.plt.close(fig)

@@ -157,7 +157,7 @@ def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
             assert (page.parent / link).resolve().exists(), (page, link)
     for link in links(html):
         assert (tmp_path / link).exists(), link
-    assert 'loading="lazy"' in html and ".thumb.png" in html
+    assert 'loading="lazy"' in html and ".thumb.webp" in html
 
 
 def test_hostile_text_cannot_crash_inject_or_spoof(tmp_path):
@@ -194,23 +194,30 @@ def test_history_changes_flips_contradictions_xpass_and_drift(tmp_path):
     ch = history.changes(new, history.latest(rows, "run2"))
     names = {
         k: [c["record"]["nodeid"] for c in ch[k]]
-        for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")
+        for k in ("flips", "new_contradictions", "vanished_contradictions", "xpass", "drift", "new_cases")
     }
-    assert (
-        names == {"flips": ["b", "c"], "new_contradictions": ["b"], "xpass": ["c"], "drift": ["d"], "new_cases": ["e"]}
-        and ch["compared"] == 4
-    )
+    assert names == {
+        "flips": ["b", "c"],
+        "new_contradictions": ["b"],
+        "vanished_contradictions": ["c"],
+        "xpass": ["c"],
+        "drift": ["d"],
+        "new_cases": ["e"],
+    }
+    assert ch["compared"] == 4 and not ch["first_run"]
 
 
 def test_changes_section_renders(tmp_path):
     build(tmp_path)
-    assert "No history yet" in (tmp_path / "index.html").read_text(encoding="utf-8")
+    from dlncheck.report.html import write_report
+
     records = json.loads((tmp_path / "results.json").read_text())["claims"]
+    write_report(records, tmp_path, {"tier": "quick"}, changes=history.changes(records, {}))
+    first = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert "First run" in first and "No history" not in first
     history.append(tmp_path, {"started": "r1"}, records)
     flipped = [{**r, "outcome": "xpassed"} if r["family"] == "parameter_space" else r for r in records]
     ch = history.changes(flipped, history.latest(history.load(tmp_path), "r2"))
-    from dlncheck.report.html import write_report
-
     write_report(flipped, tmp_path, {"tier": "quick"}, changes=ch)
     html = (tmp_path / "index.html").read_text(encoding="utf-8")
     section = html[html.index('id="changes"') : html.index('id="cases"')]

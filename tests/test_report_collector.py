@@ -69,7 +69,7 @@ def test_colliding_ids_get_their_own_folders_and_a_second_run_shows_changes(pyte
     for case, folder in folders.items():  # each case page shows its own figure and number
         page = (pytester.path / "rep" / "claims" / folder / "index.html").read_text()
         assert f"level {['a<b', 'a>b', 'a b'].index(case)}" in page
-    assert "No history yet" in index(pytester) and results["meta"]["status"] == "complete"
+    assert "First run" in index(pytester) and results["meta"]["status"] == "complete"
     assert {"git_commit", "python", "torch", "numpy", "command", "started", "duration_s"} <= set(results["meta"])
     run(pytester, SHIFT="1.5").assert_outcomes(passed=1, failed=2)
     html = index(pytester)

@@ -113,3 +113,20 @@ def contradiction_groups(records: list[dict]) -> list[dict]:
 def mdd(numbers: dict) -> dict:
     """The verdict's minimum detectable deviations: every number whose name starts with ``mdd``."""
     return {k: v for k, v in (numbers or {}).items() if k.startswith(MDD_PREFIX)}
+
+
+OUTCOMES = ("passed", "xfailed", "failed", "error", "xpassed", "skipped")
+
+
+def outcome_line(records: list[dict]) -> str:
+    """The outcomes as pytest spells them: "250 cases: 212 passed, 38 xfailed"."""
+    outcomes = Counter(r["outcome"] for r in records)
+    return f"{len(records)} cases: " + ", ".join(f"{outcomes[k]} {k}" for k in OUTCOMES if outcomes[k])
+
+
+def group_line(group: dict) -> str:
+    """One terminal line for a :func:`contradiction_groups` group: its cause, how many cases, which."""
+    names = [f"{r['family']}/{r['case']}" for r, _ in group["entries"]]
+    shown = ", ".join(names[:4]) + (f", +{len(names) - 4} more" if len(names) > 4 else "")
+    cause = group["cause"] or "no recorded cause"
+    return f"contradiction [{cause}]: {len(names)} case{'s' * (len(names) != 1)} ({shown})"

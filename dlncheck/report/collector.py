@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dlncheck.report import history, provenance, store
+from dlncheck.report import answer, history, provenance, store
 from dlncheck.report.claim import Claim, folder_name, jsonable
 from dlncheck.report.contradiction import judge
 from dlncheck.report.fmt import clean
@@ -126,6 +126,8 @@ class ReportCollector:
         self.index: Path | None = None
         self.trajectories: dict[str, int] = {}  # cache statistics summed over the workers
         self.written_at: float | None = None  # monotonic time of the last running index
+        self.history: list[dict] = []  # the earlier runs' history lines, read when the lock is taken
+        self.past: dict[str, list[dict]] = {}  # each case's lines of the last earlier runs, newest first
 
     def _count(self, stats: dict[str, int]) -> None:
         for key, value in stats.items():
@@ -149,6 +151,8 @@ class ReportCollector:
             self.conflict = self.lock.acquire()
             if self.conflict is None:
                 store.clean_stale(self.root)
+                self.history = history.load(self.root)
+                self.past = history.by_case(self.history, history.RUNS_SHOWN - 1)
                 self.meta = provenance.collect(Path(self.config.rootpath), self.settings, started=self.started) | {
                     "pid": os.getpid()
                 }
@@ -175,7 +179,8 @@ class ReportCollector:
         building = record.pop("building", None)
         target = claims / building if building and (claims / building).is_dir() else claims / record["folder"]
         if target.is_dir():
-            atomic.write_text(target / CASE_PAGE, render_case(record, self.root, self.meta))
+            past = [history.line(self.meta, record), *self.past.get(record["nodeid"], [])]
+            atomic.write_text(target / CASE_PAGE, render_case(record, self.root, self.meta, past))
         if building:
             store.swap_in(claims, building, record["folder"])
         # Links stay valid between rewrites: the index on disk shows only records written before,
@@ -203,9 +208,9 @@ class ReportCollector:
         self._count(cache_stats(self.config))  # a run without xdist
         meta["trajectories"] = self.trajectories
         records = list(self.records.values())
-        rows = history.load(self.root)
-        changes = history.changes(records, history.latest(rows, meta["started"])) if rows else None
-        _, self.index = write_report(records, self.root, meta, changes=changes, case_pages=False)
+        changes = history.changes(records, history.latest(self.history, meta["started"]))
+        lines = history.with_run(self.history, meta, records)
+        _, self.index = write_report(records, self.root, meta, changes=changes, case_pages=False, history=lines)
         history.append(self.root, meta, records)
         store.clean_stale(self.root, finished=os.getpid())  # a test stopped by Ctrl-C
         self.lock.release()
@@ -232,4 +237,9 @@ class ReportCollector:
                         + f" (now: {c['statement']})",
                         yellow=True,
                     )
-            terminalreporter.write_line(f"dlncheck report: {self.index}")
+            records = list(self.records.values())
+            terminalreporter.write_line(f"dlncheck: {answer.headline(records)}", bold=True)
+            terminalreporter.write_line(f"dlncheck: {answer.outcome_line(records)}")
+            for group in answer.contradiction_groups(records):
+                terminalreporter.write_line(f"dlncheck: {answer.group_line(group)}")
+            terminalreporter.write_line(f"dlncheck report: {self.index}  (full xfail reasons: pytest -rx)")

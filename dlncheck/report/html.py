@@ -7,12 +7,14 @@ contradictions by root cause, changes, the filterable case table and provenance)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from dlncheck.report import answer
 from dlncheck.report import findings as fd
+from dlncheck.report import history as hist
 from dlncheck.report.claim import folder_name
 from dlncheck.report.fmt import (
     brief,
@@ -21,6 +23,7 @@ from dlncheck.report.fmt import (
     prose,
     seconds,
 )
+from dlncheck.report.sparkline import sparkline
 from dlncheck.store import atomic
 
 _ENV = Environment(
@@ -109,7 +112,9 @@ def _grid(views: list[dict], order: dict | None) -> dict:
     }
 
 
-def render_index(records: list[dict], root: Path, meta: dict, changes: dict | None) -> str:
+def render_index(
+    records: list[dict], root: Path, meta: dict, changes: dict | None, history: Sequence[dict] = ()
+) -> str:
     rank = {f: k for k, f in enumerate(fd.families(records))}
     views = sorted(
         (view(r, root, rank) for r in records),
@@ -125,11 +130,9 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     if changes is not None:
         changes = {
             **changes,
-            **{
-                k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]]
-                for k in ("flips", "new_contradictions", "xpass", "drift", "new_cases")
-            },
+            **{k: [{**c, "record": by_id[c["record"]["nodeid"]]} for c in changes[k]] for k in hist.KINDS},
         }
+    trends = [(fam, counts[-1], sparkline(counts)) for fam, counts in hist.trends(list(history)).items()]
     readings = [(k, fd.LABEL[k]) for k in answer.READINGS if any(v["finding"] == k for v in views)]
     filters = [("reading", readings)] + [
         (name, [(s, s) for s in sorted({str(v[key]) for v in views if v[key] != ""}, key=lambda s: (len(s), s))])
@@ -148,6 +151,8 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
         records=views,
         grid=grid,
         changes=changes,
+        trends=trends,
+        runs=len(hist.runs(list(history))),
         headline=answer.headline(views),
         differs=answer.differs_groups(views),
         bars=answer.family_bars(views),
@@ -161,29 +166,41 @@ def render_index(records: list[dict], root: Path, meta: dict, changes: dict | No
     )
 
 
-def render_case(rec: dict, root: Path, meta: dict) -> str:
+def render_case(rec: dict, root: Path, meta: dict, past: Sequence[dict] = ()) -> str:
+    """The case page; ``past``: the case's history lines, newest first, this run's included
+    (:func:`dlncheck.report.history.by_case`), for its history table."""
     rank = {rec["family"]: 0}
-    return _ENV.get_template("case.html").render(r=view(clean(rec), root, rank), meta=clean(meta), **_common())
+    return _ENV.get_template("case.html").render(
+        r=view(clean(rec), root, rank), meta=clean(meta), history=clean(list(past)), **_common()
+    )
 
 
 def write_report(
-    records: list[dict], root: Path, meta: dict, *, changes: dict | None = None, case_pages: bool = True
+    records: list[dict],
+    root: Path,
+    meta: dict,
+    *,
+    changes: dict | None = None,
+    case_pages: bool = True,
+    history: Sequence[dict] = (),
 ) -> tuple[Path, Path]:
     """Render everything first, then write ``root/results.json``, each case page (when its
     folder exists) and ``root/index.html`` atomically; return (results, index) paths.
 
     ``records`` are the collector's claim records; ``meta`` the run's provenance (may be
-    partial, e.g. for a merged report); ``changes`` from :func:`dlncheck.report.history.changes`.
+    partial, e.g. for a merged report); ``changes`` from :func:`dlncheck.report.history.changes`;
+    ``history`` the history lines with this run's (trends, case pages' history tables).
     """
     root = Path(root)
     records, meta = clean(records), clean({"status": "complete", **meta})
-    html = render_index(records, root, meta, changes)
+    html = render_index(records, root, meta, changes, history)
     pages = {}
+    past = hist.by_case(list(history))
     if case_pages:
         for rec in records:
             folder = root / "claims" / rec["folder"] if rec.get("folder") else None
             if folder is not None and folder.is_dir():
-                pages[folder / CASE_PAGE] = render_case(rec, root, meta)
+                pages[folder / CASE_PAGE] = render_case(rec, root, meta, past.get(rec["nodeid"], []))
     results = atomic.write_json(root / "results.json", {"meta": meta, "claims": records})
     for path, text in pages.items():
         atomic.write_text(path, text)

@@ -2,7 +2,8 @@
 
 Each shard folder holds ``results.json`` (meta + one record per claim) and the claims' folders
 its records link to. The merge refuses shards of different tiers or commits, or shards that ran
-the same case twice; it copies every claim folder, unites the history lines, and writes one
+the same case twice; it copies every claim folder, unites the history lines (each shard's own run
+tagged as one merged run, started when the first shard started), and writes one
 ``results.json`` and ``index.html`` through the same renderer as a single run. The output is
 built in a temporary folder beside ``--out`` and swapped in at the end (nothing half-written is
 left behind), and merging the same shards again gives the same records.
@@ -83,6 +84,23 @@ def _history_lines(paths: list[Path]) -> list[str]:
     return list(lines)
 
 
+def _retagged(path: Path, shard_run: str | None, run: str | None) -> list[str]:
+    """The lines of a shard's history file, its own run's lines tagged as the merged ``run`` (every
+    shard started at its own time: the trends count the merged run once)."""
+    if not path.is_file():
+        return []
+    out = []
+    for text in path.read_text(encoding="utf-8").splitlines():
+        try:
+            row = json.loads(text)
+        except ValueError:
+            continue  # a line cut by a killed run
+        if row.get("run") == shard_run:
+            text = json.dumps({**row, "run": run}, sort_keys=True)
+        out.append(text)
+    return out
+
+
 def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
     """Merge the shard folders into ``out`` (with the lines of an earlier ``history`` file, e.g. the
     previous night's, first); returns the path of the merged index.html."""
@@ -102,13 +120,21 @@ def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
     try:
         _copy_artifacts(records, shards_of, build)
         earlier = _history_lines([Path(history)] if history else [])
-        lines = _history_lines(([Path(history)] if history else []) + [s / HISTORY for s in shards])
+        run = min((r["meta"].get("started") or "" for r in results), default="") or None
+        lines = list(
+            dict.fromkeys(
+                earlier
+                + [t for r, s in zip(results, shards) for t in _retagged(s / HISTORY, r["meta"].get("started"), run)]
+            )
+        )
         (build / HISTORY).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        previous = hist.latest([json.loads(line) for line in earlier], None)
+        rows = [json.loads(line) for line in lines]
+        previous = hist.latest(rows, run)
         for number, shard in enumerate(shards, 1):
             if (shard / JUNIT).is_file():
                 shutil.copyfile(shard / JUNIT, build / f"junit-shard{number}.xml")
-        _, index = write_report(records, build, meta, changes=hist.changes(records, previous) if previous else None)
+        changes = hist.changes(records, previous)
+        _, index = write_report(records, build, {**meta, "started": run}, changes=changes, history=rows)
         old = out.with_name(f".{out.name}-old")
         shutil.rmtree(old, ignore_errors=True)
         if out.exists():

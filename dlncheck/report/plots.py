@@ -212,3 +212,26 @@ def mark_times(ax, times, *, label: str | None = None, color: str = "tab:gray", 
     for n, t in enumerate(_numpy(times).ravel()):
         if np.isfinite(t):
             ax.axvline(t, color=color, linestyle=linestyle, linewidth=1, label=label if n == 0 else None)
+
+
+WORST_COLOR = "tab:red"
+NAMED_INITS = 8  # at most this many init lines are named one by one in a legend
+
+
+def per_init_lines(ax, curves, names: Sequence[str], *, worst: str | None = None, what: str = "", **line_kw):
+    """One line per init, ``curves`` [(x, y)] in the order of ``names``: each in its own colour and
+    named in the legend when there are at most ``NAMED_INITS``; else all in grey, one legend entry.
+    The ``worst`` init (a name) is drawn on top, thicker, in ``WORST_COLOR``, as "worst: <name>"."""
+    named = len(names) <= NAMED_INITS
+    for k, ((x, y), name) in enumerate(zip(curves, names)):
+        if name == worst:
+            continue
+        label = (
+            f"{what}{name}"
+            if named
+            else (f"{what}other inits ({len(names) - (worst is not None)})" if k == 0 else None)
+        )
+        ax.plot(_numpy(x), _numpy(y), color=f"C{k % 10}" if named else "0.6", label=label, **({"lw": 1} | line_kw))
+    if worst is not None:
+        x, y = curves[list(names).index(worst)]
+        ax.plot(_numpy(x), _numpy(y), color=WORST_COLOR, lw=2, zorder=3, label=f"{what}worst: {worst}")
