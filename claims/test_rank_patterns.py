@@ -11,7 +11,17 @@ preset's init); every init has its GD run and S SGD runs (nested), and the verdi
 Scope rules, fixed before looking at the data:
 - entries whose gap at the threshold is below the SGD-spread bound (theory.rank_gap) are
   ambiguous: excluded from d_r, counted, and drawn as their own curve;
-- saddle: the plateau checkpoints t > 0 outside every escape window [t_esc - Delta, t_esc + Delta]
+- saddle, two readings of the same settled runs (init_ensembles.settled_ensemble: every run trained
+  to its own last escape plus theory.trap.settling_margin):
+  ``-progress``: each SGD run read at GD's progress (dlncheck.measure.progress: p = sum of the
+  teacher stages' learned fractions, matched by first reach, singular values interpolated in log);
+  asserted at GD's checkpoints t > 0 outside the windows [t_esc - Delta, t_esc + Delta] around GD's
+  own measured escapes (events.escape_times, theory.escape_windows) that every SGD run reaches;
+  ``-time``: equal time t = lr * step, asserted only where theory predicts agreement at equal time:
+  every run (GD and each SGD run) has made the same number of its own escapes and no run is within
+  Delta of one of its own escapes (all runs on the same plateau; SGD's escape lag,
+  theory.escape_lag, moves these checkpoints, never the prediction);
+- saddle aligned control (``-aligned``): the plateau checkpoints t > 0 outside every escape window
   (theory.escape_time from the init's own mode projections u0, theory.escape_windows);
   det-sign trapped inits (balanced init, square full-rank teacher, sign det W_0 != sign det M,
   theory.trap) are asserted only before the window of the smallest mode, which GD never learns
@@ -32,13 +42,13 @@ import torch
 from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
-from dlncheck import presets, spectra
-from dlncheck.measure import compare, events
+from dlncheck import presets, spectra, theory
+from dlncheck.measure import compare, events, progress
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
-from dlncheck.theory import rank_gap
+from dlncheck.theory import escape_lag, rank_gap
 
 FAMILY = Family(
     "rank_patterns",
@@ -75,13 +85,34 @@ pytestmark = FAMILY.mark
 EPS = 1e-4
 
 
-def evaluate(traj, analysis, kind, trapped):
-    """One init: ranks, ambiguity, d_r with and without the ambiguous entries, scope, outcome."""
+def _own_escapes(traj):
+    """(R, n_b) each run's own escape times (+inf if never) and (n_b,) the window half-widths."""
+    s = traj.teacher.s[: traj.teacher.rank]
+    t_esc = torch.as_tensor(events.escape_times(traj.loss, traj.times, s, traj.loss_offset))
+    return t_esc, theory.escape_halfwidth(escape_lag.escape_values(s), traj.experiment.depth)
+
+
+def _reading_scope(traj, t, reading, matched):
+    """Checkpoints asserted in the saddle regime for random inits (module docstring)."""
+    t_esc, delta = _own_escapes(traj)
+    if reading == "progress":
+        near = ((t[:, None] - t_esc[0]).abs() <= delta).any(-1)
+        return (t > 0) & ~near & ~matched.unmatched
+    near = ((t[None, :, None] - t_esc[:, None, :]).abs() <= delta).any(-1).any(0)
+    count = (t_esc[:, None, :] <= t[None, :, None]).sum(-1)  # (R, K) own escapes made
+    return (t > 0) & ~near & (count == count[:1]).all(0)
+
+
+def evaluate(traj, analysis, kind, trapped, reading="time"):
+    """One init: ranks, ambiguity, d_r with and without the ambiguous entries, scope, outcome.
+    ``reading``: "progress" compares each SGD run at GD's progress, "time" at equal time."""
     L, s1 = traj.experiment.depth, float(traj.teacher.s[0])
     t = traj.checkpoint_times
-    rp = spectra.rank_patterns_from_svals(analysis.svals, L, EPS, atol=EPS * s1)
+    matched = progress.matched(analysis, t, traj.teacher.s[: traj.teacher.rank]) if reading == "progress" else None
+    svals = matched.svals if matched is not None else analysis.svals
+    rp = spectra.rank_patterns_from_svals(svals, L, EPS, atol=EPS * s1)
     g, spread = {}, {}
-    for key, sv in analysis.svals.items():
+    for key, sv in svals.items():
         tau = torch.clamp(EPS * sv[0, :, 0], min=EPS * s1)
         g[key], spread[key] = rank_gap.threshold_gaps(sv, rp.r[0, :, key[0] - 1, key[1] - 1], tau)
     g, spread = spectra.pattern_from_products(g, L), spectra.pattern_from_products(spread, L)
@@ -93,6 +124,8 @@ def evaluate(traj, analysis, kind, trapped):
         "all": torch.ones_like(inside),
         "final": torch.arange(len(t)) == len(t) - 1,
     }[kind]
+    if kind == "plateaus" and traj.experiment.init.kind != "aligned":
+        scope = _reading_scope(traj, t, reading, matched)
     if trapped:
         scope &= t < windows[-1, 0]
     chances = max(1, int(scope.sum()) * int(upper.sum()) * (traj.runs - 1))
@@ -101,7 +134,16 @@ def evaluate(traj, analysis, kind, trapped):
     dr_amb = compare.d_r(torch.where(amb, rp.r, rp.r[:1]))
     dm = compare.d_m(rp.m)
     fails = scope & (dr["value"] > 0)
+    shift = loss_gap = None
+    if matched is not None and scope.any():
+        tau = matched.tau[1:, scope]
+        shift = float(((tau - t[scope]) / t[scope]).median())
+        loss = progress.at_times(traj.loss, traj.times, matched.tau)[:, scope]
+        loss_gap = float(((loss[1:] - loss[:1]) / loss[:1]).abs().max())
     return dict(
+        unmatched=int(matched.unmatched.sum()) if matched is not None else 0,
+        shift=shift,
+        loss_gap=loss_gap,
         t=t,
         rp=rp,
         rank=traj.teacher.rank,
@@ -119,15 +161,29 @@ def evaluate(traj, analysis, kind, trapped):
     )
 
 
-@pytest.mark.parametrize(
-    "regime, teacher, depth, inits",
-    expectations.cases(quick=expectations.deepest_quick, variants=expectations.ensemble_variants),
-)
-def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, sizes, trajectory_cache, claim):
-    case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
+def _readings(regime, teacher, depth):
+    """Saddle: the random-init ensemble read at equal time (``-time``) and at matched progress
+    (``-progress``), and the aligned control; other regimes: the ensemble at equal time."""
+    if regime != "saddle":
+        return [("", ("ensemble", "time"))]
+    return [(f"-{r}", ("ensemble", r)) for r in ("time", "progress")] + [("-aligned", ("aligned", "time"))]
+
+
+def _quick(regime, teacher, depth, inits, reading):
+    """Quick tier: every quick depth for the matched-progress reading, the deepest otherwise."""
+    return (expectations.quick_depths if reading == "progress" else expectations.deepest_quick)(regime, teacher, depth)
+
+
+@pytest.mark.parametrize("regime, teacher, depth, inits, reading", expectations.cases(quick=_quick, variants=_readings))
+def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, reading, preset, sizes, trajectory_cache, claim):
+    case = presets.case_id(regime, teacher, depth) + (
+        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else ""
+    )
     pred = FAMILY.predictions[regime]
-    ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache)
-    results = [evaluate(traj, an, pred.kind, trapped) for traj, an, trapped in runs]
+    ens, runs = init_ensembles.case_runs(
+        preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache, settle=regime == "saddle"
+    )
+    results = [evaluate(traj, an, pred.kind, trapped, reading) for traj, an, trapped in runs]
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     outcomes = [r["holds"] for r in results]
     stats = init_ensembles.summary(outcomes)
@@ -161,15 +217,30 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, preset, size
         max_d_r_in_scope=float(per_init["max_d_r_in_scope"].max()),
         ambiguous_entries_in_scope=int(per_init["ambiguous_entries_in_scope"].sum()),
         worst_init=labels[worst],
+        reading=reading,
+        run_steps=ens.base.steps,
     )
+    if reading == "progress":
+        shifts = [r["shift"] for r in results if r["shift"] is not None]
+        numbers |= dict(
+            unmatched_checkpoints=int(sum(r["unmatched"] for r in results)),
+            time_shift_median=float(np.median(shifts)) if shifts else None,
+            loss_gap_max=max((r["loss_gap"] for r in results if r["loss_gap"] is not None), default=None),
+        )
     _figures(claim, case, w, labels[worst])
+    matching = (
+        f"; SGD read at GD's progress: {numbers['unmatched_checkpoints']} GD checkpoints unmatched, median "
+        f"relative time shift {numbers['time_shift_median']}, max relative loss gap {numbers['loss_gap_max']}"
+        if reading == "progress"
+        else ""
+    )
     observed = (
         f"{stats['n_pass']}/{stats['n_inits']} inits hold (fraction {stats['fraction']:.2f}, 95% Wilson "
         f"[{stats['fraction_lo']:.2f}, {stats['fraction_hi']:.2f}]); {numbers['checkpoints_failing']} failing "
         f"asserted checkpoints over all inits, max d_r there {numbers['max_d_r_in_scope']:.3g}; "
         f"{numbers['ambiguous_entries_in_scope']} ambiguous entries excluded (log gap at threshold < "
         f"z x SGD spread of log sigma, z <= {numbers['z_flip']:.2f}); {numbers['n_trapped']} det-sign "
-        f"trapped inits asserted before the smallest mode's window"
+        f"trapped inits asserted before the smallest mode's window{matching}"
     )
     claim.verdict(
         prediction=pred.prediction,

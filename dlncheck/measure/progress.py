@@ -27,8 +27,10 @@ the run's checkpoints):
 
 i.e. run r is read at the time GD's progress level was first reached, shifted by how long GD has
 stayed at that level (on a stretch where GD's P is flat the shift is held: at t = 0 every run shares
-the init, P is equal and the shift 0). tau_r(0) = t_0 for GD. A level run r never reaches within its
-run gives tau = NaN (an unmatched point, counted by the claims). Quantities are then read at tau by
+the init, P is equal and the shift 0). tau_r(k) = t_k for GD. GD's levels are capped at the lowest
+final P of any run, P_c = min_r P_r(T): beyond it the shift at P_c is held (a settled run approaches
+n_b from below at its own rate and need not reach GD's last value exactly). A tau beyond the run's
+last checkpoint is an unmatched point (NaN when read, counted by the claims). Quantities are then read at tau by
 linear interpolation in time between run r's checkpoints (:func:`at_times`; log singular values
 interpolate in log).
 """
@@ -85,12 +87,13 @@ def _first_reach(levels: torch.Tensor, running: torch.Tensor, times: torch.Tenso
 
 def match_times(p: torch.Tensor, times: torch.Tensor) -> torch.Tensor:
     """(R, K): tau_r(k), the time at which run r matches GD's (run 0's) progress at checkpoint k
-    (module docstring); p (R, K) per run on the shared checkpoint times (K,), increasing."""
+    (module docstring; may exceed the last checkpoint); p (R, K) per run on the shared checkpoint
+    times (K,), increasing."""
     if p.ndim != 2 or p.shape[-1] != times.shape[-1]:
         raise ValueError(f"p has shape {tuple(p.shape)}: use (runs, checkpoints) matching times {tuple(times.shape)}")
     times = times.to(p)
     running = torch.cummax(p, dim=-1).values
-    levels = running[:1].expand_as(running)
+    levels = torch.minimum(running[:1], running[:, -1].min()).expand_as(running)
     reach = _first_reach(levels, running, times)
     return times + reach - reach[:1]
 
@@ -137,7 +140,7 @@ def matched(analysis, times: torch.Tensor, s: ArrayLike) -> Matched:
     1e-300 keeps log finite), the end-to-end map linearly."""
     p = progress(analysis.mode_coefficients, s)
     tau = match_times(p, times)
-    unmatched = tau.isnan().any(0)
+    unmatched = (tau.isnan() | (tau > times[-1])).any(0)
 
     def read(values: torch.Tensor) -> torch.Tensor:
         out = at_times(values, times, tau)

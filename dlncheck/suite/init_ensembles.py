@@ -139,7 +139,9 @@ def settled_ensemble(aligned: Experiment, ens: Ensemble, cache, grid) -> Ensembl
 
     The engine trains one program for all runs, so the ensemble is trained as it is (``grid``
     (experiment) -> checkpoints, the caller's grid: a cache hit for the families that read it), each
-    run's own last escape step is read from its full loss (events.escape_steps, every step), and the
+    run's own last escape step is read from its full loss (every step; the midpoint crossing of each
+    mode's own plateau, theory.plateau_losses: the equal singular values of a degenerate block escape
+    one by one from a random init, so the merged stage levels would stop at the block's first), and the
     ensemble is retrained to max over runs of (own last escape + margin) when that is longer: every
     run gets at least its own margin. Inits theory.trap traps (det-sign rule) add nothing (GD never
     makes their last escape); a run of another init that has not made its last escape by the end
@@ -150,7 +152,9 @@ def settled_ensemble(aligned: Experiment, ens: Ensemble, cache, grid) -> Ensembl
     if not free:
         return ens
     loss = torch.cat([et[i].loss for i in free])
-    escapes = events.escape_steps(loss, et[free[0]].steps, s, et[free[0]].loss_offset)
+    P = theory.plateau_losses(s)  # every mode its own level: a degenerate block splits under random inits
+    levels = 0.5 * (P[:-1] + P[1:]) + et[free[0]].loss_offset
+    escapes = events.first_crossing(loss, et[free[0]].steps, levels)
     last = torch.where((escapes < 0).any(-1), -1, escapes.max(-1).values)
     cap = PILOT_CAP * aligned.steps
     margin = trap.settling_margin(float(s[-1]), aligned.depth) / aligned.lr
