@@ -56,6 +56,20 @@ FAMILY = Family(
 pytestmark = FAMILY.mark
 
 CHECKPOINTS = 30
+#: nightly re-reads of the ntk preset at widths where it is lazy (issue #28 item 4; the width law itself:
+#: claims/test_lazy_width.py): (depth, width). L = 3 stops at 1024: its h x h layers at 2048 would hold
+#: 8 inits x 9 runs x 34 MB per checkpoint.
+WIDE = ((2, 1024), (2, 2048), (3, 1024))
+
+
+def _wide(regime: str, teacher: str, depth: int):
+    """The preset's own width, plus the wide ntk re-reads (lowrank teacher)."""
+    wide = regime == "ntk" and teacher == "lowrank"
+    return [("", (None,))] + [(f"-w{h}", (h,)) for L, h in WIDE if wide and L == depth]
+
+
+def _quick(regime: str, teacher: str, depth: int, width) -> bool:
+    return width is None and expectations.quick_depths(regime, teacher, depth)
 
 
 def _final_movement(cache, preset, regime, teacher, depth):
@@ -63,13 +77,14 @@ def _final_movement(cache, preset, regime, teacher, depth):
     return traj.relative_movement()[:, -1]
 
 
-@pytest.mark.parametrize("regime, teacher, depth", expectations.cases())
-def test_regime(regime, teacher, depth, preset, sizes, trajectory_cache, claim):
-    case = (regime, teacher, depth)
-    exp = preset(regime, teacher, depth)
+@pytest.mark.parametrize("regime, teacher, depth, width", expectations.cases(variants=_wide, quick=_quick))
+def test_regime(regime, teacher, depth, width, preset, sizes, trajectory_cache, claim):
+    label = presets.case_id(regime, teacher, depth) + (f"-w{width}" if width else "")
+    exp = preset(regime, teacher, depth, width=width)
     if regime == "ntk":  # lazy predictions per init: an ensemble of seeds, the first one drawn
         ens = init_ensembles.case_ensemble(exp, sizes.ensembles, sgd_runs=sizes.ensembles.check_sgd_runs)
-        trajs = list(trajectory_cache.ensemble(ens, checkpoints=CHECKPOINTS))
+        checkpoints = CHECKPOINTS if width is None else 2  # wide: the ends are what the checks read
+        trajs = list(trajectory_cache.ensemble(ens, checkpoints=checkpoints))
         traj = trajs[0]
     else:
         traj = trajectory_cache(exp, checkpoints=CHECKPOINTS)
@@ -81,7 +96,7 @@ def test_regime(regime, teacher, depth, preset, sizes, trajectory_cache, claim):
     flow = theory.aligned_loss(s, exp.init.scale**depth, times, depth) if regime == "saddle" else None
     flow_dwell = events.dwell_times(flow[None], times, inner, DWELL_RTOL)[0] / times[-1] if flow is not None else None
 
-    _figure(claim, exp, traj, plateaus, movement, flow, case)
+    _figure(claim, exp, traj, plateaus, movement, flow, label)
     rows = [
         {
             "run": r,
@@ -173,7 +188,7 @@ def test_regime(regime, teacher, depth, preset, sizes, trajectory_cache, claim):
         key=key,
         **numbers,
     )
-    assert holds, f"{presets.case_id(*case)} does not show its regime: {observed} (predicted: {p.prediction})"
+    assert holds, f"{label} does not show its regime: {observed} (predicted: {p.prediction})"
 
 
 def _lazy_checks(ens, trajs, inner, depth):
@@ -214,7 +229,7 @@ def _lazy_checks(ens, trajs, inner, depth):
     return per_init, rows
 
 
-def _figure(claim, exp, traj, plateaus, movement, flow, case):
+def _figure(claim, exp, traj, plateaus, movement, flow, label):
     fig, (ax_loss, ax_log, ax_move) = plots.figure(1, 3, size=(14.5, 3.9))
     t = traj.times[1:]
     sgd = traj.loss[1:, 1:]
@@ -236,7 +251,7 @@ def _figure(claim, exp, traj, plateaus, movement, flow, case):
             level, color="tab:gray", linestyle="--", linewidth=0.8, label="predicted plateaus $P_k$" if k == 0 else None
         )
     ax_loss.set_xscale("log")
-    ax_loss.set(xlabel="time t = lr x step", ylabel="full-data loss", title=f"{presets.case_id(*case)}: loss")
+    ax_loss.set(xlabel="time t = lr x step", ylabel="full-data loss", title=f"{label}: loss")
     ax_loss.legend(fontsize=7)
     if len(sgd):
         ax_log.fill_between(

@@ -70,14 +70,17 @@ def _saddle_steps(teacher: Teacher, depth: int, lr: float) -> int:
     return math.ceil((t_escape + 10 / rate) / lr)
 
 
-def experiment(regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, **overrides: Any) -> Experiment:
-    """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``overrides``
-    replace any other field."""
+def experiment(
+    regime: str, teacher: str, depth: int, sgd_runs: int = SGD_RUNS, width: int | None = None, **overrides: Any
+) -> Experiment:
+    """The preset Experiment for (regime, teacher, depth) with ``sgd_runs`` SGD runs; ``width``
+    replaces the regime's hidden width before lr and steps are derived (the ntk preset at other
+    widths); ``overrides`` replace any other field afterwards."""
     check.one_of("regime", regime, REGIMES)
     check.one_of("teacher", teacher, TEACHERS)
     depth = check.depth("depth", depth, min=2)  # presets are deep networks
     t = TEACHER_SPECS[teacher]
-    width = WIDTH[regime]
+    width = WIDTH[regime] if width is None else check.integral("width", width, min=1)
     init = {
         "saddle": Init("aligned", SADDLE_SCALE.get(depth, 0.3)),
         "intermediate": Init("gaussian", width**-0.5),

@@ -234,3 +234,28 @@ def test_a_block_without_input_keeps_its_text_and_a_block_without_marker_fails(t
 def test_a_partial_run_is_flagged():
     partial = {**RESULTS, "meta": {**RESULTS["meta"], "status": "interrupted"}}
     assert "did not complete (interrupted)" in write_docs.findings_block(partial, Path("results.json"))
+
+
+WIDTH = {
+    "B": 20,
+    "L": 3,
+    "dtype": "float64",
+    "rows": [
+        {"shape": "square", "size": 8, "S": 32, "status": "ok", "dlncheck_us": 1.5, "jax_us": 4.5, "speedup": 3.0}
+        | {"dlncheck_gflops": 7.0, "peak_share": 0.16, "path": "fused moment"},
+        {"shape": "teacher", "size": 2048, "S": 1024, "status": "mis-posed here: 105 GB"},
+    ],
+}
+
+
+def test_width_block_holds_every_row_and_copies_the_plot(tmp_path):
+    docs = _docs(tmp_path, names=("width", "cache-constants", "nightly"))
+    (tmp_path / "width.json").write_text(json.dumps(WIDTH))
+    with pytest.raises(SystemExit, match="no plot"):
+        write_docs.main(["--width", str(tmp_path / "width.json"), "--docs", str(docs)])
+    (tmp_path / "width.png").write_bytes(b"png")
+    assert write_docs.main(["--width", str(tmp_path / "width.json"), "--docs", str(docs)]) == 0
+    block = _block(docs, "width")
+    assert "| square d = 8 | 32 | 1.5 | 4.5 | 3x | 7 (16%) | fused moment |" in block
+    assert "| teacher 10 x 10, hidden 2048 | 1024 |  |  |  |  | mis-posed here: 105 GB |" in block
+    assert "![cost per run-step against width](width.png)" in block and (docs / "width.png").read_bytes() == b"png"

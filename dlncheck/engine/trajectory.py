@@ -72,6 +72,16 @@ class Trajectory:
         )
         return moved.sqrt() / theta0.norm()
 
+    def layer_movement(self) -> torch.Tensor:
+        """(R, K, L): ||W_l,k - W_l,0||_F / ||W_l,0||_F per layer (the laziness of each layer)."""
+        return torch.stack(
+            [
+                torch.linalg.matrix_norm(w - w0) / torch.linalg.matrix_norm(w0)
+                for w, w0 in zip(self.weights, self.initial_weights)
+            ],
+            dim=-1,
+        )
+
     def to_frame(self) -> pd.DataFrame:
         """Tidy losses: one row per (run, step) with columns run, method, step, time, loss."""
         R, T = self.loss.shape
