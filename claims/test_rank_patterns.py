@@ -139,7 +139,7 @@ def evaluate(traj, analysis, kind, trapped, reading="time"):
         tau = matched.tau[1:, scope]
         shift = float(((tau - t[scope]) / t[scope]).median())
         loss = progress.at_times(traj.loss, traj.times, matched.tau)[:, scope]
-        loss_gap = float(((loss[1:] - loss[:1]) / loss[:1]).abs().max())
+        loss_gap = float(((loss[1:] - loss[:1]) / traj.loss[0, 0]).abs().max())  # in units of the initial loss
     return dict(
         unmatched=int(matched.unmatched.sum()) if matched is not None else 0,
         shift=shift,
@@ -230,7 +230,7 @@ def test_sgd_follows_gd_rank_pattern(regime, teacher, depth, inits, reading, pre
     _figures(claim, case, w, labels[worst])
     matching = (
         f"; SGD read at GD's progress: {numbers['unmatched_checkpoints']} GD checkpoints unmatched, median "
-        f"relative time shift {numbers['time_shift_median']}, max relative loss gap {numbers['loss_gap_max']}"
+        f"relative time shift {numbers['time_shift_median']}, max loss gap / initial loss {numbers['loss_gap_max']}"
         if reading == "progress"
         else ""
     )
