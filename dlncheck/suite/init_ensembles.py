@@ -66,6 +66,16 @@ def case_ensemble(exp: Experiment, sizes: Sizes, sgd_runs: int | None = None) ->
     return Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(sizes.other)])
 
 
+def gaussian_ensemble(aligned: Experiment, a0: float, n: int) -> Ensemble:
+    """n iid Gaussian inits (seeds 0..n-1) of per-layer rms singular value ``a0`` (entries of std
+    a0 / sqrt(widest hidden layer), as presets.random_small_init) of the saddle preset ``aligned``
+    (its widths, teacher, lr), run for :func:`random_run_steps`."""
+    scale = check.finite_float("a0", a0, positive=True) / max(aligned.widths[1:-1]) ** 0.5
+    base = dataclasses.replace(aligned, init=Init("gaussian", scale))
+    inits = tuple(Init("gaussian", scale, seed=i) for i in range(check.integral("n", n, min=1)))
+    return Ensemble(dataclasses.replace(base, steps=random_run_steps(aligned, base, inits)), list(inits))
+
+
 @functools.lru_cache(maxsize=64)
 def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, ...]) -> int:
     """Steps of a random-init saddle ensemble: until GD's own last escape, not the aligned theory's.
@@ -118,8 +128,13 @@ def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache, settle: bool = F
     :func:`settled_ensemble`; trained in one program through ``cache.ensemble`` and analysed once
     through ``cache.analysis``."""
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, sizes)
+    return ensemble_runs(exp, ens, cache, settle)
+
+
+def ensemble_runs(aligned: Experiment, ens: Ensemble, cache, settle: bool = False) -> tuple[Ensemble, list]:
+    """:func:`case_runs` for a given ensemble (``aligned``: its preset, for the settling cap)."""
     if settle:
-        ens = settled_ensemble(exp, ens, cache, analysis_grid)
+        ens = settled_ensemble(aligned, ens, cache, analysis_grid)
     grid = analysis_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
     return ens, [
@@ -238,6 +253,8 @@ __all__ = [
     "case_runs",
     "case_trajectories",
     "distance_grid",
+    "ensemble_runs",
+    "gaussian_ensemble",
     "gd_trapped",
     "init_label",
     "init_labels",
