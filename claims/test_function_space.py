@@ -13,10 +13,17 @@ Derivations in :mod:`dlncheck.theory.tolerances`:
   runs' mean); the squared bias of the SGD mean (O(lr^2): the within-epoch correlation, derived at
   L = 2 only in theory.published.stationary_mode_mean) is reported beside it.
 The tolerance is drawn only at the end, where it is asserted.
+
+Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its own last
+escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` compares every
+run at GD's last checkpoint T; ``-progress`` (no label noise) compares each SGD run, read at GD's
+progress (dlncheck.measure.progress, the end-to-end map interpolated in time), at GD's latest
+checkpoint whose progress every SGD run reaches.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -32,7 +39,7 @@ from dlncheck import (
     theory,
 )
 from dlncheck.config.data import make_problem
-from dlncheck.measure import compare
+from dlncheck.measure import compare, progress
 from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
@@ -52,13 +59,22 @@ LABEL_NOISE = 0.1
 
 
 def _variants(regime, teacher, depth):
-    inits = [("", ("random",)), ("-aligned", ("aligned",))] if regime == "saddle" else [("", ("preset",))]
-    return [(f"{suffix}-noise{noise:g}", (kind, noise)) for suffix, (kind,) in inits for noise in (0.0, LABEL_NOISE)]
+    """Ids ``<case>[-aligned]-noise<x>``; saddle random inits end in ``-time`` or, without label noise,
+    also ``-progress``."""
+    if regime != "saddle":
+        return [(f"-noise{noise:g}", ("preset", noise, "time")) for noise in (0.0, LABEL_NOISE)]
+    out = [(f"-aligned-noise{noise:g}", ("aligned", noise, "time")) for noise in (0.0, LABEL_NOISE)]
+    for noise in (0.0, LABEL_NOISE):
+        out += [(f"-noise{noise:g}-{r}", ("random", noise, r)) for r in ("time", "progress")[: 1 if noise else 2]]
+    return out
 
 
-def _quick(regime, teacher, depth, inits, noise):
+def _quick(regime, teacher, depth, inits, noise, reading):
     """Quick tier at L = 3: every regime and teacher without label noise (random inits), the label-noise
-    case for saddle-lowrank, and the aligned control for saddle-lowrank."""
+    case for saddle-lowrank, and the aligned control for saddle-lowrank; the matched-progress reading
+    at every quick depth."""
+    if reading == "progress":
+        return expectations.quick_depths(regime, teacher, depth)
     if not expectations.deepest_quick(regime, teacher, depth):
         return False
     if inits == "aligned":
@@ -74,27 +90,52 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits, noise", expectations.cases(variants=_variants, quick=_quick))
-def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, preset, trajectory_cache, sizes, claim):
+def _matched_end(traj):
+    """(index of GD's latest checkpoint every SGD run reaches in progress, end-to-end maps (R, ...) there
+    with each SGD run read at GD's progress)."""
+    W = spectra.end_to_end(traj.weights)
+    t = traj.checkpoint_times
+    s = traj.teacher.s[: traj.teacher.rank]
+    tau = progress.match_times(progress.progress(traj.teacher.U.mT.to(W) @ W @ traj.teacher.V.to(W), s), t)
+    k = int(torch.nonzero(~(tau.isnan() | (tau > t[-1])).any(0)).max())
+    Wm = progress.at_times(W, t, tau[:, k : k + 1])[:, 0]
+    Wm[0] = W[0, k]
+    return k, Wm
+
+
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits, noise, reading", expectations.cases(variants=_variants, quick=_quick)
+)
+def test_sgd_matches_gd_in_function_space(
+    regime, teacher, depth, inits, noise, reading, preset, trajectory_cache, sizes, claim
+):
     case = f"{presets.case_id(regime, teacher, depth)}{'-aligned' if inits == 'aligned' else ''}-noise{noise:g}"
+    case += f"-{reading}" if inits == "random" else ""
     exp = preset(regime, teacher, depth, label_noise=noise)
     ens = init_ensembles.case_ensemble(exp, sizes.ensembles) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
-    runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
+    grid = functools.partial(init_ensembles.distance_grid, regime)
+    if regime == "saddle":
+        ens = init_ensembles.settled_ensemble(exp, ens, trajectory_cache, grid)
+    runs = trajectory_cache.ensemble(ens, checkpoints=grid(ens.experiment(0)))
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = bonferroni_z(len(ens))
     rows, curves = [], []
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
-        W = spectra.end_to_end([w[:, -1] for w in traj.weights])
+        end_k, W = (
+            _matched_end(traj) if reading == "progress" else (-1, spectra.end_to_end([w[:, -1] for w in traj.weights]))
+        )
         sq = (W[1:] - W[:1]).square().sum((-2, -1)) / W[0].square().sum()  # relative squared, per run
         dist = compare.over_runs(compare.function_distance(traj.weights))
+        end_distance = float(sq.sqrt().mean()) if reading == "progress" else float(dist["mean"][-1])
         curves.append((traj.checkpoint_times, dist["mean"]))
         dev = W[1:] - W[1:].mean(0)
         spread_sq = dev.square().sum((-2, -1)) * len(dev) / (len(dev) - 1) / W[0].square().sum()  # unbiased
         row = dict(
             init=init_ensembles.init_label(e.init),
-            end=float(dist["mean"][-1]),
+            end=end_distance,
+            end_time=float(traj.checkpoint_times[end_k]),
             mean_square_end=float(sq.mean()),
             gd_loss_end=float(traj.loss[0, -1]),
             sgd_loss_end_max=float(traj.loss[1:, -1].max()),
@@ -115,7 +156,15 @@ def test_sgd_matches_gd_in_function_space(regime, teacher, depth, inits, noise, 
         rows.append(row)
     table = pd.DataFrame(rows)
     claim.table(table, "function_distance_per_init")
-    numbers = dict(n_inits=len(ens), end_median=float(np.median(table["end"])), label_noise=noise, z=z)
+    numbers = dict(
+        n_inits=len(ens),
+        end_median=float(np.median(table["end"])),
+        label_noise=noise,
+        z=z,
+        reading=reading,
+        run_steps=ens.base.steps,
+        end_time_min=float(table["end_time"].min()),
+    )
     if exploratory:
         _figure(claim, case, curves, rows, noise, exploratory)
         claim.verdict(

@@ -8,7 +8,12 @@ the balance drift it adds, o = theory.sgd.predicted_offsets (derived from the GD
 data, no SGD run used), so at the end GD's value equals the SGD mean minus o, within the band of
 theory.offset_band (z std_SGD / sqrt(S) + h |o| + 1e-8, Bonferroni over the top-r entries).
 Asserted for every init of the ensemble (init_ensembles; runs nested within inits) at the last
-checkpoint. Escape windows are drawn and reported but not asserted: the offset theory gives the
+checkpoint. Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its
+own last escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` at
+GD's last checkpoint T for every run, ``-progress`` with each SGD run read at GD's progress
+(dlncheck.measure.progress, log singular values interpolated) at GD's last checkpoint whose progress
+every SGD run reaches (the latest matched one; the offsets are a property of the learned split, so
+they are predicted at the end of the path, whichever clock reads it). Escape windows are drawn and reported but not asserted: the offset theory gives the
 split at the end only; inside a window the GD-SGD difference is set by the escape-time jitter,
 for which no level is derived. Det-sign trapped inits (theory.trap) are set apart by that rule
 before looking: GD never learns the smallest mode there, so its top-r values include a mode at the
@@ -24,7 +29,7 @@ import torch
 
 from claims import expectations
 from dlncheck import presets, spectra
-from dlncheck.measure import compare, events
+from dlncheck.measure import compare, events, progress
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
@@ -64,12 +69,17 @@ pytestmark = FAMILY.mark
 K_TOP = 5
 
 
-def evaluate(exp, analysis, predicted):
+def evaluate(exp, analysis, predicted, times=None):
     """One init: end-of-training deviation of GD from (SGD mean - predicted offset) / band
-    (``predicted``: theory.sgd.predicted_offsets of this init)."""
+    (``predicted``: theory.sgd.predicted_offsets of this init); with checkpoint ``times``, read at
+    matched progress at GD's latest matched checkpoint."""
     L, n, S = exp.depth, exp.teacher.rank, exp.sgd_runs
-    logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)
-    end = logs.s[:, -1, ..., :n]  # (R, L, L, n)
+    svals, end_k = analysis.svals, -1
+    if times is not None:
+        matched = progress.matched(analysis, times, exp.teacher.s[:n])
+        svals, end_k = matched.svals, int(torch.nonzero(~matched.unmatched).max())
+    logs = spectra.log_spectra_from_svals(svals, L, K_TOP)
+    end = logs.s[:, end_k, ..., :n]  # (R, L, L, n)
     gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
     upper = spectra.upper_mask(L)[..., None].expand_as(gd)
     offset = torch.as_tensor(predicted["offsets"], dtype=gd.dtype)
@@ -91,21 +101,37 @@ def evaluate(exp, analysis, predicted):
         outside=int((~ok).sum()),
         entries=int(upper.sum()),
         mdd=float(offset_band.offset_mdd(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))[upper].max()),
+        end_index=end_k % logs.s.shape[1],
     )
 
 
-@pytest.mark.parametrize(
-    "regime, teacher, depth, inits",
-    expectations.cases(quick=expectations.deepest_quick, variants=expectations.ensemble_variants),
-)
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, sizes, trajectory_cache, claim):
-    case = presets.case_id(regime, teacher, depth) + ("-aligned" if inits == "aligned" else "")
+def _readings(regime, teacher, depth):
+    """Saddle: the random-init ensemble at equal time (``-time``) and at matched progress
+    (``-progress``), and the aligned control; other regimes: the ensemble at equal time."""
+    if regime != "saddle":
+        return [("", ("ensemble", "time"))]
+    return [(f"-{r}", ("ensemble", r)) for r in ("time", "progress")] + [("-aligned", ("aligned", "time"))]
+
+
+def _quick(regime, teacher, depth, inits, reading):
+    """Quick tier: every quick depth for the matched-progress reading, the deepest otherwise."""
+    return (expectations.quick_depths if reading == "progress" else expectations.deepest_quick)(regime, teacher, depth)
+
+
+@pytest.mark.parametrize("regime, teacher, depth, inits, reading", expectations.cases(quick=_quick, variants=_readings))
+def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, preset, sizes, trajectory_cache, claim):
+    case = presets.case_id(regime, teacher, depth) + (
+        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else ""
+    )
     row = FAMILY.predictions[regime]
-    ens, runs = init_ensembles.case_runs(preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache)
+    ens, runs = init_ensembles.case_runs(
+        preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache, settle=regime == "saddle"
+    )
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
     offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
-    results = {i: evaluate(ens.experiment(i), runs[i][1], o) for i, o in zip(asserted, offsets)}
+    times = runs[0][0].checkpoint_times if reading == "progress" else None
+    results = {i: evaluate(ens.experiment(i), runs[i][1], o, times) for i, o in zip(asserted, offsets)}
     outcomes = [results[i]["holds"] for i in asserted]
     stats = init_ensembles.summary(outcomes)
     w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))
@@ -143,6 +169,9 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, preset, s
         mdd_log_offset=max(r["mdd"] for r in results.values()),  # any one entry shifted this much: rejected >= 95%
         z=bonferroni_z(w["entries"]),
         K=K_TOP,
+        reading=reading,
+        run_steps=ens.base.steps,
+        end_time_min=min(float(runs[a][0].checkpoint_times[r["end_index"]]) for a, r in results.items()),
     )
     t = runs[w_i][0].checkpoint_times
     _, windows = init_ensembles.predicted_windows(runs[w_i][0])

@@ -71,6 +71,16 @@ def random_small_inits(exp: Experiment, n: int) -> tuple[Experiment, list[Init]]
     return base, inits + [Init("gaussian", base.init.scale, seed=i) for i in range(half)]
 
 
+def gaussian_ensemble(aligned: Experiment, a0: float, n: int) -> Ensemble:
+    """n iid Gaussian inits (seeds 0..n-1) of per-layer rms singular value ``a0`` (entries of std
+    a0 / sqrt(widest hidden layer), as presets.random_small_init) of the saddle preset ``aligned``
+    (its widths, teacher, lr), run for :func:`random_run_steps`."""
+    scale = check.finite_float("a0", a0, positive=True) / max(aligned.widths[1:-1]) ** 0.5
+    base = dataclasses.replace(aligned, init=Init("gaussian", scale))
+    inits = tuple(Init("gaussian", scale, seed=i) for i in range(check.integral("n", n, min=1)))
+    return Ensemble(dataclasses.replace(base, steps=random_run_steps(aligned, base, inits)), list(inits))
+
+
 @functools.lru_cache(maxsize=64)
 def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, ...]) -> int:
     """Steps of a random-init saddle ensemble: until GD's own last escape, not the aligned theory's.
@@ -90,7 +100,7 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     with cpu_threads("cpu", 1):
         et = train(pilot, checkpoints=[0, cap], loss_every=1)
     s = aligned.teacher.s[: aligned.teacher.rank]
-    margin = 10 / (aligned.depth * float(s[-1]) ** (2 - 2 / aligned.depth) * aligned.lr)
+    margin = trap.settling_margin(float(s[-1]), aligned.depth) / aligned.lr
     last = []
     for i, tr in enumerate(et):
         if not trapped(tr.initial_weights, pilot.experiment(i), inits[i]):
@@ -117,11 +127,19 @@ def distance_grid(regime: str, exp: Experiment) -> list[int]:
     return events.time_grid_for(exp) if regime == "saddle" else events.time_grid(exp.steps, *COARSE_GRID)
 
 
-def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache) -> tuple[Ensemble, list]:
+def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache, settle: bool = False) -> tuple[Ensemble, list]:
     """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
-    own init alone (the control), else :func:`case_ensemble`; trained in one program through
-    ``cache.ensemble`` and analysed once through ``cache.analysis``."""
+    own init alone (the control), else :func:`case_ensemble`; with ``settle``, lengthened by
+    :func:`settled_ensemble`; trained in one program through ``cache.ensemble`` and analysed once
+    through ``cache.analysis``."""
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, sizes)
+    return ensemble_runs(exp, ens, cache, settle)
+
+
+def ensemble_runs(aligned: Experiment, ens: Ensemble, cache, settle: bool = False) -> tuple[Ensemble, list]:
+    """:func:`case_runs` for a given ensemble (``aligned``: its preset, for the settling cap)."""
+    if settle:
+        ens = settled_ensemble(aligned, ens, cache, analysis_grid)
     grid = analysis_grid(ens.base)
     et = cache.ensemble(ens, checkpoints=grid)
     return ens, [
@@ -132,6 +150,37 @@ def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache) -> tuple[Ensembl
         )
         for i in range(len(ens))
     ]
+
+
+def settled_ensemble(aligned: Experiment, ens: Ensemble, cache, grid) -> Ensemble:
+    """``ens`` lengthened so that every run of it, GD and each SGD run, reaches its own last escape
+    plus theory.trap.settling_margin (the matched-progress protocol, issue #25 item 1: a run that
+    follows GD's path but late must not be cut off before it has finished that path).
+
+    The engine trains one program for all runs, so the ensemble is trained as it is (``grid``
+    (experiment) -> checkpoints, the caller's grid: a cache hit for the families that read it), each
+    run's own last escape step is read from its full loss (every step; the midpoint crossing of each
+    mode's own plateau, theory.plateau_losses: the equal singular values of a degenerate block escape
+    one by one from a random init, so the merged stage levels would stop at the block's first), and the
+    ensemble is retrained to max over runs of (own last escape + margin) when that is longer: every
+    run gets at least its own margin. Inits theory.trap traps (det-sign rule) add nothing (GD never
+    makes their last escape); a run of another init that has not made its last escape by the end
+    asks for the cap, PILOT_CAP lengths of the aligned preset. Fixed before any comparison is made."""
+    et = cache.ensemble(ens, checkpoints=grid(ens.base))
+    s = aligned.teacher.s[: aligned.teacher.rank]
+    free = [i for i in range(len(ens)) if not trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i])]
+    if not free:
+        return ens
+    loss = torch.cat([et[i].loss for i in free])
+    P = theory.plateau_losses(s)  # every mode its own level: a degenerate block splits under random inits
+    levels = 0.5 * (P[:-1] + P[1:]) + et[free[0]].loss_offset
+    escapes = events.first_crossing(loss, et[free[0]].steps, levels)
+    last = torch.where((escapes < 0).any(-1), -1, escapes.max(-1).values)
+    cap = PILOT_CAP * aligned.steps
+    margin = trap.settling_margin(float(s[-1]), aligned.depth) / aligned.lr
+    needed = cap if bool((last < 0).any()) else math.ceil(int(last.max()) + margin)
+    steps = min(cap, needed)
+    return ens if steps <= ens.base.steps else Ensemble(dataclasses.replace(ens.base, steps=steps), ens.inits)
 
 
 def predicted_windows(traj) -> tuple:
@@ -209,11 +258,14 @@ __all__ = [
     "case_runs",
     "case_trajectories",
     "distance_grid",
+    "ensemble_runs",
+    "gaussian_ensemble",
     "gd_trapped",
     "init_label",
     "init_labels",
     "predicted_windows",
     "random_run_steps",
+    "settled_ensemble",
     "summary",
     "trapped",
 ]

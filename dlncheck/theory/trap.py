@@ -222,6 +222,21 @@ def settle_time(t_entry: float, s, depth: int, learned: int, lr_curvature: float
     return t_entry * (1 + lr_curvature / 2) + SETTLE / (depth * s_learned ** (2 - 2 / depth))
 
 
+def settling_margin(s_min: float, depth: int) -> float:
+    """Time a run needs after its own last escape to settle: SETTLE e-folds of the slowest mode's
+    linear rate. Linearising the balanced mode flow du/dt = L u^{2-2/L} (s - u) at u = s gives
+    d(s - u)/dt = -L s^{2-2/L} (s - u), so the residual of the last mode falls by e^-SETTLE within
+    SETTLE / (L s^{2-2/L}) of the escape (Saxe et al. 2014; the same rate sets the escape windows'
+    width, theory.escape_halfwidth: the margin is SETTLE / 3 half-widths). The run-length rule of the
+    init ensembles (dlncheck.suite.init_ensembles.settled_ensemble): every run of every init the
+    det-sign rule (:func:`predicts_trap`) does not trap is trained to at least its own last escape
+    plus this margin; a trapped init's smallest mode never escapes under GD, so it adds nothing, and
+    the length is capped at init_ensembles.PILOT_CAP aligned preset lengths."""
+    if not (s_min > 0 and depth >= 2):
+        raise ValueError(f"s_min={s_min!r}, depth={depth!r} are invalid: use s_min > 0 and depth >= 2")
+    return SETTLE / (depth * s_min ** (2 - 2 / depth))
+
+
 def sgd_temperature(lr: float, n: int, batch: int) -> float:
     """T = lr (n - B) / (B (n - 1)): lr times the variance factor of a batch mean drawn without
     replacement from n samples (Cochran 1977, Sampling Techniques, Thm 2.2)."""
