@@ -86,6 +86,8 @@ def evaluate(exp, analysis, predicted, times=None):
     tol = offset_band.offset_tolerance(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))
     ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
     ok = (ratio.abs() <= 1) | ~upper
+    # the reading, from the data: SGD's mean resolved from GD's value in some entry (Bonferroni z)
+    resolved = ((mean - gd).abs() > bonferroni_z(int(upper.sum())) * std / S**0.5) & upper
     worst = np.unravel_index(int(ratio.abs().argmax()), ratio.shape)
     return dict(
         logs=logs,
@@ -102,6 +104,7 @@ def evaluate(exp, analysis, predicted, times=None):
         entries=int(upper.sum()),
         mdd=float(offset_band.offset_mdd(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))[upper].max()),
         end_index=end_k % logs.s.shape[1],
+        resolved=int(resolved.sum()),
     )
 
 
@@ -171,6 +174,7 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, 
         K=K_TOP,
         reading=reading,
         run_steps=ens.base.steps,
+        entries_resolved_from_gd=sum(r["resolved"] for r in results.values()),
         end_time_min=min(float(runs[a][0].checkpoint_times[r["end_index"]]) for a, r in results.items()),
     )
     t = runs[w_i][0].checkpoint_times
@@ -195,11 +199,12 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, 
         exploratory=row.exploratory,
         holds=holds,
         observed=observed,
-        golden_path="differs",
+        golden_path="differs" if numbers["entries_resolved_from_gd"] else "agrees",
         key="max_abs_dev_over_tol",
         **numbers,
     )
-    assert holds, f"{case}: {observed}; see per_init.csv.xz, log_sv_deviation.png"
+    if not row.exploratory:  # theory is silent on an exploratory row: reported, nothing asserted
+        assert holds, f"{case}: {observed}; see per_init.csv.xz, log_sv_deviation.png"
 
 
 def _figures(claim, case, t, windows, w, label):
