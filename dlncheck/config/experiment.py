@@ -24,7 +24,6 @@ INIT_KINDS = ("aligned", "balanced", "gaussian", "lecun")
 BATCH_KINDS = ("reshuffle", "independent")
 DTYPES = check.DTYPES
 
-
 _fail = check.fail
 
 
@@ -141,11 +140,8 @@ class Init:
         scales = check.real_sequence("Init.layer_scales", self.layer_scales)
         object.__setattr__(self, "layer_scales", scales)
         if any(c <= 0 for c in scales) or abs(math.fsum(math.log(c) for c in scales if c > 0)) > 1e-9:
-            _fail(
-                "Init.layer_scales",
-                scales,
-                "give positive per-layer factors whose product is 1 (dlncheck.config.data.imbalance builds them)",
-            )
+            why = "give positive per-layer factors whose product is 1 (dlncheck.config.data.imbalance builds them)"
+            _fail("Init.layer_scales", scales, why)
 
 
 @dataclass(frozen=True)
@@ -275,18 +271,15 @@ class Experiment:
 
     @property
     def roundoff_scale(self) -> float:
-        """Unit roundoff of this dtype over float64's (1 for float64, ~5.4e8 for float32): a
-        tolerance that is a multiple of roundoff, stated for float64, scales by this factor."""
+        """Unit roundoff of this dtype over float64's (1, or ~5.4e8 for float32): scales float64 tolerances."""
         return torch.finfo(self.torch_dtype).eps / torch.finfo(torch.float64).eps
 
     def to_dict(self) -> dict:
         """Every field; the data, init and batch options added after the first release only when set,
         so that the cache keys of whitened, reshuffled, as-built experiments stay what they were."""
         spec = dataclasses.asdict(self) | {"width": list(self.widths[1:-1])}
-        defaults = (("input_condition", 1.0), ("input_basis", "teacher"), ("dataset", "teacher"))
-        for name, default in (*defaults, ("batches", BATCH_KINDS[0])):
-            if spec[name] == default:
-                del spec[name]
+        defaults = {"input_condition": 1.0, "input_basis": "teacher", "dataset": "teacher", "batches": BATCH_KINDS[0]}
+        spec = {k: v for k, v in spec.items() if k not in defaults or v != defaults[k]}
         if not spec["init"]["layer_scales"]:
             del spec["init"]["layer_scales"]
         return spec
