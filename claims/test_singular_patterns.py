@@ -15,7 +15,9 @@ GD's last checkpoint T for every run, ``-progress`` with each SGD run read at GD
 every SGD run reaches (the latest matched one; the offsets are a property of the learned split, so
 they are predicted at the end of the path, whichever clock reads it). Escape windows are drawn and reported but not asserted: the offset theory gives the
 split at the end only; inside a window the GD-SGD difference is set by the escape-time jitter,
-for which no level is derived. Det-sign trapped inits (theory.trap) are set apart by that rule
+for which no level is derived. Modes of a repeated singular value (the degenerate teacher's block)
+are set apart by the split's premise (theory.sgd.split_predicted, from the teacher alone): their
+split is not predicted; every other entry is asserted. Det-sign trapped inits (theory.trap) are set apart by that rule
 before looking: GD never learns the smallest mode there, so its top-r values include a mode at the
 round-off floor and the learned-split prediction does not apply; they are reported, not asserted.
 """
@@ -81,13 +83,15 @@ def evaluate(exp, analysis, predicted, times=None):
     logs = spectra.log_spectra_from_svals(svals, L, K_TOP)
     end = logs.s[:, end_k, ..., :n]  # (R, L, L, n)
     gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
-    upper = spectra.upper_mask(L)[..., None].expand_as(gd)
+    simple = torch.as_tensor(sgd.split_predicted(exp.teacher.s[:n]))  # the split's premise, per mode
+    upper = (spectra.upper_mask(L)[..., None] & simple).expand_as(gd)
     offset = torch.as_tensor(predicted["offsets"], dtype=gd.dtype)
     tol = offset_band.offset_tolerance(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))
     ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
     ok = (ratio.abs() <= 1) | ~upper
     # the reading, from the data: SGD's mean resolved from GD's value in some entry (Bonferroni z)
-    resolved = ((mean - gd).abs() > bonferroni_z(int(upper.sum())) * std / S**0.5) & upper
+    every = spectra.upper_mask(L)[..., None].expand_as(gd)
+    resolved = ((mean - gd).abs() > bonferroni_z(int(every.sum())) * std / S**0.5) & every
     worst = np.unravel_index(int(ratio.abs().argmax()), ratio.shape)
     return dict(
         logs=logs,

@@ -198,6 +198,15 @@ def predicted_offsets(experiment, n_modes: int | None = None) -> dict:
     return ensemble_offsets([experiment], n_modes)[0]
 
 
+def split_predicted(s) -> np.ndarray:
+    """Per learned mode, whether :func:`predicted_offsets` predicts its split: the modewise expansion
+    needs each mode's own frame (mode_frames), which a simple singular value has and a repeated one
+    does not (inside the block any rotation is a frame, and D is not diagonal in it). From the
+    teacher alone: a premise, checked before any run."""
+    s = np.asarray(s, dtype=np.float64)
+    return np.array([int(np.isclose(s, v, rtol=1e-9, atol=0).sum()) == 1 for v in s])
+
+
 def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     """:func:`predicted_offsets` of every config of an ensemble (an ``Ensemble`` or a list of
     experiments sharing data, lr and steps: only the init differs), their GD paths and drift sums
