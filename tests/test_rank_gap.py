@@ -26,17 +26,82 @@ def test_flip_z_union_bound():
 
 
 def test_threshold_gap_and_ambiguity():
-    # one checkpoint, GD + 3 SGD runs; values 1, 1e-3 (just above tau = 9e-4), 1e-8
+    # one checkpoint, GD + 3 SGD runs; values 1, 1e-3 (just above tau = 9e-4), 1e-8; every run above tau
     base = torch.tensor([1.0, 1e-3, 1e-8], dtype=torch.float64)
-    jitter = torch.tensor([1.0, 1.3, 0.8, 1.1], dtype=torch.float64)[:, None]
+    jitter = torch.tensor([1.0, 1.3, 0.95, 1.1], dtype=torch.float64)[:, None]
     sv = (base * torch.cat([torch.ones(4, 1), jitter, torch.ones(4, 1)], 1))[:, None, :]  # (4, 1, 3)
     g, spread = rank_gap.threshold_gaps(sv, torch.tensor([2]), torch.tensor([9e-4], dtype=torch.float64))
     assert float(g) == pytest.approx(math.log(1e-3 / 9e-4))
-    assert float(spread) == pytest.approx(float(torch.log(jitter[1:, 0] * 1e-3).std()))
+    assert float(spread) == pytest.approx(float(torch.log(jitter[1:, 0] * 1e-3).std()))  # one count: plain std
     assert bool(rank_gap.ambiguous(g, spread, 3))
     # tau two decades from both deciding values is not ambiguous at the same spread
     g_far, _ = rank_gap.threshold_gaps(sv, torch.tensor([2]), torch.tensor([1e-5], dtype=torch.float64))
     assert not bool(rank_gap.ambiguous(g_far, spread, 3))
+
+
+def _within_count_std_reference(x: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Pooled within-group standard deviation per column, written independently with NumPy loops."""
+    out = np.empty(x.shape[1])
+    for col in range(x.shape[1]):
+        groups = [x[counts[:, col] == c, col] for c in np.unique(counts[:, col])]
+        dof = x.shape[0] - len(groups)
+        squares = sum(float(((grp - grp.mean()) ** 2).sum()) for grp in groups)
+        out[col] = math.sqrt(squares / dof) if dof > 0 else float(np.std(x[:, col], ddof=1))
+    return out
+
+
+def test_within_count_std_matches_a_numpy_reference():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(8, 50))
+    counts = rng.integers(0, 4, size=(8, 50))
+    counts[:, 0] = 2  # one group: the plain standard deviation
+    counts[:2, 1], counts[2:, 1] = 0, 1
+    got = rank_gap.within_count_std(torch.from_numpy(x), torch.from_numpy(counts))
+    np.testing.assert_allclose(got.numpy(), _within_count_std_reference(x, counts), rtol=1e-12)
+    assert float(got[0]) == pytest.approx(float(np.std(x[:, 0], ddof=1)))
+    pair = rank_gap.within_count_std(torch.tensor([[0.0], [1.0]]), torch.tensor([[0], [1]]))
+    assert float(pair[0]) == pytest.approx(math.sqrt(0.5))  # no within-count dof: the plain std
+
+
+def _threshold_spread_reference(svals: np.ndarray, r_gd: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """delta per checkpoint: the within-count spread of log sigma_r and log sigma_{r+1}, max of the two."""
+    logs = np.log(np.maximum(svals, rank_gap.TINY))
+    out = np.zeros(svals.shape[1])
+    for k in range(svals.shape[1]):
+        counts = (logs[1:, k] > np.log(tau[k])).sum(-1)
+        sides = [idx for idx in (r_gd[k] - 1, r_gd[k]) if 0 <= idx < svals.shape[2]]
+        spreads = [_within_count_std_reference(logs[1:, k, idx][:, None], counts[:, None])[0] for idx in sides]
+        out[k] = max(spreads, default=0.0)
+    return out
+
+
+def test_threshold_spread_matches_a_numpy_reference():
+    rng = np.random.default_rng(5)
+    sv = np.sort(np.exp(rng.normal(-3.0, 2.0, size=(9, 40, 4))), axis=-1)[..., ::-1].copy()
+    r_gd = rng.integers(0, 5, size=40)
+    tau = np.exp(rng.normal(-3.0, 1.0, size=40))
+    _, spread = rank_gap.threshold_gaps(torch.from_numpy(sv), torch.from_numpy(r_gd), torch.from_numpy(tau))
+    np.testing.assert_allclose(spread.numpy(), _threshold_spread_reference(sv, r_gd, tau), rtol=1e-12)
+
+
+def test_a_rank_change_in_any_number_of_runs_leaves_the_spread_at_the_noise():
+    # GD + 8 SGD runs, sigma_1 = e^{-1 + 0.01 xi} on GD's side of tau = e^{-2}: g = 1, noise 0.01
+    rng = np.random.default_rng(0)
+    noise = 0.01 * rng.normal(size=8)
+    chances = 8 * 366 * 6  # S = 8 runs, a quick case's asserted (checkpoint, entry) pairs
+    z = rank_gap.flip_z(chances)
+    for m in range(1, 9):
+        logs = np.concatenate([[-1.0], -1.0 + noise])
+        logs[1 : 1 + m] -= 1.05  # m runs lose the rank, 5 % past tau
+        sv = torch.from_numpy(np.exp(logs))[:, None, None]
+        g, spread = rank_gap.threshold_gaps(sv, torch.tensor([1]), torch.tensor([math.exp(-2.0)], dtype=torch.float64))
+        assert not bool(rank_gap.ambiguous(g, spread, chances)), f"m = {m}"
+        assert float(spread) == pytest.approx(
+            float(_within_count_std_reference(logs[1:, None], (logs[1:, None] > -2.0))[0])
+        )
+        plain = float(np.std(logs[1:], ddof=1))
+        assert m == 8 or z * plain > float(g), "the plain SGD spread would have called it ambiguous"
+    assert rank_gap.fewest_detectable_runs(z, 8) == 1
 
 
 def test_threshold_gap_edges_rank_zero_and_full():
