@@ -6,7 +6,7 @@ Planting: the planted runs' log sigma_{index+1}(P_key) move by one common shift,
 own SGD deviation (the noise the ambiguity rule measures): the planted run farthest from tau lands
 0.05 past it in log (every planted run changes rank), or the nearest one half its way to tau (no
 run changes rank). The check's tolerance on d_r is 0 outside the ambiguous entries
-(theory.rank_gap), whose spread is SGD's noise within the runs' counts, so a rank change in any
+(theory.rank_gap), whose spread is SGD's noise within the runs' counts (Student t quantile), so a rank change in any
 number of runs must be rejected (the claim's mdd_rank_change_runs is 1) and a move short of tau
 accepted."""
 
