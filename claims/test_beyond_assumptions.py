@@ -276,14 +276,14 @@ def golden_reading(traj, analysis, s1):
     family does), d_r, d_m, the largest |mean_SGD - GD| of the top-K log singular values of every P_ij."""
     L = traj.experiment.depth
     rp = spectra.rank_patterns_from_svals(analysis.svals, L, EPS, atol=EPS * s1)
-    g, spread = rank_gap.pattern_gaps(analysis.svals, rp.r[0], EPS, EPS * s1)
+    g, spread, dof = rank_gap.pattern_gaps(analysis.svals, rp.r[0], EPS, EPS * s1)
     log_gap = {}
     for key, sv in analysis.svals.items():
         k = min(traj.teacher.rank, sv.shape[-1])
         logs = torch.log(sv[..., :k].clamp_min(EPS * s1))  # top-K, floored where a value is below the floor
         log_gap[key] = (logs[1:].mean(0) - logs[0]).abs().amax(-1)  # (K,)
     chances = max(1, len(traj.checkpoint_times) * L * (L + 1) // 2 * (traj.runs - 1))
-    amb = rank_gap.ambiguous(g, spread, chances) & spectra.upper_mask(L)
+    amb = rank_gap.ambiguous(g, spread, dof, chances) & spectra.upper_mask(L)
     dr = compare.d_r(torch.where(amb, rp.r[:1], rp.r))["value"]
     dm = compare.d_m(rp.m)["value"]
     return dict(dr=dr, dm=dm, amb=amb, log_gap=torch.stack(list(log_gap.values())).amax(0), r=rp.r)

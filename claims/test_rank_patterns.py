@@ -113,7 +113,7 @@ def evaluate(traj, analysis, kind, trapped, reading="time"):
     matched = progress.matched(analysis, t, traj.teacher.s[: traj.teacher.rank]) if reading == "progress" else None
     svals = matched.svals if matched is not None else analysis.svals
     rp = spectra.rank_patterns_from_svals(svals, L, EPS, atol=EPS * s1)
-    g, spread = rank_gap.pattern_gaps(svals, rp.r[0], EPS, EPS * s1)
+    g, spread, dof = rank_gap.pattern_gaps(svals, rp.r[0], EPS, EPS * s1)
     upper = spectra.upper_mask(L)
     t_esc, windows = init_ensembles.predicted_windows(traj)
     inside = events.in_windows(t, windows)
@@ -127,7 +127,7 @@ def evaluate(traj, analysis, kind, trapped, reading="time"):
     if trapped:
         scope &= t < windows[-1, 0]
     chances = max(1, int(scope.sum()) * int(upper.sum()) * (traj.runs - 1))
-    amb = rank_gap.ambiguous(g, spread, chances) & upper  # (K, L, L)
+    amb = rank_gap.ambiguous(g, spread, dof, chances) & upper  # (K, L, L)
     dr = compare.d_r(torch.where(amb, rp.r[:1], rp.r))
     dr_amb = compare.d_r(torch.where(amb, rp.r, rp.r[:1]))
     dm = compare.d_m(rp.m)
