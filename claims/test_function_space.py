@@ -17,7 +17,8 @@ The tolerance is drawn only at the end, where it is asserted.
 Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its own last
 escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` compares every
 run at GD's last checkpoint T; ``-progress`` (no label noise) compares each SGD run, read at GD's
-progress (dlncheck.measure.progress, the end-to-end map interpolated in time), at GD's latest
+progress (dlncheck.measure.progress_exact: each run's own end-to-end map at the step it matches
+GD's progress, from a second pass checkpointed there), at GD's latest
 checkpoint whose progress every SGD run reaches.
 """
 
@@ -39,7 +40,7 @@ from dlncheck import (
     theory,
 )
 from dlncheck.config.data import make_problem
-from dlncheck.measure import compare, progress
+from dlncheck.measure import compare, progress_exact
 from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
@@ -90,19 +91,6 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-def _matched_end(traj):
-    """(index of GD's latest checkpoint every SGD run reaches in progress, end-to-end maps (R, ...) there
-    with each SGD run read at GD's progress)."""
-    W = spectra.end_to_end(traj.weights)
-    t = traj.checkpoint_times
-    s = traj.teacher.s[: traj.teacher.rank]
-    tau = progress.match_times(progress.progress(traj.teacher.U.mT.to(W) @ W @ traj.teacher.V.to(W), s), t)
-    k = int(torch.nonzero(~(tau.isnan() | (tau > t[-1])).any(0)).max())
-    Wm = progress.at_times(W, t, tau[:, k : k + 1])[:, 0]
-    Wm[0] = W[0, k]
-    return k, Wm
-
-
 @pytest.mark.parametrize(
     "regime, teacher, depth, inits, noise, reading", expectations.cases(variants=_variants, quick=_quick)
 )
@@ -117,6 +105,13 @@ def test_sgd_matches_gd_in_function_space(
     if regime == "saddle":
         ens = init_ensembles.settled_ensemble(exp, ens, trajectory_cache, grid)
     runs = trajectory_cache.ensemble(ens, checkpoints=grid(ens.experiment(0)))
+    exact = (
+        progress_exact.exact_matched_ends(
+            trajectory_cache, ens, list(runs), list(range(len(ens))), exp.teacher.s[: exp.teacher.rank]
+        )
+        if reading == "progress"
+        else {}
+    )
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = bonferroni_z(len(ens))
@@ -124,7 +119,9 @@ def test_sgd_matches_gd_in_function_space(
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         end_k, W = (
-            _matched_end(traj) if reading == "progress" else (-1, spectra.end_to_end([w[:, -1] for w in traj.weights]))
+            (exact[i].index, spectra.end_to_end(exact[i].weights))
+            if reading == "progress"
+            else (-1, spectra.end_to_end([w[:, -1] for w in traj.weights]))
         )
         sq = (W[1:] - W[:1]).square().sum((-2, -1)) / W[0].square().sum()  # relative squared, per run
         dist = compare.over_runs(compare.function_distance(traj.weights))
