@@ -11,7 +11,8 @@ Asserted for every init of the ensemble (init_ensembles; runs nested within init
 checkpoint. Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its
 own last escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` at
 GD's last checkpoint T for every run, ``-progress`` with each SGD run read at GD's progress
-(dlncheck.measure.progress, log singular values interpolated) at GD's last checkpoint whose progress
+(dlncheck.measure.progress_exact: each run's own weights at the step it matches GD's progress, from a
+second pass checkpointed there; nothing interpolated) at GD's last checkpoint whose progress
 every SGD run reaches (the latest matched one; the offsets are a property of the learned split, so
 they are predicted at the end of the path, whichever clock reads it). Escape windows are drawn and reported but not asserted: the offset theory gives the
 split at the end only; inside a window the GD-SGD difference is set by the escape-time jitter,
@@ -31,7 +32,7 @@ import torch
 
 from claims import expectations
 from dlncheck import presets, spectra
-from dlncheck.measure import compare, events, progress
+from dlncheck.measure import compare, events, progress_exact
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
@@ -71,17 +72,18 @@ pytestmark = FAMILY.mark
 K_TOP = 5
 
 
-def evaluate(exp, analysis, predicted, times=None):
+def evaluate(exp, analysis, predicted, exact=None):
     """One init: end-of-training deviation of GD from (SGD mean - predicted offset) / band
-    (``predicted``: theory.sgd.predicted_offsets of this init); with checkpoint ``times``, read at
-    matched progress at GD's latest matched checkpoint."""
+    (``predicted``: theory.sgd.predicted_offsets of this init); with ``exact`` (a
+    progress_exact.ExactPoint), read at matched progress at GD's latest matched checkpoint, each
+    run's own weights at its matched step."""
     L, n, S = exp.depth, exp.teacher.rank, exp.sgd_runs
-    svals, end_k = analysis.svals, -1
-    if times is not None:
-        matched = progress.matched(analysis, times, exp.teacher.s[:n])
-        svals, end_k = matched.svals, int(torch.nonzero(~matched.unmatched).max())
-    logs = spectra.log_spectra_from_svals(svals, L, K_TOP)
-    end = logs.s[:, end_k, ..., :n]  # (R, L, L, n)
+    svals, end_k, end_index = analysis.svals, -1, analysis.svals[(1, 1)].shape[1] - 1
+    if exact is not None:
+        svals = {key: v[:, None] for key, v in spectra.product_singular_values(exact.weights).items()}
+        end_k, end_index = 0, exact.index
+    logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)  # over time, for the figures
+    end = spectra.log_spectra_from_svals(svals, L, K_TOP).s[:, end_k, ..., :n]  # (R, L, L, n)
     gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
     simple = torch.as_tensor(sgd.split_predicted(exp.teacher.s[:n]))  # the split's premise, per mode
     upper = (spectra.upper_mask(L)[..., None] & simple).expand_as(gd)
@@ -107,7 +109,7 @@ def evaluate(exp, analysis, predicted, times=None):
         outside=int((~ok).sum()),
         entries=int(upper.sum()),
         mdd=float(offset_band.offset_mdd(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))[upper].max()),
-        end_index=end_k % logs.s.shape[1],
+        end_index=end_index,
         resolved=int(resolved.sum()),
     )
 
@@ -137,8 +139,14 @@ def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, 
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
     offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
-    times = runs[0][0].checkpoint_times if reading == "progress" else None
-    results = {i: evaluate(ens.experiment(i), runs[i][1], o, times) for i, o in zip(asserted, offsets)}
+    exact = (
+        progress_exact.exact_matched_ends(
+            trajectory_cache, ens, [r[0] for r in runs], asserted, ens.base.teacher.s[: ens.base.teacher.rank]
+        )
+        if reading == "progress"
+        else {}
+    )
+    results = {i: evaluate(ens.experiment(i), runs[i][1], o, exact.get(i)) for i, o in zip(asserted, offsets)}
     outcomes = [results[i]["holds"] for i in asserted]
     stats = init_ensembles.summary(outcomes)
     w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))
@@ -231,8 +239,9 @@ def _figures(claim, case, t, windows, w, label):
         "d_sigma",
         caption="singular-value pattern distances of GD to the SGD mean with bootstrap "
         "bands, and the same distance for one SGD run against the others (reference); escape windows "
-        "shaded (values below 1e-5, right after t = 0, are off the axis); the assertion is at the end "
-        "(log_sv_deviation)",
+        "shaded (values below 1e-5, right after t = 0, are off the axis); drawn at equal time in both "
+        "readings; the assertion is at the end (log_sv_deviation; -progress: each run's own weights at "
+        "its matched step)",
     )
     claim.table(
         compare.frame({"time": t}, d_sigma=d_sig, d_shape=d_shp, d_sigma_w=d_w, d_sigma_sgd_vs_sgd=ref), "d_sigma"

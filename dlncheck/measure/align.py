@@ -44,6 +44,16 @@ class AlignedCheckpoints:
     trajectory: Trajectory
 
 
+def check_reproduced(first: torch.Tensor, second: torch.Tensor) -> None:
+    """Raise unless a second, checkpointing pass reproduced the first pass's losses bit for bit
+    (the two-pass readings rest on it)."""
+    if not torch.equal(second, first):
+        raise RuntimeError(
+            "the checkpointing pass did not reproduce the first pass's losses; "
+            "per-run steps would be wrong (is the engine deterministic on this device?)"
+        )
+
+
 def _events(arrive: torch.Tensor, escape: torch.Tensor, offsets: list[int], n_steps: int):
     """Columns (per-run steps), labels and kinds of all events, sorted by GD's step."""
     events = []  # (per-run steps, label, kind)
@@ -91,11 +101,7 @@ def aligned_checkpoints(
     table, labels, kinds = _events(arrive, escape, offsets, experiment.steps)
 
     second = train(experiment, checkpoints=table, progress=progress)
-    if not torch.equal(second.loss, first.loss):
-        raise RuntimeError(
-            "the checkpointing pass did not reproduce the loss-only pass; "
-            "aligned steps would be wrong (is the engine deterministic on this device?)"
-        )
+    check_reproduced(first.loss, second.loss)
     reached = table >= 0
     loss = torch.where(reached, second.loss.cpu().gather(1, table.clamp_min(0)), float("nan"))
     times = torch.where(reached, lr * table.double(), float("nan"))
