@@ -17,7 +17,16 @@ import pytest
 from dlncheck import presets
 from dlncheck.suite.tiers import NIGHTLY, QUICK
 
-__all__ = ["cases", "deepest_quick", "ensemble_variants", "param", "quick_depths", "table_cases"]
+__all__ = [
+    "cases",
+    "deepest_quick",
+    "ensemble_variants",
+    "param",
+    "progress_quick",
+    "progress_readings",
+    "quick_depths",
+    "table_cases",
+]
 
 #: a family's variants of one preset: (id suffix, extra parameter values)
 Variants = Callable[[str, str, int], Iterable[tuple[str, tuple]]]
@@ -57,6 +66,20 @@ def cases(
 def ensemble_variants(regime: str, teacher: str, depth: int):
     """The init ensemble of every preset, plus the aligned control case in the saddle regime."""
     return [("", ("ensemble",))] + ([("-aligned", ("aligned",))] if regime == "saddle" else [])
+
+
+def progress_readings(regime: str, teacher: str, depth: int):
+    """Saddle: the random-init ensemble read at equal time (``-time``) and at matched progress
+    (``-progress``), and the aligned control; other regimes: the ensemble at equal time. Values:
+    (inits, reading)."""
+    if regime != "saddle":
+        return [("", ("ensemble", "time"))]
+    return [(f"-{r}", ("ensemble", r)) for r in ("time", "progress")] + [("-aligned", ("aligned", "time"))]
+
+
+def progress_quick(regime: str, teacher: str, depth: int, inits: str, reading: str) -> bool:
+    """Quick tier: every quick depth for the matched-progress reading, the deepest otherwise."""
+    return (quick_depths if reading == "progress" else deepest_quick)(regime, teacher, depth)
 
 
 def param(case_id: str, *values, nightly: bool = False):

@@ -114,20 +114,10 @@ def evaluate(exp, analysis, predicted, exact=None):
     )
 
 
-def _readings(regime, teacher, depth):
-    """Saddle: the random-init ensemble at equal time (``-time``) and at matched progress
-    (``-progress``), and the aligned control; other regimes: the ensemble at equal time."""
-    if regime != "saddle":
-        return [("", ("ensemble", "time"))]
-    return [(f"-{r}", ("ensemble", r)) for r in ("time", "progress")] + [("-aligned", ("aligned", "time"))]
-
-
-def _quick(regime, teacher, depth, inits, reading):
-    """Quick tier: every quick depth for the matched-progress reading, the deepest otherwise."""
-    return (expectations.quick_depths if reading == "progress" else expectations.deepest_quick)(regime, teacher, depth)
-
-
-@pytest.mark.parametrize("regime, teacher, depth, inits, reading", expectations.cases(quick=_quick, variants=_readings))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits, reading",
+    expectations.cases(quick=expectations.progress_quick, variants=expectations.progress_readings),
+)
 def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, preset, sizes, trajectory_cache, claim):
     case = presets.case_id(regime, teacher, depth) + (
         "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else ""
