@@ -10,6 +10,8 @@
   window and alignment readings.
 - :mod:`.assumptions`: what still holds beyond the analytic picture's assumptions (anisotropic
   inputs, a bottleneck, unbalanced inits): the drift identity, mode rates, learning order.
+- :mod:`.split_premise`: whether an init is balanced enough for theory.sgd's balance-drift split
+  (checked before the singular-value comparison; elsewhere the drift identity is asserted).
 
 Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
 keeps working.
