@@ -7,9 +7,10 @@ W_{l+1}^T W_{l+1} - W_l W_l^T. Gradient flow conserves D_l, so a mode's frames q
 while D_l does not couple it to other directions: an entry delta of D_l between mode alpha and a
 direction of per-layer scale b^2 turns alpha's frame by ~ delta / |a_alpha^2 - b^2| (first-order
 perturbation of the symmetric matrices W_l W_l^T, whose eigenvectors are the frames). Against the
-unlearned bulk (b -> 0) or another mode, the smallest gap that can occur is the smallest learned
-mode's own balanced per-layer scale a_min^2 = s_min^{2/L}, so the split's predicted offset o carries a
-relative error of order
+unlearned directions (b -> 0) the gap is the mode's own balanced per-layer scale a^2 = s^{2/L} >=
+s_min^{2/L} (gaps between learned modes are the teacher's, the same for every init; a closed one is
+set apart by theory.sgd.split_predicted), so the split's predicted offset o carries a relative error
+of order
 
     epsilon = max_l ||D_l(0)||_2 / s_min^{2/L}                       (:func:`balance_ratio`).
 
