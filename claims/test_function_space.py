@@ -12,14 +12,16 @@ Derivations in :mod:`dlncheck.theory.tolerances`:
   derivation uses: exploratory. The asserted quantity is the run-to-run spread (variance around the
   runs' mean); the squared bias of the SGD mean (O(lr^2): the within-epoch correlation, derived at
   L = 2 only in theory.published.stationary_mode_mean) is reported beside it.
-The end tolerance is drawn only at the end, where it is asserted. Along the path (issue #26 item 2)
-the no-noise ``-progress`` cases also assert, at every GD checkpoint whose progress every run reaches,
-that each entry of the SGD runs' mean map (each run read at GD's progress, interpolated between its
-checkpoints) minus GD's lies within theory.path_offset's first-order mean offset o_k (the mean SGD
-path = GD on L + (lr c_B / 4) tr Sigma, read the same way) +- t s.e.m. + h |o_k| (Student t,
-Bonferroni over entries, levels and inits; the run spread measured). Distances along the path are
-relative to ||M||_F; ``mdd_path`` is the largest minimum detectable deviation of one entry at any
-level (theory.power item 1), ``path_max`` the largest mean distance relative to ||W_GD(t_k)||_F.
+The end tolerance is drawn only at the end, where it is asserted. Along the path (issue #26) every
+no-noise saddle case also asserts (measure.along_path) that each entry of the SGD runs' mean map minus
+GD's lies within theory.path_offset's first-order mean offset o_k (the mean SGD path = GD on
+L + (lr c_B / 4) tr Sigma, read the same way as the runs) +- t s.e.m. + h |o_k| (Student t, Bonferroni
+over entries, levels and inits; the run spread measured): ``-progress`` with every run read at GD's
+progress (interpolated between its checkpoints) on GD's checkpoints on a rise (on a plateau the
+matched reading is not first order, theory.path_offset item 4), ``-time`` and ``-aligned`` at GD's
+checkpoint times, every checkpoint after t = 0. Distances along the path are relative to ||M||_F;
+``mdd_path`` is the largest minimum detectable deviation of one entry at any level (theory.power item
+1), ``path_max`` the largest mean distance relative to ||W_GD(t_k)||_F.
 
 Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its own last
 escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` compares every
@@ -98,12 +100,13 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-def _along_path(traj, predicted, e, n_inits: int) -> dict:
+def _along_path(traj, predicted, e, n_inits: int, reading: str) -> dict:
     """One init's row numbers along the path (measure.along_path against theory.path_offset, Bonferroni
-    over every entry, level and init of the case): ``path_*`` distances relative to ||M||_F,
-    ``path_max`` the largest mean distance relative to ||W_GD(t_k)||_F."""
+    over every entry, level and init of the case), at GD's progress (``reading`` "progress") or at
+    equal time: ``path_*`` distances relative to ||M||_F, ``path_max`` the largest mean distance
+    relative to ||W_GD(t_k)||_F."""
     W, t = spectra.end_to_end(traj.weights), traj.checkpoint_times
-    r = along_path.along_path(W, predicted, t, e, n_inits)
+    r = along_path.along_path(W, predicted, t, e, n_inits, matched=reading == "progress")
     times, check = t[r.levels], r.check
     per_run = (r.sgd - r.gd).flatten(2).norm(dim=2) / r.gd.flatten(1).norm(dim=1)  # relative to ||W_GD(t_k)||
     k_max = int(per_run.mean(0).argmax())
@@ -149,7 +152,8 @@ def test_sgd_matches_gd_in_function_space(
         if reading == "progress"
         else {}
     )
-    predicted = path_offset.mean_path_maps(ens, runs[0].checkpoint_steps) if reading == "progress" else None
+    along = regime == "saddle" and noise == 0  # theory.path_offset: the first-order mean path, no label noise
+    predicted = path_offset.mean_path_maps(ens, runs[0].checkpoint_steps) if along else None
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = bonferroni_z(len(ens))
@@ -178,9 +182,9 @@ def test_sgd_matches_gd_in_function_space(
             spread_square_end=float(spread_sq.mean()),
             sem_spread_square=float(spread_sq.std() / math.sqrt(len(spread_sq))),
         )
-        if reading == "progress":  # along the path at matched progress (theory.path_offset)
-            row |= _along_path(traj, predicted[:, i], e, len(ens))
         row["gd_trapped"] = init_ensembles.gd_trapped(e)
+        if along and not row["gd_trapped"]:  # along the path (at matched progress or at equal time)
+            row |= _along_path(traj, predicted[:, i], e, len(ens), reading)
         if row["gd_trapped"]:
             row |= dict(holds=np.nan)  # theory.trap: GD never reaches M, the prediction is the trap family's
         elif noise == 0:
@@ -224,12 +228,14 @@ def test_sgd_matches_gd_in_function_space(
     over = init_ensembles.summary(table["holds"])
     numbers |= over | dict(n_gd_trapped=int(trapped.sum()))
     holds = over["n_pass"] == over["n_inits"]
-    if reading == "progress":
+    if along:
         path_worst = table.sort_values("path_excess").iloc[-1]
         numbers |= dict(
             path_max_median=float(table["path_max"].median()),
             path_max_worst=float(table["path_max"].max()),
             n_path_pass=int(table["path_holds"].sum()),
+            path_levels_min=int(table["path_levels"].min()),
+            n_checkpoints=len(runs[0].checkpoint_times),
             n_end_pass=int(table["end_holds"].sum()),
             mdd_path=float(table["mdd_path"].max()),
             mdd_path_median=float(table["mdd_path_median"].median()),
@@ -256,10 +262,10 @@ def test_sgd_matches_gd_in_function_space(
             f"max SGD loss {worst['sgd_loss_end_max']:.2g}"
             + f"); {int(trapped.sum())} init(s) predicted GD-trapped (theory.trap) left to that family"
         )
-        if reading == "progress":
+        if along:
             prediction += (
-                "; along the path at matched progress, every entry of mean_SGD W - W_GD within the first-order "
-                "offset (theory.path_offset) +- t s.e.m. + h |o|"
+                f"; along the path ({'at matched progress, on the rises' if reading == 'progress' else 'at equal time'})"
+                ", every entry of mean_SGD W - W_GD within the first-order offset (theory.path_offset) +- t s.e.m. + h |o|"
             )
             detail += (
                 f"; along the path {numbers['n_path_pass']}/{over['n_inits']} inits hold (worst "

@@ -27,9 +27,9 @@ def golden():
     return exp, traj, spectra.end_to_end(traj.weights), predicted
 
 
-def _check(golden, W):
+def _check(golden, W, matched: bool = True):
     exp, traj, _, predicted = golden
-    return along_path(W, predicted, traj.checkpoint_times, exp, 1)
+    return along_path(W, predicted, traj.checkpoint_times, exp, 1, matched)
 
 
 def _bump(traj) -> torch.Tensor:
@@ -56,9 +56,10 @@ def _bump_mdd(golden, reading) -> tuple[float, torch.Tensor]:
     return float(ratio.min()), profile
 
 
-def test_power_function_space_path_accepts_golden_and_rejects_transient_bump(golden):
+@pytest.mark.parametrize("matched", [True, False], ids=["progress", "time"])
+def test_power_function_space_path_accepts_golden_and_rejects_transient_bump(golden, matched):
     _, _, W, _ = golden
-    base = _check(golden, W)
+    base = _check(golden, W, matched)
     assert base.check["holds"]  # the golden SGD runs follow the first-order mean path
     mdd, _ = _bump_mdd(golden, base)
     end = (W[1:, -1] - W[0, -1]).flatten(1).norm(dim=1).mean() / W[0, -1].norm()
@@ -66,7 +67,7 @@ def test_power_function_space_path_accepts_golden_and_rejects_transient_bump(gol
     for delta, rejected in ((2 * mdd, True), (0.1 * mdd, False)):  # one realization (the rate at 1.05 mdd: below)
         planted = _planted(golden, delta)
         assert torch.equal(planted[:, -1], W[:, -1])  # the end of training is untouched: the end check still passes
-        assert _check(golden, planted).check["holds"] is not rejected
+        assert _check(golden, planted, matched).check["holds"] is not rejected
 
 
 def test_power_function_space_path_mdd_over_seeds(golden):

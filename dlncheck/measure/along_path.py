@@ -4,7 +4,8 @@ the one code path of the function-space claim's along-path assertion and of its 
 
 Every run is read at GD's progress on GD's checkpoints (:func:`dlncheck.measure.progress.matched_maps`),
 and so are the two predicted paths (GD's and the mean SGD path); compared are GD's checkpoints on a
-rise (theory.path_offset.compared_levels) that every run and the predicted mean path reach. Distances are relative to ||M||_F (theory.path_offset, "Scale").
+rise (theory.path_offset.compared_levels) that every run and the predicted mean path reach. At equal
+time (``matched=False``) every checkpoint after t = 0 is compared. Distances are relative to ||M||_F (theory.path_offset, "Scale").
 """
 
 from __future__ import annotations
@@ -39,27 +40,34 @@ class AlongPath:
         return x.flatten(1).norm(dim=1) / self.scale
 
 
-def along_path(W, predicted, times, experiment, inits: int) -> AlongPath:
+def along_path(W, predicted, times, experiment, inits: int, matched: bool = True) -> AlongPath:
     """The reading and check of one init: ``W`` (R, K, d_L, d_0) its runs' end-to-end maps (row 0 GD)
     on checkpoint ``times`` (K,), ``predicted`` (2, K, d_L, d_0) theory.path_offset.mean_path_maps of
     that init on the same checkpoints, ``experiment`` the init's Experiment (teacher, truncation
     tolerance h, depth and widths for the round-off) and ``inits`` the case's number of inits:
-    N = inits x compared levels x entries (theory.path_offset items 3-4)."""
+    N = inits x compared levels x entries (theory.path_offset items 3-4). ``matched``: every run read
+    at GD's progress, on GD's checkpoints on a rise; False: every run at GD's checkpoint times, on every
+    checkpoint after t = 0 (theory.path_offset item 5)."""
     teacher, h = experiment.teacher, truncation_tolerance(experiment)
-    U, V, s = teacher.U, teacher.V, teacher.s[: teacher.rank]
-    data, pred = matched_maps(W, times, U, V, s), matched_maps(predicted.to(W), times, U, V, s)
-    levels = ~(data.unmatched | pred.unmatched) & path_offset.compared_levels(data.progress[0], h)
+    predicted = predicted.to(W)
+    if matched:
+        U, V, s = teacher.U, teacher.V, teacher.s[: teacher.rank]
+        data, pred = matched_maps(W, times, U, V, s), matched_maps(predicted, times, U, V, s)
+        levels = ~(data.unmatched | pred.unmatched) & path_offset.compared_levels(data.progress[0], h)
+        sgd_maps, mean_map = data.end_to_end[1:], pred.end_to_end[1]
+    else:
+        levels = torch.ones(W.shape[1], dtype=torch.bool)
+        sgd_maps, mean_map = W[1:], predicted[1]
     levels[0] = False
     if not bool(levels.any()):
         raise ValueError("no GD checkpoint on a rise is matched by every run: the path cannot be compared")
     gd = W[0, levels]
-    offset = (pred.end_to_end[1] - predicted[0].to(W))[levels]
-    sgd = data.end_to_end[1:, levels]
-    gd_error = (predicted[0].to(W)[levels] - gd).abs()
+    offset = (mean_map - predicted[0])[levels]
+    gd_error = (predicted[0, levels] - gd).abs()
     scale = float(torch.linalg.vector_norm(teacher.s.to(W)))
     atol = path_offset.roundoff(experiment.depth, max(experiment.widths), scale)
-    check = path_offset.path_check(sgd, gd, offset, gd_error, h, inits * gd.numel(), atol)
-    return AlongPath(levels, sgd, gd, offset, gd_error, atol, check, scale)
+    check = path_offset.path_check(sgd_maps[:, levels], gd, offset, gd_error, h, inits * gd.numel(), atol)
+    return AlongPath(levels, sgd_maps[:, levels], gd, offset, gd_error, atol, check, scale)
 
 
 __all__ = ["AlongPath", "along_path"]

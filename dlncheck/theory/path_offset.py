@@ -37,7 +37,13 @@ suite's own derivation, on the modified-loss route of :mod:`dlncheck.theory.esca
    the mean path while a single run's reading does not average to that: the expansion of item 2 holds
    only where the current stage's fraction frac(p) lies in [h, 1 - h], away from both plateaus by more
    than the relative size h of the neglected terms (:func:`compared_levels`). Levels on a plateau are
-   not compared.
+   not compared at matched progress. (Each run's running maximum of p is set by its own fluctuations
+   there, which the mean path has not: the neglected term, quadratic in the fluctuations, is divided by
+   dp/dt and is no longer second order.)
+5. At equal time. The same offset read at GD's checkpoint times, o_k = W_R(t_k) - W_GD(t_k), needs no
+   matching and holds on the plateaus too; it carries the escape lag (theory.escape_lag), first order
+   while the lag is small against an escape's width. The band is item 3's with every checkpoint after
+   t = 0 compared.
 Scale: distances are relative to ||M||_F (the teacher's map; at a small init GD's own map is near 0
 early on, so ||W_GD(t_k)|| is no scale there).
 """
