@@ -100,11 +100,12 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-def _along_path(traj, predicted, e, n_inits: int, reading: str) -> dict:
+def _along_path(traj, predicted, e, n_inits: int, reading: str) -> tuple[dict, pd.DataFrame]:
     """One init's row numbers along the path (measure.along_path against theory.path_offset, Bonferroni
     over every entry, level and init of the case), at GD's progress (``reading`` "progress") or at
     equal time: ``path_*`` distances relative to ||M||_F, ``path_max`` the largest mean distance
-    relative to ||W_GD(t_k)||_F."""
+    relative to ||W_GD(t_k)||_F; and the curve per compared level (time, distance, predicted offset,
+    band norm, largest entry's |mean - GD - o| / band)."""
     W, t = spectra.end_to_end(traj.weights), traj.checkpoint_times
     r = along_path.along_path(W, predicted, t, e, n_inits, matched=reading == "progress")
     times, check = t[r.levels], r.check
@@ -113,6 +114,14 @@ def _along_path(traj, predicted, e, n_inits: int, reading: str) -> dict:
     excess = (check["deviation"].abs() / check["band"]).flatten(1).max(1).values
     k = int(excess.argmax())
     distance, offset = r.relative(r.sgd.mean(0) - r.gd), r.relative(r.offset)
+    curve = pd.DataFrame(
+        {
+            k: v.cpu().numpy()
+            for k, v in dict(
+                t=times, distance=distance, predicted=offset, band=r.relative(check["band"]), excess=excess
+            ).items()
+        }
+    )
     return dict(
         path_max=float(per_run.mean(0)[k_max]),
         path_max_time=float(times[k_max]),
@@ -128,7 +137,7 @@ def _along_path(traj, predicted, e, n_inits: int, reading: str) -> dict:
         mdd_path=float(check["mdd"].max()) / r.scale,
         mdd_path_median=float(check["mdd"].flatten(1).min(1).values.median()) / r.scale,
         path_holds=check["holds"],
-    )
+    ), curve
 
 
 @pytest.mark.parametrize(
@@ -157,7 +166,7 @@ def test_sgd_matches_gd_in_function_space(
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = bonferroni_z(len(ens))
-    rows, curves = [], []
+    rows, curves, paths = [], [], {}
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         end_k, W = (
@@ -184,7 +193,8 @@ def test_sgd_matches_gd_in_function_space(
         )
         row["gd_trapped"] = init_ensembles.gd_trapped(e)
         if along and not row["gd_trapped"]:  # along the path (at matched progress or at equal time)
-            row |= _along_path(traj, predicted[:, i], e, len(ens), reading)
+            numbers_i, paths[row["init"]] = _along_path(traj, predicted[:, i], e, len(ens), reading)
+            row |= numbers_i
         if row["gd_trapped"]:
             row |= dict(holds=np.nan)  # theory.trap: GD never reaches M, the prediction is the trap family's
         elif noise == 0:
@@ -255,6 +265,9 @@ def test_sgd_matches_gd_in_function_space(
         .iloc[-1]
     )
     _figure(claim, case, curves, rows, noise, exploratory, worst=worst["init"])
+    if along:
+        claim.table(paths[path_worst["init"]], "path_worst_init")
+        _path_figure(claim, case, paths[path_worst["init"]], path_worst["init"], reading)
     if noise == 0:
         prediction = f"every init: relative distance at the end <= {theory.REALIZABLE_FUNCTION_TOL:.3g} = 2 e^-10"
         detail = (
@@ -301,6 +314,36 @@ def test_sgd_matches_gd_in_function_space(
         **numbers,
     )
     assert holds, f"{case}: {over['n_pass']}/{over['n_inits']} inits hold; {detail}; see function_distance.png"
+
+
+def _path_figure(claim, case, curve, init, reading):
+    """The along-path assertion for the init nearest to failing: left, the SGD mean's distance from GD
+    and the predicted offset (relative to ||M||_F); right, the asserted ratio |mean - GD - o| / band
+    (largest entry) per compared level against its bound 1, failing levels ringed."""
+    fig, (left, right) = plots.figure(1, 2, size=(10.0, 3.8))
+    left.plot(curve["t"], curve["distance"], color="k", label="mean SGD - GD (measured)")
+    left.plot(curve["t"], curve["predicted"], color="tab:blue", ls="--", label="first-order offset o (predicted)")
+    left.plot(curve["t"], curve["band"], color="tab:gray", ls=":", label="band (norm over entries)")
+    left.set_yscale("log")
+    left.set_ylabel(r"$\|\cdot\|_F / \|M\|_F$")
+    right.plot(curve["t"], curve["excess"], ".", color="k", ms=3, label="largest entry")
+    right.axhline(1.0, color="tab:red", label="asserted bound")
+    plots.mark_failing(right, curve["t"], curve["excess"], curve["excess"] > 1)
+    right.set_yscale("log")
+    right.set_ylabel(r"$|\bar W_{SGD} - W_{GD} - o| / \mathrm{band}$")
+    for ax in (left, right):
+        ax.set_xlabel(r"time $t = \eta\,k$ (GD's checkpoint)")
+        ax.legend(fontsize=7)
+    where = "at matched progress, on GD's rises" if reading == "progress" else "at equal time"
+    left.set_title(f"{case}: along the path ({init})", fontsize=9)
+    claim.figure(
+        fig,
+        "function_distance_path",
+        caption=(
+            f"along the path {where}, for the init nearest to failing: the asserted ratio per compared level "
+            "(bound 1, theory.path_offset) and, left, the distances it compares"
+        ),
+    )
 
 
 def _figure(claim, case, curves, rows, noise, exploratory, worst=None):
@@ -361,8 +404,9 @@ def _figure(claim, case, curves, rows, noise, exploratory, worst=None):
         fig,
         "function_distance",
         caption=(
-            "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
+            "relative distance of end-to-end maps over time (one line per init); the end tolerance is drawn at "
             "the end of training, where it is asserted"
             + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")
+            + ("; the path's assertion: function_distance_path" if "tolerance" in rows[0] and not noise else "")
         ),
     )
