@@ -137,13 +137,14 @@ def gd_path_drift(
     batch = W[0].shape[:-2]
     stops = torch.full(batch, steps) if stops is None else torch.as_tensor(stops).expand(batch)
     if bool(((stops < 0) | (stops > steps)).any()):
-        raise ValueError(f"stops={stops.tolist()} is invalid: each must lie in [0, steps={steps}]")
+        raise ValueError(f"stops={stops.reshape(-1).tolist()} is invalid: each must lie in [0, steps={steps}]")
     steps = int(stops.max()) if stops.numel() else steps
     chunk = max(1, chunk // max(1, batch.numel()))
     moments = DataMoments.of(X, M, labels)
     acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
     out = [w.clone() for w in W]
+    stop_steps, first_stop = set(stops.reshape(-1).tolist()), int(stops.min()) if stops.numel() else steps
     done = 0
     while done < steps:
         k = min(chunk, steps - done)
@@ -151,11 +152,15 @@ def gd_path_drift(
             for b, w in zip(buffers, W):
                 b[j] = w
             W = gd_step(W, M, lr)
-            at_stop = (stops == done + j + 1)[..., None, None]
-            out = [torch.where(at_stop, w, o) for w, o in zip(W, out)]
-        before = (done + torch.arange(k).view(-1, *[1] * len(batch)) < stops)[..., None, None]  # (k, *batch, 1, 1)
-        for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
-            a.add_((c * before).sum(0), alpha=lr**2)
+            if done + j + 1 in stop_steps:  # some element stops here: keep its weights
+                at_stop = (stops == done + j + 1)[..., None, None]
+                out = [torch.where(at_stop, w, o) for w, o in zip(W, out)]
+        drift = _drift_from_moments([b[:k] for b in buffers], moments)
+        if first_stop < done + k:  # some element stopped within this chunk: drop its later path points
+            before = (done + torch.arange(k).view(-1, *[1] * len(batch)) < stops)[..., None, None]
+            drift = [c * before for c in drift]
+        for a, c in zip(acc, drift):
+            a.add_(c.sum(0), alpha=lr**2)
         done += k
     return out, acc
 
