@@ -154,4 +154,28 @@ def matched(analysis, times: torch.Tensor, s: ArrayLike) -> Matched:
     return Matched(tau, p, svals, read(analysis.end_to_end), unmatched)
 
 
-__all__ = ["Matched", "at_times", "escape_index", "match_times", "matched", "progress", "stage_fractions"]
+@dataclass(frozen=True)
+class _Maps:
+    """The fields of an analysis that :func:`matched` reads, for end-to-end maps alone."""
+
+    mode_coefficients: torch.Tensor
+    end_to_end: torch.Tensor
+    svals: dict
+
+
+def matched_maps(W: torch.Tensor, times: torch.Tensor, U: torch.Tensor, V: torch.Tensor, s: ArrayLike) -> Matched:
+    """:func:`matched` of end-to-end maps alone, W (R, K, d_L, d_0) on checkpoint ``times`` (K,), for a
+    teacher with singular bases U, V and values ``s`` (no singular values read)."""
+    return matched(_Maps(U.to(W).mT @ W @ V.to(W), W, {}), times, s)
+
+
+__all__ = [
+    "Matched",
+    "at_times",
+    "escape_index",
+    "match_times",
+    "matched",
+    "matched_maps",
+    "progress",
+    "stage_fractions",
+]
