@@ -48,10 +48,13 @@ from dlncheck.config.experiment import Init
 from dlncheck.measure import balance, compare, events, gauge
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
+from dlncheck.saddles.certify import certify
+from dlncheck.saddles.plateaus import judge, plateau_midpoints, plateau_points, predicted_point
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
 from dlncheck.theory import assumptions as theory_assumptions
 from dlncheck.theory import balance_drift, rank_gap
+from dlncheck.theory import saddle_curvature as sc
 from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory.gradient_noise import minibatch_factor
 
@@ -80,6 +83,21 @@ FAMILY = Family(
             "within h ||prediction|| + the runs' sampling error (Student t, Bonferroni over (init, pair))",
             "the discrete drift identity and the without-replacement batch moments need neither whitened "
             "inputs, nor decoupled modes, nor balance (theory.assumptions, item 1)",
+        ),
+        "saddles": Prediction(
+            "whitened teacher data (control, bottleneck, unbalanced): at the most critical checkpoint of each of "
+            "GD's plateaus (between its learning times) the "
+            "dense Hessian of the full loss certifies the kind the decoupled lambda_min implies (strict at L = 2), "
+            "lambda_min within Weyl's bound of it",
+            "the decoupled saddles' lambda_min (theory.saddle_curvature) plus Weyl's bound ||H - H_dec||_2 holds at "
+            "any point (saddles.plateaus), balanced or not, bottleneck or not",
+        ),
+        "saddles_exploratory": Prediction(
+            "no derived prediction: GD's plateau points are certified by the dense Hessian of the full loss "
+            "0.5 ||(W - T) Sxx^1/2||^2 and the strict saddles counted",
+            "anisotropic inputs or data labels: the decoupled saddles of theory.saddle_curvature are those of the "
+            "whitened teacher loss, not of this one (exploratory)",
+            exploratory=True,
         ),
         "golden": Prediction(
             "every init: d_r = 0 on GD's plateaus (midpoints of its learning times) and at the end, entries whose GD "
@@ -261,13 +279,9 @@ def _drift_figure(claim, table, cid):
 def plateau_checkpoints(times: torch.Tensor, learned: np.ndarray) -> torch.Tensor:
     """Mask of the checkpoints nearest the geometric midpoints of GD's consecutive learning times
     (NaN: never learned, dropped), and of the last checkpoint."""
-    t = np.sort(learned[np.isfinite(learned)])
-    mids = np.sqrt(t[1:] * t[:-1])
     mask = torch.zeros(len(times), dtype=torch.bool)
     mask[-1] = True
-    if len(mids):
-        at = np.abs(times.numpy()[None, :] - mids[:, None]).argmin(1)
-        mask[torch.from_numpy(at)] = True
+    mask[torch.from_numpy(plateau_midpoints(times, learned))] = True
     return mask
 
 
@@ -432,4 +446,93 @@ def _golden_figure(claim, runs, readings, labels, table, cid):
         caption="left: singular values of the end-to-end map, GD line and SGD min-max band; right: d_r at equal time "
         "(asserted 0 at the squares: GD's plateaus and the end; ambiguous entries excluded) and the largest log "
         "singular value offset over every P_ij (reported), for the init with the most d_r > 0 checkpoints",
+    )
+
+
+def certify_plateaus(tr, exp, problem, t_learn, predicted: bool) -> list[dict]:
+    """One init's GD run: the dense-Hessian certificate of the full loss at each plateau's most critical
+    checkpoint (saddles.plateaus.plateau_points), judged against the decoupled prediction when ``predicted``."""
+    W = [w[0] for w in tr.weights]
+    sxx = None if problem.Sxx is None else problem.Sxx.double().cpu()
+    gnorm = sc.gradient_norms(W, problem.least_squares.double().cpu(), sxx).numpy()
+    rows = []
+    for k, i in plateau_points(tr.checkpoint_times, t_learn, gnorm):
+        w = [x[i] for x in W]
+        cert = certify(w, problem.least_squares, method="dense", root=problem.root)
+        lam, weyl = predicted_point(w, exp) if predicted else (math.nan, math.nan)
+        expected, ok, tol = judge(cert, lam, weyl, end=False) if predicted else ("n/a", True, math.nan)
+        rows.append(
+            dict(
+                plateau=k,  # modes learned before it
+                time=float(tr.checkpoint_times[i]),
+                loss=cert.loss + problem.loss_offset,
+                grad_norm=cert.grad_norm,
+                tau=cert.tau,
+                tau_crit=cert.tau_crit,
+                lambda_min=cert.lambda_min,
+                n_neg=cert.n_neg,
+                kind=cert.kind,
+                lambda_pred=lam,
+                tol=tol,
+                expected=expected,
+                ok=ok,
+            )
+        )
+    return rows
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_gd_plateaus_beyond_assumptions(case, preset, sizes, trajectory_cache, claim):
+    """Whether GD still goes saddle to saddle: the Hessian certificate of each plateau's most critical point (issue #29)."""
+    ens, labels, runs = case_runs(case, preset, sizes, trajectory_cache)
+    e = ens.base
+    problem = make_problem(e)
+    # the decoupled prediction is of 0.5 ||W - M||^2: premise, this loss is that one (whitened, T = M)
+    predicted = problem.whitened and bool(torch.allclose(problem.least_squares.double().cpu(), e.teacher.M.double()))
+    row = FAMILY.predictions["saddles" if predicted else "saddles_exploratory"]
+    rows = []
+    for n, (lab, (tr, an)) in enumerate(zip(labels, runs)):
+        t_learn = theory_assumptions.learning_times(an.end_to_end[0], tr.checkpoint_times, problem, e.teacher.rank)
+        rows += [{"init": lab} | r for r in certify_plateaus(tr, ens.experiment(n), problem, t_learn, predicted)]
+    cols = ["init", "plateau", "time", "loss", "grad_norm", "tau", "tau_crit", "lambda_min", "n_neg", "kind"]
+    table = pd.DataFrame(rows, columns=cols + ["lambda_pred", "tol", "expected", "ok"])
+    strict = table[table.kind == "strict"]
+    holds = bool(table.ok.all())
+    numbers = dict(
+        n_inits=len(runs),
+        plateaus=len(table),
+        strict_saddles=len(strict),
+        strict_fraction=len(strict) / len(table) if len(table) else math.nan,
+        strict_plateau_indices=sorted(set(strict.plateau.tolist())),
+        plateaus_per_init_min=int(table.groupby("init").size().reindex(labels, fill_value=0).min()),
+        non_strict=int((table.kind == "non-strict").sum()),
+        lambda_min_max=float(table.lambda_min.max()) if len(table) else math.nan,
+        grad_norm_max=float(table.grad_norm.max()) if len(table) else math.nan,
+        points_off_prediction=int((~table.ok).sum()),
+        predicted=predicted,
+    )
+    claim.table(
+        table,
+        "plateau_certificates",
+        caption="per init and plateau (its most critical checkpoint): dense-Hessian certificate",
+    )
+    observed = (
+        f"{numbers['plateaus']} plateau points over {len(runs)} inits (at least {numbers['plateaus_per_init_min']} "
+        f"per init): {numbers['strict_saddles']} certified strict saddles (plateaus {numbers['strict_plateau_indices']}), "
+        f"{numbers['non_strict']} non-strict; largest lambda_min {numbers['lambda_min_max']:.3g}, largest gradient "
+        f"norm {numbers['grad_norm_max']:.3g}"
+        + (f"; {numbers['points_off_prediction']} off the decoupled prediction" if predicted else "")
+    )
+    claim.verdict(
+        prediction=row.prediction,
+        observed=observed,
+        holds=holds,
+        exploratory=row.exploratory,
+        reason=row.reason,
+        golden_path="n/a",
+        key="strict_fraction",
+        **numbers,
+    )
+    assert holds, (
+        f"{case.id}: GD's plateau certificates leave the decoupled prediction: {table[~table.ok].to_dict('records')}"
     )
