@@ -168,6 +168,21 @@ def matched_on(analysis, times: torch.Tensor, p: torch.Tensor) -> Matched:
     return Matched(tau, p, svals, read(analysis.end_to_end), unmatched)
 
 
+@dataclass(frozen=True)
+class _Maps:
+    """The fields of an analysis that :func:`matched` reads, for end-to-end maps alone."""
+
+    mode_coefficients: torch.Tensor
+    end_to_end: torch.Tensor
+    svals: dict
+
+
+def matched_maps(W: torch.Tensor, times: torch.Tensor, U: torch.Tensor, V: torch.Tensor, s: ArrayLike) -> Matched:
+    """:func:`matched` of end-to-end maps alone, W (R, K, d_L, d_0) on checkpoint ``times`` (K,), for a
+    teacher with singular bases U, V and values ``s`` (no singular values read)."""
+    return matched(_Maps(U.to(W).mT @ W @ V.to(W), W, {}), times, s)
+
+
 __all__ = [
     "Matched",
     "at_times",
@@ -175,6 +190,7 @@ __all__ = [
     "loss_progress",
     "match_times",
     "matched",
+    "matched_maps",
     "matched_on",
     "progress",
     "stage_fractions",

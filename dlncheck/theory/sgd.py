@@ -207,10 +207,12 @@ def split_predicted(s) -> np.ndarray:
     return np.array([int(np.isclose(s, v, rtol=1e-9, atol=0).sum()) == 1 for v in s])
 
 
-def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
+def ensemble_offsets(experiments, n_modes: int | None = None, at_steps=None) -> list[dict]:
     """:func:`predicted_offsets` of every config of an ensemble (an ``Ensemble`` or a list of
     experiments sharing data, lr and steps: only the init differs), their GD paths and drift sums
-    run as one batched program (:func:`gd_path_drift`)."""
+    run as one batched program (:func:`gd_path_drift`). ``at_steps`` (one step count per config,
+    each <= steps): the prediction at that step of each GD path instead of at the end (the GD
+    checkpoint a matched-progress reading compares at, dlncheck.measure.progress_exact)."""
 
     experiments = list(getattr(experiments, "experiments", experiments))
     if not experiments:
@@ -226,8 +228,11 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     n_modes = n_modes or base.teacher.rank
     inits = [init_weights(e) for e in experiments]
     W0 = [torch.stack([w[l].double() for w in inits]) for l in range(base.depth)]
+    stops = None if at_steps is None else torch.as_tensor([int(n) for n in at_steps])
+    if stops is not None and stops.shape != (len(experiments),):
+        raise ValueError(f"at_steps has {stops.numel()} entries: give one step count per config ({len(experiments)})")
     W_all, S_all = gd_path_drift(
-        problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps, labels=problem.Y.double()
+        problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps, labels=problem.Y.double(), stops=stops
     )
     c_B = minibatch_factor(base.n_samples, base.batch_size)
     out = []

@@ -120,22 +120,31 @@ def gd_path_drift(
     steps: int,
     chunk: int = 256,
     labels: torch.Tensor | None = None,
+    stops: torch.Tensor | None = None,
 ):
     """Run full-batch GD (toward M, the least-squares map) from weights0 and accumulate
     S_l = lr^2 sum_{t<steps} C_l(W_t) (``labels``: as in :func:`drift_covariance`).
 
     weights0 may carry leading batch axes (several inits of one data set: one program, one Python
     step loop for all). The weights of about ``chunk`` consecutive path points (steps x inits) are
-    buffered and their C_l computed in one batched call. Returns (final GD weights, [S_l]);
-    predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    buffered and their C_l computed in one batched call. ``stops`` (integers of the batch shape,
+    each in [0, steps]): each element's own step count instead of ``steps`` (its sum stops at
+    t < stop and its weights are those at step stop; one program runs to the largest). Returns
+    (GD weights at the end, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
     labels = None if labels is None else labels.to(torch.float64)
     batch = W[0].shape[:-2]
+    stops = torch.full(batch, steps) if stops is None else torch.as_tensor(stops).expand(batch)
+    if bool(((stops < 0) | (stops > steps)).any()):
+        raise ValueError(f"stops={stops.reshape(-1).tolist()} is invalid: each must lie in [0, steps={steps}]")
+    steps = int(stops.max()) if stops.numel() else steps
     chunk = max(1, chunk // max(1, batch.numel()))
     moments = DataMoments.of(X, M, labels)
     acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
+    out = [w.clone() for w in W]
+    stop_steps, first_stop = set(stops.reshape(-1).tolist()), int(stops.min()) if stops.numel() else steps
     done = 0
     while done < steps:
         k = min(chunk, steps - done)
@@ -143,10 +152,17 @@ def gd_path_drift(
             for b, w in zip(buffers, W):
                 b[j] = w
             W = gd_step(W, M, lr)
-        for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
+            if done + j + 1 in stop_steps:  # some element stops here: keep its weights
+                at_stop = (stops == done + j + 1)[..., None, None]
+                out = [torch.where(at_stop, w, o) for w, o in zip(W, out)]
+        drift = _drift_from_moments([b[:k] for b in buffers], moments)
+        if first_stop < done + k:  # some element stopped within this chunk: drop its later path points
+            before = (done + torch.arange(k).view(-1, *[1] * len(batch)) < stops)[..., None, None]
+            drift = [c * before for c in drift]
+        for a, c in zip(acc, drift):
             a.add_(c.sum(0), alpha=lr**2)
         done += k
-    return W, acc
+    return out, acc
 
 
 def gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:
