@@ -97,13 +97,10 @@ def evaluate(exp, analysis, predicted, exact=None):
         end_k, end_index = 0, exact.index
     logs = spectra.log_spectra_from_svals(analysis.svals, L, K_TOP)  # over time, for the figures
     end = spectra.log_spectra_from_svals(svals, L, K_TOP).s[:, end_k, ..., :n]  # (R, L, L, n)
-    gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
     simple = torch.as_tensor(sgd.split_predicted(exp.teacher.s[:n]))  # the split's premise, per mode
-    upper = (spectra.upper_mask(L)[..., None] & simple).expand_as(gd)
-    offset = torch.as_tensor(predicted["offsets"], dtype=gd.dtype)
-    tol = offset_band.offset_tolerance(std, S, offset, sgd.truncation_tolerance(exp), int(upper.sum()))
-    ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
-    ok = (ratio.abs() <= 1) | ~upper
+    offset = torch.as_tensor(predicted["offsets"], dtype=end.dtype)
+    band = offset_band.offset_check(end, offset, sgd.truncation_tolerance(exp), simple)
+    gd, mean, std, upper, tol, ratio, ok = (band[k] for k in ("gd", "mean", "std", "upper", "tol", "ratio", "ok"))
     # the reading, from the data: SGD's mean resolved from GD's value in some entry (Bonferroni z)
     every = spectra.upper_mask(L)[..., None].expand_as(gd)
     resolved = ((mean - gd).abs() > bonferroni_z(int(every.sum())) * std / S**0.5) & every

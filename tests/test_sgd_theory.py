@@ -233,6 +233,16 @@ def test_gradient_norms_match_autograd():
     assert float(sc.gradient_norms(W, exp.teacher.M)) == pytest.approx(float(ref), rel=1e-12)
 
 
+def test_gradient_norms_with_input_covariance_match_autograd():
+    exp = tiny(depth=3)
+    W = init_weights(exp)
+    A = torch.randn(exp.teacher.d_in, exp.teacher.d_in, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    root = A @ A.T / exp.teacher.d_in + 0.1 * torch.eye(exp.teacher.d_in, dtype=torch.float64)  # any SPD root
+    theta, f = loss_function(W, exp.teacher.M, root)
+    ref = torch.linalg.vector_norm(torch.func.grad(f)(theta))
+    assert float(sc.gradient_norms(W, exp.teacher.M, root @ root)) == pytest.approx(float(ref), rel=1e-12)
+
+
 def test_fit_loglog_recovers_a_power_law_and_covers_it():
     rng = np.random.default_rng(0)
     x = np.geomspace(1e-4, 1e-2, 8)
