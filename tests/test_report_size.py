@@ -1,14 +1,16 @@
-"""A report that travels: tables as csv.xz that pandas reads back, palette PNGs, WebP thumbnails."""
+"""A report that travels: tables as csv.xz that pandas reads back, full-size figures as lossless
+256-colour WebP with WebP thumbnails, one stylesheet and script for every page."""
 
 import lzma
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from PIL import Image
 
 from dlncheck.report import plots
-from dlncheck.report.claim import THUMB_WIDTH, Claim
-from dlncheck.report.figure_files import PALETTE
+from dlncheck.report.claim import INDEX_THUMBS, THUMB_WIDTH, Claim
+from dlncheck.report.figure_files import PALETTE, save_figure
 
 
 def test_tables_are_xz_csv_that_pandas_reads_back_byte_for_byte_reproducible(tmp_path):
@@ -21,25 +23,52 @@ def test_tables_are_xz_csv_that_pandas_reads_back_byte_for_byte_reproducible(tmp
     assert first.read_bytes() == again.read_bytes()
 
 
-def test_figures_are_palette_pngs_with_webp_thumbnails(tmp_path):
+def test_figures_are_lossless_palette_webp_with_webp_thumbnails(tmp_path):
     claim = Claim("claims/test_t.py::test_t[a]", tmp_path)
     fig, ax = plots.figure()
     rng = np.random.default_rng(0)
     for k in range(8):
         ax.plot(np.cumsum(rng.normal(size=400)), label=f"init {k}")
     claim.figure(fig, "walks")
-    png = claim.dir / "walks.png"
+    full = claim.dir / "walks.webp"
     thumb = claim.dir / "walks.thumb.webp"
-    with Image.open(png) as image:
-        assert image.mode == "P" and len(image.getcolors(PALETTE + 1) or ()) <= PALETTE
+    with Image.open(full) as image:
+        assert image.format == "WEBP"
+        assert len(image.convert("RGB").getcolors(PALETTE + 1) or ()) <= PALETTE  # None: more colours
         full_width = image.width
     with Image.open(thumb) as image:
         assert image.format == "WEBP" and image.width == min(THUMB_WIDTH, full_width)
-    assert claim.artifacts[0]["thumb"].endswith("walks.thumb.webp")
-    assert thumb.stat().st_size < png.stat().st_size
+    assert claim.artifacts[0]["path"].endswith("walks.webp") and claim.artifacts[0]["thumb"].endswith(
+        "walks.thumb.webp"
+    )
+    assert thumb.stat().st_size < full.stat().st_size
+
+
+def test_webp_full_size_keeps_the_palette_pixels(tmp_path):
+    """Lossless: the WebP decodes to exactly the pixels of the palette PNG of the same figure."""
+    for suffix in (".png", ".webp"):
+        fig, ax = plots.figure()
+        ax.plot(np.sin(np.linspace(0, 9, 300)), label="GD")
+        ax.legend()
+        save_figure(fig, tmp_path / f"f{suffix}")
+        plt.close(fig)
+    with Image.open(tmp_path / "f.png") as png, Image.open(tmp_path / "f.webp") as webp:
+        assert png.format == "PNG" and webp.format == "WEBP"
+        np.testing.assert_array_equal(np.asarray(png.convert("RGB")), np.asarray(webp.convert("RGB")))
+    assert (tmp_path / "f.webp").stat().st_size < (tmp_path / "f.png").stat().st_size
 
 
 def test_table_floats_keep_ten_significant_digits(tmp_path):
     df = pd.DataFrame({"x": [np.pi * 1e-15, 1 / 3, 12345.678901234]})
     back = pd.read_csv(Claim("claims/test_t.py::test_t[a]", tmp_path).table(df, "x"))
     np.testing.assert_allclose(back["x"], df["x"], rtol=5e-10)
+
+
+def test_thumbnails_only_for_the_figures_the_index_shows(tmp_path):
+    claim = Claim("claims/test_t.py::test_t[a]", tmp_path)
+    for k in range(INDEX_THUMBS + 1):
+        fig, ax = plots.figure()
+        ax.plot([0, 1], [k, k + 1])
+        claim.figure(fig, f"f{k}")
+    assert sorted(p.name for p in claim.dir.glob("*.thumb.webp")) == [f"f{k}.thumb.webp" for k in range(INDEX_THUMBS)]
+    assert [a["thumb"] is not None for a in claim.artifacts] == [True] * INDEX_THUMBS + [False]
