@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import torch
 
+from dlncheck.config import arrays
 from dlncheck.measure.stats import safe_ratio
-from dlncheck.spectra import Weights, end_to_end
+from dlncheck.spectra import Weights
 
 
 def frobenius(A: torch.Tensor) -> torch.Tensor:
@@ -26,7 +27,7 @@ def check_depth(weights: Weights, what: str) -> None:
         raise ValueError(
             f"{what} needs at least 2 layers (adjacent pairs), got {len(weights)}; pass the full list [W_1, ..., W_L]"
         )
-    end_to_end(weights)  # shape / finiteness checks with actionable messages
+    arrays.layers("weights", weights)  # shape / finiteness checks with actionable messages, no product formed
 
 
 def balance_matrices(weights: Weights) -> list[torch.Tensor]:
@@ -39,25 +40,27 @@ def balance_matrices(weights: Weights) -> list[torch.Tensor]:
     return [Wn.transpose(-1, -2) @ Wn - W @ W.transpose(-1, -2) for W, Wn in zip(weights[:-1], weights[1:])]
 
 
-def _balance_scales(weights: Weights) -> torch.Tensor:
-    """||W_l W_l^T||_F + ||W_{l+1}^T W_{l+1}||_F per adjacent pair, (..., L-1)."""
-    return torch.stack(
-        [
-            frobenius(W @ W.transpose(-1, -2)) + frobenius(Wn.transpose(-1, -2) @ Wn)
-            for W, Wn in zip(weights[:-1], weights[1:])
-        ],
-        dim=-1,
-    )
-
-
 def balance_residuals(weights: Weights) -> torch.Tensor:
     """r_l = ||W_l W_l^T - W_{l+1}^T W_{l+1}||_F / (||W_l W_l^T||_F + ||W_{l+1}^T W_{l+1}||_F).
 
     Shape (..., L-1), entry l-1 for the pair (l, l+1); in [0, 1], invariant to scaling all
     layers by one constant, 0 for exactly balanced weights (protocol "Balanced assumptions").
+    Each Gram matrix is formed once and serves both the difference and the scale.
     """
-    D = torch.stack([frobenius(D) for D in balance_matrices(weights)], dim=-1)
-    return safe_ratio(D, _balance_scales(weights))
+    check_depth(weights, "balance_residuals")
+    pairs = _gram_pairs(weights)
+    D = torch.stack([frobenius(after - before) for before, after in pairs], dim=-1)
+    return safe_ratio(D, _scales(pairs))
+
+
+def _gram_pairs(weights: Weights) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(W_l W_l^T, W_{l+1}^T W_{l+1}) per adjacent pair."""
+    return [(W @ W.transpose(-1, -2), Wn.transpose(-1, -2) @ Wn) for W, Wn in zip(weights[:-1], weights[1:])]
+
+
+def _scales(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """||W_l W_l^T||_F + ||W_{l+1}^T W_{l+1}||_F per pair, (..., L-1)."""
+    return torch.stack([frobenius(before) + frobenius(after) for before, after in pairs], dim=-1)
 
 
 def discrete_drift(updates: Weights) -> list[torch.Tensor]:
@@ -93,7 +96,7 @@ def drift_identity(weights: Weights) -> dict[str, torch.Tensor]:
     updates = [W[..., 1:, :, :] - W[..., :-1, :, :] for W in weights]
     steps = discrete_drift(updates)  # (..., K-1, d, d)
     D = balance_matrices(weights)  # (..., K, d, d)
-    scale = _balance_scales(weights)  # (..., K, L-1)
+    scale = _scales(_gram_pairs(weights))  # (..., K, L-1)
     errors, drifts = [], []
     for D_l, step_l in zip(D, steps):
         predicted = torch.cumsum(step_l, dim=-3)
