@@ -120,7 +120,7 @@ def analysis_grid(exp: Experiment, max_points: int | None = None) -> list[int]:
 
 #: a wide ntk re-read (issue #28 item 4): the bytes its ensemble's stored weights may take, and the
 #: fewest checkpoints per init before inits are cut
-WIDE_BYTES, WIDE_MIN_CHECKPOINTS = 10**9, 8
+WIDE_BYTES, WIDE_MIN_CHECKPOINTS = 7 * 10**8, 8
 
 
 def wide_runs(exp: Experiment, sizes: Sizes, cache) -> tuple[Ensemble, list]:
