@@ -132,12 +132,18 @@ def gd_path_drift(
     step loop for all). The weights of about ``chunk`` consecutive path points (steps x inits) are
     buffered and their C_l computed in one batched call, fewer where one path point's d_l x d_l
     output would make the batch pass CHUNK_BYTES (each point holds three: wide ntk layers, h = 1024,
-    take 8 MB each). Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    take 8 MB each), and inits (one leading axis) in halves where one step of them all would.
+    Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
     labels = None if labels is None else labels.to(torch.float64)
     batch = W[0].shape[:-2]
     widest = max(w.shape[-2] for w in W[:-1]) if len(W) > 1 else 1
+    if len(batch) == 1 and batch[0] > 1 and batch[0] * 8 * widest**2 > CHUNK_BYTES:
+        parts = torch.arange(batch[0]).tensor_split(2)
+        halves = [gd_path_drift(X, M, [w[part] for w in W], lr, steps, chunk, labels) for part in parts]
+        W_end, S = ([torch.cat(ts) for ts in zip(*(h[i] for h in halves))] for i in (0, 1))
+        return W_end, S
     chunk = max(1, min(chunk, CHUNK_BYTES // (8 * widest**2)) // max(1, batch.numel()))
     moments = DataMoments.of(X, M, labels)
     acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
