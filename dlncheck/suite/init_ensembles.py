@@ -128,7 +128,8 @@ def wide_runs(exp: Experiment, sizes: Sizes, cache) -> tuple[Ensemble, list]:
     ``sizes.check_sgd_runs`` SGD runs per init (as the regime check), ``sizes.other`` seeds cut to as
     many (at least one) as hold WIDE_MIN_CHECKPOINTS checkpoints within WIDE_BYTES, and the analysis
     grid thinned to what fits then. An h x h layer stores 8 h^2 bytes per run and checkpoint and
-    its SVD takes ~1 s at h = 1024, so L >= 3 runs few inits on a coarse grid; L = 2 keeps both."""
+    its SVD takes ~1 s at h = 1024, so L >= 3 runs few inits on a coarse grid; L = 2 keeps both (a case's
+    peak memory is about three times its stored weights)."""
     exp = dataclasses.replace(exp, sgd_runs=sizes.check_sgd_runs)
     per_init = events.checkpoint_bytes(exp)
     n = max(1, min(sizes.other, WIDE_BYTES // (WIDE_MIN_CHECKPOINTS * per_init)))
