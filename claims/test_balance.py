@@ -14,6 +14,16 @@ init stays balanced). What can fail, per init (its GD and SGD runs are one outco
    (claims/test_published.py::test_law_of_balance) tests the same drift along each run's own path;
    this family tests the GD-path prediction over init ensembles in every regime.
 
+Saddle-regime random inits are read twice, on the same settled runs (init_ensembles.settled_ensemble:
+every run trained to its own last escape plus theory.trap.settling_margin): ``-time`` at GD's last
+checkpoint T for every run; ``-progress`` at matched progress (dlncheck.measure.progress_exact: GD at
+its latest checkpoint t_k whose progress every SGD run reaches, each SGD run's own weights at the
+step where it matches GD's progress there), with the same two predictions evaluated there: GD's
+bound with L(t_k) for L(T), the drift sum over GD's path up to t_k (its checkpoints 0..k); the
+det-sign trapped inits (theory.trap, from the init alone) are set apart there, as in the pattern
+families: GD's progress never leaves its last plateau, so no step of a run matches it and the drift,
+which accrues per step on a plateau, is read at an arbitrary one. The aligned control and the other regimes keep one reading, at T.
+
 GD's final residual against the conserved-D_l(0) prediction (theory.balanced_residual_prediction)
 is reported (key ``gd_over_conserved``), not asserted: GD's own lr^2 drift is of the size of
 D_l(0) at a small init and no tolerance for it is derived.
@@ -31,7 +41,7 @@ import torch
 from claims import expectations
 from dlncheck import presets, theory
 from dlncheck.config.data import make_problem
-from dlncheck.measure import balance
+from dlncheck.measure import balance, events, progress_exact
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.suite import init_ensembles
@@ -82,41 +92,85 @@ pytestmark = FAMILY.mark
 #: 2.0 nightly and a case could pass quick and fail nightly by construction; with the same R the two
 #: tiers differ only in the Bonferroni count (quick the narrower band: fewer inits).
 SGD_RUNS = NIGHTLY.ensembles.check_sgd_runs
+#: the prediction read at matched progress (``-progress``)
+PROGRESS_NOTE = (
+    "; read at matched progress: GD at its latest checkpoint t_k that every SGD run matches, each SGD run at "
+    "its own step matching GD's progress there (dlncheck.measure.progress_exact), L(T) -> L(t_k) and the "
+    "drift sum over GD's path up to t_k; det-sign trapped inits (theory.trap) set apart"
+)
 
 
-def _end(weights):
-    return [w[:, -1] for w in weights]
+def _runs(exp, regime, init, reading, ensembles, cache):
+    """(labels, trajectories, read points, labels set apart): saddle random inits settled
+    (init_ensembles.settled_ensemble) and read at GD's last checkpoint (``time``, point None) or at
+    matched progress (``progress``: progress_exact.exact_matched_ends); the other cases as before, at
+    the end. At matched progress the det-sign trapped inits (theory.trap, decided before training)
+    are left out (GD never makes their last escape: its progress stays flat on its last plateau,
+    where matching it picks no step and the drift accrues per step)."""
+    if regime != "saddle" or init == "aligned":
+        labels, trajs = init_ensembles.case_trajectories(exp, init, ensembles, cache)
+        return labels, trajs, [None] * len(trajs), []
+    ens = init_ensembles.case_ensemble(exp, ensembles, sgd_runs=ensembles.check_sgd_runs)
+    ens = init_ensembles.settled_ensemble(exp, ens, cache, events.time_grid_for)
+    trajs = list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
+    labels = init_ensembles.init_labels(ens)
+    if reading == "time":
+        return labels, trajs, [None] * len(trajs), []
+    free = [i for i in range(len(ens)) if not init_ensembles.gd_trapped(ens.experiment(i))]
+    exact = progress_exact.exact_matched_ends(cache, ens, trajs, free, exp.teacher.s[: exp.teacher.rank])
+    trapped = [labels[i] for i in range(len(ens)) if i not in free]
+    return [labels[i] for i in free], [trajs[i] for i in free], [exact[i] for i in free], trapped
 
 
-@pytest.mark.parametrize("regime, teacher, depth, init", expectations.cases(variants=expectations.ensemble_variants))
-def test_balance(regime, teacher, depth, init, preset, sizes, trajectory_cache, claim):
+def _read(tr, point):
+    """(checkpoint index k, weights (R, ...) per layer there): GD's last checkpoint and every run
+    at it, or, for a matched-progress point, GD's checkpoint k and each run at its matched step."""
+    if point is None:
+        return tr.checkpoint_steps.shape[-1] - 1, [w[:, -1] for w in tr.weights]
+    return point.index, point.weights
+
+
+@pytest.mark.parametrize(
+    "regime, teacher, depth, init, reading", expectations.cases(variants=expectations.progress_readings)
+)
+def test_balance(regime, teacher, depth, init, reading, preset, sizes, trajectory_cache, claim):
     exp = preset(regime, teacher, depth)
-    cid = presets.case_id(regime, teacher, depth) + ("-aligned" if init == "aligned" else "")
+    cid = presets.case_id(regime, teacher, depth) + (
+        "-aligned" if init == "aligned" else f"-{reading}" if regime == "saddle" else ""
+    )
     row = FAMILY.predictions["aligned" if init == "aligned" else regime]
     ensembles = dataclasses.replace(sizes.ensembles, check_sgd_runs=max(SGD_RUNS, sizes.ensembles.check_sgd_runs))
-    labels, trajs = init_ensembles.case_trajectories(exp, init, ensembles, trajectory_cache)
+    labels, trajs, points, set_apart = _runs(exp, regime, init, reading, ensembles, trajectory_cache)
     e = trajs[0].experiment
     problem = make_problem(e)
     c_B = minibatch_factor(e.n_samples, e.batch_size)
     h = sgd_theory.truncation_tolerance(e)
     R = trajs[0].runs
-    per_init, rows, curves = [], [], []
+    per_init, rows, curves, read_k = [], [], [], []
     n_tests = len(trajs) * (depth - 1)  # every (init, pair) is asserted: Bonferroni over them
-    for lab, tr in zip(labels, trajs):
+    for lab, tr, point in zip(labels, trajs, points):
+        k, end = _read(tr, point)  # GD's checkpoint k; the prediction takes GD's path up to it
+        read_k.append(k)
+        loss_k = float(tr.loss[0, torch.searchsorted(tr.steps, tr.checkpoint_steps[k]).clamp_max(tr.steps.numel() - 1)])
         D_init = balance.balance_matrices(tr.initial_weights)
         D0 = [torch.linalg.matrix_norm(d, "fro") for d in D_init]
-        DT = balance.balance_matrices(_end(tr.weights))  # per pair (R, d, d)
-        bound = theory_balance.gd_drift_bound(tr.experiment.lr, float(tr.loss[0, 0]), float(tr.loss[0, -1]), h)
+        DT = balance.balance_matrices(end)  # per pair (R, d, d)
+        bound = theory_balance.gd_drift_bound(tr.experiment.lr, float(tr.loss[0, 0]), loss_k, h)
         pred, quad = theory_balance.sgd_extra_drift(
-            [w[0] for w in tr.weights], tr.checkpoint_steps, problem.X, problem.Syx, tr.experiment.lr, c_B
+            [w[0, : k + 1] for w in tr.weights],
+            tr.checkpoint_steps[: k + 1],
+            problem.X,
+            problem.Syx,
+            tr.experiment.lr,
+            c_B,
         )
-        rT = balance.balance_residuals(_end(tr.weights))  # (R, L-1)
+        rT = balance.balance_residuals(end)  # (R, L-1)
         conserved = theory.balanced_residual_prediction(torch.stack(D0), e.teacher.s, depth)
         ok = True
         for l, d_T in enumerate(DT):
             gd_change = float(torch.linalg.matrix_norm(d_T[0] - D_init[l], "fro"))
             check = theory_balance.sgd_drift_check(d_T[1:], d_T[0], pred[l], float(quad[l]), h, n_tests)
-            W, Wn = tr.weights[l][0, -1], tr.weights[l + 1][0, -1]
+            W, Wn = end[l][0], end[l + 1][0]
             den = float(torch.linalg.matrix_norm(W @ W.mT, "fro") + torch.linalg.matrix_norm(Wn.mT @ Wn, "fro"))
             pair_ok = gd_change <= bound and bool(check["holds"])
             ok &= pair_ok
@@ -124,6 +178,7 @@ def test_balance(regime, teacher, depth, init, preset, sizes, trajectory_cache, 
                 {
                     "init": lab,
                     "pair": l + 1,
+                    "read_time": float(tr.checkpoint_times[k]),
                     "gd_change": gd_change,
                     "gd_bound": bound,
                     "sgd_extra": check["extra"],
@@ -163,8 +218,18 @@ def test_balance(regime, teacher, depth, init, preset, sizes, trajectory_cache, 
         sgd_extra_over_predicted=[float(v) for v in (table.sgd_extra / table.predicted_extra)],
         gd_over_conserved=float(np.nanmedian(ratio)) if ratio.notna().any() else None,
         rT_sgd_over_gd_median=float(np.median(table.rT_sgd_mean / table.rT_gd.clip(lower=1e-300))),
+        reading=reading,
+        run_steps=e.steps,
+        read_time_min=float(table.read_time.min()),
     )
-    _figure(claim, trajs, curves, table, labels, cid)
+    if reading == "progress":
+        lag = [float((p.steps[1:] - p.steps[0]).abs().max()) for p in points]
+        numbers |= dict(
+            read_lag_steps_max=max(lag),
+            progress_level_min=min(p.level for p in points),
+            trapped_set_apart=set_apart,
+        )
+    _figure(claim, trajs, curves, table, labels, cid, read_k)
     claim.table(
         table,
         "balance_per_init",
@@ -180,10 +245,17 @@ def test_balance(regime, teacher, depth, init, preset, sizes, trajectory_cache, 
         f"GD change / bound <= {numbers['max_gd_change_over_bound']:.1e}; "
         f"median r_T SGD/GD {numbers['rT_sgd_over_gd_median']:.3g}"
         + (f"; failing (init, pair): {list(zip(failing.init, failing.pair))}" if len(failing) else "")
+        + (
+            f"; read at matched progress (GD's checkpoints from t = {numbers['read_time_min']:.4g}, SGD runs "
+            f"up to {numbers['read_lag_steps_max']:.0f} steps from GD's step; {len(set_apart)} det-sign trapped "
+            "init(s) set apart)"
+            if reading == "progress"
+            else ""
+        )
     )
     golden = "n/a" if row.exploratory else ("agrees" if holds else "assumption-fails")
     claim.verdict(
-        prediction=row.prediction,
+        prediction=row.prediction + (PROGRESS_NOTE if reading == "progress" else ""),
         observed=observed,
         holds=holds,
         exploratory=row.exploratory,
@@ -195,7 +267,7 @@ def test_balance(regime, teacher, depth, init, preset, sizes, trajectory_cache, 
     assert holds, f"balance prediction failed for {cid}: {observed}"
 
 
-def _figure(claim, trajs, curves, table, labels, cid):
+def _figure(claim, trajs, curves, table, labels, cid, read_k):
     """Left, per pair: r_l(t) of one init, GD line and SGD min-max band (log axes), the predicted
     SGD mean r_l(T) with its tolerance drawn at T only (where asserted). Right: every init's SGD
     extra drift against its prediction, with the tolerance as an error bar."""
@@ -228,13 +300,13 @@ def _figure(claim, trajs, curves, table, labels, cid):
         row = table[(table.init == labels[c]) & (table.pair == l + 1)].iloc[0]
         pred_r, err_r = row.rT_sgd_predicted, row.tolerance / row.den_gd
         ax.errorbar(
-            [t[-1]],
+            [t[read_k[c]]],
             [pred_r],
             yerr=[[min(err_r, 0.99 * pred_r)], [err_r]],
             fmt="D",
             color="tab:blue",
             capsize=3,
-            label="predicted SGD $r_l(T)$ (asserted at T)",
+            label="predicted SGD $r_l$ (asserted where read)",
         )
         ax.set(
             xscale="log",

@@ -12,11 +12,16 @@ Derivations in :mod:`dlncheck.theory.tolerances`:
   derivation uses: exploratory. The asserted quantity is the run-to-run spread (variance around the
   runs' mean); the squared bias of the SGD mean (O(lr^2): the within-epoch correlation, derived at
   L = 2 only in theory.published.stationary_mode_mean) is reported beside it.
-The tolerance is drawn only at the end, where it is asserted. Along the path (issue #26 item 2) the
-``-progress`` cases report, not assert, the largest distance at matched progress over GD's
-checkpoints (``path_max``; SGD maps interpolated between checkpoints): no tolerance for it is
-derived yet (theory.sgd's first-order drift gives the layers' split offsets, not the end-to-end
-map's offset along the path), so the no-noise check remains the end-of-training convergence check.
+The end tolerance is drawn only at the end, where it is asserted. Along the path (issue #26) every
+no-noise saddle case also asserts (measure.along_path) that each entry of the SGD runs' mean map minus
+GD's lies within theory.path_offset's first-order mean offset o_k (the mean SGD path = GD on
+L + (lr c_B / 4) tr Sigma, read the same way as the runs) +- t s.e.m. + h |o_k| (Student t, Bonferroni
+over entries, levels and inits; the run spread measured): ``-progress`` with every run read at GD's
+progress (interpolated between its checkpoints) on GD's checkpoints on a rise (on a plateau the
+matched reading is not first order, theory.path_offset item 4), ``-time`` and ``-aligned`` at GD's
+checkpoint times, every checkpoint after t = 0. Distances along the path are relative to ||M||_F;
+``mdd_path`` is the largest minimum detectable deviation of one entry at any level (theory.power item
+1), ``path_max`` the largest mean distance relative to ||W_GD(t_k)||_F.
 
 Saddle-regime runs are settled (init_ensembles.settled_ensemble: every run trained to its own last
 escape plus theory.trap.settling_margin), and random inits are read twice: ``-time`` compares every
@@ -44,11 +49,11 @@ from dlncheck import (
     theory,
 )
 from dlncheck.config.data import make_problem
-from dlncheck.measure import compare, progress, progress_exact
+from dlncheck.measure import along_path, compare, progress_exact
 from dlncheck.report import plots
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.family import Family
-from dlncheck.theory import published, sgd, tolerances
+from dlncheck.theory import path_offset, published, sgd, tolerances
 from dlncheck.theory.tolerances import bonferroni_z
 
 FAMILY = Family(
@@ -95,15 +100,44 @@ def _label_noise_prediction(e, traj, problem) -> float:
     return tolerances.reshuffled_function_variance(problem, e.lr, e.depth, e.steps, e.batch_size, learned)
 
 
-def _path_at_matched_progress(traj) -> torch.Tensor:
-    """(K,): mean over SGD runs of ||W_r(tau_r(k)) - W_GD(t_k)||_F / ||W_GD(t_k)||_F on GD's checkpoints,
-    each SGD run read at GD's progress (measure.progress.match_times; the end-to-end map interpolated
-    linearly between the run's checkpoints, measure.progress.at_times); NaN where some run does not
-    match. Reported only: no tolerance is derived along the path."""
+def _along_path(traj, predicted, e, n_inits: int, reading: str) -> tuple[dict, pd.DataFrame]:
+    """One init's row numbers along the path (measure.along_path against theory.path_offset, Bonferroni
+    over every entry, level and init of the case), at GD's progress (``reading`` "progress") or at
+    equal time: ``path_*`` distances relative to ||M||_F, ``path_max`` the largest mean distance
+    relative to ||W_GD(t_k)||_F; and the curve per compared level (time, distance, predicted offset,
+    band norm, largest entry's |mean - GD - o| / band)."""
     W, t = spectra.end_to_end(traj.weights), traj.checkpoint_times
-    tau = progress.match_times(progress_exact.run_progress(traj, traj.teacher.s[: traj.teacher.rank]), t)
-    dist = (progress.at_times(W, t, tau)[1:] - W[:1]).square().sum((-2, -1)).sqrt()
-    return (dist / W[0].square().sum((-2, -1)).sqrt()).mean(0)
+    r = along_path.along_path(W, predicted, t, e, n_inits, matched=reading == "progress")
+    times, check = t[r.levels], r.check
+    per_run = (r.sgd - r.gd).flatten(2).norm(dim=2) / r.gd.flatten(1).norm(dim=1)  # relative to ||W_GD(t_k)||
+    k_max = int(per_run.mean(0).argmax())
+    excess = (check["deviation"].abs() / check["band"]).flatten(1).max(1).values
+    k = int(excess.argmax())
+    distance, offset = r.relative(r.sgd.mean(0) - r.gd), r.relative(r.offset)
+    curve = pd.DataFrame(
+        {
+            k: v.cpu().numpy()
+            for k, v in dict(
+                t=times, distance=distance, predicted=offset, band=r.relative(check["band"]), excess=excess
+            ).items()
+        }
+    )
+    return dict(
+        path_max=float(per_run.mean(0)[k_max]),
+        path_max_time=float(times[k_max]),
+        path_levels=int(r.levels.sum()),
+        path_mean_max=float(distance.max()),
+        path_predicted_max=float(offset.max()),
+        path_excess=float(excess[k]),
+        path_worst_time=float(times[k]),
+        path_worst_distance=float(distance[k]),
+        path_worst_predicted=float(offset[k]),
+        path_worst_band=float(r.relative(check["band"])[k]),
+        path_t=check["t"],
+        mdd_path=float(check["mdd"].max()) / r.scale,
+        mdd_path_median=float(check["mdd"].flatten(1).min(1).values.median()) / r.scale,
+        path_holds=check["holds"],
+    ), curve
 
 
 @pytest.mark.parametrize(
@@ -127,10 +161,12 @@ def test_sgd_matches_gd_in_function_space(
         if reading == "progress"
         else {}
     )
+    along = regime == "saddle" and noise == 0  # theory.path_offset: the first-order mean path, no label noise
+    predicted = path_offset.mean_path_maps(ens, runs[0].checkpoint_steps) if along else None
     problem = make_problem(exp) if noise else None
     exploratory = bool(noise) and regime != "saddle"
     z = bonferroni_z(len(ens))
-    rows, curves = [], []
+    rows, curves, paths = [], [], {}
     for i in range(len(ens)):
         e, traj = ens.experiment(i), runs[i]
         end_k, W = (
@@ -155,15 +191,18 @@ def test_sgd_matches_gd_in_function_space(
             spread_square_end=float(spread_sq.mean()),
             sem_spread_square=float(spread_sq.std() / math.sqrt(len(spread_sq))),
         )
-        if reading == "progress":  # along the path at matched progress: measured, not asserted (no derived tolerance)
-            path = _path_at_matched_progress(traj)
-            k_max = int(torch.nan_to_num(path[1:], nan=-1.0).argmax()) + 1
-            row |= dict(path_max=float(path[k_max]), path_max_time=float(traj.checkpoint_times[k_max]))
         row["gd_trapped"] = init_ensembles.gd_trapped(e)
+        if along and not row["gd_trapped"]:  # along the path (at matched progress or at equal time)
+            numbers_i, paths[row["init"]] = _along_path(traj, predicted[:, i], e, len(ens), reading)
+            row |= numbers_i
         if row["gd_trapped"]:
             row |= dict(holds=np.nan)  # theory.trap: GD never reaches M, the prediction is the trap family's
         elif noise == 0:
-            row |= dict(tolerance=theory.REALIZABLE_FUNCTION_TOL, holds=row["end"] <= theory.REALIZABLE_FUNCTION_TOL)
+            row |= dict(
+                tolerance=theory.REALIZABLE_FUNCTION_TOL,
+                end_holds=row["end"] <= theory.REALIZABLE_FUNCTION_TOL,
+                holds=row["end"] <= theory.REALIZABLE_FUNCTION_TOL and row.get("path_holds", True),
+            )
         elif not exploratory:
             p = _label_noise_prediction(e, traj, problem) / float(W[0].square().sum())
             h = sgd.truncation_tolerance(e)
@@ -199,9 +238,25 @@ def test_sgd_matches_gd_in_function_space(
     over = init_ensembles.summary(table["holds"])
     numbers |= over | dict(n_gd_trapped=int(trapped.sum()))
     holds = over["n_pass"] == over["n_inits"]
-    if reading == "progress":
+    if along:
+        path_worst = table.sort_values("path_excess").iloc[-1]
         numbers |= dict(
-            path_max_median=float(table["path_max"].median()), path_max_worst=float(table["path_max"].max())
+            path_max_median=float(table["path_max"].median()),
+            path_max_worst=float(table["path_max"].max()),
+            n_path_pass=int(table["path_holds"].sum()),
+            path_levels_min=int(table["path_levels"].min()),
+            n_checkpoints=len(runs[0].checkpoint_times),
+            n_end_pass=int(table["end_holds"].sum()),
+            mdd_path=float(table["mdd_path"].max()),
+            mdd_path_median=float(table["mdd_path_median"].median()),
+            path_predicted_max=float(table["path_predicted_max"].max()),
+            path_mean_max=float(table["path_mean_max"].max()),
+            path_excess=float(path_worst["path_excess"]),
+            path_worst_distance=float(path_worst["path_worst_distance"]),
+            path_worst_predicted=float(path_worst["path_worst_predicted"]),
+            path_worst_band=float(path_worst["path_worst_band"]),
+            path_worst_time=float(path_worst["path_worst_time"]),
+            path_t=float(path_worst["path_t"]),
         )
     measured = table["spread_square_end"] if noise else table["end"]
     worst = (
@@ -210,6 +265,9 @@ def test_sgd_matches_gd_in_function_space(
         .iloc[-1]
     )
     _figure(claim, case, curves, rows, noise, exploratory, worst=worst["init"])
+    if along:
+        claim.table(paths[path_worst["init"]], "path_worst_init")
+        _path_figure(claim, case, paths[path_worst["init"]], path_worst["init"], reading)
     if noise == 0:
         prediction = f"every init: relative distance at the end <= {theory.REALIZABLE_FUNCTION_TOL:.3g} = 2 e^-10"
         detail = (
@@ -217,6 +275,18 @@ def test_sgd_matches_gd_in_function_space(
             f"max SGD loss {worst['sgd_loss_end_max']:.2g}"
             + f"); {int(trapped.sum())} init(s) predicted GD-trapped (theory.trap) left to that family"
         )
+        if along:
+            prediction += (
+                f"; along the path ({'at matched progress, on the rises' if reading == 'progress' else 'at equal time'})"
+                ", every entry of mean_SGD W - W_GD within the first-order offset (theory.path_offset) +- t s.e.m. + h |o|"
+            )
+            detail += (
+                f"; along the path {numbers['n_path_pass']}/{over['n_inits']} inits hold (worst "
+                f"{path_worst['init']}: |mean - GD - o| / band {numbers['path_excess']:.2f} at t = "
+                f"{numbers['path_worst_time']:.3g}; distance {numbers['path_worst_distance']:.3g} ||M||, predicted "
+                f"{numbers['path_worst_predicted']:.3g}, band {numbers['path_worst_band']:.3g}; mdd "
+                f"{numbers['mdd_path']:.3g} ||M||)"
+            )
     else:
         numbers["predicted_square_median"] = float(np.median(table["predicted_square"]))
         numbers["bias_square_median"] = float(np.median(table["bias_square_end"]))
@@ -244,6 +314,36 @@ def test_sgd_matches_gd_in_function_space(
         **numbers,
     )
     assert holds, f"{case}: {over['n_pass']}/{over['n_inits']} inits hold; {detail}; see function_distance.png"
+
+
+def _path_figure(claim, case, curve, init, reading):
+    """The along-path assertion for the init nearest to failing: left, the SGD mean's distance from GD
+    and the predicted offset (relative to ||M||_F); right, the asserted ratio |mean - GD - o| / band
+    (largest entry) per compared level against its bound 1, failing levels ringed."""
+    fig, (left, right) = plots.figure(1, 2, size=(10.0, 3.8))
+    left.plot(curve["t"], curve["distance"], color="k", label="mean SGD - GD (measured)")
+    left.plot(curve["t"], curve["predicted"], color="tab:blue", ls="--", label="first-order offset o (predicted)")
+    left.plot(curve["t"], curve["band"], color="tab:gray", ls=":", label="band (norm over entries)")
+    left.set_yscale("log")
+    left.set_ylabel(r"$\|\cdot\|_F / \|M\|_F$")
+    right.plot(curve["t"], curve["excess"], ".", color="k", ms=3, label="largest entry")
+    right.axhline(1.0, color="tab:red", label="asserted bound")
+    plots.mark_failing(right, curve["t"], curve["excess"], curve["excess"] > 1)
+    right.set_yscale("log")
+    right.set_ylabel(r"$|\bar W_{SGD} - W_{GD} - o| / \mathrm{band}$")
+    for ax in (left, right):
+        ax.set_xlabel(r"time $t = \eta\,k$ (GD's checkpoint)")
+        ax.legend(fontsize=7)
+    where = "at matched progress, on GD's rises" if reading == "progress" else "at equal time"
+    left.set_title(f"{case}: along the path ({init})", fontsize=9)
+    claim.figure(
+        fig,
+        "function_distance_path",
+        caption=(
+            f"along the path {where}, for the init nearest to failing: the asserted ratio per compared level "
+            "(bound 1, theory.path_offset) and, left, the distances it compares"
+        ),
+    )
 
 
 def _figure(claim, case, curves, rows, noise, exploratory, worst=None):
@@ -304,8 +404,9 @@ def _figure(claim, case, curves, rows, noise, exploratory, worst=None):
         fig,
         "function_distance",
         caption=(
-            "relative distance of end-to-end maps over time (one line per init); the tolerance is drawn only at "
+            "relative distance of end-to-end maps over time (one line per init); the end tolerance is drawn at "
             "the end of training, where it is asserted"
             + ("; label noise: rms run-to-run spread vs the reshuffled prediction" if noise else "")
+            + ("; the path's assertion: function_distance_path" if "tolerance" in rows[0] and not noise else "")
         ),
     )

@@ -15,9 +15,20 @@ rejection. The gauge share of the squared distance, 1 - (aligned / raw)^2, is
 reported at the end and at GD's plateaus (gauge.gauge_align_path at those checkpoints only); no
 threshold on it is derived, and in the ntk / intermediate regimes (no decoupled modes, no split
 prediction) the case is exploratory and aligns GD with its first EXPLORATORY_RUNS SGD runs only.
+
+Saddle-regime random inits are read twice, on the same settled runs (init_ensembles.settled_ensemble:
+every run trained to its own last escape plus theory.trap.settling_margin): ``-time`` at GD's last
+checkpoint T for every run (gauge share also at GD's plateaus); ``-progress`` at matched progress
+(dlncheck.measure.progress_exact: GD at its latest checkpoint t_k whose progress every SGD run
+reaches, each SGD run's own weights at the step where it matches GD's progress there), with the
+same prediction evaluated there: the split offset from GD's path up to t_k
+(theory.sgd.ensemble_offsets with at_steps) over ||theta_GD(t_k)||, the same tolerance; the gauge
+share is read at that point only. The aligned control keeps one reading, at T.
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -25,7 +36,7 @@ import torch
 
 from claims import expectations
 from dlncheck import Ensemble, presets
-from dlncheck.measure import compare
+from dlncheck.measure import compare, progress_exact
 from dlncheck.measure.events import DWELL_RTOL
 from dlncheck.measure.gauge import gauge_align_path
 from dlncheck.report import plots
@@ -69,18 +80,23 @@ PLATEAU_RTOL = DWELL_RTOL  # "on plateau k": GD loss within 5% of P_k
 #: 10 sweeps, 0.592 after 50, still rising; ~1.2 s per sweep): every sweep lowers the objective, so
 #: the share reported is a lower bound either way, at a fifth of the sweeps and a quarter of the runs.
 EXPLORATORY_RUNS, EXPLORATORY_SWEEPS = 8, 10
+#: the prediction read at matched progress (``-progress``)
+PROGRESS_NOTE = (
+    "; read at matched progress: GD at its latest checkpoint t_k that every SGD run matches, each SGD run at its "
+    "own step matching GD's progress there (dlncheck.measure.progress_exact); the split offset from GD's path "
+    "up to t_k (theory.sgd.ensemble_offsets at_steps) and ||theta_GD(t_k)||"
+)
 
 
-def _variants(regime, teacher, depth):
-    return [("", ("random",)), ("-aligned", ("aligned",))] if regime == "saddle" else [("", ("preset",))]
-
-
-def _quick(regime, teacher, depth, inits):
+def _quick(regime, teacher, depth, inits, reading):
     """Quick tier: saddle at L = 2 (the offset prediction integrates the GD path: ~1 s per init
-    at L = 2, ~6 s at L = 3), aligned control for lowrank only; intermediate lowrank L = 3 (ntk: the
-    128-wide alignment hits 50 sweeps, ~9 s per init and checkpoint: nightly)."""
+    at L = 2, ~6 s at L = 3), aligned control for lowrank only, and the matched-progress reading at
+    L = 2 and lowrank L = 3; intermediate lowrank L = 3 (ntk: the 128-wide alignment hits 50 sweeps,
+    ~9 s per init and checkpoint: nightly)."""
     if regime == "saddle":
-        return depth == 2 and (inits == "random" or teacher == "lowrank")
+        if reading == "progress":
+            return depth == 2 or (depth == 3 and teacher == "lowrank")
+        return depth == 2 and (inits == "ensemble" or teacher == "lowrank")
     return regime == "intermediate" and depth == 3 and teacher == "lowrank"
 
 
@@ -97,36 +113,65 @@ def _plateau_checkpoints(loss_gd: torch.Tensor, s: torch.Tensor) -> list[int]:
     return sorted(set(out))
 
 
-@pytest.mark.parametrize("regime, teacher, depth, inits", expectations.cases(variants=_variants, quick=_quick))
-def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, trajectory_cache, sizes, claim):
+def _runs(exp, regime, inits, reading, sizes, cache):
+    """(ensemble, trajectories, read points): saddle random inits settled
+    (init_ensembles.settled_ensemble) and read at T (``time``) or at matched progress
+    (``progress``: progress_exact.exact_matched_ends, one point per init); the rest as trained, at T."""
+    ens = init_ensembles.case_ensemble(exp, sizes) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
+    grid = functools.partial(init_ensembles.distance_grid, regime)
+    if regime == "saddle" and inits != "aligned":
+        ens = init_ensembles.settled_ensemble(exp, ens, cache, grid)
+    runs = list(cache.ensemble(ens, checkpoints=grid(ens.experiment(0))))
+    s = exp.teacher.s[: exp.teacher.rank]
+    exact = (
+        progress_exact.exact_matched_ends(cache, ens, runs, list(range(len(ens))), s) if reading == "progress" else {}
+    )
+    return ens, runs, [exact.get(i) for i in range(len(ens))]
+
+
+@pytest.mark.parametrize(
+    "regime, teacher, depth, inits, reading",
+    expectations.cases(variants=expectations.progress_readings, quick=_quick),
+)
+def test_parameter_distance_raw_vs_gauge(
+    regime, teacher, depth, inits, reading, preset, trajectory_cache, sizes, claim
+):
     exp = preset(regime, teacher, depth)
-    ens = init_ensembles.case_ensemble(exp, sizes.ensembles) if inits != "aligned" else Ensemble(exp, inits=[exp.init])
-    runs = trajectory_cache.ensemble(ens, checkpoints=init_ensembles.distance_grid(regime, ens.experiment(0)))
+    ens, runs, points = _runs(exp, regime, inits, reading, sizes.ensembles, trajectory_cache)
     applies = regime == "saddle"
     z = bonferroni_z(len(ens))
     rows, curves = [], []
     trapped = [init_ensembles.gd_trapped(e) for e in ens.experiments]
     predicted = [i for i in range(len(ens)) if applies and not trapped[i]]
-    offsets = dict(zip(predicted, sgd.ensemble_offsets([ens.experiment(i) for i in predicted])))  # one program
+    at_steps = [int(points[i].steps[0]) for i in predicted] if reading == "progress" else None
+    offsets = dict(zip(predicted, sgd.ensemble_offsets([ens.experiment(i) for i in predicted], at_steps=at_steps)))
     for i in range(len(ens)):
-        e, traj = ens.experiment(i), runs[i]
+        e, traj, point = ens.experiment(i), runs[i], points[i]
         W = traj.weights if applies else [w[: 1 + EXPLORATORY_RUNS] for w in traj.weights]
         K = traj.checkpoint_steps.shape[-1]
         loss_gd = traj.loss[0, torch.searchsorted(traj.steps, traj.checkpoint_steps).clamp_max(traj.steps.numel() - 1)]
-        picks = (_plateau_checkpoints(loss_gd, e.teacher.s) if applies else []) + [K - 1]
-        aligned = gauge_align_path([w[:, picks] for w in W], max_sweeps=50 if applies else EXPLORATORY_SWEEPS)
-        raw_end = float(compare.theta_ratio([w[:, -1] for w in W]).mean())
+        if point is None:  # GD's plateaus (reported) and T (asserted), every run at equal time
+            picks = (_plateau_checkpoints(loss_gd, e.teacher.s) if applies else []) + [K - 1]
+            read = [w[:, picks] for w in W]
+        else:  # the matched point alone: GD's checkpoint k, each SGD run at its own matched step
+            picks, read = [point.index], [w[:, None] for w in point.weights]
+        end = [w[:, -1] for w in read]
+        aligned = gauge_align_path(read, max_sweeps=50 if applies else EXPLORATORY_SWEEPS)
+        raw_end = float(compare.theta_ratio(end).mean())
         al_end = float(compare.theta_ratio(aligned[-1].weights).mean())
         share = [
             float(
-                (1 - (compare.theta_distance(a.weights) / compare.theta_distance([w[:, k] for w in W])).square()).mean()
+                (
+                    1 - (compare.theta_distance(a.weights) / compare.theta_distance([w[:, k] for w in read])).square()
+                ).mean()
             )
-            for a, k in zip(aligned, picks)
+            for k, a in enumerate(aligned)
         ]
-        m_raw, spread_raw = compare.mean_displacement([w[:, -1] for w in W])
+        m_raw, spread_raw = compare.mean_displacement(end)
         m_al, spread_al = compare.mean_displacement(aligned[-1].weights)
         row = dict(
             init=init_ensembles.init_label(e.init),
+            read_time=float(traj.checkpoint_times[picks[-1]]),
             raw_ratio_end=raw_end,
             aligned_ratio_end=al_end,
             gauge_share_end=share[-1],
@@ -136,11 +181,13 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
             mean_displacement_aligned=m_al,
             spread_aligned=spread_al,
         )
+        if point is not None:
+            row |= dict(read_lag_steps_max=float((point.steps[1:] - point.steps[0]).abs().max()))
         row["gd_trapped"] = trapped[i]
         if i in offsets:
             pred = offsets[i]
             p = tolerances.split_distance(
-                pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm([w[:1, -1] for w in W])[0])
+                pred["a2_gd"], pred["a2_sgd"], float(compare.theta_norm([w[:1] for w in end])[0])
             )
             h = sgd.truncation_tolerance(e)
             raw = tolerances.offset_check(m_raw, p, spread_raw, e.sgd_runs, h, z)
@@ -178,6 +225,9 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
         raw_ratio_end_median=float(np.median(table["raw_ratio_end"])),
         aligned_ratio_end_median=float(np.median(table["aligned_ratio_end"])),
         z=z,
+        reading=reading,
+        run_steps=ens.base.steps,
+        read_time_min=float(table["read_time"].min()),
     )
     golden = "n/a"
     if not applies:
@@ -223,8 +273,10 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
         .sort_values("excess")
         .iloc[-1]
     )
+    if reading == "progress":
+        numbers |= dict(read_lag_steps_max=float(table["read_lag_steps_max"].max()))
     claim.verdict(
-        prediction=row.prediction,
+        prediction=row.prediction + (PROGRESS_NOTE if reading == "progress" else ""),
         reason=row.reason + ("; the check has no power here (exploratory)" if no_power else ""),
         holds=holds,
         exploratory=no_power,
@@ -237,12 +289,19 @@ def test_parameter_distance_raw_vs_gauge(regime, teacher, depth, inits, preset, 
             f"{worst['mean_displacement_aligned']:.3g} vs predicted {worst['predicted']:.3g} (tol raw "
             f"{worst['tolerance_raw']:.2g}); gauge share at end median {share_end:.3g}; "
             f"{int(trapped.sum())} init(s) predicted GD-trapped (theory.trap: no minimum, no split "
-            "prediction) left to that family" + power
+            "prediction) left to that family"
+            + power
+            + (
+                f"; read at matched progress (GD's checkpoints from t = {numbers['read_time_min']:.4g}, SGD runs "
+                f"up to {numbers['read_lag_steps_max']:.0f} steps from GD's step)"
+                if reading == "progress"
+                else ""
+            )
         ),
         **numbers,
     )
     assert holds, (
-        f"{presets.case_id(regime, teacher, depth)}: the mean SGD displacement matches the derived split "
+        f"{presets.case_id(regime, teacher, depth)}-{reading}: the mean SGD displacement matches the derived split "
         f"offset in {over['n_pass']}/{over['n_inits']} inits; worst {worst['init']}: raw "
         f"{worst['mean_displacement_raw']:.3g}, aligned {worst['mean_displacement_aligned']:.3g}, predicted "
         f"{worst['predicted']:.3g} +- {worst['tolerance_raw']:.2g}; see parameter_space.png"

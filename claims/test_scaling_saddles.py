@@ -1,8 +1,8 @@
 """Claim family (scaling, part 3): the plateaus of GD are the saddles theory predicts.
 
 For each GD plateau k (before the last) the checkpoint of smallest gradient norm between the arrival
-on plateau k and escape k+1 is handed to dlncheck.saddles.certify (dense Hessian). Prediction
-(dlncheck.theory.saddle_curvature, the suite's derivation): lambda_min = the decoupled value at the
+on plateau k and escape k+1 is handed to dlncheck.saddles.certify (dense Hessian). Prediction and
+judgement: dlncheck.saddles.plateaus (predicted_point, judge; theory.saddle_curvature, the suite's derivation): lambda_min = the decoupled value at the
 point's decoupled projection theta_dec (L = 2: -(s_{k+1} - u_{k+1}); L >= 3: a^{L-2}((2L-1)u - (L-1)s)
 of the next unlearned mode, -> 0: the exact saddle is non-strict), within Weyl's bound
 |lambda_min(H) - lambda_min(H_dec)| <= ||H(theta) - H(theta_dec)||_2, plus tau_round for roundoff.
@@ -16,7 +16,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from claims import expectations
 from dlncheck import presets
@@ -24,7 +23,7 @@ from dlncheck.measure import events
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
 from dlncheck.saddles.certify import certify, dense_eigenvalues, loss_function
-from dlncheck.saddles.certify import hessian as dense_hessian
+from dlncheck.saddles.plateaus import judge, predicted_point
 from dlncheck.suite.family import Family
 from dlncheck.theory import saddle_curvature as sc
 
@@ -49,38 +48,6 @@ CASES = [
     for L in (2, 3)
     for init in ("aligned", "random")
 ]
-
-
-def hessian(weights, M):
-    theta, f = loss_function(weights, M)
-    return dense_hessian(f)(theta)
-
-
-def predicted_point(weights, exp):
-    """(lambda_pred, Weyl bound) at one network."""
-    t = exp.teacher
-    scales, projected = sc.decoupled_projection(weights, t.U, t.V)
-    free = max(exp.widths[1:-1]) > scales.shape[1]
-    lam = sc.decoupled_lambda_min(np.asarray(t.s), scales, free)
-    weyl = float(torch.linalg.matrix_norm(hessian(weights, t.M) - hessian(projected, t.M), ord=2))
-    return lam, weyl
-
-
-def judge(cert, lam: float, weyl: float, end: bool) -> tuple[str, bool, float]:
-    """(expected kind, ok, tol) of one certificate against the predicted lambda_min ``lam``: the kind
-    its value implies under the certifier's zero band tau (the end point: a minimum), and
-    |lambda_min - lam| <= tol = Weyl bound + tau_round."""
-    tol = weyl + cert.tau_round
-    if end:
-        expected = "minimum"
-    elif lam + tol < -cert.tau:
-        expected = "strict"
-    elif abs(lam) + tol <= cert.tau:
-        expected = "non-strict"
-    else:
-        expected = "either"
-    ok_kind = cert.kind == expected or (expected == "either" and cert.kind != "minimum")
-    return expected, bool(ok_kind and abs(cert.lambda_min - lam) <= tol), tol
 
 
 @pytest.mark.parametrize("teacher, depth, init", CASES)

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+import torch
 
 from dlncheck import presets, train
 from dlncheck.theory.power import POWER
@@ -35,3 +36,12 @@ def golden(teacher: str = "lowrank", depth: int = 2, checkpoints: int = 120):
 def rejection_rate(rejects: Callable[[np.random.Generator], bool], seeds: int = SEEDS) -> float:
     """Fraction of ``seeds`` independent draws (numpy Generator seeded 0..seeds-1) the check rejects."""
     return float(np.mean([bool(rejects(np.random.default_rng(seed))) for seed in range(seeds)]))
+
+
+def resampled_runs(values: torch.Tensor, seed: int) -> torch.Tensor:
+    """SGD runs' values (S, ...) with their deviations from the run mean drawn again: permuted over
+    runs and sign-flipped (same mean, same covariance scale), seeded by ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    dev = values - values.mean(0)
+    signs = torch.randint(0, 2, (values.shape[0],) + (1,) * (values.ndim - 1), generator=gen, dtype=values.dtype)
+    return values.mean(0) + (signs * 2 - 1) * dev[torch.randperm(values.shape[0], generator=gen)]

@@ -56,3 +56,20 @@ def test_learning_times_of_a_known_path():
     t = assumptions.learning_times(W, times, p, 3)
     np.testing.assert_allclose(t, reach.numpy(), atol=0.1 + 1e-9)
     assert np.isnan(assumptions.learning_times(W[:10], times[:10], p, 3)).all()
+
+
+@pytest.mark.parametrize(
+    "options, decouple",
+    [({}, True), ({"input_condition": 10.0}, True), ({"input_condition": 10.0, "input_basis": "random"}, False)],
+)
+def test_modes_decouple_and_target_coefficients(options, decouple):
+    """Whitened and aligned inputs decouple (Sxx and T^T T commute), rotated ones do not; the target
+    coefficients of the least-squares map itself are diag(s') (NumPy SVD of Syx Sxx^-1/2)."""
+    p = make_problem(experiment(**options))
+    assert assumptions.modes_decouple(p) is decouple
+    X, Y = p.X.numpy(), p.Y.numpy()
+    n = X.shape[1]
+    w, V = np.linalg.eigh(X @ X.T / n)
+    s = np.linalg.svd((Y @ X.T / n) @ V @ np.diag(w**-0.5) @ V.T, compute_uv=False)[:3]
+    C = assumptions.target_coefficients(p.least_squares[None], p, 3)[0].numpy()
+    np.testing.assert_allclose(C, np.diag(s), atol=1e-10 * s[0])

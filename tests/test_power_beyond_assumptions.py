@@ -1,6 +1,7 @@
-"""Power of the beyond_assumptions family's rank reading (claims/test_beyond_assumptions.py:
-golden_reading) at L = 3: a rank of P_13 gained in every SGD run at a plateau checkpoint is
-rejected (d_r > 0 there), a move of the same singular value short of the threshold is not.
+"""Power of the beyond_assumptions family's checks (claims/test_beyond_assumptions.py). The rank
+reading (golden_reading) at L = 3: a rank of P_13 gained in every SGD run at a plateau checkpoint is
+rejected (d_r > 0 there), a move of the same singular value short of the threshold is not. The
+plateau certificates (certify_plateaus) at L = 2: a minimum planted on a plateau is rejected.
 
 Planted as in tests/test_power_rank_patterns.py: the size is the log distance of the planted value
 from the threshold tau; d_r's tolerance is 0 outside the ambiguous entries (theory.rank_gap)."""
@@ -12,8 +13,10 @@ import types
 
 import torch
 
-from claims.test_beyond_assumptions import EPS, golden_reading
+from claims.test_beyond_assumptions import EPS, certify_plateaus, golden_reading, matched_reading, offset_reading
+from dlncheck.config.data import make_problem
 from dlncheck.measure.analysis import analyze
+from dlncheck.theory.assumptions import learning_times
 from tests import power
 
 PLATEAU_T = 0.42  # a checkpoint on the first plateau: GD's P_13 has rank 0 there
@@ -23,7 +26,7 @@ def _dr_at(traj, svals, k, value):
     planted = {key: v.clone() for key, v in svals.items()}
     planted[(1, 3)][1:, k, 0] = value
     planted[(1, 3)][1:, k] = planted[(1, 3)][1:, k].sort(-1, descending=True).values
-    return float(golden_reading(traj, types.SimpleNamespace(svals=planted), float(traj.teacher.s[0]))["dr"][k])
+    return float(golden_reading(traj, planted, float(traj.teacher.s[0]))["dr"][k])
 
 
 def test_power_beyond_assumptions_rejects_a_rank_gained_in_every_run_and_accepts_a_move_short_of_tau():
@@ -33,7 +36,83 @@ def test_power_beyond_assumptions_rejects_a_rank_gained_in_every_run_and_accepts
     tau = EPS * float(exp.teacher.s[0])
     gd = float(svals[(1, 3)][0, k, 0])
     assert gd < tau, "GD's P_13 must be below the threshold on the first plateau"
-    golden = golden_reading(traj, types.SimpleNamespace(svals=svals), float(exp.teacher.s[0]))
+    golden = golden_reading(traj, svals, float(exp.teacher.s[0]))
     assert float(golden["dr"][k]) == 0, "the golden run must agree there"
     assert _dr_at(traj, svals, k, tau * math.exp(0.05)) > 0, "a rank gained in every SGD run, 5 % past tau"
     assert _dr_at(traj, svals, k, math.sqrt(gd * tau)) == 0, "a move half-way to tau (in log) must be accepted"
+
+
+def test_power_beyond_assumptions_plateaus_reject_a_minimum_on_a_plateau_and_accept_the_golden_saddles():
+    """The plateau check (claims/test_beyond_assumptions.py: certify_plateaus, judged by
+    saddles.plateaus.judge) at L = 2: GD's own plateau points certify as the strict saddles the
+    decoupled lambda_min predicts; GD's end point (positive semi-definite Hessian, a minimum) planted
+    at the first plateau's checkpoint is rejected as a plateau saddle, whatever its prediction says."""
+    exp, traj = power.golden(depth=2)
+    problem = make_problem(exp)
+    t_learn = learning_times(analyze(traj).end_to_end[0], traj.checkpoint_times, problem, exp.teacher.rank)
+    rows = certify_plateaus(traj, exp, problem, t_learn, predicted=True)
+    assert len(rows) == exp.teacher.rank - 1, "the golden run must show one inner plateau per learned mode"
+    assert all(r["ok"] and r["kind"] == r["expected"] == "strict" for r in rows), rows
+    first = min(int(torch.argmin((traj.checkpoint_times - r["time"]).abs())) for r in rows)
+    weights = [w.clone() for w in traj.weights]
+    for w in weights:
+        w[0, first] = w[0, -1]
+    planted = types.SimpleNamespace(weights=weights, checkpoint_times=traj.checkpoint_times)
+    bad = certify_plateaus(planted, exp, problem, t_learn, predicted=True)[0]
+    assert bad["kind"] == "minimum" and not bad["ok"], f"a minimum on a plateau must be rejected: {bad}"
+
+
+def test_power_beyond_assumptions_offsets_reject_a_shift_just_past_the_band_and_accept_one_inside():
+    """The offset reading (claims/test_beyond_assumptions.py: offset_reading) at L = 2 on the golden run:
+    the SGD runs' sigma_1(P_11), within the band there, moved so that its error is 1.05 bands is counted
+    outside, moved to half a band is not (the band's ratio is linear in SGD's mean). The golden run's
+    other entries keep their own count (its end-to-end sigma_3 is learned 4 time units before the run
+    ends, not settled as the claim's longer runs are)."""
+    exp, traj = power.golden(depth=2)
+    problem = make_problem(exp)
+    svals = analyze(traj).svals
+    n = exp.teacher.rank
+    golden = offset_reading(traj, svals, problem, n, learned=True)
+    r0, tol0 = float(golden["ratio"][0, 0, 0]), float(golden["tol"][0, 0, 0])
+    assert golden["derived"] and abs(r0) <= 1, golden
+
+    def outside_after(target: float) -> int:
+        planted = {key: v.clone() for key, v in svals.items()}
+        planted[(1, 1)][1:, -1, 0] *= math.exp((r0 - target) * tol0)  # new ratio of the entry = target
+        return offset_reading(traj, planted, problem, n, learned=True)["outside"]
+
+    assert outside_after(-1.05) == golden["outside"] + 1, "an offset 5 % past the band must be rejected"
+    assert outside_after(-0.5) == golden["outside"], "an offset half-way inside the band must be accepted"
+
+
+def _delayed(an, d: int):
+    """The analysis with every SGD run replaced by GD's own path d checkpoints late (GD's init before)."""
+    idx = (torch.arange(an.end_to_end.shape[1]) - d).clamp(min=0)
+
+    def late(v):
+        v = v.clone()
+        v[1:] = v[:1, idx]
+        return v
+
+    return types.SimpleNamespace(svals={k: late(v) for k, v in an.svals.items()}, end_to_end=late(an.end_to_end))
+
+
+def test_power_beyond_assumptions_progress_accepts_gds_path_late_and_rejects_a_rank_gained_on_it():
+    """The -progress reading (matched_reading, then golden_reading) at L = 3: SGD runs that are GD's own
+    path 8 checkpoints late differ from GD at equal time during the escapes but give d_r = 0 at every
+    matched checkpoint; a rank of P_13 gained in every late run on the first plateau (5 % past tau) is
+    still rejected there at matched progress."""
+    exp, traj = power.golden(depth=3)
+    problem = make_problem(exp)
+    late = _delayed(analyze(traj), 8)
+    s1 = float(exp.teacher.s[0])
+    assert (golden_reading(traj, late.svals, s1)["dr"] > 0).any(), "a late path must differ at equal time"
+    m, coordinate = matched_reading(traj, late, problem, min(exp.widths))
+    assert coordinate == "modes"
+    dr = golden_reading(traj, m.svals, s1)["dr"]
+    assert (dr[~m.unmatched] == 0).all(), "GD's own path, late, must agree at matched progress"
+    k = int(torch.argmin((traj.checkpoint_times - PLATEAU_T).abs()))
+    planted = types.SimpleNamespace(svals={key: v.clone() for key, v in late.svals.items()}, end_to_end=late.end_to_end)
+    planted.svals[(1, 3)][1:, : k + 20, 0] = EPS * s1 * math.exp(0.05)
+    m = matched_reading(traj, planted, problem, min(exp.widths))[0]
+    assert not m.unmatched[k] and golden_reading(traj, m.svals, s1)["dr"][k] > 0, "a rank gained must be rejected"

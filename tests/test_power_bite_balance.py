@@ -17,6 +17,7 @@ from dlncheck.measure.events import time_grid_for
 from dlncheck.theory import balance_drift as tb
 from dlncheck.theory import sgd as sgd_theory
 from dlncheck.theory.gradient_noise import minibatch_factor
+from tests.power import resampled_runs
 
 SEEDS = 40
 
@@ -39,15 +40,6 @@ def golden():
     return D_T, pred[0], float(quad[0]), sgd_theory.truncation_tolerance(exp)
 
 
-def _resampled(D_T, seed):
-    """The SGD runs' D_1(T) with their deviations from the run mean drawn again (same covariance scale)."""
-    gen = torch.Generator().manual_seed(seed)
-    sgd = D_T[1:]
-    dev = sgd - sgd.mean(0)
-    signs = torch.randint(0, 2, (sgd.shape[0], 1, 1), generator=gen, dtype=torch.float64) * 2 - 1
-    return sgd.mean(0) + signs * dev[torch.randperm(sgd.shape[0], generator=gen)]
-
-
 def test_power_balance_planted_broken_balance(golden):
     D_T, pred, quad, h = golden
     base = tb.sgd_drift_check(D_T[1:], D_T[0], pred, quad, h, n_tests=1)
@@ -55,7 +47,7 @@ def test_power_balance_planted_broken_balance(golden):
     direction = pred / torch.linalg.matrix_norm(pred, "fro")
     rejected = accepted = 0
     for seed in range(SEEDS):
-        sgd = _resampled(D_T, seed)
+        sgd = resampled_runs(D_T[1:], seed)
         check = tb.sgd_drift_check(sgd, D_T[0], pred, quad, h, n_tests=1)
         rejected += not tb.sgd_drift_check(sgd + 1.05 * check["mdd"] * direction, D_T[0], pred, quad, h, 1)["holds"]
         accepted += tb.sgd_drift_check(sgd + 0.1 * check["tolerance"] * direction, D_T[0], pred, quad, h, 1)["holds"]

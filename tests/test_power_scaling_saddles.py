@@ -1,4 +1,4 @@
-"""Power of the scaling_saddles family's check (claims/test_scaling_saddles.py: judge) on golden GD
+"""Power of the scaling_saddles family's check (dlncheck.saddles.plateaus.judge) on golden GD
 plateau points: a strict saddle (L = 2) mislabelled non-strict, a non-strict one (L = 3) mislabelled
 strict, and a lambda_min shifted by a stated amount.
 
@@ -14,9 +14,9 @@ import dataclasses
 import pytest
 import torch
 
-from claims.test_scaling_saddles import judge, predicted_point
 from dlncheck import theory
 from dlncheck.saddles.certify import certify
+from dlncheck.saddles.plateaus import judge, predicted_point
 from dlncheck.theory import saddle_curvature as sc
 from tests import power
 

@@ -12,9 +12,10 @@ import types
 import torch
 
 from claims.test_singular_patterns import evaluate
-from dlncheck import spectra
+from dlncheck import presets, spectra
+from dlncheck.config.data import init_weights
 from dlncheck.measure.analysis import analyze
-from dlncheck.theory import offset_band, sgd
+from dlncheck.theory import offset_band, sgd, split_premise
 from tests import power
 
 KEY, K = (2, 3), 0  # P_23, its largest singular value
@@ -71,3 +72,23 @@ def test_power_singular_patterns_rejects_at_its_mdd_with_95_percent():
     assert at_mdd >= power.MC_FLOOR, f"rejection at the mdd {mdd:.3g}: {at_mdd:.3f} < {power.MC_FLOOR:.3f}"
     assert below <= 0.5, f"a shift of mdd / 4 = {mdd / 4:.3g} is rejected in {below:.3f} of seeds"
     print(f"singular_patterns mdd {mdd:.4g} (log units; SGD std {std:.3g}): rejection {at_mdd:.3f}, mdd/4 {below:.3f}")
+
+
+def test_power_split_premise_rejects_a_planted_imbalance_and_accepts_a_balanced_init():
+    """The split's premise check (theory.split_premise, run on every init before the comparison):
+    the saddle preset's balanced init passes; a rank-one imbalance planted in the middle layer,
+    W_2 + sqrt(delta s_min^{2/L}) e e^T (D_1 and D_2 move by +-delta s_min^{2/L} e e^T, up to cross
+    terms of the init's tiny scale), is rejected at delta = 1.5 h and accepted at delta = 0.5 h; the
+    ntk preset's LeCun layers are rejected."""
+    exp = presets.experiment("saddle", "lowrank", 3)
+    W = init_weights(exp)
+    s_min, h = float(exp.teacher.s[exp.teacher.rank - 1]), sgd.truncation_tolerance(exp)
+    assert split_premise.split_premise_holds(W, s_min, h), "the balanced init must meet the premise"
+    e = torch.zeros(W[1].shape[0], dtype=W[1].dtype)
+    e[0] = 1.0
+    for delta, holds in ((1.5 * h, False), (0.5 * h, True)):
+        planted = [W[0], W[1] + (delta * s_min ** (2 / 3)) ** 0.5 * torch.outer(e, e), W[2]]
+        ratio = split_premise.balance_ratio(planted, s_min)
+        assert split_premise.split_premise_holds(planted, s_min, h) == holds, f"delta {delta:.3g}: ratio {ratio:.3g}"
+    ntk = presets.experiment("ntk", "lowrank", 3)
+    assert not split_premise.split_premise_holds(init_weights(ntk), s_min, sgd.truncation_tolerance(ntk))

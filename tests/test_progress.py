@@ -1,6 +1,8 @@
 """Progress coordinate and matched-progress reading (dlncheck.measure.progress) against a plain NumPy
 reference, and a property: monotone on a synthetic sigmoidal staircase."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -96,3 +98,19 @@ def test_progress_is_monotone_on_a_sigmoidal_staircase(centres, widths, s):
     p = progress.progress(torch.from_numpy(C), torch.from_numpy(s)).numpy()
     assert (np.diff(p) >= -1e-12).all()
     assert p[0] >= 0 and p[-1] <= len(set(s.tolist())) + 1e-12
+
+
+def test_loss_progress_and_matched_on_agree_with_matched_on_the_stage_coordinate():
+    """loss_progress: 0 at GD's start, 1 at the least loss; matched_on with the stage progress is matched."""
+    loss = torch.tensor([[2.0, 1.0, 0.5], [2.0, 1.5, 0.5]], dtype=torch.float64)
+    np.testing.assert_allclose(progress.loss_progress(loss, 0.5).numpy(), [[0, 2 / 3, 1], [0, 1 / 3, 1]])
+    rng = np.random.default_rng(1)
+    coeffs = torch.from_numpy(np.sort(rng.uniform(0, 3, (3, 6, 1, 1)), axis=1)) * torch.eye(2, dtype=torch.float64)
+    an = types.SimpleNamespace(
+        mode_coefficients=coeffs, svals={(1, 1): coeffs.diagonal(dim1=-2, dim2=-1)}, end_to_end=coeffs
+    )
+    times = torch.linspace(0, 1, 6, dtype=torch.float64)
+    a = progress.matched(an, times, [3.0, 1.0])
+    b = progress.matched_on(an, times, progress.progress(coeffs, [3.0, 1.0]))
+    torch.testing.assert_close(a.tau, b.tau, equal_nan=True)
+    torch.testing.assert_close(a.svals[(1, 1)], b.svals[(1, 1)], equal_nan=True)

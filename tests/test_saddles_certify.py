@@ -62,6 +62,18 @@ def test_depth2_origin_closed_form():
     assert cert.inertia == (4, 0, 4)
 
 
+def test_depth2_origin_closed_form_with_input_covariance():
+    """With root = Sxx^{1/2} the loss near the origin is const - w_2^T M Sxx w_1, so H = [[0, -(M Sxx)^T],
+    [-M Sxx, 0]]: eigenvalues +-sigma_k(M Sxx); the loss is 0.5 ||M root||_F^2 there."""
+    root = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))[0]
+    root = root @ torch.diag(torch.tensor([1.0, 0.8, 0.5, 0.3], dtype=torch.float64)) @ root.T
+    W = [torch.zeros(1, 4, dtype=torch.float64), torch.zeros(4, 1, dtype=torch.float64)]
+    cert = certify(W, M, method="dense", k=8, root=root)
+    s = torch.linalg.svdvals(M @ root @ root).numpy()
+    np.testing.assert_allclose(cert.eigenvalues, np.sort(np.concatenate([-s, s])), rtol=1e-12, atol=1e-14)
+    assert cert.kind == "strict" and cert.loss == pytest.approx(0.5 * float((M @ root).square().sum()), rel=1e-14)
+
+
 def test_global_minimum_is_certified_minimum():
     nf = NormalForm(M, [0, 1, 2, 3], [4, 4, 4])
     cert = certify([w for w in nf.weights(nf.zeros())], M)

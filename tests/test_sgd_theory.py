@@ -105,6 +105,30 @@ def test_ensemble_offsets_equal_one_config_at_a_time(monkeypatch):
         sgd.ensemble_offsets([tiny(depth=3), tiny(depth=3, lr=0.01)])
 
 
+def test_path_drift_stops_equal_shorter_runs():
+    """Per-element stops (one program to the largest) equal a separate run of each element's own
+    length; ensemble_offsets(at_steps=...) equals the offsets of experiments that many steps long."""
+    from dlncheck import Ensemble
+
+    ens = Ensemble(tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)])
+    exp = ens.base
+    p, w0 = make_problem(exp), [init_weights(e) for e in ens.experiments]
+    stops = torch.tensor([exp.steps, exp.steps // 3, 0])
+    Wb, Sb = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps, 5, stops=stops)
+    for i, w in enumerate(w0):
+        Wi, Si = sgd.gd_path_drift(p.X, p.Syx, w, exp.lr, int(stops[i]), chunk=7)
+        for a, b in zip(Wb + Sb, Wi + Si):
+            torch.testing.assert_close(a[i], b, rtol=1e-12, atol=1e-14)
+    got = sgd.ensemble_offsets(ens, at_steps=[exp.steps // 3, exp.steps // 2, exp.steps])
+    for g, n, e in zip(got, [exp.steps // 3, exp.steps // 2, exp.steps], ens.experiments):
+        ref = sgd.predicted_offsets(dataclasses.replace(e, steps=n))
+        np.testing.assert_allclose(g["a2_sgd"], ref["a2_sgd"], rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="stops"):
+        sgd.gd_path_drift(p.X, p.Syx, w0[0], exp.lr, exp.steps, stops=torch.tensor(exp.steps + 1))
+    with pytest.raises(ValueError, match="one step count per config"):
+        sgd.ensemble_offsets(ens, at_steps=[1])
+
+
 def test_expected_drift_matches_monte_carlo_over_shuffles():
     """E[D^SGD(T)] - D^GD(T) from 3000 engine SGD runs (epoch-wise shuffles) vs c_B lr^2 sum C_l.
     Tolerance: 4 Monte-Carlo standard errors + h max|prediction|, h = lr lambda_max: the neglected terms
@@ -211,6 +235,16 @@ def test_gradient_norms_match_autograd():
     theta, f = loss_function(W, exp.teacher.M)
     ref = torch.linalg.vector_norm(torch.func.grad(f)(theta))
     assert float(sc.gradient_norms(W, exp.teacher.M)) == pytest.approx(float(ref), rel=1e-12)
+
+
+def test_gradient_norms_with_input_covariance_match_autograd():
+    exp = tiny(depth=3)
+    W = init_weights(exp)
+    A = torch.randn(exp.teacher.d_in, exp.teacher.d_in, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    root = A @ A.T / exp.teacher.d_in + 0.1 * torch.eye(exp.teacher.d_in, dtype=torch.float64)  # any SPD root
+    theta, f = loss_function(W, exp.teacher.M, root)
+    ref = torch.linalg.vector_norm(torch.func.grad(f)(theta))
+    assert float(sc.gradient_norms(W, exp.teacher.M, root @ root)) == pytest.approx(float(ref), rel=1e-12)
 
 
 def test_fit_loglog_recovers_a_power_law_and_covers_it():

@@ -263,3 +263,39 @@ def test_width_block_holds_every_row_and_copies_the_plot(tmp_path):
     assert "| square d = 8 | 32 | 1.5 | 4.5 | 3x | 7 (16%) | fused moment |" in block
     assert "| teacher 10 x 10, hidden 2048 | 1024 |  |  |  |  | mis-posed here: 105 GB |" in block
     assert "![cost per run-step against width](width.png)" in block and (docs / "width.png").read_bytes() == b"png"
+
+
+SHARD_COSTS = {
+    "tier": "nightly",
+    "shards": 2,
+    "workers": 2,
+    "commit": "abc1234",
+    "machine": "2 cores, 24 GiB, x86_64",
+    "rows": [
+        {"shard": 2, "exit": 0, "wall_s": 600.0, "cpu_s": 1100.0}
+        | {"peak_pss_gb": 6.5, "peak_rss_sum_gb": 7.25, "largest_process_gb": 4.0},
+        {"shard": 1, "exit": 1, "wall_s": 300.0, "cpu_s": 500.0}
+        | {"peak_pss_gb": 3.0, "peak_rss_sum_gb": 3.5, "largest_process_gb": 2.0},
+    ],
+}
+
+
+def test_shard_costs_fill_the_nightly_table_and_the_readme_line(tmp_path):
+    docs = _docs(tmp_path, names=("shard-costs", "cache-constants", "nightly"))
+    (tmp_path / "README.md").write_text("# x\n\n<!-- generated:shard-memory -->\nold\n<!-- /generated -->\n")
+    (tmp_path / "costs.json").write_text(json.dumps(SHARD_COSTS))
+    assert write_docs.main(["--shard-costs", str(tmp_path / "costs.json"), "--docs", str(docs)]) == 0
+
+    rows = [line for line in _block(docs, "shard-costs").splitlines() if line.startswith("| ")]
+    assert rows[1:] == [
+        "| 1/2 | 3 GB | 3.5 GB | 2 GB | 5 min 0 s | 8 min 20 s | exit 1 |",
+        "| 2/2 | 6.5 GB | 7.25 GB | 4 GB | 10 min 0 s | 18 min 20 s | ok |",
+    ]
+    assert "All 2 shards: 26 min 40 s of CPU time, 13 min 20 s of wall time at 2 busy workers." in _block(
+        docs, "shard-costs"
+    )
+    readme = (tmp_path / "README.md").read_text()
+    assert (
+        "Each of the 2 nightly shards (`-n 2`) peaks at most 6.5 GB in use (shard 2/2; measured at commit abc1234"
+        in readme
+    )

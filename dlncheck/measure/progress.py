@@ -138,7 +138,21 @@ def matched(analysis, times: torch.Tensor, s: ArrayLike) -> Matched:
     """:class:`Matched` of a :class:`dlncheck.measure.analysis.Analysis` on checkpoint ``times``
     (K,) for a teacher with singular values ``s``: singular values interpolate in log (a floor of
     1e-300 keeps log finite), the end-to-end map linearly."""
-    p = progress(analysis.mode_coefficients, s)
+    return matched_on(analysis, times, progress(analysis.mode_coefficients, s))
+
+
+def loss_progress(loss: torch.Tensor, loss_min: float) -> torch.Tensor:
+    """(R, K): the fraction of the reducible loss each run has shed, (L_0(0) - L_r(t)) / (L_0(0) -
+    loss_min), from the runs' full-data losses (R, K) on the checkpoints (run 0 = GD; every run starts
+    at GD's init): the loss-level coordinate of the protocol's matching, for data whose modes couple
+    (no per-mode staircase, so :func:`progress` has no stage meaning there)."""
+    start = loss[0, 0]
+    return (start - loss) / (start - loss_min)
+
+
+def matched_on(analysis, times: torch.Tensor, p: torch.Tensor) -> Matched:
+    """:func:`matched` on a given per-run coordinate ``p`` (R, K) (the stage progress, or
+    :func:`loss_progress`), matched by :func:`match_times`."""
     tau = match_times(p, times)
     unmatched = (tau.isnan() | (tau > times[-1])).any(0)
 
@@ -154,4 +168,30 @@ def matched(analysis, times: torch.Tensor, s: ArrayLike) -> Matched:
     return Matched(tau, p, svals, read(analysis.end_to_end), unmatched)
 
 
-__all__ = ["Matched", "at_times", "escape_index", "match_times", "matched", "progress", "stage_fractions"]
+@dataclass(frozen=True)
+class _Maps:
+    """The fields of an analysis that :func:`matched` reads, for end-to-end maps alone."""
+
+    mode_coefficients: torch.Tensor
+    end_to_end: torch.Tensor
+    svals: dict
+
+
+def matched_maps(W: torch.Tensor, times: torch.Tensor, U: torch.Tensor, V: torch.Tensor, s: ArrayLike) -> Matched:
+    """:func:`matched` of end-to-end maps alone, W (R, K, d_L, d_0) on checkpoint ``times`` (K,), for a
+    teacher with singular bases U, V and values ``s`` (no singular values read)."""
+    return matched(_Maps(U.to(W).mT @ W @ V.to(W), W, {}), times, s)
+
+
+__all__ = [
+    "Matched",
+    "at_times",
+    "escape_index",
+    "loss_progress",
+    "match_times",
+    "matched",
+    "matched_maps",
+    "matched_on",
+    "progress",
+    "stage_fractions",
+]

@@ -60,11 +60,13 @@ class Certificate:
         return d
 
 
-def loss_function(weights, M):
-    """Flat parameter vector theta0 and f(theta) = 0.5 ||W_L...W_1 - M||_F^2 (float64, CPU).
+def loss_function(weights, M, root=None):
+    """Flat parameter vector theta0 and f(theta) = 0.5 ||(W_L...W_1 - M) root||_F^2 (float64, CPU).
 
     ``weights``: one network, L finite 2-D real tensors that compose; ``M``: a finite real matrix
-    (d_L, d_0). Invalid ones raise InvalidArgument naming the argument."""
+    (d_L, d_0); ``root``: None (whitened inputs, root = I) or Sxx^{1/2} (d_0, d_0), which makes f the
+    full-data loss of anisotropic inputs less its offset (config.data.Problem). Invalid ones raise
+    InvalidArgument naming the argument."""
     for l, w in enumerate(arrays.layers("weights", weights), start=1):
         if w.ndim != 2:
             check.fail(
@@ -82,13 +84,18 @@ def loss_function(weights, M):
             [tuple(w.shape) for w in W],
             f"the network maps {W[0].shape[1]} -> {W[-1].shape[0]} but M has shape {tuple(M.shape)}: they must agree",
         )
+    if root is not None:
+        root = arrays.as_matrix("root", root.detach().cpu() if torch.is_tensor(root) else root, torch.float64)
+        if tuple(root.shape) != (M.shape[1], M.shape[1]):
+            check.fail("root", tuple(root.shape), f"Sxx^(1/2) must be ({M.shape[1]}, {M.shape[1]}) to match M")
 
     def f(theta):
         P = None
         for part, shp in zip(torch.split(theta, sizes), shapes):
             w = part.view(shp)
             P = w if P is None else w @ P
-        return 0.5 * ((P - M) ** 2).sum()
+        error = P - M if root is None else (P - M) @ root
+        return 0.5 * (error**2).sum()
 
     return torch.cat([w.reshape(-1) for w in W]), f
 
@@ -135,9 +142,9 @@ def dense_eigenvalues(f, theta):
 
 
 def certify(
-    weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None, seed: int = 0
+    weights, M, *, method: str = "auto", k: int = 6, loss_tol: float | None = None, seed: int = 0, root=None
 ) -> Certificate:
-    """Classify the critical point ``weights`` of L = 0.5 ||W_L...W_1 - M||_F^2 by its Hessian.
+    """Classify the critical point ``weights`` of L = 0.5 ||(W_L...W_1 - M) root||_F^2 by its Hessian.
 
     "strict" if lambda_min < -tau, "minimum" if L - L_min <= loss_tol (and not strict), else
     "non-strict"; the zero band tau = max(10 sqrt(n) eps ||H||_2, sqrt(||grad L|| ||H||_2)) (module
@@ -155,9 +162,12 @@ def certify(
     k : int, default 6
         Eigenvalues kept (Lanczos computes only these).
     loss_tol : float, optional
-        Loss above the global minimum still called a minimum; default sqrt(eps) * 0.5 ||M||_F^2.
+        Loss above the global minimum still called a minimum; default sqrt(eps) * 0.5 ||M root||_F^2.
     seed : int, default 0
         Seed of Lanczos' start vector.
+    root : (d_0, d_0) tensor, optional
+        Sxx^{1/2} of anisotropic inputs (config.data.Problem.root; None: whitened); M is then the
+        least-squares map T, L_min the Eckart-Young value of M root (reduced-rank regression).
 
     Returns
     -------
@@ -170,7 +180,7 @@ def certify(
     k = check.integral("k", k, min=1, why=" (eigenvalues requested)")
     loss_tol = None if loss_tol is None else check.nonneg("loss_tol", loss_tol)
     seed = check.seed("seed", seed)
-    theta, f = loss_function(weights, M)
+    theta, f = loss_function(weights, M, root)
     n = theta.numel()
     method = ("dense" if n <= DENSE_MAX else "lanczos") if method == "auto" else method
     limit, source = memory_budget(None, "cpu")
@@ -185,10 +195,10 @@ def certify(
     if not np.isfinite(loss + grad_norm):
         check.fail("weights", "overflow", "the loss or its gradient overflows float64; rescale the weights and M")
     Mt = arrays.as_matrix("M", M.detach().cpu() if torch.is_tensor(M) else M, torch.float64)
-    s = torch.linalg.svdvals(Mt)
+    s = torch.linalg.svdvals(Mt if root is None else Mt @ torch.as_tensor(root, dtype=torch.float64).cpu())
     loss_min = 0.5 * float((s[min(min(w.shape) for w in weights) :] ** 2).sum())
     if loss_tol is None:
-        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((Mt**2).sum())
+        loss_tol = np.sqrt(np.finfo(float).eps) * 0.5 * float((s**2).sum())
     if method == "dense":
         ev = dense_eigenvalues(f, theta)
         h_norm = float(np.abs(ev).max())

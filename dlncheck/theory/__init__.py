@@ -6,10 +6,14 @@
 - :mod:`.tolerances`: tolerances of the GD-vs-SGD function-space claim;
 - :mod:`.rmt`: random-matrix edges and floors that predict where the numerical rank is right;
 - :mod:`.escape_lag`: SGD's first-order escape lag (reshuffled SGD's modified loss);
+- :mod:`.path_offset`: SGD's first-order mean end-to-end map along GD's path at matched progress
+  (the same modified loss) and its band;
 - :mod:`.init_scale`: escape time against the init scale a0, and the a0 -> 0 limit of the
   window and alignment readings.
 - :mod:`.assumptions`: what still holds beyond the analytic picture's assumptions (anisotropic
   inputs, a bottleneck, unbalanced inits): the drift identity, mode rates, learning order.
+- :mod:`.split_premise`: whether an init is balanced enough for theory.sgd's balance-drift split
+  (checked before the singular-value comparison; elsewhere the drift identity is asserted).
 
 Everything is re-exported here, so ``from dlncheck import theory; theory.escape_time(...)``
 keeps working.

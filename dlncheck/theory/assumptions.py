@@ -27,6 +27,12 @@ rotated away from it), the teacher's rank exceeds the bottleneck, or the init is
    at best the rank-w truncation of M (Eckart-Young), loss 0.5 sum_{k>w} s_k^2 above the offset;
    for anisotropic inputs the best rank-w map is the rank-w truncation of Syx Sxx^{-1/2} mapped
    back by Sxx^{-1/2} (reduced-rank regression, Izenman 1975): :func:`bottleneck_loss`.
+5. Matched progress. Where the modes decouple (:func:`modes_decouple`: Sxx commutes with T^T T,
+   whitened or aligned inputs) the protocol's stage progress p = sum_b f_b is read in the frame of
+   Syx Sxx^{-1/2} (:func:`target_coefficients`; on whitened teacher data the teacher's own frame, so
+   p is measure.progress's). Where they couple a mode's coefficient is no stage of a staircase, so
+   the matching uses the loss level instead (measure.progress.loss_progress: the fraction of the
+   reducible loss shed, down to :func:`bottleneck_loss`), the other alignment the protocol names.
 """
 
 from __future__ import annotations
@@ -72,15 +78,36 @@ def target_modes(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 def learning_times(end_to_end: torch.Tensor, times: torch.Tensor, problem: Problem, n: int) -> np.ndarray:
     """First time GD's map reaches half of each target mode: m_j(t) = u'_j^T W(t) Sxx^{1/2} v'_j
     >= s'_j / 2 (item 3), for j < n; NaN where it never does. end_to_end (K, d_out, d_in)."""
-    U, s, V = target_modes(problem)
-    W = end_to_end.double().cpu()
-    if problem.root is not None:
-        W = W @ problem.root.double().cpu()
-    m = torch.einsum("ij,kia,aj->kj", U[:, :n], W, V[:, :n]).abs()  # (K, n)
+    s = target_modes(problem)[1]
+    m = torch.diagonal(target_coefficients(end_to_end, problem, n), dim1=-2, dim2=-1).abs()  # (K, n)
     reached = m >= s[:n] / 2
     first = torch.where(reached.any(0), reached.int().argmax(0), -1)
     t = times.double().cpu()
     return np.array([float(t[i]) if i >= 0 else math.nan for i in first.tolist()])
+
+
+def target_coefficients(end_to_end: torch.Tensor, problem: Problem, n: int) -> torch.Tensor:
+    """U'^T W Sxx^{1/2} V' restricted to the top n target modes, (..., n, n), for end-to-end maps W
+    (..., d_out, d_in): the mode coefficients in the frame of Syx Sxx^{-1/2} (item 3; the teacher's
+    frame U^T W V on whitened teacher data), float64."""
+    U, _, V = target_modes(problem)
+    W = end_to_end.double().cpu()
+    if problem.root is not None:
+        W = W @ problem.root.double().cpu()
+    return U[:, :n].mT @ W @ V[:, :n]
+
+
+def modes_decouple(problem: Problem, rtol: float = 1e-9) -> bool:
+    """Whether GD's modes decouple (item 5): Sxx commutes with T^T T (T the least-squares map), so
+    both share an eigenbasis and a decoupled init stays decoupled (whitened inputs; anisotropic
+    inputs aligned with the teacher). rtol: relative size of ||[Sxx, T^T T]||_F counted as zero
+    (the float64 round-off of the data's moments, far below it)."""
+    if problem.Sxx is None:  # whitened
+        return True
+    S, T = problem.Sxx.double().cpu(), problem.least_squares.double().cpu()
+    A = T.mT @ T
+    gap = torch.linalg.matrix_norm(S @ A - A @ S)
+    return bool(gap <= rtol * torch.linalg.matrix_norm(S) * torch.linalg.matrix_norm(A))
 
 
 def bottleneck_loss(problem: Problem, width: int) -> float:

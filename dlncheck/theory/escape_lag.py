@@ -138,25 +138,34 @@ def noise_trace_grad(weights, X, Y):
     return dW, G, B[L]
 
 
-def mean_paths(X, Y, weights0, lr: float, steps: int, strength, stop_below: float | None = None, chunk: int = 256):
-    """Full-data losses 0.5 ||W - Syx||^2 along GD's path and along the predicted mean SGD path (GD on
-    L + strength * tr Sigma, item 1): (2, *batch, K), axis 0 = (GD, mean SGD), K = steps + 1 unless
-    ``stop_below`` is given (both paths then stop at the first multiple of ``chunk`` steps where every
-    loss is below it, e.g. the last escape level). ``strength``: a float or one value per batch
-    element (configs that differ in batch size). Whitened inputs (X X^T / n = I), the engine's lr."""
+def mean_path_steps(X, Y, weights0, lr: float, strength):
+    """Iterate GD's path and the predicted mean SGD path (GD on L + strength * tr Sigma, item 1) side by
+    side: yields, for step k = 0, 1, ..., the weights [W_l] (each (2, *batch, d_l, d_{l-1}), axis 0 =
+    (GD, mean SGD)) and the residuals W X - Y at step k. ``strength``: a float or one value per batch
+    element. Whitened inputs (X X^T / n = I), the engine's lr."""
     X, Y = _array(X), _array(Y)
-    n = X.shape[-1]
-    offset = 0.5 * (np.square(Y).sum() / n - np.square(Y @ X.T / n).sum())
     W = [np.stack([_array(w)] * 2) for w in weights0]
     lam = np.broadcast_to(np.asarray(strength, dtype=np.float64), W[0].shape[1:-2])
     scale = np.stack([np.zeros_like(lam), lam])[..., None, None]
-    out = []
-    for k in range(steps + 1):
+    while True:
         dR, G, R = noise_trace_grad(W, X, Y)
+        yield W, R
+        W = [w - lr * (g + scale * d) for w, g, d in zip(W, G, dR)]
+
+
+def mean_paths(X, Y, weights0, lr: float, steps: int, strength, stop_below: float | None = None, chunk: int = 256):
+    """Full-data losses 0.5 ||W - Syx||^2 along GD's path and along the predicted mean SGD path
+    (:func:`mean_path_steps`): (2, *batch, K), axis 0 = (GD, mean SGD), K = steps + 1 unless
+    ``stop_below`` is given (both paths then stop at the first multiple of ``chunk`` steps where every
+    loss is below it, e.g. the last escape level)."""
+    X, Y = _array(X), _array(Y)
+    n = X.shape[-1]
+    offset = 0.5 * (np.square(Y).sum() / n - np.square(Y @ X.T / n).sum())
+    out = []
+    for k, (_, R) in enumerate(mean_path_steps(X, Y, weights0, lr, strength)):
         out.append(0.5 * np.square(R).sum((-2, -1)) / n - offset)
         if k == steps or (stop_below is not None and k and k % chunk == 0 and bool((out[-1] < stop_below).all())):
             break
-        W = [w - lr * (g + scale * d) for w, g, d in zip(W, G, dR)]
     return np.stack(out, -1)
 
 

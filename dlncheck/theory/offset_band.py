@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from dlncheck.spectra import upper_mask
 from dlncheck.theory.power import band_mdd
 from dlncheck.theory.tolerances import bonferroni_z
 
@@ -40,3 +41,16 @@ def offset_mdd(
     """Smallest shift of one entry's SGD mean the band rejects with probability theory.power.POWER:
     h |offset| + ATOL + lam* std / sqrt(S) (theory.power.band_mdd, Student t with S - 1 degrees of freedom)."""
     return band_mdd(sgd_runs**-0.5, bonferroni_z(n_entries, alpha), sgd_runs - 1) * std + h * offset.abs() + ATOL
+
+
+def offset_check(end: torch.Tensor, offset: torch.Tensor, h: float, simple: torch.Tensor) -> dict:
+    """The band applied to one init's end log singular values ``end`` (R, L, L, n) (run 0 = GD, runs
+    1..S SGD) against the predicted ``offset`` (L, L, n): the entries asserted (upper triangle, modes
+    whose split is predicted: ``simple`` (n,) bool), tol, ratio = (GD - (mean_SGD - offset)) / tol (0 off
+    the asserted entries) and ok (|ratio| <= 1 or not asserted); plus gd, mean, std and S."""
+    L, S = end.shape[1], end.shape[0] - 1
+    gd, mean, std = end[0], end[1:].mean(0), end[1:].std(0)
+    upper = (upper_mask(L)[..., None] & simple).expand_as(gd)
+    tol = offset_tolerance(std, S, offset, h, int(upper.sum()))
+    ratio = torch.where(upper, (gd - (mean - offset)) / tol, 0.0)
+    return dict(upper=upper, tol=tol, ratio=ratio, ok=(ratio.abs() <= 1) | ~upper, gd=gd, mean=mean, std=std, S=S)

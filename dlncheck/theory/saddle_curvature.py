@@ -152,13 +152,15 @@ def decoupled_projection(weights, U: torch.Tensor, V: torch.Tensor):
     return scales.numpy(), projected
 
 
-def gradient_norms(weights, M: torch.Tensor) -> torch.Tensor:
-    """||grad theta 0.5 ||W_L...W_1 - M||^2|| for weights batched on leading axes, (...,)."""
+def gradient_norms(weights, M: torch.Tensor, sxx: torch.Tensor | None = None) -> torch.Tensor:
+    """||grad theta 0.5 ||(W_L...W_1 - M) Sxx^{1/2}||^2|| for weights batched on leading axes, (...,);
+    ``sxx`` None: whitened inputs (Sxx = I). The loss's gradient in W is (W - M) Sxx."""
     W = [torch.as_tensor(w, dtype=torch.float64) for w in weights]
     P = [torch.eye(W[0].shape[-1], dtype=torch.float64)]
     for w in W:
         P.append(w @ P[-1])
-    back, total = P[-1] - M.double(), torch.zeros((), dtype=torch.float64)
+    back = P[-1] - M.double() if sxx is None else (P[-1] - M.double()) @ sxx.double()
+    total = torch.zeros((), dtype=torch.float64)
     for l in reversed(range(len(W))):
         total = total + (back @ P[l].mT).pow(2).sum((-2, -1))
         back = W[l].mT @ back

@@ -145,9 +145,9 @@ VANISHES |= {
 }
 
 
-def mode_frames(weights: list[torch.Tensor], V: torch.Tensor, n_modes: int) -> list[torch.Tensor]:
+def mode_frames(weights: list[torch.Tensor], n_modes: int) -> list[torch.Tensor]:
     """Hidden directions of the top n_modes modes: left singular vectors of P_l = W_l...W_1 for
-    l = 1..L-1 (each (d_l, n_modes)); the input frame is V's first columns."""
+    l = 1..L-1 (each (d_l, n_modes))."""
     out, P = [], None
     for w in weights[:-1]:
         P = w if P is None else w @ P
@@ -207,10 +207,12 @@ def split_predicted(s) -> np.ndarray:
     return np.array([int(np.isclose(s, v, rtol=1e-9, atol=0).sum()) == 1 for v in s])
 
 
-def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
+def ensemble_offsets(experiments, n_modes: int | None = None, at_steps=None) -> list[dict]:
     """:func:`predicted_offsets` of every config of an ensemble (an ``Ensemble`` or a list of
     experiments sharing data, lr and steps: only the init differs), their GD paths and drift sums
-    run as one batched program (:func:`gd_path_drift`)."""
+    run as one batched program (:func:`gd_path_drift`). ``at_steps`` (one step count per config,
+    each <= steps): the prediction at that step of each GD path instead of at the end (the GD
+    checkpoint a matched-progress reading compares at, dlncheck.measure.progress_exact)."""
 
     experiments = list(getattr(experiments, "experiments", experiments))
     if not experiments:
@@ -226,32 +228,31 @@ def ensemble_offsets(experiments, n_modes: int | None = None) -> list[dict]:
     n_modes = n_modes or base.teacher.rank
     inits = [init_weights(e) for e in experiments]
     W0 = [torch.stack([w[l].double() for w in inits]) for l in range(base.depth)]
+    stops = None if at_steps is None else torch.as_tensor([int(n) for n in at_steps])
+    if stops is not None and stops.shape != (len(experiments),):
+        raise ValueError(f"at_steps has {stops.numel()} entries: give one step count per config ({len(experiments)})")
     W_all, S_all = gd_path_drift(
-        problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps, labels=problem.Y.double()
+        problem.X.double(), problem.Syx.double(), W0, base.lr, base.steps, labels=problem.Y.double(), stops=stops
     )
     c_B = minibatch_factor(base.n_samples, base.batch_size)
     out = []
     for i in range(len(experiments)):
         W, S = [w[i] for w in W_all], [s[i] for s in S_all]
-        frames = mode_frames(W, base.teacher.V, n_modes)
-        D_gd = [w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)]
-        d_gd = modal_balance(D_gd, frames)
-        d_extra = c_B * modal_balance(S, frames)
-        u = torch.linalg.svdvals(end_to_end(W))[:n_modes].numpy()
-        a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
-        out.append(
-            {
-                "offsets": split_log_offsets(a2_sgd, a2_gd),
-                "a2_gd": a2_gd,
-                "a2_sgd": a2_sgd,
-                "d_gd": d_gd,
-                "d_extra": d_extra,
-                "c_B": c_B,
-                "u": u,
-                "gd_weights": W,
-            }
-        )
+        out.append(offsets_from_drift(W, [c_B * x for x in S], n_modes) | {"c_B": c_B, "gd_weights": W})
     return out
+
+
+def offsets_from_drift(W: list[torch.Tensor], extra: list[torch.Tensor], n_modes: int) -> dict:
+    """Item 2 from GD's end weights W and SGD's extra drift of each D_l (``extra``, c_B-scaled, from
+    :func:`ensemble_offsets`'s GD path or theory.balance_drift.sgd_extra_drift on stored checkpoints):
+    offsets (L, L, n_modes), the splits a2_gd, a2_sgd, the modal drifts d_gd, d_extra and strengths u."""
+    frames = mode_frames(W, n_modes)
+    d_gd = modal_balance([w2.T @ w2 - w1 @ w1.T for w1, w2 in itertools.pairwise(W)], frames)
+    d_extra = modal_balance(extra, frames)
+    u = torch.linalg.svdvals(end_to_end(W))[:n_modes].numpy()
+    a2_gd, a2_sgd = layer_split(d_gd, u), layer_split(d_gd + d_extra, u)
+    offsets = split_log_offsets(a2_sgd, a2_gd)
+    return dict(offsets=offsets, a2_gd=a2_gd, a2_sgd=a2_sgd, d_gd=d_gd, d_extra=d_extra, u=u)
 
 
 def truncation_tolerance(experiment) -> float:

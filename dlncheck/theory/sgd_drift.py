@@ -124,6 +124,7 @@ def gd_path_drift(
     steps: int,
     chunk: int = 256,
     labels: torch.Tensor | None = None,
+    stops: torch.Tensor | None = None,
 ):
     """Run full-batch GD (toward M, the least-squares map) from weights0 and accumulate
     S_l = lr^2 sum_{t<steps} C_l(W_t) (``labels``: as in :func:`drift_covariance`).
@@ -133,21 +134,30 @@ def gd_path_drift(
     buffered and their C_l computed in one batched call, fewer where one path point's d_l x d_l
     output would make the batch pass CHUNK_BYTES (each point holds three: wide ntk layers, h = 1024,
     take 8 MB each), and inits (one leading axis) in halves where one step of them all would.
-    Returns (final GD weights, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    ``stops`` (integers of the batch shape, each in [0, steps]): each element's own step count
+    instead of ``steps`` (its sum stops at t < stop and its weights are those at step stop; one
+    program runs to the largest). Returns (GD weights at the end, [S_l]); predicted
+    E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
     labels = None if labels is None else labels.to(torch.float64)
     batch = W[0].shape[:-2]
+    stops = torch.full(batch, steps) if stops is None else torch.as_tensor(stops).expand(batch)
+    if bool(((stops < 0) | (stops > steps)).any()):
+        raise ValueError(f"stops={stops.reshape(-1).tolist()} is invalid: each must lie in [0, steps={steps}]")
     widest = max(w.shape[-2] for w in W[:-1]) if len(W) > 1 else 1
     if len(batch) == 1 and batch[0] > 1 and batch[0] * 8 * widest**2 > CHUNK_BYTES:
         parts = torch.arange(batch[0]).tensor_split(2)
-        halves = [gd_path_drift(X, M, [w[part] for w in W], lr, steps, chunk, labels) for part in parts]
+        halves = [gd_path_drift(X, M, [w[p] for w in W], lr, steps, chunk, labels, stops[p]) for p in parts]
         W_end, S = ([torch.cat(ts) for ts in zip(*(h[i] for h in halves))] for i in (0, 1))
         return W_end, S
+    steps = int(stops.max()) if stops.numel() else steps
     chunk = max(1, min(chunk, CHUNK_BYTES // (8 * widest**2)) // max(1, batch.numel()))
     moments = DataMoments.of(X, M, labels)
     acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
+    out = [w.clone() for w in W]
+    stop_steps, first_stop = set(stops.reshape(-1).tolist()), int(stops.min()) if stops.numel() else steps
     done = 0
     while done < steps:
         k = min(chunk, steps - done)
@@ -155,10 +165,17 @@ def gd_path_drift(
             for b, w in zip(buffers, W):
                 b[j] = w
             W = gd_step(W, M, lr)
-        for a, c in zip(acc, _drift_from_moments([b[:k] for b in buffers], moments)):
+            if done + j + 1 in stop_steps:  # some element stops here: keep its weights
+                at_stop = (stops == done + j + 1)[..., None, None]
+                out = [torch.where(at_stop, w, o) for w, o in zip(W, out)]
+        drift = _drift_from_moments([b[:k] for b in buffers], moments)
+        if first_stop < done + k:  # some element stopped within this chunk: drop its later path points
+            before = (done + torch.arange(k).view(-1, *[1] * len(batch)) < stops)[..., None, None]
+            drift = [c * before for c in drift]
+        for a, c in zip(acc, drift):
             a.add_(c.sum(0), alpha=lr**2)
         done += k
-    return W, acc
+    return out, acc
 
 
 def gd_step(W: list[torch.Tensor], M: torch.Tensor, lr: float) -> list[torch.Tensor]:

@@ -1,0 +1,27 @@
+"""scripts/measure_shards.py: a shard's peak memory is the whole process tree's, children included."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("measure_shards", ROOT / "scripts" / "measure_shards.py")
+measure_shards = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(measure_shards)
+
+# A parent that starts a child holding 300 MiB of touched memory for a second, then exits 3.
+TREE = (
+    "import subprocess, sys; "
+    "subprocess.run([sys.executable, '-c', "
+    "'import time; b = bytearray(300 * 2**20); time.sleep(1.5)']); sys.exit(3)"
+)
+
+
+def test_a_child_s_memory_is_counted_and_the_exit_status_kept(tmp_path):
+    row = measure_shards.run_shard([sys.executable, "-c", TREE], tmp_path / "log", every=0.1)
+    assert row["exit"] == 3
+    assert 0.29 <= row["largest_process_gb"] <= 0.45  # the child, not the parent
+    assert row["peak_pss_gb"] >= 0.29 and row["peak_rss_sum_gb"] >= row["peak_pss_gb"]
+    assert row["wall_s"] >= 1.5 and row["cpu_s"] > 0
