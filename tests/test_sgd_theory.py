@@ -105,13 +105,17 @@ def test_ensemble_offsets_equal_one_config_at_a_time(monkeypatch):
         sgd.ensemble_offsets([tiny(depth=3), tiny(depth=3, lr=0.01)])
 
 
-def test_path_drift_stops_equal_shorter_runs():
+@pytest.mark.parametrize("halved", [False, True])
+def test_path_drift_stops_equal_shorter_runs(halved, monkeypatch):
     """Per-element stops (one program to the largest) equal a separate run of each element's own
-    length; ensemble_offsets(at_steps=...) equals the offsets of experiments that many steps long."""
+    length, also with the inits in halves (CHUNK_BYTES below one step of them all);
+    ensemble_offsets(at_steps=...) equals the offsets of experiments that many steps long."""
     from dlncheck import Ensemble
 
     ens = Ensemble(tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)])
     exp = ens.base
+    if halved:
+        monkeypatch.setattr(sgd_drift, "CHUNK_BYTES", 8 * max(exp.widths[1:-1]) ** 2)
     p, w0 = make_problem(exp), [init_weights(e) for e in ens.experiments]
     stops = torch.tensor([exp.steps, exp.steps // 3, 0])
     Wb, Sb = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps, 5, stops=stops)
