@@ -49,7 +49,7 @@ def test_report_records_real_outcomes_and_artifacts(pytester, xdist):
     assert bad["numbers"] == {"x": 2} and bad["params"] == {"x": 2}
     for rec in (good, bad):  # a failing claim still shows its figure and table
         kinds = sorted(a["kind"] for a in rec["artifacts"])
-        assert kinds == ["figure", "table", "verdict"]
+        assert kinds == ["figure", "table"]
         for a in rec["artifacts"]:
             assert (pytester.path / "rep" / a["path"]).stat().st_size > 0
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert" not in html

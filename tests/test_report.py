@@ -151,7 +151,7 @@ def test_index_findings_first_case_pages_and_every_link_resolves(tmp_path):
         assert f'id="case-{rec["folder"]}"' in html
         page = tmp_path / "claims" / rec["folder"] / "index.html"
         text = page.read_text(encoding="utf-8")
-        assert "verdict.json" in text and "level.csv" in text
+        assert "results.json" in text and "level.csv" in text
         assert not re.search(r"\bnan\b", re.sub(r"<[^>]*>", "", text)), "nan shown as text"
         for link in links(text):
             assert (page.parent / link).resolve().exists(), (page, link)
@@ -469,10 +469,10 @@ def _contrast(a: str, b: str) -> float:
 
 def test_every_glyph_and_outcome_word_has_aa_contrast():
     """WCAG 2 contrast >= 4.5:1 for the reading glyphs on their cell colour, the outcome marks (white
-    on their badge) and the outcome words (on the white page), as base.html declares them."""
+    on their badge) and the outcome words (on the white page), as report.css declares them."""
     from importlib.resources import files
 
-    css = (files("dlncheck.report") / "templates" / "base.html").read_text(encoding="utf-8")
+    css = (files("dlncheck.report") / "templates" / "report.css").read_text(encoding="utf-8")
     cells = dict(
         (name, (bg, fg))
         for name, bg, fg in re.findall(

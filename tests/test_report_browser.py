@@ -325,7 +325,7 @@ def test_case_page_shows_prediction_numbers_files_and_the_message_behind_details
     browser.get((root / "claims" / rec["folder"] / "index.html").as_uri())
     text = browser.find_element("tag name", "main").text
     assert "x stays at 0.5" in text and "theory says so" in text and "SGD's s_2 escapes later" in text
-    assert "verdict.json" in text and "level.csv" in text and "nan" not in text.lower().split()
+    assert "results.json" in text and "level.csv" in text and "nan" not in text.lower().split()
     assert browser.find_element("css selector", "figure figcaption").text.startswith("level of")
     message = browser.find_element("css selector", "#message + p + details, #message + details")
     assert message.get_attribute("open") is None and "full pytest message" in message.text
@@ -336,7 +336,7 @@ def test_case_page_shows_prediction_numbers_files_and_the_message_behind_details
         )
         assert shown >= min(natural, room) - 2 and natural > 500  # full size, or the full width
     link = browser.find_element("css selector", "figure figcaption a").get_attribute("href")
-    assert link.endswith(".png")  # the figure at full size, one tap away
+    assert link.endswith(".webp") and ".thumb." not in link  # the figure at full size, one tap away
 
 
 def test_hostile_id_renders_as_text(report, browser):

@@ -130,7 +130,16 @@ RESULTS = {
         _record("rank_recovery", "gaussian", "passed", True, duration=0.5),
     ],
 }
-ALL_BLOCKS = ("benchmarks", "engine-scaling", "tier-time", "cache-use", "cache-constants", "findings", "nightly")
+ALL_BLOCKS = (
+    "benchmarks",
+    "engine-scaling",
+    "tier-time",
+    "cache-use",
+    "cache-constants",
+    "findings",
+    "readme-findings",
+    "nightly",
+)
 
 
 def _docs(tmp_path: Path, names=ALL_BLOCKS) -> Path:
@@ -201,6 +210,10 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
         "SGD follows GD's path in 2 of 4 comparisons, differs in 2 (1 case is not about the golden path); "
         "5 cases in all." in findings
     )
+
+    readme = _block(docs, "readme-findings")
+    assert "From the `quick`-tier run at commit 0123456 " in readme
+    assert "- SGD follows GD's path in 2 of 4 comparisons, differs in 2" in readme
 
     tier = _block(docs, "tier-time")
     assert tier.splitlines()[1] == "Conditions: idle"

@@ -1,4 +1,4 @@
-"""The record one claim leaves: its folder, figures, tables and verdict.
+"""The record one claim leaves: its folder, figures and tables, and its verdict (in the record).
 
 A claim writes into a private building folder (``claims/.building-<pid>-<name>``); the
 collector swaps it in under ``claims/<name>`` when the test ends (:mod:`dlncheck.report.store`),
@@ -24,7 +24,8 @@ from dlncheck.store import atomic
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 GOLDEN_PATH = ("agrees", "differs", "assumption-fails", "n/a")
 BUILDING = ".building-"
-THUMB_WIDTH = 360  # px: thumbnails written beside each full PNG for the index
+THUMB_WIDTH = 360  # px: thumbnails written beside the full-size figures the index shows
+INDEX_THUMBS = 2  # the index's case table shows a case's first figures, this many, as thumbnails
 DPI = 130  # full-size figures: 10 pt text is 18 px high; 150 dpi cost a third more bytes (issue #27: report size)
 #: tables as csv.xz, preset 4: on 67 tables of 40 quick-tier cases (4.5 MB of CSV text), 675 kB in
 #: 3.2 s, against 1296 kB in 0.4 s for gzip level 6 and 674 kB in 4.6 s for xz preset 6
@@ -130,21 +131,23 @@ class Claim:
         return path
 
     def figure(self, fig, name: str, caption: str = "") -> Path:
-        """Save ``fig`` as ``<name>.png`` (``DPI``), a thumbnail ``<name>.thumb.webp`` and, with
+        """Save ``fig`` as ``<name>.webp`` (``DPI``, lossless), for the case's first ``INDEX_THUMBS``
+        figures (those the index shows) a thumbnail ``<name>.thumb.webp``, and with
         ``--svg``, ``<name>.svg`` in this claim's folder, then close it."""
         import matplotlib.pyplot as plt
 
         stem = _UNSAFE.sub("_", name)
-        path = self.dir / f"{stem}.png"
+        path = self.dir / f"{stem}.webp"
+        shown = sum(a["kind"] == "figure" for a in self.artifacts) < INDEX_THUMBS
         try:
-            save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH, svg=self.svg)
+            save_figure(fig, path, dpi=DPI, thumb_width=THUMB_WIDTH if shown else None, svg=self.svg)
         finally:
             plt.close(fig)
         return self._add(
             "figure",
             path,
             caption,
-            thumb=f"claims/{self.folder}/{stem}{THUMB_SUFFIX}",
+            thumb=f"claims/{self.folder}/{stem}{THUMB_SUFFIX}" if shown else None,
             vector=f"claims/{self.folder}/{stem}.svg" if self.svg else None,
         )
 
@@ -152,7 +155,7 @@ class Claim:
         """Save a tidy DataFrame as ``<name>.csv.xz`` in this claim's folder (xz, which
         ``pandas.read_csv`` reads as it is, as does ``xz -d``; the same table gives the same bytes).
         Floats are written to ``CSV_FLOAT_FORMAT``: the figures' data, not the verdict's numbers
-        (those are in ``verdict.json`` and ``results.json`` at full precision)."""
+        (those are in ``results.json`` at full precision)."""
         stem = _UNSAFE.sub("_", name)
         path = self.dir / f"{stem}.csv.xz"
         text = df.to_csv(index=False, float_format=CSV_FLOAT_FORMAT).encode("utf-8")
@@ -172,7 +175,9 @@ class Claim:
         key: str | None = None,
         **numbers,
     ) -> bool:
-        """Record the verdict; returns ``holds`` so a test can ``assert claim.verdict(...)``.
+        """Record the verdict (the collector puts it in the case's record in ``results.json``; no
+        file of its own: one 4 kB block per case, issue #27); returns ``holds`` so a test can
+        ``assert claim.verdict(...)``.
 
         ``golden_path`` (one of ``GOLDEN_PATH``) overrides the family's default reading of
         this verdict (its ``family`` mark: :class:`dlncheck.suite.family.Family`); ``key`` names the number
@@ -197,7 +202,4 @@ class Claim:
             "key_value": key_value,
             "numbers": numbers,
         }
-        atomic.write_json(self.dir / "verdict.json", self.verdict_record)
-        self.artifacts = [a for a in self.artifacts if a["kind"] != "verdict"]
-        self._add("verdict", self.dir / "verdict.json", "verdict and its numbers")
         return bool(holds)

@@ -7,6 +7,7 @@ contradictions by root cause, changes, the filterable case table and provenance)
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from dlncheck.report import answer
 from dlncheck.report import findings as fd
 from dlncheck.report import history as hist
-from dlncheck.report.claim import folder_name
+from dlncheck.report.claim import INDEX_THUMBS, folder_name
 from dlncheck.report.fmt import (
     brief,
     clean,
@@ -26,8 +27,9 @@ from dlncheck.report.fmt import (
 from dlncheck.report.sparkline import sparkline
 from dlncheck.store import atomic
 
+_LOADER = PackageLoader("dlncheck.report", "templates")
 _ENV = Environment(
-    loader=PackageLoader("dlncheck.report", "templates"),
+    loader=_LOADER,
     autoescape=select_autoescape(["html"]),
     trim_blocks=True,
     lstrip_blocks=True,
@@ -37,6 +39,9 @@ _ENV.filters["secs"] = seconds
 _ENV.filters["prose"] = prose
 _HIDDEN_META = {"started_ts", "not_run", "pid", "conflict", "status", "case_order"}
 CASE_PAGE = "index.html"
+#: the stylesheet and script every page links (written once at the report's root, not inlined into
+#: each of hundreds of case pages: issue #27, a report that travels)
+ASSETS = ("report.css", "report.js")
 #: sortable columns of the case table: (sort key, header, hidden on narrow screens)
 _COLUMNS = (
     ("family", "family", False),
@@ -49,7 +54,7 @@ _COLUMNS = (
 
 
 def _common() -> dict:
-    return {"labels": fd.LABEL, "symbols": fd.SYMBOL, "xfail_means": fd.XFAIL_MEANS}
+    return {"labels": fd.LABEL, "symbols": fd.SYMBOL, "xfail_means": fd.XFAIL_MEANS, "index_thumbs": INDEX_THUMBS}
 
 
 def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
@@ -78,7 +83,6 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     ]
     r["figures"] = [a for a in arts if a["kind"] == "figure"]
     r["tables"] = [a for a in arts if a["kind"] == "table"]
-    r["verdict_local"] = next((a["local"] for a in arts if a["kind"] == "verdict"), None)
     r["numbers"] = rec.get("numbers") or {}
     r["params"] = rec.get("params") or {}
     r["mdd"] = answer.mdd(r["numbers"])
@@ -162,6 +166,7 @@ def render_index(
         filters=filters,
         provenance=provenance,
         attention=[v for v in views if v["outcome"] in ("failed", "error", "xpassed")],
+        assets="",
         **_common(),
     )
 
@@ -171,8 +176,21 @@ def render_case(rec: dict, root: Path, meta: dict, past: Sequence[dict] = ()) ->
     (:func:`dlncheck.report.history.by_case`), for its history table."""
     rank = {rec["family"]: 0}
     return _ENV.get_template("case.html").render(
-        r=view(clean(rec), root, rank), meta=clean(meta), history=clean(list(past)), **_common()
+        r=view(clean(rec), root, rank),
+        meta=clean(meta),
+        history=clean(list(past)),
+        assets="../../",  # claims/<folder>/index.html -> the report's root
+        **_common(),
     )
+
+
+def results_text(meta: dict, records: list[dict]) -> str:
+    """``results.json``: ``{"claims": [...], "meta": {...}}`` with one compact record per line and
+    the meta indented; on a quick tier a fifth fewer bytes than indenting every record, and a
+    case's record is still one line to grep."""
+    claims = ",\n".join(json.dumps(r, sort_keys=True, default=str) for r in records)
+    meta_text = json.dumps(meta, indent=2, sort_keys=True, default=str)
+    return f'{{"claims": [\n{claims}\n],\n"meta": {meta_text}}}\n'
 
 
 def write_report(
@@ -184,8 +202,8 @@ def write_report(
     case_pages: bool = True,
     history: Sequence[dict] = (),
 ) -> tuple[Path, Path]:
-    """Render everything first, then write ``root/results.json``, each case page (when its
-    folder exists) and ``root/index.html`` atomically; return (results, index) paths.
+    """Render everything first, then write ``root/results.json``, the shared ``ASSETS``, each case
+    page (when its folder exists) and ``root/index.html`` atomically; return (results, index) paths.
 
     ``records`` are the collector's claim records; ``meta`` the run's provenance (may be
     partial, e.g. for a merged report); ``changes`` from :func:`dlncheck.report.history.changes`;
@@ -201,7 +219,9 @@ def write_report(
             folder = root / "claims" / rec["folder"] if rec.get("folder") else None
             if folder is not None and folder.is_dir():
                 pages[folder / CASE_PAGE] = render_case(rec, root, meta, past.get(rec["nodeid"], []))
-    results = atomic.write_json(root / "results.json", {"meta": meta, "claims": records})
+    results = atomic.write_text(root / "results.json", results_text(meta, records))
+    for name in ASSETS:
+        atomic.write_text(root / name, _LOADER.get_source(_ENV, name)[0])
     for path, text in pages.items():
         atomic.write_text(path, text)
     return results, atomic.write_text(root / "index.html", html)

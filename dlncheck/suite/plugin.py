@@ -83,13 +83,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="dlncheck_svg",
         action="store_true",
         help="also write each figure as SVG (for papers; about doubles the "
-        "figure-writing time). Default: PNG + thumbnail only",
+        "figure-writing time). Default: WebP + thumbnail only",
     )
     group.addoption(
         "--no-svg",
         dest="dlncheck_no_svg",
         action="store_true",
-        help="PNG + thumbnail only (the default; kept for old command lines)",
+        help="WebP + thumbnail only (the default; kept for old command lines)",
     )
 
 
