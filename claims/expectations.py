@@ -26,12 +26,43 @@ __all__ = [
     "progress_readings",
     "quick_depths",
     "table_cases",
+    "WIDE",
+    "at_preset_width",
+    "wide",
 ]
 
 #: a family's variants of one preset: (id suffix, extra parameter values)
 Variants = Callable[[str, str, int], Iterable[tuple[str, tuple]]]
 #: which presets (and variants) run in the quick tier: f(regime, teacher, depth, *values) -> bool
 Quick = Callable[..., bool]
+
+
+#: nightly re-reads of the ntk preset (lowrank teacher) at widths where it is lazy (issue #28 item 4; the
+#: width law itself: claims/test_lazy_width.py): (depth, hidden width). L = 3 stops at 1024: its h x h
+#: layers at 2048 hold 34 MB per run and checkpoint.
+WIDE = ((2, 1024), (2, 2048), (3, 1024))
+
+
+def wide(variants: Variants | None = None) -> Variants:
+    """``variants`` (or the preset alone) at the preset's width, the last value ``None``, plus the
+    same variants of the ntk-lowrank presets at each WIDE width of their depth (id suffix ``-w<h>``,
+    last value h)."""
+
+    def build(regime: str, teacher: str, depth: int):
+        base = list(variants(regime, teacher, depth)) if variants else [("", ())]
+        widths = [h for L, h in WIDE if L == depth] if (regime, teacher) == ("ntk", "lowrank") else []
+        return [(s, (*v, None)) for s, v in base] + [(f"{s}-w{h}", (*v, h)) for h in widths for s, v in base]
+
+    return build
+
+
+def at_preset_width(quick: Quick) -> Quick:
+    """``quick`` for the cases of :func:`wide` at the preset's width; the wide re-reads are nightly."""
+
+    def choose(regime: str, teacher: str, depth: int, *values: object) -> bool:
+        return values[-1] is None and quick(regime, teacher, depth, *values[:-1])
+
+    return choose
 
 
 def quick_depths(regime: str, teacher: str, depth: int, *values: object) -> bool:

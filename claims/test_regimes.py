@@ -56,20 +56,6 @@ FAMILY = Family(
 pytestmark = FAMILY.mark
 
 CHECKPOINTS = 30
-#: nightly re-reads of the ntk preset at widths where it is lazy (issue #28 item 4; the width law itself:
-#: claims/test_lazy_width.py): (depth, width). L = 3 stops at 1024: its h x h layers at 2048 would hold
-#: 8 inits x 9 runs x 34 MB per checkpoint.
-WIDE = ((2, 1024), (2, 2048), (3, 1024))
-
-
-def _wide(regime: str, teacher: str, depth: int):
-    """The preset's own width, plus the wide ntk re-reads (lowrank teacher)."""
-    wide = regime == "ntk" and teacher == "lowrank"
-    return [("", (None,))] + [(f"-w{h}", (h,)) for L, h in WIDE if wide and L == depth]
-
-
-def _quick(regime: str, teacher: str, depth: int, width) -> bool:
-    return width is None and expectations.quick_depths(regime, teacher, depth)
 
 
 def _final_movement(cache, preset, regime, teacher, depth):
@@ -83,7 +69,10 @@ def flow_agreement(dwell, flow_dwell, move_err: float, rtol: float, grid: float)
     return bool(((dwell - flow_dwell).abs() <= rtol * flow_dwell + grid).all() and move_err <= rtol)
 
 
-@pytest.mark.parametrize("regime, teacher, depth, width", expectations.cases(variants=_wide, quick=_quick))
+@pytest.mark.parametrize(
+    "regime, teacher, depth, width",
+    expectations.cases(variants=expectations.wide(), quick=expectations.at_preset_width(expectations.quick_depths)),
+)
 def test_regime(regime, teacher, depth, width, preset, sizes, trajectory_cache, claim):
     label = presets.case_id(regime, teacher, depth) + (f"-w{width}" if width else "")
     exp = preset(regime, teacher, depth, width=width)

@@ -125,16 +125,26 @@ def evaluate(exp, analysis, predicted, exact=None):
 
 
 @pytest.mark.parametrize(
-    "regime, teacher, depth, inits, reading",
-    expectations.cases(quick=expectations.progress_quick, variants=expectations.progress_readings),
+    "regime, teacher, depth, inits, reading, width",
+    expectations.cases(
+        quick=expectations.at_preset_width(expectations.progress_quick),
+        variants=expectations.wide(expectations.progress_readings),
+    ),
 )
-def test_sgd_follows_gd_singular_values(regime, teacher, depth, inits, reading, preset, sizes, trajectory_cache, claim):
+def test_sgd_follows_gd_singular_values(
+    regime, teacher, depth, inits, reading, width, preset, sizes, trajectory_cache, claim
+):
     case = presets.case_id(regime, teacher, depth) + (
-        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else ""
+        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else f"-w{width}" if width else ""
     )
     row = FAMILY.predictions[regime]
     ens, runs = init_ensembles.case_runs(
-        preset(regime, teacher, depth), inits, sizes.ensembles, trajectory_cache, settle=regime == "saddle"
+        preset(regime, teacher, depth, width=width),
+        inits,
+        sizes.ensembles,
+        trajectory_cache,
+        settle=regime == "saddle",
+        wide=width is not None,
     )
     labels = [init_ensembles.init_label(i) for i in ens.inits]
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]

@@ -189,6 +189,9 @@ def test_sgd_extra_drift_trapezoid_and_richardson():
     coarse_idx = torch.arange(0, 201, 10)
     coarse, err = tb.sgd_extra_drift([p[coarse_idx] for p in path], coarse_idx, X, M, lr=0.05, c_B=1.0)
     assert all((c - f).norm().item() <= 3 * e.item() + 1e-3 * scale for c, f, e in zip(coarse, fine, err))
+    for chunk in (1, 7):  # accumulated chunk by chunk: the same sums
+        got, got_err = tb.sgd_extra_drift([p[coarse_idx] for p in path], coarse_idx, X, M, 0.05, 1.0, chunk=chunk)
+        assert all(torch.allclose(a, b, rtol=1e-12, atol=1e-15) for a, b in zip(got + got_err, coarse + err))
 
 
 def test_sgd_drift_tolerance_keeps_family_wise_coverage():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import types
 
 import numpy as np
 import pytest
@@ -10,6 +11,7 @@ import torch
 from scipy.stats import norm
 
 from dlncheck import presets
+from dlncheck.measure import events
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.tiers import NIGHTLY, QUICK, TIERS
 from dlncheck.theory import mode_dynamics as tm
@@ -43,6 +45,32 @@ def test_other_regimes_use_seeds_of_the_preset_init(tier, n):
     ens = init_ensembles.case_ensemble(exp, TIERS[tier].ensembles, sgd_runs=4)
     assert [i.seed for i in ens.inits] == list(range(n)) and {i.kind for i in ens.inits} == {"lecun"}
     assert ens.base.sgd_runs == 4
+
+
+class _Recorder:
+    """A stand-in cache that records what a case asks to train (nothing is trained)."""
+
+    def ensemble(self, ens, checkpoints):
+        self.ens, self.grid = ens, checkpoints
+        return [types.SimpleNamespace(initial_weights=None)] * len(ens)
+
+    def analysis(self, experiment, trajectory, checkpoints):
+        return None
+
+
+@pytest.mark.parametrize("depth, width", [(2, 1024), (2, 2048), (3, 1024)])
+def test_wide_runs_fit_their_byte_budget(depth, width):
+    exp = presets.experiment("ntk", "lowrank", depth, sgd_runs=32, width=width)
+    cache = _Recorder()
+    ens, runs = init_ensembles.wide_runs(exp, NIGHTLY.ensembles, cache)
+    assert ens is cache.ens and len(runs) == len(ens) and ens.base.sgd_runs == NIGHTLY.ensembles.check_sgd_runs
+    assert [i.seed for i in ens.inits] == list(range(len(ens))) and ens.base.steps == exp.steps
+    stored = len(ens) * len(cache.grid) * events.checkpoint_bytes(ens.base)
+    assert stored <= init_ensembles.WIDE_BYTES and len(cache.grid) >= init_ensembles.WIDE_MIN_CHECKPOINTS
+    if depth == 2:  # no h x h layer: the tier's inits on the preset's own grid
+        assert len(ens) == NIGHTLY.ensembles.other and cache.grid == init_ensembles.analysis_grid(ens.base)
+    else:
+        assert 1 <= len(ens) < NIGHTLY.ensembles.other and len(cache.grid) < len(init_ensembles.analysis_grid(exp))
 
 
 def test_lazy_rho_at_diag_matches_uniform_decay_simulation():

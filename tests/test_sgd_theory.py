@@ -22,7 +22,7 @@ from dlncheck.measure import lr_sweep
 from dlncheck.measure.balance import balance_matrices
 from dlncheck.saddles.certify import dense_eigenvalues, hessian, loss_function
 from dlncheck.theory import saddle_curvature as sc
-from dlncheck.theory import sgd
+from dlncheck.theory import sgd, sgd_drift
 from dlncheck.theory.gradient_noise import minibatch_factor
 
 
@@ -75,7 +75,7 @@ def test_gd_path_matches_engine_gd_run():
         torch.testing.assert_close(w, r[0, -1], rtol=1e-11, atol=1e-12)
 
 
-def test_ensemble_offsets_equal_one_config_at_a_time():
+def test_ensemble_offsets_equal_one_config_at_a_time(monkeypatch):
     """The batched GD-path program (one step loop for all inits) equals predicted_offsets per init."""
     from dlncheck import Ensemble
 
@@ -96,18 +96,26 @@ def test_ensemble_offsets_equal_one_config_at_a_time():
         Wi, Si = sgd.gd_path_drift(p.X, p.Syx, w, exp.lr, exp.steps, chunk=7)
         for a, b in zip(Wb + Sb, Wi + Si):
             torch.testing.assert_close(a[i], b, rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(sgd_drift, "CHUNK_BYTES", 8 * max(exp.widths[1:-1]) ** 2)  # inits in halves down to one
+    Wh, Sh = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps)
+    for a, b in zip(Wb + Sb, Wh + Sh):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     assert sgd.ensemble_offsets([]) == []
     with pytest.raises(ValueError, match="more than their init"):
         sgd.ensemble_offsets([tiny(depth=3), tiny(depth=3, lr=0.01)])
 
 
-def test_path_drift_stops_equal_shorter_runs():
+@pytest.mark.parametrize("halved", [False, True])
+def test_path_drift_stops_equal_shorter_runs(halved, monkeypatch):
     """Per-element stops (one program to the largest) equal a separate run of each element's own
-    length; ensemble_offsets(at_steps=...) equals the offsets of experiments that many steps long."""
+    length, also with the inits in halves (CHUNK_BYTES below one step of them all);
+    ensemble_offsets(at_steps=...) equals the offsets of experiments that many steps long."""
     from dlncheck import Ensemble
 
     ens = Ensemble(tiny(depth=3, sgd_runs=2), [Init("gaussian", 0.4, seed=s) for s in range(3)])
     exp = ens.base
+    if halved:
+        monkeypatch.setattr(sgd_drift, "CHUNK_BYTES", 8 * max(exp.widths[1:-1]) ** 2)
     p, w0 = make_problem(exp), [init_weights(e) for e in ens.experiments]
     stops = torch.tensor([exp.steps, exp.steps // 3, 0])
     Wb, Sb = sgd.gd_path_drift(p.X, p.Syx, [torch.stack(ws) for ws in zip(*w0)], exp.lr, exp.steps, 5, stops=stops)

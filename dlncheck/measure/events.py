@@ -59,14 +59,14 @@ def time_grid_for(experiment: Experiment, budget_bytes: int = 2**28) -> list[int
     """:func:`time_grid` for an experiment, capped so the stored weights of all runs at all
     checkpoints fit in ``budget_bytes`` (wide NTK nets with 33 runs would otherwise store
     gigabytes, and their partial products several times more)."""
+    return time_grid(experiment.steps, max_points=max(16, budget_bytes // checkpoint_bytes(experiment)))
+
+
+def checkpoint_bytes(experiment: Experiment) -> int:
+    """Bytes of the weights of all the experiment's runs (GD and its SGD runs) at one checkpoint."""
     widths = experiment.widths
-    per_checkpoint = (
-        experiment.runs
-        * sum(a * b for a, b in zip(widths[1:], widths[:-1]))
-        * torch.finfo(experiment.torch_dtype).bits
-        // 8
-    )
-    return time_grid(experiment.steps, max_points=max(16, budget_bytes // per_checkpoint))
+    params = sum(a * b for a, b in zip(widths[1:], widths[:-1]))
+    return experiment.runs * params * torch.finfo(experiment.torch_dtype).bits // 8
 
 
 def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels: ArrayLike) -> torch.Tensor:

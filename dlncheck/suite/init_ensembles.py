@@ -109,12 +109,33 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     return int(min(cap, max([base.steps, *last])))
 
 
-def analysis_grid(exp: Experiment) -> list[int]:
+def analysis_grid(exp: Experiment, max_points: int | None = None) -> list[int]:
     """The analysis grid (fixed before looking): the stagewise grid; NTK's 128-wide products
-    cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps)."""
+    cost ~10 ms per SVD, so its ~180-step run is read at ~56 points (every ~3 steps), or at most
+    ``max_points`` (both parts thinned in proportion, events.time_grid)."""
     if exp.init.kind == "lecun":
-        return events.time_grid(exp.steps, n_linear=40, n_log=16)
+        return events.time_grid(exp.steps, n_linear=40, n_log=16, max_points=max_points)
     return events.time_grid_for(exp)
+
+
+#: a wide ntk re-read (issue #28 item 4): the bytes its ensemble's stored weights may take, and the
+#: fewest checkpoints per init before inits are cut
+WIDE_BYTES, WIDE_MIN_CHECKPOINTS = 7 * 10**8, 8
+
+
+def wide_runs(exp: Experiment, sizes: Sizes, cache) -> tuple[Ensemble, list]:
+    """:func:`case_runs` for the ntk preset rebuilt at a lazy width (fixed before looking): GD and
+    ``sizes.check_sgd_runs`` SGD runs per init (as the regime check), ``sizes.other`` seeds cut to as
+    many (at least one) as hold WIDE_MIN_CHECKPOINTS checkpoints within WIDE_BYTES, and the analysis
+    grid thinned to what fits then. An h x h layer stores 8 h^2 bytes per run and checkpoint and
+    its SVD takes ~1 s at h = 1024, so L >= 3 runs few inits on a coarse grid; L = 2 keeps both (a case's
+    peak memory is about three times its stored weights)."""
+    exp = dataclasses.replace(exp, sgd_runs=sizes.check_sgd_runs)
+    per_init = events.checkpoint_bytes(exp)
+    n = max(1, min(sizes.other, WIDE_BYTES // (WIDE_MIN_CHECKPOINTS * per_init)))
+    ens = Ensemble(exp, [dataclasses.replace(exp.init, seed=i) for i in range(n)])
+    grid = functools.partial(analysis_grid, max_points=WIDE_BYTES // (n * per_init))
+    return ensemble_runs(exp, ens, cache, grid=grid)
 
 
 COARSE_GRID = (30, 30)  # (linear, log-spaced) checkpoints of the distance claims outside the saddle regime
@@ -127,25 +148,32 @@ def distance_grid(regime: str, exp: Experiment) -> list[int]:
     return events.time_grid_for(exp) if regime == "saddle" else events.time_grid(exp.steps, *COARSE_GRID)
 
 
-def case_runs(exp: Experiment, inits: str, sizes: Sizes, cache, settle: bool = False) -> tuple[Ensemble, list]:
+def case_runs(
+    exp: Experiment, inits: str, sizes: Sizes, cache, settle: bool = False, wide: bool = False
+) -> tuple[Ensemble, list]:
     """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
-    own init alone (the control), else :func:`case_ensemble`; with ``settle``, lengthened by
-    :func:`settled_ensemble`; trained in one program through ``cache.ensemble`` and analysed once
-    through ``cache.analysis``."""
+    own init alone (the control), ``wide`` -> :func:`wide_runs`, else :func:`case_ensemble`; with
+    ``settle``, lengthened by :func:`settled_ensemble`; trained in one program through
+    ``cache.ensemble`` and analysed once through ``cache.analysis``."""
+    if wide:
+        return wide_runs(exp, sizes, cache)
     ens = Ensemble(exp, [exp.init]) if inits == "aligned" else case_ensemble(exp, sizes)
     return ensemble_runs(exp, ens, cache, settle)
 
 
-def ensemble_runs(aligned: Experiment, ens: Ensemble, cache, settle: bool = False) -> tuple[Ensemble, list]:
-    """:func:`case_runs` for a given ensemble (``aligned``: its preset, for the settling cap)."""
+def ensemble_runs(
+    aligned: Experiment, ens: Ensemble, cache, settle: bool = False, grid=analysis_grid
+) -> tuple[Ensemble, list]:
+    """:func:`case_runs` for a given ensemble (``aligned``: its preset, for the settling cap) on
+    ``grid(experiment)``'s checkpoints."""
     if settle:
-        ens = settled_ensemble(aligned, ens, cache, analysis_grid)
-    grid = analysis_grid(ens.base)
-    et = cache.ensemble(ens, checkpoints=grid)
+        ens = settled_ensemble(aligned, ens, cache, grid)
+    checkpoints = grid(ens.base)
+    et = cache.ensemble(ens, checkpoints=checkpoints)
     return ens, [
         (
             et[i],
-            cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=grid),
+            cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=checkpoints),
             trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i]),
         )
         for i in range(len(ens))
@@ -268,4 +296,5 @@ __all__ = [
     "settled_ensemble",
     "summary",
     "trapped",
+    "wide_runs",
 ]

@@ -9,6 +9,7 @@ import torch
 from scipy.stats import t as student_t
 
 from dlncheck.theory import sgd as sgd_theory
+from dlncheck.theory.sgd_drift import CHUNK_BYTES
 
 
 def balanced_residual_prediction(D0_norm: torch.Tensor, s: torch.Tensor, depth: int) -> torch.Tensor:
@@ -62,9 +63,13 @@ def sgd_drift_tolerance(predicted_norm: float, h: float, spread: float, sgd_runs
     return h * predicted_norm + t * spread / sgd_runs**0.5
 
 
-def _trapezoid(C: list[torch.Tensor], steps: torch.Tensor) -> list[torch.Tensor]:
-    w = torch.diff(steps.double()) / 2  # (K-1,)
-    return [((c[..., 1:, :, :] + c[..., :-1, :, :]) * w.view(-1, 1, 1).to(c)).sum(-3) for c in C]
+def _trapezoid_weights(steps: torch.Tensor) -> torch.Tensor:
+    """(K,) weights of the trapezoid rule over the points ``steps``: sum_k w_k f(steps_k)."""
+    d = torch.diff(steps.double()) / 2
+    w = torch.zeros(steps.shape[0], dtype=torch.float64)
+    w[:-1] += d
+    w[1:] += d
+    return w
 
 
 def sgd_extra_drift(
@@ -85,23 +90,25 @@ def sgd_extra_drift(
     trapezoid (error ~ spacing^2): |S(grid) - S(every other point)| / 3, returned per pair as the
     second list (norms, (...)) so a tolerance can add it. Returns ([c_B S_l], [quadrature error]).
     ``labels``: as in theory.sgd.drift_covariance (the data set's labels; M then its Y X^T / n).
-    """
+    Both sums are accumulated over ``chunk`` checkpoints at a time, fewer where their d_l x d_l
+    C_l would pass sgd_drift.CHUNK_BYTES (wide ntk layers)."""
     labels = None if labels is None else labels.to(gd_weights[0])
     K = steps.shape[0]
-    C = [
-        torch.cat(parts, -3)
-        for parts in zip(
-            *(
-                sgd_theory.drift_covariance(
-                    [w[..., k : k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]), M.to(gd_weights[0]), labels
-                )
-                for k in range(0, K, chunk)
-            )
-        )
-    ]
     half = torch.cat([torch.arange(0, K, 2), torch.tensor([K - 1])]).unique()
-    full = _trapezoid(C, steps)
-    coarse = _trapezoid([c[..., half, :, :] for c in C], steps[half])
+    weights = torch.zeros(2, K, dtype=torch.float64)  # the full grid's and every other point's
+    weights[0], weights[1, half] = _trapezoid_weights(steps), _trapezoid_weights(steps[half])
+    widest = max(w.shape[-2] for w in gd_weights[:-1]) if len(gd_weights) > 1 else 1
+    chunk = max(1, min(chunk, CHUNK_BYTES // (8 * widest**2)))
+    full: list[torch.Tensor] = []
+    coarse: list[torch.Tensor] = []
+    for k in range(0, K, chunk):
+        C = sgd_theory.drift_covariance(
+            [w[..., k : k + chunk, :, :] for w in gd_weights], X.to(gd_weights[0]), M.to(gd_weights[0]), labels
+        )
+        a, b = (weights[i, k : k + chunk].view(-1, 1, 1) for i in (0, 1))
+        sums = [((c * a.to(c)).sum(-3), (c * b.to(c)).sum(-3)) for c in C]
+        full = [f + s[0] for f, s in zip(full, sums)] if full else [s[0] for s in sums]
+        coarse = [g + s[1] for g, s in zip(coarse, sums)] if coarse else [s[1] for s in sums]
     scale = c_B * lr**2
     return (
         [scale * f for f in full],

@@ -112,6 +112,10 @@ def _drift_from_moments(weights: list[torch.Tensor], m: DataMoments) -> list[tor
     return out
 
 
+#: bytes one d_l x d_l output of the batched drift pass may take over its path points (gd_path_drift)
+CHUNK_BYTES = 2**26
+
+
 def gd_path_drift(
     X: torch.Tensor,
     M: torch.Tensor,
@@ -127,10 +131,13 @@ def gd_path_drift(
 
     weights0 may carry leading batch axes (several inits of one data set: one program, one Python
     step loop for all). The weights of about ``chunk`` consecutive path points (steps x inits) are
-    buffered and their C_l computed in one batched call. ``stops`` (integers of the batch shape,
-    each in [0, steps]): each element's own step count instead of ``steps`` (its sum stops at
-    t < stop and its weights are those at step stop; one program runs to the largest). Returns
-    (GD weights at the end, [S_l]); predicted E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
+    buffered and their C_l computed in one batched call, fewer where one path point's d_l x d_l
+    output would make the batch pass CHUNK_BYTES (each point holds three: wide ntk layers, h = 1024,
+    take 8 MB each), and inits (one leading axis) in halves where one step of them all would.
+    ``stops`` (integers of the batch shape, each in [0, steps]): each element's own step count
+    instead of ``steps`` (its sum stops at t < stop and its weights are those at step stop; one
+    program runs to the largest). Returns (GD weights at the end, [S_l]); predicted
+    E[D_l^SGD(T)] - D_l^GD(T) = c_B * S_l."""
     W = [w.detach().to(torch.float64).clone() for w in weights0]
     X, M = X.to(torch.float64), M.to(torch.float64)
     labels = None if labels is None else labels.to(torch.float64)
@@ -138,8 +145,14 @@ def gd_path_drift(
     stops = torch.full(batch, steps) if stops is None else torch.as_tensor(stops).expand(batch)
     if bool(((stops < 0) | (stops > steps)).any()):
         raise ValueError(f"stops={stops.reshape(-1).tolist()} is invalid: each must lie in [0, steps={steps}]")
+    widest = max(w.shape[-2] for w in W[:-1]) if len(W) > 1 else 1
+    if len(batch) == 1 and batch[0] > 1 and batch[0] * 8 * widest**2 > CHUNK_BYTES:
+        parts = torch.arange(batch[0]).tensor_split(2)
+        halves = [gd_path_drift(X, M, [w[p] for w in W], lr, steps, chunk, labels, stops[p]) for p in parts]
+        W_end, S = ([torch.cat(ts) for ts in zip(*(h[i] for h in halves))] for i in (0, 1))
+        return W_end, S
     steps = int(stops.max()) if stops.numel() else steps
-    chunk = max(1, chunk // max(1, batch.numel()))
+    chunk = max(1, min(chunk, CHUNK_BYTES // (8 * widest**2)) // max(1, batch.numel()))
     moments = DataMoments.of(X, M, labels)
     acc = [torch.zeros(*batch, w.shape[-2], w.shape[-2], dtype=torch.float64) for w in W[:-1]]
     buffers = [torch.empty(chunk, *w.shape, dtype=torch.float64) for w in W]
