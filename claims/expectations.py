@@ -113,6 +113,21 @@ def progress_quick(regime: str, teacher: str, depth: int, inits: str, reading: s
     return (quick_depths if reading == "progress" else deepest_quick)(regime, teacher, depth)
 
 
+def pattern_cases() -> list:
+    """rank_patterns and singular_patterns: every preset with its progress readings (values regime,
+    teacher, depth, inits, reading, width), the quick tier at the preset width, the wide ntk
+    re-reads nightly."""
+    return cases(quick=at_preset_width(progress_quick), variants=wide(progress_readings))
+
+
+def pattern_case_id(regime: str, teacher: str, depth: int, inits: str, reading: str, width: int | None) -> str:
+    """The case id a :func:`pattern_cases` case's values give back to the claim."""
+    suffix = (
+        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else f"-w{width}" if width else ""
+    )
+    return presets.case_id(regime, teacher, depth) + suffix
+
+
 def param(case_id: str, *values, nightly: bool = False):
     """``pytest.param(*values, id=case_id)``, marked ``nightly`` if asked (for families that build
     their own case ids: a seed scan, a sweep, named published results)."""

@@ -159,19 +159,11 @@ def evaluate(traj, analysis, kind, trapped, reading="time"):
     )
 
 
-@pytest.mark.parametrize(
-    "regime, teacher, depth, inits, reading, width",
-    expectations.cases(
-        quick=expectations.at_preset_width(expectations.progress_quick),
-        variants=expectations.wide(expectations.progress_readings),
-    ),
-)
+@pytest.mark.parametrize("regime, teacher, depth, inits, reading, width", expectations.pattern_cases())
 def test_sgd_follows_gd_rank_pattern(
     regime, teacher, depth, inits, reading, width, preset, sizes, trajectory_cache, claim
 ):
-    case = presets.case_id(regime, teacher, depth) + (
-        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else f"-w{width}" if width else ""
-    )
+    case = expectations.pattern_case_id(regime, teacher, depth, inits, reading, width)
     pred = FAMILY.predictions[regime]
     ens, runs = init_ensembles.case_runs(
         preset(regime, teacher, depth, width=width),

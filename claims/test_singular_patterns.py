@@ -38,7 +38,7 @@ import pytest
 import torch
 
 from claims import expectations
-from dlncheck import presets, spectra
+from dlncheck import spectra
 from dlncheck.config.data import make_problem
 from dlncheck.measure import balance, compare, events, progress_exact
 from dlncheck.report import plots
@@ -124,19 +124,11 @@ def evaluate(exp, analysis, predicted, exact=None):
     )
 
 
-@pytest.mark.parametrize(
-    "regime, teacher, depth, inits, reading, width",
-    expectations.cases(
-        quick=expectations.at_preset_width(expectations.progress_quick),
-        variants=expectations.wide(expectations.progress_readings),
-    ),
-)
+@pytest.mark.parametrize("regime, teacher, depth, inits, reading, width", expectations.pattern_cases())
 def test_sgd_follows_gd_singular_values(
     regime, teacher, depth, inits, reading, width, preset, sizes, trajectory_cache, claim
 ):
-    case = presets.case_id(regime, teacher, depth) + (
-        "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else f"-w{width}" if width else ""
-    )
+    case = expectations.pattern_case_id(regime, teacher, depth, inits, reading, width)
     row = FAMILY.predictions[regime]
     ens, runs = init_ensembles.case_runs(
         preset(regime, teacher, depth, width=width),
