@@ -21,7 +21,7 @@ from dlncheck.suite import cli, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = [
-    "claims/test_balance.py::test_balance[saddle-lowrank-L3]",
+    "claims/test_balance.py::test_balance[saddle-lowrank-L3-time]",
     "claims/test_balance.py::test_balance[saddle-lowrank-L3-aligned]",
 ]
 TINY = {"tier": "quick", "regimes": ["saddle"], "teachers": ["lowrank"], "depths": [3], "lr_factors": [1.0, 0.5]}
