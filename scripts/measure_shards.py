@@ -10,7 +10,8 @@ memory in use is the sum of the proportional set sizes (PSS: a page shared by k 
 user + system time (``getrusage(RUSAGE_CHILDREN)``), which another load on the machine slows but
 does not add to. The record (one JSON object) goes to ``--out`` (default claims/shard_costs.json),
 from which ``scripts/write_docs.py --shard-costs`` writes the table in docs/nightly.md and the line
-in the README.
+in the README. ``--keep DIR`` keeps each shard's reports and log (to merge them with ``dlncheck report merge``
+for the nightly report's size and contradictions); by default they go with a temporary folder.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="pytest -n per shard, as the workflow runs it")
     p.add_argument("--only", type=int, nargs="*", help="measure only these K (default: all)")
     p.add_argument("--out", type=Path, default=ROOT / "claims" / "shard_costs.json")
+    p.add_argument("--keep", type=Path, help="keep each shard's reports, cache and log in this folder (to merge)")
     args = p.parse_args(argv)
     if args.shards < 1 or args.workers < 1:
         p.error("--shards and --workers must be at least 1")
@@ -97,13 +99,14 @@ def main(argv: list[str] | None = None) -> int:
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.machine()}",
         "rows": [],
     }
-    with tempfile.TemporaryDirectory(prefix="dlncheck-shards-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="dlncheck-shards-") as scratch:
+        tmp = args.keep or scratch
         for k in args.only or range(1, args.shards + 1):
             folder = Path(tmp, f"shard-{k}")
             command = [sys.executable, "-m", "pytest", "claims", "--tier", args.tier, "-n", str(args.workers)]
             command += ["--shard", f"{k}/{args.shards}", "-p", "no:cacheprovider", "-q"]
             command += ["--reports-dir", str(folder / "reports"), "--cache-dir", str(folder / "cache")]
-            folder.mkdir()
+            folder.mkdir(parents=True)
             row = {"shard": k, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
             print(json.dumps(row), flush=True)
             record["rows"].append(row)
