@@ -83,6 +83,16 @@ def test_fused_equals_torch_for_random_shapes(depth, widths, seed, batch):
     assert_same(*both(exp, checkpoints=[0, 17, 60]))
 
 
+@pytest.mark.parametrize("d_in, hidden, depth", [(5, 64, 3), (10, 70, 3), (12, 66, 4)])
+def test_fused_equals_torch_through_the_one_pass_thin_update(d_in, hidden, depth):
+    """Thin inputs (5 <= d_in <= 12) and hidden widths >= 64 take the kernel's one-pass product and
+    update of each hidden layer (thin_pass), hidden widths off the SIMD width included."""
+    teacher = Teacher(4, d_in, (2.0, 1.0, 0.5), seed=d_in)
+    exp = experiment(teacher, depth, hidden, steps=30, S=2, init=Init("lecun", 0.8, seed=1), lr=0.02)
+    assert fused.supports(exp)
+    assert_same(*both(exp, checkpoints=[0, 11, 30]))
+
+
 def test_fused_equals_torch_for_an_lr_ensemble_with_per_run_checkpoints():
     ens = Ensemble(
         experiment(steps=200), [Init("gaussian", 0.4, seed=1), Init("balanced", 0.3, seed=2)], lrs=[0.05, 0.1]

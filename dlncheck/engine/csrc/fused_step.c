@@ -114,6 +114,52 @@ static void gemm(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si, in
     gemm_ld(m, k, nc, A, si, sp, B, nc, C, nc, subtract, lr);
 }
 
+/* The strip of thin_pass: columns j.. (nb vectors) of W (m x Dl), every row p in order:
+ * T[c] += back[p, c] W[p] (the old W), then W[p] -= lr sum_c back[p, c] Pt[c], the sums in the order of
+ * gemm's, so the result is gemm_ld's thin product followed by gemm's update, with W read once. */
+static inline __attribute__((always_inline)) void thin_strip(const int mr, const int nb, int64_t m, int64_t Dl,
+                                                            const real *back, int64_t ldb, real *W,
+                                                            const real *Pt, real *T, real lr) {
+    vec acc[12][2], pt[12][2];
+    for (int c = 0; c < mr; c++)
+        for (int q = 0; q < nb; q++) { acc[c][q] = splat(0); pt[c][q] = load(Pt + c * Dl + q * V); }
+    for (int64_t p = 0; p < m; p++) {
+        vec w[2], s[2];
+        for (int q = 0; q < nb; q++) { w[q] = load(W + p * Dl + q * V); s[q] = splat(0); }
+        for (int c = 0; c < mr; c++) {
+            const vec a = splat(back[p * ldb + c]);
+            for (int q = 0; q < nb; q++) { acc[c][q] += a * w[q]; s[q] += a * pt[c][q]; }
+        }
+        for (int q = 0; q < nb; q++) store(W + p * Dl + q * V, w[q] - splat(lr) * s[q]);
+    }
+    for (int c = 0; c < mr; c++)
+        for (int q = 0; q < nb; q++) store(T + c * Dl + q * V, acc[c][q]);
+}
+
+#define STRIP(mr) \
+    if (nb == 1) thin_strip(mr, 1, m, Dl, back, ldb, W + j, Pt + j, T + j, lr); \
+    else thin_strip(mr, 2, m, Dl, back, ldb, W + j, Pt + j, T + j, lr)
+
+/* One pass over W (m x Dl) for a thin back (m x d0, leading dimension ldb; 5 <= d0 <= 12):
+ * T = back^T W (d0 x Dl, from W before the step) and W -= lr back Pt (Pt: d0 x Dl). Memory-bound
+ * at large widths, so reading W once instead of twice is what counts (issue #28). */
+static void thin_pass(int64_t d0, int64_t m, int64_t Dl, const real *back, int64_t ldb, real *W,
+                      const real *Pt, real *T, real lr) {
+    for (int64_t j = 0; j < Dl; j += 2 * V) {
+        const int nb = Dl - j >= 2 * V ? 2 : 1;
+        switch (d0) {
+            case 5: STRIP(5); break;
+            case 6: STRIP(6); break;
+            case 7: STRIP(7); break;
+            case 8: STRIP(8); break;
+            case 9: STRIP(9); break;
+            case 10: STRIP(10); break;
+            case 11: STRIP(11); break;
+            default: STRIP(12);
+        }
+    }
+}
+
 /* moment[c] = mean over b < B of outer[batch[b], c], for cols (a multiple of V) columns; the
  * rows are summed in order b = 0, 1, ..., 4 column vectors at a time held in registers */
 static inline __attribute__((always_inline)) void sum_rows(const int nb, const int64_t *batch, int64_t B,
@@ -239,14 +285,14 @@ int dln_advance(int L, const int64_t *widths, int64_t rows, int64_t runs, int64_
                 const int64_t dl = widths[l], Dl = padded(dl);
                 for (int64_t p = 0; p < d0; p++)      /* P_{l-1}^T, rows padded to Dl */
                     for (int64_t j = 0; j < Dl; j++) transposed[p * Dl + j] = j < dl ? P[l - 1][j * D0 + p] : 0;
-                if (d0 >= 5 && d0 <= 12 && dl >= 64) {  /* below^T = back^T W_l: a thin product, W_l read once */
-                    gemm_ld(d0, widths[l + 1], Dl, back, 1, D0, w[l], Dl, E, Dl, 0, 0);
+                if (d0 >= 5 && d0 <= 12 && dl >= 64) {  /* below^T = back^T W_l and the update: one pass */
+                    thin_pass(d0, widths[l + 1], Dl, back, D0, w[l], transposed, E, lr[n]);
                     for (int64_t c = 0; c < D0; c++)
                         for (int64_t j = 0; j < dl; j++) below[j * D0 + c] = c < d0 ? E[c * Dl + j] : 0;
                 } else {
                     gemm(dl, widths[l + 1], D0, w[l], 1, Dl, back, below, 0, 0);
+                    gemm(widths[l + 1], d0, Dl, back, D0, 1, transposed, w[l], 1, lr[n]);
                 }
-                gemm(widths[l + 1], d0, Dl, back, D0, 1, transposed, w[l], 1, lr[n]);
                 real *t = back; back = below; below = t;
             }
             for (int64_t i = 0; i < widths[1] * D0; i += V)
