@@ -6,7 +6,8 @@ Each shard ``pytest claims --tier T -n W --shard K/N`` runs alone, with its own 
 cache (a CI runner starts empty), while a sampler reads its whole process tree once a second. The
 memory in use is the sum of the proportional set sizes (PSS: a page shared by k processes counts
 1/k in each), so the workers' shared libraries are not counted twice; the summed resident sizes
-(an upper bound) and the largest single process are kept beside it. CPU seconds are the tree's
+(an upper bound) and the largest single process are kept beside it, with the shard's heaviest cases (each case's own
+peak, ``peak_gb`` of its record in results.json). CPU seconds are the tree's
 user + system time (``getrusage(RUSAGE_CHILDREN)``), which another load on the machine slows but
 does not add to. The record (one JSON object) goes to ``--out`` (default claims/shard_costs.json),
 from which ``scripts/write_docs.py --shard-costs`` writes the table in docs/nightly.md and the line
@@ -75,6 +76,15 @@ def run_shard(command: list[str], log: Path, every: float = 1.0) -> dict[str, fl
     }
 
 
+def heaviest(results: Path, n: int = 5) -> list[list]:
+    """The ``n`` cases of a shard's results.json with the largest peak memory: [[node id, GB, seconds]]."""
+    if not results.is_file():
+        return []
+    claims = json.loads(results.read_text(encoding="utf-8"))["claims"]
+    ranked = sorted((c for c in claims if c.get("peak_gb") is not None), key=lambda c: -c["peak_gb"])
+    return [[c["nodeid"], round(c["peak_gb"], 2), round(c["duration"], 1)] for c in ranked[:n]]
+
+
 def _commit() -> str:
     out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
@@ -108,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--reports-dir", str(folder / "reports"), "--cache-dir", str(folder / "cache")]
             folder.mkdir(parents=True)
             row = {"shard": k, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
+            row["heaviest"] = heaviest(folder / "reports" / "results.json")
             print(json.dumps(row), flush=True)
             record["rows"].append(row)
     write_text(args.out, json.dumps(record, indent=1) + "\n")  # all shards or nothing

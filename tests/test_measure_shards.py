@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 
@@ -25,3 +26,10 @@ def test_a_child_s_memory_is_counted_and_the_exit_status_kept(tmp_path):
     assert 0.29 <= row["largest_process_gb"] <= 0.45  # the child, not the parent
     assert row["peak_pss_gb"] >= 0.29 and row["peak_rss_sum_gb"] >= row["peak_pss_gb"]
     assert row["wall_s"] >= 1.5 and row["cpu_s"] > 0
+
+
+def test_heaviest_cases_come_from_the_records_peaks(tmp_path):
+    claims = [{"nodeid": f"c{k}", "peak_gb": p, "duration": 1.0} for k, p in enumerate([0.5, None, 3.25, 1.0])]
+    (tmp_path / "results.json").write_text(json.dumps({"claims": claims}))
+    assert measure_shards.heaviest(tmp_path / "results.json", n=2) == [["c2", 3.25, 1.0], ["c3", 1.0, 1.0]]
+    assert measure_shards.heaviest(tmp_path / "absent.json") == []
