@@ -13,6 +13,8 @@ does not add to. The record (one JSON object) goes to ``--out`` (default claims/
 from which ``scripts/write_docs.py --shard-costs`` writes the table in docs/nightly.md and the line
 in the README. ``--keep DIR`` keeps each shard's reports and log (to merge them with ``dlncheck report merge``
 for the nightly report's size and contradictions); by default they go with a temporary folder.
+Each row names the commit it measured; ``--append`` keeps the other shards' rows of an existing
+record (shards measured one at a time, on different days).
 """
 
 from __future__ import annotations
@@ -98,17 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", type=int, nargs="*", help="measure only these K (default: all)")
     p.add_argument("--out", type=Path, default=ROOT / "claims" / "shard_costs.json")
     p.add_argument("--keep", type=Path, help="keep each shard's reports, cache and log in this folder (to merge)")
+    p.add_argument("--append", action="store_true", help="keep the other shards' rows of an existing --out record")
     args = p.parse_args(argv)
     if args.shards < 1 or args.workers < 1:
         p.error("--shards and --workers must be at least 1")
+    commit = _commit()
     record = {
         "tier": args.tier,
         "shards": args.shards,
         "workers": args.workers,
-        "commit": _commit(),
+        "commit": commit,
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.machine()}",
         "rows": [],
     }
+    kept: list[dict] = []  # the other shards' rows of the record appended to
+    if args.append and args.out.is_file():
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        same = {k: old.get(k) for k in ("tier", "shards", "workers", "machine")}
+        if same != {k: record[k] for k in same}:
+            p.error(f"--append: {args.out} was measured as {same}, not as this run; choose another --out")
+        measured = set(args.only or range(1, args.shards + 1))
+        kept = [{"commit": old["commit"], **row} for row in old["rows"] if row["shard"] not in measured]
     with tempfile.TemporaryDirectory(prefix="dlncheck-shards-") as scratch:
         tmp = args.keep or scratch
         for k in args.only or range(1, args.shards + 1):
@@ -117,12 +129,14 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--shard", f"{k}/{args.shards}", "-p", "no:cacheprovider", "-q"]
             command += ["--reports-dir", str(folder / "reports"), "--cache-dir", str(folder / "cache")]
             folder.mkdir(parents=True)
-            row = {"shard": k, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
+            row = {"shard": k, "commit": commit, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
             row["heaviest"] = heaviest(folder / "reports" / "results.json")
             print(json.dumps(row), flush=True)
             record["rows"].append(row)
+    measured_rows = record["rows"]
+    record["rows"] = sorted(kept + measured_rows, key=lambda row: row["shard"])
     write_text(args.out, json.dumps(record, indent=1) + "\n")  # all shards or nothing
-    return max(int(row["exit"]) for row in record["rows"])
+    return max(int(row["exit"]) for row in measured_rows)
 
 
 if __name__ == "__main__":
