@@ -14,7 +14,10 @@ measure.align reads the whitened teacher's plateaus, which these data move).
 
 1. ``test_sgd_drift_beyond_assumptions`` asserts what theory still predicts: SGD's extra balance
    drift is c_B lr^2 sum_t C_l(W_t^GD) on GD's own path, first order in lr c_B
-   (theory.assumptions item 1), per init and pair within theory.balance_drift's tolerance.
+   (theory.assumptions item 1), per init and pair within theory.balance_drift's tolerance, where its
+   secular premise holds (theory.balance_drift.secular_share <= h, derived at L = 2); outside it (the
+   digits' labels keep the noise alive at GD's minimum and SGD relaxes toward noise balance) GD's path
+   is reported and the drift identity on each SGD run's own path is asserted.
 2. ``test_golden_path_beyond_assumptions`` asserts the golden path's rank reading where the
    rank-pattern family asserts it, on GD's plateaus: d_r = 0 outside the ambiguous entries
    (theory.rank_gap: a rank can flip only where GD's value sits within z SGD spreads of the floor,
