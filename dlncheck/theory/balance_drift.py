@@ -89,7 +89,9 @@ def secular_share(predicted_norm: float, gram_norm: float) -> float:
     the drift and of the Gram stand for the modes (Cauchy-Schwarz over codiagonal modes gives
     sum_a P_a^2 y_a^2 >= ||P||^2 y^2 at first order). Where the share exceeds the truncation allowance h
     of :func:`sgd_drift_tolerance`, the secular term alone can exceed the tolerance: the first-order
-    prediction is outside its premise (exploratory there), not contradicted."""
+    prediction is outside its premise (exploratory there), not contradicted. Source: the discrete drift
+    identity (measure.balance.discrete_drift) on the minimum set; the relaxation toward noise balance is
+    the law of balance (Ziyin, Li & Ueda, arXiv:2308.06671; claims/published_drift.py)."""
     if not gram_norm > 0:
         raise ValueError(f"gram_norm={gram_norm!r} is invalid: the layers' Gram norm at GD's end must be > 0")
     y = abs(predicted_norm) / (2 * gram_norm)
