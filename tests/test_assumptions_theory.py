@@ -73,3 +73,26 @@ def test_modes_decouple_and_target_coefficients(options, decouple):
     s = np.linalg.svd((Y @ X.T / n) @ V @ np.diag(w**-0.5) @ V.T, compute_uv=False)[:3]
     C = assumptions.target_coefficients(p.least_squares[None], p, 3)[0].numpy()
     np.testing.assert_allclose(C, np.diag(s), atol=1e-10 * s[0])
+
+
+@pytest.mark.parametrize(
+    "options, width, vanishes",
+    [
+        ({}, 3, True),
+        ({"input_condition": 10.0, "input_basis": "random"}, 3, True),
+        ({}, 2, False),  # the teacher's rank 3 above the bottleneck
+        ({"label_noise": 0.2}, 3, False),
+    ],
+)
+def test_noise_vanishes_where_the_best_rank_w_map_fits_every_sample(options, width, vanishes):
+    """noise_vanishes (theory.assumptions item 6) against the raw samples: the per-sample residuals of the
+    reduced-rank regression's map (NumPy) all vanish exactly where it says the noise does."""
+    p = make_problem(experiment(**options))
+    X, Y = p.X.numpy(), p.Y.numpy()
+    n = X.shape[1]
+    w, V = np.linalg.eigh(X @ X.T / n)
+    Rinv = V @ np.diag(w**-0.5) @ V.T
+    U, s, Vh = np.linalg.svd((Y @ X.T / n) @ Rinv)
+    residual = Y - (U[:, :width] * s[:width]) @ Vh[:width] @ Rinv @ X
+    assert bool(np.abs(residual).max() <= 1e-10 * np.abs(Y).max()) is vanishes
+    assert assumptions.noise_vanishes(p, width) is vanishes

@@ -33,6 +33,16 @@ rotated away from it), the teacher's rank exceeds the bottleneck, or the init is
    p is measure.progress's). Where they couple a mode's coefficient is no stage of a staircase, so
    the matching uses the loss level instead (measure.progress.loss_progress: the fraction of the
    reducible loss shed, down to :func:`bottleneck_loss`), the other alignment the protocol names.
+6. First-order log singular value offsets (theory.sgd item 2 from the drift of item 1, band
+   theory.offset_band) beyond whitened data. The split reads D_l in each learned mode's own frame,
+   which a path keeps only where the modes decouple (:func:`modes_decouple`, item 5). Its band's
+   relative term h (theory.sgd.truncation_tolerance) holds while the drift stops at GD's minimum:
+   the per-sample gradients r_i x_i^T vanish there only if every residual r_i = W* x_i - y_i does,
+   i.e. the labels are exactly a linear map of the inputs of rank <= the narrowest width
+   (:func:`noise_vanishes`: no label noise, no data-set residual, no teacher above the bottleneck).
+   Otherwise the noise acts at the minimum at a constant rate and the drift grows secularly, a term
+   h does not cover. Both are properties of the data and the widths, fixed before any run; the
+   init's own premise is theory.split_premise's.
 """
 
 from __future__ import annotations
@@ -115,3 +125,11 @@ def bottleneck_loss(problem: Problem, width: int) -> float:
     sigma_k(Syx Sxx^{-1/2})^2 + the offset."""
     s = torch.linalg.svdvals(_whitened_teacher(problem))
     return 0.5 * float(s[width:].square().sum()) + problem.loss_offset
+
+
+def noise_vanishes(problem: Problem, width: int, rtol: float = 1e-9) -> bool:
+    """Whether SGD's per-sample gradient noise vanishes at GD's reachable minimum (item 6): the least
+    loss of a rank <= ``width`` map (:func:`bottleneck_loss`) is zero up to ``rtol`` times the loss of
+    the zero map, 0.5 ||Y||_F^2 / n (the float64 round-off of the data's moments, far below it)."""
+    zero_map = 0.5 * float(problem.Y.double().square().sum()) / problem.Y.shape[1]
+    return abs(bottleneck_loss(problem, width)) <= rtol * zero_map
