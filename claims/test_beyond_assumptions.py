@@ -43,8 +43,10 @@ measure.align reads the whitened teacher's plateaus, which these data move).
    the derivation's premises hold, decided before any comparison: for the case, modes that decouple
    and per-sample noise that vanishes at GD's reachable minimum (theory.assumptions item 6: not on
    noisy or data-set labels, nor with a teacher above the bottleneck); per init, the split's balance
-   premise (theory.split_premise: max_l ||D_l(0)||_2 / s_min^{2/L} <= h) and every mode learned by GD
-   (theory.assumptions.learning_times, GD alone); per entry, a simple singular value
+   premise (theory.split_premise: max_l ||D_l(0)||_2 / s_min^{2/L} <= h) and every run settled at the
+   minimum by the end (its last learning time, theory.assumptions.learning_times, at least
+   theory.assumptions.settling_margin before it: the split is predicted where it is conserved, as the
+   singular_patterns family settles its runs by construction); per entry, a simple singular value
    (theory.sgd.split_predicted). Inits outside are reported beside; a case with none inside is
    exploratory and says which premise fails. The drift identity, which needs none of these, is
    asserted for every init by test 1.
@@ -131,7 +133,7 @@ FAMILY = Family(
             "and plateaus where modes couple are exploratory (theory.assumptions, items 2-3)",
         ),
         "offsets": Prediction(
-            "every init inside the split's premise (balance ratio <= h, every mode learned): at the end, GD's top-r "
+            "every init inside the split's premise (balance ratio <= h, every run settled): at the end, GD's top-r "
             "log singular values of every P_ij = SGD mean minus the first-order offset predicted from GD's own "
             "path, within z std_SGD / sqrt(S) + h |o| + 1e-8 (Bonferroni over the init's entries; repeated "
             "values set apart)",
@@ -144,7 +146,7 @@ FAMILY = Family(
             "from GD's own path are reported",
             "outside the split's premise (theory.assumptions item 6, theory.split_premise): coupled modes, "
             "noise that does not vanish at GD's minimum (label noise, data-set labels, a teacher above the "
-            "bottleneck) or no init balanced within h with every mode learned; the drift identity is asserted "
+            "bottleneck) or no init balanced within h with every run settled; the drift identity is asserted "
             "(test_sgd_drift_beyond_assumptions)",
             exploratory=True,
         ),
@@ -739,18 +741,24 @@ def test_sgd_offsets_beyond_assumptions(case, preset, sizes, trajectory_cache, c
     # the split's balance premise against the smallest learned value of the map GD learns (T = Syx Sxx^-1)
     s_min = float(torch.linalg.svdvals(problem.least_squares.double().cpu())[n - 1])
     h = sgd_theory.truncation_tolerance(e)
+    margin = theory_assumptions.settling_margin(problem, n, e.depth) if not failing else math.nan
     rows, readings = [], []
     for lab, (tr, an) in zip(labels, runs):
-        t_learn = theory_assumptions.learning_times(an.end_to_end[0], tr.checkpoint_times, problem, e.teacher.rank)
-        learned = bool(np.isfinite(t_learn[:n]).all())
+        # every run's (GD's: row 0) learning times of the n modes: learned by GD, settled by every run
+        t_learn = theory_assumptions.learning_times(an.end_to_end, tr.checkpoint_times, problem, n)
+        learned = bool(np.isfinite(t_learn[0]).all())
+        last = float(t_learn.max()) if np.isfinite(t_learn).all() else math.inf
+        settled = last + margin <= float(tr.checkpoint_times[-1])
         ratio = split_premise.balance_ratio(tr.initial_weights, s_min)
         off = offset_reading(tr, an.svals, problem, n, learned)
         readings.append(off)
         rows.append(
             {
                 "init": lab,
-                "asserted": not failing and learned and ratio <= h and off["entries"] > 0,
+                "asserted": not failing and settled and ratio <= h and off["entries"] > 0,
                 "learned": learned,
+                "settled": settled,
+                "last_learning_time": last,
                 "balance_ratio": ratio,
                 "offset_entries": off["entries"],
                 "offsets_outside_band": off["outside"],
@@ -779,6 +787,9 @@ def test_sgd_offsets_beyond_assumptions(case, preset, sizes, trajectory_cache, c
         mdd_log_offset=float(inside.mdd_log_offset.max()) if len(inside) else math.nan,
         offset_worst_ratio_outside_premise=float(outside.offset_worst_ratio.max()) if len(outside) else math.nan,
         inits_not_learned=int((~table.learned).sum()),
+        inits_not_settled=int((~table.settled).sum()) if not failing else math.nan,  # no margin outside
+        settling_margin=margin,
+        end_time=float(runs[0][0].checkpoint_times[-1]),
         inits_unbalanced=int((table.balance_ratio > h).sum()),
         balance_ratio_max=float(table.balance_ratio.max()),
         h=h,
@@ -789,7 +800,7 @@ def test_sgd_offsets_beyond_assumptions(case, preset, sizes, trajectory_cache, c
     claim.table(
         table,
         "offsets_per_init",
-        caption="per init: the premise (balance ratio against h, every mode learned), SGD's end log sigma offsets "
+        caption="per init: the premise (balance ratio against h, every run settled), SGD's end log sigma offsets "
         "against the first-order prediction, worst |error| / band",
     )
     _offsets_figure(claim, table, readings, case.id)
@@ -798,7 +809,8 @@ def test_sgd_offsets_beyond_assumptions(case, preset, sizes, trajectory_cache, c
         if failing
         else f"{numbers['inits_asserted']}/{numbers['n_inits']} inits inside the premise "
         f"({numbers['inits_unbalanced']} with balance ratio above h = {h:.2g}, max {numbers['balance_ratio_max']:.2g}; "
-        f"{numbers['inits_not_learned']} with a mode GD does not learn)"
+        f"{numbers['inits_not_learned']} with a mode GD does not learn, {numbers['inits_not_settled']} with a run "
+        f"not settled {margin:.2g} before the end {numbers['end_time']:.4g})"
     )
     asserted = (
         f"; {numbers['inits_holding']}/{numbers['inits_asserted']} asserted inits within the band "
