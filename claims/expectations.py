@@ -1,5 +1,6 @@
 """Case builders of the claim families: pytest parameters with readable ids, marked ``nightly``
-where the quick tier leaves a case out (the tiers' sizes: :mod:`dlncheck.suite.tiers`).
+where the quick tier leaves a case out (the tiers' sizes: :mod:`dlncheck.suite.tiers`), and the
+runs of the cases that two families share (:func:`pattern_runs`).
 
 A family declares itself, its question, its golden-path reading and its prediction rows once,
 in its own test module (``FAMILY = Family(...)``, :mod:`dlncheck.suite.family`); its measured
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 import pytest
 
 from dlncheck import presets
+from dlncheck.suite import init_ensembles
 from dlncheck.suite.tiers import NIGHTLY, QUICK
 
 __all__ = [
@@ -22,6 +24,9 @@ __all__ = [
     "deepest_quick",
     "ensemble_variants",
     "param",
+    "pattern_cases",
+    "pattern_case_id",
+    "pattern_runs",
     "progress_quick",
     "progress_readings",
     "quick_depths",
@@ -126,6 +131,20 @@ def pattern_case_id(regime: str, teacher: str, depth: int, inits: str, reading: 
         "-aligned" if inits == "aligned" else f"-{reading}" if regime == "saddle" else f"-w{width}" if width else ""
     )
     return presets.case_id(regime, teacher, depth) + suffix
+
+
+def pattern_runs(preset, sizes, cache, regime: str, teacher: str, depth: int, inits: str, width: int | None):
+    """(ensemble, runs) of a :func:`pattern_cases` case, as both pattern families read it:
+    ``init_ensembles.case_runs`` of the case's preset (``preset``, ``sizes`` and ``cache``: the claim's
+    fixtures of those names), settled in the saddle regime, a wide re-read where the case has a width."""
+    return init_ensembles.case_runs(
+        preset(regime, teacher, depth, width=width),
+        inits,
+        sizes.ensembles,
+        cache,
+        settle=regime == "saddle",
+        wide=width is not None,
+    )
 
 
 def param(case_id: str, *values, nightly: bool = False):

@@ -203,7 +203,6 @@ def product_staircases(claim, a, case, eps) -> dict:
             )
         )
     ax.set_xscale("symlog", linthresh=float(t[1]) if K > 1 else 1.0)
-    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(TIME + " (symlog)")
     ax.set_ylabel(r"rank of $P_{ij}(t)$, floor $\varepsilon s_1$")
     ax.set_title(

@@ -41,7 +41,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
 from dlncheck import presets, spectra, theory
@@ -165,16 +164,9 @@ def test_sgd_follows_gd_rank_pattern(
 ):
     case = expectations.pattern_case_id(regime, teacher, depth, inits, reading, width)
     pred = FAMILY.predictions[regime]
-    ens, runs = init_ensembles.case_runs(
-        preset(regime, teacher, depth, width=width),
-        inits,
-        sizes.ensembles,
-        trajectory_cache,
-        settle=regime == "saddle",
-        wide=width is not None,
-    )
+    ens, runs = expectations.pattern_runs(preset, sizes, trajectory_cache, regime, teacher, depth, inits, width)
     results = [evaluate(traj, an, pred.kind, trapped, reading) for traj, an, trapped in runs]
-    labels = [init_ensembles.init_label(i) for i in ens.inits]
+    labels = init_ensembles.init_labels(ens)
     outcomes = [r["holds"] for r in results]
     stats = init_ensembles.summary(outcomes)
     worst = int(np.argmax([int(r["fails"].sum()) * 10**6 + int(r["amb"].sum()) for r in results]))
@@ -296,7 +288,6 @@ def _figures(claim, case, w, label):
     bx.set_ylim(-0.5, count.max() + 1.5)
     bx.set_ylabel("ambiguous\nentries")
     bx.set_xlabel(r"time $t = \eta\,k$")
-    bx.yaxis.set_major_locator(MaxNLocator(integer=True))
     claim.figure(
         fig,
         "d_r",

@@ -130,15 +130,8 @@ def test_sgd_follows_gd_singular_values(
 ):
     case = expectations.pattern_case_id(regime, teacher, depth, inits, reading, width)
     row = FAMILY.predictions[regime]
-    ens, runs = init_ensembles.case_runs(
-        preset(regime, teacher, depth, width=width),
-        inits,
-        sizes.ensembles,
-        trajectory_cache,
-        settle=regime == "saddle",
-        wide=width is not None,
-    )
-    labels = [init_ensembles.init_label(i) for i in ens.inits]
+    ens, runs = expectations.pattern_runs(preset, sizes, trajectory_cache, regime, teacher, depth, inits, width)
+    labels = init_ensembles.init_labels(ens)
     asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
     offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
     exact = (

@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from matplotlib.ticker import MaxNLocator
 
 from claims import expectations
 from dlncheck.config.experiment import Teacher
@@ -149,7 +148,6 @@ def plot(case: Case, samples, table: pd.DataFrame, D: np.ndarray):
         ax[1, 0].bar(x, vals, bottom=bottom, color=color, label=col.replace("n_", "# "))
         bottom += vals
     ax[1, 0].set(xlabel="sample (chain)", ylabel="eigenvalue count", title="Hessian inertia (dense)")
-    ax[1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
     ax[1, 0].legend()
     im = ax[1, 1].imshow(D, cmap="viridis", vmin=0, vmax=float(np.max(D)) if np.max(D) > 0 else 1.0)
     fig.colorbar(im, ax=ax[1, 1], label="gauge-aligned relative distance")
@@ -219,7 +217,6 @@ def _lambda_panel(ax, table: pd.DataFrame, case: Case):
                 )
     ax.step(x, table.tau, where="mid", color="0.3", ls="--", lw=1, label=r"zero band $\tau$")
     ax.set_yscale("log")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set(
         xlabel="sample (chain)",
         ylabel=r"$|\lambda_{\min}(H)|$ (loss units; $< 10^{-3}\tau$ drawn there)",

@@ -6,12 +6,15 @@ Each shard ``pytest claims --tier T -n W --shard K/N`` runs alone, with its own 
 cache (a CI runner starts empty), while a sampler reads its whole process tree once a second. The
 memory in use is the sum of the proportional set sizes (PSS: a page shared by k processes counts
 1/k in each), so the workers' shared libraries are not counted twice; the summed resident sizes
-(an upper bound) and the largest single process are kept beside it. CPU seconds are the tree's
+(an upper bound) and the largest single process are kept beside it, with the shard's heaviest cases (each case's own
+peak, ``peak_gb`` of its record in results.json). CPU seconds are the tree's
 user + system time (``getrusage(RUSAGE_CHILDREN)``), which another load on the machine slows but
 does not add to. The record (one JSON object) goes to ``--out`` (default claims/shard_costs.json),
 from which ``scripts/write_docs.py --shard-costs`` writes the table in docs/nightly.md and the line
 in the README. ``--keep DIR`` keeps each shard's reports and log (to merge them with ``dlncheck report merge``
 for the nightly report's size and contradictions); by default they go with a temporary folder.
+Each row names the commit it measured; ``--append`` keeps the other shards' rows of an existing
+record (shards measured one at a time, on different days).
 """
 
 from __future__ import annotations
@@ -75,6 +78,15 @@ def run_shard(command: list[str], log: Path, every: float = 1.0) -> dict[str, fl
     }
 
 
+def heaviest(results: Path, n: int = 5) -> list[list]:
+    """The ``n`` cases of a shard's results.json with the largest peak memory: [[node id, GB, seconds]]."""
+    if not results.is_file():
+        return []
+    claims = json.loads(results.read_text(encoding="utf-8"))["claims"]
+    ranked = sorted((c for c in claims if c.get("peak_gb") is not None), key=lambda c: -c["peak_gb"])
+    return [[c["nodeid"], round(c["peak_gb"], 2), round(c["duration"], 1)] for c in ranked[:n]]
+
+
 def _commit() -> str:
     out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
     return out.stdout.strip() or "unknown"
@@ -88,17 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", type=int, nargs="*", help="measure only these K (default: all)")
     p.add_argument("--out", type=Path, default=ROOT / "claims" / "shard_costs.json")
     p.add_argument("--keep", type=Path, help="keep each shard's reports, cache and log in this folder (to merge)")
+    p.add_argument("--append", action="store_true", help="keep the other shards' rows of an existing --out record")
     args = p.parse_args(argv)
     if args.shards < 1 or args.workers < 1:
         p.error("--shards and --workers must be at least 1")
+    commit = _commit()
     record = {
         "tier": args.tier,
         "shards": args.shards,
         "workers": args.workers,
-        "commit": _commit(),
+        "commit": commit,
         "machine": f"{os.cpu_count()} cores, {psutil.virtual_memory().total / GIB:.0f} GiB, {platform.machine()}",
         "rows": [],
     }
+    kept: list[dict] = []  # the other shards' rows of the record appended to
+    if args.append and args.out.is_file():
+        old = json.loads(args.out.read_text(encoding="utf-8"))
+        same = {k: old.get(k) for k in ("tier", "shards", "workers", "machine")}
+        if same != {k: record[k] for k in same}:
+            p.error(f"--append: {args.out} was measured as {same}, not as this run; choose another --out")
+        measured = set(args.only or range(1, args.shards + 1))
+        kept = [{"commit": old["commit"], **row} for row in old["rows"] if row["shard"] not in measured]
     with tempfile.TemporaryDirectory(prefix="dlncheck-shards-") as scratch:
         tmp = args.keep or scratch
         for k in args.only or range(1, args.shards + 1):
@@ -107,11 +129,14 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--shard", f"{k}/{args.shards}", "-p", "no:cacheprovider", "-q"]
             command += ["--reports-dir", str(folder / "reports"), "--cache-dir", str(folder / "cache")]
             folder.mkdir(parents=True)
-            row = {"shard": k, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
+            row = {"shard": k, "commit": commit, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
+            row["heaviest"] = heaviest(folder / "reports" / "results.json")
             print(json.dumps(row), flush=True)
             record["rows"].append(row)
+    measured_rows = record["rows"]
+    record["rows"] = sorted(kept + measured_rows, key=lambda row: row["shard"])
     write_text(args.out, json.dumps(record, indent=1) + "\n")  # all shards or nothing
-    return max(int(row["exit"]) for row in record["rows"])
+    return max(int(row["exit"]) for row in measured_rows)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from dlncheck import presets
-from dlncheck.measure.analysis import Analysis, analyze, grouped_singular_values
-from dlncheck.spectra import partial_products
+from dlncheck.measure.analysis import Analysis, analyze
+from dlncheck.spectra import grouped_singular_values, partial_products
 from dlncheck.store.cache import TrajectoryCache
 
 

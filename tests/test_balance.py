@@ -208,3 +208,34 @@ def test_sgd_drift_tolerance_keeps_family_wise_coverage():
     all_in_uncorrected = (err <= spread * sgd_drift_tolerance(0.0, 0.0, 1.0, R, 1)).all(-1).mean()
     assert 0.93 <= all_in <= 0.99
     assert all_in_uncorrected < 0.3
+
+
+@pytest.mark.parametrize("r_in, r_out", [(1.0, 0.0), (0.0, 1.0), (1.0, 0.3), (0.2, 1.0)])
+@pytest.mark.parametrize("y", [0.01, 0.4, 3.0])
+def test_secular_share_bounds_the_scalar_relaxation(r_in, r_out, y):
+    """theory.balance_drift.secular_share against the L = 2 mode on its minimum set w_1 w_2 = m,
+    dD/dt = a (R_in - R_out) sqrt(m^2 + D^2 / 4) - a (R_in + R_out) D / 2 integrated by SciPy:
+    the relative error 1 - D(T) / P of the linear growth P = a m (R_in - R_out) T equals the share
+    where one noise side vanishes (the slowest relaxation at this P) and exceeds it otherwise; the
+    linearized relaxation P (1 - e^{-x}) / x, x = a (R_in + R_out) T / 2, errs more still; y / 2 to
+    first order."""
+    from scipy.integrate import solve_ivp
+
+    from dlncheck.theory.balance_drift import secular_share
+
+    a, m = 0.05, 0.7
+    rate = a * (r_in - r_out)
+    T = 2 * y / abs(rate)  # |P| = 2 m y
+    sol = solve_ivp(
+        lambda t, D: rate * np.sqrt(m**2 + D**2 / 4) - a * (r_in + r_out) * D / 2, (0, T), [0.0], rtol=1e-11, atol=1e-14
+    )
+    P = rate * m * T
+    share = secular_share(P, m)
+    relative_error = 1 - sol.y[0, -1] / P
+    assert share == pytest.approx(y / 2, rel=0.02) if y < 0.05 else share < y / 2
+    if r_in * r_out == 0:
+        assert relative_error == pytest.approx(share, rel=1e-6)
+    else:
+        assert relative_error > share
+    x = a * (r_in + r_out) * T / 2
+    assert 1 - (1 - math.exp(-x)) / x >= relative_error - 1e-9

@@ -71,3 +71,14 @@ def test_ctrl_c_is_one_line_and_exit_130(tmp_path, capsys, monkeypatch):
     assert cli.main(["run", "saddle-lowrank-L2", "--out", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "interrupted" in err
+
+
+def test_report_durations_update_keeps_the_cases_the_run_did_not_measure(tmp_path):
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"claims": [{"nodeid": "claims/t.py::a", "duration": 2.04}]}))
+    out = tmp_path / "durations.json"
+    out.write_text(json.dumps({"claims/t.py::a": 9.0, "claims/t.py::b": 5.0}))
+    assert cli.main(["report", "durations", str(results), "--out", str(out), "--update"]) == 0
+    assert json.loads(out.read_text()) == {"claims/t.py::a": 2.0, "claims/t.py::b": 5.0}
+    assert cli.main(["report", "durations", str(results), "--out", str(out)]) == 0
+    assert json.loads(out.read_text()) == {"claims/t.py::a": 2.0}

@@ -4,6 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from engine_experiments import experiment, random_shape_experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from same import assert_same
@@ -28,24 +29,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
-
-
-def experiment(teacher=TEACHER, depth=3, width=6, steps=400, S=3, **kw):
-    return Experiment(
-        teacher,
-        depth,
-        width,
-        kw.pop("init", Init("gaussian", 0.4)),
-        lr=kw.pop("lr", 0.05),
-        steps=steps,
-        batch_size=kw.pop("batch_size", 8),
-        n_samples=40,
-        sgd_runs=S,
-        **kw,
-    )
-
-
 def both(spec, **kw):
     return train(spec, backend="fused", **kw), train(spec, backend="torch", **kw)
 
@@ -53,7 +36,7 @@ def both(spec, **kw):
 @pytest.mark.parametrize("noise", [0.0, 0.3], ids=["clean", "label-noise"])
 @pytest.mark.parametrize("S", [0, 4], ids=["GD", "GD+SGD"])
 def test_fused_equals_torch(noise, S):
-    a, b = both(experiment(S=S, label_noise=noise), checkpoints=7, loss_every=3)
+    a, b = both(experiment(steps=400, S=S, label_noise=noise), checkpoints=7, loss_every=3)
     assert (b.loss[:, -1] < 0.5 * b.loss[:, 0]).all(), "the runs must train for the comparison to bite"
     assert_same(a, b)
 
@@ -66,21 +49,7 @@ def test_fused_equals_torch(noise, S):
 )
 @settings(max_examples=10, deadline=None)
 def test_fused_equals_torch_for_random_shapes(depth, widths, seed, batch):
-    d_out, d_in, *hidden = widths
-    teacher = Teacher(d_out, d_in, (2.0, 1.0)[: min(d_out, d_in)], seed=seed)
-    exp = experiment(
-        teacher,
-        depth,
-        tuple((hidden * 3)[: depth - 1]),
-        steps=60,
-        S=2,
-        batch_size=batch,
-        init=Init("lecun", 0.8, seed=seed),
-        seed=seed,
-        label_noise=0.1 * (seed % 2),
-        lr=0.02,
-    )
-    assert_same(*both(exp, checkpoints=[0, 17, 60]))
+    assert_same(*both(random_shape_experiment(depth, widths, seed, batch), checkpoints=[0, 17, 60]))
 
 
 @pytest.mark.parametrize("d_in, hidden, depth", [(5, 64, 3), (10, 70, 3), (12, 66, 4)])

@@ -65,6 +65,29 @@ def test_trends_count_follows_and_differs_per_run_over_the_last_runs(tmp_path):
     assert [r["run"] for r in per_case["a"]] == ["r34", "r33", "r32"]
 
 
+def test_the_file_keeps_the_last_runs_newest_in_order(tmp_path):
+    """35 runs appended: the file holds the last RUNS_SHOWN (30), oldest first, each with all its
+    lines; a line cut by an older appending version is dropped, no temporary file is left, and
+    the merge keeps the same bound."""
+    (tmp_path / history.FILE).write_text('{"truncated by a ki')
+    for n in range(35):
+        history.append(tmp_path, {"started": f"r{n:02d}"}, [rec("a", value=n), rec("b", value=n)])
+    text = (tmp_path / history.FILE).read_text()
+    rows = [json.loads(line) for line in text.splitlines()]
+    assert [r["run"] for r in rows] == [f"r{n:02d}" for n in range(5, 35) for _ in "ab"]
+    assert [r["key_value"] for r in rows[-2:]] == [34, 34] and [r["nodeid"] for r in rows[:2]] == ["a", "b"]
+    assert history.RUNS_SHOWN == 30 and [p.name for p in tmp_path.iterdir()] == [history.FILE]
+    history.append(tmp_path, {"started": "r34"}, [rec("a")])  # a run the file holds is not added twice
+    assert (tmp_path / history.FILE).read_text() == text
+
+    shard = tmp_path / "shard"
+    meta = {"tier": "quick", "git_commit": "abc", "started": "s"}
+    history.append(shard, meta, [rec("a")])
+    (shard / "results.json").write_text(json.dumps({"meta": meta, "claims": [{**rec("a"), "duration": 1.0}]}))
+    merge([shard], tmp_path / "merged", history=tmp_path / history.FILE)
+    assert history.runs(history.load(tmp_path / "merged"), 99) == [f"r{n:02d}" for n in range(6, 35)] + ["s"]
+
+
 def test_sparkline_states_its_newest_counts():
     svg = str(sparkline([(3, 1), (2, 2), (4, 0)]))
     assert svg.startswith("<svg") and svg.count("<polyline") == 2

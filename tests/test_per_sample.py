@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+from engine_experiments import experiment, random_shape_experiment
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from same import assert_same
@@ -18,23 +19,7 @@ from dlncheck.engine._batches import BatchOrders, MomentTable
 from dlncheck.engine._divergence import DIVERGENCE_WINDOW
 from dlncheck.engine._torch_path import advance_torch
 
-TEACHER = Teacher(5, 7, (3.0, 2.0, 1.0))
 FORMS = ["blas", "blas-per-sample", "fused-per-sample"]
-
-
-def experiment(teacher=TEACHER, depth=3, width=6, steps=300, S=3, **kw):
-    return Experiment(
-        teacher,
-        depth,
-        width,
-        kw.pop("init", Init("gaussian", 0.4)),
-        lr=kw.pop("lr", 0.05),
-        steps=steps,
-        batch_size=kw.pop("batch_size", 8),
-        n_samples=kw.pop("n_samples", 40),
-        sgd_runs=S,
-        **kw,
-    )
 
 
 @pytest.mark.parametrize("form", FORMS)
@@ -58,21 +43,7 @@ def test_blas_path_equals_torch(form, noise, S):
 @settings(max_examples=12, deadline=None)
 def test_forms_equal_torch_for_random_shapes(depth, widths, wide, seed, batch, loss_every):
     """Rectangular and bottleneck widths (a hidden width of 1), and a wide layer (40)."""
-    d_out, d_in, *hidden = widths
-    hidden = [wide or h for h in hidden[:1]] + hidden[1:]
-    teacher = Teacher(d_out, d_in, (2.0, 1.0)[: min(d_out, d_in)], seed=seed)
-    exp = experiment(
-        teacher,
-        depth,
-        tuple((hidden * 3)[: depth - 1]),
-        steps=60,
-        S=2,
-        batch_size=batch,
-        init=Init("lecun", 0.8, seed=seed),
-        seed=seed,
-        label_noise=0.1 * (seed % 2),
-        lr=0.02,
-    )
+    exp = random_shape_experiment(depth, widths, seed, batch, wide)
     reference = train(exp, backend="torch", checkpoints=[0, 17, 60], loss_every=loss_every)
     for form in FORMS:
         assert_same(train(exp, backend=form, checkpoints=[0, 17, 60], loss_every=loss_every), reference)

@@ -18,6 +18,7 @@ import torch
 from claims.test_beyond_assumptions import (
     EPS,
     certify_plateaus,
+    drift_checks,
     golden_reading,
     matched_reading,
     offset_reading,
@@ -133,3 +134,29 @@ def test_power_beyond_assumptions_progress_accepts_gds_path_late_and_rejects_a_r
     planted.svals[(1, 3)][1:, : k + 20, 0] = EPS * s1 * math.exp(0.05)
     m = matched_reading(traj, planted, problem, min(exp.widths))[0]
     assert not m.unmatched[k] and golden_reading(traj, m.svals, s1)["dr"][k] > 0, "a rank gained must be rejected"
+
+
+def test_power_beyond_assumptions_drift_rejects_a_planted_balance_shift_inside_the_secular_premise():
+    """The drift check (claims/test_beyond_assumptions.py: drift_checks) at L = 2 on the golden run,
+    inside its secular premise (theory.balance_drift.secular_share <= h: asserted on GD's path). Every
+    SGD run's last W_2 scaled so that D_1(T) shifts along W_2^T W_2 by 1.05 of the check's minimum
+    detectable deviation is rejected; a shift of a tenth of its tolerance is accepted. The secular share
+    reads GD's path only, so the planted shift cannot move the pair out of its premise."""
+    exp, traj = power.golden(depth=2)
+    problem = make_problem(exp)
+    h = truncation_tolerance(exp)
+    golden = drift_checks(traj, exp, problem, h, n_tests=1)[0]
+    assert golden["in_premise"] and golden["holds"], golden
+
+    def check_after(shift: float) -> dict:
+        weights = [w.clone() for w in traj.weights]
+        w2 = weights[1][1:, -1]
+        gram = float(torch.linalg.matrix_norm(w2[0].mT @ w2[0], "fro"))
+        weights[1][1:, -1] = w2 * math.sqrt(1 + shift / gram)
+        planted = types.SimpleNamespace(weights=weights, checkpoint_steps=traj.checkpoint_steps)
+        return drift_checks(planted, exp, problem, h, n_tests=1)[0]
+
+    rejected = check_after(1.05 * golden["mdd"])
+    assert rejected["in_premise"] and not rejected["holds"], rejected
+    accepted = check_after(0.1 * golden["tolerance"])
+    assert accepted["in_premise"] and accepted["holds"], accepted

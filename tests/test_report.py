@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 import pytest
 from synthetic_report import FAMILY_INFO, HOSTILE, build
 
-from dlncheck.report import findings, history, store
+from dlncheck.report import findings, history, html, store
 from dlncheck.report.claim import Claim, folder_name
 from dlncheck.report.fmt import clean_text, number
 from dlncheck.store import atomic
@@ -486,3 +486,34 @@ def test_every_glyph_and_outcome_word_has_aa_contrast():
     ratios |= {names: _contrast(bg, "#ffffff") for names, bg in marks}
     ratios |= {names: _contrast(fg, "#ffffff") for names, fg in words}
     assert min(ratios.values()) >= 4.5, ratios
+
+
+def test_grid_shows_both_clocks_of_a_comparison_side_by_side(tmp_path):
+    def rec(case, clock, holds, test="test_rank"):
+        return {
+            "nodeid": f"claims/test_rank.py::{test}[{case}]",
+            "family": "rank",
+            "family_info": {"group": "golden path", "if_holds": findings.A, "if_contradicted": findings.D},
+            "case": case,
+            "params": {"regime": "saddle", "teacher": "lowrank", "depth": 3, **({"reading": clock} if clock else {})},
+            "holds": holds,
+            "outcome": "passed" if holds else "xfailed",
+        }
+
+    recs = [
+        rec("saddle-lowrank-L3-progress", "progress", True),
+        rec("saddle-lowrank-L3-other", "", True, test="test_other"),
+        rec("saddle-lowrank-L3-time", "time", False),
+    ]
+    cell = findings.grid(recs)["rows"][0][2][("saddle", "lowrank", "3")]
+    # one comparison, equal time first, beside the single-reading test's record
+    assert [[r["case"] for r in c] for c in cell] == [
+        ["saddle-lowrank-L3-time", "saddle-lowrank-L3-progress"],
+        ["saddle-lowrank-L3-other"],
+    ]
+    page = html.render_index(recs, tmp_path, {"tier": "quick"}, None)
+    grid = page[page.index('<table class="grid"') : page.index("</table>", page.index('<table class="grid"'))]
+    pair = re.search(r'<span class="pair">(.*?)</span></td>', grid)
+    assert pair and re.findall(r'<sub class="clock"[^>]*>(\w)</sub>', pair[1]) == ["t", "p"]
+    assert "(equal time): SGD differs" in pair[1] and "(matched progress): SGD follows" in pair[1]
+    assert grid.count('class="pair"') == 1 and '<option value="progress">matched progress</option>' in page

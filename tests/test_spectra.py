@@ -75,6 +75,17 @@ def test_partial_products_match_numpy_chain():
     np.testing.assert_allclose(spectra.end_to_end(W).numpy(), P[(1, 4)].numpy())
 
 
+def test_products_from_are_partial_products_chains_bit_for_bit():
+    W = chain([3, 4, 5, 2, 6], seed=5, batch=(2,))
+    P = spectra.partial_products(W)
+    chains = {}
+    for i in range(1, 5):
+        chains |= spectra.products_from(W, i)
+    assert list(chains) == list(P) and all(torch.equal(chains[k], P[k]) for k in P)
+    with pytest.raises(ValueError, match="i=5 is invalid"):
+        spectra.products_from(W, 5)
+
+
 def test_product_singular_values_match_per_product_svd():
     W = chain([3, 4, 4, 3], seed=3, batch=(2, 5))
     for key, s in spectra.product_singular_values(W).items():

@@ -224,7 +224,10 @@ def test_every_block_is_written_from_its_input_and_the_prose_is_kept(tmp_path):
     assert "| `store.policy.MIN_SECONDS_PER_MB` |" in _block(docs, "cache-constants")
 
     nightly = _block(docs, "nightly")
-    assert "5 cases, summed case time 1 min 40 s." in nightly
+    assert (
+        "5 cases with a recorded duration (a case without one is not counted here), summed case time 1 min 40 s."
+        in nightly
+    )
     shards = [line for line in nightly.splitlines() if line.startswith("| 1/4") or line.startswith("| 4/4")]
     assert shards == ["| 1/4 | 1 | 40 s |", "| 4/4 | 2 | 10.5 s |"]
 
@@ -287,7 +290,7 @@ SHARD_COSTS = {
     "rows": [
         {"shard": 2, "exit": 0, "wall_s": 600.0, "cpu_s": 1100.0}
         | {"peak_pss_gb": 6.5, "peak_rss_sum_gb": 7.25, "largest_process_gb": 4.0},
-        {"shard": 1, "exit": 1, "wall_s": 300.0, "cpu_s": 500.0}
+        {"shard": 1, "exit": 1, "wall_s": 300.0, "cpu_s": 500.0, "commit": "def5678"}
         | {"peak_pss_gb": 3.0, "peak_rss_sum_gb": 3.5, "largest_process_gb": 2.0},
     ],
 }
@@ -301,8 +304,8 @@ def test_shard_costs_fill_the_nightly_table_and_the_readme_line(tmp_path):
 
     rows = [line for line in _block(docs, "shard-costs").splitlines() if line.startswith("| ")]
     assert rows[1:] == [
-        "| 1/2 | 3 GB | 3.5 GB | 2 GB | 5 min 0 s | 8 min 20 s | exit 1 |",
-        "| 2/2 | 6.5 GB | 7.25 GB | 4 GB | 10 min 0 s | 18 min 20 s | ok |",
+        "| 1/2 | 3 GB | 3.5 GB | 2 GB | 5 min 0 s | 8 min 20 s | exit 1 | def5678 |",
+        "| 2/2 | 6.5 GB | 7.25 GB | 4 GB | 10 min 0 s | 18 min 20 s | ok | abc1234 |",
     ]
     assert "All 2 shards: 26 min 40 s of CPU time, 13 min 20 s of wall time at 2 busy workers." in _block(
         docs, "shard-costs"
@@ -312,3 +315,14 @@ def test_shard_costs_fill_the_nightly_table_and_the_readme_line(tmp_path):
         "Each of the 2 nightly shards (`-n 2`) peaks at most 6.5 GB in use (shard 2/2; measured at commit abc1234"
         in readme
     )
+
+
+def test_a_partial_shard_record_says_which_shards_are_not_measured(tmp_path):
+    docs = _docs(tmp_path, names=("shard-costs", "cache-constants", "nightly"))
+    (tmp_path / "README.md").write_text("# x\n\n<!-- generated:shard-memory -->\nold\n<!-- /generated -->\n")
+    (tmp_path / "costs.json").write_text(json.dumps(SHARD_COSTS | {"shards": 4}))
+    assert write_docs.main(["--shard-costs", str(tmp_path / "costs.json"), "--docs", str(docs)]) == 0
+    assert "The 2 shards measured (not yet: 3/4, 4/4): 26 min 40 s of CPU time" in _block(docs, "shard-costs")
+    readme = (tmp_path / "README.md").read_text()
+    assert "Of the 4 nightly shards (`-n 2`), 2 are measured (3/4, 4/4 not yet); the worst peaks at 6.5 GB" in readme
+    assert "Each of" not in readme

@@ -11,9 +11,10 @@ For a Trajectory with weights W_l (R, K, d_l, d_{l-1}) (R runs, K checkpoints) i
   mode strengths u_alpha; off-diagonal: the cross terms of mode decoupling).
 
 SVD grouping (issue #15 item 3; measured in tests/test_analysis.py::test_grouping_choice_measured,
-0.93x the time of grouping by shape at NTK widths): all products of one shape go to one batched
-``svdvals`` call, and a wide product is transposed so it joins the tall products of the
-transposed shape (sigma(P) = sigma(P^T)): fewer, larger LAPACK batches.
+0.93x the time of grouping by shape at NTK widths): the products of one chain P_i. and one shape
+go to one batched ``svdvals`` call, and a wide product is transposed so it joins the tall products
+of the transposed shape (sigma(P) = sigma(P^T)): fewer, larger LAPACK batches
+(:func:`dlncheck.spectra.grouped_singular_values`); one chain's products are held at a time.
 Singular values come from ``torch.linalg.svdvals`` (never eigvalsh of a Gram matrix, which
 squares the condition number and loses values below ~1e-8 sigma_1, where rank floors sit).
 """
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dlncheck.spectra import partial_products
+from dlncheck.spectra import end_to_end, product_singular_values
 
 Key = tuple[int, int]
 
@@ -65,34 +66,18 @@ class Analysis:
         return cls({k: t(f"svals_{k[0]}_{k[1]}") for k in keys}, W, _teacher_modes(W, teacher))
 
 
-def grouped_singular_values(products: dict[Key, torch.Tensor], transpose: bool = True) -> dict[Key, torch.Tensor]:
-    """sigma(P) for every product, one batched svdvals call per shape; with ``transpose`` a wide
-    (m < n) product is decomposed as P^T, so shapes equal up to a transpose share one call."""
-    groups: dict[tuple[int, ...], list[Key]] = {}
-    for key, P in products.items():
-        m, n = P.shape[-2:]
-        shape = (n, m) if transpose and m < n else (m, n)
-        groups.setdefault(P.shape[:-2] + shape, []).append(key)
-    out: dict[Key, torch.Tensor] = {}
-    for keys in groups.values():
-        mats = [products[k] for k in keys]
-        mats = [P.mT if transpose and P.shape[-2] < P.shape[-1] else P for P in mats]
-        out.update(zip(keys, torch.linalg.svdvals(torch.stack(mats)).unbind(0)))
-    return {k: out[k] for k in products}
-
-
 def analyze(trajectory, transpose: bool = True) -> Analysis:
-    """The :class:`Analysis` of a Trajectory in one pass: L(L-1)/2 batched prefix matmuls
-    (spectra.partial_products), grouped batched svdvals, U^T W V for the mode coefficients."""
+    """The :class:`Analysis` of a Trajectory in one pass: the partial products' singular values a
+    chain P_i. at a time (spectra.product_singular_values, grouped up to a transpose), the end-to-end
+    map W = W_L ... W_1 and U^T W V for the mode coefficients."""
     weights = trajectory.weights
     if not all(torch.isfinite(w).all() for w in weights):
         raise ValueError(
             "trajectory weights hold NaN (checkpoints not reached, per-run grid) or inf "
             "(divergence): analyze() needs a shared, finite checkpoint grid"
         )
-    products = partial_products(weights)
-    W = products[(1, len(weights))]
-    return Analysis(grouped_singular_values(products, transpose), W, _teacher_modes(W, trajectory.teacher))
+    W = end_to_end(weights)
+    return Analysis(product_singular_values(weights, transpose), W, _teacher_modes(W, trajectory.teacher))
 
 
 def _teacher_modes(W: torch.Tensor, teacher) -> torch.Tensor:

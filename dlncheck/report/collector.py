@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from dlncheck.report import answer, history, provenance, store
+from dlncheck.report import answer, history, peak_memory, provenance, store
 from dlncheck.report.claim import Claim, folder_name, jsonable
 from dlncheck.report.contradiction import judge
 from dlncheck.report.fmt import clean
@@ -59,6 +59,7 @@ def _record(item, report, claim: Claim | None) -> dict:
         "outcome": _outcome(report),
         "message": _message(report),
         "duration": report.duration,
+        "peak_gb": peak_memory.peak_gb(),
     }
 
 
@@ -76,6 +77,12 @@ def _outcome(report) -> str:
     if report.when != "call" and report.failed:
         return "error"
     return report.outcome
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Start the case's peak memory (:mod:`dlncheck.report.peak_memory`) at its setup."""
+    peak_memory.reset()
 
 
 @pytest.hookimpl(hookwrapper=True)

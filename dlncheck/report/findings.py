@@ -93,6 +93,27 @@ def case_key(rec: dict) -> tuple[str, str, str] | None:
     return (m["regime"], m["teacher"], m["depth"]) if m else None
 
 
+#: the two clocks a GD-vs-SGD comparison is read on (``params["reading"]``), in the grid's order
+CLOCKS = {"time": "equal time", "progress": "matched progress"}
+
+
+def clock(rec: dict) -> str:
+    """The clock the case reads its comparison on (``params["reading"]``), "" for a case with one reading."""
+    return str((rec.get("params") or {}).get("reading") or "")
+
+
+def comparisons(recs: list[dict]) -> list[list[dict]]:
+    """A grid cell's records as comparisons: the readings of one test on one case side by side (equal time
+    first, then matched progress), one list per (test, case without its reading suffix), in first-seen order."""
+    out: dict[tuple[str, str], list[dict]] = {}
+    for rec in recs:
+        read = clock(rec)
+        base = rec.get("case", "").removesuffix(f"-{read}") if read else rec.get("case", "")
+        out.setdefault((rec["nodeid"].split("[")[0], base), []).append(rec)
+    rank = {r: k for k, r in enumerate(("", *CLOCKS))}
+    return [sorted(group, key=lambda r: rank.get(clock(r), len(rank))) for group in out.values()]
+
+
 def _order(values, preferred) -> list:
     return sorted(values, key=lambda v: (preferred.index(v) if v in preferred else len(preferred), v))
 
@@ -100,7 +121,8 @@ def _order(values, preferred) -> list:
 def grid(records: list[dict], order: dict | None = None) -> dict:
     """Family x case grid: ``columns`` [(regime, teacher, depth)] (+ ``other``), regimes and teachers
     in the suite's ``order`` ({"regime": [...], "teacher": [...]}, the run's meta ``case_order``)
-    then alphabetically; ``rows`` [(family, Family, {column: [records]})] in report order."""
+    then alphabetically; ``rows`` [(family, Family, {column: [comparison]})] in report order, a
+    comparison being the readings of one test on one case side by side (:func:`comparisons`)."""
     order = order or {}
     keys = {k for r in records if (k := case_key(r)) is not None}
     columns: list[tuple[str, str, str] | str] = [
@@ -115,7 +137,9 @@ def grid(records: list[dict], order: dict | None = None) -> dict:
     cells: dict[str, dict] = defaultdict(lambda: defaultdict(list))
     for rec in records:
         cells[rec["family"]][case_key(rec) or "other"].append(rec)
-    rows = [(f, info, dict(cells[f])) for f, info in families(records).items()]
+    rows = [
+        (f, info, {col: comparisons(recs) for col, recs in cells[f].items()}) for f, info in families(records).items()
+    ]
     return {"columns": columns, "rows": rows}
 
 

@@ -54,7 +54,13 @@ _COLUMNS = (
 
 
 def _common() -> dict:
-    return {"labels": fd.LABEL, "symbols": fd.SYMBOL, "xfail_means": fd.XFAIL_MEANS, "index_thumbs": INDEX_THUMBS}
+    return {
+        "labels": fd.LABEL,
+        "symbols": fd.SYMBOL,
+        "clocks": fd.CLOCKS,
+        "xfail_means": fd.XFAIL_MEANS,
+        "index_thumbs": INDEX_THUMBS,
+    }
 
 
 def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
@@ -67,6 +73,7 @@ def view(rec: dict, root: Path, rank: dict[str, int]) -> dict:
     r["anchor"] = f"case-{folder or folder_name(rec['nodeid'])}"
     r["page"] = f"claims/{folder}/{CASE_PAGE}" if folder and (root / "claims" / folder).is_dir() else None
     r["test"] = rec["nodeid"].split("::")[-1].split("[")[0]
+    r["clock"] = fd.clock(rec)
     r["held"] = {True: "holds", False: "contradicted", None: "not reached"}[rec.get("holds")]
     key = fd.case_key(rec)
     r["regime"], r["teacher"], r["depth"] = key if key else ("other", "", "")
@@ -148,6 +155,9 @@ def render_index(
             ("depth", "depth"),
         )
     ]
+    clocks = [(k, text) for k, text in fd.CLOCKS.items() if any(v["clock"] == k for v in views)]
+    if clocks:
+        filters.append(("clock", clocks))
     filters.append(("exploratory", [("no", "no"), ("yes", "yes")]))
     provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
     return _ENV.get_template("index.html").render(

@@ -3,7 +3,8 @@
 Each shard folder holds ``results.json`` (meta + one record per claim) and the claims' folders
 its records link to. The merge refuses shards of different tiers or commits, or shards that ran
 the same case twice; it copies every claim folder, unites the history lines (each shard's own run
-tagged as one merged run, started when the first shard started), and writes one
+tagged as one merged run, started when the first shard started; the last ``history.RUNS_SHOWN``
+runs kept), and writes one
 ``results.json`` and ``index.html`` through the same renderer as a single run. The output is
 built in a temporary folder beside ``--out`` and swapped in at the end (nothing half-written is
 left behind), and merging the same shards again gives the same records.
@@ -127,8 +128,8 @@ def merge(shards: list[Path], out: Path, history: Path | None = None) -> Path:
                 + [t for r, s in zip(results, shards) for t in _retagged(s / HISTORY, r["meta"].get("started"), run)]
             )
         )
-        (build / HISTORY).write_text("".join(line + "\n" for line in lines), encoding="utf-8")
         rows = [json.loads(line) for line in lines]
+        hist.write(build, rows)
         previous = hist.latest(rows, run)
         for number, shard in enumerate(shards, 1):
             if (shard / JUNIT).is_file():

@@ -27,10 +27,18 @@ from dlncheck.spectra._patterns import (
     rank_patterns_from_svals,
     upper_mask,
 )
-from dlncheck.spectra._products import Weights, chain_product, end_to_end, partial_products, prefix_suffix_products
+from dlncheck.spectra._products import (
+    Weights,
+    chain_product,
+    end_to_end,
+    partial_products,
+    prefix_suffix_products,
+    products_from,
+)
 from dlncheck.spectra._ranks import (
     effective_rank,
     effective_rank_from_svals,
+    grouped_singular_values,
     numerical_rank,
     numerical_rank_from_svals,
     participation_ratio,
@@ -57,10 +65,12 @@ __all__ = [
     "numerical_rank",
     "numerical_rank_from_svals",
     "partial_products",
+    "products_from",
     "participation_ratio",
     "prefix_suffix_products",
     "participation_ratio_from_svals",
     "pattern_from_products",
+    "grouped_singular_values",
     "product_singular_values",
     "rank_pattern",
     "rank_patterns",

@@ -2,7 +2,7 @@
 matrix, and of every partial product P_ij with their shape-normalized s~_k = s_k - s_1.
 
 Batched over leading axes like the rest of :mod:`dlncheck.spectra`; ``delta`` is the floor that
-avoids log(0). Source: protocol section 1.3 (``shared/seeds/000_442b223873da0ef7.txt``).
+avoids log(0). Source: protocol section 1.3 (docs/protocol.md).
 """
 
 from __future__ import annotations

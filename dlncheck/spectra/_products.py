@@ -3,7 +3,7 @@ P_ij = W_j ... W_i, and the prefix and suffix products of the layer gradients.
 
 A layer list ``weights`` holds ``L`` tensors ``(..., d_l, d_{l-1})``, batched over any leading
 dimensions; indices in formulas are 1-based as in the protocol (P_ij, i <= j). Source: protocol
-section 1.1 (``shared/seeds/000_442b223873da0ef7.txt``).
+section 1.1 (docs/protocol.md).
 """
 
 from __future__ import annotations
@@ -71,14 +71,26 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
     dict of (i, j) -> tensor (..., d_j, d_{i-1})
     """
     weights = _check_chain(weights)
-    L, batch = len(weights), _batch(weights)
     products: dict[tuple[int, int], torch.Tensor] = {}
-    for i in range(1, L + 1):
-        P = weights[i - 1]
-        products[(i, i)] = P.expand(batch + P.shape[-2:])
-        for j in range(i + 1, L + 1):
-            P = weights[j - 1] @ P
-            products[(i, j)] = P.expand(batch + P.shape[-2:])
+    for i in range(1, len(weights) + 1):
+        products |= products_from(weights, i, checked=True)
+    return products
+
+
+def products_from(weights: Weights, i: int, checked: bool = False) -> dict[tuple[int, int], torch.Tensor]:
+    """The partial products that start at layer ``i``, P_ij = W_j P_{i,j-1} for j = i..L (1-based
+    keys), the same matmuls in the same order as :func:`partial_products`, which joins them over i: a
+    caller that reduces each product (to its singular values, say) holds one chain at a time, L - i + 1
+    products instead of L(L+1)/2. ``checked``: ``weights`` already passed the layer-list check."""
+    weights = list(weights) if checked else _check_chain(weights)
+    L, batch = len(weights), _batch(weights)
+    if not 1 <= i <= L:
+        raise ValueError(f"i={i!r} is invalid: the chain starts at a layer 1..{L}")
+    P = weights[i - 1]
+    products = {(i, i): P.expand(batch + P.shape[-2:])}
+    for j in range(i + 1, L + 1):
+        P = weights[j - 1] @ P
+        products[(i, j)] = P.expand(batch + P.shape[-2:])
     arrays.finite_products("weights", ((f"P_{i}{j} = W_{j}...W_{i}", P) for (i, j), P in products.items()))
     return products
 

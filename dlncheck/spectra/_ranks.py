@@ -21,7 +21,7 @@ import torch
 
 from dlncheck.config import arrays
 from dlncheck.config import validation as check
-from dlncheck.spectra._products import Weights, partial_products
+from dlncheck.spectra._products import Weights, products_from
 
 
 # ------------------------------------------------------------------ singular values
@@ -41,30 +41,49 @@ def singular_values(A: torch.Tensor) -> torch.Tensor:
     return torch.linalg.svdvals(A)
 
 
-def product_singular_values(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
+def grouped_singular_values(
+    products: dict[tuple[int, int], torch.Tensor], transpose: bool = False
+) -> dict[tuple[int, int], torch.Tensor]:
+    """sigma(P) for every product, one batched svdvals call per shape; with ``transpose`` a wide
+    (m < n) product is decomposed as P^T (sigma(P) = sigma(P^T)), so shapes equal up to a transpose
+    share one call: fewer, larger LAPACK batches (each matrix's values are the same either way)."""
+    groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
+    for key, P in products.items():
+        m, n = P.shape[-2:]
+        shape = (n, m) if transpose and m < n else (m, n)
+        groups.setdefault(P.shape[:-2] + shape, []).append(key)
+    out: dict[tuple[int, int], torch.Tensor] = {}
+    for keys in groups.values():
+        mats = [
+            products[k].mT if transpose and products[k].shape[-2] < products[k].shape[-1] else products[k] for k in keys
+        ]
+        out.update(zip(keys, torch.linalg.svdvals(torch.stack(mats)).unbind(0)))
+    return {k: out[k] for k in products}
+
+
+def product_singular_values(weights: Weights, transpose: bool = False) -> dict[tuple[int, int], torch.Tensor]:
     """Singular values of every partial product P_ij, keyed (i, j) 1-based.
 
-    Products with the same shape are stacked and decomposed in one batched svdvals call.
+    The products are formed a chain P_i. at a time (:func:`products_from`: L - i + 1 of them held,
+    not L(L+1)/2) and each chain's are decomposed by :func:`grouped_singular_values`.
 
     Parameters
     ----------
     weights : sequence of L tensors (..., d_l, d_{l-1})
         The layers W_1..W_L.
+    transpose : bool
+        Group wide products with the tall ones of the transposed shape (the same values).
 
     Returns
     -------
     dict of (i, j) -> tensor (..., min(d_j, d_{i-1}))
         Descending singular values of P_ij = W_j ... W_i.
     """
-    products = partial_products(weights)
-    by_shape: dict[tuple[int, ...], list[tuple[int, int]]] = {}
-    for key, P in products.items():
-        by_shape.setdefault(tuple(P.shape), []).append(key)
+    weights = arrays.layers("weights", weights)
     out: dict[tuple[int, int], torch.Tensor] = {}
-    for keys in by_shape.values():
-        svals = torch.linalg.svdvals(torch.stack([products[k] for k in keys]))
-        out.update(zip(keys, svals.unbind(0)))
-    return {k: out[k] for k in products}
+    for i in range(1, len(weights) + 1):
+        out |= grouped_singular_values(products_from(weights, i, checked=True), transpose)
+    return out
 
 
 def numerical_rank_from_svals(

@@ -34,6 +34,7 @@ FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 MIN_SECONDS_PER_MB = 0.05
 #: entries up to this size are always stored (reading them costs milliseconds)
 ALWAYS_STORE_MB = 1.0
+#: bytes (in GB) of entries a process keeps in memory, least-recently-used ($DLNCHECK_CACHE_MEMORY_GB overrides)
 MEMORY_LIMIT_GB = 2.0
 
 
@@ -74,6 +75,3 @@ def unwritable(root: Path) -> str | None:
 def folder_wide(error: OSError) -> bool:
     """Whether ``error`` says the whole folder refuses writes (full disk, quota, read-only)."""
     return error.errno in FOLDER_ERRNOS
-
-
-MEMORY_LIMIT_GB = 2.0

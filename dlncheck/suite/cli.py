@@ -4,7 +4,7 @@ dlncheck list
 dlncheck run saddle-lowrank-L3 [--out DIR] [--tier quick|nightly] [--sgd-runs S] [--device cpu]
 dlncheck sweep GRID.toml [--cache-dir DIR] [--scheduler ADDRESS | --workers N]
 dlncheck report merge SHARD_DIR... --out DIR [--history FILE]
-dlncheck report durations RESULTS_JSON [--out claims/durations.json]
+dlncheck report durations RESULTS_JSON [--out claims/durations.json] [--update]
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dlncheck.config.threads import set_cpu_threads
 from dlncheck.engine import TrainingDiverged, Trajectory, train
 from dlncheck.store.atomic import atomic_write, write_json
 from dlncheck.store.cache import save_npz
-from dlncheck.suite.shard import durations_from_results
+from dlncheck.suite.shard import durations_from_results, load_durations
 from dlncheck.suite.tiers import TIERS
 from dlncheck.suite.tiers import tier as tier_sizes
 
@@ -114,6 +114,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     p = rsub.add_parser("durations", help="write claims/durations.json from a report's results.json")
     p.add_argument("results", type=Path, help="a results.json written by pytest claims")
     p.add_argument("--out", type=Path, default=Path("claims/durations.json"))
+    p.add_argument(
+        "--update",
+        action="store_true",
+        help="keep the other cases of an existing --out (a shard's run measures only its own cases)",
+    )
     return parser, {"run": run_parser, "sweep": sweep_parser, "report": report_parser}
 
 
@@ -185,8 +190,9 @@ def _report(args, parser) -> int:
             print(f"merged report: {merge(args.shards, args.out, args.history)}")
         else:
             durations = durations_from_results(json.loads(args.results.read_text(encoding="utf-8")))
-            write_json(args.out, dict(sorted(durations.items())))
-            print(f"durations of {len(durations)} cases: {args.out}")
+            kept = load_durations(args.out) if args.update and args.out.is_file() else {}
+            write_json(args.out, dict(sorted((kept | durations).items())))
+            print(f"durations of {len(durations)} cases ({len(kept | durations)} in all): {args.out}")
     except (OSError, ValueError, KeyError) as error:
         return _user_error(parser, f"{args.report_command}: {error}", 2)
     return 0

@@ -34,6 +34,7 @@ from dlncheck.report.collector import (
     ReportCollector,
     cache_stats,
     pytest_runtest_makereport,  # noqa: F401 (hook: the records)
+    pytest_runtest_setup,  # noqa: F401 (hook: each case's peak memory starts at its setup)
 )
 from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import contradictions, shard

@@ -5,7 +5,11 @@ of SGD's extra drift against its first-order prediction (:mod:`dlncheck.theory.s
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import torch
+from scipy.special import wrightomega
 from scipy.stats import t as student_t
 
 from dlncheck.theory import sgd as sgd_theory
@@ -61,6 +65,41 @@ def sgd_drift_tolerance(predicted_norm: float, h: float, spread: float, sgd_runs
         raise ValueError(f"n_tests={n_tests}: count the (init, pair) tests the claim asserts, at least 1")
     t = float(student_t.ppf(1 - 0.025 / n_tests, sgd_runs - 1))
     return h * predicted_norm + t * spread / sgd_runs**0.5
+
+
+def secular_share(predicted_norm: float, gram_norm: float) -> float:
+    """Least relative error of the first-order drift c_B S_l from SGD's motion along the minimum set
+    (derived at L = 2): 1 - sinh(s) / y, y = ||c_B S_l||_F / (2 g), s = (v - omega(v)) / 2, v = 1 + 4 y,
+    omega Wright's omega function (omega + log omega = v), g = ||W_l W_l^T||_F at GD's end (the larger of
+    the pair's two Grams).
+
+    The first-order prediction (theory.sgd.truncation_tolerance) takes the noise covariance on GD's path.
+    Where the per-sample noise persists at GD's minimum (labels no linear map fits), SGD's D_l keeps
+    drifting while the loss does not restore it: SGD moves along the minimum set and the covariance there
+    changes with D. One mode at L = 2, on the minimum set w_1 w_2 = m > 0 with D = w_2^2 - w_1^2, so
+    w_{1,2}^2 = sqrt(m^2 + D^2 / 4) -+ D / 2; with time t = lr step, a = lr c_B and R_in, R_out >= 0 the
+    input- and output-side noise moments of the mode (theory.sgd.drift_covariance):
+    dD/dt = a (w_1^2 R_in - w_2^2 R_out) = a (R_in - R_out) sqrt(m^2 + D^2 / 4) - a (R_in + R_out) D / 2,
+    a relaxation toward noise balance; the first-order prediction is its linear growth P = a m (R_in - R_out) t.
+    At fixed P the relaxation is slowest with R_out = 0 (or R_in = 0): then u = D / (2 m) = sinh(s) obeys
+    du/dtau = sqrt(1 + u^2) - u = e^{-s}, tau = a R_in t / 2 = y = |P| / (2 m), so
+    y = (e^{2 s} - 1) / 4 + s / 2, solved by s above, and D / P = sinh(s) / y. Any R_out > 0 relaxes
+    faster, so the relative error 1 - D / P is at least this share (y / 2 to first order; the closed form
+    tested against the integrated ODE in tests/test_balance.py). For a layer the Frobenius norms of
+    the drift and of the Gram stand for the modes (Cauchy-Schwarz over codiagonal modes gives
+    sum_a P_a^2 y_a^2 >= ||P||^2 y^2 at first order). Where the share exceeds the truncation allowance h
+    of :func:`sgd_drift_tolerance`, the secular term alone can exceed the tolerance: the first-order
+    prediction is outside its premise (exploratory there), not contradicted. Source: the discrete drift
+    identity (measure.balance.discrete_drift) on the minimum set; the relaxation toward noise balance is
+    the law of balance (Ziyin, Li & Ueda, arXiv:2308.06671; claims/published_drift.py)."""
+    if not gram_norm > 0:
+        raise ValueError(f"gram_norm={gram_norm!r} is invalid: the layers' Gram norm at GD's end must be > 0")
+    y = abs(predicted_norm) / (2 * gram_norm)
+    if y == 0:
+        return 0.0
+    v = 1 + 4 * y
+    s = (v - float(np.real(wrightomega(v)))) / 2
+    return 1 - math.sinh(s) / y
 
 
 def _trapezoid_weights(steps: torch.Tensor) -> torch.Tensor:

@@ -61,6 +61,19 @@ static inline __attribute__((always_inline)) void tile(const int mr, const int n
         case 3: TILE(mr, 3); break;        \
         default: TILE(mr, 4);              \
     }
+/* KERNEL(r) with r a compile-time constant for a thin row count rows = 5..12 (12 for any larger),
+ * so that each thin kernel is unrolled for its own row count */
+#define BY_THIN_ROWS(rows, KERNEL)      \
+    switch (rows) {                     \
+        case 5: KERNEL(5); break;       \
+        case 6: KERNEL(6); break;       \
+        case 7: KERNEL(7); break;       \
+        case 8: KERNEL(8); break;       \
+        case 9: KERNEL(9); break;       \
+        case 10: KERNEL(10); break;     \
+        case 11: KERNEL(11); break;     \
+        default: KERNEL(12);            \
+    }
 #define THIN(mr) \
     if (nb == 1) TILE(mr, 1); else TILE(mr, 2)
 
@@ -75,16 +88,7 @@ static void gemm_ld(int64_t m, int64_t k, int64_t nc, const real *A, int64_t si,
         const int64_t i = 0;
         for (int64_t j = 0; j < nc; j += 2 * V) {
             const int nb = nc - j >= 2 * V ? 2 : 1;
-            switch (m) {
-                case 5: THIN(5); break;
-                case 6: THIN(6); break;
-                case 7: THIN(7); break;
-                case 8: THIN(8); break;
-                case 9: THIN(9); break;
-                case 10: THIN(10); break;
-                case 11: THIN(11); break;
-                default: THIN(12);
-            }
+            BY_THIN_ROWS(m, THIN);
         }
         return;
     }
@@ -147,16 +151,7 @@ static void thin_pass(int64_t d0, int64_t m, int64_t Dl, const real *back, int64
                       const real *Pt, real *T, real lr) {
     for (int64_t j = 0; j < Dl; j += 2 * V) {
         const int nb = Dl - j >= 2 * V ? 2 : 1;
-        switch (d0) {
-            case 5: STRIP(5); break;
-            case 6: STRIP(6); break;
-            case 7: STRIP(7); break;
-            case 8: STRIP(8); break;
-            case 9: STRIP(9); break;
-            case 10: STRIP(10); break;
-            case 11: STRIP(11); break;
-            default: STRIP(12);
-        }
+        BY_THIN_ROWS(d0, STRIP);
     }
 }
 
