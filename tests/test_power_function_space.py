@@ -14,7 +14,8 @@ import pytest
 import torch
 
 from dlncheck import spectra, theory
-from dlncheck.measure.along_path import along_path
+from dlncheck.measure import progress
+from dlncheck.measure.along_path import NotCompared, along_path
 from dlncheck.theory import path_offset, sgd
 from tests import power
 
@@ -92,3 +93,17 @@ def test_power_function_space_path_mdd_over_seeds(golden):
 
     assert rate(1.05 * mdd) >= power.MC_FLOOR
     assert rate(0.1 * mdd) <= 1 - power.MC_FLOOR
+
+
+def test_along_path_reports_an_init_with_no_checkpoint_on_a_rise(golden):
+    """An init whose GD checkpoints all lie on plateaus (frac(p) outside [h, 1 - h], theory.path_offset
+    item 4) has nothing to compare at matched progress: NotCompared says so (the claim reports the init as
+    not compared along the path), while the equal-time reading still compares every checkpoint."""
+    exp, traj, W, predicted = golden
+    t, teacher = traj.checkpoint_times, exp.teacher
+    p = progress.matched_maps(W, t, teacher.U, teacher.V, teacher.s[: teacher.rank]).progress[0]
+    off_rise = ~path_offset.compared_levels(p, sgd.truncation_tolerance(exp))
+    assert not bool(off_rise[1:].all())  # the full grid has checkpoints on a rise: it is compared
+    with pytest.raises(NotCompared, match="no GD checkpoint after t = 0 lies on a rise"):
+        along_path(W[:, off_rise], predicted[:, off_rise], t[off_rise], exp, 1, True)
+    assert bool(along_path(W[:, off_rise], predicted[:, off_rise], t[off_rise], exp, 1, False).levels[1:].all())

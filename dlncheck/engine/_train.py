@@ -30,7 +30,7 @@ from dlncheck.engine._torch_path import advance_torch
 from dlncheck.engine.budget import MemoryBudgetExceeded, check_budget
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory  # noqa: F401  (Trajectory: public here too)
 
-ENGINE_VERSION = 2  # bump when the numbers train() returns change (part of cache keys)
+ENGINE_VERSION = 3  # bump when the numbers train() returns change (part of cache keys)
 BACKENDS = ("auto", "torch", "fused", "blas", "fused-per-sample", "blas-per-sample")
 
 

@@ -19,6 +19,12 @@ from dlncheck.theory import path_offset
 from dlncheck.theory.sgd import truncation_tolerance
 
 
+class NotCompared(ValueError):
+    """The init has no GD checkpoint to compare along the path (theory.path_offset item 4: at matched
+    progress only checkpoints on a rise, reached by every run, are compared); the message says why.
+    The claim reports such an init as not compared along the path, its end still asserted."""
+
+
 @dataclass(frozen=True)
 class AlongPath:
     """One init read along the path: ``levels`` (K,) bool, the GD checkpoints compared; ``sgd`` (S, k, ...)
@@ -47,20 +53,28 @@ def along_path(W, predicted, times, experiment, inits: int, matched: bool = True
     tolerance h, depth and widths for the round-off) and ``inits`` the case's number of inits:
     N = inits x compared levels x entries (theory.path_offset items 3-4). ``matched``: every run read
     at GD's progress, on GD's checkpoints on a rise; False: every run at GD's checkpoint times, on every
-    checkpoint after t = 0 (theory.path_offset item 5)."""
+    checkpoint after t = 0 (theory.path_offset item 5). Raises :class:`NotCompared` when no checkpoint is left
+    to compare."""
     teacher, h = experiment.teacher, truncation_tolerance(experiment)
     predicted = predicted.to(W)
     if matched:
         U, V, s = teacher.U, teacher.V, teacher.s[: teacher.rank]
         data, pred = matched_maps(W, times, U, V, s), matched_maps(predicted, times, U, V, s)
-        levels = ~(data.unmatched | pred.unmatched) & path_offset.compared_levels(data.progress[0], h)
+        rise = path_offset.compared_levels(data.progress[0], h)
+        rise[0] = False
+        if not bool(rise.any()):
+            raise NotCompared(f"no GD checkpoint after t = 0 lies on a rise (frac(p) in [h, 1 - h], h = {h:.3g})")
+        levels = ~(data.unmatched | pred.unmatched) & rise
         sgd_maps, mean_map = data.end_to_end[1:], pred.end_to_end[1]
     else:
         levels = torch.ones(W.shape[1], dtype=torch.bool)
         sgd_maps, mean_map = W[1:], predicted[1]
     levels[0] = False
     if not bool(levels.any()):
-        raise ValueError("no GD checkpoint on a rise is matched by every run: the path cannot be compared")
+        raise NotCompared(
+            "no GD checkpoint after t = 0 is left to compare (at matched progress: none on a rise is reached by "
+            "every run and the predicted mean path)"
+        )
     gd = W[0, levels]
     offset = (mean_map - predicted[0])[levels]
     gd_error = (predicted[0, levels] - gd).abs()
@@ -70,4 +84,4 @@ def along_path(W, predicted, times, experiment, inits: int, matched: bool = True
     return AlongPath(levels, sgd_maps[:, levels], gd, offset, gd_error, atol, check, scale)
 
 
-__all__ = ["AlongPath", "along_path"]
+__all__ = ["AlongPath", "NotCompared", "along_path"]

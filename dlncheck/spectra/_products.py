@@ -78,10 +78,25 @@ def partial_products(weights: Weights) -> dict[tuple[int, int], torch.Tensor]:
 
 
 def products_from(weights: Weights, i: int, checked: bool = False) -> dict[tuple[int, int], torch.Tensor]:
-    """The partial products that start at layer ``i``, P_ij = W_j P_{i,j-1} for j = i..L (1-based
-    keys), the same matmuls in the same order as :func:`partial_products`, which joins them over i: a
-    caller that reduces each product (to its singular values, say) holds one chain at a time, L - i + 1
-    products instead of L(L+1)/2. ``checked``: ``weights`` already passed the layer-list check."""
+    """The partial products that start at layer ``i``, P_ij = W_j P_{i,j-1} for j = i..L.
+
+    The same matmuls in the same order as :func:`partial_products`, which joins them over i: a
+    caller that reduces each product (to its singular values, say) holds one chain at a time,
+    L - i + 1 products instead of L(L+1)/2.
+
+    Parameters
+    ----------
+    weights : sequence of L tensors (..., d_l, d_{l-1})
+        The layers W_1..W_L, finite, composing (batched over leading axes).
+    i : int
+        The chain's first layer, 1..L (1-based, as in the protocol).
+    checked : bool
+        ``weights`` already passed the layer-list check (a caller looping over i).
+
+    Returns
+    -------
+    dict of (i, j) -> tensor (..., d_j, d_{i-1}), j = i..L
+    """
     weights = list(weights) if checked else _check_chain(weights)
     L, batch = len(weights), _batch(weights)
     if not 1 <= i <= L:

@@ -44,9 +44,21 @@ def singular_values(A: torch.Tensor) -> torch.Tensor:
 def grouped_singular_values(
     products: dict[tuple[int, int], torch.Tensor], transpose: bool = False
 ) -> dict[tuple[int, int], torch.Tensor]:
-    """sigma(P) for every product, one batched svdvals call per shape; with ``transpose`` a wide
-    (m < n) product is decomposed as P^T (sigma(P) = sigma(P^T)), so shapes equal up to a transpose
-    share one call: fewer, larger LAPACK batches (each matrix's values are the same either way)."""
+    """sigma(P) for every product, one batched svdvals call per shape.
+
+    Parameters
+    ----------
+    products : dict of (i, j) -> tensor (..., m, n)
+        The products, e.g. :func:`products_from` or :func:`partial_products`.
+    transpose : bool
+        Decompose a wide (m < n) product as P^T (sigma(P) = sigma(P^T)), so shapes equal up to a
+        transpose share one call: fewer, larger LAPACK batches (each matrix's values are the same).
+
+    Returns
+    -------
+    dict of (i, j) -> tensor (..., min(m, n))
+        Descending singular values, in the order of ``products``.
+    """
     groups: dict[tuple[int, ...], list[tuple[int, int]]] = {}
     for key, P in products.items():
         m, n = P.shape[-2:]
