@@ -1,7 +1,9 @@
 """Power of the beyond_assumptions family's checks (claims/test_beyond_assumptions.py). The rank
 reading (golden_reading) at L = 3: a rank of P_13 gained in every SGD run at a plateau checkpoint is
 rejected (d_r > 0 there), a move of the same singular value short of the threshold is not. The
-plateau certificates (certify_plateaus) at L = 2: a minimum planted on a plateau is rejected.
+plateau certificates (certify_plateaus) at L = 2: a minimum planted on a plateau is rejected. The
+offset check (offset_reading, asserted by test_sgd_offsets_beyond_assumptions) at L = 2: an SGD mean
+offset planted 5 % past its band fails, one a quarter of the band inside passes.
 
 Planted as in tests/test_power_rank_patterns.py: the size is the log distance of the planted value
 from the threshold tau; d_r's tolerance is 0 outside the ambiguous entries (theory.rank_gap)."""
@@ -20,11 +22,13 @@ from claims.test_beyond_assumptions import (
     golden_reading,
     matched_reading,
     offset_reading,
+    offsets_premise,
 )
 from dlncheck.config.data import make_problem
 from dlncheck.measure.analysis import analyze
 from dlncheck.theory.assumptions import learning_times
 from dlncheck.theory.sgd import truncation_tolerance
+from dlncheck.theory.split_premise import balance_ratio
 from tests import power
 
 PLATEAU_T = 0.42  # a checkpoint on the first plateau: GD's P_13 has rank 0 there
@@ -70,27 +74,33 @@ def test_power_beyond_assumptions_plateaus_reject_a_minimum_on_a_plateau_and_acc
     assert bad["kind"] == "minimum" and not bad["ok"], f"a minimum on a plateau must be rejected: {bad}"
 
 
-def test_power_beyond_assumptions_offsets_reject_a_shift_just_past_the_band_and_accept_one_inside():
-    """The offset reading (claims/test_beyond_assumptions.py: offset_reading) at L = 2 on the golden run:
-    the SGD runs' sigma_1(P_11), within the band there, moved so that its error is 1.05 bands is counted
-    outside, moved to half a band is not (the band's ratio is linear in SGD's mean). The golden run's
-    other entries keep their own count (its end-to-end sigma_3 is learned 4 time units before the run
-    ends, not settled as the claim's longer runs are)."""
+def test_power_beyond_assumptions_offsets_reject_a_shift_just_past_the_band_and_accept_one_well_inside():
+    """The asserted offset check (claims/test_beyond_assumptions.py: test_sgd_offsets_beyond_assumptions, an
+    init inside the premise holds when offset_reading's ``within``) at L = 2 on the golden run: whitened
+    teacher data and a balanced init are inside the premise (offsets_premise, theory.split_premise), and
+    every entry of its top two modes is within the band (its end-to-end sigma_3 is learned 4 time units
+    before the run ends, not settled as the claim's longer runs are, so the third mode is left out). The
+    SGD runs' sigma_1(P_11) moved so that its error is 1.05 bands fails the check; moved to a quarter of a
+    band it passes (the band's ratio is linear in SGD's mean)."""
     exp, traj = power.golden(depth=2)
     problem = make_problem(exp)
     svals = analyze(traj).svals
-    n = exp.teacher.rank
+    n = 2
+    assert offsets_premise(problem, min(exp.widths)) == []
+    s_min = float(torch.linalg.svdvals(problem.least_squares)[n - 1])
+    assert balance_ratio(traj.initial_weights, s_min) <= truncation_tolerance(exp)
     golden = offset_reading(traj, svals, problem, n, learned=True)
     r0, tol0 = float(golden["ratio"][0, 0, 0]), float(golden["tol"][0, 0, 0])
-    assert golden["derived"] and abs(r0) <= 1, golden
+    assert golden["within"] and golden["entries"] == 6, golden
 
-    def outside_after(target: float) -> int:
-        planted = {key: v.clone() for key, v in svals.items()}
-        planted[(1, 1)][1:, -1, 0] *= math.exp((r0 - target) * tol0)  # new ratio of the entry = target
-        return offset_reading(traj, planted, problem, n, learned=True)["outside"]
+    def planted(target: float) -> dict:
+        out = {key: v.clone() for key, v in svals.items()}
+        out[(1, 1)][1:, -1, 0] *= math.exp((r0 - target) * tol0)  # new ratio of the entry = target
+        return offset_reading(traj, out, problem, n, learned=True)
 
-    assert outside_after(-1.05) == golden["outside"] + 1, "an offset 5 % past the band must be rejected"
-    assert outside_after(-0.5) == golden["outside"], "an offset half-way inside the band must be accepted"
+    past, inside = planted(-1.05), planted(-0.25)
+    assert not past["within"] and past["outside"] == 1, "an offset 5 % past the band must fail the check"
+    assert inside["within"], "an offset a quarter of the band inside it must pass"
 
 
 def _delayed(an, d: int):

@@ -33,16 +33,28 @@ rotated away from it), the teacher's rank exceeds the bottleneck, or the init is
    p is measure.progress's). Where they couple a mode's coefficient is no stage of a staircase, so
    the matching uses the loss level instead (measure.progress.loss_progress: the fraction of the
    reducible loss shed, down to :func:`bottleneck_loss`), the other alignment the protocol names.
+6. First-order log singular value offsets (theory.sgd item 2 from the drift of item 1, band
+   theory.offset_band) beyond whitened data. The split reads D_l in each learned mode's own frame,
+   which a path keeps only where the modes decouple (:func:`modes_decouple`, item 5). Its band's
+   relative term h (theory.sgd.truncation_tolerance) holds while the drift stops at GD's minimum:
+   the per-sample gradients r_i x_i^T vanish there only if every residual r_i = W* x_i - y_i does,
+   i.e. the labels are exactly a linear map of the inputs of rank <= the narrowest width
+   (:func:`noise_vanishes`: no label noise, no data-set residual, no teacher above the bottleneck).
+   Otherwise the noise acts at the minimum at a constant rate and the drift grows secularly, a term
+   h does not cover. Both are properties of the data and the widths, fixed before any run; the
+   init's own premise is theory.split_premise's. The prediction is of the split at the minimum,
+   where it is conserved: every run must have settled there by the end, its last learning time
+   (:func:`learning_times`) at least :func:`settling_margin` before it (the run-length rule of the
+   settled init ensembles, theory.trap.settling_margin, with item 2's rates).
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 
 from dlncheck.config.data import Problem
+from dlncheck.theory.trap import SETTLE
 
 
 def _whitened_teacher(problem: Problem) -> torch.Tensor:
@@ -76,14 +88,15 @@ def target_modes(problem: Problem) -> tuple[torch.Tensor, torch.Tensor, torch.Te
 
 
 def learning_times(end_to_end: torch.Tensor, times: torch.Tensor, problem: Problem, n: int) -> np.ndarray:
-    """First time GD's map reaches half of each target mode: m_j(t) = u'_j^T W(t) Sxx^{1/2} v'_j
-    >= s'_j / 2 (item 3), for j < n; NaN where it never does. end_to_end (K, d_out, d_in)."""
+    """First time a map reaches half of each target mode: m_j(t) = u'_j^T W(t) Sxx^{1/2} v'_j
+    >= s'_j / 2 (item 3), for j < n; NaN where it never does. end_to_end (..., K, d_out, d_in) (leading
+    axes: runs), the K checkpoints at ``times``; returns (..., n)."""
     s = target_modes(problem)[1]
-    m = torch.diagonal(target_coefficients(end_to_end, problem, n), dim1=-2, dim2=-1).abs()  # (K, n)
+    m = torch.diagonal(target_coefficients(end_to_end, problem, n), dim1=-2, dim2=-1).abs()  # (..., K, n)
     reached = m >= s[:n] / 2
-    first = torch.where(reached.any(0), reached.int().argmax(0), -1)
-    t = times.double().cpu()
-    return np.array([float(t[i]) if i >= 0 else math.nan for i in first.tolist()])
+    first = reached.int().argmax(-2)  # the first checkpoint reaching it (argmax returns the first maximum)
+    t = times.double().cpu()[first]
+    return torch.where(reached.any(-2), t, torch.nan).numpy()
 
 
 def target_coefficients(end_to_end: torch.Tensor, problem: Problem, n: int) -> torch.Tensor:
@@ -115,3 +128,26 @@ def bottleneck_loss(problem: Problem, width: int) -> float:
     sigma_k(Syx Sxx^{-1/2})^2 + the offset."""
     s = torch.linalg.svdvals(_whitened_teacher(problem))
     return 0.5 * float(s[width:].square().sum()) + problem.loss_offset
+
+
+def noise_vanishes(problem: Problem, width: int, rtol: float = 1e-9) -> bool:
+    """Whether SGD's per-sample gradient noise vanishes at GD's reachable minimum (item 6): the least
+    loss of a rank <= ``width`` map (:func:`bottleneck_loss`) is zero up to ``rtol`` times the loss of
+    the zero map, 0.5 ||Y||_F^2 / n (the float64 round-off of the data's moments, far below it)."""
+    zero_map = 0.5 * float(problem.Y.double().square().sum()) / problem.Y.shape[1]
+    return abs(bottleneck_loss(problem, width)) <= rtol * zero_map
+
+
+def settling_margin(problem: Problem, n: int, depth: int) -> float:
+    """Time a run needs after its last learning time to settle at the minimum (item 6):
+    theory.trap.SETTLE e-folds of the slowest of the n learned modes' linear rate. Linearising item 2's
+    du_k/dt = L lambda_k u_k^{2-2/L} (s_k - u_k) at u_k = s_k gives the rate L lambda_k s_k^{2-2/L}, with
+    lambda_k s_k = u_k^T Syx v_k ((u_k, s_k, v_k) the modes of T; whitened: lambda_k = 1, theory.trap's
+    settling_margin). Balanced layers give the slowest rate at a given strength (sum_l u^2 / a_l^2 >=
+    L u^{2-2/L}, AM-GM), so it covers unbalanced ones. Where the modes decouple (:func:`modes_decouple`)."""
+    U, s, Vh = torch.linalg.svd(problem.least_squares.double().cpu(), full_matrices=False)
+    drive = torch.einsum("ik,ij,kj->k", U[:, :n], problem.Syx.double().cpu(), Vh[:n])  # lambda_k s_k
+    rate = depth * drive * s[:n] ** (1 - 2 / depth)
+    if not bool((rate > 0).all()):
+        raise ValueError(f"n={n!r} is invalid: the top n modes of T must all be driven (u_k^T Syx v_k > 0)")
+    return SETTLE / float(rate.min())
