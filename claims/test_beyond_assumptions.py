@@ -308,6 +308,11 @@ def drift_checks(tr, e, problem, h: float, n_tests: int) -> list[dict]:
     return rows
 
 
+def _extreme(values: pd.Series, pick: str) -> float | None:
+    """``values.min()`` or ``values.max()`` (``pick``) as a float; None for no values (no pair outside the premise)."""
+    return float(getattr(values, pick)()) if len(values) else None
+
+
 @pytest.mark.parametrize("case", CASES)
 def test_sgd_drift_beyond_assumptions(case, preset, sizes, trajectory_cache, claim):
     ens, labels, runs = case_runs(case, preset, sizes, trajectory_cache)
@@ -361,18 +366,10 @@ def test_sgd_drift_beyond_assumptions(case, preset, sizes, trajectory_cache, cla
         secular_share_max=float(shares.max()) if len(shares) else None,
         pairs_outside_premise=len(outside),
         inits_outside_premise=int(outside.init.nunique()),
-        gd_path_error_over_tol_outside_max=float((outside.gd_path_error / outside.gd_path_tolerance).max())
-        if len(outside)
-        else None,
-        own_path_extra_over_predicted_min=float((outside.sgd_extra / outside.asserted_prediction).min())
-        if len(outside)
-        else None,
-        own_path_extra_over_predicted_max=float((outside.sgd_extra / outside.asserted_prediction).max())
-        if len(outside)
-        else None,
-        own_path_mdd_over_predicted_max=float((outside.mdd / outside.asserted_prediction).max())
-        if len(outside)
-        else None,
+        gd_path_error_over_tol_outside_max=_extreme(outside.gd_path_error / outside.gd_path_tolerance, "max"),
+        own_path_extra_over_predicted_min=_extreme(outside.sgd_extra / outside.asserted_prediction, "min"),
+        own_path_extra_over_predicted_max=_extreme(outside.sgd_extra / outside.asserted_prediction, "max"),
+        own_path_mdd_over_predicted_max=_extreme(outside.mdd / outside.asserted_prediction, "max"),
     )
     # outside the premise SGD leaves GD's first-order path where GD's path prediction misses beyond its tolerance
     left_gd_path = len(outside) > 0 and numbers["gd_path_error_over_tol_outside_max"] > 1
