@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 GIB = 2**30
 
 from dlncheck.store.atomic import write_text  # noqa: E402
+from dlncheck.suite.tiers import SIZES  # noqa: E402
 
 
 def _tree_memory(root: psutil.Process) -> tuple[int, int, int]:
@@ -94,7 +95,7 @@ def _commit() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--tier", default="nightly", choices=("quick", "nightly"))
+    p.add_argument("--tier", default="nightly", choices=tuple(SIZES))
     p.add_argument("--shards", type=int, default=8, help="N of --shard K/N (the nightly workflow's matrix)")
     p.add_argument("--workers", type=int, default=2, help="pytest -n per shard, as the workflow runs it")
     p.add_argument("--only", type=int, nargs="*", help="measure only these K (default: all)")

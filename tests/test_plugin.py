@@ -64,6 +64,24 @@ def test_nightly_tier_runs_nightly_cases_and_k_leaves_no_stale_entries(pytester)
     assert list(claims) == ["one"] and "alert" not in html
 
 
+def test_nightly_leaves_the_cases_over_its_time_budget_to_the_weekly_tier(pytester):
+    """A case whose measured duration alone exceeds the nightly time budget is deselected there and
+    runs with --tier weekly (the same sizes, every case)."""
+    from dlncheck.suite import time_budget
+
+    (pytester.path / "claims").mkdir()
+    durations = {f"test_claims.py::test_toy[{case}]": 1.0 for case in ("one", "<script>alert(1)</script>")}
+    durations |= {"test_claims.py::test_plain_test_is_not_a_claim": 1.0}
+    durations["test_claims.py::test_toy[three]"] = time_budget.budget_seconds()  # with the others: over
+    (pytester.path / "claims" / "durations.json").write_text(json.dumps(durations))
+    run(pytester, "--tier", "nightly").assert_outcomes(passed=2, failed=1, deselected=1)
+    assert set(load(pytester)[0]) == {"one", "<script>alert(1)</script>"}
+    run(pytester, "--tier", "weekly").assert_outcomes(passed=2, failed=2)
+    claims = load(pytester)[0]
+    assert set(claims) == {"one", "<script>alert(1)</script>", "three"}
+    assert json.loads((pytester.path / "rep" / "results.json").read_text())["meta"]["tier"] == "weekly"
+
+
 def test_a_run_without_claims_keeps_the_last_report(pytester):
     run(pytester, "-k", "one")
     before = (pytester.path / "rep" / "index.html").read_text()
@@ -73,11 +91,11 @@ def test_a_run_without_claims_keeps_the_last_report(pytester):
 
 def test_bad_option_value_is_a_usage_error(pytester):
     pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
-    pytester.makeini("[pytest]\ndlncheck_tier = weekly\n")
+    pytester.makeini("[pytest]\ndlncheck_tier = monthly\n")
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     assert result.ret != 0
-    result.stderr.fnmatch_lines(["*dlncheck_tier*weekly*--tier*"])
+    result.stderr.fnmatch_lines(["*dlncheck_tier*monthly*--tier*"])
 
 
 def test_a_failed_claim_does_not_hold_its_data_into_the_next_case(pytester):

@@ -17,12 +17,14 @@ README = " ".join((ROOT / "README.md").read_text().split())
 
 
 def _commands(workflow: dict) -> list[str]:
-    """Every shell command of every `run:` step, split on newlines and &&, expressions -> K/N."""
+    """Every shell command of every `run:` step, split on newlines and &&, expressions -> K/N and
+    the nightly tier."""
     out = []
     for job in workflow["jobs"].values():
         for step in job["steps"]:
             for line in step.get("run", "").replace("&&", "\n").splitlines():
                 line = re.sub(r"\$\{\{ matrix.shard \}\}/\$\{\{ env.SHARDS \}\}", "K/N", line.strip())
+                line = line.replace("${{ env.TIER }}", "nightly")  # weekly on Sundays: the same command
                 if line:
                     out.append(" ".join(line.split()))
     return out
@@ -57,3 +59,12 @@ def test_nightly_shard_matrix_matches_the_shard_count():
     nightly = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
     shards = nightly["jobs"]["claims"]["strategy"]["matrix"]["shard"]
     assert shards == list(range(1, int(nightly["env"]["SHARDS"]) + 1))
+
+
+def test_the_sunday_schedule_runs_the_weekly_tier():
+    """Nightly on Monday to Saturday, weekly (every case) on Sunday, at the same hour."""
+    nightly = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
+    triggers = nightly[True] if True in nightly else nightly["on"]
+    crons = [entry["cron"] for entry in triggers["schedule"]]
+    assert crons == ["17 2 * * 1-6", "17 2 * * 0"]
+    assert nightly["env"]["TIER"] == "${{ github.event.schedule == '17 2 * * 0' && 'weekly' || 'nightly' }}"

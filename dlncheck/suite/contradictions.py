@@ -36,7 +36,7 @@ import pytest
 
 from dlncheck.report.collector import CONTRADICTION_KEY
 from dlncheck.report.contradiction import render
-from dlncheck.suite.tiers import TIERS
+from dlncheck.suite.tiers import SIZES, TIERS
 
 FOLDER = "contradictions"
 ENTRY_KEYS = {"test", "id", "cause", "reason", "bands", "numbers", "notes"}
@@ -172,12 +172,13 @@ def rewrite(path: Path, updates: dict[tuple[str, str], dict], tier: str) -> None
 
 
 def record(results: dict, root: Path) -> dict[str, list[str]]:
-    """Rewrite the recorded numbers of every contradiction of the run's tier from a ``results.json``
+    """Rewrite the recorded numbers of every contradiction of the run's sizes (a weekly run records
+    the nightly numbers: tiers.SIZES) from a ``results.json``
     (content) of a run made in ``root``: each field of ``numbers.<tier>`` that the case's verdict
     records takes this run's value (4 significant digits). Only strict xfails are recorded; an
     XPASS or a failure is listed for a person to read. Returns ``updated``, ``changed`` (a tracked
     number beyond its band: the reading moved, read the case before committing), ``not_xfailed``."""
-    tier = results["meta"].get("tier")
+    tier = SIZES.get(results["meta"].get("tier"), results["meta"].get("tier"))
     out: dict[str, list[str]] = {"updated": [], "changed": [], "not_xfailed": []}
     by_file: dict[Path, dict] = {}
     for rec in results["claims"]:

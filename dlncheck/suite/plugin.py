@@ -37,14 +37,19 @@ from dlncheck.report.collector import (
     pytest_runtest_setup,  # noqa: F401 (hook: each case's peak memory starts at its setup)
 )
 from dlncheck.store.cache import TrajectoryCache
-from dlncheck.suite import contradictions, shard
-from dlncheck.suite.tiers import TIERS, Tier
+from dlncheck.suite import contradictions, shard, time_budget
+from dlncheck.suite.tiers import SIZES, TIERS, Tier
 
 if TYPE_CHECKING:
     from dlncheck.config.experiment import Experiment
 
 OPTIONS = {  # name: (default, choices, help)
-    "tier": ("quick", tuple(TIERS), "quick: the CI case list (minutes on 2 cores); nightly: the full grid"),
+    "tier": (
+        "quick",
+        tuple(SIZES),
+        "quick: the CI case list (minutes on 2 cores); nightly: the full grid within its time budget; "
+        "weekly: the full grid, every case",
+    ),
     "device": ("auto", ("auto", "cpu", "cuda"), "compute device; auto = cuda when available"),
     "dtype": ("float64", ("float64", "float32"), "floating-point precision of the engine"),
     "reports_dir": ("reports", None, "folder for figures, tables, results.json, index.html"),
@@ -110,11 +115,11 @@ def _reports_root(config: pytest.Config) -> Path:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "nightly: case runs only with --tier nightly")
+    config.addinivalue_line("markers", "nightly: case runs only with --tier nightly (or weekly)")
     config.addinivalue_line(
         "markers", "family(name, question=, group=, if_holds=, if_contradicted=, results=): the test's claim family"
     )
-    _load_hypothesis_profile(option(config, "tier"))
+    _load_hypothesis_profile(SIZES[option(config, "tier")])
     _check_writable(config)
     try:  # one thread per process unless asked: see dlncheck.config.threads
         set_cpu_threads(option(config, "threads"))
@@ -125,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
         settings = {name: option(config, name) for name in ("tier", "device", "dtype")}
         settings["selection"] = config.getoption("keyword") or ""
         settings["shard"] = config.getoption("dlncheck_shard") or ""
-        settings |= _preset_settings(TIERS[settings["tier"]])
+        settings |= _preset_settings(TIERS[SIZES[settings["tier"]]])
         config.pluginmanager.register(ReportCollector(config, _reports_root(config), settings), "dlncheck-report")
 
 
@@ -174,14 +179,20 @@ def pytest_report_header(config: pytest.Config) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); a case
-    its family's contradictions file lists for the session's tier becomes a strict xfail; with
-    ``--shard K/N`` only the K-th part of what remains is kept."""
+    """In the quick tier, cases marked ``nightly`` are deselected (not run, not reported); in the
+    nightly tier, the cases over its time budget (:func:`dlncheck.suite.time_budget.weekly_only`:
+    they run with ``--tier weekly``); a case its family's contradictions file lists for the
+    session's sizes becomes a strict xfail; with ``--shard K/N`` only the K-th part of what remains
+    is kept."""
     tier = option(config, "tier")
-    if tier != "nightly":
+    durations = shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE))
+    if tier == "quick":
         _deselect(config, items, lambda item: item.get_closest_marker("nightly") is not None)
+    elif tier == "nightly":
+        weekly = time_budget.weekly_only([item.nodeid for item in items], durations)
+        _deselect(config, items, lambda item: item.nodeid in weekly)
     try:
-        contradictions.apply(items, tier)
+        contradictions.apply(items, SIZES[tier])
     except ValueError as error:
         raise pytest.UsageError(str(error)) from None
     if config.getoption("dlncheck_shard"):
@@ -189,9 +200,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             k, n = shard.parse_shard(config.getoption("dlncheck_shard"))
         except ValueError as error:
             raise pytest.UsageError(str(error)) from None
-        owner = shard.assign(
-            [item.nodeid for item in items], shard.load_durations(Path(config.rootpath, shard.DURATIONS_FILE)), n
-        )
+        owner = shard.assign([item.nodeid for item in items], durations, n)
         _deselect(config, items, lambda item: owner[item.nodeid] != k)
 
 
@@ -205,8 +214,9 @@ def _deselect(config: pytest.Config, items: list[pytest.Item], drop) -> None:
 # ---------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="session")
 def tier(pytestconfig: pytest.Config) -> str:
-    """'quick' or 'nightly': changes case lists and sizes, never assertions."""
-    return option(pytestconfig, "tier")
+    """'quick' or 'nightly' (also for ``--tier weekly``, which runs the nightly sizes): changes case
+    lists and sizes, never assertions."""
+    return SIZES[option(pytestconfig, "tier")]
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ parts together are the whole selection. Assignment is the longest-processing-tim
 1969: each case, longest first, goes to the currently lightest shard; at most 4/3 of the best
 makespan), over the durations committed in ``claims/durations.json`` (node id -> seconds,
 written from a report by ``dlncheck report durations``); a case without a measured duration
-counts as the median of the known ones. Ties break by node id, so every runner computes the same
-split from the same collection.
+counts as the median of its test function's measured cases, else of all (:func:`costs`). Ties
+break by node id, so every runner computes the same split from the same collection.
 """
 
 from __future__ import annotations
@@ -28,12 +28,26 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(k), int(n)
 
 
-def assign(nodeids: Iterable[str], durations: Mapping[str, float], n: int) -> dict[str, int]:
-    """node id -> shard (1..n) by the longest-processing-time rule over ``durations``."""
+def costs(nodeids: Iterable[str], durations: Mapping[str, float]) -> dict[str, float]:
+    """node id -> seconds: its measured duration, else the median over the measured cases of its
+    test function (the node id before ``[``), else over all measured cases (1 s when none is)."""
     nodeids = sorted(set(nodeids))
-    known = [float(durations[i]) for i in nodeids if i in durations]
+    by_test: dict[str, list[float]] = {}
+    for i in nodeids:
+        if i in durations:
+            by_test.setdefault(i.split("[")[0], []).append(float(durations[i]))
+    known = [d for ds in by_test.values() for d in ds]
     default = statistics.median(known) if known else 1.0
-    cost = {i: float(durations.get(i, default)) for i in nodeids}
+    return {
+        i: float(durations[i]) if i in durations else statistics.median(by_test.get(i.split("[")[0], [default]))
+        for i in nodeids
+    }
+
+
+def assign(nodeids: Iterable[str], durations: Mapping[str, float], n: int) -> dict[str, int]:
+    """node id -> shard (1..n) by the longest-processing-time rule over :func:`costs`."""
+    cost = costs(nodeids, durations)
+    nodeids = sorted(cost)
     heap = [(0.0, shard) for shard in range(1, n + 1)]
     out = {}
     for nodeid in sorted(nodeids, key=lambda i: (-cost[i], i)):

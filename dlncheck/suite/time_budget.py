@@ -1,0 +1,43 @@
+"""The nightly tier's time budget: its costliest cases run weekly instead.
+
+The nightly tier must finish within WALL_MINUTES on the 2-core reference machine with ``-n
+WORKERS`` (issues #25 and #28 of the project). Its cases are kept cheapest first, by the durations
+committed in ``claims/durations.json`` (:func:`dlncheck.suite.shard.costs`: an unmeasured case
+counts as its test function's median), while their summed time fits
+
+    budget = WORKERS x (WALL_MINUTES - OVERHEAD_MINUTES) x 60 s x PACKING;
+
+the rest run only in the weekly tier (``--tier weekly``: the nightly sizes, every case). The
+split is by measured cost alone, never by outcome, and it follows ``durations.json`` as that file
+is updated from full runs (``dlncheck report durations --update``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from dlncheck.suite.shard import costs
+
+WALL_MINUTES = 45.0  # the nightly tier's wall-time target on the reference machine
+OVERHEAD_MINUTES = 5.0  # collection, worker start-up and the report, outside any case's duration
+WORKERS = 2  # pytest-xdist workers of the nightly run (-n 2, one per core)
+PACKING = 0.9  # share of the workers' time spent in cases: xdist's load balancing leaves a tail
+
+
+def budget_seconds() -> float:
+    """The summed case time the nightly tier may take."""
+    return WORKERS * (WALL_MINUTES - OVERHEAD_MINUTES) * 60.0 * PACKING
+
+
+def weekly_only(nodeids: Iterable[str], durations: Mapping[str, float], budget: float | None = None) -> set[str]:
+    """The cases over the budget (default :func:`budget_seconds`): every case is taken cheapest
+    first (ties by node id) until the next would exceed it; those left run weekly only."""
+    budget = budget_seconds() if budget is None else budget
+    cost = costs(nodeids, durations)
+    total, over = 0.0, set[str]()
+    for nodeid in sorted(cost, key=lambda i: (cost[i], i)):
+        if over or total + cost[nodeid] > budget:
+            over.add(nodeid)
+        else:
+            total += cost[nodeid]
+    return over
