@@ -39,6 +39,9 @@ CONTRADICTIONS = """
 [causes]
 toy-offset = "the toy is off by one"
 
+[kinds]
+toy-offset = "genuine"
+
 [[case]]
 test = "test_toy"
 id = "two"
@@ -86,15 +89,25 @@ def test_a_brand_new_family_reaches_the_report_with_no_edit_to_it(pytester):
     assert info["question"] == "does a family nobody has seen reach the findings?" and info["group"] == "golden path"
     assert records["two"]["outcome"] == "xfailed"
     assert records["two"]["message"].startswith("data contradict the prediction: x = 2 instead of 1")
-    assert "cause toy-offset: the toy is off by one" in records["two"]["message"]
+    assert "cause toy-offset, genuine: the toy is off by one" in records["two"]["message"]
     c = records["two"]["contradiction"]
-    assert (c["statement"], c["cause"], c["changed"]) == ("x = 2 instead of 1", "toy-offset", False)
+    assert (c["statement"], c["cause"], c["kind"], c["changed"]) == (
+        "x = 2 instead of 1",
+        "toy-offset",
+        "genuine",
+        False,
+    )
     html = (pytester.path / "rep" / "index.html").read_text()
     grid = html[html.index('class="grid"') : html.index('id="contradictions"')]
     assert "brand_new" in grid and "does a family nobody has seen reach the findings?" in grid
     assert "golden path" in grid  # its group
     assert 'aria-label="brand_new: SGD follows GD 1' in html  # its bar reads its golden-path reading
     assert "the toy result: reproduces" in html
+    kinds = html[html.index('id="contradiction-kinds"') :]
+    assert kinds.startswith(
+        'id="contradiction-kinds">1 measured contradiction: 1 genuine. Kinds: <strong>genuine</strong>'
+    )
+    assert "toy-offset <small>(1, genuine)</small>" in html
 
 
 @pytest.mark.parametrize(
@@ -142,6 +155,15 @@ def test_a_malformed_contradictions_file_stops_the_run_naming_the_fix(pytester):
     result = run(pytester)
     assert result.ret != 0
     result.stderr.fnmatch_lines(["*brand_new.toml*test_toy?two?*missing*reason*"])
+
+
+def test_a_cause_without_a_kind_stops_the_run_naming_the_fix(pytester):
+    new_family(pytester)
+    path = pytester.path / "contradictions" / "brand_new.toml"
+    path.write_text(path.read_text().replace('toy-offset = "genuine"', 'toy-offset = "unlucky"', 1))
+    result = run(pytester)
+    assert result.ret != 0
+    result.stderr.fnmatch_lines(["*brand_new.toml*[[]kinds[]]*one kind of*unknown kinds ?'unlucky'?*"])
 
 
 def test_render_and_judge():

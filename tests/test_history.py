@@ -187,6 +187,9 @@ TOML = """
 [causes]
 too-big = "x grows with the case"
 
+[kinds]
+too-big = "genuine"
+
 [[case]]
 test = "test_level"
 id = "{id}"

@@ -160,3 +160,17 @@ def test_power_beyond_assumptions_drift_rejects_a_planted_balance_shift_inside_t
     assert rejected["in_premise"] and not rejected["holds"], rejected
     accepted = check_after(0.1 * golden["tolerance"])
     assert accepted["in_premise"] and accepted["holds"], accepted
+
+
+def test_drift_premise_at_depth_3_is_the_noise_vanishing_at_gds_minimum():
+    """At L >= 3 the secular share is not derived: every pair is on GD's path where SGD's noise vanishes
+    at GD's reachable minimum, and on SGD's own path (the identity, exploratory) where it persists."""
+    exp, traj = power.golden(depth=3)
+    problem = make_problem(exp)
+    h = truncation_tolerance(exp)
+    inside = drift_checks(traj, exp, problem, h, n_tests=2, noise_vanishes=True)
+    outside = drift_checks(traj, exp, problem, h, n_tests=2, noise_vanishes=False)
+    assert len(inside) == len(outside) == 2
+    assert all(row["in_premise"] and row["secular_share"] is None for row in inside)
+    assert not any(row["in_premise"] for row in outside)
+    assert [row["gd_path_predicted"] for row in outside] == [row["predicted"] for row in inside]

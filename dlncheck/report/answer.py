@@ -97,17 +97,30 @@ def differs_groups(records: list[dict]) -> list[dict]:
 
 def contradiction_groups(records: list[dict]) -> list[dict]:
     """Measured contradictions (xfailed) grouped by the root cause their entry names: ``cause``,
-    ``text``, ``entries`` [(record, statement from this run's numbers)]; a record without an entry is
-    its own group under its xfail reason. Largest group first."""
+    ``text``, ``kind`` (the cause's kind, dlncheck.suite.contradictions.KINDS), ``entries`` [(record,
+    statement from this run's numbers)]; a record without an entry is its own group under its xfail
+    reason. Largest group first."""
     groups: dict[str, dict] = {}
     for rec in records:
         if rec["outcome"] != "xfailed":
             continue
         cause, text = _cause(rec)
         statement = (rec.get("contradiction") or {}).get("statement") or xfail_reason(rec)
-        g = groups.setdefault(cause or f"?{rec['nodeid']}", {"cause": cause, "text": text, "entries": []})
+        kind = (rec.get("contradiction") or {}).get("kind", "")
+        g = groups.setdefault(cause or f"?{rec['nodeid']}", {"cause": cause, "text": text, "kind": kind, "entries": []})
         g["entries"].append((rec, statement))
     return sorted(groups.values(), key=lambda g: (-len(g["entries"]), g["cause"]))
+
+
+def kind_line(groups: list[dict]) -> str:
+    """How many measured contradictions each kind holds: "36 measured contradictions: 29 genuine, 4
+    inapplicable, ..." (most first; a case without a recorded kind counts as "unclassified")."""
+    counts = Counter()
+    for g in groups:
+        counts[g["kind"] or "unclassified"] += len(g["entries"])
+    parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    total = sum(counts.values())
+    return f"{total} measured contradiction{'s' * (total != 1)}" + (f": {parts}" if total else "")
 
 
 def mdd(numbers: dict) -> dict:

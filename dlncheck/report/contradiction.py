@@ -14,6 +14,14 @@ from __future__ import annotations
 import math
 import string
 
+#: the kind of each root cause (a contradictions file's ``[kinds]``), as the report groups them
+KINDS = {
+    "genuine": "the theory's premises hold in the case and its prediction fails",
+    "artifact": "a clock or scope artifact: the reading compares what the theory does not predict",
+    "finite-init": "an effect of the finite init scale or run length, expected to vanish as a0 -> 0",
+    "inapplicable": "a premise of the asserted theory fails in the case: to be made exploratory",
+}
+
 
 def render(template: str, values: dict) -> str:
     """``template.format(**values)``, field by field: a missing field shows ``?``, a value its

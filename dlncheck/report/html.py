@@ -17,6 +17,7 @@ from dlncheck.report import answer
 from dlncheck.report import findings as fd
 from dlncheck.report import history as hist
 from dlncheck.report.claim import INDEX_THUMBS, folder_name
+from dlncheck.report.contradiction import KINDS
 from dlncheck.report.fmt import (
     brief,
     clean,
@@ -160,6 +161,7 @@ def render_index(
         filters.append(("clock", clocks))
     filters.append(("exploratory", [("no", "no"), ("yes", "yes")]))
     provenance = [(k, v) for k, v in meta.items() if k not in _HIDDEN_META]
+    groups = answer.contradiction_groups(views)
     return _ENV.get_template("index.html").render(
         meta=meta,
         records=views,
@@ -170,7 +172,9 @@ def render_index(
         headline=answer.headline(views),
         differs=answer.differs_groups(views),
         bars=answer.family_bars(views),
-        contradiction_groups=answer.contradiction_groups(views),
+        contradiction_groups=groups,
+        contradiction_kinds=answer.kind_line(groups),
+        kinds=KINDS,
         columns=_COLUMNS,
         reproductions=fd.reproductions(views),
         filters=filters,

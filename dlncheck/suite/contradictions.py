@@ -6,6 +6,9 @@ contradict the theory's prediction, one entry per case::
     [causes]  # root causes: a short key, shared by every entry with that cause, and its text
     reshuffle = "epoch-wise reshuffling cancels each epoch's batch noise: the spread scales ~ lr"
 
+    [kinds]   # what each cause is, one of dlncheck.report.contradiction.KINDS
+    reshuffle = "genuine"
+
     [[case]]
     test = "test_scaling_slope"                  # the test function
     id = "function_distance-ntk-lowrank-L2"      # the case (pytest parameter id)
@@ -35,7 +38,7 @@ from pathlib import Path
 import pytest
 
 from dlncheck.report.collector import CONTRADICTION_KEY
-from dlncheck.report.contradiction import render
+from dlncheck.report.contradiction import KINDS, render
 from dlncheck.suite.tiers import SIZES, TIERS
 
 FOLDER = "contradictions"
@@ -81,24 +84,36 @@ def _check_entry(path: Path, n: int, entry: dict, causes: dict) -> None:
 
 @functools.cache
 def load(path: Path) -> dict:
-    """``{"causes": {key: text}, "cases": [entry, ...]}`` of a contradictions file (empty if absent),
-    checked; ValueError naming the file, the entry and the fix."""
+    """``{"causes": {key: text}, "kinds": {key: kind}, "cases": [entry, ...]}`` of a contradictions
+    file (empty if absent), checked; ValueError naming the file, the entry and the fix."""
     if not Path(path).is_file():
-        return {"causes": {}, "cases": []}
+        return {"causes": {}, "kinds": {}, "cases": []}
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as error:
         raise ValueError(f"{path}: not valid TOML ({error})") from None
-    if set(data) - {"causes", "case"}:
-        _fail(path, "top level", f"unknown tables {sorted(set(data) - {'causes', 'case'})}: use [causes] and [[case]]")
-    causes, cases = data.get("causes", {}), data.get("case", [])
+    if set(data) - {"causes", "kinds", "case"}:
+        _fail(
+            path,
+            "top level",
+            f"unknown tables {sorted(set(data) - {'causes', 'kinds', 'case'})}: use [causes], [kinds] and [[case]]",
+        )
+    causes, kinds, cases = data.get("causes", {}), data.get("kinds", {}), data.get("case", [])
+    if set(kinds) != set(causes) or not set(kinds.values()) <= set(KINDS):
+        _fail(
+            path,
+            "[kinds]",
+            f"give each cause of [causes] one kind of {sorted(KINDS)} (missing {sorted(set(causes) - set(kinds))}, "
+            f"unknown causes {sorted(set(kinds) - set(causes))}, unknown kinds "
+            f"{sorted(set(kinds.values()) - set(KINDS))})",
+        )
     seen = set()
     for n, entry in enumerate(cases):
         _check_entry(path, n, entry, causes)
         if (entry["test"], entry["id"]) in seen:
             _fail(path, f"[[case]] #{n + 1}", f"{entry['test']}[{entry['id']}] is listed twice")
         seen.add((entry["test"], entry["id"]))
-    return {"causes": causes, "cases": cases}
+    return {"causes": causes, "kinds": kinds, "cases": cases}
 
 
 def entry_for(path: Path, family: str, test: str, case: str, tier: str) -> dict | None:
@@ -112,6 +127,7 @@ def entry_for(path: Path, family: str, test: str, case: str, tier: str) -> dict 
                 "tier": tier,
                 **{k: entry[k] for k in ("test", "id", "cause", "reason", "bands")},
                 "cause_text": table["causes"][entry["cause"]],
+                "kind": table["kinds"][entry["cause"]],
                 "numbers": entry["numbers"][tier],
                 "note": entry.get("notes", {}).get(tier, ""),
             }
@@ -121,7 +137,10 @@ def entry_for(path: Path, family: str, test: str, case: str, tier: str) -> dict 
 def reason_text(entry: dict) -> str:
     """The strict xfail's reason: the statement from the recorded numbers, the note, the cause."""
     note = f"; {entry['note']}" if entry["note"] else ""
-    return f"{PREFIX}{render(entry['reason'], entry['numbers'])}{note} (cause {entry['cause']}: {entry['cause_text']})"
+    return (
+        f"{PREFIX}{render(entry['reason'], entry['numbers'])}{note} "
+        f"(cause {entry['cause']}, {entry['kind']}: {entry['cause_text']})"
+    )
 
 
 def apply(items: list[pytest.Item], tier: str) -> None:
