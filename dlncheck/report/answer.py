@@ -115,7 +115,7 @@ def contradiction_groups(records: list[dict]) -> list[dict]:
 def kind_line(groups: list[dict]) -> str:
     """How many measured contradictions each kind holds: "36 measured contradictions: 29 genuine, 4
     inapplicable, ..." (most first; a case without a recorded kind counts as "unclassified")."""
-    counts = Counter()
+    counts: Counter[str] = Counter()
     for g in groups:
         counts[g["kind"] or "unclassified"] += len(g["entries"])
     parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
