@@ -28,3 +28,23 @@ def test_no_proc_gives_none_and_false(monkeypatch, tmp_path):
     monkeypatch.setattr(peak_memory, "_STATUS", tmp_path / "absent")
     monkeypatch.setattr(peak_memory, "_CLEAR", tmp_path / "no" / "such")
     assert peak_memory.peak_gb() is None and peak_memory.reset() is False
+
+
+@linux
+def test_freed_blocks_below_the_heap_top_go_back_to_the_kernel():
+    """200 MB of 64 kB blocks (below glibc's mmap threshold: they live in the heap), freed while a
+    block allocated after them pins the heap's top: without malloc_trim they stay resident."""
+    base = peak_memory.resident_gb()
+    blocks = [bytearray(64 * 1024) for _ in range(3200)]  # 210 MB, touched (zeroed)
+    pin = bytearray(64 * 1024)
+    held = peak_memory.resident_gb()
+    del blocks
+    assert peak_memory.return_free_heap()
+    after = peak_memory.resident_gb()
+    assert base is not None and held is not None and after is not None and pin
+    assert held - base > 0.19 and after < held - 0.15, (base, held, after)
+
+
+def test_without_glibc_the_heap_is_left_alone(monkeypatch):
+    monkeypatch.setattr(peak_memory, "_MALLOC_TRIM", None)
+    assert peak_memory.return_free_heap() is False

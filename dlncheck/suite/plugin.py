@@ -36,6 +36,7 @@ from dlncheck.report.collector import (
     pytest_runtest_makereport,  # noqa: F401 (hook: the records)
     pytest_runtest_setup,  # noqa: F401 (hook: each case's peak memory starts at its setup)
 )
+from dlncheck.report.peak_memory import COLLECT_ABOVE_GB, resident_gb, return_free_heap
 from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import contradictions, shard, time_budget
 from dlncheck.suite.tiers import SIZES, TIERS, Tier
@@ -277,12 +278,19 @@ def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
 
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
-    """Drop the post-mortem references pytest keeps to the last failure: ``sys.last_traceback``
-    holds the frames of a failed (or strict-xfailed) claim, with its ensembles' trajectories,
-    gigabytes carried into every later case of the worker until the next failure."""
+    """Hand a finished case's memory back before the next: drop the post-mortem references pytest
+    keeps to the last failure (``sys.last_traceback`` holds the frames of a failed or strict-xfailed
+    claim, with its ensembles' trajectories), collect reference cycles once the worker holds more than
+    COLLECT_ABOVE_GB (a collection costs about 0.3 s, so the quick tier's small workers skip it), and
+    return the heap's free pages to the kernel (glibc ``malloc_trim``): freed tensors otherwise stay
+    resident in the worker and count in every later case's memory (measured after one nightly digits
+    case: 3.6 GB resident, 2.4 GB after both, the trajectory cache's 2 GB included)."""
     if getattr(sys, "last_value", None) is not None:
         sys.last_type = sys.last_value = sys.last_traceback = None
         gc.collect()
+    elif (resident_gb() or 0.0) > COLLECT_ABOVE_GB:
+        gc.collect()
+    return_free_heap()
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
