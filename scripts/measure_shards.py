@@ -80,12 +80,16 @@ def run_shard(command: list[str], log: Path, every: float = 1.0) -> dict[str, fl
 
 
 def heaviest(results: Path, n: int = 5) -> list[list]:
-    """The ``n`` cases of a shard's results.json with the largest peak memory: [[node id, GB, seconds]]."""
+    """The ``n`` cases of a shard's results.json with the largest peak memory: [[node id, GB, seconds,
+    GB the worker held at the case's start]]."""
     if not results.is_file():
         return []
     claims = json.loads(results.read_text(encoding="utf-8"))["claims"]
     ranked = sorted((c for c in claims if c.get("peak_gb") is not None), key=lambda c: -c["peak_gb"])
-    return [[c["nodeid"], round(c["peak_gb"], 2), round(c["duration"], 1)] for c in ranked[:n]]
+    return [
+        [c["nodeid"], round(c["peak_gb"], 2), round(c["duration"], 1), round(c.get("start_gb") or 0.0, 2)]
+        for c in ranked[:n]
+    ]
 
 
 def _commit() -> str:

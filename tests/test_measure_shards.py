@@ -32,8 +32,9 @@ def test_a_child_s_memory_is_counted_and_the_exit_status_kept(tmp_path):
 
 def test_heaviest_cases_come_from_the_records_peaks(tmp_path):
     claims = [{"nodeid": f"c{k}", "peak_gb": p, "duration": 1.0} for k, p in enumerate([0.5, None, 3.25, 1.0])]
+    claims[2]["start_gb"] = 2.0  # a record from before start_gb was kept has none: 0
     (tmp_path / "results.json").write_text(json.dumps({"claims": claims}))
-    assert measure_shards.heaviest(tmp_path / "results.json", n=2) == [["c2", 3.25, 1.0], ["c3", 1.0, 1.0]]
+    assert measure_shards.heaviest(tmp_path / "results.json", n=2) == [["c2", 3.25, 1.0, 2.0], ["c3", 1.0, 1.0, 0.0]]
     assert measure_shards.heaviest(tmp_path / "absent.json") == []
 
 

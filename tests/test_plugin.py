@@ -1,6 +1,7 @@
 """The claims plugin end to end: a tiny pytest session with a passing and a failing claim."""
 
 import json
+import sys
 
 import pytest
 
@@ -47,6 +48,8 @@ def test_report_records_real_outcomes_and_artifacts(pytester, xdist):
     assert good["outcome"] == "passed" and good["holds"] is True and good["family"] == "claims"
     assert bad["outcome"] == "failed" and bad["holds"] is False and "x = 2" in bad["message"]
     assert bad["numbers"] == {"x": 2} and bad["params"] == {"x": 2}
+    if sys.platform.startswith("linux"):  # the case's peak and what its worker held at its start
+        assert 0 < good["start_gb"] <= good["peak_gb"]
     for rec in (good, bad):  # a failing claim still shows its figure and table
         kinds = sorted(a["kind"] for a in rec["artifacts"])
         assert kinds == ["figure", "table"]

@@ -31,6 +31,7 @@ from dlncheck.store import atomic
 RECORD_KEY = "dlncheck_claim"
 CLAIM_KEY = pytest.StashKey[Claim]()
 CONTRADICTION_KEY = pytest.StashKey[dict]()  # the case's measured contradiction (dlncheck.suite.contradictions)
+START_GB_KEY = pytest.StashKey[float | None]()  # the worker's resident memory at the case's setup
 
 
 def _record(item, report, claim: Claim | None) -> dict:
@@ -60,6 +61,7 @@ def _record(item, report, claim: Claim | None) -> dict:
         "message": _message(report),
         "duration": report.duration,
         "peak_gb": peak_memory.peak_gb(),
+        "start_gb": item.stash.get(START_GB_KEY, None),  # of the peak, what the worker held before the case
     }
 
 
@@ -81,8 +83,10 @@ def _outcome(report) -> str:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Start the case's peak memory (:mod:`dlncheck.report.peak_memory`) at its setup."""
+    """Start the case's peak memory (:mod:`dlncheck.report.peak_memory`) at its setup, and note what
+    the worker holds then (the peak's part that earlier cases left: the trajectory cache)."""
     peak_memory.reset()
+    item.stash[START_GB_KEY] = peak_memory.resident_gb()
 
 
 @pytest.hookimpl(hookwrapper=True)
