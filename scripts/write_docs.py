@@ -398,7 +398,8 @@ def findings_block(results: dict, path: Path) -> str:
 
 def readme_findings_block(results: dict, path: Path) -> str:
     """The README's short answer from the same records: the headline, one line per broken assumption
-    (the beyond_assumptions family's results) and the divergences by root cause with their case counts."""
+    (the beyond_assumptions family's results) and the measured contradictions by kind (genuine,
+    artifact, ...: dlncheck.report.contradiction.KINDS) and root cause, with their case counts."""
     records, meta = results["claims"], results["meta"]
     commit = (meta.get("git_commit") or "?")[:7]
     lines = [
@@ -411,8 +412,12 @@ def readme_findings_block(results: dict, path: Path) -> str:
     lines += [f"- {md(r['text'])}" for r in broken]
     groups = [g for g in answer.contradiction_groups(records) if g["cause"]]
     if groups:
-        said = ", ".join(f"{g['cause']} ({len(g['entries'])})" for g in groups)
-        lines.append(f"- Measured contradictions by root cause (cases): {said}.")
+        lines.append(f"- {answer.kind_line(groups)}; by kind and root cause (cases):")
+        for kind in dict.fromkeys(g["kind"] or "unclassified" for g in groups):
+            said = ", ".join(
+                f"{g['cause']} ({len(g['entries'])})" for g in groups if (g["kind"] or "unclassified") == kind
+            )
+            lines.append(f"  - {kind}: {said}.")
     return "\n".join(lines)
 
 

@@ -77,6 +77,7 @@ def record(
         "id": case,
         "cause": CAUSES.get(reason, "other"),
         "cause_text": reason,
+        "kind": "artifact" if CAUSES.get(reason) == "gauge" else "genuine",
         "reason": "x = {x:.3f} where 0.5 was predicted",
         "bands": {"x": 0.1},
         "numbers": {"x": 0.25},

@@ -326,3 +326,16 @@ def test_a_partial_shard_record_says_which_shards_are_not_measured(tmp_path):
     readme = (tmp_path / "README.md").read_text()
     assert "Of the 4 nightly shards (`-n 2`), 2 are measured (3/4, 4/4 not yet); the worst peaks at 6.5 GB" in readme
     assert "Each of" not in readme
+
+
+def test_readme_findings_count_the_contradictions_of_each_kind():
+    """The README's block: how many measured contradictions of each kind, and their causes by kind."""
+    records = [_record("rank_patterns", f"saddle-lowrank-L{L}", "xfailed", False, duration=1.0) for L in (2, 3, 4)]
+    for rec, (cause, kind) in zip(records, [("floor", "genuine"), ("floor", "genuine"), ("lag", "artifact")]):
+        rec["contradiction"] = {"cause": cause, "cause_text": "why", "kind": kind, "statement": "now"}
+    block = write_docs.readme_findings_block(
+        {"meta": {"tier": "quick", "git_commit": "0123456"}, "claims": records}, ROOT
+    )
+    lines = block.splitlines()
+    assert "- 3 measured contradictions: 2 genuine, 1 artifact; by kind and root cause (cases):" in lines
+    assert lines[-2:] == ["  - genuine: floor (2).", "  - artifact: lag (1)."]
