@@ -513,8 +513,8 @@ def nightly_block(durations: dict[str, float], path: Path, shards: int = SHARDS)
             f"{_git_last_change(path)}). Case time only: start-up, collection and the report are not in it.",
             "",
             f"{len(durations)} cases with a recorded duration (a case without one is not counted here), summed "
-            f"case time {secs(total)}. Of these alone (a collected case without a duration counts at its test's "
-            f"median, and moves more), the nightly tier keeps the cheapest {len(durations) - len(weekly)} "
+            f"case time {secs(total)}. Of these (a collected case without a duration runs weekly until a weekly "
+            f"run measures it), the nightly tier keeps the cheapest {len(durations) - len(weekly)} "
             f"({secs(total - sum(durations[i] for i in weekly))}) within its budget of {secs(time_budget.budget_seconds())}"
             f" of case time ({time_budget.WALL_MINUTES:g} min of wall time on {time_budget.WORKERS} workers, "
             f"`dlncheck.suite.time_budget`); the other {len(weekly)} "
