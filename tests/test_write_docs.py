@@ -331,11 +331,13 @@ def test_a_partial_shard_record_says_which_shards_are_not_measured(tmp_path):
 def test_readme_findings_count_the_contradictions_of_each_kind():
     """The README's block: how many measured contradictions of each kind, and their causes by kind."""
     records = [_record("rank_patterns", f"saddle-lowrank-L{L}", "xfailed", False, duration=1.0) for L in (2, 3, 4)]
-    for rec, (cause, kind) in zip(records, [("floor", "genuine"), ("floor", "genuine"), ("lag", "artifact")]):
+    records.append(_record("function_space", "saddle-lowrank-L3", "xfailed", False, duration=1.0))
+    causes = [("floor", "genuine"), ("floor", "genuine"), ("lag", "artifact"), ("lag", "genuine")]
+    for rec, (cause, kind) in zip(records, causes):  # one key, two kinds (two families): counted apart
         rec["contradiction"] = {"cause": cause, "cause_text": "why", "kind": kind, "statement": "now"}
     block = write_docs.readme_findings_block(
         {"meta": {"tier": "quick", "git_commit": "0123456"}, "claims": records}, ROOT
     )
     lines = block.splitlines()
-    assert "- 3 measured contradictions: 2 genuine, 1 artifact; by kind and root cause (cases):" in lines
-    assert lines[-2:] == ["  - genuine: floor (2).", "  - artifact: lag (1)."]
+    assert "- 4 measured contradictions: 3 genuine, 1 artifact; by kind and root cause (cases):" in lines
+    assert lines[-2:] == ["  - genuine: floor (2), lag (1).", "  - artifact: lag (1)."]

@@ -107,7 +107,8 @@ def contradiction_groups(records: list[dict]) -> list[dict]:
         cause, text = _cause(rec)
         statement = (rec.get("contradiction") or {}).get("statement") or xfail_reason(rec)
         kind = (rec.get("contradiction") or {}).get("kind", "")
-        g = groups.setdefault(cause or f"?{rec['nodeid']}", {"cause": cause, "text": text, "kind": kind, "entries": []})
+        key = f"{cause}/{kind}" if cause else f"?{rec['nodeid']}"  # one cause key may name two kinds in two families
+        g = groups.setdefault(key, {"cause": cause, "text": text, "kind": kind, "entries": []})
         g["entries"].append((rec, statement))
     return sorted(groups.values(), key=lambda g: (-len(g["entries"]), g["cause"]))
 
