@@ -19,6 +19,7 @@ from dlncheck import (
 from dlncheck.config.data import make_problem
 from dlncheck.report.claim import Prediction
 from dlncheck.suite.tiers import TIERS
+from dlncheck.theory import assumptions, balance_drift
 from dlncheck.theory import gradient_noise as gn
 from dlncheck.theory import published as pub
 
@@ -137,6 +138,16 @@ def curvature_term(exp: Experiment) -> float:
     reshuffling term; the stationary spread of W - Syx is below lr lambda_max times the noise)."""
     s1 = float(exp.teacher.s[0])
     return (exp.lr * exp.depth * s1 ** (2 - 2 / exp.depth)) ** 2
+
+
+def secular_premise(predicted: list, gd_end: list, h: float, exp: Experiment) -> tuple[list, list[bool]]:
+    """Per pair: (theory.balance_drift.secular_shares, whether the first-order drift on GD's path is
+    inside its premise): the secular share <= h at L = 2; at L >= 3, where the share is not derived,
+    theory.assumptions.noise_vanishes of the data (label noise: outside). Outside, the noise drift
+    is evaluated on each SGD run's own path instead (the published law of balance's own reading)."""
+    shares = balance_drift.secular_shares(predicted, gd_end)
+    vanishes = assumptions.noise_vanishes(make_problem(exp), min(exp.widths))
+    return shares, [share <= h if share is not None else vanishes for share in shares]
 
 
 RANK_EPS = 1e-3  # numerical-rank threshold of the rank-pattern observation (not asserted)

@@ -268,24 +268,9 @@ def predicted_extra_drift(tr, e, problem, runs=0):
     )
 
 
-def secular_shares(pred, end, depth: int) -> list[float | None]:
-    """Per pair: theory.balance_drift.secular_share of GD's predicted c_B S_l against the larger of the
-    pair's Grams at GD's end ``end`` (derived at L = 2; None: not derived, the pair asserted)."""
-    if depth != 2:
-        return [None] * len(pred)
-    norm = torch.linalg.matrix_norm
-    return [
-        balance_drift.secular_share(
-            float(norm(p, "fro")),
-            max(float(norm(end[l] @ end[l].mT, "fro")), float(norm(end[l + 1].mT @ end[l + 1], "fro"))),
-        )
-        for l, p in enumerate(pred)
-    ]
-
-
 def drift_checks(tr, e, problem, h: float, n_tests: int, noise_vanishes: bool = True) -> list[dict]:
     """theory.balance_drift.sgd_drift_check of every pair of one init. Inside the first-order premise
-    (secular share <= h, :func:`secular_shares`, at L = 2; at L >= 3, where the share is not derived:
+    (secular share <= h, theory.balance_drift.secular_shares, at L = 2; at L >= 3, where the share is not derived:
     ``noise_vanishes``, theory.assumptions.noise_vanishes of the case): SGD's mean extra drift against
     c_B S_l on GD's path.
     Outside: that prediction is reported (``gd_path_*``) and the drift identity on each SGD run's own
@@ -294,7 +279,7 @@ def drift_checks(tr, e, problem, h: float, n_tests: int, noise_vanishes: bool = 
     per-run differences give the sampling term, the largest run's quadrature error is added)."""
     d_T = balance.balance_matrices([w[:, -1] for w in tr.weights])
     pred, quad = predicted_extra_drift(tr, e, problem)
-    shares = secular_shares(pred, [w[0, -1] for w in tr.weights], e.depth)
+    shares = balance_drift.secular_shares(pred, [w[0, -1] for w in tr.weights])
     outside = [share > h if share is not None else not noise_vanishes for share in shares]
     own, own_quad = predicted_extra_drift(tr, e, problem, slice(1, None)) if any(outside) else (None, None)
     rows = []

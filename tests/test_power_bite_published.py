@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 import torch
 
 from dlncheck import presets, train
@@ -89,3 +90,30 @@ def test_power_published_balance_prediction_reads_gd_only():
     before = gn.expected_balance_drift(gd, exp, problem)
     after = gn.expected_balance_drift([w[:1] for w in moved], exp, problem)
     assert all(torch.equal(a, b) for a, b in zip(before, after))
+
+
+def test_secular_premise_decides_which_path_the_drift_is_read_on():
+    """claims.published_setups.secular_premise: at L = 2 a pair is inside the first-order premise
+    exactly while theory.balance_drift.secular_share <= h (the share of the planted drift, computed by
+    hand from the pair's Grams, sits on either side of h); at L = 3 the share is not derived and
+    label noise (noise persisting at GD's minimum) puts every pair outside, noise-free labels inside."""
+    from claims.published_setups import secular_premise
+    from dlncheck.theory.balance_drift import secular_share
+
+    exp = presets.experiment("intermediate", "lowrank", 2, label_noise=0.5)
+    gen = torch.Generator().manual_seed(3)
+    end = [torch.randn(exp.widths[l + 1], exp.widths[l], generator=gen, dtype=torch.float64) for l in range(2)]
+    gram = max(float(torch.linalg.matrix_norm(end[0] @ end[0].mT)), float(torch.linalg.matrix_norm(end[1].mT @ end[1])))
+    direction = torch.randn(exp.widths[1], exp.widths[1], generator=gen, dtype=torch.float64)
+    direction /= torch.linalg.matrix_norm(direction)
+    drift = [2.0 * gram * direction]  # y = 1
+    share = secular_share(2.0 * gram, gram)
+    shares, inside = secular_premise(drift, end, share * 1.01, exp)
+    assert shares[0] == pytest.approx(share, rel=1e-12) and inside == [True]
+    assert secular_premise(drift, end, share * 0.99, exp)[1] == [False]
+    deep = presets.experiment("intermediate", "lowrank", 3, label_noise=0.5)
+    layers = [torch.randn(deep.widths[l + 1], deep.widths[l], generator=gen, dtype=torch.float64) for l in range(3)]
+    pairs = [torch.eye(deep.widths[1], dtype=torch.float64)] * 2
+    assert secular_premise(pairs, layers, 10.0, deep) == ([None, None], [False, False])
+    clean = presets.experiment("intermediate", "lowrank", 3)
+    assert secular_premise(pairs, layers, 10.0, clean)[1] == [True, True]

@@ -102,6 +102,22 @@ def secular_share(predicted_norm: float, gram_norm: float) -> float:
     return 1 - math.sinh(s) / y
 
 
+def secular_shares(predicted: list[torch.Tensor], end: list[torch.Tensor]) -> list[float | None]:
+    """Per pair l: :func:`secular_share` of the predicted drift ``predicted[l]`` (c_B S_l on GD's path)
+    against the larger of the pair's Grams W_l W_l^T, W_{l+1}^T W_{l+1} at GD's end (``end``: the L
+    layers). Derived at L = 2 only: None for every pair at L >= 3 (the premise is not derived there)."""
+    if len(end) != 2:
+        return [None] * len(predicted)
+    norm = torch.linalg.matrix_norm
+    return [
+        secular_share(
+            float(norm(p, "fro")),
+            max(float(norm(end[l] @ end[l].mT, "fro")), float(norm(end[l + 1].mT @ end[l + 1], "fro"))),
+        )
+        for l, p in enumerate(predicted)
+    ]
+
+
 def _trapezoid_weights(steps: torch.Tensor) -> torch.Tensor:
     """(K,) weights of the trapezoid rule over the points ``steps``: sum_k w_k f(steps_k)."""
     d = torch.diff(steps.double()) / 2
