@@ -105,8 +105,9 @@ def test_cross_modes_decay_before_diagonal(regime, teacher, depth, init, preset,
     deep = regime == "saddle" and init != "aligned" and depth >= 3  # theory.init_scale item 2
     row = FAMILY.predictions["aligned" if init == "aligned" else "saddle-deep" if deep else regime]
     labels, trajs = init_ensembles.case_trajectories(exp, init, sizes.ensembles, trajectory_cache)
-    W = torch.stack([spectra.end_to_end(tr.weights) for tr in trajs])  # (C, R, K, d_out, d_in)
-    t, w0 = trajs[0].checkpoint_times, [tr.initial_weights for tr in trajs]
+    read = [(spectra.end_to_end(tr.weights), tr.initial_weights, tr.checkpoint_times) for tr in trajs]  # one pass
+    W = torch.stack([r[0] for r in read])  # (C, R, K, d_out, d_in)
+    t, w0 = read[0][2], [r[1] for r in read]
     T = exp.teacher
     s = T.s
     n = int((s > 0).sum())

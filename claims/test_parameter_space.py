@@ -121,7 +121,7 @@ def _runs(exp, regime, inits, reading, sizes, cache):
     grid = functools.partial(init_ensembles.distance_grid, regime)
     if regime == "saddle" and inits != "aligned":
         ens = init_ensembles.settled_ensemble(exp, ens, cache, grid)
-    runs = list(cache.ensemble(ens, checkpoints=grid(ens.experiment(0))))
+    runs = cache.ensemble(ens, checkpoints=grid(ens.experiment(0)))  # config by config when large
     s = exp.teacher.s[: exp.teacher.rank]
     exact = (
         progress_exact.exact_matched_ends(cache, ens, runs, list(range(len(ens))), s) if reading == "progress" else {}

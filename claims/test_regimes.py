@@ -79,7 +79,7 @@ def test_regime(regime, teacher, depth, width, preset, sizes, trajectory_cache, 
     if regime == "ntk":  # lazy predictions per init: an ensemble of seeds, the first one drawn
         ens = init_ensembles.case_ensemble(exp, sizes.ensembles, sgd_runs=sizes.ensembles.check_sgd_runs)
         checkpoints = CHECKPOINTS if width is None else 2  # wide: the ends are what the checks read
-        trajs = list(trajectory_cache.ensemble(ens, checkpoints=checkpoints))
+        trajs = trajectory_cache.ensemble(ens, checkpoints=checkpoints)  # config by config when large
         traj = trajs[0]
     else:
         traj = trajectory_cache(exp, checkpoints=CHECKPOINTS)

@@ -39,7 +39,7 @@ import torch
 
 from claims import expectations
 from dlncheck import spectra
-from dlncheck.config.data import make_problem
+from dlncheck.config.data import init_weights, make_problem
 from dlncheck.measure import balance, compare, events, progress_exact
 from dlncheck.report import plots
 from dlncheck.report.claim import Prediction
@@ -132,7 +132,8 @@ def test_sgd_follows_gd_singular_values(
     row = FAMILY.predictions[regime]
     ens, runs = expectations.pattern_runs(preset, sizes, trajectory_cache, regime, teacher, depth, inits, width)
     labels = init_ensembles.init_labels(ens)
-    asserted = [i for i, (_, _, trapped) in enumerate(runs) if not trapped]
+    # trapped and the split's premise from each init's weights, before training (config.data.init_weights)
+    asserted = [i for i in range(len(ens)) if not init_ensembles.gd_trapped(ens.experiment(i))]
     offsets = sgd.ensemble_offsets([ens.experiment(i) for i in asserted], ens.base.teacher.rank)
     exact = (
         progress_exact.exact_matched_ends(
@@ -141,11 +142,16 @@ def test_sgd_follows_gd_singular_values(
         if reading == "progress"
         else {}
     )
-    results = {i: evaluate(ens.experiment(i), runs[i][1], o, exact.get(i)) for i, o in zip(asserted, offsets)}
     s_min, h = float(ens.base.teacher.s[ens.base.teacher.rank - 1]), sgd.truncation_tolerance(ens.base)
-    premise = {i: split_premise.balance_ratio(runs[i][0].initial_weights, s_min) for i in asserted}
+    premise = {i: split_premise.balance_ratio(init_weights(ens.experiment(i)), s_min) for i in asserted}
     lazy = [i for i in asserted if premise[i] > h]  # the split is not predicted there: the drift identity is
-    drift = {i: _drift_identity(ens.experiment(i), runs[i][0], len(lazy) * (depth - 1)) for i in lazy}
+    results, drift, paths = {}, {}, {}
+    for i, o in zip(asserted, offsets):  # one read of each config: a large ensemble comes one at a time
+        traj, an, _ = runs[i]
+        results[i] = evaluate(ens.experiment(i), an, o, exact.get(i))
+        if premise[i] > h:
+            drift[i] = _drift_identity(ens.experiment(i), traj, len(lazy) * (depth - 1))
+        paths[i] = (traj.checkpoint_times, init_ensembles.predicted_windows(traj)[1])
     outcomes = [results[i]["holds"] if i not in drift else all(c["holds"] for c in drift[i]) for i in asserted]
     stats = init_ensembles.summary(outcomes)
     w_i = max(asserted, key=lambda i: float(results[i]["ratio"].abs().max()))
@@ -194,10 +200,9 @@ def test_sgd_follows_gd_singular_values(
         reading=reading,
         run_steps=ens.base.steps,
         entries_resolved_from_gd=sum(r["resolved"] for r in results.values()),
-        end_time_min=min(float(runs[a][0].checkpoint_times[r["end_index"]]) for a, r in results.items()),
+        end_time_min=min(float(paths[a][0][r["end_index"]]) for a, r in results.items()),
     )
-    t = runs[w_i][0].checkpoint_times
-    _, windows = init_ensembles.predicted_windows(runs[w_i][0])
+    t, windows = paths[w_i]
     d_sig = _figures(claim, case, t, windows, w, labels[w_i])
     inside = events.in_windows(t, windows)
     numbers |= dict(

@@ -82,3 +82,37 @@ def test_memory_layer_evicts_least_recently_used_beyond_its_limit(tmp_path):
     assert cache.stats == {"memory": 1, "disk": 1, "computed": 3, "memory_only": 0}
     torch.testing.assert_close(again.loss, TrajectoryCache(None)(exps[1]).loss, rtol=0, atol=0)
     assert set(cache._memory) == {cache.key("trajectory", e, {}) for e in (exps[2], exps[1])}
+
+
+def test_large_ensemble_is_served_config_by_config(tmp_path, monkeypatch):
+    """An ensemble over policy.LAZY_ENSEMBLE_GB of checkpoints comes back as an OnDemand sequence:
+    nothing is trained until a config is read, each config is the trajectory the whole program gives
+    (to round-off: one program of all configs against one per config), it is cached under the same
+    key, and negative indices, slices and iteration work; below the threshold, or without a disk
+    root, the ensemble is trained at once as before."""
+    from dlncheck import Ensemble, train
+    from dlncheck.store import policy
+    from dlncheck.store.cache import OnDemand, checkpoint_bytes
+
+    base = presets.experiment("saddle", "lowrank", 2, steps=40, sgd_runs=2)
+    ens = Ensemble(base, [Init("gaussian", 1e-2, seed=s) for s in range(3)])
+    held = sum(checkpoint_bytes(ens.experiment(i), {"checkpoints": 5}) for i in range(len(ens)))
+    whole = train(ens, checkpoints=5)
+    monkeypatch.setattr(policy, "LAZY_ENSEMBLE_GB", held / 2 / 1e9)
+    cache = TrajectoryCache(tmp_path)
+    et = cache.ensemble(ens, checkpoints=5)
+    assert isinstance(et.trajectories, OnDemand) and cache.stats["computed"] == 0
+    assert len(et) == 3 and cache.stats["computed"] == 0
+    for got, want in zip(et, whole):
+        torch.testing.assert_close(got.loss, want.loss, rtol=1e-12, atol=0)
+        for a, b in zip(got.weights, want.weights):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
+    assert cache.stats["computed"] == 3
+    assert et[-1].experiment == ens.experiment(2) and [t.experiment for t in et[1:]] == ens.experiments[1:]
+    with pytest.raises(IndexError):
+        et.trajectories[3]
+    assert cache(ens.experiment(1), checkpoints=5) is et[1]  # the same key as a config read alone
+    eager = TrajectoryCache(None).ensemble(ens, checkpoints=5)
+    assert isinstance(eager.trajectories, list)  # no disk root: memory is the only store
+    monkeypatch.setattr(policy, "LAZY_ENSEMBLE_GB", 2 * held / 1e9)
+    assert isinstance(TrajectoryCache(tmp_path / "b").ensemble(ens, checkpoints=5).trajectories, list)

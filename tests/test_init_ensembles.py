@@ -10,7 +10,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from dlncheck import presets
+from dlncheck import Ensemble, EnsembleTrajectory, Init, presets
 from dlncheck.measure import events
 from dlncheck.suite import init_ensembles
 from dlncheck.suite.tiers import NIGHTLY, QUICK, TIERS
@@ -52,7 +52,7 @@ class _Recorder:
 
     def ensemble(self, ens, checkpoints):
         self.ens, self.grid = ens, checkpoints
-        return [types.SimpleNamespace(initial_weights=None)] * len(ens)
+        return EnsembleTrajectory(ens, [types.SimpleNamespace(initial_weights=None)] * len(ens))
 
     def analysis(self, experiment, trajectory, checkpoints):
         return None
@@ -155,3 +155,22 @@ def test_aligned_escape_windows_hold_gds_own_escapes(teacher):
     measured = events.escape_steps(gd.loss, torch.arange(gd.loss.shape[-1]), s)[0].double() * exp.lr
     assert (measured > 0).all()
     assert bool(events.in_windows(measured, windows).all()), (measured, windows)
+
+
+def test_ensemble_runs_of_a_large_ensemble_come_one_config_at_a_time(tmp_path, monkeypatch):
+    """init_ensembles.ensemble_runs over a config-by-config ensemble (store.policy.LAZY_ENSEMBLE_GB)
+    is itself an OnDemand sequence: nothing trained before a read, and each (trajectory, analysis,
+    trapped) equal to the eager reading's."""
+    from dlncheck.store import policy
+    from dlncheck.store.cache import OnDemand, TrajectoryCache
+
+    exp = presets.experiment("saddle", "lowrank", 2, sgd_runs=2, steps=60)
+    ens = Ensemble(exp, [Init("gaussian", 1e-2, seed=s) for s in range(2)])
+    _, eager = init_ensembles.ensemble_runs(exp, ens, TrajectoryCache(tmp_path / "eager"))
+    monkeypatch.setattr(policy, "LAZY_ENSEMBLE_GB", 0.0)
+    cache = TrajectoryCache(tmp_path / "lazy")
+    _, lazy = init_ensembles.ensemble_runs(exp, ens, cache)
+    assert isinstance(lazy, OnDemand) and cache.stats["computed"] == 0 and len(lazy) == 2
+    for (t1, a1, trapped1), (t2, a2, trapped2) in zip(eager, lazy):
+        torch.testing.assert_close(t1.loss, t2.loss, rtol=1e-12, atol=0)
+        assert trapped1 == trapped2 and a1.to_arrays().keys() == a2.to_arrays().keys()

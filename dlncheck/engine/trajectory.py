@@ -3,7 +3,7 @@ conversion to and from named arrays) and EnsembleTrajectory (one Trajectory per 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import cast, overload
 
@@ -133,12 +133,13 @@ class EnsembleTrajectory:
     ----------
     ensemble : Ensemble
         What was trained.
-    trajectories : list of Trajectory
-        One per config, in the ensemble's order.
+    trajectories : sequence of Trajectory
+        One per config, in the ensemble's order (a list, or the trajectory cache's
+        config-by-config OnDemand sequence).
     """
 
     ensemble: Ensemble
-    trajectories: list[Trajectory]
+    trajectories: Sequence[Trajectory]
 
     def __len__(self) -> int:
         return len(self.trajectories)
@@ -150,7 +151,7 @@ class EnsembleTrajectory:
     def __getitem__(self, i: slice) -> list[Trajectory]: ...
 
     def __getitem__(self, i: int | slice) -> Trajectory | list[Trajectory]:
-        return self.trajectories[i]
+        return list(self.trajectories[i]) if isinstance(i, slice) else self.trajectories[i]
 
     def __iter__(self) -> Iterator[Trajectory]:
         return iter(self.trajectories)

@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,6 +36,7 @@ from dlncheck.config import validation as check
 from dlncheck.config.ensemble import Ensemble
 from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import ENGINE_VERSION, train
+from dlncheck.engine.budget import estimate_bytes
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
 from dlncheck.measure.analysis import Analysis, analyze
@@ -47,6 +48,7 @@ from dlncheck.store.policy import (  # noqa: F401  (ALWAYS_STORE_MB: public here
     MEMORY_LIMIT_GB,
     MIN_SECONDS_PER_MB,
     folder_wide,
+    lazy_ensemble,
     nbytes,
     unwritable,
     worth_storing,
@@ -109,7 +111,9 @@ class TrajectoryCache:
     def ensemble(self, ensemble: Ensemble, **train_kwargs) -> EnsembleTrajectory:
         """``train(ensemble, **train_kwargs)``, each config cached under its own Experiment (so
         ``cache(ensemble.experiment(i), ...)`` hits); only the configs not cached are trained,
-        together in one program. A dict ``checkpoints`` ({config: spec}) is split per config."""
+        together in one program. A dict ``checkpoints`` ({config: spec}) is split per config.
+        An ensemble over policy.LAZY_ENSEMBLE_GB of checkpoints is served config by config
+        (an :class:`OnDemand` sequence)."""
         spec = train_kwargs.get("checkpoints")
         per_config = spec if isinstance(spec, dict) else None
         shared = {k: v for k, v in train_kwargs.items() if per_config is None or k != "checkpoints"}
@@ -117,6 +121,13 @@ class TrajectoryCache:
             shared | ({} if per_config is None or per_config.get(i) is None else {"checkpoints": per_config[i]})
             for i in range(len(ensemble))
         ]
+        held = sum(checkpoint_bytes(ensemble.experiment(i), kw) for i, kw in enumerate(kwargs))
+        if lazy_ensemble(held, self.root is not None):
+            # each config from memory, from disk, else trained alone: configs are independent, so it is
+            # the trajectory the whole program gives, under the same key; only what the caller keeps is held
+            return EnsembleTrajectory(
+                ensemble, OnDemand(len(ensemble), lambda i: self(ensemble.experiment(i), **kwargs[i]))
+            )
         keys = [self.key("trajectory", ensemble.experiment(i), kw) for i, kw in enumerate(kwargs)]
         found = []
         for i, key in enumerate(keys):
@@ -271,3 +282,25 @@ class TrajectoryCache:
             "new ones are kept in memory only for this session",
             stacklevel=stacklevel,
         )
+
+
+def checkpoint_bytes(experiment: Experiment, train_kwargs: dict) -> int:
+    """Bytes of the weights ``train(experiment, **train_kwargs)`` keeps at its checkpoints (engine.budget)."""
+    parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
+    return parts["weights at checkpoints"][0]
+
+
+class OnDemand(Sequence[T]):
+    """A sequence of ``length`` items built when read: ``[i]`` is ``fetch(i)``, kept by nobody but the
+    caller (the trajectory cache's config-by-config ensembles, :meth:`TrajectoryCache.ensemble`)."""
+
+    def __init__(self, length: int, fetch: Callable[[int], T]):
+        self.length, self.fetch = length, fetch
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(self.length)[i]]
+        return self.fetch(range(self.length)[i])  # negative indices; IndexError past the end

@@ -10,7 +10,8 @@ Memory: with a disk root, entries are kept least-recently-used up to ``memory_li
 (default MEMORY_LIMIT_GB, or $DLNCHECK_CACHE_MEMORY_GB), sized by :func:`nbytes`: a nightly
 worker that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine
 running two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed
-cheaply.
+cheaply. An ensemble over LAZY_ENSEMBLE_GB of checkpoints is served config by config
+(:func:`lazy_ensemble`), so no claim holds all of it at once.
 Folder: :func:`unwritable` says why a folder refuses a new file (read-only, full, not a folder),
 probed rather than guessed, so a cache on such a folder keeps its new entries in memory with one
 warning instead of failing the run.
@@ -34,8 +35,13 @@ FOLDER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EP
 MIN_SECONDS_PER_MB = 0.05
 #: entries up to this size are always stored (reading them costs milliseconds)
 ALWAYS_STORE_MB = 1.0
-#: bytes (in GB) of entries a process keeps in memory, least-recently-used ($DLNCHECK_CACHE_MEMORY_GB overrides)
-MEMORY_LIMIT_GB = 2.0
+#: bytes (in GB) of entries a process keeps in memory, least-recently-used ($DLNCHECK_CACHE_MEMORY_GB overrides):
+#: each of a nightly run's two workers held 2.4 GB between cases at 2.0 (issue #30: 7 GB for both)
+MEMORY_LIMIT_GB = 1.0
+#: an ensemble whose checkpoints take more bytes than this is served config by config (each trained
+#: alone when first read), so a claim holds one config's trajectory at a time: the nightly ntk L4
+#: ensemble (8 inits x 33 runs x 52 checkpoints of 128-wide layers) is 3.7 GB at once, 0.46 GB a config
+LAZY_ENSEMBLE_GB = 1.0
 
 
 def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
@@ -75,3 +81,10 @@ def unwritable(root: Path) -> str | None:
 def folder_wide(error: OSError) -> bool:
     """Whether ``error`` says the whole folder refuses writes (full disk, quota, read-only)."""
     return error.errno in FOLDER_ERRNOS
+
+
+def lazy_ensemble(estimated_bytes: float, has_root: bool) -> bool:
+    """Whether an ensemble of ``estimated_bytes`` of checkpoints is served config by config: above
+    LAZY_ENSEMBLE_GB, and only with a disk root (without one memory is the only store and nothing
+    is evicted, so serving configs one by one would hold as much)."""
+    return has_root and estimated_bytes > LAZY_ENSEMBLE_GB * 1e9

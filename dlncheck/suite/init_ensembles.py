@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,7 @@ from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import train
 from dlncheck.measure import events, modes, stats
 from dlncheck.spectra import end_to_end
+from dlncheck.store.cache import OnDemand
 from dlncheck.theory import trap
 
 #: longest random-init saddle run, in lengths of the aligned preset (the compute budget of the pilot)
@@ -123,7 +125,7 @@ def analysis_grid(exp: Experiment, max_points: int | None = None) -> list[int]:
 WIDE_BYTES, WIDE_MIN_CHECKPOINTS = 7 * 10**8, 8
 
 
-def wide_runs(exp: Experiment, sizes: Sizes, cache) -> tuple[Ensemble, list]:
+def wide_runs(exp: Experiment, sizes: Sizes, cache) -> tuple[Ensemble, Sequence]:
     """:func:`case_runs` for the ntk preset rebuilt at a lazy width (fixed before looking): GD and
     ``sizes.check_sgd_runs`` SGD runs per init (as the regime check), ``sizes.other`` seeds cut to as
     many (at least one) as hold WIDE_MIN_CHECKPOINTS checkpoints within WIDE_BYTES, and the analysis
@@ -150,7 +152,7 @@ def distance_grid(regime: str, exp: Experiment) -> list[int]:
 
 def case_runs(
     exp: Experiment, inits: str, sizes: Sizes, cache, settle: bool = False, wide: bool = False
-) -> tuple[Ensemble, list]:
+) -> tuple[Ensemble, Sequence]:
     """(ensemble, [(trajectory, analysis, trapped)] per init): ``inits`` "aligned" -> the preset's
     own init alone (the control), ``wide`` -> :func:`wide_runs`, else :func:`case_ensemble`; with
     ``settle``, lengthened by :func:`settled_ensemble`; trained in one program through
@@ -163,21 +165,21 @@ def case_runs(
 
 def ensemble_runs(
     aligned: Experiment, ens: Ensemble, cache, settle: bool = False, grid=analysis_grid
-) -> tuple[Ensemble, list]:
+) -> tuple[Ensemble, Sequence]:
     """:func:`case_runs` for a given ensemble (``aligned``: its preset, for the settling cap) on
     ``grid(experiment)``'s checkpoints."""
     if settle:
         ens = settled_ensemble(aligned, ens, cache, grid)
     checkpoints = grid(ens.base)
     et = cache.ensemble(ens, checkpoints=checkpoints)
-    return ens, [
-        (
-            et[i],
-            cache.analysis(ens.experiment(i), trajectory=et[i], checkpoints=checkpoints),
-            trapped(et[i].initial_weights, ens.experiment(i), ens.inits[i]),
-        )
-        for i in range(len(ens))
-    ]
+
+    def run(i: int) -> tuple:
+        traj = et[i]
+        analysis = cache.analysis(ens.experiment(i), trajectory=traj, checkpoints=checkpoints)
+        return traj, analysis, trapped(traj.initial_weights, ens.experiment(i), ens.inits[i])
+
+    # a large ensemble comes config by config (store.cache.OnDemand): so do its runs
+    return ens, OnDemand(len(ens), run) if isinstance(et.trajectories, OnDemand) else [run(i) for i in range(len(ens))]
 
 
 def settled_ensemble(aligned: Experiment, ens: Ensemble, cache, grid) -> Ensemble:
@@ -261,14 +263,15 @@ def init_labels(ensemble: Ensemble) -> list[str]:
     return [init_label(i) for i in ensemble.inits]
 
 
-def case_trajectories(exp: Experiment, init: str, sizes: Sizes, cache) -> tuple[list[str], list]:
+def case_trajectories(exp: Experiment, init: str, sizes: Sizes, cache) -> tuple[list[str], Sequence]:
     """(labels, trajectories) of an assumption check on the shared grid (events.time_grid_for):
     ``init="aligned"``: the preset alone (the control case); otherwise :func:`case_ensemble` with
-    ``sizes.check_sgd_runs`` runs per init, trained together through ``cache.ensemble``."""
+    ``sizes.check_sgd_runs`` runs per init, trained together through ``cache.ensemble`` (a sequence:
+    config by config when large, store.cache.OnDemand)."""
     if init == "aligned":
         return ["aligned"], [cache(exp, checkpoints=events.time_grid_for(exp))]
     ens = case_ensemble(exp, sizes, sgd_runs=sizes.check_sgd_runs)
-    return init_labels(ens), list(cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base)))
+    return init_labels(ens), cache.ensemble(ens, checkpoints=events.time_grid_for(ens.base))
 
 
 def gd_trapped(exp: Experiment) -> bool:

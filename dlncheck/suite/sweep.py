@@ -143,8 +143,10 @@ def train_init_ensembles(cache: TrajectoryCache, preset: Experiment, tier: Tier)
     """The init ensembles the claims run for ``preset`` in ``tier`` (pattern claims with their
     analysis, assumption checks), trained into ``cache``."""
 
-    init_ensembles.case_runs(preset, "random", tier.ensembles, cache)
-    init_ensembles.case_trajectories(preset, "random", tier.ensembles, cache)
+    _, runs = init_ensembles.case_runs(preset, "random", tier.ensembles, cache)
+    _, trajectories = init_ensembles.case_trajectories(preset, "random", tier.ensembles, cache)
+    for _ in (*runs, *trajectories):  # a large ensemble is served config by config: read each one
+        pass
 
 
 def run_group(cache_root: str, specs: list[dict], tier: str) -> int:
