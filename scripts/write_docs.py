@@ -50,7 +50,7 @@ from dlncheck.suite import shard, time_budget  # noqa: E402
 
 BLOCK = re.compile(r"(<!-- generated:(?P<name>[a-z-]+) -->\n)(?P<body>.*?)(<!-- /generated -->)", re.S)
 BENCH_COMMAND = "python -m pytest tests -k bench -p no:cacheprovider --benchmark-json=FILE"
-SHARDS = 4  # .github/workflows/nightly.yml SHARDS
+SHARDS = 8  # .github/workflows/nightly.yml SHARDS
 OUTCOMES = ("passed", "xfailed", "failed", "error", "xpassed", "skipped")
 
 

@@ -4,6 +4,8 @@ import warnings
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dlncheck import Init, presets
 from dlncheck.store.cache import TrajectoryCache
@@ -116,3 +118,43 @@ def test_large_ensemble_is_served_config_by_config(tmp_path, monkeypatch):
     assert isinstance(eager.trajectories, list)  # no disk root: memory is the only store
     monkeypatch.setattr(policy, "LAZY_ENSEMBLE_GB", 2 * held / 1e9)
     assert isinstance(TrajectoryCache(tmp_path / "b").ensemble(ens, checkpoints=5).trajectories, list)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.integers(1, 10**9), max_size=40), st.floats(1e-3, 2.0))
+def test_training_chunks_keep_order_and_stay_within_the_chunk_bytes(sizes, limit_gb):
+    """store.cache.training_chunks: consecutive groups covering every config once, in order; a group
+    holds one config or stays within TRAIN_CHUNK_GB, and is closed only when the next config would
+    not fit."""
+    from dlncheck.store import cache as cache_module
+
+    configs = list(range(100, 100 + len(sizes)))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cache_module, "TRAIN_CHUNK_GB", limit_gb)
+        groups = cache_module.training_chunks(configs, sizes)
+    assert [c for g in groups for c in g] == configs
+    size = dict(zip(configs, sizes))
+    for k, group in enumerate(groups):
+        held = sum(size[c] for c in group)
+        assert len(group) == 1 or held <= limit_gb * 1e9
+        if k + 1 < len(groups):
+            assert held + size[groups[k + 1][0]] > limit_gb * 1e9
+
+
+def test_an_ensemble_trained_in_chunks_is_the_one_program_result(tmp_path, monkeypatch):
+    """Configs missing from the cache train in programs of at most TRAIN_CHUNK_GB: the trajectories
+    equal one program's (to round-off) and keep their per-config checkpoints."""
+    from dlncheck import Ensemble, train
+    from dlncheck.store import cache as cache_module
+
+    base = presets.experiment("saddle", "lowrank", 2, steps=40, sgd_runs=2)
+    ens = Ensemble(base, [Init("gaussian", 1e-2, seed=s) for s in range(4)])
+    spec = {0: 5, 1: [0, 7, 40], 2: 3, 3: None}
+    whole = train(ens, checkpoints=spec)
+    monkeypatch.setattr(cache_module, "TRAIN_CHUNK_GB", 1e-9)  # one config per program
+    chunked = TrajectoryCache(tmp_path).ensemble(ens, checkpoints=spec)
+    for got, want in zip(chunked, whole):
+        assert torch.equal(got.checkpoint_steps, want.checkpoint_steps)
+        torch.testing.assert_close(got.loss, want.loss, rtol=1e-12, atol=0)
+        for a, b in zip(got.weights, want.weights):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)

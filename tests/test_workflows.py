@@ -59,6 +59,8 @@ def test_nightly_shard_matrix_matches_the_shard_count():
     nightly = yaml.safe_load((ROOT / ".github" / "workflows" / "nightly.yml").read_text())
     shards = nightly["jobs"]["claims"]["strategy"]["matrix"]["shard"]
     assert shards == list(range(1, int(nightly["env"]["SHARDS"]) + 1))
+    docs = (ROOT / "scripts" / "write_docs.py").read_text()
+    assert f"SHARDS = {nightly['env']['SHARDS']}  #" in docs  # docs/nightly.md's split is the workflow's
 
 
 def test_the_sunday_schedule_runs_the_weekly_tier():

@@ -70,11 +70,16 @@ def checkpoint_bytes(experiment: Experiment) -> int:
 
 
 def first_crossing(loss: torch.Tensor, steps: torch.Tensor, levels: ArrayLike) -> torch.Tensor:
-    """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never)."""
+    """(R, n_levels): the first recorded step at which loss[r] <= level (-1 if never). One level at a
+    time, in bytes (a (R, T, n_levels) int copy of a nightly ensemble's per-step losses took 1.8 GB)."""
     levels = torch.as_tensor(levels, dtype=loss.dtype, device=loss.device)
-    below = loss[:, :, None] <= levels  # (R, T, n_levels)
-    first = below.int().argmax(dim=1)  # first True (0 if none)
-    return torch.where(below.any(dim=1), steps.to(loss.device)[first], -1).cpu()
+    steps = steps.to(loss.device)
+    out = torch.full((loss.shape[0], levels.numel()), -1, dtype=torch.long)
+    for k, level in enumerate(levels):
+        below = loss <= level  # (R, T)
+        first = below.to(torch.uint8).argmax(dim=1)  # the first True (0 if none)
+        out[:, k] = torch.where(below.any(dim=1), steps[first], -1).cpu()
+    return out
 
 
 def arrival_levels(s: ArrayLike, offset: float = 0.0) -> torch.Tensor:

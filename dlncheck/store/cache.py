@@ -47,6 +47,7 @@ from dlncheck.store.policy import (  # noqa: F401  (ALWAYS_STORE_MB: public here
     ALWAYS_STORE_MB,
     MEMORY_LIMIT_GB,
     MIN_SECONDS_PER_MB,
+    TRAIN_CHUNK_GB,
     folder_wide,
     lazy_ensemble,
     nbytes,
@@ -139,10 +140,12 @@ class TrajectoryCache:
             found.append(traj)
         missing = [i for i, traj in enumerate(found) if traj is None]
         if missing:
-            if per_config is not None:
-                train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(missing)}}
             start = time.perf_counter()
-            trained = train(ensemble.subset(missing), **train_kwargs)
+            trained: list[Trajectory] = []
+            for part in training_chunks(missing, [train_bytes(ensemble.experiment(i), kwargs[i]) for i in missing]):
+                if per_config is not None:
+                    train_kwargs = train_kwargs | {"checkpoints": {j: per_config.get(i) for j, i in enumerate(part)}}
+                trained += train(ensemble.subset(part), **train_kwargs)
             seconds = (time.perf_counter() - start) / len(missing)  # each config's share
             for i, traj in zip(missing, trained):
                 found[i] = traj
@@ -288,6 +291,26 @@ def checkpoint_bytes(experiment: Experiment, train_kwargs: dict) -> int:
     """Bytes of the weights ``train(experiment, **train_kwargs)`` keeps at its checkpoints (engine.budget)."""
     parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
     return parts["weights at checkpoints"][0]
+
+
+def train_bytes(experiment: Experiment, train_kwargs: dict) -> int:
+    """Bytes ``train(experiment, **train_kwargs)`` holds while it runs, all parts (engine.budget)."""
+    parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
+    return sum(size for size, _ in parts.values())
+
+
+def training_chunks(configs: list[int], sizes: list[int]) -> list[list[int]]:
+    """``configs`` in consecutive groups, each trained as one program: a group grows while its summed
+    ``sizes`` (train_bytes) stay within policy.TRAIN_CHUNK_GB, and holds at least one config."""
+    groups: list[list[int]] = []
+    held = 0.0
+    for config, size in zip(configs, sizes):
+        if not groups or held + size > TRAIN_CHUNK_GB * 1e9:
+            groups.append([])
+            held = 0.0
+        groups[-1].append(config)
+        held += size
+    return groups
 
 
 class OnDemand(Sequence[T]):

@@ -11,7 +11,8 @@ Memory: with a disk root, entries are kept least-recently-used up to ``memory_li
 worker that memoized every 32-init ensemble it touched grew to 11 GB and starved a 24 GB machine
 running two workers. An evicted entry comes back from disk, or (not worth storing) is recomputed
 cheaply. An ensemble over LAZY_ENSEMBLE_GB of checkpoints is served config by config
-(:func:`lazy_ensemble`), so no claim holds all of it at once.
+(:func:`lazy_ensemble`), so no claim holds all of it at once; the configs missing from the cache
+train in programs of at most TRAIN_CHUNK_GB (configs are independent: the same trajectories).
 Folder: :func:`unwritable` says why a folder refuses a new file (read-only, full, not a folder),
 probed rather than guessed, so a cache on such a folder keeps its new entries in memory with one
 warning instead of failing the run.
@@ -42,6 +43,10 @@ MEMORY_LIMIT_GB = 1.0
 #: alone when first read), so a claim holds one config's trajectory at a time: the nightly ntk L4
 #: ensemble (8 inits x 33 runs x 52 checkpoints of 128-wide layers) is 3.7 GB at once, 0.46 GB a config
 LAZY_ENSEMBLE_GB = 1.0
+#: the configs an ensemble trains are split into programs of at most this many bytes while they run
+#: (engine.budget's estimate, the per-step loss record included): the nightly saddle L4 random-init
+#: ensemble (32 inits x 33 runs, 105k steps, loss every step) peaked at 5.3 GB as one program
+TRAIN_CHUNK_GB = 0.5
 
 
 def worth_storing(size_bytes: int, seconds: float, min_seconds_per_mb: float = MIN_SECONDS_PER_MB) -> bool:
