@@ -37,8 +37,9 @@ MIN_SECONDS_PER_MB = 0.05
 #: entries up to this size are always stored (reading them costs milliseconds)
 ALWAYS_STORE_MB = 1.0
 #: bytes (in GB) of entries a process keeps in memory, least-recently-used ($DLNCHECK_CACHE_MEMORY_GB overrides):
-#: each of a nightly run's two workers held 2.4 GB between cases at 2.0 (issue #30: 7 GB for both)
-MEMORY_LIMIT_GB = 1.0
+#: each of a nightly run's two workers held 2.4 GB between cases at 2.0 and 1.45 GB at 1.0 (issue #30:
+#: 7 GB for a shard's two workers; its shard 6/8 peaked at 7.22 GB with 1.0)
+MEMORY_LIMIT_GB = 0.5
 #: an ensemble whose checkpoints take more bytes than this is served config by config (each trained
 #: alone when first read), so a claim holds one config's trajectory at a time: the nightly ntk L4
 #: ensemble (8 inits x 33 runs x 52 checkpoints of 128-wide layers) is 3.7 GB at once, 0.46 GB a config
