@@ -13,8 +13,9 @@ does not add to. The record (one JSON object) goes to ``--out`` (default claims/
 from which ``scripts/write_docs.py --shard-costs`` writes the table in docs/nightly.md and the line
 in the README. ``--keep DIR`` keeps each shard's reports and log (to merge them with ``dlncheck report merge``
 for the nightly report's size and contradictions); by default they go with a temporary folder.
-Each row names the commit it measured; ``--append`` keeps the other shards' rows of an existing
-record (shards measured one at a time, on different days).
+Each row names the commit it measured (read as the shard starts, "+dirty" when dlncheck/ or claims/
+differ from it); ``--append`` keeps the other shards' rows of an existing record (shards measured one
+at a time, on different days).
 """
 
 from __future__ import annotations
@@ -93,8 +94,11 @@ def heaviest(results: Path, n: int = 5) -> list[list]:
 
 
 def _commit() -> str:
+    """HEAD's short hash, with "+dirty" when the package or the claims differ from it (read as each
+    shard starts: a shard runs the code its pytest imports then)."""
     out = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return out.stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "-C", str(ROOT), "diff", "--quiet", "HEAD", "--", "dlncheck", "claims"])
+    return (out.stdout.strip() or "unknown") + ("+dirty" if dirty.returncode else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -134,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             command += ["--shard", f"{k}/{args.shards}", "-p", "no:cacheprovider", "-q"]
             command += ["--reports-dir", str(folder / "reports"), "--cache-dir", str(folder / "cache")]
             folder.mkdir(parents=True)
-            row = {"shard": k, "commit": commit, **run_shard(command, Path(tmp, f"shard-{k}.log"))}
+            row = {"shard": k, "commit": _commit(), **run_shard(command, Path(tmp, f"shard-{k}.log"))}
             row["heaviest"] = heaviest(folder / "reports" / "results.json")
             print(json.dumps(row), flush=True)
             record["rows"].append(row)
