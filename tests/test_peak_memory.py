@@ -48,3 +48,45 @@ def test_freed_blocks_below_the_heap_top_go_back_to_the_kernel():
 def test_without_glibc_the_heap_is_left_alone(monkeypatch):
     monkeypatch.setattr(peak_memory, "_MALLOC_TRIM", None)
     assert peak_memory.return_free_heap() is False
+
+
+_RAISED_THRESHOLD = """
+import sys
+import numpy as np
+from dlncheck.report import peak_memory
+if sys.argv[1] == "pinned":
+    assert peak_memory.pin_mmap_threshold()
+big = np.ones(16 * 2**20 // 8)
+del big  # glibc now serves blocks below 16 MB from the heap, unless the threshold is pinned
+base = peak_memory.resident_gb()
+blocks = [np.ones(8 * 2**20 // 8) for _ in range(30)]  # 252 MB of 8 MiB blocks, touched
+pin = np.ones(2**20 // 8)  # 1 MiB from the heap, above the blocks: the top cannot shrink
+held = peak_memory.resident_gb()
+del blocks
+print(held - base, peak_memory.resident_gb() - base)
+"""
+
+
+@linux
+def test_a_pinned_mmap_threshold_returns_large_freed_blocks_at_once():
+    """After a 16 MiB block is freed, glibc serves 8 MiB blocks from the heap, where they stay resident
+    once freed (no trim); with peak_memory.pin_mmap_threshold (4 MiB) they are mmapped and go back to
+    the kernel when freed. Each run in its own process: the setting is the process's."""
+    import subprocess
+
+    def run(mode: str) -> tuple[float, float]:
+        out = subprocess.run(
+            [sys.executable, "-c", _RAISED_THRESHOLD, mode], capture_output=True, text=True, check=True
+        )
+        held, after = map(float, out.stdout.split())
+        return held, after
+
+    held, after = run("default")
+    assert held > 0.24 and after > 0.2, (held, after)  # freed, still resident
+    held, after = run("pinned")
+    assert held > 0.24 and after < 0.05, (held, after)
+
+
+def test_without_glibc_the_threshold_is_left_alone(monkeypatch):
+    monkeypatch.setattr(peak_memory, "_MALLOPT", None)
+    assert peak_memory.pin_mmap_threshold() is False

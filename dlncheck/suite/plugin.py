@@ -36,7 +36,7 @@ from dlncheck.report.collector import (
     pytest_runtest_makereport,  # noqa: F401 (hook: the records)
     pytest_runtest_setup,  # noqa: F401 (hook: each case's peak memory starts at its setup)
 )
-from dlncheck.report.peak_memory import COLLECT_ABOVE_GB, resident_gb, return_free_heap
+from dlncheck.report.peak_memory import COLLECT_ABOVE_GB, pin_mmap_threshold, resident_gb, return_free_heap
 from dlncheck.store.cache import TrajectoryCache
 from dlncheck.suite import contradictions, shard, time_budget
 from dlncheck.suite.tiers import SIZES, TIERS, Tier
@@ -122,6 +122,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     _load_hypothesis_profile(SIZES[option(config, "tier")])
     _check_writable(config)
+    pin_mmap_threshold()  # large freed tensors go back to the kernel at once (report.peak_memory)
     try:  # one thread per process unless asked: see dlncheck.config.threads
         set_cpu_threads(option(config, "threads"))
     except ValueError as error:
