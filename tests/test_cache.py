@@ -94,11 +94,11 @@ def test_large_ensemble_is_served_config_by_config(tmp_path, monkeypatch):
     root, the ensemble is trained at once as before."""
     from dlncheck import Ensemble, train
     from dlncheck.store import policy
-    from dlncheck.store.cache import OnDemand, checkpoint_bytes
+    from dlncheck.store.cache import OnDemand, train_bytes
 
     base = presets.experiment("saddle", "lowrank", 2, steps=40, sgd_runs=2)
     ens = Ensemble(base, [Init("gaussian", 1e-2, seed=s) for s in range(3)])
-    held = sum(checkpoint_bytes(ens.experiment(i), {"checkpoints": 5}) for i in range(len(ens)))
+    held = sum(train_bytes(ens.experiment(i), {"checkpoints": 5}, "weights at checkpoints") for i in range(len(ens)))
     whole = train(ens, checkpoints=5)
     monkeypatch.setattr(policy, "LAZY_ENSEMBLE_GB", held / 2 / 1e9)
     cache = TrajectoryCache(tmp_path)

@@ -122,7 +122,7 @@ class TrajectoryCache:
             shared | ({} if per_config is None or per_config.get(i) is None else {"checkpoints": per_config[i]})
             for i in range(len(ensemble))
         ]
-        held = sum(checkpoint_bytes(ensemble.experiment(i), kw) for i, kw in enumerate(kwargs))
+        held = sum(train_bytes(ensemble.experiment(i), kw, "weights at checkpoints") for i, kw in enumerate(kwargs))
         if lazy_ensemble(held, self.root is not None):
             # each config from memory, from disk, else trained alone: configs are independent, so it is
             # the trajectory the whole program gives, under the same key; only what the caller keeps is held
@@ -287,16 +287,11 @@ class TrajectoryCache:
         )
 
 
-def checkpoint_bytes(experiment: Experiment, train_kwargs: dict) -> int:
-    """Bytes of the weights ``train(experiment, **train_kwargs)`` keeps at its checkpoints (engine.budget)."""
+def train_bytes(experiment: Experiment, train_kwargs: dict, part: str | None = None) -> int:
+    """Bytes ``train(experiment, **train_kwargs)`` holds while it runs (engine.budget's estimate): all
+    parts, or the one named ``part`` (e.g. "weights at checkpoints", what its trajectory keeps)."""
     parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
-    return parts["weights at checkpoints"][0]
-
-
-def train_bytes(experiment: Experiment, train_kwargs: dict) -> int:
-    """Bytes ``train(experiment, **train_kwargs)`` holds while it runs, all parts (engine.budget)."""
-    parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
-    return sum(size for size, _ in parts.values())
+    return parts[part][0] if part is not None else sum(size for size, _ in parts.values())
 
 
 def training_chunks(configs: list[int], sizes: list[int]) -> list[list[int]]:
