@@ -1,5 +1,7 @@
 """dlncheck.spectra against NumPy references, plus hypothesis properties."""
 
+from unittest import mock
+
 import numpy as np
 import pytest
 import torch
@@ -8,6 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from dlncheck import spectra
+from dlncheck.spectra import _ranks as ranks_module
 
 DTYPES = [torch.float64, torch.float32]
 
@@ -91,6 +94,19 @@ def test_product_singular_values_match_per_product_svd():
     for key, s in spectra.product_singular_values(W).items():
         P = spectra.partial_products(W)[key].numpy()
         np.testing.assert_allclose(s.numpy(), np.linalg.svd(P, compute_uv=False), rtol=1e-12)
+
+
+@given(piece_matrices=st.integers(1, 12), left=st.sampled_from([(2, 5), (1, 5), (2, 1), (5,)]))
+def test_product_singular_values_in_cpu_pieces_match_one_pass(piece_matrices, left):
+    """Pieces of any size (down to one matrix) and broadcast batch axes give the one-pass values."""
+    W = chain([3, 4], seed=7, batch=left) + chain([4, 4, 3], seed=3, batch=(2, 5))
+    whole = {k: torch.linalg.svdvals(P) for k, P in spectra.partial_products(W).items()}
+    with mock.patch.object(ranks_module, "CPU_PIECE_BYTES", piece_matrices * 4 * 4 * 8):
+        pieced = spectra.product_singular_values(W)
+    assert list(pieced) == list(whole)
+    for key, s in pieced.items():
+        assert s.shape == whole[key].shape
+        np.testing.assert_allclose(s.numpy(), whole[key].numpy(), rtol=1e-13, atol=0)
 
 
 def test_effective_rank_and_participation_ratio_closed_forms():

@@ -23,6 +23,11 @@ from dlncheck.config import arrays
 from dlncheck.config import validation as check
 from dlncheck.spectra._products import Weights, products_from
 
+#: on the CPU, the batch of :func:`product_singular_values` goes through in pieces of at most this many
+#: bytes per product: a chain's products, stacked for one LAPACK call, then stay under the 4 MiB mmap
+#: threshold the suite pins (report.peak_memory) up to L = 8 (timed in tests/test_bench_spectra.py)
+CPU_PIECE_BYTES = 512 * 1024
+
 
 # ------------------------------------------------------------------ singular values
 def singular_values(A: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,10 @@ def product_singular_values(weights: Weights, transpose: bool = False) -> dict[t
     """Singular values of every partial product P_ij, keyed (i, j) 1-based.
 
     The products are formed a chain P_i. at a time (:func:`products_from`: L - i + 1 of them held,
-    not L(L+1)/2) and each chain's are decomposed by :func:`grouped_singular_values`.
+    not L(L+1)/2) and each chain's are decomposed by :func:`grouped_singular_values`. On the CPU the
+    batch goes through in pieces of at most :data:`CPU_PIECE_BYTES` per product, so the products and
+    LAPACK's copies come from the heap and are reused instead of being mapped, faulted in and unmapped
+    for every product (the suite pins glibc's mmap threshold: ``report.peak_memory``).
 
     Parameters
     ----------
@@ -92,6 +100,19 @@ def product_singular_values(weights: Weights, transpose: bool = False) -> dict[t
         Descending singular values of P_ij = W_j ... W_i.
     """
     weights = arrays.layers("weights", weights)
+    batch = torch.broadcast_shapes(*(W.shape[:-2] for W in weights))
+    flat = [W.expand(batch + W.shape[-2:]).reshape((-1,) + W.shape[-2:]) for W in weights]
+    widest = max(W.shape[-2] for W in weights) * max(W.shape[-1] for W in weights) * weights[0].element_size()
+    n = flat[0].shape[0]
+    rows = max(1, CPU_PIECE_BYTES // widest) if weights[0].device.type == "cpu" else max(n, 1)
+    pieces = [
+        _chains_singular_values([W[start : start + rows] for W in flat], transpose)
+        for start in range(0, max(n, 1), rows)
+    ]
+    return {key: torch.cat([piece[key] for piece in pieces]).reshape(batch + (-1,)) for key in pieces[0]}
+
+
+def _chains_singular_values(weights: list[torch.Tensor], transpose: bool) -> dict[tuple[int, int], torch.Tensor]:
     out: dict[tuple[int, int], torch.Tensor] = {}
     for i in range(1, len(weights) + 1):
         out |= grouped_singular_values(products_from(weights, i, checked=True), transpose)
