@@ -127,3 +127,29 @@ def test_next_case():
     )
     result = pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, xfailed=1)
+
+
+def test_collection_leaves_its_objects_to_the_permanent_generation(pytester):
+    """Per-case collections scan only what cases create: what collection and imports left is frozen
+    (gc.freeze) once collection finishes, and a cycle a case makes is still collected."""
+    pytester.makeconftest('pytest_plugins = ["dlncheck.suite.plugin"]')
+    pytester.makepyfile(
+        test_gc="""
+import gc
+import weakref
+
+class Node:
+    pass
+
+def test_frozen_then_cycles_still_collected():
+    assert gc.get_freeze_count() > 1000
+    a, b = Node(), Node()
+    a.other, b.other = b, a
+    ref = weakref.ref(a)
+    del a, b
+    gc.collect()
+    assert ref() is None
+"""
+    )
+    result = pytester.runpytest_subprocess("--reports-dir", "rep", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

@@ -277,12 +277,20 @@ def trajectory_cache(pytestconfig: pytest.Config) -> TrajectoryCache:
     return cache
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """What collection and imports left (modules, test items, hypothesis) goes to the collector's
+    permanent generation (``gc.freeze``), so each case's collection in :func:`pytest_runtest_teardown`
+    scans only the objects cases created since."""
+    gc.collect()
+    gc.freeze()
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_runtest_teardown(item: pytest.Item) -> None:
     """Hand a finished case's memory back before the next: drop the post-mortem references pytest
     keeps to the last failure (``sys.last_traceback`` holds the frames of a failed or strict-xfailed
     claim, with its ensembles' trajectories), collect reference cycles once the worker holds more than
-    COLLECT_ABOVE_GB (a collection costs about 0.3 s, so the quick tier's small workers skip it), and
+    COLLECT_ABOVE_GB (it scans what cases created: :func:`pytest_collection_finish` froze the rest), and
     return the heap's free pages to the kernel (glibc ``malloc_trim``): freed tensors otherwise stay
     resident in the worker and count in every later case's memory (measured after one nightly digits
     case: 3.6 GB resident, 2.4 GB after both, the trajectory cache's 2 GB included)."""
