@@ -94,7 +94,7 @@ def test_large_ensemble_is_served_config_by_config(tmp_path, monkeypatch):
     root, the ensemble is trained at once as before."""
     from dlncheck import Ensemble, train
     from dlncheck.store import policy
-    from dlncheck.store.cache import OnDemand, train_bytes
+    from dlncheck.store.lazy import OnDemand, train_bytes
 
     base = presets.experiment("saddle", "lowrank", 2, steps=40, sgd_runs=2)
     ens = Ensemble(base, [Init("gaussian", 1e-2, seed=s) for s in range(3)])
@@ -123,15 +123,15 @@ def test_large_ensemble_is_served_config_by_config(tmp_path, monkeypatch):
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.integers(1, 10**9), max_size=40), st.floats(1e-3, 2.0))
 def test_training_chunks_keep_order_and_stay_within_the_chunk_bytes(sizes, limit_gb):
-    """store.cache.training_chunks: consecutive groups covering every config once, in order; a group
+    """store.lazy.training_chunks: consecutive groups covering every config once, in order; a group
     holds one config or stays within TRAIN_CHUNK_GB, and is closed only when the next config would
     not fit."""
-    from dlncheck.store import cache as cache_module
+    from dlncheck.store import lazy, policy
 
     configs = list(range(100, 100 + len(sizes)))
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(cache_module, "TRAIN_CHUNK_GB", limit_gb)
-        groups = cache_module.training_chunks(configs, sizes)
+        mp.setattr(policy, "TRAIN_CHUNK_GB", limit_gb)
+        groups = lazy.training_chunks(configs, sizes)
     assert [c for g in groups for c in g] == configs
     size = dict(zip(configs, sizes))
     for k, group in enumerate(groups):
@@ -145,13 +145,13 @@ def test_an_ensemble_trained_in_chunks_is_the_one_program_result(tmp_path, monke
     """Configs missing from the cache train in programs of at most TRAIN_CHUNK_GB: the trajectories
     equal one program's (to round-off) and keep their per-config checkpoints."""
     from dlncheck import Ensemble, train
-    from dlncheck.store import cache as cache_module
+    from dlncheck.store import policy
 
     base = presets.experiment("saddle", "lowrank", 2, steps=40, sgd_runs=2)
     ens = Ensemble(base, [Init("gaussian", 1e-2, seed=s) for s in range(4)])
     spec = {0: 5, 1: [0, 7, 40], 2: 3, 3: None}
     whole = train(ens, checkpoints=spec)
-    monkeypatch.setattr(cache_module, "TRAIN_CHUNK_GB", 1e-9)  # one config per program
+    monkeypatch.setattr(policy, "TRAIN_CHUNK_GB", 1e-9)  # one config per program
     chunked = TrajectoryCache(tmp_path).ensemble(ens, checkpoints=spec)
     for got, want in zip(chunked, whole):
         assert torch.equal(got.checkpoint_steps, want.checkpoint_steps)

@@ -162,7 +162,8 @@ def test_ensemble_runs_of_a_large_ensemble_come_one_config_at_a_time(tmp_path, m
     is itself an OnDemand sequence: nothing trained before a read, and each (trajectory, analysis,
     trapped) equal to the eager reading's."""
     from dlncheck.store import policy
-    from dlncheck.store.cache import OnDemand, TrajectoryCache
+    from dlncheck.store.cache import TrajectoryCache
+    from dlncheck.store.lazy import OnDemand
 
     exp = presets.experiment("saddle", "lowrank", 2, sgd_runs=2, steps=60)
     ens = Ensemble(exp, [Init("gaussian", 1e-2, seed=s) for s in range(2)])

@@ -135,7 +135,7 @@ class EnsembleTrajectory:
         What was trained.
     trajectories : sequence of Trajectory
         One per config, in the ensemble's order (a list, or the trajectory cache's
-        config-by-config OnDemand sequence).
+        config-by-config OnDemand sequence, store.lazy).
     """
 
     ensemble: Ensemble

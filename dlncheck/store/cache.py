@@ -24,7 +24,7 @@ import os
 import time
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -36,18 +36,17 @@ from dlncheck.config import validation as check
 from dlncheck.config.ensemble import Ensemble
 from dlncheck.config.experiment import Experiment
 from dlncheck.engine._train import ENGINE_VERSION, train
-from dlncheck.engine.budget import estimate_bytes
 from dlncheck.engine.trajectory import EnsembleTrajectory, Trajectory
 from dlncheck.measure.align import AlignedCheckpoints, aligned_checkpoints
 from dlncheck.measure.analysis import Analysis, analyze
 from dlncheck.store import _format as cache_format
 from dlncheck.store import entries
 from dlncheck.store.atomic import save_npz, stale_temporaries  # noqa: F401  (save_npz: public here too)
+from dlncheck.store.lazy import OnDemand, train_bytes, training_chunks
 from dlncheck.store.policy import (  # noqa: F401  (ALWAYS_STORE_MB: public here too)
     ALWAYS_STORE_MB,
     MEMORY_LIMIT_GB,
     MIN_SECONDS_PER_MB,
-    TRAIN_CHUNK_GB,
     folder_wide,
     lazy_ensemble,
     nbytes,
@@ -285,40 +284,3 @@ class TrajectoryCache:
             "new ones are kept in memory only for this session",
             stacklevel=stacklevel,
         )
-
-
-def train_bytes(experiment: Experiment, train_kwargs: dict, part: str | None = None) -> int:
-    """Bytes ``train(experiment, **train_kwargs)`` holds while it runs (engine.budget's estimate): all
-    parts, or the one named ``part`` (e.g. "weights at checkpoints", what its trajectory keeps)."""
-    parts = estimate_bytes(experiment, train_kwargs.get("checkpoints"), train_kwargs.get("loss_every", 1))
-    return parts[part][0] if part is not None else sum(size for size, _ in parts.values())
-
-
-def training_chunks(configs: list[int], sizes: list[int]) -> list[list[int]]:
-    """``configs`` in consecutive groups, each trained as one program: a group grows while its summed
-    ``sizes`` (train_bytes) stay within policy.TRAIN_CHUNK_GB, and holds at least one config."""
-    groups: list[list[int]] = []
-    held = 0.0
-    for config, size in zip(configs, sizes):
-        if not groups or held + size > TRAIN_CHUNK_GB * 1e9:
-            groups.append([])
-            held = 0.0
-        groups[-1].append(config)
-        held += size
-    return groups
-
-
-class OnDemand(Sequence[T]):
-    """A sequence of ``length`` items built when read: ``[i]`` is ``fetch(i)``, kept by nobody but the
-    caller (the trajectory cache's config-by-config ensembles, :meth:`TrajectoryCache.ensemble`)."""
-
-    def __init__(self, length: int, fetch: Callable[[int], T]):
-        self.length, self.fetch = length, fetch
-
-    def __len__(self) -> int:
-        return self.length
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[j] for j in range(self.length)[i]]
-        return self.fetch(range(self.length)[i])  # negative indices; IndexError past the end

@@ -28,7 +28,7 @@ from dlncheck.config.threads import cpu_threads
 from dlncheck.engine import train
 from dlncheck.measure import events, modes, stats
 from dlncheck.spectra import end_to_end
-from dlncheck.store.cache import OnDemand
+from dlncheck.store.lazy import OnDemand
 from dlncheck.theory import trap
 
 #: longest random-init saddle run, in lengths of the aligned preset (the compute budget of the pilot)
@@ -178,7 +178,7 @@ def ensemble_runs(
         analysis = cache.analysis(ens.experiment(i), trajectory=traj, checkpoints=checkpoints)
         return traj, analysis, trapped(traj.initial_weights, ens.experiment(i), ens.inits[i])
 
-    # a large ensemble comes config by config (store.cache.OnDemand): so do its runs
+    # a large ensemble comes config by config (store.lazy.OnDemand): so do its runs
     return ens, OnDemand(len(ens), run) if isinstance(et.trajectories, OnDemand) else [run(i) for i in range(len(ens))]
 
 
@@ -253,9 +253,8 @@ def summary(outcomes) -> dict:
     outcomes = [bool(v) for v in (outcomes.tolist() if hasattr(outcomes, "tolist") else outcomes)]
     n, k = len(outcomes), sum(outcomes)
     lo, hi = stats.wilson_interval(k, n)
-    return dict(
-        n_inits=n, n_pass=k, fraction=k / n if n else math.nan, fraction_lo=lo, fraction_hi=hi, per_init=outcomes
-    )
+    fraction = k / n if n else math.nan
+    return dict(n_inits=n, n_pass=k, fraction=fraction, fraction_lo=lo, fraction_hi=hi, per_init=outcomes)
 
 
 def init_labels(ensemble: Ensemble) -> list[str]:
@@ -267,7 +266,7 @@ def case_trajectories(exp: Experiment, init: str, sizes: Sizes, cache) -> tuple[
     """(labels, trajectories) of an assumption check on the shared grid (events.time_grid_for):
     ``init="aligned"``: the preset alone (the control case); otherwise :func:`case_ensemble` with
     ``sizes.check_sgd_runs`` runs per init, trained together through ``cache.ensemble`` (a sequence:
-    config by config when large, store.cache.OnDemand)."""
+    config by config when large, store.lazy.OnDemand)."""
     if init == "aligned":
         return ["aligned"], [cache(exp, checkpoints=events.time_grid_for(exp))]
     ens = case_ensemble(exp, sizes, sgd_runs=sizes.check_sgd_runs)
@@ -276,7 +275,6 @@ def case_trajectories(exp: Experiment, init: str, sizes: Sizes, cache) -> tuple[
 
 def gd_trapped(exp: Experiment) -> bool:
     """:func:`trapped` decided from the experiment's own init, before training."""
-
     return trapped(init_weights(exp), exp, exp.init)
 
 
