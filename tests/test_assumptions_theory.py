@@ -74,7 +74,7 @@ def test_settling_margin_is_the_trap_margin_on_whitened_data_and_one_over_lambda
         lam = input_spectrum(exp)[0][:3].numpy()
         slowest = min(depth * l * s ** (2 - 2 / depth) for l, s in zip(lam, TEACHER.s.tolist()))
         margin = assumptions.settling_margin(make_problem(exp), 3, depth)
-        assert margin == pytest.approx(trap.SETTLE / slowest, rel=1e-8)
+        assert margin == pytest.approx(trap.settling_efolds(depth) / slowest, rel=1e-8)
 
 
 @pytest.mark.parametrize(

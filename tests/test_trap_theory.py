@@ -159,6 +159,31 @@ def test_flow_entry_time_matches_saxe_closed_form():
     assert float(theory.aligned_loss(S, c, [t], 2)[0]) == pytest.approx(level, rel=1e-5)
 
 
+@pytest.mark.parametrize("L", [2, 3, 4, 6])
+@pytest.mark.parametrize("s_min", [0.3, 1.0, 2.5])
+def test_settling_margin_takes_the_gap_from_the_escape_down_by_settle_efolds(L, s_min):
+    """Integrating the balanced mode flow du/dt = L u^{2-2/L} (s - u) (SciPy, from the escape u = f s) for
+    settling_margin leaves the gap at (1 - f) s e^{-SETTLE}; the linearised count SETTLE is short."""
+    margin = trap.settling_margin(s_min, L)
+
+    def rhs(_, u):
+        return L * np.abs(u) ** (2 - 2 / L) * (s_min - u)
+
+    sol = solve_ivp(rhs, (0.0, margin), [ESCAPE_FRACTION * s_min], method="LSODA", rtol=1e-11, atol=1e-15)
+    gap = s_min - sol.y[0, -1]
+    assert gap == pytest.approx((1 - ESCAPE_FRACTION) * s_min * math.exp(-trap.SETTLE), rel=1e-6)
+    assert trap.settling_efolds(L) > trap.SETTLE
+
+
+def test_settling_efolds_closed_form_at_depth_two():
+    """I_2 = ln((e^{w0 + SETTLE} - 1) / (e^{w0} - 1)), w0 = -ln(1 - f)."""
+    w0 = -math.log(1 - ESCAPE_FRACTION)
+    exact = math.log((math.exp(w0 + trap.SETTLE) - 1) / (math.exp(w0) - 1))
+    assert trap.settling_efolds(2) == pytest.approx(exact, rel=1e-12)
+    with pytest.raises(ValueError, match="depth=1"):
+        trap.settling_efolds(1)
+
+
 @pytest.mark.parametrize("n, B", [(6, 2), (7, 3), (5, 5)])
 def test_sgd_temperature_is_the_batch_mean_variance(n, B):
     x = np.random.default_rng(n).standard_normal(n)

@@ -93,8 +93,8 @@ def random_run_steps(aligned: Experiment, base: Experiment, inits: tuple[Init, .
     sits in hidden directions that modes 1-2 take over). So a GD-only pilot of every init (no SGD
     runs: ~1/(1 + S) of the ensemble's cost; float64, one thread, deterministic) gives each init's
     last escape step (events.escape_steps: the loss below the midpoint between its last two
-    plateaus), and the ensemble runs to max(base.steps, max_i last escape + the preset's
-    convergence margin 10 / (L s_min^{2-2/L} lr)) over the inits theory.trap does not trap, at
+    plateaus), and the ensemble runs to max(base.steps, max_i last escape + theory.trap.settling_margin
+    / lr) over the inits theory.trap does not trap, at
     most PILOT_CAP aligned lengths (an init whose GD is still on a plateau then is reported by
     the claims' own checks). Fixed from GD alone, before any SGD run is looked at."""
     cap = PILOT_CAP * aligned.steps

@@ -54,7 +54,7 @@ import numpy as np
 import torch
 
 from dlncheck.config.data import Problem
-from dlncheck.theory.trap import SETTLE
+from dlncheck.theory.trap import settling_efolds
 
 
 def _whitened_teacher(problem: Problem) -> torch.Tensor:
@@ -139,15 +139,16 @@ def noise_vanishes(problem: Problem, width: int, rtol: float = 1e-9) -> bool:
 
 
 def settling_margin(problem: Problem, n: int, depth: int) -> float:
-    """Time a run needs after its last learning time to settle at the minimum (item 6):
-    theory.trap.SETTLE e-folds of the slowest of the n learned modes' linear rate. Linearising item 2's
-    du_k/dt = L lambda_k u_k^{2-2/L} (s_k - u_k) at u_k = s_k gives the rate L lambda_k s_k^{2-2/L}, with
-    lambda_k s_k = u_k^T Syx v_k ((u_k, s_k, v_k) the modes of T; whitened: lambda_k = 1, theory.trap's
-    settling_margin). Balanced layers give the slowest rate at a given strength (sum_l u^2 / a_l^2 >=
-    L u^{2-2/L}, AM-GM), so it covers unbalanced ones. Where the modes decouple (:func:`modes_decouple`)."""
+    """Time a run needs after its last learning time to settle at the minimum (item 6): the slowest of
+    the n learned modes' gap falls by theory.trap.SETTLE e-folds along item 2's flow du_k/dt = L lambda_k
+    u_k^{2-2/L} (s_k - u_k): theory.trap.settling_efolds(L) / (L lambda_k s_k^{2-2/L}), the whitened
+    mode's time scaled by 1 / lambda_k, with lambda_k s_k = u_k^T Syx v_k ((u_k, s_k, v_k) the modes of
+    T; whitened: lambda_k = 1, theory.trap's settling_margin). Balanced layers give the slowest rate at a
+    given strength (sum_l u^2 / a_l^2 >= L u^{2-2/L}, AM-GM), so it covers unbalanced ones. Where the
+    modes decouple (:func:`modes_decouple`)."""
     U, s, Vh = torch.linalg.svd(problem.least_squares.double().cpu(), full_matrices=False)
     drive = torch.einsum("ik,ij,kj->k", U[:, :n], problem.Syx.double().cpu(), Vh[:n])  # lambda_k s_k
     rate = depth * drive * s[:n] ** (1 - 2 / depth)
     if not bool((rate > 0).all()):
         raise ValueError(f"n={n!r} is invalid: the top n modes of T must all be driven (u_k^T Syx v_k > 0)")
-    return SETTLE / float(rate.min())
+    return settling_efolds(depth) / float(rate.min())
