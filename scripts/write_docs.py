@@ -456,12 +456,17 @@ def cache_use_block(results: dict, path: Path) -> str:
     return _run_header(results["meta"], path) + "\n\n" + body
 
 
+def noted(block: str, note: str) -> str:
+    """``block`` with the run's conditions (load, other jobs) printed under its header line."""
+    if not note:
+        return block
+    header, rest = block.split("\n", 1)
+    return f"{header}\nConditions: {note}\n{rest}"
+
+
 def results_blocks(results: dict, path: Path, note: str = "") -> dict[str, str]:
     """``note``: the run's conditions (load, other jobs), printed with its times."""
-    tier = tier_time_block(results, path)
-    if note:
-        header, rest = tier.split("\n", 1)
-        tier = f"{header}\nConditions: {note}\n{rest}"
+    tier = noted(tier_time_block(results, path), note)
     return {
         "findings": findings_block(results, path),
         "readme-findings": readme_findings_block(results, path),
@@ -717,6 +722,9 @@ def build(args: argparse.Namespace) -> dict[str, str]:
         blocks |= results_blocks(results, args.results, args.results_note)
     if args.durations and args.durations.exists():
         blocks["nightly"] = nightly_block(json.loads(args.durations.read_text(encoding="utf-8")), args.durations)
+    if args.nightly_results:
+        nightly = json.loads(args.nightly_results.read_text(encoding="utf-8"))
+        blocks["nightly-time"] = noted(tier_time_block(nightly, args.nightly_results), args.nightly_note)
     if args.shard_costs:
         blocks |= shard_cost_blocks(json.loads(args.shard_costs.read_text(encoding="utf-8")), args.shard_costs)
     if args.cache_dir:
@@ -738,11 +746,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bench", type=Path, help="pytest-benchmark JSON of tests/test_bench_*.py")
     p.add_argument("--results", type=Path, help="a claims run's results.json")
     p.add_argument("--durations", type=Path, default=ROOT / shard.DURATIONS_FILE, help="per-case seconds (nightly)")
+    p.add_argument("--nightly-results", type=Path, help="a whole nightly run's results.json (its wall time)")
     p.add_argument("--cache-dir", type=Path, help="a trajectory cache folder to count")
     p.add_argument("--shard-costs", type=Path, help="scripts/measure_shards.py's record (claims/shard_costs.json)")
     p.add_argument("--width", type=Path, help="tests/test_bench_width.py's width.json (its width.png beside it)")
     p.add_argument("--note", default="", help="conditions of the benchmark run, printed in its header")
     p.add_argument("--results-note", default="", help="conditions of the claims run, printed with its times")
+    p.add_argument("--nightly-note", default="", help="conditions of the nightly run, printed with its times")
     p.add_argument("--docs", type=Path, default=ROOT / "docs", help="folder of the documents (default docs/)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a document would change")
     args = p.parse_args(argv)

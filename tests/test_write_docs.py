@@ -343,3 +343,14 @@ def test_readme_findings_count_the_contradictions_of_each_kind():
     lines = block.splitlines()
     assert "- 4 measured contradictions: 3 genuine, 1 artifact; by kind and root cause (cases):" in lines
     assert lines[-2:] == ["  - genuine: floor (2), lag (1).", "  - artifact: lag (1)."]
+
+
+def test_a_nightly_run_gives_its_wall_time_and_conditions(tmp_path):
+    docs = _docs(tmp_path, names=("nightly-time", "cache-constants", "nightly"))
+    nightly = {**RESULTS, "meta": {**RESULTS["meta"], "tier": "nightly", "duration_s": 2520.0}}
+    (tmp_path / "nightly.json").write_text(json.dumps(nightly))
+    args = ["--nightly-results", str(tmp_path / "nightly.json"), "--nightly-note", "quiet", "--docs", str(docs)]
+    assert write_docs.main(args) == 0
+    block = _block(docs, "nightly-time")
+    assert "a `nightly`-tier run" in block and "\nConditions: quiet\n" in block
+    assert "wall time 42 min 0 s" in block and "0123456789" in block
