@@ -119,6 +119,14 @@ def test_running_index_is_rewritten_at_most_every_live_interval(pytester):
     assert len(json.loads((pytester.path / "rep" / "results.json").read_text())["claims"]) == 3
 
 
+def test_a_slow_rewrite_of_the_running_index_waits_longer():
+    """The running index's rewrites take at most LIVE_SHARE of the controller's time."""
+    from dlncheck.report.collector import LIVE_EVERY_S, LIVE_SHARE, live_wait
+
+    assert live_wait(0.0) == LIVE_EVERY_S == live_wait(LIVE_EVERY_S * LIVE_SHARE)
+    assert live_wait(1.0) == pytest.approx(1.0 / LIVE_SHARE) and 1.0 / LIVE_SHARE > LIVE_EVERY_S
+
+
 def test_a_second_writer_is_reported_and_writes_nothing(pytester):
     rep = pytester.path / "rep"
     rep.mkdir()

@@ -4,7 +4,8 @@ Modelled on pytest-mpl. :func:`pytest_runtest_makereport` (every process, xdist 
 stamps one JSON record per claim test onto the report's ``user_properties``; the
 :class:`ReportCollector` (the controller, or a plain run) receives them, writes the case page
 into the claim's building folder, swaps it in, and rewrites ``index.html`` marked *running*
-(at most every ``LIVE_EVERY_S`` seconds: each rewrite renders every record so far), so a killed
+(at most every ``LIVE_EVERY_S`` seconds, and then at most ``LIVE_SHARE`` of the controller's time: each
+rewrite renders every record so far), so a killed
 run leaves an index whose links all resolve and which says it did not finish. At the
 end it writes the final report (*complete*, or *interrupted* with the cases that did not run),
 appends ``history.jsonl`` and shows what changed since each case's previous run.
@@ -112,6 +113,15 @@ CACHE_OUTPUT = "dlncheck_cache_stats"  # an xdist worker's cache statistics, for
 #: the running index is rewritten at most this often: rewriting it after every claim rendered all
 #: records so far each time, quadratic in the claims (28 s of a 370 s quick claims run, py-spy)
 LIVE_EVERY_S = 10.0
+#: ... and waits at least 1 / LIVE_SHARE times as long as the last rewrite took: the controller shares
+#: the cores with the workers, and a rewrite's cost grows with the records (:func:`live_wait`)
+LIVE_SHARE = 0.02
+
+
+def live_wait(write_seconds: float) -> float:
+    """Seconds before the running index is rewritten again, after a rewrite that took ``write_seconds``:
+    LIVE_EVERY_S, or longer so that rewriting takes at most LIVE_SHARE of the controller's time."""
+    return max(LIVE_EVERY_S, write_seconds / LIVE_SHARE)
 
 
 def cache_stats(config) -> dict[str, int]:
@@ -137,6 +147,7 @@ class ReportCollector:
         self.index: Path | None = None
         self.trajectories: dict[str, int] = {}  # cache statistics summed over the workers
         self.written_at: float | None = None  # monotonic time of the last running index
+        self.live_every = LIVE_EVERY_S  # seconds until the next running index may be written
         self.history: list[dict] = []  # the earlier runs' history lines, read when the lock is taken
         self.past: dict[str, list[dict]] = {}  # each case's lines of the last earlier runs, newest first
 
@@ -197,10 +208,11 @@ class ReportCollector:
         # Links stay valid between rewrites: the index on disk shows only records written before,
         # and only a repeat of one of those (``previous``) replaces a folder it links to.
         now = time.monotonic()
-        if previous is not None or self.written_at is None or now - self.written_at >= LIVE_EVERY_S:
+        if previous is not None or self.written_at is None or now - self.written_at >= self.live_every:
             running = {**self.meta, "status": "running", "not_run": self._not_run()}
             write_report(list(self.records.values()), self.root, running, case_pages=False)
-            self.written_at = now
+            self.written_at = time.monotonic()
+            self.live_every = live_wait(self.written_at - now)
 
     def _not_run(self) -> list[str]:
         return [n for n in self.collected if n not in self.reported]
