@@ -352,5 +352,6 @@ def test_a_nightly_run_gives_its_wall_time_and_conditions(tmp_path):
     args = ["--nightly-results", str(tmp_path / "nightly.json"), "--nightly-note", "quiet", "--docs", str(docs)]
     assert write_docs.main(args) == 0
     block = _block(docs, "nightly-time")
-    assert "a `nightly`-tier run" in block and "\nConditions: quiet\n" in block
+    assert "write_docs.py --nightly-results " in block and "a `nightly`-tier run" in block
+    assert "\nConditions: quiet\n" in block
     assert "wall time 42 min 0 s" in block and "0123456789" in block
