@@ -724,7 +724,9 @@ def build(args: argparse.Namespace) -> dict[str, str]:
         blocks["nightly"] = nightly_block(json.loads(args.durations.read_text(encoding="utf-8")), args.durations)
     if args.nightly_results:
         nightly = json.loads(args.nightly_results.read_text(encoding="utf-8"))
-        blocks["nightly-time"] = noted(tier_time_block(nightly, args.nightly_results, "--nightly-results"), args.nightly_note)
+        blocks["nightly-time"] = noted(
+            tier_time_block(nightly, args.nightly_results, "--nightly-results"), args.nightly_note
+        )
     if args.shard_costs:
         blocks |= shard_cost_blocks(json.loads(args.shard_costs.read_text(encoding="utf-8")), args.shard_costs)
     if args.cache_dir:
