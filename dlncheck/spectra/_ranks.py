@@ -104,15 +104,15 @@ def product_singular_values(weights: Weights, transpose: bool = False) -> dict[t
     flat = [W.expand(batch + W.shape[-2:]).reshape((-1,) + W.shape[-2:]) for W in weights]
     widest = max(W.shape[-2] for W in weights) * max(W.shape[-1] for W in weights) * weights[0].element_size()
     n = flat[0].shape[0]
-    rows = max(1, CPU_PIECE_BYTES // widest) if weights[0].device.type == "cpu" else max(n, 1)
+    rows = max(1, CPU_PIECE_BYTES // widest) if weights[0].device.type == "cpu" else n
     pieces = [
-        _chains_singular_values([W[start : start + rows] for W in flat], transpose)
-        for start in range(0, max(n, 1), rows)
+        _chains_singular_values([W[start : start + rows] for W in flat], transpose) for start in range(0, n, rows)
     ]
     return {key: torch.cat([piece[key] for piece in pieces]).reshape(batch + (-1,)) for key in pieces[0]}
 
 
 def _chains_singular_values(weights: list[torch.Tensor], transpose: bool) -> dict[tuple[int, int], torch.Tensor]:
+    """sigma(P_ij) of one piece of the batch, a chain P_i. at a time."""
     out: dict[tuple[int, int], torch.Tensor] = {}
     for i in range(1, len(weights) + 1):
         out |= grouped_singular_values(products_from(weights, i, checked=True), transpose)
